@@ -1,0 +1,100 @@
+"""Rules for a client's fields that need no database: IDs, phones, ranges. Pure functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from imali.core.idnumbers import IdType, check_sa_id
+from imali.core.phones import parse_phone
+
+from .models import PaymentFrequency
+
+PHONE_FIELDS = {"cellphone": True, "home_phone": False, "work_phone": False}
+REQUIRED_FIELDS = ("full_names", "surname", "id_number", "id_type", "gender", "date_of_birth")
+
+
+def _add(errors: dict, field: str, message: str, code: str) -> None:
+    errors.setdefault(field, []).append(ValidationError(message, code=code))
+
+
+def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | None = None) -> dict[str, Any]:
+    """Return `data` normalised (E.164 phones, compact ID) or raise one error naming every bad field."""
+    today = today or dt.date.today()
+    cleaned = dict(data)
+    errors: dict[str, list[ValidationError]] = {}
+
+    for field in REQUIRED_FIELDS:
+        if cleaned.get(field) in (None, ""):
+            _add(errors, field, "This field is required.", "required")
+    for field in ("full_names", "surname", "name", "initials"):
+        if isinstance(cleaned.get(field), str):
+            cleaned[field] = " ".join(cleaned[field].split())
+    if not cleaned.get("name") and cleaned.get("full_names"):
+        cleaned["name"] = cleaned["full_names"].split()[0]
+    if not cleaned.get("initials") and cleaned.get("full_names"):
+        cleaned["initials"] = "".join(p[0].upper() for p in cleaned["full_names"].split())[:10]
+
+    dob = cleaned.get("date_of_birth")
+    if isinstance(dob, dt.date):
+        if dob > today:
+            _add(errors, "date_of_birth", "Date of birth is in the future.", "future_date")
+        elif today.year - dob.year - ((today.month, today.day) < (dob.month, dob.day)) < 18:
+            _add(errors, "date_of_birth", "A borrower must be at least 18 years old.", "under_age")
+
+    id_number = (cleaned.get("id_number") or "").strip().replace(" ", "")
+    cleaned["id_number"] = id_number
+    if id_number and cleaned.get("id_type") == IdType.SA_ID:
+        if country != "ZA":
+            _add(errors, "id_type", "A South African ID number is only used by ZA entities.", "wrong_country")
+        else:
+            for field, errs in check_sa_id(
+                id_number, date_of_birth=dob if isinstance(dob, dt.date) else None, gender=cleaned.get("gender")
+            ).items():
+                errors.setdefault(field, []).extend(errs)
+
+    for field, mobile in PHONE_FIELDS.items():
+        raw = cleaned.get(field)
+        if raw:
+            try:
+                cleaned[field] = parse_phone(raw, country=country, field=field, mobile=mobile)
+            except ValidationError as exc:
+                for f, errs in exc.error_dict.items():
+                    errors.setdefault(f, []).extend(errs)
+        else:
+            cleaned[field] = ""
+
+    if cleaned.get("email"):
+        try:
+            validate_email(cleaned["email"])
+        except ValidationError:
+            _add(errors, "email", f"'{cleaned['email']}' is not an email address.", "invalid_email")
+
+    bonus = cleaned.get("bonus_month")
+    if bonus not in (None, "") and not (1 <= int(bonus) <= 12):
+        _add(errors, "bonus_month", "Bonus month must be 1 to 12.", "out_of_range")
+
+    day = cleaned.get("payment_day")
+    frequency = cleaned.get("payment_frequency") or PaymentFrequency.MONTHLY
+    if day not in (None, ""):
+        limit = 31 if frequency == PaymentFrequency.MONTHLY else 7
+        if not (1 <= int(day) <= limit):
+            unit = "day of the month (1–31)" if limit == 31 else "day of the week (1=Monday–7)"
+            _add(errors, "payment_day", f"Payment day must be a {unit} for {frequency} pay.", "out_of_range")
+
+    for field in ("salary", "credit_limit"):
+        value = cleaned.get(field)
+        if value not in (None, "") and Decimal(value) < 0:
+            _add(errors, field, "Must not be negative.", "negative")
+
+    start, end = cleaned.get("commencement_of_service"), cleaned.get("contract_expiry_date")
+    if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
+        _add(errors, "contract_expiry_date", "Contract expiry is before commencement of service.", "date_order")
+
+    if errors:
+        raise ValidationError(errors)
+    return cleaned

@@ -1,0 +1,80 @@
+"""The audit log: append-only. Rows are inserted, never updated or deleted (also by a trigger)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    LOGIN_SUCCEEDED = "login.succeeded", "Login succeeded"
+    LOGIN_FAILED = "login.failed", "Login failed"
+    LOGIN_LOCKED = "login.locked", "Login refused: locked out"
+    LOGOUT = "logout", "Logout"
+    ENTITY_CREATED = "entity.created", "Entity created"
+    ENTITY_UPDATED = "entity.updated", "Entity updated"
+    BRANCH_CREATED = "branch.created", "Branch created"
+    BRANCH_UPDATED = "branch.updated", "Branch updated"
+    REGION_CREATED = "region.created", "Region created"
+    USER_CREATED = "user.created", "User created"
+    USER_UPDATED = "user.updated", "User updated"
+    USER_ROLES_CHANGED = "user.roles_changed", "User roles changed"
+    ROLE_CREATED = "role.created", "Role created"
+    ROLE_RIGHTS_CHANGED = "role.rights_changed", "Role rights changed"
+    ROLE_DELETED = "role.deleted", "Role deleted"
+    API_TOKEN_ISSUED = "api.token_issued", "API token issued"
+    CLIENT_CREATED = "client.created", "Client created"
+    CLIENT_UPDATED = "client.updated", "Client updated"
+    CLIENT_CONSENT_CHANGED = "client.consent_changed", "Marketing consent changed"
+    CLIENT_ACCOUNT_ADDED = "client.account_added", "Client account added"
+    CLIENT_NOTE_ADDED = "client.note_added", "Client note added"
+    EMPLOYER_CREATED = "employer.created", "Employer created"
+    EMPLOYER_UPDATED = "employer.updated", "Employer updated"
+    PAYPOINT_CREATED = "paypoint.created", "Paypoint created"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # noqa: D401 - a guard, not an operation
+        raise PermissionError("The audit log is append-only.")
+
+    def delete(self):
+        raise PermissionError("The audit log is append-only.")
+
+
+class AuditEntry(models.Model):
+    entity = models.ForeignKey(
+        "tenancy.Entity", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    action = models.CharField(max_length=64, choices=AuditAction.choices)
+    # What the entry is about, e.g. "clients.Client"/"42", or the username of a failed login.
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    subject = models.CharField(max_length=150, blank=True, help_text="Username, number or name")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["entity", "created_at"]),
+            models.Index(fields=["action", "subject", "created_at"]),
+            models.Index(fields=["object_type", "object_id"]),
+        ]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit log is append-only.")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_type}:{self.object_id}"

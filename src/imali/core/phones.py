@@ -1,0 +1,47 @@
+"""Phone numbers: parsed with phonenumbers for the entity's country, stored as E.164."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from .errors import field_error
+
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+# phonenumbers' ZA metadata also accepts some 8-digit national numbers; SA numbers have 9.
+_NATIONAL_LENGTH = {"ZA": 9}
+
+
+def parse_phone(raw: str, *, country: str, field: str, mobile: bool = False) -> str:
+    """Return the E.164 form of `raw`, read as a number of `country`, or raise naming `field`."""
+    text = (raw or "").strip()
+    if not text:
+        raise field_error(field, "A phone number is required.", code="required")
+    try:
+        number = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException:
+        raise field_error(field, f"'{text}' is not a phone number.", code="invalid_phone") from None
+    region = phonenumbers.region_code_for_number(number)
+    if region != country:
+        raise field_error(
+            field,
+            f"'{text}' is not a {country} number (it reads as {region or 'unknown'}).",
+            code="wrong_country",
+        )
+    if not phonenumbers.is_valid_number(number):
+        raise field_error(field, f"'{text}' is not a valid {country} number.", code="invalid_phone")
+    expected = _NATIONAL_LENGTH.get(country)
+    if expected and len(str(number.national_number)) != expected:
+        raise field_error(
+            field, f"'{text}' must have {expected} digits after the trunk 0.", code="invalid_phone"
+        )
+    if mobile and phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        raise field_error(field, f"'{text}' is not a cellphone number.", code="not_mobile")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def display_phone(e164: str) -> str:
+    if not e164:
+        return ""
+    number = phonenumbers.parse(e164, None)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)

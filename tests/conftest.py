@@ -1,0 +1,56 @@
+"""Shared fixtures, and the rule for outside services: under CI=true a missing one fails the run;
+on a developer's machine the tests that need it skip with a one-line reason."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from tests import factories
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, available: bool, reason: str) -> None:
+    """Skip (developer machine) or fail (CI) when an outside service a test needs is missing."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"{name} not available: {reason}")
+
+
+@pytest.fixture
+def entity(db):
+    return factories.make_entity(country="ZA")
+
+
+@pytest.fixture
+def other_entity(db):
+    return factories.make_entity(country="NA")
+
+
+@pytest.fixture
+def operator(db):
+    return factories.make_operator()
+
+
+@pytest.fixture
+def admin_user(entity):
+    return factories.make_admin(entity=entity)
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
