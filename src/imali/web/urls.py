@@ -1,9 +1,5 @@
-from django.urls import path
-
-from . import views
+from .views import view_modules
 
 app_name = "web"
 
-urlpatterns = [
-    path("", views.home, name="home"),
-]
+urlpatterns = [pattern for module in view_modules() for pattern in getattr(module, "urlpatterns", [])]
