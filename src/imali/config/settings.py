@@ -74,6 +74,9 @@ INSTALLED_APPS = [
     "imali.core",
     "imali.tenancy",
     "imali.clients",
+    "imali.loans",
+    "imali.messaging",
+    "imali.demo",
     "imali.web",
     "imali.api",
 ]
