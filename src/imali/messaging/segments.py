@@ -1,0 +1,156 @@
+"""SMS segment counting and splitting (DOMAIN §9). Pure: no database, no Django.
+
+GSM-7 (3GPP TS 23.038 default alphabet): 160 septets in one SMS, 153 per part once a
+concatenation header (UDH, 6 octets) is needed. The extension-table characters cost two
+septets (an escape and the character) and an escape pair is never split across parts.
+Anything outside GSM-7 forces UCS-2: 70 UTF-16 code units alone, 67 per part; a surrogate
+pair is never split either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+GSM7_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = "^{}\\[~]|€\f"
+
+# Byte values of the default alphabet, for the unpacked 8-bit form SMPP data_coding 0 carries.
+_GSM7_BASIC_CODES = {
+    ch: code
+    for code, ch in enumerate(
+        "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+        "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    )
+    if ch != "\x1b"
+}
+_GSM7_EXTENSION_CODES = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D, "]": 0x3E, "|": 0x40, "€": 0x65}
+_GSM7_DECODE = {code: ch for ch, code in _GSM7_BASIC_CODES.items()}
+_GSM7_EXT_DECODE = {code: ch for ch, code in _GSM7_EXTENSION_CODES.items()}
+
+_BASIC = frozenset(GSM7_BASIC)
+_EXTENSION = frozenset(GSM7_EXTENSION)
+
+GSM7_SINGLE, GSM7_PART = 160, 153
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+class Encoding(str, Enum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    encoding: Encoding
+    segments: int
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    ucs2_characters: tuple[str, ...]  # the distinct characters that forced UCS-2, in order of appearance
+
+
+def _gsm7_cost(ch: str) -> int:
+    if ch in _BASIC:
+        return 1
+    if ch in _EXTENSION:
+        return 2
+    return 0
+
+
+def ucs2_forcing_characters(text: str) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for ch in text:
+        if ch not in _BASIC and ch not in _EXTENSION:
+            seen.setdefault(ch, None)
+    return tuple(seen)
+
+
+def _ucs2_cost(ch: str) -> int:
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def _pack(text: str, cost, single: int, part: int) -> list[str]:
+    """Split `text` into the parts a handset receives; a character's units never straddle two parts."""
+    total = sum(cost(ch) for ch in text)
+    if total <= single:
+        return [text] if text else [""]
+    parts: list[str] = []
+    current: list[str] = []
+    used = 0
+    for ch in text:
+        c = cost(ch)
+        if used + c > part:
+            parts.append("".join(current))
+            current, used = [], 0
+        current.append(ch)
+        used += c
+    if current:
+        parts.append("".join(current))
+    return parts
+
+
+def analyse(text: str) -> SegmentInfo:
+    forcing = ucs2_forcing_characters(text)
+    if not forcing:
+        units = sum(_gsm7_cost(ch) for ch in text)
+        return SegmentInfo(Encoding.GSM7, len(_pack(text, _gsm7_cost, GSM7_SINGLE, GSM7_PART)), units, ())
+    units = sum(_ucs2_cost(ch) for ch in text)
+    return SegmentInfo(Encoding.UCS2, len(_pack(text, _ucs2_cost, UCS2_SINGLE, UCS2_PART)), units, forcing)
+
+
+def segment_count(text: str) -> int:
+    """Fast path of `analyse(text).segments`: the credits one SMS of this text costs."""
+    # Text of basic-alphabet characters only (the common case) costs one unit each.
+    if _BASIC.issuperset(text):
+        n = len(text)
+        return 1 if n <= GSM7_SINGLE else -(-n // GSM7_PART)
+    return analyse(text).segments
+
+
+def split(text: str) -> tuple[Encoding, list[str]]:
+    """The parts to submit, in order, with the encoding they go in."""
+    if ucs2_forcing_characters(text):
+        return Encoding.UCS2, _pack(text, _ucs2_cost, UCS2_SINGLE, UCS2_PART)
+    return Encoding.GSM7, _pack(text, _gsm7_cost, GSM7_SINGLE, GSM7_PART)
+
+
+def encode_gsm7(text: str) -> bytes:
+    """Unpacked GSM-7 (one septet per octet), the form SMPP data_coding 0 carries."""
+    out = bytearray()
+    for ch in text:
+        code = _GSM7_BASIC_CODES.get(ch)
+        if code is not None:
+            out.append(code)
+        else:
+            out.append(0x1B)
+            out.append(_GSM7_EXTENSION_CODES[ch])
+    return bytes(out)
+
+
+def decode_gsm7(data: bytes) -> str:
+    out: list[str] = []
+    escape = False
+    for b in data:
+        if escape:
+            out.append(_GSM7_EXT_DECODE.get(b, " "))
+            escape = False
+        elif b == 0x1B:
+            escape = True
+        else:
+            out.append(_GSM7_DECODE.get(b, "?"))
+    return "".join(out)
+
+
+def encode_part(text: str, encoding: Encoding) -> bytes:
+    return encode_gsm7(text) if encoding is Encoding.GSM7 else text.encode("utf-16-be")
+
+
+def decode_payload(data: bytes, data_coding: int) -> str:
+    """Text of an SMPP short_message: UCS-2 for data_coding 8, Latin-1 for 3, GSM-7 otherwise."""
+    if data_coding == 0x08:
+        return data.decode("utf-16-be", errors="replace")
+    if data_coding == 0x03:
+        return data.decode("latin-1")
+    return decode_gsm7(data)

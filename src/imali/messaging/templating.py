@@ -1,0 +1,136 @@
+"""Message templates with `{^Field Name^}` merge fields (DOMAIN §3). Pure: no database.
+
+Rules, checked by `validate_template`: every field must be a known one; a message may not start
+with a field; a field needs a space before it and a space after it (the end of the message
+counts as the space after, so a message may end with a field). `render` fills the fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+MERGE_FIELDS: tuple[str, ...] = (
+    "Client Name",
+    "Client Surname",
+    "Client Account Number",
+    "Loan Amount",
+    "Instalment Amount",
+    "Next Date Due",
+    "Next Amount Due",
+    "Client Total Settlement Amount",
+    "Client Total Outstanding Loan Amount",
+    "Change",
+    "Non-loan Debits",
+    "Date Today",
+    "Date Today Plus 7 Days",
+    "Date Today Plus 30 Days",
+    "Legal Entity Name",
+    "Branch Name",
+    "Branch Telephone",
+    "OTP",
+)
+_KNOWN = frozenset(MERGE_FIELDS)
+
+FIELD_RE = re.compile(r"\{\^(.*?)\^\}")
+
+
+class TemplateErrorCode(str, Enum):
+    EMPTY = "template_empty"
+    UNKNOWN_FIELD = "unknown_field"
+    FIELD_AT_START = "field_at_start"
+    NO_SPACE_BEFORE = "field_needs_space_before"
+    NO_SPACE_AFTER = "field_needs_space_after"
+    UNCLOSED_FIELD = "unclosed_field"
+    MISSING_VALUE = "missing_value"
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    code: TemplateErrorCode
+    field: str
+    message: str
+
+
+class TemplateError(ValueError):
+    def __init__(self, problems: list[TemplateProblem]):
+        self.problems = problems
+        super().__init__("; ".join(p.message for p in problems))
+
+
+def fields_used(text: str) -> list[str]:
+    return [m.group(1) for m in FIELD_RE.finditer(text)]
+
+
+def template_problems(text: str, *, known: frozenset[str] | None = None) -> list[TemplateProblem]:
+    known = _KNOWN if known is None else known
+    problems: list[TemplateProblem] = []
+    if not text.strip():
+        return [TemplateProblem(TemplateErrorCode.EMPTY, "", "The message is empty.")]
+    for m in FIELD_RE.finditer(text):
+        name = m.group(1)
+        if name not in known:
+            problems.append(TemplateProblem(TemplateErrorCode.UNKNOWN_FIELD, name, f"Unknown merge field {{^{name}^}}."))
+        if m.start() == 0 or not text[: m.start()].strip():
+            problems.append(TemplateProblem(TemplateErrorCode.FIELD_AT_START, name, f"The message may not start with the field {{^{name}^}}."))
+        elif text[m.start() - 1] != " ":
+            problems.append(TemplateProblem(TemplateErrorCode.NO_SPACE_BEFORE, name, f"The field {{^{name}^}} needs a space before it."))
+        if m.end() < len(text) and text[m.end()] != " ":
+            problems.append(TemplateProblem(TemplateErrorCode.NO_SPACE_AFTER, name, f"The field {{^{name}^}} needs a space after it."))
+    # A "{^" with no closing "^}" outside any complete field is a typing slip the reader must see.
+    stripped = FIELD_RE.sub("", text)
+    if "{^" in stripped or "^}" in stripped:
+        problems.append(TemplateProblem(TemplateErrorCode.UNCLOSED_FIELD, "", "A merge field is not closed: write fields as {^Field Name^}."))
+    return problems
+
+
+def validate_template(text: str) -> None:
+    problems = template_problems(text)
+    if problems:
+        raise TemplateError(problems)
+
+
+def render(text: str, values: Mapping[str, object], *, missing: str | None = None) -> str:
+    """Fill every field from `values`. A field without a value raises, unless `missing` is given:
+    then it is shown as `missing` formatted with the field name (previews use "[{}]")."""
+    absent: list[str] = []
+
+    def fill(m: re.Match) -> str:
+        name = m.group(1)
+        if name in values and values[name] is not None:
+            return str(values[name])
+        if missing is not None:
+            return missing.format(name)
+        absent.append(name)
+        return ""
+
+    out = FIELD_RE.sub(fill, text)
+    if absent:
+        raise TemplateError([
+            TemplateProblem(TemplateErrorCode.MISSING_VALUE, name, f"No value for the field {{^{name}^}}.") for name in dict.fromkeys(absent)
+        ])
+    return out
+
+
+class Compiled:
+    """A template split once into literal text and field names, for rendering many messages fast."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, text: str):
+        self.pieces: list[tuple[bool, str]] = []
+        pos = 0
+        for m in FIELD_RE.finditer(text):
+            self.pieces.append((False, text[pos : m.start()]))
+            self.pieces.append((True, m.group(1)))
+            pos = m.end()
+        self.pieces.append((False, text[pos:]))
+
+    def render(self, values: Mapping[str, object]) -> str:
+        try:
+            return "".join(str(values[p]) if is_field else p for is_field, p in self.pieces)
+        except KeyError as exc:
+            name = exc.args[0]
+            raise TemplateError([TemplateProblem(TemplateErrorCode.MISSING_VALUE, name, f"No value for the field {{^{name}^}}.")]) from None
