@@ -1,0 +1,38 @@
+# Imali: the two commands are `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-sqlite test-postgres bench lint bootstrap clean
+
+# A fresh machine gets the venv and the pinned, locked dependencies; later runs reuse them
+# until requirements.lock or pyproject.toml change. The code itself runs from src/ (manage.py
+# and pytest put it on the path), so nothing of ours is installed into the venv.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --require-virtualenv -r requirements.lock
+	touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+demo: bootstrap
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	$(PY) manage.py run_stack
+
+test: bootstrap
+	bash scripts/run_tests.sh
+
+bench: bootstrap
+	bash scripts/run_benchmarks.sh
+
+lint: bootstrap
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) manage.py check --deploy --fail-level ERROR >/dev/null
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) var staticfiles

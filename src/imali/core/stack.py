@@ -1,0 +1,36 @@
+"""The processes `make demo` runs together: the web app, one Huey consumer, and the local peers
+that stand in for outside systems. Apps add a peer by appending to STACK_PROCESSES."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StackProcess:
+    name: str
+    argv: list[str]
+    url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def manage(*args: str) -> list[str]:
+    from django.conf import settings
+
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), *args]
+
+
+def stack_processes(*, host: str, port: int) -> list[StackProcess]:
+    processes = [
+        StackProcess("web", manage("runserver", f"{host}:{port}", "--noreload", "--skip-checks"), url=f"http://{host}:{port}/"),
+        # One consumer that also runs the periodic scheduler; -k process keeps the web responsive.
+        StackProcess("consumer", manage("run_huey", "--workers", "2", "--worker-type", "thread")),
+    ]
+    for extra in EXTRA_PROCESSES:
+        processes.append(extra(host=host))
+    return processes
+
+
+# Callables (host=...) -> StackProcess, appended by apps that bring a local peer.
+EXTRA_PROCESSES: list = []
