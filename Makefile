@@ -1,19 +1,20 @@
 # Imali: the two commands are `make demo` and `make test`. Everything else is a helper.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres bench lint bootstrap clean
+.PHONY: demo test bench lint bootstrap clean
 
 # A fresh machine gets the venv and the pinned, locked dependencies; later runs reuse them
 # until requirements.lock or pyproject.toml change. The code itself runs from src/ (manage.py
 # and pytest put it on the path), so nothing of ours is installed into the venv.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --require-virtualenv -r requirements.lock
+	$(PY) -m pip install --quiet --upgrade "pip>=24" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -m pip install --quiet --require-virtualenv -r requirements.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $(STAMP)
 
 bootstrap: $(STAMP)
