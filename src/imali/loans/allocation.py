@@ -1,0 +1,100 @@
+"""Receipt allocation and its exact inverse (no database).
+
+Order (documented in docs/loans.md): instalments oldest due date first, so arrears are cleared
+before anything current or future; within an instalment fees first, then the VAT on those fees,
+then interest, then capital. Whatever is left once the whole loan is paid is "change available"
+(an overpayment the lender owes back to the client or applies elsewhere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+COMPONENTS = ("fee", "vat", "interest", "capital")
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Owing:
+    """What is still owed on one instalment, per component."""
+
+    key: int
+    due_date: dt.date
+    fee: Decimal = ZERO
+    vat: Decimal = ZERO
+    interest: Decimal = ZERO
+    capital: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.fee + self.vat + self.interest + self.capital
+
+
+@dataclass(frozen=True)
+class AllocationLine:
+    key: int
+    fee: Decimal = ZERO
+    vat: Decimal = ZERO
+    interest: Decimal = ZERO
+    capital: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.fee + self.vat + self.interest + self.capital
+
+
+@dataclass(frozen=True)
+class Allocation:
+    lines: tuple[AllocationLine, ...]
+    change: Decimal
+
+    @property
+    def allocated(self) -> Decimal:
+        return sum((line.total for line in self.lines), ZERO)
+
+
+def allocate(amount: Decimal, owing: Sequence[Owing]) -> Allocation:
+    if amount < 0:
+        raise ValueError("A receipt amount cannot be negative.")
+    left = amount
+    lines = []
+    for item in sorted(owing, key=lambda o: (o.due_date, o.key)):
+        if left <= 0:
+            break
+        parts = {}
+        for component in COMPONENTS:
+            take = min(left, getattr(item, component))
+            parts[component] = take
+            left -= take
+        line = AllocationLine(key=item.key, **parts)
+        if line.total > 0:
+            lines.append(line)
+    return Allocation(lines=tuple(lines), change=left)
+
+
+def _shift(owing: Sequence[Owing], allocation: Allocation, sign: int) -> list[Owing]:
+    by_key = {line.key: line for line in allocation.lines}
+    result = []
+    for item in owing:
+        line = by_key.get(item.key)
+        if line is None:
+            result.append(item)
+            continue
+        changes = {c: getattr(item, c) - sign * getattr(line, c) for c in COMPONENTS}
+        if any(v < 0 for v in changes.values()):
+            raise ValueError(f"Allocation to instalment {item.key} exceeds what is owed on it.")
+        result.append(replace(item, **changes))
+    return result
+
+
+def apply_allocation(owing: Sequence[Owing], allocation: Allocation) -> list[Owing]:
+    """What is owed after the receipt."""
+    return _shift(owing, allocation, 1)
+
+
+def reverse_allocation(owing: Sequence[Owing], allocation: Allocation) -> list[Owing]:
+    """The exact inverse of `apply_allocation`: what was owed before the receipt."""
+    return _shift(owing, allocation, -1)

@@ -1,0 +1,132 @@
+"""Book rules that need no database: settlement, in duplum, obligation buckets, instalment and
+client status. The selectors compute the same figures set-based in SQL; the tests hold both to
+these definitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import models
+
+from .pricing import CENT
+
+ZERO = Decimal("0.00")
+
+# A loan is in default once its oldest unpaid instalment is this many days overdue (the s129
+# notice period of 20 business days, rounded to a month of calendar days).
+DEFAULT_AFTER_DAYS = 30
+# A client whose oldest arrears are older than this turns Bad and may take no new loans.
+BAD_AFTER_DAYS = 90
+# Obligation buckets: what falls due in the next 1–30, 31–60, 61–90, 91–120 and 121+ days.
+BUCKET_BOUNDS = (30, 60, 90, 120)
+BUCKET_NAMES = ("due_30", "due_60", "due_90", "due_120", "due_120_plus")
+
+
+class InstalmentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    PARTLY_PAID = "partly_paid", "Partly paid"
+    IN_ARREARS = "in_arrears", "In arrears"
+
+
+def instalment_status(*, amount: Decimal, paid: Decimal, due_date: dt.date, as_of: dt.date) -> InstalmentStatus:
+    if paid >= amount:
+        return InstalmentStatus.PAID
+    if due_date < as_of:
+        return InstalmentStatus.IN_ARREARS
+    if paid > 0:
+        return InstalmentStatus.PARTLY_PAID
+    return InstalmentStatus.PENDING
+
+
+def bucket_name(*, due_date: dt.date, as_of: dt.date) -> str | None:
+    """Which future-obligation bucket an unpaid amount due on `due_date` falls in (None: overdue)."""
+    days = (due_date - as_of).days
+    if days < 0:
+        return None
+    for bound, name in zip(BUCKET_BOUNDS, BUCKET_NAMES):
+        if days <= bound:
+            return name
+    return BUCKET_NAMES[-1]
+
+
+def months_in_arrears(days: int) -> int:
+    """Arrears of 1–30 days are one month, 31–60 two, and so on (the "months outstanding" filter)."""
+    return 0 if days <= 0 else (days + 29) // 30
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    start_date: dt.date
+    due_date: dt.date
+    capital_owing: Decimal
+    interest: Decimal  # the instalment's scheduled interest
+    interest_paid: Decimal
+    fee_owing: Decimal  # fee + VAT still owed
+    interest_owing: Decimal
+
+
+def accrued_interest(*, interest: Decimal, start: dt.date, due: dt.date, as_of: dt.date) -> Decimal:
+    """The part of a period's interest earned by `as_of`, pro rata by days, rounded half up."""
+    if as_of >= due:
+        return interest
+    if as_of <= start:
+        return ZERO
+    period = (due - start).days
+    return (interest * (as_of - start).days / period).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def settlement_amount(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Decimal:
+    """Capital owing + interest accrued to `as_of` and unpaid + fees (with VAT) due by `as_of`.
+    Interest and fees not yet earned are not charged; charges posted while in default were capped
+    by in duplum when posted, so the quote is within the cap."""
+    total = ZERO
+    for line in lines:
+        total += line.capital_owing
+        if line.due_date <= as_of:
+            total += line.interest_owing + line.fee_owing
+        else:
+            earned = accrued_interest(interest=line.interest, start=line.start_date, due=line.due_date, as_of=as_of)
+            total += max(ZERO, earned - line.interest_paid)
+    return total
+
+
+def in_duplum_allowed(*, cap: Decimal, charged_since_default: Decimal, proposed: Decimal) -> Decimal:
+    """How much of a new charge may be posted: charges accrued while in default stop at the unpaid
+    balance at the time of default (NCA s103(5))."""
+    room = cap - charged_since_default
+    return max(ZERO, min(proposed, room))
+
+
+def in_duplum_trim(*, cap: Decimal, charges: Sequence[Decimal]) -> list[Decimal]:
+    """Charges in the order they accrue, each cut so their running total never passes `cap`."""
+    allowed = []
+    charged = ZERO
+    for charge in charges:
+        take = in_duplum_allowed(cap=cap, charged_since_default=charged, proposed=charge)
+        allowed.append(take)
+        charged += take
+    return allowed
+
+
+# Statuses people set by hand; the automatic rules never move a client out of them.
+MANUAL_CLIENT_STATUSES = frozenset({"blacklisted", "deceased", "debt_review", "handed_over"})
+
+
+def client_status_after(
+    *, status: str, new_loans_allowed: bool, has_open_loans: bool, oldest_arrears_days: int, has_written_off: bool
+) -> tuple[str, bool]:
+    """The rules the daily close applies: Bad after 90 days of arrears or a write-off (no new
+    loans); Good again once cured; Inactive when nothing is on the book; manual statuses stay."""
+    if status in MANUAL_CLIENT_STATUSES:
+        return status, False
+    if has_written_off or oldest_arrears_days > BAD_AFTER_DAYS:
+        return "bad", False
+    if status == "bad":
+        return ("good" if has_open_loans else "inactive"), True
+    if has_open_loans:
+        return "good", new_loans_allowed
+    return "inactive", new_loans_allowed
