@@ -235,3 +235,6 @@ class ClientNote(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.exceptions import ValidationError
+from django.db import models
 from stdnum import exceptions as stdnum_errors
 from stdnum.za import idnr
-
-from django.db import models
 
 
 class IdType(models.TextChoices):

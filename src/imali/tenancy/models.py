@@ -129,3 +129,6 @@ class RightHolder(models.Model):
         default_permissions = ()
         permissions = [(r.value, r.label) for r in Right]
         verbose_name = "right"
+
+    def __str__(self) -> str:
+        return self._meta.verbose_name
