@@ -38,6 +38,19 @@ class AuditAction(models.TextChoices):
     BULK_SEND_QUEUED = "message.bulk_queued", "Bulk send queued"
     MARKETING_OPTED_OUT = "client.marketing_opted_out", "Marketing opt-out (STOP)"
     GATEWAY_CHANGED = "gateway.changed", "SMS gateway or route changed"
+    LOAN_PRODUCT_CREATED = "loan_product.created", "Loan product created"
+    LOAN_PRODUCT_UPDATED = "loan_product.updated", "Loan product updated"
+    LOAN_APPLIED = "loan.applied", "Loan application captured"
+    LOAN_APPROVED = "loan.approved", "Loan approved"
+    LOAN_DISBURSED = "loan.disbursed", "Loan disbursed"
+    LOAN_CANCELLED = "loan.cancelled", "Loan cancelled"
+    LOAN_WRITTEN_OFF = "loan.written_off", "Loan written off"
+    LOAN_HANDED_OVER = "loan.handed_over", "Loan handed over"
+    RECEIPT_POSTED = "receipt.posted", "Receipt posted"
+    RECEIPT_REVERSED = "receipt.reversed", "Receipt reversed"
+    NON_LOAN_DEBIT_ADDED = "non_loan_debit.added", "Non-loan debit added"
+    NON_LOAN_DEBIT_SETTLED = "non_loan_debit.settled", "Non-loan debit settled"
+    DAILY_CLOSE_RUN = "loans.daily_close", "Loan book daily close"
 
 
 class AuditEntryQuerySet(models.QuerySet):
