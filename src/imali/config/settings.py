@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "imali.clients",
     "imali.loans",
     "imali.messaging",
+    "imali.signing",
     "imali.demo",
     "imali.web",
     "imali.api",
