@@ -1,20 +1,43 @@
-"""API errors: Django ValidationErrors from services become 400s that name each field."""
+"""API errors: Django ValidationErrors from services become 400s that name each field.
+
+A service raises ``ValidationError({"cellphone": [ValidationError("...", code="invalid_phone")]})``;
+the caller receives ``{"cellphone": ["..."]}`` with status 400, the same shape DRF serializers
+give, so a client handles one error format whatever layer found the problem. Error codes are
+kept on each ErrorDetail (visible through ``exc.get_codes()``). A missing row raised by a
+selector is a 404, and Django's PermissionDenied a 403.
+"""
 
 from __future__ import annotations
 
+from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def _details(errors: list[DjangoValidationError]) -> list[ErrorDetail]:
+    # Each ValidationError may hold several messages; `.messages` applies the params.
+    return [ErrorDetail(message, code=error.code or "invalid") for error in errors for message in error.messages]
+
+
+def validation_detail(exc: DjangoValidationError) -> dict[str, list[ErrorDetail]]:
+    """The field → messages mapping of a Django ValidationError, in DRF's shape."""
+    if hasattr(exc, "error_dict"):
+        return {
+            (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): _details(errors)
+            for field, errors in exc.error_dict.items()
+        }
+    return {api_settings.NON_FIELD_ERRORS_KEY: _details(exc.error_list)}
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
-        if hasattr(exc, "error_dict"):
-            detail = {field: [e.message % (e.params or {}) if e.params else e.message for e in errs] for field, errs in exc.error_dict.items()}
-        else:
-            detail = {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
+        exc = exceptions.ValidationError(validation_detail(exc))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, ObjectDoesNotExist):
+        exc = exceptions.NotFound()
     return drf_exception_handler(exc, context)

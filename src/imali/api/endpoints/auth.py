@@ -1,0 +1,95 @@
+"""Token sign-in for programs that call the API: POST a username and password, get a token.
+
+It obeys the same lock-out as the web sign-in (tenancy.services.login_is_locked): after too many
+failures in the window even the right password is refused. Every attempt is audited.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from imali.api.serializers.auth import TokenRequestSerializer, TokenResponseSerializer
+from imali.api.services import api_token_issue, api_token_revoke
+from imali.tenancy.services import login_is_locked, login_record
+
+BAD_CREDENTIALS = "Unable to sign in with this username and password."
+
+
+class LockedOut(exceptions.APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = "Too many failed sign-ins for this username; try again later."
+    default_code = "locked_out"
+
+
+class AuthTokenView(APIView):
+    """POST signs in and returns the token; DELETE revokes the caller's token."""
+
+    def _signing_in(self) -> bool:
+        # The schema generator builds this view without a request.
+        return getattr(getattr(self, "request", None), "method", None) == "POST"
+
+    def get_authenticators(self):
+        # Signing in needs no prior authentication, and must not trip over a stale session's
+        # CSRF check; revoking needs to know who is calling.
+        if self._signing_in():
+            return []
+        return super().get_authenticators()
+
+    def get_permissions(self):
+        if self._signing_in():
+            return []
+        return [IsAuthenticated()]
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        summary="Sign in and get an API token",
+        description=(
+            "Exchange a username and password for the user's API token; send it on later calls "
+            "as `Authorization: Token <token>`. After too many failed attempts the username is "
+            "locked for a while (403, code `locked_out`), even with the right password. Every "
+            "attempt is audited."
+        ),
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenResponseSerializer,
+            400: OpenApiResponse(description="Missing fields, or a wrong username or password."),
+            403: OpenApiResponse(description="Locked out after too many failed attempts."),
+        },
+        auth=[],
+    )
+    def post(self, request, *args, **kwargs):
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"]
+        ip_address = request.META.get("REMOTE_ADDR") or None
+        if login_is_locked(username=username):
+            login_record(username=username, user=None, succeeded=False, ip_address=ip_address, locked=True)
+            raise LockedOut()
+        user = authenticate(request._request, username=username, password=serializer.validated_data["password"])
+        if user is None:
+            login_record(username=username, user=None, succeeded=False, ip_address=ip_address)
+            raise exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [BAD_CREDENTIALS]}, code="bad_credentials")
+        login_record(username=username, user=user, succeeded=True, ip_address=ip_address)
+        token = api_token_issue(user=user, ip_address=ip_address)
+        return Response(TokenResponseSerializer({"token": token.key}).data)
+
+    @extend_schema(
+        operation_id="auth_token_destroy",
+        summary="Revoke your API token",
+        description="Delete the caller's API token: every program using it must sign in again. Audited.",
+        request=None,
+        responses={204: OpenApiResponse(description="Revoked (or there was no token).")},
+    )
+    def delete(self, request, *args, **kwargs):
+        api_token_revoke(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+urlpatterns = [path("auth/token/", AuthTokenView.as_view(), name="auth-token")]
