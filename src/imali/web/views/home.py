@@ -1,11 +1,42 @@
+"""The dashboard: what the entity holds at a glance and a quick client search."""
+
+from __future__ import annotations
+
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
 from django.shortcuts import render
 from django.urls import path
+
+from imali.clients.models import Client, Employer
+from imali.tenancy.models import Entity, User
+from imali.tenancy.rights import Right
+
+from ..access import is_operator
+from ..forms import ClientSearchForm
+
+NAV_ITEMS = [("Home", "web:home", None, "")]
+
+
+def _entity_counts(entity: Entity) -> dict[str, int]:
+    # Three indexed counts; one joined aggregate would multiply the rows of the three tables.
+    return {
+        "clients": Client.objects.filter(entity=entity).count(),
+        "employers": Employer.objects.filter(entity=entity).count(),
+        "users": User.objects.filter(entity=entity, is_active=True).count(),
+    }
 
 
 @login_required
 def home(request):
-    return render(request, "web/home.html", {})
+    context: dict = {}
+    if request.entity is not None:
+        context["counts"] = _entity_counts(request.entity)
+        context["can_search"] = request.user.has_right(Right.VIEW_CLIENTS)
+        context["can_manage_clients"] = request.user.has_right(Right.MANAGE_CLIENTS)
+        context["search_form"] = ClientSearchForm()
+    if is_operator(request.user):
+        context["entity_counts"] = Entity.objects.aggregate(total=Count("id"), active=Count("id", filter=Q(is_active=True)))
+    return render(request, "web/home.html", context)
 
 
 urlpatterns = [path("", home, name="home")]

@@ -1,0 +1,391 @@
+"""Forms of the web screens. They parse what the browser sent (types, choices, entity-limited
+querysets) and hand it to the services, which hold the rules; a service's ValidationError is put
+back onto the form field it names, so every bad value shows next to its input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Mapping
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.forms.models import fields_for_model, model_to_dict
+
+from imali.clients.models import Client, ClientAccount, Employer, Paypoint
+from imali.core.countries import Country
+from imali.core.models import AuditAction, AuditEntry
+from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
+from imali.tenancy.rights import Right
+
+
+def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: Mapping[str, str] | None = None) -> None:
+    """Attach a service's ValidationError to `form`: each field's errors on that field; an error
+    about a field the form does not show goes to the top of the form, still naming the field."""
+    field_map = field_map or {}
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for field, errors in exc.error_dict.items():
+        name = field_map.get(field, field)
+        if name in form.fields:
+            form.add_error(name, errors)
+        elif field == NON_FIELD_ERRORS:
+            form.add_error(None, errors)
+        else:
+            label = field.replace("_", " ").capitalize()
+            form.add_error(None, [f"{label}: {message}" for error in errors for message in error.messages])
+
+
+def _date_widget() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class FieldsetsMixin:
+    """Forms that group their fields under headings: FIELDSETS = [(heading, [field names])]."""
+
+    FIELDSETS: list[tuple[str, list[str]]] = []
+
+    def fieldsets(self):
+        return [(heading, [self[name] for name in names if name in self.fields]) for heading, names in self.FIELDSETS]
+
+
+# --- Sign-in --------------------------------------------------------------------------------------
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}))
+    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+# --- Clients --------------------------------------------------------------------------------------
+
+CLIENT_FIELDSETS: list[tuple[str, list[str]]] = [
+    ("Identity", ["title", "initials", "full_names", "name", "surname", "id_type", "id_number", "gender", "date_of_birth"]),
+    ("Contact", ["cellphone", "home_phone", "work_phone", "email", "physical_address", "postal_address", "area"]),
+    ("Employment", ["employer", "paypoint", "employee_number", "occupation", "appointment_type",
+                    "commencement_of_service", "contract_expiry_date", "other_employer_reference"]),
+    ("Income and payment", ["salary", "bonus_month", "payment_frequency", "payment_day", "payment_move_direction", "credit_limit"]),
+    ("Administration and flags", ["branch", "status", "salesperson", "tax_number", "original_client_number",
+                                  "new_loans_allowed", "marketing_consent", "insolvent", "garnishee",
+                                  "historically_disadvantaged", "notes"]),
+]
+LABELS = {"id_type": "ID type", "id_number": "ID number"}
+CLIENT_FORM_FIELDS = [name for _, names in CLIENT_FIELDSETS for name in names]
+_PHONE_FIELDS = ("cellphone", "home_phone", "work_phone")
+
+
+class PaypointChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.employer.name}: {obj.number} {obj.name}"
+
+
+class ClientForm(FieldsetsMixin, forms.Form):
+    FIELDSETS = CLIENT_FIELDSETS
+
+    def __init__(self, *args, entity: Entity, instance: Client | None = None, **kwargs):
+        if instance is not None:
+            kwargs.setdefault("initial", model_to_dict(instance, fields=CLIENT_FORM_FIELDS))
+        super().__init__(*args, **kwargs)
+        widgets = {name: _date_widget() for name in ("date_of_birth", "commencement_of_service", "contract_expiry_date")}
+        widgets.update({name: forms.Textarea(attrs={"rows": 2}) for name in ("physical_address", "postal_address", "notes")})
+        self.fields.update(fields_for_model(Client, fields=CLIENT_FORM_FIELDS, widgets=widgets, labels=LABELS))
+        # Phones are parsed by the service for the entity's country; let people type spaces.
+        for name in _PHONE_FIELDS:
+            self.fields[name] = forms.CharField(
+                required=False, max_length=30, label=self.fields[name].label,
+                widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+            )
+        self.fields["branch"].queryset = Branch.objects.filter(entity=entity)
+        self.fields["employer"].queryset = Employer.objects.filter(entity=entity)
+        self.fields["paypoint"] = PaypointChoiceField(
+            queryset=Paypoint.objects.filter(employer__entity=entity).select_related("employer"), required=False,
+            label="Paypoint",
+        )
+        self.fields["salesperson"].queryset = User.objects.filter(entity=entity, is_active=True)
+        # Re-order after replacing fields so the page follows the fieldsets.
+        self.order_fields(CLIENT_FORM_FIELDS)
+
+
+class ClientSearchForm(forms.Form):
+    q = forms.CharField(
+        required=False, max_length=100, label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Number, ID number, name or cellphone", "autofocus": True}),
+    )
+
+
+ACCOUNT_FIELDS = ["kind", "purpose", "bank_name", "branch_code", "account_number", "account_type", "wallet_provider", "wallet_number"]
+
+
+class ClientAccountForm(FieldsetsMixin, forms.Form):
+    FIELDSETS = [("Account", ["kind", "purpose"]),
+                 ("Bank account", ["bank_name", "branch_code", "account_number", "account_type"]),
+                 ("Wallet", ["wallet_provider", "wallet_number"])]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields.update(fields_for_model(ClientAccount, fields=ACCOUNT_FIELDS))
+        self.fields["wallet_number"] = forms.CharField(required=False, max_length=30, label="Wallet number",
+                                                       widget=forms.TextInput(attrs={"type": "tel"}))
+
+
+class ClientNoteForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note")
+    is_display_note = forms.BooleanField(required=False, label="Show when the client is opened")
+
+
+# --- Employers ------------------------------------------------------------------------------------
+
+EMPLOYER_FIELDS = ["name", "classification", "economic_sector", "telephone", "address"]
+
+
+class EmployerForm(forms.Form):
+    def __init__(self, *args, instance: Employer | None = None, **kwargs):
+        if instance is not None:
+            kwargs.setdefault("initial", model_to_dict(instance, fields=EMPLOYER_FIELDS))
+        super().__init__(*args, **kwargs)
+        self.fields.update(fields_for_model(Employer, fields=EMPLOYER_FIELDS, widgets={"address": forms.Textarea(attrs={"rows": 2})}))
+        self.fields["telephone"] = forms.CharField(required=False, max_length=30, label="Telephone",
+                                                   widget=forms.TextInput(attrs={"type": "tel"}))
+        self.order_fields(EMPLOYER_FIELDS)
+
+
+class PaypointForm(forms.Form):
+    number = forms.CharField(max_length=20)
+    name = forms.CharField(max_length=120)
+    address = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+# --- Administration -------------------------------------------------------------------------------
+
+USER_FIELDS = ["username", "first_name", "last_name", "email", "cellphone", "home_branch", "is_active", "disbursement_limit"]
+
+
+class UserForm(FieldsetsMixin, forms.Form):
+    FIELDSETS = [
+        ("Sign-in", ["username", "password", "password_confirm", "is_active"]),
+        ("Person", ["first_name", "last_name", "email", "cellphone"]),
+        ("Work", ["home_branch", "roles", "disbursement_limit"]),
+    ]
+    username = forms.CharField(max_length=150)
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    cellphone = forms.CharField(max_length=30, help_text="Needed for sign-in codes and MIS SMS.",
+                                widget=forms.TextInput(attrs={"type": "tel"}))
+    home_branch = forms.ModelChoiceField(queryset=Branch.objects.none(), required=False)
+    roles = forms.ModelMultipleChoiceField(queryset=Role.objects.none(), required=False, widget=forms.CheckboxSelectMultiple)
+    is_active = forms.BooleanField(required=False, initial=True, label="Active (may sign in)")
+    disbursement_limit = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, initial=0,
+                                            help_text="Largest total this user may disburse.")
+
+    def __init__(self, *args, entity: Entity, instance: User | None = None, **kwargs):
+        if instance is not None:
+            initial = model_to_dict(instance, fields=USER_FIELDS)
+            initial["roles"] = [r.pk for r in instance.roles.all()]
+            kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+        self.fields["home_branch"].queryset = Branch.objects.filter(entity=entity)
+        self.fields["roles"].queryset = Role.objects.filter(entity=entity)
+        if instance is None:
+            self.fields["password"] = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+            self.fields["password_confirm"] = forms.CharField(strip=False, label="Password again",
+                                                              widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if "password" in self.fields and cleaned.get("password") and cleaned.get("password") != cleaned.get("password_confirm"):
+            self.add_error("password_confirm", "The two passwords differ.")
+        return cleaned
+
+    def service_data(self) -> dict:
+        return {name: self.cleaned_data[name] for name in USER_FIELDS}
+
+
+# Rights grouped for the role screen; a right added later and not listed lands in "Other".
+RIGHT_GROUPS: list[tuple[str, list[Right]]] = [
+    ("Clients and employers", [Right.VIEW_CLIENTS, Right.MANAGE_CLIENTS, Right.MANAGE_EMPLOYERS,
+                               Right.CLEAR_ENROLMENT, Right.CLIENT_MARKETING]),
+    ("Loans and receipts", [Right.MANAGE_PRODUCTS, Right.CAPTURE_LOANS, Right.APPROVE_LOANS, Right.DISBURSE_LOANS,
+                            Right.OVERRIDE_LOAN_OTP, Right.CAPTURE_RECEIPTS, Right.REVERSE_RECEIPTS]),
+    ("SMS and email", [Right.MAXSMS_PROCESSING, Right.SEND_SINGLE_SMS, Right.MAXSMS_GENERAL_SETUP,
+                       Right.MAXSMS_ARREARS_SETUP, Right.MAXSMS_REPLIES_SETUP, Right.MAXSMS_MESSAGE_SETUP,
+                       Right.MAXMAIL_GENERAL_SETUP, Right.MAXMAIL_MESSAGE_SETUP]),
+    ("Reports and logs", [Right.REPORT_SMS_DETAIL, Right.REPORT_MIS_DETAIL, Right.REPORT_REPLY_DETAIL,
+                          Right.REPORT_LOGIN_DETAIL, Right.REPORT_CONTRACTS_ISSUED, Right.VIEW_LOGS]),
+    ("Security and setups", [Right.MANAGE_USERS, Right.MANAGE_BRANCHES, Right.VIEW_AUDIT,
+                             Right.PAYMENT_STREAM_WEB_SERVICES]),
+]
+
+
+def right_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    listed = {r for _, rights in RIGHT_GROUPS for r in rights}
+    groups = [(heading, [(r.value, r.label) for r in rights]) for heading, rights in RIGHT_GROUPS]
+    rest = [(r.value, r.label) for r in Right if r not in listed]
+    if rest:
+        groups.append(("Other", rest))
+    return groups
+
+
+class RoleForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    description = forms.CharField(max_length=200, required=False)
+    rights = forms.MultipleChoiceField(choices=right_choices, required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, instance: Role | None = None, **kwargs):
+        if instance is not None:
+            kwargs.setdefault("initial", {"name": instance.name, "description": instance.description,
+                                          "rights": [p.codename for p in instance.rights.all()]})
+        super().__init__(*args, **kwargs)
+
+
+BRANCH_FIELDS = ["code", "name", "region", "telephone", "address", "is_active"]
+
+
+class BranchForm(forms.Form):
+    code = forms.CharField(max_length=10)
+    name = forms.CharField(max_length=80)
+    region = forms.ModelChoiceField(queryset=Region.objects.none(), required=False)
+    telephone = forms.CharField(max_length=30, required=False, widget=forms.TextInput(attrs={"type": "tel"}))
+    address = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def __init__(self, *args, entity: Entity, instance: Branch | None = None, **kwargs):
+        if instance is not None:
+            kwargs.setdefault("initial", model_to_dict(instance, fields=BRANCH_FIELDS))
+        super().__init__(*args, **kwargs)
+        self.fields["region"].queryset = Region.objects.filter(entity=entity)
+
+
+class RegionForm(forms.Form):
+    name = forms.CharField(max_length=80)
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(choices=[("", "All actions"), *AuditAction.choices], required=False)
+    date_from = forms.DateField(required=False, label="From", widget=_date_widget())
+    date_to = forms.DateField(required=False, label="To", widget=_date_widget())
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", "'To' is before 'From'.")
+        return cleaned
+
+    def entries(self, *, entity: Entity):
+        """The entity's audit entries matching the filter; dates are the entity's local days."""
+        entries = AuditEntry.objects.filter(entity=entity).select_related("actor")
+        if not self.is_valid():
+            return entries
+        tz = zoneinfo.ZoneInfo(entity.time_zone)
+        if self.cleaned_data.get("action"):
+            entries = entries.filter(action=self.cleaned_data["action"])
+        if self.cleaned_data.get("date_from"):
+            entries = entries.filter(created_at__gte=dt.datetime.combine(self.cleaned_data["date_from"], dt.time.min, tzinfo=tz))
+        if self.cleaned_data.get("date_to"):
+            day_after = self.cleaned_data["date_to"] + dt.timedelta(days=1)
+            entries = entries.filter(created_at__lt=dt.datetime.combine(day_after, dt.time.min, tzinfo=tz))
+        return entries
+
+
+# --- Operator -------------------------------------------------------------------------------------
+
+
+def time_zone_choices(blank_label: str | None = None) -> list[tuple[str, str]]:
+    zones = sorted(z for z in zoneinfo.available_timezones() if z.startswith("Africa/")) + ["UTC"]
+    choices = [(z, z) for z in zones]
+    return [("", blank_label), *choices] if blank_label else choices
+
+
+ENTITY_FIELDS = ["name", "code", "country", "time_zone", "modules", "registration_number", "ncr_number",
+                 "marketing_consent_not_required"]
+
+
+class EntityFieldsMixin(forms.Form):
+    name = forms.CharField(max_length=120)
+    modules = forms.MultipleChoiceField(choices=Module.choices, required=False, widget=forms.CheckboxSelectMultiple)
+    registration_number = forms.CharField(max_length=40, required=False)
+    ncr_number = forms.CharField(max_length=40, required=False, label="NCR registration number")
+    marketing_consent_not_required = forms.BooleanField(
+        required=False, help_text="When on, client marketing ignores each client's consent flag.")
+
+
+class EntityOnboardForm(FieldsetsMixin, EntityFieldsMixin):
+    FIELDSETS = [
+        ("Lender", ["name", "code", "country", "time_zone", "registration_number", "ncr_number", "modules",
+                    "marketing_consent_not_required"]),
+        ("First administrator", ["admin_username", "admin_first_name", "admin_last_name", "admin_email",
+                                 "admin_cellphone", "admin_password", "admin_password_confirm"]),
+        ("Head office branch (optional)", ["branch_code", "branch_name"]),
+    ]
+    # Service error keys for the administrator, mapped onto this form's field names.
+    ADMIN_FIELD_MAP = {"username": "admin_username", "first_name": "admin_first_name", "last_name": "admin_last_name",
+                       "email": "admin_email", "cellphone": "admin_cellphone", "home_branch": "branch_code"}
+
+    code = forms.SlugField(max_length=30, help_text="Short name used in links and reports, e.g. 'acme'.")
+    country = forms.ChoiceField(choices=Country.choices)
+    time_zone = forms.ChoiceField(required=False)
+    admin_username = forms.CharField(max_length=150, label="Username")
+    admin_first_name = forms.CharField(max_length=150, label="First name")
+    admin_last_name = forms.CharField(max_length=150, label="Last name")
+    admin_email = forms.EmailField(required=False, label="Email")
+    admin_cellphone = forms.CharField(max_length=30, label="Cellphone", widget=forms.TextInput(attrs={"type": "tel"}))
+    admin_password = forms.CharField(strip=False, label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    admin_password_confirm = forms.CharField(strip=False, label="Password again",
+                                             widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    branch_code = forms.CharField(max_length=10, required=False, label="Branch code")
+    branch_name = forms.CharField(max_length=80, required=False, label="Branch name", initial="Head office")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices("The country's time zone")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("admin_password") and cleaned.get("admin_password") != cleaned.get("admin_password_confirm"):
+            self.add_error("admin_password_confirm", "The two passwords differ.")
+        return cleaned
+
+    def entity_data(self) -> dict:
+        data = {name: self.cleaned_data[name] for name in ENTITY_FIELDS}
+        if not data["time_zone"]:
+            del data["time_zone"]
+        return data
+
+    def admin_data(self) -> dict:
+        admin = {field: self.cleaned_data[form_field] for field, form_field in self.ADMIN_FIELD_MAP.items()
+                 if field != "home_branch"}
+        if self.cleaned_data.get("branch_code"):
+            admin["branch_code"] = self.cleaned_data["branch_code"]
+            admin["branch_name"] = self.cleaned_data.get("branch_name") or "Head office"
+        return admin
+
+
+ENTITY_EDIT_FIELDS = ["name", "time_zone", "modules", "registration_number", "ncr_number", "is_active",
+                      "marketing_consent_not_required"]
+
+
+class EntityEditForm(EntityFieldsMixin):
+    time_zone = forms.ChoiceField()
+    is_active = forms.BooleanField(required=False, label="Active (its users may sign in)")
+
+    def __init__(self, *args, instance: Entity, **kwargs):
+        kwargs.setdefault("initial", model_to_dict(instance, fields=ENTITY_EDIT_FIELDS))
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        choices = time_zone_choices()
+        if instance.time_zone not in dict(choices):
+            choices.insert(0, (instance.time_zone, instance.time_zone))
+        self.fields["time_zone"].choices = choices
+        self.order_fields(ENTITY_EDIT_FIELDS)
+
+    def clean_name(self):
+        # The database would refuse a duplicate name with an IntegrityError; say it here instead.
+        name = self.cleaned_data["name"].strip()
+        if Entity.objects.filter(name__iexact=name).exclude(pk=self.instance.pk).exists():
+            raise ValidationError("An entity with this name exists already.", code="duplicate")
+        return name
+
+    def service_data(self) -> dict:
+        return {name: self.cleaned_data[name] for name in ENTITY_EDIT_FIELDS}

@@ -1,0 +1,26 @@
+"""Template filters shared by the web screens."""
+
+from __future__ import annotations
+
+from django import template
+
+from imali.core.phones import display_phone
+
+register = template.Library()
+
+
+@register.filter
+def phone(e164: str) -> str:
+    """An E.164 number in the national form people read, e.g. 082 123 4567."""
+    try:
+        return display_phone(e164)
+    except Exception:  # noqa: BLE001 - a stored value that does not parse is shown as stored
+        return e164
+
+
+@register.filter
+def querystring_without(query_dict, key: str) -> str:
+    """The current query string minus `key`, for pagination links that keep the filters."""
+    copy = query_dict.copy()
+    copy.pop(key, None)
+    return copy.urlencode()
