@@ -10,7 +10,6 @@ from rest_framework.test import APIClient
 from imali.tenancy.rights import Right
 from tests import factories
 
-
 # Valid SA ID numbers with their birth dates and genders. (factories.SA_IDS[2] has a wrong
 # check digit, so these tests keep their own list.)
 SA_IDS = [

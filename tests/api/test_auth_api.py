@@ -1,0 +1,147 @@
+import pytest
+from django.test import override_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from imali.core.models import AuditAction, AuditEntry
+from imali.tenancy.rights import Right
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "/api/auth/token/"
+PASSWORD = "correct-horse-battery"
+
+
+def sign_in(api, username, password=PASSWORD, **kwargs):
+    return api.post(TOKEN, {"username": username, "password": password}, format="json", **kwargs)
+
+
+def test_token_sign_in_gives_a_token_that_authenticates(api, entity):
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    factories.make_client(entity=entity)
+    response = sign_in(api, user.username, REMOTE_ADDR="10.1.2.3")
+    assert response.status_code == 200
+    token = response.json()["token"]
+    assert Token.objects.get(user=user).key == token
+
+    caller = APIClient()
+    assert caller.get("/api/clients/").status_code == 403
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = caller.get("/api/clients/").json()
+    assert body["count"] == 1
+
+    assert AuditEntry.objects.filter(action=AuditAction.LOGIN_SUCCEEDED, subject=user.username, ip_address="10.1.2.3").exists()
+    assert AuditEntry.objects.filter(action=AuditAction.API_TOKEN_ISSUED, actor=user, entity=entity).exists()
+
+
+def test_signing_in_twice_hands_out_the_same_token(api, entity):
+    user = factories.make_user(entity=entity)
+    assert sign_in(api, user.username).json() == sign_in(api, user.username).json()
+
+
+def test_session_authentication_works_and_needs_csrf_for_writes(entity):
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS, Right.MANAGE_EMPLOYERS])
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(user)
+    assert browser.get("/api/employers/").status_code == 200
+    body = {"name": "Acme", "classification": "private", "economic_sector": "trade"}
+    response = browser.post("/api/employers/", body, format="json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    # With the CSRF cookie and the matching header, a browser session may write.
+    secret = "a1b2c3d4" * 4
+    browser.cookies["csrftoken"] = secret
+    response = browser.post("/api/employers/", body, format="json", HTTP_X_CSRFTOKEN=secret)
+    assert response.status_code == 201, response.json()
+
+
+def test_wrong_password_is_400_audited_and_gives_no_token(api, entity):
+    user = factories.make_user(entity=entity)
+    response = sign_in(api, user.username, "wrong-password-1")
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()
+    assert not Token.objects.exists()
+    assert AuditEntry.objects.filter(action=AuditAction.LOGIN_FAILED, subject=user.username).count() == 1
+
+
+def test_unknown_user_gets_the_same_answer_as_a_wrong_password(api, entity):
+    user = factories.make_user(entity=entity)
+    unknown = sign_in(api, "nobody-here")
+    wrong = sign_in(api, user.username, "wrong-password-1")
+    assert unknown.status_code == wrong.status_code == 400
+    assert unknown.json() == wrong.json()
+
+
+def test_missing_fields_are_named(api):
+    response = api.post(TOKEN, {}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"username", "password"}
+
+
+@override_settings(IMALI_LOGIN_MAX_FAILURES=3)
+def test_lock_out_refuses_even_the_right_password(api, entity):
+    user = factories.make_user(entity=entity)
+    for _ in range(3):
+        assert sign_in(api, user.username, "wrong-password-1").status_code == 400
+    response = sign_in(api, user.username)
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("Too many failed sign-ins")
+    assert not Token.objects.exists()
+    assert AuditEntry.objects.filter(action=AuditAction.LOGIN_LOCKED, subject=user.username).count() == 1
+
+
+@override_settings(IMALI_LOGIN_MAX_FAILURES=3)
+def test_a_success_before_the_limit_resets_the_count(api, entity):
+    user = factories.make_user(entity=entity)
+    for _ in range(2):
+        sign_in(api, user.username, "wrong-password-1")
+    assert sign_in(api, user.username).status_code == 200
+    for _ in range(2):
+        sign_in(api, user.username, "wrong-password-1")
+    assert sign_in(api, user.username).status_code == 200
+
+
+def test_inactive_user_and_switched_off_entity_cannot_sign_in(api, entity):
+    user = factories.make_user(entity=entity)
+    user.is_active = False
+    user.save()
+    assert sign_in(api, user.username).status_code == 400
+    other = factories.make_user(entity=entity)
+    entity.is_active = False
+    entity.save()
+    assert sign_in(api, other.username).status_code == 400
+
+
+def test_a_token_stops_working_when_the_entity_is_switched_off(api, entity):
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    token = sign_in(api, user.username).json()["token"]
+    caller = APIClient()
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert caller.get("/api/clients/").status_code == 200
+    entity.is_active = False
+    entity.save()
+    assert caller.get("/api/clients/").status_code == 403
+
+
+def test_revoking_the_token_signs_the_program_out(api, entity):
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    token = sign_in(api, user.username).json()["token"]
+    caller = APIClient()
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert caller.delete(TOKEN).status_code == 204
+    assert caller.get("/api/clients/").status_code == 403
+    assert not Token.objects.filter(user=user).exists()
+    assert AuditEntry.objects.filter(action=AuditAction.LOGOUT, actor=user).exists()
+    assert APIClient().delete(TOKEN).status_code == 403
+
+
+def test_operator_may_sign_in_but_sees_no_entity_data(api, operator, entity):
+    factories.make_client(entity=entity)
+    token = sign_in(api, operator.username, "operator-pass-123").json()["token"]
+    caller = APIClient()
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    for url in ("/api/clients/", "/api/employers/"):
+        response = caller.get(url)
+        assert response.status_code == 403
+        assert "operators" in response.json()["detail"]

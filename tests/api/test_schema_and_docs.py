@@ -1,0 +1,41 @@
+import re
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+
+def test_schema_is_valid_openapi_describing_the_endpoints(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json() if response["Content-Type"].startswith("application/vnd.oai.openapi+json") else yaml.safe_load(response.content)
+    validate_schema(schema)
+    paths = schema["paths"]
+    for path in ("/api/clients/", "/api/clients/{client_id}/", "/api/employers/", "/api/employers/{employer_id}/",
+                 "/api/employers/{employer_id}/paypoints/", "/api/auth/token/"):
+        assert path in paths, path
+        for operation in paths[path].values():
+            assert operation.get("description") and operation.get("summary"), (path, operation["operationId"])
+    # Signing in needs no credentials; everything else takes a token or a session.
+    assert paths["/api/auth/token/"]["post"].get("security", []) in ([], [{}])
+    assert paths["/api/clients/"]["get"]["security"] == [{"cookieAuth": []}, {"tokenAuth": []}]
+    assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
+    client_schema = schema["components"]["schemas"]["Client"]
+    assert {"number", "id_number", "cellphone", "branch", "employer", "paypoint", "salesperson"} <= set(client_schema["properties"])
+
+
+def test_docs_page_uses_only_local_static_assets(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets, "the page loads no scripts or styles"
+    assert not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    assert not re.search(r"https?://", html.replace("http://www.w3.org", "")), "the page points off the machine"
+    local = [a for a in assets if a.startswith("/static/")]
+    assert any(a.endswith(".js") for a in local) and any(a.endswith(".css") for a in local)
+    for asset in local:
+        assert finders.find(asset.removeprefix("/static/")), f"{asset} is not shipped"
