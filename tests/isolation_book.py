@@ -12,7 +12,9 @@ from tests import factories
 MARKER = "Zqxisolation"  # appears in the other entity's data and must never show to the first
 
 
-def build_other_entity_book(entity: Entity) -> dict:
+def build_book(entity: Entity, *, marker: str = MARKER) -> dict:
+    """Objects of every kind for `entity`, their names carrying `marker`."""
+    MARKER = marker  # noqa: N806 - the same name as the module default it overrides
     admin = factories.make_admin(entity=entity, username=f"{MARKER.lower()}admin")
     Region.objects.create(entity=entity, name=f"{MARKER} region")
     Role.objects.create(entity=entity, name=f"{MARKER} role")

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import pytest
 from django.apps import apps
 from django.db import models
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from imali.core.models import AuditEntry
 from tests import factories
-from tests.isolation_book import MARKER, build_other_entity_book
+from tests.isolation_book import MARKER, build_book
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def _entity_path(model: type[models.Model], depth: int = 0) -> str | None:
 def _object_of(model: type[models.Model], entity) -> models.Model:
     path = _entity_path(model)
     assert path, f"{model._meta.label} has no foreign-key path to an entity"
-    obj = model._default_manager.filter(**{path: entity}).order_by("pk").first()
+    obj = model._default_manager.filter(**{path: entity.pk}).order_by("pk").first()
     assert obj is not None, (
         f"no {model._meta.label} of the other entity exists to test; "
         f"add it in the app's testing.isolation_objects builder"
@@ -82,11 +82,13 @@ def _object_of(model: type[models.Model], entity) -> models.Model:
     return obj
 
 
-def _url_for(route: str, values: dict[str, str]) -> str:
-    url = route
+def _url_for(route: str, name: str, values: dict[str, str]) -> str:
+    if name:
+        kwargs = {k: v for k, v in values.items() if f"<{k}>" in route or f":{k}>" in route}
+        return reverse(name, kwargs=kwargs)
+    url = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], route)
     url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], url)
-    url = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], url)
-    url = url.lstrip("^").rstrip("$").replace("\\.", ".").replace("/?", "/")
+    url = url.replace("^", "").replace("$", "").replace("\\.", ".").replace("/?", "/")
     return "/" + url.lstrip("/")
 
 
@@ -94,7 +96,8 @@ def _url_for(route: str, values: dict[str, str]) -> str:
 def setting(client):
     mine = factories.make_entity(country="ZA")
     theirs = factories.make_entity(country="NA")
-    book = build_other_entity_book(theirs)
+    book = build_book(theirs)
+    build_book(mine, marker="Mineowned")
     me = factories.make_admin(entity=mine)
     client.force_login(me)
     return client, mine, theirs, book
@@ -111,9 +114,16 @@ def test_every_object_route_refuses_another_entitys_objects(setting):
         if not object_kwargs:
             continue
         values = {"format": "json"}
+        own_values = {"format": "json"}
         for kwarg in object_kwargs:
-            values[kwarg] = str(_object_of(_model_for_kwarg(kwarg), theirs).pk)
-        url = _url_for(route, values)
+            model = _model_for_kwarg(kwarg)
+            values[kwarg] = str(_object_of(model, theirs).pk)
+            own_values[kwarg] = str(_object_of(model, mine).pk)
+        url = _url_for(route, name, values)
+        # Control: the same route with our own object must exist, or a 404 below proves nothing.
+        own_status = client.get(_url_for(route, name, own_values)).status_code
+        if own_status == 404:
+            failures.append(f"{_url_for(route, name, own_values)} ({name}): 404 for our own object; the test builds the URL wrong")
         statuses = {}
         for method in METHODS:
             response = getattr(client, method)(url, data={} if method in ("get", "post") else "{}", **(
@@ -133,8 +143,10 @@ def test_no_list_route_shows_another_entitys_data(setting):
     for route, name, kwargs in _routes():
         if route.startswith(SKIP_PREFIXES) or [k for k in kwargs if k != "format"]:
             continue
-        url = _url_for(route, {"format": "json"})
-        for query in ("", f"?q={MARKER}", f"?search={MARKER}"):
+        url = _url_for(route, name, {})
+        # Search by a prefix of the marker: a leak shows the whole marker, an echo of the query does not.
+        prefix = MARKER[:7]
+        for query in ("", f"?q={prefix}", f"?search={prefix}"):
             response = client.get(url + query)
             checked += 1
             body = b"".join(response.streaming_content) if response.streaming else response.content

@@ -194,7 +194,8 @@ USE_TZ = True
 
 # --- Static files (installed by the build, served locally; no CDN) --------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("IMALI_STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(os.environ.get("IMALI_STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
