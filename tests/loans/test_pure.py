@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 from imali.loans import allocation as alloc
 from imali.loans import pricing, rules
 from imali.loans.schedule import (
-    build_schedule, due_dates, is_business_day, months_between, split_exact,
+    build_schedule,
+    due_dates,
+    is_business_day,
+    months_between,
+    split_exact,
 )
 
 D = Decimal
@@ -93,7 +97,7 @@ def test_due_dates_ascend_and_avoid_holidays(start, count, frequency, pay_day, d
     got = due_dates(start=start, count=count, frequency=frequency, pay_day=pay_day, country=country, move_direction=direction)
     assert len(got) == count
     assert got[0] > start
-    assert all(a < b for a, b in zip(got, got[1:]))
+    assert all(a < b for a, b in zip(got, got[1:], strict=False))
     assert all(is_business_day(d, country) for d in got)
 
 
@@ -191,7 +195,7 @@ def test_settlement_accrues_current_period_interest_pro_rata():
 def test_in_duplum_never_exceeded(cap, charges):
     allowed = rules.in_duplum_trim(cap=cap, charges=charges)
     assert sum(allowed, D(0)) <= cap
-    assert all(0 <= a <= c for a, c in zip(allowed, charges))
+    assert all(0 <= a <= c for a, c in zip(allowed, charges, strict=True))
     if sum(charges, D(0)) <= cap:
         assert allowed == charges
 

@@ -204,6 +204,9 @@ class ReceiptAllocation(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        return f"{self.receipt_id} → {self.instalment_id}: {self.total}"
+
     @property
     def total(self):
         return self.fee + self.vat + self.interest + self.capital
@@ -226,6 +229,9 @@ class NonLoanDebit(models.Model):
         indexes = [models.Index(fields=["entity", "client"], name="nonloandebit_entity_client")]
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="nonloandebit_amount_positive")]
 
+    def __str__(self) -> str:
+        return f"{self.description} {self.amount}"
+
 
 class DailyClose(models.Model):
     """One row per entity and local business day: its presence makes a second run a no-op."""
@@ -241,3 +247,6 @@ class DailyClose(models.Model):
     class Meta:
         ordering = ["-business_date"]
         constraints = [models.UniqueConstraint(fields=["entity", "business_date"], name="daily_close_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"Close {self.entity_id} {self.business_date}"

@@ -47,7 +47,7 @@ def bucket_name(*, due_date: dt.date, as_of: dt.date) -> str | None:
     days = (due_date - as_of).days
     if days < 0:
         return None
-    for bound, name in zip(BUCKET_BOUNDS, BUCKET_NAMES):
+    for bound, name in zip(BUCKET_BOUNDS, BUCKET_NAMES[:-1], strict=True):
         if days <= bound:
             return name
     return BUCKET_NAMES[-1]

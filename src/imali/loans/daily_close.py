@@ -1,0 +1,171 @@
+"""The daily close of one entity's book for one local business day.
+
+In order: loans whose arrears are cured leave default; loans whose oldest arrears pass
+DEFAULT_AFTER_DAYS enter default (their unpaid balance becomes the in-duplum cap, and scheduled
+charges beyond it are cut); loans past their last instalment and in default get the monthly
+post-term charge (interest on capital owing, service fee, VAT), capped by in duplum; client
+statuses follow the rules in `rules.client_status_after`. A DailyClose row per entity and day
+makes the close run once: a second run for the same day finds it and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DecimalField, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
+
+from imali.clients.models import Client, ClientStatus
+from imali.core.audit import audit_record
+from imali.core.models import AuditAction
+from imali.tenancy.models import Entity
+
+from . import rules
+from .models import OPEN_STATUSES, DailyClose, Instalment, InstalmentKind, Loan, LoanStatus
+from .pricing import CENT, HUNDRED, vat_on
+from .schedule import add_months
+
+ZERO = Decimal("0.00")
+MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
+
+
+def _unpaid(**filters) -> Q:
+    return Q(open=True, paid__lt=F("amount"), **filters)
+
+
+def _arrears_older_than(days: int, business_date: dt.date):
+    """Instalments of the outer loan unpaid more than `days` after their due date."""
+    return Instalment.objects.filter(_unpaid(), loan=OuterRef("pk"), due_ord__lt=business_date.toordinal() - days)
+
+
+def _charges_since_default(loan: Loan) -> Decimal:
+    agg = Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).aggregate(
+        c=Sum(F("fee") + F("vat") + F("interest"), output_field=MONEY_FIELD))
+    return agg["c"] or ZERO
+
+
+def _trim_scheduled_charges(loan: Loan) -> None:
+    """In duplum on a loan entering default: scheduled interest and fees falling due after the
+    default date may not add up to more than the unpaid balance at default."""
+    later = list(Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).order_by("due_date", "seq"))
+    pieces = [getattr(i, c) for i in later for c in ("fee", "vat", "interest")]
+    allowed = rules.in_duplum_trim(cap=loan.default_balance, charges=pieces)
+    if allowed == pieces:
+        return
+    for index, inst in enumerate(later):
+        fee, vat, interest = allowed[index * 3: index * 3 + 3]
+        inst.fee, inst.vat, inst.interest = fee, vat, interest
+        inst.amount = inst.capital + fee + vat + interest
+    Instalment.objects.bulk_update(later, ["fee", "vat", "interest", "amount"])
+
+
+def _post_term_charges(loan: Loan, business_date: dt.date) -> int:
+    """Monthly charges after the last instalment while the loan is in default, within in duplum."""
+    posted = 0
+    last = Instalment.objects.filter(loan=loan).order_by("-seq").first()
+    seq, previous_due = last.seq, last.due_date
+    anchor_day = loan.next_charge_on.day
+    while loan.next_charge_on <= business_date:
+        charge_on = loan.next_charge_on
+        if loan.default_since is not None and loan.default_since <= charge_on:
+            capital = Instalment.objects.filter(loan=loan, open=True).aggregate(
+                c=Sum(F("capital") - F("capital_paid"), output_field=MONEY_FIELD))["c"] or ZERO
+            interest = (capital * loan.interest_rate_pm / HUNDRED).quantize(CENT, rounding=ROUND_HALF_UP)
+            fee = loan.service_fee_pm
+            fee_allowed, vat_allowed, interest_allowed = rules.in_duplum_trim(
+                cap=loan.default_balance - _charges_since_default(loan), charges=[fee, vat_on(fee, loan.vat_rate), interest])
+            total = fee_allowed + vat_allowed + interest_allowed
+            if total > 0:
+                seq += 1
+                Instalment.objects.create(
+                    entity_id=loan.entity_id, client_id=loan.client_id, loan=loan, seq=seq, kind=InstalmentKind.CHARGE,
+                    start_date=previous_due, due_date=charge_on, start_ord=previous_due.toordinal(),
+                    due_ord=charge_on.toordinal(), fee=fee_allowed, vat=vat_allowed, interest=interest_allowed,
+                    capital=ZERO, amount=total,
+                )
+                previous_due = charge_on
+                posted += 1
+        loan.next_charge_on = add_months(charge_on, 1, day_of_month=anchor_day)
+    Loan.objects.filter(pk=loan.pk).update(next_charge_on=loan.next_charge_on)
+    return posted
+
+
+def _update_client_statuses(entity: Entity, business_date: dt.date) -> int:
+    """Set-based version of rules.client_status_after, one UPDATE per transition."""
+    bd = business_date.toordinal()
+    open_loans = Loan.objects.filter(client=OuterRef("pk"), status__in=OPEN_STATUSES)
+    long_arrears = Instalment.objects.filter(_unpaid(), client=OuterRef("pk"), due_ord__lt=bd - rules.BAD_AFTER_DAYS)
+    written_off = Instalment.objects.filter(client=OuterRef("pk"), open=False, paid__lt=F("amount"),
+                                            loan__status=LoanStatus.WRITTEN_OFF)
+    automatic = Client.objects.filter(entity=entity).exclude(status__in=rules.MANUAL_CLIENT_STATUSES)
+    bad = Q(Exists(long_arrears)) | Q(Exists(written_off))
+    updated = automatic.filter(bad).exclude(status=ClientStatus.BAD, new_loans_allowed=False).update(
+        status=ClientStatus.BAD, new_loans_allowed=False)
+    not_bad = automatic.exclude(bad)
+    updated += not_bad.filter(Exists(open_loans), status=ClientStatus.BAD).update(status=ClientStatus.GOOD, new_loans_allowed=True)
+    updated += not_bad.filter(~Exists(open_loans), status=ClientStatus.BAD).update(status=ClientStatus.INACTIVE, new_loans_allowed=True)
+    updated += not_bad.filter(Exists(open_loans), status=ClientStatus.INACTIVE).update(status=ClientStatus.GOOD)
+    updated += not_bad.filter(~Exists(open_loans), status=ClientStatus.GOOD).update(status=ClientStatus.INACTIVE)
+    return updated
+
+
+def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tuple[DailyClose, bool]:
+    """Close `business_date` for `entity`. Returns (close, ran): ran is False when it had run already."""
+    existing = DailyClose.objects.filter(entity=entity, business_date=business_date).first()
+    if existing is not None:
+        return existing, False
+    bd = business_date.toordinal()
+    try:
+        with transaction.atomic():
+            close = DailyClose.objects.create(entity=entity, business_date=business_date)
+            book = Loan.objects.filter(entity=entity, status__in=OPEN_STATUSES)
+            any_arrears = Instalment.objects.filter(_unpaid(), loan=OuterRef("pk"), due_ord__lt=bd)
+            close.loans_cured = book.filter(default_since__isnull=False).exclude(Exists(any_arrears)).update(
+                default_since=None, default_balance=None)
+            # The unpaid balance at default: all capital owing plus the charges already due and unpaid
+            # (interest and fees of later instalments are not yet earned, so not part of it).
+            charges_owing = F("amount") - F("paid") - (F("capital") - F("capital_paid"))
+            outstanding = (
+                Instalment.objects.filter(loan=OuterRef("pk"), open=True).values("loan")
+                .annotate(s=Sum(
+                    F("capital") - F("capital_paid")
+                    + Case(When(due_ord__lte=bd, then=charges_owing), default=Value(ZERO), output_field=MONEY_FIELD),
+                    output_field=MONEY_FIELD,
+                )).values("s")
+            )
+            entering = book.filter(default_since__isnull=True).filter(Exists(_arrears_older_than(rules.DEFAULT_AFTER_DAYS, business_date)))
+            entering_ids = list(entering.values_list("pk", flat=True))
+            close.loans_defaulted = Loan.objects.filter(pk__in=entering_ids).update(
+                default_since=business_date,
+                default_balance=Coalesce(Subquery(outstanding, output_field=MONEY_FIELD), Value(ZERO), output_field=MONEY_FIELD),
+            )
+            for loan in Loan.objects.filter(pk__in=entering_ids):
+                _trim_scheduled_charges(loan)
+            charges = 0
+            for loan in book.filter(next_charge_on__lte=business_date).select_for_update():
+                charges += _post_term_charges(loan, business_date)
+            close.charges_posted = charges
+            close.clients_updated = _update_client_statuses(entity, business_date)
+            close.save()
+            audit_record(action=AuditAction.DAILY_CLOSE_RUN, actor=actor, entity=entity, target=close,
+                         subject=business_date.isoformat(),
+                         after={"loans_defaulted": close.loans_defaulted, "loans_cured": close.loans_cured,
+                                "charges_posted": close.charges_posted, "clients_updated": close.clients_updated})
+    except IntegrityError:
+        # Another worker closed the same day at the same moment; its close stands.
+        return DailyClose.objects.get(entity=entity, business_date=business_date), False
+    return close, True
+
+
+def entities_due_for_close(now: dt.datetime) -> list[tuple[Entity, dt.date]]:
+    """Each active entity with the last local day that has ended and has no close yet."""
+    from zoneinfo import ZoneInfo
+
+    due = []
+    for entity in Entity.objects.filter(is_active=True):
+        yesterday = now.astimezone(ZoneInfo(entity.time_zone)).date() - dt.timedelta(days=1)
+        if not DailyClose.objects.filter(entity=entity, business_date=yesterday).exists():
+            due.append((entity, yesterday))
+    return due

@@ -1,0 +1,533 @@
+"""Every write to the loan book: validated first, then one transaction, audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from imali.clients.models import AccountPurpose, Client, ClientAccount, ClientStatus
+from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.models import AuditAction
+from imali.core.money import to_money
+from imali.tenancy.models import Entity
+
+from . import pricing
+from .allocation import Allocation, Owing, allocate
+from .errors import LoanError, error, errors
+from .models import (
+    OPEN_STATUSES,
+    Instalment,
+    Loan,
+    LoanStatus,
+    NonLoanDebit,
+    PaybackType,
+    Product,
+    Receipt,
+    ReceiptAllocation,
+)
+from .schedule import Schedule, add_months, build_schedule, due_dates, months_between
+
+ZERO = Decimal("0.00")
+
+
+def local_today(entity: Entity) -> dt.date:
+    from zoneinfo import ZoneInfo
+
+    return timezone.now().astimezone(ZoneInfo(entity.time_zone)).date()
+
+
+# --- products ------------------------------------------------------------------------------------
+PRODUCT_FIELDS = (
+    "name", "credit_type", "frequency", "min_principal", "max_principal", "min_instalments", "max_instalments",
+    "interest_rate_pm", "charge_initiation_fee", "service_fee_pm", "vat_rate", "is_active",
+)
+
+
+def _decimal(data: dict, field: str, found: dict, *, places: str = "0.01") -> Decimal | None:
+    raw = data.get(field)
+    if raw in (None, ""):
+        found[field] = (LoanError.REQUIRED, "This field is required.")
+        return None
+    try:
+        value = Decimal(str(raw).strip()).quantize(Decimal(places))
+    except (InvalidOperation, ValueError):
+        found[field] = (LoanError.INVALID, f"'{raw}' is not a number.")
+        return None
+    if value < 0:
+        found[field] = (LoanError.OUT_OF_RANGE, "Must not be negative.")
+    return value
+
+
+def _int(data: dict, field: str, found: dict, *, minimum: int = 1) -> int | None:
+    raw = data.get(field)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        found[field] = (LoanError.REQUIRED if raw in (None, "") else LoanError.INVALID, "Enter a whole number.")
+        return None
+    if value < minimum:
+        found[field] = (LoanError.OUT_OF_RANGE, f"Must be at least {minimum}.")
+    return value
+
+
+def _clean_product(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(PRODUCT_FIELDS))
+    if unknown:
+        raise error(unknown[0], LoanError.INVALID, f"'{unknown[0]}' is not a product field.")
+    found: dict[str, tuple[LoanError, str]] = {}
+    cleaned: dict[str, Any] = {}
+    name = " ".join(str(data.get("name") or "").split())
+    if not name:
+        found["name"] = (LoanError.REQUIRED, "This field is required.")
+    cleaned["name"] = name
+    if data.get("credit_type") not in pricing.CreditType.values:
+        found["credit_type"] = (LoanError.INVALID, "Choose short-term or unsecured credit.")
+    cleaned["credit_type"] = data.get("credit_type")
+    if data.get("frequency") not in ("monthly", "fortnightly", "weekly"):
+        found["frequency"] = (LoanError.INVALID, "Choose monthly, fortnightly or weekly.")
+    cleaned["frequency"] = data.get("frequency")
+    for field in ("min_principal", "max_principal", "service_fee_pm"):
+        cleaned[field] = _decimal({"service_fee_pm": "0", **data}, field, found)
+    cleaned["interest_rate_pm"] = _decimal(data, "interest_rate_pm", found, places="0.0001")
+    default_vat = pricing.DEFAULT_VAT_RATES.get(entity.country, Decimal("15"))
+    cleaned["vat_rate"] = _decimal({"vat_rate": default_vat, **data}, "vat_rate", found)
+    cleaned["min_instalments"] = _int({"min_instalments": 1, **data}, "min_instalments", found)
+    cleaned["max_instalments"] = _int(data, "max_instalments", found)
+    cleaned["charge_initiation_fee"] = bool(data.get("charge_initiation_fee", True))
+    cleaned["is_active"] = bool(data.get("is_active", True))
+    if not found:
+        if cleaned["min_principal"] <= 0:
+            found["min_principal"] = (LoanError.OUT_OF_RANGE, "Must be more than zero.")
+        if cleaned["max_principal"] < cleaned["min_principal"]:
+            found["max_principal"] = (LoanError.OUT_OF_RANGE, "Must not be below the minimum principal.")
+        if cleaned["max_instalments"] < cleaned["min_instalments"]:
+            found["max_instalments"] = (LoanError.OUT_OF_RANGE, "Must not be below the minimum number of instalments.")
+        for cap in pricing.check_product_terms(
+            country=entity.country, credit_type=cleaned["credit_type"], frequency=cleaned["frequency"],
+            max_principal=cleaned["max_principal"], max_instalments=cleaned["max_instalments"],
+            interest_rate_pm=cleaned["interest_rate_pm"], service_fee_pm=cleaned["service_fee_pm"],
+            on=local_today(entity),
+        ):
+            found.setdefault(cap.field, (LoanError.OUT_OF_RANGE, cap.message))
+    if found:
+        raise _cap_errors(found)
+    return cleaned
+
+
+def _cap_errors(found: dict[str, tuple[LoanError, str]]) -> ValidationError:
+    """Cap messages carry the cap's code in the error code, so an API client can tell which cap."""
+    out = {}
+    for field, (code, message) in found.items():
+        cap_code = next((c.value for c in pricing.CapCode if f"(cap: {c.value})" in message), None)
+        out[field] = [ValidationError(message, code=f"cap_{cap_code}" if cap_code else code.value)]
+    return ValidationError(out)
+
+
+def product_create(*, entity: Entity, actor, data: dict[str, Any]) -> Product:
+    cleaned = _clean_product(entity, data)
+    with transaction.atomic():
+        if Product.objects.filter(entity=entity, name=cleaned["name"]).exists():
+            raise error("name", LoanError.INVALID, "A product with this name exists already.")
+        product = Product.objects.create(entity=entity, **cleaned)
+        audit_record(action=AuditAction.LOAN_PRODUCT_CREATED, actor=actor, entity=entity, target=product,
+                     subject=product.name, after=snapshot(product))
+    return product
+
+
+def product_update(*, product: Product, actor, data: dict[str, Any]) -> Product:
+    current = {f: getattr(product, f) for f in PRODUCT_FIELDS}
+    cleaned = _clean_product(product.entity, {**current, **data})
+    with transaction.atomic():
+        locked = Product.objects.select_for_update().get(pk=product.pk, entity=product.entity)
+        if Product.objects.filter(entity=product.entity, name=cleaned["name"]).exclude(pk=locked.pk).exists():
+            raise error("name", LoanError.INVALID, "A product with this name exists already.")
+        before = snapshot(locked)
+        for name, value in cleaned.items():
+            setattr(locked, name, value)
+        locked.save()
+        b, a = changed_only(before, snapshot(locked))
+        if a:
+            audit_record(action=AuditAction.LOAN_PRODUCT_UPDATED, actor=actor, entity=locked.entity, target=locked,
+                         subject=locked.name, before=b, after=a)
+    return locked
+
+
+# --- loans ---------------------------------------------------------------------------------------
+def _is_repeat_in_year(client: Client, on: dt.date, *, exclude: int | None = None) -> bool:
+    """A later short-term loan in the same calendar year (the 3% cap applies)."""
+    return (
+        Loan.objects.filter(client=client, product__credit_type=pricing.CreditType.SHORT_TERM,
+                            status__in=(LoanStatus.ACTIVE, LoanStatus.PAID_UP, LoanStatus.WRITTEN_OFF, LoanStatus.HANDED_OVER),
+                            disbursed_on__year=on.year)
+        .exclude(pk=exclude)
+        .exists()
+    )
+
+
+def loan_schedule(*, loan: Loan, start: dt.date, country: str) -> Schedule:
+    dates = due_dates(start=start, count=loan.instalments, frequency=loan.frequency, pay_day=loan.pay_day,
+                      country=country, move_direction=loan.move_direction)
+    return build_schedule(
+        principal=loan.principal, rate_pm=loan.interest_rate_pm, frequency=loan.frequency, dates=dates, start=start,
+        initiation_fee=loan.initiation_fee,
+        service_fee_per_instalment=pricing.service_fee_per_instalment(loan.service_fee_pm, loan.frequency),
+        vat_rate=loan.vat_rate,
+    )
+
+
+def _check_caps(loan: Loan, *, credit_type: str, country: str, on: dt.date, schedule: Schedule) -> None:
+    months = months_between(on, schedule.instalments[-1].due_date)
+    found = pricing.check_loan_terms(
+        country=country, credit_type=credit_type, principal=loan.principal, interest_rate_pm=loan.interest_rate_pm,
+        initiation_fee=loan.initiation_fee, service_fee_pm=loan.service_fee_pm, on=on,
+        is_repeat_in_year=_is_repeat_in_year(loan.client, on, exclude=loan.pk), months_to_last_due=months,
+    )
+    if found:
+        raise _cap_errors({c.field: (LoanError.OUT_OF_RANGE, c.message) for c in found})
+
+
+def loan_apply(
+    *, entity: Entity, actor, client: Client, product: Product, principal: Any, instalments: Any,
+    applied_on: dt.date | None = None, pay_day: int | None = None, interest_rate_pm: Any = None,
+    initiation_fee: Any = None,
+) -> Loan:
+    """Capture an application. Terms come from the product; the rate is lowered to the cap for a
+    later short-term loan in the same year unless a rate is given (then it is checked, not lowered)."""
+    found: dict[str, tuple[LoanError, str]] = {}
+    if client.entity_id != entity.pk:
+        raise error("client", LoanError.OTHER_ENTITY)
+    if product.entity_id != entity.pk:
+        raise error("product", LoanError.OTHER_ENTITY)
+    if not product.is_active:
+        found["product"] = (LoanError.PRODUCT_INACTIVE, LoanError.PRODUCT_INACTIVE.label)
+    if not client.new_loans_allowed or client.status not in (ClientStatus.GOOD, ClientStatus.INACTIVE):
+        found["client"] = (LoanError.CLIENT_NOT_ALLOWED,
+                           f"The client may not take a new loan (status {client.get_status_display()}, "
+                           f"new loans {'allowed' if client.new_loans_allowed else 'not allowed'}).")
+    try:
+        amount = to_money(principal, field="principal")
+    except (ValidationError, TypeError):
+        raise error("principal", LoanError.INVALID, f"'{principal}' is not an amount.") from None
+    if not product.min_principal <= amount <= product.max_principal:
+        found["principal"] = (LoanError.OUT_OF_RANGE,
+                              f"The product lends {product.min_principal:,.2f} to {product.max_principal:,.2f}.")
+    count = _int({"instalments": instalments}, "instalments", found)
+    if count is not None and not product.min_instalments <= count <= product.max_instalments:
+        found["instalments"] = (LoanError.OUT_OF_RANGE,
+                                f"The product allows {product.min_instalments} to {product.max_instalments} instalments.")
+    if pay_day is None:
+        pay_day = client.payment_day
+    if pay_day is not None:
+        limit = 31 if product.frequency == "monthly" else 7
+        if not 1 <= int(pay_day) <= limit:
+            found["pay_day"] = (LoanError.OUT_OF_RANGE, f"The pay day must be 1 to {limit} for {product.frequency} payments.")
+    if found:
+        raise errors(found)
+    applied_on = applied_on or local_today(entity)
+    caps = pricing.caps_for(entity.country)
+    repeat = _is_repeat_in_year(client, applied_on)
+    if interest_rate_pm in (None, ""):
+        rate = product.interest_rate_pm
+        if caps is not None:
+            cap, _ = pricing.max_rate_per_month(caps=caps, credit_type=product.credit_type, on=applied_on, is_repeat_in_year=repeat)
+            rate = min(rate, cap.quantize(Decimal("0.0001"), rounding="ROUND_DOWN"))
+    else:
+        rate = _decimal({"interest_rate_pm": interest_rate_pm}, "interest_rate_pm", found, places="0.0001")
+    if initiation_fee in (None, ""):
+        fee = ZERO
+        if product.charge_initiation_fee and caps is not None:
+            fee = pricing.max_initiation_fee(amount, caps.initiation_fee)
+    else:
+        fee = _decimal({"initiation_fee": initiation_fee}, "initiation_fee", found)
+    if found:
+        raise errors(found)
+    loan = Loan(
+        entity=entity, client=client, product=product, status=LoanStatus.APPLICATION, principal=amount,
+        instalments=count, frequency=product.frequency, pay_day=pay_day, move_direction=client.payment_move_direction,
+        interest_rate_pm=rate, initiation_fee=fee, service_fee_pm=product.service_fee_pm, vat_rate=product.vat_rate,
+        applied_on=applied_on, created_by=actor,
+    )
+    schedule = loan_schedule(loan=loan, start=applied_on, country=entity.country)
+    _check_caps(loan, credit_type=product.credit_type, country=entity.country, on=applied_on, schedule=schedule)
+    loan.total_repayable = schedule.total_repayable
+    loan.instalment_amount = schedule.instalment_amount
+    with transaction.atomic():
+        loan.save()
+        audit_record(action=AuditAction.LOAN_APPLIED, actor=actor, entity=entity, target=loan,
+                     subject=str(client.number), after=snapshot(loan))
+    return loan
+
+
+def _locked_loan(loan: Loan) -> Loan:
+    return Loan.objects.select_for_update().select_related("client", "product").get(pk=loan.pk, entity_id=loan.entity_id)
+
+
+def _require_status(loan: Loan, allowed: tuple[str, ...], action: str) -> None:
+    if loan.status not in allowed:
+        raise error("status", LoanError.WRONG_STATUS, f"A loan that is {loan.get_status_display()} cannot be {action}.")
+
+
+def loan_approve(*, loan: Loan, actor) -> Loan:
+    with transaction.atomic():
+        locked = _locked_loan(loan)
+        _require_status(locked, (LoanStatus.APPLICATION,), "approved")
+        locked.status = LoanStatus.APPROVED
+        locked.approved_by = actor
+        locked.approved_at = timezone.now()
+        locked.save(update_fields=["status", "approved_by", "approved_at"])
+        audit_record(action=AuditAction.LOAN_APPROVED, actor=actor, entity=locked.entity, target=locked,
+                     subject=str(locked.client.number), before={"status": LoanStatus.APPLICATION}, after={"status": locked.status})
+    return locked
+
+
+def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, disbursed_on: dt.date | None = None) -> Loan:
+    """Pay the loan out: the schedule is built from the disbursement date and the caps checked again."""
+    entity = loan.entity
+    if loan.principal > (getattr(actor, "disbursement_limit", None) or ZERO):
+        raise error("principal", LoanError.OVER_DISBURSEMENT_LIMIT,
+                    f"{loan.principal:,.2f} is above your disbursement limit of {getattr(actor, 'disbursement_limit', ZERO) or ZERO:,.2f}.")
+    if (payout_account is None or payout_account.client_id != loan.client_id or not payout_account.is_active
+            or payout_account.purpose not in (AccountPurpose.PAYOUT, AccountPurpose.BOTH)):
+        raise error("payout_account", LoanError.PAYOUT_ACCOUNT)
+    disbursed_on = disbursed_on or local_today(entity)
+    with transaction.atomic():
+        locked = _locked_loan(loan)
+        _require_status(locked, (LoanStatus.APPROVED,), "disbursed")
+        schedule = loan_schedule(loan=locked, start=disbursed_on, country=entity.country)
+        _check_caps(locked, credit_type=locked.product.credit_type, country=entity.country, on=disbursed_on, schedule=schedule)
+        Instalment.objects.bulk_create([
+            Instalment(
+                entity=entity, client_id=locked.client_id, loan=locked, seq=row.seq, start_date=row.start_date,
+                due_date=row.due_date, start_ord=row.start_date.toordinal(), due_ord=row.due_date.toordinal(),
+                fee=row.fee, vat=row.vat, interest=row.interest, capital=row.capital, amount=row.amount,
+            )
+            for row in schedule.instalments
+        ])
+        last_due = schedule.instalments[-1].due_date
+        locked.status = LoanStatus.ACTIVE
+        locked.disbursed_on = disbursed_on
+        locked.disbursed_by = actor
+        locked.payout_account = payout_account
+        locked.total_repayable = schedule.total_repayable
+        locked.instalment_amount = schedule.instalment_amount
+        locked.next_charge_on = add_months(last_due, 1)
+        locked.save()
+        client = locked.client
+        if client.status == ClientStatus.INACTIVE:
+            Client.objects.filter(pk=client.pk).update(status=ClientStatus.GOOD)
+        audit_record(action=AuditAction.LOAN_DISBURSED, actor=actor, entity=entity, target=locked,
+                     subject=str(client.number), before={"status": LoanStatus.APPROVED},
+                     after={"status": locked.status, "disbursed_on": disbursed_on.isoformat(),
+                            "payout_account_id": payout_account.pk, "total_repayable": str(locked.total_repayable)})
+    return locked
+
+
+def loan_cancel(*, loan: Loan, actor, reason: str) -> Loan:
+    return _close(loan=loan, actor=actor, reason=reason, to=LoanStatus.CANCELLED,
+                  allowed=(LoanStatus.APPLICATION, LoanStatus.APPROVED), action=AuditAction.LOAN_CANCELLED, verb="cancelled")
+
+
+def loan_write_off(*, loan: Loan, actor, reason: str) -> Loan:
+    return _close(loan=loan, actor=actor, reason=reason, to=LoanStatus.WRITTEN_OFF,
+                  allowed=OPEN_STATUSES, action=AuditAction.LOAN_WRITTEN_OFF, verb="written off")
+
+
+def loan_hand_over(*, loan: Loan, actor, reason: str) -> Loan:
+    return _close(loan=loan, actor=actor, reason=reason, to=LoanStatus.HANDED_OVER,
+                  allowed=(LoanStatus.ACTIVE,), action=AuditAction.LOAN_HANDED_OVER, verb="handed over")
+
+
+def _close(*, loan, actor, reason, to, allowed, action, verb) -> Loan:
+    reason = (reason or "").strip()
+    if not reason:
+        raise error("reason", LoanError.REQUIRED, "Give a reason.")
+    with transaction.atomic():
+        locked = _locked_loan(loan)
+        _require_status(locked, allowed, verb)
+        before = locked.status
+        locked.status = to
+        locked.status_reason = reason[:200]
+        locked.closed_on = local_today(locked.entity)
+        locked.save(update_fields=["status", "status_reason", "closed_on"])
+        if to == LoanStatus.WRITTEN_OFF:
+            # Off the book: its instalments no longer count as owed.
+            Instalment.objects.filter(loan=locked).update(open=False)
+            Client.objects.filter(pk=locked.client_id).exclude(status__in=("blacklisted", "deceased")).update(
+                status=ClientStatus.BAD, new_loans_allowed=False)
+        elif to == LoanStatus.HANDED_OVER:
+            Client.objects.filter(pk=locked.client_id).exclude(status__in=("blacklisted", "deceased")).update(
+                status=ClientStatus.HANDED_OVER, new_loans_allowed=False)
+        audit_record(action=action, actor=actor, entity=locked.entity, target=locked, subject=str(locked.client.number),
+                     before={"status": before}, after={"status": to, "reason": locked.status_reason})
+    return locked
+
+
+# --- receipts ------------------------------------------------------------------------------------
+def _owing(instalments: list[Instalment]) -> list[Owing]:
+    return [
+        Owing(key=i.pk, due_date=i.due_date, fee=i.fee - i.fee_paid, vat=i.vat - i.vat_paid,
+              interest=i.interest - i.interest_paid, capital=i.capital - i.capital_paid)
+        for i in instalments
+    ]
+
+
+def receipt_post(
+    *, entity: Entity, actor, loan: Loan, amount: Any, value_date: dt.date, payback_type: str,
+    external_reference: str = "",
+) -> Receipt:
+    """Post a payment to a loan: allocated oldest instalment first, fees, VAT, interest, capital;
+    what is left is change available. The same external reference is never posted twice."""
+    if loan.entity_id != entity.pk:
+        raise error("loan", LoanError.OTHER_ENTITY)
+    found: dict[str, tuple[LoanError, str]] = {}
+    try:
+        money = to_money(amount, field="amount")
+        if money <= 0:
+            found["amount"] = (LoanError.OUT_OF_RANGE, "The amount must be more than zero.")
+    except (ValidationError, TypeError):
+        found["amount"] = (LoanError.INVALID, f"'{amount}' is not an amount.")
+    if payback_type not in PaybackType.values:
+        found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
+    if not isinstance(value_date, dt.date):
+        found["value_date"] = (LoanError.REQUIRED, "Give the date the money was received.")
+    reference = (external_reference or "").strip()
+    if found:
+        raise errors(found)
+    try:
+        with transaction.atomic():
+            locked = _locked_loan(loan)
+            _require_status(locked, OPEN_STATUSES, "paid into")
+            if reference and Receipt.objects.filter(entity=entity, external_reference=reference).exists():
+                raise error("external_reference", LoanError.DUPLICATE_REFERENCE,
+                            f"Reference '{reference}' has been posted already.")
+            instalments = list(
+                Instalment.objects.select_for_update().filter(loan=locked, open=True, paid__lt=F("amount")).order_by("due_date", "seq")
+            )
+            result = allocate(money, _owing(instalments))
+            receipt = Receipt.objects.create(
+                entity=entity, client_id=locked.client_id, loan=locked, amount=money, allocated=result.allocated,
+                change=result.change, value_date=value_date, payback_type=payback_type, external_reference=reference,
+                loan_status_before=locked.status, loan_paid_up_on_before=locked.paid_up_on, captured_by=actor,
+            )
+            _apply(receipt, instalments, result, value_date)
+            if not Instalment.objects.filter(loan=locked, open=True, paid__lt=F("amount")).exists():
+                locked.status = LoanStatus.PAID_UP
+                locked.paid_up_on = value_date
+                locked.default_since = None
+                locked.default_balance = None
+                locked.save(update_fields=["status", "paid_up_on", "default_since", "default_balance"])
+            audit_record(action=AuditAction.RECEIPT_POSTED, actor=actor, entity=entity, target=receipt,
+                         subject=reference or str(locked.client.number), after=snapshot(receipt))
+    except IntegrityError:
+        # A concurrent posting of the same reference committed first: the constraint refused this one.
+        if reference and Receipt.objects.filter(entity=entity, external_reference=reference).exists():
+            raise error("external_reference", LoanError.DUPLICATE_REFERENCE,
+                        f"Reference '{reference}' has been posted already.") from None
+        raise
+    return receipt
+
+
+def _apply(receipt: Receipt, instalments: list[Instalment], result: Allocation, value_date: dt.date) -> None:
+    by_id = {i.pk: i for i in instalments}
+    rows = []
+    changed = []
+    for line in result.lines:
+        inst = by_id[line.key]
+        rows.append(ReceiptAllocation(receipt=receipt, instalment=inst, fee=line.fee, vat=line.vat,
+                                      interest=line.interest, capital=line.capital, paid_on_before=inst.paid_on))
+        inst.fee_paid += line.fee
+        inst.vat_paid += line.vat
+        inst.interest_paid += line.interest
+        inst.capital_paid += line.capital
+        inst.paid += line.total
+        if inst.paid == inst.amount:
+            inst.paid_on = value_date
+        changed.append(inst)
+    ReceiptAllocation.objects.bulk_create(rows)
+    Instalment.objects.bulk_update(changed, ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"])
+
+
+def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
+    """Undo a receipt exactly: every instalment, the loan's status and paid-up date go back to
+    what they were before it (later receipts keep their own allocations)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise error("reason", LoanError.REQUIRED, "Give a reason for the reversal.")
+    with transaction.atomic():
+        locked_loan = _locked_loan(receipt.loan)
+        locked = Receipt.objects.select_for_update().get(pk=receipt.pk, entity_id=receipt.entity_id)
+        if locked.is_reversed:
+            raise error("receipt", LoanError.ALREADY_REVERSED)
+        lines = list(locked.allocations.all())
+        instalments = {i.pk: i for i in Instalment.objects.select_for_update().filter(pk__in=[a.instalment_id for a in lines])}
+        for line in lines:
+            inst = instalments[line.instalment_id]
+            inst.fee_paid -= line.fee
+            inst.vat_paid -= line.vat
+            inst.interest_paid -= line.interest
+            inst.capital_paid -= line.capital
+            inst.paid -= line.total
+            inst.paid_on = line.paid_on_before if inst.paid == inst.amount else None
+        Instalment.objects.bulk_update(list(instalments.values()),
+                                       ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"])
+        if locked_loan.status == LoanStatus.PAID_UP and locked.loan_status_before != LoanStatus.PAID_UP:
+            locked_loan.status = locked.loan_status_before
+            locked_loan.paid_up_on = locked.loan_paid_up_on_before
+            locked_loan.save(update_fields=["status", "paid_up_on"])
+        locked.is_reversed = True
+        locked.reversed_at = timezone.now()
+        locked.reversed_by = actor
+        locked.reversal_reason = reason[:200]
+        locked.save(update_fields=["is_reversed", "reversed_at", "reversed_by", "reversal_reason"])
+        audit_record(action=AuditAction.RECEIPT_REVERSED, actor=actor, entity=locked.entity, target=locked,
+                     subject=locked.external_reference or str(locked_loan.client.number),
+                     before={"is_reversed": False}, after={"is_reversed": True, "reason": locked.reversal_reason})
+    return locked
+
+
+# --- non-loan debits -----------------------------------------------------------------------------
+def non_loan_debit_add(*, entity: Entity, actor, client: Client, description: str, amount: Any,
+                       debit_date: dt.date) -> NonLoanDebit:
+    if client.entity_id != entity.pk:
+        raise error("client", LoanError.OTHER_ENTITY)
+    found: dict[str, tuple[LoanError, str]] = {}
+    if not (description or "").strip():
+        found["description"] = (LoanError.REQUIRED, "This field is required.")
+    try:
+        money = to_money(amount, field="amount")
+        if money <= 0:
+            found["amount"] = (LoanError.OUT_OF_RANGE, "The amount must be more than zero.")
+    except (ValidationError, TypeError):
+        found["amount"] = (LoanError.INVALID, f"'{amount}' is not an amount.")
+    if found:
+        raise errors(found)
+    with transaction.atomic():
+        debit = NonLoanDebit.objects.create(entity=entity, client=client, description=description.strip()[:120],
+                                            amount=money, debit_date=debit_date, created_by=actor)
+        audit_record(action=AuditAction.NON_LOAN_DEBIT_ADDED, actor=actor, entity=entity, target=debit,
+                     subject=str(client.number), after=snapshot(debit))
+    return debit
+
+
+def non_loan_debit_settle(*, debit: NonLoanDebit, actor, settled_on: dt.date) -> NonLoanDebit:
+    with transaction.atomic():
+        locked = NonLoanDebit.objects.select_for_update().get(pk=debit.pk, entity_id=debit.entity_id)
+        if locked.settled_on is not None:
+            raise error("debit", LoanError.WRONG_STATUS, "The debit is settled already.")
+        locked.settled_on = settled_on
+        locked.save(update_fields=["settled_on"])
+        audit_record(action=AuditAction.NON_LOAN_DEBIT_SETTLED, actor=actor, entity=locked.entity, target=locked,
+                     before={"settled_on": None}, after={"settled_on": settled_on.isoformat()})
+    return locked
+
+
+def loan_outstanding(loan: Loan) -> Decimal:
+    agg = Instalment.objects.filter(loan=loan, open=True).aggregate(a=Sum("amount"), p=Sum("paid"))
+    return (agg["a"] or ZERO) - (agg["p"] or ZERO)
+
