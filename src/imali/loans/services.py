@@ -221,7 +221,8 @@ def loan_apply(
     if count is not None and not product.min_instalments <= count <= product.max_instalments:
         found["instalments"] = (LoanError.OUT_OF_RANGE,
                                 f"The product allows {product.min_instalments} to {product.max_instalments} instalments.")
-    if pay_day is None:
+    if pay_day is None and (client.payment_frequency == "monthly") == (product.frequency == "monthly"):
+        # The client's pay day is a day of the month or of the week, matching the client's frequency.
         pay_day = client.payment_day
     if pay_day is not None:
         limit = 31 if product.frequency == "monthly" else 7

@@ -1,0 +1,104 @@
+"""The daily close: default and in duplum, post-term charges, client statuses; once per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from django.db.models import F, Sum
+
+from imali.loans import selectors, services
+from imali.loans.daily_close import daily_close_run, entities_due_for_close
+from imali.loans.models import DailyClose, Instalment, InstalmentKind
+from tests.loans.conftest import make_loan
+
+pytestmark = pytest.mark.django_db
+
+
+def book_state(entity):
+    return (
+        list(Instalment.objects.filter(entity=entity).order_by("pk").values_list("pk", "amount", "paid", "open")),
+        list(type(entity).objects.get(pk=entity.pk).loans.order_by("pk").values_list("status", "default_since", "default_balance", "next_charge_on")),
+        list(type(entity).objects.get(pk=entity.pk).clients.order_by("pk").values_list("status", "new_loans_allowed")),
+    )
+
+
+def test_default_entry_and_second_run_changes_nothing(entity, lender):
+    loan = make_loan(entity, user=lender)  # R2,000, 3 monthly, first due 23 Jan 2026, nothing paid
+    close, ran = daily_close_run(entity=entity, business_date=dt.date(2026, 2, 22))
+    assert ran and close.loans_defaulted == 0  # 30 days overdue: not yet in default
+    close, ran = daily_close_run(entity=entity, business_date=dt.date(2026, 2, 23))
+    assert ran and close.loans_defaulted == 1
+    loan.refresh_from_db()
+    assert loan.default_since == dt.date(2026, 2, 23)
+    # Capital 2,000 + the first instalment's fee, VAT and interest (148.34 + 22.25 + 100.00).
+    assert loan.default_balance == D("2270.59")
+    before = book_state(entity)
+    again, ran = daily_close_run(entity=entity, business_date=dt.date(2026, 2, 23))
+    assert not ran and again.pk == close.pk
+    assert book_state(entity) == before
+    assert DailyClose.objects.filter(entity=entity).count() == 2
+
+
+def test_in_duplum_caps_post_term_charges(entity, lender):
+    loan = make_loan(entity, user=lender)
+    daily_close_run(entity=entity, business_date=dt.date(2026, 2, 23))
+    loan.refresh_from_db()
+    cap = loan.default_balance
+    close, _ = daily_close_run(entity=entity, business_date=dt.date(2028, 1, 4))
+    charges = Instalment.objects.filter(loan=loan, kind=InstalmentKind.CHARGE).order_by("seq")
+    # Scheduled charges after default: 238.86 + 205.55 = 444.41; room 1,826.18 = ten full months
+    # of 169.00 (interest 100, fee 60, VAT 9) and a last, cut charge of 136.18.
+    assert [c.amount for c in charges] == [D("169.00")] * 10 + [D("136.18")]
+    assert charges[0].due_date == dt.date(2026, 4, 25)
+    since = Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).aggregate(
+        s=Sum(F("fee") + F("vat") + F("interest")))["s"]
+    assert since == cap
+    daily_close_run(entity=entity, business_date=dt.date(2028, 6, 4))
+    assert Instalment.objects.filter(loan=loan, kind=InstalmentKind.CHARGE).count() == 11
+    fig = selectors.client_figures(entity=entity, client_id=loan.client_id, as_of=dt.date(2028, 6, 4))
+    assert fig.outstanding == D("2715.00") + D("1826.18")
+    assert fig.settlement == fig.outstanding  # everything is due
+
+
+def test_client_status_bad_then_inactive_after_paying(entity, lender):
+    loan = make_loan(entity, user=lender)
+    daily_close_run(entity=entity, business_date=dt.date(2026, 4, 23))  # oldest arrears 90 days
+    loan.client.refresh_from_db()
+    assert loan.client.status == "good"
+    daily_close_run(entity=entity, business_date=dt.date(2026, 4, 24))
+    loan.client.refresh_from_db()
+    assert (loan.client.status, loan.client.new_loans_allowed) == ("bad", False)
+    owed = selectors.loan_outstanding(loan=loan)
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount=owed, value_date=dt.date(2026, 4, 25), payback_type="cash")
+    daily_close_run(entity=entity, business_date=dt.date(2026, 4, 25))
+    loan.client.refresh_from_db()
+    assert (loan.client.status, loan.client.new_loans_allowed) == ("inactive", True)
+
+
+def test_cure_leaves_default(entity, lender):
+    loan = make_loan(entity, user=lender)
+    daily_close_run(entity=entity, business_date=dt.date(2026, 2, 23))
+    first = Instalment.objects.get(loan=loan, seq=1)
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount=first.amount, value_date=dt.date(2026, 2, 24), payback_type="eft")
+    close, _ = daily_close_run(entity=entity, business_date=dt.date(2026, 2, 24))
+    loan.refresh_from_db()
+    assert close.loans_cured == 1 and loan.default_since is None and loan.default_balance is None
+
+
+def test_entities_due_for_close_uses_local_day(entity):
+    import zoneinfo
+    now = dt.datetime(2026, 3, 2, 0, 30, tzinfo=zoneinfo.ZoneInfo("Africa/Johannesburg"))
+    assert (entity, dt.date(2026, 3, 1)) in entities_due_for_close(now)
+    daily_close_run(entity=entity, business_date=dt.date(2026, 3, 1))
+    assert (entity, dt.date(2026, 3, 1)) not in entities_due_for_close(now)
+
+
+def test_periodic_task_closes_every_entity_once(entity, other_entity):
+    from imali.loans.tasks import loans_daily_close
+
+    loans_daily_close.call_local()
+    loans_daily_close.call_local()
+    assert DailyClose.objects.filter(entity=entity).count() == 1
+    assert DailyClose.objects.filter(entity=other_entity).count() == 1

@@ -1,0 +1,103 @@
+"""The set-based snapshot against the pure definitions, loan by loan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal as D
+
+import pytest
+
+from imali.loans import rules, selectors, services
+from imali.loans.models import Instalment
+from tests.loans.conftest import make_borrower, make_loan, make_product
+
+pytestmark = pytest.mark.django_db
+
+
+def expected_for(client, as_of):
+    """Figures computed instalment by instalment in Python from the pure rules."""
+    rows = list(Instalment.objects.filter(client=client, open=True))
+    owing = [(i, i.amount - i.paid) for i in rows]
+    arrears = [(i, o) for i, o in owing if i.due_date < as_of and o > 0]
+    future = sorted([(i, o) for i, o in owing if i.due_date >= as_of and o > 0], key=lambda x: x[0].due_date)
+    buckets = dict.fromkeys(rules.BUCKET_NAMES, D("0.00"))
+    for i, o in future:
+        buckets[rules.bucket_name(due_date=i.due_date, as_of=as_of)] += o
+    next_date = future[0][0].due_date if future else None
+    lines = [rules.SettlementLine(start_date=i.start_date, due_date=i.due_date, capital_owing=i.capital - i.capital_paid,
+                                  interest=i.interest, interest_paid=i.interest_paid,
+                                  interest_owing=i.interest - i.interest_paid,
+                                  fee_owing=i.fee - i.fee_paid + i.vat - i.vat_paid) for i in rows]
+    days = (as_of - min(i.due_date for i, _ in arrears)).days if arrears else 0
+    return {
+        "outstanding": sum((o for _, o in owing), D("0.00")),
+        "arrears_amount": sum((o for _, o in arrears), D("0.00")),
+        "arrears_days": days,
+        "arrears_months": rules.months_in_arrears(days),
+        "next_due_date": next_date,
+        "next_amount_due": sum((o for i, o in future if i.due_date == next_date), D("0.00")),
+        "settlement": rules.settlement_amount(lines, as_of=as_of),
+        **buckets,
+    }
+
+
+def test_snapshot_matches_pure_rules_on_a_mixed_book(entity, lender):
+    rng = random.Random(7)
+    weekly = make_product(entity, name="Weekly", frequency="weekly", max_instalments=26)
+    unsecured = make_product(entity, name="Unsecured", credit_type="unsecured", max_principal="50000",
+                             max_instalments=24, interest_rate_pm="2.3")
+    products = [make_product(entity, name="Monthly"), weekly, unsecured]
+    clients = []
+    for n in range(12):
+        client, _ = make_borrower(entity)
+        clients.append(client)
+        for k in range(1 + n % 2):
+            product = products[(n + k) % 3]
+            loan = make_loan(entity, user=lender, product=product, client=client,
+                             principal=str(rng.randint(5, 70) * 100 if product is unsecured else rng.randint(5, 80) * 100),
+                             instalments=rng.randint(1, 6 if product.frequency == "monthly" else 12),
+                             disbursed_on=dt.date(2026, 1, 5) + dt.timedelta(days=rng.randint(0, 90)))
+            for j in range(rng.randint(0, 4)):
+                services.receipt_post(entity=entity, actor=lender, loan=loan, amount=str(rng.randint(50, 1500)),
+                                      value_date=loan.disbursed_on + dt.timedelta(days=30 * (j + 1)), payback_type="eft")
+                loan.refresh_from_db()
+                if loan.status != "active":
+                    break
+    for as_of in (dt.date(2026, 2, 14), dt.date(2026, 4, 30), dt.date(2026, 9, 1)):
+        snap = selectors.portfolio_snapshot(entity=entity, as_of=as_of)
+        assert set(snap) == {c.pk for c in clients}
+        for client in clients:
+            got = snap[client.pk]
+            for name, value in expected_for(client, as_of).items():
+                assert getattr(got, name) == value, (client.pk, as_of, name)
+            one = selectors.client_figures(entity=entity, client_id=client.pk, as_of=as_of)
+            assert one == got
+
+
+def test_snapshot_receipts_loans_debits_and_isolation(entity, other_entity, lender):
+    client, _ = make_borrower(entity)
+    product = make_product(entity, name="Short")
+    loan = make_loan(entity, user=lender, product=product, client=client, principal="2000", instalments=3)
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount="905.01", value_date=dt.date(2026, 1, 23), payback_type="cash")
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount="2000", value_date=dt.date(2026, 2, 10), payback_type="eft")
+    services.non_loan_debit_add(entity=entity, actor=lender, client=client, description="Card fee", amount="20", debit_date=dt.date(2026, 2, 1))
+    fig = selectors.client_figures(entity=entity, client_id=client.pk, as_of=dt.date(2026, 3, 1))
+    assert fig.outstanding == 0 and fig.open_loans == 0
+    assert fig.date_totally_paid == dt.date(2026, 2, 10)
+    assert fig.change_available == D("2905.01") - D("2715.00")
+    assert fig.last_receipt_date == dt.date(2026, 2, 10) and fig.days_since_last_receipt == 19
+    assert fig.last_agreement_date == dt.date(2026, 1, 5) and fig.last_agreement_product == "Short"
+    assert fig.days_since_last_loan == 55
+    assert fig.non_loan_debt == D("20.00")
+    assert fig.pct_of_all_capital_pd == D("100.00")
+    assert selectors.portfolio_snapshot(entity=other_entity, as_of=dt.date(2026, 3, 1)) == {}
+
+
+def test_instalment_status_on_schedule(entity, lender):
+    loan = make_loan(entity, user=lender, principal="2000", instalments=3)
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount="1000", value_date=dt.date(2026, 1, 20), payback_type="eft")
+    got = [s for _, s in selectors.instalments_with_status(loan=loan, as_of=dt.date(2026, 2, 1))]
+    assert got == ["paid", "partly_paid", "pending"]
+    got = [s for _, s in selectors.instalments_with_status(loan=loan, as_of=dt.date(2026, 2, 26))]
+    assert got == ["paid", "in_arrears", "pending"]
