@@ -1,0 +1,20 @@
+"""Supplied default texts per message type (DOMAIN §3), used until an entity saves its own."""
+
+from __future__ import annotations
+
+from .models import MessageType
+
+DEFAULT_TEXTS: dict[str, str] = {
+    MessageType.ARREARS: "Your loan is in arrears, please contact your microlender urgently.",
+    MessageType.PAYMENT_RECEIVED: "Dear {^Client Name^} thank you, your payment was received. {^Legal Entity Name^}",
+    MessageType.NEW_LOAN: "Dear {^Client Name^} your loan of {^Loan Amount^} has been approved. {^Legal Entity Name^}",
+    MessageType.REPEAT_LOAN: "Dear {^Client Name^} thank you for borrowing again. Your loan of {^Loan Amount^} is approved.",
+    MessageType.PAYMENT_FINAL: "Dear {^Client Name^} your loan is paid up. Thank you from {^Legal Entity Name^}",
+    MessageType.CRM: "Dear {^Client Name^} {^Legal Entity Name^} values you as a client. Call {^Branch Telephone^}",
+    MessageType.BIRTHDAY: "Happy birthday {^Client Name^} from all of us at {^Legal Entity Name^}",
+    MessageType.MIS: "MIS report for {^Date Today^} from {^Legal Entity Name^}",
+    MessageType.OTP: "Your one-time PIN is {^OTP^} Do not share it with anyone.",
+    MessageType.MARKETING: "Dear {^Client Name^} ask {^Legal Entity Name^} about our new offers. Reply STOP to opt out.",
+    MessageType.SINGLE: "Dear {^Client Name^}",
+    MessageType.REPLY: "Thank you {^Client Name^}",
+}

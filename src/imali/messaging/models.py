@@ -1,0 +1,275 @@
+"""Messaging data: credit ledgers, templates, the outbox, delivery reports, inbound messages,
+gateways and routes, process log and marketing opt-outs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class MessageType(models.TextChoices):
+    OTP = "otp", "OTP"
+    ARREARS = "arrears", "Payment arrears"
+    PAYMENT_RECEIVED = "payment_received", "Payment received"
+    NEW_LOAN = "new_loan", "New loan"
+    REPEAT_LOAN = "repeat_loan", "Repeat loan"
+    PAYMENT_FINAL = "payment_final", "Final payment"
+    CRM = "crm", "CRM"
+    BIRTHDAY = "birthday", "Birthday"
+    MIS = "mis", "MIS report"
+    MARKETING = "marketing", "Marketing"
+    SINGLE = "single", "Single SMS"
+    REPLY = "reply", "Reply"
+
+
+class Priority(models.IntegerChoices):
+    """Lower is sent first."""
+
+    OTP = 0, "OTP"
+    TRANSACTIONAL = 1, "Transactional"
+    BULK = 2, "Bulk"
+
+
+BULK_TYPES = frozenset({MessageType.MARKETING, MessageType.BIRTHDAY, MessageType.CRM, MessageType.ARREARS})
+
+
+def priority_for(message_type: str) -> int:
+    if message_type == MessageType.OTP:
+        return Priority.OTP
+    if message_type in BULK_TYPES:
+        return Priority.BULK
+    return Priority.TRANSACTIONAL
+
+
+class CreditAccount(models.Model):
+    """Settings of one entity's ledger for one channel; the row is also the lock senders take."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="credit_accounts")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    monthly_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no monthly limit")
+    low_warning_amount = models.PositiveIntegerField(default=0)
+    low_warning_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set when the balance falls below the warning amount, cleared when it rises above: one email per crossing.
+    low_warning_sent = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entity", "channel"], name="credit_account_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id}:{self.channel}"
+
+
+class CreditEntryKind(models.TextChoices):
+    ASSIGNMENT = "assignment", "Assigned by the operator"
+    DEBIT = "debit", "Debit for messages"
+    REFUND = "refund", "Refund for messages not sent"
+    ADJUSTMENT = "adjustment", "Adjustment by the operator"
+
+
+class CreditEntry(models.Model):
+    """One movement on a ledger. The balance is the running total (`balance_after` of the latest
+    entry), written under the account's row lock and held non-negative by a check constraint."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=12, choices=CreditEntryKind.choices)
+    amount = models.BigIntegerField(help_text="Positive adds credits, negative spends them")
+    balance_after = models.BigIntegerField()
+    messages = models.PositiveIntegerField(default=0)
+    reference = models.CharField(max_length=120, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(balance_after__gte=0), name="credit_balance_never_negative")]
+        indexes = [models.Index(fields=["account", "created_at"])]
+
+
+class MessageTemplate(models.Model):
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="message_templates")
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    text = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["message_type"]
+        constraints = [models.UniqueConstraint(fields=["entity", "channel", "message_type"], name="template_per_type")]
+
+
+class TemplateRevision(models.Model):
+    """Update history: who changed a template, when, from what to what."""
+
+    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="revisions")
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    old_text = models.TextField(blank=True)
+    new_text = models.TextField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+
+class OutboxStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTED = "submitted", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ProcessLog(models.Model):
+    """One entry per send or import run (DOMAIN §3)."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="process_logs")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=40)
+    message_type = models.CharField(max_length=20, choices=MessageType.choices, blank=True)
+    criteria = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    queued = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    skipped_reasons = models.JSONField(default=dict, blank=True)
+    credits = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["entity", "started_at"])]
+
+
+class OutboxMessage(models.Model):
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="outbox_messages")
+    client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
+    number = models.CharField(max_length=16, help_text="E.164")
+    country = models.CharField(max_length=2, blank=True)
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    text = models.TextField()
+    segments = models.PositiveSmallIntegerField()
+    credits = models.PositiveSmallIntegerField()
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices)
+    idempotency_key = models.CharField(max_length=120)
+    status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.QUEUED)
+    gateway = models.CharField(max_length=40, blank=True)
+    provider_message_id = models.CharField(max_length=80, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # A consumer's lease: rows claimed but not yet recorded are retried after it lapses.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    process = models.ForeignKey(ProcessLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "idempotency_key"], name="outbox_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "priority", "next_attempt_at", "id"], name="outbox_claim"),
+            models.Index(fields=["provider_message_id"], name="outbox_provider_id"),
+            models.Index(fields=["entity", "created_at"], name="outbox_entity_created"),
+            models.Index(fields=["entity", "client", "created_at"], name="outbox_entity_client"),
+            models.Index(fields=["number", "created_at"], name="outbox_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.message_type} {self.status}"
+
+
+class DeliveryReport(models.Model):
+    """A delivery receipt as received, once per provider message id; applied to the outbox when
+    the submission it names is known (a receipt may overtake the record of its submit_sm_resp)."""
+
+    gateway = models.CharField(max_length=40)
+    provider_message_id = models.CharField(max_length=80)
+    state = models.CharField(max_length=10)
+    error_code = models.CharField(max_length=10, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "provider_message_id"], name="delivery_report_once")]
+        indexes = [models.Index(fields=["applied", "provider_message_id"], name="dlr_pending")]
+
+
+class InboundMessage(models.Model):
+    """A mobile-originated message, stored once per provider id."""
+
+    gateway = models.CharField(max_length=40)
+    provider_id = models.CharField(max_length=80)
+    entity = models.ForeignKey("tenancy.Entity", null=True, blank=True, on_delete=models.PROTECT, related_name="inbound_messages")
+    client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    number = models.CharField(max_length=20)
+    to_address = models.CharField(max_length=20, blank=True)
+    text = models.TextField()
+    is_stop = models.BooleanField(default=False)
+    handled = models.BooleanField(default=False, help_text="Taken by the replies or SMS-banking features")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["gateway", "provider_id"], name="inbound_once_per_provider_id")]
+        indexes = [models.Index(fields=["entity", "received_at"])]
+
+
+class MarketingOptOut(models.Model):
+    """A number that answered STOP: permanent, never marketed to again by this entity."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=16)
+    client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entity", "number"], name="optout_once_per_number")]
+
+
+class Gateway(models.Model):
+    """An SMS gateway (an SMSC reached over SMPP). Routes choose among them per entity and country."""
+
+    name = models.SlugField(max_length=40, unique=True)
+    host = models.CharField(max_length=120, default="127.0.0.1")
+    port = models.PositiveIntegerField()
+    system_id = models.CharField(max_length=16)
+    password = models.CharField(max_length=9)
+    source_addr = models.CharField(max_length=21, default="Imali")
+    window = models.PositiveSmallIntegerField(default=50)
+    rate_per_second = models.PositiveIntegerField(default=5000)
+    is_active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Route(models.Model):
+    """Which gateway carries an entity's messages to a country; lower rank is tried first.
+    Empty entity or country means any."""
+
+    entity = models.ForeignKey("tenancy.Entity", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=2, blank=True)
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="routes")
+    rank = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["rank", "id"]

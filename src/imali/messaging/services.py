@@ -1,0 +1,359 @@
+"""Every write of messaging: templates, single and bulk enqueue, delivery reports, inbound messages.
+
+Messages are written to the outbox in the caller's transaction, together with the credit debit
+that pays for them: the event that causes a message and the message commit or roll back together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from imali.core.audit import audit_record
+from imali.core.models import AuditAction
+from imali.core.phones import parse_phone
+from imali.tenancy.models import Entity
+from imali.tenancy.rights import Right
+
+from . import credits
+from .defaults import DEFAULT_TEXTS
+from .errors import MessagingError, SkipReason, messaging_error
+from .models import (
+    Channel,
+    MarketingOptOut,
+    MessageTemplate,
+    MessageType,
+    OutboxMessage,
+    OutboxStatus,
+    ProcessLog,
+    TemplateRevision,
+    priority_for,
+)
+from .segments import analyse, segment_count
+from .templating import Compiled, TemplateError, render, template_problems
+
+# ---------------------------------------------------------------------------------------------
+# Templates
+
+
+def template_text(*, entity: Entity, message_type: str, channel: str = Channel.SMS) -> str:
+    saved = MessageTemplate.objects.filter(entity=entity, channel=channel, message_type=message_type).values_list("text", flat=True).first()
+    return saved if saved is not None else DEFAULT_TEXTS.get(message_type, "")
+
+
+def _template_validation_error(problems) -> ValidationError:
+    return ValidationError({"text": [ValidationError(p.message, code=p.code.value, params={"field": p.field}) for p in problems]})
+
+
+def template_update(*, actor, entity: Entity, message_type: str, text: str, channel: str = Channel.SMS) -> MessageTemplate:
+    if not actor.has_right(Right.MAXSMS_MESSAGE_SETUP) or actor.entity_id != entity.pk:
+        raise PermissionDenied("You need the MAXSMS Message Setup right of this entity.")
+    if message_type not in MessageType.values:
+        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+    text = text.strip()
+    problems = template_problems(text)
+    if problems:
+        raise _template_validation_error(problems)
+    with transaction.atomic():
+        template = MessageTemplate.objects.select_for_update().filter(entity=entity, channel=channel, message_type=message_type).first()
+        old = template.text if template is not None else DEFAULT_TEXTS.get(message_type, "")
+        if template is None:
+            template = MessageTemplate.objects.create(entity=entity, channel=channel, message_type=message_type, text=text, updated_by=actor)
+        else:
+            template.text = text
+            template.updated_by = actor
+            template.save(update_fields=["text", "updated_by", "updated_at"])
+        TemplateRevision.objects.create(template=template, entity=entity, old_text=old, new_text=text, changed_by=actor)
+        audit_record(action=AuditAction.TEMPLATE_UPDATED, actor=actor, entity=entity, target=template,
+                     subject=message_type, before={"text": old}, after={"text": text})
+    return template
+
+
+def merge_values(*, entity: Entity, client=None, extra: Mapping[str, object] | None = None, today: dt.date | None = None) -> dict[str, object]:
+    """The merge-field values known without loan figures; loan fields come in `extra` from the loans app."""
+    today = today or timezone.localdate(timezone=_tz(entity))
+    values: dict[str, object] = {
+        "Date Today": today.isoformat(),
+        "Date Today Plus 7 Days": (today + dt.timedelta(days=7)).isoformat(),
+        "Date Today Plus 30 Days": (today + dt.timedelta(days=30)).isoformat(),
+        "Legal Entity Name": entity.name,
+    }
+    if client is not None:
+        values.update({
+            "Client Name": client.name or client.full_names.split(" ")[0],
+            "Client Surname": client.surname,
+            "Client Account Number": str(client.number),
+            "Branch Name": client.branch.name,
+            "Branch Telephone": client.branch.telephone,
+        })
+    if extra:
+        values.update(extra)
+    return values
+
+
+def _tz(entity: Entity):
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(entity.time_zone)
+
+
+@dataclass(frozen=True)
+class Preview:
+    text: str
+    segments: int
+    encoding: str
+    ucs2_characters: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def template_preview(*, entity: Entity, text: str, client=None, extra: Mapping[str, object] | None = None) -> Preview:
+    """What the message would look like for `client`, with its segments and credits; fields without
+    a value yet (loan figures of a client with no loan) show as [Field Name]."""
+    problems = tuple(p.message for p in template_problems(text))
+    rendered = render(text, merge_values(entity=entity, client=client, extra=extra), missing="[{}]")
+    info = analyse(rendered)
+    return Preview(rendered, info.segments, info.encoding.value, info.ucs2_characters, problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Single enqueue
+
+
+def _existing(entity: Entity, key: str) -> OutboxMessage | None:
+    return OutboxMessage.objects.filter(entity=entity, idempotency_key=key).first()
+
+
+def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str, idempotency_key: str,
+                    client=None, user=None, actor=None, channel: str = Channel.SMS,
+                    now: dt.datetime | None = None) -> OutboxMessage:
+    """Queue one SMS in the caller's transaction, paid for by its segments. The same key again
+    returns the message already queued and costs nothing."""
+    if message_type not in MessageType.values:
+        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+    if not idempotency_key:
+        raise ValidationError({"idempotency_key": ["An idempotency key is required."]})
+    if client is not None and client.entity_id != entity.pk:
+        raise PermissionDenied("The client belongs to another entity.")
+    if user is not None and user.entity_id not in (None, entity.pk):
+        raise PermissionDenied("The user belongs to another entity.")
+    if not text.strip():
+        raise ValidationError({"text": ["The message is empty."]})
+    e164 = parse_phone(number, country=entity.country, field="number", mobile=True)
+    if message_type == MessageType.MARKETING and MarketingOptOut.objects.filter(entity=entity, number=e164).exists():
+        raise messaging_error("number", MessagingError.OPTED_OUT, f"{e164} answered STOP and receives no marketing.")
+    now = now or timezone.now()
+    segments = segment_count(text)
+    with transaction.atomic():
+        # The ledger lock also serialises two callers racing with the same key.
+        credits.credit_account_get(entity=entity, channel=channel)
+        credits._locked(entity, channel)
+        found = _existing(entity, idempotency_key)
+        if found is not None:
+            return found
+        credits.credits_debit(entity=entity, channel=channel, amount=segments, messages=1,
+                              reference=f"msg:{idempotency_key}", actor=actor, now=now)
+        message = OutboxMessage.objects.create(
+            entity=entity, client=client, user=user, created_by=actor if getattr(actor, "pk", None) else None,
+            channel=channel, number=e164, country=_country_of(e164), message_type=message_type, text=text,
+            segments=segments, credits=segments, priority=priority_for(message_type), idempotency_key=idempotency_key,
+            next_attempt_at=now, created_at=now)
+    return message
+
+
+_DIALLING = {"27": "ZA", "264": "NA", "267": "BW", "268": "SZ", "260": "ZM"}
+
+
+def _country_of(e164: str) -> str:
+    for prefix in (e164[1:4], e164[1:3]):
+        if prefix in _DIALLING:
+            return _DIALLING[prefix]
+    return ""
+
+
+def single_sms_send(*, actor, entity: Entity, client, text: str, idempotency_key: str) -> OutboxMessage:
+    """A user sends one SMS to a client (the "SMS Client" screen)."""
+    if not actor.has_right(Right.SEND_SINGLE_SMS) or actor.entity_id != entity.pk:
+        raise PermissionDenied("You need the 'SMS: send single SMS' right of this entity.")
+    if not client.cellphone:
+        raise messaging_error("client", MessagingError.NO_CELLPHONE, "The client has no cellphone number.")
+    with transaction.atomic():
+        message = message_enqueue(entity=entity, number=client.cellphone, text=text, message_type=MessageType.SINGLE,
+                                  idempotency_key=idempotency_key, client=client, actor=actor)
+        audit_record(action=AuditAction.MESSAGE_QUEUED, actor=actor, entity=entity, target=message, subject=message.number)
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk enqueue
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+@dataclass(frozen=True)
+class BulkRecipient:
+    idempotency_key: str
+    number: str  # E.164, as stored on clients and users
+    values: Mapping[str, object] = field(default_factory=dict)
+    client_id: int | None = None
+    user_id: int | None = None
+
+
+def client_recipients(*, entity: Entity, clients, event: str, message_type: str,
+                      extra: Mapping[int, Mapping[str, object]] | None = None) -> Iterable[BulkRecipient]:
+    """Recipients for a client queryset in one query; the key ties each message to `event`."""
+    today = timezone.localdate(timezone=_tz(entity))
+    common = merge_values(entity=entity, today=today)
+    rows = clients.filter(entity=entity).values_list("id", "number", "name", "full_names", "surname", "cellphone",
+                                                     "branch__name", "branch__telephone").iterator(chunk_size=5000)
+    for cid, number, name, full_names, surname, cellphone, branch_name, branch_tel in rows:
+        values = dict(common)
+        values.update({"Client Name": name or full_names.split(" ")[0], "Client Surname": surname,
+                       "Client Account Number": str(number), "Branch Name": branch_name, "Branch Telephone": branch_tel})
+        if extra and cid in extra:
+            values.update(extra[cid])
+        yield BulkRecipient(f"{message_type}:{event}:c{cid}", cellphone, values, client_id=cid)
+
+
+_OUTBOX_COLUMNS = ("entity_id", "client_id", "user_id", "created_by_id", "channel", "number", "country", "message_type",
+                   "text", "segments", "credits", "priority", "idempotency_key", "status", "gateway",
+                   "provider_message_id", "attempts", "next_attempt_at", "process_id", "error", "created_at")
+
+
+def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str, recipients: Iterable[BulkRecipient],
+                          criteria: Mapping[str, object] | None = None, kind: str = "bulk_send",
+                          channel: str = Channel.SMS, now: dt.datetime | None = None) -> ProcessLog:
+    """Render, cost and queue a batch in one transaction with one debit for the whole batch.
+
+    Rows go in by the fastest means of the database (COPY into a temporary table then one
+    INSERT ... SELECT on PostgreSQL; executemany on SQLite), both with ON CONFLICT DO NOTHING on
+    the idempotency key: a rerun with the same keys adds nothing, and since the debit is the sum
+    of the rows actually inserted, costs nothing.
+    """
+    if message_type not in MessageType.values:
+        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+    problems = template_problems(text)
+    if problems:
+        raise _template_validation_error(problems)
+    now = now or timezone.now()
+    compiled = Compiled(text)
+    priority = priority_for(message_type)
+    opted_out = set()
+    if message_type == MessageType.MARKETING:
+        opted_out = set(MarketingOptOut.objects.filter(entity=entity).values_list("number", flat=True))
+    skipped: Counter[str] = Counter()
+    errors: list[str] = []
+    actor_id = actor.pk if getattr(actor, "pk", None) else None
+    now_db = connection.ops.adapt_datetimefield_value(now)
+    seen: set[str] = set()
+
+    with transaction.atomic():
+        # Take the ledger lock first: concurrent runs of one entity queue here, so the existence
+        # check of the insert and the debit see each other's committed rows.
+        credits.credit_account_get(entity=entity, channel=channel)
+        credits._locked(entity, channel)
+        log = ProcessLog.objects.create(entity=entity, actor=actor if actor_id else None, kind=kind,
+                                        message_type=message_type, criteria=dict(criteria or {}))
+
+        def rows():
+            cache: dict[str, int] = {}
+            for r in recipients:
+                number = r.number
+                if not number:
+                    skipped[SkipReason.NO_CELLPHONE.value] += 1
+                    continue
+                if not _E164.match(number):
+                    skipped[SkipReason.INVALID_NUMBER.value] += 1
+                    continue
+                if number in opted_out:
+                    skipped[SkipReason.OPTED_OUT.value] += 1
+                    continue
+                if r.idempotency_key in seen:
+                    skipped[SkipReason.ALREADY_QUEUED.value] += 1
+                    continue
+                try:
+                    body = compiled.render(r.values)
+                except TemplateError as exc:
+                    skipped[SkipReason.RENDER_FAILED.value] += 1
+                    if len(errors) < 20:
+                        errors.append(f"{r.idempotency_key}: {exc}")
+                    continue
+                seen.add(r.idempotency_key)
+                segs = cache.get(body)
+                if segs is None:
+                    segs = segment_count(body)
+                    if len(cache) < 10000:
+                        cache[body] = segs
+                yield (entity.pk, r.client_id, r.user_id, actor_id, channel, number, _country_of(number), message_type,
+                       body, segs, segs, priority, r.idempotency_key, OutboxStatus.QUEUED.value, "", "", 0, now_db,
+                       log.pk, "", now_db)
+
+        _insert_ignoring_duplicates(rows())
+        inserted, total_credits = _inserted_totals(log.pk)
+        candidates = len(seen)
+        if candidates - inserted:
+            skipped[SkipReason.ALREADY_QUEUED.value] += candidates - inserted
+        if total_credits:
+            credits.credits_debit(entity=entity, channel=channel, amount=total_credits, messages=inserted,
+                                  reference=f"process:{log.pk}", actor=actor, now=now)
+        log.queued = inserted
+        log.skipped = sum(skipped.values())
+        log.skipped_reasons = dict(skipped)
+        log.credits = total_credits
+        log.errors = errors
+        log.finished_at = timezone.now()
+        log.save(update_fields=["queued", "skipped", "skipped_reasons", "credits", "errors", "finished_at"])
+        audit_record(action=AuditAction.BULK_SEND_QUEUED, actor=actor, entity=entity, target=log, subject=message_type,
+                     after={"queued": inserted, "skipped": log.skipped, "credits": total_credits})
+    return log
+
+
+def _inserted_totals(process_id: int) -> tuple[int, int]:
+    table = OutboxMessage._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*), COALESCE(SUM(credits), 0) FROM {table} WHERE process_id = %s", [process_id])
+        count, total = cur.fetchone()
+    return int(count), int(total)
+
+
+def _chunks(rows: Iterable[tuple], size: int) -> Iterable[list[tuple]]:
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _insert_ignoring_duplicates(rows: Iterable[tuple], chunk: int = 20000) -> None:
+    table = OutboxMessage._meta.db_table
+    cols = ", ".join(_OUTBOX_COLUMNS)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            # Same columns without the id or constraints; dropped with the transaction.
+            cur.execute(f"CREATE TEMP TABLE outbox_load ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA")
+            raw = cur.cursor
+            # Rows are built in chunks before each COPY: the recipients may themselves be read from
+            # this connection, which cannot serve a query while a COPY is open.
+            for batch in _chunks(rows, chunk):
+                with raw.copy(f"COPY outbox_load ({cols}) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM outbox_load "
+                f"ON CONFLICT (entity_id, idempotency_key) DO NOTHING")
+            cur.execute("DROP TABLE outbox_load")
+        return
+    placeholders = ", ".join(["%s"] * len(_OUTBOX_COLUMNS))
+    sql = f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) ON CONFLICT (entity_id, idempotency_key) DO NOTHING"
+    with connection.cursor() as cur:
+        for batch in _chunks(rows, chunk):
+            cur.executemany(sql, batch)

@@ -1,0 +1,145 @@
+import threading
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from imali.clients.models import Client
+from imali.messaging.credits import credit_balance, credits_assign
+from imali.messaging.models import CreditEntry, OutboxMessage, OutboxStatus, Priority, ProcessLog
+from imali.messaging.services import (
+    BulkRecipient,
+    client_recipients,
+    message_enqueue,
+    messages_enqueue_bulk,
+    single_sms_send,
+)
+from imali.messaging.selectors import outbox_claim_order
+from tests import factories
+
+
+def test_single_enqueue_debits_segments_and_is_idempotent(funded, sms_client):
+    m = message_enqueue(entity=funded, number="082 123 4567", text="a" * 161, message_type="otp",
+                        idempotency_key="otp:loan1", client=sms_client)
+    assert m.number == "+27821234567" and m.segments == 2 and m.priority == Priority.OTP
+    assert m.status == OutboxStatus.QUEUED and m.country == "ZA"
+    again = message_enqueue(entity=funded, number="0821234567", text="a" * 161, message_type="otp", idempotency_key="otp:loan1")
+    assert again.pk == m.pk
+    assert credit_balance(entity=funded) == 998
+
+
+def test_enqueue_rolls_back_with_the_caller(funded):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        message_enqueue(entity=funded, number="0821234567", text="hi", message_type="new_loan", idempotency_key="k1")
+        raise RuntimeError("the event failed")
+    assert not OutboxMessage.objects.exists()
+    assert credit_balance(entity=funded) == 1000
+
+
+def test_enqueue_names_bad_number_and_refuses_without_credits(entity):
+    with pytest.raises(ValidationError) as exc:
+        message_enqueue(entity=entity, number="123", text="hi", message_type="otp", idempotency_key="k")
+    assert "number" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        message_enqueue(entity=entity, number="0821234567", text="hi", message_type="otp", idempotency_key="k")
+    assert exc.value.error_dict["credits"][0].code == "insufficient_credits"
+    assert not OutboxMessage.objects.exists()
+
+
+def test_single_sms_by_a_user(funded, sms_client):
+    user = factories.make_admin(entity=funded)
+    m = single_sms_send(actor=user, entity=funded, client=sms_client, text="Please call us", idempotency_key="ui:1")
+    assert m.created_by == user and m.client == sms_client
+
+
+def test_priority_order_otp_transactional_bulk(funded):
+    message_enqueue(entity=funded, number="0821234561", text="m", message_type="marketing", idempotency_key="a")
+    message_enqueue(entity=funded, number="0821234562", text="n", message_type="new_loan", idempotency_key="b")
+    message_enqueue(entity=funded, number="0821234563", text="o", message_type="otp", idempotency_key="c")
+    assert [m.message_type for m in outbox_claim_order()] == ["otp", "new_loan", "marketing"]
+
+
+def _make_clients(entity, n):
+    branch = entity.branches.first()
+    Client.objects.bulk_create([
+        Client(entity=entity, branch=branch, number=1000 + i, full_names="Lerato", name="Lerato", surname=f"S{i}",
+               id_number=f"X{i}", id_type="passport", gender="F", date_of_birth="1990-01-01",
+               cellphone=f"+2782{i:07d}" if i % 10 else "")
+        for i in range(n)
+    ])
+
+
+def test_bulk_enqueue_one_debit_rerun_adds_nothing(funded, admin_user):
+    _make_clients(funded, 50)
+    text = "Dear {^Client Name^} {^Client Surname^} happy birthday from {^Legal Entity Name^}"
+    run = lambda: messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="birthday", text=text,  # noqa: E731
+                                        recipients=client_recipients(entity=funded, clients=Client.objects.all(),
+                                                                     event="2026-11-25", message_type="birthday"),
+                                        criteria={"date": "2026-11-25"})
+    log = run()
+    assert log.queued == 45 and log.skipped == 5 and log.skipped_reasons == {"no_cellphone": 5}
+    assert log.credits == 45
+    assert CreditEntry.objects.filter(entity=funded, kind="debit").count() == 1
+    assert credit_balance(entity=funded) == 955
+    m = OutboxMessage.objects.get(client__surname="S1")
+    assert m.text == f"Dear Lerato S1 happy birthday from {funded.name}" and m.priority == Priority.BULK
+    assert m.created_at is not None and m.next_attempt_at == m.created_at
+    second = run()
+    assert second.queued == 0 and second.credits == 0 and second.skipped_reasons == {"no_cellphone": 5, "already_queued": 45}
+    assert OutboxMessage.objects.count() == 45 and credit_balance(entity=funded) == 955
+    assert ProcessLog.objects.filter(entity=funded).count() == 2
+
+
+def test_bulk_refused_without_credits_writes_nothing(entity, operator, admin_user):
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=3)
+    recipients = [BulkRecipient(f"k{i}", f"+2782000000{i}", {}) for i in range(5)]
+    with pytest.raises(ValidationError):
+        messages_enqueue_bulk(entity=entity, actor=admin_user, message_type="crm", text="Hello there", recipients=recipients)
+    assert not OutboxMessage.objects.exists() and not ProcessLog.objects.exists()
+    assert credit_balance(entity=entity) == 3
+
+
+def test_bulk_counts_render_failures_and_bad_numbers(funded, admin_user):
+    recipients = [
+        BulkRecipient("a", "+27820000001", {"Client Name": "A"}),
+        BulkRecipient("b", "0820000002", {"Client Name": "B"}),
+        BulkRecipient("c", "+27820000003", {}),
+    ]
+    log = messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="crm", text="Hi {^Client Name^}",
+                                recipients=recipients)
+    assert log.queued == 1 and log.skipped_reasons == {"invalid_number": 1, "render_failed": 1}
+    assert "Client Name" in log.errors[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_concurrent_bulk_enqueues_never_overspend():
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock concurrency is exercised on PostgreSQL (SQLite serialises writers by design)")
+    entity = factories.make_entity()
+    operator = factories.make_operator()
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=100)
+    outcomes = []
+
+    def run(i):
+        try:
+            recipients = [BulkRecipient(f"t{i}:{j}", f"+2782{i:02d}{j:05d}", {}) for j in range(30)]
+            log = messages_enqueue_bulk(entity=entity, actor=None, message_type="crm", text="Hello", recipients=recipients)
+            outcomes.append(log.queued)
+        except ValidationError as exc:
+            outcomes.append(exc.error_dict["credits"][0].code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(map(str, outcomes)) == ["30"] * 3 + ["insufficient_credits"] * 5
+    assert credit_balance(entity=entity) == 10
+    assert OutboxMessage.objects.filter(entity=entity).count() == 90
+    entries = list(CreditEntry.objects.filter(entity=entity).order_by("id").values_list("amount", "balance_after"))
+    running = 0
+    for amount, after in entries:
+        running += amount
+        assert after == running >= 0
