@@ -13,6 +13,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.models import fields_for_model, model_to_dict
 
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
+from imali.clients.validation import clean_client_fields
 from imali.core.countries import Country
 from imali.core.models import AuditAction, AuditEntry
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
@@ -96,6 +97,10 @@ class ClientForm(FieldsetsMixin, forms.Form):
                 required=False, max_length=30, label=self.fields[name].label,
                 widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
             )
+        # The service fills these from the full names when left empty.
+        self.fields["name"].required = False
+        self.fields["name"].help_text = "The name the client goes by; empty means the first of the full names."
+        self.fields["initials"].help_text = "Empty means the initials of the full names."
         self.fields["branch"].queryset = Branch.objects.filter(entity=entity)
         self.fields["employer"].queryset = Employer.objects.filter(entity=entity)
         self.fields["paypoint"] = PaypointChoiceField(
@@ -105,6 +110,19 @@ class ClientForm(FieldsetsMixin, forms.Form):
         self.fields["salesperson"].queryset = User.objects.filter(entity=entity, is_active=True)
         # Re-order after replacing fields so the page follows the fieldsets.
         self.order_fields(CLIENT_FORM_FIELDS)
+        self.entity = entity
+
+    def clean(self):
+        """Run the clients app's field rules on what parsed, so a form with one badly typed value
+        still shows every other bad value at once. The service applies them again on save."""
+        cleaned = super().clean()
+        try:
+            clean_client_fields(dict(cleaned), country=self.entity.country)
+        except ValidationError as exc:
+            for field, errors in exc.error_dict.items():
+                if field in self.fields and field not in self.errors:
+                    self.add_error(field, errors)
+        return cleaned
 
 
 class ClientSearchForm(forms.Form):
