@@ -1,0 +1,263 @@
+"""Loan screens: products, application → approval → disbursement, loan detail with schedule and
+receipts, receipt capture and reversal, the client statement PDF. Thin: forms parse, services decide."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from imali.clients.models import AccountPurpose, Client, ClientAccount
+from imali.loans import selectors, services
+from imali.loans.models import Loan, LoanStatus, PaybackType, Product, Receipt
+from imali.loans.pricing import caps_for
+from imali.loans.statement import client_statement_pdf
+from imali.tenancy.rights import Right
+
+from ..access import right_required
+from ..forms import apply_service_errors
+
+NAV_ITEMS = [
+    ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
+    ("Loan products", "web:product_list", Right.MANAGE_PRODUCTS, "Setups"),
+]
+
+
+def _date_input():
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class ProductForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = list(services.PRODUCT_FIELDS)
+
+
+class ApplicationForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.none())
+    principal = forms.DecimalField(max_digits=14, decimal_places=2)
+    instalments = forms.IntegerField(min_value=1)
+    pay_day = forms.IntegerField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
+
+    def __init__(self, *args, entity, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["product"].queryset = selectors.product_list(entity=entity, active_only=True)
+
+
+class DisburseForm(forms.Form):
+    payout_account = forms.ModelChoiceField(queryset=ClientAccount.objects.none())
+    disbursed_on = forms.DateField(widget=_date_input())
+
+    def __init__(self, *args, loan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payout_account"].queryset = ClientAccount.objects.filter(
+            client=loan.client, is_active=True, purpose__in=(AccountPurpose.PAYOUT, AccountPurpose.BOTH))
+
+
+class ReceiptForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    value_date = forms.DateField(widget=_date_input())
+    payback_type = forms.ChoiceField(choices=PaybackType.choices)
+    external_reference = forms.CharField(max_length=64, required=False)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+
+
+def _loan(request, loan_id: int) -> Loan:
+    return get_object_or_404(Loan.objects.select_related("client", "product", "entity"), entity=request.entity, pk=loan_id)
+
+
+# --- products ------------------------------------------------------------------------------------
+@right_required(Right.MANAGE_PRODUCTS)
+def product_list_view(request):
+    return render(request, "web/loans/products.html", {
+        "products": selectors.product_list(entity=request.entity),
+        "has_caps": caps_for(request.entity.country) is not None,
+    })
+
+
+@right_required(Right.MANAGE_PRODUCTS)
+def product_create_view(request):
+    form = ProductForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            product = services.product_create(entity=request.entity, actor=request.user, data=form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Product {product.name} created.")
+            return redirect("web:product_list")
+    return render(request, "web/form.html", {"form": form, "title": "New loan product", "cancel_url": "web:product_list"})
+
+
+@right_required(Right.MANAGE_PRODUCTS)
+def product_edit_view(request, product_id: int):
+    product = get_object_or_404(Product, entity=request.entity, pk=product_id)
+    form = ProductForm(request.POST or None, instance=product)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.product_update(product=Product.objects.get(pk=product.pk), actor=request.user, data=form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Product saved.")
+            return redirect("web:product_list")
+    return render(request, "web/form.html", {"form": form, "title": f"Edit product {product.name}", "cancel_url": "web:product_list"})
+
+
+# --- loans ---------------------------------------------------------------------------------------
+@right_required(Right.VIEW_CLIENTS)
+def loan_list_view(request):
+    status = request.GET.get("status") or None
+    loans = selectors.loan_list(entity=request.entity, status=status)[:200]
+    return render(request, "web/loans/list.html", {"loans": loans, "statuses": LoanStatus.choices, "status": status})
+
+
+@right_required(Right.CAPTURE_LOANS)
+def loan_apply_view(request, client_id: int):
+    client = get_object_or_404(Client, entity=request.entity, pk=client_id)
+    form = ApplicationForm(request.POST or None, entity=request.entity)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            loan = services.loan_apply(entity=request.entity, actor=request.user, client=client, product=data["product"],
+                                       principal=data["principal"], instalments=data["instalments"], pay_day=data["pay_day"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Application captured: {loan.total_repayable:,.2f} repayable.")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"Loan application for {client}",
+                                             "cancel_url": "web:client_detail", "cancel_arg": client.pk})
+
+
+@right_required(Right.VIEW_CLIENTS)
+def loan_detail_view(request, loan_id: int):
+    loan = _loan(request, loan_id)
+    as_of = services.local_today(request.entity)
+    user = request.user
+    return render(request, "web/loans/detail.html", {
+        "loan": loan,
+        "as_of": as_of,
+        "schedule": selectors.instalments_with_status(loan=loan, as_of=as_of),
+        "receipts": selectors.receipt_list(entity=request.entity, loan_id=loan.pk),
+        "outstanding": selectors.loan_outstanding(loan=loan),
+        "settlement": selectors.loan_settlement(loan=loan, as_of=as_of),
+        "can_approve": loan.status == LoanStatus.APPLICATION and user.has_right(Right.APPROVE_LOANS),
+        "can_disburse": loan.status == LoanStatus.APPROVED and user.has_right(Right.DISBURSE_LOANS),
+        "can_cancel": loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED) and user.has_right(Right.CAPTURE_LOANS),
+        "can_receipt": loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER) and user.has_right(Right.CAPTURE_RECEIPTS),
+        "can_reverse": user.has_right(Right.REVERSE_RECEIPTS),
+    })
+
+
+@require_POST
+@right_required(Right.APPROVE_LOANS)
+def loan_approve_view(request, loan_id: int):
+    loan = _loan(request, loan_id)
+    try:
+        services.loan_approve(loan=loan, actor=request.user)
+        messages.success(request, "Loan approved.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("web:loan_detail", loan_id=loan.pk)
+
+
+@right_required(Right.CAPTURE_LOANS)
+def loan_cancel_view(request, loan_id: int):
+    loan = _loan(request, loan_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.loan_cancel(loan=loan, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Loan cancelled.")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"Cancel loan {loan.pk}",
+                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+
+
+@right_required(Right.DISBURSE_LOANS)
+def loan_disburse_view(request, loan_id: int):
+    loan = _loan(request, loan_id)
+    form = DisburseForm(request.POST or None, loan=loan, initial={"disbursed_on": services.local_today(request.entity)})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.loan_disburse(loan=loan, actor=request.user, payout_account=form.cleaned_data["payout_account"],
+                                   disbursed_on=form.cleaned_data["disbursed_on"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Loan disbursed.")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"Disburse loan {loan.pk} ({loan.principal:,.2f})",
+                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+
+
+@right_required(Right.CAPTURE_RECEIPTS)
+def receipt_create_view(request, loan_id: int):
+    loan = _loan(request, loan_id)
+    form = ReceiptForm(request.POST or None, initial={"value_date": services.local_today(request.entity)})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            receipt = services.receipt_post(entity=request.entity, actor=request.user, loan=loan, amount=data["amount"],
+                                            value_date=data["value_date"], payback_type=data["payback_type"],
+                                            external_reference=data["external_reference"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            note = f" Change available: {receipt.change:,.2f}." if receipt.change else ""
+            messages.success(request, f"Receipt of {receipt.amount:,.2f} posted.{note}")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"Receipt on loan {loan.pk}",
+                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+
+
+@right_required(Right.REVERSE_RECEIPTS)
+def receipt_reverse_view(request, receipt_id: int):
+    receipt = get_object_or_404(Receipt.objects.select_related("loan"), entity=request.entity, pk=receipt_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.receipt_reverse(receipt=receipt, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Receipt reversed.")
+            return redirect("web:loan_detail", loan_id=receipt.loan_id)
+    return render(request, "web/form.html", {"form": form, "title": f"Reverse receipt {receipt.pk} ({receipt.amount:,.2f})",
+                                             "cancel_url": "web:loan_detail", "cancel_arg": receipt.loan_id})
+
+
+@right_required(Right.VIEW_CLIENTS)
+def client_statement_view(request, client_id: int):
+    client = get_object_or_404(Client, entity=request.entity, pk=client_id)
+    pdf = client_statement_pdf(entity=request.entity, client=client, as_of=services.local_today(request.entity))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="statement-{client.number}.pdf"'
+    return response
+
+
+urlpatterns = [
+    path("loans/", loan_list_view, name="loan_list"),
+    path("loans/products/", product_list_view, name="product_list"),
+    path("loans/products/new/", product_create_view, name="product_create"),
+    path("loans/products/<int:product_id>/edit/", product_edit_view, name="product_edit"),
+    path("loans/apply/<int:client_id>/", loan_apply_view, name="loan_apply"),
+    path("loans/<int:loan_id>/", loan_detail_view, name="loan_detail"),
+    path("loans/<int:loan_id>/approve/", loan_approve_view, name="loan_approve"),
+    path("loans/<int:loan_id>/cancel/", loan_cancel_view, name="loan_cancel"),
+    path("loans/<int:loan_id>/disburse/", loan_disburse_view, name="loan_disburse"),
+    path("loans/<int:loan_id>/receipts/new/", receipt_create_view, name="receipt_create"),
+    path("loans/receipts/<int:receipt_id>/reverse/", receipt_reverse_view, name="receipt_reverse"),
+    path("loans/statement/<int:client_id>/", client_statement_view, name="client_statement"),
+]

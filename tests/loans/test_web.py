@@ -1,0 +1,92 @@
+"""Loan screens end to end through the Django test client, with rights."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from django.urls import reverse
+
+from imali.core.models import AuditAction, AuditEntry
+from imali.loans.models import Loan, LoanStatus, Product, Receipt
+from imali.tenancy.rights import Right
+from tests import factories
+from tests.loans.conftest import make_borrower, make_loan
+
+pytestmark = pytest.mark.django_db
+
+
+def test_product_application_approval_disbursement_receipt_reversal(client, entity, lender):
+    client.force_login(lender)
+    r = client.post(reverse("web:product_create"), {
+        "name": "Payday 5", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",
+        "max_principal": "9000", "min_instalments": "1", "max_instalments": "6", "interest_rate_pm": "5",
+        "charge_initiation_fee": "on", "service_fee_pm": "60", "vat_rate": "15", "is_active": "on"})
+    assert r.status_code == 200 and "short_term_max_principal" in r.content.decode()
+    r = client.post(reverse("web:product_create"), {
+        "name": "Payday 5", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",
+        "max_principal": "8000", "min_instalments": "1", "max_instalments": "6", "interest_rate_pm": "5",
+        "charge_initiation_fee": "on", "service_fee_pm": "60", "vat_rate": "15", "is_active": "on"})
+    assert r.status_code == 302
+    product = Product.objects.get(entity=entity, name="Payday 5")
+    assert "Payday 5" in client.get(reverse("web:product_list")).content.decode()
+
+    borrower, account = make_borrower(entity)
+    r = client.post(reverse("web:loan_apply", kwargs={"client_id": borrower.pk}),
+                    {"product": product.pk, "principal": "2000", "instalments": "3"})
+    assert r.status_code == 302
+    loan = Loan.objects.get(client=borrower)
+    assert loan.status == LoanStatus.APPLICATION
+    client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}))
+    r = client.post(reverse("web:loan_disburse", kwargs={"loan_id": loan.pk}),
+                    {"payout_account": account.pk, "disbursed_on": "2026-01-05"})
+    assert r.status_code == 302
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.ACTIVE and loan.total_repayable == D("2715.00")
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    assert "2026-01-23" in page or "23 January 2026" in page or "Jan. 23, 2026" in page
+    r = client.post(reverse("web:receipt_create", kwargs={"loan_id": loan.pk}),
+                    {"amount": "905.01", "value_date": "2026-01-23", "payback_type": "debit_order", "external_reference": "DO-1"})
+    assert r.status_code == 302
+    r = client.post(reverse("web:receipt_create", kwargs={"loan_id": loan.pk}),
+                    {"amount": "905.01", "value_date": "2026-01-23", "payback_type": "debit_order", "external_reference": "DO-1"})
+    assert r.status_code == 200 and "has been posted already" in r.content.decode()
+    receipt = Receipt.objects.get(loan=loan)
+    r = client.post(reverse("web:receipt_reverse", kwargs={"receipt_id": receipt.pk}), {"reason": "Debit order returned"})
+    assert r.status_code == 302
+    receipt.refresh_from_db()
+    assert receipt.is_reversed
+    assert AuditEntry.objects.filter(action=AuditAction.RECEIPT_REVERSED, actor=lender).exists()
+    pdf = client.get(reverse("web:client_statement", kwargs={"client_id": borrower.pk}))
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+
+def test_rights_guard_each_step(client, entity, lender):
+    loan = make_loan(entity, user=lender)
+    viewer = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    client.force_login(viewer)
+    assert client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).status_code == 200
+    assert client.get(reverse("web:loan_list")).status_code == 200
+    for name in ("receipt_create", "loan_disburse", "loan_cancel"):
+        assert client.get(reverse(f"web:{name}", kwargs={"loan_id": loan.pk})).status_code == 403
+    assert client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk})).status_code == 403
+    assert client.get(reverse("web:product_list")).status_code == 403
+    assert client.get(reverse("web:loan_apply", kwargs={"client_id": loan.client_id})).status_code == 403
+
+
+def test_disbursement_over_limit_shows_error(client, entity, lender):
+    from imali.loans.services import loan_apply, loan_approve
+    borrower, account = make_borrower(entity)
+    product = make_loan(entity, user=lender).product
+    loan = loan_apply(entity=entity, actor=lender, client=borrower, product=product, principal="3000", instalments=3)
+    loan_approve(loan=loan, actor=lender)
+    clerk = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS, Right.DISBURSE_LOANS])
+    clerk.disbursement_limit = D("1000")
+    clerk.save()
+    client.force_login(clerk)
+    r = client.post(reverse("web:loan_disburse", kwargs={"loan_id": loan.pk}),
+                    {"payout_account": account.pk, "disbursed_on": dt.date(2026, 1, 5).isoformat()})
+    assert r.status_code == 200 and "disbursement limit" in r.content.decode()
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.APPROVED
