@@ -37,7 +37,7 @@ def test_another_entitys_object_is_not_found(client, login_as, entity, theirs, n
     audit_before = AuditEntry.objects.count()
     assert client.get(url).status_code == 404
     assert client.post(url, {"name": "Hijacked", "text": "x", "surname": "Hijacked", "username": "hijack",
-                             "code": "X1", "number": "9", "kind": "bank"}).status_code == 404
+                             "code": "X1", "number": "9", "kind": "bank"}).status_code in (404, 405)
     assert AuditEntry.objects.count() == audit_before
     assert not Client.objects.filter(surname="Hijacked").exists()
     assert not Employer.objects.filter(name="Hijacked").exists()

@@ -7,6 +7,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.views.decorators.http import require_http_methods
 
 from imali.tenancy.rights import Right
 
@@ -30,8 +31,12 @@ def may_use(request, right) -> bool:
     return getattr(request, "entity", None) is not None and user.has_right(Right(right))
 
 
-def right_required(right: Right):
-    """Signed in, working inside an entity, and holding `right`; otherwise 403 (anonymous: sign in)."""
+SCREEN_METHODS = ("GET", "HEAD", "POST")
+
+
+def right_required(right: Right, *, methods: tuple[str, ...] = SCREEN_METHODS):
+    """Signed in, working inside an entity, and holding `right`; otherwise 403 (anonymous: sign in).
+    Screens are pages and forms: any method but `methods` is refused with 405."""
 
     def decorator(view):
         @wraps(view)
@@ -40,19 +45,22 @@ def right_required(right: Right):
                 raise PermissionDenied("You do not have the right to use this screen.")
             return view(request, *args, **kwargs)
 
-        return login_required(guarded)
+        return require_http_methods(list(methods))(login_required(guarded))
 
     return decorator
 
 
-def operator_required(view):
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not is_operator(request.user):
-            raise PermissionDenied("Only the platform operator may use this screen.")
-        return view(request, *args, **kwargs)
+def operator_required(view=None, *, methods: tuple[str, ...] = SCREEN_METHODS):
+    def decorator(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            if not is_operator(request.user):
+                raise PermissionDenied("Only the platform operator may use this screen.")
+            return view(request, *args, **kwargs)
 
-    return login_required(guarded)
+        return require_http_methods(list(methods))(login_required(guarded))
+
+    return decorator(view) if view is not None else decorator
 
 
 def client_ip(request) -> str | None:

@@ -50,7 +50,7 @@ AUDIT_PAGE_SIZE = 50
 # --- Users ----------------------------------------------------------------------------------------
 
 
-@right_required(Right.MANAGE_USERS)
+@right_required(Right.MANAGE_USERS, methods=("GET", "HEAD"))
 def user_list_view(request):
     return render(request, "web/administration/user_list.html", {"users": users_of(entity=request.entity)})
 
@@ -89,7 +89,7 @@ def user_edit_view(request, user_id: int):
 # --- Roles ----------------------------------------------------------------------------------------
 
 
-@right_required(Right.MANAGE_USERS)
+@right_required(Right.MANAGE_USERS, methods=("GET", "HEAD"))
 def role_list_view(request):
     roles = roles_of(entity=request.entity).annotate(user_count=Count("users", distinct=True))
     return render(request, "web/administration/role_list.html", {"roles": roles})
@@ -141,7 +141,7 @@ def role_delete_view(request, role_id: int):
 # --- Branches and regions -------------------------------------------------------------------------
 
 
-@right_required(Right.MANAGE_BRANCHES)
+@right_required(Right.MANAGE_BRANCHES, methods=("GET", "HEAD"))
 def branch_list_view(request):
     branches = branches_of(entity=request.entity).annotate(user_count=Count("users", distinct=True))
     return render(request, "web/administration/branch_list.html", {"branches": branches})
@@ -195,7 +195,7 @@ def region_list_view(request):
 # --- Audit log ------------------------------------------------------------------------------------
 
 
-@right_required(Right.VIEW_AUDIT)
+@right_required(Right.VIEW_AUDIT, methods=("GET", "HEAD"))
 def audit_log_view(request):
     form = AuditFilterForm(request.GET or None)
     page = Paginator(form.entries(entity=request.entity), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))

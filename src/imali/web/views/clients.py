@@ -18,7 +18,14 @@ from imali.tenancy.rights import Right
 
 from ..access import client_ip, right_required
 from ..display import fieldsets_display
-from ..forms import CLIENT_FIELDSETS, ClientAccountForm, ClientForm, ClientNoteForm, ClientSearchForm, apply_service_errors
+from ..forms import (
+    CLIENT_FIELDSETS,
+    ClientAccountForm,
+    ClientForm,
+    ClientNoteForm,
+    ClientSearchForm,
+    apply_service_errors,
+)
 
 NAV_ITEMS = [
     ("Clients", "web:client_search", Right.VIEW_CLIENTS, "Clients"),
@@ -37,7 +44,7 @@ def _client(request, client_id: int) -> Client:
     return client
 
 
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def client_search_view(request):
     form = ClientSearchForm(request.GET or None)
     query = form.cleaned_data["q"] if form.is_valid() else ""
@@ -63,7 +70,7 @@ def client_create_view(request):
     return render(request, "web/clients/form.html", {"form": form, "title": "New client"})
 
 
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def client_detail_view(request, client_id: int):
     client = _client(request, client_id)
     history = (

@@ -26,7 +26,7 @@ def _employer(request, employer_id: int) -> Employer:
     return employer
 
 
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def employer_list_view(request):
     employers = employer_list(entity=request.entity).annotate(client_count=Count("clients", distinct=True))
     return render(request, "web/employers/list.html", {
@@ -59,7 +59,7 @@ def _detail(request, employer: Employer, paypoint_form: PaypointForm, status: in
     }, status=status)
 
 
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def employer_detail_view(request, employer_id: int):
     return _detail(request, _employer(request, employer_id), PaypointForm())
 

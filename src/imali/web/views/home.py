@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.shortcuts import render
 from django.urls import path
+from django.views.decorators.http import require_http_methods
 
 from imali.clients.models import Client, Employer
 from imali.tenancy.models import Entity, User
@@ -26,6 +27,7 @@ def _entity_counts(entity: Entity) -> dict[str, int]:
     }
 
 
+@require_http_methods(["GET", "HEAD"])
 @login_required
 def home(request):
     context: dict = {}

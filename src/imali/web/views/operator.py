@@ -21,7 +21,7 @@ NAV_ITEMS = [
 ]
 
 
-@operator_required
+@operator_required(methods=("GET", "HEAD"))
 def entity_list_view(request):
     entities = entities_all().annotate(user_count=Count("users", filter=Q(users__is_active=True), distinct=True))
     return render(request, "web/operator/entity_list.html", {"entities": entities})
