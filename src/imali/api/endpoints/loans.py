@@ -1,0 +1,289 @@
+"""Loan products, loans (application → approval → disbursement, settlement quotes) and receipts
+(posting, reversal) of the caller's entity. Thin: the services in imali.loans decide; a service's
+ValidationError becomes a 400 naming the field."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+
+from imali.api.base import EntityScopedMixin
+from imali.api.serializers.fields import EntityRelatedField
+from imali.clients.models import Client, ClientAccount, PaymentFrequency, PaymentMoveDirection
+from imali.loans import selectors, services
+from imali.loans.models import Instalment, Loan, LoanStatus, PaybackType, Product, Receipt
+from imali.tenancy.rights import Right
+
+BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
+NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks the right.")
+NOT_FOUND = OpenApiResponse(description="No such record in the caller's entity.")
+
+
+# --- serializers ---------------------------------------------------------------------------------
+def _choices_text(choices) -> str:
+    return "One of: " + ", ".join(f"{value} ({label})" for value, label in choices) + "."
+
+
+# Plain strings for choice sets other domains also expose (client status, payment frequency),
+# so the OpenAPI schema has one enum per set rather than colliding names.
+FREQUENCY_FIELD = {"read_only": True, "help_text": _choices_text(PaymentFrequency.choices)}
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    frequency = serializers.CharField(**FREQUENCY_FIELD)
+
+    class Meta:
+        model = Product
+        fields = ["id", *services.PRODUCT_FIELDS, "created_at"]
+        read_only_fields = fields
+
+
+class ProductWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80)
+    credit_type = serializers.CharField()
+    frequency = serializers.CharField()
+    min_principal = serializers.CharField()
+    max_principal = serializers.CharField()
+    min_instalments = serializers.IntegerField(required=False, default=1)
+    max_instalments = serializers.IntegerField()
+    interest_rate_pm = serializers.CharField()
+    charge_initiation_fee = serializers.BooleanField(required=False, default=True)
+    service_fee_pm = serializers.CharField(required=False, default="0")
+    vat_rate = serializers.CharField(required=False)
+    is_active = serializers.BooleanField(required=False, default=True)
+
+
+class InstalmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instalment
+        fields = ["seq", "kind", "due_date", "capital", "interest", "fee", "vat", "amount", "paid", "paid_on"]
+        read_only_fields = fields
+
+
+class LoanSerializer(serializers.ModelSerializer):
+    schedule = serializers.SerializerMethodField()
+    status = serializers.CharField(read_only=True, help_text=_choices_text(LoanStatus.choices))
+    frequency = serializers.CharField(**FREQUENCY_FIELD)
+    move_direction = serializers.CharField(read_only=True, help_text=_choices_text(PaymentMoveDirection.choices))
+
+    class Meta:
+        model = Loan
+        fields = [
+            "id", "client", "product", "status", "principal", "instalments", "frequency", "pay_day", "move_direction",
+            "interest_rate_pm", "initiation_fee", "service_fee_pm", "vat_rate", "total_repayable", "instalment_amount",
+            "applied_on", "approved_at", "disbursed_on", "payout_account", "paid_up_on", "closed_on", "status_reason",
+            "default_since", "default_balance", "schedule",
+        ]
+        read_only_fields = fields
+
+    def get_schedule(self, loan) -> list[dict]:
+        if not self.context.get("with_schedule"):
+            return []
+        return InstalmentSerializer(loan.schedule.order_by("seq"), many=True).data
+
+
+class LoanApplySerializer(serializers.Serializer):
+    client = EntityRelatedField(queryset=Client.objects.all())
+    product = EntityRelatedField(queryset=Product.objects.all())
+    principal = serializers.CharField()
+    instalments = serializers.IntegerField()
+    pay_day = serializers.IntegerField(required=False, allow_null=True)
+
+
+class DisburseSerializer(serializers.Serializer):
+    payout_account = EntityRelatedField(queryset=ClientAccount.objects.all(),
+                                        scope=lambda qs, entity: qs.filter(client__entity=entity))
+    disbursed_on = serializers.DateField(required=False)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)
+
+
+class SettlementSerializer(serializers.Serializer):
+    as_of = serializers.DateField()
+    outstanding = serializers.DecimalField(max_digits=14, decimal_places=2)
+    settlement = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class ReceiptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Receipt
+        fields = ["id", "client", "loan", "amount", "allocated", "change", "value_date", "payback_type",
+                  "external_reference", "is_reversed", "reversed_at", "reversal_reason", "created_at"]
+        read_only_fields = fields
+
+
+class ReceiptWriteSerializer(serializers.Serializer):
+    loan = EntityRelatedField(queryset=Loan.objects.all())
+    amount = serializers.CharField()
+    value_date = serializers.DateField()
+    payback_type = serializers.ChoiceField(choices=PaybackType.choices)
+    external_reference = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+# --- views ---------------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(summary="List loan products", responses={200: ProductSerializer(many=True), 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a loan product", responses={200: ProductSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+    create=extend_schema(
+        summary="Create a loan product",
+        description="Terms are checked against the statutory caps of the entity's country; an error names the cap "
+                    "(code cap_<name>). Needs 'Setups: loan products'.",
+        request=ProductWriteSerializer, responses={201: ProductSerializer, 400: BAD_INPUT, 403: NO_RIGHT}),
+)
+class ProductViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ProductSerializer
+    lookup_url_kwarg = "product_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {"list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "create": Right.MANAGE_PRODUCTS}
+
+    def get_queryset(self):
+        return selectors.product_list(entity=self.entity).order_by("pk")
+
+    def create(self, request, *args, **kwargs):
+        serializer = ProductWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.product_create(entity=self.entity, actor=request.user, data=dict(serializer.validated_data))
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List loans",
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("client", int)],
+        responses={200: LoanSerializer(many=True), 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a loan with its schedule", responses={200: LoanSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+    create=extend_schema(
+        summary="Capture a loan application",
+        description="Terms from the product; caps checked (errors name the cap). Needs 'Loans: capture applications'.",
+        request=LoanApplySerializer, responses={201: LoanSerializer, 400: BAD_INPUT, 403: NO_RIGHT}),
+)
+class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = LoanSerializer
+    lookup_url_kwarg = "loan_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {
+        "list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "settlement": Right.VIEW_CLIENTS,
+        "create": Right.CAPTURE_LOANS, "cancel": Right.CAPTURE_LOANS, "approve": Right.APPROVE_LOANS,
+        "disburse": Right.DISBURSE_LOANS,
+    }
+
+    def get_queryset(self):
+        client = self.request.query_params.get("client")
+        return selectors.loan_list(
+            entity=self.entity, status=self.request.query_params.get("status") or None,
+            client_id=int(client) if client and client.isdigit() else None,
+        ).order_by("pk")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "with_schedule": self.action != "list"}
+
+    def _loan_response(self, loan, code=status.HTTP_200_OK):
+        return Response(LoanSerializer(loan, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = LoanApplySerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        loan = services.loan_apply(entity=self.entity, actor=request.user, client=data["client"], product=data["product"],
+                                   principal=data["principal"], instalments=data["instalments"], pay_day=data.get("pay_day"))
+        return self._loan_response(loan, status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Approve an application", request=None, responses={200: LoanSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, *args, **kwargs):
+        return self._loan_response(services.loan_approve(loan=self.get_object(), actor=request.user))
+
+    @extend_schema(summary="Disburse an approved loan", description="Within the caller's disbursement limit.",
+                   request=DisburseSerializer, responses={200: LoanSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def disburse(self, request, *args, **kwargs):
+        loan = self.get_object()
+        serializer = DisburseSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return self._loan_response(services.loan_disburse(loan=loan, actor=request.user, payout_account=data["payout_account"],
+                                                          disbursed_on=data.get("disbursed_on")))
+
+    @extend_schema(summary="Cancel an application or approved loan", request=ReasonSerializer,
+                   responses={200: LoanSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        loan = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._loan_response(services.loan_cancel(loan=loan, actor=request.user, reason=serializer.validated_data["reason"]))
+
+    @extend_schema(summary="Settlement quote", parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
+                   responses={200: SettlementSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
+    @action(detail=True, methods=["get"])
+    def settlement(self, request, *args, **kwargs):
+        loan = self.get_object()
+        field = serializers.DateField()
+        raw = request.query_params.get("as_of")
+        try:
+            as_of = field.to_internal_value(raw) if raw else services.local_today(self.entity)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"as_of": exc.detail}) from None
+        return Response(SettlementSerializer({
+            "as_of": as_of, "outstanding": selectors.loan_outstanding(loan=loan),
+            "settlement": selectors.loan_settlement(loan=loan, as_of=as_of)}).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List receipts", parameters=[OpenApiParameter("loan", int)],
+                       responses={200: ReceiptSerializer(many=True), 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a receipt", responses={200: ReceiptSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+    create=extend_schema(
+        summary="Post a receipt",
+        description="Allocated oldest instalment first (fees, VAT, interest, capital); an overpayment is change "
+                    "available. An external reference is posted once per entity (400 duplicate_reference). "
+                    "Needs 'Receipts: capture'.",
+        request=ReceiptWriteSerializer, responses={201: ReceiptSerializer, 400: BAD_INPUT, 403: NO_RIGHT}),
+)
+class ReceiptViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ReceiptSerializer
+    lookup_url_kwarg = "receipt_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {"list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "create": Right.CAPTURE_RECEIPTS,
+                       "reverse": Right.REVERSE_RECEIPTS}
+
+    def get_queryset(self):
+        loan = self.request.query_params.get("loan")
+        return selectors.receipt_list(entity=self.entity, loan_id=int(loan) if loan and loan.isdigit() else None).order_by("pk")
+
+    def create(self, request, *args, **kwargs):
+        serializer = ReceiptWriteSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        receipt = services.receipt_post(entity=self.entity, actor=request.user, loan=data["loan"], amount=data["amount"],
+                                        value_date=data["value_date"], payback_type=data["payback_type"],
+                                        external_reference=data["external_reference"])
+        return Response(ReceiptSerializer(receipt).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Reverse a receipt", description="Restores the loan exactly as before the receipt. Needs 'Receipts: reverse'.",
+                   request=ReasonSerializer, responses={200: ReceiptSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def reverse(self, request, *args, **kwargs):
+        receipt = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        receipt = services.receipt_reverse(receipt=receipt, actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(ReceiptSerializer(receipt).data)
+
+
+router = SimpleRouter()
+router.register("loan-products", ProductViewSet, basename="product")
+router.register("loans", LoanViewSet, basename="loan")
+router.register("receipts", ReceiptViewSet, basename="receipt")
+
+urlpatterns = router.urls

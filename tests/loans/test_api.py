@@ -1,0 +1,67 @@
+"""The loan and receipt API: the same life cycle, rights, errors naming fields."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from rest_framework.test import APIClient
+
+from imali.tenancy.rights import Right
+from tests import factories
+from tests.loans.conftest import make_borrower, make_loan
+
+pytestmark = pytest.mark.django_db
+
+
+def api_for(user) -> APIClient:
+    api = APIClient()
+    api.force_login(user)
+    return api
+
+
+def test_api_life_cycle(entity, lender):
+    api = api_for(lender)
+    r = api.post("/api/loan-products/", {"name": "ST", "credit_type": "short_term", "frequency": "monthly",
+                                          "min_principal": "500", "max_principal": "8000", "max_instalments": 6,
+                                          "interest_rate_pm": "5.5", "service_fee_pm": "60"}, format="json")
+    assert r.status_code == 400 and "cap: short_term_first_loan_rate" in r.json()["interest_rate_pm"][0]
+    r = api.post("/api/loan-products/", {"name": "ST", "credit_type": "short_term", "frequency": "monthly",
+                                          "min_principal": "500", "max_principal": "8000", "max_instalments": 6,
+                                          "interest_rate_pm": "5", "service_fee_pm": "60"}, format="json")
+    assert r.status_code == 201, r.json()
+    product_id = r.json()["id"]
+    borrower, account = make_borrower(entity)
+    r = api.post("/api/loans/", {"client": borrower.pk, "product": product_id, "principal": "2000", "instalments": 3}, format="json")
+    assert r.status_code == 201, r.json()
+    loan_id = r.json()["id"]
+    assert api.post(f"/api/loans/{loan_id}/approve/").json()["status"] == "approved"
+    r = api.post(f"/api/loans/{loan_id}/disburse/", {"payout_account": account.pk, "disbursed_on": "2026-01-05"}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    assert [i["amount"] for i in r.json()["schedule"]] == ["905.01", "905.00", "904.99"]
+    r = api.post("/api/receipts/", {"loan": loan_id, "amount": "905.01", "value_date": "2026-01-23",
+                                    "payback_type": "mobile_money", "external_reference": "MM-9"}, format="json")
+    assert r.status_code == 201
+    receipt_id = r.json()["id"]
+    r = api.post("/api/receipts/", {"loan": loan_id, "amount": "905.01", "value_date": "2026-01-23",
+                                    "payback_type": "mobile_money", "external_reference": "MM-9"}, format="json")
+    assert r.status_code == 400 and "external_reference" in r.json()
+    r = api.get(f"/api/loans/{loan_id}/settlement/?as_of=2026-02-09")
+    # Capital 2,000 − 634.42 + 17/33 of 68.28 interest (35.17); no fee due yet.
+    assert r.json()["settlement"] == str(D("1365.58") + D("35.17"))
+    assert api.get(f"/api/loans/{loan_id}/settlement/?as_of=nope").status_code == 400
+    assert api.post(f"/api/receipts/{receipt_id}/reverse/", {"reason": "Reversed by provider"}, format="json").json()["is_reversed"]
+    assert len(api.get("/api/receipts/", {"loan": loan_id}).json()["results"]) == 1
+
+
+def test_api_rights_and_other_entity(entity, other_entity, lender):
+    loan = make_loan(entity, user=lender)
+    viewer = api_for(factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS]))
+    assert viewer.get(f"/api/loans/{loan.pk}/").status_code == 200
+    assert viewer.post(f"/api/loans/{loan.pk}/approve/").status_code == 403
+    assert viewer.post("/api/receipts/", {"loan": loan.pk, "amount": "1", "value_date": "2026-01-23",
+                                          "payback_type": "cash"}, format="json").status_code == 403
+    stranger = api_for(factories.make_admin(entity=other_entity))
+    assert stranger.get(f"/api/loans/{loan.pk}/").status_code == 404
+    r = stranger.post("/api/receipts/", {"loan": loan.pk, "amount": "1", "value_date": "2026-01-23", "payback_type": "cash"}, format="json")
+    assert r.status_code == 400 and "loan" in r.json()
