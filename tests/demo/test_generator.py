@@ -207,7 +207,7 @@ def test_structure_has_roles_branches_staff_and_employers(book):
         entity = Entity.objects.get(pk=entity_book.entity_id)
         assert set(entity.roles.values_list("name", flat=True)) >= {"Administrator", "Branch manager", "Loan officer", "Viewer"}
         assert entity.regions.exists()
-        assert entity.branches.count() == len(entity_book.branch_ids) >= 2
+        assert entity.branches.count() == len(entity_book.branch_ids) >= 3
         staff = User.objects.filter(pk__in=entity_book.user_ids)
         assert all(u.entity_id == entity.pk and u.home_branch.entity_id == entity.pk for u in staff)
         assert all(u.roles.exists() and not u.has_usable_password() for u in staff)

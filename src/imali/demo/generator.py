@@ -300,8 +300,8 @@ def _unique_value(model: type[models.Model], field_name: str, wanted: str, *, ma
 
 
 def _branch_count(client_count: int) -> int:
-    # A micro-lender branch carries a few thousand clients; small books still get two branches.
-    return max(2, min(12, client_count // 4000 + 2))
+    # A micro-lender branch carries a few thousand clients; small books still get three branches.
+    return max(3, min(12, client_count // 4000 + 3))
 
 
 def _build_entity(*, actor: User, country: str, index: int, code_prefix: str, client_count: int,
@@ -325,8 +325,10 @@ def _build_entity(*, actor: User, country: str, index: int, code_prefix: str, cl
 
     # Branches spread over the country's regions, one per town area, region by region.
     wanted = _branch_count(client_count)
-    slots = [(region, town, area) for region, towns in book.regions.items() for town in towns for area in town.areas[:2]]
-    rng.shuffle(slots)
+    # Spread over as many towns as possible: every town's first area before any town's second.
+    towns = [(region, town) for region, region_towns in book.regions.items() for town in region_towns]
+    rng.shuffle(towns)
+    slots = [(region, town, town.areas[a]) for a in range(2) for region, town in towns]
     slots = sorted(slots[:wanted], key=lambda s: (s[0], s[1].name, s[2]))
     regions = {}
     branches: list[tuple[Branch, Town, str]] = []
@@ -743,6 +745,8 @@ class _SqliteBulkSettings:
             with self.connection.cursor() as cursor:
                 for pragma, value in self.saved.items():
                     cursor.execute(f"PRAGMA {pragma} = {int(value)}")
+                # A load leaves a write-ahead log the size of everything written: hand it back.
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return False
 
 
