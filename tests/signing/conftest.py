@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 
 from imali.clients.services import client_account_add
+from imali.loans.models import Product
 from imali.loans.services import loan_apply, product_create
 from imali.messaging.credits import credits_assign
-from imali.messaging.models import OutboxMessage
-from imali.signing import security
 from imali.signing.services import otp_setup_update
+from imali.signing.testing import code_from_outbox
 from imali.tenancy.rights import Right
 from tests import factories
 
@@ -22,14 +22,13 @@ OFFICER_RIGHTS = [Right.VIEW_CLIENTS, Right.MANAGE_CLIENTS, Right.CAPTURE_LOANS]
 
 def code_sent(challenge) -> str:
     """What the phone receives: the outbox text made ready for the SMSC, as the transport does."""
-    message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
-    text = security.unseal_for_submit(message.text, message.idempotency_key)
-    offset = int(message.idempotency_key.split(":")[3])
-    length = len(message.text[offset:]) - len(message.text[offset:].lstrip(security.MASK_CHAR))
-    return text[offset:offset + length]
+    return code_from_outbox(challenge)
 
 
 def make_product(entity):
+    existing = Product.objects.filter(entity=entity, name="Short term").first()
+    if existing is not None:
+        return existing
     return product_create(entity=entity, actor=None, data={
         "name": "Short term", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",
         "max_principal": "8000", "min_instalments": 1, "max_instalments": 6, "interest_rate_pm": "5",
@@ -97,3 +96,9 @@ def application(funded, officer, borrower):
 @pytest.fixture
 def threshold():
     return Decimal("1000")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Argon2 on every test user costs seconds; hashing strength is not what these tests are about.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

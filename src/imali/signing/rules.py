@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 SIGNABLE_LOAN_STATUSES = ("application", "approved", "active")
 
 
-class Requirement(str, Enum):
+class Requirement(StrEnum):
     OTP_REQUIRED = "otp_required"      # Loan OTP: only the client's code, or an override, will do
     OTP_OPTIONAL = "otp_optional"      # eSign Loan OTP: the user may finish without it (hand signature)
     HAND = "hand"                      # no OTP applies: the client signs by hand
