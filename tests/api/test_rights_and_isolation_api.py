@@ -167,3 +167,13 @@ def test_every_action_of_a_right_guarded_view_names_its_rights():
         assert not missing, f"{view_class.__name__} ({pattern.pattern}) has no rights for {missing}"
         checked += 1
     assert checked >= 4
+
+
+def test_options_lists_only_the_writes_the_caller_may_make(entity, signed_in):
+    viewer = signed_in(entity, [Right.VIEW_CLIENTS])
+    clerk = signed_in(entity, [Right.VIEW_CLIENTS, Right.MANAGE_CLIENTS])
+    assert "actions" not in viewer.options("/api/clients/").json()
+    described = clerk.options("/api/clients/").json()
+    assert "cellphone" in described["actions"]["POST"]
+    assert signed_in(entity, []).options("/api/clients/").status_code == 200
+    assert APIClient().options("/api/clients/").status_code == 403

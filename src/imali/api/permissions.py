@@ -19,7 +19,8 @@ Rules, in the order they are checked:
 3. The rights for the current action must all be held. The action is the viewset action
    (``list``, ``create``, a custom ``@action`` name...) or, on a plain APIView, the lowercase
    HTTP method (``get``, ``post``...). An action missing from ``required_rights`` is refused:
-   a new endpoint is closed until someone names the right it needs.
+   a new endpoint is closed until someone names the right it needs. OPTIONS (field metadata)
+   needs no right; the methods it reports as allowed are the ones the caller's rights allow.
 4. Object level: an object whose ``entity_id`` is not the caller's entity is reported as
    404, never 403, so ids of other lenders cannot be probed. Querysets filtered by the
    caller's entity are still the first line; this check only guards a view that forgot.
@@ -45,7 +46,12 @@ UNMAPPED_ACTION_MESSAGE = "This action has no right assigned and is closed."
 def rights_for(view, request) -> tuple[Right, ...] | None:
     """The rights the view demands for this request, or None when the action is not mapped."""
     mapping: dict[str, Right | Iterable[Right]] = getattr(view, "required_rights", None) or {}
-    action = getattr(view, "action", None) or request.method.lower()
+    method = request.method.lower()
+    # DRF's OPTIONS metadata asks about other methods on the same view while `action` stays
+    # "metadata": the viewset's method → action map names the action asked about.
+    action = getattr(view, "action", None)
+    if action in (None, "metadata"):
+        action = (getattr(view, "action_map", None) or {}).get(method) or method
     if action not in mapping:
         return None
     required = mapping[action]
@@ -70,6 +76,10 @@ class HasRight(BasePermission):
         if not user.entity.is_active:
             self.message = INACTIVE_ENTITY_MESSAGE
             return False
+        if request.method == "OPTIONS":
+            # Describes the fields only (as the public schema does); the methods it lists as
+            # allowed are filtered through this same check.
+            return True
         required = rights_for(view, request)
         if required is None:
             self.message = UNMAPPED_ACTION_MESSAGE

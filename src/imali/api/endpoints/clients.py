@@ -42,6 +42,9 @@ from imali.tenancy.rights import Right
 
 # A search finds a client to open, so it returns the best matches, not the whole book.
 CLIENT_SEARCH_LIMIT = 200
+WRITE_ACTIONS = frozenset({"create", "update", "partial_update"})
+# OPTIONS describes the body of a write while the action is "metadata".
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
 NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks the right.")
@@ -135,7 +138,7 @@ class ClientViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
         return Client.objects.filter(entity=self.entity).select_related("branch", "employer", "paypoint", "salesperson")
 
     def get_serializer_class(self):
-        if self.action in {"create", "update", "partial_update"}:
+        if self.action in WRITE_ACTIONS or self.request.method in WRITE_METHODS:
             return ClientWriteSerializer
         return ClientSerializer
 
@@ -222,10 +225,10 @@ class EmployerViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveM
         return employer_list(entity=self.entity)
 
     def get_serializer_class(self):
-        if self.action in {"create", "update", "partial_update"}:
-            return EmployerWriteSerializer
         if self.action == "paypoints":
             return PaypointWriteSerializer
+        if self.action in WRITE_ACTIONS or self.request.method in WRITE_METHODS:
+            return EmployerWriteSerializer
         return EmployerSerializer
 
     def create(self, request, *args, **kwargs):
