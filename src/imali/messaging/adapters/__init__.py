@@ -1,0 +1,1 @@
+"""Outside systems behind a Protocol: the SMS transport and its SMPP implementation."""

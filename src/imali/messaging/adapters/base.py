@@ -1,0 +1,64 @@
+"""What the dispatcher needs of a gateway, whatever protocol it speaks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class Outcome(str, Enum):
+    SUBMITTED = "submitted"
+    RETRY = "retry"  # throttled, queue full, connection lost: try again later
+    PERMANENT = "permanent"  # the gateway will never take this message
+
+
+@dataclass(frozen=True)
+class Submission:
+    outbox_id: int
+    number: str
+    text: str
+    source_addr: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outbox_id: int
+    outcome: Outcome
+    provider_message_id: str = ""
+    error: str = ""
+    parts_submitted: int = 0
+
+
+@dataclass(frozen=True)
+class Receipt:
+    gateway: str
+    provider_message_id: str
+    state: str  # DELIVRD, UNDELIV, EXPIRED, REJECTD, ...
+    error_code: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.state == "DELIVRD"
+
+
+@dataclass(frozen=True)
+class MobileOriginated:
+    gateway: str
+    provider_id: str
+    number: str
+    to_address: str
+    text: str
+
+
+class Transport(Protocol):
+    name: str
+
+    @property
+    def is_up(self) -> bool: ...
+
+    def submit_batch(self, items: list[Submission], timeout: float = 60.0) -> list[SubmitResult]: ...
+
+    def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]: ...
+
+    def close(self) -> None: ...

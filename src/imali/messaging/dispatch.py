@@ -1,0 +1,284 @@
+"""The dispatcher: claims queued messages in priority order, routes each to a gateway, submits
+them with the transport's window and rate limit, and records the outcome; applies delivery
+receipts and hands mobile-originated messages to the inbound service.
+
+Claims are leases (`claimed_until`), taken with `FOR UPDATE SKIP LOCKED` on PostgreSQL so any
+number of consumers on any number of machines share the queue without waiting on each other. A
+consumer that dies leaves its leased rows to be claimed again when the lease lapses: the only
+duplicates are the messages it had submitted but not yet recorded, at most one batch (the window).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from imali.tenancy.models import Entity
+
+from . import credits
+from .adapters.base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult, Transport
+from .models import DeliveryReport, Gateway, OutboxMessage, OutboxStatus, Priority, Route
+from .inbound import inbound_receive
+
+log = logging.getLogger("imali.messaging.dispatch")
+
+OUTBOX = OutboxMessage._meta.db_table
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    batch: int = 100
+    lease_seconds: float = 60.0
+    backoff_base: float = 2.0
+    backoff_max: float = 300.0
+    # After this age a message is no longer worth sending: an OTP is stale in minutes.
+    max_age: Mapping[int, dt.timedelta] = None  # type: ignore[assignment]
+
+    def age_limit(self, priority: int) -> dt.timedelta:
+        limits = self.max_age or {Priority.OTP: dt.timedelta(minutes=10), Priority.TRANSACTIONAL: dt.timedelta(hours=24),
+                                  Priority.BULK: dt.timedelta(hours=24)}
+        return limits.get(priority, dt.timedelta(hours=24))
+
+    def backoff(self, attempts: int) -> float:
+        return min(self.backoff_base * (2 ** max(attempts - 1, 0)), self.backoff_max)
+
+
+@dataclass
+class Claimed:
+    id: int
+    entity_id: int
+    number: str
+    country: str
+    text: str
+    priority: int
+    credits: int
+    attempts: int
+    created_at: dt.datetime
+
+
+def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None) -> list[Claimed]:
+    now = now or timezone.now()
+    ops = connection.ops
+    now_db = ops.adapt_datetimefield_value(now)
+    until_db = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease_seconds))
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"UPDATE {OUTBOX} SET claimed_until = %s WHERE id IN ("
+        f"SELECT id FROM {OUTBOX} WHERE status = %s AND next_attempt_at <= %s "
+        f"AND (claimed_until IS NULL OR claimed_until < %s) "
+        f"ORDER BY priority, next_attempt_at, id LIMIT %s{skip_locked}) "
+        f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, created_at")
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(sql, [until_db, OutboxStatus.QUEUED.value, now_db, now_db, limit])
+        rows = cur.fetchall()
+    convert = _datetime_converter()
+    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8])) for r in rows]
+    claimed.sort(key=lambda c: (c.priority, c.id))
+    return claimed
+
+
+def _datetime_converter() -> Callable:
+    if connection.vendor == "sqlite":
+        from django.utils.dateparse import parse_datetime
+
+        def convert(value):
+            if isinstance(value, dt.datetime):
+                return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+            parsed = parse_datetime(value)
+            return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
+        return convert
+    return lambda v: v
+
+
+class Router:
+    """Gateways for an entity and a country, best first: routes for the entity before routes for
+    anyone, a country's routes before any-country routes, then by rank."""
+
+    def __init__(self, refresh_seconds: float = 30.0):
+        self.refresh_seconds = refresh_seconds
+        self._loaded = 0.0
+        self._routes: list[tuple[int | None, str, str, int]] = []
+        self._gateways: list[str] = []
+        self._cache: dict[tuple[int, str], list[str]] = {}
+
+    def _load(self) -> None:
+        if time.monotonic() - self._loaded < self.refresh_seconds:
+            return
+        self._routes = list(Route.objects.filter(gateway__is_active=True).values_list("entity_id", "country", "gateway__name", "rank"))
+        self._gateways = list(Gateway.objects.filter(is_active=True).order_by("name").values_list("name", flat=True))
+        self._cache.clear()
+        self._loaded = time.monotonic()
+
+    def gateways(self, entity_id: int, country: str) -> list[str]:
+        self._load()
+        key = (entity_id, country)
+        if key not in self._cache:
+            matching = [(e is None, c == "", rank, name) for e, c, name, rank in self._routes
+                        if (e is None or e == entity_id) and (c == "" or c == country)]
+            names = [name for *_, name in sorted(matching)] if self._routes else list(self._gateways)
+            self._cache[key] = list(dict.fromkeys(names))
+        return self._cache[key]
+
+
+class Dispatcher:
+    def __init__(self, transports: Mapping[str, Transport], policy: DispatchPolicy | None = None, router: Router | None = None):
+        self.transports = dict(transports)
+        self.policy = policy or DispatchPolicy()
+        self.router = router or Router()
+        self.counters: dict[str, int] = defaultdict(int)
+
+    # -- one pass -----------------------------------------------------------------------------
+    def step(self) -> int:
+        """Apply events, then claim, submit and record one batch. Returns the number claimed."""
+        self.apply_events()
+        claimed = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
+        if not claimed:
+            return 0
+        by_gateway: dict[str, list[Claimed]] = defaultdict(list)
+        unroutable: list[SubmitResult] = []
+        for c in claimed:
+            names = [n for n in self.router.gateways(c.entity_id, c.country) if n in self.transports]
+            up = next((n for n in names if self.transports[n].is_up), None)
+            if up is None:
+                reason = "no gateway up for this route" if names else "no gateway routes to this country"
+                unroutable.append(SubmitResult(c.id, Outcome.RETRY, error=reason))
+            else:
+                by_gateway[up].append(c)
+        results: dict[int, tuple[str, SubmitResult]] = {r.outbox_id: ("", r) for r in unroutable}
+        for name, items in by_gateway.items():
+            subs = [Submission(c.id, c.number, c.text) for c in items]
+            for r in self.transports[name].submit_batch(subs, timeout=max(30.0, self.policy.lease_seconds / 2)):
+                results[r.outbox_id] = (name, r)
+        self.record(claimed, results)
+        self.apply_events()
+        return len(claimed)
+
+    def record(self, claimed: list[Claimed], results: Mapping[int, tuple[str, SubmitResult]]) -> None:
+        now = timezone.now()
+        ops = connection.ops
+        now_db = ops.adapt_datetimefield_value(now)
+        submitted, retry, finished = [], [], []
+        refunds: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for c in claimed:
+            gateway, r = results[c.id]
+            if r.outcome is Outcome.SUBMITTED:
+                submitted.append((gateway, r.provider_message_id, now_db, c.attempts + 1, c.id))
+                self.counters["submitted"] += 1
+            elif r.outcome is Outcome.RETRY and now - c.created_at < self.policy.age_limit(c.priority):
+                later = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=self.policy.backoff(c.attempts + 1)))
+                retry.append((later, c.attempts + 1, r.error[:200], c.id))
+                self.counters["retried"] += 1
+            else:
+                status = OutboxStatus.FAILED if r.outcome is Outcome.PERMANENT else OutboxStatus.EXPIRED
+                error = r.error if r.outcome is Outcome.PERMANENT else f"expired after {c.attempts + 1} attempts: {r.error}"
+                finished.append((status.value, error[:200], now_db, c.attempts + 1, c.id))
+                self.counters[status.value] += 1
+                # Never submitted (or refused outright): the credits go back.
+                refunds[c.entity_id][0] += c.credits
+                refunds[c.entity_id][1] += 1
+        q = OutboxStatus.QUEUED.value
+        with transaction.atomic(), connection.cursor() as cur:
+            if submitted:
+                cur.executemany(
+                    f"UPDATE {OUTBOX} SET status = '{OutboxStatus.SUBMITTED.value}', gateway = %s, provider_message_id = %s, "
+                    f"submitted_at = %s, attempts = %s, claimed_until = NULL, error = '' WHERE id = %s AND status = '{q}'",
+                    submitted)
+            if retry:
+                cur.executemany(
+                    f"UPDATE {OUTBOX} SET next_attempt_at = %s, attempts = %s, error = %s, claimed_until = NULL "
+                    f"WHERE id = %s AND status = '{q}'", retry)
+            if finished:
+                cur.executemany(
+                    f"UPDATE {OUTBOX} SET status = %s, error = %s, finished_at = %s, attempts = %s, claimed_until = NULL "
+                    f"WHERE id = %s AND status = '{q}'", finished)
+            for entity_id, (amount, count) in refunds.items():
+                credits.credits_refund(entity=Entity(pk=entity_id), channel="sms", amount=amount, messages=count,
+                                       reference="dispatch:not_sent")
+
+    # -- receipts and inbound -----------------------------------------------------------------
+    def apply_events(self) -> None:
+        receipts: list[Receipt] = []
+        for transport in self.transports.values():
+            for event in transport.drain_events():
+                if isinstance(event, Receipt):
+                    receipts.append(event)
+                elif isinstance(event, MobileOriginated):
+                    inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
+                                    to_address=event.to_address, text=event.text)
+                    self.counters["inbound"] += 1
+        if receipts:
+            receipts_record(receipts)
+        self.counters["receipts_applied"] += receipts_apply_pending()
+
+    # -- loops --------------------------------------------------------------------------------
+    def run(self, *, stop: Callable[[], bool] = lambda: False, idle_sleep: float = 0.2,
+            until_idle: bool = False, max_seconds: float | None = None) -> None:
+        started = time.monotonic()
+        while not stop():
+            if max_seconds is not None and time.monotonic() - started > max_seconds:
+                return
+            n = self.step()
+            if n == 0:
+                if until_idle and not _work_left():
+                    return
+                time.sleep(idle_sleep)
+
+
+def _work_left() -> bool:
+    return OutboxMessage.objects.filter(status__in=[OutboxStatus.QUEUED, OutboxStatus.SUBMITTED]).exists()
+
+
+def receipts_record(receipts: list[Receipt]) -> None:
+    """Store receipts once per (gateway, provider id): a receipt sent twice changes nothing."""
+    table = DeliveryReport._meta.db_table
+    now_db = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = [(r.gateway, r.provider_message_id, r.state[:10], r.error_code[:10], now_db, False) for r in receipts]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {table} (gateway, provider_message_id, state, error_code, received_at, applied) "
+            f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (gateway, provider_message_id) DO NOTHING", rows)
+
+
+def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6)) -> int:
+    """Move submitted messages to Delivered / Failed from receipts not yet applied. A receipt can
+    overtake the record of its submission, so unmatched ones are retried for a while."""
+    since = timezone.now() - window
+    pending = list(DeliveryReport.objects.filter(applied=False, received_at__gte=since)
+                   .values_list("id", "gateway", "provider_message_id", "state", "error_code")[:20000])
+    if not pending:
+        return 0
+    now_db = connection.ops.adapt_datetimefield_value(timezone.now())
+    applied_ids, changed = [], 0
+    sub = OutboxStatus.SUBMITTED.value
+    with transaction.atomic(), connection.cursor() as cur:
+        for report_id, gateway, provider_id, state, err in pending:
+            delivered = state == "DELIVRD"
+            status = OutboxStatus.DELIVERED.value if delivered else OutboxStatus.FAILED.value
+            error = "" if delivered else f"delivery receipt: {state} (error {err or 'none'})"
+            cur.execute(
+                f"UPDATE {OUTBOX} SET status = %s, error = %s, finished_at = %s WHERE provider_message_id = %s "
+                f"AND gateway = %s AND status = %s", [status, error, now_db, provider_id, gateway, sub])
+            if cur.rowcount:
+                changed += cur.rowcount
+                applied_ids.append(report_id)
+            elif OutboxMessage.objects.filter(provider_message_id=provider_id, gateway=gateway).exists():
+                applied_ids.append(report_id)  # already final: the receipt is a repeat
+        if applied_ids:
+            DeliveryReport.objects.filter(id__in=applied_ids).update(applied=True)
+    return changed
+
+
+def transports_from_gateways(gateways=None) -> dict[str, Transport]:
+    from .adapters.smpp import SmppTransport
+
+    gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
+    return {g.name: SmppTransport(name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
+                                  source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second)
+            for g in gateways}

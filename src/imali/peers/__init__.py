@@ -1,0 +1,1 @@
+"""Local peers: loopback stand-ins for the outside systems Imali talks to, for the demo and the tests."""

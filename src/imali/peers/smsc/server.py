@@ -1,0 +1,341 @@
+"""The local SMSC: accepts binds, answers submit_sm with message ids, sends delivery receipts and
+mobile-originated messages as deliver_sm, and can misbehave on purpose (receipt delay, failure
+share, throttling, full queue, outage) so the dispatcher's fault handling is tested for real.
+
+It keeps what each number received (long messages reassembled from their UDH parts) for the
+"phone" page, where a person can read an OTP and answer, e.g. STOP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import logging
+import random
+import struct
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from imali.messaging.segments import decode_payload, encode_gsm7, ucs2_forcing_characters
+
+from . import pdu as P
+from .phone import PhonePage
+
+log = logging.getLogger("imali.peers.smsc")
+
+
+@dataclass
+class SmscConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: an ephemeral port, read back from `SmscPeer.port`
+    http_port: int | None = None  # the phone page; None: no page
+    system_id: str = "imali"
+    password: str = "secret"
+    receipt_delay: float = 0.0
+    failure_share: float = 0.0  # share of messages whose receipt says UNDELIV
+    throttle_per_second: int | None = None  # above this rate submit_sm gets ESME_RTHROTTLED
+    throttle_share: float = 0.0  # share of submit_sm answered ESME_RTHROTTLED regardless of rate
+    queue_full_share: float = 0.0  # share answered ESME_RMSGQFUL
+    invalid_prefixes: tuple[str, ...] = ("+99",)  # destinations answered ESME_RINVDSTADR (a permanent error)
+    seed: int = 7
+
+
+@dataclass
+class PhoneMessage:
+    number: str
+    sender: str
+    text: str
+    message_ids: list[str]
+    received_at: dt.datetime
+    status: str = "DELIVRD"
+    mo: bool = False
+
+
+@dataclass(eq=False)
+class _Session:
+    writer: asyncio.StreamWriter
+    bound: str = ""  # "", "tx", "rx", "trx"
+    seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def receives(self) -> bool:
+        return self.bound in ("rx", "trx")
+
+
+class SmscPeer:
+    def __init__(self, config: SmscConfig | None = None):
+        self.config = config or SmscConfig()
+        self.port: int = 0
+        self.http_port: int | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._sessions: set[_Session] = set()
+        self._ids = itertools.count(1)
+        self._mo_ids = itertools.count(1)
+        self._rng = random.Random(self.config.seed)
+        self._pending: list[tuple[str | None, bytes]] = []  # deliver_sm bodies waiting for a bound receiver
+        self._parts: dict[tuple, dict[int, tuple[str, str]]] = {}
+        self._window_start = 0.0
+        self._window_count = 0
+        self._down_until = 0.0
+        self.phones: dict[str, list[PhoneMessage]] = defaultdict(list)
+        self.stats = defaultdict(int)
+        self.accepted_parts: list[tuple[str, str]] = []  # (message id, destination) of every accepted submit_sm
+        self._phone = PhonePage(self)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.config.http_port is not None:
+            self.http_port = await self._phone.start(self.config.host, self.config.http_port)
+
+    async def stop(self) -> None:
+        await self._close_listener()
+        for s in list(self._sessions):
+            s.writer.close()
+        await self._phone.stop()
+
+    async def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def outage(self, seconds: float) -> None:
+        """Go down: drop every session and refuse connections, then come back on the same port."""
+        self.stats["outages"] += 1
+        self._down_until = self.loop.time() + seconds
+        await self._close_listener()
+        for s in list(self._sessions):
+            s.writer.transport.abort()
+        self._sessions.clear()
+        await asyncio.sleep(seconds)
+        self._server = await asyncio.start_server(self._serve, self.config.host, self.port)
+
+    # -- SMPP ---------------------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(writer)
+        self._sessions.add(session)
+        try:
+            while True:
+                header = await reader.readexactly(16)
+                length, command_id, status, seq = P.HEADER.unpack(header)
+                body = await reader.readexactly(length - 16) if length > 16 else b""
+                if not self._handle(session, command_id, seq, body):
+                    break
+                if writer.transport.get_write_buffer_size() > 1 << 20:
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._sessions.discard(session)
+            writer.close()
+
+    def _handle(self, session: _Session, command_id: int, seq: int, body: bytes) -> bool:
+        w = session.writer
+        if command_id in (P.BIND_TRANSCEIVER, P.BIND_TRANSMITTER, P.BIND_RECEIVER):
+            system_id, pos = P.read_cstr(body, 0)
+            password, pos = P.read_cstr(body, pos)
+            if session.bound:
+                w.write(P.pdu(command_id | P.RESP, P.ESME_RALYBND, seq, P.cstr("smsc")))
+            elif system_id != self.config.system_id or password != self.config.password:
+                self.stats["bind_refused"] += 1
+                w.write(P.pdu(command_id | P.RESP, P.ESME_RINVPASWD, seq, P.cstr("smsc")))
+            else:
+                session.bound = {P.BIND_TRANSCEIVER: "trx", P.BIND_TRANSMITTER: "tx", P.BIND_RECEIVER: "rx"}[command_id]
+                self.stats["binds"] += 1
+                w.write(P.pdu(command_id | P.RESP, P.ESME_ROK, seq, P.cstr("smsc")))
+                if session.receives:
+                    self._flush_pending()
+            return True
+        if command_id == P.ENQUIRE_LINK:
+            self.stats["enquire_link"] += 1
+            w.write(P.pdu(P.ENQUIRE_LINK | P.RESP, P.ESME_ROK, seq))
+            return True
+        if command_id == P.UNBIND:
+            w.write(P.pdu(P.UNBIND | P.RESP, P.ESME_ROK, seq))
+            session.bound = ""
+            return False
+        if command_id & P.RESP:  # deliver_sm_resp and the like
+            return True
+        if not session.bound:
+            w.write(P.pdu(command_id | P.RESP, P.ESME_RINVBNDSTS, seq))
+            return True
+        if command_id == P.SUBMIT_SM:
+            w.write(self._submit(session, seq, body))
+            return True
+        w.write(P.pdu(P.GENERIC_NACK, P.ESME_RINVCMDID, seq))
+        return True
+
+    def _refusal(self, destination: str) -> int:
+        cfg = self.config
+        if destination.startswith(cfg.invalid_prefixes):
+            return P.ESME_RINVDSTADR
+        if cfg.throttle_per_second is not None:
+            now = self.loop.time()
+            if now - self._window_start >= 1.0:
+                self._window_start, self._window_count = now, 0
+            self._window_count += 1
+            if self._window_count > cfg.throttle_per_second:
+                return P.ESME_RTHROTTLED
+        if cfg.throttle_share and self._rng.random() < cfg.throttle_share:
+            return P.ESME_RTHROTTLED
+        if cfg.queue_full_share and self._rng.random() < cfg.queue_full_share:
+            return P.ESME_RMSGQFUL
+        return P.ESME_ROK
+
+    def _submit(self, session: _Session, seq: int, body: bytes) -> bytes:
+        sm = P.ShortMessage.decode(body)
+        if sm.destination_addr.isdigit():  # international number without its "+"
+            sm.destination_addr = "+" + sm.destination_addr
+        refusal = self._refusal(sm.destination_addr)
+        if refusal:
+            self.stats[f"refused_{refusal:#x}"] += 1
+            return P.pdu(P.SUBMIT_SM | P.RESP, refusal, seq, P.cstr(""))
+        message_id = f"{next(self._ids):x}"
+        self.stats["accepted"] += 1
+        self.accepted_parts.append((message_id, sm.destination_addr))
+        payload = sm.short_message
+        if sm.esm_class & 0x40 and payload:
+            udh_len = payload[0]
+            self._assemble(sm, message_id, payload[1 : 1 + udh_len], payload[1 + udh_len :])
+        else:
+            self._deliver_to_phone(sm.destination_addr, sm.source_addr, decode_payload(payload, sm.data_coding), [message_id])
+        if sm.registered_delivery & 0x01:
+            failed = self.config.failure_share and self._rng.random() < self.config.failure_share
+            stat = "UNDELIV" if failed else "DELIVRD"
+            if self.config.receipt_delay:
+                self.loop.call_later(self.config.receipt_delay, self._send_receipt, session, message_id, sm, stat)
+            else:
+                self.loop.call_soon(self._send_receipt, session, message_id, sm, stat)
+        return P.pdu(P.SUBMIT_SM | P.RESP, P.ESME_ROK, seq, P.cstr(message_id))
+
+    def _assemble(self, sm: P.ShortMessage, message_id: str, udh: bytes, data: bytes) -> None:
+        pos = 0
+        while pos + 2 <= len(udh):
+            iei, length = udh[pos], udh[pos + 1]
+            value = udh[pos + 2 : pos + 2 + length]
+            if iei in (0x00, 0x08):
+                ref = value[0] if iei == 0x00 else struct.unpack(">H", value[:2])[0]
+                total, number = value[-2], value[-1]
+                key = (sm.source_addr, sm.destination_addr, ref, total)
+                parts = self._parts.setdefault(key, {})
+                parts[number] = (message_id, decode_payload(data, sm.data_coding))
+                if len(parts) == total:
+                    del self._parts[key]
+                    ordered = [parts[i] for i in sorted(parts)]
+                    self._deliver_to_phone(sm.destination_addr, sm.source_addr, "".join(t for _, t in ordered),
+                                           [m for m, _ in ordered])
+                return
+            pos += 2 + length
+
+    def _deliver_to_phone(self, number: str, sender: str, text: str, ids: list[str]) -> None:
+        # A phone page of a million-message benchmark would only cost memory.
+        inbox = self.phones[number]
+        inbox.append(PhoneMessage(number, sender, text, ids, dt.datetime.now(dt.UTC)))
+        if len(inbox) > 50:
+            del inbox[0]
+
+    def _send_receipt(self, session: _Session | None, message_id: str, sm: P.ShortMessage, stat: str) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%y%m%d%H%M")
+        text = (f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} submit date:{now} "
+                f"done date:{now} stat:{stat} err:{'000' if stat == 'DELIVRD' else '001'} text:")
+        state = P.STATE_DELIVERED if stat == "DELIVRD" else P.STATE_UNDELIVERABLE
+        receipt = P.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr, esm_class=0x04,
+                                 short_message=text.encode("ascii"),
+                                 tlvs={P.TLV_RECEIPTED_MESSAGE_ID: P.cstr(message_id), P.TLV_MESSAGE_STATE: bytes([state])})
+        self.stats["receipts"] += 1
+        self._deliver(session, receipt.encode())
+
+    def _deliver(self, session: _Session | None, body: bytes) -> None:
+        target = session if session is not None and session in self._sessions and session.receives else None
+        if target is None:
+            target = next((s for s in self._sessions if s.receives), None)
+        if target is None:
+            self._pending.append((None, body))
+            return
+        target.writer.write(P.pdu(P.DELIVER_SM, P.ESME_ROK, next(target.seq), body))
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for _, body in pending:
+            self._deliver(None, body)
+
+    def inject_mo(self, *, number: str, text: str, to: str = "Imali") -> str:
+        """A phone sends `text` to the service: a mobile-originated deliver_sm to a bound ESME."""
+        mo_id = f"mo{next(self._mo_ids)}"
+        if ucs2_forcing_characters(text):
+            payload, coding = text.encode("utf-16-be"), 0x08
+        else:
+            payload, coding = encode_gsm7(text), 0x00
+        sm = P.ShortMessage(source_addr=number.lstrip("+"), destination_addr=to, esm_class=0x00, data_coding=coding,
+                            short_message=payload[:254], tlvs={P.TLV_PEER_MO_ID: P.cstr(mo_id)})
+        self.phones[number].append(PhoneMessage(number, number, text, [mo_id], dt.datetime.now(dt.UTC), mo=True))
+        self.stats["mo"] += 1
+        self._deliver(None, sm.encode())
+        return mo_id
+
+
+class PeerThread:
+    """An SMSC peer on its own event loop in a background thread, controlled from synchronous code."""
+
+    def __init__(self, config: SmscConfig):
+        self.peer = SmscPeer(config)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="smsc-peer", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self.peer.start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> PeerThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("The SMSC peer did not start.")
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.peer.port
+
+    @property
+    def http_port(self) -> int | None:
+        return self.peer.http_port
+
+    def call(self, fn, *args, **kwargs):
+        """Run `fn` on the peer's loop and wait for its result (a coroutine function is awaited)."""
+        async def run():
+            result = fn(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(60)
+
+    def outage(self, seconds: float) -> None:
+        """Start an outage of `seconds` and return at once; the peer comes back by itself."""
+        asyncio.run_coroutine_threadsafe(self.peer.outage(seconds), self._loop)
+
+    def configure(self, **changes) -> None:
+        def apply():
+            for k, v in changes.items():
+                setattr(self.peer.config, k, v)
+        self.call(apply)
+
+    def inject_mo(self, *, number: str, text: str, to: str = "Imali") -> str:
+        return self.call(self.peer.inject_mo, number=number, text=text, to=to)
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            self.call(self.peer.stop)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def run_in_thread(config: SmscConfig | None = None) -> PeerThread:
+    return PeerThread(config or SmscConfig()).start()
