@@ -14,7 +14,7 @@ from django.forms.models import fields_for_model, model_to_dict
 
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
-from imali.core.countries import Country
+from imali.core.countries import COUNTRY_FACTS, Country
 from imali.core.models import AuditAction, AuditEntry
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
 from imali.tenancy.rights import Right
@@ -84,9 +84,12 @@ class PaypointChoiceField(forms.ModelChoiceField):
 class ClientForm(FieldsetsMixin, forms.Form):
     FIELDSETS = CLIENT_FIELDSETS
 
-    def __init__(self, *args, entity: Entity, instance: Client | None = None, **kwargs):
+    def __init__(self, *args, entity: Entity, instance: Client | None = None, default_branch: Branch | None = None, **kwargs):
         if instance is not None:
             kwargs.setdefault("initial", model_to_dict(instance, fields=CLIENT_FORM_FIELDS))
+        else:
+            kwargs.setdefault("initial", {"id_type": COUNTRY_FACTS[entity.country].id_type_default,
+                                          "branch": getattr(default_branch, "pk", None)})
         super().__init__(*args, **kwargs)
         widgets = {name: _date_widget() for name in ("date_of_birth", "commencement_of_service", "contract_expiry_date")}
         widgets.update({name: forms.Textarea(attrs={"rows": 2}) for name in ("physical_address", "postal_address", "notes")})

@@ -24,3 +24,17 @@ def querystring_without(query_dict, key: str) -> str:
     copy = query_dict.copy()
     copy.pop(key, None)
     return copy.urlencode()
+
+
+# Book-keeping columns that say nothing a reader of the history needs.
+_HIDDEN_CHANGE_KEYS = frozenset({"id", "entity_id", "created_at", "updated_at", "password"})
+
+
+@register.filter
+def audit_changes(changes) -> list[tuple[str, object]]:
+    """The before/after of an audit entry as (field, value) rows, without empty values and
+    book-keeping columns, so a 'created' entry lists only what was filled in."""
+    if not isinstance(changes, dict):
+        return []
+    return [(key.removesuffix("_id").replace("_", " "), value) for key, value in changes.items()
+            if key not in _HIDDEN_CHANGE_KEYS and value not in ("", None, [])]

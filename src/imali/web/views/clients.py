@@ -58,7 +58,7 @@ def client_search_view(request):
 
 @right_required(Right.MANAGE_CLIENTS)
 def client_create_view(request):
-    form = ClientForm(request.POST or None, entity=request.entity)
+    form = ClientForm(request.POST or None, entity=request.entity, default_branch=request.user.home_branch)
     if request.method == "POST" and form.is_valid():
         try:
             client = client_create(entity=request.entity, actor=request.user, data=form.cleaned_data, ip_address=client_ip(request))

@@ -1,0 +1,41 @@
+import pytest
+from django.urls import reverse
+
+from imali.tenancy.rights import Right
+from imali.web.templatetags.imali_web import audit_changes
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_dashboard_counts_only_the_own_entity(client, login_as, entity, other_entity):
+    factories.make_client(entity=entity)
+    factories.make_employer(entity=entity)
+    factories.make_employer(entity=entity)
+    factories.make_client(entity=other_entity)
+    factories.make_user(entity=other_entity)
+    login_as(entity, [Right.VIEW_CLIENTS])
+    response = client.get(reverse("web:home"))
+    assert response.context["counts"] == {"clients": 1, "employers": 2, "users": 1}
+    page = response.content.decode()
+    assert entity.name in page and 'action="/clients/"' in page
+
+
+def test_dashboard_without_search_right_has_no_search_box(client, login_as, entity):
+    login_as(entity, [Right.MANAGE_BRANCHES])
+    page = client.get(reverse("web:home")).content.decode()
+    assert 'action="/clients/"' not in page
+
+
+def test_operator_dashboard_links_the_entity_list(client, operator, entity):
+    client.force_login(operator)
+    response = client.get(reverse("web:home"))
+    assert response.context["entity_counts"]["total"] == 1
+    assert f'href="{reverse("web:entity_list")}"' in response.content.decode()
+
+
+def test_history_rows_drop_empty_values_and_book_keeping():
+    rows = audit_changes({"id": 4, "entity_id": 1, "surname": "Mokoena", "email": "", "salary": None,
+                          "employer_id": 7, "marketing_consent": False, "created_at": "2026-01-01"})
+    assert rows == [("surname", "Mokoena"), ("employer", 7), ("marketing consent", False)]
+    assert audit_changes(None) == []
