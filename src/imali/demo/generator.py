@@ -453,6 +453,13 @@ _MALE_TITLES = ("Mr",) * 48 + ("Dr", "Rev")
 _FEMALE_TITLES = ("Mrs",) * 22 + ("Ms",) * 17 + ("Miss",) * 9 + ("Dr", "Prof")
 _BANK_TYPES = ("cheque",) * 11 + ("savings",) * 7 + ("transmission",) * 2
 _PURPOSES = ("both",) * 17 + ("payback",) * 2 + ("payout",)
+# Choice values as plain strings: an enum member's .value costs a descriptor call per row.
+_MALE, _FEMALE = Gender.MALE.value, Gender.FEMALE.value
+_MONTHLY, _WEEKLY, _FORTNIGHTLY = (PaymentFrequency.MONTHLY.value, PaymentFrequency.WEEKLY.value,
+                                   PaymentFrequency.FORTNIGHTLY.value)
+_BEFORE, _AFTER = PaymentMoveDirection.BEFORE.value, PaymentMoveDirection.AFTER.value
+_BANK, _WALLET = AccountKind.BANK.value, AccountKind.WALLET.value
+_PAYOUT, _BOTH = AccountPurpose.PAYOUT.value, AccountPurpose.BOTH.value
 
 
 def _date_facts(ordinal: int, cache: dict) -> tuple[str, str, int, int]:
@@ -493,7 +500,9 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
     n_m, n_f, n_s = len(males), len(females), len(surnames)
     mobile_prefixes = [int(p) for p in book.mobile_prefixes]
     mobile_scale = 10 ** (book.mobile_length - 2)
-    places = plan.places
+    # Per branch: (branch id, town, staff ids, loan officer ids), ids read once, not per row.
+    places = [(p.branch.pk, p.town, [u.pk for u in p.staff], [u.pk for u in p.officers]) for p in plan.places]
+    n_places = len(places)
     # Government, grant and pension employers carry more borrowers than a corner shop.
     weighted_employers = []
     for e in plan.employers:
@@ -521,19 +530,18 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
     for i in range(plan.count):
         number = plan.first_number + i
         client_id = plan.first_id + i
-        place = places[int(r() * len(places))]
-        town = place.town
+        branch_id, town, staff_ids, officer_ids = places[int(r() * n_places)]
         male = r() < 0.48
         if male:
             first = males[int(r() * n_m)]
             second = males[int(r() * n_m)] if r() < 0.55 else ""
             title = _MALE_TITLES[int(r() * 50)]
-            gender = Gender.MALE.value
+            gender = _MALE
         else:
             first = females[int(r() * n_f)]
             second = females[int(r() * n_f)] if r() < 0.55 else ""
             title = _FEMALE_TITLES[int(r() * 50)]
-            gender = Gender.FEMALE.value
+            gender = _FEMALE
         if second == first:
             second = ""
         full_names = f"{first} {second}" if second else first
@@ -545,7 +553,7 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
 
         # Taken on in number order across the history; business hours, local morning in UTC.
         created_ord = first_day_ord + (i * BOOK_HISTORY_DAYS) // plan.count
-        created_iso = _date_facts(created_ord, date_cache)[0]
+        created_iso = (date_cache.get(created_ord) or _date_facts(created_ord, date_cache))[0]
         seconds = 21600 + int(r() * 32400)
         created_at = f"{created_iso} {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{suffix}"
 
@@ -554,7 +562,7 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
         else:
             age_days = int((19 + r() * 44) * year_days)
         dob_ord = created_ord - age_days
-        dob_iso, yymmdd, date_luhn, birth_month = _date_facts(dob_ord, date_cache)
+        dob_iso, yymmdd, date_luhn, birth_month = date_cache.get(dob_ord) or _date_facts(dob_ord, date_cache)
 
         if is_za:
             citizen = 0 if r() < 0.95 else 1
@@ -602,8 +610,8 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
         status = _STATUSES[int(r() * 1000)]
         good = status in ("good", "inactive")
         new_loans_allowed = good and r() < 0.96
-        salesperson = place.officers[int(r() * len(place.officers))].pk if r() < 0.7 else None
-        created_by = place.staff[int(r() * len(place.staff))].pk
+        salesperson = officer_ids[int(r() * len(officer_ids))] if r() < 0.7 else None
+        created_by = staff_ids[int(r() * len(staff_ids))]
 
         low, high = _SALARY_BANDS[kind]
         salary_cents = int((low + r() * (high - low)) * factor)
@@ -615,13 +623,13 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
         else:
             bonus_month = None
         if kind in ("informal", "private") and r() < 0.25:
-            frequency = PaymentFrequency.WEEKLY.value if r() < 0.7 else PaymentFrequency.FORTNIGHTLY.value
+            frequency = _WEEKLY if r() < 0.7 else _FORTNIGHTLY
             payment_day = 5 if r() < 0.8 else 4
         else:
-            frequency = PaymentFrequency.MONTHLY.value
+            frequency = _MONTHLY
             days = _MONTH_DAYS[kind]
             payment_day = days[int(r() * len(days))]
-        move = PaymentMoveDirection.BEFORE.value if r() < 0.9 else PaymentMoveDirection.AFTER.value
+        move = _BEFORE if r() < 0.9 else _AFTER
         credit_limit = f"{(salary_cents // 400) // 100 * 100}.00" if r() < 0.6 else None
 
         appointment = _APPOINTMENTS[kind][int(r() * len(_APPOINTMENTS[kind]))]
@@ -650,7 +658,7 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
         notes = NOTES[int(r() * len(NOTES))] if r() < 0.05 else ""
 
         clients.append((
-            client_id, entity_id, place.branch.pk, number, title, initials, full_names, first, surname,
+            client_id, entity_id, branch_id, number, title, initials, full_names, first, surname,
             id_number, id_type, gender, dob_iso, cellphone, home_phone, work_phone, email,
             physical, postal, area, tax_number, original, status,
             new_loans_allowed, salesperson, r() < 0.6, r() < 0.005, r() < 0.02,
@@ -665,12 +673,12 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
             width = length - len(lead)
             account_type = "savings" if bank_name == "Capitec" else _BANK_TYPES[int(r() * 20)]
             accounts.append((
-                client_id, AccountKind.BANK.value, _PURPOSES[int(r() * 20)], bank_name, branch_code,
+                client_id, _BANK, _PURPOSES[int(r() * 20)], bank_name, branch_code,
                 f"{lead}{int(r() * 10**width):0{width}d}", account_type, "", "", True, created_at,
             ) + account_extras)
         if r() < wallet_cut:
             accounts.append((
-                client_id, AccountKind.WALLET.value, AccountPurpose.PAYOUT.value if r() < 0.5 else AccountPurpose.BOTH.value,
+                client_id, _WALLET, _PAYOUT if r() < 0.5 else _BOTH,
                 "", "", "", "", book.wallets[int(r() * len(book.wallets))], cellphone, True, created_at,
             ) + account_extras)
 
