@@ -139,6 +139,10 @@ class Instalment(models.Model):
         indexes = [
             models.Index(fields=["entity", "client"], name="instalment_entity_client"),
             models.Index(fields=["entity", "due_date"], name="instalment_entity_due"),
+            # Only what is still owed on the book: the whole-book figures read these rows, not the
+            # (much larger) paid history.
+            models.Index(fields=["entity", "client", "due_ord"], condition=Q(open=True, paid__lt=models.F("amount")),
+                         name="instalment_unpaid"),
         ]
 
     def __str__(self) -> str:
@@ -185,7 +189,13 @@ class Receipt(models.Model):
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="receipt_amount_positive"),
         ]
-        indexes = [models.Index(fields=["entity", "client", "value_date"], name="receipt_entity_client_date")]
+        indexes = [
+            models.Index(fields=["entity", "client", "value_date"], name="receipt_entity_client_date"),
+            # Covers the whole-book receipt figures (last receipt, change, amount allocated) so they
+            # are read from the index alone.
+            models.Index(fields=["entity", "client", "value_date", "change", "allocated"], condition=Q(is_reversed=False),
+                         name="receipt_posted_cover"),
+        ]
 
     def __str__(self) -> str:
         return f"Receipt {self.pk} {self.amount} on {self.value_date}"

@@ -11,7 +11,8 @@ Definitions (the pure versions are in `rules`; tests hold these queries to them)
   after `as_of` (arrears are not in the buckets; they are the arrears figure);
 - settlement at `as_of`: capital owing + interest accrued to `as_of` (pro rata by days in the
   current period, rounded half up to the cent) and unpaid + fees and VAT due by `as_of`;
-- %OfAllCapitalPD: 100 × everything paid ÷ everything charged, over all the client's disbursed loans;
+- %OfAllCapitalPD: as the marketing data set defines it, receipts ÷ loan totals: 100 × receipts
+  allocated to loans (not reversed; change excluded) ÷ total repayable of the client's disbursed loans;
 - date totally paid: the last paid-up date, for a client with nothing left on the book.
 """
 
@@ -22,8 +23,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
-from django.db.models import CharField, Count, Max, Q, QuerySet, Sum, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import QuerySet, Sum
 
 from imali.tenancy.models import Entity
 
@@ -43,7 +43,7 @@ ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClientFigures:
     client_id: int
     outstanding: Decimal = ZERO
@@ -71,18 +71,26 @@ class ClientFigures:
 
 
 def _dec(value) -> Decimal:
-    if value is None:
+    """A SUM from the database as money. PostgreSQL gives Decimal with two places; SQLite gives
+    float or int, whose error is far below half a cent, so formatting to two places is exact."""
+    if not value:
         return ZERO
-    if not isinstance(value, Decimal):
-        value = Decimal(str(value))  # SQLite sums come back as float or int
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    if isinstance(value, Decimal):
+        return value if value.as_tuple().exponent == -2 else value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return Decimal(f"{value:.2f}")
 
 
 def _cents(value) -> Decimal:
     return (Decimal(int(value or 0)) * CENT).quantize(CENT)
 
 
-def _instalment_sql(client_filter: str) -> str:
+# Written as the partial index instalment_unpaid states its condition, so both databases use it.
+UNPAID = "i.open AND i.paid < i.amount"
+
+
+def _unpaid_sql(client_filter: str) -> str:
+    """Figures from the unpaid instalments of loans on the book (the partial index
+    instalment_unpaid holds exactly these rows, so paid history is not read)."""
     table = Instalment._meta.db_table
     owing = "(i.amount - i.paid)"
     # Interest accrued in the current period, in whole cents, rounded half up, by integer arithmetic
@@ -90,99 +98,124 @@ def _instalment_sql(client_filter: str) -> str:
     ic = "CAST(ROUND(i.interest * 100) AS BIGINT)"
     ipc = "CAST(ROUND(i.interest_paid * 100) AS BIGINT)"
     accrued = f"((2 * {ic} * (%(aso)s - i.start_ord) + (i.due_ord - i.start_ord)) / (2 * (i.due_ord - i.start_ord)))"
+    inner_filter = client_filter.replace("client_id", "j.client_id")
     return f"""
         SELECT i.client_id,
-          SUM(CASE WHEN i.open = %(t)s THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord < %(aso)s THEN {owing} ELSE 0 END),
-          MIN(CASE WHEN i.open = %(t)s AND i.due_ord < %(aso)s AND i.paid < i.amount THEN i.due_ord END),
+          SUM({owing}),
+          SUM(CASE WHEN i.due_ord < %(aso)s THEN {owing} ELSE 0 END),
+          MIN(CASE WHEN i.due_ord < %(aso)s THEN i.due_ord END),
           MIN(n.next_ord),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord = n.next_ord THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30 THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord > %(aso)s + 30 AND i.due_ord <= %(aso)s + 60 THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90 THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120 THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord > %(aso)s + 120 THEN {owing} ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s THEN i.capital - i.capital_paid ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord <= %(aso)s THEN {owing} - (i.capital - i.capital_paid) ELSE 0 END),
-          SUM(CASE WHEN i.open = %(t)s AND i.due_ord > %(aso)s AND i.start_ord < %(aso)s AND {accrued} > {ipc}
-                   THEN {accrued} - {ipc} ELSE 0 END),
-          SUM(i.paid),
-          SUM(i.amount)
+          SUM(CASE WHEN i.due_ord = n.next_ord THEN {owing} ELSE 0 END),
+          SUM(CASE WHEN i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30 THEN {owing} ELSE 0 END),
+          SUM(CASE WHEN i.due_ord > %(aso)s + 30 AND i.due_ord <= %(aso)s + 60 THEN {owing} ELSE 0 END),
+          SUM(CASE WHEN i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90 THEN {owing} ELSE 0 END),
+          SUM(CASE WHEN i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120 THEN {owing} ELSE 0 END),
+          SUM(CASE WHEN i.due_ord > %(aso)s + 120 THEN {owing} ELSE 0 END),
+          SUM(i.capital - i.capital_paid),
+          SUM(CASE WHEN i.due_ord <= %(aso)s THEN {owing} - (i.capital - i.capital_paid) ELSE 0 END),
+          SUM(CASE WHEN i.due_ord > %(aso)s AND i.start_ord < %(aso)s AND {accrued} > {ipc}
+                   THEN {accrued} - {ipc} ELSE 0 END)
         FROM {table} i
         LEFT JOIN (
-          SELECT client_id, MIN(due_ord) AS next_ord FROM {table}
-          WHERE entity_id = %(entity)s AND open = %(t)s AND paid < amount AND due_ord >= %(aso)s {client_filter}
-          GROUP BY client_id
+          SELECT j.client_id, MIN(j.due_ord) AS next_ord FROM {table} j
+          WHERE j.entity_id = %(entity)s AND j.open AND j.paid < j.amount AND j.due_ord >= %(aso)s {inner_filter}
+          GROUP BY j.client_id
         ) n ON n.client_id = i.client_id
-        WHERE i.entity_id = %(entity)s {client_filter.replace("client_id", "i.client_id")}
+        WHERE i.entity_id = %(entity)s AND {UNPAID} {client_filter.replace("client_id", "i.client_id")}
         GROUP BY i.client_id
     """
+
+
+def _simple_sql(client_filter: str) -> dict[str, str]:
+    """The other per-client groupings: one pass over each table."""
+    receipts = Receipt._meta.db_table
+    loans = Loan._meta.db_table
+    debits = NonLoanDebit._meta.db_table
+    disbursed = ", ".join(f"'{s}'" for s in DISBURSED_STATUSES)
+    open_ = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    return {
+        # "NOT is_reversed" as the partial index receipt_posted_cover states it, so it covers this query.
+        "receipts": f"SELECT client_id, MAX(value_date), SUM(change), SUM(allocated) FROM {receipts} "
+                    f"WHERE entity_id = %(entity)s AND NOT is_reversed {client_filter} GROUP BY client_id",
+        # The latest agreement and its product in one pass: the maximum of "date|product id".
+        "loans": f"SELECT client_id, MAX(CASE WHEN status IN ({disbursed}) THEN "
+                 "CAST(disbursed_on AS TEXT) || '|' || CAST(product_id AS TEXT) END), "
+                 f"SUM(CASE WHEN status IN ({open_}) THEN 1 ELSE 0 END), "
+                 f"MAX(CASE WHEN status = '{LoanStatus.PAID_UP}' THEN paid_up_on END), "
+                 f"SUM(CASE WHEN status IN ({disbursed}) THEN total_repayable ELSE 0 END) "
+                 f"FROM {loans} WHERE entity_id = %(entity)s {client_filter} GROUP BY client_id",
+        "debts": f"SELECT client_id, SUM(amount) FROM {debits} WHERE entity_id = %(entity)s AND settled_on IS NULL "
+                 f"{client_filter} GROUP BY client_id",
+    }
+
+
+def _as_date(value) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value[:10])
 
 
 def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] | None = None) -> dict[int, ClientFigures]:
     """Every figure of the book for every client of `entity` that has a loan, receipt or debit."""
     aso = as_of.toordinal()
-    params: dict = {"entity": entity.pk, "aso": aso, "t": True}
+    params: dict = {"entity": entity.pk, "aso": aso, "f": False}
     client_filter = ""
     if client_ids is not None:
         if not client_ids:
             return {}
         client_filter = "AND client_id IN (" + ", ".join(str(int(c)) for c in client_ids) + ")"
-    rows: dict[int, dict] = {}
+    figures: dict[int, ClientFigures] = {}
+
+    def row(cid: int) -> ClientFigures:
+        found = figures.get(cid)
+        if found is None:
+            found = figures[cid] = ClientFigures(client_id=cid)
+        return found
+
+    money = _dec
+    simple = _simple_sql(client_filter)
     with connection.cursor() as cursor:
-        cursor.execute(_instalment_sql(client_filter), params)
+        cursor.execute(_unpaid_sql(client_filter), params)
         for (cid, outstanding, arrears, oldest, next_ord, next_amount, d30, d60, d90, d120, d120p, capital_owing,
-             charges_due, accrued_cents, paid_all, amount_all) in cursor.fetchall():
+             charges_due, accrued_cents) in cursor.fetchall():
+            f = row(cid)
             days = aso - oldest if oldest is not None else 0
-            paid_all, amount_all = _dec(paid_all), _dec(amount_all)
-            rows[cid] = {
-                "outstanding": _dec(outstanding), "arrears_amount": _dec(arrears), "arrears_days": days,
-                "arrears_months": rules.months_in_arrears(days),
-                "next_due_date": dt.date.fromordinal(next_ord) if next_ord is not None else None,
-                "next_amount_due": _dec(next_amount), "due_30": _dec(d30), "due_60": _dec(d60), "due_90": _dec(d90),
-                "due_120": _dec(d120), "due_120_plus": _dec(d120p),
-                "settlement": _dec(capital_owing) + _dec(charges_due) + _cents(accrued_cents),
-                "pct_of_all_capital_pd": (paid_all * 100 / amount_all).quantize(CENT, rounding=ROUND_HALF_UP)
-                if amount_all else ZERO,
-            }
-
-    def scoped(qs: QuerySet) -> QuerySet:
-        qs = qs.filter(entity=entity)
-        return qs.filter(client_id__in=client_ids) if client_ids is not None else qs
-
-    receipts = scoped(Receipt.objects.filter(is_reversed=False)).values("client_id").annotate(
-        last=Max("value_date"), change=Sum("change")).order_by()
-    for r in receipts:
-        row = rows.setdefault(r["client_id"], {})
-        row["last_receipt_date"] = r["last"]
-        row["days_since_last_receipt"] = (as_of - r["last"]).days
-        row["change_available"] = _dec(r["change"])
-
-    products = dict(Product.objects.filter(entity=entity).values_list("id", "name"))
-    # The latest agreement and its product in one pass: the maximum of "date|product id".
-    latest = Max(Concat(Cast("disbursed_on", CharField()), Value("|"), Cast("product_id", CharField()), output_field=CharField()),
-                 filter=Q(status__in=DISBURSED_STATUSES))
-    loans = scoped(Loan.objects.all()).values("client_id").annotate(
-        latest=latest, open_loans=Count("id", filter=Q(status__in=OPEN_STATUSES)),
-        paid_up=Max("paid_up_on", filter=Q(status=LoanStatus.PAID_UP)),
-    ).order_by()
-    for r in loans:
-        row = rows.setdefault(r["client_id"], {})
-        row["open_loans"] = r["open_loans"]
-        if r["latest"]:
-            day, product_id = r["latest"].split("|")
-            agreement = dt.date.fromisoformat(day[:10])
-            row["last_agreement_date"] = agreement
-            row["last_agreement_product"] = products.get(int(product_id), "")
-            row["days_since_last_loan"] = (as_of - agreement).days
-        if r["open_loans"] == 0 and r["paid_up"] is not None:
-            row["date_totally_paid"] = r["paid_up"]
-
-    debts = scoped(NonLoanDebit.objects.filter(settled_on__isnull=True)).values("client_id").annotate(s=Sum("amount")).order_by()
-    for r in debts:
-        rows.setdefault(r["client_id"], {})["non_loan_debt"] = _dec(r["s"])
-
-    return {cid: ClientFigures(client_id=cid, **row) for cid, row in rows.items()}
+            f.outstanding = money(outstanding)
+            f.arrears_amount = money(arrears)
+            f.arrears_days = days
+            f.arrears_months = rules.months_in_arrears(days)
+            f.next_due_date = dt.date.fromordinal(next_ord) if next_ord is not None else None
+            f.next_amount_due = money(next_amount)
+            f.due_30, f.due_60, f.due_90, f.due_120, f.due_120_plus = money(d30), money(d60), money(d90), money(d120), money(d120p)
+            f.settlement = money(capital_owing) + money(charges_due) + (_cents(accrued_cents) if accrued_cents else ZERO)
+        cursor.execute(simple["receipts"], params)
+        received: dict[int, Decimal] = {}
+        for cid, last, change, allocated in cursor.fetchall():
+            f = row(cid)
+            received[cid] = _dec(allocated)
+            f.last_receipt_date = last = _as_date(last)
+            f.days_since_last_receipt = (as_of - last).days
+            f.change_available = _dec(change)
+        products = dict(Product.objects.filter(entity=entity).values_list("id", "name"))
+        cursor.execute(simple["loans"], params)
+        for cid, latest, open_loans, paid_up, total in cursor.fetchall():
+            f = row(cid)
+            f.open_loans = int(open_loans or 0)
+            total = _dec(total)
+            if total:
+                f.pct_of_all_capital_pd = (received.get(cid, ZERO) * 100 / total).quantize(CENT, rounding=ROUND_HALF_UP)
+            if latest:
+                day, product_id = latest.split("|")
+                agreement = dt.date.fromisoformat(day[:10])
+                f.last_agreement_date = agreement
+                f.last_agreement_product = products.get(int(product_id), "")
+                f.days_since_last_loan = (as_of - agreement).days
+            if not f.open_loans and paid_up is not None:
+                f.date_totally_paid = _as_date(paid_up)
+        cursor.execute(simple["debts"], params)
+        for cid, debt in cursor.fetchall():
+            row(cid).non_loan_debt = _dec(debt)
+    return figures
 
 
 def client_figures(*, entity: Entity, client_id: int, as_of: dt.date) -> ClientFigures:
