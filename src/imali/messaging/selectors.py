@@ -51,3 +51,17 @@ def delivery_summary(*, entity: Entity, start: dt.datetime, end: dt.datetime) ->
     qs = OutboxMessage.objects.filter(entity=entity, created_at__gte=start, created_at__lt=end)
     return qs.aggregate(total=Count("id"), delivered=Count("id", filter=Q(status=OutboxStatus.DELIVERED)),
                         failed=Count("id", filter=Q(status__in=[OutboxStatus.FAILED, OutboxStatus.EXPIRED])))
+
+
+def balances_by_entity() -> list[dict]:
+    """For the operator: every entity with its SMS and email credits left, in two queries."""
+    from django.db.models import OuterRef, Subquery
+
+    from .models import CreditEntry
+
+    def latest(channel):
+        return Subquery(CreditEntry.objects.filter(entity=OuterRef("pk"), account__channel=channel)
+                        .order_by("-id").values("balance_after")[:1])
+
+    rows = Entity.objects.filter(is_active=True).annotate(sms=latest("sms"), email=latest("email")).values("id", "name", "code", "sms", "email")
+    return [{**r, "sms": r["sms"] or 0, "email": r["email"] or 0} for r in rows]

@@ -32,6 +32,8 @@ def main() -> None:
         peer = SmscPeer(config)
         await peer.start()
         logging.info("SMPP on %s:%s, phone page on http://%s:%s/", args.host, peer.port, args.host, peer.http_port)
+        # Read by whoever started us with --port 0 to learn the port.
+        print(f"SMPP_PORT={peer.port} HTTP_PORT={peer.http_port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,93 @@
+"""Messaging over the API: credit usage, the SMS detail list, single SMS, templates.
+
+Writes go through imali.messaging.services: one transaction, credits debited with the message,
+the idempotency key making a retried call harmless.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from django.urls import path
+
+from imali.api.base import EntityScopedMixin
+from imali.clients.models import Client
+from imali.messaging.credits import credit_usage
+from imali.messaging.models import Channel, MessageType, OutboxMessage, OutboxStatus
+from imali.messaging.selectors import outbox_list
+from imali.messaging.services import single_sms_send, template_text
+from imali.tenancy.rights import Right
+
+
+class CreditUsageSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    balance = serializers.IntegerField()
+    used_this_month = serializers.IntegerField()
+    monthly_limit = serializers.IntegerField(allow_null=True)
+    low_warning_amount = serializers.IntegerField()
+
+
+class OutboxMessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboxMessage
+        fields = ["id", "client", "number", "message_type", "text", "segments", "credits", "priority", "status",
+                  "provider_message_id", "attempts", "error", "created_at", "submitted_at", "finished_at"]
+        read_only_fields = fields
+
+
+class SingleSmsSerializer(serializers.Serializer):
+    client_id = serializers.IntegerField()
+    text = serializers.CharField(max_length=918)
+    idempotency_key = serializers.CharField(max_length=100, help_text="Any unique string; resending it sends nothing more.")
+
+
+class TemplateSerializer(serializers.Serializer):
+    message_type = serializers.ChoiceField(choices=MessageType.choices)
+    text = serializers.CharField()
+
+
+class CreditUsageView(EntityScopedMixin, APIView):
+    required_rights = {"get": Right.MAXSMS_GENERAL_SETUP}
+
+    @extend_schema(responses=CreditUsageSerializer(many=True), summary="Credits left and used, per channel")
+    def get(self, request):
+        data = [{"channel": c, **credit_usage(entity=self.entity, channel=c)} for c in Channel.values]
+        return Response(CreditUsageSerializer(data, many=True).data)
+
+
+class OutboxListView(EntityScopedMixin, ListAPIView):
+    required_rights = {"get": Right.REPORT_SMS_DETAIL, "post": Right.SEND_SINGLE_SMS}
+    serializer_class = OutboxMessageSerializer
+
+    def get_queryset(self):
+        status_filter = self.request.query_params.get("status")
+        return outbox_list(entity=self.entity, status=status_filter if status_filter in OutboxStatus.values else None)
+
+    @extend_schema(request=SingleSmsSerializer, responses={201: OutboxMessageSerializer}, summary="Send one SMS to a client")
+    def post(self, request):
+        body = SingleSmsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        client = get_object_or_404(Client, pk=body.validated_data["client_id"], entity=self.entity)
+        message = single_sms_send(actor=request.user, entity=self.entity, client=client, text=body.validated_data["text"],
+                                  idempotency_key=f"api:{body.validated_data['idempotency_key']}")
+        return Response(OutboxMessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class TemplateListView(EntityScopedMixin, APIView):
+    required_rights = {"get": Right.MAXSMS_MESSAGE_SETUP}
+
+    @extend_schema(responses=TemplateSerializer(many=True), summary="The SMS text of each message type")
+    def get(self, request):
+        data = [{"message_type": t, "text": template_text(entity=self.entity, message_type=t)} for t in MessageType.values]
+        return Response(TemplateSerializer(data, many=True).data)
+
+
+urlpatterns = [
+    path("messaging/credits/", CreditUsageView.as_view(), name="messaging-credits"),
+    path("messaging/sms/", OutboxListView.as_view(), name="messaging-sms"),
+    path("messaging/templates/", TemplateListView.as_view(), name="messaging-templates"),
+]

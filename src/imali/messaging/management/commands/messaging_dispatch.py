@@ -1,0 +1,57 @@
+"""Run a messaging consumer: `manage.py messaging_dispatch`.
+
+Claims queued SMS in priority order, submits them over SMPP, applies delivery receipts and stores
+mobile-originated messages. Run as many as needed on as many machines as needed. With no gateway
+configured it adds one for the local SMSC (IMALI_SMPP_HOST/PORT/SYSTEM_ID/PASSWORD, defaults
+127.0.0.1:2775 imali/secret), which is what `make demo` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from django.core.management.base import BaseCommand
+
+from imali.messaging.dispatch import DispatchPolicy, Dispatcher, transports_from_gateways
+from imali.messaging.models import Gateway
+
+
+class Command(BaseCommand):
+    help = "Send queued SMS over SMPP and take in delivery receipts and replies."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--until-idle", action="store_true", help="Stop once nothing is queued or awaiting a receipt.")
+        parser.add_argument("--max-seconds", type=float, default=None)
+        parser.add_argument("--batch", type=int, default=100, help="Messages claimed per round: the most a crash can duplicate.")
+        parser.add_argument("--lease-seconds", type=float, default=60.0)
+        parser.add_argument("--backoff-base", type=float, default=2.0)
+
+    def handle(self, *args, **options):
+        if not Gateway.objects.exists():
+            Gateway.objects.create(
+                name="local-smsc", host=os.environ.get("IMALI_SMPP_HOST", "127.0.0.1"),
+                port=int(os.environ.get("IMALI_SMPP_PORT", "2775")),
+                system_id=os.environ.get("IMALI_SMPP_SYSTEM_ID", "imali"),
+                password=os.environ.get("IMALI_SMPP_PASSWORD", "secret"))
+            self.stdout.write("Added gateway local-smsc for the local SMSC.")
+        transports = transports_from_gateways()
+        stopping = {"flag": False}
+
+        def stop(signum, frame):
+            stopping["flag"] = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        policy = DispatchPolicy(batch=options["batch"], lease_seconds=options["lease_seconds"],
+                                backoff_base=options["backoff_base"], backoff_max=max(options["backoff_base"] * 16, 1.0))
+        dispatcher = Dispatcher(transports, policy)
+        for t in transports.values():
+            t.wait_bound(5)
+        self.stdout.write(f"Dispatching through {', '.join(transports) or 'no gateway'}.")
+        try:
+            dispatcher.run(stop=lambda: stopping["flag"], until_idle=options["until_idle"], max_seconds=options["max_seconds"])
+        finally:
+            for t in transports.values():
+                t.close()
+        self.stdout.write(f"Stopped: {dict(dispatcher.counters)}")
