@@ -146,14 +146,14 @@ class BookSummary:
 # --- Writing rows without the ORM ---------------------------------------------------------------
 
 
-def table_columns(model: type[models.Model], produced: Sequence[str]) -> tuple[str, list[str], tuple]:
+def table_columns(model: type[models.Model], produced: Sequence[str], connection=None) -> tuple[str, list[str], tuple]:
     """The table, the column names for `produced` (field attnames) plus every other concrete
     field, and the constant values (prepared defaults) to append to each produced row.
 
     A produced name that is no field raises (the model changed under the generator); a field the
     generator does not produce gets its default, or raises if it has none and is required.
     """
-    conn = default_connection
+    conn = connection or default_connection
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
     unknown = [name for name in produced if name not in by_attname]
     if unknown:
@@ -323,7 +323,6 @@ def _build_entity(*, actor: User, country: str, index: int, code_prefix: str, cl
     })
     roles = {r.name: r for r in Role.objects.filter(entity=entity)}
 
-    # Branches spread over the country's regions, one per town area, region by region.
     wanted = _branch_count(client_count)
     # Spread over as many towns as possible: every town's first area before any town's second.
     towns = [(region, town) for region, region_towns in book.regions.items() for town in region_towns]
@@ -692,8 +691,8 @@ def _client_batches(plan: _ClientPlan, rng: random.Random, batch_rows: int,
 def _write_clients(*, connection, entity: Entity, places, employers, count: int, rng: random.Random,
                    now: dt.datetime, batch_rows: int, progress: Progress | None, done_before: int,
                    total: int) -> tuple[EntityBook, float]:
-    client_table, client_columns, client_extras = table_columns(Client, CLIENT_FIELDS)
-    account_table, account_columns, account_extras = table_columns(ClientAccount, ACCOUNT_FIELDS)
+    client_table, client_columns, client_extras = table_columns(Client, CLIENT_FIELDS, connection)
+    account_table, account_columns, account_extras = table_columns(ClientAccount, ACCOUNT_FIELDS, connection)
     # Numbers are handed out under the entity's row lock, as client_create does.
     locked = Entity.objects.select_for_update().only("id", "next_client_number").get(pk=entity.pk)
     first_number = locked.next_client_number
