@@ -249,6 +249,29 @@ def test_extensions_run_after_the_clients_with_the_summary(operator_user):
     assert summary.entities[0].client_count == 6
 
 
+def test_an_extension_can_bulk_write_rows_per_client_with_the_public_helpers(operator_user):
+    """What the loan book will do: one row per generated client, through reserve_ids/write_rows."""
+    from imali.clients.models import ClientNote
+    from imali.demo.generator import datetime_text, reserve_ids, write_rows
+
+    def add_notes(conn, summary, rng):
+        client_ids = [cid for book in summary.entities for cid in book.client_ids]
+        table, columns, extras = table_columns(ClientNote, ("id", "client_id", "text", "created_at"), conn)
+        first = reserve_ids(conn, ClientNote, len(client_ids))
+        stamp = datetime_text(conn, summary.now)
+        write_rows(conn, table, columns, [
+            (first + n, cid, f"Welcome call {rng.randrange(1, 4)}", stamp, *extras) for n, cid in enumerate(client_ids)
+        ])
+
+    summary = generate_book(clients=9, seed=21, actor=operator_user, countries=("ZM", "NA", "SZ"), now=NOW,
+                            extensions=[add_notes])
+    notes = ClientNote.objects.filter(client__entity_id__in=[b.entity_id for b in summary.entities])
+    assert notes.count() == 9
+    assert sorted(notes.values_list("client_id", flat=True)) == sorted(
+        cid for book in summary.entities for cid in book.client_ids)
+    assert all(n.created_at == NOW and n.text.startswith("Welcome call") for n in notes)
+
+
 def test_only_the_operator_generates_and_bad_arguments_are_refused(operator_user):
     entity = factories.make_entity(country="ZA")
     staff = factories.make_admin(entity=entity)

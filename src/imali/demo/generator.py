@@ -43,7 +43,7 @@ written, each in its own transaction, in list order:
     BOOK_EXTENSIONS.append(add_loans)
 
 `connection` is Django's database connection (write in bulk the same way: see
-`write_rows`, `table_columns`, `reserve_ids`), `summary.entities` holds per entity the
+`table_columns`, `reserve_ids`, `write_rows`, `datetime_text`), `summary.entities` holds per entity the
 contiguous client id range (`first_client_id`..`last_client_id`), the client number range, branch,
 staff and employer ids; `rng` is the generator's own random source, already advanced past the
 clients, so an extension's output is deterministic for the seed too. `generate_book(extensions=...)`
@@ -188,6 +188,13 @@ def write_rows(connection, table: str, columns: Sequence[str], rows: Iterable[tu
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {qn(table)} ({column_sql}) VALUES ({placeholders})", rows)
+
+
+def datetime_text(connection, value: dt.datetime) -> str:
+    """An aware datetime as bulk-write text for `connection`: UTC, with the offset on PostgreSQL,
+    naive on SQLite (as Django stores it there)."""
+    utc = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return utc.isoformat(" ") + ("+00:00" if connection.vendor == "postgresql" else "")
 
 
 def reserve_ids(connection, model: type[models.Model], count: int) -> int:
