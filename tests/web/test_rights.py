@@ -113,3 +113,13 @@ def test_navigation_collects_every_view_modules_items(rf, entity):
     declared = {reverse(url_name) for module in view_modules() for (_, url_name, right, _) in getattr(module, "NAV_ITEMS", [])
                 if right != "operator"}
     assert declared <= shown
+
+
+def test_a_switched_off_entity_loses_its_screens_mid_session(client, login_as, entity, operator):
+    from imali.tenancy.services import entity_update
+
+    login_as(entity, [Right.VIEW_CLIENTS])
+    assert client.get(reverse("web:client_search")).status_code == 200
+    entity_update(actor=operator, entity=entity, data={"is_active": False})
+    response = client.get(reverse("web:client_search"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("web:login"))

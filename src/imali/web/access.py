@@ -28,7 +28,9 @@ def may_use(request, right) -> bool:
         return True
     if right == OPERATOR:
         return is_operator(user)
-    return getattr(request, "entity", None) is not None and user.has_right(Right(right))
+    entity = getattr(request, "entity", None)
+    # A session opened before the operator switched the entity off ends its access here.
+    return entity is not None and entity.is_active and user.has_right(Right(right))
 
 
 SCREEN_METHODS = ("GET", "HEAD", "POST")
