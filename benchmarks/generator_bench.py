@@ -85,6 +85,8 @@ def main() -> int:
     parser.add_argument("--entities-per-country", type=int, default=1)
     parser.add_argument("--postgres", metavar="URL", default=None,
                         help="Run on PostgreSQL: URL of a database on the server to create a scratch database from")
+    parser.add_argument("--with-extensions", action="store_true",
+                        help="Also run the registered BOOK_EXTENSIONS (loans, setups...); default: clients only")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     output = args.output or (RESULTS.with_name("generator_postgresql.json") if args.postgres else RESULTS)
@@ -107,7 +109,7 @@ def _run(args, tmp: Path, database_url: str | None, output: Path, load_before) -
     _setup_django(tmp, database_url)
     from django.db import connection
 
-    from imali.demo.generator import generate_book
+    from imali.demo.generator import BOOK_EXTENSIONS, generate_book
     from imali.tenancy.models import User
 
     operator = User(username="bench.operator", is_operator=True)
@@ -117,10 +119,11 @@ def _run(args, tmp: Path, database_url: str | None, output: Path, load_before) -
     def progress(done: int, total: int, message: str) -> None:
         print(f"  {done:>10,} / {total:,}  {message}", flush=True)
 
+    extensions = list(BOOK_EXTENSIONS) if args.with_extensions else []
     started = time.perf_counter()
     summary = generate_book(
         clients=args.clients, seed=args.seed, actor=operator,
-        entities_per_country=args.entities_per_country, progress=progress,
+        entities_per_country=args.entities_per_country, progress=progress, extensions=extensions,
     )
     seconds = time.perf_counter() - started
     baseline = _baseline(args.clients)
@@ -151,6 +154,7 @@ def _run(args, tmp: Path, database_url: str | None, output: Path, load_before) -
         "database": vendor,
         "database_bytes": db_bytes,
         "seed": args.seed,
+        "extensions": [f"{e.__module__}.{e.__qualname__}" for e in extensions],
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
