@@ -58,6 +58,8 @@ class _Session:
     writer: asyncio.StreamWriter
     bound: str = ""  # "", "tx", "rx", "trx"
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # deliver_sm sent and not yet answered: handed to the next receiver if this session dies.
+    unacked: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def receives(self) -> bool:
@@ -111,7 +113,6 @@ class SmscPeer:
         await self._close_listener()
         for s in list(self._sessions):
             s.writer.transport.abort()
-        self._sessions.clear()
         await asyncio.sleep(seconds)
         self._server = await asyncio.start_server(self._serve, self.config.host, self.port)
 
@@ -133,6 +134,11 @@ class SmscPeer:
         finally:
             self._sessions.discard(session)
             writer.close()
+            if session.unacked:
+                # Store and forward, as an SMSC does: unanswered receipts and replies go to the next bind.
+                self._pending.extend((None, body) for body in session.unacked.values())
+                session.unacked.clear()
+                self._flush_pending()
 
     def _handle(self, session: _Session, command_id: int, seq: int, body: bytes) -> bool:
         w = session.writer
@@ -160,6 +166,7 @@ class SmscPeer:
             session.bound = ""
             return False
         if command_id & P.RESP:  # deliver_sm_resp and the like
+            session.unacked.pop(seq, None)
             return True
         if not session.bound:
             w.write(P.pdu(command_id | P.RESP, P.ESME_RINVBNDSTS, seq))
@@ -257,7 +264,9 @@ class SmscPeer:
         if target is None:
             self._pending.append((None, body))
             return
-        target.writer.write(P.pdu(P.DELIVER_SM, P.ESME_ROK, next(target.seq), body))
+        seq = next(target.seq)
+        target.unacked[seq] = body
+        target.writer.write(P.pdu(P.DELIVER_SM, P.ESME_ROK, seq, body))
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
