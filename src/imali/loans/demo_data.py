@@ -63,8 +63,8 @@ class _Schedules:
     def terms(self, product, principal: Decimal, count: int):
         key = (product.pk, principal, count)
         if key not in self.amounts:
-            fee = pricing.max_initiation_fee(principal, self.caps.initiation_fee) if self.caps else (
-                min(Decimal("1050.00"), principal * Decimal("0.10")).quantize(Decimal("0.01")))
+            # As loan_apply charges it: the cap's maximum where caps are recorded, none elsewhere.
+            fee = pricing.max_initiation_fee(principal, self.caps.initiation_fee) if self.caps else ZERO
             start = dt.date(2026, 1, 5)
             dates = [start + dt.timedelta(days=30 * (k + 1)) for k in range(count)]
             schedule = build_schedule(
