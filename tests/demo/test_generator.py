@@ -289,3 +289,13 @@ def test_columns_come_from_the_model_and_unknown_fields_fail_loudly(db):
     assert len(columns) == len(CLIENT_FIELDS) + len(extras)
     with pytest.raises(ImproperlyConfigured, match="no field"):
         table_columns(Client, ("id", "shoe_size"))
+
+
+def test_each_run_leaves_one_audit_entry_per_entity_with_its_counts(operator_user):
+    from imali.core.models import AuditAction, AuditEntry
+
+    summary = generate_book(clients=5, seed=8, actor=operator_user, countries=("BW",), now=NOW)
+    book = summary.entities[0]
+    entry = AuditEntry.objects.get(action=AuditAction.DATA_GENERATED, entity_id=book.entity_id)
+    assert entry.actor == operator_user
+    assert entry.after["clients"] == 5 and entry.after["accounts"] == book.account_count

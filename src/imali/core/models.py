@@ -71,6 +71,7 @@ class AuditAction(models.TextChoices):
     LOGIN_OTP_SENT = "login.otp_sent", "Login OTP sent"
     LOGIN_OTP_VERIFIED = "login.otp_verified", "Login OTP verified"
     LOGIN_OTP_FAILED = "login.otp_failed", "Login OTP wrong"
+    DATA_GENERATED = "data.generated", "Demo or scale data generated"
 
 
 class AuditEntryQuerySet(models.QuerySet):

@@ -31,8 +31,8 @@ What is built how
 Why no audit entry per generated row: this is a data load, not the act of a user. Writing a
 million audit rows would double the load and record nothing a person did. The run is reported as a
 whole instead — the `generate_book` command prints the counts and the time, and the module logs one
-summary line at INFO on the "imali.demo" logger. (An `AuditAction` for a data load, to record the
-run as a single process entry, belongs in imali.core and is requested from the lead.)
+summary line at INFO on the "imali.demo" logger and writes one `data.generated` audit entry per
+entity with the counts.
 
 Extension point
 ---------------
@@ -75,8 +75,10 @@ from imali.clients.models import (
     PaymentMoveDirection,
 )
 from imali.clients.services import employer_create, paypoint_create
+from imali.core.audit import audit_record
 from imali.core.countries import COUNTRY_FACTS
 from imali.core.idnumbers import Gender, IdType
+from imali.core.models import AuditAction
 from imali.tenancy.models import Branch, Entity, Module, Role, User
 from imali.tenancy.services import branch_create, entity_create, region_create
 
@@ -820,6 +822,13 @@ def generate_book(
         with transaction.atomic(using=connection.alias):
             extension(connection, summary, rng)
     summary.seconds = time.perf_counter() - started
+    entities = Entity.objects.using(connection.alias).in_bulk([b.entity_id for b in summary.entities])
+    for entity_book in summary.entities:
+        audit_record(
+            action=AuditAction.DATA_GENERATED, actor=actor, entity=entities[entity_book.entity_id],
+            subject=f"seed {seed}", after={"clients": entity_book.client_count, "accounts": entity_book.account_count,
+                                           "users": len(entity_book.user_ids), "employers": len(entity_book.employer_ids)},
+        )
     logger.info(
         "Generated book seed=%s: %s entities, %s clients, %s accounts, %s users, %s employers in %.1fs (%s)",
         seed, len(summary.entities), summary.clients, summary.accounts, summary.users, summary.employers,
