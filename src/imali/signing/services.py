@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from imali.clients.models import Client, ClientAccount
 from imali.core.audit import audit_record, changed_only, snapshot
@@ -219,6 +220,8 @@ _VERIFIED = {Purpose.LOGIN: AuditAction.LOGIN_OTP_VERIFIED}
 _FAILED = {Purpose.LOGIN: AuditAction.LOGIN_OTP_FAILED}
 
 
+# Error reports (a 500 page, a mail to the admins) never show these locals.
+@sensitive_variables("code")
 def _issue(*, entity: Entity, purpose: str, subject_key: str, number: str, template: str, values: Mapping[str, object],
            actor, ip: str | None, client: Client | None = None, user: User | None = None, loan: Loan | None = None,
            mandate: Mandate | None = None, terms_digest: str = "", audit_subject: str | None = None,
@@ -272,6 +275,7 @@ def _challenge_of(entity: Entity, challenge_id: str, purposes: tuple[str, ...], 
     return found
 
 
+@sensitive_variables("code")
 def _verify(*, entity: Entity, challenge_id: str, purposes: tuple[str, ...], code: str, actor, ip: str | None,
             on_success: Callable[[Challenge], T], subject_key: str | None = None,
             current_digest: Callable[[], str] | None = None, audit_subject: str | None = None,
@@ -375,6 +379,7 @@ def _cellphone_free(entity: Entity, client: Client, cellphone: str) -> None:
                             f"{cellphone} is enrolled for client {other.client.number}: one cellphone may belong to one borrower only.")
 
 
+@sensitive_variables("code")
 def enrolment_verify(*, actor, entity: Entity, client: Client, challenge_id: str, code: str, ip: str | None = None,
                      now: dt.datetime | None = None) -> Enrolment:
     _same_entity(entity, client)
@@ -508,6 +513,7 @@ def document_otp_send(*, actor, entity: Entity, document: Document, ip: str | No
                   now=now)
 
 
+@sensitive_variables("code")
 def document_otp_verify(*, actor, entity: Entity, document: Document, challenge_id: str, code: str,
                         ip: str | None = None, now: dt.datetime | None = None) -> Signature:
     """The client's code, checked against the document's terms as they are now: a match signs it."""
@@ -588,6 +594,7 @@ def override_otp_send(*, actor, entity: Entity, document: Document, authoriser: 
                   mandate=document.mandate, audit_subject=authoriser.username.lower(), now=now)
 
 
+@sensitive_variables("password", "code")
 def document_override(*, actor, entity: Entity, document: Document, authoriser: User | None, reason: str,
                       password: str = "", challenge_id: str = "", code: str = "", ip: str | None = None,
                       now: dt.datetime | None = None) -> Signature:
@@ -794,6 +801,7 @@ def login_otp_send(*, user: User, ip: str | None = None, now: dt.datetime | None
                   actor=user, ip=ip, user=user, audit_subject=user.username.lower(), now=now)
 
 
+@sensitive_variables("code")
 def login_otp_verify(*, user: User, challenge_id: str, code: str, ip: str | None = None,
                      now: dt.datetime | None = None) -> Challenge:
     return _verify(entity=user.entity, challenge_id=challenge_id, purposes=(Purpose.LOGIN,), code=code, actor=user,

@@ -378,6 +378,8 @@ def login_otp_view(request):
             apply_service_errors(form, exc)
         else:
             next_url = request.session.get(LOGIN_PENDING_NEXT) or reverse("web:home")
+            for key in (LOGIN_PENDING_USER, LOGIN_PENDING_CHALLENGE, LOGIN_PENDING_NEXT):
+                request.session.pop(key, None)
             login(request, user, backend="imali.tenancy.backends.RoleBackend")
             login_record(username=user.username, user=user, succeeded=True, ip_address=client_ip(request))
             return redirect(next_url)
