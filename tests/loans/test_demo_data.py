@@ -37,6 +37,9 @@ def test_generated_loans_are_consistent(operator):
         assert receipt.a == receipt.allocated and receipt.allocated + receipt.change == receipt.amount
     assert ReceiptAllocation.objects.aggregate(s=Sum(F("fee") + F("vat") + F("interest") + F("capital")))["s"] == \
         Instalment.objects.filter(entity_id__in=[b.entity_id for b in summary.entities]).aggregate(s=Sum("paid"))["s"]
+    # The loans' running receipt totals agree with their receipts.
+    for loan in loans.annotate(r=Sum("receipts__allocated"), c=Sum("receipts__change"))[:300]:
+        assert loan.received_total == (loan.r or 0) and loan.change_total == (loan.c or 0)
     # Arrears exist, and the whole-book selectors and the daily close run on it.
     za = Entity.objects.get(pk=summary.entities[0].entity_id)
     as_of = summary.now.date()

@@ -116,7 +116,7 @@ def snapshot_state(loan):
     return [
         (i.pk, i.fee_paid, i.vat_paid, i.interest_paid, i.capital_paid, i.paid, i.paid_on)
         for i in Instalment.objects.filter(loan=loan).order_by("seq")
-    ], type(loan).objects.values_list("status", "paid_up_on").get(pk=loan.pk)
+    ], type(loan).objects.values_list("status", "paid_up_on", "received_total", "change_total", "last_receipt_on").get(pk=loan.pk)
 
 
 def test_receipt_allocation_change_and_exact_reversal(entity, lender):
@@ -134,6 +134,7 @@ def test_receipt_allocation_change_and_exact_reversal(entity, lender):
                                payback_type="debicheck")
     assert r2.change == D("285.00")  # 2715 owed in all; 1000 + 2000 paid
     loan.refresh_from_db()
+    assert (loan.received_total, loan.change_total, loan.last_receipt_on) == (D("2715.00"), D("285.00"), dt.date(2026, 2, 20))
     assert loan.status == LoanStatus.PAID_UP and loan.paid_up_on == dt.date(2026, 2, 20)
     services.receipt_reverse(receipt=r2, actor=lender, reason="Bounced")
     assert snapshot_state(loan) == middle

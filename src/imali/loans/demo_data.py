@@ -105,7 +105,7 @@ def add_loans(connection, summary, rng: random.Random) -> None:
 LOAN_COLS = ("id", "entity_id", "client_id", "product_id", "status", "principal", "instalments", "frequency", "pay_day",
              "move_direction", "interest_rate_pm", "initiation_fee", "service_fee_pm", "vat_rate", "total_repayable",
              "instalment_amount", "applied_on", "disbursed_on", "paid_up_on", "closed_on", "status_reason", "next_charge_on",
-             "created_at")
+             "created_at", "received_total", "change_total", "last_receipt_on")
 INST_COLS = ("id", "entity_id", "client_id", "loan_id", "seq", "kind", "open", "start_date", "due_date", "start_ord", "due_ord",
              "fee", "vat", "interest", "capital", "amount", "fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on")
 RECEIPT_COLS = ("id", "entity_id", "client_id", "loan_id", "amount", "allocated", "change", "value_date", "payback_type",
@@ -155,7 +155,7 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
         else:
             status = LoanStatus.ACTIVE
         loan.update(id=loan_id, created_at=now, status=status, disbursed_on=None, paid_up_on=None, closed_on=None, status_reason="",
-                    next_charge_on=None)
+                    next_charge_on=None, received_total=ZERO, change_total=ZERO, last_receipt_on=None)
         if status != LoanStatus.ACTIVE:
             if status == LoanStatus.CANCELLED:
                 loan["closed_on"] = start + dt.timedelta(days=2)
@@ -200,6 +200,9 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
             line = result.lines[0]
             inst.update(fee_paid=line.fee, vat_paid=line.vat, interest_paid=line.interest, capital_paid=line.capital,
                         paid=line.total, paid_on=inst["due_date"] if line.total == inst["amount"] else None)
+            loan["received_total"] += result.allocated
+            loan["change_total"] += result.change
+            loan["last_receipt_on"] = inst["due_date"]
             pending_receipts.append(({
                 "entity_id": entity.pk, "client_id": loan["client_id"], "loan_id": loan_id, "amount": amount,
                 "allocated": result.allocated, "change": result.change, "value_date": inst["due_date"],

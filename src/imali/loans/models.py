@@ -82,6 +82,11 @@ class Loan(models.Model):
     # In duplum: the unpaid balance on the day the loan went into default caps later charges.
     default_since = models.DateField(null=True, blank=True)
     default_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    # Running totals of the loan's posted (not reversed) receipts, kept by receipt_post and
+    # receipt_reverse under the loan's row lock, so the whole-book figures need not read receipts.
+    received_total = models.DecimalField(**MONEY, default=0, help_text="Receipts allocated to the loan")
+    change_total = models.DecimalField(**MONEY, default=0, help_text="Overpayments: change available")
+    last_receipt_on = models.DateField(null=True, blank=True)
     # The next monthly post-term charge date (after the last instalment, while still owed).
     next_charge_on = models.DateField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -191,10 +196,6 @@ class Receipt(models.Model):
         ]
         indexes = [
             models.Index(fields=["entity", "client", "value_date"], name="receipt_entity_client_date"),
-            # Covers the whole-book receipt figures (last receipt, change, amount allocated) so they
-            # are read from the index alone.
-            models.Index(fields=["entity", "client", "value_date", "change", "allocated"], condition=Q(is_reversed=False),
-                         name="receipt_posted_cover"),
         ]
 
     def __str__(self) -> str:

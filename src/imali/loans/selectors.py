@@ -127,22 +127,20 @@ def _unpaid_sql(client_filter: str) -> str:
 
 
 def _simple_sql(client_filter: str) -> dict[str, str]:
-    """The other per-client groupings: one pass over each table."""
-    receipts = Receipt._meta.db_table
+    """The other per-client groupings: one pass over each table. Receipt figures come from the
+    running totals on each loan (kept by the receipt services), so receipts are not read."""
     loans = Loan._meta.db_table
     debits = NonLoanDebit._meta.db_table
     disbursed = ", ".join(f"'{s}'" for s in DISBURSED_STATUSES)
     open_ = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     return {
-        # "NOT is_reversed" as the partial index receipt_posted_cover states it, so it covers this query.
-        "receipts": f"SELECT client_id, MAX(value_date), SUM(change), SUM(allocated) FROM {receipts} "
-                    f"WHERE entity_id = %(entity)s AND NOT is_reversed {client_filter} GROUP BY client_id",
         # The latest agreement and its product in one pass: the maximum of "date|product id".
         "loans": f"SELECT client_id, MAX(CASE WHEN status IN ({disbursed}) THEN "
                  "CAST(disbursed_on AS TEXT) || '|' || CAST(product_id AS TEXT) END), "
                  f"SUM(CASE WHEN status IN ({open_}) THEN 1 ELSE 0 END), "
                  f"MAX(CASE WHEN status = '{LoanStatus.PAID_UP}' THEN paid_up_on END), "
-                 f"SUM(CASE WHEN status IN ({disbursed}) THEN total_repayable ELSE 0 END) "
+                 f"SUM(CASE WHEN status IN ({disbursed}) THEN total_repayable ELSE 0 END), "
+                 "MAX(last_receipt_on), SUM(change_total), SUM(received_total) "
                  f"FROM {loans} WHERE entity_id = %(entity)s {client_filter} GROUP BY client_id",
         "debts": f"SELECT client_id, SUM(amount) FROM {debits} WHERE entity_id = %(entity)s AND settled_on IS NULL "
                  f"{client_filter} GROUP BY client_id",
@@ -158,7 +156,7 @@ def _as_date(value) -> dt.date | None:
 def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] | None = None) -> dict[int, ClientFigures]:
     """Every figure of the book for every client of `entity` that has a loan, receipt or debit."""
     aso = as_of.toordinal()
-    params: dict = {"entity": entity.pk, "aso": aso, "f": False}
+    params: dict = {"entity": entity.pk, "aso": aso}
     client_filter = ""
     if client_ids is not None:
         if not client_ids:
@@ -166,55 +164,49 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
         client_filter = "AND client_id IN (" + ", ".join(str(int(c)) for c in client_ids) + ")"
     figures: dict[int, ClientFigures] = {}
 
-    def row(cid: int) -> ClientFigures:
-        found = figures.get(cid)
-        if found is None:
-            found = figures[cid] = ClientFigures(client_id=cid)
-        return found
-
-    money = _dec
     simple = _simple_sql(client_filter)
+    products = dict(Product.objects.filter(entity=entity).values_list("id", "name"))
+    fromordinal = dt.date.fromordinal
+    months = rules.months_in_arrears
     with connection.cursor() as cursor:
+        # Loans first: every client with instalments has a loan, so this makes their rows.
+        cursor.execute(simple["loans"], params)
+        for cid, latest, open_loans, paid_up, total, last_receipt, change, received in cursor.fetchall():
+            f = figures[cid] = ClientFigures(client_id=cid)
+            f.open_loans = open_loans = int(open_loans or 0)
+            if total:
+                total = _dec(total)
+                f.pct_of_all_capital_pd = (_dec(received) * 100 / total).quantize(CENT, rounding=ROUND_HALF_UP)
+            if last_receipt is not None:
+                f.last_receipt_date = last_receipt = _as_date(last_receipt)
+                f.days_since_last_receipt = (as_of - last_receipt).days
+            if change:
+                f.change_available = _dec(change)
+            if latest:
+                day, product_id = latest.split("|")
+                f.last_agreement_date = agreement = dt.date.fromisoformat(day[:10])
+                f.last_agreement_product = products.get(int(product_id), "")
+                f.days_since_last_loan = (as_of - agreement).days
+            if not open_loans and paid_up is not None:
+                f.date_totally_paid = _as_date(paid_up)
         cursor.execute(_unpaid_sql(client_filter), params)
         for (cid, outstanding, arrears, oldest, next_ord, next_amount, d30, d60, d90, d120, d120p, capital_owing,
              charges_due, accrued_cents) in cursor.fetchall():
-            f = row(cid)
-            days = aso - oldest if oldest is not None else 0
-            f.outstanding = money(outstanding)
-            f.arrears_amount = money(arrears)
-            f.arrears_days = days
-            f.arrears_months = rules.months_in_arrears(days)
-            f.next_due_date = dt.date.fromordinal(next_ord) if next_ord is not None else None
-            f.next_amount_due = money(next_amount)
-            f.due_30, f.due_60, f.due_90, f.due_120, f.due_120_plus = money(d30), money(d60), money(d90), money(d120), money(d120p)
-            f.settlement = money(capital_owing) + money(charges_due) + (_cents(accrued_cents) if accrued_cents else ZERO)
-        cursor.execute(simple["receipts"], params)
-        received: dict[int, Decimal] = {}
-        for cid, last, change, allocated in cursor.fetchall():
-            f = row(cid)
-            received[cid] = _dec(allocated)
-            f.last_receipt_date = last = _as_date(last)
-            f.days_since_last_receipt = (as_of - last).days
-            f.change_available = _dec(change)
-        products = dict(Product.objects.filter(entity=entity).values_list("id", "name"))
-        cursor.execute(simple["loans"], params)
-        for cid, latest, open_loans, paid_up, total in cursor.fetchall():
-            f = row(cid)
-            f.open_loans = int(open_loans or 0)
-            total = _dec(total)
-            if total:
-                f.pct_of_all_capital_pd = (received.get(cid, ZERO) * 100 / total).quantize(CENT, rounding=ROUND_HALF_UP)
-            if latest:
-                day, product_id = latest.split("|")
-                agreement = dt.date.fromisoformat(day[:10])
-                f.last_agreement_date = agreement
-                f.last_agreement_product = products.get(int(product_id), "")
-                f.days_since_last_loan = (as_of - agreement).days
-            if not f.open_loans and paid_up is not None:
-                f.date_totally_paid = _as_date(paid_up)
+            f = figures[cid]
+            f.outstanding = _dec(outstanding)
+            if oldest is not None:
+                f.arrears_amount = _dec(arrears)
+                f.arrears_days = days = aso - oldest
+                f.arrears_months = months(days)
+            if next_ord is not None:
+                f.next_due_date = fromordinal(next_ord)
+                f.next_amount_due = _dec(next_amount)
+            f.due_30, f.due_60, f.due_90, f.due_120, f.due_120_plus = _dec(d30), _dec(d60), _dec(d90), _dec(d120), _dec(d120p)
+            f.settlement = _dec(capital_owing) + _dec(charges_due) + (_cents(accrued_cents) if accrued_cents else ZERO)
         cursor.execute(simple["debts"], params)
         for cid, debt in cursor.fetchall():
-            row(cid).non_loan_debt = _dec(debt)
+            f = figures.get(cid) or figures.setdefault(cid, ClientFigures(client_id=cid))
+            f.non_loan_debt = _dec(debt)
     return figures
 
 

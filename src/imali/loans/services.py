@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount, ClientStatus
@@ -417,6 +417,10 @@ def receipt_post(
                 loan_status_before=locked.status, loan_paid_up_on_before=locked.paid_up_on, captured_by=actor,
             )
             _apply(receipt, instalments, result, value_date)
+            Loan.objects.filter(pk=locked.pk).update(
+                received_total=F("received_total") + result.allocated, change_total=F("change_total") + result.change)
+            if locked.last_receipt_on is None or value_date > locked.last_receipt_on:
+                Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date)
             if not Instalment.objects.filter(loan=locked, open=True, paid__lt=F("amount")).exists():
                 locked.status = LoanStatus.PAID_UP
                 locked.paid_up_on = value_date
@@ -481,6 +485,11 @@ def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
             locked_loan.status = locked.loan_status_before
             locked_loan.paid_up_on = locked.loan_paid_up_on_before
             locked_loan.save(update_fields=["status", "paid_up_on"])
+        Loan.objects.filter(pk=locked_loan.pk).update(
+            received_total=F("received_total") - locked.allocated, change_total=F("change_total") - locked.change,
+            last_receipt_on=Receipt.objects.filter(loan=locked_loan, is_reversed=False).exclude(pk=locked.pk)
+            .aggregate(d=Max("value_date"))["d"],
+        )
         locked.is_reversed = True
         locked.reversed_at = timezone.now()
         locked.reversed_by = actor
