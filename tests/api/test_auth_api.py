@@ -145,3 +145,55 @@ def test_operator_may_sign_in_but_sees_no_entity_data(api, operator, entity):
         response = caller.get(url)
         assert response.status_code == 403
         assert "operators" in response.json()["detail"]
+
+
+@pytest.fixture
+def user_otp_on(entity, operator, admin_user):
+    from imali.messaging.credits import credits_assign
+    from imali.signing.services import otp_setup_update
+
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=100)
+    otp_setup_update(actor=admin_user, entity=entity, data={"user_otp": True})
+    return entity
+
+
+def test_with_user_otp_the_password_alone_only_sends_a_code(api, user_otp_on):
+    from imali.signing.models import Challenge
+    from imali.signing.testing import code_from_outbox
+
+    user = factories.make_user(entity=user_otp_on, rights=[Right.VIEW_CLIENTS])
+    first = sign_in(api, user.username)
+    assert first.status_code == 202
+    body = first.json()
+    assert body["otp_required"] is True and "token" not in body
+    assert body["detail"].endswith("ending 567.")
+    assert not Token.objects.exists()
+    assert not AuditEntry.objects.filter(action=AuditAction.LOGIN_SUCCEEDED).exists()
+
+    challenge = Challenge.objects.get(public_id=body["challenge"])
+    code = code_from_outbox(challenge)
+    wrong = "000000" if code != "000000" else "111111"
+    refused = api.post(TOKEN, {"username": user.username, "password": PASSWORD, "challenge": body["challenge"],
+                               "code": wrong}, format="json")
+    assert refused.status_code == 400
+    assert set(refused.json()) == {"code"}
+    assert not Token.objects.exists()
+
+    done = api.post(TOKEN, {"username": user.username, "password": PASSWORD, "challenge": body["challenge"],
+                            "code": code}, format="json")
+    assert done.status_code == 200, done.json()
+    assert done.json()["token"] == Token.objects.get(user=user).key
+    assert AuditEntry.objects.filter(action=AuditAction.LOGIN_SUCCEEDED, subject=user.username).count() == 1
+
+
+def test_with_user_otp_a_code_needs_the_right_password_too(api, user_otp_on):
+    from imali.signing.models import Challenge
+    from imali.signing.testing import code_from_outbox
+
+    user = factories.make_user(entity=user_otp_on)
+    challenge_id = sign_in(api, user.username).json()["challenge"]
+    code = code_from_outbox(Challenge.objects.get(public_id=challenge_id))
+    response = api.post(TOKEN, {"username": user.username, "password": "wrong-password-1", "challenge": challenge_id,
+                                "code": code}, format="json")
+    assert response.status_code == 400
+    assert not Token.objects.exists()

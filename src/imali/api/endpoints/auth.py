@@ -1,7 +1,10 @@
 """Token sign-in for programs that call the API: POST a username and password, get a token.
 
-It obeys the same lock-out as the web sign-in (tenancy.services.login_is_locked): after too many
-failures in the window even the right password is refused. Every attempt is audited.
+It obeys the same rules as the web sign-in. The lock-out (tenancy.services.login_is_locked):
+after too many failures in the window even the right password is refused. The entity's "User
+OTP" switch (signing.services.login_otp_required): the right password then only sends a code to
+the user's cellphone (202 with a challenge id), and the token is given when username, password,
+challenge and code come back together. Every attempt is audited.
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from imali.api.serializers.auth import TokenRequestSerializer, TokenResponseSerializer
+from imali.api.serializers.auth import (
+    TokenCodeSentSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+)
 from imali.api.services import api_token_issue, api_token_revoke
+from imali.signing.services import login_otp_required, login_otp_send, login_otp_verify
 from imali.tenancy.services import login_is_locked, login_record
 
 BAD_CREDENTIALS = "Unable to sign in with this username and password."
@@ -52,14 +60,17 @@ class AuthTokenView(APIView):
         summary="Sign in and get an API token",
         description=(
             "Exchange a username and password for the user's API token; send it on later calls "
-            "as `Authorization: Token <token>`. After too many failed attempts the username is "
-            "locked for a while (403, code `locked_out`), even with the right password. Every "
-            "attempt is audited."
+            "as `Authorization: Token <token>`. When the user's entity has User OTP switched on, "
+            "the first call answers 202 with a `challenge` and sends a code to the user's "
+            "cellphone; call again with username, password, `challenge` and `code` to get the "
+            "token. After too many failed attempts the username is locked for a while (403, code "
+            "`locked_out`), even with the right password. Every attempt is audited."
         ),
         request=TokenRequestSerializer,
         responses={
             200: TokenResponseSerializer,
-            400: OpenApiResponse(description="Missing fields, or a wrong username or password."),
+            202: TokenCodeSentSerializer,
+            400: OpenApiResponse(description="Missing fields, a wrong username or password, or a wrong code."),
             403: OpenApiResponse(description="Locked out after too many failed attempts."),
         },
         auth=[],
@@ -67,15 +78,26 @@ class AuthTokenView(APIView):
     def post(self, request, *args, **kwargs):
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        username = serializer.validated_data["username"]
+        data = serializer.validated_data
+        username = data["username"]
         ip_address = request.META.get("REMOTE_ADDR") or None
         if login_is_locked(username=username):
             login_record(username=username, user=None, succeeded=False, ip_address=ip_address, locked=True)
             raise LockedOut()
-        user = authenticate(request._request, username=username, password=serializer.validated_data["password"])
+        user = authenticate(request._request, username=username, password=data["password"])
         if user is None:
             login_record(username=username, user=None, succeeded=False, ip_address=ip_address)
             raise exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [BAD_CREDENTIALS]}, code="bad_credentials")
+        if login_otp_required(user=user):
+            if not (data.get("challenge") and data.get("code")):
+                # The password alone is half a sign-in: a code goes to the user's own cellphone.
+                challenge = login_otp_send(user=user, ip=ip_address)
+                sent = TokenCodeSentSerializer({
+                    "otp_required": True, "challenge": challenge.public_id,
+                    "detail": f"A sign-in code was sent to your cellphone ending {user.cellphone[-3:]}.",
+                })
+                return Response(sent.data, status=status.HTTP_202_ACCEPTED)
+            login_otp_verify(user=user, challenge_id=data["challenge"], code=data["code"], ip=ip_address)
         login_record(username=username, user=user, succeeded=True, ip_address=ip_address)
         token = api_token_issue(user=user, ip_address=ip_address)
         return Response(TokenResponseSerializer({"token": token.key}).data)
