@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imali.signing import security
@@ -51,6 +51,7 @@ def test_terms_digest_is_canonical_and_changes_with_every_term():
         assert security.loan_terms_digest(**{**base, key: other}) != digest, key
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(code=st.text(alphabet="0123456789", min_size=6, max_size=10),
        before=st.text(max_size=40).filter(lambda t: "\ue000" not in t),
        after=st.text(max_size=40).filter(lambda t: "\ue000" not in t),

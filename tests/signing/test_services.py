@@ -362,3 +362,22 @@ def test_other_entitys_records_are_refused(setup, officer, other_entity):
     theirs = make_borrower(other_entity)
     with pytest.raises(PermissionDenied):
         services.enrolment_send(actor=officer, entity=setup.entity, client=theirs)
+
+
+def test_loan_ready_for_disbursement_once_signed(setup, officer, borrower, application):
+    from imali.signing.selectors import loan_ready_for_disbursement
+
+    ready, reason = loan_ready_for_disbursement(entity=setup.entity, loan=application)
+    assert not ready and "not signed yet" in reason
+    services.document_hand_sign(actor=officer, entity=setup.entity, document=Document(loan=application))
+    assert loan_ready_for_disbursement(entity=setup.entity, loan=application) == (True, "")
+
+
+def test_an_entity_otp_text_without_the_code_field_falls_back_to_the_default(setup, admin, officer, borrower):
+    from imali.messaging.services import template_update
+
+    template_update(actor=admin, entity=setup.entity, message_type="otp", text="Hello from {^Legal Entity Name^}")
+    challenge = services.enrolment_send(actor=officer, entity=setup.entity, client=borrower)
+    message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
+    assert security.unseal_for_submit(message.text, message.idempotency_key) == \
+        f"Your one-time PIN is {code_sent(challenge)} Do not share it with anyone."

@@ -69,6 +69,15 @@ def signing_state(*, entity: Entity, document: Document) -> SigningState:
                         signature=signature, pending=pending)
 
 
+def loan_ready_for_disbursement(*, entity: Entity, loan: Loan) -> tuple[bool, str]:
+    """Whether the loan's agreement is signed (by OTP, or flagged for a hand signature), for the
+    loan book's final step; with the reason when it is not."""
+    state = signing_state(entity=entity, document=Document(loan=loan))
+    if state.signature is not None:
+        return True, ""
+    return False, f"The loan agreement is not signed yet. {state.decision.message}"
+
+
 def _local_bounds(entity: Entity, date_from: dt.date | None, date_to: dt.date | None):
     tz = zoneinfo.ZoneInfo(entity.time_zone)
     start = dt.datetime.combine(date_from, dt.time.min, tzinfo=tz) if date_from else None

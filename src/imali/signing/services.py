@@ -26,6 +26,7 @@ from imali.clients.models import Client, ClientAccount
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
 from imali.loans.models import Loan
+from imali.messaging.defaults import DEFAULT_TEXTS
 from imali.messaging.models import MessageType
 from imali.messaging.services import merge_values, message_enqueue, template_text
 from imali.messaging.templating import render
@@ -246,7 +247,9 @@ def _issue(*, entity: Entity, purpose: str, subject_key: str, number: str, templ
             code = security.generate_code(setup.code_length)
             challenge.code_hash = security.code_hash(code, context=challenge.hash_context())
             challenge.save()
-            rendered = render(template, {**values, "OTP": security.mask_marker(len(code))})
+            # A field without a value (an entity's own OTP text may name any field) is left empty
+            # rather than failing the send.
+            rendered = render(_with_one_otp_field(template), {**values, "OTP": security.mask_marker(len(code))}, missing="")
             text, offset = security.masked(rendered, len(code))
             message = message_enqueue(
                 entity=entity, number=number, text=text, message_type=MessageType.OTP,
@@ -266,6 +269,14 @@ def _issue(*, entity: Entity, purpose: str, subject_key: str, number: str, templ
         # Another send for the same subject committed first; its code is the valid one.
         raise signing_error("code", SigningError.CODE_VOID, "Another code was sent at the same moment. Use the newest code.") from None
     return challenge
+
+
+def _with_one_otp_field(template: str) -> str:
+    """The code must appear exactly once (the mask is found and replaced once): an entity text
+    without the field, or with it twice, gives way to the supplied default OTP text."""
+    if template.count("{^OTP^}") == 1:
+        return template
+    return DEFAULT_TEXTS[MessageType.OTP]
 
 
 def _challenge_of(entity: Entity, challenge_id: str, purposes: tuple[str, ...], subject_key: str | None) -> Challenge:
