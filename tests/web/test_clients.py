@@ -186,3 +186,13 @@ def test_detail_page_query_count_does_not_grow_with_notes_accounts_or_history(
     with django_assert_max_num_queries(9):
         response = client.get(reverse("web:client_detail", kwargs={"client_id": target.pk}))
     assert len(response.context["notes"]) == 6 and len(response.context["history"]) >= 7
+
+
+def test_paypoint_options_name_their_employer_for_the_page_to_filter(client, entity, clerk, admin_user):
+    from imali.clients.services import paypoint_create
+
+    employer = factories.make_employer(entity=entity, name="Mine Co")
+    paypoint = paypoint_create(employer=employer, actor=admin_user, number="7", name="Shaft")
+    page = client.get(reverse("web:client_create")).content.decode()
+    assert f'value="{paypoint.pk}" data-employer="{employer.pk}"' in page
+    assert 'data-follows="employer"' in page

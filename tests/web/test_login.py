@@ -102,3 +102,10 @@ def test_user_of_a_switched_off_entity_cannot_sign_in(client, entity, operator):
     entity_update(actor=operator, entity=entity, data={"is_active": False})
     response = _login(client, "thandi", PASSWORD)
     assert response.status_code == 200 and "_auth_user_id" not in client.session
+
+
+def test_an_expired_form_gets_a_plain_explanation(entity):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post(reverse("web:login"), {"username": "x", "password": "y"})
+    assert response.status_code == 403 and "The form has expired" in response.content.decode()

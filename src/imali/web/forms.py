@@ -76,7 +76,20 @@ CLIENT_FORM_FIELDS = [name for _, names in CLIENT_FIELDSETS for name in names]
 _PHONE_FIELDS = ("cellphone", "home_phone", "work_phone")
 
 
+class PaypointSelect(forms.Select):
+    """Each option carries its employer, so the page can offer only the chosen employer's paypoints."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-employer"] = str(instance.employer_id)
+        return option
+
+
 class PaypointChoiceField(forms.ModelChoiceField):
+    widget = PaypointSelect
+
     def label_from_instance(self, obj):
         return f"{obj.employer.name}: {obj.number} {obj.name}"
 
@@ -108,7 +121,7 @@ class ClientForm(FieldsetsMixin, forms.Form):
         self.fields["employer"].queryset = Employer.objects.filter(entity=entity)
         self.fields["paypoint"] = PaypointChoiceField(
             queryset=Paypoint.objects.filter(employer__entity=entity).select_related("employer"), required=False,
-            label="Paypoint",
+            label="Paypoint", widget=PaypointSelect(attrs={"data-follows": "employer"}),
         )
         self.fields["salesperson"].queryset = User.objects.filter(entity=entity, is_active=True)
         # Re-order after replacing fields so the page follows the fieldsets.

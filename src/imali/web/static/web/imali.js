@@ -1,6 +1,8 @@
 // Small progressive enhancements; every screen works without this file.
 (function () {
   "use strict";
+
+  // "Tick all" / "Clear all" for a group of checkboxes (role rights).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-check-all],[data-check-none]");
     if (!button) return;
@@ -9,4 +11,25 @@
     var form = button.closest("form");
     form.querySelectorAll('input[type="checkbox"][name="' + name + '"]').forEach(function (box) { box.checked = checked; });
   });
+
+  // A select with data-follows="<field>" offers only the options whose data-<field> matches the
+  // chosen value of that field (paypoints of the chosen employer). The server checks it anyway.
+  function follow(select) {
+    var leaderName = select.getAttribute("data-follows");
+    var leader = select.form && select.form.elements[leaderName];
+    if (!leader) return;
+    function apply() {
+      var chosen = leader.value;
+      Array.prototype.forEach.call(select.options, function (option) {
+        var owner = option.getAttribute("data-" + leaderName);
+        var visible = !owner || owner === chosen;
+        option.hidden = !visible;
+        option.disabled = !visible;
+        if (!visible && option.selected) select.value = "";
+      });
+    }
+    leader.addEventListener("change", apply);
+    apply();
+  }
+  document.querySelectorAll("select[data-follows]").forEach(follow);
 })();
