@@ -288,6 +288,8 @@ def _document_page(request, document: Document, *, this_url: str):
         "document": document, "state": state, "code_form": code_form, "override_form": override_form,
         "loan": document.loan, "mandate": document.mandate, "this_url": this_url,
         "mandates": list(document.loan.mandates.all()) if document.mandate is None else [],
+        "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
+                           .select_related("created_by").order_by("-created_at", "-id")[:20]),
     })
 
 
