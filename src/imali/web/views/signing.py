@@ -133,6 +133,16 @@ class DatesForm(forms.Form):
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
+def _forget_code(form: forms.Form) -> forms.Form:
+    """After a refused code the page shows the errors, not the code typed (it may be the right
+    one, refused for its terms or its expiry): the field comes back empty."""
+    if form.is_bound:
+        data = form.data.copy()
+        data["code"] = ""
+        form.data = data
+    return form
+
+
 # --- Lookups -------------------------------------------------------------------------------
 
 
@@ -211,6 +221,7 @@ def enrolment_view(request, client_id: int):
                 return redirect("web:signing_enrolment", client_id=client.pk)
     except ValidationError as exc:
         apply_service_errors(clear_form if action == "clear" else code_form, exc)
+        _forget_code(code_form)
         if action == "send":
             messages.error(request, " ".join(exc.messages))
     pending = Challenge.objects.filter(entity=request.entity, subject_key=f"enrol:client:{client.pk}",
@@ -281,6 +292,7 @@ def _document_page(request, document: Document, *, this_url: str):
             messages.error(request, " ".join(exc.messages))
         else:
             apply_service_errors(target, exc)
+            _forget_code(target)
     state = selectors.signing_state(entity=entity, document=document)
     if state.pending is not None and not code_form.is_bound:
         code_form = CodeForm(initial={"challenge": state.pending.public_id})
@@ -378,6 +390,7 @@ def login_otp_view(request):
                                       code=form.cleaned_data["code"], ip=client_ip(request))
         except ValidationError as exc:
             apply_service_errors(form, exc)
+            _forget_code(form)
         else:
             next_url = request.session.get(LOGIN_PENDING_NEXT) or reverse("web:home")
             for key in (LOGIN_PENDING_USER, LOGIN_PENDING_CHALLENGE, LOGIN_PENDING_NEXT):
