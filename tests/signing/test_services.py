@@ -381,3 +381,19 @@ def test_an_entity_otp_text_without_the_code_field_falls_back_to_the_default(set
     message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
     assert security.unseal_for_submit(message.text, message.idempotency_key) == \
         f"Your one-time PIN is {code_sent(challenge)} Do not share it with anyone."
+
+
+def test_unused_codes_expire_in_the_audit_and_old_rate_windows_go(setup, officer, borrower):
+    sent_at = timezone.now() - dt.timedelta(hours=2)
+    challenge = services.enrolment_send(actor=officer, entity=setup.entity, client=borrower, now=sent_at)
+    fresh = services.enrolment_send(actor=officer, entity=setup.entity, client=make_borrower(
+        setup.entity, id_number="8001015009087", date_of_birth=dt.date(1980, 1, 1), cellphone="0829990000"))
+    from imali.signing.models import RateBucket
+
+    assert RateBucket.objects.filter(key=f"send:phone:{borrower.cellphone}").exists()
+    assert services.challenges_expire() == 1
+    challenge.refresh_from_db()
+    fresh.refresh_from_db()
+    assert challenge.status == ChallengeStatus.EXPIRED and fresh.status == ChallengeStatus.PENDING
+    assert AuditEntry.objects.filter(action=AuditAction.OTP_EXPIRED, object_id=str(challenge.pk)).exists()
+    assert not RateBucket.objects.filter(key=f"send:phone:{borrower.cellphone}").exists()

@@ -818,3 +818,26 @@ def login_otp_verify(*, user: User, challenge_id: str, code: str, ip: str | None
     return _verify(entity=user.entity, challenge_id=challenge_id, purposes=(Purpose.LOGIN,), code=code, actor=user,
                    ip=ip, subject_key=_login_key(user), on_success=lambda challenge: challenge,
                    audit_subject=user.username.lower(), now=now)
+
+
+# ---------------------------------------------------------------------------------------------
+# Housekeeping
+
+
+def challenges_expire(*, now: dt.datetime | None = None) -> int:
+    """Mark codes whose time ran out unused as expired (audited), so the loan OTP audit shows
+    them, and drop rate-limit windows that closed long ago. Returns the codes expired."""
+    now = now or timezone.now()
+    expired = 0
+    with transaction.atomic():
+        stale = list(Challenge.objects.select_for_update().filter(status=ChallengeStatus.PENDING, expires_at__lte=now))
+        for challenge in stale:
+            challenge.status, challenge.void_reason, challenge.finished_at = ChallengeStatus.EXPIRED, "expired", now
+            challenge.save(update_fields=["status", "void_reason", "finished_at"])
+            audit_record(action=AuditAction.OTP_EXPIRED, entity=challenge.entity, target=challenge,
+                         subject=challenge.cellphone if challenge.purpose != Purpose.LOGIN else challenge.subject_key,
+                         after={"purpose": challenge.purpose, "challenge": challenge.public_id,
+                                "attempts": challenge.attempts})
+            expired += 1
+        RateBucket.objects.filter(window_start__lt=now - 4 * rate_window()).delete()
+    return expired
