@@ -133,3 +133,20 @@ def test_login_otp_step(client, admin, setup, officer):
     response = client.post(url, {"challenge": challenge.public_id, "code": code_sent(challenge)})
     assert response.status_code == 302
     assert client.get(reverse("web:signing_loans")).status_code == 200
+
+
+def test_contracts_issued_exports_xlsx(client, admin, setup, officer, borrower, application):
+    import io
+
+    from openpyxl import load_workbook
+
+    from imali.signing import services
+
+    services.document_hand_sign(actor=officer, entity=setup.entity, document=services.Document(loan=application))
+    client.force_login(admin)
+    response = client.get(reverse("web:signing_contracts") + "?export=xlsx")
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "Signed" and rows[1][5] == borrower.id_number and len(rows) == 2
+    audit = client.get(reverse("web:signing_otp_audit") + "?export=xlsx")
+    assert audit["Content-Type"].startswith("application/vnd.openxmlformats")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from functools import wraps
 
 from django import forms
@@ -433,6 +434,32 @@ def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpRespon
     return response
 
 
+def _xlsx_response(filename: str, header: list[str], rows) -> HttpResponse:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(filename.rsplit(".", 1)[0][:31])
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    response = HttpResponse(buffer.getvalue(),
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _export(request, name: str, header: list[str], rows):
+    """?export=csv (streamed) or ?export=xlsx; None when no export was asked for."""
+    kind = request.GET.get("export")
+    if kind == "csv":
+        return _csv_response(f"{name}.csv", header, rows)
+    if kind == "xlsx":
+        return _xlsx_response(f"{name}.xlsx", header, rows)
+    return None
+
+
 def _local(value: dt.datetime, request) -> str:
     import zoneinfo
 
@@ -449,8 +476,8 @@ def contracts_view(request):
                    "user_id": data["user"].pk if data["user"] else None,
                    "branch_id": data["branch"].pk if data["branch"] else None}
     rows = selectors.contracts_issued(entity=request.entity, **filters)
-    if request.GET.get("export") == "csv":
-        return _csv_response("contracts-issued.csv", [
+    if request.GET.get("export"):
+        exported = _export(request, "contracts-issued", [
             "Signed", "Loan", "Mandate", "Client number", "Client", "ID number", "Cellphone", "Method",
             "Hand signature", "Reason", "User", "Authorised by", "Override reason", "Branch", "Document SHA-256"],
             ([_local(s.signed_at, request), s.loan_id, s.mandate.contract_reference if s.mandate_id else "",
@@ -458,33 +485,37 @@ def contracts_view(request):
               s.get_method_display(), "yes" if s.hand_signature_required else "no", s.get_hand_reason_display(),
               s.created_by.username if s.created_by_id else "", s.authorised_by.username if s.authorised_by_id else "",
               s.override_reason, s.branch.name, s.document_sha256] for s in rows.iterator(chunk_size=2000)))
+        if exported is not None:
+            return exported
     rows = list(rows[:REPORT_LIMIT])
     counts = {m: sum(1 for s in rows if s.method == m) for m in SignatureMethod.values}
     return render(request, "web/signing/contracts.html", {"form": form, "rows": rows, "counts": counts,
                                                           "limit": REPORT_LIMIT, "query": request.GET.urlencode()})
 
 
-def _audit_report(request, *, title: str, selector, filename: str, template: str = "web/signing/audit.html"):
+def _audit_report(request, *, title: str, selector, name: str, template: str = "web/signing/audit.html"):
     form = DatesForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     rows = selector(entity=request.entity, date_from=filters.get("date_from"), date_to=filters.get("date_to"))
-    if request.GET.get("export") == "csv":
-        return _csv_response(filename, ["When", "What", "User", "Subject", "Address", "Details"], (
+    if request.GET.get("export"):
+        exported = _export(request, name, ["When", "What", "User", "Subject", "Address", "Details"], (
             [_local(e.created_at, request), e.get_action_display(), e.actor.username if e.actor_id else "",
              e.subject, e.ip_address or "", "; ".join(f"{k}={v}" for k, v in (e.after or {}).items())]
             for e in rows.iterator(chunk_size=2000)))
+        if exported is not None:
+            return exported
     return render(request, template, {"form": form, "rows": list(rows[:REPORT_LIMIT]), "title": title,
                                       "limit": REPORT_LIMIT, "query": request.GET.urlencode()})
 
 
 @right_required(Right.REPORT_CONTRACTS_ISSUED)
 def otp_audit_view(request):
-    return _audit_report(request, title="Loan OTP audit", selector=selectors.otp_audit, filename="loan-otp-audit.csv")
+    return _audit_report(request, title="Loan OTP audit", selector=selectors.otp_audit, name="loan-otp-audit")
 
 
 @right_required(Right.REPORT_LOGIN_DETAIL)
 def login_detail_view(request):
-    return _audit_report(request, title="Login Detail", selector=selectors.login_detail, filename="login-detail.csv")
+    return _audit_report(request, title="Login Detail", selector=selectors.login_detail, name="login-detail")
 
 
 urlpatterns = [
