@@ -247,32 +247,29 @@ def receipts_record(receipts: list[Receipt]) -> None:
 
 
 def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6)) -> int:
-    """Move submitted messages to Delivered / Failed from receipts not yet applied. A receipt can
-    overtake the record of its submission, so unmatched ones are retried for a while."""
-    since = timezone.now() - window
-    pending = list(DeliveryReport.objects.filter(applied=False, received_at__gte=since)
-                   .values_list("id", "gateway", "provider_message_id", "state", "error_code")[:20000])
-    if not pending:
-        return 0
+    """Move submitted messages to Delivered / Failed from receipts not yet applied, in two
+    set-based statements. A receipt can overtake the record of its submission, so one that
+    matches nothing yet stays pending (for `window`) and is tried again on the next pass."""
+    reports = DeliveryReport._meta.db_table
+    since = connection.ops.adapt_datetimefield_value(timezone.now() - window)
     now_db = connection.ops.adapt_datetimefield_value(timezone.now())
-    applied_ids, changed = [], 0
-    sub = OutboxStatus.SUBMITTED.value
+    sub, delivered, failed = OutboxStatus.SUBMITTED.value, OutboxStatus.DELIVERED.value, OutboxStatus.FAILED.value
     with transaction.atomic(), connection.cursor() as cur:
-        for report_id, gateway, provider_id, state, err in pending:
-            delivered = state == "DELIVRD"
-            status = OutboxStatus.DELIVERED.value if delivered else OutboxStatus.FAILED.value
-            error = "" if delivered else f"delivery receipt: {state} (error {err or 'none'})"
-            cur.execute(
-                f"UPDATE {OUTBOX} SET status = %s, error = %s, finished_at = %s WHERE provider_message_id = %s "
-                f"AND gateway = %s AND status = %s", [status, error, now_db, provider_id, gateway, sub])
-            if cur.rowcount:
-                changed += cur.rowcount
-                applied_ids.append(report_id)
-            elif OutboxMessage.objects.filter(provider_message_id=provider_id, gateway=gateway).exists():
-                applied_ids.append(report_id)  # already final: the receipt is a repeat
-        if applied_ids:
-            DeliveryReport.objects.filter(id__in=applied_ids).update(applied=True)
-    return changed
+        cur.execute(
+            f"UPDATE {OUTBOX} SET "
+            f"status = CASE WHEN d.state = 'DELIVRD' THEN '{delivered}' ELSE '{failed}' END, "
+            f"error = CASE WHEN d.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || d.state || ' (error ' || "
+            f"COALESCE(NULLIF(d.error_code, ''), 'none') || ')' END, finished_at = %s "
+            f"FROM {reports} d WHERE d.applied = %s AND d.received_at >= %s "
+            f"AND {OUTBOX}.provider_message_id = d.provider_message_id AND {OUTBOX}.gateway = d.gateway "
+            f"AND {OUTBOX}.status = %s", [now_db, False, since, sub])
+        changed = cur.rowcount
+        # A report is done once its message is past Submitted (just now, or by an earlier copy).
+        cur.execute(
+            f"UPDATE {reports} SET applied = %s WHERE applied = %s AND received_at >= %s AND EXISTS ("
+            f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id "
+            f"AND o.gateway = {reports}.gateway AND o.status <> %s)", [True, False, since, sub])
+    return max(changed, 0)
 
 
 def transports_from_gateways(gateways=None) -> dict[str, Transport]:

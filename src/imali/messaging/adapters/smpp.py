@@ -74,7 +74,7 @@ class RateLimiter:
 
 class SmppTransport:
     def __init__(self, *, name: str, host: str, port: int, system_id: str, password: str, source_addr: str = "Imali",
-                 window: int = 50, rate_per_second: int = 5000, reconnect_max: float = 30.0):
+                 window: int = 50, rate_per_second: int = 5000, reconnect_max: float = 30.0, receipts: bool = True):
         self.name = name
         self.host, self.port = host, port
         self.system_id, self.password = system_id, password
@@ -82,6 +82,7 @@ class SmppTransport:
         self.window = max(window, 1)
         self.limiter = RateLimiter(rate_per_second)
         self.reconnect_max = reconnect_max
+        self.receipts = receipts
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self._refs = itertools.count(1)
         self._smsc = None
@@ -104,7 +105,7 @@ class SmppTransport:
         while not self._stopping:
             try:
                 client = smpp34.Client(self.host, self.port, self.system_id, self.password, bind_type="trx",
-                                       window_size=self.window, connect_timeout_ms=2000)
+                                       window_size=self.window, connect_timeout_ms=2000, inbound_capacity=65536)
                 smsc = await client.connect()
             except Exception as exc:  # refused, timed out, bind rejected: all mean "down for now"
                 log.info("SMPP %s: bind failed (%s); retrying in %.1fs", self.name, exc, delay)
@@ -137,13 +138,19 @@ class SmppTransport:
     def _parse_deliver(self, event) -> Receipt | MobileOriginated | None:
         tlvs = {t.tag: t.value for t in event.tlvs}
         if event.esm_class & 0x3C == 0x04:  # SMSC delivery receipt
-            text = event.short_message.decode("latin-1", errors="replace")
-            match = _RECEIPT_RE.search(text)
-            message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1") or (match and match["id"]) or ""
-            state = _MESSAGE_STATES.get(tlvs[TLV_MESSAGE_STATE][0]) if TLV_MESSAGE_STATE in tlvs else (match and match["stat"]) or "UNKNOWN"
+            message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1")
+            state = _MESSAGE_STATES.get(tlvs[TLV_MESSAGE_STATE][0], "") if TLV_MESSAGE_STATE in tlvs else ""
+            error = ""
+            if not message_id or state != "DELIVRD":
+                # The receipt text (SMPP 3.4 appendix B) carries what the optional parameters did not.
+                match = _RECEIPT_RE.search(event.short_message.decode("latin-1", errors="replace"))
+                if match:
+                    message_id = message_id or match["id"]
+                    state = state or match["stat"]
+                    error = match["err"] or ""
             if not message_id:
                 return None
-            return Receipt(self.name, message_id, state, (match and match["err"]) or "")
+            return Receipt(self.name, message_id, state or "UNKNOWN", error)
         text = decode_payload(event.short_message, event.data_coding)
         provider_id = tlvs.get(TLV_PEER_MO_ID, b"").rstrip(b"\0").decode("latin-1")
         if not provider_id:
@@ -202,7 +209,7 @@ class SmppTransport:
                 resp = await smsc.submit_sm(item.number.lstrip("+"), payload, source_addr=item.source_addr or self.source_addr,
                                             source_addr_ton=5, source_addr_npi=0, dest_addr_ton=1, dest_addr_npi=1,
                                             esm_class=esm_class, data_coding=coding,
-                                            registered_delivery=1 if seq == len(parts) else 0)
+                                            registered_delivery=1 if self.receipts and seq == len(parts) else 0)
             except Exception as exc:  # connection lost mid-flight: the SMSC may or may not have it
                 return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200], parts_submitted=seq - 1)
             status = resp.command_status
