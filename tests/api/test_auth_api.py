@@ -197,3 +197,24 @@ def test_with_user_otp_a_code_needs_the_right_password_too(api, user_otp_on):
                                 "code": code}, format="json")
     assert response.status_code == 400
     assert not Token.objects.exists()
+
+
+def test_a_token_expires_and_signing_in_again_replaces_it(api, entity, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    settings.IMALI_API_TOKEN_HOURS = 2
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    old = sign_in(api, user.username).json()["token"]
+    caller = APIClient()
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {old}")
+    assert caller.get("/api/clients/").status_code == 200
+    Token.objects.filter(key=old).update(created=timezone.now() - dt.timedelta(hours=2, minutes=1))
+    response = caller.get("/api/clients/")
+    assert response.status_code == 403
+    assert response.json()["detail"] == "Token expired; sign in again."
+    new = sign_in(api, user.username).json()["token"]
+    assert new != old
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {new}")
+    assert caller.get("/api/clients/").status_code == 200

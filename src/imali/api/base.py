@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import LimitOffsetPagination
 
 from imali.tenancy.models import Entity
 
+from .authentication import ExpiringTokenAuthentication
 from .permissions import HasRight
 
 
@@ -24,6 +26,7 @@ class EntityScopedMixin:
     without an entity when this is read.
     """
 
+    authentication_classes = [SessionAuthentication, ExpiringTokenAuthentication]
     permission_classes = [HasRight]
     pagination_class = EntityPagination
     required_rights: dict = {}

@@ -13,11 +13,13 @@ from django.contrib.auth import authenticate
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from imali.api.authentication import ExpiringTokenAuthentication
 from imali.api.serializers.auth import (
     TokenCodeSentSerializer,
     TokenRequestSerializer,
@@ -48,7 +50,7 @@ class AuthTokenView(APIView):
         # CSRF check; revoking needs to know who is calling.
         if self._signing_in():
             return []
-        return super().get_authenticators()
+        return [SessionAuthentication(), ExpiringTokenAuthentication()]
 
     def get_permissions(self):
         if self._signing_in():
