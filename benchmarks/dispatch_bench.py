@@ -91,7 +91,7 @@ def main() -> None:
 
 def run(connection, port: int, args) -> None:
     from imali.messaging.credits import credits_assign
-    from imali.messaging.dispatch import DispatchPolicy, Dispatcher, transports_from_gateways
+    from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
     from imali.messaging.models import Gateway, OutboxMessage
     from imali.messaging.services import BulkRecipient, messages_enqueue_bulk
 

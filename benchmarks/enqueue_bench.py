@@ -83,8 +83,8 @@ def run(connection, count: int) -> None:
 
     from imali.messaging.credits import credit_balance, credits_assign
     from imali.messaging.models import OutboxMessage
-    from imali.messaging.services import _OUTBOX_COLUMNS, BulkRecipient, messages_enqueue_bulk
     from imali.messaging.segments import segment_count
+    from imali.messaging.services import _OUTBOX_COLUMNS, BulkRecipient, messages_enqueue_bulk
     from imali.messaging.templating import Compiled
 
     entity, operator = make_entity("benchours")

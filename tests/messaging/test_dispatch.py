@@ -8,23 +8,22 @@ import pytest
 from django.db.models import Count
 
 from imali.core.models import AuditAction, AuditEntry
+from imali.messaging.adapters.base import Receipt
 from imali.messaging.credits import credit_balance
 from imali.messaging.dispatch import (
-    DispatchPolicy,
     Dispatcher,
+    DispatchPolicy,
     claim_batch,
     receipts_apply_pending,
     receipts_record,
     transports_from_gateways,
 )
-from imali.messaging.adapters.base import Receipt
 from imali.messaging.models import (
     DeliveryReport,
     Gateway,
     InboundMessage,
     MarketingOptOut,
     OutboxMessage,
-    OutboxStatus,
     Priority,
     Route,
 )

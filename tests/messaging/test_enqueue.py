@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from imali.clients.models import Client
 from imali.messaging.credits import credit_balance, credits_assign
 from imali.messaging.models import CreditEntry, OutboxMessage, OutboxStatus, Priority, ProcessLog
+from imali.messaging.selectors import outbox_claim_order
 from imali.messaging.services import (
     BulkRecipient,
     client_recipients,
@@ -14,7 +15,6 @@ from imali.messaging.services import (
     messages_enqueue_bulk,
     single_sms_send,
 )
-from imali.messaging.selectors import outbox_claim_order
 from tests import factories
 
 
@@ -143,3 +143,26 @@ def test_eight_concurrent_bulk_enqueues_never_overspend():
     for amount, after in entries:
         running += amount
         assert after == running >= 0
+
+
+def test_cancel_a_queued_message_refunds(funded, admin_user):
+    from imali.messaging.services import message_cancel
+
+    m = message_enqueue(entity=funded, number="0821234567", text="a" * 200, message_type="crm", idempotency_key="c1")
+    assert credit_balance(entity=funded) == 998
+    message_cancel(actor=admin_user, entity=funded, message_id=m.pk)
+    m.refresh_from_db()
+    assert m.status == OutboxStatus.CANCELLED and credit_balance(entity=funded) == 1000
+    with pytest.raises(ValidationError):
+        message_cancel(actor=admin_user, entity=funded, message_id=m.pk)
+
+
+def test_cancel_refuses_another_entitys_message(funded, other_entity, operator):
+    from imali.messaging.services import message_cancel
+
+    m = message_enqueue(entity=funded, number="0821234567", text="hi", message_type="crm", idempotency_key="c2")
+    stranger = factories.make_admin(entity=other_entity)
+    with pytest.raises(ValidationError):
+        message_cancel(actor=stranger, entity=other_entity, message_id=m.pk)
+    m.refresh_from_db()
+    assert m.status == OutboxStatus.QUEUED

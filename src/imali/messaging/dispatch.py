@@ -24,8 +24,8 @@ from imali.tenancy.models import Entity
 
 from . import credits
 from .adapters.base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult, Transport
-from .models import DeliveryReport, Gateway, OutboxMessage, OutboxStatus, Priority, Route
 from .inbound import inbound_receive
+from .models import DeliveryReport, Gateway, OutboxMessage, OutboxStatus, Priority, Route
 
 log = logging.getLogger("imali.messaging.dispatch")
 

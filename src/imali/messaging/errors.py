@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from django.core.exceptions import ValidationError
 
 
-class MessagingError(str, Enum):
+class MessagingError(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     MONTHLY_LIMIT_REACHED = "monthly_limit_reached"
     NOT_OPERATOR = "not_operator"
@@ -25,7 +25,7 @@ def messaging_error(field: str, code: MessagingError, message: str) -> Validatio
 
 
 # Why a recipient of a bulk run was left out; counted per reason in the process log.
-class SkipReason(str, Enum):
+class SkipReason(StrEnum):
     NO_CELLPHONE = "no_cellphone"
     INVALID_NUMBER = "invalid_number"
     OPTED_OUT = "opted_out"

@@ -93,6 +93,9 @@ class CreditEntry(models.Model):
         constraints = [models.CheckConstraint(condition=models.Q(balance_after__gte=0), name="credit_balance_never_negative")]
         indexes = [models.Index(fields=["account", "created_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} → {self.balance_after}"
+
 
 class MessageTemplate(models.Model):
     entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="message_templates")
@@ -105,6 +108,9 @@ class MessageTemplate(models.Model):
     class Meta:
         ordering = ["message_type"]
         constraints = [models.UniqueConstraint(fields=["entity", "channel", "message_type"], name="template_per_type")]
+
+    def __str__(self) -> str:
+        return f"{self.message_type}: {self.text[:40]}"
 
 
 class TemplateRevision(models.Model):
@@ -119,6 +125,9 @@ class TemplateRevision(models.Model):
 
     class Meta:
         ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.template_id} at {self.changed_at:%Y-%m-%d %H:%M}"
 
 
 class OutboxStatus(models.TextChoices):
@@ -149,6 +158,9 @@ class ProcessLog(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["entity", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_type} queued {self.queued}"
 
 
 class OutboxMessage(models.Model):
@@ -210,6 +222,9 @@ class DeliveryReport(models.Model):
         constraints = [models.UniqueConstraint(fields=["gateway", "provider_message_id"], name="delivery_report_once")]
         indexes = [models.Index(fields=["applied", "provider_message_id"], name="dlr_pending")]
 
+    def __str__(self) -> str:
+        return f"{self.gateway}:{self.provider_message_id} {self.state}"
+
 
 class InboundMessage(models.Model):
     """A mobile-originated message, stored once per provider id."""
@@ -231,6 +246,9 @@ class InboundMessage(models.Model):
         constraints = [models.UniqueConstraint(fields=["gateway", "provider_id"], name="inbound_once_per_provider_id")]
         indexes = [models.Index(fields=["entity", "received_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.number}: {self.text[:40]}"
+
 
 class MarketingOptOut(models.Model):
     """A number that answered STOP: permanent, never marketed to again by this entity."""
@@ -243,6 +261,9 @@ class MarketingOptOut(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["entity", "number"], name="optout_once_per_number")]
+
+    def __str__(self) -> str:
+        return f"{self.number} opted out"
 
 
 class Gateway(models.Model):
@@ -273,3 +294,6 @@ class Route(models.Model):
 
     class Meta:
         ordering = ["rank", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id or 'any'}/{self.country or 'any'} → {self.gateway_id} (rank {self.rank})"

@@ -10,7 +10,7 @@ pair is never split either.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 GSM7_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -38,7 +38,7 @@ GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
 
 
-class Encoding(str, Enum):
+class Encoding(StrEnum):
     GSM7 = "gsm7"
     UCS2 = "ucs2"
 

@@ -357,3 +357,26 @@ def _insert_ignoring_duplicates(rows: Iterable[tuple], chunk: int = 20000) -> No
     with connection.cursor() as cur:
         for batch in _chunks(rows, chunk):
             cur.executemany(sql, batch)
+
+
+def message_cancel(*, actor, entity: Entity, message_id: int) -> OutboxMessage:
+    """Cancel a message still queued (not yet claimed by a consumer) and give its credits back."""
+    if not (actor.has_right(Right.MAXSMS_PROCESSING) or actor.has_right(Right.SEND_SINGLE_SMS)) or actor.entity_id != entity.pk:
+        raise PermissionDenied("You need the MAXSMS processing right of this entity.")
+    now = timezone.now()
+    with transaction.atomic():
+        message = OutboxMessage.objects.select_for_update().filter(entity=entity, pk=message_id).first()
+        if message is None:
+            raise ValidationError({"message": ["No such message in your entity."]})
+        leased = message.claimed_until is not None and message.claimed_until > now
+        if message.status != OutboxStatus.QUEUED or leased:
+            raise ValidationError({"message": [f"Only a queued message can be cancelled; this one is {message.get_status_display()}."]})
+        message.status = OutboxStatus.CANCELLED
+        message.finished_at = now
+        message.error = f"cancelled by {actor.username}"
+        message.save(update_fields=["status", "finished_at", "error"])
+        credits.credits_refund(entity=entity, channel=message.channel, amount=message.credits, messages=1,
+                               reference=f"cancel:{message.pk}")
+        audit_record(action=AuditAction.MESSAGE_QUEUED, actor=actor, entity=entity, target=message, subject=message.number,
+                     before={"status": OutboxStatus.QUEUED.value}, after={"status": OutboxStatus.CANCELLED.value})
+    return message

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 MERGE_FIELDS: tuple[str, ...] = (
     "Client Name",
@@ -37,7 +37,7 @@ _KNOWN = frozenset(MERGE_FIELDS)
 FIELD_RE = re.compile(r"\{\^(.*?)\^\}")
 
 
-class TemplateErrorCode(str, Enum):
+class TemplateErrorCode(StrEnum):
     EMPTY = "template_empty"
     UNKNOWN_FIELD = "unknown_field"
     FIELD_AT_START = "field_at_start"

@@ -7,12 +7,12 @@ the idempotency key making a retried call harmless.
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from django.urls import path
 
 from imali.api.base import EntityScopedMixin
 from imali.clients.models import Client

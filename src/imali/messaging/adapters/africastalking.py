@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from .base import MobileOriginated, Outcome, Receipt, SubmitResult, Submission
+from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult
 
 log = logging.getLogger("imali.messaging.http")
 

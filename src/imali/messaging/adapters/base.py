@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SUBMITTED = "submitted"
     RETRY = "retry"  # throttled, queue full, connection lost: try again later
     PERMANENT = "permanent"  # the gateway will never take this message

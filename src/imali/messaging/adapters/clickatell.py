@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Iterable
 
 from .africastalking import HttpAggregatorTransport, HttpAnswer, _body_text, _refused_for_all
-from .base import MobileOriginated, Outcome, Receipt, SubmitResult, Submission
+from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult
 
 # Per-message error codes that are worth another try later; the rest are permanent.
 CLICKATELL_RETRY_CODES = frozenset({"25", "26", "27", "28"})  # balance and volume limits: fine again later

@@ -23,7 +23,7 @@ import smpp34
 
 from imali.messaging.segments import Encoding, decode_payload, encode_part, split
 
-from .base import MobileOriginated, Outcome, Receipt, SubmitResult, Submission
+from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult
 
 log = logging.getLogger("imali.messaging.smpp")
 

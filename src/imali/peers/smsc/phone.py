@@ -86,7 +86,7 @@ class PhonePage:
                     await self._respond(writer, 303, "text/plain", "sent", location="/")
             else:
                 await self._respond(writer, 404, "text/plain", "not found")
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
             pass
         finally:
             writer.close()

@@ -16,10 +16,26 @@ from django.urls import path
 from django.utils import timezone
 
 from imali.clients.models import Client
-from imali.messaging.credits import credit_account_get, credit_settings_update, credit_usage, credits_assign
+from imali.messaging.credits import (
+    credit_account_get,
+    credit_settings_update,
+    credit_usage,
+    credits_assign,
+)
 from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxStatus, TemplateRevision
-from imali.messaging.selectors import balances_by_entity, client_sms_history, inbound_list, outbox_list, process_log_list
-from imali.messaging.services import single_sms_send, template_preview, template_text, template_update
+from imali.messaging.selectors import (
+    balances_by_entity,
+    client_sms_history,
+    inbound_list,
+    outbox_list,
+    process_log_list,
+)
+from imali.messaging.services import (
+    single_sms_send,
+    template_preview,
+    template_text,
+    template_update,
+)
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 

@@ -13,7 +13,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from imali.messaging.dispatch import DispatchPolicy, Dispatcher, transports_from_gateways
+from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
 from imali.messaging.models import Gateway
 
 
