@@ -113,3 +113,20 @@ def test_clickatell_rate_limit_and_outage_retry(clickatell_peer, clickatell_tran
     clickatell_peer.outage(5)
     other = clickatell_transport()
     assert other.submit_batch(subs(["+27821234567"]))[0].outcome is Outcome.RETRY
+
+
+def test_peer_runs_as_a_module_and_stops_on_sigterm(opened):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "imali.peers.aggregators", "--kind", "clickatell", "--port", "0",
+                             "--api-key", "k1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("HTTP_PORT=")
+        port = int(line.strip().split("=")[1])
+        t = opened(ClickatellTransport(name="ct", base_url=f"http://127.0.0.1:{port}", api_key="k1", timeout=5.0))
+        assert t.submit_batch(subs(["+27821234567"]))[0].outcome is Outcome.SUBMITTED
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0

@@ -83,6 +83,7 @@ class AggregatorPeer:
         self._queue: list[_Scheduled] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
+        self._in_flight = 0
         self._stopping = False
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -202,7 +203,7 @@ class AggregatorPeer:
 
     def pending_callbacks(self) -> int:
         with self._cv:
-            return len(self._queue)
+            return len(self._queue) + self._in_flight
 
     def _deliver_callbacks(self) -> None:
         while True:
@@ -213,7 +214,12 @@ class AggregatorPeer:
                 if self._stopping:
                     return
                 item = heapq.heappop(self._queue)
-            status = self._post(item)
+                self._in_flight += 1
+            try:
+                status = self._post(item)
+            finally:
+                with self._cv:
+                    self._in_flight -= 1
             if status is None or status >= 500:
                 # The receiver is down: try again later, as the real services do, a few times.
                 attempts = item.attempts + 1

@@ -1,0 +1,166 @@
+"""Delivery reports and incoming messages from the aggregator peers, POSTed over real HTTP to the
+callback endpoints of a live test server; the dispatcher sends through the HTTP adapters."""
+
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from django.db.models import Count
+
+from imali.api.endpoints.callbacks import callback_url
+from imali.messaging.credits import credit_balance, credits_assign
+from imali.messaging.dispatch import DispatchPolicy, Dispatcher
+from imali.messaging.models import DeliveryReport, Gateway, InboundMessage, OutboxMessage, Route
+from imali.messaging.services import message_enqueue
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAST = DispatchPolicy(batch=50, lease_seconds=30, backoff_base=0.05, backoff_max=0.2)
+
+
+@pytest.fixture
+def funded(db):
+    entity = factories.make_entity(country="ZA")
+    credits_assign(actor=factories.make_operator(), entity=entity, channel="sms", amount=1000)
+    return entity
+
+
+def http_gateway(name, peer):
+    # The routing table names gateways; the HTTP ones carry no SMPP login.
+    return Gateway.objects.create(name=name, host="127.0.0.1", port=peer.port, system_id="-", password="-")
+
+
+def wire(peer, live_server, kind, gateway):
+    peer.configure(delivery_callback=callback_url(base_url=live_server.url, kind=kind, event="delivery", gateway_name=gateway),
+                   inbound_callback=callback_url(base_url=live_server.url, kind=kind, event="inbound", gateway_name=gateway))
+
+
+def enqueue(entity, n, prefix="+2782", start=0, text="Your loan is approved"):
+    return [message_enqueue(entity=entity, number=f"{prefix}{i:07d}", text=text, message_type="new_loan",
+                            idempotency_key=f"k:{prefix}:{i}") for i in range(start, start + n)]
+
+
+def statuses(entity):
+    return dict(OutboxMessage.objects.filter(entity=entity).values("status").annotate(n=Count("id")).values_list("status", "n"))
+
+
+def wait_for(condition, seconds=15):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def drained(peer):
+    """Every callback the peer scheduled has been POSTed."""
+    return wait_for(lambda: peer.pending_callbacks() == 0)
+
+
+@pytest.mark.parametrize("kind", ["africastalking", "clickatell"])
+def test_sent_messages_turn_delivered_once_though_reports_repeat(kind, funded, live_server, at_peer, clickatell_peer,
+                                                                 at_transport, clickatell_transport):
+    peer, transport = (at_peer, at_transport()) if kind == "africastalking" else (clickatell_peer, clickatell_transport())
+    http_gateway(transport.name, peer)
+    wire(peer, live_server, kind, transport.name)
+    peer.configure(callback_repeats=2)
+    enqueue(funded, 12)
+    dispatcher = Dispatcher({transport.name: transport}, FAST)
+    dispatcher.run(until_idle=True, max_seconds=20, idle_sleep=0.05)
+    assert statuses(funded) == {"delivered": 12}
+    assert drained(peer)
+    first = dict(OutboxMessage.objects.values_list("id", "finished_at"))
+    # Progress report, then the final one twice: all answered 200, one report stored per message.
+    assert len(peer.callbacks_sent) == 12 * 3 and {s for _, s in peer.callbacks_sent} == {200}
+    assert DeliveryReport.objects.filter(gateway=transport.name).count() == 12
+    assert dict(OutboxMessage.objects.values_list("id", "finished_at")) == first
+    m = OutboxMessage.objects.first()
+    assert m.gateway == transport.name and peer.by_id[m.provider_message_id].number == m.number
+    assert peer.stats["accepted"] == 12
+
+
+def test_failed_report_marks_failed_with_the_reason(funded, live_server, at_peer, at_transport):
+    transport = at_transport()
+    http_gateway("at", at_peer)
+    wire(at_peer, live_server, "africastalking", "at")
+    at_peer.configure(failure_share=1.0)
+    enqueue(funded, 3)
+    Dispatcher({"at": transport}, FAST).run(until_idle=True, max_seconds=20, idle_sleep=0.05)
+    assert statuses(funded) == {"failed": 3}
+    assert OutboxMessage.objects.first().error == "delivery receipt: UNDELIV (error DLVFAIL)"
+    assert credit_balance(entity=funded) == 997  # submitted and paid for: no refund
+
+
+@pytest.mark.parametrize("kind", ["africastalking", "clickatell"])
+def test_inbound_callback_is_stored_once(kind, funded, live_server, at_peer, clickatell_peer):
+    peer = at_peer if kind == "africastalking" else clickatell_peer
+    http_gateway("in", peer)
+    wire(peer, live_server, kind, "in")
+    borrower = factories.make_client(entity=funded, name="Naledi")
+    provider_id = peer.inject_inbound(number=borrower.cellphone, text="What is my balance?", repeats=3)
+    assert drained(peer)
+    stored = InboundMessage.objects.get()
+    assert (stored.provider_id, stored.gateway, stored.number) == (provider_id, "in", borrower.cellphone)
+    assert stored.entity == funded and stored.client == borrower and stored.text == "What is my balance?"
+    assert [s for _, s in peer.callbacks_sent] == [200, 200, 200]
+
+
+def post(url, body, content_type="application/x-www-form-urlencoded"):
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_callbacks_refuse_a_wrong_token_or_gateway_and_name_missing_fields(funded, live_server, at_peer):
+    http_gateway("at", at_peer)
+    good = callback_url(base_url=live_server.url, kind="africastalking", event="inbound", gateway_name="at")
+    body = urllib.parse.urlencode({"id": "m1", "from": "+27821234567", "to": "40123", "text": "STOP"}).encode()
+    wrong_token = good.replace("token=", "token=x")
+    other_gateway = callback_url(base_url=live_server.url, kind="africastalking", event="inbound", gateway_name="nosuch")
+    assert post(wrong_token, body)[0] == 403
+    assert post(other_gateway, body)[0] == 403
+    assert post(good.split("?")[0], body)[0] == 403
+    assert not InboundMessage.objects.exists()
+    status, text = post(good, urllib.parse.urlencode({"from": "+27821234567"}).encode())
+    assert status == 400 and "'id' is required" in text
+    ct = callback_url(base_url=live_server.url, kind="clickatell", event="delivery", gateway_name="at")
+    status, text = post(ct, b"not json", "application/json")
+    assert status == 400 and "not JSON" in text
+    assert post(good, body)[0] == 200
+    assert InboundMessage.objects.get().is_stop
+    # A GET is not a callback.
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(good, timeout=5)
+    assert exc.value.code == 405
+
+
+def test_failover_from_a_dead_smpp_gateway_to_an_http_one(funded, live_server, at_peer, at_transport):
+    from imali.messaging.dispatch import transports_from_gateways
+
+    dead = Gateway.objects.create(name="dead-smpp", host="127.0.0.1", port=1, system_id="imali", password="secret")
+    live = http_gateway("at", at_peer)
+    Route.objects.create(entity=funded, country="ZA", gateway=dead, rank=0)
+    Route.objects.create(entity=None, country="", gateway=live, rank=5)
+    wire(at_peer, live_server, "africastalking", "at")
+    smpp = transports_from_gateways([dead])
+    try:
+        enqueue(funded, 25, text="Payment received, thank you")
+        Dispatcher({**smpp, "at": at_transport()}, FAST).run(until_idle=True, max_seconds=20, idle_sleep=0.05)
+        assert not smpp["dead-smpp"].is_up
+    finally:
+        for t in smpp.values():
+            t.close()
+    assert statuses(funded) == {"delivered": 25}
+    assert set(OutboxMessage.objects.values_list("gateway", flat=True)) == {"at"}
+    # Nothing lost, nothing sent twice.
+    assert at_peer.stats["accepted"] == 25
+    assert sorted(at_peer.phones) == sorted(OutboxMessage.objects.values_list("number", flat=True))
+    assert all(len(v) == 1 for v in at_peer.phones.values())
+    assert credit_balance(entity=funded) == 1000 - 25
