@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 
@@ -21,16 +22,37 @@ CHROMIUM_ARGS = [
 ]
 
 
+class _SharedChromium:
+    """One Playwright driver and one Chromium for the whole run. Modules that import these
+    fixtures get their own fixture definitions, but Playwright's sync API can run only once per
+    thread, so every definition hands out this same browser; it closes when the run ends."""
+
+    playwright = None
+    browser = None
+
+    @classmethod
+    def get(cls):
+        if cls.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            cls.playwright = sync_playwright().start()
+            cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            atexit.register(cls.close)
+        return cls.browser
+
+    @classmethod
+    def close(cls):
+        if cls.browser is not None:
+            cls.browser.close()
+            cls.playwright.stop()
+            cls.browser = cls.playwright = None
+
+
 @pytest.fixture(scope="session")
 def browser():
     require_service("Chromium", bool(shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)),
                     f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    return _SharedChromium.get()
 
 
 @pytest.fixture
