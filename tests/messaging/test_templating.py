@@ -58,3 +58,10 @@ def test_compiled_matches_render():
     assert Compiled(text).render(values) == render(text, values)
     with pytest.raises(TemplateError):
         Compiled(text).render({"Client Name": "x"})
+
+
+def test_compiled_keeps_literal_braces_and_repeats():
+    text = "Code {x} and {{y}} for {^Client Name^} and again {^Client Name^} }"
+    assert Compiled(text).render({"Client Name": "Sipho"}) == render(text, {"Client Name": "Sipho"}) == \
+        "Code {x} and {{y}} for Sipho and again Sipho }"
+    assert Compiled("No fields at all").render({}) == "No fields at all"

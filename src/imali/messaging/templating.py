@@ -7,6 +7,7 @@ counts as the space after, so a message may end with a field). `render` fills th
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,22 +116,33 @@ def render(text: str, values: Mapping[str, object], *, missing: str | None = Non
 
 
 class Compiled:
-    """A template split once into literal text and field names, for rendering many messages fast."""
+    """A template turned once into a `str.format` pattern over its fields, for rendering many
+    messages fast: one C-level format call per message instead of a walk over the pieces."""
 
-    __slots__ = ("pieces",)
+    __slots__ = ("fields", "_pattern", "_getter")
 
     def __init__(self, text: str):
-        self.pieces: list[tuple[bool, str]] = []
+        self.fields: tuple[str, ...] = tuple(dict.fromkeys(fields_used(text)))
+        index = {name: i for i, name in enumerate(self.fields)}
+        parts: list[str] = []
         pos = 0
         for m in FIELD_RE.finditer(text):
-            self.pieces.append((False, text[pos : m.start()]))
-            self.pieces.append((True, m.group(1)))
+            parts.append(text[pos : m.start()].replace("{", "{{").replace("}", "}}"))
+            parts.append(f"{{{index[m.group(1)]}}}")
             pos = m.end()
-        self.pieces.append((False, text[pos:]))
+        parts.append(text[pos:].replace("{", "{{").replace("}", "}}"))
+        self._pattern = "".join(parts)
+        if not self.fields:
+            self._getter = lambda values: ()
+        elif len(self.fields) == 1:
+            only = self.fields[0]
+            self._getter = lambda values: (values[only],)
+        else:
+            self._getter = operator.itemgetter(*self.fields)
 
     def render(self, values: Mapping[str, object]) -> str:
         try:
-            return "".join(str(values[p]) if is_field else p for is_field, p in self.pieces)
+            return self._pattern.format(*self._getter(values))
         except KeyError as exc:
             name = exc.args[0]
             raise TemplateError([TemplateProblem(TemplateErrorCode.MISSING_VALUE, name, f"No value for the field {{^{name}^}}.")]) from None

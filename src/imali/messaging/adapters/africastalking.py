@@ -8,7 +8,11 @@ Africa's Talking (https://developers.africastalking.com/docs/sms/sending):
   "messageId": "ATXid_..."}]}}. Per-recipient statusCode: 100 Processed, 101 Sent, 102 Queued are
   accepted; 401-409 refused for that number; 500-502 the gateway's fault (try again).
 Delivery reports and incoming messages arrive as form POSTs to callback URLs set on the account
-(handled by imali.api.endpoints.callbacks); drain_events has nothing to read here.
+(handled by imali.api.endpoints.callbacks). Incoming messages can also be fetched:
+  GET {base}/version1/messaging?username=&lastReceivedId=N → {"SMSMessageData": {"Messages":
+  [{"linkId", "text", "to", "id", "date", "from"}]}}, the messages after id N — the daily "Get SMS
+  Responses" run, or a poll every `poll_inbound_seconds` through drain_events. A message seen by
+  both paths is stored once (inbound is idempotent on the provider id).
 
 One request carries one text to many numbers, so messages with the same text (a bulk run without
 personal fields) go out together, up to `recipients_per_request` at a time.
@@ -306,10 +310,46 @@ class AfricasTalkingTransport(HttpAggregatorTransport):
     kind = "africastalking"
     path = "/version1/messaging"
 
-    def __init__(self, *, username: str, recipients_per_request: int = 100, **kwargs):
+    def __init__(self, *, username: str, recipients_per_request: int = 100, poll_inbound_seconds: float | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.username = username
         self.recipients_per_request = max(int(recipients_per_request), 1)
+        self.poll_inbound_seconds = poll_inbound_seconds
+        self.last_received_id = 0
+        self._next_poll = 0.0
+
+    def fetch_inbound(self, last_received_id: int | None = None) -> list[MobileOriginated]:
+        """Incoming messages after `last_received_id` (default: the last one this transport saw),
+        all pages. Raises GatewayUnavailable when the gateway cannot be reached."""
+        after = self.last_received_id if last_received_id is None else last_received_id
+        out: list[MobileOriginated] = []
+        while True:
+            query = urllib.parse.urlencode({"username": self.username, "lastReceivedId": str(after)})
+            self.limiter.acquire()
+            answer = self.pool.request("GET", f"{self.path}?{query}", body=b"",
+                                       headers={"apiKey": self.api_key, "Accept": "application/json"})
+            if answer.status != 200:
+                raise GatewayUnavailable(f"{self.name} answered HTTP {answer.status} to the inbound fetch: {_body_text(answer)}")
+            messages = answer.json()["SMSMessageData"]["Messages"]
+            if not messages:
+                break
+            for m in messages:
+                out.append(MobileOriginated(self.name, str(m["id"]), _plus(str(m["from"])), str(m.get("to", "")),
+                                            str(m.get("text", ""))))
+                after = max(after, int(m["id"]))
+        self.last_received_id = after
+        return out
+
+    def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]:
+        if self.poll_inbound_seconds is not None and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + self.poll_inbound_seconds
+            try:
+                for event in self.fetch_inbound():
+                    self.events.put(event)
+            except (GatewayUnavailable, ValueError, KeyError) as exc:
+                log.info("%s: inbound fetch failed: %s", self.name, exc)
+        return super().drain_events(limit)
 
     def groups(self, items: list[Submission]) -> Iterable[list[Submission]]:
         by_text: dict[tuple[str, str], list[Submission]] = defaultdict(list)
@@ -373,6 +413,11 @@ class AfricasTalkingTransport(HttpAggregatorTransport):
                 name = AT_REFUSED.get(code, status or "refused")
                 results.append(SubmitResult(s.outbox_id, Outcome.PERMANENT, error=f"{self.name} refused {s.number}: {name} ({code})"))
         return results
+
+
+def _plus(number: str) -> str:
+    number = number.strip()
+    return number if number.startswith("+") else f"+{number}"
 
 
 def at_delivery_receipt(gateway: str, fields: dict[str, str]) -> Receipt | None:
