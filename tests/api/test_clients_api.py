@@ -185,3 +185,16 @@ def test_list_query_count_does_not_grow_with_rows(entity, clerk, django_assert_m
     with django_assert_max_num_queries(7):
         body = clerk.get(CLIENTS, {"search": "Mokoena"}).json()
     assert body["count"] == 30
+
+
+
+def test_a_page_holds_at_most_500_rows():
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from imali.api.base import EntityPagination
+
+    def limit(query):
+        return EntityPagination().get_limit(Request(APIRequestFactory().get(CLIENTS, query)))
+
+    assert (limit({}), limit({"limit": 20}), limit({"limit": 100000})) == (50, 20, 500)
