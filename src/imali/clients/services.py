@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.audit import apply_changes, audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.core.phones import parse_phone
 from imali.tenancy.models import Entity
@@ -77,13 +77,7 @@ def client_update(*, client: Client, actor, data: dict[str, Any], ip_address: st
     _check_same_entity(entity, cleaned)
     with transaction.atomic():
         locked = Client.objects.select_for_update().get(pk=client.pk, entity=entity)
-        before = snapshot(locked)
-        for name, value in cleaned.items():
-            setattr(locked, name, value)
-        locked.save()
-        changed_before, changed_after = changed_only(before, snapshot(locked))
-        changed_before.pop("updated_at", None)
-        changed_after.pop("updated_at", None)
+        changed_before, changed_after = apply_changes(locked, cleaned, exclude=("updated_at",))
         consent_before = changed_before.pop("marketing_consent", None)
         consent_after = changed_after.pop("marketing_consent", None)
         if changed_after:
@@ -181,11 +175,7 @@ def employer_update(*, employer: Employer, actor, data: dict[str, Any]) -> Emplo
         raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]})
     with transaction.atomic():
         locked = Employer.objects.select_for_update().get(pk=employer.pk)
-        before = snapshot(locked)
-        for name, value in cleaned.items():
-            setattr(locked, name, value)
-        locked.save()
-        b, a = changed_only(before, snapshot(locked))
+        b, a = apply_changes(locked, cleaned)
         if a:
             audit_record(action=AuditAction.EMPLOYER_UPDATED, actor=actor, entity=locked.entity, target=locked, subject=locked.name, before=b, after=a)
     return locked

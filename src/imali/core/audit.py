@@ -58,3 +58,13 @@ def audit_record(
         after=after,
         ip_address=ip_address,
     )
+
+
+def apply_changes(locked: models.Model, changes: dict[str, Any], *, exclude: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Set `changes` on a row the caller holds locked, save it, and return the before and after
+    of only the fields that really changed — what an edit's audit entry records."""
+    before = snapshot(locked, exclude=exclude)
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.save()
+    return changed_only(before, snapshot(locked, exclude=exclude))

@@ -113,12 +113,6 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_type}:{self.object_id}"
 
-    def get_action_display(self) -> str:
-        try:
-            return AuditAction(self.action).label
-        except ValueError:
-            return self.action
-
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise PermissionError("The audit log is append-only.")
@@ -126,3 +120,9 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("The audit log is append-only.")
+
+    def get_action_display(self) -> str:
+        try:
+            return AuditAction(self.action).label
+        except ValueError:
+            return self.action

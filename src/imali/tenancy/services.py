@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.audit import apply_changes, audit_record, snapshot
 from imali.core.countries import COUNTRY_FACTS
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.phones import parse_phone
@@ -122,11 +122,7 @@ def entity_update(*, actor: User, entity: Entity, data: dict[str, Any]) -> Entit
     cleaned = _clean_entity(data, instance=entity)
     with transaction.atomic():
         locked = Entity.objects.select_for_update().get(pk=entity.pk)
-        before = snapshot(locked)
-        for name, value in cleaned.items():
-            setattr(locked, name, value)
-        locked.save()
-        b, a = changed_only(before, snapshot(locked))
+        b, a = apply_changes(locked, cleaned)
         if a:
             audit_record(action=AuditAction.ENTITY_UPDATED, actor=actor, entity=locked, target=locked, subject=locked.code, before=b, after=a)
     return locked
@@ -178,11 +174,7 @@ def branch_update(*, actor: User, branch: Branch, data: dict[str, Any]) -> Branc
         raise ValidationError({"code": [ValidationError("A branch with this code exists already.", code="duplicate")]})
     with transaction.atomic():
         locked = Branch.objects.select_for_update().get(pk=branch.pk)
-        before = snapshot(locked)
-        for name, value in cleaned.items():
-            setattr(locked, name, value)
-        locked.save()
-        b, a = changed_only(before, snapshot(locked))
+        b, a = apply_changes(locked, cleaned)
         if a:
             audit_record(action=AuditAction.BRANCH_UPDATED, actor=actor, entity=locked.entity, target=locked, subject=locked.code, before=b, after=a)
     return locked
@@ -306,11 +298,7 @@ def user_update(*, actor: User, user: User, data: dict[str, Any], roles: Iterabl
         cleaned.pop(forbidden, None)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
-        before = snapshot(locked, exclude=("password", "last_login"))
-        for name, value in cleaned.items():
-            setattr(locked, name, value)
-        locked.save()
-        b, a = changed_only(before, snapshot(locked, exclude=("password", "last_login")))
+        b, a = apply_changes(locked, cleaned, exclude=("password", "last_login"))
         if a:
             audit_record(action=AuditAction.USER_UPDATED, actor=actor, entity=entity, target=locked, subject=locked.username, before=b, after=a)
         if roles is not None:
