@@ -34,6 +34,7 @@ lint: bootstrap
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) manage.py check --deploy --fail-level ERROR >/dev/null
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -75,3 +75,18 @@ def test_references_must_be_of_the_same_entity(entity, other_entity):
     with pytest.raises(ValidationError) as err:
         factories.make_client(entity=entity, employer=employer)
     assert "employer" in err.value.error_dict
+
+
+def test_employer_names_are_unique_per_entity_whatever_the_case(entity, other_entity):
+    from django.db import IntegrityError, transaction
+
+    from imali.clients.models import Employer
+
+    factories.make_employer(entity=entity, name="Acme Mining")
+    with pytest.raises(ValidationError) as err:
+        factories.make_employer(entity=entity, name="ACME  mining")
+    assert "name" in err.value.error_dict
+    factories.make_employer(entity=other_entity, name="Acme Mining")  # another lender may use it
+    # The database holds the rule too, for two requests racing past the check.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Employer.objects.create(entity=entity, name="acme mining", classification="private", economic_sector="mining")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models.functions import Lower, Upper
 
 from imali.core.idnumbers import Gender, IdType
 
@@ -44,7 +44,8 @@ class Employer(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["entity", "name"], name="employer_name_per_entity")]
+        # Case-insensitive, as the services check it: "ACME" and "Acme" are one employer.
+        constraints = [models.UniqueConstraint(Lower("name"), "entity", name="employer_name_per_entity_ci")]
 
     def __str__(self) -> str:
         return self.name

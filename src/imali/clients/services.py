@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from imali.core.audit import apply_changes, audit_record, snapshot
 from imali.core.models import AuditAction
@@ -163,9 +163,13 @@ def employer_create(*, entity: Entity, actor, data: dict[str, Any]) -> Employer:
     cleaned = _clean_employer(entity, data)
     if Employer.objects.filter(entity=entity, name__iexact=cleaned["name"]).exists():
         raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]})
-    with transaction.atomic():
-        employer = Employer.objects.create(entity=entity, **cleaned)
-        audit_record(action=AuditAction.EMPLOYER_CREATED, actor=actor, entity=entity, target=employer, subject=employer.name, after=snapshot(employer))
+    try:
+        with transaction.atomic():
+            employer = Employer.objects.create(entity=entity, **cleaned)
+            audit_record(action=AuditAction.EMPLOYER_CREATED, actor=actor, entity=entity, target=employer, subject=employer.name, after=snapshot(employer))
+    except IntegrityError:
+        # Another request created the same name between our check and our insert.
+        raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]}) from None
     return employer
 
 
@@ -173,11 +177,14 @@ def employer_update(*, employer: Employer, actor, data: dict[str, Any]) -> Emplo
     cleaned = _clean_employer(employer.entity, data)
     if Employer.objects.filter(entity=employer.entity, name__iexact=cleaned["name"]).exclude(pk=employer.pk).exists():
         raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]})
-    with transaction.atomic():
-        locked = Employer.objects.select_for_update().get(pk=employer.pk)
-        b, a = apply_changes(locked, cleaned)
-        if a:
-            audit_record(action=AuditAction.EMPLOYER_UPDATED, actor=actor, entity=locked.entity, target=locked, subject=locked.name, before=b, after=a)
+    try:
+        with transaction.atomic():
+            locked = Employer.objects.select_for_update().get(pk=employer.pk)
+            b, a = apply_changes(locked, cleaned)
+            if a:
+                audit_record(action=AuditAction.EMPLOYER_UPDATED, actor=actor, entity=locked.entity, target=locked, subject=locked.name, before=b, after=a)
+    except IntegrityError:
+        raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]}) from None
     return locked
 
 

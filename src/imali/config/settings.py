@@ -206,11 +206,11 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "imali.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "imali.api.base.EntityPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "imali.api.errors.exception_handler",
 }
@@ -223,7 +223,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several apps have a `status` or `kind`; name each enum after its own choices class.
+    "ENUM_NAME_OVERRIDES": {
+        "ClientStatusEnum": "imali.clients.models.ClientStatus",
+        "ClientTitleEnum": "imali.clients.models.Title",
+        "EmployerClassificationEnum": "imali.clients.models.EmployerClassification",
+        "EconomicSectorEnum": "imali.clients.models.EconomicSector",
+        "PaymentFrequencyEnum": "imali.clients.models.PaymentFrequency",
+        "PaymentMoveDirectionEnum": "imali.clients.models.PaymentMoveDirection",
+        "AppointmentTypeEnum": "imali.clients.models.AppointmentType",
+        "IdTypeEnum": "imali.core.idnumbers.IdType",
+        "GenderEnum": "imali.core.idnumbers.Gender",
+    },
 }
+IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
 
 # --- Logging: never log secrets or codes; audit goes to the database, not the log. -----------
 LOGGING = {
