@@ -342,20 +342,22 @@ def _insert_ignoring_duplicates(rows: Iterable[tuple], chunk: int = 20000) -> No
     table = OutboxMessage._meta.db_table
     cols = ", ".join(_OUTBOX_COLUMNS)
     if connection.vendor == "postgresql":
+        key_at = _OUTBOX_COLUMNS.index("idempotency_key")
         with connection.cursor() as cur:
-            # Same columns without the id or constraints; dropped with the transaction.
-            cur.execute(f"CREATE TEMP TABLE outbox_load ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA")
             raw = cur.cursor
-            # Rows are built in chunks before each COPY: the recipients may themselves be read from
-            # this connection, which cannot serve a query while a COPY is open.
+            # Rows are built in chunks: the recipients may be read from this very connection,
+            # which cannot serve a query while a COPY is open. Each chunk leaves out the keys
+            # already queued and goes straight into the table by COPY. No other writer can add
+            # one of these keys meanwhile: every outbox writer of an entity holds its ledger
+            # lock, which the caller holds for the whole run.
             for batch in _chunks(rows, chunk):
-                with raw.copy(f"COPY outbox_load ({cols}) FROM STDIN") as copy:
+                cur.execute(f"SELECT idempotency_key FROM {table} WHERE entity_id = %s AND idempotency_key = ANY(%s)",
+                            [batch[0][0], [row[key_at] for row in batch]])
+                existing = {key for (key,) in cur.fetchall()}
+                with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                     for row in batch:
-                        copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM outbox_load "
-                f"ON CONFLICT (entity_id, idempotency_key) DO NOTHING")
-            cur.execute("DROP TABLE outbox_load")
+                        if row[key_at] not in existing:
+                            copy.write_row(row)
         return
     placeholders = ", ".join(["%s"] * len(_OUTBOX_COLUMNS))
     sql = f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) ON CONFLICT (entity_id, idempotency_key) DO NOTHING"

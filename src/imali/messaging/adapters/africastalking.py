@@ -185,6 +185,10 @@ class HttpAggregatorTransport(ABC):
     def is_up(self) -> bool:
         return time.monotonic() >= self._paused_until
 
+    def wait_bound(self, timeout: float) -> bool:
+        """There is no session to open over HTTP: up unless paused (same call as the SMPP transport)."""
+        return self.is_up
+
     def _pause(self, seconds: float | None = None) -> float:
         with self._lock:
             self._failures += 1
