@@ -17,13 +17,39 @@ COST = "ZAR 0.2500"
 class AfricasTalkingPeer(AggregatorPeer):
     kind = "africastalking"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inbox: list[dict[str, str]] = []  # incoming messages, for the fetch API
+
+    def _authenticated(self, handler: BaseHTTPRequestHandler, username: str | None) -> bool:
+        if handler.headers.get("apiKey") == self.config.api_key and username == self.config.username:
+            return True
+        self.stats["refused_auth"] += 1
+        self.reply(handler, 401, "The supplied authentication is invalid")
+        return False
+
+    def handle_get(self, handler: BaseHTTPRequestHandler, path: str, query: str) -> None:
+        """Fetch messages: GET /version1/messaging?username=&lastReceivedId= lists the incoming
+        messages after that id, oldest first."""
+        if path != "/version1/messaging":
+            return self.reply(handler, 404, {"error": "Not found"})
+        params = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+        if not self._authenticated(handler, params.get("username")):
+            return
+        try:
+            after = int(params.get("lastReceivedId", "0") or 0)
+        except ValueError:
+            return self.reply(handler, 400, "lastReceivedId must be a number")
+        with self.lock:
+            messages = [m for m in self.inbox if int(m["id"]) > after]
+        self.reply(handler, 200, {"SMSMessageData": {"Messages": messages}})
+
     def handle_post(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
         if path != "/version1/messaging":
             return self.reply(handler, 404, {"error": "Not found"})
         fields = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True).items()}
-        if handler.headers.get("apiKey") != self.config.api_key or fields.get("username") != self.config.username:
-            self.stats["refused_auth"] += 1
-            return self.reply(handler, 401, "The supplied authentication is invalid")
+        if not self._authenticated(handler, fields.get("username")):
+            return
         missing = [name for name in ("to", "message") if not fields.get(name)]
         if missing:
             self.stats["refused_request"] += 1
@@ -63,9 +89,11 @@ class AfricasTalkingPeer(AggregatorPeer):
 
     def inject_inbound(self, *, number: str, text: str, to: str = "40123", repeats: int = 1) -> str:
         """A phone sends `text` to our short code; returns the message id the callback carries."""
-        message_id = f"{next(self.ids):08d}-{secrets.token_hex(6)}"
+        message_id = str(next(self.ids))
         fields = {"date": _now_text(), "from": number, "id": message_id, "linkId": secrets.token_hex(8), "text": text,
                   "to": to, "networkCode": "65501"}
+        with self.lock:
+            self.inbox.append({k: fields[k] for k in ("linkId", "text", "to", "id", "date", "from")})
         self.stats["inbound"] += 1
         self.schedule(self.config.inbound_callback, urllib.parse.urlencode(fields).encode(),
                       "application/x-www-form-urlencoded", repeats=repeats)

@@ -84,6 +84,7 @@ class AggregatorPeer:
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._in_flight = 0
+        self._held = False
         self._stopping = False
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -116,7 +117,12 @@ class AggregatorPeer:
                         data = {n: [{"text": r.text, "sender": r.sender, "id": r.message_id, "status": r.status}
                                     for r in rs] for n, rs in peer.phones.items()}
                     return peer.reply(self, 200, data)
-                return peer.reply(self, 404, {"error": "Not found"})
+                peer.stats["requests"] += 1
+                if peer._over_rate():
+                    peer.stats["refused_429"] += 1
+                    return peer.reply(self, 429, {"error": "Too many requests"}, headers={"Retry-After": "1"})
+                path, _, query = self.path.partition("?")
+                peer.handle_get(self, path, query)
 
         self._server = ThreadingHTTPServer((self.config.host, self.config.port), Handler)
         self._server.daemon_threads = True
@@ -192,10 +198,25 @@ class AggregatorPeer:
         with self.lock:
             return self.rng.random() >= self.config.failure_share
 
+    def hold_callbacks(self) -> None:
+        """Keep every callback from now on until `release_callbacks` (a test that must not have
+        the receiver and itself write at the same moment)."""
+        with self._cv:
+            self._held = True
+
+    def release_callbacks(self) -> None:
+        with self._cv:
+            self._held = False
+            now = time.monotonic()
+            self._queue = [_Scheduled(min(item.due, now), item.seq, item.url, item.body, item.content_type, item.attempts)
+                           for item in self._queue]
+            heapq.heapify(self._queue)
+            self._cv.notify()
+
     def schedule(self, url: str, body: bytes, content_type: str, *, repeats: int = 1) -> None:
         if not url:
             return
-        due = time.monotonic() + self.config.callback_delay
+        due = float("inf") if self._held else time.monotonic() + self.config.callback_delay
         with self._cv:
             for i in range(max(repeats, 1)):
                 heapq.heappush(self._queue, _Scheduled(due + i * 0.01, next(self._seq), url, body, content_type))
@@ -209,7 +230,8 @@ class AggregatorPeer:
         while True:
             with self._cv:
                 while not self._stopping and (not self._queue or self._queue[0].due > time.monotonic()):
-                    timeout = None if not self._queue else max(self._queue[0].due - time.monotonic(), 0)
+                    due = self._queue[0].due if self._queue else float("inf")
+                    timeout = None if due == float("inf") else max(due - time.monotonic(), 0)
                     self._cv.wait(timeout)
                 if self._stopping:
                     return
@@ -244,6 +266,9 @@ class AggregatorPeer:
         return status
 
     def handle_post(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
+        self.reply(handler, 404, {"error": "Not found"})
+
+    def handle_get(self, handler: BaseHTTPRequestHandler, path: str, query: str) -> None:
         self.reply(handler, 404, {"error": "Not found"})
 
 
