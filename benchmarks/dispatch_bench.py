@@ -115,7 +115,7 @@ def run(connection, port: int, args) -> None:
         with cProfile.Profile() as prof:
             while dispatcher.step():
                 pass
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
     else:
         while dispatcher.step():
             pass

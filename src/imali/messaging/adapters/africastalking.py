@@ -437,3 +437,40 @@ def at_delivery_receipt(gateway: str, fields: dict[str, str]) -> Receipt | None:
 
 def at_inbound_message(gateway: str, fields: dict[str, str], normalise: Callable[[str], str]) -> MobileOriginated:
     return MobileOriginated(gateway, fields["id"], normalise(fields["from"]), fields.get("to", ""), fields.get("text", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a transport from a gateway's settings
+
+HTTP_KINDS = ("africastalking", "clickatell")
+# Each request carries up to 100 messages, so a few in flight reach any aggregator's rate limit;
+# more threads would only queue on it.
+MAX_HTTP_WINDOW = 32
+
+
+@dataclass(frozen=True)
+class HttpGatewaySettings:
+    """What an HTTP gateway row needs to hold (the Gateway model's fields, by the same names)."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str
+    account: str = ""  # Africa's Talking username
+    source_addr: str = ""
+    window: int = 10
+    rate_per_second: int = 20
+
+
+def http_transport_for(gateway) -> HttpAggregatorTransport:
+    """The transport for a gateway whose `kind` is one of HTTP_KINDS (a Gateway row or HttpGatewaySettings)."""
+    from .clickatell import ClickatellTransport
+
+    common = {"name": gateway.name, "base_url": gateway.base_url, "api_key": gateway.api_key,
+              "sender": gateway.source_addr, "window": min(max(gateway.window, 1), MAX_HTTP_WINDOW),
+              "rate_per_second": gateway.rate_per_second}
+    if gateway.kind == "africastalking":
+        return AfricasTalkingTransport(username=gateway.account, **common)
+    if gateway.kind == "clickatell":
+        return ClickatellTransport(**common)
+    raise ValueError(f"Gateway {gateway.name}: '{gateway.kind}' is not an HTTP aggregator ({', '.join(HTTP_KINDS)}).")
