@@ -1,6 +1,7 @@
 import pytest
 
 from tests import factories
+from tests.browser.conftest import browser, page  # noqa: F401 - the browser suite's fixtures, for test_browser_screens
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import pytest
 
 from imali.clients.services import paypoint_create
 from tests import factories
-from tests.browser.conftest import browser, page  # noqa: F401 - fixtures shared with the browser suite
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
