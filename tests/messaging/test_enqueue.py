@@ -166,3 +166,12 @@ def test_cancel_refuses_another_entitys_message(funded, other_entity, operator):
         message_cancel(actor=stranger, entity=other_entity, message_id=m.pk)
     m.refresh_from_db()
     assert m.status == OutboxStatus.QUEUED
+
+
+def test_bulk_rerun_with_some_new_keys_queues_and_charges_only_those(funded, admin_user):
+    first = [BulkRecipient(f"p{i}", f"+2782000{i:04d}") for i in range(5)]
+    messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="crm", text="Hello", recipients=first)
+    second = [BulkRecipient(f"p{i}", f"+2782000{i:04d}") for i in range(8)]
+    log = messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="crm", text="Hello", recipients=second)
+    assert (log.queued, log.credits, log.skipped_reasons) == (3, 3, {"already_queued": 5})
+    assert OutboxMessage.objects.filter(entity=funded).count() == 8 and credit_balance(entity=funded) == 992

@@ -77,3 +77,9 @@ def test_ucs2_round_trip():
     assert encoding is Encoding.UCS2
     assert [len(encode_part(p, encoding)) for p in parts] == [134, 66]
     assert "".join(decode_payload(encode_part(p, encoding), 8) for p in parts) == text
+
+
+def test_every_ascii_character_agrees_with_the_tables():
+    for code in range(128):
+        ch = chr(code)
+        assert segment_count(ch * 161) == analyse(ch * 161).segments, repr(ch)

@@ -9,6 +9,7 @@ pair is never split either.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,6 +33,8 @@ _GSM7_DECODE = {code: ch for ch, code in _GSM7_BASIC_CODES.items()}
 _GSM7_EXT_DECODE = {code: ch for ch, code in _GSM7_EXTENSION_CODES.items()}
 
 _BASIC = frozenset(GSM7_BASIC)
+# The ASCII characters that are not in the GSM-7 basic table (extension characters or none at all).
+_ASCII_NOT_BASIC = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f`\[\\\]^{|}~\x7f]")
 _EXTENSION = frozenset(GSM7_EXTENSION)
 
 GSM7_SINGLE, GSM7_PART = 160, 153
@@ -102,8 +105,9 @@ def analyse(text: str) -> SegmentInfo:
 
 def segment_count(text: str) -> int:
     """Fast path of `analyse(text).segments`: the credits one SMS of this text costs."""
-    # Text of basic-alphabet characters only (the common case) costs one unit each.
-    if _BASIC.issuperset(text):
+    # Text of basic-alphabet characters only (the common case) costs one unit each. For ASCII
+    # text that is "no character outside the basic table", found by one C-level regex scan.
+    if text.isascii() and not _ASCII_NOT_BASIC.search(text) or _BASIC.issuperset(text):
         n = len(text)
         return 1 if n <= GSM7_SINGLE else -(-n // GSM7_PART)
     return analyse(text).segments

@@ -263,7 +263,6 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
         countries: dict[str, str] = {}
 
         def rows():
-            cache: dict[str, int] = {}
             for r in recipients:
                 number = r.number
                 if not number:
@@ -287,11 +286,7 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
                         errors.append(f"{r.idempotency_key}: {exc}")
                     continue
                 seen.add(r.idempotency_key)
-                segs = cache.get(body)
-                if segs is None:
-                    segs = segment_count(body)
-                    if len(cache) < 10000:
-                        cache[body] = segs
+                segs = segment_count(body)
                 country = countries.get(number[:4])
                 if country is None:
                     country = countries[number[:4]] = _country_of(number)
@@ -346,11 +341,22 @@ def _insert_ignoring_duplicates(rows: Iterable[tuple], chunk: int = 20000) -> No
         with connection.cursor() as cur:
             raw = cur.cursor
             # Rows are built in chunks: the recipients may be read from this very connection,
-            # which cannot serve a query while a COPY is open. Each chunk leaves out the keys
-            # already queued and goes straight into the table by COPY. No other writer can add
-            # one of these keys meanwhile: every outbox writer of an entity holds its ledger
-            # lock, which the caller holds for the whole run.
+            # which cannot serve a query while a COPY is open. Each chunk is COPYed straight into
+            # the table under a savepoint; only when a key is already queued (a rerun) does the
+            # chunk roll back and go again without the known keys. No other writer can add one of
+            # these keys meanwhile: every outbox writer of an entity holds its ledger lock, which
+            # the caller holds for the whole run.
+            from psycopg.errors import UniqueViolation
+
             for batch in _chunks(rows, chunk):
+                try:
+                    with transaction.atomic():
+                        with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                            for row in batch:
+                                copy.write_row(row)
+                    continue
+                except UniqueViolation:
+                    pass
                 cur.execute(f"SELECT idempotency_key FROM {table} WHERE entity_id = %s AND idempotency_key = ANY(%s)",
                             [batch[0][0], [row[key_at] for row in batch]])
                 existing = {key for (key,) in cur.fetchall()}
