@@ -11,11 +11,16 @@ DATABASE_URL, dropped afterwards), then times in the same process:
   non-loan debits) per entity with one plain SUM query each.
 Each is the best of --repeat runs. ratio = snapshot ÷ scan (goal ≤ 3). Writes
 benchmarks/results/snapshot_<database>.json.
+
+A 1M-client book takes many minutes to build, so `--keep NAME` keeps it for later runs (SQLite:
+/tmp/NAME.sqlite3; PostgreSQL: database NAME; the book's facts in /tmp/NAME.json) and reuses it
+when it exists; `--build-only` stops after building.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
@@ -28,23 +33,30 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_BENCH_DB = "imali_snapshot_bench"
 
 
-def _setup_django(workdir: Path) -> str:
+def _setup_django(workdir: Path, keep: str | None) -> tuple[str, bool]:
+    """Point Django at the bench database; returns (server URL to drop it from, whether a kept book exists)."""
     os.environ["IMALI_VAR_DIR"] = str(workdir / "var")
     os.environ.pop("REDIS_URL", None)
     os.environ["IMALI_ENV"] = "development"
     os.environ["IMALI_DEBUG"] = "0"  # DEBUG keeps every query in memory
     os.environ["DJANGO_SETTINGS_MODULE"] = "imali.config.settings"
     url = os.environ.get("DATABASE_URL", "")
+    kept = bool(keep) and Path(f"/tmp/{keep}.json").exists()
     if url:
         import psycopg
 
         base, _, _ = url.rpartition("/")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
-            conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
-        os.environ["DATABASE_URL"] = f"{base}/{PG_BENCH_DB}"
+        name = keep or PG_BENCH_DB
+        if not kept:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name}")
+                conn.execute(f"CREATE DATABASE {name}")
+        os.environ["DATABASE_URL"] = f"{base}/{name}"
     else:
-        os.environ["IMALI_SQLITE_PATH"] = str(workdir / "bench.sqlite3")
+        path = Path(f"/tmp/{keep}.sqlite3") if keep else workdir / "bench.sqlite3"
+        if keep and not kept and path.exists():
+            path.unlink()
+        os.environ["IMALI_SQLITE_PATH"] = str(path)
     sys.path.insert(0, str(ROOT / "src"))
     import django
 
@@ -52,7 +64,7 @@ def _setup_django(workdir: Path) -> str:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    return url
+    return ("" if keep else url), kept
 
 
 def _drop_pg(url: str) -> None:
@@ -97,9 +109,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", help="keep the book under this name and reuse it when it exists")
+    parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        pg_url = _setup_django(Path(tmp))
+        pg_url, kept = _setup_django(Path(tmp), args.keep)
         try:
             from django.db import connection
 
@@ -108,15 +122,25 @@ def main() -> None:
             from imali.loans.models import Instalment, Loan, Receipt
             from imali.tenancy.models import Entity, User
 
-            operator = User.objects.create(username="bench-operator", is_operator=True)
-            started = time.perf_counter()
-            summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
-            generate_seconds = time.perf_counter() - started
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")  # fresh statistics, so both sides get the planner's best
-            entities = list(Entity.objects.filter(pk__in=[b.entity_id for b in summary.entities]))
-            as_of = summary.now.date()
-            counts = {"clients": summary.clients, "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
+            if kept:
+                book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
+            else:
+                operator = User.objects.create(username="bench-operator", is_operator=True)
+                started = time.perf_counter()
+                summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
+                book = {"clients": summary.clients, "entity_ids": [b.entity_id for b in summary.entities],
+                        "as_of": summary.now.date().isoformat(), "generate_seconds": time.perf_counter() - started}
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE")  # fresh statistics, so both sides get the planner's best
+                if args.keep:
+                    Path(f"/tmp/{args.keep}.json").write_text(json.dumps(book))
+            if args.build_only:
+                print(json.dumps(book))
+                return
+            generate_seconds = book["generate_seconds"]
+            entities = list(Entity.objects.filter(pk__in=book["entity_ids"]))
+            as_of = dt.date.fromisoformat(book["as_of"])
+            counts = {"clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
                       "receipts": Receipt.objects.count()}
             scans, snaps = [], []
             figures_clients = 0

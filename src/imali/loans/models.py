@@ -145,9 +145,11 @@ class Instalment(models.Model):
             models.Index(fields=["entity", "client"], name="instalment_entity_client"),
             models.Index(fields=["entity", "due_date"], name="instalment_entity_due"),
             # Only what is still owed on the book: the whole-book figures read these rows, not the
-            # (much larger) paid history.
-            models.Index(fields=["entity", "client", "due_ord"], condition=Q(open=True, paid__lt=models.F("amount")),
-                         name="instalment_unpaid"),
+            # (much larger) paid history. The money columns ride in the key so the snapshot reads the
+            # index alone (a covering index on both databases; SQLite has no INCLUDE).
+            models.Index(fields=["entity", "client", "due_ord", "open", "amount", "paid", "capital", "capital_paid",
+                                 "interest", "interest_paid", "start_ord"],
+                         condition=Q(open=True, paid__lt=models.F("amount")), name="instalment_unpaid_cover"),
         ]
 
     def __str__(self) -> str:
