@@ -30,6 +30,27 @@ def require_service(name: str, available: bool, reason: str) -> None:
     pytest.skip(f"{name} not available: {reason}")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "production_password_hashing: keep the settings' own password hashers (Argon2) for this test")
+
+
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request):
+    """Argon2 is deliberately slow and the suite creates and signs in many users, so tests hash
+    with MD5. Sign-in still goes through Django's real password check. A test marked
+    `production_password_hashing` keeps the configured hashers: that is where Argon2 is proven."""
+    if request.node.get_closest_marker("production_password_hashing"):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+    yield
+
+
 @pytest.fixture
 def entity(db):
     return factories.make_entity(country="ZA")

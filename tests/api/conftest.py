@@ -19,13 +19,6 @@ SA_IDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def quick_password_hashing(settings):
-    # These tests create many users; Argon2's deliberate slowness is tested with the settings,
-    # not here. Sign-in still goes through Django's real password check.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def api():
     return APIClient()

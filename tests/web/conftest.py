@@ -31,9 +31,3 @@ def book(entity, admin_user):
         "branch": entity.branches.first(), "region": Region.objects.create(entity=entity, name="Gauteng"),
         "entity": entity,
     }
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Argon2 is deliberately slow; these tests sign many users in and test screens, not hashing.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -21,9 +21,11 @@ SCREENS = [
     ("web:employer_create", None, Right.MANAGE_EMPLOYERS),
     ("web:employer_edit", "employer", Right.MANAGE_EMPLOYERS),
     ("web:paypoint_create", "employer", Right.MANAGE_EMPLOYERS),
+    ("web:paypoint_edit", "paypoint", Right.MANAGE_EMPLOYERS),
     ("web:user_list", None, Right.MANAGE_USERS),
     ("web:user_create", None, Right.MANAGE_USERS),
     ("web:user_edit", "user", Right.MANAGE_USERS),
+    ("web:user_password", "user", Right.MANAGE_USERS),
     ("web:role_list", None, Right.MANAGE_USERS),
     ("web:role_create", None, Right.MANAGE_USERS),
     ("web:role_edit", "role", Right.MANAGE_USERS),
@@ -32,6 +34,7 @@ SCREENS = [
     ("web:branch_create", None, Right.MANAGE_BRANCHES),
     ("web:branch_edit", "branch", Right.MANAGE_BRANCHES),
     ("web:region_list", None, Right.MANAGE_BRANCHES),
+    ("web:region_edit", "region", Right.MANAGE_BRANCHES),
     ("web:audit_log", None, Right.VIEW_AUDIT),
 ]
 OPERATOR_SCREENS = [("web:entity_list", None), ("web:entity_create", None), ("web:entity_edit", "entity")]

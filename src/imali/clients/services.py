@@ -139,13 +139,19 @@ def client_note_add(*, client: Client, actor, text: str, is_display_note: bool =
     return note
 
 
-def _clean_employer(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
+def _clean_employer(entity: Entity, data: dict[str, Any], *, instance: Employer | None = None) -> dict[str, Any]:
+    """Every bad field at once, the name's uniqueness within the entity among them."""
     cleaned = dict(data)
     errors: dict[str, list[ValidationError]] = {}
     if not (cleaned.get("name") or "").strip():
         errors["name"] = [ValidationError("This field is required.", code="required")]
     else:
         cleaned["name"] = " ".join(cleaned["name"].split())
+        taken = Employer.objects.filter(entity=entity, name__iexact=cleaned["name"])
+        if instance is not None:
+            taken = taken.exclude(pk=instance.pk)
+        if taken.exists():
+            errors["name"] = [ValidationError("An employer with this name exists already.", code="duplicate")]
     for field in ("classification", "economic_sector"):
         if not cleaned.get(field):
             errors[field] = [ValidationError("This field is required.", code="required")]
@@ -161,8 +167,6 @@ def _clean_employer(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
 
 def employer_create(*, entity: Entity, actor, data: dict[str, Any]) -> Employer:
     cleaned = _clean_employer(entity, data)
-    if Employer.objects.filter(entity=entity, name__iexact=cleaned["name"]).exists():
-        raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]})
     try:
         with transaction.atomic():
             employer = Employer.objects.create(entity=entity, **cleaned)
@@ -174,9 +178,7 @@ def employer_create(*, entity: Entity, actor, data: dict[str, Any]) -> Employer:
 
 
 def employer_update(*, employer: Employer, actor, data: dict[str, Any]) -> Employer:
-    cleaned = _clean_employer(employer.entity, data)
-    if Employer.objects.filter(entity=employer.entity, name__iexact=cleaned["name"]).exclude(pk=employer.pk).exists():
-        raise ValidationError({"name": [ValidationError("An employer with this name exists already.", code="duplicate")]})
+    cleaned = _clean_employer(employer.entity, data, instance=employer)
     try:
         with transaction.atomic():
             locked = Employer.objects.select_for_update().get(pk=employer.pk)
@@ -188,17 +190,45 @@ def employer_update(*, employer: Employer, actor, data: dict[str, Any]) -> Emplo
     return locked
 
 
-def paypoint_create(*, employer: Employer, actor, number: str, name: str, address: str = "") -> Paypoint:
+_PAYPOINT_DUPLICATE = "This employer has a paypoint with this number already."
+
+
+def _clean_paypoint(employer: Employer, *, number: str, name: str, instance: Paypoint | None = None) -> None:
     errors = {}
     if not (number or "").strip():
         errors["number"] = [ValidationError("This field is required.", code="required")]
+    else:
+        taken = Paypoint.objects.filter(employer=employer, number=number.strip())
+        if instance is not None:
+            taken = taken.exclude(pk=instance.pk)
+        if taken.exists():
+            errors["number"] = [ValidationError(_PAYPOINT_DUPLICATE, code="duplicate")]
     if not (name or "").strip():
         errors["name"] = [ValidationError("This field is required.", code="required")]
-    if not errors and Paypoint.objects.filter(employer=employer, number=number.strip()).exists():
-        errors["number"] = [ValidationError("This employer has a paypoint with this number already.", code="duplicate")]
     if errors:
         raise ValidationError(errors)
+
+
+def paypoint_create(*, employer: Employer, actor, number: str, name: str, address: str = "") -> Paypoint:
+    _clean_paypoint(employer, number=number, name=name)
     with transaction.atomic():
         paypoint = Paypoint.objects.create(employer=employer, number=number.strip(), name=name.strip(), address=address)
         audit_record(action=AuditAction.PAYPOINT_CREATED, actor=actor, entity=employer.entity, target=paypoint, subject=paypoint.number)
     return paypoint
+
+
+def paypoint_update(*, paypoint: Paypoint, actor, number: str, name: str, address: str = "") -> Paypoint:
+    """Renumber, rename or re-address a paypoint; numbers are unique within the employer."""
+    employer = paypoint.employer
+    _clean_paypoint(employer, number=number, name=name, instance=paypoint)
+    try:
+        with transaction.atomic():
+            locked = Paypoint.objects.select_for_update().get(pk=paypoint.pk)
+            b, a = apply_changes(locked, {"number": number.strip(), "name": name.strip(), "address": address or ""})
+            if a:
+                audit_record(action=AuditAction.PAYPOINT_UPDATED, actor=actor, entity=employer.entity, target=locked,
+                             subject=locked.number, before=b, after=a)
+    except IntegrityError:
+        # Another request took the number between our check and our write.
+        raise ValidationError({"number": [ValidationError(_PAYPOINT_DUPLICATE, code="duplicate")]}) from None
+    return locked

@@ -72,6 +72,9 @@ class AuditAction(models.TextChoices):
     LOGIN_OTP_VERIFIED = "login.otp_verified", "Login OTP verified"
     LOGIN_OTP_FAILED = "login.otp_failed", "Login OTP wrong"
     DATA_GENERATED = "data.generated", "Demo or scale data generated"
+    USER_PASSWORD_SET = "user.password_set", "User password set"
+    REGION_UPDATED = "region.updated", "Region updated"
+    PAYPOINT_UPDATED = "paypoint.updated", "Paypoint updated"
 
 
 class AuditEntryQuerySet(models.QuerySet):

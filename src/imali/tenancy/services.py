@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from imali.core.audit import apply_changes, audit_record, snapshot
@@ -83,9 +83,9 @@ def _clean_entity(data: dict[str, Any], *, instance: Entity | None = None) -> di
 def entity_create(*, actor: User, data: dict[str, Any]) -> Entity:
     _require_operator(actor)
     cleaned = _clean_entity(data)
-    for field in ("name", "code"):
-        if Entity.objects.filter(**{f"{field}__iexact": cleaned.get(field, "")}).exists():
-            raise ValidationError({field: [ValidationError(f"An entity with this {field} exists already.", code="duplicate")]})
+    duplicates = _entity_duplicates(cleaned)
+    if duplicates:
+        raise ValidationError(duplicates)
     with transaction.atomic():
         entity = Entity.objects.create(**cleaned)
         audit_record(action=AuditAction.ENTITY_CREATED, actor=actor, entity=entity, target=entity, subject=entity.code, after=snapshot(entity))
@@ -103,12 +103,13 @@ def entity_onboard(*, actor: User, data: dict[str, Any], admin: dict[str, Any], 
         branch = None
         if admin.get("branch_code"):
             branch = branch_create(actor=actor, entity=entity, data={"code": admin.pop("branch_code"), "name": admin.pop("branch_name", "Head office")})
-        cleaned = _clean_user(entity, {"cellphone": "", **admin, "home_branch": branch})
+        cleaned, errors = _user_errors(entity, {"cellphone": "", **admin, "home_branch": branch})
         user = User(entity=entity, **cleaned)
-        try:
-            password_validation.validate_password(admin_password, user)
-        except ValidationError as exc:
-            raise ValidationError({"admin_password": exc.error_list}) from None
+        password_problems = _password_errors(admin_password, user)
+        if password_problems:
+            errors["admin_password"] = password_problems
+        if errors:
+            raise ValidationError(errors)
         user.set_password(admin_password)
         user.save()
         user.roles.set([Role.objects.get(entity=entity, name="Administrator")])
@@ -117,14 +118,38 @@ def entity_onboard(*, actor: User, data: dict[str, Any], admin: dict[str, Any], 
     return entity, user
 
 
+def _entity_duplicates(cleaned: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str, list[ValidationError]]:
+    """Name and code are unique among all entities, whatever the case."""
+    errors: dict[str, list[ValidationError]] = {}
+    for field in ("name", "code"):
+        value = str(cleaned.get(field) or "").strip()
+        if value and Entity.objects.filter(**{f"{field}__iexact": value}).exclude(pk=exclude_pk).exists():
+            errors[field] = [ValidationError(f"An entity with this {field} exists already.", code="duplicate")]
+    return errors
+
+
 def entity_update(*, actor: User, entity: Entity, data: dict[str, Any]) -> Entity:
     _require_operator(actor)
-    cleaned = _clean_entity(data, instance=entity)
-    with transaction.atomic():
-        locked = Entity.objects.select_for_update().get(pk=entity.pk)
-        b, a = apply_changes(locked, cleaned)
-        if a:
-            audit_record(action=AuditAction.ENTITY_UPDATED, actor=actor, entity=locked, target=locked, subject=locked.code, before=b, after=a)
+    errors: dict[str, list[ValidationError]] = {}
+    try:
+        cleaned = _clean_entity(data, instance=entity)
+    except ValidationError as exc:
+        errors.update(exc.error_dict)
+        cleaned = dict(data)
+    for field, field_errors in _entity_duplicates(cleaned, exclude_pk=entity.pk).items():
+        errors.setdefault(field, field_errors)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            locked = Entity.objects.select_for_update().get(pk=entity.pk)
+            b, a = apply_changes(locked, cleaned)
+            if a:
+                audit_record(action=AuditAction.ENTITY_UPDATED, actor=actor, entity=locked, target=locked, subject=locked.code, before=b, after=a)
+    except IntegrityError:
+        # Another operator took the name or code between our check and our write.
+        raise ValidationError(_entity_duplicates(cleaned, exclude_pk=entity.pk) or
+                              {"name": [ValidationError("An entity with this name or code exists already.", code="duplicate")]}) from None
     return locked
 
 
@@ -137,6 +162,28 @@ def region_create(*, actor: User, entity: Entity, name: str) -> Region:
         region = Region.objects.create(entity=entity, name=name.strip())
         audit_record(action=AuditAction.REGION_CREATED, actor=actor, entity=entity, target=region, subject=region.name)
     return region
+
+
+def region_update(*, actor: User, region: Region, name: str) -> Region:
+    """Rename a region; names are unique within the entity whatever the case."""
+    if not actor.is_superuser and actor.entity_id != region.entity_id:
+        raise PermissionDenied("You may manage regions of your own entity only.")
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationError({"name": [ValidationError("This field is required.", code="required")]})
+    duplicate = ValidationError({"name": [ValidationError("This region exists already.", code="duplicate")]})
+    if Region.objects.filter(entity_id=region.entity_id, name__iexact=name).exclude(pk=region.pk).exists():
+        raise duplicate
+    try:
+        with transaction.atomic():
+            locked = Region.objects.select_for_update().get(pk=region.pk)
+            b, a = apply_changes(locked, {"name": name})
+            if a:
+                audit_record(action=AuditAction.REGION_UPDATED, actor=actor, entity=region.entity, target=locked,
+                             subject=locked.name, before=b, after=a)
+    except IntegrityError:
+        raise duplicate from None
+    return locked
 
 
 def _clean_branch(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +285,17 @@ def role_delete(*, actor: User, role: Role) -> None:
 
 
 def _clean_user(entity: Entity | None, data: dict[str, Any], *, instance: User | None = None) -> dict[str, Any]:
+    cleaned, errors = _user_errors(entity, data, instance=instance)
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _user_errors(
+    entity: Entity | None, data: dict[str, Any], *, instance: User | None = None
+) -> tuple[dict[str, Any], dict[str, list[ValidationError]]]:
+    """The cleaned user fields and every field's errors, so callers can add their own checks
+    (roles, password) and report everything in one go."""
     cleaned = dict(data)
     errors: dict[str, list[ValidationError]] = {}
     if "username" in cleaned:
@@ -258,24 +316,31 @@ def _clean_user(entity: Entity | None, data: dict[str, Any], *, instance: User |
     branch = cleaned.get("home_branch")
     if branch is not None and (entity is None or branch.entity_id != entity.pk):
         errors["home_branch"] = [ValidationError("Choose one of your own entity's branches.", code="other_entity")]
-    if errors:
-        raise ValidationError(errors)
-    return cleaned
+    return cleaned, errors
+
+
+def _password_errors(password: str, user: User) -> list[ValidationError]:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        return exc.error_list
+    return []
 
 
 def user_create(
     *, actor: User, entity: Entity, data: dict[str, Any], password: str, roles: Iterable[Role] = ()
 ) -> User:
     _require_entity_admin(actor, entity)
-    cleaned = _clean_user(entity, {"cellphone": "", **data})
+    cleaned, errors = _user_errors(entity, {"cellphone": "", **data})
     roles = list(roles)
     if any(r.entity_id != entity.pk for r in roles):
-        raise ValidationError({"roles": [ValidationError("Choose roles of your own entity.", code="other_entity")]})
+        errors["roles"] = [ValidationError("Choose roles of your own entity.", code="other_entity")]
     candidate = User(entity=entity, **cleaned)
-    try:
-        password_validation.validate_password(password, candidate)
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.error_list}) from None
+    password_problems = _password_errors(password, candidate)
+    if password_problems:
+        errors["password"] = password_problems
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         candidate.set_password(password)
         candidate.save()
@@ -313,6 +378,34 @@ def user_update(*, actor: User, user: User, data: dict[str, Any], roles: Iterabl
                     action=AuditAction.USER_ROLES_CHANGED, actor=actor, entity=entity, target=locked,
                     subject=locked.username, before={"roles": old}, after={"roles": new},
                 )
+    return locked
+
+
+def user_set_password(*, actor: User, user: User, password: str, current_password: str | None = None) -> User:
+    """Set `user`'s password: by the user, who must give the current one, or by an administrator
+    of the user's entity. The audit entry says who set it, never what it is."""
+    errors: dict[str, list[ValidationError]] = {}
+    by_self = actor.pk == user.pk
+    if by_self:
+        if not current_password or not user.check_password(current_password):
+            errors["current_password"] = [ValidationError("This is not your current password.", code="wrong_password")]
+    elif user.entity_id is None:
+        _require_operator(actor)
+    else:
+        _require_entity_admin(actor, user.entity)
+    password_problems = _password_errors(password or "", user)
+    if password_problems:
+        errors["password"] = password_problems
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked.set_password(password)
+        locked.save(update_fields=["password"])
+        audit_record(action=AuditAction.USER_PASSWORD_SET, actor=actor, entity=locked.entity, target=locked,
+                     subject=locked.username, after={"set_by": "self" if by_self else "administrator"})
+    # Lets password-history validators, if configured later, remember this one.
+    password_validation.password_changed(password, locked)
     return locked
 
 

@@ -4,7 +4,6 @@ back onto the form field it names, so every bad value shows next to its input.""
 
 from __future__ import annotations
 
-import datetime as dt
 import zoneinfo
 from collections.abc import Mapping
 
@@ -15,7 +14,7 @@ from django.forms.models import fields_for_model, model_to_dict
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
 from imali.core.countries import COUNTRY_FACTS, Country
-from imali.core.models import AuditAction, AuditEntry
+from imali.core.models import AuditAction
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
 from imali.tenancy.rights import Right
 
@@ -189,6 +188,11 @@ class PaypointForm(forms.Form):
     name = forms.CharField(max_length=120)
     address = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
+    def __init__(self, *args, instance: Paypoint | None = None, **kwargs):
+        if instance is not None:
+            kwargs.setdefault("initial", model_to_dict(instance, fields=["number", "name", "address"]))
+        super().__init__(*args, **kwargs)
+
 
 # --- Administration -------------------------------------------------------------------------------
 
@@ -234,6 +238,32 @@ class UserForm(FieldsetsMixin, forms.Form):
 
     def service_data(self) -> dict:
         return {name: self.cleaned_data[name] for name in USER_FIELDS}
+
+
+def _new_password_field(label: str = "New password") -> forms.CharField:
+    return forms.CharField(strip=False, label=label, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+
+class PasswordSetForm(forms.Form):
+    """An administrator sets another user's password; the service applies the password rules."""
+
+    password = _new_password_field()
+    password_confirm = _new_password_field("New password again")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password") and cleaned.get("password") != cleaned.get("password_confirm"):
+            self.add_error("password_confirm", "The two passwords differ.")
+        return cleaned
+
+
+class PasswordChangeForm(PasswordSetForm):
+    """A user changes their own password, proving who they are with the current one."""
+
+    current_password = forms.CharField(strip=False, label="Current password",
+                                       widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+    field_order = ["current_password", "password", "password_confirm"]
 
 
 # Rights grouped for the role screen; a right added later and not listed lands in "Other".
@@ -307,20 +337,12 @@ class AuditFilterForm(forms.Form):
             self.add_error("date_to", "'To' is before 'From'.")
         return cleaned
 
-    def entries(self, *, entity: Entity):
-        """The entity's audit entries matching the filter; dates are the entity's local days."""
-        entries = AuditEntry.objects.filter(entity=entity).select_related("actor")
+    def filters(self) -> dict:
+        """The audit_entries selector's arguments for what was asked; nothing when the filter is invalid."""
         if not self.is_valid():
-            return entries
-        tz = zoneinfo.ZoneInfo(entity.time_zone)
-        if self.cleaned_data.get("action"):
-            entries = entries.filter(action=self.cleaned_data["action"])
-        if self.cleaned_data.get("date_from"):
-            entries = entries.filter(created_at__gte=dt.datetime.combine(self.cleaned_data["date_from"], dt.time.min, tzinfo=tz))
-        if self.cleaned_data.get("date_to"):
-            day_after = self.cleaned_data["date_to"] + dt.timedelta(days=1)
-            entries = entries.filter(created_at__lt=dt.datetime.combine(day_after, dt.time.min, tzinfo=tz))
-        return entries
+            return {}
+        return {"action": self.cleaned_data.get("action") or None,
+                "since": self.cleaned_data.get("date_from"), "until": self.cleaned_data.get("date_to")}
 
 
 # --- Operator -------------------------------------------------------------------------------------

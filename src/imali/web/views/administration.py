@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 
+from imali.core.selectors import audit_entries
 from imali.tenancy.models import Branch, Region, Role, User
 from imali.tenancy.rights import Right
 from imali.tenancy.selectors import branches_of, roles_of, users_of
@@ -18,10 +19,12 @@ from imali.tenancy.services import (
     branch_create,
     branch_update,
     region_create,
+    region_update,
     role_create,
     role_delete,
     role_set_rights,
     user_create,
+    user_set_password,
     user_update,
 )
 
@@ -30,6 +33,7 @@ from ..forms import (
     BRANCH_FIELDS,
     AuditFilterForm,
     BranchForm,
+    PasswordSetForm,
     RegionForm,
     RoleForm,
     UserForm,
@@ -84,6 +88,26 @@ def user_edit_view(request, user_id: int):
             messages.success(request, f"User {user.username} saved.")
             return redirect("web:user_list")
     return render(request, "web/form.html", {"form": form, "title": f"Edit user {user.username}", "cancel_url": "web:user_list"})
+
+
+@right_required(Right.MANAGE_USERS)
+def user_password_view(request, user_id: int):
+    user = get_object_or_404(User, entity=request.entity, pk=user_id)
+    user.entity = request.entity
+    if user.pk == request.user.pk:
+        # Your own password needs your current one: that is the "change my password" screen.
+        return redirect("web:password_change")
+    form = PasswordSetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_set_password(actor=request.user, user=user, password=form.cleaned_data["password"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Password of {user.username} set.")
+            return redirect("web:user_list")
+    return render(request, "web/form.html", {"form": form, "title": f"Set the password of {user.username}",
+                                             "cancel_url": "web:user_list"})
 
 
 # --- Roles ----------------------------------------------------------------------------------------
@@ -192,13 +216,29 @@ def region_list_view(request):
     return render(request, "web/administration/region_list.html", {"regions": regions, "form": form})
 
 
+@right_required(Right.MANAGE_BRANCHES)
+def region_edit_view(request, region_id: int):
+    region = get_object_or_404(Region, entity=request.entity, pk=region_id)
+    region.entity = request.entity
+    form = RegionForm(request.POST or None, initial={"name": region.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            region_update(actor=request.user, region=region, name=form.cleaned_data["name"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Region saved.")
+            return redirect("web:region_list")
+    return render(request, "web/form.html", {"form": form, "title": f"Edit region {region.name}", "cancel_url": "web:region_list"})
+
+
 # --- Audit log ------------------------------------------------------------------------------------
 
 
 @right_required(Right.VIEW_AUDIT, methods=("GET", "HEAD"))
 def audit_log_view(request):
     form = AuditFilterForm(request.GET or None)
-    page = Paginator(form.entries(entity=request.entity), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(audit_entries(entity=request.entity, **form.filters()), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "web/administration/audit_log.html", {"form": form, "page": page})
 
 
@@ -206,6 +246,7 @@ urlpatterns = [
     path("administration/users/", user_list_view, name="user_list"),
     path("administration/users/new/", user_create_view, name="user_create"),
     path("administration/users/<int:user_id>/edit/", user_edit_view, name="user_edit"),
+    path("administration/users/<int:user_id>/password/", user_password_view, name="user_password"),
     path("administration/roles/", role_list_view, name="role_list"),
     path("administration/roles/new/", role_create_view, name="role_create"),
     path("administration/roles/<int:role_id>/edit/", role_edit_view, name="role_edit"),
@@ -214,5 +255,6 @@ urlpatterns = [
     path("administration/branches/new/", branch_create_view, name="branch_create"),
     path("administration/branches/<int:branch_id>/edit/", branch_edit_view, name="branch_edit"),
     path("administration/regions/", region_list_view, name="region_list"),
+    path("administration/regions/<int:region_id>/edit/", region_edit_view, name="region_edit"),
     path("administration/audit/", audit_log_view, name="audit_log"),
 ]

@@ -14,6 +14,7 @@ from imali.clients.models import Client
 from imali.clients.selectors import client_get, client_search
 from imali.clients.services import client_account_add, client_create, client_note_add, client_update
 from imali.core.models import AuditEntry
+from imali.loans.selectors import loan_list
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, right_required
@@ -33,6 +34,8 @@ NAV_ITEMS = [
 ]
 
 HISTORY_LIMIT = 100
+# The detail page lists the newest loans only; a client with a long history has a statement.
+LOANS_LIMIT = 20
 
 
 def _client(request, client_id: int) -> Client:
@@ -83,7 +86,10 @@ def client_detail_view(request, client_id: int):
         "accounts": list(client.accounts.all()),
         "notes": list(client.client_notes.select_related("created_by")),
         "history": list(history),
+        "loans": list(loan_list(entity=request.entity, client_id=client.pk)[:LOANS_LIMIT]),
+        "loans_limit": LOANS_LIMIT,
         "can_manage": request.user.has_right(Right.MANAGE_CLIENTS),
+        "can_apply": request.user.has_right(Right.CAPTURE_LOANS),
         "note_form": ClientNoteForm(),
     })
 

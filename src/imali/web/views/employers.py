@@ -8,9 +8,14 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 
-from imali.clients.models import Employer
+from imali.clients.models import Employer, Paypoint
 from imali.clients.selectors import employer_list
-from imali.clients.services import employer_create, employer_update, paypoint_create
+from imali.clients.services import (
+    employer_create,
+    employer_update,
+    paypoint_create,
+    paypoint_update,
+)
 from imali.tenancy.rights import Right
 
 from ..access import right_required
@@ -96,10 +101,28 @@ def paypoint_create_view(request, employer_id: int):
     return _detail(request, employer, form)
 
 
+@right_required(Right.MANAGE_EMPLOYERS)
+def paypoint_edit_view(request, paypoint_id: int):
+    paypoint = get_object_or_404(Paypoint.objects.select_related("employer__entity"), employer__entity=request.entity, pk=paypoint_id)
+    employer = paypoint.employer
+    form = PaypointForm(request.POST or None, instance=paypoint)
+    if request.method == "POST" and form.is_valid():
+        try:
+            paypoint_update(paypoint=paypoint, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Paypoint saved.")
+            return redirect("web:employer_detail", employer_id=employer.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"Edit paypoint {paypoint.number} of {employer.name}",
+                                             "cancel_url": "web:employer_detail", "cancel_arg": employer.pk})
+
+
 urlpatterns = [
     path("employers/", employer_list_view, name="employer_list"),
     path("employers/new/", employer_create_view, name="employer_create"),
     path("employers/<int:employer_id>/", employer_detail_view, name="employer_detail"),
     path("employers/<int:employer_id>/edit/", employer_edit_view, name="employer_edit"),
     path("employers/<int:employer_id>/paypoints/new/", paypoint_create_view, name="paypoint_create"),
+    path("employers/paypoints/<int:paypoint_id>/edit/", paypoint_edit_view, name="paypoint_edit"),
 ]
