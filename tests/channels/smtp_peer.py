@@ -116,7 +116,7 @@ class SmtpPeer:
                     return
                 else:
                     await say("502 command not implemented")
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return
         finally:
             writer.close()

@@ -130,3 +130,21 @@ def test_peer_runs_as_a_module_and_stops_on_sigterm(opened):
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_transport_built_from_gateway_settings(at_peer, clickatell_peer, opened):
+    import pytest
+
+    from imali.messaging.adapters.africastalking import HttpGatewaySettings, http_transport_for
+    from tests.channels.conftest import API_KEY
+
+    at = opened(http_transport_for(HttpGatewaySettings(name="at", kind="africastalking", base_url=at_peer.base_url,
+                                                       api_key=API_KEY, account="lender", source_addr="Lender", window=50)))
+    ct = opened(http_transport_for(HttpGatewaySettings(name="ct", kind="clickatell", base_url=clickatell_peer.base_url,
+                                                       api_key=API_KEY)))
+    assert isinstance(at, AfricasTalkingTransport) and isinstance(ct, ClickatellTransport) and at.window == 32
+    assert at.submit_batch(subs(["+27821234567"]))[0].outcome is Outcome.SUBMITTED
+    assert at_peer.phones["+27821234567"][0].sender == "Lender"
+    assert ct.submit_batch(subs(["+27821234567"]))[0].outcome is Outcome.SUBMITTED
+    with pytest.raises(ValueError, match="not an HTTP aggregator"):
+        http_transport_for(HttpGatewaySettings(name="x", kind="smpp", base_url="http://127.0.0.1:1", api_key="k"))

@@ -12,7 +12,7 @@ from django.db.models import Count
 
 from imali.api.endpoints.callbacks import callback_url
 from imali.messaging.credits import credit_balance, credits_assign
-from imali.messaging.dispatch import DispatchPolicy, Dispatcher
+from imali.messaging.dispatch import Dispatcher, DispatchPolicy
 from imali.messaging.models import DeliveryReport, Gateway, InboundMessage, OutboxMessage, Route
 from imali.messaging.services import message_enqueue
 from tests import factories
@@ -152,6 +152,12 @@ def test_callbacks_refuse_a_wrong_token_or_gateway_and_name_missing_fields(funde
     ct = callback_url(base_url=live_server.url, kind="clickatell", event="delivery", gateway_name="at")
     status, text = post(ct, b"not json", "application/json")
     assert status == 400 and "not JSON" in text
+    # The optional source check: callers outside the allowed networks are refused.
+    from django.test import override_settings
+    with override_settings(IMALI_CALLBACK_ALLOWED_NETWORKS=["10.0.0.0/8"]):
+        assert post(good, body)[0] == 403
+    with override_settings(IMALI_CALLBACK_ALLOWED_NETWORKS=["127.0.0.0/8", "::1/128"]):
+        assert post(good, body)[0] == 200
     assert post(good, body)[0] == 200
     assert InboundMessage.objects.get().is_stop
     # A GET is not a callback.

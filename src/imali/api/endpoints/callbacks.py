@@ -32,9 +32,16 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from imali.messaging.adapters.africastalking import at_delivery_receipt, at_inbound_message, callback_token
+from imali.messaging.adapters.africastalking import (
+    at_delivery_receipt,
+    at_inbound_message,
+    callback_token,
+)
 from imali.messaging.adapters.base import MobileOriginated, Receipt
-from imali.messaging.adapters.clickatell import clickatell_delivery_receipt, clickatell_inbound_message
+from imali.messaging.adapters.clickatell import (
+    clickatell_delivery_receipt,
+    clickatell_inbound_message,
+)
 from imali.messaging.dispatch import receipts_apply_pending, receipts_record
 from imali.messaging.inbound import inbound_receive
 from imali.messaging.models import Gateway

@@ -127,7 +127,9 @@ class AggregatorPeer:
         self._server = ThreadingHTTPServer((self.config.host, self.config.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        serve = lambda: self._server.serve_forever(poll_interval=0.05)
+        def serve() -> None:
+            self._server.serve_forever(poll_interval=0.05)  # a short poll: stop() returns promptly
+
         for target, name in ((serve, "serve"), (self._deliver_callbacks, "callbacks")):
             thread = threading.Thread(target=target, name=f"{self.kind}-{name}", daemon=True)
             thread.start()
