@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from imali.signing.security import SEAL_PREFIX, SealError, unseal_for_submit
 from imali.tenancy.models import Entity
 
 from . import credits
@@ -61,6 +62,7 @@ class Claimed:
     credits: int
     attempts: int
     created_at: dt.datetime
+    key: str = ""
 
 
 def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None) -> list[Claimed]:
@@ -74,12 +76,12 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
         f"SELECT id FROM {OUTBOX} WHERE status = %s AND next_attempt_at <= %s "
         f"AND (claimed_until IS NULL OR claimed_until < %s) "
         f"ORDER BY priority, next_attempt_at, id LIMIT %s{skip_locked}) "
-        f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, created_at")
+        f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, created_at, idempotency_key")
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(sql, [until_db, OutboxStatus.QUEUED.value, now_db, now_db, limit])
         rows = cur.fetchall()
     convert = _datetime_converter()
-    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8])) for r in rows]
+    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8]), r[9]) for r in rows]
     claimed.sort(key=lambda c: (c.priority, c.id))
     return claimed
 
@@ -153,7 +155,12 @@ class Dispatcher:
                 by_gateway[up].append(c)
         results: dict[int, tuple[str, SubmitResult]] = {r.outbox_id: ("", r) for r in unroutable}
         for name, items in by_gateway.items():
-            subs = [Submission(c.id, c.number, c.text) for c in items]
+            subs = []
+            for c in items:
+                try:
+                    subs.append(Submission(c.id, c.number, _text_for_submit(c)))
+                except SealError as exc:
+                    results[c.id] = ("", SubmitResult(c.id, Outcome.PERMANENT, error=f"sealed OTP unusable: {exc}"))
             for r in self.transports[name].submit_batch(subs, timeout=max(30.0, self.policy.lease_seconds / 2)):
                 results[r.outbox_id] = (name, r)
         self.record(claimed, results)
@@ -237,6 +244,14 @@ class Dispatcher:
                 if until_idle and not _work_left():
                     return
                 time.sleep(idle_sleep)
+
+
+def _text_for_submit(c: Claimed) -> str:
+    """The text as the phone must read it. An OTP is stored masked, its code sealed in the
+    idempotency key by the signing app: it is unsealed here, on the way out, and never stored."""
+    if c.key.startswith(SEAL_PREFIX):
+        return unseal_for_submit(c.text, c.key)
+    return c.text
 
 
 def _work_left() -> bool:
