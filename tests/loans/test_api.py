@@ -65,3 +65,32 @@ def test_api_rights_and_other_entity(entity, other_entity, lender):
     assert stranger.get(f"/api/loans/{loan.pk}/").status_code == 404
     r = stranger.post("/api/receipts/", {"loan": loan.pk, "amount": "1", "value_date": "2026-01-23", "payback_type": "cash"}, format="json")
     assert r.status_code == 400 and "loan" in r.json()
+
+
+def test_api_write_off_and_hand_over(entity, other_entity, lender):
+    from imali.core.models import AuditEntry
+    from imali.loans.models import Instalment
+
+    api = api_for(lender)
+    handed = make_loan(entity, user=lender)
+    r = api.post(f"/api/loans/{handed.pk}/hand-over/", {"reason": ""}, format="json")
+    assert r.status_code == 400 and "reason" in r.json()
+    r = api.post(f"/api/loans/{handed.pk}/hand-over/", {"reason": "No payment for 90 days"}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "handed_over"
+    handed.client.refresh_from_db()
+    assert handed.client.status == "handed_over" and not handed.client.new_loans_allowed
+    # A handed-over loan can still be written off; then its instalments are off the book.
+    r = api.post(f"/api/loans/{handed.pk}/write-off/", {"reason": "Collector gave up"}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "written_off"
+    assert not Instalment.objects.filter(loan=handed, open=True).exists()
+    assert AuditEntry.objects.filter(entity=entity, action__in=["loan.handed_over", "loan.written_off"]).count() == 2
+    # Written off is final: a second write-off or a hand-over is refused, naming the status.
+    r = api.post(f"/api/loans/{handed.pk}/hand-over/", {"reason": "again"}, format="json")
+    assert r.status_code == 400
+    other = make_loan(entity, user=lender)
+    viewer = api_for(factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS]))
+    assert viewer.post(f"/api/loans/{other.pk}/write-off/", {"reason": "x"}, format="json").status_code == 403
+    stranger = api_for(factories.make_admin(entity=other_entity))
+    assert stranger.post(f"/api/loans/{other.pk}/hand-over/", {"reason": "x"}, format="json").status_code == 404
+    other.refresh_from_db()
+    assert other.status == "active"

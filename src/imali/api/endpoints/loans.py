@@ -175,6 +175,8 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         "list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "settlement": Right.VIEW_CLIENTS,
         "create": Right.CAPTURE_LOANS, "cancel": Right.CAPTURE_LOANS, "approve": Right.APPROVE_LOANS,
         "disburse": Right.DISBURSE_LOANS,
+        # Taking a loan off the book or passing it to collectors is an approver's decision.
+        "write_off": Right.APPROVE_LOANS, "hand_over": Right.APPROVE_LOANS,
     }
 
     def get_queryset(self):
@@ -222,6 +224,30 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._loan_response(services.loan_cancel(loan=loan, actor=request.user, reason=serializer.validated_data["reason"]))
+
+    @extend_schema(summary="Write off an active or handed-over loan",
+                   description="Takes the loan off the book (its instalments stop counting as owed); the client "
+                               "becomes Bad with no new loans. Needs 'Approve loans'.",
+                   request=ReasonSerializer, responses={200: LoanSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"], url_path="write-off")
+    def write_off(self, request, *args, **kwargs):
+        loan = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._loan_response(services.loan_write_off(loan=loan, actor=request.user,
+                                                           reason=serializer.validated_data["reason"]))
+
+    @extend_schema(summary="Hand an active loan over to collection",
+                   description="The loan stays on the book; the client becomes Handed over with no new loans. "
+                               "Needs 'Approve loans'.",
+                   request=ReasonSerializer, responses={200: LoanSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"], url_path="hand-over")
+    def hand_over(self, request, *args, **kwargs):
+        loan = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._loan_response(services.loan_hand_over(loan=loan, actor=request.user,
+                                                           reason=serializer.validated_data["reason"]))
 
     @extend_schema(summary="Settlement quote", parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
                    responses={200: SettlementSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
