@@ -7,8 +7,14 @@ import os
 import socket
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests import factories
+
+# Properties are about values, not speed: no per-example time limit (a busy CI machine would turn
+# Hypothesis's 200 ms default into a timed assertion). Speed lives in benchmarks/.
+settings.register_profile("imali", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("imali")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
