@@ -29,7 +29,11 @@ def stack_processes(*, host: str, port: int) -> list[StackProcess]:
     ]
     for extra in EXTRA_PROCESSES:
         processes.append(extra(host=host))
-    return processes
+    # Nothing of ours is pip-installed: `python -m imali...` children find the code through src/.
+    from django.conf import settings
+
+    src = str(settings.BASE_DIR / "src")
+    return [StackProcess(p.name, p.argv, p.url, {"PYTHONPATH": src, **p.env}) for p in processes]
 
 
 # Callables (host=...) -> StackProcess, appended by apps that bring a local peer.

@@ -86,6 +86,9 @@ def _entity_user(login: DemoLogin, entity: Entity) -> User:
     )
 
 
+DEMO_CREDITS = 5000
+
+
 def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]:
     """Create the demo book if it is missing. Returns (created anything, the logins)."""
     _refuse_in_production()
@@ -96,6 +99,13 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         if not Entity.objects.filter(code__in=codes).exists():
             generate_book(clients=DEMO_CLIENTS, seed=DEMO_SEED, actor=operator, countries=DEMO_COUNTRIES,
                           code_prefix=DEMO_CODE_PREFIX, now=now)
+            # The demo lenders have bought credits from the operator, so OTPs and SMS can go out.
+            from imali.messaging.credits import credits_assign
+
+            for entity in Entity.objects.filter(code__in=codes):
+                for channel in ("sms", "email"):
+                    credits_assign(actor=operator, entity=entity, channel=channel, amount=DEMO_CREDITS,
+                                   note="Demo credits")
             created = True
         for login in DEMO_LOGINS[1:]:
             if not User.objects.filter(username__iexact=login.username).exists():
