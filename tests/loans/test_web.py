@@ -90,3 +90,31 @@ def test_disbursement_over_limit_shows_error(client, entity, lender):
     assert r.status_code == 200 and "disbursement limit" in r.content.decode()
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPROVED
+
+
+def test_hand_over_then_write_off_screens(client, entity, lender):
+    loan = make_loan(entity, user=lender)
+    client.force_login(lender)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    assert reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}) in page
+    r = client.post(reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}), {"reason": ""})
+    assert r.status_code == 200 and "reason" in r.context["form"].errors
+    r = client.post(reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}), {"reason": "No payment for 90 days"})
+    assert r.status_code == 302
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.HANDED_OVER
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    assert reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}) not in page
+    r = client.post(reverse("web:loan_write_off", kwargs={"loan_id": loan.pk}), {"reason": "Collector gave up"})
+    assert r.status_code == 302
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.WRITTEN_OFF
+    assert AuditEntry.objects.filter(entity=entity, action=AuditAction.LOAN_WRITTEN_OFF).count() == 1
+    # Once written off, a hand-over is refused on the form, and a clerk without the right gets 403.
+    r = client.post(reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}), {"reason": "again"})
+    assert r.status_code == 200 and r.context["form"].errors
+    other = make_loan(entity, user=lender)
+    client.force_login(factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS, Right.CAPTURE_LOANS]))
+    assert client.post(reverse("web:loan_write_off", kwargs={"loan_id": other.pk}), {"reason": "x"}).status_code == 403
+    other.refresh_from_db()
+    assert other.status == LoanStatus.ACTIVE

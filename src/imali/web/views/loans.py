@@ -154,6 +154,8 @@ def loan_detail_view(request, loan_id: int):
         "can_cancel": loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED) and user.has_right(Right.CAPTURE_LOANS),
         "can_receipt": loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER) and user.has_right(Right.CAPTURE_RECEIPTS),
         "can_reverse": user.has_right(Right.REVERSE_RECEIPTS),
+        "can_write_off": loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER) and user.has_right(Right.APPROVE_LOANS),
+        "can_hand_over": loan.status == LoanStatus.ACTIVE and user.has_right(Right.APPROVE_LOANS),
     })
 
 
@@ -183,6 +185,32 @@ def loan_cancel_view(request, loan_id: int):
             return redirect("web:loan_detail", loan_id=loan.pk)
     return render(request, "web/form.html", {"form": form, "title": f"Cancel loan {loan.pk}",
                                              "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+
+
+def _close_view(request, loan_id: int, *, close, title: str, done: str):
+    loan = _loan(request, loan_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            close(loan=loan, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, done)
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"{title} loan {loan.pk}",
+                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+
+
+# Taking a loan off the book or passing it to collectors is an approver's decision.
+@right_required(Right.APPROVE_LOANS)
+def loan_write_off_view(request, loan_id: int):
+    return _close_view(request, loan_id, close=services.loan_write_off, title="Write off", done="Loan written off.")
+
+
+@right_required(Right.APPROVE_LOANS)
+def loan_hand_over_view(request, loan_id: int):
+    return _close_view(request, loan_id, close=services.loan_hand_over, title="Hand over", done="Loan handed over.")
 
 
 @right_required(Right.DISBURSE_LOANS)
@@ -257,6 +285,8 @@ urlpatterns = [
     path("loans/<int:loan_id>/approve/", loan_approve_view, name="loan_approve"),
     path("loans/<int:loan_id>/cancel/", loan_cancel_view, name="loan_cancel"),
     path("loans/<int:loan_id>/disburse/", loan_disburse_view, name="loan_disburse"),
+    path("loans/<int:loan_id>/write-off/", loan_write_off_view, name="loan_write_off"),
+    path("loans/<int:loan_id>/hand-over/", loan_hand_over_view, name="loan_hand_over"),
     path("loans/<int:loan_id>/receipts/new/", receipt_create_view, name="receipt_create"),
     path("loans/receipts/<int:receipt_id>/reverse/", receipt_reverse_view, name="receipt_reverse"),
     path("loans/statement/<int:client_id>/", client_statement_view, name="client_statement"),
