@@ -29,9 +29,12 @@ def funded(db):
     return entity
 
 
-def http_gateway(name, peer):
-    # The routing table names gateways; the HTTP ones carry no SMPP login.
-    return Gateway.objects.create(name=name, host="127.0.0.1", port=peer.port, system_id="-", password="-")
+def http_gateway(name, peer, kind="africastalking"):
+    # An HTTP aggregator's row: its base URL and key, no SMPP login.
+    from tests.channels.conftest import API_KEY
+
+    return Gateway.objects.create(name=name, kind=kind, base_url=peer.base_url, api_key=API_KEY, account="lender",
+                                  rate_per_second=1000)
 
 
 def wire(peer, live_server, kind, gateway):
@@ -174,13 +177,15 @@ def test_failover_from_a_dead_smpp_gateway_to_an_http_one(funded, live_server, a
     Route.objects.create(entity=funded, country="ZA", gateway=dead, rank=0)
     Route.objects.create(entity=None, country="", gateway=live, rank=5)
     wire(at_peer, live_server, "africastalking", "at")
-    smpp = transports_from_gateways([dead])
+    # Both transports come from the gateway rows, as the consumer builds them.
+    transports = transports_from_gateways([dead, live])
+    assert type(transports["at"]).__name__ == "AfricasTalkingTransport"
     try:
         enqueue(funded, 25, text="Payment received, thank you")
-        send_and_report(Dispatcher({**smpp, "at": at_transport()}, FAST), [at_peer])
-        assert not smpp["dead-smpp"].is_up
+        send_and_report(Dispatcher(transports, FAST), [at_peer])
+        assert not transports["dead-smpp"].is_up
     finally:
-        for t in smpp.values():
+        for t in transports.values():
             t.close()
     assert statuses(funded) == {"delivered": 25}
     assert set(OutboxMessage.objects.values_list("gateway", flat=True)) == {"at"}
@@ -192,7 +197,7 @@ def test_failover_from_a_dead_smpp_gateway_to_an_http_one(funded, live_server, a
 
 
 def test_rate_limited_gateway_backs_off_and_loses_nothing(funded, live_server, clickatell_peer, clickatell_transport):
-    http_gateway("ct", clickatell_peer)
+    http_gateway("ct", clickatell_peer, kind="clickatell")
     wire(clickatell_peer, live_server, "clickatell", "ct")
     clickatell_peer.configure(rate_per_second=3)
     enqueue(funded, 15)

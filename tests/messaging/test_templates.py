@@ -51,3 +51,19 @@ def test_preview_against_a_client(entity, sms_client):
     assert preview.text == f"Dear Thabo owe [Loan Amount] at {entity.name} ✓"
     assert preview.encoding == "ucs2" and preview.ucs2_characters == ("✓",)
     assert preview.segments == 1 and preview.problems == ()
+
+
+def test_email_templates_need_the_maxmail_right_and_sms_templates_the_maxsms_right(entity):
+    from django.core.exceptions import PermissionDenied
+
+    from imali.tenancy.rights import Right
+
+    sms_only = factories.make_user(entity=entity, rights=[Right.MAXSMS_MESSAGE_SETUP])
+    mail_only = factories.make_user(entity=entity, rights=[Right.MAXMAIL_MESSAGE_SETUP])
+    text = "Dear {^Client Name^} please pay"
+    with pytest.raises(PermissionDenied):
+        template_update(actor=sms_only, entity=entity, message_type="arrears", text=text, channel="email")
+    with pytest.raises(PermissionDenied):
+        template_update(actor=mail_only, entity=entity, message_type="arrears", text=text, channel="sms")
+    assert template_update(actor=mail_only, entity=entity, message_type="arrears", text=text, channel="email").channel == "email"
+    assert template_update(actor=sms_only, entity=entity, message_type="arrears", text=text, channel="sms").channel == "sms"

@@ -303,9 +303,17 @@ def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6)) -> int:
 
 
 def transports_from_gateways(gateways=None) -> dict[str, Transport]:
+    """A transport per gateway, by the protocol the gateway speaks (SMPP or an HTTP aggregator)."""
+    from .adapters.africastalking import HTTP_KINDS, http_transport_for
     from .adapters.smpp import SmppTransport
 
     gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
-    return {g.name: SmppTransport(name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
-                                  source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second)
-            for g in gateways}
+    transports: dict[str, Transport] = {}
+    for g in gateways:
+        if g.kind in HTTP_KINDS:
+            transports[g.name] = http_transport_for(g)
+        else:
+            transports[g.name] = SmppTransport(
+                name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
+                source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second)
+    return transports

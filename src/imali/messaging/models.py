@@ -266,14 +266,27 @@ class MarketingOptOut(models.Model):
         return f"{self.number} opted out"
 
 
+class GatewayKind(models.TextChoices):
+    SMPP = "smpp", "SMPP 3.4 (an SMSC)"
+    AFRICASTALKING = "africastalking", "Africa's Talking (HTTP)"
+    CLICKATELL = "clickatell", "Clickatell One API (HTTP)"
+
+
 class Gateway(models.Model):
-    """An SMS gateway (an SMSC reached over SMPP). Routes choose among them per entity and country."""
+    """An SMS gateway: an SMSC over SMPP, or an HTTP aggregator. Routes choose among them per
+    entity and country, and the dispatcher fails over between them."""
 
     name = models.SlugField(max_length=40, unique=True)
+    kind = models.CharField(max_length=16, choices=GatewayKind.choices, default=GatewayKind.SMPP)
+    # SMPP
     host = models.CharField(max_length=120, default="127.0.0.1")
-    port = models.PositiveIntegerField()
-    system_id = models.CharField(max_length=16)
-    password = models.CharField(max_length=9)
+    port = models.PositiveIntegerField(default=0)
+    system_id = models.CharField(max_length=16, blank=True)
+    password = models.CharField(max_length=9, blank=True)
+    # HTTP aggregators
+    base_url = models.URLField(blank=True)
+    api_key = models.CharField(max_length=200, blank=True)
+    account = models.CharField(max_length=80, blank=True, help_text="Africa's Talking username")
     source_addr = models.CharField(max_length=21, default="Imali")
     window = models.PositiveSmallIntegerField(default=50)
     rate_per_second = models.PositiveIntegerField(default=5000)

@@ -52,8 +52,9 @@ def _template_validation_error(problems) -> ValidationError:
 
 
 def template_update(*, actor, entity: Entity, message_type: str, text: str, channel: str = Channel.SMS) -> MessageTemplate:
-    if not actor.has_right(Right.MAXSMS_MESSAGE_SETUP) or actor.entity_id != entity.pk:
-        raise PermissionDenied("You need the MAXSMS Message Setup right of this entity.")
+    needed = Right.MAXMAIL_MESSAGE_SETUP if channel == Channel.EMAIL else Right.MAXSMS_MESSAGE_SETUP
+    if not actor.has_right(needed) or actor.entity_id != entity.pk:
+        raise PermissionDenied(f"You need the {needed.label} right of this entity.")
     if message_type not in MessageType.values:
         raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
     text = text.strip()
