@@ -9,12 +9,13 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test bench lint bootstrap clean
 
 # A fresh machine gets the venv and the pinned, locked dependencies; later runs reuse them
-# until requirements.lock or pyproject.toml change. The code itself runs from src/ (manage.py
-# and pytest put it on the path), so nothing of ours is installed into the venv.
+# until requirements.lock or pyproject.toml change. Our code is not installed: a .pth file puts
+# src/ on the venv's path, so manage.py, pytest and `python -m imali.peers...` all find it.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PY) -m pip install --quiet --require-virtualenv -r requirements.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'imali-src.pth').write_text(str(pathlib.Path('src').resolve()) + '\n')"
 	touch $(STAMP)
 
 bootstrap: $(STAMP)
