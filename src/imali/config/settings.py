@@ -184,6 +184,8 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
 if PRODUCTION:
     SECURE_SSL_REDIRECT = _env_bool("IMALI_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("IMALI_HSTS_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("IMALI_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- I18N -------------------------------------------------------------------------------------
