@@ -23,7 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--until-idle", action="store_true", help="Stop once nothing is queued or awaiting a receipt.")
         parser.add_argument("--max-seconds", type=float, default=None)
-        parser.add_argument("--batch", type=int, default=100, help="Messages claimed per round: the most a crash can duplicate.")
+        parser.add_argument("--batch", type=int, default=None,
+                            help="Messages claimed per round: the most a crash can duplicate. "
+                                 "Default: the smallest window of the active gateways, so a crash never "
+                                 "duplicates more than one window.")
         parser.add_argument("--lease-seconds", type=float, default=60.0)
         parser.add_argument("--backoff-base", type=float, default=2.0)
 
@@ -43,7 +46,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        policy = DispatchPolicy(batch=options["batch"], lease_seconds=options["lease_seconds"],
+        windows = [g.window for g in Gateway.objects.filter(is_active=True)]
+        batch = options["batch"] or (min(windows) if windows else 50)
+        policy = DispatchPolicy(batch=batch, lease_seconds=options["lease_seconds"],
                                 backoff_base=options["backoff_base"], backoff_max=max(options["backoff_base"] * 16, 1.0))
         dispatcher = Dispatcher(transports, policy)
         for t in transports.values():
