@@ -208,6 +208,9 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
         if connection.vendor == "postgresql":
             # A whole-book grouping: room to hash a million clients in memory instead of spilling.
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            # JIT-compiling these wide aggregates cost more than half of each query on a 1M book
+            # (0.7 s of 1.3 s per entity, measured with EXPLAIN ANALYZE); they run faster interpreted.
+            cursor.execute("SET LOCAL jit = off")
         cursor.execute(_unpaid_sql(client_filter), params)
         unpaid = {row[0]: row for row in cursor.fetchall()}
         # Every client with instalments has a loan, so the loan rows make every client's figures.
