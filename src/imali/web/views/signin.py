@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -16,10 +17,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
+from imali.signing.services import login_otp_required
 from imali.tenancy.services import login_is_locked, login_record
 
 from ..access import client_ip
 from ..forms import LoginForm
+from .signing import login_otp_begin
 
 
 def _next_url(request) -> str:
@@ -46,6 +49,14 @@ def login_view(request):
                                  f"{settings.IMALI_LOGIN_LOCKOUT_MINUTES} minutes, or ask your administrator.")
         else:
             user = authenticate(request, username=username, password=form.cleaned_data["password"])
+            if user is not None and login_otp_required(user=user):
+                # User OTP: the password is half a sign-in; the code to the user's own cellphone
+                # finishes it (web:signing_login_otp), and that is when the sign-in is recorded.
+                try:
+                    return login_otp_begin(request, user, _next_url(request))
+                except ValidationError as exc:
+                    form.add_error(None, exc.messages)
+                    return render(request, "web/login.html", {"form": form, "next": request.GET.get("next", "")})
             if user is not None:
                 login(request, user)
                 login_record(username=username, user=user, succeeded=True, ip_address=ip)
