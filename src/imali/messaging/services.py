@@ -357,7 +357,7 @@ def _insert_ignoring_duplicates(rows: Iterable[tuple], chunk: int = 20000) -> No
                                 copy.write_row(row)
                     continue
                 except UniqueViolation:
-                    pass
+                    pass  # some keys of this chunk exist already: fall through and write only the new ones
                 cur.execute(f"SELECT idempotency_key FROM {table} WHERE entity_id = %s AND idempotency_key = ANY(%s)",
                             [batch[0][0], [row[key_at] for row in batch]])
                 existing = {key for (key,) in cur.fetchall()}

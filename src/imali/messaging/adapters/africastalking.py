@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult
+from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult, drain_queue
 
 log = logging.getLogger("imali.messaging.http")
 
@@ -257,13 +257,7 @@ class HttpAggregatorTransport(ABC):
     def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]:
         """Receipts and replies reach Imali by callback; whatever a subclass fetches itself
         (a poll of inbound messages) is queued here."""
-        out = []
-        try:
-            while len(out) < limit:
-                out.append(self.events.get_nowait())
-        except queue.Empty:
-            pass
-        return out
+        return drain_queue(self.events, limit)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

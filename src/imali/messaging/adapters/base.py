@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -62,3 +63,14 @@ class Transport(Protocol):
     def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]: ...
 
     def close(self) -> None: ...
+
+
+def drain_queue(events: queue.SimpleQueue | queue.Queue, limit: int) -> list:
+    """Up to `limit` events waiting on a transport's queue, without blocking."""
+    out = []
+    while len(out) < limit:
+        try:
+            out.append(events.get_nowait())
+        except queue.Empty:
+            break
+    return out

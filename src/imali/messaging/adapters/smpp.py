@@ -23,7 +23,7 @@ import smpp34
 
 from imali.messaging.segments import Encoding, decode_payload, encode_part, split
 
-from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult
+from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult, drain_queue
 
 log = logging.getLogger("imali.messaging.smpp")
 
@@ -222,13 +222,7 @@ class SmppTransport:
         return SubmitResult(item.outbox_id, Outcome.SUBMITTED, provider_message_id=message_id, parts_submitted=len(parts))
 
     def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]:
-        out = []
-        try:
-            while len(out) < limit:
-                out.append(self.events.get_nowait())
-        except queue.Empty:
-            pass
-        return out
+        return drain_queue(self.events, limit)
 
     def close(self) -> None:
         async def shutdown():

@@ -87,7 +87,7 @@ class PhonePage:
             else:
                 await self._respond(writer, 404, "text/plain", "not found")
         except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
-            pass
+            pass  # a browser that went away or sent garbage gets no answer; the page serves the next one
         finally:
             writer.close()
 

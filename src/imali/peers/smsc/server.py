@@ -130,7 +130,7 @@ class SmscPeer:
                 if writer.transport.get_write_buffer_size() > 1 << 20:
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            pass  # the client hung up mid-PDU: its session simply ends (cleaned up below)
         finally:
             self._sessions.discard(session)
             writer.close()
