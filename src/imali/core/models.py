@@ -75,6 +75,8 @@ class AuditAction(models.TextChoices):
     USER_PASSWORD_SET = "user.password_set", "User password set"
     REGION_UPDATED = "region.updated", "Region updated"
     PAYPOINT_UPDATED = "paypoint.updated", "Paypoint updated"
+    CHANGE_REFUNDED = "change.refunded", "Change paid back to the client"
+    CHANGE_REFUND_REVERSED = "change.refund_reversed", "Change refund reversed"
 
 
 class AuditEntryQuerySet(models.QuerySet):
