@@ -1,8 +1,12 @@
+import datetime as dt
+
 import pytest
 from django.urls import reverse
 
-from imali.messaging.credits import credit_balance
-from imali.messaging.models import MessageTemplate, OutboxMessage
+from imali.clients.models import Client
+from imali.core.models import AuditAction, AuditEntry
+from imali.messaging.credits import credit_balance, credits_assign
+from imali.messaging.models import MarketingOptOut, MessageTemplate, OutboxMessage
 from imali.tenancy.rights import Right
 from tests import factories
 
@@ -54,10 +58,90 @@ def test_single_sms_from_the_client_screen(admin_client, funded, sms_client):
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     form = admin_client.get(url).context["form"]
     key = form.initial["idempotency_key"]
-    assert admin_client.post(url, {"text": "Please call the branch", "idempotency_key": key}).status_code == 302
-    assert admin_client.post(url, {"text": "Please call the branch", "idempotency_key": key}).status_code == 302
-    assert OutboxMessage.objects.filter(client=sms_client).count() == 1
-    assert "Please call the branch" in admin_client.get(url).content.decode()
+    previewed = admin_client.post(url, {"text": "Please call the branch", "idempotency_key": key, "preview": "1"})
+    preview = previewed.context["preview"]
+    assert (preview.text, preview.segments, preview.encoding_label, preview.credits) == ("Please call the branch", 1, "GSM-7", 1)
+    assert "Confirm and send" in previewed.content.decode()
+    assert not OutboxMessage.objects.exists()  # nothing is sent before the confirm
+    confirm = {"text": "Please call the branch", "template": "", "idempotency_key": key, "confirm": "1"}
+    assert admin_client.post(url, confirm).status_code == 302
+    assert admin_client.post(url, confirm).status_code == 302  # a double submit sends once
+    message = OutboxMessage.objects.get(client=sms_client)
+    assert message.message_type == "single" and credit_balance(entity=funded) == 999
+    assert AuditEntry.objects.filter(action=AuditAction.MESSAGE_QUEUED, object_id=str(message.pk)).count() == 1
+    body = admin_client.get(url).content.decode()
+    assert "Please call the branch" in body and "Queued" in body
+
+
+def test_single_sms_from_a_template_merged_for_the_client(admin_client, funded, sms_client):
+    url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
+    response = admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "preview": "1"})
+    preview = response.context["preview"]
+    assert preview.text == f"Happy birthday Thabo from all of us at {funded.name}"
+    admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "confirm": "1"})
+    assert OutboxMessage.objects.get(client=sms_client).text == preview.text
+
+
+def test_preview_names_ucs2_and_the_cost_of_a_long_message(admin_client, funded, sms_client):
+    url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
+    preview = admin_client.post(url, {"text": "Molo ✓ " + "x" * 70, "idempotency_key": "u", "preview": "1"}).context["preview"]
+    assert (preview.encoding_label, preview.segments, preview.credits) == ("UCS-2", 2, 2)
+
+
+@pytest.mark.parametrize(("setup", "post", "error"), [
+    ("no_credits", {"text": "Hello"}, "Not enough SMS credits"),
+    ("no_cellphone", {"text": "Hello"}, "no cellphone number"),
+    ("opted_out", {"template": "marketing"}, "answered STOP"),
+    ("none", {"template": "new_loan"}, "{^Loan Amount^}, which has no value for this client"),
+    ("none", {}, "Choose a template or type a message."),
+    ("none", {"template": "crm", "text": "Hello"}, "not both"),
+])
+def test_single_sms_errors_are_named_before_anything_is_sent(admin_client, entity, operator, sms_client, setup, post, error):
+    if setup != "no_credits":
+        credits_assign(actor=operator, entity=entity, channel="sms", amount=10)
+    if setup == "no_cellphone":
+        Client.objects.filter(pk=sms_client.pk).update(cellphone="")
+    if setup == "opted_out":
+        MarketingOptOut.objects.create(entity=entity, number=sms_client.cellphone, client=sms_client)
+    url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
+    for step in ("preview", "confirm"):
+        response = admin_client.post(url, {"template": "", "text": "", "idempotency_key": "e", step: "1", **post})
+        assert response.status_code == 200 and response.context["preview"] is None
+        assert error in response.content.decode(), step
+    assert not OutboxMessage.objects.exists()
+
+
+def test_history_columns_statuses_and_paging(admin_client, funded, sms_client, admin_user):
+    from imali.messaging.services import message_enqueue
+
+    for i in range(30):
+        message_enqueue(entity=funded, number=sms_client.cellphone, text=f"Automatic {i}", message_type="arrears",
+                        idempotency_key=f"h{i}", client=sms_client,
+                        now=dt.datetime(2026, 3, 1, 21, 50, tzinfo=dt.UTC) + dt.timedelta(minutes=i))
+    typed = message_enqueue(entity=funded, number=sms_client.cellphone, text="Typed", message_type="single",
+                            idempotency_key="typed", client=sms_client, actor=admin_user,
+                            now=dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC))
+    OutboxMessage.objects.filter(text="Automatic 29").update(status="expired", error="expired after 3 attempts: no route")
+    OutboxMessage.objects.filter(text="Automatic 28").update(status="delivered", gateway="local", provider_message_id="p9")
+    OutboxMessage.objects.filter(pk=typed.pk).update(status="submitted", gateway="local", provider_message_id="p10")
+    url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
+    response = admin_client.get(url)
+    rows = response.context["rows"]
+    assert len(rows) == 25 and response.context["page"].paginator.count == 31
+    first = rows[0]
+    # Johannesburg is two hours ahead of UTC.
+    assert (first.date, first.time, first.type, first.message, first.status, first.user) == (
+        "2026-03-02", "10:00:00", "Single SMS", "Typed", "Sent", admin_user.get_full_name() or admin_user.username)
+    assert "accepted by local as p10" in first.response.lower()
+    expired, delivered = rows[1], rows[2]
+    assert (expired.status, expired.user) == ("Failed", "System") and "no route" in expired.response
+    assert delivered.status == "Delivered"
+    assert rows[3].date == "2026-03-02" and rows[3].time == "00:17:00"  # 22:17 UTC, the next day locally
+    body = response.content.decode()
+    for column in ("Date", "Time", "Type", "Message", "Status", "Response", "User"):
+        assert f"<th>{column}</th>" in body
+    last = admin_client.get(url + "?page=2").context["rows"]
+    assert len(last) == 6 and (last[-1].date, last[-1].time) == ("2026-03-01", "23:50:00")
 
 
 def test_single_sms_needs_its_right(client, funded, sms_client):
@@ -65,7 +149,9 @@ def test_single_sms_needs_its_right(client, funded, sms_client):
     login(client, viewer)
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     assert client.get(url).status_code == 200
-    assert client.post(url, {"text": "x", "idempotency_key": "k"}).status_code == 403
+    assert client.post(url, {"text": "x", "idempotency_key": "k", "preview": "1"}).status_code == 403
+    assert client.post(url, {"text": "x", "idempotency_key": "k", "confirm": "1"}).status_code == 403
+    assert "Confirm and send" not in client.get(url).content.decode()
 
 
 @pytest.mark.parametrize("name", ["web:messaging_outbox", "web:messaging_process_log", "web:messaging_replies",

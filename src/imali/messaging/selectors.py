@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
 from imali.tenancy.models import Entity
 
-from .models import InboundMessage, OutboxMessage, OutboxStatus, ProcessLog
+from .models import Channel, InboundMessage, OutboxMessage, OutboxStatus, ProcessLog
 
 
 def outbox_claim_order() -> QuerySet[OutboxMessage]:
@@ -17,8 +20,67 @@ def outbox_claim_order() -> QuerySet[OutboxMessage]:
 
 
 def client_sms_history(*, entity: Entity, client_id: int) -> QuerySet[OutboxMessage]:
-    return (OutboxMessage.objects.filter(entity=entity, client_id=client_id)
+    return (OutboxMessage.objects.filter(entity=entity, client_id=client_id, channel=Channel.SMS)
             .select_related("created_by").order_by("-created_at", "-id"))
+
+
+# The four states the client SMS history shows (DOMAIN §3). An expired message was never
+# delivered and a cancelled one never left: to the reader both failed, and Response says why.
+HISTORY_STATUS = {
+    OutboxStatus.QUEUED: "Queued",
+    OutboxStatus.SUBMITTED: "Sent",
+    OutboxStatus.DELIVERED: "Delivered",
+    OutboxStatus.FAILED: "Failed",
+    OutboxStatus.EXPIRED: "Failed",
+    OutboxStatus.CANCELLED: "Failed",
+}
+
+
+@dataclass(frozen=True)
+class SmsHistoryRow:
+    id: int
+    date: str  # in the entity's time zone
+    time: str
+    type: str
+    message: str
+    status: str  # Queued / Sent / Delivered / Failed
+    response: str
+    user: str  # "System" for automated messages
+
+
+def _response(m: OutboxMessage) -> str:
+    """The provider's answer or the error, as a user reads it."""
+    if m.status == OutboxStatus.QUEUED:
+        return f"Waiting to be sent, attempt {m.attempts + 1}: {m.error}" if m.error else "Waiting to be sent"
+    accepted = f"accepted by {m.gateway}" + (f" as {m.provider_message_id}" if m.provider_message_id else "")
+    if m.status == OutboxStatus.SUBMITTED:
+        return accepted[0].upper() + accepted[1:] + ", awaiting the delivery report"
+    if m.status == OutboxStatus.DELIVERED:
+        return f"Delivered to the handset ({accepted})"
+    if m.status == OutboxStatus.EXPIRED:
+        return f"Expired: {m.error}" if m.error else "Expired before it could be sent"
+    if m.status == OutboxStatus.CANCELLED:
+        return m.error.capitalize() if m.error else "Cancelled"
+    return m.error or "Failed"
+
+
+def _user_label(user) -> str:
+    if user is None:
+        return "System"
+    return user.get_full_name() or user.username
+
+
+def sms_history_rows(*, entity: Entity, messages: Iterable[OutboxMessage]) -> list[SmsHistoryRow]:
+    """The client SMS history's columns for `messages` (read with `created_by`), dates and times in
+    the entity's time zone."""
+    tz = zoneinfo.ZoneInfo(entity.time_zone)
+    rows = []
+    for m in messages:
+        local = m.created_at.astimezone(tz)
+        rows.append(SmsHistoryRow(m.pk, local.strftime("%Y-%m-%d"), local.strftime("%H:%M:%S"), m.get_message_type_display(),
+                                  m.text, HISTORY_STATUS.get(m.status, m.get_status_display()), _response(m),
+                                  _user_label(m.created_by)))
+    return rows
 
 
 def outbox_list(*, entity: Entity, status: str | None = None, number: str | None = None) -> QuerySet[OutboxMessage]:

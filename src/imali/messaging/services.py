@@ -177,16 +177,111 @@ def _country_of(e164: str) -> str:
     return ""
 
 
-def single_sms_send(*, actor, entity: Entity, client, text: str, idempotency_key: str) -> OutboxMessage:
-    """A user sends one SMS to a client (the "SMS Client" screen)."""
+# Templates a user may pick for a single SMS: every type but the OTP, whose code only the signing app knows.
+SINGLE_SMS_TEMPLATE_TYPES: tuple[str, ...] = tuple(t for t in MessageType.values if t != MessageType.OTP)
+
+
+def single_sms_templates(*, entity: Entity) -> list[tuple[str, str, str]]:
+    """(type, label, text) of the templates a single SMS may start from, in two queries at most."""
+    saved = dict(MessageTemplate.objects.filter(entity=entity, channel=Channel.SMS).values_list("message_type", "text"))
+    return [(t, MessageType(t).label, saved.get(t, DEFAULT_TEXTS.get(t, ""))) for t in SINGLE_SMS_TEMPLATE_TYPES]
+
+
+def single_sms_text(*, entity: Entity, client, template: str = "", text: str = "") -> str:
+    """The final text of a single SMS: the entity's template `template` merged for `client`, or
+    the free `text`; exactly one of the two. A field with no value for this client (a loan
+    figure of a client without a loan) is an error on `template`, never a gap in the message."""
+    template, text = (template or "").strip(), (text or "").strip()
+    if template and text:
+        raise ValidationError({"template": [ValidationError("Choose a template or type a message, not both.",
+                                                             code="template_and_text")]})
+    if template:
+        if template not in SINGLE_SMS_TEMPLATE_TYPES:
+            raise ValidationError({"template": [ValidationError(f"Unknown template '{template}'.", code="unknown_template")]})
+        source = template_text(entity=entity, message_type=template)
+        try:
+            return render(source, merge_values(entity=entity, client=client))
+        except TemplateError as exc:
+            raise ValidationError({"template": [
+                ValidationError(f"The template '{MessageType(template).label}' uses {{^{p.field}^}}, which has no value "
+                                f"for this client.", code=p.code.value) for p in exc.problems]}) from None
+    if not text:
+        raise ValidationError({"text": [ValidationError("Choose a template or type a message.", code="template_empty")]})
+    if len(text) > SINGLE_SMS_MAX_LENGTH:
+        raise ValidationError({"text": [ValidationError(
+            f"A single SMS may have at most {SINGLE_SMS_MAX_LENGTH} characters; this one has {len(text)}.", code="too_long")]})
+    return text
+
+
+# Six GSM-7 parts: longer texts are refused rather than billed as a surprise.
+SINGLE_SMS_MAX_LENGTH = 918
+
+
+@dataclass(frozen=True)
+class SingleSmsPreview:
+    """What the user confirms before a single SMS is sent: the final text, its cost, and whether it can go."""
+
+    text: str
+    number: str
+    segments: int
+    encoding: str  # "gsm7" or "ucs2"
+    ucs2_characters: tuple[str, ...]
+    credits: int
+    balance: int
+
+    @property
+    def encoding_label(self) -> str:
+        return "UCS-2" if self.encoding == "ucs2" else "GSM-7"
+
+
+def _single_sms_checks(*, actor, entity: Entity, client, template: str) -> None:
     if not actor.has_right(Right.SEND_SINGLE_SMS) or actor.entity_id != entity.pk:
         raise PermissionDenied("You need the 'SMS: send single SMS' right of this entity.")
+    if client.entity_id != entity.pk:
+        raise PermissionDenied("The client belongs to another entity.")
     if not client.cellphone:
-        raise messaging_error("client", MessagingError.NO_CELLPHONE, "The client has no cellphone number.")
+        raise messaging_error("client", MessagingError.NO_CELLPHONE,
+                              "The client has no cellphone number: add one on the client's details first.")
+    if template == MessageType.MARKETING and MarketingOptOut.objects.filter(entity=entity, number=client.cellphone).exists():
+        raise messaging_error("client", MessagingError.OPTED_OUT,
+                              f"The client answered STOP from {client.cellphone} and receives no marketing.")
+
+
+def single_sms_preview(*, actor, entity: Entity, client, template: str = "", text: str = "") -> SingleSmsPreview:
+    """The confirm step of the "SMS Client" screen: the same checks as the send, nothing written.
+    Too few credits is an error here already, so the user never confirms a send that will be refused."""
+    _single_sms_checks(actor=actor, entity=entity, client=client, template=template)
+    final = single_sms_text(entity=entity, client=client, template=template, text=text)
+    info = analyse(final)
+    balance = credits.credit_balance(entity=entity, channel=Channel.SMS)
+    preview = SingleSmsPreview(final, client.cellphone, info.segments, info.encoding.value, info.ucs2_characters,
+                               info.segments, balance)
+    if balance < preview.credits:
+        raise messaging_error("credits", MessagingError.INSUFFICIENT_CREDITS,
+                              f"Not enough SMS credits: {balance} left, this SMS needs {preview.credits}.")
+    return preview
+
+
+def single_sms_send(*, actor, entity: Entity, client, idempotency_key: str, text: str = "", template: str = "") -> OutboxMessage:
+    """A user sends one SMS to a client (the "SMS Client" screen and the API): a template merged
+    for the client, or free text. Checked, paid for and audited in one transaction; the same key
+    again returns the message already queued, costs nothing and is not audited twice."""
+    _single_sms_checks(actor=actor, entity=entity, client=client, template=template)
+    final = single_sms_text(entity=entity, client=client, template=template, text=text)
+    if not idempotency_key:
+        raise ValidationError({"idempotency_key": ["An idempotency key is required."]})
     with transaction.atomic():
-        message = message_enqueue(entity=entity, number=client.cellphone, text=text, message_type=MessageType.SINGLE,
+        # The ledger lock first: a double submit waits here and then finds the first one's message.
+        credits.credit_account_get(entity=entity, channel=Channel.SMS)
+        credits._locked(entity, Channel.SMS)
+        found = _existing(entity, idempotency_key)
+        if found is not None:
+            return found
+        message = message_enqueue(entity=entity, number=client.cellphone, text=final, message_type=MessageType.SINGLE,
                                   idempotency_key=idempotency_key, client=client, actor=actor)
-        audit_record(action=AuditAction.MESSAGE_QUEUED, actor=actor, entity=entity, target=message, subject=message.number)
+        audit_record(action=AuditAction.MESSAGE_QUEUED, actor=actor, entity=entity, target=message, subject=message.number,
+                     after={"type": MessageType.SINGLE.value, "template": template or None, "segments": message.segments,
+                            "credits": message.credits})
     return message
 
 

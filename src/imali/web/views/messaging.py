@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path
 
 from imali.clients.models import Client
@@ -22,9 +23,13 @@ from imali.messaging.selectors import (
     balances_by_entity,
     client_sms_history,
     inbound_list,
+    sms_history_rows,
 )
 from imali.messaging.services import (
+    SINGLE_SMS_MAX_LENGTH,
+    single_sms_preview,
     single_sms_send,
+    single_sms_templates,
     template_preview,
     template_text,
     template_update,
@@ -87,29 +92,52 @@ def template_edit_view(request):
 
 
 class SingleSmsForm(forms.Form):
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=918)
+    template = forms.ChoiceField(required=False, label="Template",
+                                 help_text="A template of your entity, merged for this client; or leave it on free text.")
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=SINGLE_SMS_MAX_LENGTH,
+                           label="Message", help_text="Free text, when no template is chosen.")
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, templates=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].choices = [("", "Free text"), *((value, f"{label}: {text}") for value, label, text in templates)]
+
+
+HISTORY_PAGE_SIZE = 25
 
 
 @right_required(Right.VIEW_CLIENTS)
 def client_sms_view(request, client_id: int):
-    client = get_object_or_404(Client.objects.select_related("branch"), pk=client_id, entity=request.entity)
-    form = SingleSmsForm(request.POST or None, initial={"idempotency_key": uuid.uuid4().hex})
+    """The "SMS Client" screen: the client's SMS history and, for holders of the single-SMS right,
+    a send in two steps: Preview (final text, segments, encoding, credits) then Confirm. The key
+    made when the form is first shown travels through both steps, so a double submit sends once."""
+    entity = request.entity
+    client = get_object_or_404(Client.objects.select_related("branch"), pk=client_id, entity=entity)
+    may_send = request.user.has_right(Right.SEND_SINGLE_SMS)
+    form = SingleSmsForm(request.POST or None, templates=single_sms_templates(entity=entity) if may_send else (),
+                         initial={"idempotency_key": uuid.uuid4().hex})
+    preview = None
     if request.method == "POST":
-        if not request.user.has_right(Right.SEND_SINGLE_SMS):
+        if not may_send:
             raise PermissionDenied("You need the 'SMS: send single SMS' right.")
         if form.is_valid():
+            chosen = {"template": form.cleaned_data["template"], "text": form.cleaned_data["text"]}
             try:
-                single_sms_send(actor=request.user, entity=request.entity, client=client, text=form.cleaned_data["text"],
-                                idempotency_key=f"ui:{form.cleaned_data['idempotency_key']}")
+                if "confirm" in request.POST:
+                    message = single_sms_send(actor=request.user, entity=entity, client=client,
+                                              idempotency_key=f"ui:{form.cleaned_data['idempotency_key']}", **chosen)
+                    messages.success(request, f"SMS queued for {message.number}: {message.segments} "
+                                              f"segment{pluralize(message.segments)}, {message.credits} "
+                                              f"credit{pluralize(message.credits)}.")
+                    return redirect("web:messaging_client_sms", client_id=client.pk)
+                if "edit" not in request.POST:
+                    preview = single_sms_preview(actor=request.user, entity=entity, client=client, **chosen)
             except ValidationError as exc:
                 apply_service_errors(form, exc)
-            else:
-                messages.success(request, "SMS queued.")
-                return redirect("web:messaging_client_sms", client_id=client.pk)
-    history = client_sms_history(entity=request.entity, client_id=client.pk)[:100]
-    return render(request, "web/messaging/client_sms.html", {"client": client, "history": history, "form": form,
-                                                              "may_send": request.user.has_right(Right.SEND_SINGLE_SMS)})
+    page = Paginator(client_sms_history(entity=entity, client_id=client.pk), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "web/messaging/client_sms.html", {
+        "client": client, "form": form, "preview": preview, "may_send": may_send, "page": page,
+        "rows": sms_history_rows(entity=entity, messages=page.object_list), "time_zone": entity.time_zone})
 
 
 @right_required(Right.REPORT_REPLY_DETAIL, methods=("GET", "HEAD"))
