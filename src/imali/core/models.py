@@ -77,6 +77,7 @@ class AuditAction(models.TextChoices):
     PAYPOINT_UPDATED = "paypoint.updated", "Paypoint updated"
     CHANGE_REFUNDED = "change.refunded", "Change paid back to the client"
     CHANGE_REFUND_REVERSED = "change.refund_reversed", "Change refund reversed"
+    REPORT_EXPORTED = "report.exported", "Report exported"
 
 
 class AuditEntryQuerySet(models.QuerySet):
