@@ -18,8 +18,13 @@ from imali.api.base import EntityScopedMixin
 from imali.clients.models import Client
 from imali.messaging.credits import credit_usage
 from imali.messaging.models import Channel, MessageType, OutboxMessage, OutboxStatus
-from imali.messaging.selectors import outbox_list
-from imali.messaging.services import single_sms_send, template_text
+from imali.messaging.selectors import client_sms_history, outbox_list, sms_history_rows
+from imali.messaging.services import (
+    SINGLE_SMS_MAX_LENGTH,
+    SINGLE_SMS_TEMPLATE_TYPES,
+    single_sms_send,
+    template_text,
+)
 from imali.tenancy.rights import Right
 
 
@@ -41,8 +46,25 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
 
 class SingleSmsSerializer(serializers.Serializer):
     client_id = serializers.IntegerField()
-    text = serializers.CharField(max_length=918)
+    template = serializers.ChoiceField(choices=[(t, MessageType(t).label) for t in SINGLE_SMS_TEMPLATE_TYPES], required=False,
+                                       allow_blank=True, help_text="A message type whose template is merged for the client; "
+                                                                   "give this or `text`, not both.")
+    text = serializers.CharField(max_length=SINGLE_SMS_MAX_LENGTH, required=False, allow_blank=True,
+                                 help_text="Free text; give this or `template`, not both.")
     idempotency_key = serializers.CharField(max_length=100, help_text="Any unique string; resending it sends nothing more.")
+
+
+class SmsHistorySerializer(serializers.Serializer):
+    """One line of a client's SMS history: the columns of the client screen."""
+
+    id = serializers.IntegerField()
+    date = serializers.CharField(help_text="YYYY-MM-DD in the entity's time zone")
+    time = serializers.CharField(help_text="HH:MM:SS in the entity's time zone")
+    type = serializers.CharField()
+    message = serializers.CharField()
+    status = serializers.ChoiceField(choices=["Queued", "Sent", "Delivered", "Failed"])
+    response = serializers.CharField(help_text="The provider's answer or the error")
+    user = serializers.CharField(help_text='Who sent it; "System" for automated messages')
 
 
 class TemplateSerializer(serializers.Serializer):
@@ -72,9 +94,26 @@ class OutboxListView(EntityScopedMixin, ListAPIView):
         body = SingleSmsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         client = get_object_or_404(Client, pk=body.validated_data["client_id"], entity=self.entity)
-        message = single_sms_send(actor=request.user, entity=self.entity, client=client, text=body.validated_data["text"],
+        message = single_sms_send(actor=request.user, entity=self.entity, client=client,
+                                  template=body.validated_data.get("template", ""), text=body.validated_data.get("text", ""),
                                   idempotency_key=f"api:{body.validated_data['idempotency_key']}")
         return Response(OutboxMessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class ClientSmsHistoryView(EntityScopedMixin, ListAPIView):
+    """A client's SMS history, newest first, with the columns of the client screen."""
+
+    required_rights = {"get": Right.VIEW_CLIENTS}
+    serializer_class = SmsHistorySerializer
+
+    def get_queryset(self):
+        client = get_object_or_404(Client, pk=self.kwargs["client_id"], entity=self.entity)
+        return client_sms_history(entity=self.entity, client_id=client.pk)
+
+    @extend_schema(summary="A client's SMS history (Date, Time, Type, Message, Status, Response, User)")
+    def get(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(SmsHistorySerializer(sms_history_rows(entity=self.entity, messages=page), many=True).data)
 
 
 class TemplateListView(EntityScopedMixin, APIView):
@@ -89,5 +128,6 @@ class TemplateListView(EntityScopedMixin, APIView):
 urlpatterns = [
     path("messaging/credits/", CreditUsageView.as_view(), name="messaging-credits"),
     path("messaging/sms/", OutboxListView.as_view(), name="messaging-sms"),
+    path("messaging/clients/<int:client_id>/sms/", ClientSmsHistoryView.as_view(), name="messaging-client-sms"),
     path("messaging/templates/", TemplateListView.as_view(), name="messaging-templates"),
 ]
