@@ -18,6 +18,10 @@ class LoanError(models.TextChoices):
     DUPLICATE_REFERENCE = "duplicate_reference", "This reference has been posted already."
     ALREADY_REVERSED = "already_reversed", "The receipt has been reversed already."
     INVALID = "invalid", "The value is not valid."
+    NOT_SIGNED = "not_signed", "The loan agreement must be signed before the loan is disbursed."
+    OVER_CHANGE_AVAILABLE = "over_change_available", "The amount is more than the change available."
+    CHANGE_PAID_OUT = "change_paid_out", "The receipt's change has been paid out; reverse that refund first."
+    ALREADY_SETTLED = "already_settled", "The debit is settled already."
 
 
 def error(field: str, code: LoanError, message: str | None = None) -> ValidationError:

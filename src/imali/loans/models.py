@@ -84,6 +84,8 @@ class Loan(models.Model):
     default_balance = models.DecimalField(**MONEY, null=True, blank=True)
     # Running totals of the loan's posted (not reversed) receipts, kept by receipt_post and
     # receipt_reverse under the loan's row lock, so the whole-book figures need not read receipts.
+    # change_total is the change still available: receipts' change less the change paid back to the
+    # client (ChangeRefund rows not reversed), kept by change_refund and change_refund_reverse too.
     received_total = models.DecimalField(**MONEY, default=0, help_text="Receipts allocated to the loan")
     change_total = models.DecimalField(**MONEY, default=0, help_text="Overpayments: change available")
     last_receipt_on = models.DateField(null=True, blank=True)
@@ -234,6 +236,7 @@ class NonLoanDebit(models.Model):
     amount = models.DecimalField(**MONEY)
     debit_date = models.DateField()
     settled_on = models.DateField(null=True, blank=True)
+    settled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -244,6 +247,39 @@ class NonLoanDebit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.description} {self.amount}"
+
+
+class RefundMethod(models.TextChoices):
+    CASH = "cash", "Cash"
+    EFT = "eft", "EFT"
+    MOBILE_MONEY = "mobile_money", "Mobile money"
+
+
+class ChangeRefund(models.Model):
+    """Change available on a loan (overpayments) paid back to the client. Posting one takes its
+    amount off the loan's change_total in the same transaction; reversing it puts it back."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey("clients.Client", on_delete=models.PROTECT, related_name="change_refunds")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="change_refunds")
+    amount = models.DecimalField(**MONEY)
+    paid_on = models.DateField()
+    method = models.CharField(max_length=16, choices=RefundMethod.choices)
+    reference = models.CharField(max_length=64, blank=True, help_text="Payment or slip reference")
+    reason = models.CharField(max_length=200)
+    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    is_reversed = models.BooleanField(default=False)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reversal_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-paid_on", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="changerefund_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"Change refund {self.pk} {self.amount} on {self.paid_on}"
 
 
 class DailyClose(models.Model):

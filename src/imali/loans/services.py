@@ -22,6 +22,7 @@ from .allocation import Allocation, Owing, allocate
 from .errors import LoanError, error, errors
 from .models import (
     OPEN_STATUSES,
+    ChangeRefund,
     Instalment,
     Loan,
     LoanStatus,
@@ -30,6 +31,7 @@ from .models import (
     Product,
     Receipt,
     ReceiptAllocation,
+    RefundMethod,
 )
 from .schedule import Schedule, add_months, build_schedule, due_dates, months_between
 
@@ -300,6 +302,7 @@ def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, di
     with transaction.atomic():
         locked = _locked_loan(loan)
         _require_status(locked, (LoanStatus.APPROVED,), "disbursed")
+        _require_signed(entity, locked)
         schedule = loan_schedule(loan=locked, start=disbursed_on, country=entity.country)
         _check_caps(locked, credit_type=locked.product.credit_type, country=entity.country, on=disbursed_on, schedule=schedule)
         Instalment.objects.bulk_create([
@@ -327,6 +330,33 @@ def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, di
                      after={"status": locked.status, "disbursed_on": disbursed_on.isoformat(),
                             "payout_account_id": payout_account.pk, "total_repayable": str(locked.total_repayable)})
     return locked
+
+
+def disbursement_signing_block(*, entity: Entity, loan: Loan) -> str:
+    """Why the loan may not be paid out yet under the entity's Loan OTP setup, or "" when it may.
+
+    Only where an OTP applies to the agreement (Loan OTP or eSign Loan OTP on, the amount at or
+    above the Loan OTP amount and the client's cellphone enrolled) must it be signed first: by the
+    client's code, an override, or a declined OTP flagged for a hand signature. Without an OTP the
+    client signs the paper agreement by hand and disbursement goes ahead as before."""
+    # Imported here: signing builds on the loan models, so the loan book reads it only when needed.
+    from imali.signing.rules import Requirement
+    from imali.signing.selectors import signing_state
+    from imali.signing.services import Document
+
+    state = signing_state(entity=entity, document=Document(loan=loan))
+    if state.decision.requirement not in (Requirement.OTP_REQUIRED, Requirement.OTP_OPTIONAL):
+        return ""
+    if state.signature is not None:
+        return ""
+    return (f"Loan {loan.pk}'s agreement is not signed yet: {state.decision.message} "
+            f"Sign it on the loan's signing screen before disbursing.")
+
+
+def _require_signed(entity: Entity, loan: Loan) -> None:
+    block = disbursement_signing_block(entity=entity, loan=loan)
+    if block:
+        raise error("signature", LoanError.NOT_SIGNED, block)
 
 
 def loan_cancel(*, loan: Loan, actor, reason: str) -> Loan:
@@ -469,6 +499,12 @@ def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
         locked = Receipt.objects.select_for_update().get(pk=receipt.pk, entity_id=receipt.entity_id)
         if locked.is_reversed:
             raise error("receipt", LoanError.ALREADY_REVERSED)
+        if locked.change > locked_loan.change_total:
+            # Part of this receipt's change has been paid back to the client: reversing the receipt
+            # now would leave less than nothing available, so the refund must be reversed first.
+            raise error("receipt", LoanError.CHANGE_PAID_OUT,
+                        f"{locked.change - locked_loan.change_total:,.2f} of this receipt's change of {locked.change:,.2f} "
+                        f"has been paid back to the client; reverse that change refund first.")
         lines = list(locked.allocations.all())
         instalments = {i.pk: i for i in Instalment.objects.select_for_update().filter(pk__in=[a.instalment_id for a in lines])}
         for line in lines:
@@ -504,21 +540,22 @@ def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
 # --- non-loan debits -----------------------------------------------------------------------------
 def non_loan_debit_add(*, entity: Entity, actor, client: Client, description: str, amount: Any,
                        debit_date: dt.date) -> NonLoanDebit:
+    """A debt of the client that is not a loan instalment; it counts as non-loan debt until settled."""
     if client.entity_id != entity.pk:
         raise error("client", LoanError.OTHER_ENTITY)
     found: dict[str, tuple[LoanError, str]] = {}
-    if not (description or "").strip():
+    description = " ".join(str(description or "").split())
+    if not description:
         found["description"] = (LoanError.REQUIRED, "This field is required.")
-    try:
-        money = to_money(amount, field="amount")
-        if money <= 0:
-            found["amount"] = (LoanError.OUT_OF_RANGE, "The amount must be more than zero.")
-    except (ValidationError, TypeError):
-        found["amount"] = (LoanError.INVALID, f"'{amount}' is not an amount.")
+    elif len(description) > 120:
+        found["description"] = (LoanError.INVALID, "At most 120 characters.")
+    money = _positive_money(amount, found)
+    if not isinstance(debit_date, dt.date):
+        found["debit_date"] = (LoanError.REQUIRED, "Give the date of the debit.")
     if found:
         raise errors(found)
     with transaction.atomic():
-        debit = NonLoanDebit.objects.create(entity=entity, client=client, description=description.strip()[:120],
+        debit = NonLoanDebit.objects.create(entity=entity, client=client, description=description,
                                             amount=money, debit_date=debit_date, created_by=actor)
         audit_record(action=AuditAction.NON_LOAN_DEBIT_ADDED, actor=actor, entity=entity, target=debit,
                      subject=str(client.number), after=snapshot(debit))
@@ -526,14 +563,94 @@ def non_loan_debit_add(*, entity: Entity, actor, client: Client, description: st
 
 
 def non_loan_debit_settle(*, debit: NonLoanDebit, actor, settled_on: dt.date) -> NonLoanDebit:
+    if not isinstance(settled_on, dt.date):
+        raise error("settled_on", LoanError.REQUIRED, "Give the date the debit was settled.")
     with transaction.atomic():
-        locked = NonLoanDebit.objects.select_for_update().get(pk=debit.pk, entity_id=debit.entity_id)
+        locked = NonLoanDebit.objects.select_for_update().select_related("client").get(pk=debit.pk, entity_id=debit.entity_id)
         if locked.settled_on is not None:
-            raise error("debit", LoanError.WRONG_STATUS, "The debit is settled already.")
+            raise error("debit", LoanError.ALREADY_SETTLED, f"The debit was settled on {locked.settled_on:%Y-%m-%d} already.")
+        if settled_on < locked.debit_date:
+            raise error("settled_on", LoanError.OUT_OF_RANGE,
+                        f"A debit of {locked.debit_date:%Y-%m-%d} cannot be settled before that date.")
         locked.settled_on = settled_on
-        locked.save(update_fields=["settled_on"])
+        locked.settled_by = actor if getattr(actor, "pk", None) else None
+        locked.save(update_fields=["settled_on", "settled_by"])
         audit_record(action=AuditAction.NON_LOAN_DEBIT_SETTLED, actor=actor, entity=locked.entity, target=locked,
-                     before={"settled_on": None}, after={"settled_on": settled_on.isoformat()})
+                     subject=str(locked.client.number), before={"settled_on": None},
+                     after={"settled_on": settled_on.isoformat(), "amount": str(locked.amount)})
+    return locked
+
+
+def _positive_money(amount: Any, found: dict) -> Decimal | None:
+    try:
+        money = to_money(amount, field="amount")
+    except (ValidationError, TypeError):
+        found["amount"] = (LoanError.INVALID, f"'{amount}' is not an amount.")
+        return None
+    if money <= 0:
+        found["amount"] = (LoanError.OUT_OF_RANGE, "The amount must be more than zero.")
+    return money
+
+
+# --- change refunds ------------------------------------------------------------------------------
+def change_refund(*, entity: Entity, actor, loan: Loan, amount: Any, paid_on: dt.date, method: str,
+                  reason: str, reference: str = "") -> ChangeRefund:
+    """Pay change available on a loan back to the client. Under the loan's row lock the amount is
+    checked against the change available and taken off it in the same transaction, so the loan's
+    change_total is always receipts' change less refunds (and never below zero)."""
+    if loan.entity_id != entity.pk:
+        raise error("loan", LoanError.OTHER_ENTITY)
+    found: dict[str, tuple[LoanError, str]] = {}
+    money = _positive_money(amount, found)
+    if method not in RefundMethod.values:
+        found["method"] = (LoanError.INVALID, "Choose how the change is paid: cash, EFT or mobile money.")
+    if not isinstance(paid_on, dt.date):
+        found["paid_on"] = (LoanError.REQUIRED, "Give the date the change is paid.")
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        found["reason"] = (LoanError.REQUIRED, "Give a reason.")
+    reference = (reference or "").strip()
+    if len(reference) > 64:
+        found["reference"] = (LoanError.INVALID, "At most 64 characters.")
+    if found:
+        raise errors(found)
+    with transaction.atomic():
+        locked = _locked_loan(loan)
+        if money > locked.change_total:
+            raise error("amount", LoanError.OVER_CHANGE_AVAILABLE,
+                        f"{money:,.2f} is more than the change available on loan {locked.pk} ({locked.change_total:,.2f}).")
+        refund = ChangeRefund.objects.create(
+            entity=entity, client_id=locked.client_id, loan=locked, amount=money, paid_on=paid_on, method=method,
+            reference=reference, reason=reason[:200], paid_by=actor if getattr(actor, "pk", None) else None)
+        Loan.objects.filter(pk=locked.pk).update(change_total=F("change_total") - money)
+        audit_record(action=AuditAction.CHANGE_REFUNDED, actor=actor, entity=entity, target=refund,
+                     subject=str(locked.client.number),
+                     before={"loan": locked.pk, "change_available": str(locked.change_total)},
+                     after={**snapshot(refund), "change_available": str(locked.change_total - money)})
+    return refund
+
+
+def change_refund_reverse(*, refund: ChangeRefund, actor, reason: str) -> ChangeRefund:
+    """Undo a change refund exactly: its amount is change available on the loan again."""
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        raise error("reason", LoanError.REQUIRED, "Give a reason for the reversal.")
+    with transaction.atomic():
+        locked_loan = _locked_loan(refund.loan)
+        locked = ChangeRefund.objects.select_for_update().get(pk=refund.pk, entity_id=refund.entity_id)
+        if locked.is_reversed:
+            raise error("refund", LoanError.ALREADY_REVERSED, "The change refund has been reversed already.")
+        Loan.objects.filter(pk=locked_loan.pk).update(change_total=F("change_total") + locked.amount)
+        locked.is_reversed = True
+        locked.reversed_at = timezone.now()
+        locked.reversed_by = actor if getattr(actor, "pk", None) else None
+        locked.reversal_reason = reason[:200]
+        locked.save(update_fields=["is_reversed", "reversed_at", "reversed_by", "reversal_reason"])
+        audit_record(action=AuditAction.CHANGE_REFUND_REVERSED, actor=actor, entity=locked.entity, target=locked,
+                     subject=str(locked_loan.client.number),
+                     before={"is_reversed": False, "change_available": str(locked_loan.change_total)},
+                     after={"is_reversed": True, "reason": locked.reversal_reason,
+                            "change_available": str(locked_loan.change_total + locked.amount)})
     return locked
 
 

@@ -22,4 +22,14 @@ def isolation_objects(*, entity, actor, client) -> dict:
                                     payback_type="eft", external_reference="ISO-1")
     debit = services.non_loan_debit_add(entity=entity, actor=actor, client=client, description="Isolation debit",
                                         amount="10", debit_date=dt.date(2026, 1, 6))
-    return {"product": product, "loan": loan, "receipt": receipt, "non_loan_debit": debit}
+    # A second loan paid up with change, part of it paid back: the change-refund routes need a refund.
+    overpaid = services.loan_apply(entity=entity, actor=actor, client=client, product=product, principal="500",
+                                   instalments=1, applied_on=dt.date(2026, 1, 5))
+    services.loan_approve(loan=overpaid, actor=actor)
+    overpaid = services.loan_disburse(loan=overpaid, actor=actor, payout_account=client.accounts.first(),
+                                      disbursed_on=dt.date(2026, 1, 5))
+    services.receipt_post(entity=entity, actor=actor, loan=overpaid, amount="2000", value_date=dt.date(2026, 1, 21),
+                          payback_type="eft", external_reference="ISO-2")
+    refund = services.change_refund(entity=entity, actor=actor, loan=overpaid, amount="10", paid_on=dt.date(2026, 1, 22),
+                                    method="eft", reason="Isolation change refund")
+    return {"product": product, "loan": loan, "receipt": receipt, "non_loan_debit": debit, "change_refund": refund}

@@ -1,5 +1,6 @@
-"""Loan products, loans (application → approval → disbursement, settlement quotes) and receipts
-(posting, reversal) of the caller's entity. Thin: the services in imali.loans decide; a service's
+"""Loan products, loans (application → approval → disbursement, settlement quotes), receipts
+(posting, reversal), change refunds (paying change available back, reversal) and non-loan debits
+(adding, settling) of the caller's entity. Thin: the services in imali.loans decide; a service's
 ValidationError becomes a 400 naming the field."""
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ from rest_framework.routers import SimpleRouter
 from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import EntityRelatedField
 from imali.clients.models import Client, ClientAccount, PaymentFrequency, PaymentMoveDirection
-from imali.loans import selectors, services
-from imali.loans.models import Instalment, Loan, LoanStatus, PaybackType, Product, Receipt
+from imali.loans import queries, selectors, services
+from imali.loans.models import (
+    ChangeRefund,
+    Instalment,
+    Loan,
+    LoanStatus,
+    NonLoanDebit,
+    PaybackType,
+    Product,
+    Receipt,
+    RefundMethod,
+)
 from imali.tenancy.rights import Right
 
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
@@ -70,6 +81,8 @@ class InstalmentSerializer(serializers.ModelSerializer):
 
 class LoanSerializer(serializers.ModelSerializer):
     schedule = serializers.SerializerMethodField()
+    change_available = serializers.DecimalField(source="change_total", max_digits=14, decimal_places=2, read_only=True,
+                                                help_text="Overpayments not yet paid back to the client")
     status = serializers.CharField(read_only=True, help_text=_choices_text(LoanStatus.choices))
     frequency = serializers.CharField(**FREQUENCY_FIELD)
     move_direction = serializers.CharField(read_only=True, help_text=_choices_text(PaymentMoveDirection.choices))
@@ -80,7 +93,7 @@ class LoanSerializer(serializers.ModelSerializer):
             "id", "client", "product", "status", "principal", "instalments", "frequency", "pay_day", "move_direction",
             "interest_rate_pm", "initiation_fee", "service_fee_pm", "vat_rate", "total_repayable", "instalment_amount",
             "applied_on", "approved_at", "disbursed_on", "payout_account", "paid_up_on", "closed_on", "status_reason",
-            "default_since", "default_balance", "schedule",
+            "default_since", "default_balance", "change_available", "schedule",
         ]
         read_only_fields = fields
 
@@ -128,6 +141,47 @@ class ReceiptWriteSerializer(serializers.Serializer):
     value_date = serializers.DateField()
     payback_type = serializers.ChoiceField(choices=PaybackType.choices)
     external_reference = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class ChangeRefundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChangeRefund
+        fields = ["id", "client", "loan", "amount", "paid_on", "method", "reference", "reason", "paid_by",
+                  "is_reversed", "reversed_at", "reversal_reason", "created_at"]
+        read_only_fields = fields
+
+
+class ChangeRefundWriteSerializer(serializers.Serializer):
+    loan = EntityRelatedField(queryset=Loan.objects.all())
+    amount = serializers.CharField()
+    paid_on = serializers.DateField()
+    method = serializers.ChoiceField(choices=RefundMethod.choices)
+    reference = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=200)
+
+
+class NonLoanDebitSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NonLoanDebit
+        fields = ["id", "client", "description", "amount", "debit_date", "settled_on", "settled_by", "created_by",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class NonLoanDebitWriteSerializer(serializers.Serializer):
+    client = EntityRelatedField(queryset=Client.objects.all())
+    description = serializers.CharField(max_length=120)
+    amount = serializers.CharField()
+    debit_date = serializers.DateField()
+
+
+class SettleSerializer(serializers.Serializer):
+    settled_on = serializers.DateField()
+
+
+def _id_param(request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    return int(raw) if raw and raw.isdigit() else None
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -205,7 +259,9 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     def approve(self, request, *args, **kwargs):
         return self._loan_response(services.loan_approve(loan=self.get_object(), actor=request.user))
 
-    @extend_schema(summary="Disburse an approved loan", description="Within the caller's disbursement limit.",
+    @extend_schema(summary="Disburse an approved loan", description="Within the caller's disbursement limit. Where the entity's Loan OTP (or eSign Loan OTP) "
+                               "applies to the loan, its agreement must be signed first (400 on 'signature', "
+                               "code not_signed).",
                    request=DisburseSerializer, responses={200: LoanSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
     @action(detail=True, methods=["post"])
     def disburse(self, request, *args, **kwargs):
@@ -307,9 +363,95 @@ class ReceiptViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return Response(ReceiptSerializer(receipt).data)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List change refunds", parameters=[OpenApiParameter("loan", int), OpenApiParameter("client", int)],
+                       responses={200: ChangeRefundSerializer(many=True), 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a change refund", responses={200: ChangeRefundSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+    create=extend_schema(
+        summary="Pay change available back to the client",
+        description="At most the loan's change available (400 over_change_available); the amount leaves the loan's "
+                    "change available in the same transaction. Needs 'Receipts: capture'.",
+        request=ChangeRefundWriteSerializer, responses={201: ChangeRefundSerializer, 400: BAD_INPUT, 403: NO_RIGHT}),
+)
+class ChangeRefundViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ChangeRefundSerializer
+    lookup_url_kwarg = "changerefund_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {"list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "create": Right.CAPTURE_RECEIPTS,
+                       "reverse": Right.REVERSE_RECEIPTS}
+
+    def get_queryset(self):
+        return queries.change_refund_list(entity=self.entity, loan_id=_id_param(self.request, "loan"),
+                                          client_id=_id_param(self.request, "client")).order_by("pk")
+
+    def create(self, request, *args, **kwargs):
+        serializer = ChangeRefundWriteSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        refund = services.change_refund(entity=self.entity, actor=request.user, loan=data["loan"], amount=data["amount"],
+                                        paid_on=data["paid_on"], method=data["method"], reference=data["reference"],
+                                        reason=data["reason"])
+        return Response(ChangeRefundSerializer(refund).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Reverse a change refund", description="Its amount is change available again. Needs 'Receipts: reverse'.",
+                   request=ReasonSerializer, responses={200: ChangeRefundSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def reverse(self, request, *args, **kwargs):
+        refund = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refund = services.change_refund_reverse(refund=refund, actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(ChangeRefundSerializer(refund).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List non-loan debits",
+                       parameters=[OpenApiParameter("client", int), OpenApiParameter("open", bool, description="Only unsettled")],
+                       responses={200: NonLoanDebitSerializer(many=True), 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a non-loan debit", responses={200: NonLoanDebitSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+    create=extend_schema(
+        summary="Add a non-loan debit to a client",
+        description="A debt that is not a loan instalment; it counts as non-loan debt until settled. "
+                    "Needs 'Clients: create and edit'.",
+        request=NonLoanDebitWriteSerializer, responses={201: NonLoanDebitSerializer, 400: BAD_INPUT, 403: NO_RIGHT}),
+)
+class NonLoanDebitViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = NonLoanDebitSerializer
+    lookup_url_kwarg = "nonloandebit_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {"list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "create": Right.MANAGE_CLIENTS,
+                       "settle": Right.CAPTURE_RECEIPTS}
+
+    def get_queryset(self):
+        open_only = self.request.query_params.get("open") in ("1", "true", "True")
+        return queries.non_loan_debit_list(entity=self.entity, client_id=_id_param(self.request, "client"),
+                                           open_only=open_only).order_by("pk")
+
+    def create(self, request, *args, **kwargs):
+        serializer = NonLoanDebitWriteSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        debit = services.non_loan_debit_add(entity=self.entity, actor=request.user, client=data["client"],
+                                            description=data["description"], amount=data["amount"],
+                                            debit_date=data["debit_date"])
+        return Response(NonLoanDebitSerializer(debit).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Settle a non-loan debit", description="Needs 'Receipts: capture'.",
+                   request=SettleSerializer, responses={200: NonLoanDebitSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def settle(self, request, *args, **kwargs):
+        debit = self.get_object()
+        serializer = SettleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        debit = services.non_loan_debit_settle(debit=debit, actor=request.user, settled_on=serializer.validated_data["settled_on"])
+        return Response(NonLoanDebitSerializer(debit).data)
+
+
 router = SimpleRouter()
 router.register("loan-products", ProductViewSet, basename="product")
 router.register("loans", LoanViewSet, basename="loan")
 router.register("receipts", ReceiptViewSet, basename="receipt")
+router.register("change-refunds", ChangeRefundViewSet, basename="change-refund")
+router.register("non-loan-debits", NonLoanDebitViewSet, basename="non-loan-debit")
 
 urlpatterns = router.urls

@@ -1,5 +1,7 @@
-"""Loan screens: products, application → approval → disbursement, loan detail with schedule and
-receipts, receipt capture and reversal, the client statement PDF. Thin: forms parse, services decide."""
+"""Loan screens: products, application → approval → disbursement (gated on signing where the
+entity's Loan OTP applies), loan detail with schedule, receipts, change refunds and audit trail,
+receipt capture and reversal, change refunds and their reversal, write-off and hand-over, a client's
+non-loan debits, the client statement PDF. Thin: forms parse, services decide."""
 
 from __future__ import annotations
 
@@ -12,8 +14,17 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount
-from imali.loans import selectors, services
-from imali.loans.models import Loan, LoanStatus, PaybackType, Product, Receipt
+from imali.loans import queries, selectors, services
+from imali.loans.models import (
+    ChangeRefund,
+    Loan,
+    LoanStatus,
+    NonLoanDebit,
+    PaybackType,
+    Product,
+    Receipt,
+    RefundMethod,
+)
 from imali.loans.pricing import caps_for
 from imali.loans.statement import client_statement_pdf
 from imali.tenancy.rights import Right
@@ -66,6 +77,24 @@ class ReceiptForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+
+
+class NonLoanDebitForm(forms.Form):
+    description = forms.CharField(max_length=120, help_text="What the client owes for, e.g. a returned debit order fee")
+    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    debit_date = forms.DateField(widget=_date_input())
+
+
+class SettleForm(forms.Form):
+    settled_on = forms.DateField(widget=_date_input())
+
+
+class ChangeRefundForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    paid_on = forms.DateField(widget=_date_input())
+    method = forms.ChoiceField(choices=RefundMethod.choices)
+    reference = forms.CharField(max_length=64, required=False, help_text="Payment or slip reference")
     reason = forms.CharField(max_length=200)
 
 
@@ -147,6 +176,11 @@ def loan_detail_view(request, loan_id: int):
         "as_of": as_of,
         "schedule": selectors.instalments_with_status(loan=loan, as_of=as_of),
         "receipts": selectors.receipt_list(entity=request.entity, loan_id=loan.pk),
+        "refunds": queries.change_refund_list(entity=request.entity, loan_id=loan.pk),
+        "audit_trail": queries.loan_audit_trail(entity=request.entity, loan=loan, limit=30),
+        "signing_block": (services.disbursement_signing_block(entity=request.entity, loan=loan)
+                          if loan.status == LoanStatus.APPROVED else ""),
+        "can_refund": loan.change_total > 0 and user.has_right(Right.CAPTURE_RECEIPTS),
         "outstanding": selectors.loan_outstanding(loan=loan),
         "settlement": selectors.loan_settlement(loan=loan, as_of=as_of),
         "can_approve": loan.status == LoanStatus.APPLICATION and user.has_right(Right.APPROVE_LOANS),
@@ -187,7 +221,7 @@ def loan_cancel_view(request, loan_id: int):
                                              "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
 
 
-def _close_view(request, loan_id: int, *, close, title: str, done: str):
+def _close_view(request, loan_id: int, *, close, title: str, done: str, effect: str):
     loan = _loan(request, loan_id)
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -198,19 +232,26 @@ def _close_view(request, loan_id: int, *, close, title: str, done: str):
         else:
             messages.success(request, done)
             return redirect("web:loan_detail", loan_id=loan.pk)
-    return render(request, "web/form.html", {"form": form, "title": f"{title} loan {loan.pk}",
-                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+    return render(request, "web/loans/close.html", {
+        "form": form, "title": f"{title} loan {loan.pk}", "loan": loan, "effect": effect,
+        "outstanding": selectors.loan_outstanding(loan=loan),
+        "audit_trail": queries.loan_audit_trail(entity=request.entity, loan=loan, limit=30),
+    })
 
 
 # Taking a loan off the book or passing it to collectors is an approver's decision.
 @right_required(Right.APPROVE_LOANS)
 def loan_write_off_view(request, loan_id: int):
-    return _close_view(request, loan_id, close=services.loan_write_off, title="Write off", done="Loan written off.")
+    return _close_view(request, loan_id, close=services.loan_write_off, title="Write off", done="Loan written off.",
+                       effect="The loan leaves the book: its instalments stop counting as owed. The client becomes "
+                              "Bad and may take no new loans.")
 
 
 @right_required(Right.APPROVE_LOANS)
 def loan_hand_over_view(request, loan_id: int):
-    return _close_view(request, loan_id, close=services.loan_hand_over, title="Hand over", done="Loan handed over.")
+    return _close_view(request, loan_id, close=services.loan_hand_over, title="Hand over", done="Loan handed over.",
+                       effect="The loan stays on the book and receipts can still be posted to it. The client becomes "
+                              "Handed over and may take no new loans.")
 
 
 @right_required(Right.DISBURSE_LOANS)
@@ -226,8 +267,10 @@ def loan_disburse_view(request, loan_id: int):
         else:
             messages.success(request, "Loan disbursed.")
             return redirect("web:loan_detail", loan_id=loan.pk)
-    return render(request, "web/form.html", {"form": form, "title": f"Disburse loan {loan.pk} ({loan.principal:,.2f})",
-                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+    # Said before the form is filled in: an unsigned agreement under Loan OTP is refused anyway.
+    block = services.disbursement_signing_block(entity=request.entity, loan=loan) if loan.status == LoanStatus.APPROVED else ""
+    return render(request, "web/loans/disburse.html", {"form": form, "loan": loan, "signing_block": block,
+                                                       "title": f"Disburse loan {loan.pk} ({loan.principal:,.2f})"})
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
@@ -266,6 +309,99 @@ def receipt_reverse_view(request, receipt_id: int):
                                              "cancel_url": "web:loan_detail", "cancel_arg": receipt.loan_id})
 
 
+# --- change refunds ------------------------------------------------------------------------------
+# Paying change back is a cashier's counter operation, like taking the receipt that made it;
+# undoing one is a reversal like a receipt's.
+@right_required(Right.CAPTURE_RECEIPTS)
+def change_refund_create_view(request, loan_id: int):
+    loan = _loan(request, loan_id)
+    form = ChangeRefundForm(request.POST or None, initial={
+        "paid_on": services.local_today(request.entity), "amount": loan.change_total, "method": RefundMethod.EFT})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            refund = services.change_refund(entity=request.entity, actor=request.user, loan=loan, amount=data["amount"],
+                                            paid_on=data["paid_on"], method=data["method"], reference=data["reference"],
+                                            reason=data["reason"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Change of {refund.amount:,.2f} paid back to the client.")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    loan.refresh_from_db(fields=["change_total"])
+    return render(request, "web/loans/change_refund.html", {"form": form, "loan": loan,
+                                                            "title": f"Pay back change on loan {loan.pk}"})
+
+
+@right_required(Right.REVERSE_RECEIPTS)
+def change_refund_reverse_view(request, changerefund_id: int):
+    refund = get_object_or_404(ChangeRefund.objects.select_related("loan"), entity=request.entity, pk=changerefund_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.change_refund_reverse(refund=refund, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Change refund reversed: {refund.amount:,.2f} is change available again.")
+            return redirect("web:loan_detail", loan_id=refund.loan_id)
+    return render(request, "web/form.html", {"form": form, "title": f"Reverse change refund {refund.pk} ({refund.amount:,.2f})",
+                                             "cancel_url": "web:loan_detail", "cancel_arg": refund.loan_id})
+
+
+# --- non-loan debits -----------------------------------------------------------------------------
+@right_required(Right.VIEW_CLIENTS)
+def client_debits_view(request, client_id: int):
+    client = get_object_or_404(Client, entity=request.entity, pk=client_id)
+    user = request.user
+    can_add = user.has_right(Right.MANAGE_CLIENTS)
+    return render(request, "web/loans/debits.html", {
+        "client": client,
+        "debits": queries.non_loan_debit_list(entity=request.entity, client_id=client.pk),
+        "open_total": queries.non_loan_debt(entity=request.entity, client_id=client.pk),
+        "loans_with_change": queries.loans_with_change(entity=request.entity, client_id=client.pk),
+        "form": NonLoanDebitForm(initial={"debit_date": services.local_today(request.entity)}) if can_add else None,
+        "can_settle": user.has_right(Right.CAPTURE_RECEIPTS),
+    })
+
+
+# Adding a debt to a client's record is an edit of the client; settling it is taking the money.
+@right_required(Right.MANAGE_CLIENTS)
+def non_loan_debit_create_view(request, client_id: int):
+    client = get_object_or_404(Client, entity=request.entity, pk=client_id)
+    form = NonLoanDebitForm(request.POST or None, initial={"debit_date": services.local_today(request.entity)})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            debit = services.non_loan_debit_add(entity=request.entity, actor=request.user, client=client,
+                                                description=data["description"], amount=data["amount"],
+                                                debit_date=data["debit_date"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Debit of {debit.amount:,.2f} added.")
+            return redirect("web:client_debits", client_id=client.pk)
+    return render(request, "web/form.html", {"form": form, "title": f"New non-loan debit for {client}",
+                                             "cancel_url": "web:client_debits", "cancel_arg": client.pk})
+
+
+@right_required(Right.CAPTURE_RECEIPTS)
+def non_loan_debit_settle_view(request, nonloandebit_id: int):
+    debit = get_object_or_404(NonLoanDebit.objects.select_related("client"), entity=request.entity, pk=nonloandebit_id)
+    form = SettleForm(request.POST or None, initial={"settled_on": services.local_today(request.entity)})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.non_loan_debit_settle(debit=debit, actor=request.user, settled_on=form.cleaned_data["settled_on"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Debit '{debit.description}' settled.")
+            return redirect("web:client_debits", client_id=debit.client_id)
+    return render(request, "web/form.html", {
+        "form": form, "title": f"Settle '{debit.description}' ({debit.amount:,.2f}, {debit.debit_date:%Y-%m-%d})",
+        "cancel_url": "web:client_debits", "cancel_arg": debit.client_id})
+
+
 @right_required(Right.VIEW_CLIENTS)
 def client_statement_view(request, client_id: int):
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
@@ -290,4 +426,9 @@ urlpatterns = [
     path("loans/<int:loan_id>/receipts/new/", receipt_create_view, name="receipt_create"),
     path("loans/receipts/<int:receipt_id>/reverse/", receipt_reverse_view, name="receipt_reverse"),
     path("loans/statement/<int:client_id>/", client_statement_view, name="client_statement"),
+    path("loans/<int:loan_id>/change/refund/", change_refund_create_view, name="change_refund_create"),
+    path("loans/change-refunds/<int:changerefund_id>/reverse/", change_refund_reverse_view, name="change_refund_reverse"),
+    path("loans/clients/<int:client_id>/debits/", client_debits_view, name="client_debits"),
+    path("loans/clients/<int:client_id>/debits/new/", non_loan_debit_create_view, name="non_loan_debit_create"),
+    path("loans/debits/<int:nonloandebit_id>/settle/", non_loan_debit_settle_view, name="non_loan_debit_settle"),
 ]

@@ -1,0 +1,57 @@
+"""Reads for the loan screens and API beyond the whole-book figures of `selectors`: a client's
+non-loan debits, change refunds and what is available, and a loan's audit trail. Each is one or
+two queries scoped to the caller's entity."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from imali.core.models import AuditEntry
+from imali.tenancy.models import Entity
+
+from .models import ChangeRefund, Loan, NonLoanDebit, Receipt
+
+ZERO = Decimal("0.00")
+
+
+def non_loan_debit_list(*, entity: Entity, client_id: int | None = None, open_only: bool = False) -> QuerySet[NonLoanDebit]:
+    found = NonLoanDebit.objects.filter(entity=entity).select_related("client", "created_by", "settled_by")
+    if client_id is not None:
+        found = found.filter(client_id=client_id)
+    if open_only:
+        found = found.filter(settled_on__isnull=True)
+    return found
+
+
+def non_loan_debt(*, entity: Entity, client_id: int) -> Decimal:
+    """What the client owes on debits not yet settled."""
+    total = NonLoanDebit.objects.filter(entity=entity, client_id=client_id, settled_on__isnull=True).aggregate(t=Sum("amount"))["t"]
+    return total or ZERO
+
+
+def change_refund_list(*, entity: Entity, loan_id: int | None = None, client_id: int | None = None) -> QuerySet[ChangeRefund]:
+    found = ChangeRefund.objects.filter(entity=entity).select_related("loan", "client", "paid_by", "reversed_by")
+    if loan_id is not None:
+        found = found.filter(loan_id=loan_id)
+    if client_id is not None:
+        found = found.filter(client_id=client_id)
+    return found
+
+
+def loans_with_change(*, entity: Entity, client_id: int) -> QuerySet[Loan]:
+    """The client's loans holding change available, oldest first."""
+    return Loan.objects.filter(entity=entity, client_id=client_id, change_total__gt=0).select_related("product").order_by("pk")
+
+
+def loan_audit_trail(*, entity: Entity, loan: Loan, limit: int = 100) -> list[AuditEntry]:
+    """Audit entries about the loan, its receipts and its change refunds, newest first."""
+    receipt_ids = [str(pk) for pk in Receipt.objects.filter(loan=loan).values_list("pk", flat=True)[:500]]
+    refund_ids = [str(pk) for pk in ChangeRefund.objects.filter(loan=loan).values_list("pk", flat=True)[:500]]
+    about = Q(object_type=Loan._meta.label, object_id=str(loan.pk))
+    if receipt_ids:
+        about |= Q(object_type=Receipt._meta.label, object_id__in=receipt_ids)
+    if refund_ids:
+        about |= Q(object_type=ChangeRefund._meta.label, object_id__in=refund_ids)
+    return list(AuditEntry.objects.filter(about, entity=entity).select_related("actor").order_by("-created_at", "-id")[:limit])
