@@ -19,6 +19,7 @@ from imali.core.models import AuditAction
 from imali.tenancy.models import Entity, Role, User
 from imali.tenancy.services import user_create
 
+from .gateways import demo_gateways_ensure
 from .generator import generate_book
 
 DEMO_URL = "http://127.0.0.1:8000/"
@@ -111,4 +112,7 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
             if not User.objects.filter(username__iexact=login.username).exists():
                 _entity_user(login, Entity.objects.get(code=login.entity_code))
                 created = True
+        # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
+        if demo_gateways_ensure(countries=DEMO_COUNTRIES):
+            created = True
     return created, list(DEMO_LOGINS)

@@ -6,8 +6,9 @@ class MessagingConfig(AppConfig):
     label = "messaging"
 
     def ready(self) -> None:
-        # `make demo` runs the local SMSC (with its phone page) and one SMS dispatcher beside the
-        # web app and the Huey consumer.
+        # `make demo` runs the local SMSC (with its phone page), the two local HTTP aggregators
+        # (the failover routes load_demo configures) and one SMS dispatcher beside the web app and
+        # the Huey consumer.
         import sys
 
         from imali.core.stack import EXTRA_PROCESSES, StackProcess, manage
@@ -22,6 +23,26 @@ class MessagingConfig(AppConfig):
         def sms_dispatcher(*, host: str) -> StackProcess:
             return StackProcess("sms-dispatcher", manage("messaging_dispatch"))
 
-        for extra in (local_smsc, sms_dispatcher):
+        def aggregator_peer(kind: str):
+            def start(*, host: str) -> StackProcess:
+                from imali.api.endpoints.callbacks import callback_url
+                from imali.demo.gateways import DEMO_AGGREGATORS, DEMO_WEB_PORT, aggregator_base_url
+
+                a = next(a for a in DEMO_AGGREGATORS if a.kind == kind)
+                web = f"http://{host}:{DEMO_WEB_PORT}"
+                return StackProcess(
+                    f"{kind}-peer",
+                    [sys.executable, "-m", "imali.peers.aggregators", "--kind", kind, "--host", host, "--port", str(a.port),
+                     "--username", a.username, "--api-key", a.api_key,
+                     "--callback", callback_url(base_url=web, kind=kind, event="delivery", gateway_name=a.gateway),
+                     "--inbound-callback", callback_url(base_url=web, kind=kind, event="inbound", gateway_name=a.gateway)],
+                    url=f"{aggregator_base_url(a, host=host)}/phones.json  (gateway {a.gateway}: failover route for "
+                        f"{a.failover_for})",
+                )
+            # EXTRA_PROCESSES is deduplicated by name: each peer's starter has its own.
+            start.__name__ = f"{kind}_peer"
+            return start
+
+        for extra in (local_smsc, aggregator_peer("africastalking"), aggregator_peer("clickatell"), sms_dispatcher):
             if extra.__name__ not in {e.__name__ for e in EXTRA_PROCESSES}:
                 EXTRA_PROCESSES.append(extra)

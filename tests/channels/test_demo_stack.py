@@ -1,0 +1,72 @@
+"""`make demo` runs the two local HTTP aggregators beside the SMSC, and load_demo routes each demo
+country to the SMSC first and to one aggregator as its failover."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from django.conf import settings
+from django.urls import resolve
+
+from imali.api.endpoints.callbacks import callback_token
+from imali.core.stack import stack_processes
+from imali.demo.gateways import DEMO_AGGREGATORS, SMSC_GATEWAY, demo_gateways_ensure
+from imali.messaging.dispatch import Router
+from imali.messaging.models import Gateway, Route
+
+
+def _specs():
+    return {p.name: p for p in stack_processes(host="127.0.0.1", port=8000)}
+
+
+def test_the_stack_runs_both_aggregator_peers_with_working_callback_urls():
+    specs = _specs()
+    assert {"web", "consumer", "smsc-peer", "africastalking-peer", "clickatell-peer", "sms-dispatcher"} <= set(specs)
+    for a in DEMO_AGGREGATORS:
+        spec = specs[f"{a.kind}-peer"]
+        assert spec.url.startswith(f"http://127.0.0.1:{a.port}/phones.json")
+        argv = spec.argv
+        assert argv[argv.index("--port") + 1] == str(a.port)
+        for flag in ("--callback", "--inbound-callback"):
+            url = argv[argv.index(flag) + 1]
+            assert url.startswith("http://127.0.0.1:8000/api/callbacks/")
+            assert f"gateway={a.gateway}" in url and f"token={callback_token(a.gateway)}" in url
+            resolve(url.split("http://127.0.0.1:8000", 1)[1].split("?", 1)[0])  # a route the web app serves
+
+
+@pytest.mark.parametrize("kind", [a.kind for a in DEMO_AGGREGATORS])
+def test_each_peer_command_starts_and_answers(kind):
+    """The stack's own command line, on an ephemeral port so a running demo is not disturbed."""
+    argv = list(_specs()[f"{kind}-peer"].argv)
+    argv[argv.index("--port") + 1] = "0"
+    env = {"PYTHONPATH": str(settings.BASE_DIR / "src"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("HTTP_PORT="), line
+        port = int(line.split("=", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/phones.json", timeout=5) as response:
+            assert response.status == 200 and json.loads(response.read()) == {}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert argv[0] == sys.executable
+
+
+@pytest.mark.django_db
+def test_demo_gateways_route_the_smsc_first_and_an_aggregator_as_failover():
+    added = demo_gateways_ensure(countries=("ZA", "NA"))
+    assert "gateway local-africastalking" in added and "route ZA → local-africastalking (rank 1)" in added
+    assert demo_gateways_ensure(countries=("ZA", "NA")) == []  # run again: nothing more
+    at = Gateway.objects.get(name="local-africastalking")
+    assert (at.kind, at.base_url, at.account) == ("africastalking", "http://127.0.0.1:8031", "imali")
+    assert Gateway.objects.get(name="local-clickatell").kind == "clickatell"
+    router = Router(refresh_seconds=0)
+    assert router.gateways(1, "ZA") == [SMSC_GATEWAY, "local-africastalking"]
+    assert router.gateways(1, "NA") == [SMSC_GATEWAY, "local-clickatell"]
+    assert router.gateways(1, "BW") == [SMSC_GATEWAY]
+    assert Route.objects.count() == 5
