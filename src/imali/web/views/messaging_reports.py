@@ -1,25 +1,25 @@
-"""Messaging reports: credits and their usage, the SMS Detail report and the process log."""
+"""Messaging reports: credits and their usage (with messages per day and the delivery rate), the
+SMS Detail report and the process log, each report with streamed CSV and XLSX exports."""
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
-from django.utils import timezone
 
+from imali.messaging import reports
 from imali.messaging.credits import credit_account_get, credit_settings_update, credit_usage
-from imali.messaging.models import Channel, CreditEntry, OutboxStatus
-from imali.messaging.selectors import outbox_list, process_log_list
+from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxStatus
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
-from ..access import right_required
+from ..access import client_ip, right_required
 from ..forms import apply_service_errors
 
 NAV_ITEMS = [
@@ -28,11 +28,8 @@ NAV_ITEMS = [
     ("Process log", "web:messaging_process_log", Right.VIEW_LOGS, "Messaging"),
 ]
 
-
-def _local_range(entity: Entity, start: dt.date | None, end: dt.date | None):
-    tz = zoneinfo.ZoneInfo(entity.time_zone)
-    to_dt = lambda d: dt.datetime.combine(d, dt.time.min, tzinfo=tz)  # noqa: E731
-    return (to_dt(start) if start else None, to_dt(end + dt.timedelta(days=1)) if end else None)
+PAGE_SIZE = 50
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class CreditSettingsForm(forms.Form):
@@ -49,6 +46,52 @@ class DateRangeForm(forms.Form):
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The end date is before the start date.")
+        return data
+
+
+class UsagePeriodForm(DateRangeForm):
+    """The usage screen's period: the last 30 local days unless chosen, at most 366 days."""
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        start, end = data.get("start"), data.get("end")
+        if start and end and (end - start).days + 1 > reports.CHART_MAX_DAYS:
+            self.add_error("start", f"Choose at most {reports.CHART_MAX_DAYS} days.")
+        return data
+
+
+def _stream(chunks, *, filename: str, content_type: str, size: int | None = None) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if size is not None:
+        response["Content-Length"] = str(size)
+    return response
+
+
+def export_response(request, *, report: str, fmt: str, header, rows, text_columns, filters: dict, row_count: int):
+    """Audit the export, then stream it: CSV as rows arrive, XLSX from a spooled file."""
+    reports.report_export_record(actor=request.user, entity=request.entity, report=report, fmt=fmt, filters=filters,
+                                 rows=row_count, ip_address=client_ip(request))
+    stamp = reports.local_today(request.entity).isoformat()
+    if fmt == "csv":
+        return _stream(reports.csv_stream(header, rows, text_columns=text_columns),
+                       filename=f"{report}-{stamp}.csv", content_type="text/csv; charset=utf-8")
+    handle, size = reports.xlsx_file(report, header, rows, text_columns=text_columns)
+    return _stream(reports.file_stream(handle), filename=f"{report}-{stamp}.xlsx", content_type=XLSX_TYPE, size=size)
+
+
+def _export_format(request) -> str | None:
+    fmt = request.GET.get("export")
+    return fmt if fmt in ("csv", "xlsx") else None
+
+
+# --- Credits and usage ------------------------------------------------------------------------
 
 @right_required(Right.MAXSMS_GENERAL_SETUP)
 def credits_view(request):
@@ -65,42 +108,120 @@ def credits_view(request):
         else:
             messages.success(request, "SMS credit settings saved.")
             return redirect("web:messaging_credits")
-    period = DateRangeForm(request.GET or None)
-    start = end = None
+    today = reports.local_today(entity)
+    period = UsagePeriodForm(request.GET or None)
+    first, last = today - dt.timedelta(days=reports.CHART_DEFAULT_DAYS - 1), today
     if period.is_valid():
-        start, end = _local_range(entity, period.cleaned_data["start"], period.cleaned_data["end"])
+        first = period.cleaned_data["start"] or (period.cleaned_data["end"] or today) - dt.timedelta(days=reports.CHART_DEFAULT_DAYS - 1)
+        last = period.cleaned_data["end"] or max(first, today)
+        if (last - first).days + 1 > reports.CHART_MAX_DAYS:
+            last = first + dt.timedelta(days=reports.CHART_MAX_DAYS - 1)
+    if not period.is_bound:
+        period = UsagePeriodForm(initial={"start": first, "end": last})
+    start, end = reports.local_range(entity, first, last)
     usage = {channel: credit_usage(entity=entity, channel=channel, start=start, end=end) for channel in Channel.values}
+    daily = reports.messages_per_day(entity=entity, first=first, last=last)
     entries = CreditEntry.objects.filter(entity=entity).select_related("actor").order_by("-id")[:50]
-    return render(request, "web/messaging/credits.html", {"form": form, "period": period, "usage": usage, "entries": entries})
+    return render(request, "web/messaging/credits.html", {
+        "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries,
+        "daily": daily, "chart": reports.usage_chart(daily), "series": reports.SERIES,
+        "rate_definition": reports.DELIVERY_RATE_DEFINITION})
+
+
+# --- SMS Detail -------------------------------------------------------------------------------
+
+class SmsDetailForm(DateRangeForm):
+    message_type = forms.ChoiceField(required=False, label="Type", choices=[("", "Any type"), *MessageType.choices])
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *OutboxStatus.choices])
+    branch = forms.ModelChoiceField(required=False, queryset=None, empty_label="Any branch")
+    user = forms.ChoiceField(required=False, choices=())
+    number = forms.CharField(required=False, max_length=16)
+
+    field_order = ["message_type", "start", "end", "status", "branch", "user", "number"]
+
+    def __init__(self, *args, entity: Entity, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["start"].label, self.fields["end"].label = "From", "To"
+        self.fields["branch"].queryset = entity.branches.order_by("name")
+        users = User.objects.filter(entity=entity).order_by("first_name", "last_name", "username")
+        self.fields["user"].choices = [("", "Anyone"), (reports.SYSTEM_USER, "System (automated)"),
+                                       *((str(u.pk), str(u)) for u in users)]
+
+    def filters(self) -> reports.SmsDetailFilters:
+        data = self.cleaned_data
+        user = data.get("user") or None
+        return reports.SmsDetailFilters(
+            message_type=data.get("message_type") or None, date_from=data.get("start"), date_to=data.get("end"),
+            status=data.get("status") or None, branch_id=data["branch"].pk if data.get("branch") else None,
+            user=user if user in (None, reports.SYSTEM_USER) else int(user), number=data.get("number") or None)
 
 
 @right_required(Right.REPORT_SMS_DETAIL, methods=("GET", "HEAD"))
 def outbox_view(request):
-    status = request.GET.get("status") or None
-    if status not in OutboxStatus.values:
-        status = None
-    qs = outbox_list(entity=request.entity, status=status, number=request.GET.get("number") or None)
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    return render(request, "web/messaging/outbox.html", {"page": page, "statuses": OutboxStatus.choices, "status": status})
+    entity = request.entity
+    form = SmsDetailForm(request.GET, entity=entity)
+    # A filter that does not validate (another entity's branch or user, a bad date) shows its
+    # error and no rows: never the unfiltered report, never an export of everything.
+    valid = form.is_valid()
+    filters = form.filters() if valid else None
+    fmt = _export_format(request)
+    if fmt and valid:
+        snapshot = reports.sms_detail_snapshot(entity=entity, filters=filters)
+        rows = reports.sms_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
+        return export_response(request, report="sms-detail", fmt=fmt, header=reports.SMS_DETAIL_HEADER, rows=rows,
+                               text_columns=reports.SMS_DETAIL_TEXT_COLUMNS, filters=filters.as_record(),
+                               row_count=snapshot.rows)
+    page = None
+    if valid:
+        page = Paginator(reports.sms_detail_list(entity=entity, filters=filters), PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = list(reports.sms_detail_rows(page.object_list, entity=entity))
+    return render(request, "web/messaging/outbox.html", {"form": form, "page": page, "query": _query_without_paging(request)})
+
+
+def _query_without_paging(request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("export", None)
+    return query.urlencode()
+
+
+# --- Process log ------------------------------------------------------------------------------
+
+PERIODS = (("today", "Today"), ("yesterday", "Yesterday"), ("all", "All"), ("range", "Dates"))
 
 
 @right_required(Right.VIEW_LOGS, methods=("GET", "HEAD"))
 def process_log_view(request):
     entity = request.entity
-    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(entity.time_zone))
+    today = reports.local_today(entity)
     period = request.GET.get("period", "today")
-    form = DateRangeForm(request.GET or None)
+    if period not in dict(PERIODS):
+        period = "today"
+    form = DateRangeForm(request.GET if period == "range" else None)
+    valid = True
     if period == "today":
-        start, end = _local_range(entity, today, today)
+        start, end = reports.local_range(entity, today, today)
     elif period == "yesterday":
-        y = today - dt.timedelta(days=1)
-        start, end = _local_range(entity, y, y)
-    elif period == "range" and form.is_valid():
-        start, end = _local_range(entity, form.cleaned_data["start"], form.cleaned_data["end"])
+        yesterday = today - dt.timedelta(days=1)
+        start, end = reports.local_range(entity, yesterday, yesterday)
+    elif period == "range":
+        valid = form.is_valid()
+        start, end = reports.local_range(entity, form.cleaned_data["start"], form.cleaned_data["end"]) if valid else (None, None)
     else:
         start = end = None
-    page = Paginator(process_log_list(entity=entity, start=start, end=end), 50).get_page(request.GET.get("page"))
-    return render(request, "web/messaging/process_log.html", {"page": page, "period": period, "form": form})
+    fmt = _export_format(request)
+    if fmt and valid:
+        snapshot = reports.process_log_snapshot(entity=entity, start=start, end=end)
+        rows = reports.process_log_export_rows(entity=entity, start=start, end=end, snapshot=snapshot)
+        filters = {"period": period, "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
+        return export_response(request, report="process-log", fmt=fmt, header=reports.PROCESS_LOG_HEADER, rows=rows,
+                               text_columns=reports.PROCESS_LOG_TEXT_COLUMNS, filters=filters, row_count=snapshot.rows)
+    page = None
+    if valid:
+        logs = reports.process_log_filtered(entity=entity, start=start, end=end).select_related("actor").order_by("-started_at", "-id")
+        page = Paginator(logs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "web/messaging/process_log.html", {
+        "page": page, "period": period, "periods": PERIODS, "form": form, "query": _query_without_paging(request)})
 
 
 urlpatterns = [
