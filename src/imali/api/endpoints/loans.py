@@ -170,7 +170,8 @@ class NonLoanDebitSerializer(serializers.ModelSerializer):
 
 class NonLoanDebitWriteSerializer(serializers.Serializer):
     client = EntityRelatedField(queryset=Client.objects.all())
-    description = serializers.CharField(max_length=120)
+    # Blank passes here so the service reports it together with every other field at fault.
+    description = serializers.CharField(max_length=120, allow_blank=True)
     amount = serializers.CharField()
     debit_date = serializers.DateField()
 
