@@ -304,6 +304,11 @@ def _sms_detail_filtered(*, entity: Entity, filters: SmsDetailFilters) -> QueryS
     return qs
 
 
+def sms_detail_count(*, entity: Entity, filters: SmsDetailFilters) -> int:
+    """The number of rows, counted without the joins the listed columns need."""
+    return _sms_detail_filtered(entity=entity, filters=filters).count()
+
+
 _SMS_DETAIL_VALUES = ("id", "created_at", "number", "message_type", "text", "status", "segments", "credits", "error",
                       "client_id", "client__number", "client__name", "client__surname", "created_by_id",
                       "created_by__username", "created_by__first_name", "created_by__last_name", "branch_name")

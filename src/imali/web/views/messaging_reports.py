@@ -173,7 +173,9 @@ def outbox_view(request):
                                row_count=snapshot.rows)
     page = None
     if valid:
-        page = Paginator(reports.sms_detail_list(entity=entity, filters=filters), PAGE_SIZE).get_page(request.GET.get("page"))
+        paginator = Paginator(reports.sms_detail_list(entity=entity, filters=filters), PAGE_SIZE)
+        paginator.count = reports.sms_detail_count(entity=entity, filters=filters)
+        page = paginator.get_page(request.GET.get("page"))
         page.object_list = list(reports.sms_detail_rows(page.object_list, entity=entity))
     return render(request, "web/messaging/outbox.html", {"form": form, "page": page, "query": _query_without_paging(request)})
 
