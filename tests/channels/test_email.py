@@ -13,27 +13,10 @@ from imali.messaging.models import ProcessLog
 from imali.messaging.services import merge_values, template_update
 from imali.tenancy.rights import Right
 from tests import factories
-from tests.channels.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.django_db
 
 BODY = "Dear {^Client Name^} , your account {^Client Account Number^} at {^Legal Entity Name^} is up to date."
-
-
-@pytest.fixture
-def smtp():
-    peer = SmtpPeer().start()
-    with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_HOST="127.0.0.1",
-                           EMAIL_PORT=peer.port, EMAIL_USE_TLS=False, EMAIL_USE_SSL=False, EMAIL_HOST_USER="",
-                           EMAIL_HOST_PASSWORD="", EMAIL_TIMEOUT=5, DEFAULT_FROM_EMAIL="lender@imali.test"):
-        yield peer
-    peer.stop()
-
-
-@pytest.fixture
-def email_funded(entity, operator):
-    credits_assign(actor=operator, entity=entity, channel="email", amount=10)
-    return entity
 
 
 def recipients(entity, n, domain="example.com"):

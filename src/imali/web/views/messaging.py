@@ -18,6 +18,8 @@ from imali.clients.models import Client
 from imali.messaging.credits import (
     credits_assign,
 )
+from imali.messaging.email.rules import MAX_ATTACHMENT_BYTES, MAX_SUBJECT_LENGTH, Attachment
+from imali.messaging.email.services import email_test_send
 from imali.messaging.models import Channel, MessageType, TemplateRevision
 from imali.messaging.selectors import (
     balances_by_entity,
@@ -42,6 +44,7 @@ from ..forms import apply_service_errors
 
 NAV_ITEMS = [
     ("Message templates", "web:messaging_templates", Right.MAXSMS_MESSAGE_SETUP, "Messaging"),
+    ("Email templates", "web:messaging_email_templates", Right.MAXMAIL_MESSAGE_SETUP, "Messaging"),
     ("Replies", "web:messaging_replies", Right.REPORT_REPLY_DETAIL, "Messaging"),
     ("Assign credits", "web:messaging_operator_credits", OPERATOR, "Platform"),
 ]
@@ -84,11 +87,92 @@ def template_edit_view(request):
             else:
                 messages.success(request, f"Template '{MessageType(message_type).label}' saved.")
                 return redirect(f"{request.path}?type={message_type}")
-    history = (TemplateRevision.objects.filter(entity=entity, template__message_type=message_type)
+    history = (TemplateRevision.objects.filter(entity=entity, template__channel=Channel.SMS, template__message_type=message_type)
                .select_related("changed_by")[:20])
     return render(request, "web/messaging/template_edit.html", {
         "form": form, "preview": preview, "history": history, "message_type": message_type,
         "type_label": MessageType(message_type).label})
+
+
+class EmailTestSendForm(forms.Form):
+    to_address = forms.EmailField(label="Send the test to", help_text="Any address: yours, to see what clients will get.")
+    subject = forms.CharField(max_length=MAX_SUBJECT_LENGTH, help_text="Merge fields may be used here too.")
+    client = forms.IntegerField(required=False, label="Merge for client number",
+                                help_text="Empty: the fields show as [Field Name].")
+    attachment = forms.FileField(required=False, help_text="Optional; at most 7 MB.")
+    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+
+
+@right_required(Right.MAXMAIL_MESSAGE_SETUP, methods=("GET", "HEAD"))
+def email_templates_view(request):
+    entity = request.entity
+    rows = [(value, label, template_text(entity=entity, message_type=value, channel=Channel.EMAIL))
+            for value, label in MessageType.choices if value != MessageType.OTP]
+    return render(request, "web/messaging/email_templates.html", {"rows": rows})
+
+
+@right_required(Right.MAXMAIL_MESSAGE_SETUP)
+def email_template_edit_view(request):
+    """An email template's text (saved like the SMS templates, channel email) and a test send of
+    the saved text to an address the user types; the test costs one email credit, as any email."""
+    entity = request.entity
+    message_type = request.GET.get("type", "")
+    if message_type not in MessageType.values or message_type == MessageType.OTP:
+        return redirect("web:messaging_email_templates")
+    label = MessageType(message_type).label
+    saved = template_text(entity=entity, message_type=message_type, channel=Channel.EMAIL)
+    testing = "test_send" in request.POST
+    form = TemplateForm(request.POST if request.method == "POST" and not testing else None, initial={"text": saved})
+    test_form = EmailTestSendForm(request.POST if testing else None, request.FILES if testing else None, initial={
+        "idempotency_key": uuid.uuid4().hex, "subject": f"{label} from {{^Legal Entity Name^}}",
+        "to_address": request.user.email})
+    preview = None
+    if testing and test_form.is_valid():
+        data = test_form.cleaned_data
+        client = None
+        if data.get("client"):
+            client = Client.objects.filter(entity=entity, number=data["client"]).select_related("branch").first()
+            if client is None:
+                test_form.add_error("client", "No client with that number in your entity.")
+        upload = data.get("attachment")
+        attachments = [Attachment(upload.name, upload.read(), upload.content_type or "")] if upload else []
+        if not test_form.errors:
+            try:
+                result = email_test_send(actor=request.user, entity=entity, message_type=message_type,
+                                         to_address=data["to_address"], subject=data["subject"], client=client,
+                                         attachments=attachments, idempotency_key=f"ui-email-test:{data['idempotency_key']}")
+            except ValidationError as exc:
+                apply_service_errors(test_form, exc, field_map={"recipients": "to_address", "attachments": "attachment"})
+            else:
+                if result.repeated:
+                    messages.info(request, "That test email was sent already.")
+                elif result.failed:
+                    messages.error(request, f"The mail server did not take the test email to {data['to_address']}; "
+                                            "the credit was given back. See the process log.")
+                else:
+                    messages.success(request, f"Test email '{label}' sent to {data['to_address']}: one email credit used.")
+                return redirect(f"{request.path}?type={message_type}")
+    elif request.method == "POST" and not testing and form.is_valid():
+        text = form.cleaned_data["text"]
+        client = None
+        if form.cleaned_data.get("preview_client"):
+            client = Client.objects.filter(entity=entity, number=form.cleaned_data["preview_client"]).select_related("branch").first()
+            if client is None:
+                form.add_error("preview_client", "No client with that number in your entity.")
+        preview = template_preview(entity=entity, text=text, client=client)
+        if "save" in request.POST and not form.errors:
+            try:
+                template_update(actor=request.user, entity=entity, message_type=message_type, text=text, channel=Channel.EMAIL)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                messages.success(request, f"Email template '{label}' saved.")
+                return redirect(f"{request.path}?type={message_type}")
+    history = (TemplateRevision.objects.filter(entity=entity, template__channel=Channel.EMAIL, template__message_type=message_type)
+               .select_related("changed_by")[:20])
+    return render(request, "web/messaging/email_template_edit.html", {
+        "form": form, "test_form": test_form, "preview": preview, "history": history, "message_type": message_type,
+        "type_label": label, "saved_text": saved, "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024)})
 
 
 class SingleSmsForm(forms.Form):
@@ -171,6 +255,8 @@ def operator_credits_view(request):
 urlpatterns = [
     path("messaging/templates/", templates_view, name="messaging_templates"),
     path("messaging/templates/edit/", template_edit_view, name="messaging_template_edit"),
+    path("messaging/email-templates/", email_templates_view, name="messaging_email_templates"),
+    path("messaging/email-templates/edit/", email_template_edit_view, name="messaging_email_template_edit"),
     path("messaging/clients/<int:client_id>/sms/", client_sms_view, name="messaging_client_sms"),
     path("messaging/replies/", replies_view, name="messaging_replies"),
     path("operator/credits/", operator_credits_view, name="messaging_operator_credits"),
