@@ -87,3 +87,13 @@ def test_client_sms_history_over_the_api(admin_client, funded, sms_client, other
 def test_client_sms_history_needs_view_clients(client, funded, sms_client):
     client.force_login(factories.make_user(entity=funded, rights=[]))
     assert client.get(reverse("api:messaging-client-sms", kwargs={"client_id": sms_client.pk})).status_code == 403
+
+
+def test_single_sms_preview_over_the_api_writes_nothing(admin_client, funded, sms_client):
+    url = reverse("api:messaging-sms-preview")
+    body = admin_client.post(url, {"client_id": sms_client.pk, "text": "Molo ✓"}, content_type="application/json").json()
+    assert body == {"text": "Molo ✓", "number": sms_client.cellphone, "segments": 1, "encoding": "ucs2",
+                    "ucs2_characters": ["✓"], "credits": 1, "balance": 1000}
+    assert "template" in admin_client.post(url, {"client_id": sms_client.pk, "template": "new_loan"},
+                                           content_type="application/json").json()
+    assert not OutboxMessage.objects.exists()

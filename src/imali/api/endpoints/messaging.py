@@ -22,6 +22,7 @@ from imali.messaging.selectors import client_sms_history, outbox_list, sms_histo
 from imali.messaging.services import (
     SINGLE_SMS_MAX_LENGTH,
     SINGLE_SMS_TEMPLATE_TYPES,
+    single_sms_preview,
     single_sms_send,
     template_text,
 )
@@ -44,14 +45,27 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SingleSmsSerializer(serializers.Serializer):
+class SingleSmsPreviewRequestSerializer(serializers.Serializer):
     client_id = serializers.IntegerField()
     template = serializers.ChoiceField(choices=[(t, MessageType(t).label) for t in SINGLE_SMS_TEMPLATE_TYPES], required=False,
                                        allow_blank=True, help_text="A message type whose template is merged for the client; "
                                                                    "give this or `text`, not both.")
     text = serializers.CharField(max_length=SINGLE_SMS_MAX_LENGTH, required=False, allow_blank=True,
                                  help_text="Free text; give this or `template`, not both.")
+
+
+class SingleSmsSerializer(SingleSmsPreviewRequestSerializer):
     idempotency_key = serializers.CharField(max_length=100, help_text="Any unique string; resending it sends nothing more.")
+
+
+class SingleSmsPreviewSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="The final text, merged for the client")
+    number = serializers.CharField()
+    segments = serializers.IntegerField()
+    encoding = serializers.ChoiceField(choices=["gsm7", "ucs2"])
+    ucs2_characters = serializers.ListField(child=serializers.CharField(), help_text="The characters that forced UCS-2")
+    credits = serializers.IntegerField(help_text="SMS credits the send will cost")
+    balance = serializers.IntegerField(help_text="SMS credits left now")
 
 
 class SmsHistorySerializer(serializers.Serializer):
@@ -100,6 +114,22 @@ class OutboxListView(EntityScopedMixin, ListAPIView):
         return Response(OutboxMessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
+class SingleSmsPreviewView(EntityScopedMixin, APIView):
+    """What a single SMS would be and cost, with the checks of the send; nothing is written."""
+
+    required_rights = {"post": Right.SEND_SINGLE_SMS}
+
+    @extend_schema(request=SingleSmsPreviewRequestSerializer, responses=SingleSmsPreviewSerializer,
+                   summary="Preview one SMS to a client: final text, segments, encoding and credits")
+    def post(self, request):
+        body = SingleSmsPreviewRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        client = get_object_or_404(Client, pk=body.validated_data["client_id"], entity=self.entity)
+        preview = single_sms_preview(actor=request.user, entity=self.entity, client=client,
+                                     template=body.validated_data.get("template", ""), text=body.validated_data.get("text", ""))
+        return Response(SingleSmsPreviewSerializer(preview).data)
+
+
 class ClientSmsHistoryView(EntityScopedMixin, ListAPIView):
     """A client's SMS history, newest first, with the columns of the client screen."""
 
@@ -128,6 +158,7 @@ class TemplateListView(EntityScopedMixin, APIView):
 urlpatterns = [
     path("messaging/credits/", CreditUsageView.as_view(), name="messaging-credits"),
     path("messaging/sms/", OutboxListView.as_view(), name="messaging-sms"),
+    path("messaging/sms/preview/", SingleSmsPreviewView.as_view(), name="messaging-sms-preview"),
     path("messaging/clients/<int:client_id>/sms/", ClientSmsHistoryView.as_view(), name="messaging-client-sms"),
     path("messaging/templates/", TemplateListView.as_view(), name="messaging-templates"),
 ]
