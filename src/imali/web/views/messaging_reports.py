@@ -223,7 +223,7 @@ def process_log_view(request):
         logs = reports.process_log_filtered(entity=entity, start=start, end=end).select_related("actor").order_by("-started_at", "-id")
         page = Paginator(logs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "web/messaging/process_log.html", {
-        "page": page, "period": period, "periods": PERIODS, "form": form, "query": _query_without_paging(request)})
+        "page": page, "period": period, "tabs": PERIODS[:3], "form": form, "query": _query_without_paging(request)})
 
 
 urlpatterns = [
