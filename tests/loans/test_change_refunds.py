@@ -208,3 +208,34 @@ def test_change_refund_api(entity, lender):
     assert api.post("/api/change-refunds/", {"loan": loan.pk, "amount": "1", "paid_on": "2026-02-21", "method": "eft",
                                              "reason": "x"}, format="json").status_code == 403
     assert api.post(f"/api/change-refunds/{refund_id}/reverse/", {"reason": "x"}, format="json").status_code == 403
+
+
+def _pdf_text(data: bytes) -> str:
+    """The text drawn on the PDF's pages: ReportLab writes it as literal strings in its content
+    streams, ASCII85- then Flate-encoded."""
+    import base64
+    import re
+    import zlib
+
+    chunks = []
+    for stream in re.findall(rb"stream\r?\n(.*?)endstream", data, re.S):
+        raw = stream.strip()
+        try:
+            chunks.append(zlib.decompress(base64.a85decode(raw.removesuffix(b"~>"))))
+        except (ValueError, zlib.error):
+            chunks.append(raw)
+    return b"".join(chunks).decode("latin-1")
+
+
+def test_statement_shows_change_paid_back_and_non_loan_debits(client, entity, lender):
+    loan, _ = overpaid_loan(entity, lender)
+    services.change_refund(entity=entity, actor=lender, loan=loan, amount="120", paid_on=dt.date(2026, 2, 21),
+                           method="eft", reference="PAYBACK-7", reason="Client asked")
+    services.non_loan_debit_add(entity=entity, actor=lender, client=loan.client, description="Returned debit fee",
+                                amount="85", debit_date=dt.date(2026, 3, 2))
+    client.force_login(lender)
+    pdf = client.get(reverse("web:client_statement", kwargs={"client_id": loan.client_id}))
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    text = _pdf_text(pdf.content)
+    assert "PAYBACK-7" in text and "Change paid back" in text and "Returned debit fee" in text
+    assert "180.00" in text and "85.00" in text  # change available 300 − 120; non-loan debt

@@ -1,5 +1,5 @@
-"""The client statement as PDF (ReportLab): every disbursed loan with its instalments and receipts,
-and the client's figures from the snapshot selector."""
+"""The client statement as PDF (ReportLab): every disbursed loan with its instalments, receipts and
+change paid back, the client's non-loan debits, and the client's figures from the snapshot selector."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from imali.clients.models import Client
 from imali.tenancy.models import Entity
 
 from . import selectors
-from .models import DISBURSED_STATUSES, Instalment, Loan, Receipt
+from .models import DISBURSED_STATUSES, ChangeRefund, Instalment, Loan, NonLoanDebit, Receipt
 
 
 def _money(value) -> str:
@@ -51,6 +51,11 @@ def client_statement_pdf(*, entity: Entity, client: Client, as_of: dt.date) -> b
              figures.next_due_date.isoformat() if figures.next_due_date else "—", _money(figures.next_amount_due),
              _money(figures.settlement)],
         ], [36, 36, 36, 36, 36]),
+        Spacer(1, 2 * mm),
+        _table([
+            ["Change available", "Non-loan debt"],
+            [_money(figures.change_available), _money(figures.non_loan_debt)],
+        ], [36, 36]),
     ]
     loans = Loan.objects.filter(entity=entity, client=client, status__in=DISBURSED_STATUSES).select_related("product").order_by("disbursed_on", "pk")
     for loan in loans:
@@ -69,5 +74,19 @@ def client_statement_pdf(*, entity: Entity, client: Client, as_of: dt.date) -> b
                 rows.append([r.value_date.isoformat(), r.get_payback_type_display(), r.external_reference or "—",
                              _money(r.amount), _money(r.change), "Reversed" if r.is_reversed else "Posted"])
             story += [Spacer(1, 2 * mm), _table(rows, [24, 30, 44, 28, 26, 24])]
+        refunds = ChangeRefund.objects.filter(loan=loan).order_by("paid_on", "pk")
+        if refunds:
+            rows = [["Change paid back", "Method", "Reference", "Amount", "State"]]
+            for f in refunds:
+                rows.append([f.paid_on.isoformat(), f.get_method_display(), f.reference or "—", _money(f.amount),
+                             "Reversed" if f.is_reversed else "Paid"])
+            story += [Spacer(1, 2 * mm), _table(rows, [30, 30, 44, 28, 24])]
+    debits = NonLoanDebit.objects.filter(entity=entity, client=client).order_by("debit_date", "pk")
+    if debits:
+        rows = [["Date", "Non-loan debit", "Amount", "Settled"]]
+        for d in debits:
+            rows.append([d.debit_date.isoformat(), d.description[:60], _money(d.amount),
+                         d.settled_on.isoformat() if d.settled_on else "Open"])
+        story += [Spacer(1, 6 * mm), Paragraph("Non-loan debits", styles["Heading4"]), _table(rows, [24, 100, 28, 28])]
     doc.build(story)
     return buffer.getvalue()
