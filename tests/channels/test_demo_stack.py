@@ -28,7 +28,7 @@ def test_the_stack_runs_both_aggregator_peers_with_working_callback_urls():
     assert {"web", "consumer", "smsc-peer", "africastalking-peer", "clickatell-peer", "sms-dispatcher"} <= set(specs)
     for a in DEMO_AGGREGATORS:
         spec = specs[f"{a.kind}-peer"]
-        assert spec.url.startswith(f"http://127.0.0.1:{a.port}/phones.json")
+        assert spec.url.startswith(f"http://127.0.0.1:{a.port}/  (gateway {a.gateway}: failover route for")
         argv = spec.argv
         assert argv[argv.index("--port") + 1] == str(a.port)
         for flag in ("--callback", "--inbound-callback"):
@@ -51,6 +51,8 @@ def test_each_peer_command_starts_and_answers(kind):
         port = int(line.split("=", 1)[1])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/phones.json", timeout=5) as response:
             assert response.status == 200 and json.loads(response.read()) == {}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert "No messages yet." in response.read().decode()
     finally:
         proc.terminate()
         proc.wait(10)
@@ -70,3 +72,36 @@ def test_demo_gateways_route_the_smsc_first_and_an_aggregator_as_failover():
     assert router.gateways(1, "NA") == [SMSC_GATEWAY, "local-clickatell"]
     assert router.gateways(1, "BW") == [SMSC_GATEWAY]
     assert Route.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_demo_routes_a_dead_smsc_fails_over_to_africastalking(live_server):
+    from imali.messaging.credits import credits_assign
+    from imali.messaging.dispatch import Dispatcher, transports_from_gateways
+    from imali.messaging.models import OutboxMessage
+    from imali.messaging.services import message_enqueue
+    from imali.peers.aggregators import AfricasTalkingPeer, AggregatorConfig
+    from tests import factories
+    from tests.channels.test_callbacks import FAST, send_and_report, wire
+
+    demo_gateways_ensure(countries=("ZA", "NA"))
+    a = next(a for a in DEMO_AGGREGATORS if a.kind == "africastalking")
+    peer = AfricasTalkingPeer(AggregatorConfig(username=a.username, api_key=a.api_key, callback_delay=0.02)).start()
+    # The demo's rows as load_demo wrote them, the SMSC not running and the peer on a free port.
+    Gateway.objects.filter(name=SMSC_GATEWAY).update(port=1)
+    Gateway.objects.filter(name=a.gateway).update(base_url=peer.base_url)
+    wire(peer, live_server, a.kind, a.gateway)
+    entity = factories.make_entity(country="ZA")
+    credits_assign(actor=factories.make_operator(), entity=entity, channel="sms", amount=10)
+    message = message_enqueue(entity=entity, number="+27825550199", text="Your payment was received", message_type="single",
+                              idempotency_key="demo-failover")
+    transports = transports_from_gateways()
+    try:
+        send_and_report(Dispatcher(transports, FAST), [peer])
+    finally:
+        for t in transports.values():
+            t.close()
+        peer.stop()
+    message = OutboxMessage.objects.get(pk=message.pk)
+    assert (message.status, message.gateway) == ("delivered", a.gateway)
+    assert 'data-number="+27825550199"' in peer.phone_page() and "Your payment was received" in peer.phone_page()

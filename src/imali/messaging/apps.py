@@ -36,7 +36,7 @@ class MessagingConfig(AppConfig):
                      "--username", a.username, "--api-key", a.api_key,
                      "--callback", callback_url(base_url=web, kind=kind, event="delivery", gateway_name=a.gateway),
                      "--inbound-callback", callback_url(base_url=web, kind=kind, event="inbound", gateway_name=a.gateway)],
-                    url=f"{aggregator_base_url(a, host=host)}/phones.json  (gateway {a.gateway}: failover route for "
+                    url=f"{aggregator_base_url(a, host=host)}/  (gateway {a.gateway}: failover route for "
                         f"{a.failover_for})",
                 )
             # EXTRA_PROCESSES is deduplicated by name: each peer's starter has its own.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import html
 import itertools
 import json
 import logging
@@ -112,6 +113,14 @@ class AggregatorPeer:
                 peer.handle_post(self, self.path.split("?", 1)[0], body)
 
             def do_GET(self):
+                if self.path.split("?", 1)[0] == "/":
+                    data = peer.phone_page().encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 if self.path.split("?", 1)[0] == "/phones.json":
                     with peer.lock:
                         data = {n: [{"text": r.text, "sender": r.sender, "id": r.message_id, "status": r.status}
@@ -162,6 +171,24 @@ class AggregatorPeer:
             setattr(self.config, key, value)
 
     # -- helpers for subclasses ---------------------------------------------------------------
+    def phone_page(self) -> str:
+        """What each number received through this aggregator, newest first: the demo's view of a
+        failover, beside the SMSC's phone page."""
+        with self.lock:
+            phones = {n: list(rs) for n, rs in self.phones.items()}
+        sections = "".join(
+            f'<section data-number="{html.escape(n)}"><h2>{html.escape(n)}</h2>' + "".join(
+                f'<div><small>{r.received_at:%H:%M:%S} from {html.escape(r.sender)} · {html.escape(r.message_id)} · '
+                f'{html.escape(r.status)}</small><div class="msg">{html.escape(r.text)}</div></div>' for r in reversed(rs))
+            + "</section>" for n, rs in sorted(phones.items()))
+        title = f"The phone — local {html.escape(self.kind)}"
+        return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>'
+                "body{font-family:sans-serif;max-width:48rem;margin:1rem auto;padding:0 1rem}"
+                "section{border:1px solid #ccc;border-radius:.5rem;padding:.5rem 1rem;margin:1rem 0}"
+                ".msg{white-space:pre-wrap;margin:.25rem 0} small{color:#666}</style></head><body>"
+                f"<h1>{title}</h1><p>Messages this aggregator accepted, per number (JSON: /phones.json).</p>"
+                f"{sections or '<p>No messages yet.</p>'}</body></html>")
+
     def reply(self, handler: BaseHTTPRequestHandler, status: int, payload, *, headers: dict[str, str] | None = None) -> None:
         # Africa's Talking answers some errors in plain text; everything else is JSON.
         text = isinstance(payload, str)
