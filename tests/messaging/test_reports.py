@@ -361,3 +361,21 @@ def test_process_log_needs_view_logs(client, entity, runs, django_assert_max_num
     client.force_login(factories.make_user(entity=entity, rights=[Right.VIEW_LOGS]))
     with django_assert_max_num_queries(8):
         assert client.get(reverse("web:messaging_process_log") + "?period=all").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_csv_export_streams_outside_a_transaction(client):
+    """As in production (autocommit): the rows come from a cursor that outlives the view, read in
+    chunks after the response has started (on PostgreSQL a server-side cursor WITH HOLD)."""
+    entity = factories.make_entity()
+    client.force_login(factories.make_user(entity=entity, rights=[Right.REPORT_SMS_DETAIL]))
+    at = local(entity, 2026, 11, 10, 9, 0)
+    OutboxMessage.objects.bulk_create([
+        OutboxMessage(entity=entity, number="+27821234567", message_type="crm", text=f"row {i}", segments=1, credits=1,
+                      priority=2, idempotency_key=f"autocommit:{i}", status="delivered", next_attempt_at=at,
+                      created_at=at + dt.timedelta(seconds=i))
+        for i in range(reports.EXPORT_CHUNK_ROWS + 10)])
+    rows = csv_rows(client.get(reverse("web:messaging_outbox") + "?export=csv"))
+    assert len(rows) == reports.EXPORT_CHUNK_ROWS + 11
+    assert rows[1][6] == f"row {reports.EXPORT_CHUNK_ROWS + 9}" and rows[-1][6] == "row 0"
+    assert AuditEntry.objects.get(action=AuditAction.REPORT_EXPORTED).after["rows"] == reports.EXPORT_CHUNK_ROWS + 10
