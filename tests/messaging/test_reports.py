@@ -180,7 +180,8 @@ def ids_on_screen(admin_client, query: str) -> set[int]:
     ("?branch={head_office}", {"thabo_crm", "thabo_arrears"}),
     ("?user={clerk}", {"lindiwe_single"}),
     ("?user=system", {"thabo_arrears", "manager_mis"}),
-    ("?number=0831", set()),                                                      # E.164 is stored
+    ("?number=083+123", {"lindiwe_single"}),                                      # as the screen shows it
+    ("?number=%2B2784", {"manager_mis"}),                                           # as stored
     ("?number=2783", {"lindiwe_single"}),
     ("?message_type=single&branch={east}&user={clerk}&status=submitted", {"lindiwe_single"}),
 ])

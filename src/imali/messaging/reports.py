@@ -300,8 +300,15 @@ def _sms_detail_filtered(*, entity: Entity, filters: SmsDetailFilters) -> QueryS
     elif f.user is not None:
         qs = qs.filter(created_by_id=f.user)
     if f.number:
-        qs = qs.filter(number__contains=f.number.strip())
+        qs = qs.filter(number__contains=number_fragment(f.number))
     return qs
+
+
+def number_fragment(typed: str) -> str:
+    """What to look for in the stored E.164 numbers when a user types part of one as the screens
+    show it ("083 123 4567"): spaces and dashes go, and so does a national trunk 0."""
+    fragment = "".join(ch for ch in typed if ch not in " -()")
+    return fragment[1:] if fragment.startswith("0") and len(fragment) > 1 else fragment
 
 
 def sms_detail_count(*, entity: Entity, filters: SmsDetailFilters) -> int:
