@@ -98,7 +98,7 @@ def test_usage_screen_draws_the_chart_and_its_table(admin_client, funded, other_
         sms(entity, at=local(entity, 2026, 11, 10, 9, 0), status=status)
     sms(other_entity, at=local(other_entity, 2026, 11, 10, 9, 0), status="failed", number="+264811234567")
     url = reverse("web:messaging_credits") + "?start=2026-11-01&end=2026-11-30"
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(21):
         response = admin_client.get(url)
     body = response.content.decode()
     assert response.status_code == 200
@@ -107,12 +107,18 @@ def test_usage_screen_draws_the_chart_and_its_table(admin_client, funded, other_
     daily = response.context["daily"]
     assert len(daily.days) == 30 and daily.totals["delivered"] == 2 and daily.totals["failed"] == 1
     assert "66.7%" in body and "Delivered ÷ (Delivered + Failed)" in body
+    assert "in the period: <strong>4</strong>" in body
     assert "<th scope=\"row\">Tue 10 Nov 2026</th>" in body
     assert "cdn" not in body.lower() and "<script" not in body.split("</head>")[1]
 
 
 def test_usage_screen_defaults_to_the_last_30_local_days(admin_client, entity):
+    now = dt.datetime.now(dt.UTC)
+    sms(entity, at=now, status="queued")
+    sms(entity, at=now, status="cancelled")
+    sms(other := factories.make_entity(), at=now, number="+27821234567")
     response = admin_client.get(reverse("web:messaging_credits"))
+    assert response.context["sent_this_month"] == 1 and other.pk != entity.pk
     daily = response.context["daily"]
     today = reports.local_today(entity)
     assert daily.last == today and daily.first == today - dt.timedelta(days=29)

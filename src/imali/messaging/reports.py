@@ -113,6 +113,11 @@ class DailyUsage:
         return sum(self.totals.values())
 
     @property
+    def sent(self) -> int:
+        """Messages of the period except those cancelled before sending."""
+        return self.total - self.totals["cancelled"]
+
+    @property
     def totals_in_series_order(self) -> list[int]:
         return [self.totals[s.key] for s in SERIES]
 
@@ -162,6 +167,16 @@ def messages_per_day(*, entity: Entity, first: dt.date, last: dt.date) -> DailyU
         days[row["day_ordinal"]].counts[key] += row["n"]
         totals[key] += row["n"]
     return DailyUsage(first=first, last=last, days=days, totals=totals)
+
+
+def sms_sent_count(*, entity: Entity, start: dt.datetime, end: dt.datetime | None = None) -> int:
+    """SMS written to the outbox in [start, end), whatever became of them, except those cancelled
+    before sending: "sent this month" on the usage screen."""
+    qs = OutboxMessage.objects.filter(entity=entity, channel=Channel.SMS, created_at__gte=start).exclude(
+        status=OutboxStatus.CANCELLED)
+    if end is not None:
+        qs = qs.filter(created_at__lt=end)
+    return qs.count()
 
 
 @dataclass(frozen=True)

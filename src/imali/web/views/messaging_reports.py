@@ -14,7 +14,12 @@ from django.shortcuts import redirect, render
 from django.urls import path
 
 from imali.messaging import reports
-from imali.messaging.credits import credit_account_get, credit_settings_update, credit_usage
+from imali.messaging.credits import (
+    credit_account_get,
+    credit_settings_update,
+    credit_usage,
+    month_start,
+)
 from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxStatus
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
@@ -121,10 +126,11 @@ def credits_view(request):
     start, end = reports.local_range(entity, first, last)
     usage = {channel: credit_usage(entity=entity, channel=channel, start=start, end=end) for channel in Channel.values}
     daily = reports.messages_per_day(entity=entity, first=first, last=last)
+    sent_this_month = reports.sms_sent_count(entity=entity, start=month_start(entity))
     entries = CreditEntry.objects.filter(entity=entity).select_related("actor").order_by("-id")[:50]
     return render(request, "web/messaging/credits.html", {
         "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries,
-        "daily": daily, "chart": reports.usage_chart(daily), "series": reports.SERIES,
+        "daily": daily, "sent_this_month": sent_this_month, "chart": reports.usage_chart(daily), "series": reports.SERIES,
         "rate_definition": reports.DELIVERY_RATE_DEFINITION})
 
 
