@@ -6,9 +6,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from imali.core.audit import apply_changes, audit_record, snapshot
-from imali.core.models import AuditAction
+from imali.core.models import AuditAction, AuditEntry
 from imali.core.phones import parse_phone
 from imali.tenancy.models import Entity
 
@@ -232,3 +233,34 @@ def paypoint_update(*, paypoint: Paypoint, actor, number: str, name: str, addres
         # Another request took the number between our check and our write.
         raise ValidationError({"number": [ValidationError(_PAYPOINT_DUPLICATE, code="duplicate")]}) from None
     return locked
+
+
+def client_status_apply(
+    *, clients: QuerySet[Client], status: str, actor=None, new_loans_allowed: bool | None = None, rule: str
+) -> int:
+    """Move every client of `clients` to `status` (and set New Loans Allowed when given) by one of
+    the book's rules (daily close, write-off, hand-over, disbursement), set-based: one read of the
+    clients' current values, one UPDATE, one bulk insert of audit entries, one per client whose
+    values change, so the client's history says what moved it and why. Returns how many changed."""
+    changes: dict[str, Any] = {"status": status}
+    if new_loans_allowed is not None:
+        changes["new_loans_allowed"] = new_loans_allowed
+    with transaction.atomic():
+        # Locked as read, so a person's edit in between is not overwritten without a trace.
+        rows = list(clients.select_for_update().values_list("pk", "entity_id", "number", "status", "new_loans_allowed"))
+        moved = [row for row in rows if row[3] != status or (new_loans_allowed is not None and row[4] != new_loans_allowed)]
+        if not moved:
+            return 0
+        Client.objects.filter(pk__in=[row[0] for row in moved]).update(**changes)
+        label = Client._meta.label
+        actor = actor if getattr(actor, "pk", None) else None
+        AuditEntry.objects.bulk_create([
+            AuditEntry(
+                action=AuditAction.CLIENT_UPDATED, actor=actor, entity_id=entity_id, object_type=label,
+                object_id=str(pk), subject=str(number)[:150],
+                before={k: v for k, v in (("status", old_status), ("new_loans_allowed", old_allowed)) if k in changes},
+                after={**changes, "rule": rule},
+            )
+            for pk, entity_id, number, old_status, old_allowed in moved
+        ])
+    return len(moved)

@@ -18,6 +18,7 @@ from django.db.models import Case, DecimalField, Exists, F, OuterRef, Q, Subquer
 from django.db.models.functions import Coalesce
 
 from imali.clients.models import Client, ClientStatus
+from imali.clients.services import client_status_apply
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.tenancy.models import Entity
@@ -92,22 +93,42 @@ def _post_term_charges(loan: Loan, business_date: dt.date) -> int:
     return posted
 
 
-def _update_client_statuses(entity: Entity, business_date: dt.date) -> int:
-    """Set-based version of rules.client_status_after, one UPDATE per transition."""
+def _update_client_statuses(entity: Entity, business_date: dt.date, actor=None) -> int:
+    """Set-based version of rules.client_status_after, one UPDATE per transition, each client's
+    change audited on the client (see clients.services.client_status_apply)."""
     bd = business_date.toordinal()
     open_loans = Loan.objects.filter(client=OuterRef("pk"), status__in=OPEN_STATUSES)
     long_arrears = Instalment.objects.filter(_unpaid(), client=OuterRef("pk"), due_ord__lt=bd - rules.BAD_AFTER_DAYS)
     written_off = Instalment.objects.filter(client=OuterRef("pk"), open=False, paid__lt=F("amount"),
                                             loan__status=LoanStatus.WRITTEN_OFF)
-    automatic = Client.objects.filter(entity=entity).exclude(status__in=rules.MANUAL_CLIENT_STATUSES)
+    clients = Client.objects.filter(entity=entity)
+    automatic = clients.exclude(status__in=rules.MANUAL_CLIENT_STATUSES)
     bad = Q(Exists(long_arrears)) | Q(Exists(written_off))
-    updated = automatic.filter(bad).exclude(status=ClientStatus.BAD, new_loans_allowed=False).update(
-        status=ClientStatus.BAD, new_loans_allowed=False)
     not_bad = automatic.exclude(bad)
-    updated += not_bad.filter(Exists(open_loans), status=ClientStatus.BAD).update(status=ClientStatus.GOOD, new_loans_allowed=True)
-    updated += not_bad.filter(~Exists(open_loans), status=ClientStatus.BAD).update(status=ClientStatus.INACTIVE, new_loans_allowed=True)
-    updated += not_bad.filter(Exists(open_loans), status=ClientStatus.INACTIVE).update(status=ClientStatus.GOOD)
-    updated += not_bad.filter(~Exists(open_loans), status=ClientStatus.GOOD).update(status=ClientStatus.INACTIVE)
+    day = business_date.isoformat()
+    transitions = (
+        # A status set by a person (blacklisted, deceased, ...) stays, but never with new loans allowed.
+        (clients.filter(status__in=rules.MANUAL_CLIENT_STATUSES, new_loans_allowed=True), None, False,
+         f"daily close {day}: {{status}} clients take no new loans"),
+        (automatic.filter(bad).exclude(status=ClientStatus.BAD, new_loans_allowed=False), ClientStatus.BAD, False,
+         f"daily close {day}: arrears over {rules.BAD_AFTER_DAYS} days or a written-off loan still owed"),
+        (not_bad.filter(Exists(open_loans), status=ClientStatus.BAD), ClientStatus.GOOD, True,
+         f"daily close {day}: arrears cured, loans on the book"),
+        (not_bad.filter(~Exists(open_loans), status=ClientStatus.BAD), ClientStatus.INACTIVE, True,
+         f"daily close {day}: arrears cured, nothing on the book"),
+        (not_bad.filter(Exists(open_loans), status=ClientStatus.INACTIVE), ClientStatus.GOOD, None,
+         f"daily close {day}: a loan on the book"),
+        (not_bad.filter(~Exists(open_loans), status=ClientStatus.GOOD), ClientStatus.INACTIVE, None,
+         f"daily close {day}: nothing on the book"),
+    )
+    updated = 0
+    for found, status, allowed, rule in transitions:
+        if status is None:
+            for manual in rules.MANUAL_CLIENT_STATUSES:
+                updated += client_status_apply(clients=found.filter(status=manual), status=manual, new_loans_allowed=allowed,
+                                               actor=actor, rule=rule.format(status=manual.replace("_", " ")))
+        else:
+            updated += client_status_apply(clients=found, status=status, new_loans_allowed=allowed, actor=actor, rule=rule)
     return updated
 
 
@@ -122,8 +143,12 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
             close = DailyClose.objects.create(entity=entity, business_date=business_date)
             book = Loan.objects.filter(entity=entity, status__in=OPEN_STATUSES)
             any_arrears = Instalment.objects.filter(_unpaid(), loan=OuterRef("pk"), due_ord__lt=bd)
-            close.loans_cured = book.filter(default_since__isnull=False).exclude(Exists(any_arrears)).update(
-                default_since=None, default_balance=None)
+            # Paid-up loans too: a receipt that pays a loan up leaves its default as it was (so reversing
+            # that receipt restores the loan exactly); the close then finds nothing in arrears.
+            close.loans_cured = (
+                Loan.objects.filter(entity=entity, status__in=(*OPEN_STATUSES, LoanStatus.PAID_UP), default_since__isnull=False)
+                .exclude(Exists(any_arrears)).update(default_since=None, default_balance=None)
+            )
             # The unpaid balance at default: all capital owing plus the charges already due and unpaid
             # (interest and fees of later instalments are not yet earned, so not part of it).
             charges_owing = F("amount") - F("paid") - (F("capital") - F("capital_paid"))
@@ -147,7 +172,7 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
             for loan in book.filter(next_charge_on__lte=business_date).select_for_update():
                 charges += _post_term_charges(loan, business_date)
             close.charges_posted = charges
-            close.clients_updated = _update_client_statuses(entity, business_date)
+            close.clients_updated = _update_client_statuses(entity, business_date, actor)
             close.save()
             audit_record(action=AuditAction.DAILY_CLOSE_RUN, actor=actor, entity=entity, target=close,
                          subject=business_date.isoformat(),

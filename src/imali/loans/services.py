@@ -12,6 +12,7 @@ from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount, ClientStatus
+from imali.clients.services import client_status_apply
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
 from imali.core.money import to_money
@@ -208,10 +209,9 @@ def loan_apply(
         raise error("product", LoanError.OTHER_ENTITY)
     if not product.is_active:
         found["product"] = (LoanError.PRODUCT_INACTIVE, LoanError.PRODUCT_INACTIVE.label)
-    if not client.new_loans_allowed or client.status not in (ClientStatus.GOOD, ClientStatus.INACTIVE):
-        found["client"] = (LoanError.CLIENT_NOT_ALLOWED,
-                           f"The client may not take a new loan (status {client.get_status_display()}, "
-                           f"new loans {'allowed' if client.new_loans_allowed else 'not allowed'}).")
+    refusal = borrower_refusal(client)
+    if refusal:
+        found["client"] = (LoanError.CLIENT_NOT_ALLOWED, refusal)
     try:
         amount = to_money(principal, field="principal")
     except (ValidationError, TypeError):
@@ -267,6 +267,22 @@ def loan_apply(
     return loan
 
 
+def borrower_refusal(client: Client) -> str:
+    """Why the client may not borrow now, or "": only Good or Inactive clients with New Loans
+    Allowed may. Checked at application, and again at approval and disbursement, since the
+    client's status can move in between (daily close, write-off, a person's edit)."""
+    if client.new_loans_allowed and client.status in (ClientStatus.GOOD, ClientStatus.INACTIVE):
+        return ""
+    return (f"The client may not take a new loan (status {client.get_status_display()}, "
+            f"new loans {'allowed' if client.new_loans_allowed else 'not allowed'}).")
+
+
+def _require_borrower(client: Client) -> None:
+    refusal = borrower_refusal(client)
+    if refusal:
+        raise error("client", LoanError.CLIENT_NOT_ALLOWED, refusal)
+
+
 def _locked_loan(loan: Loan) -> Loan:
     return Loan.objects.select_for_update().select_related("client", "product").get(pk=loan.pk, entity_id=loan.entity_id)
 
@@ -280,6 +296,7 @@ def loan_approve(*, loan: Loan, actor) -> Loan:
     with transaction.atomic():
         locked = _locked_loan(loan)
         _require_status(locked, (LoanStatus.APPLICATION,), "approved")
+        _require_borrower(locked.client)
         locked.status = LoanStatus.APPROVED
         locked.approved_by = actor
         locked.approved_at = timezone.now()
@@ -302,6 +319,7 @@ def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, di
     with transaction.atomic():
         locked = _locked_loan(loan)
         _require_status(locked, (LoanStatus.APPROVED,), "disbursed")
+        _require_borrower(locked.client)
         _require_signed(entity, locked)
         schedule = loan_schedule(loan=locked, start=disbursed_on, country=entity.country)
         _check_caps(locked, credit_type=locked.product.credit_type, country=entity.country, on=disbursed_on, schedule=schedule)
@@ -323,8 +341,8 @@ def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, di
         locked.next_charge_on = add_months(last_due, 1)
         locked.save()
         client = locked.client
-        if client.status == ClientStatus.INACTIVE:
-            Client.objects.filter(pk=client.pk).update(status=ClientStatus.GOOD)
+        client_status_apply(clients=Client.objects.filter(pk=client.pk, status=ClientStatus.INACTIVE),
+                            status=ClientStatus.GOOD, actor=actor, rule=f"loan {locked.pk} disbursed")
         audit_record(action=AuditAction.LOAN_DISBURSED, actor=actor, entity=entity, target=locked,
                      subject=str(client.number), before={"status": LoanStatus.APPROVED},
                      after={"status": locked.status, "disbursed_on": disbursed_on.isoformat(),
@@ -386,14 +404,16 @@ def _close(*, loan, actor, reason, to, allowed, action, verb) -> Loan:
         locked.status_reason = reason[:200]
         locked.closed_on = local_today(locked.entity)
         locked.save(update_fields=["status", "status_reason", "closed_on"])
+        # Blacklisted and deceased stay what a person set; every other status follows the loan.
+        client = Client.objects.filter(pk=locked.client_id).exclude(status__in=(ClientStatus.BLACKLISTED, ClientStatus.DECEASED))
         if to == LoanStatus.WRITTEN_OFF:
             # Off the book: its instalments no longer count as owed.
             Instalment.objects.filter(loan=locked).update(open=False)
-            Client.objects.filter(pk=locked.client_id).exclude(status__in=("blacklisted", "deceased")).update(
-                status=ClientStatus.BAD, new_loans_allowed=False)
+            client_status_apply(clients=client, status=ClientStatus.BAD, new_loans_allowed=False, actor=actor,
+                                rule=f"loan {locked.pk} written off: {locked.status_reason}")
         elif to == LoanStatus.HANDED_OVER:
-            Client.objects.filter(pk=locked.client_id).exclude(status__in=("blacklisted", "deceased")).update(
-                status=ClientStatus.HANDED_OVER, new_loans_allowed=False)
+            client_status_apply(clients=client, status=ClientStatus.HANDED_OVER, new_loans_allowed=False, actor=actor,
+                                rule=f"loan {locked.pk} handed over: {locked.status_reason}")
         audit_record(action=action, actor=actor, entity=locked.entity, target=locked, subject=str(locked.client.number),
                      before={"status": before}, after={"status": to, "reason": locked.status_reason})
     return locked
@@ -452,11 +472,11 @@ def receipt_post(
             if locked.last_receipt_on is None or value_date > locked.last_receipt_on:
                 Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date)
             if not Instalment.objects.filter(loan=locked, open=True, paid__lt=F("amount")).exists():
+                # default_since and its in-duplum cap stay: the next daily close clears them (nothing is in
+                # arrears), and a reversal of this receipt then finds the loan exactly as it was.
                 locked.status = LoanStatus.PAID_UP
                 locked.paid_up_on = value_date
-                locked.default_since = None
-                locked.default_balance = None
-                locked.save(update_fields=["status", "paid_up_on", "default_since", "default_balance"])
+                locked.save(update_fields=["status", "paid_up_on"])
             audit_record(action=AuditAction.RECEIPT_POSTED, actor=actor, entity=entity, target=receipt,
                          subject=reference or str(locked.client.number), after=snapshot(receipt))
     except IntegrityError:
