@@ -1,9 +1,11 @@
 """Reads for the loan screens and API beyond the whole-book figures of `selectors`: a client's
-non-loan debits, change refunds and what is available, and a loan's audit trail. Each is one or
-two queries scoped to the caller's entity."""
+non-loan debits, change refunds and what is available, a loan's audit trail, and the loan page's
+schedule with its figures. Each is one or two queries scoped to the caller's entity."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
@@ -11,7 +13,8 @@ from django.db.models import Q, QuerySet, Sum
 from imali.core.models import AuditEntry
 from imali.tenancy.models import Entity
 
-from .models import ChangeRefund, Loan, NonLoanDebit, Receipt
+from . import rules
+from .models import ChangeRefund, Instalment, Loan, NonLoanDebit, Receipt
 
 ZERO = Decimal("0.00")
 
@@ -55,3 +58,30 @@ def loan_audit_trail(*, entity: Entity, loan: Loan, limit: int = 100) -> list[Au
     if refund_ids:
         about |= Q(object_type=ChangeRefund._meta.label, object_id__in=refund_ids)
     return list(AuditEntry.objects.filter(about, entity=entity).select_related("actor").order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class LoanPage:
+    """What the loan page shows about its schedule, from one read of the instalments."""
+
+    schedule: list[tuple[Instalment, str]]  # each instalment with its status on the day
+    figures: rules.LoanFigures
+    settlement: Decimal
+
+
+def loan_page(*, loan: Loan, as_of: dt.date) -> LoanPage:
+    instalments = list(Instalment.objects.filter(loan=loan).order_by("seq"))
+    settlement = rules.settlement_amount([
+        rules.SettlementLine(
+            start_date=i.start_date, due_date=i.due_date, capital_owing=i.capital - i.capital_paid,
+            interest=i.interest, interest_paid=i.interest_paid, interest_owing=i.interest - i.interest_paid,
+            fee_owing=i.fee - i.fee_paid + i.vat - i.vat_paid,
+        )
+        for i in instalments if i.open
+    ], as_of=as_of)
+    return LoanPage(
+        schedule=[(i, rules.instalment_status(amount=i.amount, paid=i.paid, due_date=i.due_date, as_of=as_of))
+                  for i in instalments],
+        figures=rules.LoanFigures.of(instalments, as_of=as_of),
+        settlement=settlement,
+    )

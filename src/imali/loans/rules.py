@@ -130,3 +130,33 @@ def client_status_after(
     if has_open_loans:
         return "good", new_loans_allowed
     return "inactive", new_loans_allowed
+
+
+@dataclass(frozen=True)
+class LoanFigures:
+    """One loan's derived figures on a day, from its loaded schedule (the loan page's summary; the
+    whole-book versions per client are the snapshot selector's)."""
+
+    outstanding: Decimal
+    arrears_amount: Decimal
+    arrears_days: int
+    arrears_months: int
+    next_due_date: dt.date | None
+    next_amount_due: Decimal
+
+    @classmethod
+    def of(cls, instalments: Sequence, *, as_of: dt.date) -> LoanFigures:
+        """`instalments`: objects with open, due_date, amount and paid (the loan's schedule rows)."""
+        unpaid = [i for i in instalments if i.open and i.paid < i.amount]
+        overdue = [i for i in unpaid if i.due_date < as_of]
+        coming = [i for i in unpaid if i.due_date >= as_of]
+        next_due = min((i.due_date for i in coming), default=None)
+        days = (as_of - min(i.due_date for i in overdue)).days if overdue else 0
+        return cls(
+            outstanding=sum((i.amount - i.paid for i in unpaid), ZERO),
+            arrears_amount=sum((i.amount - i.paid for i in overdue), ZERO),
+            arrears_days=days,
+            arrears_months=months_in_arrears(days),
+            next_due_date=next_due,
+            next_amount_due=sum((i.amount - i.paid for i in coming if i.due_date == next_due), ZERO),
+        )

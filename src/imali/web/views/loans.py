@@ -171,18 +171,21 @@ def loan_detail_view(request, loan_id: int):
     loan = _loan(request, loan_id)
     as_of = services.local_today(request.entity)
     user = request.user
+    page = queries.loan_page(loan=loan, as_of=as_of)
     return render(request, "web/loans/detail.html", {
         "loan": loan,
         "as_of": as_of,
-        "schedule": selectors.instalments_with_status(loan=loan, as_of=as_of),
+        "schedule": page.schedule,
+        "figures": page.figures,
+        "in_default": loan.default_since is not None and loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER),
         "receipts": selectors.receipt_list(entity=request.entity, loan_id=loan.pk),
         "refunds": queries.change_refund_list(entity=request.entity, loan_id=loan.pk),
         "audit_trail": queries.loan_audit_trail(entity=request.entity, loan=loan, limit=30),
         "signing_block": (services.disbursement_signing_block(entity=request.entity, loan=loan)
                           if loan.status == LoanStatus.APPROVED else ""),
         "can_refund": loan.change_total > 0 and user.has_right(Right.CAPTURE_RECEIPTS),
-        "outstanding": selectors.loan_outstanding(loan=loan),
-        "settlement": selectors.loan_settlement(loan=loan, as_of=as_of),
+        "outstanding": page.figures.outstanding,
+        "settlement": page.settlement,
         "can_approve": loan.status == LoanStatus.APPLICATION and user.has_right(Right.APPROVE_LOANS),
         "can_disburse": loan.status == LoanStatus.APPROVED and user.has_right(Right.DISBURSE_LOANS),
         "can_cancel": loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED) and user.has_right(Right.CAPTURE_LOANS),
@@ -402,6 +405,23 @@ def non_loan_debit_settle_view(request, nonloandebit_id: int):
         "cancel_url": "web:client_debits", "cancel_arg": debit.client_id})
 
 
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
+def client_figures_view(request, client_id: int):
+    """Every derived figure of the book for one client on a day (today unless ?as_of= is given)."""
+    client = get_object_or_404(Client, entity=request.entity, pk=client_id)
+    as_of, as_of_error = services.local_today(request.entity), ""
+    if request.GET.get("as_of"):
+        field = forms.DateField()
+        try:
+            as_of = field.clean(request.GET["as_of"])
+        except ValidationError:
+            as_of_error = "Enter a date as YYYY-MM-DD; today's figures are shown."
+    return render(request, "web/loans/figures.html", {
+        "client": client, "as_of": as_of, "as_of_error": as_of_error,
+        "figures": selectors.client_figures(entity=request.entity, client_id=client.pk, as_of=as_of),
+    })
+
+
 @right_required(Right.VIEW_CLIENTS)
 def client_statement_view(request, client_id: int):
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
@@ -428,6 +448,7 @@ urlpatterns = [
     path("loans/statement/<int:client_id>/", client_statement_view, name="client_statement"),
     path("loans/<int:loan_id>/change/refund/", change_refund_create_view, name="change_refund_create"),
     path("loans/change-refunds/<int:changerefund_id>/reverse/", change_refund_reverse_view, name="change_refund_reverse"),
+    path("loans/clients/<int:client_id>/figures/", client_figures_view, name="client_figures"),
     path("loans/clients/<int:client_id>/debits/", client_debits_view, name="client_debits"),
     path("loans/clients/<int:client_id>/debits/new/", non_loan_debit_create_view, name="non_loan_debit_create"),
     path("loans/debits/<int:nonloandebit_id>/settle/", non_loan_debit_settle_view, name="non_loan_debit_settle"),
