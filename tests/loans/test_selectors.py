@@ -101,3 +101,17 @@ def test_instalment_status_on_schedule(entity, lender):
     assert got == ["paid", "partly_paid", "pending"]
     got = [s for _, s in selectors.instalments_with_status(loan=loan, as_of=dt.date(2026, 2, 26))]
     assert got == ["paid", "in_arrears", "pending"]
+
+
+def test_values_reads_every_figure_as_the_attributes_do(entity, lender):
+    client, _ = make_borrower(entity)
+    loan = make_loan(entity, user=lender, product=make_product(entity, name="Short"), client=client, principal="2000", instalments=3)
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount="2905.01", value_date=dt.date(2026, 2, 10), payback_type="eft")
+    services.non_loan_debit_add(entity=entity, actor=lender, client=client, description="Card fee", amount="20", debit_date=dt.date(2026, 2, 1))
+    other, _ = make_borrower(entity)
+    make_loan(entity, user=lender, product=make_product(entity, name="Monthly"), client=other, principal="3000", instalments=4)
+    for as_of in (dt.date(2026, 1, 20), dt.date(2026, 3, 1), dt.date(2026, 7, 1)):
+        for figures in selectors.portfolio_snapshot(entity=entity, as_of=as_of).values():
+            assert figures.values() == tuple(getattr(figures, name) for name in selectors.ClientFigures.FIELDS)
+            assert figures.outstanding == figures.arrears_amount + figures.due_30 + figures.due_60 + figures.due_90 \
+                + figures.due_120 + figures.due_120_plus
