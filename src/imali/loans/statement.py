@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections import defaultdict
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -15,7 +16,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from imali.clients.models import Client
 from imali.tenancy.models import Entity
 
-from . import selectors
+from . import rules, selectors
 from .models import DISBURSED_STATUSES, ChangeRefund, Instalment, Loan, NonLoanDebit, Receipt
 
 
@@ -57,24 +58,36 @@ def client_statement_pdf(*, entity: Entity, client: Client, as_of: dt.date) -> b
             [_money(figures.change_available), _money(figures.non_loan_debt)],
         ], [36, 36]),
     ]
-    loans = Loan.objects.filter(entity=entity, client=client, status__in=DISBURSED_STATUSES).select_related("product").order_by("disbursed_on", "pk")
+    loans = list(Loan.objects.filter(entity=entity, client=client, status__in=DISBURSED_STATUSES)
+                 .select_related("product").order_by("disbursed_on", "pk"))
+    # Three reads for all the loans together (not three per loan), grouped here by loan.
+    loan_ids = [loan.pk for loan in loans]
+    schedules, receipts_of, refunds_of = defaultdict(list), defaultdict(list), defaultdict(list)
+    for i in Instalment.objects.filter(loan_id__in=loan_ids).order_by("loan_id", "seq"):
+        schedules[i.loan_id].append(i)
+    for r in Receipt.objects.filter(entity=entity, loan_id__in=loan_ids).order_by("value_date", "pk"):
+        receipts_of[r.loan_id].append(r)
+    for f in ChangeRefund.objects.filter(entity=entity, loan_id__in=loan_ids).order_by("paid_on", "pk"):
+        refunds_of[f.loan_id].append(f)
     for loan in loans:
         story += [Spacer(1, 6 * mm), Paragraph(
             f"Loan {loan.pk} — {loan.product.name}, {loan.get_status_display()}, agreement {loan.disbursed_on:%d %b %Y}, "
             f"principal {_money(loan.principal)}, total repayable {_money(loan.total_repayable)}", styles["Heading4"])]
-        rows = [["#", "Due", "Capital", "Interest", "Fees", "VAT", "Amount", "Paid"]]
-        for i in Instalment.objects.filter(loan=loan).order_by("seq"):
+        rows = [["#", "Due", "Capital", "Interest", "Fees", "VAT", "Amount", "Paid", "Status"]]
+        for i in schedules[loan.pk]:
+            state = rules.instalment_status(amount=i.amount, paid=i.paid, due_date=i.due_date, as_of=as_of)
             rows.append([str(i.seq), i.due_date.isoformat(), _money(i.capital), _money(i.interest), _money(i.fee),
-                         _money(i.vat), _money(i.amount), _money(i.paid)])
-        story.append(_table(rows, [10, 24, 24, 24, 22, 20, 26, 26]))
-        receipts = Receipt.objects.filter(loan=loan).order_by("value_date", "pk")
+                         _money(i.vat), _money(i.amount), _money(i.paid),
+                         "Written off" if state != rules.InstalmentStatus.PAID and not i.open else state.label])
+        story.append(_table(rows, [8, 20, 21, 20, 18, 16, 22, 22, 33]))
+        receipts = receipts_of[loan.pk]
         if receipts:
             rows = [["Date", "Type", "Reference", "Amount", "Change", "State"]]
             for r in receipts:
                 rows.append([r.value_date.isoformat(), r.get_payback_type_display(), r.external_reference or "—",
                              _money(r.amount), _money(r.change), "Reversed" if r.is_reversed else "Posted"])
             story += [Spacer(1, 2 * mm), _table(rows, [24, 30, 44, 28, 26, 24])]
-        refunds = ChangeRefund.objects.filter(loan=loan).order_by("paid_on", "pk")
+        refunds = refunds_of[loan.pk]
         if refunds:
             rows = [["Change paid back", "Method", "Reference", "Amount", "State"]]
             for f in refunds:

@@ -9,6 +9,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, status, viewsets
@@ -19,7 +20,7 @@ from rest_framework.routers import SimpleRouter
 from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import EntityRelatedField
 from imali.clients.models import Client, ClientAccount, PaymentFrequency, PaymentMoveDirection
-from imali.loans import queries, selectors, services
+from imali.loans import queries, rules, selectors, services
 from imali.loans.models import (
     ChangeRefund,
     Instalment,
@@ -31,6 +32,7 @@ from imali.loans.models import (
     Receipt,
     RefundMethod,
 )
+from imali.loans.rules import InstalmentStatus
 from imali.tenancy.rights import Right
 
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
@@ -73,14 +75,32 @@ class ProductWriteSerializer(serializers.Serializer):
 
 
 class InstalmentSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField(help_text="On the entity's today: " + _choices_text(InstalmentStatus.choices))
+
     class Meta:
         model = Instalment
-        fields = ["seq", "kind", "due_date", "capital", "interest", "fee", "vat", "amount", "paid", "paid_on"]
+        fields = ["seq", "kind", "due_date", "capital", "interest", "fee", "vat", "amount", "paid", "paid_on", "open", "status"]
         read_only_fields = fields
+
+    def get_status(self, instalment) -> str:
+        return rules.instalment_status(amount=instalment.amount, paid=instalment.paid, due_date=instalment.due_date,
+                                       as_of=self.context["as_of"]).value
+
+
+class LoanFiguresSerializer(serializers.Serializer):
+    as_of = serializers.DateField()
+    outstanding = serializers.DecimalField(max_digits=14, decimal_places=2)
+    arrears_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    arrears_days = serializers.IntegerField()
+    arrears_months = serializers.IntegerField()
+    next_due_date = serializers.DateField(allow_null=True)
+    next_amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
+    settlement = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
 class LoanSerializer(serializers.ModelSerializer):
     schedule = serializers.SerializerMethodField()
+    figures = serializers.SerializerMethodField(help_text="The loan's derived figures today; read of one loan only (null in lists)")
     change_available = serializers.DecimalField(source="change_total", max_digits=14, decimal_places=2, read_only=True,
                                                 help_text="Overpayments not yet paid back to the client")
     status = serializers.CharField(read_only=True, help_text=_choices_text(LoanStatus.choices))
@@ -93,14 +113,36 @@ class LoanSerializer(serializers.ModelSerializer):
             "id", "client", "product", "status", "principal", "instalments", "frequency", "pay_day", "move_direction",
             "interest_rate_pm", "initiation_fee", "service_fee_pm", "vat_rate", "total_repayable", "instalment_amount",
             "applied_on", "approved_at", "disbursed_on", "payout_account", "paid_up_on", "closed_on", "status_reason",
-            "default_since", "default_balance", "change_available", "schedule",
+            "default_since", "default_balance", "change_available", "last_receipt_on", "received_total", "schedule",
+            "figures",
         ]
         read_only_fields = fields
 
+    def _page(self, loan) -> queries.LoanPage:
+        # One read of the schedule serves both the schedule and the figures.
+        cache = self.context.setdefault("pages", {})
+        if loan.pk not in cache:
+            cache[loan.pk] = queries.loan_page(loan=loan, as_of=self.context["as_of"])
+        return cache[loan.pk]
+
+    @extend_schema_field(InstalmentSerializer(many=True))
     def get_schedule(self, loan) -> list[dict]:
         if not self.context.get("with_schedule"):
             return []
-        return InstalmentSerializer(loan.schedule.order_by("seq"), many=True).data
+        return InstalmentSerializer([i for i, _ in self._page(loan).schedule], many=True, context=self.context).data
+
+    @extend_schema_field(LoanFiguresSerializer(allow_null=True))
+    def get_figures(self, loan) -> dict | None:
+        if not self.context.get("with_schedule"):
+            return None
+        page = self._page(loan)
+        figures = page.figures
+        return LoanFiguresSerializer({
+            "as_of": self.context["as_of"], "outstanding": figures.outstanding, "arrears_amount": figures.arrears_amount,
+            "arrears_days": figures.arrears_days, "arrears_months": figures.arrears_months,
+            "next_due_date": figures.next_due_date, "next_amount_due": figures.next_amount_due,
+            "settlement": page.settlement,
+        }).data
 
 
 class LoanApplySerializer(serializers.Serializer):
@@ -242,7 +284,8 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         ).order_by("pk")
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "with_schedule": self.action != "list"}
+        return {**super().get_serializer_context(), "with_schedule": self.action != "list",
+                "as_of": services.local_today(self.entity)}
 
     def _loan_response(self, loan, code=status.HTTP_200_OK):
         return Response(LoanSerializer(loan, context=self.get_serializer_context()).data, status=code)
@@ -323,7 +366,7 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List receipts", parameters=[OpenApiParameter("loan", int)],
+    list=extend_schema(summary="List receipts", parameters=[OpenApiParameter("loan", int), OpenApiParameter("client", int)],
                        responses={200: ReceiptSerializer(many=True), 403: NO_RIGHT}),
     retrieve=extend_schema(summary="Read a receipt", responses={200: ReceiptSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
     create=extend_schema(
@@ -341,8 +384,8 @@ class ReceiptViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
                        "reverse": Right.REVERSE_RECEIPTS}
 
     def get_queryset(self):
-        loan = self.request.query_params.get("loan")
-        return selectors.receipt_list(entity=self.entity, loan_id=int(loan) if loan and loan.isdigit() else None).order_by("pk")
+        return selectors.receipt_list(entity=self.entity, loan_id=_id_param(self.request, "loan"),
+                                      client_id=_id_param(self.request, "client")).order_by("pk")
 
     def create(self, request, *args, **kwargs):
         serializer = ReceiptWriteSerializer(data=request.data, context=self.get_serializer_context())
