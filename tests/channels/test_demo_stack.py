@@ -38,6 +38,16 @@ def test_the_stack_runs_both_aggregator_peers_with_working_callback_urls():
             resolve(url.split("http://127.0.0.1:8000", 1)[1].split("?", 1)[0])  # a route the web app serves
 
 
+def test_peers_call_back_on_the_port_the_web_app_runs_on():
+    """run_stack --port 8123: the delivery and inbound callbacks follow the web app there."""
+    specs = {p.name: p for p in stack_processes(host="127.0.0.1", port=8123)}
+    assert specs["web"].url == "http://127.0.0.1:8123/"
+    for a in DEMO_AGGREGATORS:
+        argv = specs[f"{a.kind}-peer"].argv
+        for flag in ("--callback", "--inbound-callback"):
+            assert argv[argv.index(flag) + 1].startswith("http://127.0.0.1:8123/api/callbacks/")
+
+
 @pytest.mark.parametrize("kind", [a.kind for a in DEMO_AGGREGATORS])
 def test_each_peer_command_starts_and_answers(kind):
     """The stack's own command line, on an ephemeral port so a running demo is not disturbed."""

@@ -241,13 +241,30 @@ SPECTACULAR_SETTINGS = {
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
 
 # --- Logging: never log secrets or codes; audit goes to the database, not the log. -----------
+# Credentials that travel in URLs (the aggregators' callback token, see imali.core.logging) are
+# redacted on the loggers that print request lines — the development server's access log and
+# Django's 4xx/5xx warnings — and on our handler, which everything else propagates to.
+# django.server is redefined whole (handler and formatter as Django's defaults) because naming a
+# logger here replaces its handlers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "imali.core.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+        "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server",
+                          "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("IMALI_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False, "filters": ["redact_secrets"]},
+        "django.request": {"filters": ["redact_secrets"]},
+    },
 }
 
 EMAIL_BACKEND = os.environ.get("IMALI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

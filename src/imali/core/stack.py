@@ -28,7 +28,8 @@ def stack_processes(*, host: str, port: int) -> list[StackProcess]:
         StackProcess("consumer", manage("run_huey", "--workers", "2", "--worker-type", "thread")),
     ]
     for extra in EXTRA_PROCESSES:
-        processes.append(extra(host=host))
+        # The web port too: peers that call back into the web app (delivery reports) need it.
+        processes.append(extra(host=host, port=port))
     # Nothing of ours is pip-installed: `python -m imali...` children find the code through src/.
     from django.conf import settings
 
@@ -36,5 +37,6 @@ def stack_processes(*, host: str, port: int) -> list[StackProcess]:
     return [StackProcess(p.name, p.argv, p.url, {"PYTHONPATH": src, **p.env}) for p in processes]
 
 
-# Callables (host=...) -> StackProcess, appended by apps that bring a local peer.
+# Callables (*, host, port) -> StackProcess, appended by apps that bring a local peer; `host` and
+# `port` are the web app's, so a peer can build the URLs it calls back on.
 EXTRA_PROCESSES: list = []

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from django.db import transaction
 
 SMSC_GATEWAY = "local-smsc"
-DEMO_WEB_PORT = 8000  # run_stack's default port, where the peers POST their delivery reports
 
 
 @dataclass(frozen=True)

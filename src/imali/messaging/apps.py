@@ -13,23 +13,24 @@ class MessagingConfig(AppConfig):
 
         from imali.core.stack import EXTRA_PROCESSES, StackProcess, manage
 
-        def local_smsc(*, host: str) -> StackProcess:
+        def local_smsc(*, host: str, port: int) -> StackProcess:
             return StackProcess(
                 "smsc-peer",
                 [sys.executable, "-m", "imali.peers.smsc", "--host", host, "--port", "2775", "--http-port", "8025"],
                 url=f"http://{host}:8025/  (the phone: what each number received)",
             )
 
-        def sms_dispatcher(*, host: str) -> StackProcess:
+        def sms_dispatcher(*, host: str, port: int) -> StackProcess:
             return StackProcess("sms-dispatcher", manage("messaging_dispatch"))
 
         def aggregator_peer(kind: str):
-            def start(*, host: str) -> StackProcess:
+            def start(*, host: str, port: int) -> StackProcess:
                 from imali.api.endpoints.callbacks import callback_url
-                from imali.demo.gateways import DEMO_AGGREGATORS, DEMO_WEB_PORT, aggregator_base_url
+                from imali.demo.gateways import DEMO_AGGREGATORS, aggregator_base_url
 
                 a = next(a for a in DEMO_AGGREGATORS if a.kind == kind)
-                web = f"http://{host}:{DEMO_WEB_PORT}"
+                # Delivery reports go to the web app wherever run_stack put it (--port).
+                web = f"http://{host}:{port}"
                 return StackProcess(
                     f"{kind}-peer",
                     [sys.executable, "-m", "imali.peers.aggregators", "--kind", kind, "--host", host, "--port", str(a.port),

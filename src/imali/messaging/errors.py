@@ -18,6 +18,14 @@ class MessagingError(StrEnum):
     OPTED_OUT = "opted_out"
     NO_CELLPHONE = "no_cellphone"
     NO_ROUTE = "no_route"
+    # A single SMS (screen and API) and the email test send.
+    TEMPLATE_AND_TEXT = "template_and_text"
+    UNKNOWN_TEMPLATE = "unknown_template"
+    TEMPLATE_EMPTY = "template_empty"
+    TOO_LONG = "too_long"
+    IDEMPOTENCY_KEY_MISSING = "idempotency_key_missing"
+    SUBJECT_INVALID = "subject_invalid"
+    ATTACHMENTS_INVALID = "attachments_invalid"
 
 
 def messaging_error(field: str, code: MessagingError, message: str) -> ValidationError:

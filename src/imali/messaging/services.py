@@ -138,7 +138,7 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
     if message_type not in MessageType.values:
         raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
     if not idempotency_key:
-        raise ValidationError({"idempotency_key": ["An idempotency key is required."]})
+        raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
     if client is not None and client.entity_id != entity.pk:
         raise PermissionDenied("The client belongs to another entity.")
     if user is not None and user.entity_id not in (None, entity.pk):
@@ -193,11 +193,10 @@ def single_sms_text(*, entity: Entity, client, template: str = "", text: str = "
     figure of a client without a loan) is an error on `template`, never a gap in the message."""
     template, text = (template or "").strip(), (text or "").strip()
     if template and text:
-        raise ValidationError({"template": [ValidationError("Choose a template or type a message, not both.",
-                                                             code="template_and_text")]})
+        raise messaging_error("template", MessagingError.TEMPLATE_AND_TEXT, "Choose a template or type a message, not both.")
     if template:
         if template not in SINGLE_SMS_TEMPLATE_TYPES:
-            raise ValidationError({"template": [ValidationError(f"Unknown template '{template}'.", code="unknown_template")]})
+            raise messaging_error("template", MessagingError.UNKNOWN_TEMPLATE, f"Unknown template '{template}'.")
         source = template_text(entity=entity, message_type=template)
         try:
             return render(source, merge_values(entity=entity, client=client))
@@ -206,10 +205,10 @@ def single_sms_text(*, entity: Entity, client, template: str = "", text: str = "
                 ValidationError(f"The template '{MessageType(template).label}' uses {{^{p.field}^}}, which has no value "
                                 f"for this client.", code=p.code.value) for p in exc.problems]}) from None
     if not text:
-        raise ValidationError({"text": [ValidationError("Choose a template or type a message.", code="template_empty")]})
+        raise messaging_error("text", MessagingError.TEMPLATE_EMPTY, "Choose a template or type a message.")
     if len(text) > SINGLE_SMS_MAX_LENGTH:
-        raise ValidationError({"text": [ValidationError(
-            f"A single SMS may have at most {SINGLE_SMS_MAX_LENGTH} characters; this one has {len(text)}.", code="too_long")]})
+        raise messaging_error("text", MessagingError.TOO_LONG,
+                              f"A single SMS may have at most {SINGLE_SMS_MAX_LENGTH} characters; this one has {len(text)}.")
     return text
 
 
@@ -269,7 +268,7 @@ def single_sms_send(*, actor, entity: Entity, client, idempotency_key: str, text
     _single_sms_checks(actor=actor, entity=entity, client=client, template=template)
     final = single_sms_text(entity=entity, client=client, template=template, text=text)
     if not idempotency_key:
-        raise ValidationError({"idempotency_key": ["An idempotency key is required."]})
+        raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
     with transaction.atomic():
         # The ledger lock first: a double submit waits here and then finds the first one's message.
         credits.credit_account_get(entity=entity, channel=Channel.SMS)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from imali.messaging.errors import MessagingError
+
 MAX_ATTACHMENT_BYTES = 7 * 1024 * 1024  # per email, all attachments together
 MAX_SUBJECT_LENGTH = 200
 
@@ -51,4 +53,4 @@ def address_problem(address: str) -> str | None:
 def check_attachments(attachments: Sequence[Attachment]) -> None:
     problems = attachment_problems(attachments)
     if problems:
-        raise ValidationError({"attachments": [ValidationError(p, code="attachments_invalid") for p in problems]})
+        raise ValidationError({"attachments": [ValidationError(p, code=MessagingError.ATTACHMENTS_INVALID.value) for p in problems]})

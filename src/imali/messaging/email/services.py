@@ -20,6 +20,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.messaging import credits
+from imali.messaging.errors import MessagingError
 from imali.messaging.models import Channel, CreditEntry, MessageType, ProcessLog
 from imali.messaging.services import merge_values, template_text
 from imali.messaging.templating import Compiled, TemplateError, template_problems
@@ -49,10 +50,10 @@ class EmailSendResult:
 def _check_texts(subject: str, body: str) -> None:
     errors: dict[str, list[ValidationError]] = {}
     if not subject.strip():
-        errors["subject"] = [ValidationError("The subject is empty.", code="template_empty")]
+        errors["subject"] = [ValidationError("The subject is empty.", code=MessagingError.TEMPLATE_EMPTY.value)]
     elif len(subject) > MAX_SUBJECT_LENGTH or "\n" in subject or "\r" in subject:
         errors["subject"] = [ValidationError(f"The subject must be one line of at most {MAX_SUBJECT_LENGTH} characters.",
-                                             code="subject_invalid")]
+                                             code=MessagingError.SUBJECT_INVALID.value)]
     else:
         problems = template_problems(subject)
         if problems:

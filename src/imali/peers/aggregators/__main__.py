@@ -8,6 +8,8 @@ import logging
 import signal
 import threading
 
+from imali.core.logging import install_redaction
+
 from . import PEERS, AggregatorConfig
 
 
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         parser.error("The local aggregator listens on loopback only.")
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.kind} %(message)s")
+    # Our callback URLs carry the receiver's token (imali.core.logging).
+    install_redaction()
     config = AggregatorConfig(host=args.host, port=args.port, username=args.username, api_key=args.api_key,
                               delivery_callback=args.callback, inbound_callback=args.inbound_callback,
                               callback_delay=args.callback_delay, failure_share=args.failure_share,

@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from imali.core.logging import redact_secrets
+
 log = logging.getLogger("imali.peers.aggregators")
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -98,7 +100,7 @@ class AggregatorPeer:
             protocol_version = "HTTP/1.1"  # keep-alive, as the adapters reuse connections
 
             def log_message(self, fmt, *args):
-                log.debug("%s %s", peer.kind, fmt % args)
+                log.debug("%s %s", peer.kind, redact_secrets(fmt % args))
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -288,7 +290,8 @@ class AggregatorPeer:
         except urllib.error.HTTPError as exc:
             status = exc.code
         except OSError as exc:
-            log.info("%s callback to %s failed: %s", self.kind, item.url, exc)
+            # The callback URL carries the receiver's token: only its path and gateway are logged.
+            log.info("%s callback to %s failed: %s", self.kind, redact_secrets(item.url), exc)
             status = None
         with self.lock:
             self.callbacks_sent.append((item.url, status or 0))
