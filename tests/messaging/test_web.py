@@ -40,6 +40,41 @@ def test_credits_screen_shows_usage_and_saves_settings(admin_client, funded):
     assert "monthly_limit" in response.context["form"].errors
 
 
+def test_email_credit_settings_screen_sets_the_email_warning(client, entity, operator, other_entity):
+    """MAXMAIL General Setup: the email ledger's own limit and low-credit warning (DOMAIN §3),
+    reachable from the navigation; the SMS screen keeps the SMS ledger's settings."""
+    from imali.messaging.models import CreditAccount
+
+    credits_assign(actor=operator, entity=entity, channel="email", amount=40)
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=7)
+    setup = factories.make_user(entity=entity, rights=[Right.MAXMAIL_GENERAL_SETUP])
+    login(client, setup)
+    url = reverse("web:messaging_email_credits")
+    body = client.get(reverse("web:home")).content.decode()
+    assert url in body and reverse("web:messaging_credits") not in body
+    response = client.get(url)
+    assert response.status_code == 200
+    assert [e.amount for e in response.context["entries"]] == [40]  # the email ledger only
+    assert response.context["usage"]["balance"] == 40
+    stranger = factories.make_user(entity=other_entity)
+    response = client.post(url, {"monthly_limit": 100, "low_warning_amount": 10, "low_warning_user": stranger.pk})
+    assert "low_warning_user" in response.context["form"].errors
+    response = client.post(url, {"monthly_limit": 100, "low_warning_amount": 10, "low_warning_user": setup.pk})
+    assert response.status_code == 302
+    email = CreditAccount.objects.get(entity=entity, channel="email")
+    assert (email.monthly_limit, email.low_warning_amount, email.low_warning_user_id) == (100, 10, setup.pk)
+    assert CreditAccount.objects.get(entity=entity, channel="sms").low_warning_amount == 0
+    entry = AuditEntry.objects.get(action=AuditAction.CREDIT_SETTINGS_CHANGED, entity=entity)
+    assert entry.subject == "email" and entry.after["low_warning_amount"] == 10
+    # The SMS settings need the SMS right, on the screen and in the service.
+    assert client.get(reverse("web:messaging_credits")).status_code == 403
+    from django.core.exceptions import PermissionDenied
+
+    from imali.messaging.credits import credit_settings_update
+    with pytest.raises(PermissionDenied):
+        credit_settings_update(actor=setup, entity=entity, channel="sms", monthly_limit=None, low_warning_amount=5)
+
+
 def test_template_editor_previews_segments_and_names_ucs2(admin_client, entity, sms_client):
     url = reverse("web:messaging_template_edit") + "?type=birthday"
     response = admin_client.post(url, {"text": "Happy birthday {^Client Name^} ✓", "preview_client": sms_client.number, "preview": "1"})

@@ -22,6 +22,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.tenancy.models import Entity
+from imali.tenancy.rights import Right
 
 from .errors import MessagingError, messaging_error
 from .models import Channel, CreditAccount, CreditEntry, CreditEntryKind
@@ -153,13 +154,22 @@ def credits_assign(*, actor, entity: Entity, channel: str, amount: int, note: st
 
 def credit_settings_update(*, actor, entity: Entity, channel: str, monthly_limit: int | None,
                            low_warning_amount: int, low_warning_user=None) -> CreditAccount:
+    """An entity's limits and low-credit warning of one channel (MAXSMS / MAXMAIL General Setup)."""
+    right = Right.MAXMAIL_GENERAL_SETUP if channel == Channel.EMAIL else Right.MAXSMS_GENERAL_SETUP
+    if channel not in Channel.values:
+        raise ValidationError({"channel": ["Choose SMS or email."]})
+    if not actor.has_right(right) or actor.entity_id != entity.pk:
+        raise PermissionDenied(f"You need the '{right.label}' right of this entity.")
     errors = {}
     if monthly_limit is not None and monthly_limit < 0:
-        errors["monthly_limit"] = ["The monthly limit cannot be negative."]
+        errors["monthly_limit"] = [ValidationError("The monthly limit cannot be negative.",
+                                                   code=MessagingError.INVALID_AMOUNT.value)]
     if low_warning_amount < 0:
-        errors["low_warning_amount"] = ["The warning amount cannot be negative."]
-    if low_warning_user is not None and low_warning_user.entity_id != entity.pk:
-        errors["low_warning_user"] = ["Choose a user of your own entity."]
+        errors["low_warning_amount"] = [ValidationError("The warning amount cannot be negative.",
+                                                        code=MessagingError.INVALID_AMOUNT.value)]
+    if low_warning_user is not None and (low_warning_user.entity_id != entity.pk or not low_warning_user.is_active):
+        errors["low_warning_user"] = [ValidationError("Choose an active user of your own entity.",
+                                                      code=MessagingError.OTHER_ENTITY_USER.value)]
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

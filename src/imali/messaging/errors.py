@@ -26,6 +26,7 @@ class MessagingError(StrEnum):
     IDEMPOTENCY_KEY_MISSING = "idempotency_key_missing"
     SUBJECT_INVALID = "subject_invalid"
     ATTACHMENTS_INVALID = "attachments_invalid"
+    OTHER_ENTITY_USER = "other_entity_user"
 
 
 def messaging_error(field: str, code: MessagingError, message: str) -> ValidationError:

@@ -29,6 +29,7 @@ from ..forms import apply_service_errors
 
 NAV_ITEMS = [
     ("SMS credits", "web:messaging_credits", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
+    ("Email credits", "web:messaging_email_credits", Right.MAXMAIL_GENERAL_SETUP, "Messaging"),
     ("SMS detail", "web:messaging_outbox", Right.REPORT_SMS_DETAIL, "Messaging"),
     ("Process log", "web:messaging_process_log", Right.VIEW_LOGS, "Messaging"),
 ]
@@ -127,11 +128,45 @@ def credits_view(request):
     usage = {channel: credit_usage(entity=entity, channel=channel, start=start, end=end) for channel in Channel.values}
     daily = reports.messages_per_day(entity=entity, first=first, last=last)
     sent_this_month = reports.sms_sent_count(entity=entity, start=month_start(entity))
-    entries = CreditEntry.objects.filter(entity=entity).select_related("actor").order_by("-id")[:50]
+    entries = (CreditEntry.objects.filter(entity=entity, account__channel=Channel.SMS)
+               .select_related("actor").order_by("-id")[:50])
     return render(request, "web/messaging/credits.html", {
         "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries,
         "daily": daily, "sent_this_month": sent_this_month, "chart": reports.usage_chart(daily), "series": reports.SERIES,
         "rate_definition": reports.DELIVERY_RATE_DEFINITION})
+
+
+@right_required(Right.MAXMAIL_GENERAL_SETUP)
+def email_credits_view(request):
+    """MAXMAIL General Setup: the email ledger's monthly limit, low-credit warning amount and the
+    user the warning goes to (DOMAIN §3), with credits left, used this month and in a period."""
+    entity = request.entity
+    account = credit_account_get(entity=entity, channel=Channel.EMAIL)
+    form = CreditSettingsForm(request.POST or None, entity=entity, initial={
+        "monthly_limit": account.monthly_limit, "low_warning_amount": account.low_warning_amount,
+        "low_warning_user": account.low_warning_user_id})
+    if request.method == "POST" and form.is_valid():
+        try:
+            credit_settings_update(actor=request.user, entity=entity, channel=Channel.EMAIL, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Email credit settings saved.")
+            return redirect("web:messaging_email_credits")
+    today = reports.local_today(entity)
+    period = DateRangeForm(request.GET or None)
+    first, last = today.replace(day=1), today
+    if period.is_valid():
+        first = period.cleaned_data["start"] or first
+        last = period.cleaned_data["end"] or max(first, today)
+    if not period.is_bound:
+        period = DateRangeForm(initial={"start": first, "end": last})
+    start, end = reports.local_range(entity, first, last)
+    usage = credit_usage(entity=entity, channel=Channel.EMAIL, start=start, end=end)
+    entries = (CreditEntry.objects.filter(entity=entity, account__channel=Channel.EMAIL)
+               .select_related("actor").order_by("-id")[:50])
+    return render(request, "web/messaging/email_credits.html", {
+        "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries})
 
 
 # --- SMS Detail -------------------------------------------------------------------------------
@@ -234,6 +269,7 @@ def process_log_view(request):
 
 urlpatterns = [
     path("messaging/credits/", credits_view, name="messaging_credits"),
+    path("messaging/email-credits/", email_credits_view, name="messaging_email_credits"),
     path("messaging/sms/", outbox_view, name="messaging_outbox"),
     path("messaging/process-log/", process_log_view, name="messaging_process_log"),
 ]
