@@ -386,3 +386,14 @@ def test_csv_export_streams_outside_a_transaction(client):
     assert len(rows) == reports.EXPORT_CHUNK_ROWS + 11
     assert rows[1][6] == f"row {reports.EXPORT_CHUNK_ROWS + 9}" and rows[-1][6] == "row 0"
     assert AuditEntry.objects.get(action=AuditAction.REPORT_EXPORTED).after["rows"] == reports.EXPORT_CHUNK_ROWS + 10
+
+
+def test_process_log_screen_shows_the_entitys_local_time(admin_client, entity, admin_user):
+    """The screen says its times are the entity's; they must be, whatever the server's zone."""
+    entity.time_zone = "Europe/London"
+    entity.save(update_fields=["time_zone"])
+    log = ProcessLog.objects.create(entity=entity, actor=admin_user, kind="bulk-london", message_type="crm")
+    # 14:05 UTC on a January day is 14:05 in London and 16:05 in Johannesburg (the server's zone).
+    ProcessLog.objects.filter(pk=log.pk).update(started_at=dt.datetime(2026, 1, 15, 14, 5, tzinfo=dt.UTC))
+    body = admin_client.get(reverse("web:messaging_process_log") + "?period=all").content.decode()
+    assert "2026-01-15 14:05" in body and "16:05" not in body
