@@ -232,3 +232,29 @@ def test_replies_fetched_from_africastalking_are_stored_once(funded, live_server
     with pytest.raises(Exception) as exc:
         wrong.fetch_inbound()
     assert "HTTP 401" in str(exc.value)
+
+
+def test_a_delivery_callback_applies_its_own_report_only(client, funded):
+    """Callbacks arrive many at once: each moves its own message (locking only its rows); other
+    pending reports are left to the dispatcher's pass, which applies them all."""
+    from imali.messaging.dispatch import receipts_apply_pending, receipts_record
+    from imali.messaging.adapters.base import Receipt
+
+    Gateway.objects.create(name="at", kind="africastalking", base_url="http://127.0.0.1:9", api_key="k")
+    mine, other = enqueue(funded, 2, prefix="+2783")
+    OutboxMessage.objects.filter(pk=mine.pk).update(status="submitted", gateway="at", provider_message_id="ATX-mine")
+    OutboxMessage.objects.filter(pk=other.pk).update(status="submitted", gateway="at", provider_message_id="ATX-other")
+    receipts_record([Receipt("at", "ATX-other", "DELIVRD")])  # stored, not yet applied
+    url = callback_url(base_url="http://testserver", kind="africastalking", event="delivery", gateway_name="at")
+    response = client.post(url.removeprefix("http://testserver"), {"id": "ATX-mine", "status": "Failed",
+                                                                    "failureReason": "UserInBlacklist"})
+    assert response.status_code == 200 and response.json() == {"status": "recorded"}
+    assert statuses(funded) == {"failed": 1, "submitted": 1}
+    assert OutboxMessage.objects.get(pk=mine.pk).status == "failed"
+    assert DeliveryReport.objects.get(provider_message_id="ATX-mine").applied
+    assert not DeliveryReport.objects.get(provider_message_id="ATX-other").applied
+    assert receipts_apply_pending() == 1
+    assert statuses(funded) == {"failed": 1, "delivered": 1}
+    # The same callback again changes nothing.
+    assert client.post(url.removeprefix("http://testserver"), {"id": "ATX-mine", "status": "Success"}).status_code == 200
+    assert OutboxMessage.objects.get(pk=mine.pk).status == "failed"

@@ -276,29 +276,38 @@ def receipts_record(receipts: list[Receipt]) -> None:
             f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (gateway, provider_message_id) DO NOTHING", rows)
 
 
-def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6)) -> int:
+def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6), *, only: Receipt | None = None) -> int:
     """Move submitted messages to Delivered / Failed from receipts not yet applied, in two
     set-based statements. A receipt can overtake the record of its submission, so one that
-    matches nothing yet stays pending (for `window`) and is tried again on the next pass."""
+    matches nothing yet stays pending (for `window`) and is tried again on the next pass.
+
+    `only`: apply that one receipt (an HTTP callback). Many callbacks arrive at once; each then
+    locks its own message and report rows, never the whole pending set, so concurrent callbacks
+    do not wait on (or deadlock with) each other. The dispatcher's pass applies the rest."""
     reports = DeliveryReport._meta.db_table
     since = connection.ops.adapt_datetimefield_value(timezone.now() - window)
     now_db = connection.ops.adapt_datetimefield_value(timezone.now())
     sub, delivered, failed = OutboxStatus.SUBMITTED.value, OutboxStatus.DELIVERED.value, OutboxStatus.FAILED.value
+    one_d, one_r, one_args = "", "", []
+    if only is not None:
+        one_d = " AND d.gateway = %s AND d.provider_message_id = %s"
+        one_r = f" AND {reports}.gateway = %s AND {reports}.provider_message_id = %s"
+        one_args = [only.gateway, only.provider_message_id]
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             f"UPDATE {OUTBOX} SET "
             f"status = CASE WHEN d.state = 'DELIVRD' THEN '{delivered}' ELSE '{failed}' END, "
             f"error = CASE WHEN d.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || d.state || ' (error ' || "
             f"COALESCE(NULLIF(d.error_code, ''), 'none') || ')' END, finished_at = %s "
-            f"FROM {reports} d WHERE d.applied = %s AND d.received_at >= %s "
+            f"FROM {reports} d WHERE d.applied = %s AND d.received_at >= %s{one_d} "
             f"AND {OUTBOX}.provider_message_id = d.provider_message_id AND {OUTBOX}.gateway = d.gateway "
-            f"AND {OUTBOX}.status = %s", [now_db, False, since, sub])
+            f"AND {OUTBOX}.status = %s", [now_db, False, since, *one_args, sub])
         changed = cur.rowcount
         # A report is done once its message is past Submitted (just now, or by an earlier copy).
         cur.execute(
-            f"UPDATE {reports} SET applied = %s WHERE applied = %s AND received_at >= %s AND EXISTS ("
+            f"UPDATE {reports} SET applied = %s WHERE applied = %s AND received_at >= %s{one_r} AND EXISTS ("
             f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id "
-            f"AND o.gateway = {reports}.gateway AND o.status <> %s)", [True, False, since, sub])
+            f"AND o.gateway = {reports}.gateway AND o.status <> %s)", [True, False, since, *one_args, sub])
     return max(changed, 0)
 
 

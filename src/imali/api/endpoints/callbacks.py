@@ -13,8 +13,9 @@ parameters, not path segments, because every path kwarg of this project names an
 source check where the provider publishes its addresses.
 
 Idempotent: a report is stored once per (gateway, message id) and applied once
-(`receipts_record`, `receipts_apply_pending`); an incoming message once per provider id
-(`inbound_receive`). A repeated callback answers 200 and changes nothing. Statuses that are not
+(`receipts_record`, then `receipts_apply_pending` for that one receipt: concurrent callbacks lock
+only their own rows; a report that overtook its message waits for the dispatcher's pass); an
+incoming message once per provider id (`inbound_receive`). A repeated callback answers 200 and changes nothing. Statuses that are not
 final yet ("Sent", "SENT_TO_SUPPLIER") are acknowledged and dropped: only a final state is a receipt.
 """
 
@@ -123,7 +124,7 @@ def _callback(read: Callable[[HttpRequest], dict], required: tuple[str, ...],
             return JsonResponse({"status": "acknowledged"})
         if isinstance(event, Receipt):
             receipts_record([event])
-            receipts_apply_pending()
+            receipts_apply_pending(only=event)
             return JsonResponse({"status": "recorded"})
         _, created = inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
                                      to_address=event.to_address, text=event.text)
