@@ -237,8 +237,8 @@ def test_replies_fetched_from_africastalking_are_stored_once(funded, live_server
 def test_a_delivery_callback_applies_its_own_report_only(client, funded):
     """Callbacks arrive many at once: each moves its own message (locking only its rows); other
     pending reports are left to the dispatcher's pass, which applies them all."""
-    from imali.messaging.dispatch import receipts_apply_pending, receipts_record
     from imali.messaging.adapters.base import Receipt
+    from imali.messaging.dispatch import receipts_apply_pending, receipts_record
 
     Gateway.objects.create(name="at", kind="africastalking", base_url="http://127.0.0.1:9", api_key="k")
     mine, other = enqueue(funded, 2, prefix="+2783")
