@@ -261,6 +261,9 @@ def loan_apply(
     loan.total_repayable = schedule.total_repayable
     loan.instalment_amount = schedule.instalment_amount
     with transaction.atomic():
+        # Again under the client's row lock: the client object given may be older than a status
+        # change made meanwhile (a blacklisting, the daily close).
+        _require_borrower(Client.objects.select_for_update().get(pk=client.pk, entity=entity))
         loan.save()
         audit_record(action=AuditAction.LOAN_APPLIED, actor=actor, entity=entity, target=loan,
                      subject=str(client.number), after=snapshot(loan))
@@ -454,6 +457,9 @@ def receipt_post(
         with transaction.atomic():
             locked = _locked_loan(loan)
             _require_status(locked, OPEN_STATUSES, "paid into")
+            if locked.disbursed_on and value_date < locked.disbursed_on:
+                raise error("value_date", LoanError.OUT_OF_RANGE,
+                            f"Loan {locked.pk} was paid out on {locked.disbursed_on:%Y-%m-%d}; a receipt cannot be dated before that.")
             if reference and Receipt.objects.filter(entity=entity, external_reference=reference).exists():
                 raise error("external_reference", LoanError.DUPLICATE_REFERENCE,
                             f"Reference '{reference}' has been posted already.")

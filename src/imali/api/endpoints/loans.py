@@ -100,7 +100,8 @@ class LoanFiguresSerializer(serializers.Serializer):
 
 class LoanSerializer(serializers.ModelSerializer):
     schedule = serializers.SerializerMethodField()
-    figures = serializers.SerializerMethodField(help_text="The loan's derived figures today; read of one loan only (null in lists)")
+    figures = serializers.SerializerMethodField(help_text="The loan's derived figures on the day (?as_of=, default today); "
+                                                          "in a read of one loan only (null in lists)")
     change_available = serializers.DecimalField(source="change_total", max_digits=14, decimal_places=2, read_only=True,
                                                 help_text="Overpayments not yet paid back to the client")
     status = serializers.CharField(read_only=True, help_text=_choices_text(LoanStatus.choices))
@@ -258,7 +259,10 @@ class ProductViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         summary="List loans",
         parameters=[OpenApiParameter("status", str), OpenApiParameter("client", int)],
         responses={200: LoanSerializer(many=True), 403: NO_RIGHT}),
-    retrieve=extend_schema(summary="Read a loan with its schedule", responses={200: LoanSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+    retrieve=extend_schema(
+        summary="Read a loan with its schedule and figures",
+        parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD: the day of the figures and instalment statuses; default today")],
+        responses={200: LoanSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND}),
     create=extend_schema(
         summary="Capture a loan application",
         description="Terms from the product; caps checked (errors name the cap). Needs 'Loans: capture applications'.",
@@ -284,8 +288,17 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         ).order_by("pk")
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "with_schedule": self.action != "list",
-                "as_of": services.local_today(self.entity)}
+        return {**super().get_serializer_context(), "with_schedule": self.action != "list", "as_of": self._as_of()}
+
+    def _as_of(self):
+        """The day of the figures and instalment statuses: ?as_of= on a read, else the entity's today."""
+        raw = self.request.query_params.get("as_of") if self.action in ("retrieve", "settlement") else None
+        if not raw:
+            return services.local_today(self.entity)
+        try:
+            return serializers.DateField().to_internal_value(raw)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"as_of": exc.detail}) from None
 
     def _loan_response(self, loan, code=status.HTTP_200_OK):
         return Response(LoanSerializer(loan, context=self.get_serializer_context()).data, status=code)
@@ -354,12 +367,7 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["get"])
     def settlement(self, request, *args, **kwargs):
         loan = self.get_object()
-        field = serializers.DateField()
-        raw = request.query_params.get("as_of")
-        try:
-            as_of = field.to_internal_value(raw) if raw else services.local_today(self.entity)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({"as_of": exc.detail}) from None
+        as_of = self._as_of()
         return Response(SettlementSerializer({
             "as_of": as_of, "outstanding": selectors.loan_outstanding(loan=loan),
             "settlement": selectors.loan_settlement(loan=loan, as_of=as_of)}).data)

@@ -98,6 +98,18 @@ class ChangeRefundForm(forms.Form):
     reason = forms.CharField(max_length=200)
 
 
+def _as_of(request):
+    """The day the figures are for: ?as_of=YYYY-MM-DD, else the entity's today. Returns (day, error)."""
+    today = services.local_today(request.entity)
+    raw = request.GET.get("as_of")
+    if not raw:
+        return today, ""
+    try:
+        return forms.DateField().clean(raw), ""
+    except ValidationError:
+        return today, "Enter a date as YYYY-MM-DD; today's figures are shown."
+
+
 def _loan(request, loan_id: int) -> Loan:
     return get_object_or_404(Loan.objects.select_related("client", "product", "entity"), entity=request.entity, pk=loan_id)
 
@@ -141,7 +153,7 @@ def product_edit_view(request, product_id: int):
 
 
 # --- loans ---------------------------------------------------------------------------------------
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def loan_list_view(request):
     status = request.GET.get("status") or None
     loans = selectors.loan_list(entity=request.entity, status=status)[:200]
@@ -166,15 +178,16 @@ def loan_apply_view(request, client_id: int):
                                              "cancel_url": "web:client_detail", "cancel_arg": client.pk})
 
 
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def loan_detail_view(request, loan_id: int):
     loan = _loan(request, loan_id)
-    as_of = services.local_today(request.entity)
+    as_of, as_of_error = _as_of(request)
     user = request.user
     page = queries.loan_page(loan=loan, as_of=as_of)
     return render(request, "web/loans/detail.html", {
         "loan": loan,
         "as_of": as_of,
+        "as_of_error": as_of_error,
         "schedule": page.schedule,
         "figures": page.figures,
         "in_default": loan.default_since is not None and loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER),
@@ -353,7 +366,7 @@ def change_refund_reverse_view(request, changerefund_id: int):
 
 
 # --- non-loan debits -----------------------------------------------------------------------------
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def client_debits_view(request, client_id: int):
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
     user = request.user
@@ -409,20 +422,14 @@ def non_loan_debit_settle_view(request, nonloandebit_id: int):
 def client_figures_view(request, client_id: int):
     """Every derived figure of the book for one client on a day (today unless ?as_of= is given)."""
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
-    as_of, as_of_error = services.local_today(request.entity), ""
-    if request.GET.get("as_of"):
-        field = forms.DateField()
-        try:
-            as_of = field.clean(request.GET["as_of"])
-        except ValidationError:
-            as_of_error = "Enter a date as YYYY-MM-DD; today's figures are shown."
+    as_of, as_of_error = _as_of(request)
     return render(request, "web/loans/figures.html", {
         "client": client, "as_of": as_of, "as_of_error": as_of_error,
         "figures": selectors.client_figures(entity=request.entity, client_id=client.pk, as_of=as_of),
     })
 
 
-@right_required(Right.VIEW_CLIENTS)
+@right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def client_statement_view(request, client_id: int):
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
     pdf = client_statement_pdf(entity=request.entity, client=client, as_of=services.local_today(request.entity))
