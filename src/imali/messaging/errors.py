@@ -19,6 +19,7 @@ class MessagingError(StrEnum):
     NO_CELLPHONE = "no_cellphone"
     NO_ROUTE = "no_route"
     # A single SMS (screen and API) and the email test send.
+    UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
     TEMPLATE_AND_TEXT = "template_and_text"
     UNKNOWN_TEMPLATE = "unknown_template"
     TEMPLATE_EMPTY = "template_empty"

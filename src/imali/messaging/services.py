@@ -56,7 +56,7 @@ def template_update(*, actor, entity: Entity, message_type: str, text: str, chan
     if not actor.has_right(needed) or actor.entity_id != entity.pk:
         raise PermissionDenied(f"You need the {needed.label} right of this entity.")
     if message_type not in MessageType.values:
-        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+        raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
     text = text.strip()
     problems = template_problems(text)
     if problems:
@@ -136,7 +136,7 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
     """Queue one SMS in the caller's transaction, paid for by its segments. The same key again
     returns the message already queued and costs nothing."""
     if message_type not in MessageType.values:
-        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+        raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
     if not idempotency_key:
         raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
     if client is not None and client.entity_id != entity.pk:
@@ -144,7 +144,7 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
     if user is not None and user.entity_id not in (None, entity.pk):
         raise PermissionDenied("The user belongs to another entity.")
     if not text.strip():
-        raise ValidationError({"text": ["The message is empty."]})
+        raise messaging_error("text", MessagingError.TEMPLATE_EMPTY, "The message is empty.")
     e164 = parse_phone(number, country=entity.country, field="number", mobile=True)
     if message_type == MessageType.MARKETING and MarketingOptOut.objects.filter(entity=entity, number=e164).exists():
         raise messaging_error("number", MessagingError.OPTED_OUT, f"{e164} answered STOP and receives no marketing.")
@@ -330,7 +330,7 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
     of the rows actually inserted, costs nothing.
     """
     if message_type not in MessageType.values:
-        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+        raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
     problems = template_problems(text)
     if problems:
         raise _template_validation_error(problems)
