@@ -173,3 +173,15 @@ def test_receipt_dated_before_the_payout_is_refused(entity, lender):
                               payback_type="cash")
     assert exc.value.error_dict["value_date"][0].code == "out_of_range"
     assert not loan.receipts.exists()
+
+
+def test_application_screen_says_why_before_the_form_is_filled_in(client, entity, lender):
+    borrower, _ = make_borrower(entity, status=ClientStatus.DECEASED, new_loans_allowed=False)
+    make_product(entity, name="Screen gate")
+    client.force_login(lender)
+    url = reverse("web:loan_apply", kwargs={"client_id": borrower.pk})
+    assert "status Deceased, new loans not allowed" in client.get(url).content.decode()
+    product = selectors.product_list(entity=entity).get()
+    page = client.post(url, {"product": product.pk, "principal": "1000", "instalments": "2"}).content.decode()
+    assert "Client: The client may not take a new loan" in page
+    assert not Loan.objects.filter(client=borrower).exists()

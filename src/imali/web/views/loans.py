@@ -164,6 +164,10 @@ def loan_list_view(request):
 def loan_apply_view(request, client_id: int):
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
     form = ApplicationForm(request.POST or None, entity=request.entity)
+    refusal = services.borrower_refusal(client)
+    if request.method == "GET" and refusal:
+        # Said before the form is filled in: the application would be refused on submit.
+        messages.warning(request, refusal)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
