@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from imali.core.models import AuditAction, AuditEntry
 from imali.loans import selectors, services
 from imali.tenancy.rights import Right
 from tests import factories
@@ -171,3 +172,35 @@ def test_loan_screens_query_counts_do_not_grow_with_the_book(client, entity, len
                        ("statement", 17), ("API loan", 7), ("API loans", 7), ("API receipts", 7)):
         with django_assert_max_num_queries(most):
             client.get(big[name])
+
+
+def test_api_client_figures_and_product_change(entity, other_entity, lender):
+    borrower, _ = make_borrower(entity)
+    loan = make_loan(entity, user=lender, client=borrower, principal="2000", instalments=3, disbursed_on=dt.date(2026, 1, 5))
+    api = APIClient()
+    api.force_login(lender)
+    body = api.get(f"/api/client-figures/{borrower.pk}/", {"as_of": "2026-04-01"}).json()
+    figures = selectors.client_figures(entity=entity, client_id=borrower.pk, as_of=dt.date(2026, 4, 1))
+    assert body["arrears_amount"] == "2715.00" == str(figures.arrears_amount)
+    assert (body["arrears_days"], body["arrears_months"], body["open_loans"]) == (68, 3, 1)
+    assert body["client_status"] == "good" and body["new_loans_allowed"] is True
+    assert body["last_agreement_date"] == "2026-01-05" and body["last_agreement_product"] == loan.product.name
+    assert api.get(f"/api/client-figures/{borrower.pk}/", {"as_of": "April"}).status_code == 400
+    stranger, _ = make_borrower(other_entity)
+    assert api.get(f"/api/client-figures/{stranger.pk}/").status_code == 404
+    viewer = factories.make_user(entity=entity, rights=[Right.CAPTURE_RECEIPTS])
+    api_viewer = APIClient()
+    api_viewer.force_login(viewer)
+    assert api_viewer.get(f"/api/client-figures/{borrower.pk}/").status_code == 403
+
+    # A product is changed field by field, checked against the caps, audited; loans keep their terms.
+    product = loan.product
+    r = api.patch(f"/api/loan-products/{product.pk}/", {"interest_rate_pm": "5.01"}, format="json")
+    assert r.status_code == 400 and "short_term_first_loan_rate" in r.json()["interest_rate_pm"][0]
+    r = api.patch(f"/api/loan-products/{product.pk}/", {"interest_rate_pm": "4.5", "name": "Cheaper"}, format="json")
+    assert r.status_code == 200 and r.json()["interest_rate_pm"] == "4.5000" and r.json()["name"] == "Cheaper"
+    assert r.json()["max_principal"] == "8000.00"
+    loan.refresh_from_db()
+    assert loan.interest_rate_pm == D("5.0000")
+    assert AuditEntry.objects.filter(action=AuditAction.LOAN_PRODUCT_UPDATED, object_id=str(product.pk)).exists()
+    assert api_viewer.patch(f"/api/loan-products/{product.pk}/", {"name": "x"}, format="json").status_code == 403

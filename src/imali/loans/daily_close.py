@@ -166,7 +166,8 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
                 default_since=business_date,
                 default_balance=Coalesce(Subquery(outstanding, output_field=MONEY_FIELD), Value(ZERO), output_field=MONEY_FIELD),
             )
-            for loan in Loan.objects.filter(pk__in=entering_ids):
+            # Locked like a receipt posting locks it, so a receipt allocating meanwhile sees the cut charges.
+            for loan in Loan.objects.filter(pk__in=entering_ids).select_for_update():
                 _trim_scheduled_charges(loan)
             charges = 0
             for loan in book.filter(next_charge_on__lte=business_date).select_for_update():

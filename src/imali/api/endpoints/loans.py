@@ -19,7 +19,13 @@ from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import EntityRelatedField
-from imali.clients.models import Client, ClientAccount, PaymentFrequency, PaymentMoveDirection
+from imali.clients.models import (
+    Client,
+    ClientAccount,
+    ClientStatus,
+    PaymentFrequency,
+    PaymentMoveDirection,
+)
 from imali.loans import queries, rules, selectors, services
 from imali.loans.models import (
     ChangeRefund,
@@ -72,6 +78,16 @@ class ProductWriteSerializer(serializers.Serializer):
     service_fee_pm = serializers.CharField(required=False, default="0")
     vat_rate = serializers.CharField(required=False)
     is_active = serializers.BooleanField(required=False, default=True)
+
+
+class ProductUpdateSerializer(ProductWriteSerializer):
+    """Any subset of the product's fields; the rest keep their values (caps checked on the result)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+            field.default = serializers.empty
 
 
 class InstalmentSerializer(serializers.ModelSerializer):
@@ -223,6 +239,37 @@ class SettleSerializer(serializers.Serializer):
     settled_on = serializers.DateField()
 
 
+class ClientFiguresSerializer(serializers.Serializer):
+    """Every derived figure of the book for one client on a day (the snapshot selector's)."""
+
+    as_of = serializers.DateField()
+    client_id = serializers.IntegerField()
+    client_status = serializers.CharField(help_text=_choices_text(ClientStatus.choices))
+    new_loans_allowed = serializers.BooleanField()
+    outstanding = serializers.DecimalField(max_digits=14, decimal_places=2)
+    arrears_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    arrears_days = serializers.IntegerField()
+    arrears_months = serializers.IntegerField()
+    next_due_date = serializers.DateField(allow_null=True)
+    next_amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
+    due_30 = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="Falls due 0–30 days after as_of")
+    due_60 = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="31–60 days")
+    due_90 = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="61–90 days")
+    due_120 = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="91–120 days")
+    due_120_plus = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="121 days and later")
+    settlement = serializers.DecimalField(max_digits=14, decimal_places=2)
+    pct_of_all_capital_pd = serializers.DecimalField(max_digits=9, decimal_places=2)
+    last_receipt_date = serializers.DateField(allow_null=True)
+    days_since_last_receipt = serializers.IntegerField(allow_null=True)
+    change_available = serializers.DecimalField(max_digits=14, decimal_places=2)
+    non_loan_debt = serializers.DecimalField(max_digits=14, decimal_places=2)
+    last_agreement_date = serializers.DateField(allow_null=True)
+    last_agreement_product = serializers.CharField()
+    days_since_last_loan = serializers.IntegerField(allow_null=True)
+    open_loans = serializers.IntegerField()
+    date_totally_paid = serializers.DateField(allow_null=True)
+
+
 def _id_param(request, name: str) -> int | None:
     raw = request.query_params.get(name)
     return int(raw) if raw and raw.isdigit() else None
@@ -237,12 +284,19 @@ def _id_param(request, name: str) -> int | None:
         description="Terms are checked against the statutory caps of the entity's country; an error names the cap "
                     "(code cap_<name>). Needs 'Setups: loan products'.",
         request=ProductWriteSerializer, responses={201: ProductSerializer, 400: BAD_INPUT, 403: NO_RIGHT}),
+    partial_update=extend_schema(
+        summary="Change a loan product",
+        description="Only the fields given change; the result is checked against the caps as on creation. Loans "
+                    "already captured keep their terms. Audited. Needs 'Setups: loan products'.",
+        request=ProductUpdateSerializer, responses={200: ProductSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND}),
 )
 class ProductViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ProductSerializer
     lookup_url_kwarg = "product_id"
     lookup_value_regex = r"[0-9]+"
-    required_rights = {"list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "create": Right.MANAGE_PRODUCTS}
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    required_rights = {"list": Right.VIEW_CLIENTS, "retrieve": Right.VIEW_CLIENTS, "create": Right.MANAGE_PRODUCTS,
+                       "partial_update": Right.MANAGE_PRODUCTS}
 
     def get_queryset(self):
         return selectors.product_list(entity=self.entity).order_by("pk")
@@ -252,6 +306,13 @@ class ProductViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         serializer.is_valid(raise_exception=True)
         product = services.product_create(entity=self.entity, actor=request.user, data=dict(serializer.validated_data))
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        product = self.get_object()
+        serializer = ProductUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.product_update(product=product, actor=request.user, data=dict(serializer.validated_data))
+        return Response(ProductSerializer(product).data)
 
 
 @extend_schema_view(
@@ -499,11 +560,43 @@ class NonLoanDebitViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.Retri
         return Response(NonLoanDebitSerializer(debit).data)
 
 
+class ClientFiguresViewSet(EntityScopedMixin, viewsets.GenericViewSet):
+    """The loan screens' client figures over the API: `GET /api/client-figures/<client id>/?as_of=`."""
+
+    serializer_class = ClientFiguresSerializer
+    lookup_url_kwarg = "client_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {"retrieve": Right.VIEW_CLIENTS}
+
+    def get_queryset(self):
+        return Client.objects.filter(entity=self.entity)
+
+    @extend_schema(
+        summary="A client's loan-book figures on a day",
+        description="Outstanding, arrears, next due, obligation buckets, settlement, %OfAllCapitalPD, last receipt, "
+                    "change available, non-loan debt, last agreement, date totally paid; with the client's status "
+                    "and New Loans Allowed. Needs 'Clients: view'.",
+        parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default the entity's today")],
+        responses={200: ClientFiguresSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    def retrieve(self, request, *args, **kwargs):
+        client = self.get_object()
+        raw = request.query_params.get("as_of")
+        try:
+            as_of = serializers.DateField().to_internal_value(raw) if raw else services.local_today(self.entity)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"as_of": exc.detail}) from None
+        figures = selectors.client_figures(entity=self.entity, client_id=client.pk, as_of=as_of)
+        return Response(ClientFiguresSerializer({
+            **figures.as_dict(), "as_of": as_of, "client_id": client.pk, "client_status": client.status,
+            "new_loans_allowed": client.new_loans_allowed}).data)
+
+
 router = SimpleRouter()
 router.register("loan-products", ProductViewSet, basename="product")
 router.register("loans", LoanViewSet, basename="loan")
 router.register("receipts", ReceiptViewSet, basename="receipt")
 router.register("change-refunds", ChangeRefundViewSet, basename="change-refund")
 router.register("non-loan-debits", NonLoanDebitViewSet, basename="non-loan-debit")
+router.register("client-figures", ClientFiguresViewSet, basename="client-figures")
 
 urlpatterns = router.urls
