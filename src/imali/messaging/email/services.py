@@ -20,7 +20,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.messaging import credits
-from imali.messaging.errors import MessagingError
+from imali.messaging.errors import MessagingError, messaging_error
 from imali.messaging.models import Channel, CreditEntry, MessageType, ProcessLog
 from imali.messaging.services import merge_values, template_text
 from imali.messaging.templating import Compiled, TemplateError, template_problems
@@ -94,9 +94,9 @@ def emails_send(*, actor, entity: Entity, message_type: str, subject: str, text:
     if actor is not None and right is not None and (actor.entity_id != entity.pk or not actor.has_right(right)):
         raise PermissionDenied(f"You need the '{right.label}' right of this entity.")
     if message_type not in MessageType.values:
-        raise ValidationError({"message_type": [f"Unknown message type '{message_type}'."]})
+        raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
     if not idempotency_key:
-        raise ValidationError({"idempotency_key": ["An idempotency key is required."]})
+        raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
     _check_texts(subject, text)
     check_attachments(attachments)
     rendered = _rendered(subject, text, list(recipients))
