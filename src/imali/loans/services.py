@@ -134,30 +134,37 @@ def _cap_errors(found: dict[str, tuple[LoanError, str]]) -> ValidationError:
 
 def product_create(*, entity: Entity, actor, data: dict[str, Any]) -> Product:
     cleaned = _clean_product(entity, data)
-    with transaction.atomic():
-        if Product.objects.filter(entity=entity, name=cleaned["name"]).exists():
-            raise error("name", LoanError.INVALID, "A product with this name exists already.")
-        product = Product.objects.create(entity=entity, **cleaned)
-        audit_record(action=AuditAction.LOAN_PRODUCT_CREATED, actor=actor, entity=entity, target=product,
-                     subject=product.name, after=snapshot(product))
+    try:
+        with transaction.atomic():
+            if Product.objects.filter(entity=entity, name=cleaned["name"]).exists():
+                raise error("name", LoanError.INVALID, "A product with this name exists already.")
+            product = Product.objects.create(entity=entity, **cleaned)
+            audit_record(action=AuditAction.LOAN_PRODUCT_CREATED, actor=actor, entity=entity, target=product,
+                         subject=product.name, after=snapshot(product))
+    except IntegrityError:
+        # A concurrent request created the same name between the check and the insert.
+        raise error("name", LoanError.INVALID, "A product with this name exists already.") from None
     return product
 
 
 def product_update(*, product: Product, actor, data: dict[str, Any]) -> Product:
     current = {f: getattr(product, f) for f in PRODUCT_FIELDS}
     cleaned = _clean_product(product.entity, {**current, **data})
-    with transaction.atomic():
-        locked = Product.objects.select_for_update().get(pk=product.pk, entity=product.entity)
-        if Product.objects.filter(entity=product.entity, name=cleaned["name"]).exclude(pk=locked.pk).exists():
-            raise error("name", LoanError.INVALID, "A product with this name exists already.")
-        before = snapshot(locked)
-        for name, value in cleaned.items():
-            setattr(locked, name, value)
-        locked.save()
-        b, a = changed_only(before, snapshot(locked))
-        if a:
-            audit_record(action=AuditAction.LOAN_PRODUCT_UPDATED, actor=actor, entity=locked.entity, target=locked,
-                         subject=locked.name, before=b, after=a)
+    try:
+        with transaction.atomic():
+            locked = Product.objects.select_for_update().get(pk=product.pk, entity=product.entity)
+            if Product.objects.filter(entity=product.entity, name=cleaned["name"]).exclude(pk=locked.pk).exists():
+                raise error("name", LoanError.INVALID, "A product with this name exists already.")
+            before = snapshot(locked)
+            for name, value in cleaned.items():
+                setattr(locked, name, value)
+            locked.save()
+            b, a = changed_only(before, snapshot(locked))
+            if a:
+                audit_record(action=AuditAction.LOAN_PRODUCT_UPDATED, actor=actor, entity=locked.entity, target=locked,
+                             subject=locked.name, before=b, after=a)
+    except IntegrityError:
+        raise error("name", LoanError.INVALID, "A product with this name exists already.") from None
     return locked
 
 

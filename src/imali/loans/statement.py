@@ -25,7 +25,7 @@ def _money(value) -> str:
 
 
 def _table(rows: list[list[str]], widths: list[float]) -> Table:
-    table = Table(rows, colWidths=[w * mm for w in widths], repeatRows=1)
+    table = Table(rows, colWidths=[w * mm for w in widths], repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle([
         ("FONTSIZE", (0, 0), (-1, -1), 8),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8ecef")),
@@ -44,7 +44,9 @@ def client_statement_pdf(*, entity: Entity, client: Client, as_of: dt.date) -> b
     story = [
         Paragraph(f"{entity.name} — statement of account", styles["Title"]),
         Paragraph(f"Client {client.number}: {client.display_name}, ID {client.id_number}. "
-                  f"Statement date {as_of:%d %B %Y}. Amounts in {entity.currency}.", styles["Normal"]),
+                  f"Statement date {as_of:%d %B %Y}. Amounts in {entity.currency}. "
+                  f"Status {client.get_status_display()}, new loans "
+                  f"{'allowed' if client.new_loans_allowed else 'not allowed'}.", styles["Normal"]),
         Spacer(1, 4 * mm),
         _table([
             ["Outstanding", "Arrears", "Next due", "Next amount", "Settlement"],
