@@ -102,3 +102,24 @@ def test_periodic_task_closes_every_entity_once(entity, other_entity):
     loans_daily_close.call_local()
     assert DailyClose.objects.filter(entity=entity).count() == 1
     assert DailyClose.objects.filter(entity=other_entity).count() == 1
+
+
+def test_missed_days_are_closed_in_order_up_to_a_month_back(entity, lender):
+    import zoneinfo
+
+    from imali.loans.daily_close import CATCH_UP_DAYS
+
+    loan = make_loan(entity, user=lender)  # first instalment due 23 Jan 2026, nothing paid
+    daily_close_run(entity=entity, business_date=dt.date(2026, 2, 20))
+    # No worker ran from 21 February until the morning of 26 February (Johannesburg).
+    now = dt.datetime(2026, 2, 26, 6, 0, tzinfo=zoneinfo.ZoneInfo("Africa/Johannesburg"))
+    due = [day for e, day in entities_due_for_close(now) if e == entity]
+    assert due == [dt.date(2026, 2, d) for d in range(21, 26)]
+    for day in due:
+        daily_close_run(entity=entity, business_date=day)
+    loan.refresh_from_db()
+    # The loan went into default on the day it passed 30 days overdue, not on the day work resumed.
+    assert loan.default_since == dt.date(2026, 2, 23)
+    long_after = dt.datetime(2026, 9, 1, 6, 0, tzinfo=zoneinfo.ZoneInfo("Africa/Johannesburg"))
+    due = [day for e, day in entities_due_for_close(long_after) if e == entity]
+    assert len(due) == CATCH_UP_DAYS and due[-1] == dt.date(2026, 8, 31)

@@ -14,7 +14,19 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DecimalField, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from imali.clients.models import Client, ClientStatus
@@ -185,13 +197,24 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
     return close, True
 
 
+# How far back the periodic task catches up on days missed while no worker ran.
+CATCH_UP_DAYS = 31
+
+
 def entities_due_for_close(now: dt.datetime) -> list[tuple[Entity, dt.date]]:
-    """Each active entity with the last local day that has ended and has no close yet."""
+    """Each active entity with every ended local day not yet closed, oldest first: the day after
+    its last close up to yesterday (at most CATCH_UP_DAYS back), or just yesterday for an entity
+    never closed. Closing missed days in order keeps default dates and cures on the right day."""
     from zoneinfo import ZoneInfo
 
+    last_closed = dict(DailyClose.objects.values("entity_id").annotate(last=Max("business_date")).values_list("entity_id", "last"))
     due = []
-    for entity in Entity.objects.filter(is_active=True):
+    for entity in Entity.objects.filter(is_active=True).order_by("pk"):
         yesterday = now.astimezone(ZoneInfo(entity.time_zone)).date() - dt.timedelta(days=1)
-        if not DailyClose.objects.filter(entity=entity, business_date=yesterday).exists():
-            due.append((entity, yesterday))
+        last = last_closed.get(entity.pk)
+        first = yesterday if last is None else max(last + dt.timedelta(days=1), yesterday - dt.timedelta(days=CATCH_UP_DAYS - 1))
+        day = first
+        while day <= yesterday:
+            due.append((entity, day))
+            day += dt.timedelta(days=1)
     return due
