@@ -123,3 +123,29 @@ def test_a_peer_logs_a_failed_callback_without_the_token(captured):
         peer.stop()
     assert "callback to http://127.0.0.1:9/api/callbacks/africastalking/delivery/" in captured.text
     assert callback_token(GATEWAY) not in captured.text
+
+
+def test_gunicorns_access_log_redacts_the_token(tmp_path):
+    """Production serves through gunicorn, whose access log is not Django's: its logger class redacts too."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from imali.core.logging import GunicornLogger
+
+    cfg = Config()
+    cfg.set("accesslog", str(tmp_path / "access.log"))
+    cfg.set("access_log_format", '%(h)s "%(r)s" %(s)s q=%(q)s uri=%({raw_uri}e)s')
+    logger = GunicornLogger(cfg)
+    token = callback_token(GATEWAY)
+    query = f"gateway={GATEWAY}&token={token}"
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": f"/api/callbacks/clickatell/status/?{query}", "SERVER_PROTOCOL": "HTTP/1.1",
+               "PATH_INFO": "/api/callbacks/clickatell/status/", "QUERY_STRING": query, "REMOTE_ADDR": "127.0.0.1"}
+    logger.access(SimpleNamespace(status="200 OK", sent=20, headers=[]), SimpleNamespace(headers=[]), environ,
+                  dt.timedelta(milliseconds=3))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    line = (tmp_path / "access.log").read_text()
+    assert '"POST /api/callbacks/clickatell/status/?gateway=at-redaction&token=[redacted] HTTP/1.1" 200' in line
+    assert f"q=gateway={GATEWAY}&token={REDACTED}" in line and token not in line

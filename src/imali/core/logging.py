@@ -12,6 +12,7 @@ Pure Python on purpose: the local peers (`python -m imali.peers...`) use it with
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 
@@ -63,7 +64,14 @@ class RedactSecretsFilter(logging.Filter):
             if redacted != text:
                 record.msg = redacted
         if isinstance(record.args, dict):
-            record.args = {k: _redacted_argument(v) for k, v in record.args.items()}
+            changed = {k: r for k, v in record.args.items() if (r := _redacted_argument(v)) is not v}
+            if changed:
+                # A copy of the same class: gunicorn's access atoms are a dict subclass whose
+                # lookups supply "-" for missing keys, which the format relies on.
+                args = copy.copy(record.args)
+                for k, v in changed.items():
+                    args[k] = v
+                record.args = args
         elif isinstance(record.args, tuple):
             record.args = tuple(_redacted_argument(a) for a in record.args)
         return True
@@ -79,3 +87,19 @@ def install_redaction(*loggers: str) -> RedactSecretsFilter:
         for handler in logger.handlers:
             handler.addFilter(redact)
     return redact
+
+
+try:  # gunicorn serves production; its access log is its own, outside Django's LOGGING.
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:  # pragma: no cover - gunicorn is a dependency; the peers may run without it
+    _GunicornLogger = None
+
+if _GunicornLogger is not None:
+
+    class GunicornLogger(_GunicornLogger):
+        """gunicorn's logger with the access line's request line, query string, raw URI and
+        referer redacted: `gunicorn --logger-class imali.core.logging.GunicornLogger ...`."""
+
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            return {k: redact_secrets(v) if isinstance(v, str) else v for k, v in atoms.items()}
