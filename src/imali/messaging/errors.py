@@ -28,6 +28,7 @@ class MessagingError(StrEnum):
     SUBJECT_INVALID = "subject_invalid"
     ATTACHMENTS_INVALID = "attachments_invalid"
     OTHER_ENTITY_USER = "other_entity_user"
+    NO_MARKETING_CONSENT = "no_marketing_consent"
 
 
 def messaging_error(field: str, code: MessagingError, message: str) -> ValidationError:

@@ -244,6 +244,10 @@ def _single_sms_checks(*, actor, entity: Entity, client, template: str) -> None:
     if template == MessageType.MARKETING and MarketingOptOut.objects.filter(entity=entity, number=client.cellphone).exists():
         raise messaging_error("client", MessagingError.OPTED_OUT,
                               f"The client answered STOP from {client.cellphone} and receives no marketing.")
+    # Marketing goes only to clients who agreed to it (STOP withdraws it), unless the entity needs no consent.
+    if template == MessageType.MARKETING and not client.marketing_consent and not entity.marketing_consent_not_required:
+        raise messaging_error("client", MessagingError.NO_MARKETING_CONSENT,
+                              "The client has not agreed to marketing messages (see the client's consent).")
 
 
 def single_sms_preview(*, actor, entity: Entity, client, template: str = "", text: str = "") -> SingleSmsPreview:
