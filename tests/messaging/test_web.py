@@ -196,3 +196,36 @@ def test_screens_open_for_rights_holders_and_refuse_others(client, admin_client,
     assert admin_client.get(reverse(name)).status_code == 200
     login(client, factories.make_user(entity=entity))
     assert client.get(reverse(name)).status_code == 403
+
+
+def test_single_sms_template_with_loan_fields_merges_the_clients_loan_book(admin_client, entity, operator, admin_user):
+    """A template naming loan figures (DOMAIN §3 merge fields) is merged from the client's loan book."""
+    from decimal import Decimal
+
+    from imali.messaging.models import MessageTemplate
+    from imali.messaging.services import client_loan_values, template_update
+    from tests.loans.conftest import make_borrower, make_loan
+
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=10)
+    admin_user.disbursement_limit = Decimal("100000")
+    admin_user.save(update_fields=["disbursement_limit"])
+    borrower, _ = make_borrower(entity, name="Lindiwe")
+    from django.utils import timezone
+
+    loan = make_loan(entity, user=admin_user, client=borrower, principal="2000", instalments=3,
+                     disbursed_on=timezone.localdate())  # instalments still to come: a next date due
+    template_update(actor=admin_user, entity=entity, message_type="new_loan",
+                    text="Dear {^Client Name^} your loan of {^Loan Amount^} is paid out. Pay {^Next Amount Due^} "
+                         "on {^Next Date Due^} Settle today with {^Client Total Settlement Amount^}")
+    assert MessageTemplate.objects.filter(entity=entity, message_type="new_loan").exists()
+    values = client_loan_values(entity=entity, client=borrower)
+    assert values["Loan Amount"] == f"{entity.currency} 2,000.00"
+    assert values["Instalment Amount"] == f"{entity.currency} {loan.instalment_amount:,.2f}"
+    assert {"Next Date Due", "Next Amount Due", "Client Total Settlement Amount"} <= set(values)
+
+    url = reverse("web:messaging_client_sms", kwargs={"client_id": borrower.pk})
+    response = admin_client.post(url, {"template": "new_loan", "text": "", "idempotency_key": "loan", "preview": "1"})
+    preview = response.context["preview"]
+    assert preview is not None, response.context["form"].errors
+    assert preview.text.startswith(f"Dear Lindiwe your loan of {entity.currency} 2,000.00 is paid out. Pay {entity.currency} ")
+    assert values["Next Date Due"] in preview.text and values["Client Total Settlement Amount"] in preview.text

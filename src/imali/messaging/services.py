@@ -36,7 +36,7 @@ from .models import (
     priority_for,
 )
 from .segments import analyse, segment_count
-from .templating import Compiled, TemplateError, render, template_problems
+from .templating import Compiled, TemplateError, fields_used, render, template_problems
 
 # ---------------------------------------------------------------------------------------------
 # Templates
@@ -104,6 +104,52 @@ def _tz(entity: Entity):
     return zoneinfo.ZoneInfo(entity.time_zone)
 
 
+# The merge fields whose values come from the loan book.
+LOAN_FIELDS = frozenset({"Loan Amount", "Instalment Amount", "Next Date Due", "Next Amount Due",
+                         "Client Total Settlement Amount", "Client Total Outstanding Loan Amount", "Change",
+                         "Non-loan Debits"})
+
+
+def client_loan_values(*, entity: Entity, client, today: dt.date | None = None) -> dict[str, object]:
+    """The loan merge fields of one client, read from the loan book (its public selectors), money as
+    "ZAR 1,234.50" and dates as the other date fields. A field with no value (no loan, nothing due)
+    is left out, so a message that needs it is refused rather than sent with a gap.
+
+    Loan Amount and Instalment Amount are those of the client's latest disbursed loan; the totals
+    and the next due date and amount cover every loan still on the book."""
+    from imali.loans.models import DISBURSED_STATUSES
+    from imali.loans.selectors import client_figures, loan_list
+
+    today = today or timezone.localdate(timezone=_tz(entity))
+
+    def money(amount) -> str:
+        return f"{entity.currency} {amount:,.2f}"
+
+    values: dict[str, object] = {}
+    latest = (loan_list(entity=entity, client_id=client.pk).select_related(None).filter(status__in=DISBURSED_STATUSES)
+              .order_by("-disbursed_on", "-id").only("principal", "instalment_amount").first())
+    if latest is not None:
+        values["Loan Amount"] = money(latest.principal)
+        values["Instalment Amount"] = money(latest.instalment_amount)
+    figures = client_figures(entity=entity, client_id=client.pk, as_of=today)
+    if figures.open_loans:
+        values["Client Total Outstanding Loan Amount"] = money(figures.outstanding)
+        values["Client Total Settlement Amount"] = money(figures.settlement)
+        if figures.next_due_date is not None:
+            values["Next Date Due"] = figures.next_due_date.isoformat()
+            values["Next Amount Due"] = money(figures.next_amount_due)
+    values["Change"] = money(figures.change_available)
+    values["Non-loan Debits"] = money(figures.non_loan_debt)
+    return values
+
+
+def _loan_values_if_used(*, entity: Entity, client, text: str) -> dict[str, object]:
+    # The loan book is read only when the text names one of its fields.
+    if client is None or not LOAN_FIELDS.intersection(fields_used(text)):
+        return {}
+    return client_loan_values(entity=entity, client=client)
+
+
 @dataclass(frozen=True)
 class Preview:
     text: str
@@ -117,6 +163,7 @@ def template_preview(*, entity: Entity, text: str, client=None, extra: Mapping[s
     """What the message would look like for `client`, with its segments and credits; fields without
     a value yet (loan figures of a client with no loan) show as [Field Name]."""
     problems = tuple(p.message for p in template_problems(text))
+    extra = {**_loan_values_if_used(entity=entity, client=client, text=text), **(extra or {})}
     rendered = render(text, merge_values(entity=entity, client=client, extra=extra), missing="[{}]")
     info = analyse(rendered)
     return Preview(rendered, info.segments, info.encoding.value, info.ucs2_characters, problems)
@@ -199,7 +246,8 @@ def single_sms_text(*, entity: Entity, client, template: str = "", text: str = "
             raise messaging_error("template", MessagingError.UNKNOWN_TEMPLATE, f"Unknown template '{template}'.")
         source = template_text(entity=entity, message_type=template)
         try:
-            return render(source, merge_values(entity=entity, client=client))
+            return render(source, merge_values(entity=entity, client=client,
+                                               extra=_loan_values_if_used(entity=entity, client=client, text=source)))
         except TemplateError as exc:
             raise ValidationError({"template": [
                 ValidationError(f"The template '{MessageType(template).label}' uses {{^{p.field}^}}, which has no value "
