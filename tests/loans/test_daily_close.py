@@ -123,3 +123,32 @@ def test_missed_days_are_closed_in_order_up_to_a_month_back(entity, lender):
     long_after = dt.datetime(2026, 9, 1, 6, 0, tzinfo=zoneinfo.ZoneInfo("Africa/Johannesburg"))
     due = [day for e, day in entities_due_for_close(long_after) if e == entity]
     assert len(due) == CATCH_UP_DAYS and due[-1] == dt.date(2026, 8, 31)
+
+
+def test_default_on_a_loan_with_later_instalments_paid_ahead_still_closes(entity, lender):
+    """A receipt for the first instalment reversed after later ones were paid ahead leaves a hole:
+    the loan goes into default with instalments already paid after the default date. In duplum
+    cuts the charges not yet paid, never below what was paid (the constraint paid ≤ amount holds)."""
+    loan = make_loan(entity, user=lender, principal="500", instalments=6)
+    schedule = list(Instalment.objects.filter(loan=loan).order_by("seq"))
+    first = services.receipt_post(entity=entity, actor=lender, loan=loan, amount=schedule[0].amount,
+                                  value_date=dt.date(2026, 1, 23), payback_type="debit_order", external_reference="DO-A")
+    ahead = sum(i.amount for i in schedule[1:])  # every later instalment paid ahead (the loan is paid up)
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount=ahead, value_date=dt.date(2026, 2, 10),
+                          payback_type="eft", external_reference="EFT-B")
+    services.receipt_reverse(receipt=first, actor=lender, reason="Debit order returned")
+    close, ran = daily_close_run(entity=entity, business_date=dt.date(2026, 2, 23))
+    assert ran and close.loans_defaulted == 1
+    loan.refresh_from_db()
+    cap = loan.default_balance
+    rows = list(Instalment.objects.filter(loan=loan).order_by("seq"))
+    assert all(i.paid <= i.amount for i in rows)
+    assert all(i.paid == i.amount for i in rows[1:])  # what was paid stays paid
+    later = [i for i in rows if i.due_date > loan.default_since]
+    charged = sum(i.fee + i.vat + i.interest for i in later)
+    paid_charges = sum(i.fee_paid + i.vat_paid + i.interest_paid for i in later)
+    # Within the cap, except for charges the client had paid before the default.
+    assert charged <= max(cap, paid_charges)
+    assert [(i.amount, i.paid) for i in rows[1:]] == [(i.amount, i.amount) for i in schedule[1:]]
+    # The hole is what is owed, and the loan is in default on it.
+    assert selectors.loan_outstanding(loan=loan) == schedule[0].amount

@@ -200,6 +200,21 @@ def test_in_duplum_never_exceeded(cap, charges):
         assert allowed == charges
 
 
+@given(cap=cents, rows=st.lists(st.tuples(cents, cents), max_size=20))
+def test_in_duplum_keeps_what_was_paid_and_cuts_the_unpaid_charges(cap, rows):
+    charges = [c for c, _ in rows]
+    floors = [min(f, c) for c, f in rows]
+    allowed = rules.in_duplum_trim(cap=cap, charges=charges, floors=floors)
+    assert all(f <= a <= c for a, c, f in zip(allowed, charges, floors, strict=True))
+    paid, total = sum(floors, D(0)), sum(charges, D(0))
+    # What was paid stays; the unpaid parts fill what room the cap leaves, oldest first.
+    assert sum(allowed, D(0)) == max(paid, min(total, cap))
+    room = max(D(0), cap - paid)
+    for a, c, f in zip(allowed, charges, floors, strict=True):
+        assert a - f == min(c - f, room)
+        room -= a - f
+
+
 def test_buckets_and_status():
     as_of = dt.date(2026, 1, 1)
     assert rules.bucket_name(due_date=as_of, as_of=as_of) == "due_30"

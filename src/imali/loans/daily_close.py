@@ -64,7 +64,8 @@ def _trim_scheduled_charges(loan: Loan) -> None:
     default date may not add up to more than the unpaid balance at default."""
     later = list(Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).order_by("due_date", "seq"))
     pieces = [getattr(i, c) for i in later for c in ("fee", "vat", "interest")]
-    allowed = rules.in_duplum_trim(cap=loan.default_balance, charges=pieces)
+    paid = [getattr(i, f"{c}_paid") for i in later for c in ("fee", "vat", "interest")]
+    allowed = rules.in_duplum_trim(cap=loan.default_balance, charges=pieces, floors=paid)
     if allowed == pieces:
         return
     for index, inst in enumerate(later):
@@ -192,8 +193,12 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
                          after={"loans_defaulted": close.loans_defaulted, "loans_cured": close.loans_cured,
                                 "charges_posted": close.charges_posted, "clients_updated": close.clients_updated})
     except IntegrityError:
-        # Another worker closed the same day at the same moment; its close stands.
-        return DailyClose.objects.get(entity=entity, business_date=business_date), False
+        # Another worker closed the same day at the same moment; its close stands. Any other
+        # integrity error is a fault in the book and must be seen, not taken for that.
+        existing = DailyClose.objects.filter(entity=entity, business_date=business_date).first()
+        if existing is None:
+            raise
+        return existing, False
     return close, True
 
 

@@ -101,14 +101,22 @@ def in_duplum_allowed(*, cap: Decimal, charged_since_default: Decimal, proposed:
     return max(ZERO, min(proposed, room))
 
 
-def in_duplum_trim(*, cap: Decimal, charges: Sequence[Decimal]) -> list[Decimal]:
-    """Charges in the order they accrue, each cut so their running total never passes `cap`."""
+def in_duplum_trim(*, cap: Decimal, charges: Sequence[Decimal], floors: Sequence[Decimal] | None = None) -> list[Decimal]:
+    """Charges in the order they accrue, each cut so their running total never passes `cap`.
+
+    `floors` (one per charge) are the parts already paid: a charge is never cut below what the
+    client paid on it before the default (paid ahead, then an earlier receipt reversed), since
+    what an instalment holds may not exceed what it asks. Such paid parts count towards the cap,
+    so what is still unpaid is cut the more."""
+    floors = [min(f, c) for f, c in zip(floors, charges, strict=True)] if floors is not None else [ZERO] * len(charges)
+    # What was paid is kept first; the room left under the cap goes to the unpaid parts in the
+    # order they accrue.
     allowed = []
-    charged = ZERO
-    for charge in charges:
-        take = in_duplum_allowed(cap=cap, charged_since_default=charged, proposed=charge)
-        allowed.append(take)
-        charged += take
+    charged = sum(floors, ZERO)
+    for charge, floor in zip(charges, floors, strict=True):
+        extra = in_duplum_allowed(cap=cap, charged_since_default=charged, proposed=charge - floor)
+        allowed.append(floor + extra)
+        charged += extra
     return allowed
 
 
