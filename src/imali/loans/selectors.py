@@ -65,16 +65,16 @@ class _Book:
 
 
 # The rows of the grouped queries, as ClientFigures keeps them (money in whole cents, days as ordinals).
-# unpaid: client, (unused), arrears, oldest unpaid day, next day due, amount due then,
+# unpaid: client, arrears, oldest unpaid day, next day due, amount due then,
 #         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement
 # loans:  client, "latest agreement date|product id", open loans, last paid-up date, total repayable
 #         of disbursed loans, last receipt date, change, received
-_U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 2, 3, 4, 5
-_U_BUCKETS = {"due_30": 6, "due_60": 7, "due_90": 8, "due_120": 9, "due_120_plus": 10}
-_U_SETTLEMENT = 11
+_U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4
+_U_BUCKETS = {"due_30": 5, "due_60": 6, "due_90": 7, "due_120": 8, "due_120_plus": 9}
+_U_SETTLEMENT = 10
 _U_OWING_PARTS = (_U_ARREARS, *_U_BUCKETS.values())
 _L_LATEST, _L_OPEN, _L_PAID_UP, _L_TOTAL, _L_LAST_RECEIPT, _L_CHANGE, _L_RECEIVED = 1, 2, 3, 4, 5, 6, 7
-NO_UNPAID = (None, 0, 0, None, None, 0, 0, 0, 0, 0, 0, 0)
+NO_UNPAID = (None, 0, None, None, 0, 0, 0, 0, 0, 0, 0)
 NO_LOANS = (None, None, 0, None, 0, None, 0, 0)
 _EMPTY_BOOK = _Book()
 
@@ -208,7 +208,7 @@ class ClientFigures:
         """Every figure, in FIELDS order: the properties' reads done in one call, for consumers
         that take them all (exports, the marketing data set)."""
         book, money = self._book, self._book.money
-        (_, _, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement) = self._unpaid
+        (_, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement) = self._unpaid
         (_, latest, open_loans, paid_up, total, last_receipt, change, received) = self._loans
         aso, as_of = book.aso, book.as_of
         arrears_days = aso - oldest if oldest is not None and oldest < aso else 0
@@ -268,7 +268,7 @@ def _cents_sql(expr: str) -> str:
 def _unpaid_sql(client_filter: str) -> str:
     """Figures from the unpaid instalments of loans on the book, read from the covering partial index
     instalment_unpaid_cover alone (exactly these rows with their money, so paid history is not
-    read). Each row: client, (outstanding: derived), arrears, oldest unpaid day, next day due, amount
+    read). Each row: client, arrears, oldest unpaid day, next day due, amount
     due on it, the five buckets and the settlement amount, money in whole cents.
 
     Each unpaid amount lands in exactly one of arrears and the five buckets, so outstanding is their
@@ -298,7 +298,7 @@ def _unpaid_sql(client_filter: str) -> str:
     settlement = (_cents_sql(f"SUM(CASE WHEN i.due_ord <= %(aso)s THEN {owe} ELSE {cap} END)")
                   + f" + COALESCE(SUM({accrued} - {ipc}) FILTER (WHERE {current_period}), 0)")
     return f"""
-        SELECT g.client_id, NULL, g.arrears, g.oldest, g.next_day,
+        SELECT g.client_id, g.arrears, g.oldest, g.next_day,
           (SELECT {_cents_sql("SUM(j.amount - j.paid)")} FROM {table} j
            WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.due_ord = g.next_day
              AND j.open AND j.paid < j.amount),
