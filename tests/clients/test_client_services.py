@@ -90,3 +90,23 @@ def test_employer_names_are_unique_per_entity_whatever_the_case(entity, other_en
     # The database holds the rule too, for two requests racing past the check.
     with pytest.raises(IntegrityError), transaction.atomic():
         Employer.objects.create(entity=entity, name="acme mining", classification="private", economic_sector="mining")
+
+
+def test_client_status_apply_moves_many_clients_in_slices_with_one_entry_each(entity, admin_user):
+    from imali.clients import services as client_services
+
+    clients = [factories.make_client(entity=entity) for _ in range(7)]
+    Client.objects.filter(pk=clients[0].pk).update(status="bad", new_loans_allowed=False)  # already there
+    # Slices of 3: the slicing is exercised without building thousands of clients.
+    moved = client_services.client_status_apply(
+        clients=Client.objects.filter(entity=entity), status="bad", new_loans_allowed=False, actor=admin_user,
+        rule="test rule", batch_size=3)
+    assert moved == 6
+    assert set(Client.objects.filter(entity=entity).values_list("status", "new_loans_allowed")) == {("bad", False)}
+    entries = AuditEntry.objects.filter(action=AuditAction.CLIENT_UPDATED, after__rule="test rule")
+    assert sorted(int(e.object_id) for e in entries) == sorted(c.pk for c in clients[1:])
+    assert all(e.actor_id == admin_user.pk and e.before == {"status": "good", "new_loans_allowed": True} for e in entries)
+    # Nothing to move: nothing written.
+    assert client_services.client_status_apply(clients=Client.objects.filter(entity=entity), status="bad",
+                                               new_loans_allowed=False, rule="again") == 0
+    assert not AuditEntry.objects.filter(after__rule="again").exists()

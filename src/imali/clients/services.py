@@ -235,8 +235,12 @@ def paypoint_update(*, paypoint: Paypoint, actor, number: str, name: str, addres
     return locked
 
 
+STATUS_BATCH = 5000
+
+
 def client_status_apply(
-    *, clients: QuerySet[Client], status: str, actor=None, new_loans_allowed: bool | None = None, rule: str
+    *, clients: QuerySet[Client], status: str, actor=None, new_loans_allowed: bool | None = None, rule: str,
+    batch_size: int = STATUS_BATCH,
 ) -> int:
     """Move every client of `clients` to `status` (and set New Loans Allowed when given) by one of
     the book's rules (daily close, write-off, hand-over, disbursement), set-based: one read of the
@@ -251,7 +255,11 @@ def client_status_apply(
         moved = [row for row in rows if row[3] != status or (new_loans_allowed is not None and row[4] != new_loans_allowed)]
         if not moved:
             return 0
-        Client.objects.filter(pk__in=[row[0] for row in moved]).update(**changes)
+        ids = [row[0] for row in moved]
+        # In slices: a first close of a large book may move many clients, and SQLite limits the
+        # number of values one statement may carry.
+        for start in range(0, len(ids), batch_size):
+            Client.objects.filter(pk__in=ids[start:start + batch_size]).update(**changes)
         label = Client._meta.label
         actor = actor if getattr(actor, "pk", None) else None
         AuditEntry.objects.bulk_create([
@@ -262,5 +270,5 @@ def client_status_apply(
                 after={**changes, "rule": rule},
             )
             for pk, entity_id, number, old_status, old_allowed in moved
-        ])
+        ], batch_size=batch_size)
     return len(moved)
