@@ -81,15 +81,18 @@ def _stream(chunks, *, filename: str, content_type: str, size: int | None = None
 
 
 def export_response(request, *, report: str, fmt: str, header, rows, text_columns, filters: dict, row_count: int):
-    """Audit the export, then stream it: CSV as rows arrive, XLSX from a spooled file."""
-    reports.report_export_record(actor=request.user, entity=request.entity, report=report, fmt=fmt, filters=filters,
-                                 rows=row_count, ip_address=client_ip(request))
+    """Audit the export, then stream it: CSV as rows arrive, XLSX from a spooled file. The XLSX file
+    is complete before it is audited, so a file that failed to build is never recorded as taken."""
     stamp = reports.local_today(request.entity).isoformat()
     if fmt == "csv":
-        return _stream(reports.csv_stream(header, rows, text_columns=text_columns),
-                       filename=f"{report}-{stamp}.csv", content_type="text/csv; charset=utf-8")
-    handle, size = reports.xlsx_file(report, header, rows, text_columns=text_columns)
-    return _stream(reports.file_stream(handle), filename=f"{report}-{stamp}.xlsx", content_type=XLSX_TYPE, size=size)
+        body, size, filename, content_type = (reports.csv_stream(header, rows, text_columns=text_columns), None,
+                                              f"{report}-{stamp}.csv", "text/csv; charset=utf-8")
+    else:
+        handle, size = reports.xlsx_file(report, header, rows, text_columns=text_columns)
+        body, filename, content_type = reports.file_stream(handle), f"{report}-{stamp}.xlsx", XLSX_TYPE
+    reports.report_export_record(actor=request.user, entity=request.entity, report=report, fmt=fmt, filters=filters,
+                                 rows=row_count, ip_address=client_ip(request))
+    return _stream(body, filename=filename, content_type=content_type, size=size)
 
 
 def _export_format(request) -> str | None:
