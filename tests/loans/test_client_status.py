@@ -185,3 +185,12 @@ def test_application_screen_says_why_before_the_form_is_filled_in(client, entity
     page = client.post(url, {"product": product.pk, "principal": "1000", "instalments": "2"}).content.decode()
     assert "Client: The client may not take a new loan" in page
     assert not Loan.objects.filter(client=borrower).exists()
+
+
+def test_receipt_dated_in_the_future_is_refused(entity, lender):
+    loan = make_loan(entity, user=lender, disbursed_on=dt.date(2026, 1, 5))
+    tomorrow = services.local_today(entity) + dt.timedelta(days=1)
+    with pytest.raises(ValidationError) as exc:
+        services.receipt_post(entity=entity, actor=lender, loan=loan, amount="100", value_date=tomorrow, payback_type="eft")
+    assert exc.value.error_dict["value_date"][0].code == "out_of_range"
+    assert not loan.receipts.exists()

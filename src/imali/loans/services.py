@@ -457,6 +457,9 @@ def receipt_post(
         found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
     if not isinstance(value_date, dt.date):
         found["value_date"] = (LoanError.REQUIRED, "Give the date the money was received.")
+    elif value_date > local_today(entity):
+        # Money not yet received: it would mark instalments paid on a day still to come.
+        found["value_date"] = (LoanError.OUT_OF_RANGE, "The date the money was received cannot be in the future.")
     reference = (external_reference or "").strip()
     if found:
         raise errors(found)
