@@ -1,5 +1,5 @@
 """The processes `make demo` runs together: the web app, one Huey consumer, and the local peers
-that stand in for outside systems. Apps add a peer by appending to STACK_PROCESSES."""
+that stand in for outside systems. Apps add a peer by appending a factory to EXTRA_PROCESSES."""
 
 from __future__ import annotations
 
