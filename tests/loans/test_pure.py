@@ -180,15 +180,37 @@ def test_allocation_order_oldest_first_fees_interest_capital():
 
 
 # --- settlement, in duplum, buckets, statuses ----------------------------------------------------
+def _line(start, due, *, capital, interest, fee, paid="0"):
+    return rules.SettlementLine(start_date=start, due_date=due, amount=D(capital) + D(interest) + D(fee),
+                                capital=D(capital), interest=D(interest), paid=D(paid))
+
+
 def test_settlement_accrues_current_period_interest_pro_rata():
     lines = [
-        rules.SettlementLine(start_date=dt.date(2026, 1, 1), due_date=dt.date(2026, 1, 31), capital_owing=D("400"),
-                             interest=D("100"), interest_paid=D("0"), fee_owing=D("69"), interest_owing=D("100")),
-        rules.SettlementLine(start_date=dt.date(2026, 1, 31), due_date=dt.date(2026, 3, 2), capital_owing=D("500"),
-                             interest=D("60"), interest_paid=D("0"), fee_owing=D("69"), interest_owing=D("60")),
+        _line(dt.date(2026, 1, 1), dt.date(2026, 1, 31), capital="400", interest="100", fee="69"),
+        _line(dt.date(2026, 1, 31), dt.date(2026, 3, 2), capital="500", interest="60", fee="69"),
     ]
     # 10 Feb: first instalment in full; second: capital + 10/30 of 60 interest, no fee yet.
     assert rules.settlement_amount(lines, as_of=dt.date(2026, 2, 10)) == D("400") + D("100") + D("69") + D("500") + D("20.00")
+
+
+def test_settlement_credits_what_was_paid_ahead():
+    due, current, later = (_line(dt.date(2026, 1, 1), dt.date(2026, 1, 31), capital="400", interest="100", fee="69"),
+                           _line(dt.date(2026, 1, 31), dt.date(2026, 3, 2), capital="500", interest="60", fee="69"),
+                           _line(dt.date(2026, 3, 2), dt.date(2026, 4, 1), capital="600", interest="30", fee="69"))
+    as_of = dt.date(2026, 2, 10)
+    quote = rules.settlement_amount([due, current, later], as_of=as_of)
+    assert quote == D("569") + D("520.00") + D("600")
+    # 100 paid ahead on the current instalment went to its fee (69) and interest (31): the fee is not
+    # charged on settlement and 11 of that interest is not earned yet, so the whole 100 comes off.
+    paid_current = _line(dt.date(2026, 1, 31), dt.date(2026, 3, 2), capital="500", interest="60", fee="69", paid="100")
+    assert rules.settlement_amount([due, paid_current, later], as_of=as_of) == quote - D("100")
+    # A later instalment paid in full: only its capital was owed on settlement, so the rest comes off.
+    paid_later = _line(dt.date(2026, 3, 2), dt.date(2026, 4, 1), capital="600", interest="30", fee="69", paid="699")
+    assert rules.settlement_amount([due, current, paid_later], as_of=as_of) == quote - D("699")
+    # Paid on an instalment already due: simply less owed.
+    paid_due = _line(dt.date(2026, 1, 1), dt.date(2026, 1, 31), capital="400", interest="100", fee="69", paid="300")
+    assert rules.settlement_amount([paid_due, current, later], as_of=as_of) == quote - D("300")
 
 
 @given(cap=cents, charges=st.lists(cents, max_size=20))

@@ -25,10 +25,7 @@ def expected_for(client, as_of):
     for i, o in future:
         buckets[rules.bucket_name(due_date=i.due_date, as_of=as_of)] += o
     next_date = future[0][0].due_date if future else None
-    lines = [rules.SettlementLine(start_date=i.start_date, due_date=i.due_date, capital_owing=i.capital - i.capital_paid,
-                                  interest=i.interest, interest_paid=i.interest_paid,
-                                  interest_owing=i.interest - i.interest_paid,
-                                  fee_owing=i.fee - i.fee_paid + i.vat - i.vat_paid) for i in rows]
+    lines = [rules.SettlementLine.of(i) for i in rows]
     days = (as_of - min(i.due_date for i, _ in arrears)).days if arrears else 0
     return {
         "outstanding": sum((o for _, o in owing), D("0.00")),
@@ -115,3 +112,25 @@ def test_values_reads_every_figure_as_the_attributes_do(entity, lender):
             assert figures.values() == tuple(getattr(figures, name) for name in selectors.ClientFigures.FIELDS)
             assert figures.outstanding == figures.arrears_amount + figures.due_30 + figures.due_60 + figures.due_90 \
                 + figures.due_120 + figures.due_120_plus
+
+
+def test_settlement_credits_instalments_paid_ahead_in_full(entity, lender):
+    client, _ = make_borrower(entity)
+    loan = make_loan(entity, user=lender, product=make_product(entity, name="Monthly"), client=client, principal="3000",
+                     instalments=4)
+    first, second, third = Instalment.objects.filter(loan=loan).order_by("seq")[:3]
+    # One receipt pays instalment 1 and all of instalment 2 ahead, and a little of instalment 3.
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount=str(first.amount + second.amount + D("50")),
+                          value_date=first.start_date + dt.timedelta(days=3), payback_type="eft")
+    as_of = first.due_date + dt.timedelta(days=2)  # instalment 2 is not due yet: it is paid ahead in full
+    second.refresh_from_db()
+    assert second.paid == second.amount and second.due_date > as_of
+    rows = list(Instalment.objects.filter(loan=loan, open=True))
+    expected = rules.settlement_amount([rules.SettlementLine.of(i) for i in rows], as_of=as_of)
+    # Of instalment 2 only its capital and the interest earned so far were owed on settlement.
+    accrued = rules.accrued_interest(interest=second.interest, start=second.start_date, due=second.due_date, as_of=as_of)
+    without_it = rules.settlement_amount([rules.SettlementLine.of(i) for i in rows if i.pk != second.pk], as_of=as_of)
+    assert expected == without_it + second.capital + accrued - second.amount
+    assert expected < without_it
+    figures = selectors.client_figures(entity=entity, client_id=client.pk, as_of=as_of)
+    assert figures.settlement == expected == selectors.loan_settlement(loan=loan, as_of=as_of)

@@ -72,11 +72,7 @@ class LoanPage:
 def loan_page(*, loan: Loan, as_of: dt.date) -> LoanPage:
     instalments = list(Instalment.objects.filter(loan=loan).order_by("seq"))
     settlement = rules.settlement_amount([
-        rules.SettlementLine(
-            start_date=i.start_date, due_date=i.due_date, capital_owing=i.capital - i.capital_paid,
-            interest=i.interest, interest_paid=i.interest_paid, interest_owing=i.interest - i.interest_paid,
-            fee_owing=i.fee - i.fee_paid + i.vat - i.vat_paid,
-        )
+        rules.SettlementLine.of(i)
         for i in instalments if i.open
     ], as_of=as_of)
     return LoanPage(

@@ -60,13 +60,20 @@ def months_in_arrears(days: int) -> int:
 
 @dataclass(frozen=True)
 class SettlementLine:
+    """One instalment as the settlement quote sees it: what it asks, its parts, and what was paid."""
+
     start_date: dt.date
     due_date: dt.date
-    capital_owing: Decimal
+    amount: Decimal  # capital + interest + fees + VAT
+    capital: Decimal
     interest: Decimal  # the instalment's scheduled interest
-    interest_paid: Decimal
-    fee_owing: Decimal  # fee + VAT still owed
-    interest_owing: Decimal
+    paid: Decimal  # everything paid on it, whatever part it went to
+
+    @classmethod
+    def of(cls, instalment) -> SettlementLine:
+        i = instalment
+        return cls(start_date=i.start_date, due_date=i.due_date, amount=i.amount, capital=i.capital,
+                   interest=i.interest, paid=i.paid)
 
 
 def accrued_interest(*, interest: Decimal, start: dt.date, due: dt.date, as_of: dt.date) -> Decimal:
@@ -80,17 +87,19 @@ def accrued_interest(*, interest: Decimal, start: dt.date, due: dt.date, as_of: 
 
 
 def settlement_amount(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Decimal:
-    """Capital owing + interest accrued to `as_of` and unpaid + fees (with VAT) due by `as_of`.
-    Interest and fees not yet earned are not charged; charges posted while in default were capped
-    by in duplum when posted, so the quote is within the cap."""
+    """What settles the loan on `as_of`: every instalment due by then in full (capital, interest,
+    fees, VAT), and of each later one its capital plus the interest accrued so far in its period —
+    less whatever was already paid on it. Interest and fees not yet earned are not charged, and
+    what the client paid ahead towards them counts towards the capital instead (allocation pays an
+    instalment's fees first, so any payment ahead would otherwise be quoted again). Charges posted
+    while in default were capped by in duplum when posted, so the quote is within the cap."""
     total = ZERO
     for line in lines:
-        total += line.capital_owing
         if line.due_date <= as_of:
-            total += line.interest_owing + line.fee_owing
+            total += line.amount - line.paid
         else:
             earned = accrued_interest(interest=line.interest, start=line.start_date, due=line.due_date, as_of=as_of)
-            total += max(ZERO, earned - line.interest_paid)
+            total += line.capital + earned - line.paid
     return total
 
 
