@@ -118,3 +118,28 @@ def test_hand_over_then_write_off_screens(client, entity, lender):
     assert client.post(reverse("web:loan_write_off", kwargs={"loan_id": other.pk}), {"reason": "x"}).status_code == 403
     other.refresh_from_db()
     assert other.status == LoanStatus.ACTIVE
+
+
+def test_loan_list_finds_by_client_and_status_and_pages(client, entity, other_entity, lender):
+    client.force_login(lender)
+    found, _ = make_borrower(entity, surname="Vilakazi")
+    others = [make_borrower(entity)[0] for _ in range(2)]
+    mine = make_loan(entity, user=lender, client=found, principal="1500", instalments=2)
+    for borrower in others:
+        for _ in range(26):
+            make_loan(entity, user=lender, client=borrower, principal="1000", instalments=1)
+    foreign, _ = make_borrower(other_entity)
+    url = reverse("web:loan_list")
+
+    page = client.get(url, {"q": str(found.number)}).content.decode()
+    assert f'href="{reverse("web:loan_detail", kwargs={"loan_id": mine.pk})}"' in page and "1 loan<" in page
+    page = client.get(url, {"q": "vilakazi"}).content.decode()
+    assert f'loans/{mine.pk}/"' in page and "1 loan<" in page
+    assert "No loans match." in client.get(url, {"q": str(foreign.number + 100000)}).content.decode()
+    assert "No loans match." in client.get(url, {"q": "1", "status": "written_off"}).content.decode()
+
+    everything = client.get(url).content.decode()
+    assert "53 loans" in everything and "Page 1 of 2" in everything
+    second = client.get(url, {"page": 2}).content.decode()
+    assert f'loans/{mine.pk}/"' in second  # oldest last
+    assert "Page 2 of 2" in second

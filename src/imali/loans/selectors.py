@@ -417,13 +417,20 @@ def product_list(*, entity: Entity, active_only: bool = False) -> QuerySet[Produ
     return qs.filter(is_active=True) if active_only else qs
 
 
-def loan_list(*, entity: Entity, status: str | None = None, client_id: int | None = None) -> QuerySet[Loan]:
+def loan_list(*, entity: Entity, status: str | None = None, client_id: int | None = None,
+              client_query: str | None = None) -> QuerySet[Loan]:
+    """Loans of the entity, newest first; `client_query` finds the clients as the client search does
+    (number, ID number, name, cellphone)."""
     qs = Loan.objects.filter(entity=entity).select_related("client", "product")
     if status:
         qs = qs.filter(status=status)
     if client_id is not None:
         qs = qs.filter(client_id=client_id)
-    return qs
+    if client_query:
+        from imali.clients.selectors import client_search
+
+        qs = qs.filter(client_id__in=list(client_search(entity=entity, query=client_query, limit=200).values_list("pk", flat=True)))
+    return qs.order_by("-id")
 
 
 def loan_get(*, entity: Entity, loan_id: int) -> Loan:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -156,8 +157,12 @@ def product_edit_view(request, product_id: int):
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def loan_list_view(request):
     status = request.GET.get("status") or None
-    loans = selectors.loan_list(entity=request.entity, status=status)[:200]
-    return render(request, "web/loans/list.html", {"loans": loans, "statuses": LoanStatus.choices, "status": status})
+    if status not in LoanStatus.values:
+        status = None
+    query = " ".join(request.GET.get("q", "").split())[:100]
+    loans = selectors.loan_list(entity=request.entity, status=status, client_query=query or None)
+    page = Paginator(loans, 50).get_page(request.GET.get("page"))
+    return render(request, "web/loans/list.html", {"page": page, "statuses": LoanStatus.choices, "status": status, "q": query})
 
 
 @right_required(Right.CAPTURE_LOANS)
