@@ -106,6 +106,11 @@ def test_single_sms_from_the_client_screen(admin_client, funded, sms_client):
     assert AuditEntry.objects.filter(action=AuditAction.MESSAGE_QUEUED, object_id=str(message.pk)).count() == 1
     body = admin_client.get(url).content.decode()
     assert "Please call the branch" in body and "Queued" in body
+    # The client screen itself shows the newest messages with the history's columns.
+    screen = admin_client.get(reverse("web:client_detail", kwargs={"client_id": sms_client.pk})).content.decode()
+    recent = screen[screen.index('id="client-sms-recent"'):]
+    assert "Please call the branch" in recent and '<td class="sms-status">Queued</td>' in recent
+    assert f"<td>{message.created_by}</td>" in recent or f"<td>{message.created_by.get_full_name()}</td>" in recent
 
 
 def test_single_sms_from_a_template_merged_for_the_client(admin_client, funded, sms_client):

@@ -15,6 +15,7 @@ from imali.clients.selectors import client_get, client_search
 from imali.clients.services import client_account_add, client_create, client_note_add, client_update
 from imali.core.models import AuditEntry
 from imali.loans.selectors import loan_list
+from imali.messaging.selectors import client_sms_history, sms_history_rows
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, right_required
@@ -36,6 +37,7 @@ NAV_ITEMS = [
 HISTORY_LIMIT = 100
 # The detail page lists the newest loans only; a client with a long history has a statement.
 LOANS_LIMIT = 20
+SMS_HISTORY_LIMIT = 5
 
 
 def _client(request, client_id: int) -> Client:
@@ -88,6 +90,11 @@ def client_detail_view(request, client_id: int):
         "history": list(history),
         "loans": list(loan_list(entity=request.entity, client_id=client.pk)[:LOANS_LIMIT]),
         "loans_limit": LOANS_LIMIT,
+        # The client SMS history's newest rows (DOMAIN §3 columns); the full history and single SMS
+        # are one click away.
+        "sms_history": sms_history_rows(entity=request.entity, messages=client_sms_history(
+            entity=request.entity, client_id=client.pk)[:SMS_HISTORY_LIMIT]),
+        "sms_history_limit": SMS_HISTORY_LIMIT,
         "can_manage": request.user.has_right(Right.MANAGE_CLIENTS),
         "can_apply": request.user.has_right(Right.CAPTURE_LOANS),
         "note_form": ClientNoteForm(),
