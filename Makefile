@@ -33,7 +33,7 @@ bench: bootstrap
 
 lint: bootstrap
 	$(VENV)/bin/ruff check src tests benchmarks
-	IMALI_ENV=production IMALI_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+	IMALI_ENV=production IMALI_EMAIL_HOST=smtp.example.invalid IMALI_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
 		$(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null

@@ -44,8 +44,33 @@ def test_production_refuses_missing_or_default_secret(tmp_path):
 
 def test_production_starts_with_real_secret_and_postgres_url(tmp_path):
     done = _load_settings(
-        tmp_path, IMALI_ENV="production", IMALI_SECRET_KEY="k" * 64,
+        tmp_path, IMALI_ENV="production", IMALI_SECRET_KEY="k" * 64, IMALI_EMAIL_HOST="smtp.lender.example",
         DATABASE_URL="postgres://u@127.0.0.1:5432/imali", REDIS_URL="redis://127.0.0.1:6379/0",
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["django.db.backends.postgresql", "RedisHuey"]
+
+
+def _email_settings(tmp_path: Path, **env_overrides: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMALI_") and k != "DATABASE_URL"}
+    env.update(IMALI_VAR_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"), **env_overrides)
+    code = ("import imali.config.settings as s; print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS, "
+            "s.EMAIL_USE_SSL, s.EMAIL_HOST_USER, repr(s.DEFAULT_FROM_EMAIL))")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_email_is_the_console_embedded_and_smtp_when_a_host_is_given(tmp_path):
+    embedded = _email_settings(tmp_path)
+    assert embedded.returncode == 0, embedded.stderr
+    assert embedded.stdout.split()[0] == "django.core.mail.backends.console.EmailBackend"
+    smtp = _email_settings(tmp_path, IMALI_EMAIL_HOST="smtp.lender.example", IMALI_EMAIL_PORT="465",
+                           IMALI_EMAIL_USER="mailer", IMALI_EMAIL_FROM="Thuso Finance <accounts@thuso.example>")
+    assert smtp.returncode == 0, smtp.stderr
+    assert smtp.stdout.split()[:6] == ["django.core.mail.backends.smtp.EmailBackend", "smtp.lender.example", "465",
+                                       "False", "True", "mailer"]
+    assert "'Thuso Finance <accounts@thuso.example>'" in smtp.stdout
+
+
+def test_production_refuses_to_lose_emails_to_the_console(tmp_path):
+    done = _load_settings(tmp_path, IMALI_ENV="production", IMALI_SECRET_KEY="k" * 64)
+    assert done.returncode != 0 and "set IMALI_EMAIL_HOST (SMTP) in production" in done.stderr

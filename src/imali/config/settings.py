@@ -264,7 +264,26 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False, "filters": ["redact_secrets"]},
         "django.request": {"filters": ["redact_secrets"]},
+        # Configured here, the Huey consumer does not add a handler of its own (each line twice).
+        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
-EMAIL_BACKEND = os.environ.get("IMALI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# --- Email: SMTP in production, the console when embedded ------------------------------------
+# Production sends through the SMTP server of IMALI_EMAIL_HOST; without it production refuses to
+# start rather than print clients' emails to a console nobody reads.
+EMAIL_HOST = os.environ.get("IMALI_EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "IMALI_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(os.environ.get("IMALI_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("IMALI_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("IMALI_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("IMALI_EMAIL_STARTTLS", EMAIL_PORT == 587)
+EMAIL_USE_SSL = _env_bool("IMALI_EMAIL_SSL", EMAIL_PORT == 465)
+EMAIL_TIMEOUT = int(os.environ.get("IMALI_EMAIL_TIMEOUT", "30"))
+DEFAULT_FROM_EMAIL = os.environ.get("IMALI_EMAIL_FROM", "Imali <no-reply@imali.invalid>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if PRODUCTION and EMAIL_BACKEND.endswith((".console.EmailBackend", ".locmem.EmailBackend", ".dummy.EmailBackend")):
+    raise ImproperlyConfigured("Refusing to start: set IMALI_EMAIL_HOST (SMTP) in production; emails would be lost.")
