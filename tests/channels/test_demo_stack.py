@@ -9,7 +9,6 @@ import sys
 import urllib.request
 
 import pytest
-from django.conf import settings
 from django.urls import resolve
 
 from imali.api.endpoints.callbacks import callback_token
@@ -31,8 +30,11 @@ def test_the_stack_runs_both_aggregator_peers_with_working_callback_urls():
         assert spec.url.startswith(f"http://127.0.0.1:{a.port}/  (gateway {a.gateway}: failover route for")
         argv = spec.argv
         assert argv[argv.index("--port") + 1] == str(a.port)
-        for flag in ("--callback", "--inbound-callback"):
-            url = argv[argv.index(flag) + 1]
+        # Nothing secret on the command line, which `ps` shows to every user of the machine.
+        assert a.api_key not in " ".join(argv) and callback_token(a.gateway) not in " ".join(argv)
+        assert spec.env["IMALI_PEER_API_KEY"] == a.api_key
+        for variable in ("IMALI_PEER_CALLBACK", "IMALI_PEER_INBOUND_CALLBACK"):
+            url = spec.env[variable]
             assert url.startswith("http://127.0.0.1:8000/api/callbacks/")
             assert f"gateway={a.gateway}" in url and f"token={callback_token(a.gateway)}" in url
             resolve(url.split("http://127.0.0.1:8000", 1)[1].split("?", 1)[0])  # a route the web app serves
@@ -43,17 +45,18 @@ def test_peers_call_back_on_the_port_the_web_app_runs_on():
     specs = {p.name: p for p in stack_processes(host="127.0.0.1", port=8123)}
     assert specs["web"].url == "http://127.0.0.1:8123/"
     for a in DEMO_AGGREGATORS:
-        argv = specs[f"{a.kind}-peer"].argv
-        for flag in ("--callback", "--inbound-callback"):
-            assert argv[argv.index(flag) + 1].startswith("http://127.0.0.1:8123/api/callbacks/")
+        env = specs[f"{a.kind}-peer"].env
+        for variable in ("IMALI_PEER_CALLBACK", "IMALI_PEER_INBOUND_CALLBACK"):
+            assert env[variable].startswith("http://127.0.0.1:8123/api/callbacks/")
 
 
 @pytest.mark.parametrize("kind", [a.kind for a in DEMO_AGGREGATORS])
 def test_each_peer_command_starts_and_answers(kind):
     """The stack's own command line, on an ephemeral port so a running demo is not disturbed."""
-    argv = list(_specs()[f"{kind}-peer"].argv)
+    spec = _specs()[f"{kind}-peer"]
+    argv = list(spec.argv)
     argv[argv.index("--port") + 1] = "0"
-    env = {"PYTHONPATH": str(settings.BASE_DIR / "src"), "PATH": "/usr/bin:/bin"}
+    env = {**spec.env, "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = proc.stdout.readline().strip()

@@ -31,14 +31,18 @@ class MessagingConfig(AppConfig):
                 a = next(a for a in DEMO_AGGREGATORS if a.kind == kind)
                 # Delivery reports go to the web app wherever run_stack put it (--port).
                 web = f"http://{host}:{port}"
+                # The API key and the callback URLs (which carry the callback token) go in the
+                # environment, not the command line, which `ps` shows to every user of the machine.
                 return StackProcess(
                     f"{kind}-peer",
                     [sys.executable, "-m", "imali.peers.aggregators", "--kind", kind, "--host", host, "--port", str(a.port),
-                     "--username", a.username, "--api-key", a.api_key,
-                     "--callback", callback_url(base_url=web, kind=kind, event="delivery", gateway_name=a.gateway),
-                     "--inbound-callback", callback_url(base_url=web, kind=kind, event="inbound", gateway_name=a.gateway)],
+                     "--username", a.username],
                     url=f"{aggregator_base_url(a, host=host)}/  (gateway {a.gateway}: failover route for "
                         f"{a.failover_for})",
+                    env={"IMALI_PEER_API_KEY": a.api_key,
+                         "IMALI_PEER_CALLBACK": callback_url(base_url=web, kind=kind, event="delivery", gateway_name=a.gateway),
+                         "IMALI_PEER_INBOUND_CALLBACK": callback_url(base_url=web, kind=kind, event="inbound",
+                                                                     gateway_name=a.gateway)},
                 )
             # EXTRA_PROCESSES is deduplicated by name: each peer's starter has its own.
             start.__name__ = f"{kind}_peer"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 
@@ -19,9 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--username", default="imali")
-    parser.add_argument("--api-key", default="local-api-key")
-    parser.add_argument("--callback", default="", help="URL delivery reports are POSTed to")
-    parser.add_argument("--inbound-callback", default="", help="URL incoming messages are POSTed to")
+    # Secrets default from the environment so they need not sit on the command line (`ps` shows it).
+    parser.add_argument("--api-key", default=os.environ.get("IMALI_PEER_API_KEY", "local-api-key"))
+    parser.add_argument("--callback", default=os.environ.get("IMALI_PEER_CALLBACK", ""),
+                        help="URL delivery reports are POSTed to (default $IMALI_PEER_CALLBACK)")
+    parser.add_argument("--inbound-callback", default=os.environ.get("IMALI_PEER_INBOUND_CALLBACK", ""),
+                        help="URL incoming messages are POSTed to (default $IMALI_PEER_INBOUND_CALLBACK)")
     parser.add_argument("--callback-delay", type=float, default=1.0)
     parser.add_argument("--failure-share", type=float, default=0.0)
     parser.add_argument("--rate-per-second", type=float, default=None)
