@@ -102,21 +102,30 @@ def _export_format(request) -> str | None:
 
 # --- Credits and usage ------------------------------------------------------------------------
 
-@right_required(Right.MAXSMS_GENERAL_SETUP)
-def credits_view(request):
-    entity = request.entity
-    account = credit_account_get(entity=entity, channel=Channel.SMS)
-    form = CreditSettingsForm(request.POST or None, entity=entity, initial={
+def _credit_settings(request, *, channel: str, done: str):
+    """The channel's credit settings form (monthly limit, low-credit warning amount and user);
+    (form, redirect) once saved, (form with its errors, None) otherwise."""
+    account = credit_account_get(entity=request.entity, channel=channel)
+    form = CreditSettingsForm(request.POST or None, entity=request.entity, initial={
         "monthly_limit": account.monthly_limit, "low_warning_amount": account.low_warning_amount,
         "low_warning_user": account.low_warning_user_id})
     if request.method == "POST" and form.is_valid():
         try:
-            credit_settings_update(actor=request.user, entity=entity, channel=Channel.SMS, **form.cleaned_data)
+            credit_settings_update(actor=request.user, entity=request.entity, channel=channel, **form.cleaned_data)
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
-            messages.success(request, "SMS credit settings saved.")
-            return redirect("web:messaging_credits")
+            messages.success(request, f"{Channel(channel).label} credit settings saved.")
+            return form, redirect(done)
+    return form, None
+
+
+@right_required(Right.MAXSMS_GENERAL_SETUP)
+def credits_view(request):
+    entity = request.entity
+    form, saved = _credit_settings(request, channel=Channel.SMS, done="web:messaging_credits")
+    if saved:
+        return saved
     today = reports.local_today(entity)
     period = UsagePeriodForm(request.GET or None)
     first, last = today - dt.timedelta(days=reports.CHART_DEFAULT_DAYS - 1), today
@@ -144,18 +153,9 @@ def email_credits_view(request):
     """MAXMAIL General Setup: the email ledger's monthly limit, low-credit warning amount and the
     user the warning goes to (DOMAIN §3), with credits left, used this month and in a period."""
     entity = request.entity
-    account = credit_account_get(entity=entity, channel=Channel.EMAIL)
-    form = CreditSettingsForm(request.POST or None, entity=entity, initial={
-        "monthly_limit": account.monthly_limit, "low_warning_amount": account.low_warning_amount,
-        "low_warning_user": account.low_warning_user_id})
-    if request.method == "POST" and form.is_valid():
-        try:
-            credit_settings_update(actor=request.user, entity=entity, channel=Channel.EMAIL, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
-            messages.success(request, "Email credit settings saved.")
-            return redirect("web:messaging_email_credits")
+    form, saved = _credit_settings(request, channel=Channel.EMAIL, done="web:messaging_email_credits")
+    if saved:
+        return saved
     today = reports.local_today(entity)
     period = DateRangeForm(request.GET or None)
     first, last = today.replace(day=1), today
