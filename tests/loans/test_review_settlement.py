@@ -132,3 +132,28 @@ def test_quote_is_never_negative(entity, lender):
                           value_date=first.start_date + dt.timedelta(days=3), payback_type="eft")
     as_of = first.start_date + dt.timedelta(days=5)
     assert quotes(loan, as_of) >= ZERO
+
+
+@pytest.mark.xfail(strict=True, reason="review defect 3: in duplum is applied once, on entering default; a receipt "
+                   "reversed after that leaves the charges it had paid ahead (kept as floors) above the cap")
+def test_in_duplum_holds_after_a_paid_ahead_receipt_is_reversed_in_default(entity, lender):
+    product = make_product(entity, name="Unsecured 12", credit_type="unsecured", max_principal="50000",
+                           max_instalments=24, interest_rate_pm="2.3125")
+    client, _ = make_borrower(entity, payment_move_direction="after")
+    loan = make_loan(entity, user=lender, product=product, client=client, principal="20000", instalments=12,
+                     disbursed_on=dt.date(2026, 2, 2))
+    schedule = list(Instalment.objects.filter(loan=loan).order_by("seq"))
+    first = services.receipt_post(entity=entity, actor=lender, loan=loan, amount=str(schedule[0].amount),
+                                  value_date=dt.date(2026, 2, 10), payback_type="eft")
+    ahead = services.receipt_post(entity=entity, actor=lender, loan=loan, amount=str(sum(i.amount for i in schedule[1:])),
+                                  value_date=dt.date(2026, 2, 11), payback_type="eft")
+    services.receipt_reverse(receipt=first, actor=lender, reason="bounced")
+    # Instalment 1 unpaid more than 30 days: the loan enters default; the rest was paid ahead.
+    daily_close_run(entity=entity, business_date=schedule[0].due_date + dt.timedelta(days=31))
+    loan.refresh_from_db()
+    assert loan.default_since is not None
+    services.receipt_reverse(receipt=ahead, actor=lender, reason="bounced")
+    daily_close_run(entity=entity, business_date=schedule[0].due_date + dt.timedelta(days=32))
+    later = Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since)
+    charged = sum((i.fee + i.vat + i.interest for i in later), ZERO)
+    assert charged <= loan.default_balance
