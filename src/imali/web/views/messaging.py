@@ -56,6 +56,28 @@ class TemplateForm(forms.Form):
     preview_client = forms.IntegerField(required=False, label="Preview for client number")
 
 
+def _preview_or_save(request, form, *, message_type: str, channel: str, saved: str):
+    """A template form posted: the text previewed for the chosen client (or for none), and saved
+    when asked and valid. (preview, redirect) once saved, (preview, None) otherwise."""
+    entity = request.entity
+    text = form.cleaned_data["text"]
+    client = None
+    if form.cleaned_data.get("preview_client"):
+        client = Client.objects.filter(entity=entity, number=form.cleaned_data["preview_client"]).select_related("branch").first()
+        if client is None:
+            form.add_error("preview_client", "No client with that number in your entity.")
+    preview = template_preview(entity=entity, text=text, client=client)
+    if "save" in request.POST and not form.errors:
+        try:
+            template_update(actor=request.user, entity=entity, message_type=message_type, text=text, channel=channel)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, saved)
+            return preview, redirect(f"{request.path}?type={message_type}")
+    return preview, None
+
+
 @right_required(Right.MAXSMS_MESSAGE_SETUP, methods=("GET", "HEAD"))
 def templates_view(request):
     entity = request.entity
@@ -72,21 +94,10 @@ def template_edit_view(request):
     form = TemplateForm(request.POST or None, initial={"text": template_text(entity=entity, message_type=message_type)})
     preview = None
     if request.method == "POST" and form.is_valid():
-        text = form.cleaned_data["text"]
-        client = None
-        if form.cleaned_data.get("preview_client"):
-            client = Client.objects.filter(entity=entity, number=form.cleaned_data["preview_client"]).select_related("branch").first()
-            if client is None:
-                form.add_error("preview_client", "No client with that number in your entity.")
-        preview = template_preview(entity=entity, text=text, client=client)
-        if "save" in request.POST and not form.errors:
-            try:
-                template_update(actor=request.user, entity=entity, message_type=message_type, text=text)
-            except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
-                messages.success(request, f"Template '{MessageType(message_type).label}' saved.")
-                return redirect(f"{request.path}?type={message_type}")
+        preview, saved = _preview_or_save(request, form, message_type=message_type, channel=Channel.SMS,
+                                          saved=f"Template '{MessageType(message_type).label}' saved.")
+        if saved:
+            return saved
     history = (TemplateRevision.objects.filter(entity=entity, template__channel=Channel.SMS, template__message_type=message_type)
                .select_related("changed_by")[:20])
     return render(request, "web/messaging/template_edit.html", {
@@ -153,21 +164,10 @@ def email_template_edit_view(request):
                     messages.success(request, f"Test email '{label}' sent to {data['to_address']}: one email credit used.")
                 return redirect(f"{request.path}?type={message_type}")
     elif request.method == "POST" and not testing and form.is_valid():
-        text = form.cleaned_data["text"]
-        client = None
-        if form.cleaned_data.get("preview_client"):
-            client = Client.objects.filter(entity=entity, number=form.cleaned_data["preview_client"]).select_related("branch").first()
-            if client is None:
-                form.add_error("preview_client", "No client with that number in your entity.")
-        preview = template_preview(entity=entity, text=text, client=client)
-        if "save" in request.POST and not form.errors:
-            try:
-                template_update(actor=request.user, entity=entity, message_type=message_type, text=text, channel=Channel.EMAIL)
-            except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
-                messages.success(request, f"Email template '{label}' saved.")
-                return redirect(f"{request.path}?type={message_type}")
+        preview, saved = _preview_or_save(request, form, message_type=message_type, channel=Channel.EMAIL,
+                                          saved=f"Email template '{label}' saved.")
+        if saved:
+            return saved
     history = (TemplateRevision.objects.filter(entity=entity, template__channel=Channel.EMAIL, template__message_type=message_type)
                .select_related("changed_by")[:20])
     return render(request, "web/messaging/email_template_edit.html", {
