@@ -157,3 +157,19 @@ def test_in_duplum_holds_after_a_paid_ahead_receipt_is_reversed_in_default(entit
     later = Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since)
     charged = sum((i.fee + i.vat + i.interest for i in later), ZERO)
     assert charged <= loan.default_balance
+
+
+def test_docs_example_3_paid_ahead(entity, lender):
+    """docs/loans.md, worked example 3, "Paid ahead"."""
+    from tests.loans.test_docs_examples import in_doc
+
+    loan = make_loan(entity, user=lender, principal="2000", instalments=3, disbursed_on=dt.date(2026, 1, 5))
+    services.receipt_post(entity=entity, actor=lender, loan=loan, amount="1100.00", value_date=dt.date(2026, 1, 23),
+                          payback_type="eft")
+    second = Instalment.objects.get(loan=loan, seq=2)
+    assert (second.fee_paid, second.vat_paid, second.interest_paid, second.capital_paid) == (
+        D("148.33"), D("22.25"), D("24.41"), ZERO)
+    as_of = dt.date(2026, 2, 9)
+    assert quotes(loan, as_of) == D("1205.76") == D("1400.75") - D("194.99")
+    assert selectors.client_figures(entity=entity, client_id=loan.client_id, as_of=as_of).settlement == D("1205.76")
+    in_doc("666.14 + 35.17 − 194.99 = 506.32", "Settlement **R1,205.76**")
