@@ -3,8 +3,8 @@ client figures: reversal, post-term charges, in duplum, paid-up loans, clients w
 debits. The pure rule (rules.settlement_amount), the one-loan quote (selectors.loan_settlement),
 the loan page (queries.loan_page) and the snapshot (selectors.client_figures) must agree.
 
-Tests marked xfail(strict=True) pin defects found in review: they fail today by design and turn
-into an XPASS (a failure) once the code is fixed, so the marker must then be removed."""
+A test marked xfail(strict=True) pins a defect found in review that is still open: it fails by
+design and turns into an XPASS (a failure) once the code is fixed, so the marker must then go."""
 
 from __future__ import annotations
 
@@ -103,8 +103,6 @@ def test_client_with_loans_but_nothing_unpaid(entity, lender):
     assert figures.values() == tuple(getattr(figures, name) for name in selectors.ClientFigures.FIELDS)
 
 
-@pytest.mark.xfail(strict=True, reason="review defect 1: instalments of a paid-up loan stay open=True, so "
-                   "_paid_ahead_sql and loan_settlement credit a loan settled early, making the quote negative")
 def test_a_loan_paid_up_ahead_quotes_nothing_and_takes_nothing_off_another_loan(entity, lender):
     client, _ = make_borrower(entity)
     product = make_product(entity, name="Monthly 4")
@@ -123,15 +121,18 @@ def test_a_loan_paid_up_ahead_quotes_nothing_and_takes_nothing_off_another_loan(
     assert selectors.loan_settlement(loan=early, as_of=as_of) == ZERO
 
 
-@pytest.mark.xfail(strict=True, reason="review defect 2: a quote on a loan paid (almost) all ahead goes below zero; "
-                   "the credit for unearned fees and interest is not held at what is still owed")
 def test_quote_is_never_negative(entity, lender):
     loan = make_loan(entity, user=lender, principal="3000", instalments=4)
     first = Instalment.objects.filter(loan=loan).order_by("seq").first()
     services.receipt_post(entity=entity, actor=lender, loan=loan, amount=str(loan.total_repayable - D("10.00")),
                           value_date=first.start_date + dt.timedelta(days=3), payback_type="eft")
     as_of = first.start_date + dt.timedelta(days=5)
-    assert quotes(loan, as_of) >= ZERO
+    assert quotes(loan, as_of) == ZERO
+    # With a second loan, the snapshot's client total is that loan's quote: the first one's excess
+    # is the client's, not a discount on the other.
+    other = make_loan(entity, user=lender, client=loan.client, principal="2000", instalments=3)
+    figures = selectors.client_figures(entity=entity, client_id=loan.client_id, as_of=as_of)
+    assert figures.settlement == quotes(other, as_of) > ZERO
 
 
 @pytest.mark.xfail(strict=True, reason="review defect 3: in duplum is applied once, on entering default; a receipt "

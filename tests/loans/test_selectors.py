@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 
 from imali.loans import rules, selectors, services
-from imali.loans.models import Instalment
+from imali.loans.models import OPEN_STATUSES, Instalment
 from tests.loans.conftest import make_borrower, make_loan, make_product
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def expected_for(client, as_of):
     """Figures computed instalment by instalment in Python from the pure rules."""
-    rows = list(Instalment.objects.filter(client=client, open=True))
+    rows = list(Instalment.objects.filter(client=client, open=True).select_related("loan"))
     owing = [(i, i.amount - i.paid) for i in rows]
     arrears = [(i, o) for i, o in owing if i.due_date < as_of and o > 0]
     future = sorted([(i, o) for i, o in owing if i.due_date >= as_of and o > 0], key=lambda x: x[0].due_date)
@@ -25,7 +25,6 @@ def expected_for(client, as_of):
     for i, o in future:
         buckets[rules.bucket_name(due_date=i.due_date, as_of=as_of)] += o
     next_date = future[0][0].due_date if future else None
-    lines = [rules.SettlementLine.of(i) for i in rows]
     days = (as_of - min(i.due_date for i, _ in arrears)).days if arrears else 0
     return {
         "outstanding": sum((o for _, o in owing), D("0.00")),
@@ -34,7 +33,10 @@ def expected_for(client, as_of):
         "arrears_months": rules.months_in_arrears(days),
         "next_due_date": next_date,
         "next_amount_due": sum((o for i, o in future if i.due_date == next_date), D("0.00")),
-        "settlement": rules.settlement_amount(lines, as_of=as_of),
+        # Loan by loan, and only loans on the book.
+        "settlement": sum((rules.settlement_amount([rules.SettlementLine.of(i) for i in rows if i.loan_id == loan_id],
+                                                   as_of=as_of)
+                           for loan_id in {i.loan_id for i in rows if i.loan.status in OPEN_STATUSES}), D("0.00")),
         **buckets,
     }
 

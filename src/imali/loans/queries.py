@@ -14,7 +14,7 @@ from imali.core.models import AuditEntry
 from imali.tenancy.models import Entity
 
 from . import rules
-from .models import ChangeRefund, Instalment, Loan, NonLoanDebit, Receipt
+from .models import OPEN_STATUSES, ChangeRefund, Instalment, Loan, NonLoanDebit, Receipt
 
 ZERO = Decimal("0.00")
 
@@ -71,10 +71,11 @@ class LoanPage:
 
 def loan_page(*, loan: Loan, as_of: dt.date) -> LoanPage:
     instalments = list(Instalment.objects.filter(loan=loan).order_by("seq"))
+    # Nothing to settle on a loan not on the book (not yet paid out, paid up, written off).
     settlement = rules.settlement_amount([
         rules.SettlementLine.of(i)
         for i in instalments if i.open
-    ], as_of=as_of)
+    ], as_of=as_of) if loan.status in OPEN_STATUSES else Decimal("0.00")
     return LoanPage(
         schedule=[(i, rules.instalment_status(amount=i.amount, paid=i.paid, due_date=i.due_date, as_of=as_of))
                   for i in instalments],

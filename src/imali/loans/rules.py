@@ -86,13 +86,13 @@ def accrued_interest(*, interest: Decimal, start: dt.date, due: dt.date, as_of: 
     return (interest * (as_of - start).days / period).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def settlement_amount(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Decimal:
-    """What settles the loan on `as_of`: every instalment due by then in full (capital, interest,
-    fees, VAT), and of each later one its capital plus the interest accrued so far in its period —
-    less whatever was already paid on it. Interest and fees not yet earned are not charged, and
-    what the client paid ahead towards them counts towards the capital instead (allocation pays an
-    instalment's fees first, so any payment ahead would otherwise be quoted again). Charges posted
-    while in default were capped by in duplum when posted, so the quote is within the cap."""
+def settlement_balance(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Decimal:
+    """One loan's lines: every instalment due by `as_of` in full (capital, interest, fees, VAT), and
+    of each later one its capital plus the interest accrued so far in its period — less whatever
+    was already paid on it. Interest and fees not yet earned are not charged, and what the client
+    paid ahead towards them counts towards the capital instead (allocation pays an instalment's fees
+    first, so any payment ahead would otherwise be quoted again). Below zero when the client paid
+    ahead more than settles the loan."""
     total = ZERO
     for line in lines:
         if line.due_date <= as_of:
@@ -101,6 +101,13 @@ def settlement_amount(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Dec
             earned = accrued_interest(interest=line.interest, start=line.start_date, due=line.due_date, as_of=as_of)
             total += line.capital + earned - line.paid
     return total
+
+
+def settlement_amount(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Decimal:
+    """The settlement quote of one loan on the book: its settlement balance, never below zero (what
+    was paid beyond it is the client's, not a discount on another loan). Charges posted while in
+    default were capped by in duplum when posted, so the quote is within the cap."""
+    return max(ZERO, settlement_balance(lines, as_of=as_of))
 
 
 def in_duplum_allowed(*, cap: Decimal, charged_since_default: Decimal, proposed: Decimal) -> Decimal:

@@ -9,8 +9,9 @@ Definitions (the pure versions are in `rules`; tests hold these queries to them)
   everything unpaid on that date;
 - obligation buckets: what is unpaid on instalments due 0–30, 31–60, 61–90, 91–120 and 121+ days
   after `as_of` (arrears are not in the buckets; they are the arrears figure);
-- settlement at `as_of`: capital owing + interest accrued to `as_of` (pro rata by days in the
-  current period, rounded half up to the cent) and unpaid + fees and VAT due by `as_of`;
+- settlement at `as_of` (rules.settlement_amount, per loan on the book, never below zero): all
+  that is due by `as_of`, and of what falls due later its capital and the interest accrued so far
+  (pro rata by days, rounded half up to the cent), less what was paid on those instalments;
 - %OfAllCapitalPD: as the marketing data set defines it, receipts ÷ loan totals: 100 × receipts
   allocated to loans (not reversed; change excluded) ÷ total repayable of the client's disbursed loans;
 - date totally paid: the last paid-up date, for a client with nothing left on the book.
@@ -287,23 +288,56 @@ def _accrued_cents_sql(alias: str) -> str:
 
 
 def _paid_ahead_sql(client_filter: str, *, vendor: str) -> str:
-    """The settlement's credit for instalments not yet due but already paid in full (from the
-    covering partial index instalment_paid_ahead_cover, by due date): their capital and accrued
-    interest less what was paid, per client, in whole cents (zero or less).
+    """The settlement's credit for instalments not yet due but already paid in full, of loans on
+    the book (from the covering partial index instalment_paid_ahead_cover, by due date): their
+    capital and accrued interest less what was paid, per client and loan, in whole cents (zero or
+    less).
 
     SQLite's planner would rather walk instalment_entity_client for the GROUP BY's order and read
     every instalment of the entity from the table (1.9 s on the 1M book, for no rows); INDEXED BY
     holds it to the partial index (and fails loudly should the index ever not fit the query)."""
-    table = Instalment._meta.db_table
+    table, loans = Instalment._meta.db_table, Loan._meta.db_table
     hint = " INDEXED BY instalment_paid_ahead_cover" if vendor == "sqlite" else ""
+    on_book = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     return f"""
-        SELECT i.client_id, {_cents_sql("SUM(i.capital - i.paid)")}
+        SELECT i.client_id, i.loan_id, {_cents_sql("SUM(i.capital - i.paid)")}
           + COALESCE(SUM({_accrued_cents_sql('i')}) FILTER (WHERE i.start_ord < %(aso)s), 0)
-        FROM {table} i{hint}
+        FROM {table} i{hint} JOIN {loans} l ON l.id = i.loan_id AND l.status IN ({on_book})
         WHERE i.entity_id = %(entity)s AND i.open AND i.paid >= i.amount AND i.due_ord > %(aso)s
           {client_filter.replace('client_id', 'i.client_id')}
-        GROUP BY i.client_id
+        GROUP BY i.client_id, i.loan_id
     """
+
+
+def _paid_beyond_capital_sql(client_filter: str, *, vendor: str) -> str:
+    """Loans with an unpaid instalment not yet due on which more than its capital was paid: with
+    the loans paid ahead in full, the only ones whose settlement balance can fall below zero."""
+    table = Instalment._meta.db_table
+    hint = " INDEXED BY instalment_unpaid_cover" if vendor == "sqlite" else ""
+    return f"""
+        SELECT DISTINCT i.loan_id FROM {table} i{hint}
+        WHERE i.entity_id = %(entity)s AND {UNPAID} AND i.due_ord > %(aso)s AND i.paid > i.capital
+          {client_filter.replace('client_id', 'i.client_id')}
+    """
+
+
+def _overpaid_loans(loan_ids: set[int], *, as_of: dt.date) -> dict[int, int]:
+    """Of these loans, those on the book whose settlement balance is below zero: client → the cents
+    that bring each such loan's quote back to zero (the pure rule decides, loan by loan)."""
+    lines: dict[int, list] = {}
+    client_of: dict[int, int] = {}
+    ids = sorted(loan_ids)
+    for start in range(0, len(ids), 5000):
+        for i in Instalment.objects.filter(loan_id__in=ids[start:start + 5000], open=True,
+                                           loan__status__in=OPEN_STATUSES):
+            lines.setdefault(i.loan_id, []).append(rules.SettlementLine.of(i))
+            client_of[i.loan_id] = i.client_id
+    lift: dict[int, int] = {}
+    for loan_id, loan_lines in lines.items():
+        balance = rules.settlement_balance(loan_lines, as_of=as_of)
+        if balance < 0:
+            lift[client_of[loan_id]] = lift.get(client_of[loan_id], 0) - int(balance * 100)
+    return lift
 
 
 def _unpaid_sql(client_filter: str) -> str:
@@ -406,10 +440,21 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
             cursor.execute("SET LOCAL enable_hashagg = off")
         cursor.execute(_unpaid_sql(client_filter), params)
         unpaid_rows = {row[0]: row for row in cursor.fetchall()}
+        # Settlement adjustments, few by nature: the credit of instalments paid ahead in full, and
+        # for any loan paid ahead beyond what settles it, the lift that holds its quote at zero.
+        adjust: dict[int, int] = {}
+        maybe_overpaid: set[int] = set()
         cursor.execute(_paid_ahead_sql(client_filter, vendor=connection.vendor), params)
-        for cid, credit in cursor.fetchall():  # few: instalments paid ahead in full
+        for cid, loan_id, credit in cursor.fetchall():
+            adjust[cid] = adjust.get(cid, 0) + credit
+            maybe_overpaid.add(loan_id)
+        cursor.execute(_paid_beyond_capital_sql(client_filter, vendor=connection.vendor), params)
+        maybe_overpaid.update(loan_id for (loan_id,) in cursor.fetchall())
+        for cid, lift in _overpaid_loans(maybe_overpaid, as_of=as_of).items():
+            adjust[cid] = adjust.get(cid, 0) + lift
+        for cid, cents in adjust.items():
             row = unpaid_rows.get(cid, (cid, *NO_UNPAID[1:]))
-            unpaid_rows[cid] = (*row[:_U_SETTLEMENT], (row[_U_SETTLEMENT] or 0) + credit)
+            unpaid_rows[cid] = (*row[:_U_SETTLEMENT], (row[_U_SETTLEMENT] or 0) + cents)
         unpaid = unpaid_rows.get
         # Every client with instalments has a loan, so the loan rows make every client's figures.
         cursor.execute(simple["loans"], params)
@@ -472,7 +517,10 @@ def instalments_with_status(*, loan: Loan, as_of: dt.date) -> list[tuple[Instalm
 
 
 def loan_settlement(*, loan: Loan, as_of: dt.date) -> Decimal:
-    """Settlement quote for one loan (the same definition as the snapshot's, via the pure rule)."""
+    """Settlement quote for one loan (the same definition as the snapshot's, via the pure rule);
+    nothing for a loan not on the book (not yet paid out, paid up, written off)."""
+    if loan.status not in OPEN_STATUSES:
+        return ZERO
     lines = [
         rules.SettlementLine.of(i)
         for i in Instalment.objects.filter(loan=loan, open=True)
