@@ -159,7 +159,7 @@ class Instalment(models.Model):
             # Instalments of loans on the book already paid in full: the settlement quote credits what
             # was paid ahead on those not yet due (their interest and fees are not charged), and reads
             # them from here by due date, so the paid history before today is not touched.
-            models.Index(fields=["entity", "due_ord", "client", "start_ord", "capital", "interest", "paid"],
+            models.Index(fields=["entity", "due_ord", "client", "loan", "start_ord", "capital", "interest", "paid"],
                          condition=Q(open=True, paid__gte=models.F("amount")), name="instalment_paid_ahead_cover"),
         ]
 

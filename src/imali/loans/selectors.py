@@ -23,7 +23,7 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import F, QuerySet, Sum
 
 from imali.tenancy.models import Entity
 
@@ -90,15 +90,16 @@ class _Book:
 
 # The rows of the grouped queries, as ClientFigures keeps them (money in whole cents, days as ordinals).
 # unpaid: client, arrears, oldest unpaid day, next day due, amount due then,
-#         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement
+#         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement, count paid beyond capital ahead
 # loans:  client, "latest agreement date|product id", open loans, last paid-up date, total repayable
 #         of disbursed loans, last receipt date, change, received
 _U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4
 _U_BUCKETS = {"due_30": 5, "due_60": 6, "due_90": 7, "due_120": 8, "due_120_plus": 9}
 _U_SETTLEMENT = 10
+_U_PAID_BEYOND_CAPITAL = 11  # instalments not yet due with more than their capital paid (a flag)
 _U_OWING_PARTS = (_U_ARREARS, *_U_BUCKETS.values())
 _L_LATEST, _L_OPEN, _L_PAID_UP, _L_TOTAL, _L_LAST_RECEIPT, _L_CHANGE, _L_RECEIVED = 1, 2, 3, 4, 5, 6, 7
-NO_UNPAID = (None, 0, None, None, 0, 0, 0, 0, 0, 0, 0)
+NO_UNPAID = (None, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
 NO_LOANS = (None, None, 0, None, 0, None, 0, 0)
 _EMPTY_BOOK = _Book()
 
@@ -228,7 +229,7 @@ class ClientFigures:
         """Every figure, in FIELDS order: the properties' reads done in one call, for consumers
         that take them all (exports, the marketing data set)."""
         book, money = self._book, self._book.money
-        (_, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement) = self._unpaid
+        (_, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement, _) = self._unpaid
         (_, latest, open_loans, paid_up, total, last_receipt, change, received) = self._loans
         aso = book.aso
         arrears_days = aso - oldest if oldest is not None and oldest < aso else 0
@@ -288,37 +289,42 @@ def _accrued_cents_sql(alias: str) -> str:
 
 
 def _paid_ahead_sql(client_filter: str, *, vendor: str) -> str:
-    """The settlement's credit for instalments not yet due but already paid in full, of loans on
-    the book (from the covering partial index instalment_paid_ahead_cover, by due date): their
-    capital and accrued interest less what was paid, per client and loan, in whole cents (zero or
-    less).
+    """The settlement's credit for instalments not yet due but already paid in full (from the
+    covering partial index instalment_paid_ahead_cover alone, by due date): their capital and
+    accrued interest less what was paid, per client and loan, in whole cents (zero or less). Loans
+    paid up early have such instalments too; the caller keeps the loans on the book.
 
     SQLite's planner would rather walk instalment_entity_client for the GROUP BY's order and read
     every instalment of the entity from the table (1.9 s on the 1M book, for no rows); INDEXED BY
     holds it to the partial index (and fails loudly should the index ever not fit the query)."""
-    table, loans = Instalment._meta.db_table, Loan._meta.db_table
+    table = Instalment._meta.db_table
     hint = " INDEXED BY instalment_paid_ahead_cover" if vendor == "sqlite" else ""
-    on_book = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     return f"""
         SELECT i.client_id, i.loan_id, {_cents_sql("SUM(i.capital - i.paid)")}
           + COALESCE(SUM({_accrued_cents_sql('i')}) FILTER (WHERE i.start_ord < %(aso)s), 0)
-        FROM {table} i{hint} JOIN {loans} l ON l.id = i.loan_id AND l.status IN ({on_book})
+        FROM {table} i{hint}
         WHERE i.entity_id = %(entity)s AND i.open AND i.paid >= i.amount AND i.due_ord > %(aso)s
           {client_filter.replace('client_id', 'i.client_id')}
         GROUP BY i.client_id, i.loan_id
     """
 
 
-def _paid_beyond_capital_sql(client_filter: str, *, vendor: str) -> str:
-    """Loans with an unpaid instalment not yet due on which more than its capital was paid: with
-    the loans paid ahead in full, the only ones whose settlement balance can fall below zero."""
-    table = Instalment._meta.db_table
-    hint = " INDEXED BY instalment_unpaid_cover" if vendor == "sqlite" else ""
-    return f"""
-        SELECT DISTINCT i.loan_id FROM {table} i{hint}
-        WHERE i.entity_id = %(entity)s AND {UNPAID} AND i.due_ord > %(aso)s AND i.paid > i.capital
-          {client_filter.replace('client_id', 'i.client_id')}
-    """
+def _loans_on_book(loan_ids: set[int]) -> set[int]:
+    ids = sorted(loan_ids)
+    return {pk for start in range(0, len(ids), 5000)
+            for pk in Loan.objects.filter(pk__in=ids[start:start + 5000], status__in=OPEN_STATUSES).values_list("pk", flat=True)}
+
+
+def _paid_beyond_capital(*, entity: Entity, client_ids: list[int], as_of: dt.date) -> set[int]:
+    """Loans of these clients with an unpaid instalment not yet due on which more than its capital
+    was paid: with the loans paid ahead in full, the only ones whose settlement balance can fall
+    below zero (the grouped query flags their clients)."""
+    found: set[int] = set()
+    for start in range(0, len(client_ids), 5000):
+        found.update(Instalment.objects.filter(
+            entity=entity, client_id__in=client_ids[start:start + 5000], open=True, paid__lt=F("amount"),
+            due_ord__gt=as_of.toordinal(), paid__gt=F("capital")).values_list("loan_id", flat=True).distinct())
+    return found
 
 
 def _overpaid_loans(loan_ids: set[int], *, as_of: dt.date) -> dict[int, int]:
@@ -372,7 +378,7 @@ def _unpaid_sql(client_filter: str) -> str:
           (SELECT {_cents_sql("SUM(j.amount - j.paid)")} FROM {table} j
            WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.due_ord = g.next_day
              AND j.open AND j.paid < j.amount),
-          g.d30, g.d60, g.d90, g.d120, g.d120p, g.settlement
+          g.d30, g.d60, g.d90, g.d120, g.d120p, g.settlement, g.paid_beyond_capital
         FROM (
           SELECT i.client_id,
             {owing("i.due_ord < %(aso)s")} AS arrears,
@@ -383,7 +389,8 @@ def _unpaid_sql(client_filter: str) -> str:
             {owing("i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90")} AS d90,
             {owing("i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120")} AS d120,
             {owing("i.due_ord > %(aso)s + 120")} AS d120p,
-            {settlement} AS settlement
+            {settlement} AS settlement,
+            COUNT(*) FILTER (WHERE i.due_ord > %(aso)s AND i.paid > i.capital) AS paid_beyond_capital
           FROM {table} i WHERE {where} GROUP BY i.client_id
         ) g
     """
@@ -443,18 +450,19 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
         # Settlement adjustments, few by nature: the credit of instalments paid ahead in full, and
         # for any loan paid ahead beyond what settles it, the lift that holds its quote at zero.
         adjust: dict[int, int] = {}
-        maybe_overpaid: set[int] = set()
         cursor.execute(_paid_ahead_sql(client_filter, vendor=connection.vendor), params)
-        for cid, loan_id, credit in cursor.fetchall():
-            adjust[cid] = adjust.get(cid, 0) + credit
-            maybe_overpaid.add(loan_id)
-        cursor.execute(_paid_beyond_capital_sql(client_filter, vendor=connection.vendor), params)
-        maybe_overpaid.update(loan_id for (loan_id,) in cursor.fetchall())
+        paid_ahead = cursor.fetchall()
+        on_book = _loans_on_book({loan_id for _, loan_id, _ in paid_ahead}) if paid_ahead else set()
+        for cid, loan_id, credit in paid_ahead:
+            if loan_id in on_book:
+                adjust[cid] = adjust.get(cid, 0) + credit
+        flagged = [cid for cid, row in unpaid_rows.items() if row[_U_PAID_BEYOND_CAPITAL]]
+        maybe_overpaid = on_book | (_paid_beyond_capital(entity=entity, client_ids=flagged, as_of=as_of) if flagged else set())
         for cid, lift in _overpaid_loans(maybe_overpaid, as_of=as_of).items():
             adjust[cid] = adjust.get(cid, 0) + lift
         for cid, cents in adjust.items():
             row = unpaid_rows.get(cid, (cid, *NO_UNPAID[1:]))
-            unpaid_rows[cid] = (*row[:_U_SETTLEMENT], (row[_U_SETTLEMENT] or 0) + cents)
+            unpaid_rows[cid] = (*row[:_U_SETTLEMENT], (row[_U_SETTLEMENT] or 0) + cents, *row[_U_SETTLEMENT + 1:])
         unpaid = unpaid_rows.get
         # Every client with instalments has a loan, so the loan rows make every client's figures.
         cursor.execute(simple["loans"], params)
