@@ -1,10 +1,9 @@
 """Review of the settlement quote after "credits what was paid ahead" (d33ce1d) and of the lazy
 client figures: reversal, post-term charges, in duplum, paid-up loans, clients with only non-loan
 debits. The pure rule (rules.settlement_amount), the one-loan quote (selectors.loan_settlement),
-the loan page (queries.loan_page) and the snapshot (selectors.client_figures) must agree.
-
-A test marked xfail(strict=True) pins a defect found in review that is still open: it fails by
-design and turns into an XPASS (a failure) once the code is fixed, so the marker must then go."""
+the loan page (queries.loan_page) and the snapshot (selectors.client_figures) must agree. The
+three defects the review found (a paid-up loan credited to another, a quote below zero, in duplum
+broken by a reversal in default) each have their test here."""
 
 from __future__ import annotations
 
@@ -135,8 +134,6 @@ def test_quote_is_never_negative(entity, lender):
     assert figures.settlement == quotes(other, as_of) > ZERO
 
 
-@pytest.mark.xfail(strict=True, reason="review defect 3: in duplum is applied once, on entering default; a receipt "
-                   "reversed after that leaves the charges it had paid ahead (kept as floors) above the cap")
 def test_in_duplum_holds_after_a_paid_ahead_receipt_is_reversed_in_default(entity, lender):
     product = make_product(entity, name="Unsecured 12", credit_type="unsecured", max_principal="50000",
                            max_instalments=24, interest_rate_pm="2.3125")

@@ -59,8 +59,8 @@ def _charges_since_default(loan: Loan) -> Decimal:
     return agg["c"] or ZERO
 
 
-def _trim_scheduled_charges(loan: Loan) -> None:
-    """In duplum on a loan entering default: scheduled interest and fees falling due after the
+def trim_scheduled_charges(loan: Loan) -> None:
+    """In duplum on a loan in default (on entering it, and when a reversal leaves charges unpaid again): scheduled interest and fees falling due after the
     default date may not add up to more than the unpaid balance at default."""
     later = list(Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).order_by("due_date", "seq"))
     pieces = [getattr(i, c) for i in later for c in ("fee", "vat", "interest")]
@@ -181,7 +181,7 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
             )
             # Locked like a receipt posting locks it, so a receipt allocating meanwhile sees the cut charges.
             for loan in Loan.objects.filter(pk__in=entering_ids).select_for_update():
-                _trim_scheduled_charges(loan)
+                trim_scheduled_charges(loan)
             charges = 0
             for loan in book.filter(next_charge_on__lte=business_date).select_for_update():
                 charges += _post_term_charges(loan, business_date)

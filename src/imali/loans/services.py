@@ -553,6 +553,12 @@ def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
             inst.paid_on = line.paid_on_before if inst.paid == inst.amount else None
         Instalment.objects.bulk_update(list(instalments.values()),
                                        ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"])
+        if locked_loan.default_since is not None and locked_loan.default_balance is not None:
+            # In duplum: charges this receipt had paid ahead were kept whole when the loan entered
+            # default (what was paid is never cut); unpaid again, they must fit under the cap.
+            from .daily_close import trim_scheduled_charges
+
+            trim_scheduled_charges(locked_loan)
         if locked_loan.status == LoanStatus.PAID_UP and locked.loan_status_before != LoanStatus.PAID_UP:
             locked_loan.status = locked.loan_status_before
             locked_loan.paid_up_on = locked.loan_paid_up_on_before
