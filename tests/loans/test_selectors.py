@@ -136,3 +136,13 @@ def test_settlement_credits_instalments_paid_ahead_in_full(entity, lender):
     assert expected < without_it
     figures = selectors.client_figures(entity=entity, client_id=client.pk, as_of=as_of)
     assert figures.settlement == expected == selectors.loan_settlement(loan=loan, as_of=as_of)
+
+
+def test_last_agreement_of_two_paid_out_on_one_day_is_the_later_loan(entity, lender):
+    client, _ = make_borrower(entity)
+    first_product, second_product = make_product(entity, name="Alpha"), make_product(entity, name="Beta")
+    make_loan(entity, user=lender, product=second_product, client=client, principal="2000", instalments=3)
+    later = make_loan(entity, user=lender, product=first_product, client=client, principal="1500", instalments=2)
+    figures = selectors.client_figures(entity=entity, client_id=client.pk, as_of=dt.date(2026, 2, 1))
+    assert figures.last_agreement_date == later.disbursed_on
+    assert figures.last_agreement_product == "Alpha"  # the later loan's, though its product id is the lower

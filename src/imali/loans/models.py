@@ -102,7 +102,7 @@ class Loan(models.Model):
             # The whole-book figures group every loan by client: with these columns in the key the
             # grouping reads this index alone, already in client order (no table reads, no hashing).
             models.Index(fields=["entity", "client", "status", "disbursed_on", "product", "paid_up_on", "total_repayable",
-                                 "last_receipt_on", "change_total", "received_total"], name="loan_client_figures_cover"),
+                                 "last_receipt_on", "change_total", "received_total", "id"], name="loan_client_figures_cover"),
         ]
 
     def __str__(self) -> str:

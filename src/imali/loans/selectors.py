@@ -56,19 +56,20 @@ class _Book:
         self.products = products or {}
         self.made: dict[int, Decimal] = {0: ZERO}
         # Dates repeat across a book as amounts do: each distinct one is parsed once.
-        self.agreements: dict[str, tuple] = {}
+        self.agreements: dict[tuple[str, str], tuple] = {}
         self.days: dict = {None: (None, None)}
 
     def agreement(self, latest: str | None) -> tuple[dt.date | None, str, int | None]:
-        """("date|product id" of the latest agreement) → its date, product name and days since."""
+        """("date|loan id|product id" of the latest agreement) → its date, product name and days
+        since. Keyed by date and product, which repeat across a book (the loan id does not)."""
         if not latest:
             return None, "", None
-        found = self.agreements.get(latest)
+        day, _, rest = latest.partition("|")
+        key = (day, rest[rest.index("|") + 1:])
+        found = self.agreements.get(key)
         if found is None:
-            day, product_id = latest.split("|")
             agreement = dt.date.fromisoformat(day[:10])
-            found = self.agreements[latest] = (agreement, self.products.get(int(product_id), ""),
-                                               (self.as_of - agreement).days)
+            found = self.agreements[key] = (agreement, self.products.get(int(key[1]), ""), (self.as_of - agreement).days)
         return found
 
     def day(self, value) -> tuple[dt.date | None, int | None]:
@@ -396,17 +397,19 @@ def _unpaid_sql(client_filter: str) -> str:
     """
 
 
-def _simple_sql(client_filter: str) -> dict[str, str]:
+def _simple_sql(client_filter: str, *, vendor: str) -> dict[str, str]:
     """The other per-client groupings: one pass over each table. Receipt figures come from the
     running totals on each loan (kept by the receipt services), so receipts are not read."""
     loans = Loan._meta.db_table
     debits = NonLoanDebit._meta.db_table
     disbursed = ", ".join(f"'{s}'" for s in DISBURSED_STATUSES)
     open_ = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    padded_id = "printf('%%012d', id)" if vendor == "sqlite" else "lpad(CAST(id AS TEXT), 12, '0')"
     return {
-        # The latest agreement and its product in one pass: the maximum of "date|product id".
+        # The latest agreement and its product in one pass: the maximum of "date|loan id|product id",
+        # the loan id zero-padded so that of two loans paid out on one day the later one wins.
         "loans": f"SELECT client_id, MAX(CASE WHEN status IN ({disbursed}) THEN "
-                 "CAST(disbursed_on AS TEXT) || '|' || CAST(product_id AS TEXT) END), "
+                 f"CAST(disbursed_on AS TEXT) || '|' || {padded_id} || '|' || CAST(product_id AS TEXT) END), "
                  f"SUM(CASE WHEN status IN ({open_}) THEN 1 ELSE 0 END), "
                  f"MAX(CASE WHEN status = '{LoanStatus.PAID_UP}' THEN paid_up_on END), "
                  f"{_cents_sql(f'SUM(CASE WHEN status IN ({disbursed}) THEN total_repayable ELSE 0 END)')}, "
@@ -432,7 +435,7 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
             return {}
         client_filter = "AND client_id IN (" + ", ".join(str(int(c)) for c in client_ids) + ")"
 
-    simple = _simple_sql(client_filter)
+    simple = _simple_sql(client_filter, vendor=connection.vendor)
     book = _Book(as_of=as_of, products=dict(Product.objects.filter(entity=entity).values_list("id", "name")))
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":

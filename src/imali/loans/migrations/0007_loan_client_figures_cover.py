@@ -16,6 +16,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='loan',
-            index=models.Index(fields=['entity', 'client', 'status', 'disbursed_on', 'product', 'paid_up_on', 'total_repayable', 'last_receipt_on', 'change_total', 'received_total'], name='loan_client_figures_cover'),
+            index=models.Index(fields=['entity', 'client', 'status', 'disbursed_on', 'product', 'paid_up_on', 'total_repayable', 'last_receipt_on', 'change_total', 'received_total', 'id'], name='loan_client_figures_cover'),
         ),
     ]
