@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Upper
 
@@ -26,10 +28,8 @@ def client_search(*, entity, query: str, limit: int = 50) -> QuerySet[Client]:
         if compact.isdigit() and len(compact) <= 12:
             conditions |= Q(number=int(compact))
         conditions |= Q(id_number=compact)
-        try:
+        with contextlib.suppress(ValidationError):  # not a phone number: the other branches still apply
             conditions |= Q(cellphone=parse_phone(compact, country=entity.country, field="q"))
-        except Exception:  # noqa: BLE001 - not a phone number: the other branches still apply
-            pass
     else:
         conditions |= Q(id_number=compact.upper())
         words = text.upper().split()

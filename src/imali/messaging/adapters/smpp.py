@@ -11,6 +11,7 @@ synchronous Django code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -120,10 +121,8 @@ class SmppTransport:
             await self._read_events(smsc)
             self._connected.clear()
             self._smsc = None
-            try:
+            with contextlib.suppress(Exception):  # the session is already gone; nothing to release
                 await client.stop()
-            except Exception:  # the session is already gone; nothing to release
-                pass
 
     async def _read_events(self, smsc) -> None:
         while True:
@@ -229,22 +228,16 @@ class SmppTransport:
             self._stopping = True
             smsc, client = self._smsc, self._client
             if smsc is not None:
-                try:
+                with contextlib.suppress(Exception):  # unbinding a dead session: nothing more to do
                     await asyncio.wait_for(smsc.unbind(), 2)
-                except Exception:  # unbinding a dead session: nothing more to do
-                    pass
             if client is not None:
-                try:
+                with contextlib.suppress(Exception):  # already stopped
                     await client.stop()
-                except Exception:  # already stopped
-                    pass
             self._keeper.cancel()
 
         if self._loop.is_running():
-            try:
+            with contextlib.suppress(Exception):  # a hung peer must not hang shutdown
                 asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
-            except Exception:  # a hung peer must not hang shutdown
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
