@@ -62,3 +62,22 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def stack():
+    """The real SMSC peer (SMPP and its phone page) and a real dispatcher with its SMPP transport."""
+    from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
+    from imali.messaging.models import Gateway
+    from imali.peers.smsc import SmscConfig, run_in_thread
+
+    peer = run_in_thread(SmscConfig(http_port=0))
+    Gateway.objects.create(name="local", host="127.0.0.1", port=peer.port, system_id="imali", password="secret")
+    transports = transports_from_gateways()
+    for transport in transports.values():
+        transport.wait_bound(5)
+    dispatcher = Dispatcher(transports, DispatchPolicy(batch=50, lease_seconds=30, backoff_base=0.05, backoff_max=0.2))
+    yield peer, dispatcher
+    for transport in transports.values():
+        transport.close()
+    peer.stop()

@@ -10,31 +10,14 @@ import pytest
 
 from imali.core.models import AuditAction, AuditEntry
 from imali.messaging.credits import credit_balance, credits_assign
-from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
-from imali.messaging.models import Gateway, OutboxMessage
-from imali.peers.smsc import SmscConfig, run_in_thread
+from imali.messaging.models import OutboxMessage
 from imali.tenancy.rights import Right
 from tests import factories
-from tests.browser.conftest import browser, page  # noqa: F401  (the shared Playwright fixtures)
+from tests.browser.conftest import browser, page, stack  # noqa: F401  (the shared Playwright and SMSC fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TEXT = "Dear Thabo, your statement is ready at the branch. Reply STOP to opt out of marketing."
-
-
-@pytest.fixture
-def stack():
-    """The real SMSC peer (SMPP and its phone page) and a real dispatcher with its SMPP transport."""
-    peer = run_in_thread(SmscConfig(http_port=0))
-    Gateway.objects.create(name="local", host="127.0.0.1", port=peer.port, system_id="imali", password="secret")
-    transports = transports_from_gateways()
-    for transport in transports.values():
-        transport.wait_bound(5)
-    dispatcher = Dispatcher(transports, DispatchPolicy(batch=50, lease_seconds=30, backoff_base=0.05, backoff_max=0.2))
-    yield peer, dispatcher
-    for transport in transports.values():
-        transport.close()
-    peer.stop()
 
 
 def test_send_a_single_sms_see_it_on_the_phone_and_delivered_in_the_history(page, live_server, stack):  # noqa: F811

@@ -8,31 +8,14 @@ import re
 import pytest
 
 from imali.messaging.credits import credits_assign
-from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
-from imali.messaging.models import Gateway
-from imali.peers.smsc import SmscConfig, run_in_thread
 from imali.signing.models import Signature
 from imali.signing.services import otp_setup_update
 from tests import factories
-from tests.browser.conftest import browser, page  # noqa: F401  (the shared Playwright fixtures)
+from tests.browser.conftest import browser, page, stack  # noqa: F401  (the shared Playwright and SMSC fixtures)
 
 from .conftest import OFFICER_RIGHTS, make_application, make_borrower
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def stack():
-    peer = run_in_thread(SmscConfig(http_port=0))
-    Gateway.objects.create(name="local", host="127.0.0.1", port=peer.port, system_id="imali", password="secret")
-    transports = transports_from_gateways()
-    for transport in transports.values():
-        transport.wait_bound(5)
-    dispatcher = Dispatcher(transports, DispatchPolicy(batch=50, lease_seconds=30, backoff_base=0.05, backoff_max=0.2))
-    yield peer, dispatcher
-    for transport in transports.values():
-        transport.close()
-    peer.stop()
 
 
 def read_phone(phone_page, url: str, number: str, pattern: str) -> str:
