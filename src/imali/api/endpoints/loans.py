@@ -270,6 +270,13 @@ class ClientFiguresSerializer(serializers.Serializer):
     date_totally_paid = serializers.DateField(allow_null=True)
 
 
+def _reason(request) -> str:
+    """The reason a closing or reversing action requires, validated (400 naming `reason`)."""
+    serializer = ReasonSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["reason"]
+
+
 def _id_param(request, name: str) -> int | None:
     raw = request.query_params.get(name)
     return int(raw) if raw and raw.isdigit() else None
@@ -395,9 +402,8 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["post"])
     def cancel(self, request, *args, **kwargs):
         loan = self.get_object()
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return self._loan_response(services.loan_cancel(loan=loan, actor=request.user, reason=serializer.validated_data["reason"]))
+        reason = _reason(request)
+        return self._loan_response(services.loan_cancel(loan=loan, actor=request.user, reason=reason))
 
     @extend_schema(summary="Write off an active or handed-over loan",
                    description="Takes the loan off the book (its instalments stop counting as owed); the client "
@@ -406,10 +412,9 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["post"], url_path="write-off")
     def write_off(self, request, *args, **kwargs):
         loan = self.get_object()
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        reason = _reason(request)
         return self._loan_response(services.loan_write_off(loan=loan, actor=request.user,
-                                                           reason=serializer.validated_data["reason"]))
+                                                           reason=reason))
 
     @extend_schema(summary="Hand an active loan over to collection",
                    description="The loan stays on the book; the client becomes Handed over with no new loans. "
@@ -418,10 +423,9 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["post"], url_path="hand-over")
     def hand_over(self, request, *args, **kwargs):
         loan = self.get_object()
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        reason = _reason(request)
         return self._loan_response(services.loan_hand_over(loan=loan, actor=request.user,
-                                                           reason=serializer.validated_data["reason"]))
+                                                           reason=reason))
 
     @extend_schema(summary="Settlement quote", parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
                    responses={200: SettlementSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
@@ -470,9 +474,8 @@ class ReceiptViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
     @action(detail=True, methods=["post"])
     def reverse(self, request, *args, **kwargs):
         receipt = self.get_object()
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        receipt = services.receipt_reverse(receipt=receipt, actor=request.user, reason=serializer.validated_data["reason"])
+        reason = _reason(request)
+        receipt = services.receipt_reverse(receipt=receipt, actor=request.user, reason=reason)
         return Response(ReceiptSerializer(receipt).data)
 
 
@@ -511,9 +514,8 @@ class ChangeRefundViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.Retri
     @action(detail=True, methods=["post"])
     def reverse(self, request, *args, **kwargs):
         refund = self.get_object()
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        refund = services.change_refund_reverse(refund=refund, actor=request.user, reason=serializer.validated_data["reason"])
+        reason = _reason(request)
+        refund = services.change_refund_reverse(refund=refund, actor=request.user, reason=reason)
         return Response(ChangeRefundSerializer(refund).data)
 
 
