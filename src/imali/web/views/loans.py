@@ -31,7 +31,7 @@ from imali.loans.statement import client_statement_pdf
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import apply_service_errors
+from ..forms import MoneyFormField, RateFormField, apply_service_errors
 
 NAV_ITEMS = [
     ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
@@ -44,6 +44,12 @@ def _date_input():
 
 
 class ProductForm(forms.ModelForm):
+    min_principal = MoneyFormField()
+    max_principal = MoneyFormField()
+    service_fee_pm = MoneyFormField(allow_zero=True, label="Service fee per month")
+    interest_rate_pm = RateFormField(label="Interest rate (% per month)")
+    vat_rate = RateFormField(places=2, label="VAT on fees (%)")
+
     class Meta:
         model = Product
         fields = list(services.PRODUCT_FIELDS)
@@ -51,7 +57,7 @@ class ProductForm(forms.ModelForm):
 
 class ApplicationForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.none())
-    principal = forms.DecimalField(max_digits=14, decimal_places=2)
+    principal = MoneyFormField()
     instalments = forms.IntegerField(min_value=1)
     pay_day = forms.IntegerField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
 
@@ -71,7 +77,7 @@ class DisburseForm(forms.Form):
 
 
 class ReceiptForm(forms.Form):
-    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyFormField(help_text="At most the loan's balance plus a tolerance; any excess is change available")
     value_date = forms.DateField(widget=_date_input())
     payback_type = forms.ChoiceField(choices=PaybackType.choices)
     external_reference = forms.CharField(max_length=64, required=False)
@@ -83,7 +89,7 @@ class ReasonForm(forms.Form):
 
 class NonLoanDebitForm(forms.Form):
     description = forms.CharField(max_length=120, help_text="What the client owes for, e.g. a returned debit order fee")
-    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyFormField()
     debit_date = forms.DateField(widget=_date_input())
 
 
@@ -92,7 +98,7 @@ class SettleForm(forms.Form):
 
 
 class ChangeRefundForm(forms.Form):
-    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyFormField()
     paid_on = forms.DateField(widget=_date_input())
     method = forms.ChoiceField(choices=RefundMethod.choices)
     reference = forms.CharField(max_length=64, required=False, help_text="Payment or slip reference")
