@@ -186,3 +186,20 @@ def test_web_receipt_of_ten_billion_writes_nothing(client, entity, lender):
         text = page.content.decode()
         assert page.status_code == 200 and message in text, amount
     assert _state() == before
+
+
+def test_user_disbursement_limit_is_read_as_money(entity, lender):
+    from imali.tenancy.models import User
+    from imali.tenancy.services import user_create, user_update
+
+    data = {"username": "limits", "first_name": "A", "last_name": "B", "cellphone": "0821234567"}
+    for value in ("99999999999999999999", "1e10", "1.005", "١٠٠", "-1"):
+        with pytest.raises(ValidationError) as caught:
+            user_create(actor=lender, entity=entity, data={**data, "disbursement_limit": value}, password="a-long-Passw0rd!")
+        assert "disbursement_limit" in caught.value.message_dict, value
+        assert not User.objects.filter(username="limits").exists()
+    user = user_create(actor=lender, entity=entity, data={**data, "disbursement_limit": "5000"}, password="a-long-Passw0rd!")
+    with pytest.raises(ValidationError):
+        user_update(actor=lender, user=user, data={"disbursement_limit": "1e10"})
+    user.refresh_from_db()
+    assert user.disbursement_limit == D("5000.00")
