@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
@@ -64,8 +64,6 @@ class StrictDecimalField(serializers.DecimalField):
             raise serializers.ValidationError(error.messages, code=error.code) from None
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,2})?$",
-                      "example": "1250.00"})
 class MoneyField(StrictDecimalField):
     """An amount of money (core.money.parse_amount): above zero, or zero too where `allow_zero`;
     at most `maximum` (MAX_AMOUNT unless the caller knows a smaller bound)."""
@@ -85,10 +83,24 @@ class MoneyShapeField(MoneyField):
         self.minimum, self.allow_minimum = -self.maximum, True
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^[0-9]{1,3}(\.[0-9]{1,4})?$",
-                      "example": "5.0000"})
 class RateField(StrictDecimalField):
     """A percentage (an interest rate per month, a VAT rate): zero to 100 with up to four places."""
 
     def __init__(self, *, places: int = 4, **kwargs):
         super().__init__(places=places, maximum=Decimal(100), **kwargs)
+
+
+class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
+    """The OpenAPI schema of each StrictDecimalField as it reads: a decimal string whose pattern
+    states its sign, whole digits and places (the bounds themselves are in its messages)."""
+
+    target_class = StrictDecimalField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        sign = "-?" if field.minimum < 0 else ""
+        whole = len(str(int(field.maximum)))
+        return {"type": "string", "format": "decimal",
+                "pattern": rf"^{sign}[0-9]{{1,{whole}}}(\.[0-9]{{1,{field.places}}})?$",
+                "example": f"{min(field.maximum, Decimal(1250)):.{field.places}f}"}
