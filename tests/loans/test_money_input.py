@@ -179,6 +179,8 @@ def test_web_forms_refuse_bad_amounts_on_the_field(entity, lender, name):
 def test_web_receipt_of_ten_billion_writes_nothing(client, entity, lender):
     loan = make_loan(entity, user=lender, principal="2000", instalments=3)
     client.force_login(lender)
+    form_page = client.get(reverse("web:receipt_create", kwargs={"loan_id": loan.pk})).content.decode()
+    assert f"At most {loan.total_repayable + 1000:,.2f} today" in form_page
     before = _state()
     for amount, message in (("10000000000", "at most"), ("1e10", "is not a number"), ("5001", "the maximum is")):
         page = client.post(reverse("web:receipt_create", kwargs={"loan_id": loan.pk}),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
@@ -532,3 +533,17 @@ def loan_settlement(*, loan: Loan, as_of: dt.date) -> Decimal:
 
 def loan_outstanding(*, loan: Loan) -> Decimal:
     return aggregate_money(Instalment.objects.filter(loan=loan, open=True), owed=F("amount") - F("paid"))["owed"]
+
+
+def loan_receipt_maximum(*, loan: Loan, as_of: dt.date, instalments: list[Instalment] | None = None) -> rules.ReceiptMaximum:
+    """The largest receipt `loan` takes on `as_of` (rules.receipt_maximum, with the tolerance of
+    settings IMALI_RECEIPT_TOLERANCE_AMOUNT and _PERCENT), from its open instalments (read here
+    unless the caller holds them, locked)."""
+    if instalments is None:
+        instalments = list(Instalment.objects.filter(loan=loan, open=True))
+    outstanding = sum((i.amount - i.paid for i in instalments), ZERO)
+    settlement = rules.settlement_amount([rules.SettlementLine.of(i) for i in instalments], as_of=as_of)
+    return rules.receipt_maximum(
+        outstanding=outstanding, settlement=settlement,
+        tolerance_amount=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_AMOUNT", rules.RECEIPT_TOLERANCE_AMOUNT))),
+        tolerance_percent=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_PERCENT", rules.RECEIPT_TOLERANCE_PERCENT))))

@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -19,7 +18,7 @@ from imali.core.models import AuditAction
 from imali.core.money import MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Entity
 
-from . import pricing, rules
+from . import pricing, selectors
 from .allocation import Allocation, Owing, allocate
 from .errors import LoanError, error, errors
 from .models import (
@@ -515,19 +514,8 @@ def receipt_post(
     return receipt
 
 
-def receipt_maximum(*, loan: Loan, instalments: list[Instalment], as_of: dt.date) -> rules.ReceiptMaximum:
-    """The largest receipt `loan` takes on `as_of`, from its open instalments (rules.receipt_maximum
-    with the configured tolerance)."""
-    outstanding = sum((i.amount - i.paid for i in instalments), ZERO)
-    settlement = rules.settlement_amount([rules.SettlementLine.of(i) for i in instalments], as_of=as_of)
-    return rules.receipt_maximum(
-        outstanding=outstanding, settlement=settlement,
-        tolerance_amount=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_AMOUNT", rules.RECEIPT_TOLERANCE_AMOUNT))),
-        tolerance_percent=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_PERCENT", rules.RECEIPT_TOLERANCE_PERCENT))))
-
-
 def _require_within_receipt_maximum(loan: Loan, instalments: list[Instalment], *, money: Decimal, value_date: dt.date) -> None:
-    maximum = receipt_maximum(loan=loan, instalments=instalments, as_of=value_date)
+    maximum = selectors.loan_receipt_maximum(loan=loan, as_of=value_date, instalments=instalments)
     if money > maximum.amount:
         raise error("amount", LoanError.OVER_RECEIPT_MAXIMUM,
                     f"{money:,.2f} is more than loan {loan.pk} can take: the maximum is {maximum.amount:,.2f} "

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from imali.clients.models import AccountPurpose, Client, ClientAccount
 from imali.loans import queries, selectors, services
 from imali.loans.models import (
+    OPEN_STATUSES,
     ChangeRefund,
     Loan,
     LoanStatus,
@@ -77,7 +78,7 @@ class DisburseForm(forms.Form):
 
 
 class ReceiptForm(forms.Form):
-    amount = MoneyFormField(help_text="At most the loan's balance plus a tolerance; any excess is change available")
+    amount = MoneyFormField()
     value_date = forms.DateField(widget=_date_input())
     payback_type = forms.ChoiceField(choices=PaybackType.choices)
     external_reference = forms.CharField(max_length=64, required=False)
@@ -307,7 +308,12 @@ def loan_disburse_view(request, loan_id: int):
 @right_required(Right.CAPTURE_RECEIPTS)
 def receipt_create_view(request, loan_id: int):
     loan = _loan(request, loan_id)
-    form = ReceiptForm(request.POST or None, initial={"value_date": services.local_today(request.entity)})
+    today = services.local_today(request.entity)
+    form = ReceiptForm(request.POST or None, initial={"value_date": today})
+    if loan.status in OPEN_STATUSES:
+        maximum = selectors.loan_receipt_maximum(loan=loan, as_of=today)
+        form.fields["amount"].help_text = (f"At most {maximum.amount:,.2f} today (the balance of {maximum.balance:,.2f} "
+                                           f"plus a tolerance of {maximum.tolerance:,.2f}); any excess is change available.")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
