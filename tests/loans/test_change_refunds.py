@@ -9,11 +9,11 @@ from decimal import Decimal as D
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from imali.core.models import AuditAction, AuditEntry
+from imali.core.money import aggregate_money
 from imali.loans import selectors, services
 from imali.loans.models import ChangeRefund, Instalment, Loan, LoanStatus, Receipt
 from imali.tenancy.rights import Right
@@ -106,10 +106,10 @@ def test_a_receipt_whose_change_was_paid_out_is_reversed_only_after_the_refund(e
 
 def _check_conservation(entity, loan: Loan) -> None:
     loan.refresh_from_db()
-    posted = Receipt.objects.filter(loan=loan, is_reversed=False).aggregate(a=Sum("amount"), al=Sum("allocated"), c=Sum("change"))
-    received, allocated, change = (posted["a"] or D("0"), posted["al"] or D("0"), posted["c"] or D("0"))
-    refunded = ChangeRefund.objects.filter(loan=loan, is_reversed=False).aggregate(t=Sum("amount"))["t"] or D("0")
-    paid = Instalment.objects.filter(loan=loan).aggregate(p=Sum("paid"))["p"] or D("0")
+    posted = aggregate_money(Receipt.objects.filter(loan=loan, is_reversed=False), a="amount", al="allocated", c="change")
+    received, allocated, change = posted["a"], posted["al"], posted["c"]
+    refunded = aggregate_money(ChangeRefund.objects.filter(loan=loan, is_reversed=False), t="amount")["t"]
+    paid = aggregate_money(Instalment.objects.filter(loan=loan), p="paid")["p"]
     assert received == allocated + change                     # receipts = allocated + change
     assert loan.received_total == allocated == paid           # what was allocated is what the instalments hold
     assert loan.change_total == change - refunded >= 0        # change − refunds = change available

@@ -6,8 +6,9 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
-from django.db.models import F, Sum
+from django.db.models import F
 
+from imali.core.money import aggregate_money
 from imali.loans import selectors, services
 from imali.loans.daily_close import daily_close_run, entities_due_for_close
 from imali.loans.models import DailyClose, Instalment, InstalmentKind
@@ -52,8 +53,8 @@ def test_in_duplum_caps_post_term_charges(entity, lender):
     # of 169.00 (interest 100, fee 60, VAT 9) and a last, cut charge of 136.18.
     assert [c.amount for c in charges] == [D("169.00")] * 10 + [D("136.18")]
     assert charges[0].due_date == dt.date(2026, 4, 25)
-    since = Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).aggregate(
-        s=Sum(F("fee") + F("vat") + F("interest")))["s"]
+    since = aggregate_money(Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since),
+                            s=F("fee") + F("vat") + F("interest"))["s"]
     assert since == cap
     daily_close_run(entity=entity, business_date=dt.date(2028, 6, 4))
     assert Instalment.objects.filter(loan=loan, kind=InstalmentKind.CHARGE).count() == 11

@@ -7,8 +7,9 @@ import random
 from decimal import Decimal as D
 
 import pytest
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F
 
+from imali.core.money import aggregate_money, from_cents, sum_cents
 from imali.demo.generator import generate_book
 from imali.loans import selectors
 from imali.loans.daily_close import daily_close_run
@@ -28,18 +29,19 @@ def test_generated_loans_are_consistent(operator):
     assert len(states) >= 5, states
     assert 1.1 < loans.count() / 400 < 1.9
     # Instalments add up to the total repayable on every disbursed loan.
-    sums = loans.exclude(disbursed_on=None).annotate(s=Sum("schedule__amount"), n=Count("schedule")).filter(n__gt=0)
-    assert all(loan.s == loan.total_repayable for loan in sums)
+    # Sums in whole cents (core.money.sum_cents): SQLite's SUM over a decimal column adds floats.
+    sums = loans.exclude(disbursed_on=None).annotate(s=sum_cents("schedule__amount"), n=Count("schedule")).filter(n__gt=0)
+    assert all(from_cents(loan.s) == loan.total_repayable for loan in sums)
     assert not Instalment.objects.filter(paid__gt=F("amount")).exists()
     # Receipts equal their allocations plus change; instalments' paid equals allocations.
-    for receipt in Receipt.objects.annotate(a=Sum(F("allocations__fee") + F("allocations__vat") + F("allocations__interest")
-                                                 + F("allocations__capital")))[:300]:
-        assert receipt.a == receipt.allocated and receipt.allocated + receipt.change == receipt.amount
-    assert ReceiptAllocation.objects.aggregate(s=Sum(F("fee") + F("vat") + F("interest") + F("capital")))["s"] == \
-        Instalment.objects.filter(entity_id__in=[b.entity_id for b in summary.entities]).aggregate(s=Sum("paid"))["s"]
+    for receipt in Receipt.objects.annotate(a=sum_cents(F("allocations__fee") + F("allocations__vat") + F("allocations__interest")
+                                                       + F("allocations__capital")))[:300]:
+        assert from_cents(receipt.a) == receipt.allocated and receipt.allocated + receipt.change == receipt.amount
+    assert aggregate_money(ReceiptAllocation.objects, s=F("fee") + F("vat") + F("interest") + F("capital"))["s"] == \
+        aggregate_money(Instalment.objects.filter(entity_id__in=[b.entity_id for b in summary.entities]), s="paid")["s"]
     # The loans' running receipt totals agree with their receipts.
-    for loan in loans.annotate(r=Sum("receipts__allocated"), c=Sum("receipts__change"))[:300]:
-        assert loan.received_total == (loan.r or 0) and loan.change_total == (loan.c or 0)
+    for loan in loans.annotate(r=sum_cents("receipts__allocated"), c=sum_cents("receipts__change"))[:300]:
+        assert loan.received_total == from_cents(loan.r) and loan.change_total == from_cents(loan.c)
     # Arrears exist, and the whole-book selectors and the daily close run on it.
     za = Entity.objects.get(pk=summary.entities[0].entity_id)
     as_of = summary.now.date()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from imali.core.idnumbers import IdType, check_sa_id
+from imali.core.money import parse_amount
 from imali.core.phones import parse_phone
 
 from .models import PaymentFrequency
@@ -88,8 +88,16 @@ def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | 
 
     for field in ("salary", "credit_limit"):
         value = cleaned.get(field)
-        if value not in (None, "") and Decimal(value) < 0:
-            _add(errors, field, "Must not be negative.", "negative")
+        if value == "":
+            cleaned[field] = None  # an amount cleared
+        elif value is not None:
+            try:
+                cleaned[field] = parse_amount(value, field=field, allow_zero=True)
+            except TypeError:
+                _add(errors, field, f"'{value}' is not an amount.", "invalid_amount")
+            except ValidationError as exc:
+                refusal = exc.error_dict[field][0]
+                _add(errors, field, refusal.messages[0], "negative" if str(value).strip().startswith("-") else refusal.code)
 
     start, end = cleaned.get("commencement_of_service"), cleaned.get("contract_expiry_date")
     if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:

@@ -171,6 +171,11 @@ LOGOUT_REDIRECT_URL = "web:login"
 IMALI_LOGIN_MAX_FAILURES = int(os.environ.get("IMALI_LOGIN_MAX_FAILURES", "5"))
 IMALI_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("IMALI_LOGIN_LOCKOUT_MINUTES", "15"))
 
+# A receipt may exceed the loan's balance by at most the larger of this amount and this percent of
+# the balance (the excess is change available); a larger one is refused (docs/loans.md).
+IMALI_RECEIPT_TOLERANCE_AMOUNT = os.environ.get("IMALI_RECEIPT_TOLERANCE_AMOUNT", "1000.00")
+IMALI_RECEIPT_TOLERANCE_PERCENT = os.environ.get("IMALI_RECEIPT_TOLERANCE_PERCENT", "10")
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("IMALI_SESSION_SECONDS", str(8 * 3600)))

@@ -22,17 +22,15 @@ from django.db.models import (
     Max,
     OuterRef,
     Q,
-    Subquery,
-    Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 
 from imali.clients.models import Client, ClientStatus
 from imali.clients.services import client_status_apply
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
+from imali.core.money import aggregate_money, from_cents, sum_cents
 from imali.tenancy.models import Entity
 
 from . import rules
@@ -54,9 +52,23 @@ def _arrears_older_than(days: int, business_date: dt.date):
 
 
 def _charges_since_default(loan: Loan) -> Decimal:
-    agg = Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since).aggregate(
-        c=Sum(F("fee") + F("vat") + F("interest"), output_field=MONEY_FIELD))
-    return agg["c"] or ZERO
+    return aggregate_money(Instalment.objects.filter(loan=loan, due_date__gt=loan.default_since),
+                           c=F("fee") + F("vat") + F("interest"))["c"]
+
+
+def _balances_at_default(loan_ids: list[int], business_date: dt.date) -> dict[int, Decimal]:
+    """Each loan's unpaid balance at default: all capital owing plus the charges already due and
+    unpaid (interest and fees of later instalments are not yet earned, so not part of it). Summed
+    as whole cents (core.money.sum_cents), exact on SQLite as on PostgreSQL."""
+    charges_owing = F("amount") - F("paid") - (F("capital") - F("capital_paid"))
+    owing = F("capital") - F("capital_paid") + Case(When(due_ord__lte=business_date.toordinal(), then=charges_owing),
+                                                    default=Value(ZERO), output_field=MONEY_FIELD)
+    balances: dict[int, Decimal] = {}
+    for start in range(0, len(loan_ids), 5000):
+        rows = (Instalment.objects.filter(loan_id__in=loan_ids[start:start + 5000], open=True).values("loan")
+                .annotate(c=sum_cents(owing)).values_list("loan", "c"))
+        balances.update((loan_id, from_cents(cents)) for loan_id, cents in rows)
+    return balances
 
 
 def trim_scheduled_charges(loan: Loan) -> None:
@@ -84,8 +96,8 @@ def _post_term_charges(loan: Loan, business_date: dt.date) -> int:
     while loan.next_charge_on <= business_date:
         charge_on = loan.next_charge_on
         if loan.default_since is not None and loan.default_since <= charge_on:
-            capital = Instalment.objects.filter(loan=loan, open=True).aggregate(
-                c=Sum(F("capital") - F("capital_paid"), output_field=MONEY_FIELD))["c"] or ZERO
+            capital = aggregate_money(Instalment.objects.filter(loan=loan, open=True),
+                                      c=F("capital") - F("capital_paid"))["c"]
             interest = (capital * loan.interest_rate_pm / HUNDRED).quantize(CENT, rounding=ROUND_HALF_UP)
             fee = loan.service_fee_pm
             fee_allowed, vat_allowed, interest_allowed = rules.in_duplum_trim(
@@ -164,23 +176,15 @@ def daily_close_run(*, entity: Entity, business_date: dt.date, actor=None) -> tu
             )
             # The unpaid balance at default: all capital owing plus the charges already due and unpaid
             # (interest and fees of later instalments are not yet earned, so not part of it).
-            charges_owing = F("amount") - F("paid") - (F("capital") - F("capital_paid"))
-            outstanding = (
-                Instalment.objects.filter(loan=OuterRef("pk"), open=True).values("loan")
-                .annotate(s=Sum(
-                    F("capital") - F("capital_paid")
-                    + Case(When(due_ord__lte=bd, then=charges_owing), default=Value(ZERO), output_field=MONEY_FIELD),
-                    output_field=MONEY_FIELD,
-                )).values("s")
-            )
             entering = book.filter(default_since__isnull=True).filter(Exists(_arrears_older_than(rules.DEFAULT_AFTER_DAYS, business_date)))
             entering_ids = list(entering.values_list("pk", flat=True))
-            close.loans_defaulted = Loan.objects.filter(pk__in=entering_ids).update(
-                default_since=business_date,
-                default_balance=Coalesce(Subquery(outstanding, output_field=MONEY_FIELD), Value(ZERO), output_field=MONEY_FIELD),
-            )
             # Locked like a receipt posting locks it, so a receipt allocating meanwhile sees the cut charges.
-            for loan in Loan.objects.filter(pk__in=entering_ids).select_for_update():
+            entering_loans = list(Loan.objects.filter(pk__in=entering_ids).select_for_update().order_by("pk"))
+            balances = _balances_at_default(entering_ids, business_date)
+            for loan in entering_loans:
+                loan.default_since, loan.default_balance = business_date, balances.get(loan.pk, ZERO)
+            close.loans_defaulted = Loan.objects.bulk_update(entering_loans, ["default_since", "default_balance"], batch_size=1000)
+            for loan in entering_loans:
                 trim_scheduled_charges(loan)
             charges = 0
             for loan in book.filter(next_charge_on__lte=business_date).select_for_update():

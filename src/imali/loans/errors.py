@@ -22,6 +22,7 @@ class LoanError(models.TextChoices):
     OVER_CHANGE_AVAILABLE = "over_change_available", "The amount is more than the change available."
     CHANGE_PAID_OUT = "change_paid_out", "The receipt's change has been paid out; reverse that refund first."
     ALREADY_SETTLED = "already_settled", "The debit is settled already."
+    OVER_RECEIPT_MAXIMUM = "over_receipt_maximum", "The amount is more than the loan can take."
 
 
 def error(field: str, code: LoanError, message: str | None = None) -> ValidationError:

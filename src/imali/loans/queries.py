@@ -8,9 +8,10 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 
 from imali.core.models import AuditEntry
+from imali.core.money import aggregate_money
 from imali.tenancy.models import Entity
 
 from . import rules
@@ -30,8 +31,8 @@ def non_loan_debit_list(*, entity: Entity, client_id: int | None = None, open_on
 
 def non_loan_debt(*, entity: Entity, client_id: int) -> Decimal:
     """What the client owes on debits not yet settled."""
-    total = NonLoanDebit.objects.filter(entity=entity, client_id=client_id, settled_on__isnull=True).aggregate(t=Sum("amount"))["t"]
-    return total or ZERO
+    return aggregate_money(NonLoanDebit.objects.filter(entity=entity, client_id=client_id, settled_on__isnull=True),
+                           t="amount")["t"]
 
 
 def change_refund_list(*, entity: Entity, loan_id: int | None = None, client_id: int | None = None) -> QuerySet[ChangeRefund]:

@@ -110,6 +110,38 @@ def settlement_amount(lines: Sequence[SettlementLine], *, as_of: dt.date) -> Dec
     return max(ZERO, settlement_balance(lines, as_of=as_of))
 
 
+# A receipt may be larger than what settles the loan (a round sum, a payroll deduction that ran
+# once more): the excess is change available, paid back later. But not arbitrarily larger: a typo
+# of a few digits would otherwise leave millions "refundable". The tolerance over the loan's
+# balance is the larger of a fixed amount and a share of the balance (settings
+# IMALI_RECEIPT_TOLERANCE_AMOUNT and IMALI_RECEIPT_TOLERANCE_PERCENT; docs/loans.md).
+RECEIPT_TOLERANCE_AMOUNT = Decimal("1000.00")
+RECEIPT_TOLERANCE_PERCENT = Decimal("10")
+
+
+@dataclass(frozen=True)
+class ReceiptMaximum:
+    """The most one receipt to a loan may be, and what it is made of (for the error message)."""
+
+    balance: Decimal  # the larger of the loan's outstanding and its settlement quote on the day
+    tolerance: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.balance + self.tolerance
+
+
+def receipt_maximum(*, outstanding: Decimal, settlement: Decimal,
+                    tolerance_amount: Decimal = RECEIPT_TOLERANCE_AMOUNT,
+                    tolerance_percent: Decimal = RECEIPT_TOLERANCE_PERCENT) -> ReceiptMaximum:
+    """The largest receipt a loan takes on a day: its balance (what is left to pay on the schedule,
+    or the settlement quote if that is more, as it can be under post-term charges) plus a tolerance
+    of the larger of `tolerance_amount` and `tolerance_percent` of that balance."""
+    balance = max(outstanding, settlement, ZERO)
+    share = (balance * tolerance_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+    return ReceiptMaximum(balance=balance, tolerance=max(tolerance_amount, share))
+
+
 def in_duplum_allowed(*, cap: Decimal, charged_since_default: Decimal, proposed: Decimal) -> Decimal:
     """How much of a new charge may be posted: charges accrued while in default stop at the unpaid
     balance at the time of default (NCA s103(5))."""

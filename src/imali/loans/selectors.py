@@ -20,11 +20,13 @@ Definitions (the pure versions are in `rules`; tests hold these queries to them)
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, QuerySet
 
+from imali.core.money import aggregate_money
 from imali.tenancy.models import Entity
 
 from . import rules
@@ -258,16 +260,6 @@ class ClientFigures:
 
     def __repr__(self) -> str:
         return f"ClientFigures({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
-
-
-def _dec(value) -> Decimal:
-    """A SUM from the database as money. PostgreSQL gives Decimal with two places; SQLite gives
-    float or int, whose error is far below half a cent, so formatting to two places is exact."""
-    if not value:
-        return ZERO
-    if isinstance(value, Decimal):
-        return value if value.as_tuple().exponent == -2 else value.quantize(CENT, rounding=ROUND_HALF_UP)
-    return Decimal(f"{value:.2f}")
 
 
 # Written as the partial index instalment_unpaid_cover states its condition, so both databases use it.
@@ -540,5 +532,18 @@ def loan_settlement(*, loan: Loan, as_of: dt.date) -> Decimal:
 
 
 def loan_outstanding(*, loan: Loan) -> Decimal:
-    agg = Instalment.objects.filter(loan=loan, open=True).aggregate(a=Sum("amount"), p=Sum("paid"))
-    return _dec(agg["a"]) - _dec(agg["p"])
+    return aggregate_money(Instalment.objects.filter(loan=loan, open=True), owed=F("amount") - F("paid"))["owed"]
+
+
+def loan_receipt_maximum(*, loan: Loan, as_of: dt.date, instalments: list[Instalment] | None = None) -> rules.ReceiptMaximum:
+    """The largest receipt `loan` takes on `as_of` (rules.receipt_maximum, with the tolerance of
+    settings IMALI_RECEIPT_TOLERANCE_AMOUNT and _PERCENT), from its open instalments (read here
+    unless the caller holds them, locked)."""
+    if instalments is None:
+        instalments = list(Instalment.objects.filter(loan=loan, open=True))
+    outstanding = sum((i.amount - i.paid for i in instalments), ZERO)
+    settlement = rules.settlement_amount([rules.SettlementLine.of(i) for i in instalments], as_of=as_of)
+    return rules.receipt_maximum(
+        outstanding=outstanding, settlement=settlement,
+        tolerance_amount=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_AMOUNT", rules.RECEIPT_TOLERANCE_AMOUNT))),
+        tolerance_percent=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_PERCENT", rules.RECEIPT_TOLERANCE_PERCENT))))

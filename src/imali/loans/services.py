@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Sum
+from django.db.models import F, Max
 from django.utils import timezone
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount, ClientStatus
 from imali.clients.services import client_status_apply
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
-from imali.core.money import to_money
+from imali.core.money import MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Entity
 
-from . import pricing
+from . import pricing, selectors
 from .allocation import Allocation, Owing, allocate
 from .errors import LoanError, error, errors
 from .models import (
@@ -52,19 +52,36 @@ PRODUCT_FIELDS = (
 )
 
 
-def _decimal(data: dict, field: str, found: dict, *, places: str = "0.01") -> Decimal | None:
+_PARSE_CODES = {"out_of_range": LoanError.OUT_OF_RANGE, "required": LoanError.REQUIRED}
+PERCENT_MAX = Decimal(100)
+
+
+def _parsed(found: dict, field: str, raw: Any, **bounds) -> Decimal | None:
+    """`raw` read by core.money.parse_decimal (strict digits, places and bounds); a refusal goes
+    into `found` under `field` and gives None. The one way this module reads a typed number, so a
+    service called directly refuses what the API's and the web's fields refuse."""
+    try:
+        return parse_decimal(raw, field=field, **bounds)
+    except TypeError:
+        found[field] = (LoanError.INVALID, f"'{raw}' is not a number.")
+    except ValidationError as exc:
+        refusal = exc.error_dict[field][0]
+        found[field] = (_PARSE_CODES.get(refusal.code, LoanError.INVALID), refusal.messages[0])
+    return None
+
+
+def _decimal(data: dict, field: str, found: dict, *, places: int = 2, maximum: Decimal = MAX_AMOUNT) -> Decimal | None:
+    """A money field (two places, zero to MAX_AMOUNT) or, with places and maximum, a rate."""
     raw = data.get(field)
     if raw in (None, ""):
         found[field] = (LoanError.REQUIRED, "This field is required.")
         return None
-    try:
-        value = Decimal(str(raw).strip()).quantize(Decimal(places))
-    except (InvalidOperation, ValueError):
-        found[field] = (LoanError.INVALID, f"'{raw}' is not a number.")
-        return None
-    if value < 0:
-        found[field] = (LoanError.OUT_OF_RANGE, "Must not be negative.")
-    return value
+    return _parsed(found, field, raw, places=places, maximum=maximum)
+
+
+def _positive_money(amount: Any, found: dict, *, field: str = "amount") -> Decimal | None:
+    """An amount above zero and at most MAX_AMOUNT (core.money.parse_amount's rules)."""
+    return _parsed(found, field, amount, allow_minimum=False)
 
 
 def _int(data: dict, field: str, found: dict, *, minimum: int = 1) -> int | None:
@@ -97,9 +114,9 @@ def _clean_product(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
     cleaned["frequency"] = data.get("frequency")
     for field in ("min_principal", "max_principal", "service_fee_pm"):
         cleaned[field] = _decimal({"service_fee_pm": "0", **data}, field, found)
-    cleaned["interest_rate_pm"] = _decimal(data, "interest_rate_pm", found, places="0.0001")
+    cleaned["interest_rate_pm"] = _decimal(data, "interest_rate_pm", found, places=4, maximum=PERCENT_MAX)
     default_vat = pricing.DEFAULT_VAT_RATES.get(entity.country, Decimal("15"))
-    cleaned["vat_rate"] = _decimal({"vat_rate": default_vat, **data}, "vat_rate", found)
+    cleaned["vat_rate"] = _decimal({"vat_rate": default_vat, **data}, "vat_rate", found, maximum=PERCENT_MAX)
     cleaned["min_instalments"] = _int({"min_instalments": 1, **data}, "min_instalments", found)
     cleaned["max_instalments"] = _int(data, "max_instalments", found)
     cleaned["charge_initiation_fee"] = bool(data.get("charge_initiation_fee", True))
@@ -219,11 +236,8 @@ def loan_apply(
     refusal = borrower_refusal(client)
     if refusal:
         found["client"] = (LoanError.CLIENT_NOT_ALLOWED, refusal)
-    try:
-        amount = to_money(principal, field="principal")
-    except (ValidationError, TypeError):
-        raise error("principal", LoanError.INVALID, f"'{principal}' is not an amount.") from None
-    if not product.min_principal <= amount <= product.max_principal:
+    amount = _positive_money(principal, found, field="principal")
+    if amount is not None and not product.min_principal <= amount <= product.max_principal:
         found["principal"] = (LoanError.OUT_OF_RANGE,
                               f"The product lends {product.min_principal:,.2f} to {product.max_principal:,.2f}.")
     count = _int({"instalments": instalments}, "instalments", found)
@@ -248,7 +262,7 @@ def loan_apply(
             cap, _ = pricing.max_rate_per_month(caps=caps, credit_type=product.credit_type, on=applied_on, is_repeat_in_year=repeat)
             rate = min(rate, cap.quantize(Decimal("0.0001"), rounding="ROUND_DOWN"))
     else:
-        rate = _decimal({"interest_rate_pm": interest_rate_pm}, "interest_rate_pm", found, places="0.0001")
+        rate = _decimal({"interest_rate_pm": interest_rate_pm}, "interest_rate_pm", found, places=4, maximum=PERCENT_MAX)
     if initiation_fee in (None, ""):
         fee = ZERO
         if product.charge_initiation_fee and caps is not None:
@@ -447,12 +461,7 @@ def receipt_post(
     if loan.entity_id != entity.pk:
         raise error("loan", LoanError.OTHER_ENTITY)
     found: dict[str, tuple[LoanError, str]] = {}
-    try:
-        money = to_money(amount, field="amount")
-        if money <= 0:
-            found["amount"] = (LoanError.OUT_OF_RANGE, "The amount must be more than zero.")
-    except (ValidationError, TypeError):
-        found["amount"] = (LoanError.INVALID, f"'{amount}' is not an amount.")
+    money = _positive_money(amount, found)
     if payback_type not in PaybackType.values:
         found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
     if not isinstance(value_date, dt.date):
@@ -473,9 +482,10 @@ def receipt_post(
             if reference and Receipt.objects.filter(entity=entity, external_reference=reference).exists():
                 raise error("external_reference", LoanError.DUPLICATE_REFERENCE,
                             f"Reference '{reference}' has been posted already.")
-            instalments = list(
-                Instalment.objects.select_for_update().filter(loan=locked, open=True, paid__lt=F("amount")).order_by("due_date", "seq")
-            )
+            open_instalments = list(
+                Instalment.objects.select_for_update().filter(loan=locked, open=True).order_by("due_date", "seq"))
+            _require_within_receipt_maximum(locked, open_instalments, money=money, value_date=value_date)
+            instalments = [i for i in open_instalments if i.paid < i.amount]
             result = allocate(money, _owing(instalments))
             receipt = Receipt.objects.create(
                 entity=entity, client_id=locked.client_id, loan=locked, amount=money, allocated=result.allocated,
@@ -502,6 +512,14 @@ def receipt_post(
                         f"Reference '{reference}' has been posted already.") from None
         raise
     return receipt
+
+
+def _require_within_receipt_maximum(loan: Loan, instalments: list[Instalment], *, money: Decimal, value_date: dt.date) -> None:
+    maximum = selectors.loan_receipt_maximum(loan=loan, as_of=value_date, instalments=instalments)
+    if money > maximum.amount:
+        raise error("amount", LoanError.OVER_RECEIPT_MAXIMUM,
+                    f"{money:,.2f} is more than loan {loan.pk} can take: the maximum is {maximum.amount:,.2f} "
+                    f"(its balance of {maximum.balance:,.2f} plus a tolerance of {maximum.tolerance:,.2f}).")
 
 
 def _apply(receipt: Receipt, instalments: list[Instalment], result: Allocation, value_date: dt.date) -> None:
@@ -623,17 +641,6 @@ def non_loan_debit_settle(*, debit: NonLoanDebit, actor, settled_on: dt.date) ->
     return locked
 
 
-def _positive_money(amount: Any, found: dict) -> Decimal | None:
-    try:
-        money = to_money(amount, field="amount")
-    except (ValidationError, TypeError):
-        found["amount"] = (LoanError.INVALID, f"'{amount}' is not an amount.")
-        return None
-    if money <= 0:
-        found["amount"] = (LoanError.OUT_OF_RANGE, "The amount must be more than zero.")
-    return money
-
-
 # --- change refunds ------------------------------------------------------------------------------
 def change_refund(*, entity: Entity, actor, loan: Loan, amount: Any, paid_on: dt.date, method: str,
                   reason: str, reference: str = "") -> ChangeRefund:
@@ -695,8 +702,4 @@ def change_refund_reverse(*, refund: ChangeRefund, actor, reason: str) -> Change
                             "change_available": str(locked_loan.change_total + locked.amount)})
     return locked
 
-
-def loan_outstanding(loan: Loan) -> Decimal:
-    agg = Instalment.objects.filter(loan=loan, open=True).aggregate(a=Sum("amount"), p=Sum("paid"))
-    return (agg["a"] or ZERO) - (agg["p"] or ZERO)
 

@@ -28,7 +28,7 @@ def isolation_objects(*, entity, actor, client) -> dict:
     services.loan_approve(loan=overpaid, actor=actor)
     overpaid = services.loan_disburse(loan=overpaid, actor=actor, payout_account=client.accounts.first(),
                                       disbursed_on=dt.date(2026, 1, 5))
-    services.receipt_post(entity=entity, actor=actor, loan=overpaid, amount="2000", value_date=dt.date(2026, 1, 21),
+    services.receipt_post(entity=entity, actor=actor, loan=overpaid, amount="1000", value_date=dt.date(2026, 1, 21),
                           payback_type="eft", external_reference="ISO-2")
     refund = services.change_refund(entity=entity, actor=actor, loan=overpaid, amount="10", paid_on=dt.date(2026, 1, 22),
                                     method="eft", reason="Isolation change refund")

@@ -13,7 +13,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from django.views.decorators.debug import sensitive_variables
 from imali.clients.models import Client, ClientAccount
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
+from imali.core.money import parse_amount
 from imali.loans.models import Loan
 from imali.messaging.defaults import DEFAULT_TEXTS
 from imali.messaging.models import MessageType
@@ -141,11 +142,12 @@ def _clean_setup(data: Mapping[str, Any], current: OtpSetup) -> dict[str, Any]:
     number("tries_per_code", 1, MAX_TRIES_PER_CODE)
     raw = data.get("threshold", current.threshold)
     try:
-        threshold = Decimal(str(raw if raw not in (None, "") else "0")).quantize(Decimal("0.01"))
-        if threshold < 0:
-            errors["threshold"] = [ValidationError("The amount may not be negative.", code=SigningError.OUT_OF_RANGE.value)]
-        cleaned["threshold"] = threshold
-    except InvalidOperation:
+        cleaned["threshold"] = parse_amount(raw if raw not in (None, "") else "0", field="threshold", allow_zero=True)
+    except ValidationError as exc:
+        refusal = exc.error_dict["threshold"][0]
+        code = SigningError.OUT_OF_RANGE if refusal.code == "out_of_range" else SigningError.INVALID
+        errors["threshold"] = [ValidationError(refusal.messages[0], code=code.value)]
+    except TypeError:
         errors["threshold"] = [ValidationError(f"'{raw}' is not an amount.", code=SigningError.INVALID.value)]
     if cleaned["esign_loan_otp"] and cleaned["loan_otp"]:
         errors["loan_otp"] = [ValidationError(str(SigningError.SETUP_CONFLICT.label), code=SigningError.SETUP_CONFLICT.value)]
@@ -755,12 +757,13 @@ def mandate_create(*, actor, entity: Entity, loan: Loan, data: Mapping[str, Any]
         if raw in (None, ""):
             raw = default if default is not None else amounts.get("instalment_amount")
         try:
-            amounts[field] = Decimal(str(raw)).quantize(Decimal("0.01"))
-        except (InvalidOperation, TypeError):
+            amounts[field] = parse_amount(raw, field=field)
+        except ValidationError as exc:
+            refusal = exc.error_dict[field][0]
+            bad(field, refusal.messages[0], SigningError.OUT_OF_RANGE if refusal.code == "out_of_range" else SigningError.INVALID)
+        except TypeError:
             bad(field, f"'{raw}' is not an amount.")
     instalment, maximum = amounts.get("instalment_amount"), amounts.get("maximum_collection")
-    if instalment is not None and instalment <= 0:
-        bad("instalment_amount", "The instalment must be more than zero.", SigningError.OUT_OF_RANGE)
     if instalment is not None and maximum is not None and not instalment <= maximum <= instalment * Decimal("1.5"):
         bad("maximum_collection", "The maximum collection is at least the instalment and at most 1.5 times it.",
             SigningError.OUT_OF_RANGE)

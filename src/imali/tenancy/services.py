@@ -16,6 +16,7 @@ from django.utils import timezone
 from imali.core.audit import apply_changes, audit_record, snapshot
 from imali.core.countries import COUNTRY_FACTS
 from imali.core.models import AuditAction, AuditEntry
+from imali.core.money import parse_amount
 from imali.core.phones import parse_phone
 
 from .models import Branch, Entity, Module, Region, Role, User
@@ -313,6 +314,14 @@ def _user_errors(
     elif entity is not None and "cellphone" in cleaned:
         # Users receive OTPs and MIS SMS: a cellphone is part of being a user (DOMAIN §1).
         errors["cellphone"] = [ValidationError("A user needs a cellphone number.", code="required")]
+    if cleaned.get("disbursement_limit") not in (None, ""):
+        try:
+            cleaned["disbursement_limit"] = parse_amount(cleaned["disbursement_limit"], field="disbursement_limit",
+                                                         allow_zero=True)
+        except TypeError:
+            errors["disbursement_limit"] = [ValidationError("Enter the limit as text or a Decimal.", code="invalid_amount")]
+        except ValidationError as exc:
+            errors.update(exc.error_dict)
     branch = cleaned.get("home_branch")
     if branch is not None and (entity is None or branch.entity_id != entity.pk):
         errors["home_branch"] = [ValidationError("Choose one of your own entity's branches.", code="other_entity")]

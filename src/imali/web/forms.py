@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping
+from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -15,8 +16,51 @@ from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
 from imali.core.countries import COUNTRY_FACTS, Country
 from imali.core.models import AuditAction
+from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
 from imali.tenancy.rights import Right
+
+
+class StrictDecimalFormField(forms.DecimalField):
+    """A number typed into a form, read exactly as the API and the services read it
+    (core.money.parse_decimal): ASCII digits, at most `places` decimal places, no exponent, finite,
+    from `minimum` (excluded unless `allow_minimum`) to `maximum`. Django's DecimalField would take
+    "1e10" and Arabic-Indic or fullwidth digits; this one names the field and keeps the value."""
+
+    def __init__(self, *, places: int, maximum: Decimal, minimum: Decimal = Decimal(0), allow_minimum: bool = True,
+                 **kwargs):
+        self.places, self.minimum, self.allow_minimum, self.maximum = places, minimum, allow_minimum, maximum
+        # The bounds also go on the input (min, max, step) so the browser says so before sending.
+        lowest = minimum if allow_minimum else minimum + Decimal(1).scaleb(-places)
+        kwargs.setdefault("widget", forms.NumberInput(attrs={"inputmode": "decimal"}))
+        super().__init__(max_value=maximum, min_value=lowest, decimal_places=places, **kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_decimal(value, field="value", places=self.places, minimum=self.minimum,
+                                 allow_minimum=self.allow_minimum, maximum=self.maximum)
+        except TypeError:
+            raise ValidationError(f"'{value}' is not a number.", code="invalid_amount") from None
+        except ValidationError as exc:
+            refusal = exc.error_dict["value"][0]
+            raise ValidationError(refusal.messages[0], code=refusal.code) from None
+
+
+class MoneyFormField(StrictDecimalFormField):
+    """An amount of money (core.money.parse_amount): above zero, or zero too where `allow_zero`;
+    at most `maximum` (MAX_AMOUNT unless the form knows a smaller bound). The web's one money field."""
+
+    def __init__(self, *, allow_zero: bool = False, maximum: Decimal = MAX_AMOUNT, **kwargs):
+        super().__init__(places=DECIMAL_PLACES, maximum=maximum, allow_minimum=allow_zero, **kwargs)
+
+
+class RateFormField(StrictDecimalFormField):
+    """A percentage (interest per month, VAT): zero to 100 with up to `places` decimal places."""
+
+    def __init__(self, *, places: int = 4, **kwargs):
+        super().__init__(places=places, maximum=Decimal(100), **kwargs)
 
 
 def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: Mapping[str, str] | None = None) -> None:
@@ -123,6 +167,8 @@ class ClientForm(FieldsetsMixin, forms.Form):
             label="Paypoint", widget=PaypointSelect(attrs={"data-follows": "employer"}),
         )
         self.fields["salesperson"].queryset = User.objects.filter(entity=entity, is_active=True)
+        for name in ("salary", "credit_limit"):
+            self.fields[name] = MoneyFormField(allow_zero=True, required=False, label=self.fields[name].label)
         # Re-order after replacing fields so the page follows the fieldsets.
         self.order_fields(CLIENT_FORM_FIELDS)
         self.entity = entity
@@ -214,8 +260,7 @@ class UserForm(FieldsetsMixin, forms.Form):
     home_branch = forms.ModelChoiceField(queryset=Branch.objects.none(), required=False)
     roles = forms.ModelMultipleChoiceField(queryset=Role.objects.none(), required=False, widget=forms.CheckboxSelectMultiple)
     is_active = forms.BooleanField(required=False, initial=True, label="Active (may sign in)")
-    disbursement_limit = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, initial=0,
-                                            help_text="Largest total this user may disburse.")
+    disbursement_limit = MoneyFormField(allow_zero=True, initial=0, help_text="Largest total this user may disburse.")
 
     def __init__(self, *args, entity: Entity, instance: User | None = None, **kwargs):
         if instance is not None:

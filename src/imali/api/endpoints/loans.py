@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin
-from imali.api.serializers.fields import EntityRelatedField
+from imali.api.serializers.fields import EntityRelatedField, MoneyField, RateField
 from imali.clients.models import (
     Client,
     ClientAccount,
@@ -69,14 +69,14 @@ class ProductWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
     credit_type = serializers.CharField()
     frequency = serializers.CharField()
-    min_principal = serializers.CharField()
-    max_principal = serializers.CharField()
+    min_principal = MoneyField()
+    max_principal = MoneyField()
     min_instalments = serializers.IntegerField(required=False, default=1)
     max_instalments = serializers.IntegerField()
-    interest_rate_pm = serializers.CharField()
+    interest_rate_pm = RateField(help_text="Percent per month")
     charge_initiation_fee = serializers.BooleanField(required=False, default=True)
-    service_fee_pm = serializers.CharField(required=False, default="0")
-    vat_rate = serializers.CharField(required=False)
+    service_fee_pm = MoneyField(allow_zero=True, required=False, default="0")
+    vat_rate = RateField(places=2, required=False, help_text="Percent; default the country's")
     is_active = serializers.BooleanField(required=False, default=True)
 
 
@@ -165,7 +165,7 @@ class LoanSerializer(serializers.ModelSerializer):
 class LoanApplySerializer(serializers.Serializer):
     client = EntityRelatedField(queryset=Client.objects.all())
     product = EntityRelatedField(queryset=Product.objects.all())
-    principal = serializers.CharField()
+    principal = MoneyField(help_text="Within the product's minimum and maximum principal")
     instalments = serializers.IntegerField()
     pay_day = serializers.IntegerField(required=False, allow_null=True)
 
@@ -196,7 +196,7 @@ class ReceiptSerializer(serializers.ModelSerializer):
 
 class ReceiptWriteSerializer(serializers.Serializer):
     loan = EntityRelatedField(queryset=Loan.objects.all())
-    amount = serializers.CharField()
+    amount = MoneyField(help_text="At most the loan's balance (or settlement quote, if larger) plus a tolerance")
     value_date = serializers.DateField()
     payback_type = serializers.ChoiceField(choices=PaybackType.choices)
     external_reference = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -212,7 +212,7 @@ class ChangeRefundSerializer(serializers.ModelSerializer):
 
 class ChangeRefundWriteSerializer(serializers.Serializer):
     loan = EntityRelatedField(queryset=Loan.objects.all())
-    amount = serializers.CharField()
+    amount = MoneyField(help_text="At most the loan's change available")
     paid_on = serializers.DateField()
     method = serializers.ChoiceField(choices=RefundMethod.choices)
     reference = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -229,9 +229,9 @@ class NonLoanDebitSerializer(serializers.ModelSerializer):
 
 class NonLoanDebitWriteSerializer(serializers.Serializer):
     client = EntityRelatedField(queryset=Client.objects.all())
-    # Blank passes here so the service reports it together with every other field at fault.
-    description = serializers.CharField(max_length=120, allow_blank=True)
-    amount = serializers.CharField()
+    # Checked here, with the amount, so one answer names every field at fault (the service checks again).
+    description = serializers.CharField(max_length=120)
+    amount = MoneyField()
     debit_date = serializers.DateField()
 
 

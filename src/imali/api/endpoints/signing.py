@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
+from imali.api.serializers.fields import MoneyField
 from imali.clients.models import Client
 from imali.loans.models import Loan
 from imali.signing import selectors, services
@@ -39,7 +40,7 @@ class OtpSetupSerializer(serializers.Serializer):
     enrol_client = serializers.BooleanField(required=False)
     esign_loan_otp = serializers.BooleanField(required=False)
     loan_otp = serializers.BooleanField(required=False)
-    threshold = serializers.DecimalField(max_digits=14, decimal_places=2, required=False)
+    threshold = MoneyField(allow_zero=True, required=False)
     code_length = serializers.IntegerField(required=False)
     validity_minutes = serializers.IntegerField(required=False)
     tries_per_code = serializers.IntegerField(required=False)
@@ -117,8 +118,8 @@ class OverrideAuthoriserSerializer(serializers.Serializer):
 
 class DebitMandateWriteSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=MandateKind.choices)
-    instalment_amount = serializers.DecimalField(max_digits=14, decimal_places=2, required=False)
-    maximum_collection = serializers.DecimalField(max_digits=14, decimal_places=2, required=False)
+    instalment_amount = MoneyField(required=False)
+    maximum_collection = MoneyField(required=False)
     collection_day = serializers.IntegerField()
     account = serializers.IntegerField(help_text="Id of an active account of the loan's client")
 

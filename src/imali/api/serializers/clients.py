@@ -9,7 +9,7 @@ from imali.clients.models import Client, Employer, Paypoint
 from imali.clients.services import CLIENT_EDITABLE_FIELDS
 from imali.tenancy.models import Branch, User
 
-from .fields import EntityRelatedField
+from .fields import EntityRelatedField, MoneyShapeField
 
 # Raw phone input may carry spaces, brackets and dashes; the service stores E.164.
 RAW_PHONE_MAX_LENGTH = 30
@@ -75,6 +75,9 @@ class ClientWriteSerializer(serializers.ModelSerializer):
     cellphone = _phone_field()
     home_phone = _phone_field()
     work_phone = _phone_field()
+    # Signs are the clients service's (core.money), so a negative one comes with the cross-field errors.
+    salary = MoneyShapeField(allow_zero=True, required=False, allow_null=True)
+    credit_limit = MoneyShapeField(allow_zero=True, required=False, allow_null=True)
 
     class Meta:
         model = Client

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
+
+from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
 
 
 class EntityRelatedField(serializers.PrimaryKeyRelatedField):
@@ -31,3 +36,71 @@ class EntityRelatedField(serializers.PrimaryKeyRelatedField):
         if entity is None:
             return queryset.none()
         return self.scope(queryset, entity)
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """A decimal read exactly as the web forms and the services read it (core.money.parse_decimal):
+    ASCII digits, at most `places` decimal places, no exponent, finite, from `minimum` (excluded
+    unless `allow_minimum`) to `maximum`. A JSON number is read by its shortest text (100.5 as
+    "100.5"). Anything else is a 400 naming the field, before any service runs. Written back as a
+    string with `places` places, like every money figure of the API."""
+
+    def __init__(self, *, places: int, maximum: Decimal, minimum: Decimal = Decimal(0), allow_minimum: bool = True,
+                 **kwargs):
+        self.places, self.minimum, self.allow_minimum, self.maximum = places, minimum, allow_minimum, maximum
+        whole_digits = len(str(int(maximum)))
+        super().__init__(max_digits=whole_digits + places, decimal_places=places, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, float):
+            data = repr(data)
+        elif isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            self.fail("invalid")
+        try:
+            return parse_decimal(data, field="value", places=self.places, minimum=self.minimum,
+                                 allow_minimum=self.allow_minimum, maximum=self.maximum)
+        except DjangoValidationError as exc:
+            error = exc.error_dict["value"][0]
+            raise serializers.ValidationError(error.messages, code=error.code) from None
+
+
+class MoneyField(StrictDecimalField):
+    """An amount of money (core.money.parse_amount): above zero, or zero too where `allow_zero`;
+    at most `maximum` (MAX_AMOUNT unless the caller knows a smaller bound)."""
+
+    def __init__(self, *, allow_zero: bool = False, maximum: Decimal = MAX_AMOUNT, **kwargs):
+        super().__init__(places=DECIMAL_PLACES, maximum=maximum, allow_minimum=allow_zero, **kwargs)
+
+
+class MoneyShapeField(MoneyField):
+    """A money field that checks the amount's shape here (digits, places, no exponent, at most
+    MAX_AMOUNT either way) and leaves its sign to the service, which reads it with core.money by
+    the same rules among the record's other fields: then a negative salary is reported in one
+    400 together with rules across fields (the payment day for the pay frequency)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.minimum, self.allow_minimum = -self.maximum, True
+
+
+class RateField(StrictDecimalField):
+    """A percentage (an interest rate per month, a VAT rate): zero to 100 with up to four places."""
+
+    def __init__(self, *, places: int = 4, **kwargs):
+        super().__init__(places=places, maximum=Decimal(100), **kwargs)
+
+
+class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
+    """The OpenAPI schema of each StrictDecimalField as it reads: a decimal string whose pattern
+    states its sign, whole digits and places (the bounds themselves are in its messages)."""
+
+    target_class = StrictDecimalField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        sign = "-?" if field.minimum < 0 else ""
+        whole = len(str(int(field.maximum)))
+        return {"type": "string", "format": "decimal",
+                "pattern": rf"^{sign}[0-9]{{1,{whole}}}(\.[0-9]{{1,{field.places}}})?$",
+                "example": f"{min(field.maximum, Decimal(1250)):.{field.places}f}"}

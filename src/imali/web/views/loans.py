@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from imali.clients.models import AccountPurpose, Client, ClientAccount
 from imali.loans import queries, selectors, services
 from imali.loans.models import (
+    OPEN_STATUSES,
     ChangeRefund,
     Loan,
     LoanStatus,
@@ -31,7 +32,7 @@ from imali.loans.statement import client_statement_pdf
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import apply_service_errors
+from ..forms import MoneyFormField, RateFormField, apply_service_errors
 
 NAV_ITEMS = [
     ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
@@ -44,6 +45,12 @@ def _date_input():
 
 
 class ProductForm(forms.ModelForm):
+    min_principal = MoneyFormField()
+    max_principal = MoneyFormField()
+    service_fee_pm = MoneyFormField(allow_zero=True, label="Service fee per month")
+    interest_rate_pm = RateFormField(label="Interest rate (% per month)")
+    vat_rate = RateFormField(places=2, label="VAT on fees (%)")
+
     class Meta:
         model = Product
         fields = list(services.PRODUCT_FIELDS)
@@ -51,7 +58,7 @@ class ProductForm(forms.ModelForm):
 
 class ApplicationForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.none())
-    principal = forms.DecimalField(max_digits=14, decimal_places=2)
+    principal = MoneyFormField()
     instalments = forms.IntegerField(min_value=1)
     pay_day = forms.IntegerField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
 
@@ -71,7 +78,7 @@ class DisburseForm(forms.Form):
 
 
 class ReceiptForm(forms.Form):
-    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyFormField()
     value_date = forms.DateField(widget=_date_input())
     payback_type = forms.ChoiceField(choices=PaybackType.choices)
     external_reference = forms.CharField(max_length=64, required=False)
@@ -83,7 +90,7 @@ class ReasonForm(forms.Form):
 
 class NonLoanDebitForm(forms.Form):
     description = forms.CharField(max_length=120, help_text="What the client owes for, e.g. a returned debit order fee")
-    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyFormField()
     debit_date = forms.DateField(widget=_date_input())
 
 
@@ -92,7 +99,7 @@ class SettleForm(forms.Form):
 
 
 class ChangeRefundForm(forms.Form):
-    amount = forms.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyFormField()
     paid_on = forms.DateField(widget=_date_input())
     method = forms.ChoiceField(choices=RefundMethod.choices)
     reference = forms.CharField(max_length=64, required=False, help_text="Payment or slip reference")
@@ -301,7 +308,12 @@ def loan_disburse_view(request, loan_id: int):
 @right_required(Right.CAPTURE_RECEIPTS)
 def receipt_create_view(request, loan_id: int):
     loan = _loan(request, loan_id)
-    form = ReceiptForm(request.POST or None, initial={"value_date": services.local_today(request.entity)})
+    today = services.local_today(request.entity)
+    form = ReceiptForm(request.POST or None, initial={"value_date": today})
+    if loan.status in OPEN_STATUSES:
+        maximum = selectors.loan_receipt_maximum(loan=loan, as_of=today)
+        form.fields["amount"].help_text = (f"At most {maximum.amount:,.2f} today (the balance of {maximum.balance:,.2f} "
+                                           f"plus a tolerance of {maximum.tolerance:,.2f}); any excess is change available.")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

@@ -34,7 +34,7 @@ from imali.tenancy.rights import Right
 from imali.tenancy.services import login_record
 
 from ..access import client_ip, may_use, right_required
-from ..forms import apply_service_errors
+from ..forms import MoneyFormField, apply_service_errors
 
 NAV_ITEMS = [
     ("Loan signing", "web:signing_loans", Right.CAPTURE_LOANS, "Loans"),
@@ -72,7 +72,7 @@ class SetupForm(forms.Form):
     enrol_client = forms.BooleanField(label="Enrol Client (needed before any loan OTP)", required=False)
     esign_loan_otp = forms.BooleanField(label="eSign Loan OTP (optional: the user may finish without it)", required=False)
     loan_otp = forms.BooleanField(label="Loan OTP (mandatory for enrolled clients)", required=False)
-    threshold = forms.DecimalField(label="Loan OTP amount (loans at or above it need the OTP)", min_value=0, decimal_places=2)
+    threshold = MoneyFormField(allow_zero=True, label="Loan OTP amount (loans at or above it need the OTP)")
     code_length = forms.IntegerField(label="Code length (digits)", min_value=6, max_value=10)
     validity_minutes = forms.IntegerField(label="Code valid for (minutes)", min_value=1, max_value=10)
     tries_per_code = forms.IntegerField(label="Tries per code", min_value=1, max_value=5)
@@ -100,10 +100,8 @@ class ClearForm(forms.Form):
 
 class MandateForm(forms.Form):
     kind = forms.ChoiceField(choices=MandateKind.choices)
-    instalment_amount = forms.DecimalField(decimal_places=2, min_value=0, required=False,
-                                           help_text="Empty: the loan's instalment")
-    maximum_collection = forms.DecimalField(decimal_places=2, min_value=0, required=False,
-                                            help_text="At most 1.5 × the instalment; empty: the instalment")
+    instalment_amount = MoneyFormField(required=False, help_text="Empty: the loan's instalment")
+    maximum_collection = MoneyFormField(required=False, help_text="At most 1.5 × the instalment; empty: the instalment")
     collection_day = forms.IntegerField(help_text="1–30, or 99 for the last day of the month")
     account = forms.ModelChoiceField(queryset=None)
 
