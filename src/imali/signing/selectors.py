@@ -7,7 +7,7 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from imali.clients.models import Client
 from imali.core.models import AuditAction, AuditEntry
@@ -15,7 +15,7 @@ from imali.loans.models import Loan
 from imali.tenancy.models import Entity
 
 from .models import Challenge, ChallengeStatus, Enrolment, Mandate, Signature
-from .rules import Decision
+from .rules import AGREEMENT_SIGNABLE_STATUSES, Decision
 from .services import Document, document_decision, enrolment_active
 
 SIGNING_AUDIT_ACTIONS = (
@@ -76,6 +76,15 @@ def loan_ready_for_disbursement(*, entity: Entity, loan: Loan) -> tuple[bool, st
     if state.signature is not None:
         return True, ""
     return False, f"The loan agreement is not signed yet. {state.decision.message}"
+
+
+def loans_awaiting_signature(*, entity: Entity, limit: int = 200) -> list[Loan]:
+    """Loans whose agreement can still be signed and is not: an application or an approved loan
+    not yet paid out. A paid-out loan's agreement was signed on paper or by OTP before payout;
+    signing it now would bind nothing (document_decision refuses it too)."""
+    signed = Signature.objects.filter(loan=OuterRef("pk"), mandate__isnull=True)
+    return list(Loan.objects.filter(entity=entity, status__in=AGREEMENT_SIGNABLE_STATUSES, disbursed_on__isnull=True)
+                .exclude(Exists(signed)).select_related("client").order_by("-id")[:limit])
 
 
 def _local_bounds(entity: Entity, date_from: dt.date | None, date_to: dt.date | None):

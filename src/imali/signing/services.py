@@ -492,7 +492,8 @@ def document_decision(*, entity: Entity, document: Document) -> Decision:
     if document.mandate is not None and document.mandate.status == MandateStatus.CANCELLED:
         status = "cancelled"
     return signing_decision(loan_status=status, amount=loan.principal, threshold=setup.threshold,
-                            loan_otp=setup.loan_otp, esign_loan_otp=setup.esign_loan_otp, enrolled=enrolled)
+                            loan_otp=setup.loan_otp, esign_loan_otp=setup.esign_loan_otp, enrolled=enrolled,
+                            paid_out=document.mandate is None and loan.disbursed_on is not None)
 
 
 def _money_text(entity: Entity, amount: Decimal) -> str:

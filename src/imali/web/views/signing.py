@@ -17,7 +17,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -242,10 +241,7 @@ def enrolment_view(request, client_id: int):
 
 @right_required(Right.CAPTURE_LOANS)
 def loans_view(request):
-    signed = Signature.objects.filter(loan=OuterRef("pk"), mandate__isnull=True)
-    loans = (Loan.objects.filter(entity=request.entity, status__in=("application", "approved", "active"))
-             .exclude(Exists(signed)).select_related("client").order_by("-id")[:200])
-    return render(request, "web/signing/loans.html", {"loans": list(loans)})
+    return render(request, "web/signing/loans.html", {"loans": selectors.loans_awaiting_signature(entity=request.entity)})
 
 
 def _document_page(request, document: Document, *, this_url: str):
