@@ -380,7 +380,7 @@ def test_an_entity_otp_text_without_the_code_field_falls_back_to_the_default(set
     challenge = services.enrolment_send(actor=officer, entity=setup.entity, client=borrower)
     message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
     assert security.unseal_for_submit(message.text, message.idempotency_key) == \
-        f"Your one-time PIN is {code_sent(challenge)} Do not share it with anyone."
+        f"Your one-time PIN from {setup.entity.name} is {code_sent(challenge)} Do not share it with anyone."
 
 
 def test_unused_codes_expire_in_the_audit_and_old_rate_windows_go(setup, officer, borrower):
