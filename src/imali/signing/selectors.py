@@ -7,7 +7,8 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 
 from imali.clients.models import Client
 from imali.core.models import AuditAction, AuditEntry
@@ -105,15 +106,17 @@ def client_history(*, entity: Entity, client: Client, limit: int = 100) -> list[
     its cellphone, the signings of its loans and mandates, and a STOP from its cellphone."""
     from imali.messaging.models import MarketingOptOut
 
-    def ids(model, **filters) -> list[str]:
-        return [str(pk) for pk in model.objects.filter(entity=entity, **filters).values_list("pk", flat=True)]
+    def keys(model, **filters):
+        # AuditEntry.object_id is text: the related rows' keys as text, read in the same query.
+        return (model.objects.filter(entity=entity, **filters)
+                .annotate(key=Cast("pk", output_field=CharField())).values("key"))
 
     related = Q(object_type=Client._meta.label, object_id=str(client.pk))
     for model, filters in ((Enrolment, {"client": client}), (Signature, {"client": client}),
                            (MarketingOptOut, {"number": client.cellphone} if client.cellphone else None)):
-        found = ids(model, **filters) if filters is not None else []
-        if found:
-            related |= Q(object_type=model._meta.label, object_id__in=found, action__in=CLIENT_HISTORY_ACTIONS)
+        if filters is not None:
+            related |= Q(object_type=model._meta.label, object_id__in=keys(model, **filters),
+                         action__in=CLIENT_HISTORY_ACTIONS)
     return list(AuditEntry.objects.filter(related, entity=entity).select_related("actor")
                 .order_by("-created_at", "-id")[:limit])
 

@@ -43,7 +43,7 @@ _HAND_REASONS = {
     "otp_off": "Loan OTP is off",
     "below_threshold": "the amount is below the Loan OTP amount",
     "not_enrolled": "the client's cellphone is not enrolled",
-    "declined": "the OTP was not used",
+    "otp_declined": "the OTP was not used",
     "override": "the OTP was overridden",
 }
 
