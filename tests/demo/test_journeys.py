@@ -41,7 +41,7 @@ def _new_client(entity: Entity, actor: User, n: int) -> Client:
     client = client_create(entity=entity, actor=actor, data={
         "branch": entity.branches.order_by("code").first(), "title": "Ms", "full_names": "Journey Test",
         "surname": f"Walker{n}", "id_type": "national_id" if entity.country != "ZA" else "passport",
-        "id_number": f"JT{n:07d}", "date_of_birth": dt.date(1990, 1, 1), "gender": "female",
+        "id_number": f"JT{n:07d}", "date_of_birth": dt.date(1990, 1, 1), "gender": "F",
         "cellphone": f"+27825559{n:03d}" if entity.country == "ZA" else f"+264815559{n:03d}",
     })
     client_account_add(client=client, actor=actor, data={
