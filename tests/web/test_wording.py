@@ -56,3 +56,9 @@ def test_the_phone_page_shows_the_phones_local_time_labelled_and_utc():
     page = peer._phone.render()
     assert "20:23:05 SAST (18:23:05 UTC)" in page
     assert "20:23:05 CAT (18:23:05 UTC)" in page
+
+
+def test_sign_in_entries_are_said_in_words():
+    assert wording.audit_sentence(AuditAction.LOGIN_FAILED, None) == "Sign-in refused: wrong username or password."
+    assert wording.audit_sentence(AuditAction.LOGIN_SUCCEEDED, None) == "Signed in."
+    assert wording.datetime_label(AT, "Africa/Johannesburg", seconds=True) == "2026-11-03 20:23:05 SAST"

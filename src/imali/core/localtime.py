@@ -29,6 +29,6 @@ def time_label(value: dt.datetime, time_zone: str, *, seconds: bool = False) -> 
     return f"{local(value, time_zone):{'%H:%M:%S' if seconds else '%H:%M'}} {zone_label(value, time_zone)}"
 
 
-def datetime_label(value: dt.datetime, time_zone: str) -> str:
-    """ "2026-11-03 20:23 SAST"."""
-    return f"{local(value, time_zone):%Y-%m-%d %H:%M} {zone_label(value, time_zone)}"
+def datetime_label(value: dt.datetime, time_zone: str, *, seconds: bool = False) -> str:
+    """ "2026-11-03 20:23 SAST" (or "2026-11-03 20:23:05 SAST")."""
+    return f"{local(value, time_zone):{'%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M'}} {zone_label(value, time_zone)}"

@@ -126,6 +126,14 @@ def audit_sentence(action: str, after: Mapping | None, before: Mapping | None = 
                 else "The PDF checked does not match the signed agreement.")
     if action == AuditAction.MANDATE_CREATED:
         return "Debit mandate created; the client signs it next."
+    if action == AuditAction.LOGIN_SUCCEEDED:
+        return "Signed in."
+    if action == AuditAction.LOGIN_FAILED:
+        return "Sign-in refused: wrong username or password."
+    if action == AuditAction.LOGIN_LOCKED:
+        return "Sign-in refused: too many wrong passwords, the sign-in is locked for a while."
+    if action == AuditAction.LOGOUT:
+        return "Signed out."
     if action == AuditAction.MARKETING_OPTED_OUT:
         return "The client answered STOP: no marketing SMS to this number any more."
     if action == AuditAction.CLIENT_CONSENT_CHANGED:

@@ -23,6 +23,12 @@ def zoned_datetime(value, time_zone: str) -> str:
 
 
 @register.filter
+def zoned_datetime_seconds(value, time_zone: str) -> str:
+    """ "2026-11-03 20:23:05 SAST": where the second matters (a signature, a code's sending)."""
+    return wording.datetime_label(value, time_zone, seconds=True) if value else ""
+
+
+@register.filter
 def audit_words(entry) -> str:
     return wording.audit_sentence(entry.action, entry.after, entry.before)
 
