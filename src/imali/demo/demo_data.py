@@ -1,5 +1,7 @@
 """The demo book: an operator, a ZA and an NA lender with a couple of hundred clients each, and
-named logins with known passwords. Idempotent: run again, it only reports the logins.
+named logins with known passwords, each able to do what load_demo prints it is for. Idempotent:
+run again, it creates nothing new; it only sets an older demo's logins to their roles and limits
+and runs a daily close not yet run for the lenders' yesterday, then reports the logins.
 
 The passwords are printed and therefore public: this refuses to run when IMALI_ENV=production.
 """
@@ -69,7 +71,8 @@ class DemoLogin:
             return "entities, SMS and email credits, gateways"
         said = [JOURNEYS[j][0] for j in self.journeys]
         if "disburse" in self.journeys:
-            said[self.journeys.index("disburse")] = f"disburse loans up to {self.disbursement_limit:,.2f}"
+            approved = "" if "approve" in self.journeys else "approved "
+            said[self.journeys.index("disburse")] = f"disburse {approved}loans up to {self.disbursement_limit:,.2f}"
         return ", ".join(said)
 
 
