@@ -62,3 +62,10 @@ def test_sign_in_entries_are_said_in_words():
     assert wording.audit_sentence(AuditAction.LOGIN_FAILED, None) == "Sign-in refused: wrong username or password."
     assert wording.audit_sentence(AuditAction.LOGIN_SUCCEEDED, None) == "Signed in."
     assert wording.datetime_label(AT, "Africa/Johannesburg", seconds=True) == "2026-11-03 20:23:05 SAST"
+
+
+def test_audit_subjects_are_said_as_people_say_them():
+    assert wording.audit_subject("loan:12") == "Loan 12"
+    assert wording.audit_subject("mandate:3") == "Mandate 3"
+    assert wording.audit_subject("+27821234567") == "+27 82 *** 4567"
+    assert wording.audit_subject("olive") == "olive"

@@ -144,6 +144,18 @@ def audit_sentence(action: str, after: Mapping | None, before: Mapping | None = 
     return ""
 
 
+def audit_subject(subject: str) -> str:
+    """An audit entry's subject as people say it: "loan:12" is "Loan 12", a phone is masked."""
+    kind, _, rest = (subject or "").partition(":")
+    if kind == "loan" and rest.isdigit():
+        return f"Loan {rest}"
+    if kind == "mandate" and rest.isdigit():
+        return f"Mandate {rest}"
+    if subject.startswith("+") and subject[1:].isdigit():
+        return masked_phone(subject)
+    return subject
+
+
 # --- the SMS credit ledger --------------------------------------------------------
 
 _SEALED_OTP_PREFIX = "msg:otp-sealed:"

@@ -34,6 +34,11 @@ def audit_words(entry) -> str:
 
 
 @register.filter
+def subject_words(subject: str) -> str:
+    return wording.audit_subject(subject)
+
+
+@register.filter
 def ledger_words(reference: str) -> str:
     return wording.ledger_reference(reference)
 

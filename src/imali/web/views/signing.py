@@ -497,7 +497,7 @@ def _audit_report(request, *, title: str, selector, name: str, template: str = "
     if request.GET.get("export"):
         exported = _export(request, name, ["When", "What", "User", "Subject", "Address", "Details"], (
             [_local(e.created_at, request), e.get_action_display(), e.actor.username if e.actor_id else "",
-             e.subject, e.ip_address or "", wording.audit_sentence(e.action, e.after, e.before)]
+             wording.audit_subject(e.subject), e.ip_address or "", wording.audit_sentence(e.action, e.after, e.before)]
             for e in rows.iterator(chunk_size=2000)))
         if exported is not None:
             return exported
