@@ -143,3 +143,75 @@ def test_loan_list_finds_by_client_and_status_and_pages(client, entity, other_en
     second = client.get(url, {"page": 2}).content.decode()
     assert f'loans/{mine.pk}/"' in second  # oldest last
     assert "Page 2 of 2" in second
+
+
+def test_application_shows_every_error_at_once(client, entity, lender):
+    client.force_login(lender)
+    product = make_product_for_web(entity)
+    borrower, _ = make_borrower(entity)
+    url = reverse("web:loan_apply", kwargs={"client_id": borrower.pk})
+    r = client.post(url, {"product": product.pk, "principal": "99999", "instalments": "", "pay_day": "40"})
+    assert r.status_code == 200
+    errors = r.context["form"].errors
+    assert set(errors) == {"principal", "instalments", "pay_day"}, errors
+    page = r.content.decode()
+    assert "The product lends 500.00 to 8,000.00." in page and "This field is required." in page
+    assert "The pay day must be 1 to 31" in page
+    assert not Loan.objects.filter(client=borrower).exists()
+
+
+def make_product_for_web(entity):
+    from tests.loans.conftest import make_product
+
+    return make_product(entity, name="Web product")
+
+
+def test_a_client_in_arrears_is_shown_and_confirmed_at_application_approval_and_disbursement(client, entity, lender):
+    # A loan paid out in January with nothing paid since: months in arrears, while the client's
+    # status (moved only by the daily close) still says Good.
+    old = make_loan(entity, user=lender)
+    borrower = old.client
+    assert borrower.status == "good" and borrower.new_loans_allowed
+    client.force_login(lender)
+    product = make_product_for_web(entity)
+    url = reverse("web:loan_apply", kwargs={"client_id": borrower.pk})
+    page = client.get(url).content.decode()
+    assert 'id="client-standing"' in page and "The client is in arrears." in page
+    assert "I have seen that the client is in arrears" in page
+    data = {"product": product.pk, "principal": "1000", "instalments": "2"}
+    r = client.post(url, data)
+    assert r.status_code == 200 and "Tick the box to confirm" in r.content.decode()
+    assert Loan.objects.filter(client=borrower).count() == 1
+    r = client.post(url, {**data, "arrears_seen": "on"})
+    assert r.status_code == 302
+    loan = Loan.objects.filter(client=borrower).latest("pk")
+
+    detail = reverse("web:loan_detail", kwargs={"loan_id": loan.pk})
+    page = client.get(detail).content.decode()
+    assert 'id="client-standing"' in page and 'name="arrears_seen"' in page
+    client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}))
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.APPLICATION
+    assert "Tick the box to confirm" in client.get(detail).content.decode()
+    client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}), {"arrears_seen": "on"})
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.APPROVED
+
+    disburse = reverse("web:loan_disburse", kwargs={"loan_id": loan.pk})
+    assert "The client is in arrears." in client.get(disburse).content.decode()
+    account = borrower.accounts.first()
+    r = client.post(disburse, {"payout_account": account.pk, "disbursed_on": "2026-11-02"})
+    assert r.status_code == 200 and "Tick the box to confirm" in r.content.decode()
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.APPROVED
+    r = client.post(disburse, {"payout_account": account.pk, "disbursed_on": "2026-11-02", "arrears_seen": "on"})
+    assert r.status_code == 302
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.ACTIVE
+
+
+def test_a_client_not_in_arrears_needs_no_confirmation(client, entity, lender):
+    client.force_login(lender)
+    borrower, _ = make_borrower(entity)
+    page = client.get(reverse("web:loan_apply", kwargs={"client_id": borrower.pk})).content.decode()
+    assert 'id="client-standing"' in page and "arrears_seen" not in page

@@ -173,7 +173,7 @@ def test_history_columns_statuses_and_paging(admin_client, funded, sms_client, a
     # Johannesburg is two hours ahead of UTC.
     assert (first.date, first.time, first.type, first.message, first.status, first.user) == (
         "2026-03-02", "10:00:00", "Single SMS", "Typed", "Sent", admin_user.get_full_name() or admin_user.username)
-    assert "accepted by local as p10" in first.response.lower()
+    assert first.response == "Accepted by the SMS gateway (local), reference p10; awaiting the delivery report"
     expired, delivered = rows[1], rows[2]
     assert (expired.status, expired.user) == ("Failed", "System") and "no route" in expired.response
     assert delivered.status == "Delivered"

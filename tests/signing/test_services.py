@@ -124,8 +124,8 @@ def test_loan_signed_with_the_otp_bound_to_its_terms(setup, officer, borrower, a
     challenge = services.document_otp_send(actor=officer, entity=setup.entity, document=document)
     message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
     sent = security.unseal_for_submit(message.text, message.idempotency_key)
-    assert sent.startswith(f"You are applying for a loan. {borrower.number} ZAR 3,000.00. Your confirmation OTP is ")
-    assert sent.endswith(f". To proceed with the contract supply it to {setup.entity.name}")
+    assert sent.startswith(f"{setup.entity.name}: your OTP to sign loan {borrower.number}-{application.pk} of R3,000.00 is ")
+    assert sent.endswith(" SAST. Do not share it.") and "Valid 5 min, until " in sent
     assert challenge.terms_digest == services.loan_digest(application)
     signature = services.document_otp_verify(actor=officer, entity=setup.entity, document=document,
                                              challenge_id=challenge.public_id, code=code_sent(challenge))
@@ -287,7 +287,7 @@ def test_mandate_signed_again_with_an_otp(setup, officer, borrower, application)
     document = Document(loan=application, mandate=mandate)
     challenge = services.document_otp_send(actor=officer, entity=setup.entity, document=document)
     text = security.unseal_for_submit(challenge.outbox_message.text, challenge.outbox_message.idempotency_key)
-    assert text.startswith("You are signing a DebiCheck debit mandate.")
+    assert text.startswith(f"{setup.entity.name}: your OTP to sign the DebiCheck debit mandate for loan ")
     signature = services.document_otp_verify(actor=officer, entity=setup.entity, document=document,
                                              challenge_id=challenge.public_id, code=code_sent(challenge))
     mandate.refresh_from_db()
@@ -380,7 +380,7 @@ def test_an_entity_otp_text_without_the_code_field_falls_back_to_the_default(set
     challenge = services.enrolment_send(actor=officer, entity=setup.entity, client=borrower)
     message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
     assert security.unseal_for_submit(message.text, message.idempotency_key) == \
-        f"Your one-time PIN is {code_sent(challenge)} Do not share it with anyone."
+        f"Your one-time PIN from {setup.entity.name} is {code_sent(challenge)} Do not share it with anyone."
 
 
 def test_unused_codes_expire_in_the_audit_and_old_rate_windows_go(setup, officer, borrower):

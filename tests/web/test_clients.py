@@ -182,9 +182,10 @@ def test_detail_page_query_count_does_not_grow_with_notes_accounts_or_history(
         client_note_add(client=target, actor=admin_user, text=f"note {n}")
         client_update(client=target, actor=admin_user, data={"area": f"Area {n}"})
     # session, user, entity, user rights, role rights, client (with branch, employer, paypoint,
-    # salesperson), accounts, notes (with author), history (with actor), loans (with product), the
-    # newest SMS (with sender)
-    with django_assert_max_num_queries(11):
+    # salesperson), accounts, notes (with author), history (with actor, and the client's enrolment,
+    # signing and STOP entries in the same query), loans (with product), the newest SMS (with
+    # sender), the marketing opt-out badge, the enrolment badge
+    with django_assert_max_num_queries(13):
         response = client.get(reverse("web:client_detail", kwargs={"client_id": target.pk}))
     assert len(response.context["notes"]) == 6 and len(response.context["history"]) >= 7
 
@@ -197,3 +198,21 @@ def test_paypoint_options_name_their_employer_for_the_page_to_filter(client, ent
     page = client.get(reverse("web:client_create")).content.decode()
     assert f'value="{paypoint.pk}" data-employer="{employer.pk}"' in page
     assert 'data-follows="employer"' in page
+
+
+@pytest.mark.parametrize("query", ["Mokoena, Thabo", "mokoena,thabo", "MOKOENA , Thabo Johannes", "Mokoena,",
+                                   "Thabo Mokoena", "Mokoena Thabo", "Thabo Johannes Mokoena"])
+def test_search_takes_the_name_as_the_list_shows_it_or_as_said(client, entity, clerk, query):
+    target = factories.make_client(entity=entity)
+    factories.make_client(entity=entity, full_names="Thabo", surname="Dlamini", id_number="8001015009087",
+                          date_of_birth=dt.date(1980, 1, 1), cellphone="0831112222")
+    factories.make_client(entity=entity, full_names="Sipho", surname="Mokoena", id_number="9202204720083",
+                          date_of_birth=dt.date(1992, 2, 20), gender="F", cellphone="0831113333")
+    listed = client.get(reverse("web:client_search"), {"q": "Mokoena"}).content.decode()
+    assert f"{target.surname}, {target.name}" in listed  # the list's own form of the name
+    response = client.get(reverse("web:client_search"), {"q": query})
+    found = [c.pk for c in response.context["results"]]
+    if query == "Mokoena,":
+        assert target.pk in found and len(found) == 2
+    else:
+        assert found == [target.pk]

@@ -16,6 +16,33 @@ from .models import Client, Employer
 _DIGITS = re.compile(r"^\+?[\d ]+$")
 
 
+# A name typed with more words than this is matched on its first and last words' split points only.
+_NAME_WORDS = 4
+
+
+def _names_q(names: list[str]) -> Q:
+    joined = " ".join(names)
+    return Q(full_names_upper__startswith=joined) | Q(name_upper__startswith=joined) | Q(name_upper__startswith=names[0])
+
+
+def _name_condition(text: str) -> Q:
+    """A name as the client list shows it ("Surname, Name"), or as said ("Name Surname"), or a
+    surname alone; either order without a comma, since both are typed."""
+    if "," in text:
+        surname, _, names = (part.strip() for part in text.partition(","))
+        condition = Q(surname_upper__startswith=" ".join(surname.split()))
+        return condition & _names_q(names.split()) if names else condition
+    words = text.split()[:_NAME_WORDS]
+    if len(words) == 1:
+        return Q(surname_upper__startswith=words[0])
+    condition = Q()
+    for k in range(1, len(words)):
+        first, rest = words[:k], words[k:]
+        condition |= Q(surname_upper__startswith=" ".join(rest)) & _names_q(first)
+        condition |= Q(surname_upper__startswith=" ".join(first)) & _names_q(rest)
+    return condition
+
+
 def client_search(*, entity, query: str, limit: int = 50) -> QuerySet[Client]:
     """Find clients by number, ID number, name or cellphone. Each branch of the search is indexed."""
     base = Client.objects.filter(entity=entity).select_related("branch")
@@ -31,13 +58,7 @@ def client_search(*, entity, query: str, limit: int = 50) -> QuerySet[Client]:
         with contextlib.suppress(ValidationError):  # not a phone number: the other branches still apply
             conditions |= Q(cellphone=parse_phone(compact, country=entity.country, field="q"))
     else:
-        conditions |= Q(id_number=compact.upper())
-        words = text.upper().split()
-        surname_q = Q(surname_upper__startswith=words[-1])
-        if len(words) > 1:
-            surname_q &= Q(name_upper__startswith=words[0]) | Q(full_names_upper__startswith=words[0])
-        conditions |= surname_q
-        conditions |= Q(surname_upper__startswith=words[0]) if len(words) == 1 else Q()
+        conditions |= Q(id_number=compact.upper()) | _name_condition(text.upper())
     return (
         base.annotate(surname_upper=Upper("surname"), name_upper=Upper("name"), full_names_upper=Upper("full_names"))
         .filter(conditions)

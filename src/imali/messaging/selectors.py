@@ -52,9 +52,12 @@ def _response(m: OutboxMessage) -> str:
     """The provider's answer or the error, as a user reads it."""
     if m.status == OutboxStatus.QUEUED:
         return f"Waiting to be sent, attempt {m.attempts + 1}: {m.error}" if m.error else "Waiting to be sent"
-    accepted = f"accepted by {m.gateway}" + (f" as {m.provider_message_id}" if m.provider_message_id else "")
+    # People words: which gateway took it and the reference it gave, e.g. "Accepted by the SMS
+    # gateway (local-smsc), reference 3".
+    accepted = f"accepted by the SMS gateway ({m.gateway})" + (
+        f", reference {m.provider_message_id}" if m.provider_message_id else "")
     if m.status == OutboxStatus.SUBMITTED:
-        return accepted[0].upper() + accepted[1:] + ", awaiting the delivery report"
+        return "A" + accepted[1:] + "; awaiting the delivery report"
     if m.status == OutboxStatus.DELIVERED:
         return f"Delivered to the handset ({accepted})"
     if m.status == OutboxStatus.EXPIRED:

@@ -8,6 +8,9 @@ from decimal import Decimal
 from enum import StrEnum
 
 SIGNABLE_LOAN_STATUSES = ("application", "approved", "active")
+# The loan agreement itself is signed before payout: once the money is paid out (the loan is
+# active) only its debit mandates are still signed.
+AGREEMENT_SIGNABLE_STATUSES = ("application", "approved")
 
 
 class Requirement(StrEnum):
@@ -25,9 +28,12 @@ class Decision:
 
 
 def signing_decision(*, loan_status: str, amount: Decimal, threshold: Decimal, loan_otp: bool,
-                     esign_loan_otp: bool, enrolled: bool) -> Decision:
+                     esign_loan_otp: bool, enrolled: bool, paid_out: bool = False) -> Decision:
     if loan_status not in SIGNABLE_LOAN_STATUSES:
         return Decision(Requirement.NOT_SIGNABLE, "", "Only an application, approved or active loan can be signed.")
+    if paid_out:
+        return Decision(Requirement.NOT_SIGNABLE, "",
+                        "The loan was paid out already: its agreement can no longer be signed (a debit mandate still can).")
     if not (loan_otp or esign_loan_otp):
         return Decision(Requirement.HAND, "otp_off", "Loan OTP is switched off: the client signs by hand.")
     if amount < threshold:

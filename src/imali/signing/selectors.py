@@ -7,7 +7,8 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 
 from imali.clients.models import Client
 from imali.core.models import AuditAction, AuditEntry
@@ -15,7 +16,7 @@ from imali.loans.models import Loan
 from imali.tenancy.models import Entity
 
 from .models import Challenge, ChallengeStatus, Enrolment, Mandate, Signature
-from .rules import Decision
+from .rules import AGREEMENT_SIGNABLE_STATUSES, Decision
 from .services import Document, document_decision, enrolment_active
 
 SIGNING_AUDIT_ACTIONS = (
@@ -69,6 +70,12 @@ def signing_state(*, entity: Entity, document: Document) -> SigningState:
                         signature=signature, pending=pending)
 
 
+def agreement_signature(*, entity: Entity, loan: Loan) -> Signature | None:
+    """The loan agreement's signature (not a mandate's), without its PDF, or None."""
+    return (Signature.objects.filter(entity=entity, loan=loan, mandate__isnull=True).defer("document_pdf")
+            .select_related("authorised_by", "administered_by").first())
+
+
 def loan_ready_for_disbursement(*, entity: Entity, loan: Loan) -> tuple[bool, str]:
     """Whether the loan's agreement is signed (by OTP, or flagged for a hand signature), for the
     loan book's final step; with the reason when it is not."""
@@ -76,6 +83,56 @@ def loan_ready_for_disbursement(*, entity: Entity, loan: Loan) -> tuple[bool, st
     if state.signature is not None:
         return True, ""
     return False, f"The loan agreement is not signed yet. {state.decision.message}"
+
+
+def loans_awaiting_signature(*, entity: Entity, limit: int = 200) -> list[Loan]:
+    """Loans whose agreement can still be signed and is not: an application or an approved loan
+    not yet paid out. A paid-out loan's agreement was signed on paper or by OTP before payout;
+    signing it now would bind nothing (document_decision refuses it too)."""
+    signed = Signature.objects.filter(loan=OuterRef("pk"), mandate__isnull=True)
+    return list(Loan.objects.filter(entity=entity, status__in=AGREEMENT_SIGNABLE_STATUSES, disbursed_on__isnull=True)
+                .exclude(Exists(signed)).select_related("client").order_by("-id")[:limit])
+
+
+# What a client's history shows from the signing and messaging records beside the client's own.
+CLIENT_HISTORY_ACTIONS = (
+    AuditAction.ENROLMENT_CREATED, AuditAction.ENROLMENT_CLEARED, AuditAction.SIGNED_WITH_OTP,
+    AuditAction.SIGNED_BY_HAND, AuditAction.SIGNING_OVERRIDDEN, AuditAction.MARKETING_OPTED_OUT,
+)
+
+
+def client_history(*, entity: Entity, client: Client, limit: int = 100) -> list[AuditEntry]:
+    """The client's audit history, newest first: the client's own entries, and the enrolments of
+    its cellphone, the signings of its loans and mandates, and a STOP from its cellphone."""
+    from imali.messaging.models import MarketingOptOut
+
+    def keys(model, **filters):
+        # AuditEntry.object_id is text: the related rows' keys as text, read in the same query.
+        return (model.objects.filter(entity=entity, **filters)
+                .annotate(key=Cast("pk", output_field=CharField())).values("key"))
+
+    related = Q(object_type=Client._meta.label, object_id=str(client.pk))
+    for model, filters in ((Enrolment, {"client": client}), (Signature, {"client": client}),
+                           (MarketingOptOut, {"number": client.cellphone} if client.cellphone else None)):
+        if filters is not None:
+            related |= Q(object_type=model._meta.label, object_id__in=keys(model, **filters),
+                         action__in=CLIENT_HISTORY_ACTIONS)
+    return list(AuditEntry.objects.filter(related, entity=entity).select_related("actor")
+                .order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class MarketingStanding:
+    consent: bool
+    opted_out_at: dt.datetime | None  # when the client's cellphone answered STOP, if it did
+
+
+def client_marketing(*, entity: Entity, client: Client) -> MarketingStanding:
+    from imali.messaging.models import MarketingOptOut
+
+    optout = (MarketingOptOut.objects.filter(entity=entity, number=client.cellphone).only("created_at").first()
+              if client.cellphone else None)
+    return MarketingStanding(consent=client.marketing_consent, opted_out_at=optout.created_at if optout else None)
 
 
 def _local_bounds(entity: Entity, date_from: dt.date | None, date_to: dt.date | None):
@@ -119,8 +176,6 @@ def otp_audit(*, entity: Entity, date_from: dt.date | None = None, date_to: dt.d
 def login_detail(*, entity: Entity, date_from: dt.date | None = None, date_to: dt.date | None = None) -> QuerySet[AuditEntry]:
     """Sign-ins of the entity's users, with their sign-in codes sent, verified and failed. Failed
     password attempts carry no entity (the user is not known then) and are matched by username."""
-    from django.db.models import Q
-
     from imali.tenancy.models import User
 
     usernames = [u.lower() for u in User.objects.filter(entity=entity).values_list("username", flat=True)]

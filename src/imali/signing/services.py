@@ -24,6 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from imali.clients.models import Client, ClientAccount
 from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.localtime import time_label
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
 from imali.loans.models import Loan
@@ -58,15 +59,25 @@ from .rules import Decision, Requirement, override_line, signature_line, signing
 
 T = TypeVar("T")
 
-# DOMAIN §4: the loan OTP text, with the amount in it (what you see is what you sign).
+# DOMAIN §4: the loan OTP text, with the amount in it (what you see is what you sign). Read as a
+# sentence: which loan (the client's account number and the loan's number: "98-12"), the amount
+# with its currency sign, the code, how long it lasts and until when in the entity's zone (the
+# same time, labelled the same way, as the signing screen shows).
 LOAN_OTP_TEMPLATE = (
-    "You are applying for a loan. {^Client Account Number^} {^Loan Amount^}. Your confirmation OTP is "
-    "{^OTP^}. To proceed with the contract supply it to {^Legal Entity Name^}"
+    "{^Legal Entity Name^}: your OTP to sign loan {^Loan Reference^} of {^Loan Amount^} is {^OTP^}. "
+    "Valid {^OTP Validity^}, until {^OTP Expiry^}. Do not share it."
 )
 MANDATE_OTP_TEMPLATE = (
-    "You are signing a {^Mandate Type^} debit mandate. {^Client Account Number^} instalment {^Instalment Amount^}. "
-    "Your confirmation OTP is {^OTP^}. To proceed supply it to {^Legal Entity Name^}"
+    "{^Legal Entity Name^}: your OTP to sign the {^Mandate Type^} debit mandate for loan {^Loan Reference^}, "
+    "instalment {^Instalment Amount^}, is {^OTP^}. Valid {^OTP Validity^}, until {^OTP Expiry^}. Do not share it."
 )
+# Currency signs as the lenders' clients write them; any other currency is written by its code.
+CURRENCY_SIGNS = {"ZAR": "R", "NAD": "N$", "BWP": "P", "SZL": "E", "ZMW": "K"}
+
+
+def loan_reference(loan: Loan) -> str:
+    """The loan as the client knows it: the client's account number and the loan's number."""
+    return f"{loan.client.number}-{loan.pk}"
 
 
 def _setting(name: str, default: int) -> int:
@@ -251,7 +262,10 @@ def _issue(*, entity: Entity, purpose: str, subject_key: str, number: str, templ
             challenge.save()
             # A field without a value (an entity's own OTP text may name any field) is left empty
             # rather than failing the send.
-            rendered = render(_with_one_otp_field(template), {**values, "OTP": security.mask_marker(len(code))}, missing="")
+            timing = {"OTP Validity": f"{setup.validity_minutes} min",
+                      "OTP Expiry": time_label(challenge.expires_at, entity.time_zone)}
+            rendered = render(_with_one_otp_field(template), {**timing, **values, "OTP": security.mask_marker(len(code))},
+                              missing="")
             text, offset = security.masked(rendered, len(code))
             message = message_enqueue(
                 entity=entity, number=number, text=text, message_type=MessageType.OTP,
@@ -494,11 +508,13 @@ def document_decision(*, entity: Entity, document: Document) -> Decision:
     if document.mandate is not None and document.mandate.status == MandateStatus.CANCELLED:
         status = "cancelled"
     return signing_decision(loan_status=status, amount=loan.principal, threshold=setup.threshold,
-                            loan_otp=setup.loan_otp, esign_loan_otp=setup.esign_loan_otp, enrolled=enrolled)
+                            loan_otp=setup.loan_otp, esign_loan_otp=setup.esign_loan_otp, enrolled=enrolled,
+                            paid_out=document.mandate is None and loan.disbursed_on is not None)
 
 
 def _money_text(entity: Entity, amount: Decimal) -> str:
-    return f"{entity.currency} {amount:,.2f}"
+    sign = CURRENCY_SIGNS.get(entity.currency)
+    return f"{sign}{amount:,.2f}" if sign else f"{entity.currency} {amount:,.2f}"
 
 
 def document_otp_send(*, actor, entity: Entity, document: Document, ip: str | None = None,
@@ -514,6 +530,7 @@ def document_otp_send(*, actor, entity: Entity, document: Document, ip: str | No
     client = document.loan.client
     enrolment = enrolment_active(entity=entity, client=client)
     extra: dict[str, object] = {"Loan Amount": _money_text(entity, document.loan.principal),
+                                "Loan Reference": loan_reference(document.loan),
                                 "Instalment Amount": _money_text(entity, document.loan.instalment_amount)}
     template = LOAN_OTP_TEMPLATE
     if document.mandate is not None:

@@ -27,7 +27,8 @@ def isolation_objects(*, entity, actor, client) -> dict:
     challenge = services.enrolment_send(actor=actor, entity=entity, client=client)
     services.enrolment_verify(actor=actor, entity=entity, client=client, challenge_id=challenge.public_id,
                               code=code_from_outbox(challenge))
-    loan = Loan.objects.filter(entity=entity, client=client, status__in=("application", "approved", "active")).first()
+    loan = Loan.objects.filter(entity=entity, client=client, status__in=("application", "approved"),
+                               disbursed_on__isnull=True).first()
     if loan is None:
         product = Product.objects.filter(entity=entity).first() or product_create(entity=entity, actor=actor, data={
             "name": "Signing isolation", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",

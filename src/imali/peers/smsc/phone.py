@@ -5,10 +5,16 @@ loopback only, one request per connection."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
+
+import phonenumbers
+import phonenumbers.timezone
+
+from imali.core.localtime import time_label
 
 if TYPE_CHECKING:
     from .server import SmscPeer
@@ -21,6 +27,23 @@ section{{border:1px solid #ccc;border-radius:.5rem;padding:.5rem 1rem;margin:1re
 <h1>The phone</h1><p>Messages the local SMSC delivered, per number. Answer as the phone below.</p>
 {sections}
 <section><h2>Send from any number</h2>{form}</section></body></html>"""
+
+
+def _zone_of(number: str) -> str:
+    """The phone's own zone, from its number's country (a handset shows its local time); UTC
+    when the number says none."""
+    try:
+        zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return "UTC"
+    return zones[0] if zones and zones[0] != "Etc/Unknown" else "UTC"
+
+
+def _when(number: str, at: dt.datetime) -> str:
+    """ "20:23:05 SAST (18:23:05 UTC)": the phone's local time, labelled, and the peer's UTC."""
+    zone = _zone_of(number)
+    shown = time_label(at, zone, seconds=True)
+    return shown if zone == "UTC" else f"{shown} ({time_label(at, 'UTC', seconds=True)})"
 
 
 def _form(number: str = "") -> str:
@@ -49,7 +72,7 @@ class PhonePage:
         sections = []
         for number in sorted(self.peer.phones):
             items = "".join(
-                f'<div class="{"mo" if m.mo else "mt"}"><small>{m.received_at:%H:%M:%S} '
+                f'<div class="{"mo" if m.mo else "mt"}"><small>{html.escape(_when(number, m.received_at))} '
                 f'{"sent" if m.mo else "from " + html.escape(m.sender)}</small>'
                 f'<div class="msg">{html.escape(m.text)}</div></div>'
                 for m in reversed(self.peer.phones[number]))

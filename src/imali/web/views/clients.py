@@ -13,9 +13,10 @@ from django.urls import path
 from imali.clients.models import Client
 from imali.clients.selectors import client_get, client_search
 from imali.clients.services import client_account_add, client_create, client_note_add, client_update
-from imali.core.models import AuditEntry
 from imali.loans.selectors import loan_list
 from imali.messaging.selectors import client_sms_history, sms_history_rows
+from imali.signing.selectors import client_history, client_marketing
+from imali.signing.services import enrolment_active
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, right_required
@@ -78,16 +79,16 @@ def client_create_view(request):
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def client_detail_view(request, client_id: int):
     client = _client(request, client_id)
-    history = (
-        AuditEntry.objects.filter(entity=request.entity, object_type=Client._meta.label, object_id=str(client.pk))
-        .select_related("actor")[:HISTORY_LIMIT]
-    )
+    # Enrolment, signing and a STOP from the client's cellphone belong to the client's history too.
+    history = client_history(entity=request.entity, client=client, limit=HISTORY_LIMIT)
     return render(request, "web/clients/detail.html", {
         "client": client,
         "fieldsets": fieldsets_display(client, CLIENT_FIELDSETS),
         "accounts": list(client.accounts.all()),
         "notes": list(client.client_notes.select_related("created_by")),
-        "history": list(history),
+        "history": history,
+        "marketing": client_marketing(entity=request.entity, client=client),
+        "enrolment": enrolment_active(entity=request.entity, client=client),
         "loans": list(loan_list(entity=request.entity, client_id=client.pk)[:LOANS_LIMIT]),
         "loans_limit": LOANS_LIMIT,
         # The client SMS history's newest rows (DOMAIN §3 columns); the full history and single SMS

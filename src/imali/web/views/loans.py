@@ -5,6 +5,10 @@ non-loan debits, the client statement PDF. Thin: forms parse, services decide.""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -29,8 +33,10 @@ from imali.loans.models import (
 )
 from imali.loans.pricing import caps_for
 from imali.loans.statement import client_statement_pdf
+from imali.signing.selectors import agreement_signature
 from imali.tenancy.rights import Right
 
+from .. import wording
 from ..access import right_required
 from ..forms import MoneyFormField, RateFormField, apply_service_errors
 
@@ -56,25 +62,72 @@ class ProductForm(forms.ModelForm):
         fields = list(services.PRODUCT_FIELDS)
 
 
+ARREARS_SEEN_LABEL = "I have seen that the client is in arrears"
+
+
+def _arrears_field(standing: ClientStanding | None) -> forms.BooleanField | None:
+    """A checkbox the form requires when the client is in arrears: the user confirms having seen it."""
+    if standing is None or not standing.in_arrears:
+        return None
+    return forms.BooleanField(
+        label=ARREARS_SEEN_LABEL, required=True,
+        help_text=f"Arrears {standing.arrears_text}; outstanding {standing.outstanding:,.2f}.",
+        error_messages={"required": "Tick the box to confirm you have seen that the client is in arrears."})
+
+
 class ApplicationForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.none())
     principal = MoneyFormField()
     instalments = forms.IntegerField(min_value=1)
     pay_day = forms.IntegerField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
 
-    def __init__(self, *args, entity, **kwargs):
+    def __init__(self, *args, entity, standing: ClientStanding | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["product"].queryset = selectors.product_list(entity=entity, active_only=True)
+        field = _arrears_field(standing)
+        if field is not None:
+            self.fields["arrears_seen"] = field
+
+    def clean(self):
+        """The product's limits checked here too, beside the missing and malformed fields, so the
+        user sees every problem of the application at once (the service checks them again)."""
+        data = super().clean()
+        product = data.get("product")
+        if product is None:
+            return data
+        principal, count, pay_day = data.get("principal"), data.get("instalments"), data.get("pay_day")
+        if principal is not None and not product.min_principal <= principal <= product.max_principal:
+            self.add_error("principal", f"The product lends {product.min_principal:,.2f} to {product.max_principal:,.2f}.")
+        if count is not None and not product.min_instalments <= count <= product.max_instalments:
+            self.add_error("instalments",
+                           f"The product allows {product.min_instalments} to {product.max_instalments} instalments.")
+        limit = 31 if product.frequency == "monthly" else 7
+        if pay_day is not None and not 1 <= pay_day <= limit:
+            self.add_error("pay_day", f"The pay day must be 1 to {limit} for {product.frequency} payments.")
+        return data
 
 
 class DisburseForm(forms.Form):
     payout_account = forms.ModelChoiceField(queryset=ClientAccount.objects.none())
     disbursed_on = forms.DateField(widget=_date_input())
 
-    def __init__(self, *args, loan, **kwargs):
+    def __init__(self, *args, loan, standing: ClientStanding | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["payout_account"].queryset = ClientAccount.objects.filter(
             client=loan.client, is_active=True, purpose__in=(AccountPurpose.PAYOUT, AccountPurpose.BOTH))
+        field = _arrears_field(standing)
+        if field is not None:
+            self.fields["arrears_seen"] = field
+
+
+class ApproveForm(forms.Form):
+    """Approval is one button; for a client in arrears it carries the confirmation checkbox."""
+
+    def __init__(self, *args, standing: ClientStanding | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = _arrears_field(standing)
+        if field is not None:
+            self.fields["arrears_seen"] = field
 
 
 class ReceiptForm(forms.Form):
@@ -120,6 +173,38 @@ def _as_of(request):
 
 def _loan(request, loan_id: int) -> Loan:
     return get_object_or_404(Loan.objects.select_related("client", "product", "entity"), entity=request.entity, pk=loan_id)
+
+
+@dataclass(frozen=True)
+class ClientStanding:
+    """The client's standing as the loan screens show it before a new loan goes ahead."""
+
+    status: str
+    new_loans_allowed: bool
+    outstanding: Decimal
+    arrears_amount: Decimal
+    arrears_days: int
+    arrears_months: int
+    as_of: dt.date
+
+    @property
+    def in_arrears(self) -> bool:
+        return self.arrears_amount > 0
+
+    @property
+    def arrears_text(self) -> str:
+        if not self.in_arrears:
+            return "none"
+        months = f", {self.arrears_months} month{'s' if self.arrears_months != 1 else ''}" if self.arrears_months else ""
+        return f"{self.arrears_amount:,.2f} ({self.arrears_days} days{months})"
+
+
+def client_standing(*, entity, client: Client) -> ClientStanding:
+    as_of = services.local_today(entity)
+    figures = selectors.client_figures(entity=entity, client_id=client.pk, as_of=as_of)
+    return ClientStanding(status=client.get_status_display(), new_loans_allowed=client.new_loans_allowed,
+                          outstanding=figures.outstanding, arrears_amount=figures.arrears_amount,
+                          arrears_days=figures.arrears_days, arrears_months=figures.arrears_months, as_of=as_of)
 
 
 # --- products ------------------------------------------------------------------------------------
@@ -175,7 +260,8 @@ def loan_list_view(request):
 @right_required(Right.CAPTURE_LOANS)
 def loan_apply_view(request, client_id: int):
     client = get_object_or_404(Client, entity=request.entity, pk=client_id)
-    form = ApplicationForm(request.POST or None, entity=request.entity)
+    standing = client_standing(entity=request.entity, client=client)
+    form = ApplicationForm(request.POST or None, entity=request.entity, standing=standing)
     refusal = services.borrower_refusal(client)
     if request.method == "GET" and refusal:
         # Said before the form is filled in: the application would be refused on submit.
@@ -190,8 +276,9 @@ def loan_apply_view(request, client_id: int):
         else:
             messages.success(request, f"Application captured: {loan.total_repayable:,.2f} repayable.")
             return redirect("web:loan_detail", loan_id=loan.pk)
-    return render(request, "web/form.html", {"form": form, "title": f"Loan application for {client}",
-                                             "cancel_url": "web:client_detail", "cancel_arg": client.pk})
+    return render(request, "web/loans/apply.html", {"form": form, "title": f"Loan application for {client}",
+                                                    "client": client, "standing": standing,
+                                                    "cancel_url": "web:client_detail", "cancel_arg": client.pk})
 
 
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
@@ -200,6 +287,10 @@ def loan_detail_view(request, loan_id: int):
     as_of, as_of_error = _as_of(request)
     user = request.user
     page = queries.loan_page(loan=loan, as_of=as_of)
+    # Before a new loan goes ahead, the client's standing is shown beside it.
+    standing = (client_standing(entity=request.entity, client=loan.client)
+                if loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED) else None)
+    signature = agreement_signature(entity=request.entity, loan=loan)
     return render(request, "web/loans/detail.html", {
         "loan": loan,
         "as_of": as_of,
@@ -222,6 +313,11 @@ def loan_detail_view(request, loan_id: int):
         "can_reverse": user.has_right(Right.REVERSE_RECEIPTS),
         "can_write_off": loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER) and user.has_right(Right.APPROVE_LOANS),
         "can_hand_over": loan.status == LoanStatus.ACTIVE and user.has_right(Right.APPROVE_LOANS),
+        "standing": standing,
+        "approve_form": ApproveForm(standing=standing) if loan.status == LoanStatus.APPLICATION else None,
+        "signature": signature,
+        "signature_summary": wording.signature_summary(signature, request.entity.time_zone) if signature else "",
+        "can_open_agreement": user.has_right(Right.CAPTURE_LOANS) or user.has_right(Right.REPORT_CONTRACTS_ISSUED),
     })
 
 
@@ -229,6 +325,10 @@ def loan_detail_view(request, loan_id: int):
 @right_required(Right.APPROVE_LOANS)
 def loan_approve_view(request, loan_id: int):
     loan = _loan(request, loan_id)
+    form = ApproveForm(request.POST, standing=client_standing(entity=request.entity, client=loan.client))
+    if not form.is_valid():
+        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
+        return redirect("web:loan_detail", loan_id=loan.pk)
     try:
         services.loan_approve(loan=loan, actor=request.user)
         messages.success(request, "Loan approved.")
@@ -289,7 +389,9 @@ def loan_hand_over_view(request, loan_id: int):
 @right_required(Right.DISBURSE_LOANS)
 def loan_disburse_view(request, loan_id: int):
     loan = _loan(request, loan_id)
-    form = DisburseForm(request.POST or None, loan=loan, initial={"disbursed_on": services.local_today(request.entity)})
+    standing = client_standing(entity=request.entity, client=loan.client)
+    form = DisburseForm(request.POST or None, loan=loan, standing=standing,
+                        initial={"disbursed_on": services.local_today(request.entity)})
     if request.method == "POST" and form.is_valid():
         try:
             services.loan_disburse(loan=loan, actor=request.user, payout_account=form.cleaned_data["payout_account"],
@@ -302,6 +404,7 @@ def loan_disburse_view(request, loan_id: int):
     # Said before the form is filled in: an unsigned agreement under Loan OTP is refused anyway.
     block = services.disbursement_signing_block(entity=request.entity, loan=loan) if loan.status == LoanStatus.APPROVED else ""
     return render(request, "web/loans/disburse.html", {"form": form, "loan": loan, "signing_block": block,
+                                                       "standing": standing, "client": loan.client,
                                                        "title": f"Disburse loan {loan.pk} ({loan.principal:,.2f})"})
 
 

@@ -17,7 +17,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -33,6 +32,7 @@ from imali.signing.services import Document
 from imali.tenancy.rights import Right
 from imali.tenancy.services import login_record
 
+from .. import wording
 from ..access import client_ip, may_use, right_required
 from ..forms import MoneyFormField, apply_service_errors
 
@@ -201,7 +201,7 @@ def enrolment_view(request, client_id: int):
         if action == "send":
             challenge = services.enrolment_send(actor=request.user, entity=request.entity, client=client, ip=client_ip(request))
             messages.success(request, f"A code was sent to {challenge.cellphone}. It is valid until "
-                                      f"{challenge.expires_at:%H:%M}.")
+                                      f"{wording.time_label(challenge.expires_at, request.entity.time_zone)}.")
             return redirect("web:signing_enrolment", client_id=client.pk)
         if action == "verify":
             code_form = CodeForm(request.POST)
@@ -240,10 +240,7 @@ def enrolment_view(request, client_id: int):
 
 @right_required(Right.CAPTURE_LOANS)
 def loans_view(request):
-    signed = Signature.objects.filter(loan=OuterRef("pk"), mandate__isnull=True)
-    loans = (Loan.objects.filter(entity=request.entity, status__in=("application", "approved", "active"))
-             .exclude(Exists(signed)).select_related("client").order_by("-id")[:200])
-    return render(request, "web/signing/loans.html", {"loans": list(loans)})
+    return render(request, "web/signing/loans.html", {"loans": selectors.loans_awaiting_signature(entity=request.entity)})
 
 
 def _document_page(request, document: Document, *, this_url: str):
@@ -254,7 +251,7 @@ def _document_page(request, document: Document, *, this_url: str):
         if action in ("send", "resend"):
             challenge = services.document_otp_send(actor=user, entity=entity, document=document, ip=ip)
             messages.success(request, f"A code was sent to the client's enrolled cellphone {challenge.cellphone}; "
-                                      f"valid until {challenge.expires_at:%H:%M}.")
+                                      f"valid until {wording.time_label(challenge.expires_at, entity.time_zone)}.")
             return redirect(this_url)
         if action == "verify":
             code_form = CodeForm(request.POST)
@@ -459,9 +456,9 @@ def _export(request, name: str, header: list[str], rows):
 
 
 def _local(value: dt.datetime, request) -> str:
-    import zoneinfo
-
-    return value.astimezone(zoneinfo.ZoneInfo(request.entity.time_zone)).strftime("%Y-%m-%d %H:%M:%S")
+    """The time in the entity's zone with the zone's name, as the screens show it."""
+    moment = wording.local(value, request.entity.time_zone)
+    return f"{moment:%Y-%m-%d %H:%M:%S} {wording.zone_label(value, request.entity.time_zone)}"
 
 
 @right_required(Right.REPORT_CONTRACTS_ISSUED)
@@ -498,7 +495,7 @@ def _audit_report(request, *, title: str, selector, name: str, template: str = "
     if request.GET.get("export"):
         exported = _export(request, name, ["When", "What", "User", "Subject", "Address", "Details"], (
             [_local(e.created_at, request), e.get_action_display(), e.actor.username if e.actor_id else "",
-             e.subject, e.ip_address or "", "; ".join(f"{k}={v}" for k, v in (e.after or {}).items())]
+             wording.audit_subject(e.subject), e.ip_address or "", wording.audit_sentence(e.action, e.after, e.before)]
             for e in rows.iterator(chunk_size=2000)))
         if exported is not None:
             return exported

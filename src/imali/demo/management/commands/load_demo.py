@@ -18,10 +18,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write("Demo data loaded." if created else "Demo data exists already: nothing changed.")
         self.stdout.write("")
-        widths = (max(len(x.who) for x in logins), max(len(x.username) for x in logins))
-        self.stdout.write(f"  {'Who':<{widths[0]}}  {'Username':<{widths[1]}}  Password")
+        widths = (max(len(x.who) for x in logins), max(len(x.username) for x in logins),
+                  max(len(x.password) for x in logins))
+        self.stdout.write(f"  {'Who':<{widths[0]}}  {'Username':<{widths[1]}}  {'Password':<{widths[2]}}  For")
         for login in logins:
-            self.stdout.write(f"  {login.who:<{widths[0]}}  {login.username:<{widths[1]}}  {login.password}")
+            self.stdout.write(f"  {login.who:<{widths[0]}}  {login.username:<{widths[1]}}  "
+                              f"{login.password:<{widths[2]}}  {login.purpose}")
         self.stdout.write("")
         self.stdout.write(f"Sign in at {DEMO_URL}")
         self.stdout.write("These passwords are for the local demo only.")
