@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
 from django.db import models
+from django.utils import timezone
 
 from imali.core.phones import display_phone
 
 LABELS = {"id_type": "ID type", "id_number": "ID number"}
 PHONE_FIELDS = frozenset({"cellphone", "home_phone", "work_phone", "telephone"})
+CENT = Decimal("0.01")
 
 
 def field_value(instance: models.Model, name: str) -> str:
@@ -23,6 +29,8 @@ def field_value(instance: models.Model, name: str) -> str:
         return display_phone(value)
     if isinstance(field, models.DateField) and not isinstance(field, models.DateTimeField):
         return value.strftime("%Y-%m-%d")
+    if isinstance(field, models.DecimalField) and field.decimal_places == 2:
+        return money(value)
     return str(value)
 
 
@@ -32,3 +40,52 @@ def field_label(instance: models.Model, name: str) -> str:
 
 def fieldsets_display(instance: models.Model, fieldsets) -> list[tuple[str, list[tuple[str, str]]]]:
     return [(heading, [(field_label(instance, name), field_value(instance, name)) for name in names]) for heading, names in fieldsets]
+
+
+# --- money, dates and times: one format on every screen, PDF and export --------------------------
+# Money: thousands separated by commas, two decimals, the minus in front ("-1,234.50"); the currency
+# code in front where a figure stands alone ("ZAR 12,345.67"), left off in columns whose heading
+# names it. Dates: ISO YYYY-MM-DD. Times: HH:MM in the entity's zone, with the zone's abbreviation.
+
+def money(value, currency: str = "") -> str:
+    """A money amount as people read it: 12345.6 → "12,345.60"; with `currency`, "ZAR 12,345.60".
+    None and "" give ""; a value that is not a number is shown as it is."""
+    if value is None or value == "":
+        return ""
+    try:
+        amount = Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = f"{amount:,.2f}"
+    return f"{currency} {text}" if currency else text
+
+
+def iso_date(value) -> str:
+    """A date (or the local date of an aware datetime) as YYYY-MM-DD."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, dt.datetime):
+        value = timezone.localtime(value) if timezone.is_aware(value) else value
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def local_time(value, zone: str | None = None, *, with_date: bool = False, seconds: bool = False) -> str:
+    """An aware datetime as HH:MM in `zone` (default: the active zone, which pages set to the
+    entity's), labelled with the zone's abbreviation: "14:05 SAST"; with_date: "2026-11-25 14:05 SAST"."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, dt.datetime):
+        return str(value)
+    tz = zoneinfo.ZoneInfo(zone) if zone else timezone.get_current_timezone()
+    local = value.astimezone(tz) if timezone.is_aware(value) else value
+    pattern = ("%Y-%m-%d " if with_date else "") + ("%H:%M:%S" if seconds else "%H:%M")
+    return f"{local.strftime(pattern)} {zone_label(local)}"
+
+
+def zone_label(local: dt.datetime) -> str:
+    # Zones without a letter abbreviation (tzdata gives "+03" for some) show as an offset: "UTC+03".
+    name = local.tzname() or ""
+    return name if name[:1].isalpha() else f"UTC{name}"
