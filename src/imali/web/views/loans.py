@@ -35,7 +35,7 @@ from ..forms import apply_service_errors
 
 NAV_ITEMS = [
     ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
-    ("Loan products", "web:product_list", Right.MANAGE_PRODUCTS, "Loans"),
+    ("Loan products", "web:product_list", Right.MANAGE_PRODUCTS, "Setup"),
 ]
 
 

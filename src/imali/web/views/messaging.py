@@ -43,8 +43,8 @@ from ..access import OPERATOR, operator_required, right_required
 from ..forms import apply_service_errors
 
 NAV_ITEMS = [
-    ("Message templates", "web:messaging_templates", Right.MAXSMS_MESSAGE_SETUP, "Messaging"),
-    ("Email templates", "web:messaging_email_templates", Right.MAXMAIL_MESSAGE_SETUP, "Messaging"),
+    ("Message templates", "web:messaging_templates", Right.MAXSMS_MESSAGE_SETUP, "Setup"),
+    ("Email templates", "web:messaging_email_templates", Right.MAXMAIL_MESSAGE_SETUP, "Setup"),
     ("Replies", "web:messaging_replies", Right.REPORT_REPLY_DETAIL, "Messaging"),
     ("Assign credits", "web:messaging_operator_credits", OPERATOR, "Platform"),
 ]

@@ -30,8 +30,8 @@ from ..forms import apply_service_errors
 NAV_ITEMS = [
     ("SMS credits", "web:messaging_credits", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
     ("Email credits", "web:messaging_email_credits", Right.MAXMAIL_GENERAL_SETUP, "Messaging"),
-    ("SMS detail", "web:messaging_outbox", Right.REPORT_SMS_DETAIL, "Messaging"),
-    ("Process log", "web:messaging_process_log", Right.VIEW_LOGS, "Messaging"),
+    ("SMS detail", "web:messaging_outbox", Right.REPORT_SMS_DETAIL, "Reports"),
+    ("Process log", "web:messaging_process_log", Right.VIEW_LOGS, "Reports"),
 ]
 
 PAGE_SIZE = 50

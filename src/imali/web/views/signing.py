@@ -41,7 +41,7 @@ NAV_ITEMS = [
     ("Contracts issued", "web:signing_contracts", Right.REPORT_CONTRACTS_ISSUED, "Reports"),
     ("Loan OTP audit", "web:signing_otp_audit", Right.REPORT_CONTRACTS_ISSUED, "Reports"),
     ("Login Detail", "web:signing_login_detail", Right.REPORT_LOGIN_DETAIL, "Reports"),
-    ("OTP setup", "web:signing_setup", Right.MAXSMS_GENERAL_SETUP, "Administration"),
+    ("OTP setup", "web:signing_setup", Right.MAXSMS_GENERAL_SETUP, "Setup"),
 ]
 
 # The sign-in step: after the password, the session holds only these until the code is verified.
