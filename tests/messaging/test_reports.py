@@ -103,12 +103,12 @@ def test_usage_screen_draws_the_chart_and_its_table(admin_client, funded, other_
     body = response.content.decode()
     assert response.status_code == 200
     assert "<svg" in body and 'role="img"' in body and body.count("<rect") == 3  # delivered, failed, sent on one day
-    assert "Tue 10 Nov 2026: 2 Delivered" in body
+    assert "Tue 2026-11-10: 2 Delivered" in body
     daily = response.context["daily"]
     assert len(daily.days) == 30 and daily.totals["delivered"] == 2 and daily.totals["failed"] == 1
     assert "66.7%" in body and "Delivered ÷ (Delivered + Failed)" in body
     assert "in the period: <strong>4</strong>" in body
-    assert "<th scope=\"row\">Tue 10 Nov 2026</th>" in body
+    assert "<th scope=\"row\">Tue 2026-11-10</th>" in body
     assert "cdn" not in body.lower() and "<script" not in body.split("</head>")[1]
 
 
@@ -397,3 +397,17 @@ def test_process_log_screen_shows_the_entitys_local_time(admin_client, entity, a
     ProcessLog.objects.filter(pk=log.pk).update(started_at=dt.datetime(2026, 1, 15, 14, 5, tzinfo=dt.UTC))
     body = admin_client.get(reverse("web:messaging_process_log") + "?period=all").content.decode()
     assert "2026-01-15 14:05" in body and "16:05" not in body
+
+
+def test_usage_table_folds_the_days_without_messages(admin_client, funded):
+    entity = funded
+    sms(entity, at=local(entity, 2026, 11, 3, 9, 0), status="delivered")
+    sms(entity, at=local(entity, 2026, 11, 20, 9, 0), status="failed")
+    body = admin_client.get(reverse("web:messaging_credits") + "?start=2026-11-01&end=2026-11-30").content.decode()
+    table = body[body.index('id="usage-table"'):body.index("</table>", body.index('id="usage-table"'))]
+    rows = table.split("<tbody>")[1].split("</tbody>")[0].count("<tr")
+    assert rows == 5  # 1–2 quiet, the 3rd, 4–19 quiet, the 20th, 21–30 quiet
+    assert "Sun 2026-11-01 – Mon 2026-11-02</th>" in table and "No messages on these 2 days" in table
+    assert "Wed 2026-11-04 – Thu 2026-11-19</th>" in table and "16 days" in table
+    assert "<th scope=\"row\">Tue 2026-11-03</th>" in table
+    assert '<tfoot><tr><th scope="row">Total</th>' in table

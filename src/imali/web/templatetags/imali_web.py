@@ -54,6 +54,21 @@ def phone(e164: str) -> str:
 
 
 @register.filter
+def fold_quiet_days(days) -> list[dict]:
+    """The usage table's rows: each day with messages as it is, and each run of days without any
+    folded into one row (first, last, how many), so a quiet month is not a page of zeros."""
+    rows: list[dict] = []
+    for day in days:
+        if day.total:
+            rows.append({"quiet": False, "day": day})
+        elif rows and rows[-1]["quiet"]:
+            rows[-1]["last"], rows[-1]["days"] = day.day, rows[-1]["days"] + 1
+        else:
+            rows.append({"quiet": True, "first": day.day, "last": day.day, "days": 1})
+    return rows
+
+
+@register.filter
 def querystring_without(query_dict, key: str) -> str:
     """The current query string minus `key`, for pagination links that keep the filters."""
     copy = query_dict.copy()
