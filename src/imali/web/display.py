@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.db import models
 from django.utils import timezone
 
+from imali.core.formatting import format_money
 from imali.core.phones import display_phone
 
 LABELS = {"id_type": "ID type", "id_number": "ID number"}
 PHONE_FIELDS = frozenset({"cellphone", "home_phone", "work_phone", "telephone"})
-CENT = Decimal("0.01")
 
 
 def field_value(instance: models.Model, name: str) -> str:
@@ -43,21 +42,10 @@ def fieldsets_display(instance: models.Model, fieldsets) -> list[tuple[str, list
 
 
 # --- money, dates and times: one format on every screen, PDF and export --------------------------
-# Money: thousands separated by commas, two decimals, the minus in front ("-1,234.50"); the currency
-# code in front where a figure stands alone ("ZAR 12,345.67"), left off in columns whose heading
-# names it. Dates: ISO YYYY-MM-DD. Times: HH:MM in the entity's zone, with the zone's abbreviation.
+# Money as imali.core.formatting writes it; dates ISO YYYY-MM-DD; times HH:MM in the entity's zone
+# with the zone's abbreviation.
 
-def money(value, currency: str = "") -> str:
-    """A money amount as people read it: 12345.6 → "12,345.60"; with `currency`, "ZAR 12,345.60".
-    None and "" give ""; a value that is not a number is shown as it is."""
-    if value is None or value == "":
-        return ""
-    try:
-        amount = Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
-    except (InvalidOperation, ValueError):
-        return str(value)
-    text = f"{amount:,.2f}"
-    return f"{currency} {text}" if currency else text
+money = format_money
 
 
 def iso_date(value) -> str:

@@ -31,7 +31,7 @@ from imali.loans.statement import client_statement_pdf
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors
 
 NAV_ITEMS = [
     ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
@@ -40,7 +40,7 @@ NAV_ITEMS = [
 
 
 def _date_input():
-    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    return IsoDateInput()
 
 
 class ProductForm(forms.ModelForm):

@@ -25,7 +25,7 @@ from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, right_required
-from ..forms import apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors
 
 NAV_ITEMS = [
     ("SMS credits", "web:messaging_credits", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
@@ -49,8 +49,8 @@ class CreditSettingsForm(forms.Form):
 
 
 class DateRangeForm(forms.Form):
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(required=False, widget=IsoDateInput())
+    end = forms.DateField(required=False, widget=IsoDateInput())
 
     def clean(self):
         data = super().clean()

@@ -34,7 +34,7 @@ from imali.tenancy.rights import Right
 from imali.tenancy.services import login_record
 
 from ..access import client_ip, may_use, right_required
-from ..forms import apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors
 
 NAV_ITEMS = [
     ("Loan signing", "web:signing_loans", Right.CAPTURE_LOANS, "Loans"),
@@ -117,8 +117,8 @@ class VerifyDocumentForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, widget=IsoDateInput())
+    date_to = forms.DateField(required=False, widget=IsoDateInput())
     method = forms.ChoiceField(required=False, choices=[("", "All")] + list(SignatureMethod.choices))
     user = forms.ModelChoiceField(required=False, queryset=None)
     branch = forms.ModelChoiceField(required=False, queryset=None)
@@ -130,8 +130,8 @@ class ReportForm(forms.Form):
 
 
 class DatesForm(forms.Form):
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, widget=IsoDateInput())
+    date_to = forms.DateField(required=False, widget=IsoDateInput())
 
 
 def _forget_code(form: forms.Form) -> forms.Form:
