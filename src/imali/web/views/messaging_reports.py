@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 
 from imali.messaging import reports
 from imali.messaging.credits import (
@@ -20,12 +20,13 @@ from imali.messaging.credits import (
     credit_usage,
     month_start,
 )
-from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxStatus
+from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxMessage, OutboxStatus
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, right_required
 from ..forms import IsoDateInput, apply_service_errors
+from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
 
 NAV_ITEMS = [
     ("SMS credits", "web:messaging_credits", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
@@ -221,7 +222,24 @@ def outbox_view(request):
         paginator.count = reports.sms_detail_count(entity=entity, filters=filters)
         page = paginator.get_page(request.GET.get("page"))
         page.object_list = list(reports.sms_detail_rows(page.object_list, entity=entity))
-    return render(request, "web/messaging/outbox.html", {"form": form, "page": page, "query": _query_without_paging(request)})
+    poll = _outbox_poll([m.id for m in page.object_list if m.status in SMS_NOT_FINAL] if page is not None else [])
+    return render(request, "web/messaging/outbox.html", {"form": form, "page": page, "query": _query_without_paging(request),
+                                                         "poll": poll})
+
+
+def _outbox_poll(pending_ids) -> Poll:
+    return poll_for("sms-status-poll", reverse("web:messaging_outbox_status"), pending_ids)
+
+
+@right_required(Right.REPORT_SMS_DETAIL, methods=("GET",))
+def outbox_status_view(request):
+    """SMS detail's live fragment: status and response of the asked messages of the entity, and
+    the poller for those still on their way; one query."""
+    found = list(OutboxMessage.objects.filter(entity=request.entity, channel=Channel.SMS, pk__in=polled_ids(request))
+                 .values_list("id", "status", "error"))
+    updates = [{"id": pk, "status": OutboxStatus(status).label, "response": error} for pk, status, error in found]
+    return render(request, "web/messaging/_sms_status_updates.html", {
+        "updates": updates, "poll": _outbox_poll([pk for pk, status, _ in found if status in SMS_NOT_FINAL])})
 
 
 def _query_without_paging(request) -> str:
@@ -274,5 +292,6 @@ urlpatterns = [
     path("messaging/credits/", credits_view, name="messaging_credits"),
     path("messaging/email-credits/", email_credits_view, name="messaging_email_credits"),
     path("messaging/sms/", outbox_view, name="messaging_outbox"),
+    path("messaging/sms/status/", outbox_status_view, name="messaging_outbox_status"),
     path("messaging/process-log/", process_log_view, name="messaging_process_log"),
 ]
