@@ -7,11 +7,13 @@ import datetime as dt
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods
 
 from imali.messaging import reports
 from imali.messaging.credits import (
@@ -24,9 +26,11 @@ from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxMess
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
-from ..access import client_ip, right_required
+from .. import export_jobs
+from ..access import client_ip, may_use, right_required
 from ..forms import IsoDateInput, apply_service_errors
 from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
+from ..tasks import run_export_job
 
 NAV_ITEMS = [
     ("SMS credits", "web:messaging_credits", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
@@ -212,6 +216,10 @@ def outbox_view(request):
     fmt = _export_format(request)
     if fmt and valid:
         snapshot = reports.sms_detail_snapshot(entity=entity, filters=filters)
+        if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
+            return _start_export_job(request, report="sms-detail", total=snapshot.rows, params={
+                "filters": filters.as_record(), "record": filters.as_record(), "rows": snapshot.rows,
+                "up_to_id": snapshot.up_to_id})
         rows = reports.sms_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
         return export_response(request, report="sms-detail", fmt=fmt, header=reports.SMS_DETAIL_HEADER, rows=rows,
                                text_columns=reports.SMS_DETAIL_TEXT_COLUMNS, filters=filters.as_record(),
@@ -276,8 +284,11 @@ def process_log_view(request):
     fmt = _export_format(request)
     if fmt and valid:
         snapshot = reports.process_log_snapshot(entity=entity, start=start, end=end)
-        rows = reports.process_log_export_rows(entity=entity, start=start, end=end, snapshot=snapshot)
         filters = {"period": period, "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
+        if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
+            return _start_export_job(request, report="process-log", total=snapshot.rows, params={
+                **filters, "record": filters, "rows": snapshot.rows, "up_to_id": snapshot.up_to_id})
+        rows = reports.process_log_export_rows(entity=entity, start=start, end=end, snapshot=snapshot)
         return export_response(request, report="process-log", fmt=fmt, header=reports.PROCESS_LOG_HEADER, rows=rows,
                                text_columns=reports.PROCESS_LOG_TEXT_COLUMNS, filters=filters, row_count=snapshot.rows)
     page = None
@@ -288,7 +299,61 @@ def process_log_view(request):
         "page": page, "period": period, "tabs": PERIODS[:3], "form": form, "query": _query_without_paging(request)})
 
 
+# --- Big exports in the background, with progress -----------------------------------------------
+
+def _start_export_job(request, *, report: str, total: int, params: dict):
+    job = export_jobs.export_job_create(entity=request.entity, user=request.user, report=report, fmt="xlsx",
+                                        params=params, total=total, ip_address=client_ip(request))
+    run_export_job(job.id)
+    return redirect("web:messaging_export_job", job_id=job.id)
+
+
+def _job(request, job_id: str) -> export_jobs.ExportJob:
+    if request.entity is None:
+        raise Http404("No such export.")
+    try:
+        job = export_jobs.export_job_get(job_id=job_id, entity=request.entity, user=request.user)
+    except export_jobs.JobNotFound as exc:
+        raise Http404("No such export.") from exc
+    if not may_use(request, job.right):
+        raise PermissionDenied("You do not have the right to use this report.")
+    return job
+
+
+def _job_poll(job: export_jobs.ExportJob) -> Poll:
+    url = "" if job.finished else reverse("web:messaging_export_job_progress", kwargs={"job_id": job.id})
+    return Poll(element_id="export-progress", url=url, seconds=1)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def export_job_view(request, job_id: str):
+    job = _job(request, job_id)
+    return render(request, "web/messaging/export_job.html", {"job": job, "poll": _job_poll(job)})
+
+
+@login_required
+@require_http_methods(["GET"])
+def export_job_progress_view(request, job_id: str):
+    """The progress fragment: replaces itself every second until the file is ready (or failed)."""
+    job = _job(request, job_id)
+    return render(request, "web/messaging/_export_progress.html", {"job": job, "poll": _job_poll(job)})
+
+
+@login_required
+@require_http_methods(["GET"])
+def export_job_download_view(request, job_id: str):
+    job = _job(request, job_id)
+    if job.state != "ready":
+        raise Http404("The file is not ready.")
+    handle = open(export_jobs.result_path(job), "rb")  # noqa: SIM115 - closed by the stream when sent
+    return _stream(reports.file_stream(handle), filename=job.filename, content_type=XLSX_TYPE, size=job.size)
+
+
 urlpatterns = [
+    path("messaging/exports/<str:job_id>/", export_job_view, name="messaging_export_job"),
+    path("messaging/exports/<str:job_id>/progress/", export_job_progress_view, name="messaging_export_job_progress"),
+    path("messaging/exports/<str:job_id>/download/", export_job_download_view, name="messaging_export_job_download"),
     path("messaging/credits/", credits_view, name="messaging_credits"),
     path("messaging/email-credits/", email_credits_view, name="messaging_email_credits"),
     path("messaging/sms/", outbox_view, name="messaging_outbox"),
