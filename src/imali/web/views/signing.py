@@ -303,6 +303,7 @@ def _document_page(request, document: Document, *, this_url: str):
         "mandates": list(document.loan.mandates.all()) if document.mandate is None else [],
         "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
                            .select_related("created_by").order_by("-created_at", "-id")[:20]),
+        "live": _challenge_live(state.pending) if state.pending is not None else None,
     })
 
 
@@ -518,9 +519,47 @@ def login_detail_view(request):
     return _audit_report(request, title="Login Detail", selector=selectors.login_detail, name="login-detail")
 
 
+# --- Live status of a document's code -------------------------------------------------------------
+
+def _challenge_live(challenge: Challenge) -> dict:
+    """What the signing page shows of a code while it is live: the code SMS's delivery and the
+    code's own state (a pending code past its time reads Expired), and the poller while either may
+    still change."""
+    # Imported here so this screen module's import block stays as the signing screens keep it.
+    from django.utils import timezone
+
+    from imali.messaging.selectors import HISTORY_STATUS
+    from imali.signing.models import ChallengeStatus
+
+    from ..live import SMS_NOT_FINAL, Poll
+
+    message = challenge.outbox_message
+    sms = HISTORY_STATUS.get(message.status, message.get_status_display()) if message is not None else "Not sent"
+    live_code = challenge.status == ChallengeStatus.PENDING and challenge.expires_at > timezone.now()
+    state = "Expired" if challenge.status == ChallengeStatus.PENDING and not live_code else challenge.get_status_display()
+    polling = live_code or (message is not None and message.status in SMS_NOT_FINAL)
+    url = reverse("web:signing_challenge_status", kwargs={"public_id": challenge.public_id}) if polling else ""
+    return {"challenge": challenge, "sms_status": sms, "code_status": state,
+            "poll": Poll(element_id=f"otp-poll-{challenge.public_id}", url=url)}
+
+
+@right_required(Right.CAPTURE_LOANS, methods=("GET",))
+def challenge_status_view(request, public_id: str):
+    """The signing page's live fragment for one code of a loan agreement or mandate in the user's
+    entity (the page's right); sign-in and other codes are not shown here. Two queries."""
+    from imali.signing.models import Purpose
+
+    challenge = Challenge.objects.select_related("outbox_message").filter(
+        entity=request.entity, public_id=public_id, purpose__in=(Purpose.LOAN, Purpose.MANDATE)).first()
+    if challenge is None:
+        raise Http404("No such code.")
+    return render(request, "web/signing/_challenge_status.html", {**_challenge_live(challenge), "oob": True})
+
+
 urlpatterns = [
     path("signing/setup/", setup_view, name="signing_setup"),
     path("signing/loans/", loans_view, name="signing_loans"),
+    path("signing/codes/<str:public_id>/status/", challenge_status_view, name="signing_challenge_status"),
     path("signing/loans/<int:loan_id>/", loan_signing_view, name="signing_loan"),
     path("signing/loans/<int:loan_id>/mandates/new/", mandate_create_view, name="signing_mandate_create"),
     path("signing/mandates/<int:mandate_id>/", mandate_signing_view, name="signing_mandate"),
