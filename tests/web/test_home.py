@@ -61,3 +61,20 @@ def test_menus_are_details_elements_with_the_active_one_marked(client, login_as,
     assert '<details class="navmenu active" data-menu="clients">' in page
     assert '<details class="navmenu" data-menu="setup">' in page
     assert 'data-menu="messaging"' not in page  # no item the user may use, no menu
+
+
+def test_every_data_table_scrolls_inside_its_frame():
+    from pathlib import Path
+
+    import imali.web
+
+    root = Path(imali.web.__file__).parent / "templates"
+    unframed = []
+    for template in root.rglob("*.html"):
+        text = template.read_text()
+        for at in (i for i in range(len(text)) if text.startswith("<table", i)):
+            before = text[max(0, at - 300):at]
+            framed = max(before.rfind('class="tablewrap"'), before.rfind('class="card chart"'))
+            if framed < 0 or "</div>" in before[framed:] or "</figure>" in before[framed:]:
+                unframed.append(f"{template.relative_to(root)}:{text.count(chr(10), 0, at) + 1}")
+    assert unframed == []
