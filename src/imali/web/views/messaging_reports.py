@@ -4,6 +4,7 @@ SMS Detail report and the process log, each report with streamed CSV and XLSX ex
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -305,14 +306,19 @@ def _start_export_job(request, *, report: str, total: int, params: dict):
     job = export_jobs.export_job_create(entity=request.entity, user=request.user, report=report, fmt="xlsx",
                                         params=params, total=total, ip_address=client_ip(request))
     run_export_job(job.id)
-    return redirect("web:messaging_export_job", job_id=job.id)
+    return redirect(_job_url("web:messaging_export_job", job))
 
 
-def _job(request, job_id: str) -> export_jobs.ExportJob:
+def _job_url(name: str, job: export_jobs.ExportJob) -> str:
+    # The job travels as ?job=: its id is a random token, not an object of the database.
+    return f"{reverse(name)}?{urlencode({'job': job.id})}"
+
+
+def _job(request) -> export_jobs.ExportJob:
     if request.entity is None:
         raise Http404("No such export.")
     try:
-        job = export_jobs.export_job_get(job_id=job_id, entity=request.entity, user=request.user)
+        job = export_jobs.export_job_get(job_id=request.GET.get("job", ""), entity=request.entity, user=request.user)
     except export_jobs.JobNotFound as exc:
         raise Http404("No such export.") from exc
     if not may_use(request, job.right):
@@ -321,29 +327,31 @@ def _job(request, job_id: str) -> export_jobs.ExportJob:
 
 
 def _job_poll(job: export_jobs.ExportJob) -> Poll:
-    url = "" if job.finished else reverse("web:messaging_export_job_progress", kwargs={"job_id": job.id})
+    url = "" if job.finished else _job_url("web:messaging_export_job_progress", job)
     return Poll(element_id="export-progress", url=url, seconds=1)
 
 
 @login_required
 @require_http_methods(["GET", "HEAD"])
-def export_job_view(request, job_id: str):
-    job = _job(request, job_id)
-    return render(request, "web/messaging/export_job.html", {"job": job, "poll": _job_poll(job)})
+def export_job_view(request):
+    job = _job(request)
+    return render(request, "web/messaging/export_job.html", {
+        "job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)})
 
 
 @login_required
 @require_http_methods(["GET"])
-def export_job_progress_view(request, job_id: str):
+def export_job_progress_view(request):
     """The progress fragment: replaces itself every second until the file is ready (or failed)."""
-    job = _job(request, job_id)
-    return render(request, "web/messaging/_export_progress.html", {"job": job, "poll": _job_poll(job)})
+    job = _job(request)
+    return render(request, "web/messaging/_export_progress.html", {
+        "job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)})
 
 
 @login_required
 @require_http_methods(["GET"])
-def export_job_download_view(request, job_id: str):
-    job = _job(request, job_id)
+def export_job_download_view(request):
+    job = _job(request)
     if job.state != "ready":
         raise Http404("The file is not ready.")
     handle = open(export_jobs.result_path(job), "rb")  # noqa: SIM115 - closed by the stream when sent
@@ -351,9 +359,9 @@ def export_job_download_view(request, job_id: str):
 
 
 urlpatterns = [
-    path("messaging/exports/<str:job_id>/", export_job_view, name="messaging_export_job"),
-    path("messaging/exports/<str:job_id>/progress/", export_job_progress_view, name="messaging_export_job_progress"),
-    path("messaging/exports/<str:job_id>/download/", export_job_download_view, name="messaging_export_job_download"),
+    path("messaging/exports/", export_job_view, name="messaging_export_job"),
+    path("messaging/exports/progress/", export_job_progress_view, name="messaging_export_job_progress"),
+    path("messaging/exports/download/", export_job_download_view, name="messaging_export_job_download"),
     path("messaging/credits/", credits_view, name="messaging_credits"),
     path("messaging/email-credits/", email_credits_view, name="messaging_email_credits"),
     path("messaging/sms/", outbox_view, name="messaging_outbox"),

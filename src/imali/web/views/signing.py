@@ -538,28 +538,41 @@ def _challenge_live(challenge: Challenge) -> dict:
     live_code = challenge.status == ChallengeStatus.PENDING and challenge.expires_at > timezone.now()
     state = "Expired" if challenge.status == ChallengeStatus.PENDING and not live_code else challenge.get_status_display()
     polling = live_code or (message is not None and message.status in SMS_NOT_FINAL)
-    url = reverse("web:signing_challenge_status", kwargs={"public_id": challenge.public_id}) if polling else ""
+    kind, _, pk = challenge.subject_key.partition(":")  # "loan:<id>" or "mandate:<id>" (Document.key)
+    url = reverse(f"web:signing_{kind}_code_status", kwargs={f"{kind}_id": int(pk)}) if polling else ""
     return {"challenge": challenge, "sms_status": sms, "code_status": state,
-            "poll": Poll(element_id=f"otp-poll-{challenge.public_id}", url=url)}
+            "poll": Poll(element_id="otp-poll", url=url)}
+
+
+def _code_status(request, key: str):
+    challenge = (Challenge.objects.select_related("outbox_message").filter(entity=request.entity, subject_key=key)
+                 .order_by("-created_at", "-id").first())
+    if challenge is None:
+        from ..live import Poll
+
+        return render(request, "web/_poller.html", {"poll": Poll(element_id="otp-poll", url="")})
+    return render(request, "web/signing/_challenge_status.html", {**_challenge_live(challenge), "oob": True})
 
 
 @right_required(Right.CAPTURE_LOANS, methods=("GET",))
-def challenge_status_view(request, public_id: str):
-    """The signing page's live fragment for one code of a loan agreement or mandate in the user's
-    entity (the page's right); sign-in and other codes are not shown here. Two queries."""
-    from imali.signing.models import Purpose
+def loan_code_status_view(request, loan_id: int):
+    """The loan signing page's live fragment: its latest code (the SMS's delivery and the code's
+    state), under the page's right and entity. Three queries besides the session's."""
+    loan = _loan(request, loan_id)
+    return _code_status(request, Document(loan=loan).key)
 
-    challenge = Challenge.objects.select_related("outbox_message").filter(
-        entity=request.entity, public_id=public_id, purpose__in=(Purpose.LOAN, Purpose.MANDATE)).first()
-    if challenge is None:
-        raise Http404("No such code.")
-    return render(request, "web/signing/_challenge_status.html", {**_challenge_live(challenge), "oob": True})
+
+@right_required(Right.CAPTURE_LOANS, methods=("GET",))
+def mandate_code_status_view(request, mandate_id: int):
+    mandate = _mandate(request, mandate_id)
+    return _code_status(request, Document(loan=mandate.loan, mandate=mandate).key)
 
 
 urlpatterns = [
     path("signing/setup/", setup_view, name="signing_setup"),
     path("signing/loans/", loans_view, name="signing_loans"),
-    path("signing/codes/<str:public_id>/status/", challenge_status_view, name="signing_challenge_status"),
+    path("signing/loans/<int:loan_id>/code-status/", loan_code_status_view, name="signing_loan_code_status"),
+    path("signing/mandates/<int:mandate_id>/code-status/", mandate_code_status_view, name="signing_mandate_code_status"),
     path("signing/loans/<int:loan_id>/", loan_signing_view, name="signing_loan"),
     path("signing/loans/<int:loan_id>/mandates/new/", mandate_create_view, name="signing_mandate_create"),
     path("signing/mandates/<int:mandate_id>/", mandate_signing_view, name="signing_mandate"),
