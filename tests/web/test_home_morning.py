@@ -218,3 +218,5 @@ def test_chart_escapes_labels_and_carries_no_script():
     assert "&lt;/script&gt;" in svg and "b&amp;c" in svg and "&lt;b&gt;Arrears" in svg
     assert "1,234.50" in svg and "0.10" in svg
     assert svg.startswith("<svg")
+    long_label = bar_chart_svg(title="t", labels=["Over 120 days"], values=[Decimal("1")], series="x")
+    assert "Over 120 days" in long_label and "…" not in long_label  # labels are never cut short

@@ -38,7 +38,7 @@ def bar_chart_svg(*, title: str, labels: Sequence[str], values: Sequence[Decimal
     chart = pygal.Bar(
         style=_STYLE, width=width, height=height, title=title, show_legend=False,
         js=[], disable_xml_declaration=True, explicit_size=False, print_values=True,
-        value_formatter=money, show_y_guides=True, margin=12, x_label_rotation=0,
+        value_formatter=money, show_y_guides=True, margin=12, x_label_rotation=0, truncate_label=-1,
         classes=("pygal-chart", "imali-chart"),
     )
     chart.x_labels = list(labels)
