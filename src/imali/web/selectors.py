@@ -97,7 +97,11 @@ def _book_sql() -> str:
                      COALESCE(SUM({amount}) FILTER (WHERE r.value_date = %(today)s), 0) AS today,
                      COUNT(*) AS n_month, COALESCE(SUM({amount}), 0) AS month
               FROM {receipts} r
-              WHERE r.entity_id = %(entity)s AND NOT r.is_reversed
+              -- Only loans with a receipt this month (their running last_receipt_on, from the
+              -- covering loan index): the receipts of the month, not the entity's whole history.
+              WHERE r.loan_id IN (SELECT rl.id FROM {loans} rl
+                                  WHERE rl.entity_id = %(entity)s AND rl.last_receipt_on >= %(month)s)
+                AND r.entity_id = %(entity)s AND NOT r.is_reversed
                 AND r.value_date >= %(month)s AND r.value_date <= %(today)s) c,
              (SELECT COUNT(*) FILTER (WHERE l.status IN ({disbursed}) AND l.disbursed_on = %(today)s) AS n_today,
                      COALESCE(SUM({principal}) FILTER (WHERE l.status IN ({disbursed}) AND l.disbursed_on = %(today)s), 0),
