@@ -89,3 +89,26 @@ def test_morning_view_then_an_sms_turns_delivered_without_a_reload(page, live_se
     assert "Delivered to the handset" in page.locator(f"#sms-response-{message.pk}").inner_text()
     # Everything shown is final: the poller is idle.
     page.wait_for_function("document.getElementById('sms-status-poll').dataset.polling === 'no'", timeout=10_000)
+
+
+def test_a_page_whose_session_ends_stops_polling_without_pulling_in_the_sign_in_page(page, live_server):  # noqa: F811
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from tests.messaging.test_reports import sms
+
+    entity = factories.make_entity(country="ZA")
+    factories.make_admin(entity=entity, username="clerk", password="correct-horse-battery")
+    client = factories.make_client(entity=entity, name="Thabo")
+    message = sms(entity, client=client, at=timezone.now(), status="queued")
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "clerk")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/messaging/clients/{client.pk}/sms/")
+    assert page.locator("#sms-status-poll").get_attribute("data-polling") == "yes"
+    Session.objects.all().delete()  # signed out elsewhere, or the session expired
+    page.wait_for_function("!document.getElementById('sms-status-poll')", timeout=10_000)
+    assert page.locator("input[name=password]").count() == 0  # no sign-in form inside the page
+    assert page.locator(f"#sms-status-{message.pk}").inner_text() == "Queued"
