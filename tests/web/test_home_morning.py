@@ -220,3 +220,14 @@ def test_chart_escapes_labels_and_carries_no_script():
     assert svg.startswith("<svg")
     long_label = bar_chart_svg(title="t", labels=["Over 120 days"], values=[Decimal("1")], series="x")
     assert "Over 120 days" in long_label and "…" not in long_label  # labels are never cut short
+
+
+def test_stacked_chart_ticks_are_whole_numbers():
+    from imali.web.charts import stacked_bar_chart_svg
+
+    svg = stacked_bar_chart_svg(labels=["11-01", "11-02"], series=[("Delivered", "#009e73", [2, 1]), ("Failed", "#d55e00", [1, 0])],
+                                tooltips=["Sun 2026-11-01", "Mon 2026-11-02"])
+    y_axis = svg[svg.index('<g class="axis y'):svg.index('<g class="axis x"')]
+    ticks = re.findall(r'<text [^>]*>([^<]*)</text>', y_axis)
+    assert ticks and all(t.isdigit() for t in ticks) and len(ticks) == len(set(ticks))
+    assert "Sun 2026-11-01: 2 Delivered" in svg and "<script" not in svg

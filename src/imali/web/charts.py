@@ -47,3 +47,27 @@ def bar_chart_svg(*, title: str, labels: Sequence[str], values: Sequence[Decimal
     chart.add(series, [float(v) for v in values])
     svg = _CUT.sub("", chart.render(is_unicode=True))
     return mark_safe(svg)  # noqa: S308 - ElementTree escaped every text node
+
+
+def stacked_bar_chart_svg(*, labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[int]]],
+                          tooltips: Sequence[str] = (), width: int = 720, height: int = 260,
+                          label_every: int = 1) -> SafeString:
+    """Counts stacked per column (series: (name, colour, one count per label)); zero draws nothing.
+    Every `label_every`-th column is labelled so a month of days stays readable; the page's own
+    legend and table name the series and carry every figure."""
+    chart = pygal.StackedBar(
+        style=Style(**{**_STYLE.__dict__, "colors": tuple(colour for _, colour, _ in series)}),
+        width=width, height=height, show_legend=False, js=[], disable_xml_declaration=True,
+        explicit_size=False, margin=8, truncate_label=-1, show_y_guides=True, print_values=False,
+        x_labels_major_every=max(1, label_every), show_minor_x_labels=False,
+        value_formatter=lambda n: f"{int(n):,}", classes=("pygal-chart", "imali-chart"),
+    )
+    chart.x_labels = list(labels)
+    # Whole-number ticks only (pygal's own would print 0.5 steps of a small count as "0, 0, 1, 1").
+    peak = max((sum(column) for column in zip(*(counts for _, _, counts in series), strict=True)), default=0)
+    step = max(1, -(-peak // 5))
+    chart.y_labels = list(range(0, peak + step + 1, step)) if peak else [0, 1]
+    for name, _, counts in series:
+        chart.add(name, [{"value": n, "label": f"{tooltips[i]}: {n:,} {name}" if tooltips else name} if n else None
+                         for i, n in enumerate(counts)])
+    return mark_safe(_CUT.sub("", chart.render(is_unicode=True)))  # noqa: S308 - ElementTree escaped every text node
