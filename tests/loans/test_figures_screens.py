@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from imali.core.models import AuditAction, AuditEntry
 from imali.loans import selectors, services
 from imali.tenancy.rights import Right
+from imali.web.display import money
 from tests import factories
 from tests.loans.conftest import make_borrower, make_loan, make_product
 
@@ -43,8 +44,8 @@ def test_loan_page_shows_arrears_next_due_settlement_and_instalment_status(clien
     assert '<tr class="instalment status-partly_paid">' in page and '<tr class="instalment status-pending">' in page
     # The page's quote is the snapshot's (one definition, two implementations).
     figures = selectors.client_figures(entity=entity, client_id=loan.client_id, as_of=dt.date(2026, 2, 9))
-    assert f'class="settlement">{figures.settlement}<' in page
-    assert f'class="outstanding">{figures.outstanding}<' in page and figures.outstanding == D("1709.99")
+    assert f'class="settlement">{money(figures.settlement)}<' in page
+    assert f'class="outstanding">{money(figures.outstanding)}<' in page and figures.outstanding == D("1709.99")
 
 
 def test_loan_page_arrears_days_months_and_date_totally_paid(client, entity, lender):
@@ -53,7 +54,7 @@ def test_loan_page_arrears_days_months_and_date_totally_paid(client, entity, len
     detail = reverse("web:loan_detail", kwargs={"loan_id": loan.pk})
     page = _text(client.get(detail, {"as_of": "2026-04-01"}))
     # 23 Jan, 25 Feb and 25 Mar unpaid on 1 April: 2,715.00 in arrears for 68 days (3 months).
-    assert 'class="arrears">2715.00 · 68 days (3 months)<' in page
+    assert 'class="arrears">2,715.00 · 68 days (3 months)<' in page
     assert page.count('<tr class="instalment status-in_arrears">') == 3
     services.receipt_post(entity=entity, actor=lender, loan=loan, amount="2800", value_date=dt.date(2026, 3, 31),
                           payback_type="social_grant_eft")
@@ -77,8 +78,8 @@ def test_client_figures_screen_shows_every_snapshot_figure_with_rights(client, e
     page = _text(client.get(figures_url, {"as_of": "2026-03-01"}))
     figures = selectors.client_figures(entity=entity, client_id=borrower.pk, as_of=dt.date(2026, 3, 1))
     assert figures.date_totally_paid is not None
-    for value in (figures.date_totally_paid.isoformat(), f"{figures.pct_of_all_capital_pd}%", str(figures.change_available),
-                  str(figures.non_loan_debt), "Figures product", f"({figures.days_since_last_loan} days ago)",
+    for value in (figures.date_totally_paid.isoformat(), f"{figures.pct_of_all_capital_pd}%", money(figures.change_available),
+                  money(figures.non_loan_debt), "Figures product", f"({figures.days_since_last_loan} days ago)",
                   f"({figures.days_since_last_receipt} days ago)"):
         assert value in page, value
     assert 'class="new-loans">allowed<' in page and 'class="client-status">Good<' in page
@@ -88,7 +89,7 @@ def test_client_figures_screen_shows_every_snapshot_figure_with_rights(client, e
                       disbursed_on=dt.date(2026, 2, 2))
     page = _text(client.get(figures_url, {"as_of": "2026-06-01"}))
     on_day = selectors.client_figures(entity=entity, client_id=borrower.pk, as_of=dt.date(2026, 6, 1))
-    assert "Figures on 2026-06-01" in page and f'class="arrears">{on_day.arrears_amount} · ' in page
+    assert "Figures on 2026-06-01" in page and f'class="arrears">{money(on_day.arrears_amount)} · ' in page
     assert on_day.arrears_amount == later.total_repayable
     assert "Enter a date" in _text(client.get(figures_url, {"as_of": "1 June"}))
 

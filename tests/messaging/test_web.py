@@ -33,7 +33,7 @@ def test_lender_users_cannot_assign(admin_client, entity):
 
 def test_credits_screen_shows_usage_and_saves_settings(admin_client, funded):
     body = admin_client.get(reverse("web:messaging_credits")).content.decode()
-    assert "1000" in body
+    assert "1,000" in body
     response = admin_client.post(reverse("web:messaging_credits"), {"monthly_limit": 500, "low_warning_amount": 20})
     assert response.status_code == 302
     response = admin_client.post(reverse("web:messaging_credits"), {"monthly_limit": -1, "low_warning_amount": 20})

@@ -27,8 +27,33 @@ def test_on_a_phone_the_menu_opens_from_its_button(page, live_server):
     assert not menu.is_visible()
     page.click("label.nav-toggle-label")
     assert menu.is_visible()
-    page.click("nav.mainnav >> text=Employers")
+    employers = page.locator("nav.mainnav a", has_text="Employers")
+    assert not employers.is_visible()  # inside the closed Clients menu
+    page.click("nav.mainnav summary:has-text('Clients')")
+    employers.click()
     page.wait_for_url(f"{live_server.url}/employers/")
+
+
+def test_the_menus_open_from_the_keyboard_one_at_a_time(page, live_server):
+    entity = factories.make_entity(country="ZA")
+    factories.make_admin(entity=entity, username="keyboarduser")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    _sign_in(page, live_server, "keyboarduser")
+    clients, loans = page.locator("details[data-menu=clients]"), page.locator("details[data-menu=loans]")
+    page.focus("details[data-menu=clients] > summary")
+    page.keyboard.press("Enter")
+    assert clients.evaluate("d => d.open") and page.locator("nav.mainnav a", has_text="New client").is_visible()
+    page.focus("details[data-menu=loans] > summary")
+    page.keyboard.press("Enter")
+    assert loans.evaluate("d => d.open") and not clients.evaluate("d => d.open")
+    page.keyboard.press("Escape")
+    assert not loans.evaluate("d => d.open")
+    page.focus("details[data-menu=loans] > summary")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/loans/")
+    assert page.locator("details[data-menu=loans].active").count() == 1
 
 
 def test_the_paypoint_list_offers_only_the_chosen_employers_paypoints(page, live_server):

@@ -26,7 +26,7 @@ def test_client_page_lists_the_clients_loans_only_with_apply_and_statement_links
     for loan in (first, second):
         assert reverse("web:loan_detail", kwargs={"loan_id": loan.pk}) in page
     assert reverse("web:loan_detail", kwargs={"loan_id": someone_else.pk}) not in page
-    assert "3500.00" in page and first.product.name in page
+    assert "3,500.00" in page and first.product.name in page
     assert reverse("web:loan_apply", kwargs={"client_id": borrower.pk}) in page
     assert reverse("web:client_statement", kwargs={"client_id": borrower.pk}) in page
 

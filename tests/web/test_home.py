@@ -39,3 +39,42 @@ def test_history_rows_drop_empty_values_and_book_keeping():
                           "employer_id": 7, "marketing_consent": False, "created_at": "2026-01-01"})
     assert rows == [("surname", "Mokoena"), ("employer", 7), ("marketing consent", False)]
     assert audit_changes(None) == []
+
+
+def test_navigation_is_grouped_by_task(rf, entity):
+    from imali.web.context_processors import navigation
+
+    admin = factories.make_admin(entity=entity)
+    request = rf.get(reverse("web:messaging_outbox"))
+    request.user, request.entity = admin, entity
+    sections = navigation(request)["nav_sections"]
+    assert [s["name"] for s in sections] == ["", "Clients", "Loans", "Messaging", "Reports", "Setup"]
+    by_name = {s["name"]: s for s in sections}
+    assert [i["label"] for i in by_name["Reports"]["items"] if i["active"]] == ["SMS detail"]
+    assert by_name["Reports"]["active"] and not by_name["Loans"]["active"]
+    assert {"Users", "Roles", "Loan products", "Message templates", "OTP setup"} <= {i["label"] for i in by_name["Setup"]["items"]}
+
+
+def test_menus_are_details_elements_with_the_active_one_marked(client, login_as, entity):
+    login_as(entity, [Right.VIEW_CLIENTS, Right.MANAGE_USERS])
+    page = client.get(reverse("web:client_search")).content.decode()
+    assert '<details class="navmenu active" data-menu="clients">' in page
+    assert '<details class="navmenu" data-menu="setup">' in page
+    assert 'data-menu="messaging"' not in page  # no item the user may use, no menu
+
+
+def test_every_data_table_scrolls_inside_its_frame():
+    from pathlib import Path
+
+    import imali.web
+
+    root = Path(imali.web.__file__).parent / "templates"
+    unframed = []
+    for template in root.rglob("*.html"):
+        text = template.read_text()
+        for at in (i for i in range(len(text)) if text.startswith("<table", i)):
+            before = text[max(0, at - 300):at]
+            framed = max(before.rfind('class="tablewrap"'), before.rfind('class="card chart"'))
+            if framed < 0 or "</div>" in before[framed:] or "</figure>" in before[framed:]:
+                unframed.append(f"{template.relative_to(root)}:{text.count(chr(10), 0, at) + 1}")
+    assert unframed == []

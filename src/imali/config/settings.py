@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "huey.contrib.djhuey",
+    "django_htmx",
     "imali.core",
     "imali.tenancy",
     "imali.clients",
@@ -91,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "imali.tenancy.middleware.CurrentEntityMiddleware",
 ]
 
@@ -109,6 +111,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "imali.web.context_processors.navigation",
             ],
+            # The money, date and time filters are on every page without a {% load %}.
+            "builtins": ["imali.web.templatetags.imali_web"],
         },
     },
 ]
@@ -198,6 +202,8 @@ LANGUAGE_CODE = "en-za"
 TIME_ZONE = "Africa/Johannesburg"
 USE_I18N = True
 USE_TZ = True
+# Dates ISO (YYYY-MM-DD), times 24-hour with the zone; the language's own formats come second.
+FORMAT_MODULE_PATH = ["imali.config.formats"]
 
 # --- Static files (installed by the build, served locally; no CDN) --------------------------
 STATIC_URL = "/static/"

@@ -14,6 +14,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from imali.clients.models import Client
+from imali.core.formatting import format_money
 from imali.tenancy.models import Entity
 
 from . import rules, selectors
@@ -21,7 +22,7 @@ from .models import DISBURSED_STATUSES, ChangeRefund, Instalment, Loan, NonLoanD
 
 
 def _money(value) -> str:
-    return f"{value:,.2f}".replace(",", " ")
+    return format_money(value)
 
 
 def _table(rows: list[list[str]], widths: list[float]) -> Table:
@@ -44,7 +45,7 @@ def client_statement_pdf(*, entity: Entity, client: Client, as_of: dt.date) -> b
     story = [
         Paragraph(f"{entity.name} — statement of account", styles["Title"]),
         Paragraph(f"Client {client.number}: {client.display_name}, ID {client.id_number}. "
-                  f"Statement date {as_of:%d %B %Y}. Amounts in {entity.currency}. "
+                  f"Statement date {as_of:%Y-%m-%d}. Amounts in {entity.currency}. "
                   f"Status {client.get_status_display()}, new loans "
                   f"{'allowed' if client.new_loans_allowed else 'not allowed'}.", styles["Normal"]),
         Spacer(1, 4 * mm),
@@ -73,7 +74,7 @@ def client_statement_pdf(*, entity: Entity, client: Client, as_of: dt.date) -> b
         refunds_of[f.loan_id].append(f)
     for loan in loans:
         story += [Spacer(1, 6 * mm), Paragraph(
-            f"Loan {loan.pk} — {loan.product.name}, {loan.get_status_display()}, agreement {loan.disbursed_on:%d %b %Y}, "
+            f"Loan {loan.pk} — {loan.product.name}, {loan.get_status_display()}, agreement {loan.disbursed_on:%Y-%m-%d}, "
             f"principal {_money(loan.principal)}, total repayable {_money(loan.total_repayable)}", styles["Heading4"])]
         rows = [["#", "Due", "Capital", "Interest", "Fees", "VAT", "Amount", "Paid", "Status"]]
         for i in schedules[loan.pk]:

@@ -16,14 +16,15 @@ def _all_nav_items() -> tuple[tuple[str, str, object, str], ...]:
     return tuple(item for module in view_modules() for item in getattr(module, "NAV_ITEMS", []))
 
 
-# Sections named here come in this order; any other section sits before "Administration".
-SECTION_ORDER = ["", "Clients", "Loans", "Messaging", "Reports", "Administration", "Platform"]
+# The menus, by task, in this order; any other section sits before "Setup". The unnamed section
+# (Home) is a plain link; each named one is a menu.
+SECTION_ORDER = ["", "Clients", "Loans", "Messaging", "Reports", "Setup", "Platform"]
 
 
 def _section_rank(name: str) -> float:
     if name in SECTION_ORDER:
         return SECTION_ORDER.index(name)
-    return SECTION_ORDER.index("Administration") - 0.5
+    return SECTION_ORDER.index("Setup") - 0.5
 
 
 def navigation(request):
@@ -56,5 +57,6 @@ def navigation(request):
     if matches:
         max(matches, key=lambda item: len(item["url"]))["active"] = True
     ordered = sorted(sections.items(), key=lambda pair: _section_rank(pair[0]))  # stable: discovery order otherwise
-    context["nav_sections"] = [{"name": name, "items": items} for name, items in ordered]
+    context["nav_sections"] = [{"name": name, "items": items, "active": any(item["active"] for item in items),
+                                "slug": name.lower() or "home"} for name, items in ordered]
     return context

@@ -81,8 +81,22 @@ def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: Mapp
             form.add_error(None, [f"{label}: {message}" for error in errors for message in error.messages])
 
 
+class IsoDateInput(forms.DateInput):
+    """Every date field: typed as YYYY-MM-DD, the one format every screen, PDF and export shows.
+    A text input, not type="date": browsers draw that one in the reader's locale (mm/dd/yyyy for
+    many), which is the ambiguity this removes. The server reads ISO dates only (the format module)."""
+
+    input_type = "text"
+
+    def __init__(self, attrs=None):
+        base = {"placeholder": "YYYY-MM-DD", "pattern": r"\d{4}-\d{2}-\d{2}", "inputmode": "numeric",
+                "maxlength": "10", "autocomplete": "off", "class": "date-input",
+                "title": "A date as year-month-day, e.g. 2026-11-25"}
+        super().__init__(attrs={**base, **(attrs or {})}, format="%Y-%m-%d")
+
+
 def _date_widget() -> forms.DateInput:
-    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    return IsoDateInput()
 
 
 class FieldsetsMixin:

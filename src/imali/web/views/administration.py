@@ -41,11 +41,11 @@ from ..forms import (
 )
 
 NAV_ITEMS = [
-    ("Users", "web:user_list", Right.MANAGE_USERS, "Administration"),
-    ("Roles", "web:role_list", Right.MANAGE_USERS, "Administration"),
-    ("Branches", "web:branch_list", Right.MANAGE_BRANCHES, "Administration"),
-    ("Regions", "web:region_list", Right.MANAGE_BRANCHES, "Administration"),
-    ("Audit log", "web:audit_log", Right.VIEW_AUDIT, "Administration"),
+    ("Users", "web:user_list", Right.MANAGE_USERS, "Setup"),
+    ("Roles", "web:role_list", Right.MANAGE_USERS, "Setup"),
+    ("Branches", "web:branch_list", Right.MANAGE_BRANCHES, "Setup"),
+    ("Regions", "web:region_list", Right.MANAGE_BRANCHES, "Setup"),
+    ("Audit log", "web:audit_log", Right.VIEW_AUDIT, "Reports"),
 ]
 
 AUDIT_PAGE_SIZE = 50

@@ -1,4 +1,6 @@
-"""The dashboard: what the entity holds at a glance and a quick client search."""
+"""The home page: a lender's morning view (the book, today's and this month's money, the work
+waiting, SMS credits and delivery), each figure linking to the screen behind it and shown only to a
+user holding that screen's right; platform operators see the entities and their credits."""
 
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from imali.clients.models import Client, Employer
+from imali.loans.services import local_today
+from imali.messaging.selectors import balances_by_entity
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 from imali.tenancy.services import user_set_password
 
-from ..access import is_operator
+from ..access import is_operator, may_use
+from ..charts import bar_chart_svg
 from ..forms import ClientSearchForm, PasswordChangeForm, apply_service_errors
+from ..selectors import book_morning, messaging_morning
 
 NAV_ITEMS = [("Home", "web:home", None, "")]
 
@@ -31,6 +37,30 @@ def _entity_counts(entity: Entity) -> dict[str, int]:
     }
 
 
+def _lender_morning(request) -> dict:
+    entity = request.entity
+    today = local_today(entity)
+    may = {
+        # The loan list is the screen behind every book figure.
+        "loans": may_use(request, Right.VIEW_CLIENTS),
+        "signing": may_use(request, Right.CAPTURE_LOANS),
+        "credits": may_use(request, Right.MAXSMS_GENERAL_SETUP),
+        "sms_detail": may_use(request, Right.REPORT_SMS_DETAIL),
+        "users": may_use(request, Right.MANAGE_USERS),
+    }
+    context: dict = {"today": today, "may": may, "currency": entity.currency}
+    if may["loans"] or may["signing"]:
+        book = book_morning(entity=entity, today=today)
+        context["book"] = book
+        if may["loans"]:
+            context["arrears_chart"] = bar_chart_svg(
+                title="Arrears by days overdue", labels=[a.label for a in book.arrears],
+                values=[a.amount for a in book.arrears], series=f"Arrears ({entity.currency})")
+    if may["credits"] or may["sms_detail"]:
+        context["sms"] = messaging_morning(entity=entity, today=today)
+    return context
+
+
 @require_http_methods(["GET", "HEAD"])
 @login_required
 def home(request):
@@ -40,8 +70,10 @@ def home(request):
         context["can_search"] = request.user.has_right(Right.VIEW_CLIENTS)
         context["can_manage_clients"] = request.user.has_right(Right.MANAGE_CLIENTS)
         context["search_form"] = ClientSearchForm()
+        context.update(_lender_morning(request))
     if is_operator(request.user):
         context["entity_counts"] = Entity.objects.aggregate(total=Count("id"), active=Count("id", filter=Q(is_active=True)))
+        context["entity_balances"] = balances_by_entity()
     return render(request, "web/home.html", context)
 
 

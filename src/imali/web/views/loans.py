@@ -38,16 +38,16 @@ from imali.tenancy.rights import Right
 
 from .. import wording
 from ..access import right_required
-from ..forms import MoneyFormField, RateFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, RateFormField, apply_service_errors
 
 NAV_ITEMS = [
     ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
-    ("Loan products", "web:product_list", Right.MANAGE_PRODUCTS, "Loans"),
+    ("Loan products", "web:product_list", Right.MANAGE_PRODUCTS, "Setup"),
 ]
 
 
 def _date_input():
-    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    return IsoDateInput()
 
 
 class ProductForm(forms.ModelForm):

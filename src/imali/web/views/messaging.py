@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
-from django.urls import path
+from django.urls import path, reverse
 
 from imali.clients.models import Client
 from imali.messaging.credits import (
@@ -22,6 +22,7 @@ from imali.messaging.email.rules import MAX_ATTACHMENT_BYTES, MAX_SUBJECT_LENGTH
 from imali.messaging.email.services import email_test_send
 from imali.messaging.models import Channel, MessageType, TemplateRevision
 from imali.messaging.selectors import (
+    HISTORY_STATUS,
     balances_by_entity,
     client_sms_history,
     inbound_list,
@@ -41,10 +42,11 @@ from imali.tenancy.rights import Right
 
 from ..access import OPERATOR, operator_required, right_required
 from ..forms import apply_service_errors
+from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
 
 NAV_ITEMS = [
-    ("Message templates", "web:messaging_templates", Right.MAXSMS_MESSAGE_SETUP, "Messaging"),
-    ("Email templates", "web:messaging_email_templates", Right.MAXMAIL_MESSAGE_SETUP, "Messaging"),
+    ("Message templates", "web:messaging_templates", Right.MAXSMS_MESSAGE_SETUP, "Setup"),
+    ("Email templates", "web:messaging_email_templates", Right.MAXMAIL_MESSAGE_SETUP, "Setup"),
     ("Replies", "web:messaging_replies", Right.REPORT_REPLY_DETAIL, "Messaging"),
     ("Assign credits", "web:messaging_operator_credits", OPERATOR, "Platform"),
 ]
@@ -219,9 +221,30 @@ def client_sms_view(request, client_id: int):
             except ValidationError as exc:
                 apply_service_errors(form, exc)
     page = Paginator(client_sms_history(entity=entity, client_id=client.pk), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = sms_history_rows(entity=entity, messages=page.object_list)
     return render(request, "web/messaging/client_sms.html", {
         "client": client, "form": form, "preview": preview, "may_send": may_send, "page": page,
-        "rows": sms_history_rows(entity=entity, messages=page.object_list), "time_zone": entity.time_zone})
+        "rows": rows, "time_zone": entity.time_zone, "poll": _history_poll(client, rows)})
+
+
+# The history's words for a message still on its way (live.SMS_NOT_FINAL in its vocabulary).
+_HISTORY_NOT_FINAL = frozenset(HISTORY_STATUS[s] for s in SMS_NOT_FINAL)
+
+
+def _history_poll(client: Client, rows) -> Poll:
+    return poll_for("sms-status-poll", reverse("web:messaging_client_sms_status", kwargs={"client_id": client.pk}),
+                    [r.id for r in rows if r.status in _HISTORY_NOT_FINAL])
+
+
+@right_required(Right.VIEW_CLIENTS, methods=("GET",))
+def client_sms_status_view(request, client_id: int):
+    """The history's live fragment: the status and response of the asked messages of this client,
+    and the poller for those still on their way. The page's right and entity checks; two queries."""
+    entity = request.entity
+    client = get_object_or_404(Client.objects.only("pk"), pk=client_id, entity=entity)
+    rows = sms_history_rows(entity=entity, messages=client_sms_history(entity=entity, client_id=client.pk)
+                            .filter(pk__in=polled_ids(request)))
+    return render(request, "web/messaging/_sms_status_updates.html", {"updates": rows, "poll": _history_poll(client, rows)})
 
 
 @right_required(Right.REPORT_REPLY_DETAIL, methods=("GET", "HEAD"))
@@ -258,6 +281,7 @@ urlpatterns = [
     path("messaging/email-templates/", email_templates_view, name="messaging_email_templates"),
     path("messaging/email-templates/edit/", email_template_edit_view, name="messaging_email_template_edit"),
     path("messaging/clients/<int:client_id>/sms/", client_sms_view, name="messaging_client_sms"),
+    path("messaging/clients/<int:client_id>/sms/status/", client_sms_status_view, name="messaging_client_sms_status"),
     path("messaging/replies/", replies_view, name="messaging_replies"),
     path("operator/credits/", operator_credits_view, name="messaging_operator_credits"),
 ]

@@ -4,14 +4,17 @@ SMS Detail report and the process log, each report with streamed CSV and XLSX ex
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods
 
 from imali.messaging import reports
 from imali.messaging.credits import (
@@ -20,18 +23,22 @@ from imali.messaging.credits import (
     credit_usage,
     month_start,
 )
-from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxStatus
+from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxMessage, OutboxStatus
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
-from ..access import client_ip, right_required
-from ..forms import apply_service_errors
+from .. import export_jobs
+from ..access import client_ip, may_use, right_required
+from ..charts import stacked_bar_chart_svg
+from ..forms import IsoDateInput, apply_service_errors
+from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
+from ..tasks import run_export_job
 
 NAV_ITEMS = [
     ("SMS credits", "web:messaging_credits", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
     ("Email credits", "web:messaging_email_credits", Right.MAXMAIL_GENERAL_SETUP, "Messaging"),
-    ("SMS detail", "web:messaging_outbox", Right.REPORT_SMS_DETAIL, "Messaging"),
-    ("Process log", "web:messaging_process_log", Right.VIEW_LOGS, "Messaging"),
+    ("SMS detail", "web:messaging_outbox", Right.REPORT_SMS_DETAIL, "Reports"),
+    ("Process log", "web:messaging_process_log", Right.VIEW_LOGS, "Reports"),
 ]
 
 PAGE_SIZE = 50
@@ -49,8 +56,8 @@ class CreditSettingsForm(forms.Form):
 
 
 class DateRangeForm(forms.Form):
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(required=False, widget=IsoDateInput())
+    end = forms.DateField(required=False, widget=IsoDateInput())
 
     def clean(self):
         data = super().clean()
@@ -144,8 +151,21 @@ def credits_view(request):
                .select_related("actor").order_by("-id")[:50])
     return render(request, "web/messaging/credits.html", {
         "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries,
-        "daily": daily, "sent_this_month": sent_this_month, "chart": reports.usage_chart(daily), "series": reports.SERIES,
+        "daily": daily, "sent_this_month": sent_this_month, "chart": _usage_chart(daily), "series": reports.SERIES,
         "rate_definition": reports.DELIVERY_RATE_DEFINITION})
+
+
+# Told apart also by people with red-green colour blindness (Okabe-Ito); the legend uses the same.
+SERIES_COLOURS = {"queued": "#999999", "sent": "#56b4e9", "delivered": "#009e73", "failed": "#d55e00",
+                  "cancelled": "#f0e442"}
+
+
+def _usage_chart(daily: reports.DailyUsage):
+    """Messages per local day by status as a stacked bar chart (pygal, inline SVG)."""
+    return stacked_bar_chart_svg(
+        labels=[d.day.strftime("%m-%d") for d in daily.days],
+        series=[(s.label, SERIES_COLOURS[s.key], [d.counts[s.key] for d in daily.days]) for s in reports.SERIES],
+        tooltips=[d.day.strftime("%a %Y-%m-%d") for d in daily.days], label_every=-(-len(daily.days) // 12))
 
 
 @right_required(Right.MAXMAIL_GENERAL_SETUP)
@@ -211,6 +231,10 @@ def outbox_view(request):
     fmt = _export_format(request)
     if fmt and valid:
         snapshot = reports.sms_detail_snapshot(entity=entity, filters=filters)
+        if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
+            return _start_export_job(request, report="sms-detail", total=snapshot.rows, params={
+                "filters": filters.as_record(), "record": filters.as_record(), "rows": snapshot.rows,
+                "up_to_id": snapshot.up_to_id})
         rows = reports.sms_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
         return export_response(request, report="sms-detail", fmt=fmt, header=reports.SMS_DETAIL_HEADER, rows=rows,
                                text_columns=reports.SMS_DETAIL_TEXT_COLUMNS, filters=filters.as_record(),
@@ -221,7 +245,24 @@ def outbox_view(request):
         paginator.count = reports.sms_detail_count(entity=entity, filters=filters)
         page = paginator.get_page(request.GET.get("page"))
         page.object_list = list(reports.sms_detail_rows(page.object_list, entity=entity))
-    return render(request, "web/messaging/outbox.html", {"form": form, "page": page, "query": _query_without_paging(request)})
+    poll = _outbox_poll([m.id for m in page.object_list if m.status in SMS_NOT_FINAL] if page is not None else [])
+    return render(request, "web/messaging/outbox.html", {"form": form, "page": page, "query": _query_without_paging(request),
+                                                         "poll": poll})
+
+
+def _outbox_poll(pending_ids) -> Poll:
+    return poll_for("sms-status-poll", reverse("web:messaging_outbox_status"), pending_ids)
+
+
+@right_required(Right.REPORT_SMS_DETAIL, methods=("GET",))
+def outbox_status_view(request):
+    """SMS detail's live fragment: status and response of the asked messages of the entity, and
+    the poller for those still on their way; one query."""
+    found = list(OutboxMessage.objects.filter(entity=request.entity, channel=Channel.SMS, pk__in=polled_ids(request))
+                 .values_list("id", "status", "error"))
+    updates = [{"id": pk, "status": OutboxStatus(status).label, "response": error} for pk, status, error in found]
+    return render(request, "web/messaging/_sms_status_updates.html", {
+        "updates": updates, "poll": _outbox_poll([pk for pk, status, _ in found if status in SMS_NOT_FINAL])})
 
 
 def _query_without_paging(request) -> str:
@@ -258,8 +299,11 @@ def process_log_view(request):
     fmt = _export_format(request)
     if fmt and valid:
         snapshot = reports.process_log_snapshot(entity=entity, start=start, end=end)
-        rows = reports.process_log_export_rows(entity=entity, start=start, end=end, snapshot=snapshot)
         filters = {"period": period, "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
+        if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
+            return _start_export_job(request, report="process-log", total=snapshot.rows, params={
+                **filters, "record": filters, "rows": snapshot.rows, "up_to_id": snapshot.up_to_id})
+        rows = reports.process_log_export_rows(entity=entity, start=start, end=end, snapshot=snapshot)
         return export_response(request, report="process-log", fmt=fmt, header=reports.PROCESS_LOG_HEADER, rows=rows,
                                text_columns=reports.PROCESS_LOG_TEXT_COLUMNS, filters=filters, row_count=snapshot.rows)
     page = None
@@ -270,9 +314,71 @@ def process_log_view(request):
         "page": page, "period": period, "tabs": PERIODS[:3], "form": form, "query": _query_without_paging(request)})
 
 
+# --- Big exports in the background, with progress -----------------------------------------------
+
+def _start_export_job(request, *, report: str, total: int, params: dict):
+    job = export_jobs.export_job_create(entity=request.entity, user=request.user, report=report, fmt="xlsx",
+                                        params=params, total=total, ip_address=client_ip(request))
+    run_export_job(job.id)
+    return redirect(_job_url("web:messaging_export_job", job))
+
+
+def _job_url(name: str, job: export_jobs.ExportJob) -> str:
+    # The job travels as ?job=: its id is a random token, not an object of the database.
+    return f"{reverse(name)}?{urlencode({'job': job.id})}"
+
+
+def _job(request) -> export_jobs.ExportJob:
+    if request.entity is None:
+        raise Http404("No such export.")
+    try:
+        job = export_jobs.export_job_get(job_id=request.GET.get("job", ""), entity=request.entity, user=request.user)
+    except export_jobs.JobNotFound as exc:
+        raise Http404("No such export.") from exc
+    if not may_use(request, job.right):
+        raise PermissionDenied("You do not have the right to use this report.")
+    return job
+
+
+def _job_poll(job: export_jobs.ExportJob) -> Poll:
+    url = "" if job.finished else _job_url("web:messaging_export_job_progress", job)
+    return Poll(element_id="export-progress", url=url, seconds=1)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def export_job_view(request):
+    job = _job(request)
+    return render(request, "web/messaging/export_job.html", {
+        "job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)})
+
+
+@login_required
+@require_http_methods(["GET"])
+def export_job_progress_view(request):
+    """The progress fragment: replaces itself every second until the file is ready (or failed)."""
+    job = _job(request)
+    return render(request, "web/messaging/_export_progress.html", {
+        "job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)})
+
+
+@login_required
+@require_http_methods(["GET"])
+def export_job_download_view(request):
+    job = _job(request)
+    if job.state != "ready":
+        raise Http404("The file is not ready.")
+    handle = open(export_jobs.result_path(job), "rb")  # noqa: SIM115 - closed by the stream when sent
+    return _stream(reports.file_stream(handle), filename=job.filename, content_type=XLSX_TYPE, size=job.size)
+
+
 urlpatterns = [
+    path("messaging/exports/", export_job_view, name="messaging_export_job"),
+    path("messaging/exports/progress/", export_job_progress_view, name="messaging_export_job_progress"),
+    path("messaging/exports/download/", export_job_download_view, name="messaging_export_job_download"),
     path("messaging/credits/", credits_view, name="messaging_credits"),
     path("messaging/email-credits/", email_credits_view, name="messaging_email_credits"),
     path("messaging/sms/", outbox_view, name="messaging_outbox"),
+    path("messaging/sms/status/", outbox_status_view, name="messaging_outbox_status"),
     path("messaging/process-log/", process_log_view, name="messaging_process_log"),
 ]

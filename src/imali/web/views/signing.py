@@ -34,14 +34,14 @@ from imali.tenancy.services import login_record
 
 from .. import wording
 from ..access import client_ip, may_use, right_required
-from ..forms import MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
 
 NAV_ITEMS = [
     ("Loan signing", "web:signing_loans", Right.CAPTURE_LOANS, "Loans"),
     ("Contracts issued", "web:signing_contracts", Right.REPORT_CONTRACTS_ISSUED, "Reports"),
     ("Loan OTP audit", "web:signing_otp_audit", Right.REPORT_CONTRACTS_ISSUED, "Reports"),
     ("Login Detail", "web:signing_login_detail", Right.REPORT_LOGIN_DETAIL, "Reports"),
-    ("OTP setup", "web:signing_setup", Right.MAXSMS_GENERAL_SETUP, "Administration"),
+    ("OTP setup", "web:signing_setup", Right.MAXSMS_GENERAL_SETUP, "Setup"),
 ]
 
 # The sign-in step: after the password, the session holds only these until the code is verified.
@@ -115,8 +115,8 @@ class VerifyDocumentForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, widget=IsoDateInput())
+    date_to = forms.DateField(required=False, widget=IsoDateInput())
     method = forms.ChoiceField(required=False, choices=[("", "All")] + list(SignatureMethod.choices))
     user = forms.ModelChoiceField(required=False, queryset=None)
     branch = forms.ModelChoiceField(required=False, queryset=None)
@@ -128,8 +128,8 @@ class ReportForm(forms.Form):
 
 
 class DatesForm(forms.Form):
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, widget=IsoDateInput())
+    date_to = forms.DateField(required=False, widget=IsoDateInput())
 
 
 def _forget_code(form: forms.Form) -> forms.Form:
@@ -298,6 +298,7 @@ def _document_page(request, document: Document, *, this_url: str):
         "mandates": list(document.loan.mandates.all()) if document.mandate is None else [],
         "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
                            .select_related("created_by").order_by("-created_at", "-id")[:20]),
+        "live": _challenge_live(state.pending) if state.pending is not None else None,
     })
 
 
@@ -513,9 +514,60 @@ def login_detail_view(request):
     return _audit_report(request, title="Login Detail", selector=selectors.login_detail, name="login-detail")
 
 
+# --- Live status of a document's code -------------------------------------------------------------
+
+def _challenge_live(challenge: Challenge) -> dict:
+    """What the signing page shows of a code while it is live: the code SMS's delivery and the
+    code's own state (a pending code past its time reads Expired), and the poller while either may
+    still change."""
+    # Imported here so this screen module's import block stays as the signing screens keep it.
+    from django.utils import timezone
+
+    from imali.messaging.selectors import HISTORY_STATUS
+    from imali.signing.models import ChallengeStatus
+
+    from ..live import SMS_NOT_FINAL, Poll
+
+    message = challenge.outbox_message
+    sms = HISTORY_STATUS.get(message.status, message.get_status_display()) if message is not None else "Not sent"
+    live_code = challenge.status == ChallengeStatus.PENDING and challenge.expires_at > timezone.now()
+    state = "Expired" if challenge.status == ChallengeStatus.PENDING and not live_code else challenge.get_status_display()
+    polling = live_code or (message is not None and message.status in SMS_NOT_FINAL)
+    kind, _, pk = challenge.subject_key.partition(":")  # "loan:<id>" or "mandate:<id>" (Document.key)
+    url = reverse(f"web:signing_{kind}_code_status", kwargs={f"{kind}_id": int(pk)}) if polling else ""
+    return {"challenge": challenge, "sms_status": sms, "code_status": state,
+            "poll": Poll(element_id="otp-poll", url=url)}
+
+
+def _code_status(request, key: str):
+    challenge = (Challenge.objects.select_related("outbox_message").filter(entity=request.entity, subject_key=key)
+                 .order_by("-created_at", "-id").first())
+    if challenge is None:
+        from ..live import Poll
+
+        return render(request, "web/_poller.html", {"poll": Poll(element_id="otp-poll", url="")})
+    return render(request, "web/signing/_challenge_status.html", {**_challenge_live(challenge), "oob": True})
+
+
+@right_required(Right.CAPTURE_LOANS, methods=("GET",))
+def loan_code_status_view(request, loan_id: int):
+    """The loan signing page's live fragment: its latest code (the SMS's delivery and the code's
+    state), under the page's right and entity. Three queries besides the session's."""
+    loan = _loan(request, loan_id)
+    return _code_status(request, Document(loan=loan).key)
+
+
+@right_required(Right.CAPTURE_LOANS, methods=("GET",))
+def mandate_code_status_view(request, mandate_id: int):
+    mandate = _mandate(request, mandate_id)
+    return _code_status(request, Document(loan=mandate.loan, mandate=mandate).key)
+
+
 urlpatterns = [
     path("signing/setup/", setup_view, name="signing_setup"),
     path("signing/loans/", loans_view, name="signing_loans"),
+    path("signing/loans/<int:loan_id>/code-status/", loan_code_status_view, name="signing_loan_code_status"),
+    path("signing/mandates/<int:mandate_id>/code-status/", mandate_code_status_view, name="signing_mandate_code_status"),
     path("signing/loans/<int:loan_id>/", loan_signing_view, name="signing_loan"),
     path("signing/loans/<int:loan_id>/mandates/new/", mandate_create_view, name="signing_mandate_create"),
     path("signing/mandates/<int:mandate_id>/", mandate_signing_view, name="signing_mandate"),

@@ -33,3 +33,25 @@
   }
   document.querySelectorAll("select[data-follows]").forEach(follow);
 })();
+
+// The navigation menus: one open at a time; Escape or a click elsewhere closes them.
+(function () {
+  "use strict";
+  var menus = document.querySelectorAll("details.navmenu");
+  function closeAll(except) {
+    menus.forEach(function (menu) { if (menu !== except) menu.open = false; });
+  }
+  menus.forEach(function (menu) {
+    menu.addEventListener("toggle", function () { if (menu.open) closeAll(menu); });
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("details.navmenu")) closeAll(null);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.querySelector("details.navmenu[open]");
+    if (!open) return;
+    open.open = false;
+    open.querySelector("summary").focus();
+  });
+})();
