@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import compress, repeat
+from operator import itemgetter
 
 from django.db import connection, transaction
 from django.db.models import F, QuerySet, Sum
@@ -44,50 +46,54 @@ CENT = Decimal("0.01")
 _ID_PAD = 10**12  # loan ids plus this are 13 digits: fixed width in the latest-agreement key
 
 
-class _Book:
-    """What every client's figures of one snapshot share: the day, the product names, and the
-    Decimals made so far (amounts repeat across a book and Decimals are immutable, so each
-    distinct amount is built once)."""
+class _Cents(dict):
+    """Whole cents (or None) → the Decimal with two places, each distinct amount built once (amounts
+    repeat across a book and Decimals are immutable). A dict so that a hit is a plain subscript."""
 
-    __slots__ = ("as_of", "aso", "products", "made", "agreements", "days")
+    def __missing__(self, cents) -> Decimal:
+        value = self[cents] = Decimal(cents).scaleb(-2)
+        return value
+
+
+class _Days(dict):
+    """A date as the database gives it → (the date, days from it to as_of), each parsed once."""
+
+    def __init__(self, as_of: dt.date | None):
+        super().__init__({None: (None, None)})
+        self.as_of = as_of
+
+    def __missing__(self, value) -> tuple:
+        day = _as_date(value)
+        found = self[value] = (day, (self.as_of - day).days)
+        return found
+
+
+class _Agreements(dict):
+    """The latest agreement as the loans grouping gives it ("YYYY-MM-DD" and the product id) → its
+    date, product name and days since; each distinct one parsed once (they repeat across a book)."""
+
+    def __init__(self, as_of: dt.date | None, products: dict[int, str]):
+        super().__init__({None: (None, "", None)})
+        self.as_of, self.products = as_of, products
+
+    def __missing__(self, latest: str) -> tuple:
+        agreement = dt.date.fromisoformat(latest[:10])
+        found = self[latest] = (agreement, self.products.get(int(latest[10:]), ""), (self.as_of - agreement).days)
+        return found
+
+
+class _Book:
+    """What every client's figures of one snapshot share: the day, and the Decimals, dates and
+    agreements made so far (read by subscript: a hit costs no Python call)."""
+
+    __slots__ = ("as_of", "aso", "money", "day", "agreement")
 
     def __init__(self, *, as_of: dt.date | None = None, products: dict[int, str] | None = None):
         self.as_of = as_of
         self.aso = as_of.toordinal() if as_of else None
-        self.products = products or {}
-        self.made: dict[int, Decimal] = {0: ZERO}
-        # Dates repeat across a book as amounts do: each distinct one is parsed once.
-        self.agreements: dict[str, tuple] = {}
-        self.days: dict = {None: (None, None)}
-
-    def agreement(self, latest: str | None) -> tuple[dt.date | None, str, int | None]:
-        """The latest agreement as the loans grouping gives it (the date, 10 characters; the loan id
-        plus 10**12, 13 digits; the product id) → its date, product name and days since. Cached by
-        date and product, which repeat across a book (the loan id does not)."""
-        if not latest:
-            return None, "", None
-        key = latest[:10] + latest[23:]
-        found = self.agreements.get(key)
-        if found is None:
-            agreement = dt.date.fromisoformat(latest[:10])
-            found = self.agreements[key] = (agreement, self.products.get(int(latest[23:]), ""), (self.as_of - agreement).days)
-        return found
-
-    def day(self, value) -> tuple[dt.date | None, int | None]:
-        """A date as the database gives it → the date and the days from it to as_of."""
-        found = self.days.get(value)
-        if found is None:
-            day = _as_date(value)
-            found = self.days[value] = (day, (self.as_of - day).days)
-        return found
-
-    def money(self, cents) -> Decimal:
-        if not cents:
-            return ZERO
-        value = self.made.get(cents)
-        if value is None:
-            value = self.made[cents] = Decimal(int(cents)).scaleb(-2)
-        return value
+        self.money = _Cents({None: ZERO, 0: ZERO})
+        self.day = _Days(as_of)
+        self.agreement = _Agreements(as_of, products or {})
 
 
 # The rows of the grouped queries, as ClientFigures keeps them (money in whole cents, days as ordinals).
@@ -106,15 +112,17 @@ NO_LOANS = (None, None, 0, None, 0, None, 0, 0)
 _EMPTY_BOOK = _Book()
 
 
-class ClientFigures:
+class ClientFigures(tuple):
     """Every figure of the book for one client on one day.
 
     The grouped queries compute each figure exactly, as whole cents, day ordinals and counts; this
     object keeps their rows as they came and reads each figure from them when asked (money as
-    Decimal with two places, days as dates). Building a million of these is then one small object
-    per client, not two dozen conversions per client whether or not anyone reads them."""
+    Decimal with two places, days as dates). It is a tuple of (client id, unpaid row, loans row,
+    non-loan debt in cents, the snapshot's shared _Book) so that a million of them are built by
+    the tuple constructor in C (map over zipped rows), with no Python call per client; read it by
+    its attributes, values() or as_dict(), not by position."""
 
-    __slots__ = ("client_id", "_unpaid", "_loans", "_debt", "_book")
+    __slots__ = ()
 
     FIELDS = ("client_id", "outstanding", "arrears_amount", "arrears_days", "arrears_months", "next_due_date",
               "next_amount_due", "due_30", "due_60", "due_90", "due_120", "due_120_plus", "settlement",
@@ -122,29 +130,30 @@ class ClientFigures:
               "non_loan_debt", "last_agreement_date", "last_agreement_product", "days_since_last_loan",
               "open_loans", "date_totally_paid")
 
-    def __init__(self, client_id: int, unpaid: tuple = NO_UNPAID, loans: tuple = NO_LOANS, debt: int = 0,
-                 book: _Book = _EMPTY_BOOK):
-        self.client_id = client_id
-        self._unpaid = unpaid
-        self._loans = loans
-        self._debt = debt
-        self._book = book
+    @classmethod
+    def empty(cls, client_id: int) -> ClientFigures:
+        """The figures of a client with nothing on the book."""
+        return cls((client_id, NO_UNPAID, NO_LOANS, 0, _EMPTY_BOOK))
+
+    @property
+    def client_id(self) -> int:
+        return self[0]
 
     # --- from the unpaid instalments ---
     @property
     def outstanding(self) -> Decimal:
         # Arrears and the five buckets part every unpaid amount between them (see _unpaid_sql).
-        row = self._unpaid
-        return self._book.money(sum(row[i] or 0 for i in _U_OWING_PARTS))
+        row = self[1]
+        return self[4].money[sum(row[i] or 0 for i in _U_OWING_PARTS)]
 
     @property
     def arrears_amount(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_ARREARS])
+        return self[4].money[self[1][_U_ARREARS]]
 
     @property
     def arrears_days(self) -> int:
-        oldest = self._unpaid[_U_OLDEST]
-        return self._book.aso - oldest if oldest is not None and oldest < self._book.aso else 0
+        oldest, aso = self[1][_U_OLDEST], self[4].aso
+        return aso - oldest if oldest is not None and oldest < aso else 0
 
     @property
     def arrears_months(self) -> int:
@@ -152,101 +161,101 @@ class ClientFigures:
 
     @property
     def next_due_date(self) -> dt.date | None:
-        day = self._unpaid[_U_NEXT_DAY]
+        day = self[1][_U_NEXT_DAY]
         return dt.date.fromordinal(day) if day is not None else None
 
     @property
     def next_amount_due(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_NEXT_AMOUNT])
+        return self[4].money[self[1][_U_NEXT_AMOUNT]]
 
     @property
     def due_30(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_BUCKETS["due_30"]])
+        return self[4].money[self[1][_U_BUCKETS["due_30"]]]
 
     @property
     def due_60(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_BUCKETS["due_60"]])
+        return self[4].money[self[1][_U_BUCKETS["due_60"]]]
 
     @property
     def due_90(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_BUCKETS["due_90"]])
+        return self[4].money[self[1][_U_BUCKETS["due_90"]]]
 
     @property
     def due_120(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_BUCKETS["due_120"]])
+        return self[4].money[self[1][_U_BUCKETS["due_120"]]]
 
     @property
     def due_120_plus(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_BUCKETS["due_120_plus"]])
+        return self[4].money[self[1][_U_BUCKETS["due_120_plus"]]]
 
     @property
     def settlement(self) -> Decimal:
-        return self._book.money(self._unpaid[_U_SETTLEMENT])
+        return self[4].money[self[1][_U_SETTLEMENT]]
 
     # --- from the loans ---
     @property
     def pct_of_all_capital_pd(self) -> Decimal:
-        total, received = self._loans[_L_TOTAL], self._loans[_L_RECEIVED] or 0
+        total, received = self[2][_L_TOTAL], self[2][_L_RECEIVED] or 0
         # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic.
-        return self._book.money((20000 * received + total) // (2 * total)) if total else ZERO
+        return self[4].money[(20000 * received + total) // (2 * total)] if total else ZERO
 
     @property
     def last_receipt_date(self) -> dt.date | None:
-        return self._book.day(self._loans[_L_LAST_RECEIPT])[0]
+        return self[4].day[self[2][_L_LAST_RECEIPT]][0]
 
     @property
     def days_since_last_receipt(self) -> int | None:
-        return self._book.day(self._loans[_L_LAST_RECEIPT])[1]
+        return self[4].day[self[2][_L_LAST_RECEIPT]][1]
 
     @property
     def change_available(self) -> Decimal:
-        return self._book.money(self._loans[_L_CHANGE])
+        return self[4].money[self[2][_L_CHANGE]]
 
     @property
     def non_loan_debt(self) -> Decimal:
-        return self._book.money(self._debt)
+        return self[4].money[self[3]]
 
     @property
     def last_agreement_date(self) -> dt.date | None:
-        return self._book.agreement(self._loans[_L_LATEST])[0]
+        return self[4].agreement[self[2][_L_LATEST]][0]
 
     @property
     def last_agreement_product(self) -> str:
-        return self._book.agreement(self._loans[_L_LATEST])[1]
+        return self[4].agreement[self[2][_L_LATEST]][1]
 
     @property
     def days_since_last_loan(self) -> int | None:
-        return self._book.agreement(self._loans[_L_LATEST])[2]
+        return self[4].agreement[self[2][_L_LATEST]][2]
 
     @property
     def open_loans(self) -> int:
-        return int(self._loans[_L_OPEN] or 0)
+        return self[2][_L_OPEN] or 0
 
     @property
     def date_totally_paid(self) -> dt.date | None:
-        paid_up = self._loans[_L_PAID_UP]
-        return _as_date(paid_up) if not self.open_loans and paid_up is not None else None
+        paid_up = self[2][_L_PAID_UP]
+        return self[4].day[paid_up][0] if not self.open_loans and paid_up is not None else None
 
     def values(self) -> tuple:
         """Every figure, in FIELDS order: the properties' reads done in one call, for consumers
         that take them all (exports, the marketing data set)."""
-        book, money = self._book, self._book.money
-        (_, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement, _) = self._unpaid
-        (_, latest, open_loans, paid_up, total, last_receipt, change, received) = self._loans
+        client_id, unpaid, loans, debt, book = self
+        money = book.money
+        (_, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement, _) = unpaid
+        (_, latest, open_loans, paid_up, total, last_receipt, change, received) = loans
         aso = book.aso
         arrears_days = aso - oldest if oldest is not None and oldest < aso else 0
-        last_receipt, since_receipt = book.day(last_receipt)
-        agreement, product, since_loan = book.agreement(latest)
-        open_loans = int(open_loans or 0)
+        last_receipt, since_receipt = book.day[last_receipt]
+        agreement, product, since_loan = book.agreement[latest]
         return (
-            self.client_id,
-            money((arrears or 0) + (d30 or 0) + (d60 or 0) + (d90 or 0) + (d120 or 0) + (d120p or 0)),
-            money(arrears), arrears_days, rules.months_in_arrears(arrears_days),
-            dt.date.fromordinal(next_day) if next_day is not None else None, money(next_amount),
-            money(d30), money(d60), money(d90), money(d120), money(d120p), money(settlement),
-            money((20000 * (received or 0) + total) // (2 * total)) if total else ZERO,
-            last_receipt, since_receipt, money(change), money(self._debt), agreement, product, since_loan,
-            open_loans, _as_date(paid_up) if not open_loans and paid_up is not None else None,
+            client_id,
+            money[(arrears or 0) + (d30 or 0) + (d60 or 0) + (d90 or 0) + (d120 or 0) + (d120p or 0)],
+            money[arrears], arrears_days, rules.months_in_arrears(arrears_days),
+            dt.date.fromordinal(next_day) if next_day is not None else None, money[next_amount],
+            money[d30], money[d60], money[d90], money[d120], money[d120p], money[settlement],
+            money[(20000 * (received or 0) + total) // (2 * total)] if total else ZERO,
+            last_receipt, since_receipt, money[change], money[debt], agreement, product, since_loan,
+            open_loans or 0, book.day[paid_up][0] if not open_loans and paid_up is not None else None,
         )
 
     def as_dict(self) -> dict:
@@ -255,7 +264,10 @@ class ClientFigures:
     def __eq__(self, other) -> bool:
         return isinstance(other, ClientFigures) and self.as_dict() == other.as_dict()
 
-    __hash__ = None  # equal by value, and not immutable in principle
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = None  # equal by value of the figures, not of the rows
 
     def __repr__(self) -> str:
         return f"ClientFigures({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
@@ -424,11 +436,14 @@ def _simple_sql(client_filter: str, *, vendor: str) -> dict[str, str]:
     open_ = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     # The loan id padded to a fixed width by adding 10**12 (cheaper than formatting it), so that the
     # product id can follow it and of two loans paid out on one day the later one sorts last.
+    # (Both databases compute the same aggregate once however often the query names it.)
+    latest = (f"MAX(CAST(disbursed_on AS TEXT) || CAST(id + {_ID_PAD} AS TEXT) || CAST(product_id AS TEXT)) "
+              f"FILTER (WHERE status IN ({disbursed}))")
     return {
-        # The latest agreement and its product in one pass: the maximum of "date" "1" + 12-digit
-        # loan id, product id (see _Book.agreement).
-        "loans": f"SELECT client_id, MAX(CASE WHEN status IN ({disbursed}) THEN "
-                 f"CAST(disbursed_on AS TEXT) || CAST(id + {_ID_PAD} AS TEXT) || CAST(product_id AS TEXT) END), "
+        # The latest agreement and its product in one pass: the maximum of the date, the loan id
+        # (so that of two loans paid out on one day the later one wins) and the product id, of
+        # which the date and the product id are kept (_Agreements).
+        "loans": f"SELECT client_id, substr({latest}, 1, 10) || substr({latest}, 24), "
                  f"COUNT(*) FILTER (WHERE status IN ({open_})), "
                  f"MAX(paid_up_on) FILTER (WHERE status = '{LoanStatus.PAID_UP}'), "
                  f"SUM({_cents('total_repayable', vendor=vendor)}) FILTER (WHERE status IN ({disbursed})), "
@@ -469,7 +484,8 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
             # loans grouping measured a third faster sorted than hashed on a 100k-client book).
             cursor.execute("SET LOCAL enable_hashagg = off")
         cursor.execute(_unpaid_sql(client_filter, vendor=connection.vendor), params)
-        unpaid_rows = {row[0]: row for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+        unpaid_rows = dict(zip(map(itemgetter(0), rows), rows, strict=True))
         # Settlement adjustments, few by nature: the credit of instalments paid ahead in full, and
         # for any loan paid ahead beyond what settles it, the lift that holds its quote at zero.
         adjust: dict[int, int] = {}
@@ -479,29 +495,31 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
         for cid, loan_id, credit in paid_ahead:
             if loan_id in on_book:
                 adjust[cid] = adjust.get(cid, 0) + credit
-        flagged = [cid for cid, row in unpaid_rows.items() if row[_U_PAID_BEYOND_CAPITAL]]
+        flagged = list(compress(unpaid_rows, map(itemgetter(_U_PAID_BEYOND_CAPITAL), rows)))
         maybe_overpaid = on_book | (_paid_beyond_capital(entity=entity, client_ids=flagged, as_of=as_of) if flagged else set())
         for cid, lift in _overpaid_loans(maybe_overpaid, as_of=as_of).items():
             adjust[cid] = adjust.get(cid, 0) + lift
         for cid, cents in adjust.items():
             row = unpaid_rows.get(cid, (cid, *NO_UNPAID[1:]))
             unpaid_rows[cid] = (*row[:_U_SETTLEMENT], (row[_U_SETTLEMENT] or 0) + cents, *row[_U_SETTLEMENT + 1:])
-        unpaid = unpaid_rows.get
-        # Every client with instalments has a loan, so the loan rows make every client's figures.
-        cursor.execute(simple["loans"], params)
-        figures = {row[0]: ClientFigures(row[0], unpaid(row[0], NO_UNPAID), row, 0, book) for row in cursor.fetchall()}
         cursor.execute(simple["debts"], params)
-        for cid, debt in cursor.fetchall():
-            f = figures.get(cid)
-            if f is None:
-                figures[cid] = ClientFigures(cid, NO_UNPAID, NO_LOANS, debt, book)
-            else:
-                f._debt = debt
+        debts = dict(cursor.fetchall())
+        # Every client with instalments has a loan, so the loan rows make every client's figures;
+        # each ClientFigures is built by the tuple constructor over zipped rows (no Python call per client).
+        cursor.execute(simple["loans"], params)
+        loan_rows = cursor.fetchall()
+        ids = list(map(itemgetter(0), loan_rows))
+        figures = dict(zip(ids, map(ClientFigures, zip(
+            ids, map(unpaid_rows.get, ids, repeat(NO_UNPAID)), loan_rows, map(debts.get, ids, repeat(0)), repeat(book))),
+            strict=True))
+        for cid in sorted(debts.keys() - figures.keys()):
+            figures[cid] = ClientFigures((cid, NO_UNPAID, NO_LOANS, debts[cid], book))
     return figures
 
 
 def client_figures(*, entity: Entity, client_id: int, as_of: dt.date) -> ClientFigures:
-    return portfolio_snapshot(entity=entity, as_of=as_of, client_ids=[client_id]).get(client_id, ClientFigures(client_id=client_id))
+    found = portfolio_snapshot(entity=entity, as_of=as_of, client_ids=[client_id]).get(client_id)
+    return found if found is not None else ClientFigures.empty(client_id)
 
 
 # --- lists and details ---------------------------------------------------------------------------
