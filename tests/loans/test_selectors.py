@@ -146,3 +146,18 @@ def test_last_agreement_of_two_paid_out_on_one_day_is_the_later_loan(entity, len
     figures = selectors.client_figures(entity=entity, client_id=client.pk, as_of=dt.date(2026, 2, 1))
     assert figures.last_agreement_date == later.disbursed_on
     assert figures.last_agreement_product == "Alpha"  # the later loan's, though its product id is the lower
+
+
+def test_snapshot_leaves_the_garbage_collector_as_it_found_it(entity, lender):
+    import gc
+
+    make_loan(entity, user=lender, principal="2000", instalments=3)
+    assert gc.isenabled()
+    assert len(selectors.portfolio_snapshot(entity=entity, as_of=dt.date(2026, 2, 1))) == 1
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        selectors.portfolio_snapshot(entity=entity, as_of=dt.date(2026, 2, 1))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
