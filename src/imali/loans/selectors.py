@@ -402,29 +402,34 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     not_capital = _cents("i.amount - i.capital", vendor=vendor)  # never negative
     accrued = _accrued_cents_sql("i", vendor=vendor)
     parts = " + ".join(f"COALESCE(g.{part}, 0)" for part in ("arrears", "d30", "d60", "d90", "d120", "d120p", "accrued"))
+    unpaid_rows = f"FROM {table} j WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.open AND j.paid < j.amount"
     return f"""
-        SELECT g.client_id, g.arrears, g.oldest, g.next_day,
-          CASE WHEN g.next_day IS NULL THEN NULL WHEN g.last_within_30 = g.next_day THEN g.d30 ELSE
-          (SELECT SUM({_cents("j.amount - j.paid", vendor=vendor)}) FROM {table} j
-           WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.due_ord = g.next_day
-             AND j.open AND j.paid < j.amount) END,
-          g.d30, g.d60, g.d90, g.d120, g.d120p, {parts} - COALESCE(g.not_capital, 0), g.paid_beyond_capital
+        SELECT h.client_id, h.arrears, h.oldest, h.next_day,
+          CASE WHEN h.next_day IS NULL THEN NULL WHEN h.last_within_30 = h.next_day THEN h.d30 ELSE
+          (SELECT SUM({_cents("j.amount - j.paid", vendor=vendor)}) {unpaid_rows.replace("g.client_id", "h.client_id")}
+             AND j.due_ord = h.next_day) END,
+          h.d30, h.d60, h.d90, h.d120, h.d120p, h.settlement, h.paid_beyond_capital
         FROM (
-          SELECT i.client_id,
-            {owing("i.due_ord < %(aso)s")} AS arrears,
-            MIN(i.due_ord) AS oldest,
-            MIN(i.due_ord) FILTER (WHERE i.due_ord >= %(aso)s) AS next_day,
-            MAX(i.due_ord) FILTER (WHERE i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30) AS last_within_30,
-            {owing("i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30")} AS d30,
-            {owing("i.due_ord > %(aso)s + 30 AND i.due_ord <= %(aso)s + 60")} AS d60,
-            {owing("i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90")} AS d90,
-            {owing("i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120")} AS d120,
-            {owing("i.due_ord > %(aso)s + 120")} AS d120p,
-            SUM({not_capital}) FILTER (WHERE i.due_ord > %(aso)s) AS not_capital,
-            SUM({accrued}) FILTER (WHERE {current_period}) AS accrued,
-            COUNT(*) FILTER (WHERE i.due_ord > %(aso)s AND i.paid > i.capital) AS paid_beyond_capital
-          FROM {table} i WHERE {where} GROUP BY i.client_id
-        ) g
+          SELECT g.*, {parts} - COALESCE(g.not_capital, 0) AS settlement,
+            COALESCE(g.first_within_30, CASE WHEN COALESCE(g.d60, g.d90, g.d120, g.d120p) IS NOT NULL THEN
+              (SELECT MIN(j.due_ord) {unpaid_rows} AND j.due_ord > %(aso)s + 30) END) AS next_day
+          FROM (
+            SELECT i.client_id,
+              {owing("i.due_ord < %(aso)s")} AS arrears,
+              MIN(i.due_ord) FILTER (WHERE i.due_ord < %(aso)s) AS oldest,
+              MIN(i.due_ord) FILTER (WHERE i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30) AS first_within_30,
+              MAX(i.due_ord) FILTER (WHERE i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30) AS last_within_30,
+              {owing("i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30")} AS d30,
+              {owing("i.due_ord > %(aso)s + 30 AND i.due_ord <= %(aso)s + 60")} AS d60,
+              {owing("i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90")} AS d90,
+              {owing("i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120")} AS d120,
+              {owing("i.due_ord > %(aso)s + 120")} AS d120p,
+              SUM({not_capital}) FILTER (WHERE i.due_ord > %(aso)s) AS not_capital,
+              SUM({accrued}) FILTER (WHERE {current_period}) AS accrued,
+              COUNT(*) FILTER (WHERE i.due_ord > %(aso)s AND i.paid > i.capital) AS paid_beyond_capital
+            FROM {table} i WHERE {where} GROUP BY i.client_id
+          ) g
+        ) h
     """
 
 
