@@ -123,20 +123,31 @@ def _session(cursor) -> None:
         cursor.execute("SET LOCAL jit = off")
 
 
-def _scan(entities, as_of) -> float:
+class _Timer:
+    """Wall time, and this process's CPU time (on SQLite all of the work: the database runs in the
+    process, so on a machine shared with other loads the CPU ratio is the one they do not skew)."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def _scan(entities, as_of) -> _Timer:
     """The floor: the bare aggregates of _baseline_sql for every entity."""
     from django.db import connection, transaction
 
     queries = list(_baseline_sql(vendor=connection.vendor).values())
-    started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with _Timer() as timer, transaction.atomic(), connection.cursor() as cursor:
         _session(cursor)
         for entity in entities:
             params = {"entity": entity.pk, "aso": as_of.toordinal()}
             for sql in queries:
                 cursor.execute(sql, params)
                 cursor.fetchall()
-    return time.perf_counter() - started
+    return timer
 
 
 def _indexes_used(cursor, sql: str, params: dict) -> list[str]:
@@ -181,27 +192,27 @@ def _plans(entity, as_of) -> dict:
                        "floor": _indexes_used(cursor, baseline[name], params)} for name in baseline}
 
 
-def _snapshot(entities, as_of) -> tuple[float, int]:
+def _snapshot(entities, as_of) -> tuple[_Timer, int]:
     from imali.loans.selectors import portfolio_snapshot
 
-    started = time.perf_counter()
     clients = 0
-    for entity in entities:
-        clients += len(portfolio_snapshot(entity=entity, as_of=as_of))
-    return time.perf_counter() - started, clients
+    with _Timer() as timer:
+        for entity in entities:
+            clients += len(portfolio_snapshot(entity=entity, as_of=as_of))
+    return timer, clients
 
 
-def _snapshot_read_all(entities, as_of) -> float:
+def _snapshot_read_all(entities, as_of) -> _Timer:
     """The snapshot, then every figure of every client read as the caller sees it (Decimal, dates):
     ClientFigures converts on access, so this is the cost of a consumer that reads everything."""
     from imali.loans.selectors import ClientFigures, portfolio_snapshot
 
     every_figure = ClientFigures.values
-    started = time.perf_counter()
-    for entity in entities:
-        for figures in portfolio_snapshot(entity=entity, as_of=as_of).values():
-            every_figure(figures)
-    return time.perf_counter() - started
+    with _Timer() as timer:
+        for entity in entities:
+            for figures in portfolio_snapshot(entity=entity, as_of=as_of).values():
+                every_figure(figures)
+    return timer
 
 
 def main() -> None:
@@ -250,12 +261,22 @@ def main() -> None:
                       "receipts": Receipt.objects.count()}
             scans, snaps, read_alls = [], [], []
             figures_clients = 0
+            load_before = os.getloadavg()[0]
             for _ in range(args.repeat):
                 scans.append(_scan(entities, as_of))
-                seconds, figures_clients = _snapshot(entities, as_of)
-                snaps.append(seconds)
+                timer, figures_clients = _snapshot(entities, as_of)
+                snaps.append(timer)
                 read_alls.append(_snapshot_read_all(entities, as_of))
-            scan, snap, read_all = min(scans), min(snaps), min(read_alls)
+            load_after = os.getloadavg()[0]
+            scan, snap, read_all = (min(t.wall for t in ts) for ts in (scans, snaps, read_alls))
+            cpu_scan, cpu_snap, cpu_read_all = (min(t.cpu for t in ts) for ts in (scans, snaps, read_alls))
+            cpu = {
+                # SQLite only: there the process's CPU time is all the work (PostgreSQL's is in the server).
+                "cpu_snapshot_seconds": round(cpu_snap, 3), "cpu_scan_seconds": round(cpu_scan, 3),
+                "cpu_ratio": round(cpu_snap / cpu_scan, 2),
+                "cpu_snapshot_every_figure_read_seconds": round(cpu_read_all, 3),
+                "cpu_every_figure_read_ratio": round(cpu_read_all / cpu_scan, 2),
+            } if connection.vendor == "sqlite" else {}
             result = {
                 "benchmark": "portfolio_snapshot vs a bare aggregate over the rows it reads",
                 "database": connection.vendor,
@@ -267,6 +288,9 @@ def main() -> None:
                 "ratio": round(snap / scan, 2),
                 "snapshot_every_figure_read_seconds": round(read_all, 3),
                 "every_figure_read_ratio": round(read_all / scan, 2),
+                **cpu,
+                "load_average_1min": [round(load_before, 1), round(load_after, 1)],
+                "cpus": os.cpu_count(),
                 "goal": "ratio <= 3 and every_figure_read_ratio <= 3",
                 "indexes_used": _plans(entities[0], as_of),
                 "repeat": args.repeat,
