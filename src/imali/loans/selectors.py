@@ -294,8 +294,7 @@ def _cents(column: str, *, vendor: str) -> str:
     float and SUM over it adds floats, which past 2**46 rand cannot hold every cent (a sum rounded
     afterwards can be a cent out); one value of at most 14 digits times 100 is within a fiftieth of
     its cents, so adding a half and truncating (cheaper than ROUND) gives them exactly. On
-    PostgreSQL the numeric times 100 is a whole number already, and bigint sums are cheaper than
-    numeric ones."""
+    PostgreSQL the numeric times 100 is a whole number already."""
     if vendor == "sqlite":
         return f"CAST(({column}) * 100 + 0.5 AS INTEGER)"
     return f"CAST(({column}) * 100 AS BIGINT)"
@@ -306,6 +305,17 @@ def _sum(cents: str, *, vendor: str, where: str = "") -> str:
     psycopg would hand over as Decimal, slow to read back), so the total is cast to bigint again."""
     total = f"SUM({cents})" + (f" FILTER (WHERE {where})" if where else "")
     return f"CAST({total} AS BIGINT)" if vendor == "postgresql" else total
+
+
+def _money_sum(amount: str, *, vendor: str, where: str = "") -> str:
+    """The exact sum of a money expression that is never negative, as whole cents (an integer).
+    SQLite: each row turned into cents, then integers summed (_cents). PostgreSQL: numeric sums are
+    exact already, so the rows are summed as they are and the total turned into cents once (one
+    numeric operation per row rather than three)."""
+    if vendor == "sqlite":
+        return _sum(_cents(amount, vendor=vendor), vendor=vendor, where=where)
+    total = f"SUM({amount})" + (f" FILTER (WHERE {where})" if where else "")
+    return f"CAST({total} * 100 AS BIGINT)"
 
 
 def _accrued_cents_sql(alias: str, *, vendor: str) -> str:
@@ -396,24 +406,21 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     table = Instalment._meta.db_table
     current_period = "i.due_ord > %(aso)s AND i.start_ord < %(aso)s"
     where = f"i.entity_id = %(entity)s AND {UNPAID} {client_filter.replace('client_id', 'i.client_id')}"
-    owe = _cents("i.amount - i.paid", vendor=vendor)  # never negative on these rows
-
     def owing(condition: str) -> str:
-        return _sum(owe, vendor=vendor, where=condition)
+        return _money_sum("i.amount - i.paid", vendor=vendor, where=condition)  # never negative on these rows
 
     # Settlement (rules.settlement_amount): what is due by as_of in full; of what falls due later its
     # capital and the interest accrued so far in its period; less what was paid on either. That is
     # everything unpaid (arrears and the buckets) less, on what falls due later, the part that is not
     # capital (interest, fees, VAT: amount − capital), plus the interest accrued: one more sum over
     # the rows not yet due instead of a CASE on every row (the identity holds in whole cents).
-    not_capital = _cents("i.amount - i.capital", vendor=vendor)  # never negative
     accrued = _accrued_cents_sql("i", vendor=vendor)
     parts = " + ".join(f"COALESCE(g.{part}, 0)" for part in ("arrears", "d30", "d60", "d90", "d120", "d120p", "accrued"))
     unpaid_rows = f"FROM {table} j WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.open AND j.paid < j.amount"
     return f"""
         SELECT h.client_id, h.arrears, h.oldest, h.next_day,
           CASE WHEN h.next_day IS NULL THEN NULL WHEN h.last_within_30 = h.next_day THEN h.d30 ELSE
-          (SELECT {_sum(_cents("j.amount - j.paid", vendor=vendor), vendor=vendor)} {unpaid_rows.replace("g.client_id", "h.client_id")}
+          (SELECT {_money_sum("j.amount - j.paid", vendor=vendor)} {unpaid_rows.replace("g.client_id", "h.client_id")}
              AND j.due_ord = h.next_day) END,
           h.d30, h.d60, h.d90, h.d120, h.d120p, h.settlement, h.paid_beyond_capital
         FROM (
@@ -431,7 +438,7 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
               {owing("i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90")} AS d90,
               {owing("i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120")} AS d120,
               {owing("i.due_ord > %(aso)s + 120")} AS d120p,
-              {_sum(not_capital, vendor=vendor, where="i.due_ord > %(aso)s")} AS not_capital,
+              {_money_sum("i.amount - i.capital", vendor=vendor, where="i.due_ord > %(aso)s")} AS not_capital,
               {_sum(accrued, vendor=vendor, where=current_period)} AS accrued,
               COUNT(*) FILTER (WHERE i.due_ord > %(aso)s AND i.paid > i.capital) AS paid_beyond_capital
             FROM {table} i WHERE {where} GROUP BY i.client_id
@@ -459,11 +466,11 @@ def _simple_sql(client_filter: str, *, vendor: str) -> dict[str, str]:
         "loans": f"SELECT client_id, substr({latest}, 1, 10) || substr({latest}, 24), "
                  f"COUNT(*) FILTER (WHERE status IN ({open_})), "
                  f"MAX(paid_up_on) FILTER (WHERE status = '{LoanStatus.PAID_UP}'), "
-                 f"{_sum(_cents('total_repayable', vendor=vendor), vendor=vendor, where=f'status IN ({disbursed})')}, "
-                 f"MAX(last_receipt_on), {_sum(_cents('change_total', vendor=vendor), vendor=vendor)}, "
-                 f"{_sum(_cents('received_total', vendor=vendor), vendor=vendor)} "
+                 f"{_money_sum('total_repayable', vendor=vendor, where=f'status IN ({disbursed})')}, "
+                 f"MAX(last_receipt_on), {_money_sum('change_total', vendor=vendor)}, "
+                 f"{_money_sum('received_total', vendor=vendor)} "
                  f"FROM {loans} WHERE entity_id = %(entity)s {client_filter} GROUP BY client_id",
-        "debts": f"SELECT client_id, {_sum(_cents('amount', vendor=vendor), vendor=vendor)} FROM {debits} "
+        "debts": f"SELECT client_id, {_money_sum('amount', vendor=vendor)} FROM {debits} "
                  f"WHERE entity_id = %(entity)s AND settled_on IS NULL {client_filter} GROUP BY client_id",
     }
 
