@@ -141,13 +141,17 @@ class _Timer:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def _scan(entities, as_of) -> _Timer:
-    """The floor: the bare aggregates of _baseline_sql for every entity."""
+def _scan(entities, as_of, *, serial: bool = False) -> _Timer:
+    """The floor: the bare aggregates of _baseline_sql for every entity. PostgreSQL runs a bare
+    aggregate with parallel workers (the snapshot's client-ordered groupings run in one process);
+    `serial` measures it without them too."""
     from django.db import connection, transaction
 
     queries = list(_baseline_sql(vendor=connection.vendor).values())
     with _Timer() as timer, transaction.atomic(), connection.cursor() as cursor:
         _session(cursor)
+        if serial:
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         for entity in entities:
             params = {"entity": entity.pk, "aso": as_of.toordinal()}
             for sql in queries:
@@ -265,11 +269,13 @@ def main() -> None:
             as_of = dt.date.fromisoformat(book["as_of"])
             counts = {"clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
                       "receipts": Receipt.objects.count()}
-            scans, snaps, read_alls = [], [], []
+            scans, snaps, read_alls, serial_scans = [], [], [], []
             figures_clients = 0
             load_before = os.getloadavg()[0]
             for _ in range(args.repeat):
                 scans.append(_scan(entities, as_of))
+                if connection.vendor == "postgresql":
+                    serial_scans.append(_scan(entities, as_of, serial=True))
                 timer, figures_clients = _snapshot(entities, as_of)
                 snaps.append(timer)
                 read_alls.append(_snapshot_read_all(entities, as_of))
@@ -282,7 +288,12 @@ def main() -> None:
                 "cpu_ratio": round(cpu_snap / cpu_scan, 2),
                 "cpu_snapshot_every_figure_read_seconds": round(cpu_read_all, 3),
                 "cpu_every_figure_read_ratio": round(cpu_read_all / cpu_scan, 2),
-            } if connection.vendor == "sqlite" else {}
+            } if connection.vendor == "sqlite" else {
+                # The floor without parallel workers, as the snapshot's groupings run.
+                "scan_serial_seconds": round(min(t.wall for t in serial_scans), 3),
+                "ratio_serial": round(snap / min(t.wall for t in serial_scans), 2),
+                "every_figure_read_ratio_serial": round(read_all / min(t.wall for t in serial_scans), 2),
+            }
             result = {
                 "benchmark": "portfolio_snapshot vs a bare aggregate over the rows it reads",
                 "database": connection.vendor,
