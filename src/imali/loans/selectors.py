@@ -100,7 +100,7 @@ class _Book:
 # The rows of the grouped queries, as ClientFigures keeps them (money in whole cents, days as ordinals).
 # unpaid: client, arrears, oldest unpaid day, next day due, amount due then,
 #         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement, count paid beyond capital ahead
-# loans:  client, latest agreement (date, padded loan id, product id), open loans, last paid-up date, total repayable
+# loans:  client, latest agreement ("YYYY-MM-DD" and product id), open loans, last paid-up date, total repayable
 #         of disbursed loans, last receipt date, change, received
 _U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4
 _U_BUCKETS = {"due_30": 5, "due_60": 6, "due_90": 7, "due_120": 8, "due_120_plus": 9}
