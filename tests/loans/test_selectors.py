@@ -146,3 +146,38 @@ def test_last_agreement_of_two_paid_out_on_one_day_is_the_later_loan(entity, len
     figures = selectors.client_figures(entity=entity, client_id=client.pk, as_of=dt.date(2026, 2, 1))
     assert figures.last_agreement_date == later.disbursed_on
     assert figures.last_agreement_product == "Alpha"  # the later loan's, though its product id is the lower
+
+
+def test_snapshot_leaves_the_garbage_collector_as_it_found_it(entity, lender):
+    import gc
+
+    make_loan(entity, user=lender, principal="2000", instalments=3)
+    assert gc.isenabled()
+    assert len(selectors.portfolio_snapshot(entity=entity, as_of=dt.date(2026, 2, 1))) == 1
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        selectors.portfolio_snapshot(entity=entity, as_of=dt.date(2026, 2, 1))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_next_amount_due_when_nothing_falls_due_within_30_days_or_two_days_do(entity, lender):
+    client, _ = make_borrower(entity)
+    product = make_product(entity, name="Monthly")
+    for principal in ("2000", "3000"):  # two loans due on the same days
+        make_loan(entity, user=lender, product=product, client=client, principal=principal, instalments=3)
+    first = Instalment.objects.filter(client=client).order_by("due_date").first().due_date
+    weekly = make_product(entity, name="Weekly", frequency="weekly", max_instalments=26)
+    other, _ = make_borrower(entity)
+    make_loan(entity, user=lender, product=weekly, client=other, principal="2000", instalments=8)
+    for as_of in (first - dt.timedelta(days=45), first - dt.timedelta(days=10), first, first + dt.timedelta(days=1)):
+        snap = selectors.portfolio_snapshot(entity=entity, as_of=as_of)
+        for someone in (client, other):
+            expected = expected_for(someone, as_of)
+            got = snap[someone.pk]
+            assert (got.next_due_date, got.next_amount_due) == (expected["next_due_date"], expected["next_amount_due"]), \
+                (as_of, someone.pk)
+    early = selectors.client_figures(entity=entity, client_id=client.pk, as_of=first - dt.timedelta(days=45))
+    assert early.next_due_date == first and early.due_30 == 0 and early.next_amount_due > 0
