@@ -299,3 +299,86 @@ def test_otp_commits_while_a_large_bulk_enqueue_of_the_same_entity_is_still_writ
     log.refresh_from_db()
     assert log.queued == count and log.finished_at is not None
     assert _ledger_is_exact(entity) == 200_000 - count - 1
+
+
+KILL_SEED = """
+from imali.tenancy.models import User
+from imali.tenancy.services import entity_create
+from imali.messaging.credits import credits_assign
+op = User.objects.create(username="op", is_operator=True)
+e = entity_create(actor=op, data={"name": "Kill bulk", "code": "killbulk", "country": "ZA", "modules": ["maxsms"]})
+credits_assign(actor=op, entity=e, channel="sms", amount=100000)
+"""
+KILL_BULK = """
+from imali.tenancy.models import Entity
+from imali.messaging.services import BulkRecipient, messages_enqueue_bulk
+messages_enqueue_bulk(entity=Entity.objects.get(code="killbulk"), actor=None, message_type="crm", text="Hello {^Client Name^}",
+                      recipients=[BulkRecipient(f"k{i}", f"+2782{i:07d}", {"Client Name": "Sipho"}) for i in range(50000)],
+                      chunk_rows=500)
+"""
+KILL_SWEEP = """
+import datetime as dt
+from imali.messaging.services import bulk_reservations_settle_stale
+print("settled", bulk_reservations_settle_stale(stale_after=dt.timedelta(0)))
+"""
+
+
+def test_bulk_run_killed_mid_write_leaves_the_ledger_exact_after_rerun_and_sweeper(tmp_path):
+    """A real process killed with SIGKILL while it writes its chunks: its reservation stays open
+    (nothing settles it), the rerun writes only the rest and pays only for it, and the sweeper
+    gives back the dead run's unused credits. Throw-away SQLite file; bounded in time."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    db_file = tmp_path / "killbulk.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(IMALI_VAR_DIR=str(tmp_path), IMALI_SQLITE_PATH=str(db_file), PYTHONPATH=str(root / "src"))
+
+    def manage(*args):
+        return subprocess.run([sys.executable, str(root / "manage.py"), *args], env=env, cwd=root, timeout=300,
+                              capture_output=True, text=True, check=True)
+
+    def query(sql):
+        db = sqlite3.connect(db_file)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+
+    manage("migrate", "--noinput")
+    manage("shell", "-c", KILL_SEED)
+    bulk = subprocess.Popen([sys.executable, str(root / "manage.py"), "shell", "-c", KILL_BULK], env=env, cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while query("SELECT COUNT(*) FROM messaging_outboxmessage")[0][0] < 2000:
+            assert time.monotonic() < deadline and bulk.poll() is None, "the bulk run never got to writing"
+            time.sleep(0.02)
+        bulk.send_signal(signal.SIGKILL)
+        bulk.wait(10)
+    finally:
+        if bulk.poll() is None:
+            bulk.kill()
+            bulk.wait(10)
+    written_before_kill = query("SELECT COUNT(*) FROM messaging_outboxmessage")[0][0]
+    assert 2000 <= written_before_kill < 50000
+    assert query("SELECT status, amount FROM messaging_creditreservation") == [("open", 50000)]
+
+    manage("shell", "-c", KILL_BULK)  # the rerun: writes the rest; the dead run's reservation is not stale yet
+    assert manage("shell", "-c", KILL_SWEEP).stdout.strip().splitlines()[-1] == "settled 1"
+
+    assert query("SELECT COUNT(*), SUM(credits) FROM messaging_outboxmessage") == [(50000, 50000)]
+    assert query("SELECT status, amount, used, settled_by FROM messaging_creditreservation ORDER BY id") == [
+        ("settled", 50000, written_before_kill, "sweeper"), ("settled", 50000, 50000 - written_before_kill, "run")]
+    logs = query("SELECT queued, credits, finished_at IS NOT NULL FROM messaging_processlog ORDER BY id")
+    assert logs == [(written_before_kill, written_before_kill, 1), (50000 - written_before_kill, 50000 - written_before_kill, 1)]
+    running = 0
+    for amount, after in query("SELECT amount, balance_after FROM messaging_creditentry ORDER BY id"):
+        running += amount
+        assert after == running >= 0
+    assert running == 100000 - 50000
