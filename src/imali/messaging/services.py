@@ -7,8 +7,9 @@ that pays for them: the event that causes a message and the message commit or ro
 from __future__ import annotations
 
 import datetime as dt
-import pickle
+import marshal
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -383,8 +384,9 @@ def client_recipients(*, entity: Entity, clients, event: str, message_type: str,
 _OUTBOX_COLUMNS = ("entity_id", "client_id", "user_id", "created_by_id", "channel", "number", "country", "message_type",
                    "text", "segments", "credits", "priority", "idempotency_key", "status", "gateway",
                    "provider_message_id", "attempts", "next_attempt_at", "error", "created_at", "process_id")
-_KEY_AT = _OUTBOX_COLUMNS.index("idempotency_key")
-_CREDITS_AT = _OUTBOX_COLUMNS.index("credits")
+# A spooled row holds only what differs between the messages of a run:
+# (client_id, user_id, number, country, text, segments, idempotency_key).
+_SPOOL_SEGMENTS, _SPOOL_KEY = 5, 6
 
 
 
@@ -394,6 +396,10 @@ def _default_chunk_rows() -> int:
     PostgreSQL nothing waits for a chunk and larger ones write faster."""
     return 20_000 if connection.vendor == "postgresql" else 5_000
 
+# SQLite has no queue of writers: one waiting for the write lock polls (its busy handler sleeps
+# up to 100 ms between tries) and would mostly miss the instant between two chunks. A pause after
+# each chunk lets a waiting OTP in after at most one chunk (about 1 s per 100,000 rows).
+SQLITE_GAP_BETWEEN_CHUNKS_S = 0.05
 # A run whose last chunk committed this long ago has died: the sweeper settles its reservation.
 RESERVATION_STALE_AFTER = dt.timedelta(minutes=10)
 
@@ -403,9 +409,9 @@ class ReservationClosed(RuntimeError):
 
 
 class _Spool:
-    """Rendered rows in pickled chunks in a private temporary file (unlinked at once, mode 0600):
-    a million rows never sit in memory at once, and their total cost is known before anything is
-    reserved or written."""
+    """Rendered rows in marshalled chunks in a private temporary file (unlinked at once, mode
+    0600): a million rows never sit in memory at once, and their total cost is known before
+    anything is reserved or written."""
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile()
@@ -414,15 +420,15 @@ class _Spool:
 
     def write(self, batch: list[tuple]) -> None:
         if batch:
-            pickle.dump(batch, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            marshal.dump(batch, self.file)
             self.rows += len(batch)
-            self.credits += sum(row[_CREDITS_AT] for row in batch)
+            self.credits += sum(row[_SPOOL_SEGMENTS] for row in batch)
 
     def chunks(self) -> Iterator[list[tuple]]:
         self.file.seek(0)
         while True:
             try:
-                yield pickle.load(self.file)  # noqa: S301 - our own private temporary file
+                yield marshal.load(self.file)
             except EOFError:
                 return
 
@@ -430,8 +436,8 @@ class _Spool:
         """A new spool without the keys already in the outbox: what a rerun actually has to pay for."""
         kept = _Spool()
         for batch in self.chunks():
-            known = _keys_queued(entity_id, [row[_KEY_AT] for row in batch])
-            kept.write([row for row in batch if row[_KEY_AT] not in known])
+            known = _keys_queued(entity_id, [row[_SPOOL_KEY] for row in batch])
+            kept.write([row for row in batch if row[_SPOOL_KEY] not in known])
         self.close()
         return kept
 
@@ -480,8 +486,8 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
     chunk_rows = chunk_rows or _default_chunk_rows()
     skipped: Counter[str] = Counter()
     errors: list[str] = []
-    spool = _bulk_render(entity=entity, actor=actor, message_type=message_type, text=text, recipients=recipients,
-                         channel=channel, now=now, chunk_rows=chunk_rows, skipped=skipped, errors=errors)
+    spool = _bulk_render(entity=entity, message_type=message_type, text=text, recipients=recipients,
+                         chunk_rows=chunk_rows, skipped=skipped, errors=errors)
     candidates = spool.rows
     try:
         # A run of this ledger that died left its reservation open: settle it before reserving
@@ -500,10 +506,15 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
             log, reservation = _bulk_reserve(entity=entity, actor=actor, message_type=message_type, kind=kind,
                                              criteria=criteria, channel=channel, spool=spool, now=now)
         chunks = 0
+        actor_id = actor.pk if getattr(actor, "pk", None) else None
+        fixed = (entity.pk, actor_id, channel, message_type, priority_for(message_type), OutboxStatus.QUEUED.value,
+                 connection.ops.adapt_datetimefield_value(now), log.pk)
         try:
             for batch in spool.chunks():
-                _bulk_chunk_write(batch, reservation_id=reservation.pk, process_id=log.pk)
+                _bulk_chunk_write(_outbox_rows(batch, fixed), reservation_id=reservation.pk, process_id=log.pk)
                 chunks += 1
+                if connection.vendor == "sqlite":
+                    time.sleep(SQLITE_GAP_BETWEEN_CHUNKS_S)
         except DatabaseError as exc:
             errors.append(f"Writing stopped at chunk {chunks + 1} ({chunks * chunk_rows} rows written before it): "
                           f"{str(exc).strip()[:300]}")
@@ -515,39 +526,38 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
                         already_queued_of=candidates)
 
 
-def _bulk_render(*, entity: Entity, actor, message_type: str, text: str, recipients: Iterable[BulkRecipient],
-                 channel: str, now: dt.datetime, chunk_rows: int, skipped: Counter, errors: list[str]) -> _Spool:
+def _bulk_render(*, entity: Entity, message_type: str, text: str, recipients: Iterable[BulkRecipient], chunk_rows: int,
+                 skipped: Counter, errors: list[str]) -> _Spool:
     compiled = Compiled(text)
-    priority = priority_for(message_type)
     opted_out = set()
     if message_type == MessageType.MARKETING:
         opted_out = set(MarketingOptOut.objects.filter(entity=entity).values_list("number", flat=True))
-    actor_id = actor.pk if getattr(actor, "pk", None) else None
-    now_db = connection.ops.adapt_datetimefield_value(now)
-    entity_id = entity.pk
     countries: dict[str, str] = {}
+    no_cellphone, invalid_number, opted_out_reason, twice, render_failed = (
+        SkipReason.NO_CELLPHONE.value, SkipReason.INVALID_NUMBER.value, SkipReason.OPTED_OUT.value,
+        SkipReason.ALREADY_QUEUED.value, SkipReason.RENDER_FAILED.value)
     seen: set[str] = set()
     spool = _Spool()
     batch: list[tuple] = []
     for r in recipients:
         number = r.number
         if not number:
-            skipped[SkipReason.NO_CELLPHONE.value] += 1
+            skipped[no_cellphone] += 1
             continue
         # Numbers on clients and users are stored E.164 already; this only guards the shape.
         if not (number[0] == "+" and 9 <= len(number) <= 16 and number[1:].isdigit()):
-            skipped[SkipReason.INVALID_NUMBER.value] += 1
+            skipped[invalid_number] += 1
             continue
         if number in opted_out:
-            skipped[SkipReason.OPTED_OUT.value] += 1
+            skipped[opted_out_reason] += 1
             continue
         if r.idempotency_key in seen:
-            skipped[SkipReason.ALREADY_QUEUED.value] += 1
+            skipped[twice] += 1
             continue
         try:
             body = compiled.render(r.values)
         except TemplateError as exc:
-            skipped[SkipReason.RENDER_FAILED.value] += 1
+            skipped[render_failed] += 1
             if len(errors) < 20:
                 errors.append(f"{r.idempotency_key}: {exc}")
             continue
@@ -556,9 +566,7 @@ def _bulk_render(*, entity: Entity, actor, message_type: str, text: str, recipie
         country = countries.get(number[:4])
         if country is None:
             country = countries[number[:4]] = _country_of(number)
-        batch.append((entity_id, r.client_id, r.user_id, actor_id, channel, number, country, message_type,
-                      body, segs, segs, priority, r.idempotency_key, OutboxStatus.QUEUED.value, "", "", 0, now_db,
-                      "", now_db))
+        batch.append((r.client_id, r.user_id, number, country, body, segs, r.idempotency_key))
         if len(batch) >= chunk_rows:
             spool.write(batch)
             batch = []
@@ -581,13 +589,20 @@ def _bulk_reserve(*, entity: Entity, actor, message_type: str, kind: str, criter
     return log, reservation
 
 
-def _bulk_chunk_write(batch: list[tuple], *, reservation_id: int, process_id: int) -> None:
+def _outbox_rows(batch: list[tuple], fixed: tuple) -> list[tuple]:
+    """Spooled rows as outbox rows in `_OUTBOX_COLUMNS` order, built before the chunk's transaction."""
+    entity_id, actor_id, channel, message_type, priority, queued, now_db, process_id = fixed
+    return [(entity_id, client_id, user_id, actor_id, channel, number, country, message_type, body, segs, segs,
+             priority, key, queued, "", "", 0, now_db, "", now_db, process_id)
+            for client_id, user_id, number, country, body, segs, key in batch]
+
+
+def _bulk_chunk_write(rows: list[tuple], *, reservation_id: int, process_id: int) -> None:
     """One chunk in one transaction, keys already queued skipped. The reservation's row is locked
     first and held until the chunk commits: settlement (by this run or the sweeper) waits for the
     chunk, and a reservation settled meanwhile stops the run before it writes a row unpaid."""
     table = OutboxMessage._meta.db_table
     cols = ", ".join(_OUTBOX_COLUMNS)
-    tail = (process_id,)
     with transaction.atomic():
         alive = (CreditReservation.objects.filter(pk=reservation_id, status=ReservationStatus.OPEN)
                  .update(heartbeat_at=timezone.now()))
@@ -597,7 +612,7 @@ def _bulk_chunk_write(batch: list[tuple], *, reservation_id: int, process_id: in
             if connection.vendor != "postgresql":
                 placeholders = ", ".join(["%s"] * len(_OUTBOX_COLUMNS))
                 cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) "
-                                "ON CONFLICT (entity_id, idempotency_key) DO NOTHING", [row + tail for row in batch])
+                                "ON CONFLICT (entity_id, idempotency_key) DO NOTHING", rows)
                 return
             from psycopg.errors import UniqueViolation
 
@@ -606,8 +621,8 @@ def _bulk_chunk_write(batch: list[tuple], *, reservation_id: int, process_id: in
                 # Optimistic: COPY straight into the table (the first run of a batch meets no known key).
                 with transaction.atomic():
                     with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                        for row in batch:
-                            copy.write_row(row + tail)
+                        for row in rows:
+                            copy.write_row(row)
                 return
             except UniqueViolation:
                 pass  # a key of this chunk is queued already (a rerun, or another writer): load it race-free below
@@ -616,8 +631,8 @@ def _bulk_chunk_write(batch: list[tuple], *, reservation_id: int, process_id: in
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS imali_outbox_load ON COMMIT DELETE ROWS AS "
                         f"SELECT {cols} FROM {table} WITH NO DATA")
             with raw.copy(f"COPY imali_outbox_load ({cols}) FROM STDIN") as copy:
-                for row in batch:
-                    copy.write_row(row + tail)
+                for row in rows:
+                    copy.write_row(row)
             cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM imali_outbox_load "
                         "ON CONFLICT (entity_id, idempotency_key) DO NOTHING")
 
