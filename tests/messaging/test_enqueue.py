@@ -382,3 +382,28 @@ def test_bulk_run_killed_mid_write_leaves_the_ledger_exact_after_rerun_and_sweep
         running += amount
         assert after == running >= 0
     assert running == 100000 - 50000
+
+
+def test_sweeper_task_settles_only_the_reservations_of_runs_that_stopped(funded):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from imali.messaging.credits import credits_reserve
+    from imali.messaging.tasks import messaging_reservations_settle_stale
+
+    with transaction.atomic():
+        dead_log = ProcessLog.objects.create(entity=funded, kind="bulk_send", message_type="crm")
+        dead = credits_reserve(entity=funded, channel="sms", amount=30, messages=30, process=dead_log)
+        live_log = ProcessLog.objects.create(entity=funded, kind="bulk_send", message_type="crm")
+        live = credits_reserve(entity=funded, channel="sms", amount=20, messages=20, process=live_log)
+    # The dead run's last chunk committed eleven minutes ago; the live one's just now.
+    CreditReservation.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now() - dt.timedelta(minutes=11))
+    assert messaging_reservations_settle_stale.call_local() == 1
+    assert messaging_reservations_settle_stale.call_local() == 0
+    dead.refresh_from_db()
+    live.refresh_from_db()
+    assert (dead.status, dead.settled_by, dead.used, dead.refunded) == ("settled", "sweeper", 0, 30)
+    assert live.status == "open" and credit_balance(entity=funded) == 980
+    dead_log.refresh_from_db()
+    assert dead_log.finished_at is not None and "stopped before it finished" in dead_log.errors[-1]
