@@ -394,11 +394,11 @@ def _default_chunk_rows() -> int:
     """Rows per chunk, one transaction each. On SQLite a chunk holds the database's write lock
     while it is written, so an OTP of any entity waits for at most one (small) chunk; on
     PostgreSQL nothing waits for a chunk and larger ones write faster."""
-    return 20_000 if connection.vendor == "postgresql" else 5_000
+    return 20_000 if connection.vendor == "postgresql" else 8_000
 
 # SQLite has no queue of writers: one waiting for the write lock polls (its busy handler sleeps
 # up to 100 ms between tries) and would mostly miss the instant between two chunks. A pause after
-# each chunk lets a waiting OTP in after at most one chunk (about 1 s per 100,000 rows).
+# each chunk lets a waiting OTP in after at most one chunk (about 0.6 s per 100,000 rows).
 SQLITE_GAP_BETWEEN_CHUNKS_S = 0.05
 # A run whose last chunk committed this long ago has died: the sweeper settles its reservation.
 RESERVATION_STALE_AFTER = dt.timedelta(minutes=10)
@@ -420,17 +420,17 @@ class _Spool:
 
     def write(self, batch: list[tuple]) -> None:
         if batch:
-            marshal.dump(batch, self.file)
+            blob = marshal.dumps(batch)
+            # Length-prefixed: marshal.load on a file reads it piece by piece, six times slower.
+            self.file.write(len(blob).to_bytes(8, "little"))
+            self.file.write(blob)
             self.rows += len(batch)
             self.credits += sum(row[_SPOOL_SEGMENTS] for row in batch)
 
     def chunks(self) -> Iterator[list[tuple]]:
         self.file.seek(0)
-        while True:
-            try:
-                yield marshal.load(self.file)
-            except EOFError:
-                return
+        while size := int.from_bytes(self.file.read(8), "little"):
+            yield marshal.loads(self.file.read(size))
 
     def without_queued(self, entity_id: int) -> _Spool:
         """A new spool without the keys already in the outbox: what a rerun actually has to pay for."""
