@@ -2,6 +2,8 @@
 
 Messages are written to the outbox in the caller's transaction, together with the credit debit
 that pays for them: the event that causes a message and the message commit or roll back together.
+A bulk run instead reserves its credits, writes outside the ledger lock and settles after (see
+`messages_enqueue_bulk`).
 """
 
 from __future__ import annotations
