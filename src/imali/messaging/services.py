@@ -518,8 +518,7 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
                 if connection.vendor == "sqlite":
                     time.sleep(SQLITE_GAP_BETWEEN_CHUNKS_S)
         except DatabaseError as exc:
-            errors.append(f"Writing stopped at chunk {chunks + 1} ({chunks * chunk_rows} rows written before it): "
-                          f"{str(exc).strip()[:300]}")
+            errors.append(f"Writing stopped at chunk {chunks + 1} of at most {chunk_rows} rows: {str(exc).strip()[:300]}")
             _bulk_settle(reservation_id=reservation.pk, settled_by="failed run", skipped=skipped, errors=errors)
             raise
     finally:
