@@ -106,3 +106,31 @@ def test_settings_user_of_other_entity_refused(entity, other_entity, admin_user)
         credit_settings_update(actor=admin_user, entity=entity, channel="sms", monthly_limit=None,
                                low_warning_amount=1, low_warning_user=stranger)
     assert "low_warning_user" in exc.value.message_dict
+
+
+def test_reservation_debits_once_and_settles_once_refunding_only_the_unused_part(funded):
+    from imali.messaging.credits import credits_reserve, reservation_settle
+    from imali.messaging.models import ProcessLog
+
+    with transaction.atomic():
+        log = ProcessLog.objects.create(entity=funded, kind="bulk_send", message_type="crm")
+        reservation = credits_reserve(entity=funded, channel="sms", amount=40, messages=40, process=log)
+    assert credit_balance(entity=funded) == 960
+    # No row was written for the run: everything comes back, once.
+    settled, written = reservation_settle(reservation_id=reservation.pk, settled_by="run")
+    assert (written, settled.used, settled.refunded, settled.status) == (0, 0, 40, "settled")
+    reservation_settle(reservation_id=reservation.pk, settled_by="sweeper")
+    assert credit_balance(entity=funded) == 1000
+    entries = list(CreditEntry.objects.filter(entity=funded).order_by("id").values_list("kind", "amount", "balance_after"))
+    assert entries == [("assignment", 1000, 1000), ("debit", -40, 960), ("refund", 40, 1000)]
+
+
+def test_reservation_refused_like_a_debit(funded):
+    from imali.messaging.credits import credits_reserve
+    from imali.messaging.models import CreditReservation, ProcessLog
+
+    log = ProcessLog.objects.create(entity=funded, kind="bulk_send", message_type="crm")
+    with pytest.raises(ValidationError) as exc, transaction.atomic():
+        credits_reserve(entity=funded, channel="sms", amount=1001, messages=1001, process=log)
+    assert exc.value.error_dict["credits"][0].code == "insufficient_credits"
+    assert not CreditReservation.objects.exists() and credit_balance(entity=funded) == 1000

@@ -5,6 +5,11 @@ latest entry and writes a new entry with the new balance: concurrent senders que
 the balance can never be spent twice, and a check constraint refuses a negative balance anyway.
 Callers that debit run inside their own transaction, so the debit and the messages it pays for
 commit or roll back together.
+
+A bulk run does not hold the lock while it writes its rows (a million rows take half a minute,
+and the entity's OTPs queue on the same lock): it reserves the credits for the whole batch in one
+short transaction (`credits_reserve`), writes outside the lock, and settles after
+(`reservation_settle`), refunding what it did not use. See docs/messaging.md, "Bulk".
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ from imali.tenancy.models import Entity
 from imali.tenancy.rights import Right
 
 from .errors import MessagingError, messaging_error
-from .models import Channel, CreditAccount, CreditEntry, CreditEntryKind
+from .models import (
+    Channel,
+    CreditAccount,
+    CreditEntry,
+    CreditEntryKind,
+    CreditReservation,
+    OutboxMessage,
+    ProcessLog,
+    ReservationStatus,
+)
 
 
 def credit_account_get(*, entity: Entity, channel: str) -> CreditAccount:
@@ -120,6 +134,57 @@ def credits_debit(*, entity: Entity, channel: str, amount: int, messages: int, r
             "credits", MessagingError.INSUFFICIENT_CREDITS,
             f"Not enough {channel.upper()} credits: {balance} left, this send needs {amount}.")
     return _write(account, kind=CreditEntryKind.DEBIT, amount=-amount, messages=messages, reference=reference, note="", actor=actor)
+
+
+def credits_reserve(*, entity: Entity, channel: str, amount: int, messages: int, process: ProcessLog, actor=None,
+                    now: dt.datetime | None = None) -> CreditReservation:
+    """Set `amount` credits aside for the bulk run `process`: one debit under the ledger lock,
+    refused like any debit when the balance or the monthly limit does not allow it. Runs inside
+    the caller's short transaction (which creates the process log); the rows are written after
+    it commits, and `reservation_settle` gives back the part not used."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("credits_reserve must run inside the transaction that starts the bulk run.")
+    now = now or timezone.now()
+    account = _locked(entity, channel)
+    reservation = CreditReservation.objects.create(account=account, entity=entity, process=process, amount=amount,
+                                                   messages=messages, heartbeat_at=now)
+    if amount:
+        credits_debit(entity=entity, channel=channel, amount=amount, messages=messages, reference=f"process:{process.pk}",
+                      actor=actor, now=now)
+    return reservation
+
+
+def reservation_settle(*, reservation_id: int, settled_by: str) -> tuple[CreditReservation, int]:
+    """Close a reservation: the credits used are those of the outbox rows its run wrote; the rest
+    goes back to the ledger. Idempotent: a settled reservation is returned as it is. Returns the
+    reservation and the number of rows the run wrote.
+
+    Lock order: the reservation row, then the ledger. A chunk being written holds the reservation
+    row until it commits, so its rows are counted; after settlement no chunk writes any more."""
+    with transaction.atomic():
+        reservation = CreditReservation.objects.select_for_update().get(pk=reservation_id)
+        written = OutboxMessage.objects.filter(process_id=reservation.process_id)
+        count = written.count()
+        if reservation.status == ReservationStatus.SETTLED:
+            return reservation, count
+        used = written.aggregate(total=Sum("credits"))["total"] or 0
+        if used > reservation.amount:
+            # Rows are written only from the reserved batch, so this would be a defect: refuse to
+            # settle rather than hide an overspend.
+            raise RuntimeError(f"Reservation {reservation.pk} paid for {reservation.amount} credits; its rows cost {used}.")
+        unused = reservation.amount - used
+        account = _locked(reservation.entity, reservation.account.channel)
+        if unused:
+            _write(account, kind=CreditEntryKind.REFUND, amount=unused, messages=max(reservation.messages - count, 0),
+                   reference=f"process:{reservation.process_id}", note="unused part of the bulk run's reservation",
+                   actor=None)
+        reservation.status = ReservationStatus.SETTLED
+        reservation.used = used
+        reservation.refunded = unused
+        reservation.settled_at = timezone.now()
+        reservation.settled_by = settled_by
+        reservation.save(update_fields=["status", "used", "refunded", "settled_at", "settled_by"])
+    return reservation, count
 
 
 def credits_refund(*, entity: Entity, channel: str, amount: int, messages: int, reference: str) -> CreditEntry | None:

@@ -163,6 +163,44 @@ class ProcessLog(models.Model):
         return f"{self.kind} {self.message_type} queued {self.queued}"
 
 
+class ReservationStatus(models.TextChoices):
+    OPEN = "open", "Open: rows being written"
+    SETTLED = "settled", "Settled"
+
+
+class CreditReservation(models.Model):
+    """Credits set aside for one bulk run before its rows are written.
+
+    The ledger is debited for every message the run may queue in one short transaction under the
+    account lock; the rows are then written outside that lock, chunk by chunk; settlement refunds
+    what the run did not use (keys already queued, a chunk that failed, a run that died). The
+    credits used are the credits of the outbox rows of the run's process, so settling twice, or
+    by the sweeper after a crash, gives the same answer. A chunk writes only while its
+    reservation is open and holds the reservation's row lock until it commits: settlement waits
+    for a chunk in flight and no row is ever written after its run was settled."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="reservations")
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    process = models.OneToOneField(ProcessLog, on_delete=models.PROTECT, related_name="reservation")
+    amount = models.PositiveBigIntegerField(help_text="Credits debited when the run started")
+    messages = models.PositiveIntegerField(help_text="Messages the reservation pays for at most")
+    status = models.CharField(max_length=8, choices=ReservationStatus.choices, default=ReservationStatus.OPEN)
+    used = models.PositiveBigIntegerField(default=0, help_text="Credits of the rows written, known at settlement")
+    refunded = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Touched by every chunk that commits: a run whose heartbeat is old has died (the sweeper settles it).
+    heartbeat_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+    settled_by = models.CharField(max_length=20, blank=True, help_text="run, failed run, or sweeper")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="reservation_open")]
+
+    def __str__(self) -> str:
+        return f"reservation {self.pk}: {self.amount} credits, {self.status}"
+
+
 class OutboxMessage(models.Model):
     entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="outbox_messages")
     client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

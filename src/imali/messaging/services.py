@@ -2,17 +2,22 @@
 
 Messages are written to the outbox in the caller's transaction, together with the credit debit
 that pays for them: the event that causes a message and the message commit or roll back together.
+A bulk run instead reserves its credits, writes outside the ledger lock and settles after (see
+`messages_enqueue_bulk`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import marshal
+import tempfile
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from imali.core.audit import audit_record
@@ -26,12 +31,14 @@ from .defaults import DEFAULT_TEXTS
 from .errors import MessagingError, SkipReason, messaging_error
 from .models import (
     Channel,
+    CreditReservation,
     MarketingOptOut,
     MessageTemplate,
     MessageType,
     OutboxMessage,
     OutboxStatus,
     ProcessLog,
+    ReservationStatus,
     TemplateRevision,
     priority_for,
 )
@@ -204,13 +211,22 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
         found = _existing(entity, idempotency_key)
         if found is not None:
             return found
-        credits.credits_debit(entity=entity, channel=channel, amount=segments, messages=1,
-                              reference=f"msg:{idempotency_key}", actor=actor, now=now)
-        message = OutboxMessage.objects.create(
-            entity=entity, client=client, user=user, created_by=actor if getattr(actor, "pk", None) else None,
-            channel=channel, number=e164, country=_country_of(e164), message_type=message_type, text=text,
-            segments=segments, credits=segments, priority=priority_for(message_type), idempotency_key=idempotency_key,
-            next_attempt_at=now, created_at=now)
+        try:
+            with transaction.atomic():
+                credits.credits_debit(entity=entity, channel=channel, amount=segments, messages=1,
+                                      reference=f"msg:{idempotency_key}", actor=actor, now=now)
+                message = OutboxMessage.objects.create(
+                    entity=entity, client=client, user=user, created_by=actor if getattr(actor, "pk", None) else None,
+                    channel=channel, number=e164, country=_country_of(e164), message_type=message_type, text=text,
+                    segments=segments, credits=segments, priority=priority_for(message_type),
+                    idempotency_key=idempotency_key, next_attempt_at=now, created_at=now)
+        except IntegrityError:
+            # A bulk run writes without the ledger lock and queued this key meanwhile: the debit
+            # went back with the savepoint, and the message already queued is the answer.
+            found = _existing(entity, idempotency_key)
+            if found is None:
+                raise
+            return found
     return message
 
 
@@ -366,20 +382,102 @@ def client_recipients(*, entity: Entity, clients, event: str, message_type: str,
         yield BulkRecipient(f"{message_type}:{event}:c{cid}", cellphone, values, client_id=cid)
 
 
+# process_id last: rows are rendered and spooled before the run's process log exists.
 _OUTBOX_COLUMNS = ("entity_id", "client_id", "user_id", "created_by_id", "channel", "number", "country", "message_type",
                    "text", "segments", "credits", "priority", "idempotency_key", "status", "gateway",
-                   "provider_message_id", "attempts", "next_attempt_at", "process_id", "error", "created_at")
+                   "provider_message_id", "attempts", "next_attempt_at", "error", "created_at", "process_id")
+# A spooled row holds only what differs between the messages of a run:
+# (client_id, user_id, number, country, text, segments, idempotency_key).
+_SPOOL_SEGMENTS, _SPOOL_KEY = 5, 6
+
+
+
+def _default_chunk_rows() -> int:
+    """Rows per chunk, one transaction each. On SQLite a chunk holds the database's write lock
+    while it is written, so an OTP of any entity waits for at most one (small) chunk; on
+    PostgreSQL nothing waits for a chunk and larger ones write faster."""
+    return 20_000 if connection.vendor == "postgresql" else 8_000
+
+# SQLite has no queue of writers: one waiting for the write lock polls (its busy handler sleeps
+# up to 100 ms between tries) and would mostly miss the instant between two chunks. A pause after
+# each chunk lets a waiting OTP in after at most one chunk (about 0.6 s per 100,000 rows).
+SQLITE_GAP_BETWEEN_CHUNKS_S = 0.05
+# A run whose last chunk committed this long ago has died: the sweeper settles its reservation.
+RESERVATION_STALE_AFTER = dt.timedelta(minutes=10)
+
+
+class ReservationClosed(RuntimeError):
+    """The run's reservation was settled while it was still writing (the sweeper took it for dead)."""
+
+
+class _Spool:
+    """Rendered rows in marshalled chunks in a private temporary file (unlinked at once, mode
+    0600): a million rows never sit in memory at once, and their total cost is known before
+    anything is reserved or written."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()
+        self.rows = 0
+        self.credits = 0
+
+    def write(self, batch: list[tuple]) -> None:
+        if batch:
+            blob = marshal.dumps(batch)
+            # Length-prefixed: marshal.load on a file reads it piece by piece, six times slower.
+            self.file.write(len(blob).to_bytes(8, "little"))
+            self.file.write(blob)
+            self.rows += len(batch)
+            self.credits += sum(row[_SPOOL_SEGMENTS] for row in batch)
+
+    def chunks(self) -> Iterator[list[tuple]]:
+        self.file.seek(0)
+        while size := int.from_bytes(self.file.read(8), "little"):
+            yield marshal.loads(self.file.read(size))
+
+    def without_queued(self, entity_id: int) -> _Spool:
+        """A new spool without the keys already in the outbox: what a rerun actually has to pay for."""
+        kept = _Spool()
+        for batch in self.chunks():
+            known = _keys_queued(entity_id, [row[_SPOOL_KEY] for row in batch])
+            kept.write([row for row in batch if row[_SPOOL_KEY] not in known])
+        self.close()
+        return kept
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _keys_queued(entity_id: int, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(keys), 500):
+        found.update(OutboxMessage.objects.filter(entity_id=entity_id, idempotency_key__in=keys[i:i + 500])
+                     .values_list("idempotency_key", flat=True))
+    return found
 
 
 def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str, recipients: Iterable[BulkRecipient],
                           criteria: Mapping[str, object] | None = None, kind: str = "bulk_send",
-                          channel: str = Channel.SMS, now: dt.datetime | None = None) -> ProcessLog:
-    """Render, cost and queue a batch in one transaction with one debit for the whole batch.
+                          channel: str = Channel.SMS, now: dt.datetime | None = None,
+                          chunk_rows: int | None = None) -> ProcessLog:
+    """Render, cost and queue a batch, paid for by one reservation, without holding the entity's
+    ledger lock while the rows are written.
 
-    Rows go in by the fastest means of the database (COPY into a temporary table then one
-    INSERT ... SELECT on PostgreSQL; executemany on SQLite), both with ON CONFLICT DO NOTHING on
-    the idempotency key: a rerun with the same keys adds nothing, and since the debit is the sum
-    of the rows actually inserted, costs nothing.
+    1. Render every text and count its segments into a spool (no transaction, no lock).
+    2. Reserve: one short transaction under the ledger lock creates the process log and debits
+       the whole batch's credits (too few credits or the monthly limit refuses the batch here,
+       nothing written). A batch refused for its full cost is costed again without the keys
+       already queued, so a rerun of a queued batch is never refused.
+    3. Write the rows chunk by chunk, one transaction each, skipping keys already queued
+       (`ON CONFLICT DO NOTHING`; on PostgreSQL COPY, and only a chunk that meets a known key goes
+       through a temporary table). OTPs of the entity take the ledger lock meanwhile.
+    4. Settle in one short transaction: the credits of the rows written stay spent, the rest is
+       refunded (keys already queued, a chunk that failed).
+
+    A rerun with the same keys adds nothing and, once settled, costs nothing. A chunk that fails
+    (a database error) stops the run: what was written stays, the rest is refunded, the error is
+    in the process log, and the exception is raised. A run that dies (killed) leaves its
+    reservation open; the next run of the same ledger, or the periodic sweeper, settles it once
+    its heartbeat is older than RESERVATION_STALE_AFTER.
     """
     if message_type not in MessageType.values:
         raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
@@ -387,136 +485,211 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
     if problems:
         raise _template_validation_error(problems)
     now = now or timezone.now()
+    chunk_rows = chunk_rows or _default_chunk_rows()
+    skipped: Counter[str] = Counter()
+    errors: list[str] = []
+    spool = _bulk_render(entity=entity, message_type=message_type, text=text, recipients=recipients,
+                         chunk_rows=chunk_rows, skipped=skipped, errors=errors)
+    candidates = spool.rows
+    try:
+        # A run of this ledger that died left its reservation open: settle it before reserving
+        # again, so a rerun after a crash finds the ledger exact.
+        bulk_reservations_settle_stale(entity=entity, channel=channel)
+        try:
+            log, reservation = _bulk_reserve(entity=entity, actor=actor, message_type=message_type, kind=kind,
+                                             criteria=criteria, channel=channel, spool=spool, now=now)
+        except ValidationError as exc:
+            codes = {e.code for e in exc.error_dict.get("credits", [])} if hasattr(exc, "error_dict") else set()
+            if not codes & {MessagingError.INSUFFICIENT_CREDITS.value, MessagingError.MONTHLY_LIMIT_REACHED.value}:
+                raise
+            spool = spool.without_queued(entity.pk)
+            if spool.rows == candidates:
+                raise
+            log, reservation = _bulk_reserve(entity=entity, actor=actor, message_type=message_type, kind=kind,
+                                             criteria=criteria, channel=channel, spool=spool, now=now)
+        chunks = 0
+        actor_id = actor.pk if getattr(actor, "pk", None) else None
+        fixed = (entity.pk, actor_id, channel, message_type, priority_for(message_type), OutboxStatus.QUEUED.value,
+                 connection.ops.adapt_datetimefield_value(now), log.pk)
+        try:
+            for batch in spool.chunks():
+                _bulk_chunk_write(_outbox_rows(batch, fixed), reservation_id=reservation.pk, process_id=log.pk)
+                chunks += 1
+                if connection.vendor == "sqlite":
+                    time.sleep(SQLITE_GAP_BETWEEN_CHUNKS_S)
+        except DatabaseError as exc:
+            errors.append(f"Writing stopped at chunk {chunks + 1} of at most {chunk_rows} rows: {str(exc).strip()[:300]}")
+            _bulk_settle(reservation_id=reservation.pk, settled_by="failed run", skipped=skipped, errors=errors)
+            raise
+    finally:
+        spool.close()
+    return _bulk_settle(reservation_id=reservation.pk, settled_by="run", skipped=skipped, errors=errors,
+                        already_queued_of=candidates)
+
+
+def _bulk_render(*, entity: Entity, message_type: str, text: str, recipients: Iterable[BulkRecipient], chunk_rows: int,
+                 skipped: Counter, errors: list[str]) -> _Spool:
     compiled = Compiled(text)
-    priority = priority_for(message_type)
     opted_out = set()
     if message_type == MessageType.MARKETING:
         opted_out = set(MarketingOptOut.objects.filter(entity=entity).values_list("number", flat=True))
-    skipped: Counter[str] = Counter()
-    errors: list[str] = []
-    actor_id = actor.pk if getattr(actor, "pk", None) else None
-    now_db = connection.ops.adapt_datetimefield_value(now)
+    countries: dict[str, str] = {}
+    no_cellphone, invalid_number, opted_out_reason, twice, render_failed = (
+        SkipReason.NO_CELLPHONE.value, SkipReason.INVALID_NUMBER.value, SkipReason.OPTED_OUT.value,
+        SkipReason.ALREADY_QUEUED.value, SkipReason.RENDER_FAILED.value)
     seen: set[str] = set()
+    spool = _Spool()
+    batch: list[tuple] = []
+    for r in recipients:
+        number = r.number
+        if not number:
+            skipped[no_cellphone] += 1
+            continue
+        # Numbers on clients and users are stored E.164 already; this only guards the shape.
+        if not (number[0] == "+" and 9 <= len(number) <= 16 and number[1:].isdigit()):
+            skipped[invalid_number] += 1
+            continue
+        if number in opted_out:
+            skipped[opted_out_reason] += 1
+            continue
+        if r.idempotency_key in seen:
+            skipped[twice] += 1
+            continue
+        try:
+            body = compiled.render(r.values)
+        except TemplateError as exc:
+            skipped[render_failed] += 1
+            if len(errors) < 20:
+                errors.append(f"{r.idempotency_key}: {exc}")
+            continue
+        seen.add(r.idempotency_key)
+        segs = segment_count(body)
+        country = countries.get(number[:4])
+        if country is None:
+            country = countries[number[:4]] = _country_of(number)
+        batch.append((r.client_id, r.user_id, number, country, body, segs, r.idempotency_key))
+        if len(batch) >= chunk_rows:
+            spool.write(batch)
+            batch = []
+    spool.write(batch)
+    return spool
 
+
+def _bulk_reserve(*, entity: Entity, actor, message_type: str, kind: str, criteria, channel: str, spool: _Spool,
+                  now: dt.datetime) -> tuple[ProcessLog, CreditReservation]:
+    """The run's one short transaction under the ledger lock: its process log, the debit of the
+    whole batch as a reservation, and the audit entry."""
+    actor = actor if getattr(actor, "pk", None) else None
     with transaction.atomic():
-        # Take the ledger lock first: concurrent runs of one entity queue here, so the existence
-        # check of the insert and the debit see each other's committed rows.
-        credits.credit_account_get(entity=entity, channel=channel)
-        credits._locked(entity, channel)
-        log = ProcessLog.objects.create(entity=entity, actor=actor if actor_id else None, kind=kind,
-                                        message_type=message_type, criteria=dict(criteria or {}))
+        log = ProcessLog.objects.create(entity=entity, actor=actor, kind=kind, message_type=message_type,
+                                        criteria=dict(criteria or {}))
+        reservation = credits.credits_reserve(entity=entity, channel=channel, amount=spool.credits, messages=spool.rows,
+                                              process=log, actor=actor, now=now)
+        audit_record(action=AuditAction.BULK_SEND_QUEUED, actor=actor, entity=entity, target=log, subject=message_type,
+                     after={"stage": "reserved", "messages": spool.rows, "credits_reserved": spool.credits})
+    return log, reservation
 
-        entity_id = entity.pk
-        countries: dict[str, str] = {}
 
-        def rows():
-            for r in recipients:
-                number = r.number
-                if not number:
-                    skipped[SkipReason.NO_CELLPHONE.value] += 1
-                    continue
-                # Numbers on clients and users are stored E.164 already; this only guards the shape.
-                if not (number[0] == "+" and 9 <= len(number) <= 16 and number[1:].isdigit()):
-                    skipped[SkipReason.INVALID_NUMBER.value] += 1
-                    continue
-                if number in opted_out:
-                    skipped[SkipReason.OPTED_OUT.value] += 1
-                    continue
-                if r.idempotency_key in seen:
-                    skipped[SkipReason.ALREADY_QUEUED.value] += 1
-                    continue
-                try:
-                    body = compiled.render(r.values)
-                except TemplateError as exc:
-                    skipped[SkipReason.RENDER_FAILED.value] += 1
-                    if len(errors) < 20:
-                        errors.append(f"{r.idempotency_key}: {exc}")
-                    continue
-                seen.add(r.idempotency_key)
-                segs = segment_count(body)
-                country = countries.get(number[:4])
-                if country is None:
-                    country = countries[number[:4]] = _country_of(number)
-                yield (entity_id, r.client_id, r.user_id, actor_id, channel, number, country, message_type,
-                       body, segs, segs, priority, r.idempotency_key, OutboxStatus.QUEUED.value, "", "", 0, now_db,
-                       log.pk, "", now_db)
+def _outbox_rows(batch: list[tuple], fixed: tuple) -> list[tuple]:
+    """Spooled rows as outbox rows in `_OUTBOX_COLUMNS` order, built before the chunk's transaction."""
+    entity_id, actor_id, channel, message_type, priority, queued, now_db, process_id = fixed
+    return [(entity_id, client_id, user_id, actor_id, channel, number, country, message_type, body, segs, segs,
+             priority, key, queued, "", "", 0, now_db, "", now_db, process_id)
+            for client_id, user_id, number, country, body, segs, key in batch]
 
-        _insert_ignoring_duplicates(rows())
-        inserted, total_credits = _inserted_totals(log.pk)
-        candidates = len(seen)
-        if candidates - inserted:
-            skipped[SkipReason.ALREADY_QUEUED.value] += candidates - inserted
-        if total_credits:
-            credits.credits_debit(entity=entity, channel=channel, amount=total_credits, messages=inserted,
-                                  reference=f"process:{log.pk}", actor=actor, now=now)
-        log.queued = inserted
-        log.skipped = sum(skipped.values())
-        log.skipped_reasons = dict(skipped)
-        log.credits = total_credits
-        log.errors = errors
+
+def _bulk_chunk_write(rows: list[tuple], *, reservation_id: int, process_id: int) -> None:
+    """One chunk in one transaction, keys already queued skipped. The reservation's row is locked
+    first and held until the chunk commits: settlement (by this run or the sweeper) waits for the
+    chunk, and a reservation settled meanwhile stops the run before it writes a row unpaid."""
+    table = OutboxMessage._meta.db_table
+    cols = ", ".join(_OUTBOX_COLUMNS)
+    with transaction.atomic():
+        alive = (CreditReservation.objects.filter(pk=reservation_id, status=ReservationStatus.OPEN)
+                 .update(heartbeat_at=timezone.now()))
+        if not alive:
+            raise ReservationClosed(f"The reservation of bulk run {process_id} was settled while the run was writing.")
+        with connection.cursor() as cur:
+            if connection.vendor != "postgresql":
+                placeholders = ", ".join(["%s"] * len(_OUTBOX_COLUMNS))
+                cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) "
+                                "ON CONFLICT (entity_id, idempotency_key) DO NOTHING", rows)
+                return
+            from psycopg.errors import UniqueViolation
+
+            raw = cur.cursor
+            try:
+                # Optimistic: COPY straight into the table (the first run of a batch meets no known key).
+                with transaction.atomic():
+                    with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                return
+            except UniqueViolation:
+                pass  # a key of this chunk is queued already (a rerun, or another writer): load it race-free below
+            # Another writer may queue one of these keys at any moment (no lock is held against it),
+            # so the known keys are skipped by the insert itself, not by a look-up before it.
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS imali_outbox_load ON COMMIT DELETE ROWS AS "
+                        f"SELECT {cols} FROM {table} WITH NO DATA")
+            with raw.copy(f"COPY imali_outbox_load ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM imali_outbox_load "
+                        "ON CONFLICT (entity_id, idempotency_key) DO NOTHING")
+
+
+def _bulk_settle(*, reservation_id: int, settled_by: str, skipped: Counter | None = None,
+                 errors: list[str] | None = None, already_queued_of: int | None = None) -> ProcessLog:
+    """Settle the run's reservation and close its process log (who, queued, skipped, credits,
+    errors), audited. `already_queued_of`: the rows the run tried to write, when it wrote them all;
+    those not written were queued already."""
+    with transaction.atomic():
+        reservation, written = credits.reservation_settle(reservation_id=reservation_id, settled_by=settled_by)
+        log = ProcessLog.objects.select_for_update().get(pk=reservation.process_id)
+        if log.finished_at is not None:
+            return log
+        reasons = Counter(skipped or {})
+        if already_queued_of is not None and already_queued_of > written:
+            reasons[SkipReason.ALREADY_QUEUED.value] += already_queued_of - written
+        log.queued = written
+        log.credits = reservation.used
+        if skipped is not None:
+            log.skipped = sum(reasons.values())
+            log.skipped_reasons = dict(reasons)
+        if errors is not None:
+            log.errors = errors
+        if settled_by == "sweeper":
+            log.errors = [*log.errors, "The run stopped before it finished; its unused credits were refunded by the sweeper."]
         log.finished_at = timezone.now()
         log.save(update_fields=["queued", "skipped", "skipped_reasons", "credits", "errors", "finished_at"])
-        audit_record(action=AuditAction.BULK_SEND_QUEUED, actor=actor, entity=entity, target=log, subject=message_type,
-                     after={"queued": inserted, "skipped": log.skipped, "credits": total_credits})
+        audit_record(action=AuditAction.BULK_SEND_QUEUED, actor=log.actor, entity=log.entity, target=log,
+                     subject=log.message_type,
+                     after={"stage": "settled", "settled_by": settled_by, "queued": written, "skipped": log.skipped,
+                            "credits": reservation.used, "refunded": reservation.refunded})
     return log
 
 
-def _inserted_totals(process_id: int) -> tuple[int, int]:
-    table = OutboxMessage._meta.db_table
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*), COALESCE(SUM(credits), 0) FROM {table} WHERE process_id = %s", [process_id])
-        count, total = cur.fetchone()
-    return int(count), int(total)
-
-
-def _chunks(rows: Iterable[tuple], size: int) -> Iterable[list[tuple]]:
-    batch: list[tuple] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _insert_ignoring_duplicates(rows: Iterable[tuple], chunk: int = 20000) -> None:
-    table = OutboxMessage._meta.db_table
-    cols = ", ".join(_OUTBOX_COLUMNS)
-    if connection.vendor == "postgresql":
-        key_at = _OUTBOX_COLUMNS.index("idempotency_key")
-        with connection.cursor() as cur:
-            raw = cur.cursor
-            # Rows are built in chunks: the recipients may be read from this very connection,
-            # which cannot serve a query while a COPY is open. Each chunk is COPYed straight into
-            # the table under a savepoint; only when a key is already queued (a rerun) does the
-            # chunk roll back and go again without the known keys. No other writer can add one of
-            # these keys meanwhile: every outbox writer of an entity holds its ledger lock, which
-            # the caller holds for the whole run.
-            from psycopg.errors import UniqueViolation
-
-            for batch in _chunks(rows, chunk):
-                try:
-                    with transaction.atomic():
-                        with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                            for row in batch:
-                                copy.write_row(row)
-                    continue
-                except UniqueViolation:
-                    pass  # some keys of this chunk exist already: fall through and write only the new ones
-                cur.execute(f"SELECT idempotency_key FROM {table} WHERE entity_id = %s AND idempotency_key = ANY(%s)",
-                            [batch[0][0], [row[key_at] for row in batch]])
-                existing = {key for (key,) in cur.fetchall()}
-                with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    for row in batch:
-                        if row[key_at] not in existing:
-                            copy.write_row(row)
-        return
-    placeholders = ", ".join(["%s"] * len(_OUTBOX_COLUMNS))
-    sql = f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) ON CONFLICT (entity_id, idempotency_key) DO NOTHING"
-    with connection.cursor() as cur:
-        for batch in _chunks(rows, chunk):
-            cur.executemany(sql, batch)
+def bulk_reservations_settle_stale(*, entity: Entity | None = None, channel: str | None = None,
+                                   stale_after: dt.timedelta = RESERVATION_STALE_AFTER) -> int:
+    """Settle the reservations of bulk runs that died (no chunk committed for `stale_after`):
+    the rows they wrote stay paid, the rest is refunded. The periodic sweeper calls it for every
+    ledger; a bulk run calls it for its own ledger before it reserves. Returns how many it settled."""
+    cutoff = timezone.now() - stale_after
+    open_ones = CreditReservation.objects.filter(status=ReservationStatus.OPEN, heartbeat_at__lte=cutoff)
+    if entity is not None:
+        open_ones = open_ones.filter(entity=entity)
+    if channel is not None:
+        open_ones = open_ones.filter(account__channel=channel)
+    settled = 0
+    for reservation_id in open_ones.values_list("pk", flat=True):
+        with transaction.atomic():
+            # Still open and still stale once locked: a run alive after all has just committed a chunk.
+            if not CreditReservation.objects.select_for_update().filter(
+                    pk=reservation_id, status=ReservationStatus.OPEN, heartbeat_at__lte=cutoff).exists():
+                continue
+            _bulk_settle(reservation_id=reservation_id, settled_by="sweeper")
+            settled += 1
+    return settled
 
 
 def message_cancel(*, actor, entity: Entity, message_id: int) -> OutboxMessage:
