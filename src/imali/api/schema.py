@@ -34,4 +34,3 @@ class SignedInDocsView(SpectacularSwaggerView):
         if isinstance(exc, exceptions.NotAuthenticated) and "HTTP_AUTHORIZATION" not in self.request.META:
             return redirect_to_login(self.request.get_full_path())
         return super().handle_exception(exc)
-
