@@ -218,3 +218,65 @@ def test_a_token_expires_and_signing_in_again_replaces_it(api, entity, settings)
     assert new != old
     caller.credentials(HTTP_AUTHORIZATION=f"Token {new}")
     assert caller.get("/api/clients/").status_code == 200
+
+
+def _token_caller(user) -> APIClient:
+    token = sign_in(APIClient(), user.username).json()["token"]
+    caller = APIClient()
+    caller.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert caller.get("/api/clients/").status_code == 200
+    return caller
+
+
+def _refused(response) -> bool:
+    # Unauthenticated API calls answer 403 here (session authentication comes first, and it
+    # sends no WWW-Authenticate challenge); the detail says the token itself was refused.
+    return response.status_code in (401, 403) and response.json()["detail"] == "Invalid token."
+
+
+def test_changing_ones_own_password_revokes_the_api_token(entity):
+    from imali.tenancy.services import user_set_password
+
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    caller = _token_caller(user)
+    user_set_password(actor=user, user=user, password="a-brand-new-secret-9", current_password=PASSWORD)
+    assert _refused(caller.get("/api/clients/"))
+    assert not Token.objects.filter(user=user).exists()
+    revoked = AuditEntry.objects.get(action=AuditAction.LOGOUT, object_id=str(user.pk))
+    assert revoked.after == {"api_token_revoked": True, "reason": "password_set"}
+    assert revoked.actor == user
+
+
+def test_an_administrators_password_reset_revokes_the_api_token(entity, admin_user):
+    from imali.tenancy.services import user_set_password
+
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    caller = _token_caller(user)
+    user_set_password(actor=admin_user, user=user, password="a-brand-new-secret-9")
+    assert _refused(caller.get("/api/clients/"))
+    assert AuditEntry.objects.filter(action=AuditAction.LOGOUT, actor=admin_user, object_id=str(user.pk),
+                                     after__reason="password_set").exists()
+
+
+def test_deactivating_a_user_revokes_the_api_token(entity, admin_user):
+    from imali.tenancy.services import user_update
+
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    caller = _token_caller(user)
+    user_update(actor=admin_user, user=user, data={"is_active": False})
+    assert caller.get("/api/clients/").status_code in (401, 403)
+    assert not Token.objects.filter(user=user).exists()
+    assert AuditEntry.objects.filter(action=AuditAction.LOGOUT, actor=admin_user, object_id=str(user.pk),
+                                     after__reason="deactivated").exists()
+    # Switched back on, the user signs in again for a new token; the old one stays dead.
+    user_update(actor=admin_user, user=user, data={"is_active": True})
+    assert caller.get("/api/clients/").status_code in (401, 403)
+
+
+def test_an_unchanged_active_user_keeps_the_token(entity, admin_user):
+    from imali.tenancy.services import user_update
+
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    caller = _token_caller(user)
+    user_update(actor=admin_user, user=user, data={"first_name": "Renamed", "is_active": True})
+    assert caller.get("/api/clients/").status_code == 200

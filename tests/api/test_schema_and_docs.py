@@ -9,8 +9,39 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
 from imali.api.endpoints import auth, clients
+from imali.tenancy.rights import Right
+from tests import factories
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client(client, entity):
+    """A browser signed in as a user of the entity with no particular right: the schema and the
+    docs are for anyone who may use the API, and they describe the API, not anyone's data."""
+    client.force_login(factories.make_user(entity=entity))
+    return client
+
+
+def test_schema_and_docs_are_for_signed_in_users_only(entity):
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    anonymous = Client()
+    schema = anonymous.get("/api/schema/")
+    assert schema.status_code == 401
+    assert schema["WWW-Authenticate"] == "Token"
+    docs = anonymous.get("/api/docs/")
+    assert docs.status_code == 302
+    assert docs["Location"] == "/login/?next=/api/docs/"
+    assert anonymous.get("/api/docs/", HTTP_AUTHORIZATION="Token not-a-token").status_code == 401
+
+    user = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    token = APIClient().post("/api/auth/token/", {"username": user.username, "password": "correct-horse-battery"},
+                             format="json").json()["token"]
+    program = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    assert program.get("/api/schema/").status_code == 200
+    assert program.get("/api/docs/").status_code == 200
 
 
 def test_schema_is_valid_openapi_describing_the_endpoints(client):

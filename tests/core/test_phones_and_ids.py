@@ -132,3 +132,47 @@ def test_landline_is_not_a_cellphone():
     with pytest.raises(ValidationError) as err:
         parse_phone("011 555 1234", country="ZA", field="cellphone", mobile=True)
     assert err.value.error_dict["cellphone"][0].code == "not_mobile"
+
+
+@pytest.mark.parametrize("raw", [
+    "0821234567 ext 12", "0821234567 ext. 12", "+27-82-1234567x", "+27821234567;ext=5", "082 123 4567 x12",
+    "0821234567#", "0821234567 abc", "082 CALL ME1", "0821234567,", "+27 82 123 4567 / 8", "082-123-4567 (home)",
+    "+27821234567\n1", "+27821234567\x00", "0821234567 \u0660", "\uff10\uff18\uff12\uff11\uff12\uff13\uff14\uff15\uff16\uff17",
+    "++27821234567", "27+821234567",
+])
+def test_extensions_and_trailing_junk_are_refused_naming_the_field(raw):
+    with pytest.raises(ValidationError) as err:
+        parse_phone(raw, country="ZA", field="cellphone", mobile=True)
+    assert list(err.value.error_dict) == ["cellphone"]
+    assert err.value.error_dict["cellphone"][0].code in {"phone_extension", "invalid_phone"}
+
+
+@pytest.mark.parametrize("raw", ["082 123 4567", "082-123-4567", "(082) 123 4567", "+27 82 123 4567", "+27 (0)82 123 4567",
+                                 "082.123.4567", " +27821234567 "])
+def test_the_usual_ways_of_writing_a_number_still_parse(raw):
+    assert parse_phone(raw, country="ZA", field="cellphone", mobile=True) == "+27821234567"
+
+
+@given(st.sampled_from(["ext 12", "ext. 5", "x", "x12", ";ext=5", "#", "extension 7", "ext"]),
+       st.sampled_from(["", " "]), st.sampled_from(["0821234567", "+27821234567", "+27-82-1234567", "082 123 4567"]))
+def test_a_valid_number_with_any_extension_is_refused(suffix, gap, number):
+    with pytest.raises(ValidationError) as err:
+        parse_phone(f"{number}{gap}{suffix}", country="ZA", field="work_phone")
+    assert list(err.value.error_dict) == ["work_phone"]
+
+
+@given(st.text(min_size=1, max_size=4).filter(lambda s: any(c not in "0123456789 +-()." for c in f"0{s}".strip())))
+def test_anything_but_digits_and_separators_after_a_number_is_refused(junk):
+    # (Surrounding whitespace is trimmed, as in every other field.)
+    with pytest.raises(ValidationError) as err:
+        parse_phone(f"0821234567{junk}", country="ZA", field="cellphone")
+    assert list(err.value.error_dict) == ["cellphone"]
+
+
+def test_client_validation_refuses_an_extension_on_the_work_phone():
+    from imali.clients.validation import clean_client_fields
+
+    with pytest.raises(ValidationError) as err:
+        clean_client_fields({"work_phone": "011 555 1234 ext 12", "cellphone": "+27821234567;ext=5"}, country="ZA")
+    assert err.value.error_dict["work_phone"][0].code == "phone_extension"
+    assert err.value.error_dict["cellphone"][0].code == "phone_extension"

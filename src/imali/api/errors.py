@@ -12,6 +12,8 @@ from __future__ import annotations
 from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.settings import api_settings
@@ -41,3 +43,12 @@ def exception_handler(exc, context):
     elif isinstance(exc, ObjectDoesNotExist):
         exc = exceptions.NotFound()
     return drf_exception_handler(exc, context)
+
+
+def page_not_found(request, exception=None):
+    """Django's 404 for a URL no route matches (`handler404`): JSON under /api/, as every API
+    error is (`/api/clients/abc/` is as much "not found" as `/api/clients/999/`), and Django's
+    own page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -222,7 +222,7 @@ REST_FRAMEWORK = {
         "imali.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "imali.api.openapi.ImaliAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "imali.api.base.EntityPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "imali.api.errors.exception_handler",

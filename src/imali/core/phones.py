@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
@@ -10,6 +12,11 @@ from .errors import field_error
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 # phonenumbers' ZA metadata also accepts some 8-digit national numbers; SA numbers have 9.
 _NATIONAL_LENGTH = {"ZA": 9}
+# How people write a number: digits, with spaces, hyphens, dots or brackets between groups, and a
+# "+" only in front. phonenumbers itself reads past letters, extensions ("ext 12", "x", ";ext=5")
+# and trailing junk, so anything else is refused here before it can be stored as a valid number.
+_WRITTEN_NUMBER = re.compile(r"\+?[0-9 ().-]+", re.ASCII)
+_EXTENSION = re.compile(r"(?i)(?:;\s*ext\s*=|ext(?:ension)?\.?|x|#)\s*\d*\s*$")
 
 
 def parse_phone(raw: str, *, country: str, field: str, mobile: bool = False) -> str:
@@ -17,6 +24,13 @@ def parse_phone(raw: str, *, country: str, field: str, mobile: bool = False) -> 
     text = (raw or "").strip()
     if not text:
         raise field_error(field, "A phone number is required.", code="required")
+    if _EXTENSION.search(text):
+        raise field_error(field, f"'{text}' has an extension: give the number alone.", code="phone_extension")
+    if not _WRITTEN_NUMBER.fullmatch(text):
+        raise field_error(
+            field, f"'{text}' is not a phone number: use digits, with spaces, hyphens or brackets and a leading +.",
+            code="invalid_phone",
+        )
     try:
         number = phonenumbers.parse(text, country)
     except phonenumbers.NumberParseException:

@@ -43,7 +43,14 @@ from .models import (
     priority_for,
 )
 from .segments import analyse, segment_count
-from .templating import Compiled, TemplateError, fields_used, render, template_problems
+from .templating import (
+    Compiled,
+    TemplateError,
+    fields_used,
+    render,
+    saved_template_problems,
+    template_problems,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Templates
@@ -65,7 +72,7 @@ def template_update(*, actor, entity: Entity, message_type: str, text: str, chan
     if message_type not in MessageType.values:
         raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
     text = text.strip()
-    problems = template_problems(text)
+    problems = saved_template_problems(text, channel=channel, message_type=message_type)
     if problems:
         raise _template_validation_error(problems)
     with transaction.atomic():
@@ -270,6 +277,19 @@ def single_sms_text(*, entity: Entity, client, template: str = "", text: str = "
                                 f"for this client.", code=p.code.value) for p in exc.problems]}) from None
     if not text:
         raise messaging_error("text", MessagingError.TEMPLATE_EMPTY, "Choose a template or type a message.")
+    # Typed text follows the template rules and is merged for the client, so "{^Nmae^}" or a
+    # stray "{^" is refused here rather than reaching the client's phone as typed.
+    problems = template_problems(text)
+    if problems:
+        raise _template_validation_error(problems)
+    if fields_used(text):
+        try:
+            text = render(text, merge_values(entity=entity, client=client,
+                                             extra=_loan_values_if_used(entity=entity, client=client, text=text)))
+        except TemplateError as exc:
+            raise ValidationError({"text": [
+                ValidationError(f"The field {{^{p.field}^}} has no value for this client.", code=p.code.value)
+                for p in exc.problems]}) from None
     if len(text) > SINGLE_SMS_MAX_LENGTH:
         raise messaging_error("text", MessagingError.TOO_LONG,
                               f"A single SMS may have at most {SINGLE_SMS_MAX_LENGTH} characters; this one has {len(text)}.")

@@ -3,6 +3,11 @@
 Rules, checked by `validate_template`: every field must be a known one; a message may not start
 with a field; a field needs a space before it and a space after it (the end of the message
 counts as the space after, so a message may end with a field). `render` fills the fields.
+
+A *saved* template (`saved_template_problems`) obeys two rules more: a length bound per channel
+(an SMS template at most six GSM-7 parts, 918 characters; an email body 5,000 characters), and
+the OTP template must carry `{^OTP^}`, or the code would never reach the client. Free text typed
+for one SMS gets `template_problems` too, so a typo such as `{^Nmae^}` is refused, not sent.
 """
 
 from __future__ import annotations
@@ -46,6 +51,17 @@ class TemplateErrorCode(StrEnum):
     NO_SPACE_AFTER = "field_needs_space_after"
     UNCLOSED_FIELD = "unclosed_field"
     MISSING_VALUE = "missing_value"
+    TOO_LONG = "template_too_long"
+    REQUIRED_FIELD_MISSING = "required_field_missing"
+
+
+# Six GSM-7 parts of 153 characters: a longer SMS template would be billed as a surprise.
+SMS_TEMPLATE_MAX_LENGTH = 918
+# An email body is a few paragraphs; 5,000 characters leave room for that and refuse pasted documents.
+EMAIL_TEMPLATE_MAX_LENGTH = 5000
+TEMPLATE_MAX_LENGTH: dict[str, int] = {"sms": SMS_TEMPLATE_MAX_LENGTH, "email": EMAIL_TEMPLATE_MAX_LENGTH}
+# Fields a saved template of a message type must contain (keyed by the message type's value).
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"otp": ("OTP",)}
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,23 @@ def template_problems(text: str, *, known: frozenset[str] | None = None) -> list
     stripped = FIELD_RE.sub("", text)
     if "{^" in stripped or "^}" in stripped:
         problems.append(TemplateProblem(TemplateErrorCode.UNCLOSED_FIELD, "", "A merge field is not closed: write fields as {^Field Name^}."))
+    return problems
+
+
+def saved_template_problems(text: str, *, channel: str, message_type: str) -> list[TemplateProblem]:
+    """Everything wrong with `text` as the saved template of `message_type` on `channel`: the
+    field rules, the channel's length bound and the type's required fields."""
+    problems = template_problems(text)
+    limit = TEMPLATE_MAX_LENGTH[channel]
+    if len(text) > limit:
+        kind = "An SMS template (six SMS parts)" if channel == "sms" else "An email template"
+        problems.append(TemplateProblem(TemplateErrorCode.TOO_LONG, "",
+                                        f"{kind} may have at most {limit:,} characters; this one has {len(text):,}."))
+    used = set(fields_used(text))
+    for name in REQUIRED_FIELDS.get(message_type, ()):
+        if name not in used:
+            problems.append(TemplateProblem(TemplateErrorCode.REQUIRED_FIELD_MISSING, name,
+                                            f"This template must contain {{^{name}^}}, where the code goes."))
     return problems
 
 

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from imali.core.audit import apply_changes, audit_record, snapshot
 from imali.core.countries import COUNTRY_FACTS
@@ -372,9 +373,12 @@ def user_update(*, actor: User, user: User, data: dict[str, Any], roles: Iterabl
         cleaned.pop(forbidden, None)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
+        was_active = locked.is_active
         b, a = apply_changes(locked, cleaned, exclude=("password", "last_login"))
         if a:
             audit_record(action=AuditAction.USER_UPDATED, actor=actor, entity=entity, target=locked, subject=locked.username, before=b, after=a)
+        if was_active and not locked.is_active:
+            _revoke_api_tokens(actor=actor, user=locked, reason="deactivated")
         if roles is not None:
             roles = list(roles)
             if any(r.entity_id != locked.entity_id for r in roles):
@@ -388,6 +392,17 @@ def user_update(*, actor: User, user: User, data: dict[str, Any], roles: Iterabl
                     subject=locked.username, before={"roles": old}, after={"roles": new},
                 )
     return locked
+
+
+def _revoke_api_tokens(*, actor: User, user: User, reason: str) -> None:
+    """Delete the user's API tokens inside the caller's transaction, so a token issued under the
+    old password (or to a user now switched off) stops working at once instead of living out its
+    hours. Sessions need no such step: Django ties them to the password hash, and refuses
+    inactive users."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    if deleted:
+        audit_record(action=AuditAction.LOGOUT, actor=actor, entity=user.entity, target=user,
+                     subject=user.username.lower(), after={"api_token_revoked": True, "reason": reason})
 
 
 def user_set_password(*, actor: User, user: User, password: str, current_password: str | None = None) -> User:
@@ -413,6 +428,7 @@ def user_set_password(*, actor: User, user: User, password: str, current_passwor
         locked.save(update_fields=["password"])
         audit_record(action=AuditAction.USER_PASSWORD_SET, actor=actor, entity=locked.entity, target=locked,
                      subject=locked.username, after={"set_by": "self" if by_self else "administrator"})
+        _revoke_api_tokens(actor=actor, user=locked, reason="password_set")
     # Lets password-history validators, if configured later, remember this one.
     password_validation.password_changed(password, locked)
     return locked

@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from imali.api.base import EntityScopedMixin
+from imali.api.base import EntityScopedMixin, query_bool, query_choice, query_int
 from imali.api.serializers.fields import EntityRelatedField, MoneyField, RateField
 from imali.clients.models import (
     Client,
@@ -278,8 +278,7 @@ def _reason(request) -> str:
 
 
 def _id_param(request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    return int(raw) if raw and raw.isdigit() else None
+    return query_int(request, name)
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -325,7 +324,7 @@ class ProductViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
 @extend_schema_view(
     list=extend_schema(
         summary="List loans",
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("client", int)],
+        parameters=[OpenApiParameter("status", str, enum=LoanStatus.values), OpenApiParameter("client", int)],
         responses={200: LoanSerializer(many=True), 403: NO_RIGHT}),
     retrieve=extend_schema(
         summary="Read a loan with its schedule and figures",
@@ -349,10 +348,9 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     }
 
     def get_queryset(self):
-        client = self.request.query_params.get("client")
         return selectors.loan_list(
-            entity=self.entity, status=self.request.query_params.get("status") or None,
-            client_id=int(client) if client and client.isdigit() else None,
+            entity=self.entity, status=query_choice(self.request, "status", LoanStatus.values),
+            client_id=query_int(self.request, "client"),
         ).order_by("pk")
 
     def get_serializer_context(self):
@@ -538,7 +536,7 @@ class NonLoanDebitViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.Retri
                        "settle": Right.CAPTURE_RECEIPTS}
 
     def get_queryset(self):
-        open_only = self.request.query_params.get("open") in ("1", "true", "True")
+        open_only = bool(query_bool(self.request, "open"))
         return queries.non_loan_debit_list(entity=self.entity, client_id=_id_param(self.request, "client"),
                                            open_only=open_only).order_by("pk")
 

@@ -87,6 +87,7 @@ class TemplateSerializer(serializers.Serializer):
 
 
 class CreditUsageView(EntityScopedMixin, APIView):
+    pagination_class = None  # one row per channel: a plain list, and the schema says so
     required_rights = {"get": Right.MAXSMS_GENERAL_SETUP}
 
     @extend_schema(responses=CreditUsageSerializer(many=True), summary="Credits left and used, per channel")
@@ -147,6 +148,7 @@ class ClientSmsHistoryView(EntityScopedMixin, ListAPIView):
 
 
 class TemplateListView(EntityScopedMixin, APIView):
+    pagination_class = None  # one row per message type: a plain list, and the schema says so
     required_rights = {"get": Right.MAXSMS_MESSAGE_SETUP}
 
     @extend_schema(responses=TemplateSerializer(many=True), summary="The SMS text of each message type")

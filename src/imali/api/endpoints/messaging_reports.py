@@ -29,6 +29,14 @@ class SmsDetailQuerySerializer(serializers.Serializer):
     export = serializers.ChoiceField(choices=[("csv", "CSV")], required=False,
                                      help_text="csv: every filtered row as one streamed CSV file instead of a JSON page")
 
+    def to_internal_value(self, data):
+        # DRF reads `?user=` from a query string as "not given"; the schema says a filter, when
+        # given, is a value, so a blank one is refused like any other bad value.
+        blank = {name: ["This filter may not be blank."] for name in self.fields if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["The end date is before the start date."]})
@@ -47,7 +55,9 @@ class SmsDetailRowSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     date = serializers.DateField(help_text="Local date")
-    time = serializers.TimeField(help_text="Local time")
+    # OpenAPI's `format: time` is RFC 3339's full-time, with an offset; a local wall-clock time
+    # has none, so it is described by a pattern instead.
+    time = serializers.RegexField(r"^[0-2][0-9]:[0-5][0-9]:[0-5][0-9]$", help_text="Local time, HH:MM:SS")
     client_id = serializers.IntegerField(allow_null=True)
     client_number = serializers.IntegerField(allow_null=True)
     client = serializers.CharField()

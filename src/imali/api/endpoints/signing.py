@@ -17,7 +17,7 @@ from rest_framework.parsers import FileUploadParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from imali.api.base import EntityScopedMixin
+from imali.api.base import EntityScopedMixin, query_int
 from imali.api.serializers.fields import MoneyField
 from imali.clients.models import Client
 from imali.loans.models import Loan
@@ -411,7 +411,7 @@ def _dates(request) -> dict:
     found = {}
     for name in ("date_from", "date_to"):
         raw = request.query_params.get(name)
-        if raw:
+        if raw is not None:  # "" is no date either: a 400, as the schema (format date) says
             try:
                 found[name] = field.to_internal_value(raw)
             except serializers.ValidationError as exc:
@@ -429,8 +429,7 @@ class ContractsIssuedView(SigningView):
     def get(self, request):
         params = request.query_params
         rows = selectors.contracts_issued(entity=self.entity, **_dates(request), method=params.get("method", ""),
-                                          user_id=int(params["user"]) if params.get("user", "").isdigit() else None,
-                                          branch_id=int(params["branch"]) if params.get("branch", "").isdigit() else None)
+                                          user_id=query_int(request, "user"), branch_id=query_int(request, "branch"))
         page = self.paginator.paginate_queryset(rows, request, view=self)
         return self.paginator.get_paginated_response(DocumentSignatureSerializer(page, many=True).data)
 

@@ -1,0 +1,69 @@
+"""Query parameters are what the schema says they are: a bad value is a 400 naming it."""
+
+import pytest
+
+from imali.tenancy.rights import Right
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reader(entity, signed_in):
+    factories.make_client(entity=entity)
+    return signed_in(entity, list(Right))
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    ("offset=null", "offset"), ("offset=-1", "offset"), ("offset=", "offset"), ("offset=1.5", "offset"),
+    ("limit=null", "limit"), ("limit=0", "limit"), ("limit=-5", "limit"), ("limit=\u0661", "limit"),
+])
+def test_bad_paging_is_a_400_naming_the_parameter(reader, query, name):
+    response = reader.get(f"/api/clients/?{query}")
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == [name]
+
+
+def test_good_paging_still_pages_and_a_huge_limit_is_cut_to_the_ceiling(reader):
+    body = reader.get("/api/clients/?limit=1&offset=0").json()
+    assert body["count"] == 1 and len(body["results"]) == 1
+    assert reader.get("/api/clients/?offset=5").json()["results"] == []
+    assert reader.get("/api/clients/?limit=100000").status_code == 200
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("/api/loans/?client=null", "client"), ("/api/loans/?status=nonsense", "status"),
+    ("/api/receipts/?loan=null", "loan"), ("/api/change-refunds/?client=-1", "client"),
+    ("/api/non-loan-debits/?open=null", "open"), ("/api/signing/reports/contracts/?user=null", "user"),
+    ("/api/signing/reports/logins/?date_to=", "date_to"), ("/api/messaging/reports/sms-detail/?user=", "user"),
+])
+def test_bad_filters_are_a_400_naming_the_filter(reader, url, name):
+    response = reader.get(url)
+    assert response.status_code == 400, response.content
+    assert name in response.json()
+
+
+def test_an_unmatched_api_url_is_a_json_404(reader):
+    response = reader.get("/api/messaging/clients/null/sms/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_the_schema_documents_refusals_plain_lists_and_blank_values(reader):
+    schema = reader.get("/api/schema/?format=json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    for url in ("/api/messaging/credits/", "/api/messaging/templates/"):
+        assert paths[url]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array", url
+        assert not [p for p in paths[url]["get"].get("parameters", []) if p["name"] in ("limit", "offset")], url
+    for url, operations in paths.items():
+        for method, operation in operations.items():
+            if url == "/api/auth/token/" and method == "post":
+                continue
+            assert {"401", "403"} <= set(operation["responses"]), (method, url)
+            if "{" in url:
+                assert "404" in operation["responses"], (method, url)
+    offset = next(p for p in paths["/api/clients/"]["get"]["parameters"] if p["name"] == "offset")
+    assert offset["schema"]["minimum"] == 0
+    email = components["Client"]["properties"]["email"]
+    assert {"type": "string", "maxLength": 0} in email["oneOf"]
