@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -24,8 +25,16 @@ from imali.signing.security import SEAL_PREFIX, SealError, unseal_for_submit
 from imali.tenancy.models import Entity
 
 from . import credits
-from .adapters.base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult, Transport
-from .inbound import inbound_receive
+from .adapters.base import (
+    MobileOriginated,
+    MobileOriginatedPart,
+    Outcome,
+    Receipt,
+    Submission,
+    SubmitResult,
+    Transport,
+)
+from .inbound import inbound_part_receive, inbound_parts_expire, inbound_receive
 from .models import DeliveryReport, Gateway, OutboxMessage, OutboxStatus, Priority, Route
 
 log = logging.getLogger("imali.messaging.dispatch")
@@ -39,6 +48,14 @@ class DispatchPolicy:
     lease_seconds: float = 60.0
     backoff_base: float = 2.0
     backoff_max: float = 300.0
+    # A throttled message goes back to the queue for about this long (jittered ±50 %), whatever
+    # its attempts: being told "slower" says nothing about the message.
+    throttle_retry_seconds: float = 1.0
+    # Receipts are applied as they arrive and as submissions are recorded; this sweep (every so
+    # often, not every batch) catches the one that raced its submission's record in another consumer.
+    sweep_seconds: float = 60.0
+    # Parts of a long inbound message still incomplete after this are stored as they are, flagged.
+    mo_part_timeout: dt.timedelta = dt.timedelta(minutes=10)
     # After this age a message is no longer worth sending: an OTP is stale in minutes.
     max_age: Mapping[int, dt.timedelta] = None  # type: ignore[assignment]
 
@@ -49,6 +66,15 @@ class DispatchPolicy:
 
     def backoff(self, attempts: int) -> float:
         return min(self.backoff_base * (2 ** max(attempts - 1, 0)), self.backoff_max)
+
+    def retry_delay(self, attempts: int, rng: random.Random) -> float:
+        """Exponential back-off with "equal jitter": between half and all of `backoff`, so the
+        messages of one failed batch do not all fall due in the same instant again."""
+        full = self.backoff(attempts)
+        return full / 2 + rng.random() * full / 2
+
+    def throttle_delay(self, rng: random.Random) -> float:
+        return self.throttle_retry_seconds * (0.5 + rng.random())
 
 
 @dataclass
@@ -135,6 +161,8 @@ class Dispatcher:
         self.policy = policy or DispatchPolicy()
         self.router = router or Router()
         self.counters: dict[str, int] = defaultdict(int)
+        self.rng = random.Random()
+        self._swept = time.monotonic()
 
     # -- one pass -----------------------------------------------------------------------------
     def step(self) -> int:
@@ -171,20 +199,28 @@ class Dispatcher:
         ops = connection.ops
         now_db = ops.adapt_datetimefield_value(now)
         submitted, retry, finished = [], [], []
+        throttled = []
         refunds: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         for c in claimed:
             gateway, r = results[c.id]
             if r.outcome is Outcome.SUBMITTED:
                 submitted.append((gateway, r.provider_message_id, now_db, c.attempts + 1, c.id))
                 self.counters["submitted"] += 1
+            elif r.outcome is Outcome.THROTTLED and now - c.created_at < self.policy.age_limit(c.priority):
+                # Not an attempt that failed: the message keeps its attempts (and so its back-off).
+                later = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=self.policy.throttle_delay(self.rng)))
+                throttled.append((later, r.error[:200], c.id))
+                self.counters["throttled"] += 1
             elif r.outcome is Outcome.RETRY and now - c.created_at < self.policy.age_limit(c.priority):
-                later = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=self.policy.backoff(c.attempts + 1)))
+                delay = self.policy.retry_delay(c.attempts + 1, self.rng)
+                later = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=delay))
                 retry.append((later, c.attempts + 1, r.error[:200], c.id))
                 self.counters["retried"] += 1
             else:
                 status = OutboxStatus.FAILED if r.outcome is Outcome.PERMANENT else OutboxStatus.EXPIRED
-                error = r.error if r.outcome is Outcome.PERMANENT else f"expired after {c.attempts + 1} attempts: {r.error}"
-                finished.append((status.value, error[:200], now_db, c.attempts + 1, c.id))
+                tried = c.attempts + (r.outcome is not Outcome.THROTTLED)
+                error = r.error if r.outcome is Outcome.PERMANENT else f"expired after {tried} attempts: {r.error}"
+                finished.append((status.value, error[:200], now_db, tried, c.id))
                 self.counters[status.value] += 1
                 # Never submitted (or refused outright): the credits go back.
                 refunds[c.entity_id][0] += c.credits
@@ -205,6 +241,10 @@ class Dispatcher:
                     f"UPDATE {OUTBOX} SET status = '{OutboxStatus.SUBMITTED.value}', gateway = %s, provider_message_id = %s, "
                     f"submitted_at = %s, attempts = %s, claimed_until = NULL, error = '' WHERE id = %s AND status = '{q}'",
                     submitted)
+            if throttled:
+                cur.executemany(
+                    f"UPDATE {OUTBOX} SET next_attempt_at = %s, error = %s, claimed_until = NULL "
+                    f"WHERE id = %s AND status = '{q}'", throttled)
             if retry:
                 cur.executemany(
                     f"UPDATE {OUTBOX} SET next_attempt_at = %s, attempts = %s, error = %s, claimed_until = NULL "
@@ -216,21 +256,42 @@ class Dispatcher:
             for entity_id, (amount, count) in refunds.items():
                 credits.credits_refund(entity=Entity(pk=entity_id), channel="sms", amount=amount, messages=count,
                                        reference="dispatch:not_sent")
+        if submitted:
+            # A receipt that overtook the record of its submission is waiting: apply it now.
+            self.counters["receipts_applied"] += receipts_apply(keys=[(g, pid) for g, pid, *_ in submitted])
 
     # -- receipts and inbound -----------------------------------------------------------------
     def apply_events(self) -> None:
+        """Store and apply the receipts that arrived since the last pass (those only: a pass
+        costs the same however many receipts wait in the table), store inbound messages, and
+        every `sweep_seconds` run the sweeps."""
         receipts: list[Receipt] = []
         for transport in self.transports.values():
             for event in transport.drain_events():
                 if isinstance(event, Receipt):
                     receipts.append(event)
+                elif isinstance(event, MobileOriginatedPart):
+                    inbound_part_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
+                                         to_address=event.to_address, reference=event.reference, total=event.total,
+                                         seq=event.seq, text=event.text)
+                    self.counters["inbound_parts"] += 1
                 elif isinstance(event, MobileOriginated):
                     inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
                                     to_address=event.to_address, text=event.text)
                     self.counters["inbound"] += 1
         if receipts:
             receipts_record(receipts)
-        self.counters["receipts_applied"] += receipts_apply_pending()
+            self.counters["receipts_applied"] += receipts_apply(keys=[(r.gateway, r.provider_message_id) for r in receipts])
+        if time.monotonic() - self._swept >= self.policy.sweep_seconds:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """The safety nets, run now and then: a receipt stored while its submission was being
+        recorded by another consumer (each missed the other's uncommitted row), and long inbound
+        messages whose last parts never came."""
+        self._swept = time.monotonic()
+        self.counters["receipts_applied"] += receipts_apply()
+        self.counters["inbound"] += inbound_parts_expire(older_than=self.policy.mo_part_timeout)
 
     # -- loops --------------------------------------------------------------------------------
     def run(self, *, stop: Callable[[], bool] = lambda: False, idle_sleep: float = 0.2,
@@ -277,22 +338,46 @@ def receipts_record(receipts: list[Receipt]) -> None:
 
 
 def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6), *, only: Receipt | None = None) -> int:
-    """Move submitted messages to Delivered / Failed from receipts not yet applied, in two
-    set-based statements. A receipt can overtake the record of its submission, so one that
-    matches nothing yet stays pending (for `window`) and is tried again on the next pass.
+    """Apply stored receipts: every pending one of the last `window` (the sweep), or `only` that
+    one (an HTTP callback: each callback locks its own rows, never the whole pending set, so
+    concurrent callbacks do not wait on or deadlock with each other)."""
+    keys = [(only.gateway, only.provider_message_id)] if only is not None else None
+    return receipts_apply(keys=keys, window=window)
 
-    `only`: apply that one receipt (an HTTP callback). Many callbacks arrive at once; each then
-    locks its own message and report rows, never the whole pending set, so concurrent callbacks
-    do not wait on (or deadlock with) each other. The dispatcher's pass applies the rest."""
+
+# Keys per statement: well under SQLite's bound-parameter limit, a short IN list for PostgreSQL.
+_RECEIPT_CHUNK = 500
+
+
+def receipts_apply(*, keys: list[tuple[str, str]] | None = None, window: dt.timedelta = dt.timedelta(hours=6)) -> int:
+    """Move submitted messages to Delivered / Failed from stored receipts not yet applied, in two
+    set-based statements per chunk: those naming `keys` (gateway, provider message id), or with no
+    keys every pending receipt of the last `window`. A receipt can overtake the record of its
+    submission, so one that matches nothing yet stays pending; it is applied when the submission
+    is recorded (`Dispatcher.record` passes its keys here) or by the sweep."""
+    if keys is None:
+        return _receipts_apply_chunk(None, window)
+    keys = list(dict.fromkeys(k for k in keys if k[1]))
+    return sum(_receipts_apply_chunk(keys[i : i + _RECEIPT_CHUNK], window) for i in range(0, len(keys), _RECEIPT_CHUNK))
+
+
+def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedelta) -> int:
     reports = DeliveryReport._meta.db_table
     since = connection.ops.adapt_datetimefield_value(timezone.now() - window)
     now_db = connection.ops.adapt_datetimefield_value(timezone.now())
     sub, delivered, failed = OutboxStatus.SUBMITTED.value, OutboxStatus.DELIVERED.value, OutboxStatus.FAILED.value
     one_d, one_r, one_args = "", "", []
-    if only is not None:
-        one_d = " AND d.gateway = %s AND d.provider_message_id = %s"
-        one_r = f" AND {reports}.gateway = %s AND {reports}.provider_message_id = %s"
-        one_args = [only.gateway, only.provider_message_id]
+    if keys is not None:
+        if not keys:
+            return 0
+        # By provider id (the index), then the gateway: a receipt of another gateway with the same
+        # id is pending too, and applying it early is as right as applying it later.
+        ids = [pid for _, pid in keys]
+        gateways = sorted({g for g, _ in keys})
+        marks, gmarks = ", ".join(["%s"] * len(ids)), ", ".join(["%s"] * len(gateways))
+        one_d = f" AND d.provider_message_id IN ({marks}) AND d.gateway IN ({gmarks})"
+        one_r = f" AND {reports}.provider_message_id IN ({marks}) AND {reports}.gateway IN ({gmarks})"
+        one_args = [*ids, *gateways]
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             f"UPDATE {OUTBOX} SET "
@@ -324,5 +409,7 @@ def transports_from_gateways(gateways=None) -> dict[str, Transport]:
         else:
             transports[g.name] = SmppTransport(
                 name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
-                source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second)
+                source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
+                source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
+                dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode)
     return transports
