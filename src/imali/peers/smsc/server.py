@@ -15,7 +15,7 @@ import logging
 import random
 import struct
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from imali.messaging.segments import Encoding, decode_payload, encode_part, split
@@ -91,6 +91,8 @@ class SmscPeer:
         self.phones: dict[str, list[PhoneMessage]] = defaultdict(list)
         self.stats = defaultdict(int)
         self.accepted_parts: list[tuple[str, str]] = []  # (message id, destination) of every accepted submit_sm
+        # How the latest submits were addressed: (bind, source, source TON, NPI, destination TON, NPI).
+        self.addressing: deque[tuple[str, str, int, int, int, int]] = deque(maxlen=1000)
         self._phone = PhonePage(self)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -160,6 +162,7 @@ class SmscPeer:
             else:
                 session.bound = {P.BIND_TRANSCEIVER: "trx", P.BIND_TRANSMITTER: "tx", P.BIND_RECEIVER: "rx"}[command_id]
                 self.stats["binds"] += 1
+                self.stats[f"binds_{session.bound}"] += 1
                 w.write(P.pdu(command_id | P.RESP, P.ESME_ROK, seq, P.cstr("smsc")))
                 if session.receives:
                     self._flush_pending()
@@ -179,6 +182,9 @@ class SmscPeer:
             w.write(P.pdu(command_id | P.RESP, P.ESME_RINVBNDSTS, seq))
             return True
         if command_id == P.SUBMIT_SM:
+            if session.bound == "rx":  # a receiver only receives (SMPP 3.4 §2.2)
+                w.write(P.pdu(P.SUBMIT_SM | P.RESP, P.ESME_RINVBNDSTS, seq, P.cstr("")))
+                return True
             w.write(self._submit(session, seq, body))
             return True
         w.write(P.pdu(P.GENERIC_NACK, P.ESME_RINVCMDID, seq))
@@ -212,6 +218,8 @@ class SmscPeer:
 
     def _submit(self, session: _Session, seq: int, body: bytes) -> bytes:
         sm = P.ShortMessage.decode(body)
+        self.addressing.append((session.bound, sm.source_addr, sm.source_addr_ton, sm.source_addr_npi,
+                                sm.dest_addr_ton, sm.dest_addr_npi))
         if sm.destination_addr.isdigit():  # international number without its "+"
             sm.destination_addr = "+" + sm.destination_addr
         refusal = self._refusal(sm.destination_addr)
