@@ -169,19 +169,24 @@ class Dispatcher:
         """Apply events, then claim, submit and record one batch. Returns the number claimed."""
         self.apply_events()
         claimed = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
-        if not claimed:
-            return 0
+        if claimed:
+            self.record(claimed, self._submit(claimed)())
+        return len(claimed)
+
+    def _submit(self, claimed: list[Claimed]) -> Callable[[], dict[int, tuple[str, SubmitResult]]]:
+        """Route the batch and put it on the wire; returns the function that waits for the results."""
         by_gateway: dict[str, list[Claimed]] = defaultdict(list)
-        unroutable: list[SubmitResult] = []
+        results: dict[int, tuple[str, SubmitResult]] = {}
         for c in claimed:
             names = [n for n in self.router.gateways(c.entity_id, c.country) if n in self.transports]
             up = next((n for n in names if self.transports[n].is_up), None)
             if up is None:
                 reason = "no gateway up for this route" if names else "no gateway routes to this country"
-                unroutable.append(SubmitResult(c.id, Outcome.RETRY, error=reason))
+                results[c.id] = ("", SubmitResult(c.id, Outcome.RETRY, error=reason))
             else:
                 by_gateway[up].append(c)
-        results: dict[int, tuple[str, SubmitResult]] = {r.outbox_id: ("", r) for r in unroutable}
+        waiting = []
+        timeout = max(30.0, self.policy.lease_seconds / 2)
         for name, items in by_gateway.items():
             subs = []
             for c in items:
@@ -189,10 +194,21 @@ class Dispatcher:
                     subs.append(Submission(c.id, c.number, _text_for_submit(c)))
                 except SealError as exc:
                     results[c.id] = ("", SubmitResult(c.id, Outcome.PERMANENT, error=f"sealed OTP unusable: {exc}"))
-            for r in self.transports[name].submit_batch(subs, timeout=max(30.0, self.policy.lease_seconds / 2)):
-                results[r.outbox_id] = (name, r)
-        self.record(claimed, results)
-        return len(claimed)
+            transport = self.transports[name]
+            start = getattr(transport, "submit_batch_start", None)
+            if start is not None:
+                waiting.append((name, start(subs)))
+            else:  # a transport that cannot submit in the background submits now
+                done = transport.submit_batch(subs, timeout=timeout)
+                waiting.append((name, lambda _timeout, done=done: done))
+
+        def wait() -> dict[int, tuple[str, SubmitResult]]:
+            for name, result_of in waiting:
+                for r in result_of(timeout):
+                    results[r.outbox_id] = (name, r)
+            return results
+
+        return wait
 
     def record(self, claimed: list[Claimed], results: Mapping[int, tuple[str, SubmitResult]]) -> None:
         now = timezone.now()
@@ -295,16 +311,41 @@ class Dispatcher:
 
     # -- loops --------------------------------------------------------------------------------
     def run(self, *, stop: Callable[[], bool] = lambda: False, idle_sleep: float = 0.2,
-            until_idle: bool = False, max_seconds: float | None = None) -> None:
+            until_idle: bool = False, until_empty: bool = False, max_seconds: float | None = None) -> None:
+        """Dispatch until stopped (or, `until_idle`, until nothing is queued or awaiting a receipt;
+        `until_empty`, until nothing is queued).
+
+        While a batch is on the wire the consumer applies the receipts that came in and claims the
+        next batch, so the database work of one round overlaps the submissions of the other. The
+        next batch is submitted only after the current one is recorded: a consumer killed at any
+        point has at most one batch submitted and not recorded (what a restart may send twice)."""
+        claimed: list[Claimed] = []
+        try:
+            self._run(claimed, stop, idle_sleep, until_idle, until_empty, max_seconds)
+        finally:
+            if claimed:  # claimed ahead and never submitted: free for any consumer now, not at lease end
+                OutboxMessage.objects.filter(pk__in=[c.id for c in claimed], status=OutboxStatus.QUEUED).update(
+                    claimed_until=None)
+
+    def _run(self, claimed: list[Claimed], stop, idle_sleep, until_idle, until_empty, max_seconds) -> None:
         started = time.monotonic()
         while not stop():
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 return
-            n = self.step()
-            if n == 0:
-                if until_idle and not _work_left():
+            if not claimed:
+                self.apply_events()
+                claimed[:] = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
+            if not claimed:
+                if until_empty or (until_idle and not _work_left()):
                     return
                 time.sleep(idle_sleep)
+                continue
+            wait = self._submit(claimed)
+            self.apply_events()
+            following = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
+            current = list(claimed)
+            claimed[:] = following  # from here on, only `following` is unsubmitted
+            self.record(current, wait())
 
 
 def _text_for_submit(c: Claimed) -> str:
@@ -394,6 +435,14 @@ def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedel
             f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id "
             f"AND o.gateway = {reports}.gateway AND o.status <> %s)", [True, False, since, *one_args, sub])
     return max(changed, 0)
+
+
+def default_batch(gateways=None) -> int:
+    """What a consumer claims per round unless told otherwise: the smallest window of the active
+    gateways, so a consumer killed mid-round re-sends at most one window."""
+    gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
+    windows = [g.window for g in gateways]
+    return min(windows) if windows else Gateway._meta.get_field("window").default
 
 
 def transports_from_gateways(gateways=None) -> dict[str, Transport]:

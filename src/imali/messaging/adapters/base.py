@@ -11,7 +11,7 @@ from typing import Protocol
 class Outcome(StrEnum):
     SUBMITTED = "submitted"
     RETRY = "retry"  # connection lost, system error: try again later, with back-off
-    # The gateway said "slower" (ESME_RTHROTTLED, ESME_RMSGQFUL, HTTP 429): try again soon. The
+    # The gateway said "slower" (ESME_RTHROTTLED, ESME_RMSGQFUL): try again soon. The
     # message is fine, so this does not count as a failed attempt.
     THROTTLED = "throttled"
     PERMANENT = "permanent"  # the gateway will never take this message

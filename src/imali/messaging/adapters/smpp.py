@@ -18,6 +18,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import smpp34
 
@@ -296,16 +297,26 @@ class SmppTransport:
 
     # -- sending ------------------------------------------------------------------------------
     def submit_batch(self, items: list[Submission], timeout: float = 60.0) -> list[SubmitResult]:
+        return self.submit_batch_start(items)(timeout)
+
+    def submit_batch_start(self, items: list[Submission]) -> Callable[[float], list[SubmitResult]]:
+        """Put the batch on the wire and return at once; the returned function waits (up to its
+        timeout) for the results. The caller does its database work meanwhile."""
         if not items:
-            return []
+            return lambda timeout: []
         if not self.is_up:
-            return [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down") for i in items]
+            down = [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down") for i in items]
+            return lambda timeout: down
         future = asyncio.run_coroutine_threadsafe(self._submit_all(items), self._loop)
-        try:
-            return future.result(timeout)
-        except Exception as exc:
-            future.cancel()
-            return [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name}: {exc}"[:200]) for i in items]
+
+        def wait(timeout: float) -> list[SubmitResult]:
+            try:
+                return future.result(timeout)
+            except Exception as exc:
+                future.cancel()
+                return [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name}: {exc}"[:200]) for i in items]
+
+        return wait
 
     async def _submit_all(self, items: list[Submission]) -> list[SubmitResult]:
         gate = asyncio.Semaphore(self.window)
