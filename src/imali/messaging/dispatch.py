@@ -97,8 +97,12 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
     now_db = ops.adapt_datetimefield_value(now)
     until_db = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease_seconds))
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # PostgreSQL: the claim commits without waiting for the disk (see _commit_without_waiting_for_disk),
+    # set in the statement itself to spare a round trip.
+    sync_off = " FROM (SELECT set_config('synchronous_commit', 'off', true) AS sync_off) AS cfg" \
+        if connection.vendor == "postgresql" else ""
     sql = (
-        f"UPDATE {OUTBOX} SET claimed_until = %s WHERE id IN ("
+        f"UPDATE {OUTBOX} SET claimed_until = %s{sync_off} WHERE id IN ("
         f"SELECT id FROM {OUTBOX} WHERE status = %s AND next_attempt_at <= %s "
         f"AND (claimed_until IS NULL OR claimed_until < %s) "
         f"ORDER BY priority, next_attempt_at, id LIMIT %s{skip_locked}) "
@@ -110,6 +114,18 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
     claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8]), r[9]) for r in rows]
     claimed.sort(key=lambda c: (c.priority, c.id))
     return claimed
+
+
+def _commit_without_waiting_for_disk(cur) -> None:
+    """PostgreSQL: this transaction's commit returns before its WAL reaches the disk (it gets
+    there within a few hundred milliseconds, and with the next ordinary commit of any session).
+    Used for claims and outcome records only: a database crash in that instant loses a claim
+    (the rows are claimed again) or a record (the message is sent again once its lease lapses,
+    the same duplicate a consumer crash causes); never a receipt or a credit movement of its own
+    (receipts commit normally, and a refund shares its record's fate). A commit that waits for the
+    disk costs more than the SMPP submits of a batch on a busy machine."""
+    if connection.vendor == "postgresql":
+        cur.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _datetime_converter() -> Callable:
@@ -163,6 +179,8 @@ class Dispatcher:
         self.counters: dict[str, int] = defaultdict(int)
         self.rng = random.Random()
         self._swept = time.monotonic()
+        # Receipts this consumer stored that matched no submitted message yet: provider id -> when.
+        self._unmatched: dict[str, float] = {}
 
     # -- one pass -----------------------------------------------------------------------------
     def step(self) -> int:
@@ -243,6 +261,8 @@ class Dispatcher:
                 refunds[c.entity_id][1] += 1
         q = OutboxStatus.QUEUED.value
         with transaction.atomic(), connection.cursor() as cur:
+            if not (submitted and connection.vendor == "postgresql"):
+                _commit_without_waiting_for_disk(cur)
             if submitted and connection.vendor == "postgresql":
                 # One statement for the whole batch: a round trip per row would cost more than the SMPP submits.
                 gateways, provider_ids, _, attempts, ids = (list(col) for col in zip(*submitted, strict=True))
@@ -250,7 +270,9 @@ class Dispatcher:
                     f"UPDATE {OUTBOX} AS o SET status = '{OutboxStatus.SUBMITTED.value}', gateway = v.gateway, "
                     f"provider_message_id = v.pid, submitted_at = %s, attempts = v.attempts, claimed_until = NULL, error = '' "
                     f"FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::text[]) AS gateway, unnest(%s::text[]) AS pid, "
-                    f"unnest(%s::int[]) AS attempts) AS v WHERE o.id = v.id AND o.status = '{q}'",
+                    f"unnest(%s::int[]) AS attempts) AS v, "
+                    f"(SELECT set_config('synchronous_commit', 'off', true) AS sync_off) AS cfg "
+                    f"WHERE o.id = v.id AND o.status = '{q}'",
                     [now, ids, gateways, provider_ids, attempts])
             elif submitted:
                 cur.executemany(
@@ -272,9 +294,12 @@ class Dispatcher:
             for entity_id, (amount, count) in refunds.items():
                 credits.credits_refund(entity=Entity(pk=entity_id), channel="sms", amount=amount, messages=count,
                                        reference="dispatch:not_sent")
-        if submitted:
-            # A receipt that overtook the record of its submission is waiting: apply it now.
-            self.counters["receipts_applied"] += receipts_apply(keys=[(g, pid) for g, pid, *_ in submitted])
+            waiting = [(g, pid) for g, pid, *_ in submitted if pid in self._unmatched]
+            if waiting:
+                # A receipt that overtook the record of its submission is waiting: apply it now.
+                self.counters["receipts_applied"] += receipts_apply(keys=waiting)
+                for _, pid in waiting:
+                    self._unmatched.pop(pid, None)
 
     # -- receipts and inbound -----------------------------------------------------------------
     def apply_events(self) -> None:
@@ -296,8 +321,17 @@ class Dispatcher:
                                     to_address=event.to_address, text=event.text)
                     self.counters["inbound"] += 1
         if receipts:
-            receipts_record(receipts)
-            self.counters["receipts_applied"] += receipts_apply(keys=[(r.gateway, r.provider_message_id) for r in receipts])
+            with transaction.atomic():  # one commit for storing and applying them
+                receipts_record(receipts)
+                keys = [(r.gateway, r.provider_message_id) for r in receipts]
+                changed, done = _receipts_apply_chunks(keys, dt.timedelta(hours=6))
+                self.counters["receipts_applied"] += changed
+            # Those that matched nothing yet: their submission is being recorded (here, in
+            # `record`, which applies them) or by another consumer (the sweep applies them).
+            now = time.monotonic()
+            for _, pid in keys:
+                if pid not in done:
+                    self._unmatched[pid] = now
         if time.monotonic() - self._swept >= self.policy.sweep_seconds:
             self.sweep()
 
@@ -307,6 +341,8 @@ class Dispatcher:
         messages whose last parts never came."""
         self._swept = time.monotonic()
         self.counters["receipts_applied"] += receipts_apply()
+        stale = self._swept - self.policy.sweep_seconds
+        self._unmatched = {pid: t for pid, t in self._unmatched.items() if t >= stale}
         self.counters["inbound"] += inbound_parts_expire(older_than=self.policy.mo_part_timeout)
 
     # -- loops --------------------------------------------------------------------------------
@@ -397,12 +433,22 @@ def receipts_apply(*, keys: list[tuple[str, str]] | None = None, window: dt.time
     submission, so one that matches nothing yet stays pending; it is applied when the submission
     is recorded (`Dispatcher.record` passes its keys here) or by the sweep."""
     if keys is None:
-        return _receipts_apply_chunk(None, window)
+        return _receipts_apply_chunk(None, window)[0]
+    return _receipts_apply_chunks(keys, window)[0]
+
+
+def _receipts_apply_chunks(keys: list[tuple[str, str]], window: dt.timedelta) -> tuple[int, set[str]]:
+    """(messages changed, provider ids of the receipts now applied)."""
     keys = list(dict.fromkeys(k for k in keys if k[1]))
-    return sum(_receipts_apply_chunk(keys[i : i + _RECEIPT_CHUNK], window) for i in range(0, len(keys), _RECEIPT_CHUNK))
+    changed, done = 0, set()
+    for i in range(0, len(keys), _RECEIPT_CHUNK):
+        n, ids = _receipts_apply_chunk(keys[i : i + _RECEIPT_CHUNK], window)
+        changed += n
+        done |= ids
+    return changed, done
 
 
-def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedelta) -> int:
+def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedelta) -> tuple[int, set[str]]:
     reports = DeliveryReport._meta.db_table
     since = connection.ops.adapt_datetimefield_value(timezone.now() - window)
     now_db = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -410,7 +456,7 @@ def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedel
     one_d, one_r, one_args = "", "", []
     if keys is not None:
         if not keys:
-            return 0
+            return 0, set()
         # By provider id (the index), then the gateway: a receipt of another gateway with the same
         # id is pending too, and applying it early is as right as applying it later.
         ids = [pid for _, pid in keys]
@@ -433,8 +479,10 @@ def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedel
         cur.execute(
             f"UPDATE {reports} SET applied = %s WHERE applied = %s AND received_at >= %s{one_r} AND EXISTS ("
             f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id "
-            f"AND o.gateway = {reports}.gateway AND o.status <> %s)", [True, False, since, *one_args, sub])
-    return max(changed, 0)
+            f"AND o.gateway = {reports}.gateway AND o.status <> %s) RETURNING provider_message_id",
+            [True, False, since, *one_args, sub])
+        done = {row[0] for row in cur.fetchall()}
+    return max(changed, 0), done
 
 
 def default_batch(gateways=None) -> int:
