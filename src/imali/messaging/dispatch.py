@@ -301,7 +301,11 @@ class Dispatcher:
             for entity_id, (amount, count) in refunds.items():
                 credits.credits_refund(entity=Entity(pk=entity_id), channel="sms", amount=amount, messages=count,
                                        reference="dispatch:not_sent")
-            waiting = [(g, pid) for g, pid, *_ in submitted if pid in self._unmatched]
+            # Receipts that come over the consumer's own session are known here when they overtook
+            # the record; receipts that come by HTTP callback (to the web process) are not, so for
+            # those gateways every recorded id is looked up.
+            waiting = [(g, pid) for g, pid, *_ in submitted
+                       if pid in self._unmatched or not getattr(self.transports.get(g), "receipts_in_band", False)]
             if waiting:
                 # A receipt that overtook the record of its submission is waiting: apply it now.
                 self.counters["receipts_applied"] += receipts_apply(keys=waiting)

@@ -162,6 +162,8 @@ class SmppTransport:
     # many times before the message goes back to the queue: a part of a long message refused
     # after its first parts were accepted is sent again alone, never the whole message twice.
     THROTTLE_RETRIES = 3
+    # Receipts come back on the SMPP session, to the consumer that drains this transport.
+    receipts_in_band = True
 
     def __init__(self, *, name: str, host: str, port: int, system_id: str, password: str, source_addr: str = "Imali",
                  window: int = 50, rate_per_second: float = 5000, reconnect_max: float = 30.0, receipts: bool = True,
