@@ -4,12 +4,14 @@ chosen library's (smpp34) own bare submit loop on the same SMSC, in the same run
     .venv/bin/python benchmarks/dispatch_bench.py [--count 20000]
 
 The SMSC runs in its own process (so it does not share the consumer's interpreter lock) and
-sends a delivery receipt for every message that asks for one. Bare loop: smpp34 client, window
-100, submit_sm as fast as the window allows; once asking receipts and draining them (the same
-work as ours, the baseline of "ratio_to_bare"), once without (the library's best case). Ours: messages queued in the outbox,
-then one `Dispatcher` (claim by priority, route, submit with window and rate limit, record,
-apply receipts) until every message is submitted. Goals: >= 2,000 messages/s and >= 0.5x the
-bare loop. Figures go to benchmarks/results/dispatch_<database>.json.
+sends a delivery receipt for every message that asks for one. Ours runs as production does:
+the gateway's default window, the consumer's default batch (`default_batch`, what
+`manage.py messaging_dispatch` claims unless told otherwise), receipts asked for every message
+and applied as they come. The baseline ("ratio_to_bare") is the honest best case: a bare smpp34
+loop with the same window submitting as fast as the window allows, asking no receipts (so the
+SMSC sends none and nothing is stored). The bare loop with receipts asked and drained is measured
+too, for reference. Goals: >= 2,000 messages/s and >= 0.5x the bare loop without receipts.
+Figures go to benchmarks/results/dispatch_<database>.json.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ async def bare_loop(port: int, count: int, window: int, receipts: bool) -> float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20000)
-    parser.add_argument("--window", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=400)
+    parser.add_argument("--window", type=int, default=None, help="Default: the Gateway model's default window.")
+    parser.add_argument("--batch", type=int, default=None, help="Default: the consumer's default batch.")
     args = parser.parse_args()
     connection, old = setup_database()
     proc, port = start_smsc()
@@ -90,51 +92,77 @@ def main() -> None:
 
 
 def run(connection, port: int, args) -> None:
+    from imali.messaging.adapters.smpp import SmppTransport
     from imali.messaging.credits import credits_assign
-    from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
+    from imali.messaging.dispatch import (
+        Dispatcher,
+        DispatchPolicy,
+        default_batch,
+        transports_from_gateways,
+    )
     from imali.messaging.models import Gateway, OutboxMessage
     from imali.messaging.services import BulkRecipient, messages_enqueue_bulk
 
-    bare_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=True))
+    args.window = args.window or Gateway._meta.get_field("window").default
     bare_no_receipts_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=False))
+    bare_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=True))
 
     entity, operator = make_entity("benchdispatch")
-    credits_assign(actor=operator, entity=entity, channel="sms", amount=args.count * 2)
-    messages_enqueue_bulk(entity=entity, actor=operator, message_type="new_loan", text="Your loan is approved",
-                          recipients=[BulkRecipient(f"k{i}", f"+2783{i:07d}") for i in range(args.count)])
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=args.count * 4)
     gateway = Gateway.objects.create(name="bench", host="127.0.0.1", port=port, system_id="imali", password="secret",
                                      window=args.window, rate_per_second=1_000_000)
-    transports = transports_from_gateways([gateway])
-    transports["bench"].wait_bound(5)
-    dispatcher = Dispatcher(transports, DispatchPolicy(batch=args.batch))
-    t0 = time.perf_counter()
-    if os.environ.get("IMALI_BENCH_PROFILE"):
-        import cProfile
-        import pstats
+    args.batch = args.batch or default_batch([gateway])
 
-        with cProfile.Profile() as prof:
-            while dispatcher.step():
-                pass
-        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
-    else:
-        while dispatcher.step():
-            pass
-    elapsed = time.perf_counter() - t0
-    submitted = OutboxMessage.objects.filter(status__in=["submitted", "delivered"]).count()
-    # Let the last receipts arrive and be applied (not timed).
-    deadline = time.monotonic() + 30
-    while OutboxMessage.objects.filter(status="submitted").exists() and time.monotonic() < deadline:
-        dispatcher.apply_events()
-        time.sleep(0.05)
-    delivered = OutboxMessage.objects.filter(status="delivered").count()
-    transports["bench"].close()
-    per_s = submitted / elapsed
+    def ours(receipts: bool) -> tuple[float, int, int]:
+        """Queue `count` messages, dispatch them with one consumer; (per second, submitted, delivered)."""
+        tag = "r" if receipts else "n"
+        messages_enqueue_bulk(entity=entity, actor=operator, message_type="new_loan", text="Your loan is approved",
+                              recipients=[BulkRecipient(f"{tag}{i}", f"+2783{i:07d}") for i in range(args.count)])
+        if receipts:
+            transports = transports_from_gateways([gateway])
+        else:
+            transports = {"bench": SmppTransport(name="bench", host="127.0.0.1", port=port, system_id="imali",
+                                                 password="secret", window=args.window, rate_per_second=1_000_000,
+                                                 receipts=False)}
+        transports["bench"].wait_bound(5)
+        dispatcher = Dispatcher(transports, DispatchPolicy(batch=args.batch))
+        mine = OutboxMessage.objects.filter(idempotency_key__startswith=tag)
+        t0 = time.perf_counter()
+        if os.environ.get("IMALI_BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as prof:
+                dispatcher.run(until_empty=True, idle_sleep=0)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+        else:
+            # The consumer's own loop, as `manage.py messaging_dispatch` runs it.
+            dispatcher.run(until_empty=True, idle_sleep=0)
+        elapsed = time.perf_counter() - t0
+        submitted = mine.filter(status__in=["submitted", "delivered"]).count()
+        delivered = 0
+        if receipts:
+            # Let the last receipts arrive and be applied (not timed).
+            deadline = time.monotonic() + 30
+            while mine.filter(status="submitted").exists() and time.monotonic() < deadline:
+                dispatcher.apply_events()
+                time.sleep(0.05)
+            delivered = mine.filter(status="delivered").count()
+        transports["bench"].close()
+        print(f"ours (receipts={receipts}): {submitted} of {args.count} submitted in {elapsed:.2f}s")
+        return submitted / elapsed, submitted, delivered
+
+    per_s, submitted, delivered = ours(receipts=True)
+    per_s_no_receipts, _, _ = ours(receipts=False)
     result = {
         "benchmark": "dispatch over SMPP, one consumer", "database": connection.vendor, "count": args.count,
-        "window": args.window, "batch": args.batch, "per_s": round(per_s), "bare_loop_per_s": round(bare_per_s),
-        "ratio_to_bare": round(per_s / bare_per_s, 3),
-        "bare_loop_without_receipts_per_s": round(bare_no_receipts_per_s),
-        "ratio_to_bare_without_receipts": round(per_s / bare_no_receipts_per_s, 3), "goal_per_s_min": 2000, "goal_ratio_min": 0.5,
+        "window": args.window, "batch": args.batch, "per_s": round(per_s),
+        "bare_loop_per_s": round(bare_no_receipts_per_s), "ratio_to_bare": round(per_s / bare_no_receipts_per_s, 3),
+        "baseline": "bare smpp34 loop, same window, no receipts",
+        "bare_loop_with_receipts_per_s": round(bare_per_s), "ratio_to_bare_with_receipts": round(per_s / bare_per_s, 3),
+        "ours_without_receipts_per_s": round(per_s_no_receipts),
+        "ratio_without_receipts_to_bare": round(per_s_no_receipts / bare_no_receipts_per_s, 3),
+        "goal_per_s_min": 2000, "goal_ratio_min": 0.5,
         "submitted": submitted, "delivered_after": delivered, "library": "smpp34",
     }
     path = write_result(f"dispatch_{connection.vendor}.json", result)

@@ -6,6 +6,7 @@ import urllib.request
 
 import pytest
 from django.db.models import Count
+from django.utils import timezone
 
 from imali.core.models import AuditAction, AuditEntry
 from imali.messaging.adapters.base import Receipt
@@ -118,8 +119,34 @@ def test_throttling_backs_off_and_loses_nothing(funded, smsc, transports):
     d = Dispatcher(transports(), FAST)
     run(d, 30)
     assert statuses(funded) == {"delivered": 60}
-    assert d.counters["retried"] > 0 and smsc.peer.stats["refused_0x58"] > 0
-    assert OutboxMessage.objects.filter(attempts__gt=1).exists()
+    # Throttled submits are sent again (in place, after the gateway slowed down): none twice.
+    assert smsc.peer.stats["refused_0x58"] > 0 and smsc.peer.stats["accepted"] == 60
+    assert d.transports["local"].limiter.throttles == smsc.peer.stats["refused_0x58"]
+
+
+def test_throttled_message_keeps_its_attempts_and_retries_spread_out(funded, smsc, transports):
+    gateway_for(smsc)
+    smsc.configure(throttle_share=1.0)
+    enqueue(funded, 20)
+    d = Dispatcher(transports(), DispatchPolicy(batch=50, lease_seconds=30, throttle_retry_seconds=2.0))
+    d.transports["local"].THROTTLE_RETRIES = 0
+    before = timezone.now()
+    d.step()
+    after = timezone.now()
+    rows = list(OutboxMessage.objects.filter(entity=funded))
+    assert {r.status for r in rows} == {"queued"} and {r.attempts for r in rows} == {0}
+    assert "throttled" in rows[0].error and d.counters["throttled"] == 20
+    # Jittered: between half and one and a half times the delay, not all in the same instant.
+    assert all(before + dt.timedelta(seconds=1) <= r.next_attempt_at <= after + dt.timedelta(seconds=3) for r in rows)
+    assert len({r.next_attempt_at for r in rows}) > 10
+
+
+def test_retry_back_off_is_jittered():
+    import random
+    policy = DispatchPolicy(backoff_base=2.0, backoff_max=300.0)
+    rng = random.Random(1)
+    delays = [policy.retry_delay(3, rng) for _ in range(50)]
+    assert all(4.0 <= x <= 8.0 for x in delays) and len(set(delays)) == 50
 
 
 def test_permanent_error_fails_with_reason_and_refunds(funded, smsc, transports):

@@ -70,3 +70,26 @@ def test_throttling_answer(smsc):
             sock.sendall(P.pdu(P.SUBMIT_SM, 0, seq, sm.encode()))
             statuses.append(_read(sock)[1])
         assert statuses[0] == P.ESME_ROK and P.ESME_RTHROTTLED in statuses[1:]
+
+
+@pytest.mark.parametrize(("command", "can_submit"), [(P.BIND_TRANSMITTER, True), (P.BIND_RECEIVER, False)])
+def test_transmitter_and_receiver_binds(smsc, command, can_submit):
+    with socket.create_connection(("127.0.0.1", smsc.port), timeout=5) as sock:
+        sock.sendall(P.pdu(command, 0, 1, P.cstr("imali") + P.cstr("secret") + P.cstr("") + bytes([0x34, 0, 0]) + P.cstr("")))
+        assert _read(sock)[:3] == (command | P.RESP, P.ESME_ROK, 1)
+        sm = P.ShortMessage(source_addr="Imali", destination_addr="27821234567", short_message=b"hi")
+        sock.sendall(P.pdu(P.SUBMIT_SM, 0, 2, sm.encode()))
+        assert _read(sock)[1] == (P.ESME_ROK if can_submit else P.ESME_RINVBNDSTS)
+
+
+def test_policer_spaces_submits_and_keeps_the_long_run_rate(smsc):
+    # 20/s with 0.1 s of jitter tolerance: of a burst of 10, the first three pass (on time, and up
+    # to 0.1 s early), the rest are refused.
+    smsc.configure(throttle_per_second=20, throttle_tolerance=0.1)
+    with socket.create_connection(("127.0.0.1", smsc.port), timeout=5) as sock:
+        _bind(sock)
+        sm = P.ShortMessage(source_addr="Imali", destination_addr="27821234567", short_message=b"hi")
+        for seq in range(2, 12):
+            sock.sendall(P.pdu(P.SUBMIT_SM, 0, seq, sm.encode()))
+        statuses = [_read(sock)[1] for _ in range(10)]
+    assert statuses.count(P.ESME_ROK) == 3 and statuses.count(P.ESME_RTHROTTLED) == 7

@@ -3,14 +3,19 @@ STOP turned into a permanent marketing opt-out."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+
 from django.db import IntegrityError, transaction
+from django.db.models import Min
+from django.utils import timezone
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.tenancy.models import User
 
-from .models import InboundMessage, MarketingOptOut, OutboxMessage
+from .models import InboundMessage, InboundPart, MarketingOptOut, OutboxMessage
 
 STOP_WORDS = frozenset({"STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "END", "CANCEL", "QUIT"})
 
@@ -38,7 +43,8 @@ def _match(number: str):
     return None, None, None
 
 
-def inbound_receive(*, gateway: str, provider_id: str, number: str, text: str, to_address: str = "") -> tuple[InboundMessage, bool]:
+def inbound_receive(*, gateway: str, provider_id: str, number: str, text: str, to_address: str = "",
+                    incomplete: bool = False) -> tuple[InboundMessage, bool]:
     """Store one mobile-originated message. Returns (message, created); the same provider id again
     returns the stored message and changes nothing."""
     found = InboundMessage.objects.filter(gateway=gateway, provider_id=provider_id).first()
@@ -50,12 +56,69 @@ def inbound_receive(*, gateway: str, provider_id: str, number: str, text: str, t
         with transaction.atomic():
             message = InboundMessage.objects.create(gateway=gateway, provider_id=provider_id, entity_id=entity_id,
                                                     client_id=client_id, user_id=user_id, number=number,
-                                                    to_address=to_address, text=text, is_stop=stop)
+                                                    to_address=to_address, text=text, is_stop=stop,
+                                                    incomplete=incomplete)
             if stop and entity_id is not None:
                 _opt_out(message)
     except IntegrityError:  # another consumer stored it first
         return InboundMessage.objects.get(gateway=gateway, provider_id=provider_id), False
     return message, True
+
+
+# Where a part of a long message never arrived.
+MISSING_PART = "[…]"
+
+
+def inbound_part_receive(*, gateway: str, provider_id: str, number: str, to_address: str, reference: int, total: int,
+                         seq: int, text: str) -> InboundMessage | None:
+    """Keep one part of a concatenated message; once every part of its set is here (in any
+    order, through any consumer), store the message whole and drop the parts. Returns the
+    message when this part completed it. A part received twice is kept once."""
+    if total < 2 or not 1 <= seq <= total:
+        message, _ = inbound_receive(gateway=gateway, provider_id=provider_id, number=number, text=text,
+                                     to_address=to_address)
+        return message
+    InboundPart.objects.bulk_create(
+        [InboundPart(gateway=gateway, number=number, to_address=to_address, reference=reference, total=total, seq=seq,
+                     text=text, provider_id=provider_id, received_at=timezone.now())],
+        ignore_conflicts=True)
+    return _assemble(gateway=gateway, number=number, to_address=to_address, reference=reference, total=total,
+                     incomplete_ok=False)
+
+
+def inbound_parts_expire(*, older_than: dt.timedelta) -> int:
+    """Store the sets whose first part came more than `older_than` ago with the parts that did
+    arrive, flagged incomplete, gaps marked. Returns the number of messages stored."""
+    cutoff = timezone.now() - older_than
+    stale = (InboundPart.objects.values("gateway", "number", "to_address", "reference", "total")
+             .annotate(first=Min("received_at")).filter(first__lt=cutoff))
+    stored = 0
+    for key in list(stale):
+        key.pop("first")
+        if _assemble(**key, incomplete_ok=True) is not None:
+            stored += 1
+    return stored
+
+
+def _assemble(*, gateway: str, number: str, to_address: str, reference: int, total: int,
+              incomplete_ok: bool) -> InboundMessage | None:
+    with transaction.atomic():
+        # The lock makes two consumers finishing the same set (or one finishing it while another
+        # expires it) take turns: the second finds the parts gone and stores nothing.
+        parts = list(InboundPart.objects.select_for_update()
+                     .filter(gateway=gateway, number=number, to_address=to_address, reference=reference, total=total)
+                     .order_by("seq"))
+        if not parts or (len(parts) < total and not incomplete_ok):
+            return None
+        by_seq = {p.seq: p for p in parts}
+        text = "".join(by_seq[i].text if i in by_seq else MISSING_PART for i in range(1, total + 1))
+        # The same parts give the same id whichever consumer assembles them.
+        naming = "|".join([gateway, number, to_address, str(reference), str(total), *sorted(p.provider_id for p in parts)])
+        provider_id = "c" + hashlib.sha256(naming.encode()).hexdigest()[:40]
+        message, _ = inbound_receive(gateway=gateway, provider_id=provider_id, number=number, text=text,
+                                     to_address=to_address, incomplete=len(parts) < total)
+        InboundPart.objects.filter(pk__in=[p.pk for p in parts]).delete()
+    return message
 
 
 def _opt_out(message: InboundMessage) -> None:

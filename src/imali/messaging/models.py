@@ -277,6 +277,8 @@ class InboundMessage(models.Model):
     text = models.TextField()
     is_stop = models.BooleanField(default=False)
     handled = models.BooleanField(default=False, help_text="Taken by the replies or SMS-banking features")
+    # A long message whose parts did not all arrive in time: stored with what came, gaps marked.
+    incomplete = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -286,6 +288,30 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number}: {self.text[:40]}"
+
+
+class InboundPart(models.Model):
+    """One part of a concatenated mobile-originated message, kept until its set is complete (then
+    the message is stored whole and the parts deleted) or too old (then stored incomplete). In the
+    database rather than in a consumer's memory: a restart loses none, and the parts of one
+    message may reach different consumers."""
+
+    gateway = models.CharField(max_length=40)
+    number = models.CharField(max_length=20)
+    to_address = models.CharField(max_length=20, blank=True)
+    reference = models.PositiveIntegerField()
+    total = models.PositiveSmallIntegerField()
+    seq = models.PositiveSmallIntegerField()
+    text = models.TextField()
+    provider_id = models.CharField(max_length=80)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "number", "to_address", "reference", "total", "seq"],
+                                               name="inbound_part_once")]
+
+    def __str__(self) -> str:
+        return f"{self.number} ref {self.reference} part {self.seq}/{self.total}"
 
 
 class MarketingOptOut(models.Model):
@@ -310,6 +336,11 @@ class GatewayKind(models.TextChoices):
     CLICKATELL = "clickatell", "Clickatell One API (HTTP)"
 
 
+class BindMode(models.TextChoices):
+    TRANSCEIVER = "trx", "Transceiver (one session)"
+    TRANSMITTER_RECEIVER = "tx_rx", "Transmitter + receiver (two sessions)"
+
+
 class Gateway(models.Model):
     """An SMS gateway: an SMSC over SMPP, or an HTTP aggregator. Routes choose among them per
     entity and country, and the dispatcher fails over between them."""
@@ -326,6 +357,12 @@ class Gateway(models.Model):
     api_key = models.CharField(max_length=200, blank=True)
     account = models.CharField(max_length=80, blank=True, help_text="Africa's Talking username")
     source_addr = models.CharField(max_length=21, default="Imali")
+    # Empty: from the sender address (alphanumeric 5/0, short code 3/0, full number 1/1).
+    source_addr_ton = models.PositiveSmallIntegerField(null=True, blank=True)
+    source_addr_npi = models.PositiveSmallIntegerField(null=True, blank=True)
+    dest_addr_ton = models.PositiveSmallIntegerField(default=1, help_text="1: international")
+    dest_addr_npi = models.PositiveSmallIntegerField(default=1, help_text="1: ISDN (E.164)")
+    bind_mode = models.CharField(max_length=5, choices=BindMode.choices, default=BindMode.TRANSCEIVER)
     window = models.PositiveSmallIntegerField(default=50)
     rate_per_second = models.PositiveIntegerField(default=5000)
     is_active = models.BooleanField(default=True)

@@ -10,7 +10,10 @@ from typing import Protocol
 
 class Outcome(StrEnum):
     SUBMITTED = "submitted"
-    RETRY = "retry"  # throttled, queue full, connection lost: try again later
+    RETRY = "retry"  # connection lost, system error: try again later, with back-off
+    # The gateway said "slower" (ESME_RTHROTTLED, ESME_RMSGQFUL): try again soon. The
+    # message is fine, so this does not count as a failed attempt.
+    THROTTLED = "throttled"
     PERMANENT = "permanent"  # the gateway will never take this message
 
 
@@ -49,6 +52,21 @@ class MobileOriginated:
     provider_id: str
     number: str
     to_address: str
+    text: str
+
+
+@dataclass(frozen=True)
+class MobileOriginatedPart:
+    """One part of a concatenated mobile-originated message (UDH IEI 0x00 / 0x08, or the SAR
+    optional parameters): stored until its set is complete, then reassembled."""
+
+    gateway: str
+    provider_id: str
+    number: str
+    to_address: str
+    reference: int
+    total: int
+    seq: int
     text: str
 
 

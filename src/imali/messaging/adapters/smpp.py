@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import smpp34
 
 from imali.messaging.segments import Encoding, decode_payload, encode_part, split
 
-from .base import MobileOriginated, Outcome, Receipt, Submission, SubmitResult, drain_queue
+from .base import (
+    MobileOriginated,
+    MobileOriginatedPart,
+    Outcome,
+    Receipt,
+    Submission,
+    SubmitResult,
+    drain_queue,
+)
 
 log = logging.getLogger("imali.messaging.smpp")
 
@@ -49,46 +57,136 @@ PERMANENT_NAMES = {
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 TLV_PEER_MO_ID = 0x1401
+TLV_SAR_MSG_REF_NUM = 0x020C
+TLV_SAR_TOTAL_SEGMENTS = 0x020E
+TLV_SAR_SEGMENT_SEQNUM = 0x020F
+TLV_MESSAGE_PAYLOAD = 0x0424
 _MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
 _RECEIPT_RE = re.compile(r"id:(?P<id>\S+).*?stat:(?P<stat>\w+)(?:.*?err:(?P<err>\w+))?", re.S)
 
 
-class RateLimiter:
-    """A token bucket: at most `rate` submissions a second, in bursts of up to a tenth of a second."""
+THROTTLE_STATUSES = frozenset({0x14, 0x58})  # ESME_RMSGQFUL, ESME_RTHROTTLED: "slower", not "broken"
 
-    def __init__(self, rate: int):
-        self.rate = max(rate, 1)
-        self.capacity = max(self.rate / 10, 1.0)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
+
+class AdaptiveRateLimiter:
+    """Submissions evenly spaced at the gateway's rate, slowing down when the SMSC says so.
+
+    Spacing, not a bucket: an SMSC polices the gap between submits (a burst of two back to back is
+    refused by a spacing policer whatever the average rate), so one submission goes every
+    1/rate s. A waiter that wakes late may catch up a quarter of an interval (or 2 ms at very high
+    rates, where the event loop's wake-up jitter is larger than the interval), never more; after
+    an idle spell the next submission waits nothing and the one after a whole interval.
+
+    On a throttle answer the whole gateway slows down (AIMD, as TCP does): the rate is cut to
+    `DECREASE` of what it was, once per `PAUSE` however many answers arrive together, and
+    sending pauses for `PAUSE`. It then recovers additively: quickly (`FAST_RECOVERY` of the
+    configured rate per second) back to near the rate that drew the throttle, then slowly
+    (`PROBE` of that rate per second) beyond it, up to the configured rate. The quick phase keeps
+    answers that are not about the rate (an SMSC refusing a share of submits whatever the pace)
+    from grinding the gateway down to a crawl. A gateway configured below the SMSC's limit
+    never draws a throttle answer and never changes pace.
+    """
+
+    DECREASE = 0.7
+    PAUSE = 0.1
+    FAST_RECOVERY = 0.10
+    PROBE = 0.03
+
+    def __init__(self, rate: float, clock=time.monotonic, sleep=asyncio.sleep):
+        self.configured = max(float(rate), 1.0)
+        self.rate = self.configured
+        self.ceiling = self.configured  # the rate at the last throttle answer
+        self.throttles = 0
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._stamp = clock()
+        self._last_decrease = float("-inf")
+        self._lock: asyncio.Lock | None = None
+
+    def _recover(self, now: float) -> None:
+        if self.rate < self.configured:
+            step = self.FAST_RECOVERY * self.configured if self.rate < 0.95 * self.ceiling else self.PROBE * self.ceiling
+            self.rate = min(self.configured, self.rate + step * (now - self._stamp))
+        self._stamp = now
 
     async def acquire(self) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
+        if self._lock is None:  # created on the transport's own loop
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one waiter at a time, in arrival order
+            while True:
+                now = self._clock()
+                self._recover(now)
+                wait = self._next - now
+                if wait <= 0:
+                    interval = 1.0 / self.rate
+                    # Woken a little late: keep the schedule (the next one a little sooner).
+                    # Idle for longer: start afresh, a whole interval from now.
+                    on_schedule = -wait <= max(interval / 4, 0.002)
+                    self._next = (self._next if on_schedule else now) + interval
+                    return
+                # Re-checked after the sleep: a throttle answer meanwhile moves `_next` on.
+                await self._sleep(wait)
+
+    def throttled(self) -> None:
+        now = self._clock()
+        self.throttles += 1
+        if now - self._last_decrease < self.PAUSE:
+            return  # the same episode: answers to submits already on the wire
+        self._recover(now)
+        self.ceiling = self.rate
+        self.rate = max(1.0, self.rate * self.DECREASE)
+        self._last_decrease = now
+        self._next = max(self._next, now + self.PAUSE)
+        log.info("SMPP throttled: pausing %.1fs, rate %.1f/s -> %.1f/s", self.PAUSE, self.ceiling, self.rate)
+
+
+class BindMode:
+    TRANSCEIVER = "trx"  # one session sends and receives
+    TRANSMITTER_RECEIVER = "tx_rx"  # a transmitter session sends, a receiver session receives
+
+
+def address_ton_npi(address: str) -> tuple[int, int]:
+    """Type of number and numbering plan an SMSC expects for a sender address: an alphanumeric
+    sender is TON 5 (alphanumeric) / NPI 0; a short code (up to 8 digits) TON 3 (network
+    specific) / NPI 0; a full number TON 1 (international) / NPI 1 (E.164)."""
+    digits = address.lstrip("+")
+    if not digits.isdigit():
+        return 5, 0
+    if len(digits) <= 8 and not address.startswith("+"):
+        return 3, 0
+    return 1, 1
 
 
 class SmppTransport:
+    # Throttled submissions are retried in place (after the limiter has slowed and paused) this
+    # many times before the message goes back to the queue: a part of a long message refused
+    # after its first parts were accepted is sent again alone, never the whole message twice.
+    THROTTLE_RETRIES = 3
+    # Receipts come back on the SMPP session, to the consumer that drains this transport.
+    receipts_in_band = True
+
     def __init__(self, *, name: str, host: str, port: int, system_id: str, password: str, source_addr: str = "Imali",
-                 window: int = 50, rate_per_second: int = 5000, reconnect_max: float = 30.0, receipts: bool = True):
+                 window: int = 50, rate_per_second: float = 5000, reconnect_max: float = 30.0, receipts: bool = True,
+                 source_addr_ton: int | None = None, source_addr_npi: int | None = None,
+                 dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER):
         self.name = name
         self.host, self.port = host, port
         self.system_id, self.password = system_id, password
         self.source_addr = source_addr
+        self.source_ton_npi = (source_addr_ton, source_addr_npi)
+        self.dest_addr_ton, self.dest_addr_npi = dest_addr_ton, dest_addr_npi
+        self.bind_mode = bind_mode
         self.window = max(window, 1)
-        self.limiter = RateLimiter(rate_per_second)
+        self.limiter = AdaptiveRateLimiter(rate_per_second)
         self.reconnect_max = reconnect_max
         self.receipts = receipts
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self._refs = itertools.count(1)
         self._smsc = None
-        self._client = None
+        self._clients: dict[str, object] = {}
+        self._sessions: dict[str, object] = {}
         self._connected = threading.Event()
+        self._receiving = threading.Event()
         self._stopping = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"smpp-{name}", daemon=True)
@@ -98,43 +196,58 @@ class SmppTransport:
     # -- connection ---------------------------------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._keeper = self._loop.create_task(self._keep_bound())
+        if self.bind_mode == BindMode.TRANSMITTER_RECEIVER:
+            self._keepers = [self._loop.create_task(self._keep_bound("tx")), self._loop.create_task(self._keep_bound("rx"))]
+        else:
+            self._keepers = [self._loop.create_task(self._keep_bound("trx"))]
         self._loop.run_forever()
 
-    async def _keep_bound(self) -> None:
+    async def _keep_bound(self, bind_type: str) -> None:
         delay = 0.2
+        sends, receives = bind_type in ("trx", "tx"), bind_type in ("trx", "rx")
         while not self._stopping:
             try:
-                client = smpp34.Client(self.host, self.port, self.system_id, self.password, bind_type="trx",
+                client = smpp34.Client(self.host, self.port, self.system_id, self.password, bind_type=bind_type,
                                        window_size=self.window, connect_timeout_ms=2000, inbound_capacity=65536)
                 smsc = await client.connect()
             except Exception as exc:  # refused, timed out, bind rejected: all mean "down for now"
-                log.info("SMPP %s: bind failed (%s); retrying in %.1fs", self.name, exc, delay)
+                log.info("SMPP %s: %s bind failed (%s); retrying in %.1fs", self.name, bind_type, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.2
-            self._client, self._smsc = client, smsc
+            self._clients[bind_type], self._sessions[bind_type] = client, smsc
             self.binds += 1
-            self._connected.set()
-            log.info("SMPP %s: bound to %s:%s", self.name, self.host, self.port)
+            if sends:
+                self._smsc = smsc
+                self._connected.set()
+            if receives:
+                self._receiving.set()
+            log.info("SMPP %s: bound (%s) to %s:%s", self.name, bind_type, self.host, self.port)
             await self._read_events(smsc)
-            self._connected.clear()
-            self._smsc = None
+            if sends:
+                self._connected.clear()
+                self._smsc = None
+            if receives:
+                self._receiving.clear()
+            self._sessions.pop(bind_type, None)
+            self._clients.pop(bind_type, None)
             with contextlib.suppress(Exception):  # the session is already gone; nothing to release
                 await client.stop()
 
     async def _read_events(self, smsc) -> None:
+        session = str(getattr(smsc, "session_id", "") or id(smsc))
+        arrivals = itertools.count(1)
         while True:
             event = await smsc.next()
             if isinstance(event, smpp34.Disconnected):
                 log.info("SMPP %s: disconnected", self.name)
                 return
-            parsed = self._parse_deliver(event)
+            parsed = self._parse_deliver(event, session=session, arrival=next(arrivals))
             if parsed is not None:
                 self.events.put(parsed)
 
-    def _parse_deliver(self, event) -> Receipt | MobileOriginated | None:
+    def _parse_deliver(self, event, *, session: str, arrival: int) -> Receipt | MobileOriginated | MobileOriginatedPart | None:
         tlvs = {t.tag: t.value for t in event.tlvs}
         if event.esm_class & 0x3C == 0x04:  # SMSC delivery receipt
             message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1")
@@ -150,33 +263,62 @@ class SmppTransport:
             if not message_id:
                 return None
             return Receipt(self.name, message_id, state or "UNKNOWN", error)
-        text = decode_payload(event.short_message, event.data_coding)
+        payload = event.short_message
+        if not payload and TLV_MESSAGE_PAYLOAD in tlvs:
+            payload = tlvs[TLV_MESSAGE_PAYLOAD]
+        concat = None
+        if event.esm_class & 0x40 and payload:
+            udh_length = payload[0]
+            concat = _concatenation(payload[1 : 1 + udh_length])
+            payload = payload[1 + udh_length :]
+        elif TLV_SAR_MSG_REF_NUM in tlvs and TLV_SAR_TOTAL_SEGMENTS in tlvs and TLV_SAR_SEGMENT_SEQNUM in tlvs:
+            concat = (int.from_bytes(tlvs[TLV_SAR_MSG_REF_NUM], "big"), tlvs[TLV_SAR_TOTAL_SEGMENTS][0],
+                      tlvs[TLV_SAR_SEGMENT_SEQNUM][0])
+        text = decode_payload(payload, event.data_coding)
         provider_id = tlvs.get(TLV_PEER_MO_ID, b"").rstrip(b"\0").decode("latin-1")
         if not provider_id:
-            # Without an id from the SMSC, the same message resent within the same minute is the same message.
-            minute = int(time.time() // 60)
-            provider_id = "h" + hashlib.sha256(f"{event.source_addr}|{event.destination_addr}|{text}|{minute}".encode()).hexdigest()[:40]
-        return MobileOriginated(self.name, provider_id, _e164(event.source_addr), event.destination_addr, text)
+            # No id from the SMSC. Every deliver_sm that reaches us is a message the SMSC sends
+            # once per acknowledgement (smpp34 acknowledges each in its core as it arrives), so its
+            # place in this session's stream names it: the same text twice is two messages, in the
+            # same minute or not. Session ids are UUIDs: unique across consumers and restarts.
+            provider_id = f"s{session}:{arrival}"
+        number = _e164(event.source_addr)
+        if concat is not None and concat[1] > 1:
+            reference, total, seq = concat
+            return MobileOriginatedPart(self.name, provider_id, number, event.destination_addr, reference, total, seq, text)
+        return MobileOriginated(self.name, provider_id, number, event.destination_addr, text)
 
     @property
     def is_up(self) -> bool:
         return self._connected.is_set()
 
     def wait_bound(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
+        """Until the gateway can send and receive (both sessions of a transmitter + receiver pair)."""
+        deadline = time.monotonic() + timeout
+        return self._connected.wait(timeout) and self._receiving.wait(max(deadline - time.monotonic(), 0))
 
     # -- sending ------------------------------------------------------------------------------
     def submit_batch(self, items: list[Submission], timeout: float = 60.0) -> list[SubmitResult]:
+        return self.submit_batch_start(items)(timeout)
+
+    def submit_batch_start(self, items: list[Submission]) -> Callable[[float], list[SubmitResult]]:
+        """Put the batch on the wire and return at once; the returned function waits (up to its
+        timeout) for the results. The caller does its database work meanwhile."""
         if not items:
-            return []
+            return lambda timeout: []
         if not self.is_up:
-            return [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down") for i in items]
+            down = [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down") for i in items]
+            return lambda timeout: down
         future = asyncio.run_coroutine_threadsafe(self._submit_all(items), self._loop)
-        try:
-            return future.result(timeout)
-        except Exception as exc:
-            future.cancel()
-            return [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name}: {exc}"[:200]) for i in items]
+
+        def wait(timeout: float) -> list[SubmitResult]:
+            try:
+                return future.result(timeout)
+            except Exception as exc:
+                future.cancel()
+                return [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name}: {exc}"[:200]) for i in items]
+
+        return wait
 
     async def _submit_all(self, items: list[Submission]) -> list[SubmitResult]:
         gate = asyncio.Semaphore(self.window)
@@ -187,10 +329,19 @@ class SmppTransport:
 
         return list(await asyncio.gather(*(one(i) for i in items)))
 
+    def _source(self, item: Submission) -> tuple[str, int, int]:
+        source = item.source_addr or self.source_addr
+        ton, npi = self.source_ton_npi
+        auto_ton, auto_npi = address_ton_npi(source)
+        ton = auto_ton if ton is None else ton
+        npi = auto_npi if npi is None else npi
+        return (source.lstrip("+") if ton == 1 else source), ton, npi
+
     async def _submit_one(self, item: Submission) -> SubmitResult:
         encoding, parts = split(item.text)
         coding = 0x08 if encoding is Encoding.UCS2 else 0x00
         ref = next(self._refs) & 0xFF
+        source, source_ton, source_npi = self._source(item)
         message_id = ""
         for seq, part in enumerate(parts, start=1):
             payload = encode_part(part, encoding)
@@ -199,19 +350,26 @@ class SmppTransport:
                 # UDH: concatenated short message, 8-bit reference (IEI 0x00, length 3).
                 payload = bytes([5, 0x00, 3, ref, len(parts), seq]) + payload
                 esm_class = 0x40
-            smsc = self._smsc
-            if smsc is None:
-                return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down", parts_submitted=seq - 1)
-            await self.limiter.acquire()
-            try:
-                # A receipt is asked for the last part only: one receipt per message.
-                resp = await smsc.submit_sm(item.number.lstrip("+"), payload, source_addr=item.source_addr or self.source_addr,
-                                            source_addr_ton=5, source_addr_npi=0, dest_addr_ton=1, dest_addr_npi=1,
-                                            esm_class=esm_class, data_coding=coding,
-                                            registered_delivery=1 if self.receipts and seq == len(parts) else 0)
-            except Exception as exc:  # connection lost mid-flight: the SMSC may or may not have it
-                return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200], parts_submitted=seq - 1)
-            status = resp.command_status
+            for attempt in range(self.THROTTLE_RETRIES + 1):
+                smsc = self._smsc
+                if smsc is None:
+                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down", parts_submitted=seq - 1)
+                await self.limiter.acquire()
+                try:
+                    # A receipt is asked for the last part only: one receipt per message.
+                    resp = await smsc.submit_sm(item.number.lstrip("+"), payload, source_addr=source,
+                                                source_addr_ton=source_ton, source_addr_npi=source_npi,
+                                                dest_addr_ton=self.dest_addr_ton, dest_addr_npi=self.dest_addr_npi,
+                                                esm_class=esm_class, data_coding=coding,
+                                                registered_delivery=1 if self.receipts and seq == len(parts) else 0)
+                except Exception as exc:  # connection lost mid-flight: the SMSC may or may not have it
+                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200], parts_submitted=seq - 1)
+                status = resp.command_status
+                if status not in THROTTLE_STATUSES:
+                    break
+                self.limiter.throttled()
+                if attempt == self.THROTTLE_RETRIES:
+                    return SubmitResult(item.outbox_id, Outcome.THROTTLED, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
             if status != ESME_ROK:
                 if status in PERMANENT_NAMES or status not in TRANSIENT_STATUSES:
                     reason = PERMANENT_NAMES.get(status, f"refused with status {status:#04x}")
@@ -226,14 +384,14 @@ class SmppTransport:
     def close(self) -> None:
         async def shutdown():
             self._stopping = True
-            smsc, client = self._smsc, self._client
-            if smsc is not None:
+            for smsc in list(self._sessions.values()):
                 with contextlib.suppress(Exception):  # unbinding a dead session: nothing more to do
                     await asyncio.wait_for(smsc.unbind(), 2)
-            if client is not None:
+            for client in list(self._clients.values()):
                 with contextlib.suppress(Exception):  # already stopped
                     await client.stop()
-            self._keeper.cancel()
+            for keeper in self._keepers:
+                keeper.cancel()
 
         if self._loop.is_running():
             with contextlib.suppress(Exception):  # a hung peer must not hang shutdown
@@ -247,3 +405,18 @@ def _e164(address: str) -> str:
     if digits.startswith("+"):
         return digits
     return "+" + digits if digits.isdigit() else digits
+
+
+def _concatenation(udh: bytes) -> tuple[int, int, int] | None:
+    """(reference, total, sequence) from a user data header's concatenation element: IEI 0x00
+    (8-bit reference) or 0x08 (16-bit reference); None without one."""
+    pos = 0
+    while pos + 2 <= len(udh):
+        iei, length = udh[pos], udh[pos + 1]
+        value = udh[pos + 2 : pos + 2 + length]
+        if iei == 0x00 and length == 3 and len(value) == 3:
+            return value[0], value[1], value[2]
+        if iei == 0x08 and length == 4 and len(value) == 4:
+            return int.from_bytes(value[:2], "big"), value[2], value[3]
+        pos += 2 + length
+    return None

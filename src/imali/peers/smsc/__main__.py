@@ -19,14 +19,17 @@ def main() -> None:
     parser.add_argument("--password", default="secret")
     parser.add_argument("--receipt-delay", type=float, default=1.0)
     parser.add_argument("--failure-share", type=float, default=0.0)
-    parser.add_argument("--throttle-per-second", type=int, default=None)
+    parser.add_argument("--throttle-per-second", type=float, default=None,
+                        help="Refuse submit_sm (ESME_RTHROTTLED) spaced closer than 1/N s.")
+    parser.add_argument("--throttle-tolerance", type=float, default=0.1,
+                        help="How early a submit_sm may come, in seconds (the policer's jitter tolerance).")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         parser.error("The local SMSC listens on loopback only.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s smsc %(message)s")
     config = SmscConfig(host=args.host, port=args.port, http_port=args.http_port, system_id=args.system_id,
                         password=args.password, receipt_delay=args.receipt_delay, failure_share=args.failure_share,
-                        throttle_per_second=args.throttle_per_second)
+                        throttle_per_second=args.throttle_per_second, throttle_tolerance=args.throttle_tolerance)
 
     async def run() -> None:
         peer = SmscPeer(config)

@@ -30,6 +30,9 @@ ESME_RTHROTTLED = 0x00000058
 
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
+TLV_SAR_MSG_REF_NUM = 0x020C
+TLV_SAR_TOTAL_SEGMENTS = 0x020E
+TLV_SAR_SEGMENT_SEQNUM = 0x020F
 # Vendor-specific tag (SMPP 3.4 reserves 0x1400-0x3FFF) carrying this SMSC's id of a mobile-originated message.
 TLV_PEER_MO_ID = 0x1401
 
@@ -62,12 +65,16 @@ class ShortMessage:
     short_message: bytes = b""
     service_type: str = ""
     tlvs: dict[int, bytes] = field(default_factory=dict)
+    source_addr_ton: int = 1
+    source_addr_npi: int = 1
+    dest_addr_ton: int = 1
+    dest_addr_npi: int = 1
 
     def encode(self) -> bytes:
         out = bytearray()
         out += cstr(self.service_type)
-        out += bytes([1, 1]) + cstr(self.source_addr)
-        out += bytes([1, 1]) + cstr(self.destination_addr)
+        out += bytes([self.source_addr_ton, self.source_addr_npi]) + cstr(self.source_addr)
+        out += bytes([self.dest_addr_ton, self.dest_addr_npi]) + cstr(self.destination_addr)
         out += bytes([self.esm_class, 0, 0]) + cstr("") + cstr("")
         out += bytes([self.registered_delivery, 0, self.data_coding, 0, len(self.short_message)])
         out += self.short_message
@@ -78,10 +85,10 @@ class ShortMessage:
     @classmethod
     def decode(cls, body: bytes) -> ShortMessage:
         service_type, pos = read_cstr(body, 0)
-        pos += 2
-        source, pos = read_cstr(body, pos)
-        pos += 2
-        dest, pos = read_cstr(body, pos)
+        source_ton, source_npi = body[pos], body[pos + 1]
+        source, pos = read_cstr(body, pos + 2)
+        dest_ton, dest_npi = body[pos], body[pos + 1]
+        dest, pos = read_cstr(body, pos + 2)
         esm_class = body[pos]
         pos += 3
         _, pos = read_cstr(body, pos)
@@ -95,4 +102,5 @@ class ShortMessage:
             tag, length = struct.unpack_from(">HH", body, pos)
             tlvs[tag] = body[pos + 4 : pos + 4 + length]
             pos += 4 + length
-        return cls(source, dest, esm_class, registered_delivery, data_coding, short_message, service_type, tlvs)
+        return cls(source, dest, esm_class, registered_delivery, data_coding, short_message, service_type, tlvs,
+                   source_ton, source_npi, dest_ton, dest_npi)

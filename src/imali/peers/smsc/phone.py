@@ -98,6 +98,12 @@ class PhonePage:
             elif method == "GET" and url.path == "/messages.json":
                 number = parse_qs(url.query).get("number", [None])[0]
                 await self._respond(writer, 200, "application/json", self.as_json(number))
+            elif method == "GET" and url.path == "/stats.json":
+                # For tests and benchmarks running this SMSC in its own process.
+                accepted = self.peer.accepted_parts
+                await self._respond(writer, 200, "application/json", json.dumps(
+                    {"stats": dict(self.peer.stats), "accepted": len(accepted),
+                     "destinations": len({destination for _, destination in accepted})}))
             elif method == "POST" and url.path == "/reply":
                 form = parse_qs(body.decode("utf-8"))
                 number = form.get("number", [""])[0].strip()

@@ -15,10 +15,10 @@ import logging
 import random
 import struct
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-from imali.messaging.segments import decode_payload, encode_gsm7, ucs2_forcing_characters
+from imali.messaging.segments import Encoding, decode_payload, encode_part, split
 
 from . import pdu as P
 from .phone import PhonePage
@@ -35,7 +35,14 @@ class SmscConfig:
     password: str = "secret"
     receipt_delay: float = 0.0
     failure_share: float = 0.0  # share of messages whose receipt says UNDELIV
-    throttle_per_second: int | None = None  # above this rate submit_sm gets ESME_RTHROTTLED
+    # A policer as operators run one: submit_sm spaced closer than 1/limit (beyond the jitter
+    # tolerance below) is answered ESME_RTHROTTLED. None: no limit.
+    throttle_per_second: float | None = None
+    # How early a submit_sm may come, in seconds: the jitter tolerance of the policer (network and
+    # scheduling delays bunch evenly sent submits together). 0.1 s at 50/s: a burst of up to 6
+    # passes, a second's quota in one go never does (a per-second counter, as many SMSCs keep,
+    # tolerates a whole second).
+    throttle_tolerance: float = 0.1
     throttle_share: float = 0.0  # share of submit_sm answered ESME_RTHROTTLED regardless of rate
     queue_full_share: float = 0.0  # share answered ESME_RMSGQFUL
     invalid_prefixes: tuple[str, ...] = ("+99",)  # destinations answered ESME_RINVDSTADR (a permanent error)
@@ -76,14 +83,16 @@ class SmscPeer:
         self._ids = itertools.count(1)
         self._mo_ids = itertools.count(1)
         self._rng = random.Random(self.config.seed)
+        self._mo_refs = itertools.count(self._rng.randrange(1, 200))
         self._pending: list[tuple[str | None, bytes]] = []  # deliver_sm bodies waiting for a bound receiver
         self._parts: dict[tuple, dict[int, tuple[str, str]]] = {}
-        self._window_start = 0.0
-        self._window_count = 0
+        self._theoretical_arrival = 0.0  # the policer's state (GCRA): when the next submit_sm is due
         self._down_until = 0.0
         self.phones: dict[str, list[PhoneMessage]] = defaultdict(list)
         self.stats = defaultdict(int)
         self.accepted_parts: list[tuple[str, str]] = []  # (message id, destination) of every accepted submit_sm
+        # How the latest submits were addressed: (bind, source, source TON, NPI, destination TON, NPI).
+        self.addressing: deque[tuple[str, str, int, int, int, int]] = deque(maxlen=1000)
         self._phone = PhonePage(self)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -153,6 +162,7 @@ class SmscPeer:
             else:
                 session.bound = {P.BIND_TRANSCEIVER: "trx", P.BIND_TRANSMITTER: "tx", P.BIND_RECEIVER: "rx"}[command_id]
                 self.stats["binds"] += 1
+                self.stats[f"binds_{session.bound}"] += 1
                 w.write(P.pdu(command_id | P.RESP, P.ESME_ROK, seq, P.cstr("smsc")))
                 if session.receives:
                     self._flush_pending()
@@ -172,6 +182,9 @@ class SmscPeer:
             w.write(P.pdu(command_id | P.RESP, P.ESME_RINVBNDSTS, seq))
             return True
         if command_id == P.SUBMIT_SM:
+            if session.bound == "rx":  # a receiver only receives (SMPP 3.4 §2.2)
+                w.write(P.pdu(P.SUBMIT_SM | P.RESP, P.ESME_RINVBNDSTS, seq, P.cstr("")))
+                return True
             w.write(self._submit(session, seq, body))
             return True
         w.write(P.pdu(P.GENERIC_NACK, P.ESME_RINVCMDID, seq))
@@ -181,21 +194,32 @@ class SmscPeer:
         cfg = self.config
         if destination.startswith(cfg.invalid_prefixes):
             return P.ESME_RINVDSTADR
-        if cfg.throttle_per_second is not None:
-            now = self.loop.time()
-            if now - self._window_start >= 1.0:
-                self._window_start, self._window_count = now, 0
-            self._window_count += 1
-            if self._window_count > cfg.throttle_per_second:
-                return P.ESME_RTHROTTLED
+        if cfg.throttle_per_second is not None and self._over_rate(cfg.throttle_per_second, cfg.throttle_tolerance):
+            return P.ESME_RTHROTTLED
         if cfg.throttle_share and self._rng.random() < cfg.throttle_share:
             return P.ESME_RTHROTTLED
         if cfg.queue_full_share and self._rng.random() < cfg.queue_full_share:
             return P.ESME_RMSGQFUL
         return P.ESME_ROK
 
+    def _over_rate(self, limit: float, tolerance: float) -> bool:
+        """The generic cell rate algorithm (ITU-T I.371 virtual scheduling), the spacing policer
+        of operators' SMSCs: each accepted submit_sm moves the due time one interval on; one that
+        comes more than `tolerance` seconds before it is due is refused and moves nothing. So the
+        long-run rate never exceeds the limit and no burst of two back-to-back submits passes,
+        whatever the client's rhythm. (A per-second counter would let a whole second's quota through
+        in one burst.)"""
+        interval = 1.0 / limit
+        now = self.loop.time()
+        if now < self._theoretical_arrival - tolerance:
+            return True
+        self._theoretical_arrival = max(self._theoretical_arrival, now) + interval
+        return False
+
     def _submit(self, session: _Session, seq: int, body: bytes) -> bytes:
         sm = P.ShortMessage.decode(body)
+        self.addressing.append((session.bound, sm.source_addr, sm.source_addr_ton, sm.source_addr_npi,
+                                sm.dest_addr_ton, sm.dest_addr_npi))
         if sm.destination_addr.isdigit():  # international number without its "+"
             sm.destination_addr = "+" + sm.destination_addr
         refusal = self._refusal(sm.destination_addr)
@@ -273,18 +297,37 @@ class SmscPeer:
         for _, body in pending:
             self._deliver(None, body)
 
-    def inject_mo(self, *, number: str, text: str, to: str = "Imali") -> str:
-        """A phone sends `text` to the service: a mobile-originated deliver_sm to a bound ESME."""
+    def inject_mo(self, *, number: str, text: str, to: str = "Imali", with_id: bool = True, concat: str = "udh8",
+                  order: list[int] | None = None) -> str:
+        """A phone sends `text` to the service: mobile-originated deliver_sm to a bound ESME.
+
+        A text longer than one SMS goes in parts, as networks deliver it: `concat` "udh8" (UDH,
+        IEI 0x00, 8-bit reference), "udh16" (IEI 0x08, 16-bit reference) or "sar" (the sar_*
+        optional parameters); `order` sends the parts in that order (1-based, e.g. [3, 1, 2]).
+        `with_id=False` leaves out this SMSC's id (vendor TLV 0x1401), as many SMSCs do."""
         mo_id = f"mo{next(self._mo_ids)}"
-        if ucs2_forcing_characters(text):
-            payload, coding = text.encode("utf-16-be"), 0x08
-        else:
-            payload, coding = encode_gsm7(text), 0x00
-        sm = P.ShortMessage(source_addr=number.lstrip("+"), destination_addr=to, esm_class=0x00, data_coding=coding,
-                            short_message=payload[:254], tlvs={P.TLV_PEER_MO_ID: P.cstr(mo_id)})
+        encoding, parts = split(text)
+        coding = 0x08 if encoding is Encoding.UCS2 else 0x00
         self.phones[number].append(PhoneMessage(number, number, text, [mo_id], dt.datetime.now(dt.UTC), mo=True))
         self.stats["mo"] += 1
-        self._deliver(None, sm.encode())
+        reference = next(self._mo_refs)
+        sequence = order or list(range(1, len(parts) + 1))
+        for seq in sequence:
+            payload, esm_class, tlvs = encode_part(parts[seq - 1], encoding), 0x00, {}
+            if len(parts) > 1:
+                if concat == "udh16":
+                    udh = bytes([6, 0x08, 4, (reference >> 8) & 0xFF, reference & 0xFF, len(parts), seq])
+                    payload, esm_class = udh + payload, 0x40
+                elif concat == "sar":
+                    tlvs = {P.TLV_SAR_MSG_REF_NUM: struct.pack(">H", reference & 0xFFFF),
+                            P.TLV_SAR_TOTAL_SEGMENTS: bytes([len(parts)]), P.TLV_SAR_SEGMENT_SEQNUM: bytes([seq])}
+                else:
+                    payload, esm_class = bytes([5, 0x00, 3, reference & 0xFF, len(parts), seq]) + payload, 0x40
+            if with_id:
+                tlvs[P.TLV_PEER_MO_ID] = P.cstr(mo_id if len(parts) == 1 else f"{mo_id}.{seq}")
+            sm = P.ShortMessage(source_addr=number.lstrip("+"), destination_addr=to, esm_class=esm_class,
+                                data_coding=coding, short_message=payload, tlvs=tlvs)
+            self._deliver(None, sm.encode())
         return mo_id
 
 
@@ -336,8 +379,8 @@ class PeerThread:
                 setattr(self.peer.config, k, v)
         self.call(apply)
 
-    def inject_mo(self, *, number: str, text: str, to: str = "Imali") -> str:
-        return self.call(self.peer.inject_mo, number=number, text=text, to=to)
+    def inject_mo(self, *, number: str, text: str, to: str = "Imali", **options) -> str:
+        return self.call(self.peer.inject_mo, number=number, text=text, to=to, **options)
 
     def stop(self) -> None:
         if self._loop.is_running():

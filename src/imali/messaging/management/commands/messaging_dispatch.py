@@ -13,7 +13,12 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
+from imali.messaging.dispatch import (
+    Dispatcher,
+    DispatchPolicy,
+    default_batch,
+    transports_from_gateways,
+)
 from imali.messaging.models import Gateway
 
 
@@ -46,8 +51,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        windows = [g.window for g in Gateway.objects.filter(is_active=True)]
-        batch = options["batch"] or (min(windows) if windows else 50)
+        batch = options["batch"] or default_batch()
         policy = DispatchPolicy(batch=batch, lease_seconds=options["lease_seconds"],
                                 backoff_base=options["backoff_base"], backoff_max=max(options["backoff_base"] * 16, 1.0))
         dispatcher = Dispatcher(transports, policy)
