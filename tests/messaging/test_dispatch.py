@@ -264,3 +264,33 @@ def test_phone_page_shows_messages_and_sends_replies(funded, smsc, transports):
     except urllib.error.HTTPError as exc:  # 303 to "/" is followed as GET by urllib; either is fine
         assert exc.code == 303
     assert smsc.peer.stats["mo"] == 1
+
+
+class _LeaseWatchingDispatcher(Dispatcher):
+    """The real dispatcher; at each record it notes how long the batch claimed ahead (queued,
+    claimed, not yet submitted) still holds its lease."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lease_left_ahead: list[float] = []
+
+    def record(self, claimed, results):
+        ours = {c.id for c in claimed}
+        now = timezone.now()
+        ahead = OutboxMessage.objects.filter(status="queued", claimed_until__isnull=False).exclude(pk__in=ours)
+        self.lease_left_ahead += [(until - now).total_seconds() for until in ahead.values_list("claimed_until", flat=True)]
+        return super().record(claimed, results)
+
+
+def test_batch_claimed_ahead_holds_its_lease_past_the_wait_of_the_batch_on_the_wire(funded, smsc, transports):
+    # The look-ahead batch waits for the batch on the wire (up to its wait per gateway) and then
+    # for its own submission: with only its own lease it could lapse, and another consumer would
+    # claim and send the same rows, with no crash at all.
+    gateway_for(smsc)
+    enqueue(funded, 30)
+    policy = DispatchPolicy(batch=10, lease_seconds=30, backoff_base=0.05, backoff_max=0.2)
+    d = _LeaseWatchingDispatcher(transports(), policy)
+    run(d)
+    assert statuses(funded) == {"delivered": 30}
+    assert d.lease_left_ahead, "no batch was claimed ahead"
+    assert min(d.lease_left_ahead) > policy.lease_seconds + 30 - 5

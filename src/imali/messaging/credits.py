@@ -147,7 +147,10 @@ def credits_reserve(*, entity: Entity, channel: str, amount: int, messages: int,
     now = now or timezone.now()
     account = _locked(entity, channel)
     reservation = CreditReservation.objects.create(account=account, entity=entity, process=process, amount=amount,
-                                                   messages=messages, heartbeat_at=now)
+                                                   messages=messages,
+                                                   # wall-clock liveness, not the run's business time: rendering
+                                                   # may have taken minutes since `now`
+                                                   heartbeat_at=timezone.now())
     if amount:
         credits_debit(entity=entity, channel=channel, amount=amount, messages=messages, reference=f"process:{process.pk}",
                       actor=actor, now=now)

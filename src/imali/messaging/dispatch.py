@@ -128,8 +128,9 @@ def _commit_without_waiting_for_disk(cur) -> None:
     there within a few hundred milliseconds, and with the next ordinary commit of any session).
     Used for claims and outcome records only: a database crash in that instant loses a claim
     (the rows are claimed again) or a record (the message is sent again once its lease lapses,
-    the same duplicate a consumer crash causes); never a receipt or a credit movement of its own
-    (receipts commit normally, and a refund shares its record's fate). A commit that waits for the
+    the same duplicate a consumer crash causes). Receipts applied inside a record share its
+    fate: a lost one is applied again by the sweep (its report's `applied` flag is lost with it),
+    and a refund is lost only together with the record that made it. A commit that waits for the
     disk costs more than the SMPP submits of a batch on a busy machine."""
     if connection.vendor == "postgresql":
         cur.execute("SET LOCAL synchronous_commit TO OFF")
@@ -211,7 +212,7 @@ class Dispatcher:
             else:
                 by_gateway[up].append(c)
         waiting = []
-        timeout = max(30.0, self.policy.lease_seconds / 2)
+        timeout = self._wait_per_gateway()
         for name, items in by_gateway.items():
             subs = []
             for c in items:
@@ -234,6 +235,15 @@ class Dispatcher:
             return results
 
         return wait
+
+    def _wait_per_gateway(self) -> float:
+        return max(30.0, self.policy.lease_seconds / 2)
+
+    def _lease_ahead(self) -> int:
+        """The lease of a batch claimed while another is on the wire: its own lease plus the
+        longest the current batch may still wait (each gateway's results are waited for in turn),
+        so it cannot lapse, and be claimed and sent by another consumer, before it is recorded."""
+        return int(self.policy.lease_seconds + self._wait_per_gateway() * max(1, len(self.transports)))
 
     def record(self, claimed: list[Claimed], results: Mapping[int, tuple[str, SubmitResult]]) -> None:
         now = timezone.now()
@@ -392,11 +402,13 @@ class Dispatcher:
                     return
                 time.sleep(idle_sleep)
                 continue
-            wait = self._submit(claimed)
-            self.apply_events()
-            following = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
+            # Handed over before it goes on the wire: if anything below raises, `run` frees only
+            # what was never submitted; the batch on the wire keeps its lease (the kill window).
             current = list(claimed)
-            claimed[:] = following  # from here on, only `following` is unsubmitted
+            claimed.clear()
+            wait = self._submit(current)
+            self.apply_events()
+            claimed[:] = claim_batch(limit=self.policy.batch, lease_seconds=self._lease_ahead())
             self.record(current, wait())
 
 
