@@ -30,6 +30,15 @@ def test_bad_values_name_their_fields_and_write_nothing(entity):
     assert Client.objects.count() == 0
 
 
+def test_values_outside_a_fields_choices_are_refused_by_name_and_write_nothing(entity):
+    # "female" fits no one-letter gender: SQLite stored it, PostgreSQL failed with a server error.
+    with pytest.raises(ValidationError) as err:
+        factories.make_client(entity=entity, gender="female", payment_frequency="yearly", title="Lord")
+    assert set(err.value.error_dict) >= {"gender", "payment_frequency", "title"}
+    assert err.value.error_dict["gender"][0].code == "invalid_choice"
+    assert Client.objects.count() == 0
+
+
 def test_id_number_must_match_birth_date_and_gender(entity):
     with pytest.raises(ValidationError) as err:
         factories.make_client(entity=entity, date_of_birth=dt.date(1976, 3, 30), gender="F")

@@ -12,10 +12,20 @@ from imali.core.idnumbers import IdType, check_sa_id
 from imali.core.money import parse_amount
 from imali.core.phones import parse_phone
 
-from .models import PaymentFrequency
+from .models import (
+    AppointmentType,
+    Gender,
+    PaymentFrequency,
+    PaymentMoveDirection,
+    Title,
+)
 
 PHONE_FIELDS = {"cellphone": True, "home_phone": False, "work_phone": False}
 REQUIRED_FIELDS = ("full_names", "surname", "id_number", "id_type", "gender", "date_of_birth")
+# Fields that take one of a fixed set: a value outside it is refused here, by name, instead of
+# reaching the database (PostgreSQL refuses an over-long one with a server error, SQLite stores it).
+CHOICE_FIELDS = {"title": Title, "id_type": IdType, "gender": Gender, "payment_frequency": PaymentFrequency,
+                 "payment_move_direction": PaymentMoveDirection, "appointment_type": AppointmentType}
 
 
 def _add(errors: dict, field: str, message: str, code: str) -> None:
@@ -38,6 +48,12 @@ def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | 
         cleaned["name"] = cleaned["full_names"].split()[0]
     if not cleaned.get("initials") and cleaned.get("full_names"):
         cleaned["initials"] = "".join(p[0].upper() for p in cleaned["full_names"].split())[:10]
+
+    for field, choices in CHOICE_FIELDS.items():
+        value = cleaned.get(field)
+        if value not in (None, "") and value not in choices.values:
+            allowed = ", ".join(f"{v} ({label})" for v, label in choices.choices)
+            _add(errors, field, f"'{value}' is not one of {allowed}.", "invalid_choice")
 
     dob = cleaned.get("date_of_birth")
     if isinstance(dob, dt.date):
