@@ -108,6 +108,12 @@ def sum_cents(expression: str | Combinable) -> Sum:
     return Sum(Cast(Round(expr * Value(100)), BigIntegerField()), default=0)
 
 
+def cents_sql(expression: str) -> str:
+    """The raw-SQL form of one row's money as whole cents, for hand-written set-based queries:
+    summing these adds integers only (exact on SQLite, where a decimal column is a binary float)."""
+    return f"CAST(ROUND(({expression}) * 100) AS BIGINT)"
+
+
 def from_cents(cents: int | None) -> Decimal:
     return Decimal(int(cents or 0)).scaleb(-DECIMAL_PLACES).quantize(CENT)
 

@@ -282,7 +282,8 @@ UNPAID = "i.open AND i.paid < i.amount"
 
 def _cents(column: str, *, vendor: str) -> str:
     """One row's money (a column, or a difference that is never negative) as whole cents, so that
-    only integers are summed: exact on both databases. SQLite keeps a decimal column as a binary
+    only integers are summed (core.money.cents_sql is the general form; this one is cheaper on the
+    snapshot's hot path): exact on both databases. SQLite keeps a decimal column as a binary
     float and SUM over it adds floats, which past 2**46 rand cannot hold every cent (a sum rounded
     afterwards can be a cent out); one value of at most 14 digits times 100 is within a fiftieth of
     its cents, so adding a half and truncating (cheaper than ROUND) gives them exactly. On

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from django.db import connection
 
+from imali.core.money import cents_sql
 from imali.loans.models import DISBURSED_STATUSES, Instalment, Loan, LoanStatus, Receipt
 from imali.signing.models import Signature
 from imali.tenancy.models import Entity
@@ -69,10 +70,8 @@ class BookMorning:
         return sum((a.amount for a in self.arrears), Decimal("0.00"))
 
 
-def _cents(expr: str) -> str:
-    # Each row's amount becomes whole cents before summing: an integer sum is exact on both databases
-    # (SQLite would otherwise add binary floats).
-    return f"CAST(ROUND(({expr}) * 100) AS BIGINT)"
+# Each row's amount becomes whole cents before summing: an integer sum is exact on both databases.
+_cents = cents_sql
 
 
 def _book_sql() -> str:

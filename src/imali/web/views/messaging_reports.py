@@ -345,21 +345,22 @@ def _job_poll(job: export_jobs.ExportJob) -> Poll:
     return Poll(element_id="export-progress", url=url, seconds=1)
 
 
+def _job_context(request) -> dict:
+    job = _job(request)
+    return {"job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)}
+
+
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def export_job_view(request):
-    job = _job(request)
-    return render(request, "web/messaging/export_job.html", {
-        "job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)})
+    return render(request, "web/messaging/export_job.html", _job_context(request))
 
 
 @login_required
 @require_http_methods(["GET"])
 def export_job_progress_view(request):
     """The progress fragment: replaces itself every second until the file is ready (or failed)."""
-    job = _job(request)
-    return render(request, "web/messaging/_export_progress.html", {
-        "job": job, "poll": _job_poll(job), "download_url": _job_url("web:messaging_export_job_download", job)})
+    return render(request, "web/messaging/_export_progress.html", _job_context(request))
 
 
 @login_required
