@@ -36,17 +36,45 @@ if [ "$CI" = "true" ]; then
   port_open 127.0.0.1 6379 || { echo "FAILED: Redis is required under CI=true and does not answer on 127.0.0.1:6379"; exit 1; }
 fi
 
-# Redis for the Huey integration tests (they skip locally if it is absent, fail under CI).
-export IMALI_TEST_REDIS_URL="${IMALI_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+# Redis for the Huey integration tests (they skip locally if it is absent, fail under CI): database
+# 15 for the SQLite pass, 14 for the PostgreSQL pass.
+REDIS_BASE="${IMALI_TEST_REDIS_BASE:-redis://127.0.0.1:6379}"
+
+# The two passes are independent (own database, own var dir, own Redis database), so when both run
+# they run at the same time: much of the suite waits on peers, sockets and subprocesses, and the
+# machine has two cores. IMALI_TEST_SEQUENTIAL=1 runs them one after the other.
+run_sqlite() {
+  env -u DATABASE_URL IMALI_TEST_REDIS_URL="$REDIS_BASE/15" IMALI_VAR_DIR="$(mktemp -d)" .venv/bin/pytest "$@"
+}
+run_postgres() {
+  DATABASE_URL="$PG_URL" IMALI_PG_TEST_DB="test_imali_ci" IMALI_TEST_REDIS_URL="$REDIS_BASE/14" \
+    IMALI_VAR_DIR="$(mktemp -d)" .venv/bin/pytest "$@"
+}
 
 status=0
-echo "=== Test suite on SQLite ==="
-env -u DATABASE_URL IMALI_VAR_DIR="$(mktemp -d)" .venv/bin/pytest "$@" || status=$?
-
 if [ "$CI" = "true" ] || port_open 127.0.0.1 5432; then
-  echo "=== Test suite on PostgreSQL ($PG_URL) ==="
-  DATABASE_URL="$PG_URL" IMALI_PG_TEST_DB="test_imali_ci" IMALI_VAR_DIR="$(mktemp -d)" .venv/bin/pytest "$@" || status=$?
+  if [ "${IMALI_TEST_SEQUENTIAL:-0}" = "1" ]; then
+    echo "=== Test suite on SQLite ==="
+    run_sqlite "$@" || status=$?
+    echo "=== Test suite on PostgreSQL ($PG_URL) ==="
+    run_postgres "$@" || status=$?
+  else
+    pg_log="$(mktemp)"
+    echo "=== Test suite on PostgreSQL ($PG_URL), in the background; its output follows the SQLite pass ==="
+    run_postgres "$@" >"$pg_log" 2>&1 &
+    pg_pid=$!
+    echo "=== Test suite on SQLite ==="
+    run_sqlite "$@" || status=$?
+    pg_status=0
+    wait "$pg_pid" || pg_status=$?
+    echo "=== Test suite on PostgreSQL ($PG_URL) ==="
+    cat "$pg_log"
+    rm -f "$pg_log"
+    [ "$pg_status" = 0 ] || status=$pg_status
+  fi
 else
+  echo "=== Test suite on SQLite ==="
+  run_sqlite "$@" || status=$?
   echo "PostgreSQL not reachable on 127.0.0.1:5432: skipping the PostgreSQL run (it is required under CI=true)."
 fi
 exit $status
