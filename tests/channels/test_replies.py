@@ -205,3 +205,33 @@ def test_replies_setup_screen_and_notices(admin_client, admin_user, funded):
     admin_client.post(reverse("web:messaging_reply_notices"))
     assert ReplyNotice.objects.get().read_at is not None
     assert admin_client.get(url).status_code == 403  # the reader may not change the setup
+
+
+# --- API ---------------------------------------------------------------------------------------------
+
+def test_api_collect_report_and_notify_setup(admin_client, funded, other_entity):
+    _replies(funded, 3, stop_every=3)
+    run = admin_client.post(reverse("api:messaging-replies-collect"))
+    assert run.status_code == 200 and run.json()["collected"] == 3 and run.json()["matched_messages"] == 3
+    url = reverse("api:messaging-report-reply-detail")
+    body = admin_client.get(url, {"stop": "yes"}).json()
+    assert body["count"] == 1 and body["results"][0]["answered_type"] == "new_loan" and body["results"][0]["stop"]
+    assert admin_client.get(url, {"date_from": "2026-12-02", "date_to": "2026-12-01"}).status_code == 400
+    csv_body = b"".join(admin_client.get(url, {"export": "csv"}).streaming_content).decode()
+    assert csv_body.count("\n") == 4
+    reader = factories.make_user(entity=funded, rights=[Right.REPORT_REPLY_DETAIL])
+    notify = reverse("api:messaging-replies-notify")
+    saved = admin_client.post(notify, {"user": reader.pk, "in_app": True, "by_email": False}, content_type="application/json")
+    assert saved.status_code == 200 and saved.json()[0]["user"] == reader.pk
+    stranger = factories.make_user(entity=other_entity, rights=[Right.REPORT_REPLY_DETAIL])
+    refused = admin_client.post(notify, {"user": stranger.pk, "in_app": True, "by_email": False},
+                                content_type="application/json")
+    assert refused.status_code == 400 and "user" in refused.json()
+
+
+def test_api_rights(client, funded):
+    reader = factories.make_user(entity=funded, rights=[Right.REPORT_REPLY_DETAIL])
+    client.force_login(reader)
+    assert client.post(reverse("api:messaging-replies-collect")).status_code == 403
+    assert client.get(reverse("api:messaging-replies-notify")).status_code == 403
+    assert client.get(reverse("api:messaging-report-reply-detail")).status_code == 200
