@@ -59,3 +59,28 @@ def test_api_needs_the_right(client, entity):
     assert client.get(url).status_code == 403
     assert client.patch(url, {"message_type": "crm", "enabled": False}, content_type="application/json").status_code == 403
     assert message_type_enabled(entity=entity, message_type="crm")
+
+
+def test_history_and_sms_detail_show_a_waiting_marketing_sms_as_scheduled(admin_client, entity, operator):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from imali.messaging.credits import credits_assign
+    from imali.messaging.services import message_enqueue
+
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=10)
+    client = factories.make_client(entity=entity, name="Zanele")
+    # Queued "now" at the start of a Sunday in Johannesburg a week ahead: it waits for Monday 08:00.
+    sunday = timezone.localtime(timezone.now()).date()
+    sunday += dt.timedelta(days=(6 - sunday.weekday()) % 7 + 7)
+    at = dt.datetime.combine(sunday, dt.time(10, 0), tzinfo=dt.UTC)
+    m = message_enqueue(entity=entity, number=client.cellphone, text="Our new branch is open", message_type="crm",
+                        idempotency_key="sched", client=client, now=at)
+    assert m.scheduled_for > timezone.now()
+    history = admin_client.get(reverse("web:messaging_client_sms", kwargs={"client_id": client.pk})).content.decode()
+    assert "Scheduled" in history and "direct-marketing hours" in history
+    detail = admin_client.get(reverse("web:messaging_outbox")).content.decode()
+    assert ">Scheduled<" in detail
+    api = admin_client.get(reverse("api:messaging-client-sms", kwargs={"client_id": client.pk})).json()
+    assert api["results"][0]["status"] == "Scheduled"
