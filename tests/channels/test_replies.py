@@ -235,3 +235,40 @@ def test_api_rights(client, funded):
     assert client.post(reverse("api:messaging-replies-collect")).status_code == 403
     assert client.get(reverse("api:messaging-replies-notify")).status_code == 403
     assert client.get(reverse("api:messaging-report-reply-detail")).status_code == 200
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_collect_each_reply_once():
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED are PostgreSQL's; SQLite serialises the two runs by design")
+    entity, operator = factories.make_entity(), factories.make_operator()
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=10)
+    borrower = factories.make_client(entity=entity, name="Palesa")
+    InboundMessage.objects.bulk_create([
+        InboundMessage(gateway="smsc", provider_id=f"c{i}", entity=entity, number=borrower.cellphone, text=f"r{i}")
+        for i in range(400)])
+    results, errors = [], []
+    start = threading.Barrier(2)
+
+    def run():
+        try:
+            start.wait(5)
+            results.append(replies_collect(entity=entity, actor=None, trigger="daily", pull=False))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sum(r.collected for r in results) == 400
+    assert not InboundMessage.objects.filter(entity=entity, collected_at__isnull=True).exists()
