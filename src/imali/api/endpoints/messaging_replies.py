@@ -63,6 +63,14 @@ class ReplyDetailQuerySerializer(serializers.Serializer):
     export = serializers.ChoiceField(choices=[("csv", "CSV")], required=False,
                                      help_text="csv: every filtered row as one streamed CSV file instead of a JSON page")
 
+    def to_internal_value(self, data):
+        # As the SMS Detail query: `?stop=` is a filter given blank, refused like any bad value
+        # (DRF would read it as "not given", which the schema does not allow).
+        blank = {name: ["This filter may not be blank."] for name in self.fields if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["The end date is before the start date."]})
