@@ -117,7 +117,8 @@ def test_single_sms_from_a_template_merged_for_the_client(admin_client, funded, 
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     response = admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "preview": "1"})
     preview = response.context["preview"]
-    assert preview.text == f"Happy birthday Thabo from all of us at {funded.name}"
+    # A birthday greeting is direct marketing: the opt-out instruction is added (the sender is named already).
+    assert preview.text == f"Happy birthday Thabo from all of us at {funded.name}. Reply STOP to opt out"
     admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "confirm": "1"})
     assert OutboxMessage.objects.get(client=sms_client).text == preview.text
 
@@ -195,7 +196,7 @@ def test_single_sms_needs_its_right(client, funded, sms_client):
     assert "Confirm and send" not in client.get(url).content.decode()
 
 
-@pytest.mark.parametrize("name", ["web:messaging_outbox", "web:messaging_process_log", "web:messaging_replies",
+@pytest.mark.parametrize("name", ["web:messaging_outbox", "web:messaging_process_log", "web:messaging_reply_detail",
                                   "web:messaging_templates", "web:messaging_credits"])
 def test_screens_open_for_rights_holders_and_refuse_others(client, admin_client, entity, name):
     assert admin_client.get(reverse(name)).status_code == 200
