@@ -121,3 +121,19 @@ def test_another_entitys_collection_is_not_found(signed_in, other_entity):
     other_admin = factories.make_admin(entity=other_entity)
     assert signed_in.post(reverse("web:smsbank_collection_confirm", args=[999999])).status_code == 404
     assert other_admin.entity_id != signed_in.get(reverse("web:mobile_home")).wsgi_request.entity.pk
+
+
+def test_request_log_and_sheet_list_query_counts_do_not_grow(signed_in, bank, manager, officer, borrower,
+                                                             django_assert_max_num_queries):
+    from imali.smsbanking import services
+
+    for n in range(6):
+        mo(f"+2782555{n:04d}", "HELP")
+    for _ in range(3):
+        services.sheet_issue(actor=manager, entity=bank, officer=officer, due_by=dt.date.today() + dt.timedelta(days=40))
+    with django_assert_max_num_queries(10):
+        page = signed_in.get(reverse("web:smsbank_requests")).content.decode()
+    assert page.count("BALANCE for your loans") == 6
+    with django_assert_max_num_queries(12):
+        page = signed_in.get(reverse("web:smsbank_sheets")).content.decode()
+    assert all(s.code in page for s in CollectionSheet.objects.all())
