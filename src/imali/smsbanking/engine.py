@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from imali.clients.models import Client
@@ -57,6 +56,7 @@ class Context:
     clients: list[Client]
     words: list[str]
     today: dt.date
+    aliases: dict[str, str]
 
     def reply(self, text: str, **kw) -> tuple[str, str, Client | None, User | None]:
         client = self.clients[0] if len(self.clients) == 1 else None
@@ -88,13 +88,14 @@ def handle_inbound(message: InboundMessage) -> None:
         _finish(entity, message, Command.NOTICE, notice(entity, provider, message))
         return
     officer = User.objects.filter(entity=entity, cellphone=message.number, is_active=True).order_by("id").first()
-    command, words = rules.command_of(message.text, services.aliases_of(entity_id=entity.pk))
+    aliases = services.aliases_of(entity_id=entity.pk)
+    command, words = rules.command_of(message.text, aliases)
     if message.is_stop:
         command = Command.STOP
     elif command == Command.UNKNOWN and officer is not None and len(words) == 1 and rules.looks_like_sheet_code(words[0]):
         command = Command.SHEET
     clients = list(Client.objects.filter(entity=entity, cellphone=message.number).order_by("number")[:5])
-    ctx = Context(entity, conf, message, officer, clients, words, local_today(entity))
+    ctx = Context(entity, conf, message, officer, clients, words, local_today(entity), aliases)
     if officer is None and _over_rate(ctx):
         answer = Answer("rate_limited")
         if _first_refusal(ctx):
@@ -133,33 +134,32 @@ def _mask(text: str, *, keep_first_number: bool = False) -> str:
 
 
 def _finish(entity: Entity, message: InboundMessage, command: str, answer: Answer) -> None:
-    with transaction.atomic():
-        first = None
-        for n, (number, text, client, user) in enumerate(answer.replies):
-            try:
-                with transaction.atomic():
-                    out = services.reply_send(entity=entity, number=number, text=text, key=f"{message.pk}:{n}",
-                                              client=client, user=user)
-                first = first or out
-            except ValidationError as exc:
-                # No credits or an unusable number: the request is still logged, with why.
-                logger.warning("SMS banking reply to inbound %s not queued: %s", message.pk, exc.messages[0][:80])
-                answer.outcome = (answer.outcome + " (reply not queued)")[:40]
-        BankingRequest.objects.create(entity=entity, inbound=message, number=message.number, command=command,
-                                      outcome=answer.outcome[:40], reply=first, created_at=timezone.now())
-        changes = {"handled": True}
-        if answer.masked_text is not None:
-            changes["text"] = answer.masked_text
-        InboundMessage.objects.filter(pk=message.pk).update(**changes)
+    # Runs inside the savepoint messaging opens per handler; message_enqueue's own savepoints undo a
+    # reply that cannot be queued, so no further savepoint is needed here.
+    first = None
+    for n, (number, text, client, user) in enumerate(answer.replies):
+        try:
+            out = services.reply_send(entity=entity, number=number, text=text, key=f"{message.pk}:{n}",
+                                      client=client, user=user)
+            first = first or out
+        except ValidationError as exc:
+            # No credits or an unusable number: the request is still logged, with why.
+            logger.warning("SMS banking reply to inbound %s not queued: %s", message.pk, exc.messages[0][:80])
+            answer.outcome = (answer.outcome + " (reply not queued)")[:40]
+    BankingRequest.objects.create(entity=entity, inbound=message, number=message.number, command=command,
+                                  outcome=answer.outcome[:40], reply=first, created_at=timezone.now())
+    changes = {"handled": True}
+    if answer.masked_text is not None:
+        changes["text"] = answer.masked_text
+    InboundMessage.objects.filter(pk=message.pk).update(**changes)
 
 
 # --- commands --------------------------------------------------------------------------------------
 
 def help_(ctx: Context) -> Answer:
     extra = ""
-    aliases = services.aliases_of(entity_id=ctx.entity.pk)
-    if aliases:
-        extra = " Also: " + ", ".join(f"{w}={c.upper()}" for w, c in sorted(aliases.items()))[:60] + "."
+    if ctx.aliases:
+        extra = " Also: " + ", ".join(f"{w}={c.upper()}" for w, c in sorted(ctx.aliases.items()))[:60] + "."
     text = (f"{ctx.entity.name}: BALANCE for your loans (from your registered phone), or BALANCE <account> <PIN> "
             f"from another phone. PIN to set your PIN. STOP: no more marketing; START: allow it again.{extra}")
     if ctx.officer is not None:
