@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/smsbanking_bench.py [--count 200]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/smsbanking_bench.py
 
-The local SMSC runs in its own process. `count` clients, each with its own cellphone and a loan on
-the book, text BALANCE through the SMSC's phone page (POST /reply, the phone's "send") as fast as
-it takes them; one consumer (the dispatcher, as `manage.py messaging_dispatch` runs it) stores each
+`count` clients, each with its own cellphone and a loan on the book, text BALANCE at the same
+moment: the local SMSC (in a thread of this process, so the burst can be injected in one tick of its
+event loop; its phone page, used over HTTP, spread a 200-phone burst over a minute on a loaded
+machine) delivers them over SMPP; one consumer (the dispatcher, as `manage.py messaging_dispatch` runs it) stores each
 MO, the engine answers with the loan page's figures, and the dispatcher submits the reply. Latency
 per number = the SMSC's receive time of the reply − the SMSC's time of the MO, both on the SMSC's
 clock, so it is the whole path. Baseline in the same run: the same burst from other numbers texting
@@ -17,63 +18,28 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
-import subprocess
-import sys
-import threading
 import time
-import urllib.parse
-import urllib.request
 
-from enqueue_bench import ROOT, make_entity, setup_database, teardown_database, write_result
+from enqueue_bench import make_entity, setup_database, teardown_database, write_result
 
 
-def start_smsc() -> tuple[subprocess.Popen, int, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "imali.peers.smsc", "--port", "0", "--http-port", "0", "--receipt-delay", "0"],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("SMPP_PORT="):
-            smpp, http = (int(part.split("=")[1]) for part in line.split())
-            return proc, smpp, http
-    proc.kill()
-    raise RuntimeError("the SMSC did not start")
-
-
-def send_burst(http_port: int, numbers: list[str], text: str) -> None:
-    """Each phone sends once, through the phone page, on a few threads (a burst, not a queue)."""
-    def send(chunk):
-        for number in chunk:
-            body = urllib.parse.urlencode({"number": number, "text": text}).encode()
-            request = urllib.request.Request(f"http://127.0.0.1:{http_port}/reply", data=body, method="POST")
-            try:
-                urllib.request.urlopen(request, timeout=10).read()
-            except urllib.error.HTTPError as exc:  # the page answers 303 after accepting
-                if exc.code != 303:
-                    raise
-
-    threads = [threading.Thread(target=send, args=(numbers[i::8],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+def send_burst(peer, numbers: list[str], text: str) -> None:
+    """Every phone sends at once: all the MOs are injected in one tick of the SMSC's loop."""
+    peer.call(lambda: [peer.peer.inject_mo(number=number, text=text) for number in numbers])
 
 
 SPREAD: dict[str, float] = {}
 
 
-def latencies(http_port: int, numbers: list[str]) -> list[float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/messages.json", timeout=30) as response:
-        phones = json.load(response)
+def latencies(peer, numbers: list[str]) -> list[float]:
+    phones = peer.call(lambda: {n: [(m.mo, m.received_at) for m in peer.peer.phones.get(n, [])] for n in numbers})
     found, sent_times = [], []
     for number in numbers:
         messages = phones.get(number, [])
-        sent = next((dt.datetime.fromisoformat(m["at"]) for m in messages if m["mo"]), None)
-        answer = next((dt.datetime.fromisoformat(m["at"]) for m in messages if not m["mo"]), None)
+        sent = next((at for mo, at in messages if mo), None)
+        answer = next((at for mo, at in messages if not mo), None)
         if sent and answer:
             found.append((answer - sent).total_seconds())
             sent_times.append(sent)
@@ -87,23 +53,21 @@ def p95(values: list[float]) -> float:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--send"]:
-        send_burst(int(sys.argv[2]), sys.argv[4].split(","), sys.argv[3])
-        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args()
     connection, old = setup_database()
-    proc, smpp_port, http_port = start_smsc()
+    from imali.peers.smsc import SmscConfig, run_in_thread
+
+    peer = run_in_thread(SmscConfig())
     try:
-        run(connection, smpp_port, http_port, args.count)
+        run(connection, peer, args.count)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        peer.stop()
         teardown_database(connection, old)
 
 
-def run(connection, smpp_port: int, http_port: int, count: int) -> None:
+def run(connection, peer, count: int) -> None:
     from decimal import Decimal
 
     from imali.clients.services import client_account_add, client_create
@@ -140,7 +104,7 @@ def run(connection, smpp_port: int, http_port: int, count: int) -> None:
         loans.loan_disburse(loan=loan, actor=actor, payout_account=account, disbursed_on=on)
     print(f"book of {count} borrowers built in {time.perf_counter() - started:.1f}s")
 
-    gateway = Gateway.objects.create(name="bench", host="127.0.0.1", port=smpp_port, system_id="imali", password="secret",
+    gateway = Gateway.objects.create(name="bench", host="127.0.0.1", port=peer.port, system_id="imali", password="secret",
                                      rate_per_second=1_000_000)
     transports = transports_from_gateways([gateway])
     transports["bench"].wait_bound(5)
@@ -149,14 +113,12 @@ def run(connection, smpp_port: int, http_port: int, count: int) -> None:
     def burst(numbers: list[str], text: str) -> tuple[list[float], float]:
         replies = OutboxMessage.objects.filter(message_type=MessageType.REPLY, number__in=numbers,
                                                status__in=["submitted", "delivered"])
-        # The phones send from their own process: a burst that does not wait for the consumer's GIL.
-        sender = subprocess.Popen([sys.executable, __file__, "--send", str(http_port), text, ",".join(numbers)], cwd=ROOT)
         t0 = time.perf_counter()
-        deadline = time.monotonic() + 120
+        send_burst(peer, numbers, text)
+        deadline = time.monotonic() + 300
 
         def consume():
-            dispatcher.run(stop=lambda: time.monotonic() > deadline or (sender.poll() is not None and replies.count() >= len(numbers)),
-                           idle_sleep=0.005)
+            dispatcher.run(stop=lambda: time.monotonic() > deadline or replies.count() >= len(numbers), idle_sleep=0.005)
 
         if os.environ.get("IMALI_BENCH_PROFILE"):
             import cProfile
@@ -168,8 +130,9 @@ def run(connection, smpp_port: int, http_port: int, count: int) -> None:
         else:
             consume()
         elapsed = time.perf_counter() - t0
-        sender.wait(30)
-        found = latencies(http_port, numbers)
+        # The last replies' submit_sm may still be on the wire when the outbox says submitted.
+        time.sleep(0.5)
+        found = latencies(peer, numbers)
         print(f"{text}: {len(found)} of {len(numbers)} answered in {elapsed:.2f}s; p95 {p95(found):.3f}s; "
               f"sent over {SPREAD[numbers[0]]:.2f}s")
         return found, elapsed
