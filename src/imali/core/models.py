@@ -81,6 +81,19 @@ class AuditAction(models.TextChoices):
     MESSAGE_TYPE_SWITCHED = "messaging.type_switched", "SMS type switched on or off"
     REPLY_NOTIFY_CHANGED = "messaging.reply_notify_changed", "Reply notification setup changed"
     REPLIES_COLLECTED = "messaging.replies_collected", "SMS replies collected"
+    # SMS banking (imali.smsbanking).
+    SMS_BANKING_SETTINGS_CHANGED = "smsbanking.settings_changed", "SMS banking settings changed"
+    SMS_KEYWORD_CHANGED = "smsbanking.keyword_changed", "SMS banking keyword alias changed"
+    SMS_PIN_SET = "smsbanking.pin_set", "SMS banking PIN set"
+    SMS_PIN_FAILED = "smsbanking.pin_failed", "SMS banking PIN wrong"
+    SMS_PIN_LOCKED = "smsbanking.pin_locked", "SMS banking PIN locked after wrong tries"
+    SMS_MARKETING_STARTED = "smsbanking.marketing_started", "Marketing allowed again (START)"
+    FIELD_COLLECTION_RECORDED = "smsbanking.collection_recorded", "Field collection recorded (unverified)"
+    FIELD_COLLECTION_CONFIRMED = "smsbanking.collection_confirmed", "Field collection confirmed at the branch"
+    FIELD_COLLECTION_REJECTED = "smsbanking.collection_rejected", "Field collection rejected at the branch"
+    COLLECTION_SHEET_ISSUED = "smsbanking.sheet_issued", "Collection sheet printed with a code"
+    PAYMENT_PROVIDER_CHANGED = "smsbanking.provider_changed", "Mobile-money provider changed"
+    PROVIDER_PAYMENT_RECORDED = "smsbanking.provider_payment", "Mobile-money SMS payment recorded"
 
 
 class AuditEntryQuerySet(models.QuerySet):

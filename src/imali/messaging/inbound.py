@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
 from django.db.models import Min
@@ -16,6 +18,13 @@ from imali.core.models import AuditAction
 from imali.tenancy.models import User
 
 from .models import InboundMessage, InboundPart, MarketingOptOut, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# Features that answer inbound messages (SMS banking) append a callable here in their
+# AppConfig.ready(). Each is called once per newly stored message, in its own savepoint: a failing
+# handler is logged (by message id only: texts may hold PINs) and never loses the message.
+INBOUND_HANDLERS: list[Callable[[InboundMessage], None]] = []
 
 STOP_WORDS = frozenset({"STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "END", "CANCEL", "QUIT"})
 
@@ -62,7 +71,17 @@ def inbound_receive(*, gateway: str, provider_id: str, number: str, text: str, t
                 _opt_out(message)
     except IntegrityError:  # another consumer stored it first
         return InboundMessage.objects.get(gateway=gateway, provider_id=provider_id), False
+    _hand_on(message)
     return message, True
+
+
+def _hand_on(message: InboundMessage) -> None:
+    for handler in INBOUND_HANDLERS:
+        try:
+            with transaction.atomic():
+                handler(message)
+        except Exception:
+            logger.exception("Inbound handler %s failed on inbound message %s", getattr(handler, "__name__", handler), message.pk)
 
 
 # Where a part of a long message never arrived.

@@ -1,0 +1,139 @@
+"""The SMS-banking screens and the branch manager's phone pages: rights, entity isolation,
+audit, sizes, query counts."""
+
+import datetime as dt
+import itertools
+
+import pytest
+from django.urls import reverse
+
+from imali.core.models import AuditEntry
+from imali.loans import services as loans
+from imali.loans.models import Loan, LoanStatus, Receipt
+from imali.messaging.inbound import inbound_receive
+from imali.smsbanking.models import BankingPin, CollectionSheet, CollectionStatus, FieldCollection
+from imali.tenancy.rights import Right
+from tests import factories
+
+from .conftest import OFFICER_PHONE, make_client
+
+_ids = itertools.count(1)
+
+
+def mo(number, text):
+    inbound_receive(gateway="web", provider_id=f"w{next(_ids)}", number=number, text=text, to_address="Imali")
+
+
+@pytest.fixture
+def signed_in(client, manager):
+    client.force_login(manager)
+    return client
+
+
+@pytest.mark.parametrize("name", ["smsbank_settings", "smsbank_pin", "smsbank_collections", "smsbank_sheets",
+                                  "smsbank_requests", "mobile_home", "mobile_applications", "mobile_collections"])
+def test_screens_open_and_sit_in_the_menu(signed_in, borrower, name):
+    response = signed_in.get(reverse(f"web:{name}"))
+    assert response.status_code == 200
+    home = signed_in.get(reverse("web:home")).content.decode()
+    if not name.startswith("mobile_") or name == "mobile_home":
+        assert reverse(f"web:{name}") in home
+
+
+def test_screens_need_their_right(client, bank):
+    clerk = factories.make_user(entity=bank, rights=[Right.VIEW_CLIENTS])
+    client.force_login(clerk)
+    for name in ("smsbank_settings", "smsbank_pin", "smsbank_collections", "smsbank_sheets", "mobile_home"):
+        assert client.get(reverse(f"web:{name}")).status_code == 403
+
+
+def test_pin_set_at_the_branch(signed_in, borrower):
+    url = reverse("web:smsbank_pin")
+    response = signed_in.post(url, {"client_number": borrower.number, "pin": "1234", "repeat": "1234"})
+    assert "run of digits" in response.content.decode() and not BankingPin.objects.exists()
+    response = signed_in.post(url, {"client_number": borrower.number, "pin": "4826", "repeat": "4827"})
+    assert "The two PINs differ" in response.content.decode()
+    response = signed_in.post(url, {"client_number": borrower.number, "pin": "4826", "repeat": "4826"})
+    assert response.status_code == 302 and BankingPin.objects.get(client=borrower).set_via == "branch"
+    assert AuditEntry.objects.filter(action="smsbanking.pin_set").exists()
+
+
+def test_confirm_and_reject_on_the_collections_screen(signed_in, officer, borrower, django_assert_max_num_queries):
+    loan_ids = sorted(borrower.loans.values_list("pk", flat=True))
+    mo(OFFICER_PHONE, f"PAY {borrower.number}/{loan_ids[0]} 120, {borrower.number}/{loan_ids[1]} 30")
+    first, second = FieldCollection.objects.order_by("id")
+    with django_assert_max_num_queries(12):
+        page = signed_in.get(reverse("web:smsbank_collections")).content.decode()
+    assert "120.00" in page and "30.00" in page
+    signed_in.post(reverse("web:smsbank_collection_confirm", args=[first.pk]))
+    signed_in.post(reverse("web:smsbank_collection_reject", args=[second.pk]), {"reason": "Short by 30"})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == CollectionStatus.CONFIRMED and Receipt.objects.get(pk=first.receipt_id).amount == first.amount
+    assert second.status == CollectionStatus.REJECTED and second.reject_reason == "Short by 30"
+
+
+def test_collections_list_query_count_does_not_grow(signed_in, officer, borrower, django_assert_max_num_queries):
+    loan_ids = sorted(borrower.loans.values_list("pk", flat=True))
+    for amount in range(1, 9):
+        mo(OFFICER_PHONE, f"PAY {borrower.number}/{loan_ids[0]} {amount}")
+    assert FieldCollection.objects.count() == 8
+    with django_assert_max_num_queries(12):
+        assert signed_in.get(reverse("web:smsbank_collections")).status_code == 200
+
+
+def test_sheet_made_on_the_screen_and_printable(signed_in, officer, borrower):
+    due_by = (dt.date.today() + dt.timedelta(days=40)).isoformat()
+    response = signed_in.post(reverse("web:smsbank_sheets"), {"officer": officer.pk, "due_by": due_by})
+    sheet = CollectionSheet.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("web:smsbank_sheet", args=[sheet.pk])
+    page = signed_in.get(response["Location"]).content.decode()
+    assert sheet.code in page and str(borrower.number) in page
+    assert AuditEntry.objects.filter(action="smsbanking.sheet_issued").exists()
+
+
+def test_phone_pages_approve_and_decline_with_the_loans_services(signed_in, bank, manager, product):
+    applicant = make_client(bank, cellphone="+27825550111")
+    apply = lambda: loans.loan_apply(entity=bank, actor=manager, client=applicant, product=product,  # noqa: E731
+                                     principal="1500", instalments=3, applied_on=loans.local_today(bank))
+    first, second = apply(), apply()
+    listing = signed_in.get(reverse("web:mobile_applications"))
+    assert len(listing.content) < 100_000 and reverse("web:mobile_application", args=[first.pk]) in listing.content.decode()
+    page = signed_in.get(reverse("web:mobile_application", args=[first.pk]))
+    assert len(page.content) < 100_000 and b"Approve" in page.content
+    signed_in.post(reverse("web:mobile_application", args=[first.pk]), {"action": "approve"})
+    response = signed_in.post(reverse("web:mobile_application", args=[second.pk]), {"action": "decline", "reason": ""})
+    assert "required" in response.content.decode().lower()
+    signed_in.post(reverse("web:mobile_application", args=[second.pk]), {"action": "decline", "reason": "Income too low"})
+    assert Loan.objects.get(pk=first.pk).status == LoanStatus.APPROVED
+    declined = Loan.objects.get(pk=second.pk)
+    assert declined.status == LoanStatus.CANCELLED and declined.status_reason == "Income too low"
+    assert AuditEntry.objects.filter(action="loan.approved", object_id=str(first.pk)).exists()
+
+
+def test_phone_home_shows_todays_branch_status(signed_in, borrower):
+    page = signed_in.get(reverse("web:mobile_home"))
+    text = page.content.decode()
+    assert len(page.content) < 100_000 and "Disbursed" in text and "In arrears" in text and "SMS sent today" in text
+
+
+def test_another_entitys_collection_is_not_found(signed_in, other_entity):
+    other_admin = factories.make_admin(entity=other_entity)
+    assert signed_in.post(reverse("web:smsbank_collection_confirm", args=[999999])).status_code == 404
+    assert other_admin.entity_id != signed_in.get(reverse("web:mobile_home")).wsgi_request.entity.pk
+
+
+def test_request_log_and_sheet_list_query_counts_do_not_grow(signed_in, bank, manager, officer, borrower,
+                                                             django_assert_max_num_queries):
+    from imali.smsbanking import services
+
+    for n in range(6):
+        mo(f"+2782555{n:04d}", "HELP")
+    for _ in range(3):
+        services.sheet_issue(actor=manager, entity=bank, officer=officer, due_by=dt.date.today() + dt.timedelta(days=40))
+    with django_assert_max_num_queries(10):
+        page = signed_in.get(reverse("web:smsbank_requests")).content.decode()
+    assert page.count("BALANCE for your loans") == 6
+    with django_assert_max_num_queries(12):
+        page = signed_in.get(reverse("web:smsbank_sheets")).content.decode()
+    assert all(s.code in page for s in CollectionSheet.objects.all())
