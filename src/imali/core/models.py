@@ -78,6 +78,9 @@ class AuditAction(models.TextChoices):
     CHANGE_REFUNDED = "change.refunded", "Change paid back to the client"
     CHANGE_REFUND_REVERSED = "change.refund_reversed", "Change refund reversed"
     REPORT_EXPORTED = "report.exported", "Report exported"
+    AUTOMATIC_SMS_CHANGED = "reminders.automatic_changed", "Automatic SMS setup changed"
+    MIS_SMS_CHANGED = "reminders.mis_changed", "MIS SMS setup changed"
+    DAILY_SMS_RUN = "reminders.run", "Automatic or MIS SMS run for a day"
 
 
 class AuditEntryQuerySet(models.QuerySet):
