@@ -104,9 +104,7 @@ def automatic_setup_update(*, actor, entity: Entity, data: Mapping[str, object])
         automatic_setup_get(entity=entity)
         setup = AutomaticSetup.objects.select_for_update().get(entity=entity)
         changes["updated_by"] = actor
-        before, after = apply_changes(setup, changes, exclude=("updated_at", "id", "entity"))
-        before.pop("updated_by_id", None)
-        after.pop("updated_by_id", None)
+        before, after = _changed(setup, changes)
         if after:
             audit_record(action=AuditAction.AUTOMATIC_SMS_CHANGED, actor=actor, entity=entity, target=setup,
                          subject="automatic SMS", before=before, after=after)
@@ -144,9 +142,7 @@ def mis_setup_update(*, actor, entity: Entity, data: Mapping[str, object],
         mis_setup_get(entity=entity)
         setup = MisSetup.objects.select_for_update().get(entity=entity)
         changes["updated_by"] = actor
-        before, after = apply_changes(setup, changes, exclude=("updated_at", "id", "entity"))
-        before.pop("updated_by_id", None)
-        after.pop("updated_by_id", None)
+        before, after = _changed(setup, changes)
         for stream, ids in wanted.items():
             current = set(MisRecipient.objects.filter(entity=entity, stream=stream).values_list("user_id", flat=True))
             if current == ids:
@@ -158,6 +154,17 @@ def mis_setup_update(*, actor, entity: Entity, data: Mapping[str, object],
             audit_record(action=AuditAction.MIS_SMS_CHANGED, actor=actor, entity=entity, target=setup,
                          subject="MIS SMS", before=before, after=after)
     return setup
+
+
+def _changed(locked, changes: Mapping[str, object]) -> tuple[dict, dict]:
+    """Apply the changes to the locked setup; the before and after of what changed, JSON-ready
+    (the send time as "HH:MM"), without the bookkeeping fields."""
+    before, after = apply_changes(locked, changes, exclude=("updated_at", "id", "entity", "updated_by"))
+    for values in (before, after):
+        for name, value in values.items():
+            if isinstance(value, dt.time):
+                values[name] = value.strftime("%H:%M")
+    return before, after
 
 
 # --- Which days are due -------------------------------------------------------------------------
