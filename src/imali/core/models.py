@@ -81,6 +81,9 @@ class AuditAction(models.TextChoices):
     AUTOMATIC_SMS_CHANGED = "reminders.automatic_changed", "Automatic SMS setup changed"
     MIS_SMS_CHANGED = "reminders.mis_changed", "MIS SMS setup changed"
     DAILY_SMS_RUN = "reminders.run", "Automatic or MIS SMS run for a day"
+    MESSAGE_TYPE_SWITCHED = "messaging.type_switched", "SMS type switched on or off"
+    REPLY_NOTIFY_CHANGED = "messaging.reply_notify_changed", "Reply notification setup changed"
+    REPLIES_COLLECTED = "messaging.replies_collected", "SMS replies collected"
 
 
 class AuditEntryQuerySet(models.QuerySet):

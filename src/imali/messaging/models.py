@@ -221,6 +221,9 @@ class OutboxMessage(models.Model):
     provider_message_id = models.CharField(max_length=80, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    # Direct marketing queued outside the CPA Regulation 4 hours: the first minute it may go out
+    # (shown as "Scheduled" until then; its age limit counts from here, not from created_at).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     # A consumer's lease: rows claimed but not yet recorded are retried after it lapses.
     claimed_until = models.DateTimeField(null=True, blank=True)
     process = models.ForeignKey(ProcessLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
@@ -386,3 +389,21 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_id or 'any'}/{self.country or 'any'} → {self.gateway_id} (rank {self.rank})"
+
+
+class EntityMessageType(models.Model):
+    """An entity's switch for one message type (DOMAIN §3 "Enable SMS types"). No row means the
+    type is enabled: a new entity, or a type added later, sends until someone switches it off."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="message_type_switches")
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["message_type"]
+        constraints = [models.UniqueConstraint(fields=["entity", "message_type"], name="message_type_switch_per_entity")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id}:{self.message_type} {'on' if self.enabled else 'off'}"
