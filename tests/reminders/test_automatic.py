@@ -217,3 +217,19 @@ def test_a_failed_day_holds_back_the_days_after_it(entity, operator, lender, pro
     runs = services.runs_due_execute(local_at(entity, day + dt.timedelta(days=1), 9))
     assert [(r.business_date, r.finished_at) for r in runs] == [(day, None)]
     assert "credits" in runs[0].error.lower()
+
+
+def test_a_type_switched_off_is_left_out_and_counted(entity, funded, lender, product, admin_user):
+    from imali.messaging.policy import message_type_set_enabled
+
+    loan = make_loan(entity, user=lender, product=product)
+    message_type_set_enabled(actor=admin_user, entity=entity, message_type=MessageType.ARREARS, enabled=False)
+    setup_automatic(entity, arrears_enabled=True, arrears_minimum=Decimal("1.00"), birthday_enabled=True)
+    day = first_due(loan) + dt.timedelta(days=1)
+    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, day.month, day.day))
+    run = services.automatic_run_day(entity=entity, business_date=day)
+    assert run.finished_at is not None and run.error == ""
+    assert run.results["arrears"]["disabled"] is True
+    log = ProcessLog.objects.get(pk=run.results["arrears"]["process_log"])
+    assert (log.queued, log.skipped, log.skipped_reasons) == (0, 1, {"type_disabled": 1})
+    assert list(_messages(entity).values_list("message_type", flat=True)) == ["birthday"]

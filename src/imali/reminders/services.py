@@ -25,6 +25,7 @@ from imali.core.formatting import format_money
 from imali.core.models import AuditAction
 from imali.loans.models import DISBURSED_STATUSES, Loan
 from imali.messaging.models import MessageType, ProcessLog
+from imali.messaging.policy import message_type_enabled
 from imali.messaging.segments import segment_count
 from imali.messaging.services import (
     LOAN_FIELDS,
@@ -233,11 +234,8 @@ def _run_end(run: DailyRun, *, error: str = "") -> DailyRun:
 # --- Policy ---------------------------------------------------------------------------------------
 
 def type_enabled(entity: Entity, message_type: str) -> bool:
-    """Whether the entity sends this message type at all (General Setup: Enable SMS types)."""
-    try:
-        from imali.messaging.policy import message_type_enabled
-    except ImportError:  # the per-entity switches are not in this build: every type is on
-        return True
+    """Whether the entity sends this message type at all (General Setup: Enable SMS types). A type
+    switched off is left out of the run (and counted), not an error that would hold the day back."""
     return message_type_enabled(entity=entity, message_type=message_type)
 
 
