@@ -14,6 +14,7 @@ from imali.messaging.credits import credit_balance
 from imali.messaging.models import MessageType, OutboxMessage, ProcessLog
 from imali.reminders import services
 from imali.reminders.models import DailyRun, RunKind
+from tests import factories
 from tests.reminders.conftest import first_due, local_at, make_borrower, make_loan, setup_automatic
 
 pytestmark = pytest.mark.django_db
@@ -233,3 +234,21 @@ def test_a_type_switched_off_is_left_out_and_counted(entity, funded, lender, pro
     log = ProcessLog.objects.get(pk=run.results["arrears"]["process_log"])
     assert (log.queued, log.skipped, log.skipped_reasons) == (0, 1, {"type_disabled": 1})
     assert list(_messages(entity).values_list("message_type", flat=True)) == ["birthday"]
+
+
+def test_the_demo_switches_everything_on_once(entity):
+    from imali.reminders.demo import demo_switch_on
+    from imali.reminders.models import MisRecipient, MisSetup
+
+    from imali.tenancy.models import Role
+
+    Role.objects.get(entity=entity, name="Administrator").users.add(factories.make_admin(entity=entity))
+    manager = factories.make_user(entity=entity)
+    manager.email = "manager@demo.example"
+    manager.save()
+    assert demo_switch_on([entity]) is True
+    setup = services.automatic_setup_get(entity=entity)
+    assert setup.due_enabled and setup.arrears_enabled and setup.received_enabled and setup.birthday_enabled
+    assert MisSetup.objects.get(entity=entity).any_enabled
+    assert set(MisRecipient.objects.values_list("user_id", flat=True)) == {manager.pk}
+    assert demo_switch_on([entity]) is False

@@ -22,6 +22,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
+from imali.reminders.demo import demo_switch_on as reminders_demo_switch_on
 from imali.tenancy.models import Entity, Role, User
 from imali.tenancy.rights import Right
 from imali.tenancy.services import role_set_rights, user_create, user_update
@@ -192,6 +193,7 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
             created |= changed
         for entity in entities.values():
             created |= _close_yesterday(entity, now or timezone.now())
+        created |= reminders_demo_switch_on(entities.values())
         # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True
