@@ -4,10 +4,14 @@ report. Thin: every rule is in imali.reminders.services; a refused change is a 4
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,38 +22,68 @@ from imali.reminders import selectors, services
 from imali.reminders.models import DailyRun, MisRecipient, MisStream
 from imali.tenancy.rights import Right
 
+# Ids are 64-bit: a larger number is refused as input, not passed to the database to overflow.
+MAX_ID = 2**63 - 1
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
 NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks the right.")
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false as JSON booleans only: "yes", 1 or "on" are refused, not guessed."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+TIME_PATTERN = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+@extend_schema_field({"type": "string", "pattern": TIME_PATTERN.pattern, "example": "08:00"})
+class LocalTimeField(serializers.Field):
+    """A local wall-clock time as HH:MM (the entity's zone). OpenAPI's `format: time` is RFC 3339's
+    full-time, with seconds and an offset; a local time has neither, so it is a pattern."""
+
+    default_error_messages = {"invalid": "Give a local time as HH:MM, 00:00 to 23:59."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not TIME_PATTERN.fullmatch(data):
+            self.fail("invalid")
+        return dt.time(int(data[:2]), int(data[3:]))
+
+    def to_representation(self, value):
+        return value.strftime("%H:%M")
+
+
 class AutomaticGeneralSerializer(serializers.Serializer):
-    run_at = serializers.TimeField(required=False, format="%H:%M", help_text="Local time (the entity's zone), HH:MM")
-    due_enabled = serializers.BooleanField(required=False, help_text="Payment-due reminders on")
+    run_at = LocalTimeField(required=False, help_text="Local time (the entity's zone), HH:MM")
+    due_enabled = StrictBooleanField(required=False, help_text="Payment-due reminders on")
     due_days_before = serializers.IntegerField(required=False, min_value=1, max_value=30)
-    received_enabled = serializers.BooleanField(required=False, help_text="Payment received messages on")
-    birthday_enabled = serializers.BooleanField(required=False, help_text="Birthday greetings on")
+    received_enabled = StrictBooleanField(required=False, help_text="Payment received messages on")
+    birthday_enabled = StrictBooleanField(required=False, help_text="Birthday greetings on")
 
 
 class AutomaticArrearsSerializer(serializers.Serializer):
-    arrears_enabled = serializers.BooleanField(required=False)
+    arrears_enabled = StrictBooleanField(required=False)
     arrears_minimum = MoneyField(required=False, help_text="Clients owing less in arrears get no message")
     arrears_repeat_days = serializers.IntegerField(required=False, min_value=1, max_value=90,
                                                    help_text="Remind a client still in arrears again after this many days")
 
 
 class MisSetupSerializer(serializers.Serializer):
-    run_at = serializers.TimeField(required=False, format="%H:%M", help_text="Local time (the entity's zone), HH:MM")
-    management_enabled = serializers.BooleanField(required=False)
-    cash_flow_enabled = serializers.BooleanField(required=False)
-    branch_enabled = serializers.BooleanField(required=False)
-    monthly_enabled = serializers.BooleanField(required=False)
-    management_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
+    run_at = LocalTimeField(required=False, help_text="Local time (the entity's zone), HH:MM")
+    management_enabled = StrictBooleanField(required=False)
+    cash_flow_enabled = StrictBooleanField(required=False)
+    branch_enabled = StrictBooleanField(required=False)
+    monthly_enabled = StrictBooleanField(required=False)
+    management_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                                   max_length=200, help_text="User ids")
-    cash_flow_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
+    cash_flow_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                                  max_length=200, help_text="User ids")
-    branch_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
+    branch_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                               max_length=200, help_text="User ids; each gets their home branch's figures")
-    monthly_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
+    monthly_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                                max_length=200, help_text="User ids")
 
 
@@ -64,7 +98,14 @@ class MisDetailQuerySerializer(serializers.Serializer):
     date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
     stream = serializers.ChoiceField(choices=MisStream.choices, required=False)
     status = serializers.ChoiceField(choices=OutboxStatus.choices, required=False)
-    user = serializers.IntegerField(required=False, min_value=1, help_text="Recipient user id")
+    user = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Recipient user id")
+
+    def to_internal_value(self, data):
+        # DRF reads `?stream=` as "not given"; a filter, when given, is a value, so blank is refused.
+        blank = {name: ["This filter may not be blank."] for name in self.fields if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
 
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
@@ -102,6 +143,7 @@ def _automatic(setup, fields) -> dict:
 
 
 class AutomaticGeneralView(EntityScopedMixin, APIView):
+    parser_classes = [JSONParser]
     required_rights = {"get": Right.MAXSMS_GENERAL_SETUP, "put": Right.MAXSMS_GENERAL_SETUP}
 
     @extend_schema(summary="Read the automatic SMS setup", responses={200: AutomaticGeneralSerializer, 403: NO_RIGHT})
@@ -120,6 +162,7 @@ class AutomaticGeneralView(EntityScopedMixin, APIView):
 
 
 class AutomaticArrearsView(EntityScopedMixin, APIView):
+    parser_classes = [JSONParser]
     required_rights = {"get": Right.MAXSMS_ARREARS_SETUP, "put": Right.MAXSMS_ARREARS_SETUP}
 
     @extend_schema(summary="Read the automatic arrears SMS setup", responses={200: AutomaticArrearsSerializer, 403: NO_RIGHT})
@@ -149,6 +192,7 @@ def _mis(entity) -> dict:
 
 
 class MisSetupView(EntityScopedMixin, APIView):
+    parser_classes = [JSONParser]
     required_rights = {"get": Right.MAXSMS_GENERAL_SETUP, "put": Right.MAXSMS_GENERAL_SETUP}
 
     @extend_schema(summary="Read the MIS SMS setup", responses={200: MisSetupSerializer, 403: NO_RIGHT})
