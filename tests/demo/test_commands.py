@@ -44,6 +44,10 @@ def test_load_demo_creates_the_book_and_logins_that_work(client):
     assert officer_za.entity == za and officer_za.has_right(Right.CAPTURE_LOANS)
     assert not officer_za.has_right(Right.MANAGE_USERS)
     assert User.objects.get(username="admin.na").entity == na
+    # Issue 11: the administrators are told of new SMS replies in the app.
+    from imali.messaging.models import ReplyNotifyRecipient
+
+    assert ReplyNotifyRecipient.objects.filter(entity=za, in_app=True).exists()
 
 
 @pytest.mark.django_db

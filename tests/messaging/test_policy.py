@@ -250,3 +250,17 @@ def test_marketing_text_after_a_merge_field_stays_a_valid_template(entity):
     text = marketing_text(entity=entity, text="Happy birthday {^Client Name^}")
     assert text == f"Happy birthday {{^Client Name^}} - {entity.name}. Reply STOP to opt out"
     assert template_problems(text) == []
+
+
+def test_a_retry_of_direct_marketing_waits_for_the_hours_too(funded, sms_client):
+    from imali.messaging.dispatch import _outside_marketing_hours
+
+    tuesday = local(2026, 12, 8, 19, 58)
+    crm = message_enqueue(entity=funded, number=sms_client.cellphone, text="Hi", message_type="crm",
+                          idempotency_key="r1", now=tuesday)
+    notice = message_enqueue(entity=funded, number=sms_client.cellphone, text="Pay", message_type="arrears",
+                             idempotency_key="r2", now=tuesday)
+    retry_at = local(2026, 12, 8, 20, 3)  # the gateway failed; back-off lands after 20:00
+    held = _outside_marketing_hours({crm.pk: retry_at, notice.pk: retry_at})
+    assert held == {crm.pk: local(2026, 12, 9, 8, 0)}
+    assert _outside_marketing_hours({crm.pk: local(2026, 12, 8, 19, 59)}) == {}

@@ -196,7 +196,7 @@ def test_single_sms_needs_its_right(client, funded, sms_client):
     assert "Confirm and send" not in client.get(url).content.decode()
 
 
-@pytest.mark.parametrize("name", ["web:messaging_outbox", "web:messaging_process_log", "web:messaging_replies",
+@pytest.mark.parametrize("name", ["web:messaging_outbox", "web:messaging_process_log", "web:messaging_reply_detail",
                                   "web:messaging_templates", "web:messaging_credits"])
 def test_screens_open_for_rights_holders_and_refuse_others(client, admin_client, entity, name):
     assert admin_client.get(reverse(name)).status_code == 200

@@ -194,6 +194,11 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         for entity in entities.values():
             created |= _close_yesterday(entity, now or timezone.now())
         created |= reminders_demo_switch_on(entities.values())
+        from imali.messaging.demo import (
+            demo_reply_notify_ensure,  # issue 11: replies notified in the app
+        )
+
+        created |= demo_reply_notify_ensure(entities=entities.values())
         # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True

@@ -93,6 +93,26 @@ class Claimed:
     key: str = ""
 
 
+def _outside_marketing_hours(later_by_id: Mapping[int, dt.datetime]) -> dict[int, dt.datetime]:
+    """Of the messages to be tried again at `later_by_id`, the direct-marketing ones whose time
+    falls outside the CPA Regulation 4 hours, with the next allowed minute instead."""
+    from .policy import DIRECT_MARKETING_TYPES, next_allowed_send
+
+    if not later_by_id:
+        return {}
+    rows = list(OutboxMessage.objects.filter(pk__in=list(later_by_id), message_type__in=DIRECT_MARKETING_TYPES)
+                .values_list("id", "message_type", "entity_id"))
+    if not rows:
+        return {}
+    entities = Entity.objects.in_bulk({entity_id for _, _, entity_id in rows})
+    held = {}
+    for pk, message_type, entity_id in rows:
+        allowed = next_allowed_send(entity=entities[entity_id], message_type=message_type, at=later_by_id[pk])
+        if allowed != later_by_id[pk]:
+            held[pk] = allowed
+    return held
+
+
 def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None) -> list[Claimed]:
     now = now or timezone.now()
     ops = connection.ops
@@ -261,12 +281,12 @@ class Dispatcher:
                 self.counters["submitted"] += 1
             elif r.outcome is Outcome.THROTTLED and now - c.created_at < self.policy.age_limit(c.priority):
                 # Not an attempt that failed: the message keeps its attempts (and so its back-off).
-                later = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=self.policy.throttle_delay(self.rng)))
+                later = now + dt.timedelta(seconds=self.policy.throttle_delay(self.rng))
                 throttled.append((later, r.error[:200], c.id))
                 self.counters["throttled"] += 1
             elif r.outcome is Outcome.RETRY and now - c.created_at < self.policy.age_limit(c.priority):
                 delay = self.policy.retry_delay(c.attempts + 1, self.rng)
-                later = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=delay))
+                later = now + dt.timedelta(seconds=delay)
                 retry.append((later, c.attempts + 1, r.error[:200], c.id))
                 self.counters["retried"] += 1
             else:
@@ -278,6 +298,12 @@ class Dispatcher:
                 # Never submitted (or refused outright): the credits go back.
                 refunds[c.entity_id][0] += c.credits
                 refunds[c.entity_id][1] += 1
+        # A direct-marketing message tried again must still go out inside the CPA Regulation 4
+        # hours: a retry falling outside them waits for the next allowed minute (one look-up,
+        # only when something is retried).
+        held = _outside_marketing_hours({row[-1]: row[0] for row in (*throttled, *retry)})
+        throttled = [(ops.adapt_datetimefield_value(held.get(i, later)), error, i) for later, error, i in throttled]
+        retry = [(ops.adapt_datetimefield_value(held.get(i, later)), attempts, error, i) for later, attempts, error, i in retry]
         q = OutboxStatus.QUEUED.value
         with transaction.atomic(), connection.cursor() as cur:
             if not (submitted and connection.vendor == "postgresql"):
@@ -306,6 +332,10 @@ class Dispatcher:
                 cur.executemany(
                     f"UPDATE {OUTBOX} SET next_attempt_at = %s, attempts = %s, error = %s, claimed_until = NULL "
                     f"WHERE id = %s AND status = '{q}'", retry)
+            if held:
+                # Shown as Scheduled meanwhile, and aged from then.
+                cur.executemany(f"UPDATE {OUTBOX} SET scheduled_for = %s WHERE id = %s",
+                                [(ops.adapt_datetimefield_value(at), i) for i, at in held.items()])
             if finished:
                 cur.executemany(
                     f"UPDATE {OUTBOX} SET status = %s, error = %s, finished_at = %s, attempts = %s, claimed_until = NULL "

@@ -284,6 +284,10 @@ class InboundMessage(models.Model):
     # A long message whose parts did not all arrive in time: stored with what came, gaps marked.
     incomplete = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by the replies run ("Get SMS Responses", daily): the outbound message this one answers
+    # (the latest to the number before it arrived), and when the run took it (empty: new).
+    in_reply_to = models.ForeignKey("OutboxMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    collected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -407,3 +411,53 @@ class EntityMessageType(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_id}:{self.message_type} {'on' if self.enabled else 'off'}"
+
+
+class ReplyNotifyRecipient(models.Model):
+    """Reply-notification setup (DOMAIN §3): a user told of new replies after each replies run,
+    by email (the email channel, one email credit) and/or in the app."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    by_email = models.BooleanField(default=False)
+    in_app = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [models.UniqueConstraint(fields=["entity", "user"], name="reply_notify_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} told of replies"
+
+
+class ReplyNotice(models.Model):
+    """An in-app notice: a replies run found new replies for this user's entity."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    process = models.ForeignKey(ProcessLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    replies = models.PositiveIntegerField()
+    stops = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="reply_notice_unread")]
+
+    def __str__(self) -> str:
+        return f"{self.replies} replies for {self.user_id}"
+
+
+class InboundCursor(models.Model):
+    """How far the replies run has fetched an aggregator's incoming messages (Africa's Talking
+    `lastReceivedId`), so each run asks only for what is new."""
+
+    gateway = models.CharField(max_length=40, unique=True)
+    last_received_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.gateway} after {self.last_received_id}"

@@ -187,3 +187,18 @@ def marketing_text(*, entity: Entity, text: str) -> str:
     else:
         separator = " " if body[-1] in ".!?" else ". "
     return f"{body}{separator}{'. '.join(additions)}"
+
+
+def message_types_update(*, actor, entity: Entity, enabled: dict[str, bool]) -> list[str]:
+    """Set several switches at once (the General Setup form), all or nothing; returns the types
+    whose state changed, each audited."""
+    unknown = [t for t in enabled if t not in SWITCHABLE_TYPES]
+    if unknown:
+        raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE,
+                              f"No switch for: {', '.join(sorted(unknown))}.")
+    before = {t: on for t, _, on in message_type_switches(entity=entity)}
+    changed = [t for t, on in enabled.items() if before.get(t, True) != bool(on)]
+    with transaction.atomic():
+        for message_type in changed:
+            message_type_set_enabled(actor=actor, entity=entity, message_type=message_type, enabled=enabled[message_type])
+    return changed

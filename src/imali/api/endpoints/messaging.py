@@ -41,7 +41,7 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = OutboxMessage
         fields = ["id", "client", "number", "message_type", "text", "segments", "credits", "priority", "status",
-                  "provider_message_id", "attempts", "error", "created_at", "submitted_at", "finished_at"]
+                  "provider_message_id", "attempts", "error", "created_at", "scheduled_for", "submitted_at", "finished_at"]
         read_only_fields = fields
 
 

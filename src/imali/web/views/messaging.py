@@ -26,7 +26,6 @@ from imali.messaging.selectors import (
     SCHEDULED,
     balances_by_entity,
     client_sms_history,
-    inbound_list,
     sms_history_rows,
 )
 from imali.messaging.services import (
@@ -48,7 +47,6 @@ from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
 NAV_ITEMS = [
     ("Message templates", "web:messaging_templates", Right.MAXSMS_MESSAGE_SETUP, "Setup"),
     ("Email templates", "web:messaging_email_templates", Right.MAXMAIL_MESSAGE_SETUP, "Setup"),
-    ("Replies", "web:messaging_replies", Right.REPORT_REPLY_DETAIL, "Messaging"),
     ("Assign credits", "web:messaging_operator_credits", OPERATOR, "Platform"),
 ]
 
@@ -250,8 +248,8 @@ def client_sms_status_view(request, client_id: int):
 
 @right_required(Right.REPORT_REPLY_DETAIL, methods=("GET", "HEAD"))
 def replies_view(request):
-    page = Paginator(inbound_list(entity=request.entity), 50).get_page(request.GET.get("page"))
-    return render(request, "web/messaging/replies.html", {"page": page})
+    # The replies list became the Reply Detail report (web.views.messaging_policy); old links still land.
+    return redirect("web:messaging_reply_detail")
 
 
 class AssignCreditsForm(forms.Form):
