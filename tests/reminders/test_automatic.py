@@ -239,7 +239,6 @@ def test_a_type_switched_off_is_left_out_and_counted(entity, funded, lender, pro
 def test_the_demo_switches_everything_on_once(entity):
     from imali.reminders.demo import demo_switch_on
     from imali.reminders.models import MisRecipient, MisSetup
-
     from imali.tenancy.models import Role
 
     Role.objects.get(entity=entity, name="Administrator").users.add(factories.make_admin(entity=entity))
