@@ -187,3 +187,21 @@ def test_api_mis_detail_is_the_callers_entity_only(client, entity, other_entity,
     client.force_login(admin_user)
     rows = client.get(reverse("api:reminders-report-mis-detail") + "?stream=cash_flow").json()["results"]
     assert [(r["id"], r["stream"]) for r in rows] == [(mine.pk, "cash_flow")]
+
+
+def test_recent_runs_show_in_peoples_words(client, entity, admin_user):
+    from imali.reminders.models import DailyRun
+
+    DailyRun.objects.create(entity=entity, kind="automatic", business_date=dt.date(2026, 2, 10),
+                            finished_at=timezone.now(), results={"payment_due": {"queued": 3, "skipped": 1},
+                                                                  "arrears": {"disabled": True, "skipped": 4}})
+    DailyRun.objects.create(entity=entity, kind="mis", business_date=dt.date(2026, 2, 10), finished_at=timezone.now(),
+                            results={"branch:N1": {"queued": 1, "skipped": 0},
+                                     "branch:no_home_branch": {"skipped": 2}})
+    client.force_login(admin_user)
+    page = client.get(reverse("web:reminders_automatic")).content.decode()
+    assert "Payment due reminder: 3 queued, 1 skipped" in page
+    assert "Payment arrears: switched off, 4 left out" in page and "payment_due" not in page
+    mis = client.get(reverse("web:reminders_mis")).content.decode()
+    assert "Daily (per branch): N1: 1 queued" in mis
+    assert "Daily (per branch): recipients without a home branch" in mis

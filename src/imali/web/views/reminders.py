@@ -13,8 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import path
 
 from imali.messaging import reports
-from imali.messaging.models import OutboxStatus
+from imali.messaging.models import MessageType, OutboxStatus
 from imali.reminders import selectors, services
+from imali.reminders.errors import NO_HOME_BRANCH
 from imali.reminders.models import MisRecipient, MisStream, RunKind
 from imali.tenancy.models import User
 from imali.tenancy.rights import Right
@@ -53,8 +54,24 @@ class AutomaticArrearsForm(forms.Form):
     arrears_repeat_days = forms.IntegerField(min_value=1, max_value=90, label="Remind again after (days)")
 
 
+def _part_label(part: str) -> str:
+    """A run's part in people's words: the message type, the MIS stream, or the branch."""
+    if part in MessageType.values:
+        return MessageType(part).label
+    if part in MisStream.values:
+        return MisStream(part).label
+    if part.startswith("branch:"):
+        code = part.split(":", 1)[1]
+        return f"{MisStream.BRANCH.label}: " + ("recipients without a home branch" if code == NO_HOME_BRANCH else code)
+    return part
+
+
 def _runs(request, kind: str):
-    return [r for r in selectors.recent_runs(entity=request.entity) if r.kind == kind]
+    """The entity's recent runs of `kind`, each with its parts labelled."""
+    runs = [r for r in selectors.recent_runs(entity=request.entity) if r.kind == kind]
+    for run in runs:
+        run.parts = [(_part_label(part), result) for part, result in run.results.items()]
+    return runs
 
 
 def _automatic_page(request, *, form_class, fields, right_label: str, done: str, title: str):
