@@ -6,7 +6,6 @@ from enum import StrEnum
 
 
 class ReminderError(StrEnum):
-    NOT_OWN_ENTITY = "not_own_entity"
     RECIPIENT_OTHER_ENTITY = "recipient_other_entity"
     RECIPIENT_NO_CELLPHONE = "recipient_no_cellphone"
     OUT_OF_RANGE = "out_of_range"
