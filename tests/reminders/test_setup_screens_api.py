@@ -205,3 +205,19 @@ def test_recent_runs_show_in_peoples_words(client, entity, admin_user):
     mis = client.get(reverse("web:reminders_mis")).content.decode()
     assert "Daily (per branch): N1: 1 queued" in mis
     assert "Daily (per branch): recipients without a home branch" in mis
+
+
+def test_setup_screens_read_a_bounded_number_of_rows(client, entity, admin_user, django_assert_max_num_queries):
+    from imali.reminders.models import DailyRun
+
+    for n in range(15):
+        DailyRun.objects.create(entity=entity, kind="automatic" if n % 2 else "mis",
+                                business_date=dt.date(2026, 2, 1) + dt.timedelta(days=n), finished_at=timezone.now(),
+                                results={"arrears": {"queued": n, "skipped": 0}})
+    for _ in range(10):
+        MisRecipient.objects.create(entity=entity, stream="management", user=factories.make_user(entity=entity))
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(14):
+        assert client.get(reverse("web:reminders_automatic")).status_code == 200
+    with django_assert_max_num_queries(18):
+        assert client.get(reverse("web:reminders_mis")).status_code == 200
