@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "imali.messaging",
     "imali.signing",
     "imali.smsbanking",
+    "imali.reminders",
     "imali.demo",
     "imali.web",
     "imali.api",

@@ -22,6 +22,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
+from imali.reminders.demo import demo_switch_on as reminders_demo_switch_on
 from imali.smsbanking.demo_data import demo_ensure as smsbanking_demo_ensure
 from imali.tenancy.models import Entity, Role, User
 from imali.tenancy.rights import Right
@@ -193,6 +194,7 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
             created |= changed
         for entity in entities.values():
             created |= _close_yesterday(entity, now or timezone.now())
+        created |= reminders_demo_switch_on(entities.values())
         from imali.messaging.demo import (
             demo_reply_notify_ensure,  # issue 11: replies notified in the app
         )

@@ -23,4 +23,6 @@ DEFAULT_TEXTS: dict[str, str] = {
     MessageType.MARKETING: "Dear {^Client Name^} ask {^Legal Entity Name^} about our new offers. Reply STOP to opt out.",
     MessageType.SINGLE: "Dear {^Client Name^}",
     MessageType.REPLY: "Thank you {^Client Name^}",
+    MessageType.PAYMENT_DUE: ("Dear {^Client Name^} a payment of {^Next Amount Due^} is due on {^Next Date Due^} to "
+                            "{^Legal Entity Name^}"),
 }

@@ -25,6 +25,7 @@ class MessageType(models.TextChoices):
     MARKETING = "marketing", "Marketing"
     SINGLE = "single", "Single SMS"
     REPLY = "reply", "Reply"
+    PAYMENT_DUE = "payment_due", "Payment due reminder"
 
 
 class Priority(models.IntegerChoices):
