@@ -314,8 +314,10 @@ class Dispatcher:
             # Receipts that come over the consumer's own session are known here when they overtook
             # the record; receipts that come by HTTP callback (to the web process) are not, so for
             # those gateways every recorded id is looked up.
+            # A send-only SMPP transport's receipts go to the receiver process, which retries those
+            # that overtook their record: nothing to look up here.
             waiting = [(g, pid) for g, pid, *_ in submitted
-                       if pid in self._unmatched or not getattr(self.transports.get(g), "receipts_in_band", False)]
+                       if pid in self._unmatched or not _receipts_come_back(self.transports.get(g))]
             if waiting:
                 # A receipt that overtook the record of its submission is waiting: apply it now.
                 self.counters["receipts_applied"] += receipts_apply(keys=waiting)
@@ -327,20 +329,7 @@ class Dispatcher:
         """Store and apply the receipts that arrived since the last pass (those only: a pass
         costs the same however many receipts wait in the table), store inbound messages, and
         every `sweep_seconds` run the sweeps."""
-        receipts: list[Receipt] = []
-        for transport in self.transports.values():
-            for event in transport.drain_events():
-                if isinstance(event, Receipt):
-                    receipts.append(event)
-                elif isinstance(event, MobileOriginatedPart):
-                    inbound_part_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
-                                         to_address=event.to_address, reference=event.reference, total=event.total,
-                                         seq=event.seq, text=event.text)
-                    self.counters["inbound_parts"] += 1
-                elif isinstance(event, MobileOriginated):
-                    inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
-                                    to_address=event.to_address, text=event.text)
-                    self.counters["inbound"] += 1
+        receipts = take_events(self.transports, self.counters)
         if receipts:
             with transaction.atomic():  # one commit for storing and applying them
                 receipts_record(receipts)
@@ -410,6 +399,107 @@ class Dispatcher:
             self.apply_events()
             claimed[:] = claim_batch(limit=self.policy.batch, lease_seconds=self._lease_ahead())
             self.record(current, wait())
+
+
+def _receipts_come_back(transport) -> bool:
+    """Whether this process learns of the receipts of what it submits through `transport`: in band
+    (they come to it) or through the receiver (which applies those that raced their record)."""
+    return bool(getattr(transport, "receipts_in_band", False) or getattr(transport, "receipts_retried_by_receiver", False))
+
+
+def take_events(transports: Mapping[str, Transport], counters: dict[str, int]) -> list[Receipt]:
+    """Drain every transport's events: inbound messages are stored here, receipts returned."""
+    receipts: list[Receipt] = []
+    for transport in transports.values():
+        for event in transport.drain_events():
+            if isinstance(event, Receipt):
+                receipts.append(event)
+            elif isinstance(event, MobileOriginatedPart):
+                inbound_part_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
+                                     to_address=event.to_address, reference=event.reference, total=event.total,
+                                     seq=event.seq, text=event.text)
+                counters["inbound_parts"] += 1
+            elif isinstance(event, MobileOriginated):
+                inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
+                                to_address=event.to_address, text=event.text)
+                counters["inbound"] += 1
+    return receipts
+
+
+class Receiver:
+    """Receipts and replies taken on receiver binds, apart from the submitting path: run by
+    `manage.py messaging_receive` (which `messaging_dispatch` starts beside itself for every
+    transmitter + receiver gateway), so taking in and applying receipts costs the submits nothing.
+
+    Each pass stores the receipts that came in and applies them in bulk (one INSERT, then two
+    UPDATEs per 500 receipts, never one per message). A receipt often arrives before the
+    dispatcher has recorded its submission (the record waits for the whole window's answers): it
+    is stored pending and tried again with later passes, 0.2 s after it came, then after 0.4 s,
+    0.8 s... for `retry_seconds` (a dispatcher records a batch well within that unless its gateway
+    hangs); past that the sweep applies it, and a receipt for a message this database never sent
+    (another system on the same SMPP account) costs a handful of tries, not one per pass. Applying
+    is idempotent (a message moves from Submitted once, a report is marked applied once its message
+    has moved), so several receivers, the sweeps and the dispatcher's own look-up never apply a
+    receipt twice."""
+
+    FIRST_RETRY = 0.2
+
+    def __init__(self, transports: Mapping[str, Transport], policy: DispatchPolicy | None = None,
+                 retry_seconds: float = 10.0):
+        self.transports = dict(transports)
+        self.policy = policy or DispatchPolicy()
+        self.retry_seconds = retry_seconds
+        self.counters: dict[str, int] = defaultdict(int)
+        # Stored, not applied yet: (gateway, provider id) -> (first seen, next try).
+        self._unmatched: dict[tuple[str, str], tuple[float, float]] = {}
+        self._swept = time.monotonic()
+
+    @property
+    def waiting(self) -> int:
+        """Receipts stored that matched no recorded submission yet and are still being retried."""
+        return len(self._unmatched)
+
+    def step(self) -> int:
+        """Take the events that came in, store and apply the receipts among them together with the
+        earlier unmatched ones now due; every `sweep_seconds` the sweeps. Returns the receipts taken."""
+        receipts = take_events(self.transports, self.counters)
+        now = time.monotonic()
+        self._unmatched = {k: v for k, v in self._unmatched.items() if now - v[0] < self.retry_seconds}
+        due = [k for k, (_, next_try) in self._unmatched.items() if next_try <= now]
+        if receipts or due:
+            fresh = [(r.gateway, r.provider_message_id) for r in receipts]
+            with transaction.atomic():  # one commit for storing and applying them
+                if receipts:
+                    receipts_record(receipts)
+                changed, done = _receipts_apply_chunks(fresh + due, dt.timedelta(hours=6))
+            self.counters["receipts"] += len(receipts)
+            self.counters["receipts_applied"] += changed
+            for key in fresh + due:
+                if key[1] in done:
+                    self._unmatched.pop(key, None)
+                else:
+                    first = self._unmatched.get(key, (now, now))[0]
+                    self._unmatched[key] = (first, now + max(self.FIRST_RETRY, now - first))
+        if now - self._swept >= self.policy.sweep_seconds:
+            self.sweep()
+        return len(receipts)
+
+    def sweep(self) -> None:
+        self._swept = time.monotonic()
+        self.counters["receipts_applied"] += receipts_apply()
+        self.counters["inbound"] += inbound_parts_expire(older_than=self.policy.mo_part_timeout)
+
+    def run(self, *, stop: Callable[[], bool] = lambda: False, pass_seconds: float = 0.2,
+            max_seconds: float | None = None) -> None:
+        """A pass every `pass_seconds` at most: the receipts of that time go in one transaction
+        (on SQLite every write transaction makes the dispatchers' claims and records wait)."""
+        started = time.monotonic()
+        while not stop():
+            begun = time.monotonic()
+            if max_seconds is not None and begun - started > max_seconds:
+                return
+            self.step()
+            time.sleep(max(0.0, pass_seconds - (time.monotonic() - begun)))
 
 
 def statistics_refresh() -> list[str]:
@@ -540,14 +630,21 @@ def default_batch(gateways=None) -> int:
     return min(windows) if windows else Gateway._meta.get_field("window").default
 
 
-def transports_from_gateways(gateways=None) -> dict[str, Transport]:
-    """A transport per gateway, by the protocol the gateway speaks (SMPP or an HTTP aggregator)."""
+def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, Transport]:
+    """A transport per gateway, by the protocol the gateway speaks (SMPP or an HTTP aggregator).
+
+    `role` "both": every session in this process. "send" (the dispatcher when a receiver process
+    runs beside it): a transmitter + receiver gateway binds its transmitter only. "receive" (that
+    receiver process): the receiver sessions of the transmitter + receiver gateways, nothing else."""
     from .adapters.africastalking import HTTP_KINDS, http_transport_for
-    from .adapters.smpp import SmppTransport
+    from .adapters.smpp import BindMode, Role, SmppTransport
 
     gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
     transports: dict[str, Transport] = {}
     for g in gateways:
+        split = g.kind not in HTTP_KINDS and g.bind_mode == BindMode.TRANSMITTER_RECEIVER
+        if role == Role.RECEIVE and not split:
+            continue
         if g.kind in HTTP_KINDS:
             transports[g.name] = http_transport_for(g)
         else:
@@ -555,5 +652,14 @@ def transports_from_gateways(gateways=None) -> dict[str, Transport]:
                 name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
                 source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
                 source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
-                dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode)
+                dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode,
+                role=role if split else Role.BOTH)
     return transports
+
+
+def receiver_needed(gateways=None) -> bool:
+    """Whether some active gateway takes its receipts on a receiver bind of its own."""
+    from .adapters.smpp import BindMode
+
+    gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
+    return any(g.kind == "smpp" and g.bind_mode == BindMode.TRANSMITTER_RECEIVER for g in gateways)
