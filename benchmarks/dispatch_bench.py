@@ -13,7 +13,8 @@ is submitted messages per second (all recorded as Submitted); "delivered_per_s" 
 last receipt is applied (every message Delivered), from the same start. The baseline ("ratio_to_bare") is the honest best case: a bare smpp34
 loop with the same window submitting as fast as the window allows, asking no receipts (so the
 SMSC sends none and nothing is stored). The bare loop with receipts asked and drained is measured
-too, for reference. Goals: >= 2,000 messages/s and >= 0.5x the bare loop without receipts.
+too, for reference. The bare loop without receipts runs before and after ours (the machine's load
+moves) and the ratio is taken against the faster of the two. Goals: >= 2,000 messages/s and >= 0.5x the bare loop without receipts.
 Figures go to benchmarks/results/dispatch_<database>.json.
 """
 
@@ -127,7 +128,7 @@ def run(connection, port: int, args) -> None:
 
     load_before = os.getloadavg()
     args.window = args.window or Gateway._meta.get_field("window").default
-    bare_no_receipts_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=False))
+    bare_before_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=False))
     bare_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=True))
 
     entity, operator = make_entity("benchdispatch")
@@ -173,7 +174,7 @@ def run(connection, port: int, args) -> None:
             # Until the receiver has applied the last receipt.
             deadline = time.monotonic() + 120
             while mine.filter(status="submitted").exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
+                time.sleep(0.05)
             all_applied = time.perf_counter() - t0
             delivered = mine.filter(status="delivered").count()
             delivered_per_s = delivered / all_applied
@@ -186,13 +187,18 @@ def run(connection, port: int, args) -> None:
         return submitted / elapsed, submitted, delivered, delivered_per_s
 
     per_s, submitted, delivered, delivered_per_s = ours(receipts=True)
+    # The baseline again, after ours: the machine's load moves between runs, and the ratio is
+    # taken against the better of the two bare runs (the less flattering one).
+    bare_after_per_s = asyncio.run(bare_loop(port, args.count, args.window, receipts=False))
+    bare_no_receipts_per_s = max(bare_before_per_s, bare_after_per_s)
     per_s_no_receipts, *_ = ours(receipts=False)
     result = {
         "benchmark": "dispatch over SMPP, one consumer", "database": connection.vendor, "count": args.count,
-        "window": args.window, "batch": args.batch, "bind_mode": gateway.bind_mode, "receipts": "receiver process",
+        "window": args.window, "batch": args.batch, "bind_mode": str(gateway.bind_mode), "receipts": "receiver process",
         "per_s": round(per_s), "delivered_per_s": round(delivered_per_s),
         "delivered_ratio_to_bare": round(delivered_per_s / bare_no_receipts_per_s, 3),
-        "bare_loop_per_s": round(bare_no_receipts_per_s), "ratio_to_bare": round(per_s / bare_no_receipts_per_s, 3),
+        "bare_loop_per_s": round(bare_no_receipts_per_s),
+        "bare_loop_runs_per_s": [round(bare_before_per_s), round(bare_after_per_s)], "ratio_to_bare": round(per_s / bare_no_receipts_per_s, 3),
         "baseline": "bare smpp34 loop, same window, no receipts",
         "bare_loop_with_receipts_per_s": round(bare_per_s), "ratio_to_bare_with_receipts": round(per_s / bare_per_s, 3),
         "ours_without_receipts_per_s": round(per_s_no_receipts),
