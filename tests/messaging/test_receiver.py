@@ -9,7 +9,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from imali.messaging.dispatch import Dispatcher, DispatchPolicy, Receiver, claim_batch, transports_from_gateways
+from imali.messaging.dispatch import (
+    Dispatcher,
+    DispatchPolicy,
+    Receiver,
+    claim_batch,
+    transports_from_gateways,
+)
 from imali.messaging.models import BindMode, DeliveryReport, Gateway, OutboxMessage
 from imali.messaging.services import message_enqueue
 from imali.peers.smsc import SmscConfig, run_in_thread

@@ -472,13 +472,14 @@ class Receiver:
         """Receipts stored that matched no recorded submission yet and are still being retried."""
         return len(self._unmatched)
 
-    def step(self) -> int:
+    def step(self, *, last: bool = False) -> int:
         """Take the events that came in, store and apply the receipts among them together with the
-        earlier unmatched ones now due; every `sweep_seconds` the sweeps. Returns the receipts taken."""
+        earlier unmatched ones now due (`last`: all of them, the receiver is stopping); every
+        `sweep_seconds` the sweeps. Returns the receipts taken."""
         receipts = take_events(self.transports, self.counters)
         now = time.monotonic()
         self._unmatched = {k: v for k, v in self._unmatched.items() if now - v[0] < self.retry_seconds}
-        due = [k for k, (_, next_try) in self._unmatched.items() if next_try <= now]
+        due = [k for k, (_, next_try) in self._unmatched.items() if last or next_try <= now]
         if receipts or due:
             fresh = [(r.gateway, r.provider_message_id) for r in receipts]
             with transaction.atomic():  # one commit for storing and applying them

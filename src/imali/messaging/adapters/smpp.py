@@ -417,6 +417,11 @@ class SmppTransport:
             for smsc in list(self._sessions.values()):
                 with contextlib.suppress(Exception):  # unbinding a dead session: nothing more to do
                     await asyncio.wait_for(smsc.unbind(), 2)
+            if self.role == Role.RECEIVE:
+                # The library acknowledges each deliver_sm as it arrives: what it acknowledged
+                # before the unbind is ours alone now. Read it out of its buffer before stopping
+                # (the readers end on the session's end), or those receipts are lost.
+                await asyncio.wait(self._keepers, timeout=2)
             for client in list(self._clients.values()):
                 with contextlib.suppress(Exception):  # already stopped
                     await client.stop()

@@ -53,7 +53,7 @@ class Command(BaseCommand):
             for t in transports.values():
                 t.close()
         # What the sessions handed over until they unbound, and the receipts whose record has landed since.
-        receiver.step()
+        receiver.step(last=True)
         self.stdout.write(f"Stopped: {dict(receiver.counters)}")
         if os.path.basename(sys.argv[0]) == "manage.py" and sys.argv[1:2] == ["messaging_receive"]:
             # As messaging_dispatch: end here, every row committed and every session unbound, rather
