@@ -73,7 +73,10 @@ def test_the_receiver_bind_applies_receipts_in_bulk_off_the_submitting_path(fund
         dispatcher.run(until_empty=True, idle_sleep=0)
     assert set(_statuses(ids)) == {"submitted"}
     # The dispatcher neither received a receipt nor looked one up: that is the receiver's work.
-    assert not any(REPORTS in q["sql"] for q in dispatching.captured_queries)
+    # (PostgreSQL: the statistics check names the table among its parameters; it reads no receipt.)
+    receipt_queries = [q["sql"] for q in dispatching.captured_queries
+                       if REPORTS in q["sql"] and "pg_stat_user_tables" not in q["sql"] and not q["sql"].startswith("ANALYZE")]
+    assert receipt_queries == []
     receiver = Receiver(receiving)
     with CaptureQueriesContext(connection) as receiving_queries:
         assert _until(lambda: set(_statuses(ids)) == {"delivered"}, receiver)
