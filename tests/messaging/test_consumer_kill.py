@@ -42,6 +42,28 @@ def _wait(predicate, seconds):
     return False
 
 
+def _children(pid):
+    """Processes whose parent is `pid` (the receiver a consumer starts beside itself)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pid):
+    """Ended: no such process, or a zombie nobody reaped yet (its work is over)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 @pytest.fixture
 def env(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -73,9 +95,13 @@ def test_sigkill_mid_batch_loses_nothing(env, tmp_path):
         for threshold in (60, 180, 300):
             p = consumer()
             assert _wait(lambda t=threshold: peer.peer.stats["accepted"] >= t, 90), dict(peer.peer.stats)
+            receivers = _children(p.pid)
+            assert len(receivers) == 1  # the receiver process it started for the receiver bind
             p.send_signal(signal.SIGKILL)
             p.wait(10)
             kills += 1
+            # Orphaned, the receiver notices and ends itself.
+            assert _wait(lambda r=receivers[0]: _gone(r), 20)
         last = consumer("--until-idle", "--max-seconds", "90")
         assert last.wait(120) == 0
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import time
 import urllib.request
 
 import pytest
@@ -95,6 +96,26 @@ def test_claims_in_priority_order(funded):
     # Leased rows are not claimed twice.
     again = claim_batch(limit=10, lease_seconds=30)
     assert {c.id for c in again}.isdisjoint({c.id for c in claimed}) and len(again) == 5
+
+
+def test_claims_past_the_last_claim_and_from_the_start_now_and_then(funded):
+    # PostgreSQL claims past the consumer's last claim (where no dead index entries lie) and from the
+    # start of the queue every FULL_CLAIM_SECONDS; SQLite always from the start. Either way every
+    # message is claimed once, and a more urgent one enqueued meanwhile is claimed within that time
+    # (more bulk messages wait than the claims of that time take, so the cursor alone never gets to it).
+    enqueue(funded, 300, message_type="new_loan")
+    dispatcher = Dispatcher({}, DispatchPolicy(batch=10))
+    seen = [c.id for c in dispatcher._claim(30)]
+    otp = message_enqueue(entity=funded, number="+27829999999", text="PIN 1234", message_type="otp",
+                          idempotency_key="urgent")
+    enqueued = time.monotonic()
+    while otp.pk not in seen:
+        assert time.monotonic() - enqueued < Dispatcher.FULL_CLAIM_SECONDS + 0.2, "the urgent message waited too long"
+        seen += [c.id for c in dispatcher._claim(30)]
+        time.sleep(0.02)
+    while batch := dispatcher._claim(30):
+        seen += [c.id for c in batch]
+    assert len(seen) == len(set(seen)) == 301
 
 
 def test_long_and_unicode_messages_arrive_whole(funded, smsc, transports):

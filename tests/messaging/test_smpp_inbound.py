@@ -131,7 +131,7 @@ def test_sender_addressing_per_gateway(funded, smsc, gateway_transports, fields,
     message_enqueue(entity=funded, number="+27821234567", text="Hello", message_type="new_loan", idempotency_key="a")
     dispatcher.run(until_idle=True, max_seconds=20, idle_sleep=0.02)
     bind, source, ton, npi, dest_ton, dest_npi = smsc.call(lambda: smsc.peer.addressing[-1])
-    assert (source, ton, npi) == expected and (dest_ton, dest_npi) == (1, 1) and bind == "trx"
+    assert (source, ton, npi) == expected and (dest_ton, dest_npi) == (1, 1) and bind == "tx"  # by default submits go on a transmitter session
 
 
 def test_transmitter_and_receiver_binds(funded, smsc, gateway_transports):

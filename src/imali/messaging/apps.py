@@ -8,7 +8,8 @@ class MessagingConfig(AppConfig):
     def ready(self) -> None:
         # `make demo` runs the local SMSC (with its phone page), the two local HTTP aggregators
         # (the failover routes load_demo configures) and one SMS dispatcher beside the web app and
-        # the Huey consumer.
+        # the Huey consumer. The dispatcher starts its receiver process (messaging_receive, the
+        # receiver bind that takes receipts and replies) beside itself and ends it with itself.
         import sys
 
         from imali.core.stack import EXTRA_PROCESSES, StackProcess, manage

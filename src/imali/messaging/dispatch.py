@@ -10,6 +10,7 @@ duplicates are the messages it had submitted but not yet recorded, at most one b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -91,6 +92,7 @@ class Claimed:
     attempts: int
     created_at: dt.datetime
     key: str = ""
+    due: dt.datetime | None = None  # next_attempt_at: with priority and id, its place in the claim order
 
 
 def _outside_marketing_hours(later_by_id: Mapping[int, dt.datetime]) -> dict[int, dt.datetime]:
@@ -113,7 +115,10 @@ def _outside_marketing_hours(later_by_id: Mapping[int, dt.datetime]) -> dict[int
     return held
 
 
-def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None) -> list[Claimed]:
+def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None,
+                after: tuple[int, dt.datetime, int] | None = None) -> list[Claimed]:
+    """Lease up to `limit` queued messages that are due, in claim order (priority, due time, id);
+    `after`: only those past that place in the order (see `Dispatcher._claim`)."""
     now = now or timezone.now()
     ops = connection.ops
     now_db = ops.adapt_datetimefield_value(now)
@@ -122,27 +127,65 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
     sql = (
         f"UPDATE {OUTBOX} SET claimed_until = %s WHERE id IN ("
         f"SELECT id FROM {OUTBOX} WHERE status = %s AND next_attempt_at <= %s "
-        f"AND (claimed_until IS NULL OR claimed_until < %s) "
+        f"AND (claimed_until IS NULL OR claimed_until < %s){' AND (priority, next_attempt_at, id) > (%s, %s, %s)' if after else ''} "
         f"ORDER BY priority, next_attempt_at, id LIMIT %s{skip_locked}) "
         # A scheduled message (direct marketing waiting for the allowed hours) ages from its schedule.
         f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, "
-        f"COALESCE(scheduled_for, created_at), idempotency_key")
-    with transaction.atomic(), connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            # The claim must walk the claim index in order and stop after `limit` rows, whatever the
-            # statistics say. Right after a bulk enqueue they still describe the table as it was
-            # (a few rows), and the planner then reads and sorts the whole queue for every claim:
-            # measured 20-40 ms per claim at 20,000 queued, growing with the queue. Sorting and
-            # bitmap or sequential scans are ruled out for this statement only. The claim also
-            # commits without waiting for the disk (see _commit_without_waiting_for_disk).
-            cur.execute("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; "
-                        "SET LOCAL enable_seqscan = off; SET LOCAL synchronous_commit = off")
-        cur.execute(sql, [until_db, OutboxStatus.QUEUED.value, now_db, now_db, limit])
-        rows = cur.fetchall()
+        f"COALESCE(scheduled_for, created_at), idempotency_key, "
+        f"next_attempt_at")
+    cursor_args = [after[0], ops.adapt_datetimefield_value(after[1]), after[2]] if after else []
+    params = [until_db, OutboxStatus.QUEUED.value, now_db, now_db, *cursor_args, limit]
+    rows = _claim_in_one_round_trip(sql, params) if connection.vendor == "postgresql" else None
+    if rows is None:
+        with transaction.atomic(), connection.cursor() as cur:
+            if connection.vendor == "postgresql":
+                cur.execute(_CLAIM_SETTINGS)
+            cur.execute(sql, params)
+            rows = cur.fetchall()
     convert = _datetime_converter()
-    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8]), r[9]) for r in rows]
+    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8]), r[9], convert(r[10])) for r in rows]
     claimed.sort(key=lambda c: (c.priority, c.id))
     return claimed
+
+
+# PostgreSQL: the claim must walk the claim index in order and stop after `limit` rows, whatever the
+# statistics say. Right after a bulk enqueue they still describe the table as it was (a few rows),
+# and the planner then reads and sorts the whole queue for every claim: measured 20-40 ms per claim
+# at 20,000 queued, growing with the queue. Sorting and bitmap or sequential scans are ruled out for
+# this statement only. The claim also commits without waiting for the disk (see
+# _commit_without_waiting_for_disk).
+_CLAIM_SETTINGS = ("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; "
+                   "SET LOCAL enable_seqscan = off; SET LOCAL synchronous_commit = off")
+
+
+def _claim_in_one_round_trip(sql: str, params: list) -> list[tuple] | None:
+    """PostgreSQL, outside any transaction of the caller: the claim's transaction (BEGIN, its
+    settings, the UPDATE, COMMIT) in one round trip instead of four, through the client-side
+    binding cursor Django uses with psycopg 3. On a loaded machine each round trip costs
+    milliseconds, and the claim of the next batch is what a consumer waits on once the window's
+    submits are answered. None when that cannot be done here (the caller's transaction is open,
+    or the connection binds parameters on the server): claim the ordinary way."""
+    if connection.in_atomic_block:
+        return None
+    import psycopg
+
+    with connection.cursor() as cur:
+        raw = cur.cursor
+        if not isinstance(raw, psycopg.ClientCursor):
+            return None
+        try:
+            raw.execute(f"BEGIN; {_CLAIM_SETTINGS}; {sql}; COMMIT", params)
+        except Exception:
+            # A statement failed inside the explicit transaction: end it before anything else runs.
+            with contextlib.suppress(Exception):
+                raw.execute("ROLLBACK")
+            raise
+        rows: list[tuple] = []
+        while True:
+            if raw.description is not None:  # the UPDATE's RETURNING rows
+                rows = raw.fetchall()
+            if not raw.nextset():
+                return rows
 
 
 def _commit_without_waiting_for_disk(cur) -> None:
@@ -211,6 +254,31 @@ class Dispatcher:
         self._swept = self._stats_checked = time.monotonic()
         # Receipts this consumer stored that matched no submitted message yet: provider id -> when.
         self._unmatched: dict[str, float] = {}
+        self._cursor: tuple[int, dt.datetime, int] | None = None
+        self._full_claimed = float("-inf")
+
+    # PostgreSQL: how often a claim looks from the start of the queue rather than past this
+    # consumer's last claim. Every message sent leaves dead entries in the claim index (its claim
+    # and its record each write a new row version) at the front of the queue's range until a
+    # vacuum, and a claim from the start walks them all: measured 40-100 ms per claim after 10,000
+    # messages, more than the window's submits. Past the last claim there are none. A look from
+    # the start finds what the cursor cannot (a more urgent message enqueued meanwhile, a lease
+    # that lapsed): an OTP enqueued during a bulk run waits this much longer at most.
+    FULL_CLAIM_SECONDS = 0.5
+
+    def _claim(self, lease_seconds: float) -> list[Claimed]:
+        now = time.monotonic()
+        cursor = self._cursor if connection.vendor == "postgresql" and now - self._full_claimed < self.FULL_CLAIM_SECONDS else None
+        claimed = claim_batch(limit=self.policy.batch, lease_seconds=lease_seconds, after=cursor)
+        if cursor is None or len(claimed) < self.policy.batch:
+            if cursor is not None:  # past the cursor ran dry: the rest from the start
+                claimed += claim_batch(limit=self.policy.batch - len(claimed), lease_seconds=lease_seconds)
+                claimed.sort(key=lambda c: (c.priority, c.id))
+            self._full_claimed = now
+        if claimed:
+            last = max(claimed, key=lambda c: (c.priority, c.due, c.id))
+            self._cursor = (last.priority, last.due, last.id)
+        return claimed
 
     # -- one pass -----------------------------------------------------------------------------
     def step(self) -> int:
@@ -305,20 +373,25 @@ class Dispatcher:
         throttled = [(ops.adapt_datetimefield_value(held.get(i, later)), error, i) for later, error, i in throttled]
         retry = [(ops.adapt_datetimefield_value(held.get(i, later)), attempts, error, i) for later, attempts, error, i in retry]
         q = OutboxStatus.QUEUED.value
+        # Receipts that come over the consumer's own session are known here when they overtook
+        # the record; receipts that come by HTTP callback (to the web process) are not, so for
+        # those gateways every recorded id is looked up. A send-only SMPP transport's receipts go to
+        # the receiver process, which retries those that overtook their record: nothing to look up.
+        waiting = [(g, pid) for g, pid, *_ in submitted
+                   if pid in self._unmatched or not _receipts_come_back(self.transports.get(g))]
+        if (connection.vendor == "postgresql" and submitted and not (throttled or retry or finished or waiting)
+                and not connection.in_atomic_block):
+            # The common round (every message accepted, no receipt to look up): one statement, its
+            # own transaction, committed without waiting for the disk. One round trip instead of
+            # three (BEGIN, UPDATE, COMMIT) on the path every batch waits on.
+            with connection.cursor() as cur:
+                self._record_submitted_pg(cur, submitted, now)
+            return
         with transaction.atomic(), connection.cursor() as cur:
             if not (submitted and connection.vendor == "postgresql"):
                 _commit_without_waiting_for_disk(cur)
             if submitted and connection.vendor == "postgresql":
-                # One statement for the whole batch: a round trip per row would cost more than the SMPP submits.
-                gateways, provider_ids, _, attempts, ids = (list(col) for col in zip(*submitted, strict=True))
-                cur.execute(
-                    f"UPDATE {OUTBOX} AS o SET status = '{OutboxStatus.SUBMITTED.value}', gateway = v.gateway, "
-                    f"provider_message_id = v.pid, submitted_at = %s, attempts = v.attempts, claimed_until = NULL, error = '' "
-                    f"FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::text[]) AS gateway, unnest(%s::text[]) AS pid, "
-                    f"unnest(%s::int[]) AS attempts) AS v, "
-                    f"(SELECT set_config('synchronous_commit', 'off', true) AS sync_off) AS cfg "
-                    f"WHERE o.id = v.id AND o.status = '{q}'",
-                    [now, ids, gateways, provider_ids, attempts])
+                self._record_submitted_pg(cur, submitted, now)
             elif submitted:
                 cur.executemany(
                     f"UPDATE {OUTBOX} SET status = '{OutboxStatus.SUBMITTED.value}', gateway = %s, provider_message_id = %s, "
@@ -343,36 +416,33 @@ class Dispatcher:
             for entity_id, (amount, count) in refunds.items():
                 credits.credits_refund(entity=Entity(pk=entity_id), channel="sms", amount=amount, messages=count,
                                        reference="dispatch:not_sent")
-            # Receipts that come over the consumer's own session are known here when they overtook
-            # the record; receipts that come by HTTP callback (to the web process) are not, so for
-            # those gateways every recorded id is looked up.
-            waiting = [(g, pid) for g, pid, *_ in submitted
-                       if pid in self._unmatched or not getattr(self.transports.get(g), "receipts_in_band", False)]
             if waiting:
                 # A receipt that overtook the record of its submission is waiting: apply it now.
                 self.counters["receipts_applied"] += receipts_apply(keys=waiting)
                 for _, pid in waiting:
                     self._unmatched.pop(pid, None)
 
+    @staticmethod
+    def _record_submitted_pg(cur, submitted: list[tuple], now: dt.datetime) -> None:
+        """One statement for the whole batch (a round trip per row would cost more than the SMPP
+        submits), committing without waiting for the disk (`_commit_without_waiting_for_disk`)."""
+        q = OutboxStatus.QUEUED.value
+        gateways, provider_ids, _, attempts, ids = (list(col) for col in zip(*submitted, strict=True))
+        cur.execute(
+            f"UPDATE {OUTBOX} AS o SET status = '{OutboxStatus.SUBMITTED.value}', gateway = v.gateway, "
+            f"provider_message_id = v.pid, submitted_at = %s, attempts = v.attempts, claimed_until = NULL, error = '' "
+            f"FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::text[]) AS gateway, unnest(%s::text[]) AS pid, "
+            f"unnest(%s::int[]) AS attempts) AS v, "
+            f"(SELECT set_config('synchronous_commit', 'off', true) AS sync_off) AS cfg "
+            f"WHERE o.id = v.id AND o.status = '{q}'",
+            [now, ids, gateways, provider_ids, attempts])
+
     # -- receipts and inbound -----------------------------------------------------------------
     def apply_events(self) -> None:
         """Store and apply the receipts that arrived since the last pass (those only: a pass
         costs the same however many receipts wait in the table), store inbound messages, and
         every `sweep_seconds` run the sweeps."""
-        receipts: list[Receipt] = []
-        for transport in self.transports.values():
-            for event in transport.drain_events():
-                if isinstance(event, Receipt):
-                    receipts.append(event)
-                elif isinstance(event, MobileOriginatedPart):
-                    inbound_part_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
-                                         to_address=event.to_address, reference=event.reference, total=event.total,
-                                         seq=event.seq, text=event.text)
-                    self.counters["inbound_parts"] += 1
-                elif isinstance(event, MobileOriginated):
-                    inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
-                                    to_address=event.to_address, text=event.text)
-                    self.counters["inbound"] += 1
+        receipts = take_events(self.transports, self.counters)
         if receipts:
             with transaction.atomic():  # one commit for storing and applying them
                 receipts_record(receipts)
@@ -428,7 +498,7 @@ class Dispatcher:
                 return
             if not claimed:
                 self.apply_events()
-                claimed[:] = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
+                claimed[:] = self._claim(self.policy.lease_seconds)
             if not claimed:
                 if until_empty or (until_idle and not _work_left()):
                     return
@@ -440,8 +510,110 @@ class Dispatcher:
             claimed.clear()
             wait = self._submit(current)
             self.apply_events()
-            claimed[:] = claim_batch(limit=self.policy.batch, lease_seconds=self._lease_ahead())
+            claimed[:] = self._claim(self._lease_ahead())
             self.record(current, wait())
+
+
+def _receipts_come_back(transport) -> bool:
+    """Whether this process learns of the receipts of what it submits through `transport`: in band
+    (they come to it) or through the receiver (which applies those that raced their record)."""
+    return bool(getattr(transport, "receipts_in_band", False) or getattr(transport, "receipts_retried_by_receiver", False))
+
+
+def take_events(transports: Mapping[str, Transport], counters: dict[str, int]) -> list[Receipt]:
+    """Drain every transport's events: inbound messages are stored here, receipts returned."""
+    receipts: list[Receipt] = []
+    for transport in transports.values():
+        for event in transport.drain_events():
+            if isinstance(event, Receipt):
+                receipts.append(event)
+            elif isinstance(event, MobileOriginatedPart):
+                inbound_part_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
+                                     to_address=event.to_address, reference=event.reference, total=event.total,
+                                     seq=event.seq, text=event.text)
+                counters["inbound_parts"] += 1
+            elif isinstance(event, MobileOriginated):
+                inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
+                                to_address=event.to_address, text=event.text)
+                counters["inbound"] += 1
+    return receipts
+
+
+class Receiver:
+    """Receipts and replies taken on receiver binds, apart from the submitting path: run by
+    `manage.py messaging_receive` (which `messaging_dispatch` starts beside itself for every
+    transmitter + receiver gateway), so taking in and applying receipts costs the submits nothing.
+
+    Each pass stores the receipts that came in and applies them in bulk (one INSERT, then two
+    UPDATEs per 500 receipts, never one per message). A receipt often arrives before the
+    dispatcher has recorded its submission (the record waits for the whole window's answers): it
+    is stored pending and tried again with later passes, 0.2 s after it came, then after 0.4 s,
+    0.8 s... for `retry_seconds` (a dispatcher records a batch well within that unless its gateway
+    hangs); past that the sweep applies it, and a receipt for a message this database never sent
+    (another system on the same SMPP account) costs a handful of tries, not one per pass. Applying
+    is idempotent (a message moves from Submitted once, a report is marked applied once its message
+    has moved), so several receivers, the sweeps and the dispatcher's own look-up never apply a
+    receipt twice."""
+
+    FIRST_RETRY = 0.2
+
+    def __init__(self, transports: Mapping[str, Transport], policy: DispatchPolicy | None = None,
+                 retry_seconds: float = 10.0):
+        self.transports = dict(transports)
+        self.policy = policy or DispatchPolicy()
+        self.retry_seconds = retry_seconds
+        self.counters: dict[str, int] = defaultdict(int)
+        # Stored, not applied yet: (gateway, provider id) -> (first seen, next try).
+        self._unmatched: dict[tuple[str, str], tuple[float, float]] = {}
+        self._swept = time.monotonic()
+
+    @property
+    def waiting(self) -> int:
+        """Receipts stored that matched no recorded submission yet and are still being retried."""
+        return len(self._unmatched)
+
+    def step(self, *, last: bool = False) -> int:
+        """Take the events that came in, store and apply the receipts among them together with the
+        earlier unmatched ones now due (`last`: all of them, the receiver is stopping); every
+        `sweep_seconds` the sweeps. Returns the receipts taken."""
+        receipts = take_events(self.transports, self.counters)
+        now = time.monotonic()
+        self._unmatched = {k: v for k, v in self._unmatched.items() if now - v[0] < self.retry_seconds}
+        due = [k for k, (_, next_try) in self._unmatched.items() if last or next_try <= now]
+        if receipts or due:
+            fresh = [(r.gateway, r.provider_message_id) for r in receipts]
+            with transaction.atomic():  # one commit for storing and applying them
+                if receipts:
+                    receipts_record(receipts)
+                changed, done = _receipts_apply_chunks(fresh + due, dt.timedelta(hours=6))
+            self.counters["receipts"] += len(receipts)
+            self.counters["receipts_applied"] += changed
+            for key in fresh + due:
+                if key[1] in done:
+                    self._unmatched.pop(key, None)
+                else:
+                    first = self._unmatched.get(key, (now, now))[0]
+                    self._unmatched[key] = (first, now + max(self.FIRST_RETRY, now - first))
+        if now - self._swept >= self.policy.sweep_seconds:
+            self.sweep()
+        return len(receipts)
+
+    def sweep(self) -> None:
+        self._swept = time.monotonic()
+        self.counters["receipts_applied"] += receipts_apply()
+        self.counters["inbound"] += inbound_parts_expire(older_than=self.policy.mo_part_timeout)
+
+    def run(self, *, stop: Callable[[], bool] = lambda: False, pass_seconds: float = 0.2,
+            max_seconds: float | None = None) -> None:
+        """A pass every `pass_seconds` at most: the receipts of that time go in one transaction
+        (on SQLite every write transaction makes the dispatchers' claims and records wait)."""
+        started = time.monotonic()
+        while not stop():
+            begun = time.monotonic()
+            if max_seconds is not None and begun - started > max_seconds:
+                return
+            self.step()
+            time.sleep(max(0.0, pass_seconds - (time.monotonic() - begun)))
 
 
 def statistics_refresh() -> list[str]:
@@ -572,14 +744,21 @@ def default_batch(gateways=None) -> int:
     return min(windows) if windows else Gateway._meta.get_field("window").default
 
 
-def transports_from_gateways(gateways=None) -> dict[str, Transport]:
-    """A transport per gateway, by the protocol the gateway speaks (SMPP or an HTTP aggregator)."""
+def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, Transport]:
+    """A transport per gateway, by the protocol the gateway speaks (SMPP or an HTTP aggregator).
+
+    `role` "both": every session in this process. "send" (the dispatcher when a receiver process
+    runs beside it): a transmitter + receiver gateway binds its transmitter only. "receive" (that
+    receiver process): the receiver sessions of the transmitter + receiver gateways, nothing else."""
     from .adapters.africastalking import HTTP_KINDS, http_transport_for
-    from .adapters.smpp import SmppTransport
+    from .adapters.smpp import BindMode, Role, SmppTransport
 
     gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
     transports: dict[str, Transport] = {}
     for g in gateways:
+        split = g.kind not in HTTP_KINDS and g.bind_mode == BindMode.TRANSMITTER_RECEIVER
+        if role == Role.RECEIVE and not split:
+            continue
         if g.kind in HTTP_KINDS:
             transports[g.name] = http_transport_for(g)
         else:
@@ -587,5 +766,14 @@ def transports_from_gateways(gateways=None) -> dict[str, Transport]:
                 name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
                 source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
                 source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
-                dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode)
+                dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode,
+                role=role if split else Role.BOTH)
     return transports
+
+
+def receiver_needed(gateways=None) -> bool:
+    """Whether some active gateway takes its receipts on a receiver bind of its own."""
+    from .adapters.smpp import BindMode
+
+    gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
+    return any(g.kind == "smpp" and g.bind_mode == BindMode.TRANSMITTER_RECEIVER for g in gateways)

@@ -370,7 +370,10 @@ class Gateway(models.Model):
     source_addr_npi = models.PositiveSmallIntegerField(null=True, blank=True)
     dest_addr_ton = models.PositiveSmallIntegerField(default=1, help_text="1: international")
     dest_addr_npi = models.PositiveSmallIntegerField(default=1, help_text="1: ISDN (E.164)")
-    bind_mode = models.CharField(max_length=5, choices=BindMode.choices, default=BindMode.TRANSCEIVER)
+    # Transmitter + receiver by default: the dispatchers submit on transmitter sessions while a
+    # receiver process takes the receipts (one per message) on the receiver session, off the
+    # submitting path. Transceiver for an SMSC that allows one session only.
+    bind_mode = models.CharField(max_length=5, choices=BindMode.choices, default=BindMode.TRANSMITTER_RECEIVER)
     window = models.PositiveSmallIntegerField(default=50)
     rate_per_second = models.PositiveIntegerField(default=5000)
     is_active = models.BooleanField(default=True)

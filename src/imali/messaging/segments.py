@@ -103,11 +103,15 @@ def analyse(text: str) -> SegmentInfo:
     return SegmentInfo(Encoding.UCS2, len(_pack(text, _ucs2_cost, UCS2_SINGLE, UCS2_PART)), units, forcing)
 
 
+def _basic_only(text: str) -> bool:
+    """Only basic-alphabet characters (the common case): one septet each. For ASCII text that is
+    "no character outside the basic table", found by one C-level regex scan."""
+    return text.isascii() and not _ASCII_NOT_BASIC.search(text) or _BASIC.issuperset(text)
+
+
 def segment_count(text: str) -> int:
     """Fast path of `analyse(text).segments`: the credits one SMS of this text costs."""
-    # Text of basic-alphabet characters only (the common case) costs one unit each. For ASCII
-    # text that is "no character outside the basic table", found by one C-level regex scan.
-    if text.isascii() and not _ASCII_NOT_BASIC.search(text) or _BASIC.issuperset(text):
+    if _basic_only(text):
         n = len(text)
         return 1 if n <= GSM7_SINGLE else -(-n // GSM7_PART)
     return analyse(text).segments
@@ -115,13 +119,23 @@ def segment_count(text: str) -> int:
 
 def split(text: str) -> tuple[Encoding, list[str]]:
     """The parts to submit, in order, with the encoding they go in."""
+    if len(text) <= GSM7_SINGLE and _basic_only(text):  # one part, as is: the dispatcher's common case
+        return Encoding.GSM7, [text]
     if ucs2_forcing_characters(text):
         return Encoding.UCS2, _pack(text, _ucs2_cost, UCS2_SINGLE, UCS2_PART)
     return Encoding.GSM7, _pack(text, _gsm7_cost, GSM7_SINGLE, GSM7_PART)
 
 
+# Every GSM-7 character to its unpacked septet(s) as a Latin-1 character (an extension
+# character to the escape and its code): `encode_gsm7` is then one C-level translate.
+_GSM7_TRANSLATE = {ord(ch): chr(code) for ch, code in _GSM7_BASIC_CODES.items()} | {
+    ord(ch): "\x1b" + chr(code) for ch, code in _GSM7_EXTENSION_CODES.items()}
+
+
 def encode_gsm7(text: str) -> bytes:
     """Unpacked GSM-7 (one septet per octet), the form SMPP data_coding 0 carries."""
+    if _basic_only(text) or _BASIC.union(_EXTENSION).issuperset(text):
+        return text.translate(_GSM7_TRANSLATE).encode("latin-1")
     out = bytearray()
     for ch in text:
         code = _GSM7_BASIC_CODES.get(ch)

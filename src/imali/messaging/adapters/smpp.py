@@ -145,6 +145,17 @@ class BindMode:
     TRANSMITTER_RECEIVER = "tx_rx"  # a transmitter session sends, a receiver session receives
 
 
+class Role:
+    """What one process does with a gateway. BOTH: every session of its bind mode (receipts come to
+    the process that submits). With a transmitter + receiver gateway the two can live in different
+    processes: SEND binds the transmitter only (the dispatcher), RECEIVE the receiver only (the
+    receipt receiver, `manage.py messaging_receive`), so taking receipts in never slows the submits."""
+
+    BOTH = "both"
+    SEND = "send"
+    RECEIVE = "receive"
+
+
 def address_ton_npi(address: str) -> tuple[int, int]:
     """Type of number and numbering plan an SMSC expects for a sender address: an alphanumeric
     sender is TON 5 (alphanumeric) / NPI 0; a short code (up to 8 digits) TON 3 (network
@@ -162,13 +173,12 @@ class SmppTransport:
     # many times before the message goes back to the queue: a part of a long message refused
     # after its first parts were accepted is sent again alone, never the whole message twice.
     THROTTLE_RETRIES = 3
-    # Receipts come back on the SMPP session, to the consumer that drains this transport.
-    receipts_in_band = True
 
     def __init__(self, *, name: str, host: str, port: int, system_id: str, password: str, source_addr: str = "Imali",
                  window: int = 50, rate_per_second: float = 5000, reconnect_max: float = 30.0, receipts: bool = True,
                  source_addr_ton: int | None = None, source_addr_npi: int | None = None,
-                 dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER):
+                 dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER,
+                 role: str = Role.BOTH):
         self.name = name
         self.host, self.port = host, port
         self.system_id, self.password = system_id, password
@@ -176,6 +186,9 @@ class SmppTransport:
         self.source_ton_npi = (source_addr_ton, source_addr_npi)
         self.dest_addr_ton, self.dest_addr_npi = dest_addr_ton, dest_addr_npi
         self.bind_mode = bind_mode
+        if role != Role.BOTH and bind_mode != BindMode.TRANSMITTER_RECEIVER:
+            raise ValueError("Sending and receiving in different processes needs a transmitter + receiver gateway.")
+        self.role = role
         self.window = max(window, 1)
         self.limiter = AdaptiveRateLimiter(rate_per_second)
         self.reconnect_max = reconnect_max
@@ -196,10 +209,7 @@ class SmppTransport:
     # -- connection ---------------------------------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        if self.bind_mode == BindMode.TRANSMITTER_RECEIVER:
-            self._keepers = [self._loop.create_task(self._keep_bound("tx")), self._loop.create_task(self._keep_bound("rx"))]
-        else:
-            self._keepers = [self._loop.create_task(self._keep_bound("trx"))]
+        self._keepers = [self._loop.create_task(self._keep_bound(bind_type)) for bind_type in self.bind_types]
         self._loop.run_forever()
 
     async def _keep_bound(self, bind_type: str) -> None:
@@ -289,13 +299,33 @@ class SmppTransport:
         return MobileOriginated(self.name, provider_id, number, event.destination_addr, text)
 
     @property
+    def bind_types(self) -> list[str]:
+        if self.bind_mode != BindMode.TRANSMITTER_RECEIVER:
+            return ["trx"]
+        return {Role.SEND: ["tx"], Role.RECEIVE: ["rx"]}.get(self.role, ["tx", "rx"])
+
+    @property
+    def receipts_in_band(self) -> bool:
+        """Receipts for what this transport submits come back to it (so its consumer knows which
+        overtook the record of their submission). A send-only transport's receipts go to the
+        receiver process, which retries those that overtook their record until it lands."""
+        return self.role == Role.BOTH
+
+    @property
+    def receipts_retried_by_receiver(self) -> bool:
+        return self.role == Role.SEND
+
+    @property
     def is_up(self) -> bool:
         return self._connected.is_set()
 
     def wait_bound(self, timeout: float) -> bool:
-        """Until the gateway can send and receive (both sessions of a transmitter + receiver pair)."""
+        """Until the gateway can do what this process does with it: send, receive, or both (both
+        sessions of a transmitter + receiver pair)."""
         deadline = time.monotonic() + timeout
-        return self._connected.wait(timeout) and self._receiving.wait(max(deadline - time.monotonic(), 0))
+        if self.role != Role.RECEIVE and not self._connected.wait(timeout):
+            return False
+        return self.role == Role.SEND or self._receiving.wait(max(deadline - time.monotonic(), 0))
 
     # -- sending ------------------------------------------------------------------------------
     def submit_batch(self, items: list[Submission], timeout: float = 60.0) -> list[SubmitResult]:
@@ -387,6 +417,11 @@ class SmppTransport:
             for smsc in list(self._sessions.values()):
                 with contextlib.suppress(Exception):  # unbinding a dead session: nothing more to do
                     await asyncio.wait_for(smsc.unbind(), 2)
+            if self.role == Role.RECEIVE:
+                # The library acknowledges each deliver_sm as it arrives: what it acknowledged
+                # before the unbind is ours alone now. Read it out of its buffer before stopping
+                # (the readers end on the session's end), or those receipts are lost.
+                await asyncio.wait(self._keepers, timeout=2)
             for client in list(self._clients.values()):
                 with contextlib.suppress(Exception):  # already stopped
                     await client.stop()

@@ -4,21 +4,30 @@ Claims queued SMS in priority order, submits them over SMPP, applies delivery re
 mobile-originated messages. Run as many as needed on as many machines as needed. With no gateway
 configured it adds one for the local SMSC (IMALI_SMPP_HOST/PORT/SYSTEM_ID/PASSWORD, defaults
 127.0.0.1:2775 imali/secret), which is what `make demo` runs.
+
+A gateway bound as transmitter + receiver (the default) is submitted to on this process's
+transmitter session; its receipts and replies come on a receiver session held by a receiver
+process (`messaging_receive`) that this command starts beside itself and ends with itself
+(`--receiver process`, the default). `--receiver none` leaves receiving to receivers run apart;
+`--receiver in-process` binds both sessions here, as a transceiver gateway does.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from imali.core.stack import manage
 from imali.messaging.dispatch import (
     Dispatcher,
     DispatchPolicy,
     default_batch,
+    receiver_needed,
     transports_from_gateways,
 )
 from imali.messaging.models import Gateway
@@ -36,6 +45,9 @@ class Command(BaseCommand):
                                  "duplicates more than one window.")
         parser.add_argument("--lease-seconds", type=float, default=60.0)
         parser.add_argument("--backoff-base", type=float, default=2.0)
+        parser.add_argument("--receiver", choices=["process", "none", "in-process"], default="process",
+                            help="Where receipts of transmitter + receiver gateways are taken: a receiver process "
+                                 "started beside this one (default), receivers run apart (none), or here.")
 
     def handle(self, *args, **options):
         if not Gateway.objects.exists():
@@ -45,7 +57,13 @@ class Command(BaseCommand):
                 system_id=os.environ.get("IMALI_SMPP_SYSTEM_ID", "imali"),
                 password=os.environ.get("IMALI_SMPP_PASSWORD", "secret"))
             self.stdout.write("Added gateway local-smsc for the local SMSC.")
-        transports = transports_from_gateways()
+        receiving = options["receiver"]
+        transports = transports_from_gateways(role="both" if receiving == "in-process" else "send")
+        receiver = None
+        if receiving == "process" and receiver_needed():
+            # Its own process: taking receipts in (a Python object per deliver_sm) must not share
+            # this one's interpreter lock with the submits. It ends itself if this process is killed.
+            receiver = subprocess.Popen(manage("messaging_receive", "--parent", str(os.getpid())))
         stopping = {"flag": False}
 
         def stop(signum, frame):
@@ -65,6 +83,14 @@ class Command(BaseCommand):
         finally:
             for t in transports.values():
                 t.close()
+            if receiver is not None:
+                # It applies the receipts that came for the last batches before it stops.
+                receiver.terminate()
+                try:
+                    receiver.wait(30)
+                except subprocess.TimeoutExpired:
+                    receiver.kill()
+                    receiver.wait(5)
         self.stdout.write(f"Stopped: {dict(dispatcher.counters)}")
         if not _called_in_process():
             # Every row is committed and every SMPP session unbound by now. The SMPP library's
