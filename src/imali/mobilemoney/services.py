@@ -1,0 +1,331 @@
+"""Every write of mobile money: provider setups, payments in (callbacks, statements, MoMo requests
+to pay), the suspense queue, and mobile disbursements. Keyword-only arguments, one transaction
+each, audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+import zoneinfo
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from imali.clients.models import Client
+from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.models import AuditAction
+from imali.core.money import parse_amount
+from imali.loans.models import OPEN_STATUSES, Loan, PaybackType
+from imali.loans.services import receipt_post
+from imali.tenancy.models import Entity
+
+from .adapters import ProviderError, adapter_for
+from .errors import MobileMoneyError, error
+from .models import Provider, ProviderSetup, ProviderTransaction, Source, TransactionStatus
+
+log = logging.getLogger("imali.mobilemoney")
+
+SETUP_FIELDS = ("provider", "is_active", "base_url", "short_code", "target_environment", "currency", "consumer_key",
+                "consumer_secret", "subscription_key", "initiator_name", "security_credential", "callback_base_url")
+
+
+# --- setups and callback URLs -------------------------------------------------------------------
+def callback_token(setup: ProviderSetup) -> str:
+    """The credential our callback URLs carry (providers take only a URL): derived, never stored."""
+    message = f"imali-mobilemoney:{setup.provider}:{setup.pk}:{setup.callback_salt}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:40]
+
+
+CALLBACK_PATHS = {
+    "validation": "callbacks/mpesa/validation/",
+    "confirmation": "callbacks/mpesa/confirmation/",
+    "result": "callbacks/mpesa/result/",
+    "timeout": "callbacks/mpesa/timeout/",
+    "collection": "callbacks/momo/collection/",
+    "disbursement": "callbacks/momo/disbursement/",
+}
+
+
+def callback_url(setup: ProviderSetup, event: str, **extra: str) -> str:
+    query = urlencode({"setup": setup.pk, "token": callback_token(setup), **extra})
+    return f"{setup.callback_base_url.rstrip('/')}/api/{CALLBACK_PATHS[event]}?{query}"
+
+
+def setup_save(*, entity: Entity, actor, data: dict[str, Any], setup: ProviderSetup | None = None) -> ProviderSetup:
+    """Create or change a provider setup. A secret left blank keeps the stored one; the audit entry
+    says a secret changed, never its value."""
+    found: dict[str, ValidationError] = {}
+    provider = data.get("provider", setup.provider if setup else "")
+    if provider not in Provider.values:
+        found["provider"] = "Choose M-PESA or MTN MoMo."
+    for name in ("base_url", "consumer_key", "callback_base_url"):
+        if not str(data.get(name) or (getattr(setup, name, "") if setup else "")).strip():
+            found[name] = "This field is required."
+    if provider == Provider.MPESA and not str(data.get("short_code") or "").strip():
+        found["short_code"] = "M-PESA needs the paybill short code."
+    if provider == Provider.MOMO and not str(data.get("target_environment") or "").strip():
+        found["target_environment"] = "MoMo needs the target environment (e.g. mtnzambia)."
+    if setup is None and not str(data.get("consumer_secret") or "").strip():
+        found["consumer_secret"] = "This field is required."
+    if found:
+        raise ValidationError({k: [ValidationError(v, code=MobileMoneyError.REQUIRED)] for k, v in found.items()})
+    with transaction.atomic():
+        if setup is None:
+            if ProviderSetup.objects.filter(entity=entity, provider=provider).exists():
+                raise error("provider", MobileMoneyError.INVALID, "This provider is set up already: edit that setup.")
+            setup = ProviderSetup(entity=entity, callback_salt=secrets.token_hex(8))
+            before = {}
+        else:
+            setup = ProviderSetup.objects.select_for_update().get(pk=setup.pk, entity=entity)
+            before = snapshot(setup, exclude=ProviderSetup.SECRET_FIELDS + ("callback_salt",))
+        secrets_changed = []
+        for name in SETUP_FIELDS:
+            if name not in data:
+                continue
+            value = data[name]
+            if name in ProviderSetup.SECRET_FIELDS:
+                if not str(value or "").strip():
+                    continue
+                if value != getattr(setup, name):
+                    secrets_changed.append(name)
+            setattr(setup, name, value.strip() if isinstance(value, str) else value)
+        setup.save()
+        after = snapshot(setup, exclude=ProviderSetup.SECRET_FIELDS + ("callback_salt",))
+        before, after = changed_only(before, after)
+        if secrets_changed:
+            after["secrets_changed"] = secrets_changed
+        audit_record(action=AuditAction.MOBILE_MONEY_SETUP_CHANGED, actor=actor, entity=entity, target=setup,
+                     subject=setup.get_provider_display(), before=before, after=after)
+    return setup
+
+
+def setup_rotate_callback_token(*, setup: ProviderSetup, actor) -> ProviderSetup:
+    """A new callback token: every URL registered before stops working (register again)."""
+    with transaction.atomic():
+        ProviderSetup.objects.filter(pk=setup.pk).update(callback_salt=secrets.token_hex(8), registered_at=None)
+        setup.refresh_from_db()
+        audit_record(action=AuditAction.MOBILE_MONEY_SETUP_CHANGED, actor=actor, entity=setup.entity, target=setup,
+                     subject=setup.get_provider_display(), after={"callback_token": "rotated"})
+    return setup
+
+
+def setup_register_urls(*, setup: ProviderSetup, actor) -> ProviderSetup:
+    """Tell M-PESA where to send validation and confirmation callbacks (C2B register URL)."""
+    try:
+        adapter_for(setup).register_urls(validation_url=callback_url(setup, "validation"),
+                                          confirmation_url=callback_url(setup, "confirmation"))
+    except ProviderError as exc:
+        raise error("provider", MobileMoneyError.PROVIDER_REFUSED, str(exc)) from None
+    with transaction.atomic():
+        ProviderSetup.objects.filter(pk=setup.pk).update(registered_at=timezone.now())
+        setup.refresh_from_db()
+        audit_record(action=AuditAction.MOBILE_MONEY_URLS_REGISTERED, actor=actor, entity=setup.entity, target=setup,
+                     subject=setup.short_code, after={"registered_at": setup.registered_at.isoformat()})
+    return setup
+
+
+# --- matching a payment to a loan -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Match:
+    loan: Loan | None
+    reason: str = ""
+
+
+def _oldest_open_loan(entity: Entity, client_ids) -> Loan | None:
+    return (Loan.objects.filter(entity=entity, client_id__in=client_ids, status__in=OPEN_STATUSES)
+            .select_related("client").order_by("disbursed_on", "id").first())
+
+
+def match_payment(*, entity: Entity, reference: str, msisdn: str = "") -> Match:
+    """The loan a payment is for: "L<loan number>" is that loan; a client number is the client's
+    oldest loan on the book; with no usable reference, the one client whose cellphone paid."""
+    ref = (reference or "").strip().upper().replace(" ", "")
+    if ref.startswith("L") and ref[1:].isdigit():
+        loan = Loan.objects.filter(entity=entity, pk=int(ref[1:])).select_related("client").first()
+        if loan is None:
+            return Match(None, f"No loan {ref[1:]}.")
+        if loan.status not in OPEN_STATUSES:
+            return Match(None, f"Loan {loan.pk} is {loan.get_status_display()}, not on the book.")
+        return Match(loan)
+    if ref.isdigit() and len(ref) <= 18:
+        client = Client.objects.filter(entity=entity, number=int(ref)).only("pk").first()
+        if client is None:
+            return Match(None, f"No client number {ref}.")
+        loan = _oldest_open_loan(entity, [client.pk])
+        return Match(loan, "" if loan else f"Client {ref} has no loan on the book.")
+    digits = "".join(c for c in msisdn if c.isdigit())
+    if digits and not ref:
+        clients = list(Client.objects.filter(entity=entity, cellphone=f"+{digits}").values_list("pk", flat=True)[:2])
+        if len(clients) == 1:
+            loan = _oldest_open_loan(entity, clients)
+            return Match(loan, "" if loan else "The paying phone's client has no loan on the book.")
+        return Match(None, "No account reference, and the phone is not one client's.")
+    return Match(None, f"Account reference '{reference}' is not a client or loan number." if ref else "No account reference.")
+
+
+# --- payments in ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PaymentIn:
+    provider_transaction_id: str
+    amount: Decimal
+    transacted_at: dt.datetime
+    msisdn: str = ""
+    payer_name: str = ""
+    account_reference: str = ""
+
+
+def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, actor=None) -> tuple[ProviderTransaction, bool]:
+    """Record one payment into the entity's account exactly once per provider transaction id:
+    matched → a receipt on the loan carrying the provider's number, and an SMS to the client;
+    otherwise it waits in suspense. Returns (the transaction, created now)."""
+    entity = setup.entity
+    existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            txn = ProviderTransaction.objects.create(
+                entity=entity, setup=setup, provider_transaction_id=payment.provider_transaction_id, source=source,
+                status=TransactionStatus.SUSPENSE, amount=payment.amount, msisdn=payment.msisdn[:20],
+                payer_name=payment.payer_name[:120], account_reference=payment.account_reference[:40],
+                transacted_at=payment.transacted_at)
+            match = match_payment(entity=entity, reference=payment.account_reference, msisdn=payment.msisdn)
+            receipt, reason = None, match.reason
+            if match.loan is not None:
+                receipt, reason = _post_receipt(txn, match.loan, actor=actor)
+            if receipt is not None:
+                txn.status, txn.receipt, txn.loan = TransactionStatus.POSTED, receipt, match.loan
+            else:
+                txn.suspense_reason = reason[:200]
+            txn.save(update_fields=["status", "receipt", "loan", "suspense_reason"])
+            audit_record(action=AuditAction.MOBILE_PAYMENT_RECEIVED, actor=actor, entity=entity, target=txn,
+                         subject=txn.provider_transaction_id,
+                         after={"amount": str(txn.amount), "status": txn.status, "source": source,
+                                "loan_id": txn.loan_id, "reason": txn.suspense_reason})
+    except IntegrityError:
+        # The same transaction id committed by a concurrent callback (or import) first.
+        existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    return txn, True
+
+
+def _value_date(txn: ProviderTransaction) -> dt.date:
+    return txn.transacted_at.astimezone(zoneinfo.ZoneInfo(txn.entity.time_zone)).date()
+
+
+def _post_receipt(txn: ProviderTransaction, loan: Loan, *, actor):
+    """(receipt, "") or (None, why not): a refusal by the loan book leaves the payment in suspense."""
+    try:
+        with transaction.atomic():
+            receipt = receipt_post(entity=txn.entity, actor=actor, loan=loan, amount=txn.amount,
+                                   value_date=_value_date(txn), payback_type=PaybackType.MOBILE_MONEY,
+                                   external_reference=txn.provider_transaction_id)
+    except ValidationError as exc:
+        messages = [m for ms in getattr(exc, "message_dict", {"": exc.messages}).values() for m in ms]
+        return None, " ".join(messages) or "The loan book refused the receipt."
+    _confirm_by_sms(txn, loan, receipt)
+    return receipt, ""
+
+
+def _confirm_by_sms(txn: ProviderTransaction, loan: Loan, receipt) -> None:
+    """The client's confirmation SMS, in the same transaction as the receipt (the outbox rule); a
+    refusal by messaging (no credits, no cellphone) never undoes the payment, it is logged."""
+    from imali.messaging.models import MessageType
+    from imali.messaging.services import merge_values, message_enqueue, template_text
+    from imali.messaging.templating import render
+
+    client = loan.client
+    if not client.cellphone:
+        return
+    entity = txn.entity
+    values = merge_values(entity=entity, client=client)
+    try:
+        greeting = render(template_text(entity=entity, message_type=MessageType.PAYMENT_RECEIVED), values, missing="")
+    except Exception:  # an entity template naming loan fields we do not fill here
+        greeting = f"Dear {values.get('Client Name', '')} thank you, your payment was received."
+    text = (f"{greeting} {entity.currency} {txn.amount:,.2f} for loan {loan.pk}, "
+            f"{txn.setup.get_provider_display().split(' ')[0]} ref {txn.provider_transaction_id}.")
+    try:
+        with transaction.atomic():
+            message_enqueue(entity=entity, number=client.cellphone, text=text, message_type=MessageType.PAYMENT_RECEIVED,
+                            idempotency_key=f"mm-payment:{txn.setup_id}:{txn.provider_transaction_id}", client=client)
+    except (ValidationError, PermissionError) as exc:
+        log.warning("payment %s: confirmation SMS not queued: %s", txn.provider_transaction_id, exc)
+
+
+def suspense_allocate(*, txn: ProviderTransaction, actor, loan: Loan) -> ProviderTransaction:
+    """A person puts a payment waiting in suspense on a loan: the receipt, the SMS, the audit."""
+    if loan.entity_id != txn.entity_id:
+        raise error("loan", MobileMoneyError.OTHER_ENTITY)
+    with transaction.atomic():
+        locked = ProviderTransaction.objects.select_for_update().select_related("entity", "setup").get(pk=txn.pk)
+        if locked.status != TransactionStatus.SUSPENSE:
+            raise error("transaction", MobileMoneyError.NOT_IN_SUSPENSE)
+        receipt = receipt_post(entity=locked.entity, actor=actor, loan=loan, amount=locked.amount,
+                               value_date=_value_date(locked), payback_type=PaybackType.MOBILE_MONEY,
+                               external_reference=locked.provider_transaction_id)
+        _confirm_by_sms(locked, Loan.objects.select_related("client__branch").get(pk=loan.pk), receipt)
+        locked.status, locked.receipt, locked.loan = TransactionStatus.ALLOCATED, receipt, loan
+        locked.allocated_by, locked.allocated_at = actor, timezone.now()
+        locked.save(update_fields=["status", "receipt", "loan", "allocated_by", "allocated_at"])
+        audit_record(action=AuditAction.MOBILE_PAYMENT_ALLOCATED, actor=actor, entity=locked.entity, target=locked,
+                     subject=locked.provider_transaction_id,
+                     before={"status": TransactionStatus.SUSPENSE, "reason": locked.suspense_reason},
+                     after={"status": locked.status, "loan_id": loan.pk, "receipt_id": receipt.pk})
+    return locked
+
+
+# --- M-PESA C2B callbacks --------------------------------------------------------------------------
+C2B_ACCEPT = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+def mpesa_payment(setup: ProviderSetup, body: dict) -> PaymentIn:
+    """A validation or confirmation body read strictly; a field that does not read raises
+    ValidationError naming it."""
+    trans_id = str(body.get("TransID") or "").strip()
+    if not trans_id or len(trans_id) > 64:
+        raise error("TransID", MobileMoneyError.REQUIRED, "TransID is required.")
+    amount = parse_amount(str(body.get("TransAmount", "")), field="TransAmount")
+    raw_time = str(body.get("TransTime") or "")
+    try:
+        naive = dt.datetime.strptime(raw_time, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise error("TransTime", MobileMoneyError.INVALID, "TransTime must be YYYYMMDDHHmmss.") from None
+    names = " ".join(str(body.get(k) or "").strip() for k in ("FirstName", "MiddleName", "LastName")).split()
+    return PaymentIn(provider_transaction_id=trans_id, amount=amount,
+                     transacted_at=naive.replace(tzinfo=zoneinfo.ZoneInfo(setup.entity.time_zone)),
+                     msisdn=str(body.get("MSISDN") or "")[:20], payer_name=" ".join(names),
+                     account_reference=str(body.get("BillRefNumber") or "").strip())
+
+
+def mpesa_validate(*, setup: ProviderSetup, body: dict) -> dict:
+    """The answer to a validation callback: accept only a payment we can place (DOMAIN §11 codes)."""
+    if str(body.get("BusinessShortCode", "")) != setup.short_code:
+        return {"ResultCode": "C2B00015", "ResultDesc": "Invalid ShortCode"}
+    try:
+        payment = mpesa_payment(setup, body)
+    except ValidationError as exc:
+        if "TransAmount" in exc.message_dict:
+            return {"ResultCode": "C2B00013", "ResultDesc": "Invalid Amount"}
+        return {"ResultCode": "C2B00016", "ResultDesc": "Other Error"}
+    match = match_payment(entity=setup.entity, reference=payment.account_reference)
+    if match.loan is None:
+        return {"ResultCode": "C2B00012", "ResultDesc": "Invalid Account Number"}
+    return C2B_ACCEPT
+
+
+def mpesa_confirm(*, setup: ProviderSetup, body: dict) -> tuple[ProviderTransaction, bool]:
+    if str(body.get("BusinessShortCode", "")) != setup.short_code:
+        raise error("BusinessShortCode", MobileMoneyError.INVALID, "The short code is not this setup's.")
+    return payment_in_record(setup=setup, payment=mpesa_payment(setup, body), source=Source.CALLBACK)
