@@ -62,6 +62,7 @@ def payout_wallet(loan: Loan) -> ClientAccount | None:
 
 def disbursement_mark(*, loan: Loan, actor) -> Disbursement:
     """"Make mobile disbursement": the approved loan waits, payment pending, for the next send."""
+    loan = Loan.objects.select_related("client", "entity").get(pk=loan.pk, entity_id=loan.entity_id)
     entity = loan.entity
     if loan.status != LoanStatus.APPROVED:
         raise error("loan", MobileMoneyError.WRONG_STATUS, f"Loan {loan.pk} is {loan.get_status_display()}: only an approved loan is paid out.")

@@ -41,6 +41,8 @@ class ProviderSetup(models.Model):
     callback_salt = models.CharField(max_length=32, default="", blank=True)
     # Where the provider calls back: this web app's public address.
     callback_base_url = models.URLField("callback address of this system", max_length=200)
+    # The statement export's column headers by our field name (statement.DEFAULT_COLUMNS when empty).
+    statement_columns = models.JSONField(default=dict, blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -203,10 +205,17 @@ class Disbursement(models.Model):
 
 
 class StatementImport(models.Model):
+    """One uploaded statement: previewed first (the file kept in the row, so the confirm works on
+    whichever web process it lands), then imported once; it is also the import's log with counts."""
+
     entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
     setup = models.ForeignKey(ProviderSetup, on_delete=models.PROTECT, related_name="imports")
     file_name = models.CharField(max_length=200)
     file_sha256 = models.CharField(max_length=64)
+    content = models.BinaryField(blank=True, default=b"")
+    columns = models.JSONField(default=dict, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    skipped = models.PositiveIntegerField(default=0)
     lines = models.PositiveIntegerField(default=0)
     posted = models.PositiveIntegerField(default=0)
     suspense = models.PositiveIntegerField(default=0)

@@ -198,6 +198,14 @@ def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, 
                 status=TransactionStatus.SUSPENSE, amount=payment.amount, msisdn=payment.msisdn[:20],
                 payer_name=payment.payer_name[:120], account_reference=payment.account_reference[:40],
                 transacted_at=payment.transacted_at)
+            from imali.loans.models import Receipt
+
+            earlier = Receipt.objects.filter(entity=entity, external_reference=payment.provider_transaction_id).first()
+            if earlier is not None:
+                # Captured by hand before the provider told us: the same money, recorded already.
+                txn.status, txn.receipt, txn.loan_id = TransactionStatus.POSTED, earlier, earlier.loan_id
+                txn.save(update_fields=["status", "receipt", "loan"])
+                return txn, False
             match = match_payment(entity=entity, reference=payment.account_reference, msisdn=payment.msisdn)
             receipt, reason = None, match.reason
             if match.loan is not None:
@@ -329,3 +337,165 @@ def mpesa_confirm(*, setup: ProviderSetup, body: dict) -> tuple[ProviderTransact
     if str(body.get("BusinessShortCode", "")) != setup.short_code:
         raise error("BusinessShortCode", MobileMoneyError.INVALID, "The short code is not this setup's.")
     return payment_in_record(setup=setup, payment=mpesa_payment(setup, body), source=Source.CALLBACK)
+
+
+# --- statement import ------------------------------------------------------------------------------
+@dataclass
+class PreviewLine:
+    number: int
+    transaction_id: str
+    amount: Decimal | None
+    account_reference: str
+    kind: str  # matched | unmatched | recorded | invalid | skipped
+    note: str
+    loan_id: int | None = None
+
+
+@dataclass
+class StatementPreview:
+    statement: Any
+    lines: list[PreviewLine]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for line in self.lines if line.kind == kind)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {k: self.count(k) for k in ("matched", "unmatched", "recorded", "invalid", "skipped")}
+
+
+class _BookIndex:
+    """The entity's loans on the book, read once, for matching a whole statement in memory by the
+    rules of match_payment (a statement of 100,000 lines must not cost queries per line)."""
+
+    def __init__(self, entity: Entity):
+        rows = (Loan.objects.filter(entity=entity, status__in=OPEN_STATUSES)
+                .order_by("disbursed_on", "id").values_list("pk", "client_id", "client__number", "client__cellphone"))
+        self.loans: set[int] = set()
+        self.by_client_number: dict[int, int] = {}
+        self.by_cellphone: dict[str, set[int]] = {}
+        for pk, client_id, number, cellphone in rows:
+            self.loans.add(pk)
+            self.by_client_number.setdefault(number, pk)
+            if cellphone:
+                self.by_cellphone.setdefault(cellphone, set()).add(client_id)
+        self._first_by_phone = {}
+        for pk, _client_id, _number, cellphone in rows:
+            if cellphone and len(self.by_cellphone[cellphone]) == 1:
+                self._first_by_phone.setdefault(cellphone, pk)
+
+    def match(self, reference: str, msisdn: str) -> tuple[int | None, str]:
+        ref = (reference or "").strip().upper().replace(" ", "")
+        if ref.startswith("L") and ref[1:].isdigit():
+            return (int(ref[1:]), "") if int(ref[1:]) in self.loans else (None, f"No loan {ref[1:]} on the book.")
+        if ref.isdigit() and len(ref) <= 18:
+            loan = self.by_client_number.get(int(ref))
+            return (loan, "") if loan else (None, f"No client {ref} with a loan on the book.")
+        digits = "".join(c for c in msisdn if c.isdigit())
+        if digits and not ref:
+            loan = self._first_by_phone.get(f"+{digits}")
+            return (loan, "") if loan else (None, "No account reference, and the phone is not one client's.")
+        return None, (f"Account reference '{reference}' is not a client or loan number." if ref else "No account reference.")
+
+
+def _statement_lines(statement) -> list:
+    from .statement import read_statement
+
+    return read_statement(bytes(statement.content), statement.file_name, columns=statement.columns,
+                          time_zone=statement.entity.time_zone)
+
+
+def statement_upload(*, setup: ProviderSetup, actor, file_name: str, content: bytes, columns: dict[str, str]) -> StatementPreview:
+    """Read the file (refusing one that does not read, naming the line) and keep it for the confirm."""
+    from .models import StatementImport
+    from .statement import DEFAULT_COLUMNS
+
+    if not content:
+        raise error("file", MobileMoneyError.BAD_FILE, "The file is empty.")
+    if not file_name.lower().endswith((".csv", ".xlsx", ".txt")):
+        raise error("file", MobileMoneyError.BAD_FILE, "Upload a CSV or XLSX file.")
+    columns = {k: (columns.get(k) or "").strip() or v for k, v in DEFAULT_COLUMNS.items()}
+    statement = StatementImport(entity=setup.entity, setup=setup, file_name=file_name[:200],
+                                file_sha256=hashlib.sha256(content).hexdigest(), content=content, columns=columns,
+                                imported_by=actor)
+    lines = _statement_lines(statement)  # raises ValidationError on an unreadable file
+    with transaction.atomic():
+        statement.lines = len(lines)
+        statement.save()
+        if columns != (setup.statement_columns or DEFAULT_COLUMNS):
+            ProviderSetup.objects.filter(pk=setup.pk).update(statement_columns=columns)
+    return statement_preview(statement=statement, lines=lines)
+
+
+def statement_preview(*, statement, lines: list | None = None) -> StatementPreview:
+    lines = _statement_lines(statement) if lines is None else lines
+    entity = statement.entity
+    ids = [line.transaction_id for line in lines if line.transaction_id]
+    recorded: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        recorded.update(ProviderTransaction.objects.filter(setup=statement.setup, provider_transaction_id__in=chunk)
+                        .values_list("provider_transaction_id", flat=True))
+        from imali.loans.models import Receipt
+
+        recorded.update(Receipt.objects.filter(entity=entity, external_reference__in=chunk)
+                        .values_list("external_reference", flat=True))
+    index = _BookIndex(entity)
+    seen: dict[str, int] = {}
+    out: list[PreviewLine] = []
+    for line in lines:
+        if line.problem:
+            out.append(PreviewLine(line.number, line.transaction_id, line.amount, line.account_reference, "invalid", line.problem))
+        elif line.skip:
+            out.append(PreviewLine(line.number, line.transaction_id, line.amount, line.account_reference, "skipped", line.skip))
+        elif line.transaction_id in recorded:
+            out.append(PreviewLine(line.number, line.transaction_id, line.amount, line.account_reference, "recorded",
+                                   "Recorded already."))
+        elif line.transaction_id in seen:
+            out.append(PreviewLine(line.number, line.transaction_id, line.amount, line.account_reference, "recorded",
+                                   f"Same transaction as line {seen[line.transaction_id]}."))
+        else:
+            seen[line.transaction_id] = line.number
+            loan_id, reason = index.match(line.account_reference, line.msisdn)
+            out.append(PreviewLine(line.number, line.transaction_id, line.amount, line.account_reference,
+                                   "matched" if loan_id else "unmatched", f"Loan {loan_id}" if loan_id else reason, loan_id))
+    return StatementPreview(statement, out)
+
+
+def statement_confirm(*, statement, actor) -> Any:
+    """Post every line not recorded yet (each once: payment_in_record), then log the counts. A
+    statement is confirmed once; the same file uploaded again adds nothing."""
+    from .models import StatementImport
+
+    with transaction.atomic():
+        locked = StatementImport.objects.select_for_update().select_related("entity", "setup__entity").get(pk=statement.pk)
+        if locked.confirmed_at is not None:
+            raise error("statement", MobileMoneyError.INVALID, "This statement has been imported already.")
+        locked.confirmed_at = timezone.now()
+        locked.save(update_fields=["confirmed_at"])
+    counts = {"posted": 0, "suspense": 0, "already_recorded": 0, "invalid": 0, "skipped": 0}
+    for line in _statement_lines(locked):
+        if line.problem:
+            counts["invalid"] += 1
+            continue
+        if line.skip:
+            counts["skipped"] += 1
+            continue
+        txn, created = payment_in_record(setup=locked.setup, payment=PaymentIn(
+            provider_transaction_id=line.transaction_id, amount=line.amount, transacted_at=line.completed_at,
+            msisdn=line.msisdn, payer_name=line.payer_name, account_reference=line.account_reference),
+            source=Source.STATEMENT, actor=actor)
+        if not created:
+            counts["already_recorded"] += 1
+        elif txn.status == TransactionStatus.POSTED:
+            counts["posted"] += 1
+        else:
+            counts["suspense"] += 1
+    with transaction.atomic():
+        StatementImport.objects.filter(pk=locked.pk).update(
+            posted=counts["posted"], suspense=counts["suspense"], already_recorded=counts["already_recorded"],
+            invalid=counts["invalid"], skipped=counts["skipped"], content=b"")
+        locked.refresh_from_db()
+        audit_record(action=AuditAction.MOBILE_STATEMENT_IMPORTED, actor=actor, entity=locked.entity, target=locked,
+                     subject=locked.file_name, after={"lines": locked.lines, **counts, "sha256": locked.file_sha256})
+    return locked
