@@ -180,7 +180,7 @@ def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (Disbursemen
     try:
         answer = adapter_for(setup).send_payment(
             originator_id=str(claimed.originator_id), msisdn=claimed.msisdn, amount=claimed.amount,
-            remarks=f"Loan {claimed.loan_id} payout", result_url=callback_url(setup, _result_event(setup), **extra),
+            remarks=f"Loan {claimed.loan_id} payout", result_url=result_url(setup, claimed),
             timeout_url=callback_url(setup, "timeout", **extra))
     except ProviderUnavailable as exc:
         # It may have arrived: UNKNOWN means "ask before sending again".
@@ -190,8 +190,12 @@ def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (Disbursemen
     return _set(claimed, DisbursementStatus.SENT, conversation_id=answer.conversation_id, only_from=(DisbursementStatus.SENDING,))
 
 
-def _result_event(setup: ProviderSetup) -> str:
-    return "result" if setup.provider == Provider.MPESA else "disbursement"
+def result_url(setup: ProviderSetup, disbursement: Disbursement) -> str:
+    """Where the provider reports the payment's result: M-PESA's body names our originator id; a
+    MoMo callback is only a prompt to read the transfer back, so its URL says which one."""
+    if setup.provider == Provider.MPESA:
+        return callback_url(setup, "result")
+    return callback_url(setup, "disbursement", originator=str(disbursement.originator_id))
 
 
 def _set(disbursement: Disbursement, status: str, *, reason: str = "", conversation_id: str = "",
@@ -264,10 +268,11 @@ def _mpesa_time(value, fmt: str, entity) -> dt.datetime:
         return timezone.now()
 
 
-def mpesa_result_apply(*, setup: ProviderSetup, result: dict, originator: str = "") -> Disbursement | None:
-    """A B2C result, or (with `originator` from our own ResultURL) a transaction-status result."""
-    is_status_result = bool(originator)
-    originator = originator or str(result.get("OriginatorConversationID") or "")
+def mpesa_result_apply(*, setup: ProviderSetup, result: dict, originator: str = "",
+                       is_status_result: bool = False) -> Disbursement | None:
+    """A B2C result, or a transaction-status result (our ResultURL of the query says so and names
+    the payment: the result's own ids are the query's)."""
+    originator = originator if is_status_result else str(result.get("OriginatorConversationID") or "")
     disbursement = _by_originator(setup, originator)
     if disbursement is None:
         return None
@@ -330,8 +335,9 @@ def disbursement_check(*, disbursement: Disbursement) -> Disbursement:
     setup = disbursement.batch.setup
     extra = {"originator": str(disbursement.originator_id)}
     try:
+        # `status=1`: this result URL answers a status query, not the payment itself.
         result: PaymentResult = adapter_for(setup).payment_status(
-            originator_id=str(disbursement.originator_id), result_url=callback_url(setup, "result", **extra),
+            originator_id=str(disbursement.originator_id), result_url=callback_url(setup, "result", status="1", **extra),
             timeout_url=callback_url(setup, "timeout", **extra))
     except ProviderError as exc:
         log.warning("disbursement %s: status not read: %s", disbursement.pk, exc)

@@ -3,7 +3,7 @@ which documents what our users call; these are called by M-PESA and MTN MoMo).
 
     POST /api/callbacks/mpesa/validation/?setup=<id>&token=<t>     C2B validation (answer within the deadline)
     POST /api/callbacks/mpesa/confirmation/?setup=<id>&token=<t>   C2B confirmation → receipt once per TransID
-    POST /api/callbacks/mpesa/result/?setup=<id>&token=<t>[&originator=<uuid>]   B2C result / status-query result
+    POST /api/callbacks/mpesa/result/?setup=<id>&token=<t>[&status=1&originator=<uuid>]   B2C result / status-query result
     POST /api/callbacks/mpesa/timeout/?setup=<id>&token=<t>        B2C QueueTimeOutURL
     PUT|POST /api/callbacks/momo/collection/?setup=<id>&token=<t>  request-to-pay final state
     PUT|POST /api/callbacks/momo/disbursement/?setup=<id>&token=<t>  transfer final state
@@ -106,7 +106,8 @@ def mpesa_result(request: HttpRequest) -> JsonResponse:
     from imali.mobilemoney import disbursements
 
     try:
-        disbursements.mpesa_result_apply(setup=setup, result=body["Result"], originator=request.GET.get("originator", ""))
+        disbursements.mpesa_result_apply(setup=setup, result=body["Result"], originator=request.GET.get("originator", ""),
+                                         is_status_result=request.GET.get("status") == "1")
     except ValidationError as exc:
         return JsonResponse({"ResultCode": 1, "ResultDesc": "Unreadable result", "errors": _messages(exc)}, status=400)
     return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
