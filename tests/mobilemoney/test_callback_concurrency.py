@@ -37,7 +37,7 @@ def test_same_trans_id_from_two_callbacks_at_once_posts_one_receipt(entity, lend
         barrier = threading.Barrier(2)
         results, failures = [], []
 
-        def confirm():
+        def confirm(barrier=barrier, results=results, failures=failures):
             try:
                 barrier.wait(5)
                 results.append(mpesa_confirm(setup=setup, body=dict(body))[1])

@@ -15,7 +15,12 @@ from django.utils import timezone
 from imali.core.models import AuditEntry
 from imali.loans.models import Receipt
 from imali.mobilemoney.models import ProviderTransaction, StatementImport
-from imali.mobilemoney.services import PaymentIn, payment_in_record, statement_confirm, statement_upload
+from imali.mobilemoney.services import (
+    PaymentIn,
+    payment_in_record,
+    statement_confirm,
+    statement_upload,
+)
 
 from .conftest import mpesa_setup, open_loan
 

@@ -50,8 +50,8 @@ ZERO = Decimal("0.00")
 
 def active_setup(entity) -> ProviderSetup | None:
     """The setup disbursements go out through: M-PESA if set up and active, else MoMo."""
-    return (ProviderSetup.objects.filter(entity=entity, is_active=True).select_related("entity")
-            .order_by("provider").first())
+    setups = {s.provider: s for s in ProviderSetup.objects.filter(entity=entity, is_active=True).select_related("entity")}
+    return setups.get(Provider.MPESA) or setups.get(Provider.MOMO)
 
 
 def payout_wallet(loan: Loan) -> ClientAccount | None:

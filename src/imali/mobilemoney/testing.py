@@ -48,5 +48,14 @@ def isolation_objects(*, entity, actor, client) -> dict:
         setup=setup, actor=actor, file_name="iso.csv", columns={},
         content=b"Receipt No.,Completion Time,Transaction Status,Paid In,Other Party Info,A/C No.\n"
                 b"ISOSTMT001,2026-01-05 10:00:00,Completed,10.00,27820000000 - A B,nobody\n").statement
-    return {"providersetup": setup, "providertransaction": txn, "disbursement": disbursement, "disbursementbatch": batch,
+    from imali.loans.models import OPEN_STATUSES, Loan
+    from imali.mobilemoney.collections import collection_request
+
+    momo = services.setup_save(entity=entity, actor=actor, data={
+        "provider": "momo", "base_url": "http://127.0.0.1:9", "target_environment": "mtnzambia", "consumer_key": "u",
+        "consumer_secret": "k", "callback_base_url": "http://127.0.0.1:8000/"})
+    open_loan = Loan.objects.filter(entity=entity, status__in=OPEN_STATUSES).select_related("client").first()
+    # Nothing listens on port 9: the request stays pending, as after an outage.
+    request = collection_request(setup=momo, loan=open_loan, amount="5.00", actor=actor)
+    return {"providersetup": setup, "collectionrequest": request, "providertransaction": txn, "disbursement": disbursement, "disbursementbatch": batch,
             "statementimport": statement}
