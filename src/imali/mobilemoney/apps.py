@@ -14,9 +14,17 @@ class MobileMoneyConfig(AppConfig):
         from imali.core.stack import EXTRA_PROCESSES, StackProcess
 
         def mpesa_peer(*, host: str, port: int) -> StackProcess:
+            from django.db import DatabaseError
+
+            from .demo_data import demo_peer_environment
+
+            try:
+                env = demo_peer_environment(web=f"http://{host}:{port}/")
+            except DatabaseError:  # not migrated yet: the peer starts with nothing registered
+                env = {}
             return StackProcess(
                 "mpesa-peer", [sys.executable, "-m", "imali.peers.mpesa", "--host", host, "--port", "8051"],
-                url=f"http://{host}:8051/  (M-PESA: simulate a customer payment)")
+                url=f"http://{host}:8051/  (M-PESA: simulate a customer payment)", env=env)
 
         def momo_peer(*, host: str, port: int) -> StackProcess:
             return StackProcess(
