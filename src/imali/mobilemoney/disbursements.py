@@ -161,7 +161,7 @@ def _send_batch(batch: DisbursementBatch) -> None:
 def _claim(disbursement: Disbursement, *, allowed: tuple[str, ...]) -> Disbursement | None:
     """Commit SENDING (and the attempt) before anything leaves: what a crash leaves behind."""
     with transaction.atomic():
-        locked = Disbursement.objects.select_for_update().select_related("batch__setup__entity").get(pk=disbursement.pk)
+        locked = Disbursement.objects.select_for_update(of=("self",)).select_related("batch__setup__entity").get(pk=disbursement.pk)
         if locked.status not in allowed:
             return None
         locked.status = DisbursementStatus.SENDING
@@ -223,7 +223,7 @@ def _set(disbursement: Disbursement, status: str, *, reason: str = "", conversat
 def _succeeded(disbursement: Disbursement, *, confirmation: str, completed_at: dt.datetime, amount: Decimal | None) -> Disbursement:
     """Money has left: record it whatever else happens, then pay the loan out."""
     with transaction.atomic():
-        locked = Disbursement.objects.select_for_update().select_related("batch", "loan__entity", "payout_account").get(pk=disbursement.pk)
+        locked = Disbursement.objects.select_for_update(of=("self",)).select_related("batch", "loan__entity", "payout_account").get(pk=disbursement.pk)
         if locked.status in (DisbursementStatus.SUCCESSFUL, DisbursementStatus.FAILED, DisbursementStatus.CANCELLED):
             return locked
         if amount is not None and amount != locked.amount:

@@ -277,7 +277,7 @@ def suspense_allocate(*, txn: ProviderTransaction, actor, loan: Loan) -> Provide
     if loan.entity_id != txn.entity_id:
         raise error("loan", MobileMoneyError.OTHER_ENTITY)
     with transaction.atomic():
-        locked = ProviderTransaction.objects.select_for_update().select_related("entity", "setup").get(pk=txn.pk)
+        locked = ProviderTransaction.objects.select_for_update(of=("self",)).select_related("entity", "setup").get(pk=txn.pk)
         if locked.status != TransactionStatus.SUSPENSE:
             raise error("transaction", MobileMoneyError.NOT_IN_SUSPENSE)
         receipt = receipt_post(entity=locked.entity, actor=actor, loan=loan, amount=locked.amount,
@@ -468,7 +468,7 @@ def statement_confirm(*, statement, actor) -> Any:
     from .models import StatementImport
 
     with transaction.atomic():
-        locked = StatementImport.objects.select_for_update().select_related("entity", "setup__entity").get(pk=statement.pk)
+        locked = StatementImport.objects.select_for_update(of=("self",)).select_related("entity", "setup__entity").get(pk=statement.pk)
         if locked.confirmed_at is not None:
             raise error("statement", MobileMoneyError.INVALID, "This statement has been imported already.")
         locked.confirmed_at = timezone.now()

@@ -91,6 +91,9 @@ class MpesaPeer(HttpPeer):
         self.config = config or MpesaConfig()
         self.faults.callback_delay = self.config.result_delay
         self.timeout_results = False  # hit QueueTimeOutURL instead of ResultURL (the payment is made)
+        # Called with each new B2C payment after it is made and before the answer goes back: a test
+        # kills the sending process here, between "paid" and "we recorded it".
+        self.on_payment = None
         self.tokens: dict[str, float] = {}
         self.registrations: dict[str, dict] = {}
         if self.config.validation_url or self.config.confirmation_url:
@@ -295,6 +298,8 @@ class MpesaPeer(HttpPeer):
             if not failed:
                 self.balance -= amount
             self.payments[originator] = payment
+        if self.on_payment is not None:
+            self.on_payment(payment)
         if self.timeout_results:
             self.call_later(payment.timeout_url, {"Result": {"ResultType": 1, "ResultCode": "1037",
                             "ResultDesc": "Queue timeout", "OriginatorConversationID": originator,
