@@ -156,3 +156,16 @@ def test_peer_enforces_register_url_rules(mpesa_peer):
         adapter.register_urls(validation_url="http://127.0.0.1/v", confirmation_url="http://127.0.0.1/c")
     status, _ = post(f"{mpesa_peer.base_url}/mpesa/c2b/v2/registerurl", {"ShortCode": c.short_code})
     assert status == 401  # no token
+
+
+def test_unreachable_validation_follows_the_registered_response_type(entity, lender_user, wired, mpesa_peer):
+    loan = open_loan(entity, lender_user)
+    registration = mpesa_peer.registrations[wired.short_code]
+    registration["ValidationURL"] = "http://127.0.0.1:9/validation"  # nothing listens there
+    refused = mpesa_peer.customer_pays(msisdn="27821234567", amount="10.00", reference=f"L{loan.pk}")
+    assert not refused.accepted and "Cancelled" in refused.note  # what we register: unchecked money is refused
+    assert not Receipt.objects.exists()
+    registration["ResponseType"] = "Completed"
+    taken = mpesa_peer.customer_pays(msisdn="27821234567", amount="10.00", reference=f"L{loan.pk}")
+    assert taken.accepted
+    assert Receipt.objects.get(external_reference=taken.trans_id).loan_id == loan.pk
