@@ -22,14 +22,17 @@ SHORT_CODE = "600123"
 
 @pytest.fixture
 def mpesa_peer():
-    peer = MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg", validation_deadline=3.0)).start()
+    # Results come 0.3 s after the answer: on SQLite the live server shares the test's connection, so
+    # a result must not land while the test thread is still inside its own send transaction.
+    peer = MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg", validation_deadline=3.0,
+                                 result_delay=0.3)).start()
     yield peer
     peer.stop()
 
 
 @pytest.fixture
 def momo_peer():
-    peer = MomoPeer(MomoConfig(currency="ZAR", target_environment="mtnsouthafrica")).start()
+    peer = MomoPeer(MomoConfig(currency="ZAR", target_environment="mtnsouthafrica", transfer_delay=0.3)).start()
     yield peer
     peer.stop()
 
