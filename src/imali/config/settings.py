@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "imali.signing",
     "imali.smsbanking",
     "imali.reminders",
+    "imali.mobilemoney",
     "imali.demo",
     "imali.web",
     "imali.api",

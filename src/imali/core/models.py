@@ -97,6 +97,18 @@ class AuditAction(models.TextChoices):
     COLLECTION_SHEET_ISSUED = "smsbanking.sheet_issued", "Collection sheet printed with a code"
     PAYMENT_PROVIDER_CHANGED = "smsbanking.provider_changed", "Mobile-money provider changed"
     PROVIDER_PAYMENT_RECORDED = "smsbanking.provider_payment", "Mobile-money SMS payment recorded"
+    MOBILE_MONEY_SETUP_CHANGED = "mobilemoney.setup_changed", "Mobile-money provider setup changed"
+    MOBILE_MONEY_URLS_REGISTERED = "mobilemoney.urls_registered", "Mobile-money callback URLs registered"
+    MOBILE_PAYMENT_RECEIVED = "mobilemoney.payment_received", "Mobile-money payment received"
+    MOBILE_PAYMENT_ALLOCATED = "mobilemoney.payment_allocated", "Mobile-money payment allocated from suspense"
+    MOBILE_STATEMENT_IMPORTED = "mobilemoney.statement_imported", "Mobile-money statement imported"
+    MOBILE_COLLECTION_REQUESTED = "mobilemoney.collection_requested", "Mobile-money payment requested (MoMo)"
+    MOBILE_DISBURSEMENT_MARKED = "mobilemoney.disbursement_marked", "Mobile disbursement: payment pending"
+    MOBILE_DISBURSEMENT_BATCH = "mobilemoney.disbursement_batch", "Mobile payments consolidated"
+    MOBILE_DISBURSEMENT_APPROVED = "mobilemoney.disbursement_approved", "Mobile payments approved"
+    MOBILE_DISBURSEMENT_SENT = "mobilemoney.disbursement_sent", "Mobile payment sent"
+    MOBILE_DISBURSEMENT_RESULT = "mobilemoney.disbursement_result", "Mobile payment result"
+    MOBILE_DISBURSEMENT_CANCELLED = "mobilemoney.disbursement_cancelled", "Mobile disbursement cancelled"
 
 
 class AuditEntryQuerySet(models.QuerySet):

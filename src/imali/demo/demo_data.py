@@ -22,6 +22,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
+from imali.mobilemoney.demo_data import demo_mobile_money_ensure
 from imali.reminders.demo import demo_switch_on as reminders_demo_switch_on
 from imali.smsbanking.demo_data import demo_ensure as smsbanking_demo_ensure
 from imali.tenancy.models import Entity, Role, User
@@ -204,4 +205,5 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True
+        created |= demo_mobile_money_ensure()
     return created, list(DEMO_LOGINS)

@@ -43,6 +43,8 @@ class Right(models.TextChoices):
     DISBURSE_LOANS = "disburse_loans", "Disburse (within the user's disbursement limit)"
     CAPTURE_RECEIPTS = "capture_receipts", "Receipts: capture"
     REVERSE_RECEIPTS = "reverse_receipts", "Receipts: reverse"
+    # Mobile money (DOMAIN §8): payments in and out use the receipt and disbursement rights above.
+    MOBILE_MONEY_SETUP = "mobile_money_setup", "Setups: mobile-money providers (M-PESA, MTN MoMo)"
 
 
 def perm(right: Right) -> str:

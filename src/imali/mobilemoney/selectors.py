@@ -1,0 +1,38 @@
+"""Reads of mobile money that screens and the API share; every one takes the entity."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import (
+    Disbursement,
+    DisbursementBatch,
+    ProviderSetup,
+    ProviderTransaction,
+    StatementImport,
+)
+
+
+def setup_list(*, entity) -> QuerySet[ProviderSetup]:
+    return ProviderSetup.objects.filter(entity=entity).order_by("provider")
+
+
+def transaction_list(*, entity, status: str | None = None) -> QuerySet[ProviderTransaction]:
+    rows = (ProviderTransaction.objects.filter(entity=entity)
+            .select_related("setup", "loan", "loan__client", "receipt", "allocated_by").order_by("-transacted_at", "-id"))
+    return rows.filter(status=status) if status else rows
+
+
+def disbursement_list(*, entity, statuses: tuple[str, ...] | None = None) -> QuerySet[Disbursement]:
+    rows = (Disbursement.objects.filter(entity=entity)
+            .select_related("loan", "loan__client", "batch", "batch__approved_by", "created_by").order_by("-created_at", "-id"))
+    return rows.filter(status__in=statuses) if statuses else rows
+
+
+def batches_awaiting_approval(*, entity) -> QuerySet[DisbursementBatch]:
+    return (DisbursementBatch.objects.filter(entity=entity, approved_by=None)
+            .filter(disbursements__status="approval").distinct().select_related("created_by").order_by("created_at"))
+
+
+def import_list(*, entity) -> QuerySet[StatementImport]:
+    return StatementImport.objects.filter(entity=entity).select_related("imported_by", "setup").order_by("-imported_at")

@@ -1,0 +1,82 @@
+"""Mobile-money fixtures: the local M-PESA and MoMo peers on ephemeral loopback ports, setups that
+point at them with callbacks to the live test server, and loans built through the real services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+
+import pytest
+
+from imali.clients.services import client_account_add
+from imali.messaging.credits import credits_assign
+from imali.mobilemoney.services import setup_save
+from imali.peers.momo import MomoConfig, MomoPeer
+from imali.peers.mpesa import MpesaConfig, MpesaPeer
+from tests import factories
+from tests.loans.conftest import make_loan, make_product
+
+SHORT_CODE = "600123"
+
+
+@pytest.fixture
+def mpesa_peer():
+    # Results come 0.3 s after the answer: on SQLite the live server shares the test's connection, so
+    # a result must not land while the test thread is still inside its own send transaction.
+    peer = MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg", validation_deadline=3.0,
+                                 result_delay=0.3)).start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def momo_peer():
+    peer = MomoPeer(MomoConfig(currency="ZAR", target_environment="mtnsouthafrica", transfer_delay=0.3)).start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def lender_user(entity):
+    user = factories.make_admin(entity=entity)
+    user.disbursement_limit = Decimal("100000")
+    user.save()
+    credits_assign(actor=factories.make_operator(), entity=entity, channel="sms", amount=1000)
+    return user
+
+
+def mpesa_setup(entity, actor, peer, callback_base: str):
+    c = peer.config
+    return setup_save(entity=entity, actor=actor, data={
+        "provider": "mpesa", "base_url": peer.base_url, "short_code": c.short_code, "consumer_key": c.consumer_key,
+        "consumer_secret": c.consumer_secret, "initiator_name": c.initiator_name,
+        "security_credential": c.security_credential, "callback_base_url": callback_base})
+
+
+def momo_setup(entity, actor, peer, callback_base: str):
+    c = peer.config
+    return setup_save(entity=entity, actor=actor, data={
+        "provider": "momo", "base_url": peer.base_url, "target_environment": c.target_environment, "currency": c.currency,
+        "consumer_key": c.api_user, "consumer_secret": c.api_key, "subscription_key": c.subscription_key,
+        "callback_base_url": callback_base})
+
+
+def open_loan(entity, user, *, principal="2000", cellphone="0821234567"):
+    """A disbursed loan of a client whose cellphone is `cellphone`; paid out a few days ago."""
+    client = factories.make_client(entity=entity, cellphone=cellphone, payment_day=25, payment_move_direction="before")
+    client_account_add(client=client, actor=None, data={
+        "kind": "bank", "purpose": "both", "bank_name": "Capitec", "branch_code": "470010",
+        "account_number": "1234567890", "account_type": "savings"})
+    today = dt.date.today()
+    return make_loan(entity, user=user, client=client, principal=principal, disbursed_on=today - dt.timedelta(days=3),
+                     product=make_product(entity, name=f"P{time.monotonic_ns()}"))
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

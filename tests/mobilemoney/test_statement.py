@@ -1,0 +1,145 @@
+"""Statement import: CSV and XLSX, the default M-PESA portal columns and a custom mapping, a
+preview that names each line's fate with its line number, the confirm that posts each payment
+once (also against the real-time notifications), and a re-import that adds nothing."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from imali.core.models import AuditEntry
+from imali.loans.models import Receipt
+from imali.mobilemoney.models import ProviderTransaction, StatementImport
+from imali.mobilemoney.services import (
+    PaymentIn,
+    payment_in_record,
+    statement_confirm,
+    statement_upload,
+)
+
+from .conftest import mpesa_setup, open_loan
+
+pytestmark = pytest.mark.django_db
+
+HEADER = ("Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,Paid In,Withdrawn,Balance,"
+          "Reason Type,Other Party Info,A/C No.")
+
+
+def csv_statement(loan, when: str) -> bytes:
+    rows = [
+        "Organisation portal export,,,,,,,,,,",  # the portal's preamble above the header
+        HEADER,
+        f"SA00000001,{when},{when},Pay Bill from 27821234567,Completed,150.00,,1000.00,Pay Bill,27821234567 - JANE DOE,L{loan.pk}",
+        f"SA00000002,{when},{when},Pay Bill,Completed,75.50,,1075.50,Pay Bill,27829999999 - JOHN X,UNKNOWN",
+        f"SA00000003,{when},{when},Charge,Completed,,10.00,1065.50,Charge,,",
+        f"SA00000004,not a time,,Pay Bill,Completed,20.00,,,Pay Bill,27821234567 - JANE DOE,L{loan.pk}",
+        f"SA00000005,{when},{when},Pay Bill,Completed,abc,,,Pay Bill,27821234567 - JANE DOE,L{loan.pk}",
+        f"SA00000001,{when},{when},Pay Bill,Completed,150.00,,,Pay Bill,27821234567 - JANE DOE,L{loan.pk}",
+        f"SA00000006,{when},{when},Pay Bill,Completed,40.00,,,Pay Bill,27821234567 - JANE DOE,{loan.client.number}",
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+@pytest.fixture
+def setup(entity, lender_user, mpesa_peer):
+    return mpesa_setup(entity, lender_user, mpesa_peer, "http://127.0.0.1:8000/")
+
+
+def now_text(entity):
+    import zoneinfo
+
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_preview_names_each_lines_fate_with_its_line_number(entity, lender_user, setup):
+    loan = open_loan(entity, lender_user)
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="day.csv", content=csv_statement(loan, now_text(entity)), columns={})
+    by_line = {line.number: line for line in preview.lines}
+    assert by_line[3].kind == "matched" and by_line[3].loan_id == loan.pk
+    assert by_line[4].kind == "unmatched"
+    assert by_line[5].kind == "skipped"
+    assert by_line[6].kind == "invalid" and "Completion time" in by_line[6].note
+    assert by_line[7].kind == "invalid" and "Paid in 'abc'" in by_line[7].note
+    assert by_line[8].kind == "recorded" and "line 3" in by_line[8].note
+    assert by_line[9].kind == "matched"
+    assert preview.counts == {"matched": 2, "unmatched": 1, "recorded": 1, "invalid": 2, "skipped": 1}
+    assert not Receipt.objects.exists()  # a preview posts nothing
+
+
+def test_confirm_posts_once_and_reimport_adds_nothing(entity, lender_user, setup):
+    loan = open_loan(entity, lender_user)
+    content = csv_statement(loan, now_text(entity))
+    # SA00000006 arrived by real-time notification first: the statement line must not post it again.
+    payment_in_record(setup=setup, source="callback", payment=PaymentIn(
+        provider_transaction_id="SA00000006", amount=Decimal("40.00"), transacted_at=timezone.now(),
+        account_reference=str(loan.client.number)))
+    first = statement_upload(setup=setup, actor=lender_user, file_name="day.csv", content=content, columns={})
+    assert first.counts["recorded"] == 2
+    done = statement_confirm(statement=first.statement, actor=lender_user)
+    assert (done.posted, done.suspense, done.already_recorded, done.invalid, done.skipped) == (1, 1, 2, 2, 1)
+    assert Receipt.objects.filter(loan=loan).count() == 2
+    assert Receipt.objects.get(external_reference="SA00000001").amount == Decimal("150.00")
+    assert ProviderTransaction.objects.get(provider_transaction_id="SA00000002").status == "suspense"
+    assert AuditEntry.objects.filter(action="mobilemoney.statement_imported", subject="day.csv").exists()
+    with pytest.raises(ValidationError):
+        statement_confirm(statement=first.statement, actor=lender_user)
+    again = statement_upload(setup=setup, actor=lender_user, file_name="day-again.csv", content=content, columns={})
+    assert again.counts["matched"] == 0 and again.counts["unmatched"] == 0
+    redone = statement_confirm(statement=again.statement, actor=lender_user)
+    assert redone.posted == 0 and redone.suspense == 0
+    assert Receipt.objects.count() == 2 and ProviderTransaction.objects.count() == 3
+
+
+def test_xlsx_with_a_custom_column_mapping(entity, lender_user, setup):
+    from openpyxl import Workbook
+
+    loan = open_loan(entity, lender_user)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Ref", "Date", "Amount", "Payer", "Account"])
+    sheet.append(["XL00000001", timezone.now().astimezone().replace(tzinfo=None), 12.3, "27821234567 - A B", f"L{loan.pk}"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    columns = {"transaction_id": "Ref", "completed_at": "Date", "paid_in": "Amount", "other_party": "Payer",
+               "account_reference": "Account", "status": "-"}
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="day.xlsx", content=buffer.getvalue(), columns=columns)
+    assert preview.counts["matched"] == 1, [(line.number, line.kind, line.note) for line in preview.lines]
+    setup.refresh_from_db()
+    assert setup.statement_columns["transaction_id"] == "Ref"  # remembered for the next upload
+    statement_confirm(statement=preview.statement, actor=lender_user)
+    assert Receipt.objects.get(external_reference="XL00000001").amount == Decimal("12.30")
+
+
+def test_unreadable_files_are_refused_naming_the_problem(entity, lender_user, setup):
+    with pytest.raises(ValidationError, match="No header line"):
+        statement_upload(setup=setup, actor=lender_user, file_name="x.csv", content=b"a,b\n1,2\n", columns={})
+    with pytest.raises(ValidationError, match="Amount paid in"):
+        statement_upload(setup=setup, actor=lender_user, file_name="x.csv", content=b"x\nReceipt No.,Completion Time\n", columns={})
+    with pytest.raises(ValidationError, match="XLSX"):
+        statement_upload(setup=setup, actor=lender_user, file_name="x.xlsx", content=b"not a zip", columns={})
+    with pytest.raises(ValidationError, match="CSV or XLSX"):
+        statement_upload(setup=setup, actor=lender_user, file_name="x.pdf", content=b"%PDF", columns={})
+    assert not StatementImport.objects.exists()
+
+
+def test_upload_preview_confirm_through_the_screens(client, entity, lender_user, setup):
+    loan = open_loan(entity, lender_user)
+    client.force_login(lender_user)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("day.csv", csv_statement(loan, now_text(entity)), content_type="text/csv")
+    response = client.post(reverse("web:mm_statement_upload"), {"setup": setup.pk, "file": upload,
+                                                               "transaction_id": "Receipt No."})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    page = client.get(response["Location"]).content.decode()
+    assert "Matched to a loan: 2" in page and "Completion time &#x27;not a time&#x27;" in page
+    statement = StatementImport.objects.get()
+    done = client.post(reverse("web:mm_statement_confirm", kwargs={"statementimport_id": statement.pk}))
+    assert done.status_code == 302
+    assert Receipt.objects.filter(loan=loan).count() == 2
+    assert "Receipts posted" in client.get(done["Location"]).content.decode()
