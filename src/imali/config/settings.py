@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "imali.loans",
     "imali.messaging",
     "imali.signing",
+    "imali.batches",
     "imali.demo",
     "imali.web",
     "imali.api",
