@@ -11,7 +11,15 @@ from decimal import Decimal
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from imali.clients.models import Client, ClientStatus
-from imali.loans.models import DISBURSED_STATUSES, OPEN_STATUSES, Instalment, Loan, LoanStatus, NonLoanDebit, Receipt
+from imali.loans.models import (
+    DISBURSED_STATUSES,
+    OPEN_STATUSES,
+    Instalment,
+    Loan,
+    LoanStatus,
+    NonLoanDebit,
+    Receipt,
+)
 from imali.loans.selectors import portfolio_snapshot
 from imali.messaging.models import MarketingOptOut, OutboxMessage, ProcessLog
 from imali.tenancy.models import Entity

@@ -31,7 +31,13 @@ from imali.loans.models import LoanStatus
 from imali.messaging import credits
 from imali.messaging.models import Channel, ProcessLog
 from imali.messaging.segments import segment_count
-from imali.messaging.services import LOAN_FIELDS, BulkRecipient, merge_values, messages_enqueue_bulk, template_text
+from imali.messaging.services import (
+    LOAN_FIELDS,
+    BulkRecipient,
+    merge_values,
+    messages_enqueue_bulk,
+    template_text,
+)
 from imali.messaging.templating import Compiled, TemplateError, fields_used
 from imali.tenancy.models import Branch, Entity
 from imali.tenancy.rights import Right
