@@ -156,6 +156,7 @@ def main() -> None:
         pg_url, kept = _setup_django(Path(tmp), args.keep)
         try:
             from django.db import connection
+            from tests import factories
 
             from imali.demo.generator import generate_book
             from imali.loans.demo_data import add_loans
@@ -163,7 +164,6 @@ def main() -> None:
             from imali.messaging.credits import credits_assign
             from imali.messaging.services import template_update
             from imali.tenancy.models import Entity, User
-            from tests import factories
 
             if kept:
                 book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
