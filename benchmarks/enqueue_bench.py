@@ -219,7 +219,7 @@ def raw_write(connection, ids, recipients) -> float:
         body = compiled.render(r.values)
         segs = segment_count(body)
         rows.append((ids["entity"], None, None, ids["operator"], "sms", r.number, "ZA", "arrears", body, segs, segs, 2,
-                     r.idempotency_key, "queued", "", "", 0, now_db, "", now_db, ids["raw_log"]))
+                     r.idempotency_key, "queued", "", "", 0, now_db, "", now_db, None, ids["raw_log"]))
     table = OutboxMessage._meta.db_table
     cols = ", ".join(_OUTBOX_COLUMNS)
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ def test_one_email_per_recipient_over_smtp_with_attachment(email_funded, admin_u
     people = recipients(email_funded, 3)
     statement = Attachment("statement.pdf", b"%PDF-1.4 statement", "application/pdf")
     with django_capture_on_commit_callbacks(execute=True):
-        result = emails_send(actor=admin_user, entity=email_funded, message_type="crm", subject="Statement for {^Client Name^}",
+        result = emails_send(actor=admin_user, entity=email_funded, message_type="arrears", subject="Statement for {^Client Name^}",
                              text=BODY, recipients=people, idempotency_key="statements-2026-11", attachments=[statement])
     assert (result.sent, result.failed) == (3, [])
     assert credit_balance(entity=email_funded, channel="email") == 7
@@ -51,7 +51,7 @@ def test_the_same_key_again_sends_and_costs_nothing(email_funded, admin_user, sm
     people = recipients(email_funded, 2)
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
-            result = emails_send(actor=admin_user, entity=email_funded, message_type="crm", subject="Hello",
+            result = emails_send(actor=admin_user, entity=email_funded, message_type="arrears", subject="Hello",
                                  text="Hello {^Client Name^}", recipients=people, idempotency_key="once")
     assert result.repeated and result.sent == 0
     assert len(smtp.received) == 2
@@ -61,7 +61,7 @@ def test_the_same_key_again_sends_and_costs_nothing(email_funded, admin_user, sm
 def test_attachments_over_seven_megabytes_are_refused_before_anything_is_written(email_funded, admin_user, smtp):
     big = [Attachment("a.pdf", b"x" * (MAX_ATTACHMENT_BYTES // 2)), Attachment("b.pdf", b"y" * (MAX_ATTACHMENT_BYTES // 2 + 1))]
     with pytest.raises(ValidationError) as exc:
-        emails_send(actor=admin_user, entity=email_funded, message_type="crm", subject="Docs", text="See attached",
+        emails_send(actor=admin_user, entity=email_funded, message_type="arrears", subject="Docs", text="See attached",
                     recipients=recipients(email_funded, 1), idempotency_key="big", attachments=big)
     assert list(exc.value.message_dict) == ["attachments"]
     assert "at most 7.0 MB" in exc.value.message_dict["attachments"][0]
@@ -76,7 +76,7 @@ def test_attachments_over_seven_megabytes_are_refused_before_anything_is_written
 def test_refused_recipient_is_refunded_and_reported(email_funded, admin_user, smtp, django_capture_on_commit_callbacks):
     people = recipients(email_funded, 1) + [EmailRecipient("gone@refused.example", {"Client Name": "Gone"})]
     with django_capture_on_commit_callbacks(execute=True):
-        result = emails_send(actor=admin_user, entity=email_funded, message_type="crm", subject="Hi", text="Hi {^Client Name^}",
+        result = emails_send(actor=admin_user, entity=email_funded, message_type="arrears", subject="Hi", text="Hi {^Client Name^}",
                              recipients=people, idempotency_key="partly")
     assert (result.sent, result.failed) == (1, ["gone@refused.example"])
     assert credit_balance(entity=email_funded, channel="email") == 9
@@ -95,7 +95,7 @@ def test_bad_input_names_the_field(email_funded, admin_user):
     for change, field in cases:
         args = {"subject": "Hi", "text": "Hello {^Client Name^}", "recipients": one, **change}
         with pytest.raises(ValidationError) as exc:
-            emails_send(actor=admin_user, entity=email_funded, message_type="crm", idempotency_key=f"bad-{field}", **args)
+            emails_send(actor=admin_user, entity=email_funded, message_type="arrears", idempotency_key=f"bad-{field}", **args)
         assert field in exc.value.message_dict, (change, exc.value.message_dict)
     assert credit_balance(entity=email_funded, channel="email") == 10
 
@@ -103,12 +103,12 @@ def test_bad_input_names_the_field(email_funded, admin_user):
 def test_credits_and_rights_are_checked(entity, operator, admin_user):
     credits_assign(actor=operator, entity=entity, channel="email", amount=1)
     with pytest.raises(ValidationError) as exc:
-        emails_send(actor=admin_user, entity=entity, message_type="crm", subject="Hi", text="Hello",
+        emails_send(actor=admin_user, entity=entity, message_type="arrears", subject="Hi", text="Hello",
                     recipients=recipients(entity, 2), idempotency_key="poor")
     assert "Not enough EMAIL credits: 1 left, this send needs 2." in exc.value.message_dict["credits"]
     clerk = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
     with pytest.raises(PermissionDenied):
-        emails_send(actor=clerk, entity=entity, message_type="crm", subject="Hi", text="Hello",
+        emails_send(actor=clerk, entity=entity, message_type="arrears", subject="Hi", text="Hello",
                     recipients=recipients(entity, 1)[:1], idempotency_key="nope")
 
 
@@ -133,7 +133,7 @@ def test_test_send_from_the_template_screen(email_funded, admin_user, smtp, djan
 def test_file_backend_when_embedded(email_funded, admin_user, tmp_path, django_capture_on_commit_callbacks):
     with override_settings(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(tmp_path)):
         with django_capture_on_commit_callbacks(execute=True):
-            result = emails_send(actor=admin_user, entity=email_funded, message_type="crm", subject="Hi",
+            result = emails_send(actor=admin_user, entity=email_funded, message_type="arrears", subject="Hi",
                                  text="Hello {^Client Name^}", recipients=recipients(email_funded, 2), idempotency_key="file")
     assert result.sent == 2
     written = "".join(p.read_text() for p in tmp_path.iterdir())
@@ -149,7 +149,7 @@ def test_low_email_credit_warning_once_per_crossing(email_funded, admin_user, dj
     people = recipients(email_funded, 1)
     for i in range(4):  # 10 → 6 credits: below 8 after the third send
         with django_capture_on_commit_callbacks(execute=True):
-            emails_send(actor=admin_user, entity=email_funded, message_type="crm", subject="Hi", text="Hello",
+            emails_send(actor=admin_user, entity=email_funded, message_type="arrears", subject="Hi", text="Hello",
                         recipients=people, idempotency_key=f"warn-{i}")
     warnings = [m for m in mail.outbox if m.to == ["owner@lender.test"]]
     assert len(warnings) == 1 and "7 Email credits left" in warnings[0].subject

@@ -44,7 +44,7 @@ def test_single_sms_over_the_api_from_a_template(admin_client, funded, sms_clien
     response = admin_client.post(url, {"client_id": sms_client.pk, "template": "birthday", "idempotency_key": "tpl-1"},
                                  content_type="application/json")
     assert response.status_code == 201
-    assert response.json()["text"] == f"Happy birthday Thabo from all of us at {funded.name}"
+    assert response.json()["text"] == f"Happy birthday Thabo from all of us at {funded.name}. Reply STOP to opt out"
 
 
 def test_single_sms_api_errors_name_the_field(admin_client, funded, sms_client):

@@ -28,7 +28,7 @@ op = User.objects.create(username="op", is_operator=True)
 e = entity_create(actor=op, data={{"name": "Kill test", "code": "kill", "country": "ZA", "modules": ["maxsms"]}})
 credits_assign(actor=op, entity=e, channel="sms", amount={count})
 Gateway.objects.create(name="local", host="127.0.0.1", port={port}, system_id="imali", password="secret", window=10)
-messages_enqueue_bulk(entity=e, actor=op, message_type="crm", text="Hello from the kill test",
+messages_enqueue_bulk(entity=e, actor=op, message_type="arrears", text="Hello from the kill test",
                       recipients=[BulkRecipient(f"k{{i}}", f"+2782{{i:07d}}") for i in range({count})])
 """
 

@@ -87,7 +87,7 @@ def test_batch_is_submitted_and_delivered(funded, smsc, transports):
 
 
 def test_claims_in_priority_order(funded):
-    enqueue(funded, 3, message_type="marketing", text="Offer")
+    enqueue(funded, 3, message_type="arrears", text="Please pay")
     enqueue(funded, 3, message_type="new_loan", start=10)
     enqueue(funded, 3, message_type="otp", text="PIN 1234", start=20)
     claimed = claim_batch(limit=4, lease_seconds=30)

@@ -83,7 +83,7 @@ def test_three_consumer_processes_share_one_outbox_without_duplicates():
     try:
         Gateway.objects.create(name="local", host="127.0.0.1", port=peer.port, system_id="imali", password="secret",
                                window=20)
-        messages_enqueue_bulk(entity=entity, actor=operator, message_type="crm", text="Hello from three consumers",
+        messages_enqueue_bulk(entity=entity, actor=operator, message_type="arrears", text="Hello from three consumers",
                               recipients=[BulkRecipient(f"c{i}", f"+2782{i:07d}") for i in range(count)])
         db = connection.settings_dict
         url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

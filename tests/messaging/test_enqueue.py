@@ -1,3 +1,4 @@
+import datetime as dt
 import threading
 import time
 
@@ -84,14 +85,16 @@ def test_bulk_enqueue_one_debit_rerun_adds_nothing(funded, admin_user):
     run = lambda: messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="birthday", text=text,  # noqa: E731
                                         recipients=client_recipients(entity=funded, clients=Client.objects.all(),
                                                                      event="2026-11-25", message_type="birthday"),
-                                        criteria={"date": "2026-11-25"})
+                                        criteria={"date": "2026-11-25"}, now=tuesday_morning)
+    # Birthday greetings are direct marketing: sent inside the CPA hours (a Tuesday morning here).
+    tuesday_morning = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
     log = run()
     assert log.queued == 45 and log.skipped == 5 and log.skipped_reasons == {"no_cellphone": 5}
     assert log.credits == 45
     assert CreditEntry.objects.filter(entity=funded, kind="debit").count() == 1
     assert credit_balance(entity=funded) == 955
     m = OutboxMessage.objects.get(client__surname="S1")
-    assert m.text == f"Dear Lerato S1 happy birthday from {funded.name}" and m.priority == Priority.BULK
+    assert m.text == f"Dear Lerato S1 happy birthday from {funded.name} - Reply STOP to opt out" and m.priority == Priority.BULK
     assert m.created_at is not None and m.next_attempt_at == m.created_at
     second = run()
     assert second.queued == 0 and second.credits == 0 and second.skipped_reasons == {"no_cellphone": 5, "already_queued": 45}
@@ -114,7 +117,7 @@ def test_bulk_counts_render_failures_and_bad_numbers(funded, admin_user):
         BulkRecipient("b", "0820000002", {"Client Name": "B"}),
         BulkRecipient("c", "+27820000003", {}),
     ]
-    log = messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="crm", text="Hi {^Client Name^}",
+    log = messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="arrears", text="Hi {^Client Name^}",
                                 recipients=recipients)
     assert log.queued == 1 and log.skipped_reasons == {"invalid_number": 1, "render_failed": 1}
     assert "Client Name" in log.errors[0]
@@ -313,7 +316,7 @@ credits_assign(actor=op, entity=e, channel="sms", amount=100000)
 KILL_BULK = """
 from imali.tenancy.models import Entity
 from imali.messaging.services import BulkRecipient, messages_enqueue_bulk
-messages_enqueue_bulk(entity=Entity.objects.get(code="killbulk"), actor=None, message_type="crm", text="Hello {^Client Name^}",
+messages_enqueue_bulk(entity=Entity.objects.get(code="killbulk"), actor=None, message_type="arrears", text="Hello {^Client Name^}",
                       recipients=[BulkRecipient(f"k{i}", f"+2782{i:07d}", {"Client Name": "Sipho"}) for i in range(50000)],
                       chunk_rows=500)
 """

@@ -30,7 +30,7 @@ def strict_smsc():
 
 def _send(entity, operator, peer, *, count, rate, seconds):
     credits_assign(actor=operator, entity=entity, channel="sms", amount=count)
-    messages_enqueue_bulk(entity=entity, actor=operator, message_type="crm", text="Your statement is ready",
+    messages_enqueue_bulk(entity=entity, actor=operator, message_type="arrears", text="Your statement is ready",
                           recipients=[BulkRecipient(f"t{i}", f"+2782{i:07d}") for i in range(count)])
     gateway = Gateway.objects.create(name="strict", host="127.0.0.1", port=peer.port, system_id="imali",
                                      password="secret", window=50, rate_per_second=rate)

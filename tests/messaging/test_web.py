@@ -117,7 +117,8 @@ def test_single_sms_from_a_template_merged_for_the_client(admin_client, funded, 
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     response = admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "preview": "1"})
     preview = response.context["preview"]
-    assert preview.text == f"Happy birthday Thabo from all of us at {funded.name}"
+    # A birthday greeting is direct marketing: the opt-out instruction is added (the sender is named already).
+    assert preview.text == f"Happy birthday Thabo from all of us at {funded.name}. Reply STOP to opt out"
     admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "confirm": "1"})
     assert OutboxMessage.objects.get(client=sms_client).text == preview.text
 

@@ -78,6 +78,9 @@ class AuditAction(models.TextChoices):
     CHANGE_REFUNDED = "change.refunded", "Change paid back to the client"
     CHANGE_REFUND_REVERSED = "change.refund_reversed", "Change refund reversed"
     REPORT_EXPORTED = "report.exported", "Report exported"
+    MESSAGE_TYPE_SWITCHED = "messaging.type_switched", "SMS type switched on or off"
+    REPLY_NOTIFY_CHANGED = "messaging.reply_notify_changed", "Reply notification setup changed"
+    REPLIES_COLLECTED = "messaging.replies_collected", "SMS replies collected"
 
 
 class AuditEntryQuerySet(models.QuerySet):

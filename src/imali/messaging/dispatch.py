@@ -104,7 +104,9 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
         f"SELECT id FROM {OUTBOX} WHERE status = %s AND next_attempt_at <= %s "
         f"AND (claimed_until IS NULL OR claimed_until < %s) "
         f"ORDER BY priority, next_attempt_at, id LIMIT %s{skip_locked}) "
-        f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, created_at, idempotency_key")
+        # A scheduled message (direct marketing waiting for the allowed hours) ages from its schedule.
+        f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, "
+        f"COALESCE(scheduled_for, created_at), idempotency_key")
     with transaction.atomic(), connection.cursor() as cur:
         if connection.vendor == "postgresql":
             # The claim must walk the claim index in order and stop after `limit` rows, whatever the

@@ -29,6 +29,10 @@ class MessagingError(StrEnum):
     ATTACHMENTS_INVALID = "attachments_invalid"
     OTHER_ENTITY_USER = "other_entity_user"
     NO_MARKETING_CONSENT = "no_marketing_consent"
+    # General Setup: the OTP is switched by the OTP setup, not by the SMS type switches.
+    TYPE_NOT_SWITCHABLE = "type_not_switchable"
+    # Direct marketing asked to go out at once (email has no outbox to wait in) outside CPA Reg 4 hours.
+    OUTSIDE_SEND_WINDOW = "outside_send_window"
 
 
 def messaging_error(field: str, code: MessagingError, message: str) -> ValidationError:
@@ -43,3 +47,4 @@ class SkipReason(StrEnum):
     NO_MARKETING_CONSENT = "no_marketing_consent"
     ALREADY_QUEUED = "already_queued"
     RENDER_FAILED = "render_failed"
+    TYPE_DISABLED = "type_disabled"

@@ -220,6 +220,9 @@ class OutboxMessage(models.Model):
     provider_message_id = models.CharField(max_length=80, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    # Direct marketing queued outside the CPA Regulation 4 hours: the first minute it may go out
+    # (shown as "Scheduled" until then; its age limit counts from here, not from created_at).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     # A consumer's lease: rows claimed but not yet recorded are retried after it lapses.
     claimed_until = models.DateTimeField(null=True, blank=True)
     process = models.ForeignKey(ProcessLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
@@ -280,6 +283,10 @@ class InboundMessage(models.Model):
     # A long message whose parts did not all arrive in time: stored with what came, gaps marked.
     incomplete = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by the replies run ("Get SMS Responses", daily): the outbound message this one answers
+    # (the latest to the number before it arrived), and when the run took it (empty: new).
+    in_reply_to = models.ForeignKey("OutboxMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    collected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -385,3 +392,71 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_id or 'any'}/{self.country or 'any'} → {self.gateway_id} (rank {self.rank})"
+
+
+class EntityMessageType(models.Model):
+    """An entity's switch for one message type (DOMAIN §3 "Enable SMS types"). No row means the
+    type is enabled: a new entity, or a type added later, sends until someone switches it off."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="message_type_switches")
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["message_type"]
+        constraints = [models.UniqueConstraint(fields=["entity", "message_type"], name="message_type_switch_per_entity")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id}:{self.message_type} {'on' if self.enabled else 'off'}"
+
+
+class ReplyNotifyRecipient(models.Model):
+    """Reply-notification setup (DOMAIN §3): a user told of new replies after each replies run,
+    by email (the email channel, one email credit) and/or in the app."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    by_email = models.BooleanField(default=False)
+    in_app = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [models.UniqueConstraint(fields=["entity", "user"], name="reply_notify_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} told of replies"
+
+
+class ReplyNotice(models.Model):
+    """An in-app notice: a replies run found new replies for this user's entity."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    process = models.ForeignKey(ProcessLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    replies = models.PositiveIntegerField()
+    stops = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="reply_notice_unread")]
+
+    def __str__(self) -> str:
+        return f"{self.replies} replies for {self.user_id}"
+
+
+class InboundCursor(models.Model):
+    """How far the replies run has fetched an aggregator's incoming messages (Africa's Talking
+    `lastReceivedId`), so each run asks only for what is new."""
+
+    gateway = models.CharField(max_length=40, unique=True)
+    last_received_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.gateway} after {self.last_received_id}"

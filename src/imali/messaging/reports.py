@@ -20,12 +20,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Case, CharField, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.tenancy.models import Entity
 
 from .models import Channel, MessageType, OutboxMessage, OutboxStatus, ProcessLog
+from .selectors import SCHEDULED, is_scheduled, scheduled_response
 
 # Rows an export reads per round trip: large enough to keep the round trips few, small enough
 # that memory stays flat whatever the number of rows.
@@ -247,7 +249,7 @@ def sms_detail_count(*, entity: Entity, filters: SmsDetailFilters) -> int:
     return _sms_detail_filtered(entity=entity, filters=filters).count()
 
 
-_SMS_DETAIL_VALUES = ("id", "created_at", "number", "message_type", "text", "status", "segments", "credits", "error",
+_SMS_DETAIL_VALUES = ("id", "created_at", "scheduled_for", "number", "message_type", "text", "status", "segments", "credits", "error",
                       "client_id", "client__number", "client__name", "client__surname", "created_by_id",
                       "created_by__username", "created_by__first_name", "created_by__last_name", "branch_name")
 
@@ -289,8 +291,10 @@ class SmsDetailRow:
                 self.message, self.status_label, self.segments, self.credits, self.response, self.user, self.branch]
 
 
-def sms_detail_row(values: dict, zone: dt.tzinfo) -> SmsDetailRow:
+def sms_detail_row(values: dict, zone: dt.tzinfo, now: dt.datetime | None = None) -> SmsDetailRow:
     local = values["created_at"].astimezone(zone)
+    scheduled_for = values.get("scheduled_for")
+    scheduled = is_scheduled(status=values["status"], scheduled_for=scheduled_for, now=now or timezone.now())
     client = " ".join(p for p in (values["client__name"], values["client__surname"]) if p) if values["client_id"] else ""
     if values["created_by_id"] is None:
         user = "System"
@@ -300,15 +304,19 @@ def sms_detail_row(values: dict, zone: dt.tzinfo) -> SmsDetailRow:
         id=values["id"], created_at=values["created_at"], date=local.date(), time=local.time().replace(microsecond=0),
         client_id=values["client_id"], client_number=values["client__number"], client=client, number=values["number"],
         message_type=values["message_type"], type_label=_TYPE_LABELS.get(values["message_type"], values["message_type"]),
-        message=values["text"], status=values["status"], status_label=_STATUS_LABELS.get(values["status"], values["status"]),
-        segments=values["segments"], credits=values["credits"], response=values["error"], user_id=values["created_by_id"],
+        message=values["text"], status=values["status"],
+        status_label=SCHEDULED if scheduled else _STATUS_LABELS.get(values["status"], values["status"]),
+        segments=values["segments"], credits=values["credits"],
+        response=scheduled_response(scheduled_for=scheduled_for, tz=zone) if scheduled else values["error"],
+        user_id=values["created_by_id"],
         user=user, branch=values["branch_name"] or "")
 
 
 def sms_detail_rows(values: Iterable[dict], *, entity: Entity) -> Iterator[SmsDetailRow]:
     zone = entity_zone(entity)
+    now = timezone.now()
     for v in values:
-        yield sms_detail_row(v, zone)
+        yield sms_detail_row(v, zone, now)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from imali.tenancy.models import Entity
 
@@ -36,6 +37,25 @@ HISTORY_STATUS = {
 }
 
 
+SCHEDULED = "Scheduled"
+
+
+def is_scheduled(*, status: str, scheduled_for: dt.datetime | None, now: dt.datetime) -> bool:
+    """A queued message waiting for the direct-marketing hours (CPA Regulation 4) to open."""
+    return status == OutboxStatus.QUEUED and scheduled_for is not None and scheduled_for > now
+
+
+def status_label(*, status: str, scheduled_for: dt.datetime | None, now: dt.datetime) -> str:
+    """The history's word for a message: Scheduled / Queued / Sent / Delivered / Failed."""
+    if is_scheduled(status=status, scheduled_for=scheduled_for, now=now):
+        return SCHEDULED
+    return HISTORY_STATUS.get(status, OutboxStatus(status).label if status in OutboxStatus.values else status)
+
+
+def scheduled_response(*, scheduled_for: dt.datetime, tz) -> str:
+    return f"Scheduled for {scheduled_for.astimezone(tz):%Y-%m-%d %H:%M} (direct-marketing hours)"
+
+
 @dataclass(frozen=True)
 class SmsHistoryRow:
     id: int
@@ -43,7 +63,7 @@ class SmsHistoryRow:
     time: str
     type: str
     message: str
-    status: str  # Queued / Sent / Delivered / Failed
+    status: str  # Scheduled / Queued / Sent / Delivered / Failed
     response: str
     user: str  # "System" for automated messages
 
@@ -77,11 +97,14 @@ def sms_history_rows(*, entity: Entity, messages: Iterable[OutboxMessage]) -> li
     """The client SMS history's columns for `messages` (read with `created_by`), dates and times in
     the entity's time zone."""
     tz = zoneinfo.ZoneInfo(entity.time_zone)
+    now = timezone.now()
     rows = []
     for m in messages:
         local = m.created_at.astimezone(tz)
+        scheduled = is_scheduled(status=m.status, scheduled_for=m.scheduled_for, now=now)
         rows.append(SmsHistoryRow(m.pk, local.strftime("%Y-%m-%d"), local.strftime("%H:%M:%S"), m.get_message_type_display(),
-                                  m.text, HISTORY_STATUS.get(m.status, m.get_status_display()), _response(m),
+                                  m.text, SCHEDULED if scheduled else HISTORY_STATUS.get(m.status, m.get_status_display()),
+                                  scheduled_response(scheduled_for=m.scheduled_for, tz=tz) if scheduled else _response(m),
                                   _user_label(m.created_by)))
     return rows
 

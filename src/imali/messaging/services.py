@@ -42,6 +42,12 @@ from .models import (
     TemplateRevision,
     priority_for,
 )
+from .policy import (
+    DIRECT_MARKETING_TYPES,
+    marketing_text,
+    next_allowed_send,
+    require_message_type_enabled,
+)
 from .segments import analyse, segment_count
 from .templating import (
     Compiled,
@@ -193,11 +199,21 @@ def _existing(entity: Entity, key: str) -> OutboxMessage | None:
 
 def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str, idempotency_key: str,
                     client=None, user=None, actor=None, channel: str = Channel.SMS,
-                    now: dt.datetime | None = None) -> OutboxMessage:
+                    now: dt.datetime | None = None, content_type: str | None = None) -> OutboxMessage:
     """Queue one SMS in the caller's transaction, paid for by its segments. The same key again
-    returns the message already queued and costs nothing."""
+    returns the message already queued and costs nothing.
+
+    The entity's policy (messaging.policy) applies: a type switched off is refused; direct
+    marketing is refused to a number that answered STOP, gets the sender's name and the opt-out
+    instruction when it lacks them, and waits until the CPA Regulation 4 hours when queued outside
+    them. `content_type` is the type whose rules the content follows when it differs from the
+    row's type (a single SMS started from the CRM template is CRM content)."""
     if message_type not in MessageType.values:
         raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
+    content_type = content_type or message_type
+    require_message_type_enabled(entity=entity, message_type=message_type)
+    if content_type != message_type:
+        require_message_type_enabled(entity=entity, message_type=content_type)
     if not idempotency_key:
         raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
     if client is not None and client.entity_id != entity.pk:
@@ -207,9 +223,13 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
     if not text.strip():
         raise messaging_error("text", MessagingError.TEMPLATE_EMPTY, "The message is empty.")
     e164 = parse_phone(number, country=entity.country, field="number", mobile=True)
-    if message_type == MessageType.MARKETING and MarketingOptOut.objects.filter(entity=entity, number=e164).exists():
+    marketing = content_type in DIRECT_MARKETING_TYPES
+    if marketing and MarketingOptOut.objects.filter(entity=entity, number=e164).exists():
         raise messaging_error("number", MessagingError.OPTED_OUT, f"{e164} answered STOP and receives no marketing.")
     now = now or timezone.now()
+    if marketing:
+        text = marketing_text(entity=entity, text=text)
+    send_at = next_allowed_send(entity=entity, message_type=content_type, at=now)
     segments = segment_count(text)
     with transaction.atomic():
         # The ledger lock also serialises two callers racing with the same key.
@@ -226,7 +246,8 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
                     entity=entity, client=client, user=user, created_by=actor if getattr(actor, "pk", None) else None,
                     channel=channel, number=e164, country=_country_of(e164), message_type=message_type, text=text,
                     segments=segments, credits=segments, priority=priority_for(message_type),
-                    idempotency_key=idempotency_key, next_attempt_at=now, created_at=now)
+                    idempotency_key=idempotency_key, next_attempt_at=send_at, created_at=now,
+                    scheduled_for=send_at if send_at != now else None)
         except IntegrityError:
             # A bulk run writes without the ledger lock and queued this key meanwhile: the debit
             # went back with the savepoint, and the message already queued is the answer.
@@ -269,8 +290,10 @@ def single_sms_text(*, entity: Entity, client, template: str = "", text: str = "
             raise messaging_error("template", MessagingError.UNKNOWN_TEMPLATE, f"Unknown template '{template}'.")
         source = template_text(entity=entity, message_type=template)
         try:
-            return render(source, merge_values(entity=entity, client=client,
-                                               extra=_loan_values_if_used(entity=entity, client=client, text=source)))
+            merged = render(source, merge_values(entity=entity, client=client,
+                                                 extra=_loan_values_if_used(entity=entity, client=client, text=source)))
+            # Direct marketing names the sender and the opt-out: the preview shows what is sent.
+            return marketing_text(entity=entity, text=merged) if template in DIRECT_MARKETING_TYPES else merged
         except TemplateError as exc:
             raise ValidationError({"template": [
                 ValidationError(f"The template '{MessageType(template).label}' uses {{^{p.field}^}}, which has no value "
@@ -322,10 +345,13 @@ def _single_sms_checks(*, actor, entity: Entity, client, template: str) -> None:
         raise PermissionDenied("You need the 'SMS: send single SMS' right of this entity.")
     if client.entity_id != entity.pk:
         raise PermissionDenied("The client belongs to another entity.")
+    require_message_type_enabled(entity=entity, message_type=MessageType.SINGLE, field="template")
+    if template in MessageType.values:
+        require_message_type_enabled(entity=entity, message_type=template, field="template")
     if not client.cellphone:
         raise messaging_error("client", MessagingError.NO_CELLPHONE,
                               "The client has no cellphone number: add one on the client's details first.")
-    if template == MessageType.MARKETING and MarketingOptOut.objects.filter(entity=entity, number=client.cellphone).exists():
+    if template in DIRECT_MARKETING_TYPES and MarketingOptOut.objects.filter(entity=entity, number=client.cellphone).exists():
         raise messaging_error("client", MessagingError.OPTED_OUT,
                               f"The client answered STOP from {client.cellphone} and receives no marketing.")
     # Marketing goes only to clients who agreed to it (STOP withdraws it), unless the entity needs no consent.
@@ -365,7 +391,8 @@ def single_sms_send(*, actor, entity: Entity, client, idempotency_key: str, text
         if found is not None:
             return found
         message = message_enqueue(entity=entity, number=client.cellphone, text=final, message_type=MessageType.SINGLE,
-                                  idempotency_key=idempotency_key, client=client, actor=actor)
+                                  idempotency_key=idempotency_key, client=client, actor=actor,
+                                  content_type=template if template in MessageType.values else None)
         audit_record(action=AuditAction.MESSAGE_QUEUED, actor=actor, entity=entity, target=message, subject=message.number,
                      after={"type": MessageType.SINGLE.value, "template": template or None, "segments": message.segments,
                             "credits": message.credits})
@@ -405,7 +432,8 @@ def client_recipients(*, entity: Entity, clients, event: str, message_type: str,
 # process_id last: rows are rendered and spooled before the run's process log exists.
 _OUTBOX_COLUMNS = ("entity_id", "client_id", "user_id", "created_by_id", "channel", "number", "country", "message_type",
                    "text", "segments", "credits", "priority", "idempotency_key", "status", "gateway",
-                   "provider_message_id", "attempts", "next_attempt_at", "error", "created_at", "process_id")
+                   "provider_message_id", "attempts", "next_attempt_at", "error", "created_at", "scheduled_for",
+                   "process_id")
 # A spooled row holds only what differs between the messages of a run:
 # (client_id, user_id, number, country, text, segments, idempotency_key).
 _SPOOL_SEGMENTS, _SPOOL_KEY = 5, 6
@@ -501,10 +529,15 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
     """
     if message_type not in MessageType.values:
         raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
+    require_message_type_enabled(entity=entity, message_type=message_type)
+    if message_type in DIRECT_MARKETING_TYPES:
+        text = marketing_text(entity=entity, text=text)
     problems = template_problems(text)
     if problems:
         raise _template_validation_error(problems)
     now = now or timezone.now()
+    # Direct marketing queued outside the CPA Regulation 4 hours waits until they open ("Scheduled").
+    send_at = next_allowed_send(entity=entity, message_type=message_type, at=now)
     chunk_rows = chunk_rows or _default_chunk_rows()
     skipped: Counter[str] = Counter()
     errors: list[str] = []
@@ -529,8 +562,10 @@ def messages_enqueue_bulk(*, entity: Entity, actor, message_type: str, text: str
                                              criteria=criteria, channel=channel, spool=spool, now=now)
         chunks = 0
         actor_id = actor.pk if getattr(actor, "pk", None) else None
+        scheduled_db = connection.ops.adapt_datetimefield_value(send_at) if send_at != now else None
         fixed = (entity.pk, actor_id, channel, message_type, priority_for(message_type), OutboxStatus.QUEUED.value,
-                 connection.ops.adapt_datetimefield_value(now), log.pk)
+                 connection.ops.adapt_datetimefield_value(now), connection.ops.adapt_datetimefield_value(send_at),
+                 scheduled_db, log.pk)
         try:
             for batch in spool.chunks():
                 _bulk_chunk_write(_outbox_rows(batch, fixed), reservation_id=reservation.pk, process_id=log.pk)
@@ -551,7 +586,7 @@ def _bulk_render(*, entity: Entity, message_type: str, text: str, recipients: It
                  skipped: Counter, errors: list[str]) -> _Spool:
     compiled = Compiled(text)
     opted_out = set()
-    if message_type == MessageType.MARKETING:
+    if message_type in DIRECT_MARKETING_TYPES:
         opted_out = set(MarketingOptOut.objects.filter(entity=entity).values_list("number", flat=True))
     countries: dict[str, str] = {}
     no_cellphone, invalid_number, opted_out_reason, twice, render_failed = (
@@ -612,9 +647,9 @@ def _bulk_reserve(*, entity: Entity, actor, message_type: str, kind: str, criter
 
 def _outbox_rows(batch: list[tuple], fixed: tuple) -> list[tuple]:
     """Spooled rows as outbox rows in `_OUTBOX_COLUMNS` order, built before the chunk's transaction."""
-    entity_id, actor_id, channel, message_type, priority, queued, now_db, process_id = fixed
+    entity_id, actor_id, channel, message_type, priority, queued, now_db, send_at_db, scheduled_db, process_id = fixed
     return [(entity_id, client_id, user_id, actor_id, channel, number, country, message_type, body, segs, segs,
-             priority, key, queued, "", "", 0, now_db, "", now_db, process_id)
+             priority, key, queued, "", "", 0, send_at_db, "", now_db, scheduled_db, process_id)
             for client_id, user_id, number, country, body, segs, key in batch]
 
 

@@ -76,7 +76,8 @@ class SmsHistorySerializer(serializers.Serializer):
     time = serializers.CharField(help_text="HH:MM:SS in the entity's time zone")
     type = serializers.CharField()
     message = serializers.CharField()
-    status = serializers.ChoiceField(choices=["Queued", "Sent", "Delivered", "Failed"])
+    status = serializers.ChoiceField(choices=["Scheduled", "Queued", "Sent", "Delivered", "Failed"],
+                                     help_text="Scheduled: direct marketing waiting for the allowed hours")
     response = serializers.CharField(help_text="The provider's answer or the error")
     user = serializers.CharField(help_text='Who sent it; "System" for automated messages')
 

@@ -8,6 +8,7 @@ configured Django backend, and recipients the server refused are refunded. The s
 from __future__ import annotations
 
 import logging
+import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,11 @@ from imali.core.models import AuditAction
 from imali.messaging import credits
 from imali.messaging.errors import MessagingError, messaging_error
 from imali.messaging.models import Channel, CreditEntry, MessageType, ProcessLog
+from imali.messaging.policy import (
+    next_allowed_send,
+    require_message_type_enabled,
+    window_description,
+)
 from imali.messaging.services import merge_values, template_text
 from imali.messaging.templating import Compiled, TemplateError, template_problems
 from imali.tenancy.models import Entity
@@ -95,6 +101,15 @@ def emails_send(*, actor, entity: Entity, message_type: str, subject: str, text:
         raise PermissionDenied(f"You need the '{right.label}' right of this entity.")
     if message_type not in MessageType.values:
         raise messaging_error("message_type", MessagingError.UNKNOWN_MESSAGE_TYPE, f"Unknown message type '{message_type}'.")
+    # The entity's type switches hold for every channel: a type switched off sends no email either.
+    require_message_type_enabled(entity=entity, message_type=message_type)
+    # Email has no outbox to wait in: direct marketing outside the CPA Regulation 4 hours is refused.
+    allowed_at = next_allowed_send(entity=entity, message_type=message_type, at=timezone.now())
+    if allowed_at > timezone.now():
+        local = allowed_at.astimezone(zoneinfo.ZoneInfo(entity.time_zone))
+        raise messaging_error("message_type", MessagingError.OUTSIDE_SEND_WINDOW,
+                              f"{MessageType(message_type).label} email may be sent only in the direct-marketing hours "
+                              f"({window_description()}); next from {local:%Y-%m-%d %H:%M}.")
     if not idempotency_key:
         raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
     _check_texts(subject, text)

@@ -23,6 +23,7 @@ from imali.messaging.email.services import email_test_send
 from imali.messaging.models import Channel, MessageType, TemplateRevision
 from imali.messaging.selectors import (
     HISTORY_STATUS,
+    SCHEDULED,
     balances_by_entity,
     client_sms_history,
     inbound_list,
@@ -228,7 +229,7 @@ def client_sms_view(request, client_id: int):
 
 
 # The history's words for a message still on its way (live.SMS_NOT_FINAL in its vocabulary).
-_HISTORY_NOT_FINAL = frozenset(HISTORY_STATUS[s] for s in SMS_NOT_FINAL)
+_HISTORY_NOT_FINAL = frozenset(HISTORY_STATUS[s] for s in SMS_NOT_FINAL) | {SCHEDULED}
 
 
 def _history_poll(client: Client, rows) -> Poll:

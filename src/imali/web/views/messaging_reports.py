@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from imali.messaging import reports
@@ -24,6 +25,7 @@ from imali.messaging.credits import (
     month_start,
 )
 from imali.messaging.models import Channel, CreditEntry, MessageType, OutboxMessage, OutboxStatus
+from imali.messaging.selectors import SCHEDULED, is_scheduled, scheduled_response
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
@@ -259,10 +261,14 @@ def outbox_status_view(request):
     """SMS detail's live fragment: status and response of the asked messages of the entity, and
     the poller for those still on their way; one query."""
     found = list(OutboxMessage.objects.filter(entity=request.entity, channel=Channel.SMS, pk__in=polled_ids(request))
-                 .values_list("id", "status", "error"))
-    updates = [{"id": pk, "status": OutboxStatus(status).label, "response": error} for pk, status, error in found]
+                 .values_list("id", "status", "error", "scheduled_for"))
+    now, zone = timezone.now(), reports.entity_zone(request.entity)
+    updates = [{"id": pk, "status": SCHEDULED if is_scheduled(status=status, scheduled_for=at, now=now) else OutboxStatus(status).label,
+                "response": scheduled_response(scheduled_for=at, tz=zone)
+                if is_scheduled(status=status, scheduled_for=at, now=now) else error}
+               for pk, status, error, at in found]
     return render(request, "web/messaging/_sms_status_updates.html", {
-        "updates": updates, "poll": _outbox_poll([pk for pk, status, _ in found if status in SMS_NOT_FINAL])})
+        "updates": updates, "poll": _outbox_poll([pk for pk, status, _, _ in found if status in SMS_NOT_FINAL])})
 
 
 def _query_without_paging(request) -> str:
