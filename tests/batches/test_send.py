@@ -16,6 +16,7 @@ from imali.batches.services import batch_send
 from imali.messaging.credits import credit_balance
 from imali.messaging.models import OutboxMessage, ProcessLog
 from imali.messaging.selectors import client_sms_history, sms_history_rows
+from imali.messaging.services import template_update
 from imali.tenancy.rights import Right
 from tests import factories
 
@@ -122,9 +123,11 @@ def test_progress_while_running_counts_prepared_and_written(entity, book, sender
     assert 'max="4" value="1"' in page and "Preparing the messages: 1 of 2" in page
 
 
-def test_disabled_type_is_refused_and_dropped(entity, book, sender, funded, monkeypatch):
+def test_disabled_type_is_refused_and_dropped(entity, book, sender, funded, lender):
+    from imali.messaging.policy import message_type_set_enabled
+
     arrears_book(book, 2)
-    monkeypatch.setattr(services, "type_enabled", lambda *, entity, message_type: message_type != "arrears")
+    message_type_set_enabled(actor=lender, entity=entity, message_type="arrears", enabled=False)
     preview = services.batch_preview(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, today=TODAY)
     assert not preview.type_enabled and not preview.can_send
     assert preview.dropped == {"type_disabled": 2} and preview.recipients == 0
@@ -231,3 +234,20 @@ def test_api_refuses_without_the_right_and_across_entities(entity, other_entity,
     api.force_login(sender)
     assert api.get(f"/api/messaging/batches/{theirs.pk}/").status_code == 404
     assert api.get("/api/messaging/batches/").json()["results"] == []
+
+
+def test_crm_batch_names_the_sender_and_the_opt_out_and_honours_stop(entity, book, sender, funded, lender):
+    from imali.messaging.models import MarketingOptOut
+
+    entity.marketing_consent_not_required = True
+    entity.save()
+    template_update(actor=lender, entity=entity, message_type="crm", text="Dear {^Client Name^} come and see our new offers")
+    keep = book.borrower()
+    stopped = book.borrower()
+    MarketingOptOut.objects.create(entity=entity, number=stopped.cellphone)
+    preview = services.batch_preview(actor=sender, entity=entity, batch_type="crm", criteria={})
+    assert preview.sample == f"Dear {keep.name} come and see our new offers. {entity.name}. Reply STOP to opt out"
+    batch = batch_send(actor=sender, entity=entity, batch_type="crm", criteria={}, idempotency_key="crm").batch
+    assert batch.dropped_reasons == {"opted_out": 1}
+    message = OutboxMessage.objects.get(entity=entity, message_type="crm")
+    assert message.client_id == keep.pk and message.text == preview.sample

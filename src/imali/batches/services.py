@@ -28,7 +28,7 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.core.money import MAX_AMOUNT, parse_amount
 from imali.loans.models import LoanStatus
-from imali.messaging import credits
+from imali.messaging import credits, policy
 from imali.messaging.models import Channel, ProcessLog
 from imali.messaging.segments import segment_count
 from imali.messaging.services import (
@@ -162,10 +162,6 @@ def criteria_description(*, entity: Entity, batch_type: str, criteria: Mapping) 
 
 # --- the SMS type switch and the marketing text (messaging.policy) -------------------------------
 def type_enabled(*, entity: Entity, message_type: str) -> bool:
-    try:  # TEMPORARY until hx/policy is merged
-        from imali.messaging import policy
-    except ImportError:
-        return True
     return policy.message_type_enabled(entity=entity, message_type=message_type)
 
 
@@ -175,10 +171,6 @@ def batch_text(*, entity: Entity, batch_type: str) -> str:
     message_type = MESSAGE_TYPE[batch_type]
     text = template_text(entity=entity, message_type=message_type)
     if batch_type in MARKETING_TYPES:
-        try:  # TEMPORARY until hx/policy is merged
-            from imali.messaging import policy
-        except ImportError:
-            return text
         text = policy.marketing_text(entity=entity, text=text)
     return text
 
@@ -271,6 +263,8 @@ class BatchPreview:
     segments_most: int  # the longest message's
     credits_needed: int
     credits_left: int
+    # Direct marketing previewed outside the CPA Regulation 4 hours: when its messages will go.
+    waits_until: dt.datetime | None = None
 
     @property
     def dropped_rows(self) -> list[tuple[str, str, int]]:
@@ -310,10 +304,13 @@ def batch_preview(*, actor, entity: Entity, batch_type: str, criteria: Mapping, 
         segments += n
         most = max(most, n)
         sample = sample or body
+    now = timezone.now()
+    send_at = policy.next_allowed_send(entity=entity, message_type=message_type, at=now)
     return BatchPreview(batch_type, message_type, cleaned, criteria_description(entity=entity, batch_type=batch_type,
                                                                                 criteria=cleaned),
                         enabled, walk.selected, recipients, dict(walk.dropped), text, sample, segments, most, segments,
-                        credits.credit_balance(entity=entity, channel=Channel.SMS))
+                        credits.credit_balance(entity=entity, channel=Channel.SMS),
+                        send_at.astimezone(zoneinfo.ZoneInfo(entity.time_zone)) if send_at != now else None)
 
 
 # --- send ----------------------------------------------------------------------------------------

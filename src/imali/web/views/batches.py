@@ -28,6 +28,7 @@ from imali.batches.services import (
 from imali.batches.types import CRITERIA, MARKETING_TYPES, MESSAGE_TYPE, RECIPIENTS, BatchType
 from imali.clients.models import ClientStatus, Employer
 from imali.loans.models import LoanStatus
+from imali.messaging import policy
 from imali.messaging.models import MessageType
 from imali.tenancy.models import Branch
 from imali.tenancy.rights import Right
@@ -127,7 +128,7 @@ def batch_new_view(request):
     return render(request, "web/batches/new.html", {
         "form": form, "preview": preview, "batch_type": batch_type, "type_label": BatchType(batch_type).label,
         "recipients_rule": RECIPIENTS[batch_type], "template": template, "marketing": batch_type in MARKETING_TYPES,
-        "message_type": MESSAGE_TYPE[batch_type]})
+        "message_type": MESSAGE_TYPE[batch_type], "window": policy.window_description()})
 
 
 def _batch(request, messagebatch_id: int) -> MessageBatch:
