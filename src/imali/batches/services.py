@@ -381,9 +381,11 @@ def batch_run(*, batch_id: int) -> MessageBatch:
 
     log = None
     try:
-        # Counted first so that the progress bar knows its end while the messages are prepared.
-        total = selectors.batch_selection(entity=entity, batch_type=batch.batch_type, criteria=criteria, today=today).count()
-        MessageBatch.objects.filter(pk=batch_id).update(selected=total)
+        if batch.background:
+            # Counted first so that the progress bar knows its end while the messages are prepared.
+            total = selectors.batch_selection(entity=entity, batch_type=batch.batch_type, criteria=criteria,
+                                              today=today).count()
+            MessageBatch.objects.filter(pk=batch_id).update(selected=total)
         text = batch_text(entity=entity, batch_type=batch.batch_type)
         enabled = type_enabled(entity=entity, message_type=message_type)
         recipients = _recipients(entity=entity, batch_type=batch.batch_type, criteria=criteria, text=text,
