@@ -251,3 +251,26 @@ def test_crm_batch_names_the_sender_and_the_opt_out_and_honours_stop(entity, boo
     assert batch.dropped_reasons == {"opted_out": 1}
     message = OutboxMessage.objects.get(entity=entity, message_type="crm")
     assert message.client_id == keep.pk and message.text == preview.sample
+
+
+def test_a_run_that_died_is_shown_failed_not_sending_forever(entity, sender, client):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    swept = MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key="swept", created_by=sender,
+                                        state="running", background=True, selected=10, started_at=timezone.now())
+    ProcessLog.objects.create(entity=entity, actor=sender, kind="message_batch", message_type="crm", queued=4, credits=4,
+                              criteria={"batch": swept.pk}, finished_at=timezone.now(),
+                              errors=["The run stopped before it finished; its unused credits were refunded by the sweeper."])
+    silent = MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key="silent", created_by=sender,
+                                         state="running", background=True, started_at=timezone.now() - dt.timedelta(hours=2))
+    alive = MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key="alive", created_by=sender,
+                                        state="running", background=True, started_at=timezone.now())
+    client.force_login(sender)
+    for batch in (swept, silent, alive):
+        client.get(reverse("web:batch_progress", kwargs={"messagebatch_id": batch.pk}))
+        batch.refresh_from_db()
+    assert (swept.state, swept.queued, swept.credits) == ("failed", 4, 4) and "stopped" in swept.error
+    assert silent.state == "failed" and ProcessLog.objects.filter(criteria__batch=silent.pk).exists()
+    assert alive.state == "running"

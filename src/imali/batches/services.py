@@ -438,3 +438,31 @@ def _finish(batch: MessageBatch, *, walk: Walk, log: ProcessLog | None, state: s
                      subject=batch.get_batch_type_display(),
                      after={"stage": "batch " + state, "queued": batch.queued, "dropped": batch.dropped_reasons,
                             "credits": batch.credits, "error": error or None})
+
+
+# A run that has written nothing to its process log this long after it started has died before
+# queuing (rendering a million texts takes minutes, not this).
+RUN_DIED_AFTER = dt.timedelta(hours=1)
+_SWEPT = "The run stopped before it finished"
+
+
+def batch_refresh_if_died(*, batch: MessageBatch) -> MessageBatch:
+    """A batch still shown as sending whose run died (the worker was killed): its process log was
+    settled by the sweeper (messaging's reservations), or it never got one; mark it failed with
+    what was queued, so its page stops waiting. A live run is left alone."""
+    if batch.state != BatchState.RUNNING:
+        return batch
+    log = ProcessLog.objects.filter(entity_id=batch.entity_id, kind=selectors.PROCESS_KIND, criteria__batch=batch.pk).first()
+    swept = log is not None and log.finished_at is not None and any(_SWEPT in e for e in (log.errors or []))
+    never_logged = log is None and batch.started_at is not None and timezone.now() - batch.started_at > RUN_DIED_AFTER
+    if not (swept or never_logged):
+        return batch
+    if not MessageBatch.objects.filter(pk=batch.pk, state=BatchState.RUNNING).update(state=BatchState.FAILED):
+        batch.refresh_from_db()
+        return batch
+    batch.refresh_from_db()
+    walk = Walk(selected=batch.selected)
+    _finish(batch, walk=walk, log=log, state=BatchState.FAILED,
+            error="The run stopped before it finished (the worker ended); what it queued stays, the rest of its "
+                  "credits were refunded. Send the batch again to reach the others.")
+    return batch

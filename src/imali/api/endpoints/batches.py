@@ -19,7 +19,7 @@ from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import MoneyField
 from imali.batches import selectors
 from imali.batches.models import BatchState, MessageBatch
-from imali.batches.services import batch_preview, batch_send, drop_label
+from imali.batches.services import batch_preview, batch_refresh_if_died, batch_send, drop_label
 from imali.batches.types import BatchType, DropReason
 from imali.clients.models import ClientStatus
 from imali.loans.models import LoanStatus
@@ -154,7 +154,7 @@ class BatchDetailView(EntityScopedMixin, APIView):
 
     @extend_schema(responses={200: MessageBatchSerializer}, summary="Status of a message batch")
     def get(self, request, messagebatch_id: int):
-        batch = get_object_or_404(selectors.batch_list(entity=self.entity), pk=messagebatch_id)
+        batch = batch_refresh_if_died(batch=get_object_or_404(selectors.batch_list(entity=self.entity), pk=messagebatch_id))
         data = MessageBatchSerializer(batch).data
         if batch.state == BatchState.RUNNING:
             data["queued"] = selectors.batch_written(batch=batch)

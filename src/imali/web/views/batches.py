@@ -20,6 +20,7 @@ from imali.batches import selectors
 from imali.batches.models import MessageBatch
 from imali.batches.services import (
     batch_preview,
+    batch_refresh_if_died,
     batch_send,
     batch_text,
     criteria_description,
@@ -133,7 +134,7 @@ def batch_new_view(request):
 
 def _batch(request, messagebatch_id: int) -> MessageBatch:
     try:
-        return selectors.batch_get(entity=request.entity, batch_id=messagebatch_id)
+        return batch_refresh_if_died(batch=selectors.batch_get(entity=request.entity, batch_id=messagebatch_id))
     except MessageBatch.DoesNotExist:
         raise Http404("No such batch in your entity.") from None
 
