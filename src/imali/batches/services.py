@@ -13,6 +13,7 @@ large batch runs on the Huey consumer and shows its progress.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -192,16 +193,21 @@ def _recipients(*, entity: Entity, batch_type: str, criteria: Mapping, text: str
     marketing = batch_type in MARKETING_TYPES
     consent_needed = marketing and not entity.marketing_consent_not_required
     selection = selectors.batch_selection(entity=entity, batch_type=batch_type, criteria=criteria, today=today)
+    rows: Iterator[tuple] = selectors.recipient_rows(selection)
     loan_values: dict[int, dict] | None = None
     if LOAN_FIELDS.intersection(fields_used(text)):
-        ids = list(selection.values_list("id", flat=True)[:selectors.FIGURES_BY_ID_UP_TO + 1])
-        small = len(ids) <= selectors.FIGURES_BY_ID_UP_TO
-        loan_values = selectors.loan_merge_values(entity=entity, today=today, client_ids=ids if small else None)
+        # The first rows of the one selection query tell whether the batch is small: then the loan
+        # figures of those clients only, else of the whole book; the rows read go round again.
+        head = list(itertools.islice(rows, selectors.FIGURES_BY_ID_UP_TO + 1))
+        small = len(head) <= selectors.FIGURES_BY_ID_UP_TO
+        loan_values = selectors.loan_merge_values(entity=entity, today=today,
+                                                  client_ids=[r[0] for r in head] if small else None)
+        rows = itertools.chain(head, rows)
     opted_out = selectors.opted_out_numbers(entity=entity) if marketing else set()
     common = merge_values(entity=entity, today=today)
     seen: set[str] = set()
     dropped = walk.dropped
-    for row in selectors.recipient_rows(selection):
+    for row in rows:
         cid, number, name, full_names, surname, cellphone, consent, branch_name, branch_tel = row
         walk.selected += 1
         if on_row is not None:
