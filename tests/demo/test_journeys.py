@@ -28,6 +28,7 @@ PAGES = {
     "clients": ("web:client_create",),
     "reports": ("web:signing_contracts", "web:signing_otp_audit", "web:signing_login_detail"),
     "email": ("web:messaging_email_templates",),
+    "batches": ("web:batches",),
 }
 
 
@@ -84,6 +85,10 @@ def _journey(login, user: User, admin: User, n: int) -> None:
                      value_date=local_today(entity), payback_type="cash")
     if "sms" in journeys:
         single_sms_send(actor=user, entity=entity, client=client, idempotency_key=str(uuid.uuid4()), text="Hello from the demo")
+    if "batches" in journeys:
+        from imali.batches.services import batch_preview
+
+        assert batch_preview(actor=user, entity=entity, batch_type="crm_loan_status", criteria={"loan_status": "active"}).selected
 
 
 @pytest.mark.django_db

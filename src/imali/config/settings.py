@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "imali.smsbanking",
     "imali.reminders",
     "imali.mobilemoney",
+    "imali.batches",
     "imali.demo",
     "imali.web",
     "imali.api",

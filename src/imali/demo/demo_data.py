@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
+from imali.batches.demo_data import demo_batch_templates_ensure
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
@@ -48,6 +49,7 @@ JOURNEYS: dict[str, tuple[str, tuple[Right, ...]]] = {
     "disburse": ("disburse loans", (Right.DISBURSE_LOANS,)),
     "receipts": ("capture receipts", (Right.CAPTURE_RECEIPTS,)),
     "sms": ("send single SMS", (Right.SEND_SINGLE_SMS,)),
+    "batches": ("send message batches", (Right.MAXSMS_PROCESSING,)),
     "email": ("set up and send email", (Right.MAXMAIL_GENERAL_SETUP, Right.MAXMAIL_MESSAGE_SETUP)),
     "reports": ("run the reports", (Right.REPORT_SMS_DETAIL, Right.REPORT_CONTRACTS_ISSUED, Right.REPORT_LOGIN_DETAIL)),
 }
@@ -202,6 +204,7 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
 
         created |= demo_reply_notify_ensure(entities=entities.values())
         created |= smsbanking_demo_ensure(entities=entities.values())
+        created |= demo_batch_templates_ensure(entities=entities.values())
         # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True

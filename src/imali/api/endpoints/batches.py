@@ -1,0 +1,168 @@
+"""Manual message batches over the API: preview, send and the status of a batch.
+
+The same services as the screens (imali.batches.services): the preview writes nothing; the send
+is recorded once per idempotency key (a retried call returns the batch already sent, status 200,
+and sends nothing more); a large batch runs on the Huey consumer and its status shows how far it is.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from imali.api.base import EntityScopedMixin
+from imali.api.serializers.fields import MoneyField
+from imali.batches import selectors
+from imali.batches.models import BatchState, MessageBatch
+from imali.batches.services import batch_preview, batch_refresh_if_died, batch_send, drop_label
+from imali.batches.types import BatchType, DropReason
+from imali.clients.models import ClientStatus
+from imali.loans.models import LoanStatus
+from imali.tenancy.rights import Right
+
+CRITERIA_HELP = ("Each type takes its own criteria: arrears (due_from, due_to, min_arrears), payment_received "
+                 "(paid_from, paid_to, min_payment), new_loan and repeat_loan (employer), payment_final (none), crm "
+                 "(branch, employer, client_status, has_open_loan), crm_loan_status (loan_status). A criterion the "
+                 "type does not take is refused.")
+
+
+class BatchCriteriaSerializer(serializers.Serializer):
+    batch_type = serializers.ChoiceField(choices=BatchType.choices, help_text=CRITERIA_HELP)
+    due_from = serializers.DateField(required=False, help_text="Arrears: instalments due from (YYYY-MM-DD)")
+    due_to = serializers.DateField(required=False, help_text="Arrears: instalments due to")
+    min_arrears = MoneyField(required=False, allow_zero=True, help_text="Arrears: the client's arrears at least this")
+    paid_from = serializers.DateField(required=False, help_text="Payment received: payments from")
+    paid_to = serializers.DateField(required=False, help_text="Payment received: payments to")
+    min_payment = MoneyField(required=False, allow_zero=True, help_text="Payment received: a payment at least this")
+    employer = serializers.IntegerField(required=False, min_value=1, help_text="Employer id (blank: all)")
+    branch = serializers.IntegerField(required=False, min_value=1, help_text="CRM: branch id (blank: all)")
+    client_status = serializers.ChoiceField(choices=ClientStatus.choices, required=False, help_text="CRM: client status")
+    has_open_loan = serializers.ChoiceField(choices=["yes", "no"], required=False, help_text="CRM: a loan on the book or not")
+    loan_status = serializers.ChoiceField(choices=LoanStatus.choices, required=False,
+                                          help_text="CRM on loan status: the loan status")
+
+    def criteria(self) -> tuple[str, dict]:
+        data = dict(self.validated_data)
+        return data.pop("batch_type"), data
+
+
+class BatchSendSerializer(BatchCriteriaSerializer):
+    idempotency_key = serializers.CharField(max_length=100, help_text="Any unique string; resending it sends nothing more.")
+
+
+class DroppedSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="One of: " + ", ".join(DropReason.values) + " (or invalid_number, already_queued)")
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class CriterionShownSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    value = serializers.CharField()
+
+
+class BatchPreviewSerializer(serializers.Serializer):
+    batch_type = serializers.ChoiceField(choices=BatchType.choices)
+    message_type = serializers.CharField()
+    criteria = serializers.DictField(help_text="The criteria as checked")
+    criteria_shown = serializers.SerializerMethodField()
+    type_enabled = serializers.BooleanField(help_text="False: the SMS type is switched off and nothing can be sent")
+    selected = serializers.IntegerField(help_text="Clients the rules chose")
+    recipients = serializers.IntegerField(help_text="SMSs that would be sent")
+    dropped = serializers.SerializerMethodField()
+    template = serializers.CharField(help_text="The text as written, with its merge fields")
+    sample = serializers.CharField(help_text="The first recipient's message ('' when nobody is reached)")
+    segments = serializers.IntegerField()
+    credits_needed = serializers.IntegerField()
+    credits_left = serializers.IntegerField()
+    can_send = serializers.BooleanField()
+
+    @extend_schema(responses=CriterionShownSerializer(many=True))
+    def get_criteria_shown(self, preview) -> list[dict]:
+        return [{"label": label, "value": str(value)} for label, value in preview.criteria_shown]
+
+    @extend_schema(responses=DroppedSerializer(many=True))
+    def get_dropped(self, preview) -> list[dict]:
+        return [{"reason": r, "label": label, "count": n} for r, label, n in preview.dropped_rows]
+
+
+class MessageBatchSerializer(serializers.ModelSerializer):
+    dropped_reasons = serializers.SerializerMethodField()
+    sent_by = serializers.CharField(source="created_by.username", read_only=True)
+    process_log = serializers.IntegerField(source="process_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = MessageBatch
+        fields = ["id", "batch_type", "criteria", "state", "background", "selected", "prepared", "queued", "dropped",
+                  "dropped_reasons", "credits", "error", "sent_by", "process_log", "created_at", "started_at",
+                  "finished_at"]
+        read_only_fields = fields
+
+    @extend_schema(responses=DroppedSerializer(many=True))
+    def get_dropped_reasons(self, batch) -> list[dict]:
+        return [{"reason": r, "label": drop_label(r), "count": n} for r, n in (batch.dropped_reasons or {}).items()]
+
+
+class BatchPreviewView(EntityScopedMixin, APIView):
+    """Who a batch would reach, who is left out and why, the text, segments and credits; nothing is written."""
+
+    required_rights = {"post": Right.MAXSMS_PROCESSING}
+
+    @extend_schema(request=BatchCriteriaSerializer, responses={200: BatchPreviewSerializer},
+                   summary="Preview a message batch")
+    def post(self, request):
+        body = BatchCriteriaSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        batch_type, criteria = body.criteria()
+        preview = batch_preview(actor=request.user, entity=self.entity, batch_type=batch_type, criteria=criteria)
+        return Response(BatchPreviewSerializer(preview).data)
+
+
+class BatchListView(EntityScopedMixin, ListAPIView):
+    """The batches sent, newest first; POST sends one."""
+
+    required_rights = {"get": Right.MAXSMS_PROCESSING, "post": Right.MAXSMS_PROCESSING}
+    serializer_class = MessageBatchSerializer
+
+    def get_queryset(self):
+        return selectors.batch_list(entity=self.entity)
+
+    @extend_schema(request=BatchSendSerializer, summary="Send a message batch",
+                   responses={201: MessageBatchSerializer,
+                              200: OpenApiResponse(MessageBatchSerializer, description="The key was used already: the "
+                                                   "batch sent then, nothing more sent")})
+    def post(self, request):
+        body = BatchSendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = body.validated_data.pop("idempotency_key")
+        batch_type, criteria = body.criteria()
+        sent = batch_send(actor=request.user, entity=self.entity, batch_type=batch_type, criteria=criteria,
+                          idempotency_key=f"api:{key}")
+        return Response(MessageBatchSerializer(sent.batch).data,
+                        status=status.HTTP_200_OK if sent.repeated else status.HTTP_201_CREATED)
+
+
+class BatchDetailView(EntityScopedMixin, APIView):
+    """A batch's state and counts; while it runs in the background, how far it is (prepared, queued)."""
+
+    required_rights = {"get": Right.MAXSMS_PROCESSING}
+
+    @extend_schema(responses={200: MessageBatchSerializer}, summary="Status of a message batch")
+    def get(self, request, messagebatch_id: int):
+        batch = batch_refresh_if_died(batch=get_object_or_404(selectors.batch_list(entity=self.entity), pk=messagebatch_id))
+        data = MessageBatchSerializer(batch).data
+        if batch.state == BatchState.RUNNING:
+            data["queued"] = selectors.batch_written(batch=batch)
+        return Response(data)
+
+
+urlpatterns = [
+    path("messaging/batches/", BatchListView.as_view(), name="messaging-batches"),
+    path("messaging/batches/preview/", BatchPreviewView.as_view(), name="messaging-batches-preview"),
+    path("messaging/batches/<int:messagebatch_id>/", BatchDetailView.as_view(), name="messaging-batch"),
+]

@@ -1,0 +1,11 @@
+"""Message-batch objects for the entity-isolation test's book of another entity's data."""
+
+from __future__ import annotations
+
+
+def isolation_objects(*, entity, actor, client) -> dict:
+    from .services import batch_send
+
+    sent = batch_send(actor=actor, entity=entity, batch_type="crm", criteria={}, idempotency_key=f"isolation:{entity.pk}",
+                      background=False)
+    return {"message_batch": sent.batch}

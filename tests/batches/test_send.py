@@ -1,0 +1,276 @@
+"""Sending a batch: queued through messages_enqueue_bulk with the sender as the user, once per key
+(a resubmit sends nothing more), one process-log entry per run with the drops, the background
+path with its progress, and the screens and API around it (rights, isolation)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from imali.batches import services
+from imali.batches.models import MessageBatch
+from imali.batches.services import batch_send
+from imali.messaging.credits import credit_balance
+from imali.messaging.models import OutboxMessage, ProcessLog
+from imali.messaging.selectors import client_sms_history, sms_history_rows
+from imali.messaging.services import template_update
+from imali.tenancy.rights import Right
+from tests import factories
+
+from .conftest import TODAY
+
+pytestmark = pytest.mark.django_db
+
+ARREARS = {"due_from": "2026-01-01", "due_to": "2026-03-09"}
+
+
+def arrears_book(book, n=3):
+    return [book.loan() for _ in range(n)]
+
+
+def test_send_queues_one_sms_per_recipient_with_the_sender_as_user(entity, book, sender, funded):
+    loans = arrears_book(book)
+    no_phone = book.loan(book.borrower(cellphone=""))
+    before = credit_balance(entity=entity, channel="sms")
+    sent = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="k1", today=TODAY)
+    batch = sent.batch
+    assert not sent.repeated
+    assert (batch.state, batch.selected, batch.queued, batch.dropped) == ("done", 4, 3, 1)
+    assert batch.dropped_reasons == {"no_cellphone": 1}
+    rows = OutboxMessage.objects.filter(entity=entity, message_type="arrears")
+    assert sorted(rows.values_list("client_id", flat=True)) == sorted(loan.client_id for loan in loans)
+    assert set(rows.values_list("created_by_id", flat=True)) == {sender.pk}
+    assert credit_balance(entity=entity, channel="sms") == before - batch.credits == before - 3
+    # Each recipient's SMS is in the client's history, sent by the sender.
+    history = sms_history_rows(entity=entity, messages=client_sms_history(entity=entity, client_id=loans[0].client_id))
+    assert [(h.type, h.user) for h in history] == [("Payment arrears", sender.get_full_name())]
+    assert no_phone.client_id not in set(rows.values_list("client_id", flat=True))
+    # One process-log entry for the run, with its criteria, counts, drops and credits.
+    log = ProcessLog.objects.get(entity=entity, kind="message_batch")
+    assert batch.process_id == log.pk
+    assert (log.queued, log.skipped, log.skipped_reasons, log.credits) == (3, 1, {"no_cellphone": 1}, 3)
+    assert log.criteria["batch"] == batch.pk and log.criteria["due_from"] == "2026-01-01"
+    assert log.actor_id == sender.pk
+
+
+def test_the_same_key_again_sends_nothing_more(entity, book, sender, funded):
+    arrears_book(book)
+    first = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="same", today=TODAY)
+    balance = credit_balance(entity=entity, channel="sms")
+    again = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="same", today=TODAY)
+    assert again.repeated and again.batch.pk == first.batch.pk
+    assert OutboxMessage.objects.filter(entity=entity).count() == 3
+    assert credit_balance(entity=entity, channel="sms") == balance
+    assert MessageBatch.objects.filter(entity=entity).count() == 1
+    # A run delivered twice (a retried task) queues nothing new either.
+    services.batch_run(batch_id=first.batch.pk)
+    assert OutboxMessage.objects.filter(entity=entity).count() == 3
+
+
+def test_a_new_key_is_a_new_batch(entity, book, sender, funded):
+    arrears_book(book, 2)
+    batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="a", today=TODAY)
+    batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="b", today=TODAY)
+    assert OutboxMessage.objects.filter(entity=entity).count() == 4
+
+
+def test_too_few_credits_fails_the_batch_with_a_logged_reason(entity, book, sender, operator):
+    from imali.messaging.credits import credits_assign
+
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=2)
+    arrears_book(book)
+    batch = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="poor",
+                       today=TODAY).batch
+    assert batch.state == "failed" and "credits" in batch.error.lower()
+    assert OutboxMessage.objects.filter(entity=entity).count() == 0
+    log = ProcessLog.objects.get(entity=entity, kind="message_batch")
+    assert log.errors and log.queued == 0 and batch.process_id == log.pk
+
+
+def test_background_batch_runs_on_the_consumer_with_progress(entity, book, sender, funded, settings, client,
+                                                             django_capture_on_commit_callbacks, monkeypatch):
+    arrears_book(book, 4)
+    monkeypatch.setattr(services, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(services, "BACKGROUND_FROM", 3)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        batch = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="bg",
+                           today=TODAY).batch
+    assert batch.background and batch.state == "queued" and len(callbacks) == 1
+    client.force_login(sender)
+    waiting = client.get(reverse("web:batch_progress", kwargs={"messagebatch_id": batch.pk}))
+    assert waiting.status_code == 200 and b"Waiting to start" in waiting.content and b"hx-get" in waiting.content
+    settings.HUEY.immediate = True
+    try:
+        callbacks[0]()
+    finally:
+        settings.HUEY.immediate = False
+    batch.refresh_from_db()
+    assert (batch.state, batch.selected, batch.prepared, batch.queued) == ("done", 4, 4, 4)
+    done = client.get(reverse("web:batch_progress", kwargs={"messagebatch_id": batch.pk}))
+    assert b'id="batch-done"' in done.content and b"hx-get" not in done.content
+
+
+def test_progress_while_running_counts_prepared_and_written(entity, book, sender, funded, client):
+    arrears_book(book, 2)
+    batch = MessageBatch.objects.create(entity=entity, batch_type="arrears", criteria={**ARREARS, "today": TODAY.isoformat()},
+                                        idempotency_key="mid", created_by=sender, background=True, state="running",
+                                        selected=2, prepared=1)
+    client.force_login(sender)
+    page = client.get(reverse("web:batch_progress", kwargs={"messagebatch_id": batch.pk})).content.decode()
+    assert 'max="4" value="1"' in page and "Preparing the messages: 1 of 2" in page
+
+
+def test_disabled_type_is_refused_and_dropped(entity, book, sender, funded, lender):
+    from imali.messaging.policy import message_type_set_enabled
+
+    arrears_book(book, 2)
+    message_type_set_enabled(actor=lender, entity=entity, message_type="arrears", enabled=False)
+    preview = services.batch_preview(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, today=TODAY)
+    assert not preview.type_enabled and not preview.can_send
+    assert preview.dropped == {"type_disabled": 2} and preview.recipients == 0
+    with pytest.raises(ValidationError) as refused:
+        batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="off", today=TODAY)
+    assert "batch_type" in refused.value.message_dict
+    assert not OutboxMessage.objects.filter(entity=entity).exists()
+
+
+# --- screens ------------------------------------------------------------------------------------
+def test_screen_flow_criteria_preview_back_and_send(entity, book, sender, funded, client):
+    loans = arrears_book(book, 2)
+    client.force_login(sender)
+    url = reverse("web:batch_new") + "?type=arrears"
+    form = client.get(url)
+    assert form.status_code == 200 and b"Continue" in form.content
+    key = uuid.uuid4().hex
+    data = {**ARREARS, "min_arrears": "", "idempotency_key": key}
+    preview = client.post(url, {**data, "continue": "1"})
+    body = preview.content.decode()
+    assert 'id="preview-recipients">2<' in body and "Your loan is in arrears" in body and "Send 2 SMSes" in body
+    back = client.post(url, {**data, "back": "1"})
+    assert b'id="criteria-form"' in back.content and b"2026-01-01" in back.content
+    sent = client.post(url, {**data, "send": "1"})
+    batch = MessageBatch.objects.get(entity=entity)
+    assert sent.status_code == 302 and sent["Location"] == reverse("web:batch_detail", kwargs={"messagebatch_id": batch.pk})
+    # The double click: the same form again sends nothing more.
+    client.post(url, {**data, "send": "1"})
+    assert OutboxMessage.objects.filter(entity=entity).count() == 2
+    detail = client.get(sent["Location"])
+    assert b'id="batch-queued">2<' in detail.content
+    assert {m.client_id for m in OutboxMessage.objects.all()} == {loan.client_id for loan in loans}
+
+
+def test_screen_shows_field_errors(entity, sender, client):
+    client.force_login(sender)
+    answer = client.post(reverse("web:batch_new") + "?type=arrears",
+                         {"due_from": "2026-03-01", "due_to": "2026-01-01", "idempotency_key": "x", "continue": "1"})
+    assert answer.status_code == 200 and b"The end date is before the start date." in answer.content
+
+
+def test_screens_need_the_processing_right_and_nav_offers_them(entity, client, sender):
+    clerk = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    client.force_login(clerk)
+    assert client.get(reverse("web:batches")).status_code == 403
+    assert client.get(reverse("web:batch_new") + "?type=crm").status_code == 403
+    client.force_login(sender)
+    page = client.get(reverse("web:batches"))
+    assert page.status_code == 200 and b"Message batches" in page.content
+    assert client.get(reverse("web:batch_new") + "?type=nonsense").status_code == 404
+
+
+def test_another_entitys_batch_is_not_found(entity, other_entity, sender, client):
+    theirs = factories.make_admin(entity=other_entity)
+    batch = MessageBatch.objects.create(entity=other_entity, batch_type="crm", idempotency_key="t", created_by=theirs)
+    client.force_login(sender)
+    assert client.get(reverse("web:batch_detail", kwargs={"messagebatch_id": batch.pk})).status_code == 404
+    assert client.get(reverse("web:batch_progress", kwargs={"messagebatch_id": batch.pk})).status_code == 404
+    assert b"batch-list" in client.get(reverse("web:batches")).content
+    assert f'messaging/batches/{batch.pk}/'.encode() not in client.get(reverse("web:batches")).content
+
+
+def test_batch_list_is_a_fixed_number_of_queries(entity, sender, client, django_assert_max_num_queries):
+    for n in range(30):
+        MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key=f"q{n}", created_by=sender)
+    client.force_login(sender)
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("web:batches")).status_code == 200
+
+
+# --- API ----------------------------------------------------------------------------------------
+def test_api_preview_send_and_status(entity, book, sender, funded):
+    from rest_framework.test import APIClient
+
+    arrears_book(book, 2)
+    api = APIClient()
+    api.force_login(sender)
+    # The API sends with the entity's own today; the book's dues are long past by then.
+    preview = api.post("/api/messaging/batches/preview/", {"batch_type": "arrears", **ARREARS}, format="json")
+    assert preview.status_code == 200, preview.content
+    assert preview.json()["recipients"] == 2 and preview.json()["dropped"] == []
+    bad = api.post("/api/messaging/batches/preview/", {"batch_type": "arrears", "due_from": "2026-01-01"}, format="json")
+    assert bad.status_code == 400 and "due_to" in bad.json()
+    body = {"batch_type": "arrears", **ARREARS, "idempotency_key": "api-1"}
+    created = api.post("/api/messaging/batches/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["queued"] == 2 and created.json()["state"] == "done"
+    again = api.post("/api/messaging/batches/", body, format="json")
+    assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
+    assert OutboxMessage.objects.filter(entity=entity).count() == 2
+    status = api.get(f"/api/messaging/batches/{created.json()['id']}/")
+    assert status.status_code == 200 and status.json()["sent_by"] == sender.username
+
+
+def test_api_refuses_without_the_right_and_across_entities(entity, other_entity, sender):
+    from rest_framework.test import APIClient
+
+    clerk = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
+    api = APIClient()
+    api.force_login(clerk)
+    assert api.post("/api/messaging/batches/preview/", {"batch_type": "crm"}, format="json").status_code == 403
+    theirs = MessageBatch.objects.create(entity=other_entity, batch_type="crm", idempotency_key="t",
+                                         created_by=factories.make_admin(entity=other_entity))
+    api.force_login(sender)
+    assert api.get(f"/api/messaging/batches/{theirs.pk}/").status_code == 404
+    assert api.get("/api/messaging/batches/").json()["results"] == []
+
+
+def test_crm_batch_names_the_sender_and_the_opt_out_and_honours_stop(entity, book, sender, funded, lender):
+    from imali.messaging.models import MarketingOptOut
+
+    entity.marketing_consent_not_required = True
+    entity.save()
+    template_update(actor=lender, entity=entity, message_type="crm", text="Dear {^Client Name^} come and see our new offers")
+    keep = book.borrower()
+    stopped = book.borrower()
+    MarketingOptOut.objects.create(entity=entity, number=stopped.cellphone)
+    preview = services.batch_preview(actor=sender, entity=entity, batch_type="crm", criteria={})
+    assert preview.sample == f"Dear {keep.name} come and see our new offers. {entity.name}. Reply STOP to opt out"
+    batch = batch_send(actor=sender, entity=entity, batch_type="crm", criteria={}, idempotency_key="crm").batch
+    assert batch.dropped_reasons == {"opted_out": 1}
+    message = OutboxMessage.objects.get(entity=entity, message_type="crm")
+    assert message.client_id == keep.pk and message.text == preview.sample
+
+
+def test_a_run_that_died_is_shown_failed_not_sending_forever(entity, sender, client):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    swept = MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key="swept", created_by=sender,
+                                        state="running", background=True, selected=10, started_at=timezone.now())
+    ProcessLog.objects.create(entity=entity, actor=sender, kind="message_batch", message_type="crm", queued=4, credits=4,
+                              criteria={"batch": swept.pk}, finished_at=timezone.now(),
+                              errors=["The run stopped before it finished; its unused credits were refunded by the sweeper."])
+    silent = MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key="silent", created_by=sender,
+                                         state="running", background=True, started_at=timezone.now() - dt.timedelta(hours=2))
+    alive = MessageBatch.objects.create(entity=entity, batch_type="crm", idempotency_key="alive", created_by=sender,
+                                        state="running", background=True, started_at=timezone.now())
+    client.force_login(sender)
+    for batch in (swept, silent, alive):
+        client.get(reverse("web:batch_progress", kwargs={"messagebatch_id": batch.pk}))
+        batch.refresh_from_db()
+    assert (swept.state, swept.queued, swept.credits) == ("failed", 4, 4) and "stopped" in swept.error
+    assert silent.state == "failed" and ProcessLog.objects.filter(criteria__batch=silent.pk).exists()
+    assert alive.state == "running"
