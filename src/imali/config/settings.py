@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "imali.loans",
     "imali.messaging",
     "imali.signing",
+    "imali.paystream",
     "imali.demo",
     "imali.web",
     "imali.api",
