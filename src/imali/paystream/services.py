@@ -585,9 +585,11 @@ def wallet_refresh(*, entity: Entity, actor, wallet: WalletRequest) -> WalletReq
         if locked.status != WalletStatus.REQUESTED or state.status == "requested":
             return locked
         if state.status == "created":
+            # The client's accounts keep a wallet under its cellphone number (what the wallet is
+            # associated with); the stream's own wallet number is named with the provider.
             account = client_account_add(client=locked.client, actor=actor, data={
-                "kind": AccountKind.WALLET, "purpose": AccountPurpose.PAYOUT, "wallet_provider": "Payment stream",
-                "wallet_number": state.wallet_number})
+                "kind": AccountKind.WALLET, "purpose": AccountPurpose.PAYOUT,
+                "wallet_provider": f"Payment stream {state.wallet_number}"[:40], "wallet_number": locked.cellphone})
             locked.account = StreamAccount.objects.create(entity=entity, client=locked.client, account=account,
                                                           reference=state.account_reference)
             locked.status, locked.wallet_number = WalletStatus.CREATED, state.wallet_number
