@@ -461,6 +461,9 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     cash = parse_amount(cash_amount or "0", field="cash_amount", allow_zero=True)
     total = sum((a for _, a in cleaned), cash)
     parse_amount(total, field="amount_1")  # the sum too stays within the money bounds
+    if loan is not None and total != loan.principal:
+        raise stream_error("amount_1", StreamError.ACCOUNTS,
+                           f"A loan's payout is its principal, {loan.principal:,.2f}: the accounts and cash add up to {total:,.2f}.")
     stream_client = client_register(entity=entity, actor=actor, client=client)
     with transaction.atomic():
         payment = CreditPayment.objects.create(
