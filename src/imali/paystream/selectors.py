@@ -8,7 +8,16 @@ from imali.clients.models import AccountKind, Client, ClientAccount
 from imali.loans.models import Loan
 from imali.tenancy.models import Entity
 
-from .models import CardIssueReceipt, CreditPayment, NoteInstalment, PromissoryNote, StreamAccount, StreamClient, StreamRequest, WalletRequest
+from .models import (
+    CardIssueReceipt,
+    CreditPayment,
+    NoteInstalment,
+    PromissoryNote,
+    StreamAccount,
+    StreamClient,
+    StreamRequest,
+    WalletRequest,
+)
 
 
 def client_registration(*, entity: Entity, client: Client) -> StreamClient | None:
