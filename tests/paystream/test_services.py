@@ -287,3 +287,27 @@ def test_slow_stream_times_out_within_bounds(ps_entity, clerk, borrower, peer):
     peer.configure(slow_seconds=0)
     services.client_register(entity=ps_entity, actor=clerk, client=borrower)
     assert peer.summary()["employers"] == 1  # the slow attempts' employer was recorded once under one key
+
+
+def test_wallet_poll_task_brings_the_wallet_in(ps_entity, clerk, borrower, peer):
+    from imali.paystream.tasks import paystream_wallet_poll
+
+    peer.configure(wallet_delay=0)
+    wallet = services.wallet_create(entity=ps_entity, actor=clerk, client=borrower)
+    paystream_wallet_poll.call_local()
+    wallet.refresh_from_db()
+    assert wallet.status == WalletStatus.CREATED and wallet.account is not None
+
+
+def test_demo_setup_switches_the_stream_on_for_the_demo_lender(entity, peer):
+    from imali.paystream.demo_data import DEMO_PEER_PORT, paystream_demo_ensure
+    from imali.paystream.models import StreamSettings
+    from imali.tenancy.models import Module
+
+    admin = factories.make_user(entity=entity, rights=list(factories.Right))
+    admin.roles.update(name="Administrator")  # what the demo's generated administrator holds
+    assert paystream_demo_ensure(entity_codes=[entity.code]) is True
+    entity.refresh_from_db()
+    assert entity.has_module(Module.PAYMENT_STREAMS)
+    assert StreamSettings.objects.get(entity=entity).base_url == f"http://127.0.0.1:{DEMO_PEER_PORT}"
+    assert paystream_demo_ensure(entity_codes=[entity.code]) is False

@@ -22,6 +22,7 @@ from django.utils import timezone
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
+from imali.paystream.demo_data import paystream_demo_ensure
 from imali.tenancy.models import Entity, Role, User
 from imali.tenancy.rights import Right
 from imali.tenancy.services import role_set_rights, user_create, user_update
@@ -195,4 +196,5 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True
+        created |= paystream_demo_ensure(entity_codes=codes)
     return created, list(DEMO_LOGINS)

@@ -179,9 +179,9 @@ def account_add_view(request, client_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def account_register_existing_view(request, client_id: int, account_id: int):
+def account_register_existing_view(request, client_id: int, clientaccount_id: int):
     client = _client(request, client_id)
-    account = get_object_or_404(client.accounts.filter(kind=AccountKind.BANK), pk=account_id)
+    account = get_object_or_404(client.accounts.filter(kind=AccountKind.BANK), pk=clientaccount_id)
     try:
         services.account_register(entity=request.entity, actor=request.user, client=client, account=account,
                                   account_type=account.account_type)
@@ -237,8 +237,8 @@ def pay_view(request, client_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def payment_print_view(request, payment_id: int):
-    payment = get_object_or_404(CreditPayment.objects.select_related("client"), entity=request.entity, pk=payment_id)
+def payment_print_view(request, creditpayment_id: int):
+    payment = get_object_or_404(CreditPayment.objects.select_related("client"), entity=request.entity, pk=creditpayment_id)
     try:
         _, pdf = services.client_credit_print(entity=request.entity, actor=request.user, payment=payment)
     except ValidationError as exc:
@@ -247,8 +247,8 @@ def payment_print_view(request, payment_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def payment_retry_view(request, payment_id: int):
-    payment = get_object_or_404(CreditPayment.objects.select_related("client"), entity=request.entity, pk=payment_id)
+def payment_retry_view(request, creditpayment_id: int):
+    payment = get_object_or_404(CreditPayment.objects.select_related("client"), entity=request.entity, pk=creditpayment_id)
     try:
         payment = services.credit_payment_retry(entity=request.entity, actor=request.user, payment=payment)
     except ValidationError as exc:
@@ -311,13 +311,13 @@ def note_create_view(request, loan_id: int):
     return _loan_page(request, loan, note_form=form)
 
 
-def _note(request, note_id: int) -> PromissoryNote:
-    return get_object_or_404(PromissoryNote.objects.select_related("loan", "client", "loan__client"), entity=request.entity, pk=note_id)
+def _note(request, promissorynote_id: int) -> PromissoryNote:
+    return get_object_or_404(PromissoryNote.objects.select_related("loan", "client", "loan__client"), entity=request.entity, pk=promissorynote_id)
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def note_print_view(request, note_id: int):
-    note = _note(request, note_id)
+def note_print_view(request, promissorynote_id: int):
+    note = _note(request, promissorynote_id)
     try:
         document, pdf = services.note_print(entity=request.entity, actor=request.user, note=note)
     except ValidationError as exc:
@@ -326,8 +326,8 @@ def note_print_view(request, note_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def note_cancel_view(request, note_id: int):
-    note = _note(request, note_id)
+def note_cancel_view(request, promissorynote_id: int):
+    note = _note(request, promissorynote_id)
     try:
         services.note_cancel(entity=request.entity, actor=request.user, note=note)
     except ValidationError as exc:
@@ -337,8 +337,8 @@ def note_cancel_view(request, note_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def instalment_edit_view(request, note_id: int):
-    note = _note(request, note_id)
+def instalment_edit_view(request, promissorynote_id: int):
+    note = _note(request, promissorynote_id)
     form = InstalmentForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -400,20 +400,20 @@ urlpatterns = [
     path("clients/<int:client_id>/payment-stream/", client_view, name="paystream_client"),
     path("clients/<int:client_id>/payment-stream/register/", client_register_view, name="paystream_client_register"),
     path("clients/<int:client_id>/payment-stream/accounts/", account_add_view, name="paystream_account_add"),
-    path("clients/<int:client_id>/payment-stream/accounts/<int:account_id>/register/", account_register_existing_view,
+    path("clients/<int:client_id>/payment-stream/accounts/<int:clientaccount_id>/register/", account_register_existing_view,
          name="paystream_account_register"),
     path("clients/<int:client_id>/payment-stream/wallet/", wallet_create_view, name="paystream_wallet_create"),
     path("clients/<int:client_id>/payment-stream/wallets/", wallets_fragment_view, name="paystream_wallets"),
     path("clients/<int:client_id>/payment-stream/pay/", pay_view, name="paystream_pay"),
     path("clients/<int:client_id>/payment-stream/card-receipt/", card_receipt_view, name="paystream_card_receipt"),
-    path("payment-stream/payments/<int:payment_id>/print/", payment_print_view, name="paystream_payment_print"),
-    path("payment-stream/payments/<int:payment_id>/retry/", payment_retry_view, name="paystream_payment_retry"),
+    path("payment-stream/payments/<int:creditpayment_id>/print/", payment_print_view, name="paystream_payment_print"),
+    path("payment-stream/payments/<int:creditpayment_id>/retry/", payment_retry_view, name="paystream_payment_retry"),
     path("loans/<int:loan_id>/payment-stream/", loan_view, name="paystream_loan"),
     path("loans/<int:loan_id>/payment-stream/notes/", note_create_view, name="paystream_note_create"),
     path("loans/<int:loan_id>/payment-stream/pay/", loan_pay_view, name="paystream_loan_pay"),
-    path("payment-stream/notes/<int:note_id>/print/", note_print_view, name="paystream_note_print"),
-    path("payment-stream/notes/<int:note_id>/cancel/", note_cancel_view, name="paystream_note_cancel"),
-    path("payment-stream/notes/<int:note_id>/instalment/", instalment_edit_view, name="paystream_instalment_edit"),
+    path("payment-stream/notes/<int:promissorynote_id>/print/", note_print_view, name="paystream_note_print"),
+    path("payment-stream/notes/<int:promissorynote_id>/cancel/", note_cancel_view, name="paystream_note_cancel"),
+    path("payment-stream/notes/<int:promissorynote_id>/instalment/", instalment_edit_view, name="paystream_instalment_edit"),
     path("setup/payment-stream/", settings_view, name="paystream_settings"),
     path("payment-stream/requests/", requests_view, name="paystream_requests"),
 ]
