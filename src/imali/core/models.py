@@ -92,6 +92,7 @@ class AuditAction(models.TextChoices):
     PAYSTREAM_PAYMENT_REJECTED = "paystream.payment_rejected", "Credit payment rejected by the stream"
     PAYSTREAM_WALLET_REQUESTED = "paystream.wallet_requested", "Wallet requested"
     PAYSTREAM_WALLET_UPDATED = "paystream.wallet_updated", "Wallet created or failed"
+    PAYSTREAM_COLLECTIONS_IMPORTED = "paystream.collections_imported", "Collection results imported"
 
 
 class AuditEntryQuerySet(models.QuerySet):

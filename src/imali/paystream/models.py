@@ -23,6 +23,8 @@ class StreamSettings(models.Model):
     password = models.CharField(max_length=200)
     branch_code = models.CharField(max_length=20, blank=True, help_text="The lender's branch at the stream")
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
+    # Where Imali is in the stream's collection-results feed: the last position imported.
+    collections_after = models.PositiveBigIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -219,6 +221,7 @@ class StreamFunction(models.TextChoices):
     CREATE_WALLET = "CreateWallet", "Create wallet"
     WALLET_STATUS = "WalletStatus", "Wallet status"
     PRINT_CARD_ISSUE_RECEIPT = "PrintCardIssueReceipt", "Print card-issue receipt"
+    COLLECTION_RESULTS = "CollectionResults", "Collection results"
 
 
 class RequestStatus(models.TextChoices):
@@ -271,3 +274,35 @@ class CardIssueReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"Card …{self.card_last_four}"
+
+
+class CollectionKind(models.TextChoices):
+    COLLECTED = "collected", "Collected"
+    FAILED = "failed", "Declined"
+    UNPAID = "unpaid", "Returned unpaid"
+
+
+class CollectionResult(models.Model):
+    """One result from the stream, imported exactly once per (entity, stream reference): a
+    collection posts a receipt, a decline keeps the bank's reason, date and amount, an unpaid
+    reverses the receipt of the collection it returns."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    note = models.ForeignKey(PromissoryNote, on_delete=models.PROTECT, related_name="results")
+    instalment = models.ForeignKey(NoteInstalment, on_delete=models.PROTECT, related_name="results")
+    reference = models.CharField(max_length=40, help_text="The stream's result reference")
+    kind = models.CharField(max_length=10, choices=CollectionKind.choices)
+    amount = models.DecimalField(**MONEY)
+    result_date = models.DateField()
+    reason = models.CharField(max_length=120, blank=True)
+    original_reference = models.CharField(max_length=40, blank=True)
+    receipt = models.ForeignKey("loans.Receipt", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    problem = models.CharField(max_length=200, blank=True, help_text="Why the result could not be applied to the loan book")
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-result_date", "-id"]
+        constraints = [models.UniqueConstraint(fields=["entity", "reference"], name="collection_result_once")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.reference}"

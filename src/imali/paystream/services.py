@@ -16,6 +16,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -36,13 +37,22 @@ from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
 from . import cdv
-from .adapters.base import Document, Instalment, PaymentStream, StreamRejected, StreamUnavailable
+from .adapters.base import (
+    CollectionOutcome,
+    Document,
+    Instalment,
+    PaymentStream,
+    StreamRejected,
+    StreamUnavailable,
+)
 from .adapters.http import HttpPaymentStream
 from .documents import render_pdf
 from .errors import StreamError, stream_error
 from .models import (
     AMOUNT_EDITABLE_STREAMS,
     CardIssueReceipt,
+    CollectionKind,
+    CollectionResult,
     CreditPayment,
     CreditPaymentStatus,
     NoteInstalment,
@@ -627,3 +637,126 @@ def card_issue_receipt_print(*, entity: Entity, actor, client: Client, card_numb
         audit_record(action=AuditAction.PAYSTREAM_DOCUMENT_PRINTED, actor=actor, entity=entity, target=receipt,
                      subject=str(client.number), after={"document": document.kind, "card_last_four": card[-4:]})
     return receipt, _printed(entity, document)
+
+
+# -- collections into the loan book -------------------------------------------------------------
+COLLECTIONS_PAGE = 1000
+
+
+@dataclass
+class ImportSummary:
+    collected: int = 0
+    declined: int = 0
+    returned: int = 0
+    repeated: int = 0
+    problems: int = 0
+    unknown: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("collected", "declined", "returned", "repeated", "problems", "unknown")}
+
+
+def _problem(exc: ValidationError) -> str:
+    return "; ".join(m for m in exc.messages)[:200]
+
+
+def collections_import(*, entity: Entity, actor, outcomes: list[CollectionOutcome]) -> ImportSummary:
+    """Apply the stream's results to the loan book, each exactly once per stream reference (a
+    unique row, written in the same transaction as its effect, so a result seen twice — a repeated
+    page, a callback and the daily file — is skipped): a collection posts a receipt (payback type
+    of the note's stream, the result's reference as the receipt's external reference); a decline
+    marks the instalment Failed and keeps the bank's reason, date and amount; an unpaid reverses
+    the receipt of the collection it returns. A result the loan book cannot take (the loan not
+    paid out, say) is kept with the reason, not lost."""
+    from imali.loans.models import Receipt
+    from imali.loans.services import receipt_post, receipt_reverse
+
+    summary = ImportSummary()
+    notes = {n.reference: n for n in PromissoryNote.objects.filter(entity=entity, reference__in={o.note_reference for o in outcomes})
+             .select_related("loan")}
+    instalments = {(i.note_id, i.seq): i for i in NoteInstalment.objects.filter(note__in=list(notes.values()))}
+    for outcome in outcomes:
+        note = notes.get(outcome.note_reference)
+        instalment = instalments.get((note.pk, outcome.seq)) if note is not None else None
+        if instalment is None:
+            summary.unknown += 1
+            continue
+        try:
+            with transaction.atomic():
+                row = CollectionResult.objects.create(
+                    entity=entity, note=note, instalment=instalment, reference=outcome.reference, kind=outcome.result,
+                    amount=outcome.amount, result_date=outcome.on, reason=outcome.reason[:120],
+                    original_reference=outcome.original_reference)
+                if outcome.result == CollectionKind.COLLECTED:
+                    NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.COLLECTED)
+                    try:
+                        with transaction.atomic():
+                            row.receipt = receipt_post(entity=entity, actor=actor, loan=note.loan, amount=outcome.amount,
+                                                       value_date=outcome.on, payback_type=note.stream,
+                                                       external_reference=outcome.reference)
+                        summary.collected += 1
+                    except ValidationError as exc:
+                        row.problem = _problem(exc)
+                        summary.problems += 1
+                elif outcome.result == CollectionKind.FAILED:
+                    NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
+                    summary.declined += 1
+                else:
+                    NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
+                    original = (CollectionResult.objects.filter(entity=entity, reference=outcome.original_reference,
+                                                                kind=CollectionKind.COLLECTED).select_related("receipt").first())
+                    receipt = original.receipt if original is not None else None
+                    if receipt is not None and not Receipt.objects.filter(pk=receipt.pk, is_reversed=True).exists():
+                        try:
+                            with transaction.atomic():
+                                receipt_reverse(receipt=receipt, actor=actor, reason=f"Returned unpaid: {outcome.reason or 'no reason given'}")
+                            summary.returned += 1
+                        except ValidationError as exc:
+                            row.problem = _problem(exc)
+                            summary.problems += 1
+                    else:
+                        row.problem = "No posted collection with that reference to reverse."
+                        summary.problems += 1
+                row.save(update_fields=["receipt", "problem"])
+        except IntegrityError:
+            summary.repeated += 1
+    return summary
+
+
+def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportSummary:
+    """Read the stream's results feed from where the entity left off and import it, page by page.
+    The position moves only after a page is imported; a page fetched again imports nothing twice.
+    `system`: the scheduled task, which acts for the entity with the stream's credentials rather
+    than as a person (a person needs the right)."""
+    if not system:
+        require_access(entity=entity, actor=actor)
+    elif not entity.has_module(Module.PAYMENT_STREAMS):
+        return ImportSummary()
+    total = ImportSummary()
+    with stream_for(entity) as stream:
+        while True:
+            after = StreamSettings.objects.filter(entity=entity).values_list("collections_after", flat=True).get()
+            request = StreamRequest.objects.create(entity=entity, function=StreamFunction.COLLECTION_RESULTS,
+                                                   actor=actor if getattr(actor, "pk", None) else None)
+            StreamRequest.objects.filter(pk=request.pk).update(attempts=1)
+            try:
+                outcomes, last = stream.collection_results(key=str(request.idempotency_reference), after=after, limit=COLLECTIONS_PAGE)
+            except StreamUnavailable as exc:
+                StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.UNAVAILABLE, error_message=str(exc)[:300])
+                raise stream_error("__all__", StreamError.UNAVAILABLE, "The payment stream did not answer; the results are "
+                                                                       "fetched again from the same place next time.") from exc
+            except StreamRejected as refused:
+                StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.REJECTED, error_code=refused.code[:40],
+                                                                   error_message=refused.message[:300])
+                raise stream_error(refused.field or "__all__", refused.code, refused.message) from refused
+            summary = collections_import(entity=entity, actor=actor, outcomes=outcomes)
+            with transaction.atomic():
+                _done(request, str(last))
+                StreamSettings.objects.filter(entity=entity, collections_after=after).update(collections_after=last)
+                if outcomes:
+                    audit_record(action=AuditAction.PAYSTREAM_COLLECTIONS_IMPORTED, actor=actor, entity=entity,
+                                 subject=f"{after + 1}-{last}", after=summary.as_dict())
+            for name, value in summary.as_dict().items():
+                setattr(total, name, getattr(total, name) + value)
+            if len(outcomes) < COLLECTIONS_PAGE:
+                return total

@@ -27,3 +27,17 @@ def paystream_wallet_poll():
             services.wallet_refresh(entity=wallet.entity, actor=wallet.created_by, wallet=wallet)
         except (ValidationError, PermissionDenied) as exc:
             log.warning("wallet request %s not refreshed: %s", wallet.pk, "; ".join(getattr(exc, "messages", [str(exc)])))
+
+
+@db_periodic_task(crontab(minute="*/15"))
+@lock_task("paystream-collections-fetch")
+def paystream_collections_fetch():
+    """Every quarter hour: import each entity's new collection results (receipts, declines,
+    unpaids) from its payment stream."""
+    from .models import StreamSettings
+
+    for settings_row in StreamSettings.objects.select_related("entity"):
+        try:
+            services.collections_fetch(entity=settings_row.entity, actor=None, system=True)
+        except ValidationError as exc:
+            log.warning("collections of entity %s not fetched: %s", settings_row.entity_id, "; ".join(exc.messages))

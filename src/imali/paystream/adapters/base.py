@@ -53,6 +53,22 @@ class WalletState:
     failure: str = ""
 
 
+@dataclass(frozen=True)
+class CollectionOutcome:
+    """One line of the stream's collection results: an instalment collected, declined (failed),
+    or returned unpaid after it was collected (`original_reference` names the collection)."""
+
+    position: int
+    reference: str
+    note_reference: str
+    seq: int
+    result: str  # collected | failed | unpaid
+    amount: Decimal
+    on: dt.date
+    reason: str = ""
+    original_reference: str = ""
+
+
 class PaymentStream(Protocol):
     def add_employer(self, *, key: str, employer_number: str, name: str) -> str: ...
 
@@ -86,3 +102,7 @@ class PaymentStream(Protocol):
     def wallet_status(self, *, key: str, wallet_reference: str) -> WalletState: ...
 
     def print_card_issue_receipt(self, *, key: str, client_reference: str, card_number: str) -> Document: ...
+
+    def collection_results(self, *, key: str, after: int, limit: int) -> tuple[list[CollectionOutcome], int]:
+        """The results after feed position `after`, and the last position returned."""
+        ...

@@ -18,7 +18,14 @@ from decimal import Decimal
 
 import httpx
 
-from .base import Document, Instalment, StreamRejected, StreamUnavailable, WalletState
+from .base import (
+    CollectionOutcome,
+    Document,
+    Instalment,
+    StreamRejected,
+    StreamUnavailable,
+    WalletState,
+)
 
 
 def _money(amount: Decimal) -> str:
@@ -125,3 +132,12 @@ class HttpPaymentStream:
 
     def print_card_issue_receipt(self, *, key, client_reference, card_number):
         return self._document(self._call("PrintCardIssueReceipt", key, {"clientRef": client_reference, "cardNumber": card_number}))
+
+    def collection_results(self, *, key, after, limit):
+        result = self._call("CollectionResults", key, {"after": after, "limit": limit})
+        rows = [CollectionOutcome(position=int(r["position"]), reference=str(r["reference"]), note_reference=str(r["noteRef"]),
+                                  seq=int(r["seq"]), result=str(r["result"]), amount=Decimal(str(r["amount"])),
+                                  on=dt.date.fromisoformat(r["date"]), reason=str(r.get("reason", "")),
+                                  original_reference=str(r.get("originalReference", "")))
+                for r in result.get("results") or []]
+        return rows, int(result.get("last", after))

@@ -54,6 +54,7 @@ class PeerConfig:
     activation_delay: float = 0.0  # seconds a new note stays PENDING
     wallet_delay: float = 2.0  # seconds until a requested wallet exists ("normally within 10 minutes")
     right_granted: bool = True  # the user's "Allow access to payment-stream web services"
+    today: dt.date | None = None  # the bank's date for presenting instalments; None: the real date
     down: bool = False
     slow_seconds: float = 0.0
     reject_next: int = 0
@@ -97,6 +98,8 @@ class PeerState:
     cards: dict[str, set[str]] = field(default_factory=dict)
     replies: dict[str, tuple[str, int, dict]] = field(default_factory=dict)  # key → (body hash, status, payload)
     calls: dict[str, int] = field(default_factory=dict)  # function → times acted on (replays excluded)
+    results: list[dict] = field(default_factory=list)  # the collection-results feed, in order
+    outcomes: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)  # preset (result, reason)
 
 
 def _money(value, name: str, *, allow_zero: bool = False) -> Decimal:
@@ -196,6 +199,48 @@ class PaystreamPeer:
                 raise KeyError(client_ref)
             self.state.cards.setdefault(client_ref, set()).add(card_number)
 
+    def preset_outcome(self, note_ref: str, seq: int, result: str, reason: str = "") -> None:
+        """How the bank will answer an instalment when it is presented: collected or failed."""
+        if result not in ("collected", "failed"):
+            raise ValueError("result must be collected or failed")
+        with self.lock:
+            self.state.outcomes[(note_ref, int(seq))] = (result, reason)
+
+    def unpaid(self, reference: str, reason: str, on: dt.date | None = None) -> dict:
+        """The bank returns a collected instalment days later (an unpaid): a new result in the feed."""
+        with self.lock:
+            original = next(r for r in self.state.results if r["reference"] == reference and r["result"] == "collected")
+            note = self.state.notes[original["noteRef"]]
+            note.instalments[original["seq"]]["status"] = "FAILED"
+            return self._result(original["noteRef"], original["seq"], "unpaid", original["amount"], reason,
+                                on or self.today(), original_reference=reference)
+
+    def today(self) -> dt.date:
+        return self.config.today or dt.date.today()
+
+    def _result(self, note_ref: str, seq: int, result: str, amount: str, reason: str, on: dt.date,
+                original_reference: str = "") -> dict:
+        row = {"position": len(self.state.results) + 1, "reference": self._ref("R"), "noteRef": note_ref, "seq": seq,
+               "result": result, "amount": amount, "date": on.isoformat(), "reason": reason,
+               "originalReference": original_reference}
+        self.state.results.append(row)
+        return row
+
+    def present_due(self) -> None:
+        """Present every pending instalment of a live note whose action date has come: the bank
+        collects it, or declines it where an outcome was preset. Cancelled notes present nothing."""
+        today = self.today()
+        with self.lock:
+            for note in self.state.notes.values():
+                if self._note_status(note) not in ("ACTIVE", "PENDING"):
+                    continue
+                for seq, instalment in sorted(note.instalments.items()):
+                    if instalment["status"] != "PENDING" or dt.date.fromisoformat(instalment["actionDate"]) > today:
+                        continue
+                    result, reason = self.state.outcomes.get((note.ref, seq), ("collected", ""))
+                    instalment["status"] = "COLLECTED" if result == "collected" else "FAILED"
+                    self._result(note.ref, seq, result, instalment["amount"], reason, dt.date.fromisoformat(instalment["actionDate"]))
+
     def set_note_status(self, note_ref: str, status: str) -> None:
         with self.lock:
             self.state.notes[note_ref].status = status
@@ -287,6 +332,10 @@ class PaystreamPeer:
                                                        "right_granted", "wallet_delay", "activation_delay") if k in data})
             elif what == "assign-card":
                 self.assign_card(str(data["clientRef"]), str(data["cardNumber"]))
+            elif what == "outcome":
+                self.preset_outcome(str(data["noteRef"]), int(data["seq"]), str(data["result"]), str(data.get("reason", "")))
+            elif what == "unpaid":
+                self.unpaid(str(data["reference"]), str(data.get("reason", "Unpaid")))
             elif what == "note-status":
                 self.set_note_status(str(data["noteRef"]), str(data["status"]))
             else:
@@ -523,6 +572,15 @@ class PaystreamPeer:
         if not wallet.number:
             return {"status": "requested"}
         return {"status": "created", "walletNumber": wallet.number, "accountRef": wallet.account_ref}
+
+    def _fn_CollectionResults(self, data: dict) -> dict:
+        """The results feed after a position: collected, failed (declined, with the bank's reason)
+        and unpaid (a collected instalment returned later). Presenting what is due happens first."""
+        after = int(data.get("after", 0))
+        limit = min(max(int(data.get("limit", 1000)), 1), 5000)
+        self.present_due()
+        rows = [r for r in self.state.results if r["position"] > after][:limit]
+        return {"results": rows, "last": rows[-1]["position"] if rows else after}
 
     def _fn_PrintCardIssueReceipt(self, data: dict) -> dict:
         client = self._client(data)
