@@ -9,7 +9,12 @@ import datetime as dt
 from imali.loans.models import Receipt
 from imali.paystream import services
 from imali.paystream.adapters.base import CollectionOutcome
-from imali.paystream.models import CollectionKind, CollectionResult, NoteInstalmentStatus, StreamSettings
+from imali.paystream.models import (
+    CollectionKind,
+    CollectionResult,
+    NoteInstalmentStatus,
+    StreamSettings,
+)
 
 from .conftest import active_loan_with_note
 
