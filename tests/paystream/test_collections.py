@@ -103,3 +103,15 @@ def test_scheduled_task_fetches_for_every_entity(ps_entity, clerk, borrower, pee
     loan, note = active_loan_with_note(ps_entity, clerk, borrower)
     paystream_collections_fetch.call_local()
     assert Receipt.objects.filter(loan=loan).count() == len(_due(note))
+
+
+def test_fetch_from_the_loan_page_and_the_api(client, ps_entity, clerk, borrower, peer):
+    from django.urls import reverse
+
+    loan, note = active_loan_with_note(ps_entity, clerk, borrower)
+    client.force_login(clerk)
+    page = client.post(reverse("web:paystream_collections_fetch", kwargs={"loan_id": loan.pk}), follow=True).content.decode()
+    assert f"{len(_due(note))} collected" in page and 'data-kind="collected"' in page
+    listed = client.get(f"/api/payment-stream/collections/?loan={loan.pk}&kind=collected").json()
+    assert listed["count"] == len(_due(note))
+    assert client.post("/api/payment-stream/collections/fetch/").json()["collected"] == 0

@@ -10,6 +10,7 @@ from imali.tenancy.models import Entity
 
 from .models import (
     CardIssueReceipt,
+    CollectionResult,
     CreditPayment,
     NoteInstalment,
     PromissoryNote,
@@ -59,3 +60,7 @@ def loan_notes(*, entity: Entity, loan: Loan) -> list[PromissoryNote]:
 
 def request_log(*, entity: Entity) -> QuerySet[StreamRequest]:
     return StreamRequest.objects.filter(entity=entity).select_related("actor").order_by("-id")
+
+
+def loan_collection_results(*, entity: Entity, loan: Loan) -> list[CollectionResult]:
+    return list(CollectionResult.objects.filter(entity=entity, note__loan=loan).select_related("instalment", "receipt")[:500])

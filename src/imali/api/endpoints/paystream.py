@@ -21,12 +21,14 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
-from imali.api.base import EntityScopedMixin, query_int
+from imali.api.base import EntityScopedMixin, query_choice, query_int
 from imali.api.serializers.fields import EntityRelatedField, MoneyField
 from imali.clients.models import BankAccountType, Client, ClientAccount
 from imali.loans.models import Loan
 from imali.paystream import selectors, services
 from imali.paystream.models import (
+    CollectionKind,
+    CollectionResult,
     CreditPayment,
     NoteInstalment,
     PaymentStreamKind,
@@ -343,6 +345,45 @@ class StreamRequestViewSet(EntityScopedMixin, mixins.ListModelMixin, viewsets.Ge
         return selectors.request_log(entity=self.entity)
 
 
+class CollectionResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CollectionResult
+        fields = ["id", "note", "instalment", "reference", "kind", "amount", "result_date", "reason", "original_reference",
+                  "receipt", "problem", "imported_at"]
+        read_only_fields = fields
+
+
+class ImportSummarySerializer(serializers.Serializer):
+    collected = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    returned = serializers.IntegerField()
+    repeated = serializers.IntegerField()
+    problems = serializers.IntegerField()
+    unknown = serializers.IntegerField()
+
+
+@extend_schema_view(list=extend_schema(summary="Collection results imported from the stream",
+                                       parameters=[OpenApiParameter("loan", int), OpenApiParameter("kind", str)],
+                                       responses={200: CollectionResultSerializer(many=True), 403: NO_RIGHT}))
+class CollectionResultViewSet(EntityScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = CollectionResultSerializer
+    required_rights = {"list": RIGHT, "fetch": RIGHT}
+
+    def get_queryset(self):
+        rows = CollectionResult.objects.filter(entity=self.entity).order_by("-id")
+        loan = query_int(self.request, "loan")
+        if loan is not None:
+            rows = rows.filter(note__loan_id=loan)
+        kind = query_choice(self.request, "kind", CollectionKind.values)
+        return rows.filter(kind=kind) if kind else rows
+
+    @extend_schema(summary="Import the stream's new collection results now", request=None,
+                   responses={200: ImportSummarySerializer, 400: BAD_INPUT, 403: NO_RIGHT})
+    @action(detail=False, methods=["post"])
+    def fetch(self, request, *args, **kwargs):
+        return Response(services.collections_fetch(entity=self.entity, actor=request.user).as_dict())
+
+
 class StreamSettingsView(EntityScopedMixin, APIView):
     required_rights = {"get": RIGHT, "put": RIGHT}
 
@@ -372,5 +413,6 @@ router.register("payment-stream/clients", StreamClientViewSet, basename="paystre
 router.register("payment-stream/payments", CreditPaymentViewSet, basename="paystream-payment")
 router.register("payment-stream/notes", PromissoryNoteViewSet, basename="paystream-note")
 router.register("payment-stream/requests", StreamRequestViewSet, basename="paystream-request")
+router.register("payment-stream/collections", CollectionResultViewSet, basename="paystream-collection")
 
 urlpatterns = [*router.urls, path("payment-stream/settings/", StreamSettingsView.as_view(), name="paystream-settings")]

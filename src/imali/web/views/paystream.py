@@ -278,6 +278,7 @@ def _loan_page(request, loan: Loan, **forms_given):
     accounts = selectors.stream_accounts_qs(entity=entity, client=loan.client)
     context = {
         "loan": loan, "notes": selectors.loan_notes(entity=entity, loan=loan),
+        "results": selectors.loan_collection_results(entity=entity, loan=loan),
         "payments": selectors.credit_payments(entity=entity, client=loan.client, loan=loan),
         "note_form": forms_given.get("note_form") or NoteForm(accounts=accounts.filter(account__kind=AccountKind.BANK)),
         "instalment_form": forms_given.get("instalment_form") or InstalmentForm(),
@@ -371,6 +372,19 @@ def loan_pay_view(request, loan_id: int):
     return _loan_page(request, loan, pay_form=form)
 
 
+@right_required(RIGHT, methods=POST_ONLY)
+def collections_fetch_view(request, loan_id: int):
+    """Import the stream's new collection results now (the task does it every quarter hour)."""
+    loan = _loan(request, loan_id)
+    try:
+        summary = services.collections_fetch(entity=request.entity, actor=request.user)
+    except ValidationError as exc:
+        return _loan_page(request, loan, errors=_messages_of(exc))
+    messages.success(request, f"Collection results imported: {summary.collected} collected, {summary.declined} declined, "
+                              f"{summary.returned} returned unpaid, {summary.problems} not applied.")
+    return redirect("web:paystream_loan", loan_id=loan.pk)
+
+
 # --- setup and log ---------------------------------------------------------------------------
 @sensitive_post_parameters("password")
 @right_required(RIGHT)
@@ -411,6 +425,7 @@ urlpatterns = [
     path("loans/<int:loan_id>/payment-stream/", loan_view, name="paystream_loan"),
     path("loans/<int:loan_id>/payment-stream/notes/", note_create_view, name="paystream_note_create"),
     path("loans/<int:loan_id>/payment-stream/pay/", loan_pay_view, name="paystream_loan_pay"),
+    path("loans/<int:loan_id>/payment-stream/collections/", collections_fetch_view, name="paystream_collections_fetch"),
     path("payment-stream/notes/<int:promissorynote_id>/print/", note_print_view, name="paystream_note_print"),
     path("payment-stream/notes/<int:promissorynote_id>/cancel/", note_cancel_view, name="paystream_note_cancel"),
     path("payment-stream/notes/<int:promissorynote_id>/instalment/", instalment_edit_view, name="paystream_instalment_edit"),
