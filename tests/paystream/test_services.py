@@ -302,10 +302,10 @@ def test_wallet_poll_task_brings_the_wallet_in(ps_entity, clerk, borrower, peer)
 def test_demo_setup_switches_the_stream_on_for_the_demo_lender(entity, peer):
     from imali.paystream.demo_data import DEMO_PEER_PORT, paystream_demo_ensure
     from imali.paystream.models import StreamSettings
-    from imali.tenancy.models import Module
+    from imali.tenancy.models import Module, Role
 
-    admin = factories.make_user(entity=entity, rights=list(factories.Right))
-    admin.roles.update(name="Administrator")  # what the demo's generated administrator holds
+    admin = factories.make_user(entity=entity)
+    admin.roles.add(Role.objects.get(entity=entity, name="Administrator"))  # as the demo's generated administrator
     assert paystream_demo_ensure(entity_codes=[entity.code]) is True
     entity.refresh_from_db()
     assert entity.has_module(Module.PAYMENT_STREAMS)

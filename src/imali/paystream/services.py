@@ -641,6 +641,7 @@ def card_issue_receipt_print(*, entity: Entity, actor, client: Client, card_numb
 
 # -- collections into the loan book -------------------------------------------------------------
 COLLECTIONS_PAGE = 1000
+IMPORT_CHUNK = 500
 
 
 @dataclass
@@ -668,59 +669,67 @@ def collections_import(*, entity: Entity, actor, outcomes: list[CollectionOutcom
     marks the instalment Failed and keeps the bank's reason, date and amount; an unpaid reverses
     the receipt of the collection it returns. A result the loan book cannot take (the loan not
     paid out, say) is kept with the reason, not lost."""
-    from imali.loans.models import Receipt
-    from imali.loans.services import receipt_post, receipt_reverse
-
     summary = ImportSummary()
     notes = {n.reference: n for n in PromissoryNote.objects.filter(entity=entity, reference__in={o.note_reference for o in outcomes})
              .select_related("loan")}
     instalments = {(i.note_id, i.seq): i for i in NoteInstalment.objects.filter(note__in=list(notes.values()))}
-    for outcome in outcomes:
-        note = notes.get(outcome.note_reference)
-        instalment = instalments.get((note.pk, outcome.seq)) if note is not None else None
-        if instalment is None:
-            summary.unknown += 1
-            continue
-        try:
-            with transaction.atomic():
-                row = CollectionResult.objects.create(
-                    entity=entity, note=note, instalment=instalment, reference=outcome.reference, kind=outcome.result,
-                    amount=outcome.amount, result_date=outcome.on, reason=outcome.reason[:120],
-                    original_reference=outcome.original_reference)
-                if outcome.result == CollectionKind.COLLECTED:
-                    NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.COLLECTED)
+    # One commit per chunk, a savepoint per result: a result refused (a repeat) rolls back alone,
+    # and a file database does not sync to disk once per receipt.
+    for first in range(0, len(outcomes), IMPORT_CHUNK):
+        with transaction.atomic():
+            for outcome in outcomes[first:first + IMPORT_CHUNK]:
+                _import_one(entity=entity, actor=actor, outcome=outcome, notes=notes, instalments=instalments, summary=summary)
+    return summary
+
+
+def _import_one(*, entity: Entity, actor, outcome: CollectionOutcome, notes: dict, instalments: dict, summary: ImportSummary) -> None:
+    from imali.loans.models import Receipt
+    from imali.loans.services import receipt_post, receipt_reverse
+
+    note = notes.get(outcome.note_reference)
+    instalment = instalments.get((note.pk, outcome.seq)) if note is not None else None
+    if instalment is None:
+        summary.unknown += 1
+        return
+    try:
+        with transaction.atomic():
+            row = CollectionResult.objects.create(
+                entity=entity, note=note, instalment=instalment, reference=outcome.reference, kind=outcome.result,
+                amount=outcome.amount, result_date=outcome.on, reason=outcome.reason[:120],
+                original_reference=outcome.original_reference)
+            if outcome.result == CollectionKind.COLLECTED:
+                NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.COLLECTED)
+                try:
+                    with transaction.atomic():
+                        row.receipt = receipt_post(entity=entity, actor=actor, loan=note.loan, amount=outcome.amount,
+                                                   value_date=outcome.on, payback_type=note.stream,
+                                                   external_reference=outcome.reference)
+                    summary.collected += 1
+                except ValidationError as exc:
+                    row.problem = _problem(exc)
+                    summary.problems += 1
+            elif outcome.result == CollectionKind.FAILED:
+                NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
+                summary.declined += 1
+            else:
+                NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
+                original = (CollectionResult.objects.filter(entity=entity, reference=outcome.original_reference,
+                                                            kind=CollectionKind.COLLECTED).select_related("receipt").first())
+                receipt = original.receipt if original is not None else None
+                if receipt is not None and not Receipt.objects.filter(pk=receipt.pk, is_reversed=True).exists():
                     try:
                         with transaction.atomic():
-                            row.receipt = receipt_post(entity=entity, actor=actor, loan=note.loan, amount=outcome.amount,
-                                                       value_date=outcome.on, payback_type=note.stream,
-                                                       external_reference=outcome.reference)
-                        summary.collected += 1
+                            receipt_reverse(receipt=receipt, actor=actor, reason=f"Returned unpaid: {outcome.reason or 'no reason given'}")
+                        summary.returned += 1
                     except ValidationError as exc:
                         row.problem = _problem(exc)
                         summary.problems += 1
-                elif outcome.result == CollectionKind.FAILED:
-                    NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
-                    summary.declined += 1
                 else:
-                    NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
-                    original = (CollectionResult.objects.filter(entity=entity, reference=outcome.original_reference,
-                                                                kind=CollectionKind.COLLECTED).select_related("receipt").first())
-                    receipt = original.receipt if original is not None else None
-                    if receipt is not None and not Receipt.objects.filter(pk=receipt.pk, is_reversed=True).exists():
-                        try:
-                            with transaction.atomic():
-                                receipt_reverse(receipt=receipt, actor=actor, reason=f"Returned unpaid: {outcome.reason or 'no reason given'}")
-                            summary.returned += 1
-                        except ValidationError as exc:
-                            row.problem = _problem(exc)
-                            summary.problems += 1
-                    else:
-                        row.problem = "No posted collection with that reference to reverse."
-                        summary.problems += 1
-                row.save(update_fields=["receipt", "problem"])
-        except IntegrityError:
-            summary.repeated += 1
-    return summary
+                    row.problem = "No posted collection with that reference to reverse."
+                    summary.problems += 1
+            row.save(update_fields=["receipt", "problem"])
+    except IntegrityError:
+        summary.repeated += 1
 
 
 def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportSummary:
