@@ -167,6 +167,7 @@ def test_pay_to_two_accounts_and_cash_then_print(ps_entity, clerk, borrower, pee
 
 
 def test_wallet_created_later_and_joins_the_accounts(ps_entity, clerk, borrower, peer):
+    peer.configure(wallet_delay=600)  # "normally within 10 minutes": not yet when first asked
     wallet = services.wallet_create(entity=ps_entity, actor=clerk, client=borrower)
     assert wallet.status == WalletStatus.REQUESTED
     assert services.wallet_refresh(entity=ps_entity, actor=clerk, wallet=wallet).status == WalletStatus.REQUESTED
