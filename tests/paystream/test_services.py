@@ -312,3 +312,27 @@ def test_demo_setup_switches_the_stream_on_for_the_demo_lender(entity, peer):
     assert entity.has_module(Module.PAYMENT_STREAMS)
     assert StreamSettings.objects.get(entity=entity).base_url == f"http://127.0.0.1:{DEMO_PEER_PORT}"
     assert paystream_demo_ensure(entity_codes=[entity.code]) is False
+
+
+def test_leftover_request_for_another_body_does_not_block_a_new_one(ps_entity, clerk, borrower, peer):
+    services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
+    peer.configure(down=True)
+    with pytest.raises(ValidationError):  # FNB account: no answer, the request stays resumable
+        services.account_register(entity=ps_entity, actor=clerk, client=borrower, branch_code="250655",
+                                  account_number="62000000008", account_type="savings")
+    peer.configure(down=False)
+    # Meanwhile the stream had acted on it under that key: a crash's leftover.
+    leftover = StreamRequest.objects.filter(function="AddClientAccount").order_by("-id").first()
+    with HttpPaymentStream(base_url=peer.base_url, username="lender", password="s3cret-stream") as stream:
+        stream.add_client_account(key=str(leftover.idempotency_reference), client_reference=borrower.stream_registration.reference,
+                                  branch_code="250655", account_number="62000000008", account_type="savings",
+                                  holder=f"{borrower.full_names} {borrower.surname}")
+    # A different account now: the leftover's key is refused for it, so it goes under a fresh one.
+    third = services.account_register(entity=ps_entity, actor=clerk, client=borrower, branch_code="198765",
+                                      account_number="1001234565", account_type="cheque")
+    assert third.cdv_bank == "Nedbank"
+    # And the FNB account registered again resumes the leftover: the stream's first answer, no duplicate.
+    fnb = services.account_register(entity=ps_entity, actor=clerk, client=borrower, branch_code="250655",
+                                    account_number="62000000008", account_type="savings")
+    assert peer.state.accounts[fnb.reference]["accountNumber"] == "62000000008"
+    assert len(peer.state.clients[borrower.stream_registration.reference]["accounts"]) == 3

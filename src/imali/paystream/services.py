@@ -175,7 +175,26 @@ def _open_request(*, entity: Entity, actor, function: StreamFunction, target: An
 def _send(*, entity: Entity, actor, function: StreamFunction, target: Any, call: Callable[[PaymentStream, str], T],
           request: StreamRequest | None = None) -> tuple[T, StreamRequest]:
     require_access(entity=entity, actor=actor)
+    given = request is not None
     request = request or _open_request(entity=entity, actor=actor, function=function, target=target)
+    try:
+        return _send_with(entity=entity, request=request, call=call)
+    except ValidationError as error:
+        # A leftover request resumed for a different body (another account for the same client,
+        # another stream for the same loan): the stream refuses its key. It was never acted on
+        # for this body, so this body goes out under a fresh reference.
+        reused = getattr(error, "error_dict", None) and any(
+            e.code == "idempotency_key_reused" for errs in error.error_dict.values() for e in errs)
+        if given or not reused:
+            raise
+        # The leftover stays unresolved for its own body: the next attempt at that one resumes it.
+        StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.UNAVAILABLE, completed_at=None)
+        fresh = StreamRequest.objects.create(entity=entity, function=function, object_type=request.object_type,
+                                             object_id=request.object_id, actor=actor if getattr(actor, "pk", None) else None)
+        return _send_with(entity=entity, request=fresh, call=call)
+
+
+def _send_with(*, entity: Entity, request: StreamRequest, call: Callable[[PaymentStream, str], T]) -> tuple[T, StreamRequest]:
     key = str(request.idempotency_reference)
     with stream_for(entity) as stream:
         for attempt in range(ATTEMPTS):
