@@ -85,8 +85,9 @@ class AccountWriteSerializer(serializers.Serializer):
     account_number = serializers.CharField(max_length=20, required=False, allow_blank=True)
     account_type = serializers.ChoiceField(choices=BankAccountType.choices, required=False)
     bank_name = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
-    client_account = serializers.PrimaryKeyRelatedField(
-        queryset=ClientAccount.objects.all(), required=False, allow_null=True,
+    client_account = EntityRelatedField(
+        queryset=ClientAccount.objects.all(), scope=lambda rows, entity: rows.filter(client__entity=entity),
+        required=False, allow_null=True,
         help_text="Register one of the client's existing bank accounts instead of the fields above")
 
 
@@ -196,7 +197,7 @@ class StreamClientViewSet(EntityScopedMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def accounts(self, request, *args, **kwargs):
         client = self.get_object()
-        serializer = AccountWriteSerializer(data=request.data)
+        serializer = AccountWriteSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         existing = data.pop("client_account", None)
