@@ -169,6 +169,8 @@ class SettingsSerializer(serializers.Serializer):
 @extend_schema_view(retrieve=extend_schema(summary="A client's payment-stream page: registration, accounts, wallets",
                                            responses={200: StreamClientSerializer, 403: NO_RIGHT, 404: NOT_FOUND}))
 class StreamClientViewSet(EntityScopedMixin, viewsets.GenericViewSet):
+    # What OPTIONS describes; each action names its own request body in the schema.
+    serializer_class = StreamClientSerializer
     lookup_url_kwarg = "client_id"
     lookup_value_regex = r"[0-9]+"
     required_rights = {a: RIGHT for a in ("retrieve", "register", "accounts", "wallet", "wallet_refresh", "card_receipt")}
