@@ -55,6 +55,16 @@ def _pdf(content: bytes, name: str) -> HttpResponse:
 
 
 # --- serializers ---------------------------------------------------------------------------------
+class TextField(serializers.CharField):
+    """Text that must arrive as a JSON string: DRF's CharField would take 0 as "0", which the
+    schema (type string) says is invalid."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StreamAccountSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="account.kind", read_only=True)
     description = serializers.CharField(source="account.__str__", read_only=True)
@@ -81,10 +91,10 @@ class StreamClientSerializer(serializers.Serializer):
 
 
 class AccountWriteSerializer(serializers.Serializer):
-    branch_code = serializers.CharField(max_length=6, required=False, allow_blank=True)
-    account_number = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    branch_code = TextField(max_length=6, required=False, allow_blank=True)
+    account_number = TextField(max_length=20, required=False, allow_blank=True)
     account_type = serializers.ChoiceField(choices=BankAccountType.choices, required=False)
-    bank_name = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+    bank_name = TextField(max_length=60, required=False, allow_blank=True, default="")
     client_account = EntityRelatedField(
         queryset=ClientAccount.objects.all(), scope=lambda rows, entity: rows.filter(client__entity=entity),
         required=False, allow_null=True,
@@ -113,7 +123,7 @@ class CreditPaymentSerializer(serializers.ModelSerializer):
 
 
 class CardWriteSerializer(serializers.Serializer):
-    card_number = serializers.CharField(max_length=23)
+    card_number = TextField(max_length=23)
 
 
 class NoteInstalmentSerializer(serializers.ModelSerializer):
@@ -157,10 +167,10 @@ class RequestSerializer(serializers.ModelSerializer):
 
 class SettingsSerializer(serializers.Serializer):
     base_url = serializers.URLField()
-    username = serializers.CharField(max_length=80)
-    password = serializers.CharField(max_length=200, write_only=True, required=False, allow_blank=True,
+    username = TextField(max_length=80)
+    password = TextField(max_length=200, write_only=True, required=False, allow_blank=True,
                                      help_text="Write-only; blank or absent keeps the stored one")
-    branch_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    branch_code = TextField(max_length=20, required=False, allow_blank=True, default="")
     timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, required=False, default=10)
     has_password = serializers.BooleanField(read_only=True)
 
