@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from imali.core.models import AuditEntry
 from imali.messaging.models import EntityMessageType
-from imali.messaging.policy import message_type_enabled
+from imali.messaging.policy import SWITCHABLE_TYPES, message_type_enabled
 from imali.tenancy.rights import Right
 from tests import factories
 
@@ -16,8 +16,7 @@ def test_screen_lists_switches_and_saves_changes_audited(admin_client, entity, o
     page = admin_client.get(url).content.decode()
     assert "Payment arrears" in page and "Birthday" in page and "OTP setup" in page
     assert 'name="otp"' not in page  # the OTP is switched in the OTP setup
-    on = {t: "on" for t in ("arrears", "payment_received", "new_loan", "repeat_loan", "payment_final", "birthday", "mis",
-                            "marketing", "single", "reply")}  # crm left unticked: switched off
+    on = {t: "on" for t in SWITCHABLE_TYPES if t != "crm"}  # crm left unticked: switched off
     response = admin_client.post(url, on, follow=True)
     assert "CRM off" in response.content.decode()
     assert not message_type_enabled(entity=entity, message_type="crm")

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "imali.reminders",
     "imali.mobilemoney",
     "imali.batches",
+    "imali.paystream",
     "imali.demo",
     "imali.web",
     "imali.api",

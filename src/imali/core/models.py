@@ -109,6 +109,21 @@ class AuditAction(models.TextChoices):
     MOBILE_DISBURSEMENT_SENT = "mobilemoney.disbursement_sent", "Mobile payment sent"
     MOBILE_DISBURSEMENT_RESULT = "mobilemoney.disbursement_result", "Mobile payment result"
     MOBILE_DISBURSEMENT_CANCELLED = "mobilemoney.disbursement_cancelled", "Mobile disbursement cancelled"
+    # Payment stream (imali.paystream).
+    PAYSTREAM_SETTINGS_CHANGED = "paystream.settings_changed", "Payment-stream settings changed"
+    PAYSTREAM_EMPLOYER_ADDED = "paystream.employer_added", "Employer registered at the payment stream"
+    PAYSTREAM_CLIENT_ADDED = "paystream.client_added", "Client registered at the payment stream"
+    PAYSTREAM_ACCOUNT_ADDED = "paystream.account_added", "Client account registered at the payment stream"
+    PAYSTREAM_NOTE_CREATED = "paystream.note_created", "Promissory note created"
+    PAYSTREAM_NOTE_CANCELLED = "paystream.note_cancelled", "Promissory note cancelled"
+    PAYSTREAM_INSTALMENT_EDITED = "paystream.instalment_edited", "Promissory note instalment changed"
+    PAYSTREAM_DOCUMENT_PRINTED = "paystream.document_printed", "Payment-stream document printed"
+    PAYSTREAM_PAYMENT_REQUESTED = "paystream.payment_requested", "Credit payment requested"
+    PAYSTREAM_PAYMENT_ACCEPTED = "paystream.payment_accepted", "Credit payment accepted by the stream"
+    PAYSTREAM_PAYMENT_REJECTED = "paystream.payment_rejected", "Credit payment rejected by the stream"
+    PAYSTREAM_WALLET_REQUESTED = "paystream.wallet_requested", "Wallet requested"
+    PAYSTREAM_WALLET_UPDATED = "paystream.wallet_updated", "Wallet created or failed"
+    PAYSTREAM_COLLECTIONS_IMPORTED = "paystream.collections_imported", "Collection results imported"
 
 
 class AuditEntryQuerySet(models.QuerySet):

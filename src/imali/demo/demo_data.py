@@ -23,7 +23,9 @@ from imali.batches.demo_data import demo_batch_templates_ensure
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
+from imali.messaging.demo import demo_reply_notify_ensure
 from imali.mobilemoney.demo_data import demo_mobile_money_ensure
+from imali.paystream.demo_data import paystream_demo_ensure
 from imali.reminders.demo import demo_switch_on as reminders_demo_switch_on
 from imali.smsbanking.demo_data import demo_ensure as smsbanking_demo_ensure
 from imali.tenancy.models import Entity, Role, User
@@ -198,10 +200,6 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         for entity in entities.values():
             created |= _close_yesterday(entity, now or timezone.now())
         created |= reminders_demo_switch_on(entities.values())
-        from imali.messaging.demo import (
-            demo_reply_notify_ensure,  # issue 11: replies notified in the app
-        )
-
         created |= demo_reply_notify_ensure(entities=entities.values())
         created |= smsbanking_demo_ensure(entities=entities.values())
         created |= demo_batch_templates_ensure(entities=entities.values())
@@ -209,4 +207,5 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True
         created |= demo_mobile_money_ensure()
+        created |= paystream_demo_ensure(entity_codes=codes)
     return created, list(DEMO_LOGINS)

@@ -1,0 +1,108 @@
+"""The payment stream as Imali sees it: a protocol of the seed's functions, plain data in and
+out. The wire format is only in `adapters/http.py`; the local peer (imali.peers.paystream) speaks
+it over loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+
+class StreamUnavailable(Exception):
+    """The stream did not answer (refused, timed out, 5xx): safe to retry with the same
+    idempotency reference."""
+
+
+class StreamRejected(Exception):
+    """The stream answered and refused the request. `field` names the field it is about, if any."""
+
+    def __init__(self, code: str, message: str, field: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Instalment:
+    seq: int
+    action_date: dt.date
+    amount: Decimal
+    tracking_days: int = 0
+
+
+@dataclass(frozen=True)
+class Document:
+    """What a print function returns: the document's kind and its fields, drawn as a PDF by
+    imali.paystream.documents."""
+
+    kind: str  # promissory_note | cancellation | client_credit | card_issue_receipt
+    reference: str
+    fields: dict[str, str] = field(default_factory=dict)
+    lines: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WalletState:
+    reference: str
+    status: str  # requested | created | failed
+    wallet_number: str = ""
+    account_reference: str = ""
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class CollectionOutcome:
+    """One line of the stream's collection results: an instalment collected, declined (failed),
+    or returned unpaid after it was collected (`original_reference` names the collection)."""
+
+    position: int
+    reference: str
+    note_reference: str
+    seq: int
+    result: str  # collected | failed | unpaid
+    amount: Decimal
+    on: dt.date
+    reason: str = ""
+    original_reference: str = ""
+
+
+class PaymentStream(Protocol):
+    def add_employer(self, *, key: str, employer_number: str, name: str) -> str: ...
+
+    def add_client(self, *, key: str, employer_reference: str, client_number: str, branch: str, surname: str,
+                   first_names: str, id_number: str, cellphone: str, date_of_birth: dt.date | None,
+                   gender: str) -> str: ...
+
+    def create_promissory(self, *, key: str, client_reference: str, account_reference: str, stream: str,
+                          instalments: list[Instalment]) -> tuple[str, str]:
+        """(note reference, status)."""
+        ...
+
+    def cancel_promissory(self, *, key: str, note_reference: str) -> str: ...
+
+    def print_promissory(self, *, key: str, note_reference: str) -> Document: ...
+
+    def edit_instalment(self, *, key: str, note_reference: str, seq: int, action_date: dt.date | None,
+                        amount: Decimal | None, tracking_days: int | None) -> None: ...
+
+    def add_client_account(self, *, key: str, client_reference: str, branch_code: str, account_number: str,
+                           account_type: str, holder: str) -> str: ...
+
+    def pay_to_client_account(self, *, key: str, client_reference: str, parts: list[tuple[str, Decimal]],
+                              cash_amount: Decimal) -> str: ...
+
+    def print_client_credit(self, *, key: str, payment_reference: str) -> Document: ...
+
+    def create_wallet(self, *, key: str, client_reference: str, cellphone: str, date_of_birth: dt.date | None,
+                      gender: str) -> str: ...
+
+    def wallet_status(self, *, key: str, wallet_reference: str) -> WalletState: ...
+
+    def print_card_issue_receipt(self, *, key: str, client_reference: str, card_number: str) -> Document: ...
+
+    def collection_results(self, *, key: str, after: int, limit: int) -> tuple[list[CollectionOutcome], int]:
+        """The results after feed position `after`, and the last position returned."""
+        ...

@@ -1,0 +1,143 @@
+"""The payment stream over HTTP (httpx). The wire format lives here and nowhere else:
+
+    POST {base_url}/v1/{Function}          JSON body, one function per path
+    Authorization: Basic username:password
+    Idempotency-Key: <uuid>                the same key → the stream answers from its record
+    200 {"result": {...}}                   done
+    4xx {"error": {"code", "message", "field"}}   refused (401: bad credentials, 403: no right)
+    5xx, refused connection, timeout        unavailable: retry with the same key
+
+Amounts travel as strings with two decimals ("1250.00"), dates as ISO (YYYY-MM-DD). The real
+service's formats are not public (DOMAIN §7): this is Imali's definition, and the local peer
+(imali.peers.paystream) speaks it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import httpx
+
+from .base import (
+    CollectionOutcome,
+    Document,
+    Instalment,
+    StreamRejected,
+    StreamUnavailable,
+    WalletState,
+)
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+class HttpPaymentStream:
+    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None):
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), auth=(username, password), timeout=timeout,
+                                    transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpPaymentStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, function: str, key: str, body: dict) -> dict:
+        try:
+            response = self._client.post(f"/v1/{function}", json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError as exc:  # connect, read and write errors, timeouts
+            raise StreamUnavailable(f"{function}: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise StreamUnavailable(f"{function}: HTTP {response.status_code}")
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise StreamUnavailable(f"{function}: HTTP {response.status_code} without JSON") from exc
+        if response.status_code == 200 and isinstance(payload.get("result"), dict):
+            return payload["result"]
+        error = payload.get("error") or {}
+        if response.status_code == 401:
+            raise StreamRejected("unauthorised", "The payment stream refused the user name or password in the stream settings.")
+        raise StreamRejected(str(error.get("code") or f"http_{response.status_code}"),
+                             str(error.get("message") or f"The payment stream refused the request (HTTP {response.status_code})."),
+                             str(error.get("field") or ""))
+
+    @staticmethod
+    def _document(result: dict) -> Document:
+        return Document(kind=result["kind"], reference=result.get("reference", ""),
+                        fields={str(k): str(v) for k, v in (result.get("fields") or {}).items()},
+                        lines=[{str(k): str(v) for k, v in line.items()} for line in result.get("lines") or []])
+
+    def add_employer(self, *, key, employer_number, name):
+        return self._call("AddEmployer", key, {"employerNumber": employer_number, "name": name})["employerRef"]
+
+    def add_client(self, *, key, employer_reference, client_number, branch, surname, first_names, id_number,
+                   cellphone, date_of_birth, gender):
+        return self._call("AddClient", key, {
+            "employerRef": employer_reference, "clientNumber": client_number, "branch": branch, "surname": surname,
+            "firstNames": first_names, "idNumber": id_number, "cellphone": cellphone,
+            "dateOfBirth": date_of_birth.isoformat() if date_of_birth else "", "gender": gender})["clientRef"]
+
+    def create_promissory(self, *, key, client_reference, account_reference, stream, instalments: list[Instalment]):
+        result = self._call("CreatePromissory", key, {
+            "clientRef": client_reference, "accountRef": account_reference, "stream": stream,
+            "instalments": [{"seq": i.seq, "actionDate": i.action_date.isoformat(), "amount": _money(i.amount),
+                             "trackingDays": i.tracking_days} for i in instalments]})
+        return result["noteRef"], result["status"]
+
+    def cancel_promissory(self, *, key, note_reference):
+        return self._call("CancelPromissory", key, {"noteRef": note_reference})["status"]
+
+    def print_promissory(self, *, key, note_reference):
+        return self._document(self._call("PrintPromissory", key, {"noteRef": note_reference}))
+
+    def edit_instalment(self, *, key, note_reference, seq, action_date: dt.date | None, amount: Decimal | None,
+                        tracking_days: int | None):
+        body: dict = {"noteRef": note_reference, "seq": seq}
+        if action_date is not None:
+            body["actionDate"] = action_date.isoformat()
+        if amount is not None:
+            body["amount"] = _money(amount)
+        if tracking_days is not None:
+            body["trackingDays"] = tracking_days
+        self._call("EditInstalment", key, body)
+
+    def add_client_account(self, *, key, client_reference, branch_code, account_number, account_type, holder):
+        return self._call("AddClientAccount", key, {
+            "clientRef": client_reference, "branchCode": branch_code, "accountNumber": account_number,
+            "accountType": account_type, "holder": holder})["accountRef"]
+
+    def pay_to_client_account(self, *, key, client_reference, parts, cash_amount):
+        return self._call("PayToClientAccount", key, {
+            "clientRef": client_reference, "cashAmount": _money(cash_amount),
+            "accounts": [{"accountRef": ref, "amount": _money(amount)} for ref, amount in parts]})["paymentRef"]
+
+    def print_client_credit(self, *, key, payment_reference):
+        return self._document(self._call("PrintClientCredit", key, {"paymentRef": payment_reference}))
+
+    def create_wallet(self, *, key, client_reference, cellphone, date_of_birth, gender):
+        return self._call("CreateWallet", key, {
+            "clientRef": client_reference, "cellphone": cellphone,
+            "dateOfBirth": date_of_birth.isoformat() if date_of_birth else "", "gender": gender})["walletRequestRef"]
+
+    def wallet_status(self, *, key, wallet_reference):
+        result = self._call("WalletStatus", key, {"walletRequestRef": wallet_reference})
+        return WalletState(reference=wallet_reference, status=result["status"], wallet_number=result.get("walletNumber", ""),
+                           account_reference=result.get("accountRef", ""), failure=result.get("failure", ""))
+
+    def print_card_issue_receipt(self, *, key, client_reference, card_number):
+        return self._document(self._call("PrintCardIssueReceipt", key, {"clientRef": client_reference, "cardNumber": card_number}))
+
+    def collection_results(self, *, key, after, limit):
+        result = self._call("CollectionResults", key, {"after": after, "limit": limit})
+        rows = [CollectionOutcome(position=int(r["position"]), reference=str(r["reference"]), note_reference=str(r["noteRef"]),
+                                  seq=int(r["seq"]), result=str(r["result"]), amount=Decimal(str(r["amount"])),
+                                  on=dt.date.fromisoformat(r["date"]), reason=str(r.get("reason", "")),
+                                  original_reference=str(r.get("originalReference", "")))
+                for r in result.get("results") or []]
+        return rows, int(result.get("last", after))

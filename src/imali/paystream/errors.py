@@ -1,0 +1,31 @@
+"""Error codes of the payment stream, each with a message a user can read."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.core.exceptions import ValidationError
+
+
+class StreamError(StrEnum):
+    MODULE_OFF = "module_off"
+    NO_SETTINGS = "no_settings"
+    UNAVAILABLE = "stream_unavailable"
+    NO_EMPLOYER = "no_employer"
+    NOT_REGISTERED = "not_registered"
+    OTHER_ENTITY = "other_entity"
+    NO_SCHEDULE = "no_schedule"
+    LOAN_STATUS = "loan_status"
+    NOTE_EXISTS = "note_exists"
+    AMOUNT_NOT_EDITABLE = "amount_not_editable"
+    NOT_PRINTABLE = "not_printable"
+    ACCOUNTS = "accounts"
+    PAYMENT_EXISTS = "payment_exists"
+    CELLPHONE_NOT_UNIQUE = "cellphone_not_unique"
+    WALLET_FIELDS = "wallet_fields"
+    WALLET_EXISTS = "wallet_exists"
+    INVALID = "invalid"
+
+
+def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:
+    return ValidationError({field: [ValidationError(message, code=str(code))]})

@@ -1,0 +1,43 @@
+"""Huey tasks of the payment stream: thin, they call services."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, lock_task
+
+from . import services
+from .models import WalletRequest, WalletStatus
+
+log = logging.getLogger("imali.paystream")
+WALLETS_PER_RUN = 500
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("paystream-wallet-poll")
+def paystream_wallet_poll():
+    """Every minute: ask the stream about requested wallets (it creates them asynchronously,
+    normally within 10 minutes); a created wallet joins the client's accounts. Asked as the user
+    who requested it, whose right is checked like any call. The client screen polls too."""
+    for wallet in (WalletRequest.objects.filter(status=WalletStatus.REQUESTED).select_related("entity", "created_by")
+                   .order_by("id")[:WALLETS_PER_RUN]):
+        try:
+            services.wallet_refresh(entity=wallet.entity, actor=wallet.created_by, wallet=wallet)
+        except (ValidationError, PermissionDenied) as exc:
+            log.warning("wallet request %s not refreshed: %s", wallet.pk, "; ".join(getattr(exc, "messages", [str(exc)])))
+
+
+@db_periodic_task(crontab(minute="*/15"))
+@lock_task("paystream-collections-fetch")
+def paystream_collections_fetch():
+    """Every quarter hour: import each entity's new collection results (receipts, declines,
+    unpaids) from its payment stream."""
+    from .models import StreamSettings
+
+    for settings_row in StreamSettings.objects.select_related("entity"):
+        try:
+            services.collections_fetch(entity=settings_row.entity, actor=None, system=True)
+        except ValidationError as exc:
+            log.warning("collections of entity %s not fetched: %s", settings_row.entity_id, "; ".join(exc.messages))

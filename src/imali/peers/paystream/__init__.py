@@ -1,0 +1,3 @@
+from .server import PaystreamPeer, PeerConfig
+
+__all__ = ["PaystreamPeer", "PeerConfig"]
