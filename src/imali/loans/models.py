@@ -105,6 +105,15 @@ class Loan(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # A loan has an agreement day exactly when it was paid out (every status from active on):
+            # the whole-book figures take the latest agreement and the total repayable of paid-out
+            # loans from disbursed_ord alone, without comparing the status of every loan.
+            models.CheckConstraint(
+                condition=(Q(status__in=DISBURSED_STATUSES, disbursed_ord__isnull=False)
+                           | (~Q(status__in=DISBURSED_STATUSES) & Q(disbursed_ord__isnull=True))),
+                name="loan_agreement_day_when_paid_out"),
+        ]
         indexes = [
             models.Index(fields=["entity", "status"], name="loan_entity_status"),
             models.Index(fields=["entity", "client", "disbursed_on"], name="loan_entity_client_disb"),

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+from collections import deque
 from decimal import Decimal
-from itertools import compress, repeat
-from operator import itemgetter
+from itertools import compress, count, repeat
+from operator import add, floordiv, itemgetter, mul
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -34,7 +35,6 @@ from imali.tenancy.models import Entity
 
 from . import rules
 from .models import (
-    DISBURSED_STATUSES,
     OPEN_STATUSES,
     Instalment,
     Loan,
@@ -57,61 +57,62 @@ _DAY_SHIFT, _LOAN_SHIFT = 10**13, 10**4
 _PACKED_LOAN_IDS, _PACKED_PRODUCT_IDS = 10**9, 10**4
 
 # The rows of the grouped queries, as the snapshot keeps them (money in whole cents, days as day numbers).
-# unpaid: client, arrears, oldest unpaid day, next day due, amount due then,
+# unpaid: client, outstanding, arrears, oldest unpaid day, next day due, amount due then,
 #         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement, count paid beyond capital ahead
 # loans:  client, latest agreement day, its product (or loan id, see above), open loans, date totally
 #         paid (the last paid-up day, for a client with no loan on the book), total repayable of disbursed
-#         loans, last receipt day, change, received
-_U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4
-_U_BUCKETS = {"due_30": 5, "due_60": 6, "due_90": 7, "due_120": 8, "due_120_plus": 9}
-_U_SETTLEMENT = 10
-_U_PAID_BEYOND_CAPITAL = 11  # instalments not yet due with more than their capital paid (a flag)
-_U_OWING_PARTS = (_U_ARREARS, *_U_BUCKETS.values())
+#         loans, last receipt day, change, received (0 where the total is 0: no percentage)
+_U_OUTSTANDING, _U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4, 5
+_U_BUCKETS = {"due_30": 6, "due_60": 7, "due_90": 8, "due_120": 9, "due_120_plus": 10}
+_U_SETTLEMENT = 11
+_U_PAID_BEYOND_CAPITAL = 12  # instalments not yet due with more than their capital paid (a flag)
 (_L_LATEST_DAY, _L_LATEST_PRODUCT, _L_OPEN, _L_TOTALLY_PAID, _L_TOTAL, _L_LAST_RECEIPT, _L_CHANGE,
  _L_RECEIVED) = range(1, 9)
-NO_UNPAID = (None, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
+NO_UNPAID = (None, 0, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
 NO_LOANS = (None, None, None, 0, None, 0, None, 0, 0)
 
 
-class _Dates(dict):
-    """A day number (or None) → (the date, days from it to as_of), each made once: the days a
-    book's figures name are few (a few thousand), its clients many."""
+class _Lookup(dict):
+    """A value → what it stands for, each made once by `make` and then read by subscript (C-level
+    in a map): the days and day counts a book's figures name are few, its clients many."""
 
-    def __init__(self, aso: int):
-        super().__init__({None: (None, None)})
-        self.aso = aso
+    def __init__(self, make, known: dict):
+        super().__init__(known)
+        self.make = make
 
-    def __missing__(self, day: int) -> tuple:
-        found = self[day] = (dt.date.fromordinal(day), self.aso - day)
+    def __missing__(self, value):
+        found = self[value] = self.make(value)
         return found
 
 
 def _money(cents) -> list:
-    """Whole cents → Decimals with two places (exact: an integer times 0.01), a column at a time."""
-    return list(map(CENT.__mul__, cents))
-
-
-def _pct(total: int, received: int) -> int:
-    # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic.
-    return (20000 * received + total) // (2 * total) if total else 0
+    """Whole cents → Decimals with two places (exact: an integer times 0.01), a column at a time by
+    C-level maps. Most clients owe nothing in most ranges, so zeros are one shared ZERO and only the
+    other amounts are made (and put back in their places)."""
+    cents = list(cents)
+    made = [ZERO] * len(cents)
+    deque(map(made.__setitem__, compress(count(), cents), map(CENT.__mul__, compress(cents, cents))), maxlen=0)
+    return made
 
 
 class _Book:
     """One snapshot: every client's rows as the grouped queries gave them (exact cents, day numbers,
     counts), in one order, and each figure made from them (Decimals, dates, names) a whole column at
     a time when it is first read. Reading a figure of one client makes that figure for every client
-    of the snapshot, by C-level maps over the column (no Python call per client for most figures),
-    which is what a consumer of a whole book does, and cheap beside the queries for one client."""
+    of the snapshot, by C-level maps over the column (no Python call per client), which is what a
+    consumer of a whole book does, and cheap beside the queries for one client."""
 
-    __slots__ = ("aso", "ids", "unpaid", "loans", "debts", "products", "columns", "rows")
+    __slots__ = ("aso", "ids", "unpaid", "loans", "debts", "products", "columns", "rows", "dates", "days_since")
 
     def __init__(self, *, as_of: dt.date, ids: list[int], unpaid: list[tuple], loans: list[tuple], debts: list[int],
                  products: dict[int, str]):
-        self.aso = as_of.toordinal()
+        self.aso = aso = as_of.toordinal()
         self.ids, self.unpaid, self.loans, self.debts = ids, unpaid, loans, debts
         self.products = {None: "", **products}
         self.columns: dict[str, list] = {}
         self.rows: list[tuple] | None = None  # every figure of every client, made on the first values()
+        self.dates = _Lookup(dt.date.fromordinal, {None: None})
+        self.days_since = _Lookup(lambda day: aso - day, {None: None})
 
     def column(self, name: str) -> list:
         found = self.columns.get(name)
@@ -121,7 +122,15 @@ class _Book:
 
     def values(self) -> list[tuple]:
         if self.rows is None:
-            self.rows = list(zip(*(self.column(name) for name in ClientFigures.FIELDS), strict=True))
+            # Tens of thousands of tuples at once: the cyclic collector would walk the book's rows
+            # for each few hundred of them (see portfolio_snapshot).
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                self.rows = list(zip(*(self.column(name) for name in ClientFigures.FIELDS), strict=True))
+            finally:
+                if collecting:
+                    gc.enable()
         return self.rows
 
     # --- each figure for every client, in the snapshot's order ---
@@ -131,36 +140,24 @@ class _Book:
     def _l(self, index: int):
         return map(itemgetter(index), self.loans)
 
-    def _dates(self, days) -> list:
-        dates = _Dates(self.aso)
-        return list(map(itemgetter(0), map(dates.__getitem__, days)))
-
-    def _days_since(self, days) -> list:
-        dates = _Dates(self.aso)
-        return list(map(itemgetter(1), map(dates.__getitem__, days)))
-
     def _client_id(self) -> list:
         return self.ids
 
     def _outstanding(self) -> list:
-        # Arrears and the five buckets part every unpaid amount between them (see _unpaid_sql).
-        return _money(map(sum, map(itemgetter(*_U_OWING_PARTS), self.unpaid)))
+        return _money(self._u(_U_OUTSTANDING))
 
     def _arrears_amount(self) -> list:
         return _money(self._u(_U_ARREARS))
 
     def _arrears_days(self) -> list:
         # The oldest unpaid day is before as_of by definition (None: nothing in arrears).
-        days = {None: 0}
-        return [days[d] if d in days else days.setdefault(d, self.aso - d) for d in self._u(_U_OLDEST)]
+        return list(map(_Lookup(self.days_since.make, {None: 0}).__getitem__, self._u(_U_OLDEST)))
 
     def _arrears_months(self) -> list:
-        months: dict[int, int] = {}
-        return [months[d] if d in months else months.setdefault(d, rules.months_in_arrears(d))
-                for d in self.column("arrears_days")]
+        return list(map(_Lookup(rules.months_in_arrears, {}).__getitem__, self.column("arrears_days")))
 
     def _next_due_date(self) -> list:
-        return self._dates(self._u(_U_NEXT_DAY))
+        return list(map(self.dates.__getitem__, self._u(_U_NEXT_DAY)))
 
     def _next_amount_due(self) -> list:
         return _money(self._u(_U_NEXT_AMOUNT))
@@ -184,13 +181,18 @@ class _Book:
         return _money(self._u(_U_SETTLEMENT))
 
     def _pct_of_all_capital_pd(self) -> list:
-        return _money(map(_pct, self._l(_L_TOTAL), self._l(_L_RECEIVED)))
+        # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic:
+        # (20000 × received + total) div (2 × total). Received is 0 where the total is 0 (see
+        # _simple_sql), and the divisor is then taken as 1 so that it gives 0 (no percentage).
+        totals = list(self._l(_L_TOTAL))
+        return _money(map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
+                          map(max, map(mul, totals, repeat(2)), repeat(1))))
 
     def _last_receipt_date(self) -> list:
-        return self._dates(self._l(_L_LAST_RECEIPT))
+        return list(map(self.dates.__getitem__, self._l(_L_LAST_RECEIPT)))
 
     def _days_since_last_receipt(self) -> list:
-        return self._days_since(self._l(_L_LAST_RECEIPT))
+        return list(map(self.days_since.__getitem__, self._l(_L_LAST_RECEIPT)))
 
     def _change_available(self) -> list:
         return _money(self._l(_L_CHANGE))
@@ -199,19 +201,19 @@ class _Book:
         return _money(self.debts)
 
     def _last_agreement_date(self) -> list:
-        return self._dates(self._l(_L_LATEST_DAY))
+        return list(map(self.dates.__getitem__, self._l(_L_LATEST_DAY)))
 
     def _last_agreement_product(self) -> list:
         return list(map(self.products.__getitem__, self._l(_L_LATEST_PRODUCT)))
 
     def _days_since_last_loan(self) -> list:
-        return self._days_since(self._l(_L_LATEST_DAY))
+        return list(map(self.days_since.__getitem__, self._l(_L_LATEST_DAY)))
 
     def _open_loans(self) -> list:
         return list(self._l(_L_OPEN))
 
     def _date_totally_paid(self) -> list:
-        return self._dates(self._l(_L_TOTALLY_PAID))
+        return list(map(self.dates.__getitem__, self._l(_L_TOTALLY_PAID)))
 
 
 def _figure(name: str, doc: str) -> property:
@@ -276,7 +278,10 @@ class ClientFigures(tuple):
     def values(self) -> tuple:
         """Every figure, in FIELDS order, for consumers that take them all (exports, the marketing
         data set): the first call makes every client's (see _Book), later ones are a look-up."""
-        return self[2].values()[self[1]]
+        try:
+            return self[2].rows[self[1]]
+        except TypeError:  # not made yet (rows is None)
+            return self[2].values()[self[1]]
 
     def as_dict(self) -> dict:
         return dict(zip(self.FIELDS, self.values(), strict=True))
@@ -399,12 +404,12 @@ def _overpaid_loans(loan_ids: set[int], *, as_of: dt.date) -> dict[int, int]:
 def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     """Figures from the unpaid instalments of loans on the book, read from the covering partial index
     instalment_unpaid_cover alone (exactly these rows with their money, so paid history is not
-    read). Each row: client, arrears, oldest unpaid day, next day due, amount
+    read). Each row: client, outstanding, arrears, oldest unpaid day, next day due, amount
     due on it, the five buckets and the settlement amount, money in whole cents (each row's
-    amount turned into cents before summing: only integers are added).
+    amount turned into cents before summing: only integers are added; none is NULL).
 
     Each unpaid amount lands in exactly one of arrears and the five buckets, so outstanding is their
-    sum (ClientFigures adds them) and is not summed again here. The per-range sums use FILTER, not
+    sum, added once per client rather than summed again over the rows. The per-range sums use FILTER, not
     SUM(CASE ... ELSE 0): a row then adds into the one sum it belongs to instead of adding zero to
     the others (a quarter of the query's time on both databases, measured on a 100k-client book).
 
@@ -428,7 +433,10 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     parts = " + ".join(f"COALESCE(g.{part}, 0)" for part in ("arrears", "d30", "d60", "d90", "d120", "d120p", "accrued"))
     unpaid_rows = f"FROM {table} j WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.open AND j.paid < j.amount"
     return f"""
-        SELECT h.client_id, COALESCE(h.arrears, 0), h.oldest, h.next_day,
+        SELECT h.client_id,
+          COALESCE(h.arrears, 0) + COALESCE(h.d30, 0) + COALESCE(h.d60, 0) + COALESCE(h.d90, 0) + COALESCE(h.d120, 0)
+            + COALESCE(h.d120p, 0),
+          COALESCE(h.arrears, 0), h.oldest, h.next_day,
           CASE WHEN h.next_day IS NULL THEN 0 WHEN h.last_within_30 = h.next_day THEN h.d30 ELSE
           (SELECT {_money_sum("j.amount - j.paid", vendor=vendor)} {unpaid_rows.replace("g.client_id", "h.client_id")}
              AND j.due_ord = h.next_day) END,
@@ -465,21 +473,23 @@ def _simple_sql(client_filter: str, *, vendor: str, packed: bool = True) -> dict
     gives day numbers and whole cents."""
     loans = Loan._meta.db_table
     debits = NonLoanDebit._meta.db_table
-    disbursed = ", ".join(f"'{s}'" for s in DISBURSED_STATUSES)
     open_ = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     # The latest agreement: see _DAY_SHIFT (both databases compute the same aggregate once however
     # often the query names it). Unpacked, the key carries the loan id instead of the product id.
     key = (f"disbursed_ord * {_DAY_SHIFT} + id * {_LOAN_SHIFT} + product_id" if packed
            else f"disbursed_ord * {_DAY_SHIFT} + id")
-    latest = f"MAX({key}) FILTER (WHERE status IN ({disbursed}))"
+    # A loan has disbursed_ord exactly when it was paid out (the constraint
+    # loan_agreement_day_when_paid_out): the key is NULL for the others and MAX leaves them out, and
+    # one NULL test picks the paid-out loans' total (cheaper than comparing the status with four names).
+    latest = f"MAX({key})"
+    total = f"COALESCE({_money_sum('total_repayable', vendor=vendor, where='disbursed_ord IS NOT NULL')}, 0)"
     return {
         "loans": f"SELECT client_id, {latest} / {_DAY_SHIFT}, {latest} %% {_LOAN_SHIFT if packed else _DAY_SHIFT}, "
                  f"COUNT(*) FILTER (WHERE status IN ({open_})), "
                  f"CASE WHEN COUNT(*) FILTER (WHERE status IN ({open_})) = 0 THEN "
                  f"MAX(paid_up_ord) FILTER (WHERE status = '{LoanStatus.PAID_UP}') END, "
-                 f"COALESCE({_money_sum('total_repayable', vendor=vendor, where=f'status IN ({disbursed})')}, 0), "
-                 f"MAX(last_receipt_ord), {_money_sum('change_total', vendor=vendor)}, "
-                 f"{_money_sum('received_total', vendor=vendor)} "
+                 f"{total}, MAX(last_receipt_ord), {_money_sum('change_total', vendor=vendor)}, "
+                 f"CASE WHEN {total} > 0 THEN {_money_sum('received_total', vendor=vendor)} ELSE 0 END "
                  f"FROM {loans} WHERE entity_id = %(entity)s {client_filter} GROUP BY client_id",
         "debts": f"SELECT client_id, {_money_sum('amount', vendor=vendor)} FROM {debits} "
                  f"WHERE entity_id = %(entity)s AND settled_on IS NULL {client_filter} GROUP BY client_id",

@@ -1,6 +1,6 @@
 """The loan's agreement, paid-up and last receipt dates as day numbers (date.toordinal()), filled
 from the dates for the loans already there, and the whole-book figures' covering index over them
-instead of the dates."""
+instead of the dates; a loan has an agreement day exactly when it was paid out."""
 
 from django.db import migrations, models
 
@@ -43,6 +43,10 @@ class Migration(migrations.Migration):
             field=models.IntegerField(blank=True, editable=False, null=True),
         ),
         migrations.RunPython(fill_day_numbers, migrations.RunPython.noop, elidable=False),
+        migrations.AddConstraint(
+            model_name='loan',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('disbursed_ord__isnull', False), ('status__in', ('active', 'paid_up', 'written_off', 'handed_over'))), models.Q(models.Q(('status__in', ('active', 'paid_up', 'written_off', 'handed_over')), _negated=True), ('disbursed_ord__isnull', True)), _connector='OR'), name='loan_agreement_day_when_paid_out'),
+        ),
         migrations.RemoveIndex(
             model_name='loan',
             name='loan_client_figures_cover',
