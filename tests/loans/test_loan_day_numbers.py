@@ -122,3 +122,20 @@ def test_the_migration_fills_the_day_numbers_from_the_dates(entity, lender):
     migration.fill_day_numbers(apps, _Editor())
     assert day_numbers(loan) == {"disbursed_ord": dt.date(2026, 1, 5).toordinal(), "paid_up_ord": None,
                                  "last_receipt_ord": dt.date(2026, 2, 28).toordinal()}
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed key", "ids beyond the packed key"])
+def test_latest_agreement_is_the_later_loan_of_the_latest_day(entity, lender, monkeypatch, packed):
+    if not packed:
+        # As for a book whose product ids do not fit the packed key: the latest loan id, then its product.
+        monkeypatch.setattr(selectors, "_PACKED_PRODUCT_IDS", 0)
+    client, _ = make_borrower(entity)
+    older = make_product(entity, name="Older")
+    first, second = make_product(entity, name="First of the day"), make_product(entity, name="Second of the day")
+    make_loan(entity, user=lender, product=older, client=client, disbursed_on=dt.date(2026, 1, 5))
+    make_loan(entity, user=lender, product=second, client=client, disbursed_on=dt.date(2026, 2, 2))
+    make_loan(entity, user=lender, product=first, client=client, disbursed_on=dt.date(2026, 2, 2))
+    figures = selectors.portfolio_snapshot(entity=entity, as_of=dt.date(2026, 3, 4))[client.pk]
+    assert (figures.last_agreement_date, figures.last_agreement_product, figures.days_since_last_loan) == (
+        dt.date(2026, 2, 2), "First of the day", 30)
+    assert figures.open_loans == 3

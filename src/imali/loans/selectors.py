@@ -28,7 +28,7 @@ from operator import add, floordiv, itemgetter, mul
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Subquery
 
 from imali.core.money import aggregate_money
 from imali.tenancy.models import Entity
@@ -496,10 +496,14 @@ def _simple_sql(client_filter: str, *, vendor: str, packed: bool = True) -> dict
     }
 
 
-def _packs_latest_agreement(products: dict[int, str]) -> bool:
-    """Whether the book's loan and product ids fit the packed latest-agreement key (_DAY_SHIFT)."""
-    highest_loan = Loan.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    return highest_loan < _PACKED_LOAN_IDS and max(products, default=0) < _PACKED_PRODUCT_IDS
+def _products(entity: Entity) -> tuple[dict[int, str], bool]:
+    """The entity's product names, and whether the book's loan and product ids fit the packed
+    latest-agreement key (_DAY_SHIFT): one query (the highest loan id rides on each product row;
+    an entity without products has no loans)."""
+    rows = list(Product.objects.filter(entity=entity).annotate(
+        highest_loan=Subquery(Loan.objects.order_by("-pk").values("pk")[:1])).values_list("id", "name", "highest_loan"))
+    packed = all((highest or 0) < _PACKED_LOAN_IDS and pk < _PACKED_PRODUCT_IDS for pk, _, highest in rows)
+    return {pk: name for pk, name, _ in rows}, packed
 
 
 def _latest_products(loan_rows: list[tuple]) -> list[tuple]:
@@ -521,8 +525,7 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
             return {}
         client_filter = "AND client_id IN (" + ", ".join(str(int(c)) for c in client_ids) + ")"
 
-    products = dict(Product.objects.filter(entity=entity).values_list("id", "name"))
-    packed = _packs_latest_agreement(products)
+    products, packed = _products(entity)
     simple = _simple_sql(client_filter, vendor=connection.vendor, packed=packed)
     # A whole book is millions of row tuples that all live on and hold no cycles; the cyclic
     # collector, triggered by their allocation, would walk them over and over (about a sixth of the
