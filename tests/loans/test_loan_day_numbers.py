@@ -59,10 +59,10 @@ def test_disburse_receipts_reversal_and_settling_keep_the_day_numbers(entity, le
                                   payback_type="eft")
     assert day_numbers(loan)["last_receipt_ord"] == dt.date(2026, 2, 5).toordinal()
 
-    # Settling: the settlement quote paid on a day pays the loan up on that day.
+    # Settling: everything still owed, paid on a day, pays the loan up on that day.
     settle_on = dt.date(2026, 3, 10)
-    quote = selectors.loan_settlement(loan=Loan.objects.get(pk=loan.pk), as_of=settle_on)
-    settling = services.receipt_post(entity=entity, actor=lender, loan=Loan.objects.get(pk=loan.pk), amount=quote,
+    owed = selectors.loan_outstanding(loan=Loan.objects.get(pk=loan.pk))
+    settling = services.receipt_post(entity=entity, actor=lender, loan=Loan.objects.get(pk=loan.pk), amount=owed,
                                      value_date=settle_on, payback_type="eft")
     loan.refresh_from_db()
     assert loan.status == LoanStatus.PAID_UP
