@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-from collections import deque
 from decimal import Decimal
-from itertools import compress, count, repeat
+from itertools import compress, repeat
 from operator import add, floordiv, itemgetter, mul
 
 from django.conf import settings
@@ -85,16 +84,6 @@ class _Lookup(dict):
         return found
 
 
-def _money(cents) -> list:
-    """Whole cents → Decimals with two places (exact: an integer times 0.01), a column at a time by
-    C-level maps. Most clients owe nothing in most ranges, so zeros are one shared ZERO and only the
-    other amounts are made (and put back in their places)."""
-    cents = list(cents)
-    made = [ZERO] * len(cents)
-    deque(map(made.__setitem__, compress(count(), cents), map(CENT.__mul__, compress(cents, cents))), maxlen=0)
-    return made
-
-
 class _Book:
     """One snapshot: every client's rows as the grouped queries gave them (exact cents, day numbers,
     counts), in one order, and each figure made from them (Decimals, dates, names) a whole column at
@@ -102,7 +91,7 @@ class _Book:
     of the snapshot, by C-level maps over the column (no Python call per client), which is what a
     consumer of a whole book does, and cheap beside the queries for one client."""
 
-    __slots__ = ("aso", "ids", "unpaid", "loans", "debts", "products", "columns", "rows", "dates", "days_since")
+    __slots__ = ("aso", "ids", "unpaid", "loans", "debts", "products", "columns", "rows", "money", "dates", "days_since")
 
     def __init__(self, *, as_of: dt.date, ids: list[int], unpaid: list[tuple], loans: list[tuple], debts: list[int],
                  products: dict[int, str]):
@@ -111,6 +100,10 @@ class _Book:
         self.products = {None: "", **products}
         self.columns: dict[str, list] = {}
         self.rows: list[tuple] | None = None  # every figure of every client, made on the first values()
+        # Whole cents → Decimal with two places (exact: an integer times 0.01), each distinct amount
+        # made once for the whole book: amounts repeat (most are zero, instalments of one size are
+        # many, and a client's next amount is often the 0–30 bucket and the outstanding too).
+        self.money = _Lookup(CENT.__mul__, {0: ZERO})
         self.dates = _Lookup(dt.date.fromordinal, {None: None})
         self.days_since = _Lookup(lambda day: aso - day, {None: None})
 
@@ -140,14 +133,17 @@ class _Book:
     def _l(self, index: int):
         return map(itemgetter(index), self.loans)
 
+    def _money(self, cents) -> list:
+        return list(map(self.money.__getitem__, cents))
+
     def _client_id(self) -> list:
         return self.ids
 
     def _outstanding(self) -> list:
-        return _money(self._u(_U_OUTSTANDING))
+        return self._money(self._u(_U_OUTSTANDING))
 
     def _arrears_amount(self) -> list:
-        return _money(self._u(_U_ARREARS))
+        return self._money(self._u(_U_ARREARS))
 
     def _arrears_days(self) -> list:
         # The oldest unpaid day is before as_of by definition (None: nothing in arrears).
@@ -160,33 +156,34 @@ class _Book:
         return list(map(self.dates.__getitem__, self._u(_U_NEXT_DAY)))
 
     def _next_amount_due(self) -> list:
-        return _money(self._u(_U_NEXT_AMOUNT))
+        return self._money(self._u(_U_NEXT_AMOUNT))
 
     def _due_30(self) -> list:
-        return _money(self._u(_U_BUCKETS["due_30"]))
+        return self._money(self._u(_U_BUCKETS["due_30"]))
 
     def _due_60(self) -> list:
-        return _money(self._u(_U_BUCKETS["due_60"]))
+        return self._money(self._u(_U_BUCKETS["due_60"]))
 
     def _due_90(self) -> list:
-        return _money(self._u(_U_BUCKETS["due_90"]))
+        return self._money(self._u(_U_BUCKETS["due_90"]))
 
     def _due_120(self) -> list:
-        return _money(self._u(_U_BUCKETS["due_120"]))
+        return self._money(self._u(_U_BUCKETS["due_120"]))
 
     def _due_120_plus(self) -> list:
-        return _money(self._u(_U_BUCKETS["due_120_plus"]))
+        return self._money(self._u(_U_BUCKETS["due_120_plus"]))
 
     def _settlement(self) -> list:
-        return _money(self._u(_U_SETTLEMENT))
+        return self._money(self._u(_U_SETTLEMENT))
 
     def _pct_of_all_capital_pd(self) -> list:
         # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic:
         # (20000 × received + total) div (2 × total). Received is 0 where the total is 0 (see
         # _simple_sql), and the divisor is then taken as 1 so that it gives 0 (no percentage).
         totals = list(self._l(_L_TOTAL))
-        return _money(map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
-                          map(max, map(mul, totals, repeat(2)), repeat(1))))
+        # Percentages are mostly distinct: made directly rather than through the shared amounts.
+        return list(map(CENT.__mul__, map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
+                                          map(max, map(mul, totals, repeat(2)), repeat(1)))))
 
     def _last_receipt_date(self) -> list:
         return list(map(self.dates.__getitem__, self._l(_L_LAST_RECEIPT)))
@@ -195,10 +192,10 @@ class _Book:
         return list(map(self.days_since.__getitem__, self._l(_L_LAST_RECEIPT)))
 
     def _change_available(self) -> list:
-        return _money(self._l(_L_CHANGE))
+        return self._money(self._l(_L_CHANGE))
 
     def _non_loan_debt(self) -> list:
-        return _money(self.debts)
+        return self._money(self.debts)
 
     def _last_agreement_date(self) -> list:
         return list(map(self.dates.__getitem__, self._l(_L_LATEST_DAY)))
