@@ -127,11 +127,16 @@ class _Book:
         return self.rows
 
     # --- each figure for every client, in the snapshot's order ---
-    def _u(self, index: int):
-        return map(itemgetter(index), self.unpaid)
+    def _u(self, index: int) -> tuple:
+        # The rows turned into columns once (one C-level pass), rather than a pass per figure.
+        if "_unpaid" not in self.columns:
+            self.columns["_unpaid"] = list(zip(*self.unpaid, strict=True)) or [()] * len(NO_UNPAID)
+        return self.columns["_unpaid"][index]
 
-    def _l(self, index: int):
-        return map(itemgetter(index), self.loans)
+    def _l(self, index: int) -> tuple:
+        if "_loans" not in self.columns:
+            self.columns["_loans"] = list(zip(*self.loans, strict=True)) or [()] * len(NO_LOANS)
+        return self.columns["_loans"][index]
 
     def _money(self, cents) -> list:
         return list(map(self.money.__getitem__, cents))
