@@ -186,9 +186,9 @@ class _Book:
         # (20000 × received + total) div (2 × total). Received is 0 where the total is 0 (see
         # _simple_sql), and the divisor is then taken as 1 so that it gives 0 (no percentage).
         totals = list(self._l(_L_TOTAL))
-        # Percentages are mostly distinct: made directly rather than through the shared amounts.
-        return list(map(CENT.__mul__, map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
-                                          map(max, map(mul, totals, repeat(2)), repeat(1)))))
+        # Hundredths of a percent are few distinct values (mostly 0 to 10,000): the shared amounts.
+        return self._money(map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
+                               map(max, map(mul, totals, repeat(2)), repeat(1))))
 
     def _last_receipt_date(self) -> list:
         return list(map(self.dates.__getitem__, self._l(_L_LAST_RECEIPT)))
