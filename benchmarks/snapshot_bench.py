@@ -110,8 +110,8 @@ def _baseline_sql(*, vendor: str) -> dict[str, str]:
                                   f"SUM(i.capital), SUM(i.interest), SUM(i.paid) FROM {instalments} i{paid_ahead_hint} "
                                   f"WHERE i.entity_id = %(entity)s AND i.open AND i.paid >= i.amount AND i.due_ord > %(aso)s",
         # selectors._simple_sql["loans"]: every loan of the entity (loan_client_figures_cover).
-        "loans": f"SELECT COUNT(client_id), MAX(status), MAX(disbursed_on), SUM(id), SUM(product_id), MAX(paid_up_on), "
-                 f"SUM(total_repayable), MAX(last_receipt_on), SUM(change_total), SUM(received_total) "
+        "loans": f"SELECT COUNT(client_id), MAX(status), SUM(disbursed_ord), SUM(id), SUM(product_id), SUM(paid_up_ord), "
+                 f"SUM(total_repayable), SUM(last_receipt_ord), SUM(change_total), SUM(received_total) "
                  f"FROM {loans_in_client_order}",
         # selectors._simple_sql["debts"]: the unsettled non-loan debits.
         "debts": f"SELECT COUNT(client_id), SUM(amount) FROM {debits} WHERE entity_id = %(entity)s AND settled_on IS NULL",

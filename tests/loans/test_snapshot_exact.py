@@ -70,7 +70,8 @@ def test_loan_and_debit_sums_are_exact_to_the_cent(entity, lender):
              instalments=1, frequency=loan.frequency, move_direction=loan.move_direction,
              interest_rate_pm=loan.interest_rate_pm, initiation_fee=D("0.00"), service_fee_pm=D("0.00"),
              vat_rate=loan.vat_rate, total_repayable=t, received_total=r, change_total=c, applied_on=loan.applied_on,
-             disbursed_on=loan.disbursed_on, paid_up_on=loan.disbursed_on)
+             disbursed_on=loan.disbursed_on, paid_up_on=loan.disbursed_on, disbursed_ord=loan.disbursed_ord,
+             paid_up_ord=loan.disbursed_ord)
         for t, r, c in zip(totals, received, change, strict=True)])
     debts = big_amounts(ROWS, offset=3)
     NonLoanDebit.objects.bulk_create([

@@ -22,7 +22,15 @@ from imali.tenancy.models import Entity
 
 from . import pricing
 from .allocation import Owing, allocate
-from .models import Instalment, Loan, LoanStatus, Receipt, ReceiptAllocation
+from .models import (
+    DAY_NUMBER_FIELDS,
+    Instalment,
+    Loan,
+    LoanStatus,
+    Receipt,
+    ReceiptAllocation,
+    day_number,
+)
 from .schedule import add_months, build_schedule, due_dates, months_between
 from .services import product_create
 
@@ -105,7 +113,7 @@ def add_loans(connection, summary, rng: random.Random) -> None:
 LOAN_COLS = ("id", "entity_id", "client_id", "product_id", "status", "principal", "instalments", "frequency", "pay_day",
              "move_direction", "interest_rate_pm", "initiation_fee", "service_fee_pm", "vat_rate", "total_repayable",
              "instalment_amount", "applied_on", "disbursed_on", "paid_up_on", "closed_on", "status_reason", "next_charge_on",
-             "created_at", "received_total", "change_total", "last_receipt_on")
+             "created_at", "received_total", "change_total", "last_receipt_on", "disbursed_ord", "paid_up_ord", "last_receipt_ord")
 INST_COLS = ("id", "entity_id", "client_id", "loan_id", "seq", "kind", "open", "start_date", "due_date", "start_ord", "due_ord",
              "fee", "vat", "interest", "capital", "amount", "fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on")
 RECEIPT_COLS = ("id", "entity_id", "client_id", "loan_id", "amount", "allocated", "change", "value_date", "payback_type",
@@ -223,6 +231,9 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
                     inst["open"] = False
         pending_insts.extend(loan_insts)
         loan_rows.append(loan)
+    for loan in loan_rows:  # the day numbers Loan.save keeps beside the dates (rows here bypass save)
+        for date_field, ord_field in DAY_NUMBER_FIELDS.items():
+            loan[ord_field] = day_number(loan[date_field])
     inst_id = reserve_ids(connection, Instalment, len(pending_insts)) if pending_insts else 0
     for k, inst in enumerate(pending_insts):
         inst["id"] = inst_id + k

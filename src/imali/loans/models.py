@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -89,6 +91,13 @@ class Loan(models.Model):
     received_total = models.DecimalField(**MONEY, default=0, help_text="Receipts allocated to the loan")
     change_total = models.DecimalField(**MONEY, default=0, help_text="Overpayments: change available")
     last_receipt_on = models.DateField(null=True, blank=True)
+    # The agreement, paid-up and last receipt dates as day numbers (date.toordinal()), kept beside the
+    # dates by whatever writes them (save() below, and the services' queryset updates), so the
+    # whole-book figures group and subtract integers: SQLite keeps a date as text, and a MAX over
+    # text and its parsing per client were a third of the snapshot's loan grouping.
+    disbursed_ord = models.IntegerField(null=True, blank=True, editable=False)
+    paid_up_ord = models.IntegerField(null=True, blank=True, editable=False)
+    last_receipt_ord = models.IntegerField(null=True, blank=True, editable=False)
     # The next monthly post-term charge date (after the last instalment, while still owed).
     next_charge_on = models.DateField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -96,17 +105,46 @@ class Loan(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # A loan has an agreement day exactly when it was paid out (every status from active on):
+            # the whole-book figures take the latest agreement and the total repayable of paid-out
+            # loans from disbursed_ord alone, without comparing the status of every loan.
+            models.CheckConstraint(
+                condition=(Q(status__in=DISBURSED_STATUSES, disbursed_ord__isnull=False)
+                           | (~Q(status__in=DISBURSED_STATUSES) & Q(disbursed_ord__isnull=True))),
+                name="loan_agreement_day_when_paid_out"),
+        ]
         indexes = [
             models.Index(fields=["entity", "status"], name="loan_entity_status"),
             models.Index(fields=["entity", "client", "disbursed_on"], name="loan_entity_client_disb"),
             # The whole-book figures group every loan by client: with these columns in the key the
             # grouping reads this index alone, already in client order (no table reads, no hashing).
-            models.Index(fields=["entity", "client", "status", "disbursed_on", "product", "paid_up_on", "total_repayable",
-                                 "last_receipt_on", "change_total", "received_total", "id"], name="loan_client_figures_cover"),
+            models.Index(fields=["entity", "client", "status", "disbursed_ord", "product", "paid_up_ord", "total_repayable",
+                                 "last_receipt_ord", "change_total", "received_total", "id"], name="loan_client_figures_cover"),
         ]
 
     def __str__(self) -> str:
         return f"Loan {self.pk} ({self.get_status_display()})"
+
+    def save(self, *args, **kwargs):
+        """Keeps each day number equal to its date, whichever fields the caller saves."""
+        for date_field, ord_field in DAY_NUMBER_FIELDS.items():
+            setattr(self, ord_field, day_number(getattr(self, date_field)))
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = [*update_fields, *(DAY_NUMBER_FIELDS[f] for f in update_fields if f in DAY_NUMBER_FIELDS)]
+        super().save(*args, **kwargs)
+
+
+# A loan's dates and the day numbers kept beside them (Loan.save keeps them equal).
+DAY_NUMBER_FIELDS = {"disbursed_on": "disbursed_ord", "paid_up_on": "paid_up_ord", "last_receipt_on": "last_receipt_ord"}
+
+
+def day_number(day: dt.date | str | None) -> int | None:
+    """A date as its day number (date.toordinal()), None for none."""
+    if day is None:
+        return None
+    return (dt.date.fromisoformat(day[:10]) if isinstance(day, str) else day).toordinal()
 
 
 class InstalmentKind(models.TextChoices):

@@ -23,18 +23,17 @@ import datetime as dt
 import gc
 from decimal import Decimal
 from itertools import compress, repeat
-from operator import itemgetter
+from operator import add, floordiv, itemgetter, mul
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Subquery
 
 from imali.core.money import aggregate_money
 from imali.tenancy.models import Entity
 
 from . import rules
 from .models import (
-    DISBURSED_STATUSES,
     OPEN_STATUSES,
     Instalment,
     Loan,
@@ -46,84 +45,196 @@ from .models import (
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
-_ID_PAD = 10**12  # loan ids plus this are 13 digits: fixed width in the latest-agreement key
+
+# The latest agreement of a client is the maximum over its paid-out loans of one integer that packs
+# (day number, loan id, product id), so that of two loans paid out on one day the later one wins and
+# its product comes with it: day × 10**13 + loan id × 10**4 + product id. That fits a signed 64-bit
+# integer (both databases' integers) for day numbers below 922,337 (the year 2526), loan ids below
+# 10**9 and product ids below 10**4; a book outside those bounds takes the latest loan id alone and
+# looks its product up (_latest_products).
+_DAY_SHIFT, _LOAN_SHIFT = 10**13, 10**4
+_PACKED_LOAN_IDS, _PACKED_PRODUCT_IDS = 10**9, 10**4
+
+# The rows of the grouped queries, as the snapshot keeps them (money in whole cents, days as day numbers).
+# unpaid: client, outstanding, arrears, oldest unpaid day, next day due, amount due then,
+#         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement, count paid beyond capital ahead
+# loans:  client, latest agreement day, its product (or loan id, see above), open loans, date totally
+#         paid (the last paid-up day, for a client with no loan on the book), total repayable of disbursed
+#         loans, last receipt day, change, received (0 where the total is 0: no percentage)
+_U_OUTSTANDING, _U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4, 5
+_U_BUCKETS = {"due_30": 6, "due_60": 7, "due_90": 8, "due_120": 9, "due_120_plus": 10}
+_U_SETTLEMENT = 11
+_U_PAID_BEYOND_CAPITAL = 12  # instalments not yet due with more than their capital paid (a flag)
+(_L_LATEST_DAY, _L_LATEST_PRODUCT, _L_OPEN, _L_TOTALLY_PAID, _L_TOTAL, _L_LAST_RECEIPT, _L_CHANGE,
+ _L_RECEIVED) = range(1, 9)
+NO_UNPAID = (None, 0, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
+NO_LOANS = (None, None, None, 0, None, 0, None, 0, 0)
 
 
-class _Cents(dict):
-    """Whole cents (or None) → the Decimal with two places, each distinct amount built once (amounts
-    repeat across a book and Decimals are immutable). A dict so that a hit is a plain subscript."""
+class _Lookup(dict):
+    """A value → what it stands for, each made once by `make` and then read by subscript (C-level
+    in a map): the days and day counts a book's figures name are few, its clients many."""
 
-    def __missing__(self, cents) -> Decimal:
-        value = self[cents] = Decimal(cents) * CENT  # exact: the product of integers, two places
-        return value
+    def __init__(self, make, known: dict):
+        super().__init__(known)
+        self.make = make
 
-
-class _Days(dict):
-    """A date as the database gives it → (the date, days from it to as_of), each parsed once."""
-
-    def __init__(self, as_of: dt.date | None):
-        super().__init__({None: (None, None)})
-        self.as_of = as_of
-
-    def __missing__(self, value) -> tuple:
-        day = _as_date(value)
-        found = self[value] = (day, (self.as_of - day).days)
-        return found
-
-
-class _Agreements(dict):
-    """The latest agreement as the loans grouping gives it ("YYYY-MM-DD" and the product id) → its
-    date, product name and days since; each distinct one parsed once (they repeat across a book)."""
-
-    def __init__(self, as_of: dt.date | None, products: dict[int, str]):
-        super().__init__({None: (None, "", None)})
-        self.as_of, self.products = as_of, products
-
-    def __missing__(self, latest: str) -> tuple:
-        agreement = dt.date.fromisoformat(latest[:10])
-        found = self[latest] = (agreement, self.products.get(int(latest[10:]), ""), (self.as_of - agreement).days)
+    def __missing__(self, value):
+        found = self[value] = self.make(value)
         return found
 
 
 class _Book:
-    """What every client's figures of one snapshot share: the day, and the Decimals, dates and
-    agreements made so far (read by subscript: a hit costs no Python call)."""
+    """One snapshot: every client's rows as the grouped queries gave them (exact cents, day numbers,
+    counts), in one order, and each figure made from them (Decimals, dates, names) a whole column at
+    a time when it is first read. Reading a figure of one client makes that figure for every client
+    of the snapshot, by C-level maps over the column (no Python call per client), which is what a
+    consumer of a whole book does, and cheap beside the queries for one client."""
 
-    __slots__ = ("as_of", "aso", "money", "day", "agreement")
+    __slots__ = ("aso", "ids", "unpaid", "loans", "debts", "products", "columns", "rows", "money", "dates", "days_since")
 
-    def __init__(self, *, as_of: dt.date | None = None, products: dict[int, str] | None = None):
-        self.as_of = as_of
-        self.aso = as_of.toordinal() if as_of else None
-        self.money = _Cents({None: ZERO, 0: ZERO})
-        self.day = _Days(as_of)
-        self.agreement = _Agreements(as_of, products or {})
+    def __init__(self, *, as_of: dt.date, ids: list[int], unpaid: list[tuple], loans: list[tuple], debts: list[int],
+                 products: dict[int, str]):
+        self.aso = aso = as_of.toordinal()
+        self.ids, self.unpaid, self.loans, self.debts = ids, unpaid, loans, debts
+        self.products = {None: "", **products}
+        self.columns: dict[str, list] = {}
+        self.rows: list[tuple] | None = None  # every figure of every client, made on the first values()
+        # Whole cents → Decimal with two places (exact: an integer times 0.01), each distinct amount
+        # made once for the whole book: amounts repeat (most are zero, instalments of one size are
+        # many, and a client's next amount is often the 0–30 bucket and the outstanding too).
+        self.money = _Lookup(CENT.__mul__, {0: ZERO})
+        self.dates = _Lookup(dt.date.fromordinal, {None: None})
+        self.days_since = _Lookup(lambda day: aso - day, {None: None})
+
+    def column(self, name: str) -> list:
+        found = self.columns.get(name)
+        if found is None:
+            found = self.columns[name] = getattr(self, "_" + name)()
+        return found
+
+    def values(self) -> list[tuple]:
+        if self.rows is None:
+            # Tens of thousands of tuples at once: the cyclic collector would walk the book's rows
+            # for each few hundred of them (see portfolio_snapshot).
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                self.rows = list(zip(*(self.column(name) for name in ClientFigures.FIELDS), strict=True))
+            finally:
+                if collecting:
+                    gc.enable()
+        return self.rows
+
+    # --- each figure for every client, in the snapshot's order ---
+    def _u(self, index: int) -> tuple:
+        # The rows turned into columns once (one C-level pass), rather than a pass per figure.
+        if "_unpaid" not in self.columns:
+            self.columns["_unpaid"] = list(zip(*self.unpaid, strict=True)) or [()] * len(NO_UNPAID)
+        return self.columns["_unpaid"][index]
+
+    def _l(self, index: int) -> tuple:
+        if "_loans" not in self.columns:
+            self.columns["_loans"] = list(zip(*self.loans, strict=True)) or [()] * len(NO_LOANS)
+        return self.columns["_loans"][index]
+
+    def _money(self, cents) -> list:
+        return list(map(self.money.__getitem__, cents))
+
+    def _client_id(self) -> list:
+        return self.ids
+
+    def _outstanding(self) -> list:
+        return self._money(self._u(_U_OUTSTANDING))
+
+    def _arrears_amount(self) -> list:
+        return self._money(self._u(_U_ARREARS))
+
+    def _arrears_days(self) -> list:
+        # The oldest unpaid day is before as_of by definition (None: nothing in arrears).
+        return list(map(_Lookup(self.days_since.make, {None: 0}).__getitem__, self._u(_U_OLDEST)))
+
+    def _arrears_months(self) -> list:
+        return list(map(_Lookup(rules.months_in_arrears, {}).__getitem__, self.column("arrears_days")))
+
+    def _next_due_date(self) -> list:
+        return list(map(self.dates.__getitem__, self._u(_U_NEXT_DAY)))
+
+    def _next_amount_due(self) -> list:
+        return self._money(self._u(_U_NEXT_AMOUNT))
+
+    def _due_30(self) -> list:
+        return self._money(self._u(_U_BUCKETS["due_30"]))
+
+    def _due_60(self) -> list:
+        return self._money(self._u(_U_BUCKETS["due_60"]))
+
+    def _due_90(self) -> list:
+        return self._money(self._u(_U_BUCKETS["due_90"]))
+
+    def _due_120(self) -> list:
+        return self._money(self._u(_U_BUCKETS["due_120"]))
+
+    def _due_120_plus(self) -> list:
+        return self._money(self._u(_U_BUCKETS["due_120_plus"]))
+
+    def _settlement(self) -> list:
+        return self._money(self._u(_U_SETTLEMENT))
+
+    def _pct_of_all_capital_pd(self) -> list:
+        # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic:
+        # (20000 × received + total) div (2 × total). Received is 0 where the total is 0 (see
+        # _simple_sql), and the divisor is then taken as 1 so that it gives 0 (no percentage).
+        totals = list(self._l(_L_TOTAL))
+        # Hundredths of a percent are few distinct values (mostly 0 to 10,000): the shared amounts.
+        return self._money(map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
+                               map(max, map(mul, totals, repeat(2)), repeat(1))))
+
+    def _last_receipt_date(self) -> list:
+        return list(map(self.dates.__getitem__, self._l(_L_LAST_RECEIPT)))
+
+    def _days_since_last_receipt(self) -> list:
+        return list(map(self.days_since.__getitem__, self._l(_L_LAST_RECEIPT)))
+
+    def _change_available(self) -> list:
+        return self._money(self._l(_L_CHANGE))
+
+    def _non_loan_debt(self) -> list:
+        return self._money(self.debts)
+
+    def _last_agreement_date(self) -> list:
+        return list(map(self.dates.__getitem__, self._l(_L_LATEST_DAY)))
+
+    def _last_agreement_product(self) -> list:
+        return list(map(self.products.__getitem__, self._l(_L_LATEST_PRODUCT)))
+
+    def _days_since_last_loan(self) -> list:
+        return list(map(self.days_since.__getitem__, self._l(_L_LATEST_DAY)))
+
+    def _open_loans(self) -> list:
+        return list(self._l(_L_OPEN))
+
+    def _date_totally_paid(self) -> list:
+        return list(map(self.dates.__getitem__, self._l(_L_TOTALLY_PAID)))
 
 
-# The rows of the grouped queries, as ClientFigures keeps them (money in whole cents, days as ordinals).
-# unpaid: client, arrears, oldest unpaid day, next day due, amount due then,
-#         due in 0–30, 31–60, 61–90, 91–120, 121+ days, settlement, count paid beyond capital ahead
-# loans:  client, latest agreement ("YYYY-MM-DD" and product id), open loans, last paid-up date, total repayable
-#         of disbursed loans, last receipt date, change, received
-_U_ARREARS, _U_OLDEST, _U_NEXT_DAY, _U_NEXT_AMOUNT = 1, 2, 3, 4
-_U_BUCKETS = {"due_30": 5, "due_60": 6, "due_90": 7, "due_120": 8, "due_120_plus": 9}
-_U_SETTLEMENT = 10
-_U_PAID_BEYOND_CAPITAL = 11  # instalments not yet due with more than their capital paid (a flag)
-_U_OWING_PARTS = (_U_ARREARS, *_U_BUCKETS.values())
-_L_LATEST, _L_OPEN, _L_PAID_UP, _L_TOTAL, _L_LAST_RECEIPT, _L_CHANGE, _L_RECEIVED = 1, 2, 3, 4, 5, 6, 7
-NO_UNPAID = (None, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
-NO_LOANS = (None, None, 0, None, 0, None, 0, 0)
-_EMPTY_BOOK = _Book()
+def _figure(name: str, doc: str) -> property:
+    def read(self):
+        return self[2].column(name)[self[1]]
+
+    read.__name__, read.__doc__ = name, doc
+    return property(read)
 
 
 class ClientFigures(tuple):
     """Every figure of the book for one client on one day.
 
-    The grouped queries compute each figure exactly, as whole cents, day ordinals and counts; this
-    object keeps their rows as they came and reads each figure from them when asked (money as
-    Decimal with two places, days as dates). It is a tuple of (client id, unpaid row, loans row,
-    non-loan debt in cents, the snapshot's shared _Book) so that a million of them are built by
-    the tuple constructor in C (map over zipped rows), with no Python call per client; read it by
-    its attributes, values() or as_dict(), not by position."""
+    The grouped queries compute each figure exactly, as whole cents, day numbers and counts; the
+    snapshot keeps their rows as they came in a _Book, and this object is (client id, its place in
+    the book, the book): a million of them are built by the tuple constructor in C (map over zipped
+    rows), with no Python call per client. A figure read is made for the whole book at once (money
+    as Decimal with two places, days as dates; see _Book). Read it by its attributes, values() or
+    as_dict(), not by position."""
 
     __slots__ = ()
 
@@ -135,131 +246,44 @@ class ClientFigures(tuple):
 
     @classmethod
     def empty(cls, client_id: int) -> ClientFigures:
-        """The figures of a client with nothing on the book."""
-        return cls((client_id, NO_UNPAID, NO_LOANS, 0, _EMPTY_BOOK))
+        """The figures of a client with nothing on the book (no day figures, so no day is needed)."""
+        book = _Book(as_of=dt.date.min, ids=[client_id], unpaid=[NO_UNPAID], loans=[NO_LOANS], debts=[0], products={})
+        return cls((client_id, 0, book))
 
     @property
     def client_id(self) -> int:
         return self[0]
 
-    # --- from the unpaid instalments ---
-    @property
-    def outstanding(self) -> Decimal:
-        # Arrears and the five buckets part every unpaid amount between them (see _unpaid_sql).
-        row = self[1]
-        return self[4].money[sum(row[i] or 0 for i in _U_OWING_PARTS)]
-
-    @property
-    def arrears_amount(self) -> Decimal:
-        return self[4].money[self[1][_U_ARREARS]]
-
-    @property
-    def arrears_days(self) -> int:
-        oldest, aso = self[1][_U_OLDEST], self[4].aso
-        return aso - oldest if oldest is not None and oldest < aso else 0
-
-    @property
-    def arrears_months(self) -> int:
-        return rules.months_in_arrears(self.arrears_days)
-
-    @property
-    def next_due_date(self) -> dt.date | None:
-        day = self[1][_U_NEXT_DAY]
-        return dt.date.fromordinal(day) if day is not None else None
-
-    @property
-    def next_amount_due(self) -> Decimal:
-        return self[4].money[self[1][_U_NEXT_AMOUNT]]
-
-    @property
-    def due_30(self) -> Decimal:
-        return self[4].money[self[1][_U_BUCKETS["due_30"]]]
-
-    @property
-    def due_60(self) -> Decimal:
-        return self[4].money[self[1][_U_BUCKETS["due_60"]]]
-
-    @property
-    def due_90(self) -> Decimal:
-        return self[4].money[self[1][_U_BUCKETS["due_90"]]]
-
-    @property
-    def due_120(self) -> Decimal:
-        return self[4].money[self[1][_U_BUCKETS["due_120"]]]
-
-    @property
-    def due_120_plus(self) -> Decimal:
-        return self[4].money[self[1][_U_BUCKETS["due_120_plus"]]]
-
-    @property
-    def settlement(self) -> Decimal:
-        return self[4].money[self[1][_U_SETTLEMENT]]
-
-    # --- from the loans ---
-    @property
-    def pct_of_all_capital_pd(self) -> Decimal:
-        total, received = self[2][_L_TOTAL], self[2][_L_RECEIVED] or 0
-        # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic.
-        return self[4].money[(20000 * received + total) // (2 * total)] if total else ZERO
-
-    @property
-    def last_receipt_date(self) -> dt.date | None:
-        return self[4].day[self[2][_L_LAST_RECEIPT]][0]
-
-    @property
-    def days_since_last_receipt(self) -> int | None:
-        return self[4].day[self[2][_L_LAST_RECEIPT]][1]
-
-    @property
-    def change_available(self) -> Decimal:
-        return self[4].money[self[2][_L_CHANGE]]
-
-    @property
-    def non_loan_debt(self) -> Decimal:
-        return self[4].money[self[3]]
-
-    @property
-    def last_agreement_date(self) -> dt.date | None:
-        return self[4].agreement[self[2][_L_LATEST]][0]
-
-    @property
-    def last_agreement_product(self) -> str:
-        return self[4].agreement[self[2][_L_LATEST]][1]
-
-    @property
-    def days_since_last_loan(self) -> int | None:
-        return self[4].agreement[self[2][_L_LATEST]][2]
-
-    @property
-    def open_loans(self) -> int:
-        return self[2][_L_OPEN] or 0
-
-    @property
-    def date_totally_paid(self) -> dt.date | None:
-        paid_up = self[2][_L_PAID_UP]
-        return self[4].day[paid_up][0] if not self.open_loans and paid_up is not None else None
+    outstanding = _figure("outstanding", "amount − paid over the instalments of loans on the book")
+    arrears_amount = _figure("arrears_amount", "unpaid on instalments due before as_of")
+    arrears_days = _figure("arrears_days", "days from the oldest unpaid due date before as_of")
+    arrears_months = _figure("arrears_months", "1–30 days in arrears = 1, 31–60 = 2, ...")
+    next_due_date = _figure("next_due_date", "the earliest due date on or after as_of with something unpaid")
+    next_amount_due = _figure("next_amount_due", "everything unpaid on the next due date")
+    due_30 = _figure("due_30", "unpaid, due 0–30 days after as_of")
+    due_60 = _figure("due_60", "unpaid, due 31–60 days after as_of")
+    due_90 = _figure("due_90", "unpaid, due 61–90 days after as_of")
+    due_120 = _figure("due_120", "unpaid, due 91–120 days after as_of")
+    due_120_plus = _figure("due_120_plus", "unpaid, due 121 days or more after as_of")
+    settlement = _figure("settlement", "the settlement quotes of the client's loans on the book, summed")
+    pct_of_all_capital_pd = _figure("pct_of_all_capital_pd", "100 × received ÷ total repayable of disbursed loans")
+    last_receipt_date = _figure("last_receipt_date", "the latest value date of a receipt not reversed")
+    days_since_last_receipt = _figure("days_since_last_receipt", "days from the last receipt to as_of")
+    change_available = _figure("change_available", "overpayments not paid back")
+    non_loan_debt = _figure("non_loan_debt", "unsettled non-loan debits")
+    last_agreement_date = _figure("last_agreement_date", "the latest disbursement date")
+    last_agreement_product = _figure("last_agreement_product", "the product of the latest loan paid out")
+    days_since_last_loan = _figure("days_since_last_loan", "days from the latest disbursement to as_of")
+    open_loans = _figure("open_loans", "loans on the book (active, handed over)")
+    date_totally_paid = _figure("date_totally_paid", "the last paid-up date, once nothing is left on the book")
 
     def values(self) -> tuple:
-        """Every figure, in FIELDS order: the properties' reads done in one call, for consumers
-        that take them all (exports, the marketing data set)."""
-        client_id, unpaid, loans, debt, book = self
-        money = book.money
-        (_, arrears, oldest, next_day, next_amount, d30, d60, d90, d120, d120p, settlement, _) = unpaid
-        (_, latest, open_loans, paid_up, total, last_receipt, change, received) = loans
-        aso = book.aso
-        arrears_days = aso - oldest if oldest is not None and oldest < aso else 0
-        last_receipt, since_receipt = book.day[last_receipt]
-        agreement, product, since_loan = book.agreement[latest]
-        return (
-            client_id,
-            money[(arrears or 0) + (d30 or 0) + (d60 or 0) + (d90 or 0) + (d120 or 0) + (d120p or 0)],
-            money[arrears], arrears_days, rules.months_in_arrears(arrears_days),
-            dt.date.fromordinal(next_day) if next_day is not None else None, money[next_amount],
-            money[d30], money[d60], money[d90], money[d120], money[d120p], money[settlement],
-            money[(20000 * (received or 0) + total) // (2 * total)] if total else ZERO,
-            last_receipt, since_receipt, money[change], money[debt], agreement, product, since_loan,
-            open_loans or 0, book.day[paid_up][0] if not open_loans and paid_up is not None else None,
-        )
+        """Every figure, in FIELDS order, for consumers that take them all (exports, the marketing
+        data set): the first call makes every client's (see _Book), later ones are a look-up."""
+        try:
+            return self[2].rows[self[1]]
+        except TypeError:  # not made yet (rows is None)
+            return self[2].values()[self[1]]
 
     def as_dict(self) -> dict:
         return dict(zip(self.FIELDS, self.values(), strict=True))
@@ -382,12 +406,12 @@ def _overpaid_loans(loan_ids: set[int], *, as_of: dt.date) -> dict[int, int]:
 def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     """Figures from the unpaid instalments of loans on the book, read from the covering partial index
     instalment_unpaid_cover alone (exactly these rows with their money, so paid history is not
-    read). Each row: client, arrears, oldest unpaid day, next day due, amount
+    read). Each row: client, outstanding, arrears, oldest unpaid day, next day due, amount
     due on it, the five buckets and the settlement amount, money in whole cents (each row's
-    amount turned into cents before summing: only integers are added).
+    amount turned into cents before summing: only integers are added; none is NULL).
 
     Each unpaid amount lands in exactly one of arrears and the five buckets, so outstanding is their
-    sum (ClientFigures adds them) and is not summed again here. The per-range sums use FILTER, not
+    sum, added once per client rather than summed again over the rows. The per-range sums use FILTER, not
     SUM(CASE ... ELSE 0): a row then adds into the one sum it belongs to instead of adding zero to
     the others (a quarter of the query's time on both databases, measured on a 100k-client book).
 
@@ -411,11 +435,15 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     parts = " + ".join(f"COALESCE(g.{part}, 0)" for part in ("arrears", "d30", "d60", "d90", "d120", "d120p", "accrued"))
     unpaid_rows = f"FROM {table} j WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.open AND j.paid < j.amount"
     return f"""
-        SELECT h.client_id, h.arrears, h.oldest, h.next_day,
-          CASE WHEN h.next_day IS NULL THEN NULL WHEN h.last_within_30 = h.next_day THEN h.d30 ELSE
+        SELECT h.client_id,
+          COALESCE(h.arrears, 0) + COALESCE(h.d30, 0) + COALESCE(h.d60, 0) + COALESCE(h.d90, 0) + COALESCE(h.d120, 0)
+            + COALESCE(h.d120p, 0),
+          COALESCE(h.arrears, 0), h.oldest, h.next_day,
+          CASE WHEN h.next_day IS NULL THEN 0 WHEN h.last_within_30 = h.next_day THEN h.d30 ELSE
           (SELECT {_money_sum("j.amount - j.paid", vendor=vendor)} {unpaid_rows.replace("g.client_id", "h.client_id")}
              AND j.due_ord = h.next_day) END,
-          h.d30, h.d60, h.d90, h.d120, h.d120p, h.settlement, h.paid_beyond_capital
+          COALESCE(h.d30, 0), COALESCE(h.d60, 0), COALESCE(h.d90, 0), COALESCE(h.d120, 0), COALESCE(h.d120p, 0),
+          h.settlement, h.paid_beyond_capital
         FROM (
           SELECT g.*, {parts} - COALESCE(g.not_capital, 0) AS settlement,
             COALESCE(g.first_within_30, CASE WHEN COALESCE(g.d60, g.d90, g.d120, g.d120p) IS NOT NULL THEN
@@ -440,38 +468,54 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     """
 
 
-def _simple_sql(client_filter: str, *, vendor: str) -> dict[str, str]:
+def _simple_sql(client_filter: str, *, vendor: str, packed: bool = True) -> dict[str, str]:
     """The other per-client groupings: one pass over each table. Receipt figures come from the
-    running totals on each loan (kept by the receipt services), so receipts are not read."""
+    running totals on each loan (kept by the receipt services), so receipts are not read. Every
+    column the loan grouping reads is an integer but the money (day numbers, not dates), and it
+    gives day numbers and whole cents."""
     loans = Loan._meta.db_table
     debits = NonLoanDebit._meta.db_table
-    disbursed = ", ".join(f"'{s}'" for s in DISBURSED_STATUSES)
     open_ = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
-    # The loan id padded to a fixed width by adding 10**12 (cheaper than formatting it), so that the
-    # product id can follow it and of two loans paid out on one day the later one sorts last.
-    # (Both databases compute the same aggregate once however often the query names it.)
-    latest = (f"MAX(CAST(disbursed_on AS TEXT) || CAST(id + {_ID_PAD} AS TEXT) || CAST(product_id AS TEXT)) "
-              f"FILTER (WHERE status IN ({disbursed}))")
+    # The latest agreement: see _DAY_SHIFT (both databases compute the same aggregate once however
+    # often the query names it). Unpacked, the key carries the loan id instead of the product id.
+    key = (f"disbursed_ord * {_DAY_SHIFT} + id * {_LOAN_SHIFT} + product_id" if packed
+           else f"disbursed_ord * {_DAY_SHIFT} + id")
+    # A loan has disbursed_ord exactly when it was paid out (the constraint
+    # loan_agreement_day_when_paid_out): the key is NULL for the others and MAX leaves them out, and
+    # one NULL test picks the paid-out loans' total (cheaper than comparing the status with four names).
+    latest = f"MAX({key})"
+    total = f"COALESCE({_money_sum('total_repayable', vendor=vendor, where='disbursed_ord IS NOT NULL')}, 0)"
     return {
-        # The latest agreement and its product in one pass: the maximum of the date, the loan id
-        # (so that of two loans paid out on one day the later one wins) and the product id, of
-        # which the date and the product id are kept (_Agreements).
-        "loans": f"SELECT client_id, substr({latest}, 1, 10) || substr({latest}, 24), "
+        "loans": f"SELECT client_id, {latest} / {_DAY_SHIFT}, {latest} %% {_LOAN_SHIFT if packed else _DAY_SHIFT}, "
                  f"COUNT(*) FILTER (WHERE status IN ({open_})), "
-                 f"MAX(paid_up_on) FILTER (WHERE status = '{LoanStatus.PAID_UP}'), "
-                 f"{_money_sum('total_repayable', vendor=vendor, where=f'status IN ({disbursed})')}, "
-                 f"MAX(last_receipt_on), {_money_sum('change_total', vendor=vendor)}, "
-                 f"{_money_sum('received_total', vendor=vendor)} "
+                 f"CASE WHEN COUNT(*) FILTER (WHERE status IN ({open_})) = 0 THEN "
+                 f"MAX(paid_up_ord) FILTER (WHERE status = '{LoanStatus.PAID_UP}') END, "
+                 f"{total}, MAX(last_receipt_ord), {_money_sum('change_total', vendor=vendor)}, "
+                 f"CASE WHEN {total} > 0 THEN {_money_sum('received_total', vendor=vendor)} ELSE 0 END "
                  f"FROM {loans} WHERE entity_id = %(entity)s {client_filter} GROUP BY client_id",
         "debts": f"SELECT client_id, {_money_sum('amount', vendor=vendor)} FROM {debits} "
                  f"WHERE entity_id = %(entity)s AND settled_on IS NULL {client_filter} GROUP BY client_id",
     }
 
 
-def _as_date(value) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value[:10])
+def _products(entity: Entity) -> tuple[dict[int, str], bool]:
+    """The entity's product names, and whether the book's loan and product ids fit the packed
+    latest-agreement key (_DAY_SHIFT): one query (the highest loan id rides on each product row;
+    an entity without products has no loans)."""
+    rows = list(Product.objects.filter(entity=entity).annotate(
+        highest_loan=Subquery(Loan.objects.order_by("-pk").values("pk")[:1])).values_list("id", "name", "highest_loan"))
+    packed = all((highest or 0) < _PACKED_LOAN_IDS and pk < _PACKED_PRODUCT_IDS for pk, _, highest in rows)
+    return {pk: name for pk, name, _ in rows}, packed
+
+
+def _latest_products(loan_rows: list[tuple]) -> list[tuple]:
+    """Loan rows whose latest agreement names its loan (unpacked key) with its product instead."""
+    ids = sorted({row[_L_LATEST_PRODUCT] for row in loan_rows} - {None})
+    product_of: dict = {None: None}
+    for start in range(0, len(ids), 5000):
+        product_of.update(Loan.objects.filter(pk__in=ids[start:start + 5000]).values_list("pk", "product_id"))
+    return [(*row[:_L_LATEST_PRODUCT], product_of[row[_L_LATEST_PRODUCT]], *row[_L_LATEST_PRODUCT + 1:])
+            for row in loan_rows]
 
 
 def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] | None = None) -> dict[int, ClientFigures]:
@@ -483,23 +527,23 @@ def portfolio_snapshot(*, entity: Entity, as_of: dt.date, client_ids: list[int] 
             return {}
         client_filter = "AND client_id IN (" + ", ".join(str(int(c)) for c in client_ids) + ")"
 
-    simple = _simple_sql(client_filter, vendor=connection.vendor)
-    book = _Book(as_of=as_of, products=dict(Product.objects.filter(entity=entity).values_list("id", "name")))
+    products, packed = _products(entity)
+    simple = _simple_sql(client_filter, vendor=connection.vendor, packed=packed)
     # A whole book is millions of row tuples that all live on and hold no cycles; the cyclic
     # collector, triggered by their allocation, would walk them over and over (about a sixth of the
     # snapshot on the 50k-client book). Paused while they are built, as it was found afterwards.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _snapshot(entity=entity, as_of=as_of, client_filter=client_filter, simple=simple, book=book,
-                         params=params)
+        return _snapshot(entity=entity, as_of=as_of, client_filter=client_filter, simple=simple, packed=packed,
+                         products=products, params=params)
     finally:
         if collecting:
             gc.enable()
 
 
-def _snapshot(*, entity: Entity, as_of: dt.date, client_filter: str, simple: dict[str, str], book: _Book,
-              params: dict) -> dict[int, ClientFigures]:
+def _snapshot(*, entity: Entity, as_of: dt.date, client_filter: str, simple: dict[str, str], packed: bool,
+              products: dict[int, str], params: dict) -> dict[int, ClientFigures]:
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # A whole-book grouping: room to hash a million clients in memory instead of spilling.
@@ -529,20 +573,23 @@ def _snapshot(*, entity: Entity, as_of: dt.date, client_filter: str, simple: dic
             adjust[cid] = adjust.get(cid, 0) + lift
         for cid, cents in adjust.items():
             row = unpaid_rows.get(cid, (cid, *NO_UNPAID[1:]))
-            unpaid_rows[cid] = (*row[:_U_SETTLEMENT], (row[_U_SETTLEMENT] or 0) + cents, *row[_U_SETTLEMENT + 1:])
+            unpaid_rows[cid] = (*row[:_U_SETTLEMENT], row[_U_SETTLEMENT] + cents, *row[_U_SETTLEMENT + 1:])
         cursor.execute(simple["debts"], params)
         debts = dict(cursor.fetchall())
-        # Every client with instalments has a loan, so the loan rows make every client's figures;
-        # each ClientFigures is built by the tuple constructor over zipped rows (no Python call per client).
+        # Every client with instalments has a loan, so the loan rows (and the debtors without a
+        # loan) are every client's; the other rows are put in their order by C-level maps.
         cursor.execute(simple["loans"], params)
         loan_rows = cursor.fetchall()
-        ids = list(map(itemgetter(0), loan_rows))
-        figures = dict(zip(ids, map(ClientFigures, zip(
-            ids, map(unpaid_rows.get, ids, repeat(NO_UNPAID)), loan_rows, map(debts.get, ids, repeat(0)), repeat(book))),
-            strict=True))
-        for cid in sorted(debts.keys() - figures.keys()):
-            figures[cid] = ClientFigures((cid, NO_UNPAID, NO_LOANS, debts[cid], book))
-    return figures
+    if not packed:
+        loan_rows = _latest_products(loan_rows)
+    ids = list(map(itemgetter(0), loan_rows))
+    debtors_only = sorted(debts.keys() - set(ids))
+    if debtors_only:
+        ids += debtors_only
+        loan_rows += [(cid, *NO_LOANS[1:]) for cid in debtors_only]
+    book = _Book(as_of=as_of, ids=ids, unpaid=list(map(unpaid_rows.get, ids, repeat(NO_UNPAID))), loans=loan_rows,
+                 debts=list(map(debts.get, ids, repeat(0))), products=products)
+    return dict(zip(ids, map(ClientFigures, zip(ids, range(len(ids)), repeat(book))), strict=True))
 
 
 def client_figures(*, entity: Entity, client_id: int, as_of: dt.date) -> ClientFigures:

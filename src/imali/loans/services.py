@@ -33,6 +33,7 @@ from .models import (
     Receipt,
     ReceiptAllocation,
     RefundMethod,
+    day_number,
 )
 from .schedule import Schedule, add_months, build_schedule, due_dates, months_between
 
@@ -496,7 +497,7 @@ def receipt_post(
             Loan.objects.filter(pk=locked.pk).update(
                 received_total=F("received_total") + result.allocated, change_total=F("change_total") + result.change)
             if locked.last_receipt_on is None or value_date > locked.last_receipt_on:
-                Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date)
+                Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date, last_receipt_ord=day_number(value_date))
             if not Instalment.objects.filter(loan=locked, open=True, paid__lt=F("amount")).exists():
                 # default_since and its in-duplum cap stay: the next daily close clears them (nothing is in
                 # arrears), and a reversal of this receipt then finds the loan exactly as it was.
@@ -581,10 +582,11 @@ def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
             locked_loan.status = locked.loan_status_before
             locked_loan.paid_up_on = locked.loan_paid_up_on_before
             locked_loan.save(update_fields=["status", "paid_up_on"])
+        last_receipt_on = (Receipt.objects.filter(loan=locked_loan, is_reversed=False).exclude(pk=locked.pk)
+                           .aggregate(d=Max("value_date"))["d"])
         Loan.objects.filter(pk=locked_loan.pk).update(
             received_total=F("received_total") - locked.allocated, change_total=F("change_total") - locked.change,
-            last_receipt_on=Receipt.objects.filter(loan=locked_loan, is_reversed=False).exclude(pk=locked.pk)
-            .aggregate(d=Max("value_date"))["d"],
+            last_receipt_on=last_receipt_on, last_receipt_ord=day_number(last_receipt_on),
         )
         locked.is_reversed = True
         locked.reversed_at = timezone.now()
