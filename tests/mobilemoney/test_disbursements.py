@@ -169,6 +169,66 @@ def test_mpesa_crash_between_send_and_record_never_pays_twice(entity, lender_use
     assert disbursements.disbursements_recover() == 0
 
 
+def _stale(d):
+    Disbursement.objects.filter(pk=d.pk).update(sent_at=timezone.now() - dt.timedelta(minutes=10))
+
+
+def test_a_pending_status_keeps_the_payment_in_flight_and_the_late_success_pays_the_loan(entity, lender_user, mpesa, mpesa_peer):
+    """Daraja's status result says ResultCode 0 with TransactionStatus "Pending" while the payment
+    is still processed: that is not a failure, the loan must not be offered for payment again."""
+    mpesa_peer.faults.lose_callbacks = True  # the B2C result does not come; recovery asks
+    mpesa_peer.status_pending = True
+    loan = approved_loan(entity, lender_user)
+    d = disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    disbursements.payments_send(entity=entity, actor=lender_user)
+    assert status_of(d) == DisbursementStatus.SENT
+    mpesa_peer.faults.lose_callbacks = False
+    _stale(d)
+    sent = len(mpesa_peer.callbacks_sent)
+    assert disbursements.disbursements_recover() == 1
+    assert wait_for(lambda: len(mpesa_peer.callbacks_sent) > sent)
+    status_result = mpesa_peer.callbacks_sent[-1][2]["Result"]["ResultParameters"]["ResultParameter"]
+    assert {"Key": "TransactionStatus", "Value": "Pending"} in status_result
+    wait_for(lambda: status_of(d) != DisbursementStatus.SENT, seconds=1.5)
+    assert status_of(d) == DisbursementStatus.SENT  # still in flight, not failed
+    with pytest.raises(ValidationError, match="already has a mobile payment"):
+        disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    # M-PESA finishes: the next pass reads Completed and the loan is paid out, once.
+    mpesa_peer.status_pending = False
+    _stale(d)
+    disbursements.disbursements_recover()
+    assert wait_for(lambda: status_of(d) == DisbursementStatus.SUCCESSFUL)
+    assert Loan.objects.get(pk=loan.pk).status == LoanStatus.ACTIVE
+    assert mpesa_peer.payments[str(d.originator_id)].requests == 1
+
+
+def test_a_success_after_a_recorded_failure_is_kept_and_pays_the_loan(entity, lender_user, mpesa, mpesa_peer, caplog):
+    from imali.core.models import AuditAction, AuditEntry
+
+    mpesa_peer.faults.lose_callbacks = True
+    loan = approved_loan(entity, lender_user)
+    d = disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    disbursements.payments_send(entity=entity, actor=lender_user)
+    # A failure was recorded (as the old reading of a "Pending" status did) ...
+    disbursements._failed(Disbursement.objects.get(pk=d.pk), "Pending at M-PESA")
+    assert status_of(d) == DisbursementStatus.FAILED
+    # ... and the loan marked again, waiting for the next send.
+    again = disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    # Then M-PESA's result arrives: the money left.
+    mpesa_peer.faults.lose_callbacks = False
+    payment = mpesa_peer.payments[str(d.originator_id)]
+    with caplog.at_level("WARNING", logger="imali.mobilemoney"):
+        mpesa_peer.call_later(payment.result_url, mpesa_peer._result(payment))
+        assert wait_for(lambda: status_of(d) == DisbursementStatus.SUCCESSFUL)
+    d.refresh_from_db()
+    assert d.confirmation_number == payment.receipt and "after a failure" in d.failure_reason
+    assert Loan.objects.get(pk=loan.pk).status == LoanStatus.ACTIVE
+    assert status_of(again) == DisbursementStatus.CANCELLED  # the second payment never goes out
+    assert any("after a failure was recorded" in r.getMessage() for r in caplog.records)
+    assert AuditEntry.objects.filter(action=AuditAction.MOBILE_DISBURSEMENT_RESULT, after__status="successful").exists()
+    assert len(mpesa_peer.payments) == 1
+
+
 @pytest.fixture
 def momo(entity, lender_user, momo_peer, live_server):
     return momo_setup(entity, lender_user, momo_peer, live_server.url)

@@ -224,11 +224,33 @@ def _succeeded(disbursement: Disbursement, *, confirmation: str, completed_at: d
     """Money has left: record it whatever else happens, then pay the loan out."""
     with transaction.atomic():
         locked = Disbursement.objects.select_for_update(of=("self",)).select_related("batch", "loan__entity", "payout_account").get(pk=disbursement.pk)
-        if locked.status in (DisbursementStatus.SUCCESSFUL, DisbursementStatus.FAILED, DisbursementStatus.CANCELLED):
+        if locked.status in (DisbursementStatus.SUCCESSFUL, DisbursementStatus.CANCELLED):
             return locked
         if amount is not None and amount != locked.amount:
             log.error("disbursement %s: provider paid %s, we sent %s", locked.pk, amount, locked.amount)
         before = locked.status
+        note = ""
+        if before == DisbursementStatus.FAILED:
+            # The provider paid after we recorded a failure: the money has left, so the success is
+            # recorded and the loan paid out rather than dropped; a person should know it happened.
+            log.warning("disbursement %s (loan %s): money left after a failure was recorded (%s)",
+                        locked.pk, locked.loan_id, locked.failure_reason)
+            note = "Paid after a failure was recorded"
+            if _other_payment_for_loan(locked, lock=True):
+                # The loan was marked again and that payment is on its way or made: the loan must not
+                # be paid out twice. Keep the confirmation on this row for a person to reclaim.
+                locked.confirmation_number = confirmation[:64]
+                locked.completed_at = completed_at
+                locked.failure_reason = (note + ", but the loan has another mobile payment: reclaim one of them.")[:200]
+                locked.save(update_fields=["confirmation_number", "completed_at", "failure_reason"])
+                log.error("disbursement %s: loan %s has another payment in flight or made; both may be paid",
+                          locked.pk, locked.loan_id)
+                audit_record(action=AuditAction.MOBILE_DISBURSEMENT_RESULT, entity=locked.entity, target=locked,
+                             subject=str(locked.originator_id), before={"status": before},
+                             after={"status": locked.status, "confirmation_number": locked.confirmation_number,
+                                    "completed_at": completed_at.isoformat(), "note": locked.failure_reason})
+                return locked
+            locked.failure_reason = ""
         locked.status = DisbursementStatus.SUCCESSFUL
         locked.confirmation_number = confirmation[:64]
         locked.completed_at = completed_at
@@ -240,12 +262,38 @@ def _succeeded(disbursement: Disbursement, *, confirmation: str, completed_at: d
         except ValidationError as exc:
             # Paid but the loan book refused: shown on the disbursement screen for a person to resolve.
             locked.failure_reason = ("Paid, but the loan could not be marked paid out: " + " ".join(exc.messages))[:200]
+        else:
+            if note:
+                locked.failure_reason = note[:200]
         locked.save(update_fields=["status", "confirmation_number", "completed_at", "failure_reason"])
         audit_record(action=AuditAction.MOBILE_DISBURSEMENT_RESULT, entity=locked.entity, target=locked,
                      subject=str(locked.originator_id), before={"status": before},
                      after={"status": locked.status, "confirmation_number": locked.confirmation_number,
                             "completed_at": completed_at.isoformat(), "note": locked.failure_reason})
     return locked
+
+
+# TransactionStatus values of a status result that mean the payment will never be made. Only these
+# fail a payment: any other value (Pending, Queued, ...) leaves it in flight.
+MPESA_FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "declined", "reversed", "expired", "rejected"})
+
+
+def _other_payment_for_loan(disbursement: Disbursement, *, lock: bool) -> bool:
+    """After a recorded failure the loan may have been marked again. A newer payment not yet sent is
+    cancelled (this one paid the loan); one in flight or made means the loan is covered already."""
+    others = Disbursement.objects.filter(loan_id=disbursement.loan_id).exclude(pk=disbursement.pk)
+    if others.filter(status__in=IN_FLIGHT_STATUSES + (DisbursementStatus.SUCCESSFUL,)).exists():
+        return True
+    waiting = (DisbursementStatus.PAYMENT_PENDING, DisbursementStatus.AWAITING_APPROVAL)
+    for other in (others.select_for_update() if lock else others).filter(status__in=waiting):
+        before = other.status
+        other.status = DisbursementStatus.CANCELLED
+        other.failure_reason = "Cancelled: an earlier payment of this loan was made after all"
+        other.save(update_fields=["status", "failure_reason"])
+        audit_record(action=AuditAction.MOBILE_DISBURSEMENT_CANCELLED, entity=other.entity, target=other,
+                     subject=str(other.loan_id), before={"status": before},
+                     after={"status": other.status, "reason": other.failure_reason})
+    return False
 
 
 def _failed(disbursement: Disbursement, reason: str) -> Disbursement:
@@ -284,11 +332,17 @@ def mpesa_result_apply(*, setup: ProviderSetup, result: dict, originator: str = 
             return _send(disbursement, allowed=(DisbursementStatus.UNKNOWN, DisbursementStatus.SENDING, DisbursementStatus.SENT))
         if code != "0":
             return disbursement  # the query itself failed: the next recovery pass asks again
-        if str(params.get("TransactionStatus", "")).lower() == "completed":
+        transaction_status = str(params.get("TransactionStatus", "")).strip().lower()
+        if transaction_status == "completed":
             return _succeeded(disbursement, confirmation=str(params.get("ReceiptNo") or result.get("TransactionID") or ""),
                               completed_at=_mpesa_time(params.get("FinalisedTime"), "%Y%m%d%H%M%S", setup.entity),
                               amount=_decimal(params.get("Amount")))
-        return _failed(disbursement, str(params.get("ReasonType") or "Failed at M-PESA"))
+        if transaction_status in MPESA_FAILED_STATUSES:
+            return _failed(disbursement, str(params.get("ReasonType") or "Failed at M-PESA"))
+        # "Pending", "Queued", anything unknown: M-PESA has not decided yet. Calling it failed would
+        # let the loan be paid again while this payment may still go out; it stays in flight and the
+        # next recovery pass asks again.
+        return _set(disbursement, DisbursementStatus.SENT, only_from=(DisbursementStatus.UNKNOWN, DisbursementStatus.SENDING))
     if code == "0":
         return _succeeded(disbursement, confirmation=str(params.get("TransactionReceipt") or result.get("TransactionID") or ""),
                           completed_at=_mpesa_time(params.get("TransactionCompletedDateTime"), "%d.%m.%Y %H:%M:%S", setup.entity),

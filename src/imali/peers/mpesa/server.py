@@ -14,7 +14,8 @@
 
 Peer conventions where Daraja's documents are silent (DOMAIN "?"): receivers whose number starts
 with a `failing_prefixes` entry fail with ResultCode 2001; a status query for an unknown id
-answers ResultCode NOT_FOUND ("R000001")."""
+answers ResultCode NOT_FOUND ("R000001"); with `status_pending` a found payment's status result says
+TransactionStatus "Pending" (still being processed)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ class MpesaPeer(HttpPeer):
         self.config = config or MpesaConfig()
         self.faults.callback_delay = self.config.result_delay
         self.timeout_results = False  # hit QueueTimeOutURL instead of ResultURL (the payment is made)
+        # A status query answers ResultCode 0 with TransactionStatus "Pending": M-PESA has the payment
+        # but has not finished it (what Daraja reports for a payment still being processed).
+        self.status_pending = False
         # Called with each new B2C payment after it is made and before the answer goes back: a test
         # kills the sending process here, between "paid" and "we recorded it".
         self.on_payment = None
@@ -354,7 +358,7 @@ class MpesaPeer(HttpPeer):
                                  "OriginatorConversationID": query_id, "ConversationID": query_id,
                                  "TransactionID": "", "ResultParameters": {"ResultParameter": []}}}
         else:
-            status = "Completed" if payment.result_code == "0" else "Failed"
+            status = "Pending" if self.status_pending else "Completed" if payment.result_code == "0" else "Failed"
             result = {"Result": {
                 "ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
                 "OriginatorConversationID": query_id, "ConversationID": query_id, "TransactionID": payment.receipt,
