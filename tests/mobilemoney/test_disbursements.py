@@ -229,6 +229,38 @@ def test_a_success_after_a_recorded_failure_is_kept_and_pays_the_loan(entity, le
     assert len(mpesa_peer.payments) == 1
 
 
+@pytest.mark.parametrize("how", ["send", "approve"])
+def test_rows_a_dead_batch_never_sent_are_recovered(entity, lender_user, mpesa, mpesa_peer, monkeypatch, how):
+    """The batch is committed SENDING, then the process dies before sending: recovery must find
+    every row (status first: nothing is there, so it is sent, with the same originator id)."""
+    loans = [approved_loan(entity, lender_user, cellphone=f"082123450{i}", wallet=f"082123450{i}") for i in range(2)]
+    rows = [disbursements.disbursement_mark(loan=loan, actor=lender_user) for loan in loans]
+
+    class ProcessDied(Exception):
+        pass
+
+    def die(batch):
+        raise ProcessDied
+
+    monkeypatch.setattr(disbursements, "_send_batch", die)
+    with pytest.raises(ProcessDied):
+        if how == "send":
+            disbursements.payments_send(entity=entity, actor=lender_user)
+        else:
+            lender_user.disbursement_limit, limit = Decimal("0"), lender_user.disbursement_limit
+            batch = disbursements.payments_send(entity=entity, actor=lender_user)
+            approver = factories.make_admin(entity=entity)
+            approver.disbursement_limit = limit
+            approver.save()
+            disbursements.batch_approve(batch=batch, actor=approver)
+    monkeypatch.undo()
+    assert {status_of(d) for d in rows} == {DisbursementStatus.SENDING} and not mpesa_peer.payments
+    assert disbursements.disbursements_recover(sending_older_than=dt.timedelta(0)) == 2
+    assert wait_for(lambda: {status_of(d) for d in rows} == {DisbursementStatus.SUCCESSFUL})
+    assert set(mpesa_peer.payments) == {str(d.originator_id) for d in rows}
+    assert all(p.requests == 1 for p in mpesa_peer.payments.values())
+
+
 @pytest.fixture
 def momo(entity, lender_user, momo_peer, live_server):
     return momo_setup(entity, lender_user, momo_peer, live_server.url)

@@ -119,8 +119,11 @@ def payments_send(*, entity, actor, disbursement_ids: list[int] | None = None) -
         batch = DisbursementBatch.objects.create(entity=entity, setup=setup, total=total, count=len(rows), created_by=actor,
                                                  approved_by=actor if within else None,
                                                  approved_at=timezone.now() if within else None)
+        # sent_at is the claim time: a row left SENDING by a process that died (or a send that raised)
+        # before its turn in the batch is then found by the recovery pass, which asks first.
         Disbursement.objects.filter(pk__in=[d.pk for d in rows]).update(
-            batch=batch, status=DisbursementStatus.SENDING if within else DisbursementStatus.AWAITING_APPROVAL)
+            batch=batch, status=DisbursementStatus.SENDING if within else DisbursementStatus.AWAITING_APPROVAL,
+            sent_at=timezone.now() if within else None)
         audit_record(action=AuditAction.MOBILE_DISBURSEMENT_BATCH, actor=actor, entity=entity, target=batch,
                      subject=f"{len(rows)} payments",
                      after={"total": str(total), "count": len(rows), "limit": str(limit),
@@ -145,7 +148,8 @@ def batch_approve(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
             raise error("batch", MobileMoneyError.WRONG_STATUS, "The batch is approved already.")
         locked.approved_by, locked.approved_at = actor, timezone.now()
         locked.save(update_fields=["approved_by", "approved_at"])
-        Disbursement.objects.filter(batch=locked, status=DisbursementStatus.AWAITING_APPROVAL).update(status=DisbursementStatus.SENDING)
+        Disbursement.objects.filter(batch=locked, status=DisbursementStatus.AWAITING_APPROVAL).update(
+            status=DisbursementStatus.SENDING, sent_at=timezone.now())
         audit_record(action=AuditAction.MOBILE_DISBURSEMENT_APPROVED, actor=actor, entity=locked.entity, target=locked,
                      subject=f"{locked.count} payments", after={"total": str(locked.total)})
     _send_batch(locked)
