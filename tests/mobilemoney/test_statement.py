@@ -143,3 +143,20 @@ def test_upload_preview_confirm_through_the_screens(client, entity, lender_user,
     assert done.status_code == 302
     assert Receipt.objects.filter(loan=loan).count() == 2
     assert "Receipts posted" in client.get(done["Location"]).content.decode()
+
+
+def test_the_upload_page_lists_imports_without_loading_their_files(client, entity, lender_user, setup,
+                                                                    django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    loan = open_loan(entity, lender_user)
+    for n in range(3):
+        statement_upload(setup=setup, actor=lender_user, file_name=f"day{n}.csv", content=csv_statement(loan, now_text(entity)),
+                         columns={})
+    client.force_login(lender_user)
+    with CaptureQueriesContext(connection) as queries, django_assert_max_num_queries(12):
+        page = client.get(reverse("web:mm_statement_upload"))
+    assert page.status_code == 200 and "day2.csv" in page.content.decode()
+    listing = [q["sql"] for q in queries.captured_queries if "mobilemoney_statementimport" in q["sql"]]
+    assert listing and not any('"content"' in sql for sql in listing), listing

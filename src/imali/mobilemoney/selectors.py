@@ -35,4 +35,6 @@ def batches_awaiting_approval(*, entity) -> QuerySet[DisbursementBatch]:
 
 
 def import_list(*, entity) -> QuerySet[StatementImport]:
-    return StatementImport.objects.filter(entity=entity).select_related("imported_by", "setup").order_by("-imported_at")
+    # The uploaded file (up to 40 MB each) is only read to preview and confirm one import, never to list them.
+    return (StatementImport.objects.filter(entity=entity).select_related("imported_by", "setup").defer("content")
+            .order_by("-imported_at"))
