@@ -169,3 +169,22 @@ def test_unreachable_validation_follows_the_registered_response_type(entity, len
     taken = mpesa_peer.customer_pays(msisdn="27821234567", amount="10.00", reference=f"L{loan.pk}")
     assert taken.accepted
     assert Receipt.objects.get(external_reference=taken.trans_id).loan_id == loan.pk
+
+
+@pytest.mark.parametrize("setup_id", ["\u00b2", "\u0661", "9" * 30])
+def test_a_setup_id_that_is_not_a_plain_number_is_refused_not_a_server_error(wired, setup_id):
+    """"²" and Arabic-Indic digits pass str.isdigit() but not int(); 30 digits overflow the column."""
+    from urllib.parse import quote
+
+    good = callback_url(wired, "confirmation")
+    token = good.split("token=")[1].split("&")[0]
+    status, answer = post(good.split("?")[0] + f"?setup={quote(setup_id)}&token={token}", {"TransID": "X"})
+    assert status == 403 and answer["ResultCode"] == "C2B00016"
+
+
+@pytest.mark.parametrize("reference", ["L\u00b2", "\u00b2\u00b3", "L" + "9" * 30])
+def test_a_reference_of_unicode_digits_is_refused_by_validation_not_a_server_error(entity, lender_user, wired, mpesa_peer,
+                                                                                    reference):
+    open_loan(entity, lender_user)
+    paid = mpesa_peer.customer_pays(msisdn="27821234567", amount="50.00", reference=reference)
+    assert not paid.accepted and "C2B00012" in paid.note

@@ -87,6 +87,9 @@ def test_suspense_is_allocated_by_a_person_with_receipt_sms_and_audit(signed_in,
     url = reverse("web:mm_allocate", kwargs={"providertransaction_id": txn.pk})
     bad = signed_in.post(url, {"loan_reference": "L999999"})
     assert "No such loan" in bad.content.decode()
+    for unusable in ("L\u00b2", "\u0661\u0662", "9" * 19):  # pass str.isdigit(), not int() or the column
+        bad = signed_in.post(url, {"loan_reference": unusable})
+        assert bad.status_code == 200 and "Give the loan number" in bad.content.decode()
     response = signed_in.post(url, {"loan_reference": f"L{loan.pk}"})
     assert response.status_code == 302
     txn.refresh_from_db()

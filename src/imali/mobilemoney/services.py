@@ -145,24 +145,30 @@ def _oldest_open_loan(entity: Entity, client_ids) -> Loan | None:
             .select_related("client").order_by("disbursed_on", "id").first())
 
 
+def _is_number(text: str) -> bool:
+    """Digits int() accepts and a database integer holds: str.isdigit() also passes "²" and other
+    Unicode digits, which int() refuses (a 500 on whatever the payer typed as the reference)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def match_payment(*, entity: Entity, reference: str, msisdn: str = "") -> Match:
     """The loan a payment is for: "L<loan number>" is that loan; a client number is the client's
     oldest loan on the book; with no usable reference, the one client whose cellphone paid."""
     ref = (reference or "").strip().upper().replace(" ", "")
-    if ref.startswith("L") and ref[1:].isdigit():
+    if ref.startswith("L") and _is_number(ref[1:]):
         loan = Loan.objects.filter(entity=entity, pk=int(ref[1:])).select_related("client").first()
         if loan is None:
             return Match(None, f"No loan {ref[1:]}.")
         if loan.status not in OPEN_STATUSES:
             return Match(None, f"Loan {loan.pk} is {loan.get_status_display()}, not on the book.")
         return Match(loan)
-    if ref.isdigit() and len(ref) <= 18:
+    if _is_number(ref):
         client = Client.objects.filter(entity=entity, number=int(ref)).only("pk").first()
         if client is None:
             return Match(None, f"No client number {ref}.")
         loan = _oldest_open_loan(entity, [client.pk])
         return Match(loan, "" if loan else f"Client {ref} has no loan on the book.")
-    digits = "".join(c for c in msisdn if c.isdigit())
+    digits = "".join(c for c in msisdn if c.isascii() and c.isdigit())
     if digits and not ref:
         clients = list(Client.objects.filter(entity=entity, cellphone=f"+{digits}").values_list("pk", flat=True)[:2])
         if len(clients) == 1:
@@ -386,12 +392,12 @@ class _BookIndex:
 
     def match(self, reference: str, msisdn: str) -> tuple[int | None, str]:
         ref = (reference or "").strip().upper().replace(" ", "")
-        if ref.startswith("L") and ref[1:].isdigit():
+        if ref.startswith("L") and _is_number(ref[1:]):
             return (int(ref[1:]), "") if int(ref[1:]) in self.loans else (None, f"No loan {ref[1:]} on the book.")
-        if ref.isdigit() and len(ref) <= 18:
+        if _is_number(ref):
             loan = self.by_client_number.get(int(ref))
             return (loan, "") if loan else (None, f"No client {ref} with a loan on the book.")
-        digits = "".join(c for c in msisdn if c.isdigit())
+        digits = "".join(c for c in msisdn if c.isascii() and c.isdigit())
         if digits and not ref:
             loan = self._first_by_phone.get(f"+{digits}")
             return (loan, "") if loan else (None, "No account reference, and the phone is not one client's.")

@@ -42,7 +42,7 @@ def _setup(request: HttpRequest, provider: str) -> ProviderSetup | None:
     raw = request.GET.get("setup", "")
     token = request.GET.get("token", "")
     setup = (ProviderSetup.objects.select_related("entity").filter(pk=int(raw), provider=provider, is_active=True).first()
-             if raw.isdigit() else None)
+             if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None)
     # Compared even for an unknown setup, so the timing tells nothing about which ids exist.
     expected = services.callback_token(setup) if setup is not None else "0" * 40
     if not (hmac.compare_digest(token.encode(), expected.encode()) and setup is not None and _allowed_source(request)):

@@ -135,7 +135,7 @@ class AllocateForm(forms.Form):
 
     def clean_loan_reference(self):
         value = self.cleaned_data["loan_reference"].strip().upper().removeprefix("L")
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
             raise forms.ValidationError("Give the loan number, e.g. 1234 or L1234.")
         return int(value)
 
@@ -184,7 +184,7 @@ def request_to_pay_view(request):
         return redirect("web:mm_transactions")
     if form.is_valid():
         number = form.cleaned_data["loan_reference"].strip().upper().removeprefix("L")
-        loan = Loan.objects.filter(entity=request.entity, pk=int(number)).select_related("client").first() if number.isdigit() else None
+        loan = Loan.objects.filter(entity=request.entity, pk=int(number)).select_related("client").first() if number.isascii() and number.isdigit() and len(number) <= 18 else None
         if loan is None:
             messages.error(request, "Loan number: no such loan in your entity.")
         else:
