@@ -188,3 +188,22 @@ def test_a_reference_of_unicode_digits_is_refused_by_validation_not_a_server_err
     open_loan(entity, lender_user)
     paid = mpesa_peer.customer_pays(msisdn="27821234567", amount="50.00", reference=reference)
     assert not paid.accepted and "C2B00012" in paid.note
+
+
+def test_adapter_uses_httpx_with_time_limits_and_ignores_proxy_settings(mpesa_peer, monkeypatch):
+    import httpx
+
+    c = mpesa_peer.config
+    adapter = MpesaAdapter(base_url=mpesa_peer.base_url, consumer_key=c.consumer_key, consumer_secret=c.consumer_secret,
+                           short_code=c.short_code, timeout=0.3)
+    assert isinstance(adapter.client, httpx.Client)
+    # A proxy in the environment is not used: the provider is called directly.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    assert adapter.token()
+    mpesa_peer.faults.slow_seconds = 1.0
+    slow = MpesaAdapter(base_url=mpesa_peer.base_url, consumer_key=c.consumer_key, consumer_secret=c.consumer_secret,
+                        short_code=c.short_code, timeout=0.3)
+    with pytest.raises(ProviderUnavailable, match="did not answer in time"):
+        slow.token()
+    mpesa_peer.faults.slow_seconds = 0

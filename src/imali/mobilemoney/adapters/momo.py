@@ -1,4 +1,4 @@
-"""MTN MoMo Open API over HTTP (requests) (DOMAIN §11): a token per product (collection, disbursement) with
+"""MTN MoMo Open API over HTTP (httpx) (DOMAIN §11): a token per product (collection, disbursement) with
 Basic api-user:api-key and the subscription key; request-to-pay and transfer with our
 X-Reference-Id (the resource id and idempotency key) and X-Callback-Url; status by GET, which is
 also the fallback when a callback never comes."""

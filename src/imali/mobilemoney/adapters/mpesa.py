@@ -1,4 +1,4 @@
-"""M-PESA Daraja over HTTP (requests) (DOMAIN §11): OAuth client-credentials token, C2B register URL, B2C
+"""M-PESA Daraja over HTTP (httpx) (DOMAIN §11): OAuth client-credentials token, C2B register URL, B2C
 payment request (result by callback, QueueTimeOutURL on a provider time-out) and the transaction
 status query (its result also arrives by callback, at the URL given with the query)."""
 
