@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from imali.clients.models import Client, ClientStatus
+from imali.clients.models import NO_ACCOUNT_NOTICES, Client, ClientStatus
 from imali.loans.models import (
     DISBURSED_STATUSES,
     OPEN_STATUSES,
@@ -53,7 +53,13 @@ def _arrears(entity: Entity, criteria: Mapping, today: dt.date) -> Q:
     grouped = (overdue.order_by().values("client_id")
                .annotate(in_range=in_range, arrears=sum_cents(F("amount") - F("paid")))
                .filter(in_range__gt=0, arrears__gte=int(Decimal(criteria.get("min_arrears") or 0) * 100)))
-    return Q(pk__in=grouped.values("client_id"))
+    return _may_get_account_notices() & Q(pk__in=grouped.values("client_id"))
+
+
+def _may_get_account_notices() -> Q:
+    """Not deceased, under debt review or handed over: the same clients the automatic arrears SMS
+    leaves out (one constant, clients.models.NO_ACCOUNT_NOTICES)."""
+    return ~Q(status__in=NO_ACCOUNT_NOTICES)
 
 
 def _good_and_allowed() -> Q:
@@ -118,8 +124,10 @@ def _crm(entity: Entity, criteria: Mapping, today: dt.date) -> Q:
 
 
 def _crm_loan_status(entity: Entity, criteria: Mapping, today: dt.date) -> Q:
+    """Clients with a loan in the status chosen: a message about their loan, so never to those whose
+    debt is with a counsellor or a collector (nor the dead), as for arrears."""
     with_status = Loan.objects.filter(entity=entity, client_id=OuterRef("pk"), status=criteria["loan_status"])
-    return ~Q(status=ClientStatus.DECEASED) & Q(Exists(with_status))
+    return _may_get_account_notices() & Q(Exists(with_status))
 
 
 _RULES = {

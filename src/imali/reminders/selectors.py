@@ -27,10 +27,6 @@ from imali.tenancy.models import Entity
 
 from .models import DailyRun, MisRecipient
 
-# Clients no automatic message goes to: the dead, and those whose debt is with a counsellor or a
-# collector (the lender may not approach them about it directly).
-NO_ACCOUNT_NOTICES = (ClientStatus.DECEASED, ClientStatus.DEBT_REVIEW, ClientStatus.HANDED_OVER)
-
 
 def _unpaid_instalments(entity: Entity) -> QuerySet[Instalment]:
     return Instalment.objects.filter(entity=entity, open=True, paid__lt=F("amount"))

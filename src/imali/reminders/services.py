@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from imali.clients.models import NO_ACCOUNT_NOTICES
 from imali.core.audit import apply_changes, audit_record
 from imali.core.formatting import format_money
 from imali.core.models import AuditAction
@@ -331,7 +332,7 @@ def _receipt_recipients(*, entity: Entity, day: dt.date, rows,
                         loan_values: dict[int, dict[str, object]] | None) -> Iterator[BulkRecipient]:
     """One "Payment received" message per receipt of `rows` (selectors.received_to_notify)."""
     common = merge_values(entity=entity, today=day)
-    for rid, cid, amount, number, name, full_names, surname, cellphone, branch_name, branch_tel in rows.iterator(
+    for rid, cid, _amount, number, name, full_names, surname, cellphone, branch_name, branch_tel in rows.iterator(
             chunk_size=5000):
         values = dict(common)
         values.update({"Client Name": name or full_names.split(" ")[0], "Client Surname": surname,
@@ -377,7 +378,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
             text = template_text(entity=entity, message_type=MessageType.PAYMENT_DUE)
             clients = (entity.clients.filter(pk__in=selectors.due_on_by_client(entity=entity, due_date=due_date)
                                              .values("client"))
-                       .exclude(status__in=selectors.NO_ACCOUNT_NOTICES))
+                       .exclude(status__in=NO_ACCOUNT_NOTICES))
             _send(run=run, entity=entity, message_type=MessageType.PAYMENT_DUE, text=text, kind=kind,
                   criteria={"days_before": setup.due_days_before, "due_date": due_date.isoformat()},
                   result_key=MessageType.PAYMENT_DUE, stale=due_stale,
@@ -394,7 +395,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
             text = template_text(entity=entity, message_type=MessageType.ARREARS)
             clients = (entity.clients.filter(pk__in=selectors.arrears_by_client(
                 entity=entity, day=day, minimum=setup.arrears_minimum).values("client"))
-                .exclude(status__in=selectors.NO_ACCOUNT_NOTICES))
+                .exclude(status__in=NO_ACCOUNT_NOTICES))
 
             def arrears_key(cid: int) -> str | None:
                 if cid not in found:
