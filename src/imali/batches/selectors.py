@@ -210,12 +210,21 @@ def batch_get(*, entity: Entity, batch_id: int) -> MessageBatch:
     return MessageBatch.objects.select_related("created_by", "process").get(entity=entity, pk=batch_id)
 
 
+def batch_run_log(*, batch: MessageBatch) -> ProcessLog | None:
+    """The process log of the batch's latest run (a resumed batch has one per run): the newest
+    entry started no earlier than the run."""
+    logs = ProcessLog.objects.filter(entity_id=batch.entity_id, kind=PROCESS_KIND, criteria__batch=batch.pk)
+    if batch.started_at is not None:
+        logs = logs.filter(started_at__gte=batch.started_at)
+    return logs.order_by("-started_at", "-id").first()
+
+
 def batch_written(*, batch: MessageBatch) -> int:
-    """Outbox rows the batch's run has written so far (its process log's rows)."""
+    """Outbox rows the batch has written so far: its earlier runs' (kept on the batch when it was
+    resumed) and the current run's (its process log's rows)."""
     if batch.process_id is not None:
         return batch.queued
-    log = (ProcessLog.objects.filter(entity_id=batch.entity_id, kind=PROCESS_KIND, criteria__batch=batch.pk)
-           .values_list("pk", flat=True).first())
+    log = batch_run_log(batch=batch)
     if log is None:
-        return 0
-    return OutboxMessage.objects.filter(process_id=log).count()
+        return batch.queued
+    return batch.queued + OutboxMessage.objects.filter(process_id=log.pk).count()
