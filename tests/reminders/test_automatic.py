@@ -98,8 +98,8 @@ def test_rerun_of_a_day_sends_nothing_again_and_costs_nothing(entity, funded, le
     assert (_messages(entity).count(), credit_balance(entity=entity)) == (count, balance)
 
 
-class Crash(RuntimeError):
-    pass
+class Crash(BaseException):
+    """A kill (the process ends mid-run): not an Exception, so no handler of the run sees it."""
 
 
 def test_a_run_that_dies_half_way_is_finished_by_the_next_once_its_lease_lapses(entity, funded, lender, product):

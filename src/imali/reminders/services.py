@@ -10,6 +10,8 @@ overlapped queue nothing twice. Messages go out as "System" (no user: `created_b
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import traceback
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +44,8 @@ from imali.tenancy.rights import Right
 from . import selectors
 from .errors import NO_HOME_BRANCH, STALE_ON_CATCH_UP, TYPE_DISABLED, ReminderError
 from .models import AutomaticSetup, DailyRun, MisRecipient, MisSetup, MisStream, RunKind
+
+logger = logging.getLogger(__name__)
 
 # How far back missed days are caught up (a consumer down for longer sends the last week only).
 CATCH_UP_DAYS = 7
@@ -214,6 +218,16 @@ def _run_progress(run: DailyRun) -> None:
     """Keep what is done so far and renew the lease, if this consumer still holds it."""
     DailyRun.objects.filter(pk=run.pk, lease_owner=run.lease_owner).update(
         results=run.results, lease_until=timezone.now() + LEASE)
+
+
+def _fault(run: DailyRun, exc: Exception) -> str:
+    """Log a run's unexpected fault and give the run's error text. Only the exception's class and
+    where it was raised are logged and kept: its message may carry a client's data."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
+    logger.error("Daily %s SMS run %s (entity %s, %s) failed on attempt %s: %s at %s", run.kind, run.pk,
+                 run.entity_id, run.business_date.isoformat(), run.attempts, type(exc).__name__, where)
+    return f"An unexpected error stopped the run ({type(exc).__name__}); it is tried again, at most {MAX_ATTEMPTS} times."
 
 
 def _run_end(run: DailyRun, *, error: str = "") -> DailyRun:
@@ -439,6 +453,8 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
                 after_each(MessageType.BIRTHDAY)
     except ValidationError as exc:
         return _run_end(run, error="; ".join(exc.messages))
+    except Exception as exc:  # noqa: BLE001 - any fault ends this attempt; the day is retried up to MAX_ATTEMPTS
+        return _run_end(run, error=_fault(run, exc))
     return _run_end(run)
 
 
@@ -549,6 +565,8 @@ def mis_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetime | No
                   recipients=_user_recipients(users, lambda u: f"mis:monthly:{label}:u{u.pk}"))
     except ValidationError as exc:
         return _run_end(run, error="; ".join(exc.messages))
+    except Exception as exc:  # noqa: BLE001 - any fault ends this attempt; the day is retried up to MAX_ATTEMPTS
+        return _run_end(run, error=_fault(run, exc))
     return _run_end(run)
 
 
@@ -571,17 +589,24 @@ def runs_due(now: dt.datetime | None = None) -> list[tuple[str, Entity, dt.date]
 
 def runs_due_execute(now: dt.datetime | None = None) -> list[DailyRun]:
     """Run every due day in order. An entity whose day failed (kept for a retry) runs none of its
-    later days this time, so the days go out in order."""
+    later days this time, so the days go out in order. A fault outside a run (its claim) is
+    logged and holds back that entity only: the other entities' days still run."""
     done: list[DailyRun] = []
     held: set[tuple[str, int]] = set()
     for kind, entity, day in runs_due(now):
         if (kind, entity.pk) in held:
             continue
-        if kind == RunKind.AUTOMATIC:
-            run = automatic_run_day(entity=entity, business_date=day, now=now,
-                                    local_today=_local_now(entity, now or timezone.now()).date())
-        else:
-            run = mis_run_day(entity=entity, business_date=day, now=now)
+        try:
+            if kind == RunKind.AUTOMATIC:
+                run = automatic_run_day(entity=entity, business_date=day, now=now,
+                                        local_today=_local_now(entity, now or timezone.now()).date())
+            else:
+                run = mis_run_day(entity=entity, business_date=day, now=now)
+        except Exception as exc:  # noqa: BLE001 - one entity's fault must not stop the others' days
+            logger.error("Daily %s SMS of entity %s for %s could not start: %s", kind, entity.pk, day.isoformat(),
+                         type(exc).__name__)
+            held.add((kind, entity.pk))
+            continue
         if run is None or run.finished_at is None:
             held.add((kind, entity.pk))
         if run is not None:
