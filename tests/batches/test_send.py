@@ -366,3 +366,30 @@ def test_api_resume_and_its_guards(entity, other_entity, book, sender, funded, s
     assert (done["state"], done["queued"], done["credits"]) == ("done", 3, 3)
     assert OutboxMessage.objects.filter(entity=entity).values("client_id").distinct().count() == 3
     assert OutboxMessage.objects.filter(entity=entity).count() == 3
+
+
+def test_an_overlong_idempotency_key_is_refused_naming_the_field(entity, book, sender, funded, client):
+    """Regression: the hidden key had no length limit; 150 characters overflowed the batch's key
+    column (a 500 on PostgreSQL). The screen and the API refuse it, naming the field."""
+    from rest_framework.test import APIClient
+
+    arrears_book(book, 1)
+    client.force_login(sender)
+    answer = client.post(reverse("web:batch_new") + "?type=arrears",
+                         {**ARREARS, "idempotency_key": "k" * 150, "send": "1"})
+    assert answer.status_code == 200
+    assert "idempotency_key" in answer.context["form"].errors
+    assert b"idempotency_key) must be at most 64 characters" in answer.content
+    api = APIClient()
+    api.force_login(sender)
+    refused = api.post("/api/messaging/batches/", {"batch_type": "arrears", **ARREARS, "idempotency_key": "k" * 150},
+                       format="json")
+    assert refused.status_code == 400 and "idempotency_key" in refused.json()
+    assert not MessageBatch.objects.filter(entity=entity).exists()
+    # 64 characters is the bound, on both.
+    fits = api.post("/api/messaging/batches/", {"batch_type": "arrears", **ARREARS, "idempotency_key": "k" * 64},
+                    format="json")
+    assert fits.status_code == 201, fits.content
+    answer = client.post(reverse("web:batch_new") + "?type=arrears", {**ARREARS, "idempotency_key": "u" * 64, "send": "1"})
+    assert answer.status_code == 302
+    assert MessageBatch.objects.filter(entity=entity).count() == 2

@@ -76,6 +76,14 @@ class CriteriaForm(forms.Form):
         if "branch" in self.fields:
             self.fields["branch"].queryset = Branch.objects.filter(entity=entity, is_active=True)
 
+    def clean(self):
+        cleaned = super().clean()
+        if "idempotency_key" in self.errors:
+            # A hidden field's error is shown nowhere by itself: say it where the form's errors are.
+            self.add_error(None, f"The form's key (idempotency_key) must be at most {IDEMPOTENCY_KEY_MAX} characters: "
+                                 "open the batch type again and send from there.")
+        return cleaned
+
     def criteria(self) -> dict:
         data = {k: v for k, v in self.cleaned_data.items() if k != "idempotency_key"}
         for name in ("employer", "branch"):
