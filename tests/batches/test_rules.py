@@ -46,6 +46,18 @@ def test_arrears_reaches_clients_with_an_instalment_in_arrears_due_in_the_range(
     assert chosen(entity, "arrears", due_from=TODAY, due_to=TODAY + dt.timedelta(days=60)) == set()
 
 
+@pytest.mark.parametrize("status", ["deceased", "debt_review", "handed_over"])
+def test_arrears_and_loan_status_batches_leave_out_clients_the_lender_may_not_approach(entity, book, lender, status):
+    """Regression: the manual Arrears batch reached deceased, debt-review and handed-over clients,
+    whom the automatic arrears SMS leaves out; so did CRM on loan status (a message about a loan)."""
+    late = book.loan()
+    first, second, _ = book.dues(late)
+    barred = book.loan()
+    set_status(barred.client, status, new_loans_allowed=False)
+    assert chosen(entity, "arrears", due_from=first, due_to=second) == {late.client_id}
+    assert chosen(entity, "crm_loan_status", loan_status="active") == {late.client_id}
+
+
 def test_arrears_minimum_is_the_clients_whole_arrears(entity, book):
     late = book.loan()
     first, second, _ = book.dues(late)

@@ -274,3 +274,122 @@ def test_a_run_that_died_is_shown_failed_not_sending_forever(entity, sender, cli
     assert (swept.state, swept.queued, swept.credits) == ("failed", 4, 4) and "stopped" in swept.error
     assert silent.state == "failed" and ProcessLog.objects.filter(criteria__batch=silent.pk).exists()
     assert alive.state == "running"
+
+
+def _died_after_one_chunk(entity, sender, book):
+    """A background batch of three whose run died after queuing its first client's SMS (what the
+    worker wrote before it was killed), then swept: shown failed with what it queued."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from imali.messaging.services import BulkRecipient, messages_enqueue_bulk
+
+    loans = arrears_book(book)
+    batch = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="ui:dies",
+                       today=TODAY, background=True).batch
+    assert batch.state == "queued"  # its task waits for the commit
+    started = timezone.now() - dt.timedelta(minutes=5)
+    MessageBatch.objects.filter(pk=batch.pk).update(state="running", started_at=started, selected=3)
+    first = loans[0].client
+    log = messages_enqueue_bulk(entity=entity, actor=sender, message_type="arrears",
+                                text=services.batch_text(entity=entity, batch_type="arrears"),
+                                recipients=[BulkRecipient(f"batch:ui:dies:c{first.pk}", first.cellphone, {},
+                                                          client_id=first.pk)],
+                                kind="message_batch", criteria={"batch": batch.pk})
+    ProcessLog.objects.filter(pk=log.pk).update(errors=["The run stopped before it finished; its unused credits "
+                                                        "were refunded by the sweeper."])
+    batch = services.batch_refresh_if_died(batch=MessageBatch.objects.get(pk=batch.pk))
+    assert (batch.state, batch.queued, batch.credits) == ("failed", 1, 1)
+    return batch, loans
+
+
+def _on_the_consumer(settings, callbacks) -> None:
+    settings.HUEY.immediate = True
+    try:
+        for callback in callbacks:
+            callback()
+    finally:
+        settings.HUEY.immediate = False
+
+
+def test_resume_after_a_partial_run_sends_each_client_once_and_charges_once(entity, book, sender, funded, client, settings,
+                                                                           django_capture_on_commit_callbacks):
+    """Regression: a failed batch told the user to send it again, which (a new key) sent the
+    clients it had reached a second time. Resume reruns the same batch with the same keys."""
+    from imali.core.models import AuditEntry
+
+    start = credit_balance(entity=entity, channel="sms")
+    batch, loans = _died_after_one_chunk(entity, sender, book)
+    assert "Resume" in batch.error and "send the batch again" not in batch.error.lower()
+    client.force_login(sender)
+    page = client.get(reverse("web:batch_detail", kwargs={"messagebatch_id": batch.pk}))
+    assert b'id="batch-resume"' in page.content
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        answer = client.post(reverse("web:batch_resume", kwargs={"messagebatch_id": batch.pk}))
+    assert answer.status_code == 302 and len(callbacks) == 1  # a background batch resumes on the consumer
+    _on_the_consumer(settings, callbacks)
+    batch.refresh_from_db()
+    assert (batch.state, batch.queued, batch.credits, batch.dropped_reasons) == ("done", 3, 3, {})
+    rows = OutboxMessage.objects.filter(entity=entity, message_type="arrears")
+    assert sorted(rows.values_list("client_id", flat=True)) == sorted(loan.client_id for loan in loans)
+    assert credit_balance(entity=entity, channel="sms") == start - 3
+    assert AuditEntry.objects.filter(entity=entity, object_id=str(batch.pk), after__stage="batch resumed").count() == 1
+    # A finished batch is not resumed again, on the screen or the API; nothing more is sent.
+    client.post(reverse("web:batch_resume", kwargs={"messagebatch_id": batch.pk}))
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_login(sender)
+    refused = api.post(f"/api/messaging/batches/{batch.pk}/resume/", format="json")
+    assert refused.status_code == 400 and "batch" in refused.json()
+    assert rows.count() == 3 and credit_balance(entity=entity, channel="sms") == start - 3
+
+
+def test_api_resume_and_its_guards(entity, other_entity, book, sender, funded, settings,
+                                   django_capture_on_commit_callbacks):
+    from rest_framework.test import APIClient
+
+    batch, loans = _died_after_one_chunk(entity, sender, book)
+    outsider = factories.make_user(entity=other_entity, rights=[Right.MAXSMS_PROCESSING])
+    api = APIClient()
+    api.force_login(outsider)
+    assert api.post(f"/api/messaging/batches/{batch.pk}/resume/", format="json").status_code == 404
+    api.force_login(factories.make_user(entity=entity, rights=[]))
+    assert api.post(f"/api/messaging/batches/{batch.pk}/resume/", format="json").status_code == 403
+    api.force_login(sender)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        resumed = api.post(f"/api/messaging/batches/{batch.pk}/resume/", format="json")
+    assert resumed.status_code == 202 and resumed.json()["state"] == "queued", resumed.content
+    _on_the_consumer(settings, callbacks)
+    done = api.get(f"/api/messaging/batches/{batch.pk}/").json()
+    assert (done["state"], done["queued"], done["credits"]) == ("done", 3, 3)
+    assert OutboxMessage.objects.filter(entity=entity).values("client_id").distinct().count() == 3
+    assert OutboxMessage.objects.filter(entity=entity).count() == 3
+
+
+def test_an_overlong_idempotency_key_is_refused_naming_the_field(entity, book, sender, funded, client):
+    """Regression: the hidden key had no length limit; 150 characters overflowed the batch's key
+    column (a 500 on PostgreSQL). The screen and the API refuse it, naming the field."""
+    from rest_framework.test import APIClient
+
+    arrears_book(book, 1)
+    client.force_login(sender)
+    answer = client.post(reverse("web:batch_new") + "?type=arrears",
+                         {**ARREARS, "idempotency_key": "k" * 150, "send": "1"})
+    assert answer.status_code == 200
+    assert "idempotency_key" in answer.context["form"].errors
+    assert b"idempotency_key) must be at most 64 characters" in answer.content
+    api = APIClient()
+    api.force_login(sender)
+    refused = api.post("/api/messaging/batches/", {"batch_type": "arrears", **ARREARS, "idempotency_key": "k" * 150},
+                       format="json")
+    assert refused.status_code == 400 and "idempotency_key" in refused.json()
+    assert not MessageBatch.objects.filter(entity=entity).exists()
+    # 64 characters is the bound, on both.
+    fits = api.post("/api/messaging/batches/", {"batch_type": "arrears", **ARREARS, "idempotency_key": "k" * 64},
+                    format="json")
+    assert fits.status_code == 201, fits.content
+    answer = client.post(reverse("web:batch_new") + "?type=arrears", {**ARREARS, "idempotency_key": "u" * 64, "send": "1"})
+    assert answer.status_code == 302
+    assert MessageBatch.objects.filter(entity=entity).count() == 2

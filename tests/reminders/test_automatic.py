@@ -98,8 +98,8 @@ def test_rerun_of_a_day_sends_nothing_again_and_costs_nothing(entity, funded, le
     assert (_messages(entity).count(), credit_balance(entity=entity)) == (count, balance)
 
 
-class Crash(RuntimeError):
-    pass
+class Crash(BaseException):
+    """A kill (the process ends mid-run): not an Exception, so no handler of the run sees it."""
 
 
 def test_a_run_that_dies_half_way_is_finished_by_the_next_once_its_lease_lapses(entity, funded, lender, product):
@@ -146,23 +146,49 @@ def test_payment_due_reminder_n_days_before(entity, funded, lender, product):
     assert sent[0].idempotency_key == f"auto:payment_due:c{loan.client_id}:{due.isoformat()}"
 
 
-def test_payment_received_goes_to_good_clients_for_receipts_of_the_day(entity, funded, lender, product):
+def test_payment_received_goes_to_good_clients_once_per_receipt(entity, funded, lender, product):
+    from imali.loans.services import local_today, receipt_reverse
+
     good = make_loan(entity, user=lender, product=product)
     bad = make_loan(entity, user=lender, product=product)
     reversed_ = make_loan(entity, user=lender, product=product)
-    day = dt.date(2026, 1, 20)
-    receipt_post(entity=entity, actor=lender, loan=good, amount="100.00", value_date=day, payback_type="cash")
+    day = local_today(entity)
+    first = receipt_post(entity=entity, actor=lender, loan=good, amount="100.00", value_date=day, payback_type="cash")
     receipt_post(entity=entity, actor=lender, loan=bad, amount="100.00", value_date=day, payback_type="cash")
     Client.objects.filter(pk=bad.client_id).update(status="bad", new_loans_allowed=False)
-    from imali.loans.services import receipt_reverse
-
     gone = receipt_post(entity=entity, actor=lender, loan=reversed_, amount="100.00", value_date=day, payback_type="cash")
     receipt_reverse(actor=lender, receipt=gone, reason="bounced")
-    receipt_post(entity=entity, actor=lender, loan=reversed_, amount="50.00", value_date=day + dt.timedelta(days=1),
-                 payback_type="cash")
     setup_automatic(entity, received_enabled=True)
     services.automatic_run_day(entity=entity, business_date=day)
-    assert list(_messages(entity, MessageType.PAYMENT_RECEIVED).values_list("client_id", flat=True)) == [good.client_id]
+    sent = list(_messages(entity, MessageType.PAYMENT_RECEIVED).values_list("client_id", "idempotency_key"))
+    assert sent == [(good.client_id, f"auto:payment_received:r{first.pk}")]
+
+
+def test_payment_received_reaches_receipts_captured_after_the_days_run(entity, funded, lender, product):
+    """Regression: the run of day D selected receipts value-dated D only, so a receipt captured
+    after D's run (or back-dated to an earlier day) was never messaged."""
+    from imali.loans.services import local_today
+
+    loan = make_loan(entity, user=lender, product=product)
+    today = local_today(entity)
+    setup_automatic(entity, received_enabled=True)
+    services.automatic_run_day(entity=entity, business_date=today - dt.timedelta(days=1))
+    # Captured after yesterday's run: one value-dated yesterday, one back-dated two days.
+    late = receipt_post(entity=entity, actor=lender, loan=loan, amount="100.00", value_date=today - dt.timedelta(days=1),
+                        payback_type="cash")
+    back = receipt_post(entity=entity, actor=lender, loan=loan, amount="50.00", value_date=today - dt.timedelta(days=2),
+                        payback_type="cash")
+    old = receipt_post(entity=entity, actor=lender, loan=loan, amount="20.00", value_date=today - dt.timedelta(days=30),
+                       payback_type="cash")
+    run = services.automatic_run_day(entity=entity, business_date=today)
+    keys = sorted(_messages(entity, MessageType.PAYMENT_RECEIVED).values_list("idempotency_key", flat=True))
+    assert keys == sorted([f"auto:payment_received:r{late.pk}", f"auto:payment_received:r{back.pk}"])
+    assert f"auto:payment_received:r{old.pk}" not in keys  # outside the window: not thanked a month late
+    assert run.results["payment_received"]["queued"] == 2
+    # The next day's run sends none of them again (and the query leaves them out: nothing skipped).
+    again = services.automatic_run_day(entity=entity, business_date=today + dt.timedelta(days=1))
+    assert again.results["payment_received"]["queued"] == 0
+    assert _messages(entity, MessageType.PAYMENT_RECEIVED).count() == 2
 
 
 def test_birthdays_of_the_day_and_29_february(entity, funded):
@@ -207,6 +233,34 @@ def test_missed_days_are_caught_up_in_order(entity, funded, lender, product):
     # Repeat interval 1: one reminder per day of arrears, none twice.
     assert _messages(entity, MessageType.ARREARS).count() == 5
     assert services.runs_due(local_at(entity, today, 9)) == []
+
+
+def test_caught_up_days_send_no_stale_due_reminders_or_birthdays(entity, funded, lender, product):
+    """Regression: replaying a missed day sent "your payment is due on <a past date>" and
+    birthday greetings days late."""
+    loan = make_loan(entity, user=lender, product=product)
+    due = first_due(loan)
+    setup_automatic(entity, due_enabled=True, due_days_before=1, birthday_enabled=True, run_at=dt.time(8, 0))
+    last_run = due - dt.timedelta(days=2)
+    services.automatic_run_day(entity=entity, business_date=last_run)
+    birthday = due  # a missed day
+    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, birthday.month, birthday.day))
+    today = last_run + dt.timedelta(days=4)
+    runs = {r.business_date: r for r in services.runs_due_execute(local_at(entity, today, 9))}
+    assert sorted(runs) == [last_run + dt.timedelta(days=n) for n in (1, 2, 3, 4)]
+    assert not _messages(entity, MessageType.PAYMENT_DUE).exists()
+    assert not _messages(entity, MessageType.BIRTHDAY).exists()
+    reminder_day = runs[due - dt.timedelta(days=1)]
+    assert reminder_day.finished_at is not None and reminder_day.error == ""
+    assert reminder_day.results["payment_due"]["skipped_reasons"] == {"stale_on_catch_up": 1}
+    log = ProcessLog.objects.get(pk=reminder_day.results["payment_due"]["process_log"])
+    assert (log.queued, log.skipped_reasons) == (0, {"stale_on_catch_up": 1}) and due.isoformat() in log.errors[0]
+    assert runs[birthday].results["birthday"]["skipped_reasons"] == {"stale_on_catch_up": 1}
+    # Today's own run is not a catch-up: a birthday today is greeted.
+    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, today.month, today.day))
+    DailyRun.objects.filter(business_date=today).delete()
+    services.runs_due_execute(local_at(entity, today, 9))
+    assert _messages(entity, MessageType.BIRTHDAY).count() == 1
 
 
 def test_a_failed_day_holds_back_the_days_after_it(entity, operator, lender, product):

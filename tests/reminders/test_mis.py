@@ -170,3 +170,40 @@ def test_monthly_summary_on_the_first(entity, book):
     message = OutboxMessage.objects.get(entity=entity, message_type=MessageType.MIS)
     assert message.idempotency_key == f"mis:monthly:2026-02:u{manager.pk}"
     assert "month 2026-02: Loans issued 2" in message.text and run.results["monthly"]["queued"] == 1
+
+
+def test_a_fault_in_one_entitys_run_frees_the_day_lets_others_run_and_gives_up_after_max_attempts(
+        entity, other_entity, book, operator, caplog):
+    """Regression: an exception other than ValidationError left the run's lease held, stopped the
+    loop before the other entities' days, and MAX_ATTEMPTS was never applied."""
+    import logging
+
+    from imali.messaging.credits import credits_assign
+    from tests.reminders.conftest import local_at
+
+    # The fault: a branch-stream user whose home branch is another entity's (corrupt data) - the
+    # branch figures of this entity have no entry for it (a KeyError, not a ValidationError).
+    for e in (entity, other_entity):
+        MisSetup.objects.update_or_create(entity=e, defaults={"branch_enabled": True, "management_enabled": True,
+                                                              "run_at": dt.time(6, 0)})
+    _recipient(entity, "branch", branch=other_entity.branches.first(), cellphone="+27821110009")
+    credits_assign(actor=operator, entity=other_entity, channel="sms", amount=100)
+    _recipient(other_entity, "management", cellphone="+27821110010")
+    run_day = DAY + dt.timedelta(days=1)
+    now = local_at(entity, run_day, 7)
+    with caplog.at_level(logging.ERROR, logger="imali.reminders.services"):
+        services.runs_due_execute(now)
+    faulty = DailyRun.objects.get(entity=entity, kind="mis", business_date=run_day)
+    assert (faulty.finished_at, faulty.lease_until, faulty.attempts) == (None, None, 1)
+    assert "KeyError" in faulty.error and "KeyError" in caplog.text
+    assert "+2782111" not in caplog.text  # no numbers in the log
+    # The other entity's day ran all the same.
+    other = DailyRun.objects.get(entity=other_entity, kind="mis", business_date=run_day)
+    assert other.finished_at is not None and other.error == ""
+    assert OutboxMessage.objects.filter(entity=other_entity, message_type=MessageType.MIS).count() == 1
+    # Retried on each tick until MAX_ATTEMPTS, then given up (finished, its error kept) so later days can go.
+    for _ in range(services.MAX_ATTEMPTS - 1):
+        services.runs_due_execute(now)
+    faulty.refresh_from_db()
+    assert faulty.attempts == services.MAX_ATTEMPTS and faulty.finished_at is not None and "KeyError" in faulty.error
+    assert [d for k, e, d in services.runs_due(now) if e.pk == entity.pk and k == "mis"] == []

@@ -19,3 +19,4 @@ class BatchError(StrEnum):
     NOTHING_TO_SEND = "nothing_to_send"
     INSUFFICIENT_CREDITS = "insufficient_credits"
     KEY_REUSED = "idempotency_key_reused"
+    NOT_RESUMABLE = "batch_not_resumable"

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from imali.clients.models import Client, ClientStatus
+from imali.clients.models import NO_ACCOUNT_NOTICES, Client, ClientStatus
 from imali.loans.models import (
     DISBURSED_STATUSES,
     OPEN_STATUSES,
@@ -53,7 +53,13 @@ def _arrears(entity: Entity, criteria: Mapping, today: dt.date) -> Q:
     grouped = (overdue.order_by().values("client_id")
                .annotate(in_range=in_range, arrears=sum_cents(F("amount") - F("paid")))
                .filter(in_range__gt=0, arrears__gte=int(Decimal(criteria.get("min_arrears") or 0) * 100)))
-    return Q(pk__in=grouped.values("client_id"))
+    return _may_get_account_notices() & Q(pk__in=grouped.values("client_id"))
+
+
+def _may_get_account_notices() -> Q:
+    """Not deceased, under debt review or handed over: the same clients the automatic arrears SMS
+    leaves out (one constant, clients.models.NO_ACCOUNT_NOTICES)."""
+    return ~Q(status__in=NO_ACCOUNT_NOTICES)
 
 
 def _good_and_allowed() -> Q:
@@ -118,8 +124,10 @@ def _crm(entity: Entity, criteria: Mapping, today: dt.date) -> Q:
 
 
 def _crm_loan_status(entity: Entity, criteria: Mapping, today: dt.date) -> Q:
+    """Clients with a loan in the status chosen: a message about their loan, so never to those whose
+    debt is with a counsellor or a collector (nor the dead), as for arrears."""
     with_status = Loan.objects.filter(entity=entity, client_id=OuterRef("pk"), status=criteria["loan_status"])
-    return ~Q(status=ClientStatus.DECEASED) & Q(Exists(with_status))
+    return _may_get_account_notices() & Q(Exists(with_status))
 
 
 _RULES = {
@@ -202,12 +210,21 @@ def batch_get(*, entity: Entity, batch_id: int) -> MessageBatch:
     return MessageBatch.objects.select_related("created_by", "process").get(entity=entity, pk=batch_id)
 
 
+def batch_run_log(*, batch: MessageBatch) -> ProcessLog | None:
+    """The process log of the batch's latest run (a resumed batch has one per run): the newest
+    entry started no earlier than the run."""
+    logs = ProcessLog.objects.filter(entity_id=batch.entity_id, kind=PROCESS_KIND, criteria__batch=batch.pk)
+    if batch.started_at is not None:
+        logs = logs.filter(started_at__gte=batch.started_at)
+    return logs.order_by("-started_at", "-id").first()
+
+
 def batch_written(*, batch: MessageBatch) -> int:
-    """Outbox rows the batch's run has written so far (its process log's rows)."""
+    """Outbox rows the batch has written so far: its earlier runs' (kept on the batch when it was
+    resumed) and the current run's (its process log's rows)."""
     if batch.process_id is not None:
         return batch.queued
-    log = (ProcessLog.objects.filter(entity_id=batch.entity_id, kind=PROCESS_KIND, criteria__batch=batch.pk)
-           .values_list("pk", flat=True).first())
+    log = batch_run_log(batch=batch)
     if log is None:
-        return 0
-    return OutboxMessage.objects.filter(process_id=log).count()
+        return batch.queued
+    return batch.queued + OutboxMessage.objects.filter(process_id=log.pk).count()

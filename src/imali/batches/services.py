@@ -413,9 +413,11 @@ def batch_run(*, batch_id: int) -> MessageBatch:
 def _finish(batch: MessageBatch, *, walk: Walk, log: ProcessLog | None, state: str, error: str) -> None:
     """Record the run's outcome on the batch and put the batch's own drops into its process log
     (one log entry per run, also for a run refused before anything was queued)."""
+    # A resumed batch keeps what its earlier runs queued and paid; this run's keys skipped those.
+    earlier_queued, earlier_credits = batch.queued, batch.credits
     with transaction.atomic():
         if log is None:
-            log = (ProcessLog.objects.filter(entity=batch.entity, kind=selectors.PROCESS_KIND, criteria__batch=batch.pk).first()
+            log = (selectors.batch_run_log(batch=batch)
                    or ProcessLog.objects.create(entity=batch.entity, actor=batch.created_by, kind=selectors.PROCESS_KIND,
                                                 message_type=MESSAGE_TYPE[batch.batch_type],
                                                 criteria={"batch": batch.pk, "type": batch.batch_type, **batch.criteria}))
@@ -433,10 +435,12 @@ def _finish(batch: MessageBatch, *, walk: Walk, log: ProcessLog | None, state: s
         batch.process = log
         batch.selected = walk.selected
         batch.prepared = walk.selected
-        batch.queued = log.queued
-        batch.dropped = log.skipped
-        batch.dropped_reasons = log.skipped_reasons
-        batch.credits = log.credits
+        batch.queued = earlier_queued + log.queued
+        # "Already queued" are the earlier runs' messages (counted in queued above), not drops.
+        drops = {r: n for r, n in log.skipped_reasons.items() if r != "already_queued"}
+        batch.dropped = sum(drops.values())
+        batch.dropped_reasons = drops
+        batch.credits = earlier_credits + log.credits
         batch.finished_at = timezone.now()
         batch.save(update_fields=["state", "error", "process", "selected", "prepared", "queued", "dropped",
                                   "dropped_reasons", "credits", "finished_at"])
@@ -458,7 +462,7 @@ def batch_refresh_if_died(*, batch: MessageBatch) -> MessageBatch:
     what was queued, so its page stops waiting. A live run is left alone."""
     if batch.state != BatchState.RUNNING:
         return batch
-    log = ProcessLog.objects.filter(entity_id=batch.entity_id, kind=selectors.PROCESS_KIND, criteria__batch=batch.pk).first()
+    log = selectors.batch_run_log(batch=batch)
     swept = log is not None and log.finished_at is not None and any(_SWEPT in e for e in (log.errors or []))
     never_logged = log is None and batch.started_at is not None and timezone.now() - batch.started_at > RUN_DIED_AFTER
     if not (swept or never_logged):
@@ -470,5 +474,39 @@ def batch_refresh_if_died(*, batch: MessageBatch) -> MessageBatch:
     walk = Walk(selected=batch.selected)
     _finish(batch, walk=walk, log=log, state=BatchState.FAILED,
             error="The run stopped before it finished (the worker ended); what it queued stays, the rest of its "
-                  "credits were refunded. Send the batch again to reach the others.")
+                  "credits were refunded. Resume the batch to reach the others: those it queued "
+                  "already are not sent again.")
+    return batch
+
+
+def batch_resume(*, actor, entity: Entity, batch_id: int) -> MessageBatch:
+    """Run a failed batch again, the same batch row with the same key prefix: the clients its
+    earlier run queued meet their outbox keys (`batch:<key>:c<client>`) and are skipped, so each
+    client gets the batch once and pays once; those it had not reached yet are sent now, with
+    the same criteria and day. Needs the same right as sending. Audited."""
+    _require(actor, entity)
+    with transaction.atomic():
+        try:
+            batch = MessageBatch.objects.select_for_update().get(entity=entity, pk=batch_id)
+        except MessageBatch.DoesNotExist:
+            raise _error("batch", BatchError.NOT_RESUMABLE, "No such batch in your entity.") from None
+        if batch.state != BatchState.FAILED:
+            raise _error("batch", BatchError.NOT_RESUMABLE,
+                         f"Only a failed batch can be resumed; this one is {batch.get_state_display().lower()}.")
+        before = {"state": batch.state, "queued": batch.queued, "error": batch.error}
+        batch.state = BatchState.QUEUED
+        batch.error = ""
+        batch.process = None
+        batch.finished_at = None
+        batch.save(update_fields=["state", "error", "process", "finished_at"])
+        audit_record(action=AuditAction.BULK_SEND_QUEUED, actor=actor, entity=entity, target=batch,
+                     subject=batch.get_batch_type_display(), before=before,
+                     after={"stage": "batch resumed", "state": batch.state, "background": batch.background})
+    if batch.background:
+        from .tasks import batch_run_task
+
+        transaction.on_commit(lambda: batch_run_task(batch.pk))
+    else:
+        batch_run(batch_id=batch.pk)
+        batch.refresh_from_db()
     return batch

@@ -36,7 +36,7 @@ MARKETING_TYPES = frozenset({BatchType.CRM, BatchType.CRM_LOAN_STATUS})
 # Who each type reaches, in the words of the criteria screen.
 RECIPIENTS: dict[str, str] = {
     BatchType.ARREARS: "Clients with an instalment in arrears that fell due in the date range, whose arrears are at "
-                       "least the minimum amount.",
+                       "least the minimum amount (never deceased clients, nor those under debt review or handed over).",
     BatchType.PAYMENT_RECEIVED: "Clients in good standing who may take new loans, where a payment in the date range "
                                 "(of at least the minimum) made an instalment paid.",
     BatchType.NEW_LOAN: "Inactive clients who may take new loans and owe nothing.",
@@ -45,7 +45,8 @@ RECIPIENTS: dict[str, str] = {
     BatchType.PAYMENT_FINAL: "Clients in good standing who may take new loans with only the final instalment of a "
                              "loan still to pay.",
     BatchType.CRM: "Any clients you choose by branch, employer, status and whether they have a loan on the book.",
-    BatchType.CRM_LOAN_STATUS: "Clients with a loan in the status you choose.",
+    BatchType.CRM_LOAN_STATUS: "Clients with a loan in the status you choose (never deceased clients, nor those under "
+                               "debt review or handed over).",
 }
 
 # The criteria each type takes (the names of the form and API fields); required ones marked.

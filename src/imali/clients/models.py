@@ -85,6 +85,12 @@ class ClientStatus(models.TextChoices):
     HANDED_OVER = "handed_over", "Handed over"
 
 
+# Clients no message about their account or debt goes to (automatic SMS and manual batches alike):
+# the dead, and those whose debt is with a debt counsellor or a collector (NCA s86(9)/s88: the
+# lender may not approach them about it directly).
+NO_ACCOUNT_NOTICES = (ClientStatus.DECEASED, ClientStatus.DEBT_REVIEW, ClientStatus.HANDED_OVER)
+
+
 class PaymentFrequency(models.TextChoices):
     MONTHLY = "monthly", "Monthly"
     FORTNIGHTLY = "fortnightly", "Fortnightly"

@@ -14,3 +14,6 @@ class ReminderError(StrEnum):
 # Why part of a day's run did not send, kept in the run's results and the process log.
 TYPE_DISABLED = "type_disabled"
 NO_HOME_BRANCH = "no_home_branch"
+# A caught-up day's reminder that would now be wrong: a payment-due reminder whose due date has
+# passed, a birthday greeting for a day other than today.
+STALE_ON_CATCH_UP = "stale_on_catch_up"

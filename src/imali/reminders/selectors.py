@@ -27,10 +27,6 @@ from imali.tenancy.models import Entity
 
 from .models import DailyRun, MisRecipient
 
-# Clients no automatic message goes to: the dead, and those whose debt is with a counsellor or a
-# collector (the lender may not approach them about it directly).
-NO_ACCOUNT_NOTICES = (ClientStatus.DECEASED, ClientStatus.DEBT_REVIEW, ClientStatus.HANDED_OVER)
-
 
 def _unpaid_instalments(entity: Entity) -> QuerySet[Instalment]:
     return Instalment.objects.filter(entity=entity, open=True, paid__lt=F("amount"))
@@ -50,10 +46,34 @@ def due_on_by_client(*, entity: Entity, due_date: dt.date) -> QuerySet:
             .annotate(cents=sum_cents(F("amount") - F("paid"))).filter(cents__gt=0).values_list("client", "cents"))
 
 
-def received_by_client(*, entity: Entity, day: dt.date) -> QuerySet:
-    """(client id, amount received in cents) of receipts not reversed with value date `day`."""
-    return (Receipt.objects.filter(entity=entity, value_date=day, is_reversed=False).values("client")
-            .annotate(cents=sum_cents("amount")).values_list("client", "cents"))
+# How far back the "Payment received" SMS looks for receipts not yet messaged: a receipt captured
+# after the day's run, or back-dated, is still reached by the next run (keyed on the receipt, so
+# never twice), while a receipt older than this is left alone rather than thanked for weeks late.
+RECEIVED_WINDOW_DAYS = 3
+
+
+def received_to_notify(*, entity: Entity, now: dt.datetime, today: dt.date) -> QuerySet:
+    """Receipts (not reversed) of clients in good standing (DOMAIN §5: Good, new loans allowed)
+    captured within RECEIVED_WINDOW_DAYS of `now`, with a value date no older than that before
+    `today`, whose "Payment received" SMS is not yet in the outbox — one query: (receipt id,
+    client id, amount, then the client columns of `client_rows`)."""
+    from django.db.models import CharField, Exists, OuterRef
+    from django.db.models.functions import Cast, Concat
+
+    since = today - dt.timedelta(days=RECEIVED_WINDOW_DAYS)
+    sent = OutboxMessage.objects.filter(entity=entity, idempotency_key=OuterRef("notice_key"))
+    return (Receipt.objects.filter(entity=entity, is_reversed=False, value_date__gte=since,
+                                   created_at__gte=now - dt.timedelta(days=RECEIVED_WINDOW_DAYS),
+                                   client__status=ClientStatus.GOOD, client__new_loans_allowed=True)
+            .annotate(notice_key=Concat(Value(RECEIVED_KEY_PREFIX), Cast("id", CharField()), output_field=CharField()))
+            .exclude(Exists(sent))
+            .order_by("id")
+            .values_list("id", "client_id", "amount", "client__number", "client__name", "client__full_names",
+                         "client__surname", "client__cellphone", "client__branch__name", "client__branch__telephone"))
+
+
+# The outbox key of a receipt's "Payment received" SMS is this prefix and the receipt id.
+RECEIVED_KEY_PREFIX = "auto:payment_received:r"
 
 
 def client_rows(clients: QuerySet[Client]):

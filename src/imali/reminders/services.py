@@ -10,6 +10,8 @@ overlapped queue nothing twice. Messages go out as "System" (no user: `created_b
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import traceback
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from imali.clients.models import NO_ACCOUNT_NOTICES
 from imali.core.audit import apply_changes, audit_record
 from imali.core.formatting import format_money
 from imali.core.models import AuditAction
@@ -39,8 +42,10 @@ from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
 from . import selectors
-from .errors import NO_HOME_BRANCH, TYPE_DISABLED, ReminderError
+from .errors import NO_HOME_BRANCH, STALE_ON_CATCH_UP, TYPE_DISABLED, ReminderError
 from .models import AutomaticSetup, DailyRun, MisRecipient, MisSetup, MisStream, RunKind
+
+logger = logging.getLogger(__name__)
 
 # How far back missed days are caught up (a consumer down for longer sends the last week only).
 CATCH_UP_DAYS = 7
@@ -215,6 +220,16 @@ def _run_progress(run: DailyRun) -> None:
         results=run.results, lease_until=timezone.now() + LEASE)
 
 
+def _fault(run: DailyRun, exc: Exception) -> str:
+    """Log a run's unexpected fault and give the run's error text. Only the exception's class and
+    where it was raised are logged and kept: its message may carry a client's data."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
+    logger.error("Daily %s SMS run %s (entity %s, %s) failed on attempt %s: %s at %s", run.kind, run.pk,
+                 run.entity_id, run.business_date.isoformat(), run.attempts, type(exc).__name__, where)
+    return f"An unexpected error stopped the run ({type(exc).__name__}); it is tried again, at most {MAX_ATTEMPTS} times."
+
+
 def _run_end(run: DailyRun, *, error: str = "") -> DailyRun:
     """Finish the run (or, after an error, free it for a retry unless it has had MAX_ATTEMPTS)."""
     finished = not error or run.attempts >= MAX_ATTEMPTS
@@ -239,25 +254,33 @@ def type_enabled(entity: Entity, message_type: str) -> bool:
     return message_type_enabled(entity=entity, message_type=message_type)
 
 
-def _log_disabled(*, entity: Entity, message_type: str, kind: str, criteria: dict, count: int) -> ProcessLog:
-    """The process-log entry of a type left out because the entity switched it off: nothing
-    queued, every recipient counted as skipped for that reason."""
+def _log_left_out(*, entity: Entity, message_type: str, kind: str, criteria: dict, count: int, reason: str,
+                  why: str) -> ProcessLog:
+    """The process-log entry of a part left out (the entity switched the type off, or a caught-up
+    day's reminder is stale): nothing queued, every recipient counted as skipped for `reason`."""
     now = timezone.now()
     log = ProcessLog.objects.create(entity=entity, actor=None, kind=kind, message_type=message_type, criteria=criteria,
-                                    skipped=count, skipped_reasons={TYPE_DISABLED: count} if count else {},
-                                    errors=[f"{MessageType(message_type).label} is switched off for this entity."])
+                                    skipped=count, skipped_reasons={reason: count} if count else {}, errors=[why])
     ProcessLog.objects.filter(pk=log.pk).update(finished_at=now)
     return log
 
 
 def _send(*, run: DailyRun, entity: Entity, message_type: str, text: str, recipients: Iterator[BulkRecipient],
-          kind: str, criteria: dict, result_key: str) -> None:
+          kind: str, criteria: dict, result_key: str, stale: str = "") -> None:
     """Queue one part of the day (a type, or a MIS stream) and note its result on the run. A part
-    already done by an earlier attempt is sent again all the same: its keys skip what is queued."""
+    already done by an earlier attempt is sent again all the same: its keys skip what is queued.
+    `stale`: why this part of a caught-up day would be wrong now; it is counted, not sent."""
     criteria = {**criteria, "business_date": run.business_date.isoformat(), "run": run.pk}
-    if not type_enabled(entity, message_type):
+    if stale:
         count = sum(1 for _ in recipients)
-        log = _log_disabled(entity=entity, message_type=message_type, kind=kind, criteria=criteria, count=count)
+        log = _log_left_out(entity=entity, message_type=message_type, kind=kind, criteria=criteria, count=count,
+                            reason=STALE_ON_CATCH_UP, why=stale)
+        run.results[result_key] = {"queued": 0, "skipped": count, "skipped_reasons": {STALE_ON_CATCH_UP: count} if count
+                                   else {}, "stale": stale, "process_log": log.pk}
+    elif not type_enabled(entity, message_type):
+        count = sum(1 for _ in recipients)
+        log = _log_left_out(entity=entity, message_type=message_type, kind=kind, criteria=criteria, count=count,
+                            reason=TYPE_DISABLED, why=f"{MessageType(message_type).label} is switched off for this entity.")
         run.results[result_key] = {"disabled": True, "skipped": count, "process_log": log.pk}
     else:
         log = messages_enqueue_bulk(entity=entity, actor=None, message_type=message_type, text=text,
@@ -319,6 +342,21 @@ def _recipients(*, entity: Entity, day: dt.date, clients, key: Callable[[int], s
         yield BulkRecipient(event_key, cellphone, values, client_id=cid)
 
 
+def _receipt_recipients(*, entity: Entity, day: dt.date, rows,
+                        loan_values: dict[int, dict[str, object]] | None) -> Iterator[BulkRecipient]:
+    """One "Payment received" message per receipt of `rows` (selectors.received_to_notify)."""
+    common = merge_values(entity=entity, today=day)
+    for rid, cid, _amount, number, name, full_names, surname, cellphone, branch_name, branch_tel in rows.iterator(
+            chunk_size=5000):
+        values = dict(common)
+        values.update({"Client Name": name or full_names.split(" ")[0], "Client Surname": surname,
+                       "Client Account Number": str(number), "Branch Name": branch_name,
+                       "Branch Telephone": branch_tel})
+        if loan_values is not None:
+            values.update(loan_values.get(cid, {}))
+        yield BulkRecipient(f"{selectors.RECEIVED_KEY_PREFIX}{rid}", cellphone, values, client_id=cid)
+
+
 def _arrears_period(oldest_ord: int, day: dt.date, repeat_days: int) -> int:
     """Which reminder of one spell of arrears `day` falls in: the first on days 1..N of it, the
     second on days N+1..2N, ... — so a client still in arrears is reminded once every N days."""
@@ -326,11 +364,17 @@ def _arrears_period(oldest_ord: int, day: dt.date, repeat_days: int) -> int:
 
 
 def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetime | None = None,
-                      after_each: Callable[[str], None] | None = None) -> DailyRun | None:
+                      after_each: Callable[[str], None] | None = None,
+                      local_today: dt.date | None = None) -> DailyRun | None:
     """The entity's automatic SMS for one local day: payment-due reminders, arrears, payment
     received and birthdays, each when switched on. Returns the run, or None when the day was
     finished or another consumer holds it. `after_each` is called after each type (tests use it
-    to stop a run half-way, as a crash would)."""
+    to stop a run half-way, as a crash would).
+
+    `local_today` (the periodic job gives it): the entity's local date now. A day before it is a
+    catch-up, and the parts that would be wrong today are counted as skipped, not sent: a
+    payment-due reminder whose due date has passed ("due on <yesterday>"), and a birthday
+    greeting for any day but today."""
     setup = automatic_setup_get(entity=entity)
     run = run_claim(entity=entity, kind=RunKind.AUTOMATIC, business_date=business_date, now=now)
     if run is None:
@@ -340,14 +384,18 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
     try:
         if setup.due_enabled:
             due_date = day + dt.timedelta(days=setup.due_days_before)
+            due_stale = ""
+            if local_today is not None and day < local_today and due_date < local_today:
+                due_stale = (f"Caught up on {local_today.isoformat()}: the reminders of payments due on "
+                             f"{due_date.isoformat()} would come after the due date, so none was sent.")
             amounts = dict(selectors.due_on_by_client(entity=entity, due_date=due_date))
             text = template_text(entity=entity, message_type=MessageType.PAYMENT_DUE)
             clients = (entity.clients.filter(pk__in=selectors.due_on_by_client(entity=entity, due_date=due_date)
                                              .values("client"))
-                       .exclude(status__in=selectors.NO_ACCOUNT_NOTICES))
+                       .exclude(status__in=NO_ACCOUNT_NOTICES))
             _send(run=run, entity=entity, message_type=MessageType.PAYMENT_DUE, text=text, kind=kind,
                   criteria={"days_before": setup.due_days_before, "due_date": due_date.isoformat()},
-                  result_key=MessageType.PAYMENT_DUE,
+                  result_key=MessageType.PAYMENT_DUE, stale=due_stale,
                   recipients=_recipients(
                       entity=entity, day=day, clients=clients, loan_values=_loan_values(entity=entity, as_of=day, text=text),
                       key=lambda cid: f"auto:payment_due:c{cid}:{due_date.isoformat()}" if cid in amounts else None,
@@ -361,7 +409,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
             text = template_text(entity=entity, message_type=MessageType.ARREARS)
             clients = (entity.clients.filter(pk__in=selectors.arrears_by_client(
                 entity=entity, day=day, minimum=setup.arrears_minimum).values("client"))
-                .exclude(status__in=selectors.NO_ACCOUNT_NOTICES))
+                .exclude(status__in=NO_ACCOUNT_NOTICES))
 
             def arrears_key(cid: int) -> str | None:
                 if cid not in found:
@@ -378,22 +426,26 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
             if after_each:
                 after_each(MessageType.ARREARS)
         if setup.received_enabled:
+            # Keyed on the receipt, from a recent window rather than the business date: a receipt
+            # captured after the day's run, or back-dated, is reached by the next run, and never twice.
             text = template_text(entity=entity, message_type=MessageType.PAYMENT_RECEIVED)
-            amounts = dict(selectors.received_by_client(entity=entity, day=day))
-            # DOMAIN §5: Payment Received goes to clients in good standing (Good, new loans allowed).
-            clients = entity.clients.filter(pk__in=selectors.received_by_client(entity=entity, day=day).values("client"),
-                                            status="good", new_loans_allowed=True)
+            clock = now or timezone.now()
             _send(run=run, entity=entity, message_type=MessageType.PAYMENT_RECEIVED, text=text, kind=kind,
-                  criteria={"value_date": day.isoformat()}, result_key=MessageType.PAYMENT_RECEIVED,
-                  recipients=_recipients(entity=entity, day=day, clients=clients,
-                                         key=lambda cid: f"auto:payment_received:c{cid}:{day.isoformat()}",
-                                         loan_values=_loan_values(entity=entity, as_of=day, text=text)))
+                  criteria={"captured_within_days": selectors.RECEIVED_WINDOW_DAYS},
+                  result_key=MessageType.PAYMENT_RECEIVED,
+                  recipients=_receipt_recipients(entity=entity, day=day, rows=selectors.received_to_notify(
+                      entity=entity, now=clock, today=_local_now(entity, clock).date()),
+                      loan_values=_loan_values(entity=entity, as_of=day, text=text)))
             if after_each:
                 after_each(MessageType.PAYMENT_RECEIVED)
         if setup.birthday_enabled:
             text = template_text(entity=entity, message_type=MessageType.BIRTHDAY)
+            birthday_stale = ""
+            if local_today is not None and day < local_today:
+                birthday_stale = (f"Caught up on {local_today.isoformat()}: the birthday greetings of "
+                                  f"{day.isoformat()} would come late, so none was sent.")
             _send(run=run, entity=entity, message_type=MessageType.BIRTHDAY, text=text, kind=kind,
-                  criteria={"born_on": day.strftime("%m-%d")}, result_key=MessageType.BIRTHDAY,
+                  criteria={"born_on": day.strftime("%m-%d")}, result_key=MessageType.BIRTHDAY, stale=birthday_stale,
                   recipients=_recipients(entity=entity, day=day, clients=selectors.birthday_clients(entity=entity, day=day),
                                          key=lambda cid: f"auto:birthday:c{cid}:{day.year}",
                                          loan_values=_loan_values(entity=entity, as_of=day, text=text)))
@@ -401,6 +453,8 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
                 after_each(MessageType.BIRTHDAY)
     except ValidationError as exc:
         return _run_end(run, error="; ".join(exc.messages))
+    except Exception as exc:  # noqa: BLE001 - any fault ends this attempt; the day is retried up to MAX_ATTEMPTS
+        return _run_end(run, error=_fault(run, exc))
     return _run_end(run)
 
 
@@ -511,6 +565,8 @@ def mis_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetime | No
                   recipients=_user_recipients(users, lambda u: f"mis:monthly:{label}:u{u.pk}"))
     except ValidationError as exc:
         return _run_end(run, error="; ".join(exc.messages))
+    except Exception as exc:  # noqa: BLE001 - any fault ends this attempt; the day is retried up to MAX_ATTEMPTS
+        return _run_end(run, error=_fault(run, exc))
     return _run_end(run)
 
 
@@ -533,14 +589,24 @@ def runs_due(now: dt.datetime | None = None) -> list[tuple[str, Entity, dt.date]
 
 def runs_due_execute(now: dt.datetime | None = None) -> list[DailyRun]:
     """Run every due day in order. An entity whose day failed (kept for a retry) runs none of its
-    later days this time, so the days go out in order."""
+    later days this time, so the days go out in order. A fault outside a run (its claim) is
+    logged and holds back that entity only: the other entities' days still run."""
     done: list[DailyRun] = []
     held: set[tuple[str, int]] = set()
     for kind, entity, day in runs_due(now):
         if (kind, entity.pk) in held:
             continue
-        runner = automatic_run_day if kind == RunKind.AUTOMATIC else mis_run_day
-        run = runner(entity=entity, business_date=day, now=now)
+        try:
+            if kind == RunKind.AUTOMATIC:
+                run = automatic_run_day(entity=entity, business_date=day, now=now,
+                                        local_today=_local_now(entity, now or timezone.now()).date())
+            else:
+                run = mis_run_day(entity=entity, business_date=day, now=now)
+        except Exception as exc:  # noqa: BLE001 - one entity's fault must not stop the others' days
+            logger.error("Daily %s SMS of entity %s for %s could not start: %s", kind, entity.pk, day.isoformat(),
+                         type(exc).__name__)
+            held.add((kind, entity.pk))
+            continue
         if run is None or run.finished_at is None:
             held.add((kind, entity.pk))
         if run is not None:

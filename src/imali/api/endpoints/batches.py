@@ -19,7 +19,13 @@ from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import MoneyField
 from imali.batches import selectors
 from imali.batches.models import BatchState, MessageBatch
-from imali.batches.services import batch_preview, batch_refresh_if_died, batch_send, drop_label
+from imali.batches.services import (
+    batch_preview,
+    batch_refresh_if_died,
+    batch_resume,
+    batch_send,
+    drop_label,
+)
 from imali.batches.types import BatchType, DropReason
 from imali.clients.models import ClientStatus
 from imali.loans.models import LoanStatus
@@ -52,7 +58,8 @@ class BatchCriteriaSerializer(serializers.Serializer):
 
 
 class BatchSendSerializer(BatchCriteriaSerializer):
-    idempotency_key = serializers.CharField(max_length=100, help_text="Any unique string; resending it sends nothing more.")
+    idempotency_key = serializers.CharField(max_length=64, help_text="Any unique string of up to 64 characters; resending "
+                                            "it sends nothing more.")
 
 
 class DroppedSerializer(serializers.Serializer):
@@ -161,8 +168,24 @@ class BatchDetailView(EntityScopedMixin, APIView):
         return Response(data)
 
 
+class BatchResumeView(EntityScopedMixin, APIView):
+    """Resume a failed batch: the same batch runs again; clients it reached already are skipped
+    (their outbox keys), so each client gets it once and pays once."""
+
+    required_rights = {"post": Right.MAXSMS_PROCESSING}
+
+    @extend_schema(request=None, responses={200: MessageBatchSerializer, 202: MessageBatchSerializer},
+                   summary="Resume a failed message batch")
+    def post(self, request, messagebatch_id: int):
+        batch = get_object_or_404(selectors.batch_list(entity=self.entity), pk=messagebatch_id)
+        batch = batch_resume(actor=request.user, entity=self.entity, batch_id=batch.pk)
+        return Response(MessageBatchSerializer(batch).data,
+                        status=status.HTTP_202_ACCEPTED if batch.background and not batch.finished else status.HTTP_200_OK)
+
+
 urlpatterns = [
     path("messaging/batches/", BatchListView.as_view(), name="messaging-batches"),
     path("messaging/batches/preview/", BatchPreviewView.as_view(), name="messaging-batches-preview"),
     path("messaging/batches/<int:messagebatch_id>/", BatchDetailView.as_view(), name="messaging-batch"),
+    path("messaging/batches/<int:messagebatch_id>/resume/", BatchResumeView.as_view(), name="messaging-batch-resume"),
 ]

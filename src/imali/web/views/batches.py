@@ -15,12 +15,14 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
 from imali.batches import selectors
 from imali.batches.models import MessageBatch
 from imali.batches.services import (
     batch_preview,
     batch_refresh_if_died,
+    batch_resume,
     batch_send,
     batch_text,
     criteria_description,
@@ -37,6 +39,8 @@ from imali.tenancy.rights import Right
 from ..access import right_required
 from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
 from ..live import Poll
+
+IDEMPOTENCY_KEY_MAX = 64
 
 NAV_ITEMS = [("Message batches", "web:batches", Right.MAXSMS_PROCESSING, "Messaging")]
 
@@ -58,7 +62,8 @@ class CriteriaForm(forms.Form):
     has_open_loan = forms.ChoiceField(choices=[("", "Either"), ("yes", "Yes"), ("no", "No")], required=False,
                                       label="Loan on the book")
     loan_status = forms.ChoiceField(choices=LoanStatus.choices, label="Loan status")
-    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+    # Bounded: the batch stores "ui:" and this key in a column of 120 (a longer key was a 500 on PostgreSQL).
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=IDEMPOTENCY_KEY_MAX)
 
     def __init__(self, *args, entity, batch_type: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,6 +75,14 @@ class CriteriaForm(forms.Form):
             self.fields["employer"].queryset = Employer.objects.filter(entity=entity)
         if "branch" in self.fields:
             self.fields["branch"].queryset = Branch.objects.filter(entity=entity, is_active=True)
+
+    def clean(self):
+        cleaned = super().clean()
+        if "idempotency_key" in self.errors:
+            # A hidden field's error is shown nowhere by itself: say it where the form's errors are.
+            self.add_error(None, f"The form's key (idempotency_key) must be at most {IDEMPOTENCY_KEY_MAX} characters: "
+                                 "open the batch type again and send from there.")
+        return cleaned
 
     def criteria(self) -> dict:
         data = {k: v for k, v in self.cleaned_data.items() if k != "idempotency_key"}
@@ -164,9 +177,31 @@ def batch_progress_view(request, messagebatch_id: int):
     return render(request, "web/batches/_progress.html", _progress(_batch(request, messagebatch_id)))
 
 
+@require_POST
+@right_required(Right.MAXSMS_PROCESSING)
+def batch_resume_view(request, messagebatch_id: int):
+    """Resume a failed batch: the same batch again, so the clients it reached already are skipped
+    (their outbox keys) and the others get it now."""
+    batch = _batch(request, messagebatch_id)
+    try:
+        batch = batch_resume(actor=request.user, entity=request.entity, batch_id=batch.pk)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("web:batch_detail", messagebatch_id=batch.pk)
+    if batch.state == "failed":
+        messages.error(request, f"The batch stopped again: {batch.error}")
+    elif batch.background:
+        messages.success(request, "The batch is resuming in the background; this page shows how far it is.")
+    else:
+        messages.success(request, f"Resumed: {batch.queued} SMS{pluralize(batch.queued, 'es')} queued in all, "
+                                  f"{batch.credits} credit{pluralize(batch.credits)} used in all.")
+    return redirect("web:batch_detail", messagebatch_id=batch.pk)
+
+
 urlpatterns = [
     path("messaging/batches/", batches_view, name="batches"),
     path("messaging/batches/new/", batch_new_view, name="batch_new"),
     path("messaging/batches/<int:messagebatch_id>/", batch_detail_view, name="batch_detail"),
     path("messaging/batches/<int:messagebatch_id>/progress/", batch_progress_view, name="batch_progress"),
+    path("messaging/batches/<int:messagebatch_id>/resume/", batch_resume_view, name="batch_resume"),
 ]
