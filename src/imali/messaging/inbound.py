@@ -160,7 +160,7 @@ def queued_marketing_cancel_opted_out(messages: QuerySet, *, now: dt.datetime, r
         if not ids:
             return 0
         cancelled = OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.QUEUED)
-        refunds = list(cancelled.values("entity_id", "channel").annotate(amount=Sum("credits"), count=Count("pk")))
+        refunds = list(cancelled.order_by().values("entity_id", "channel").annotate(amount=Sum("credits"), count=Count("pk")))
         changed = cancelled.update(status=OutboxStatus.CANCELLED, finished_at=now, error=OPTED_OUT_ERROR,
                                    claimed_until=None)
         for r in refunds:
