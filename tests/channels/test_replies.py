@@ -272,3 +272,12 @@ def test_two_runs_at_once_collect_each_reply_once():
     assert not errors
     assert sum(r.collected for r in results) == 400
     assert not InboundMessage.objects.filter(entity=entity, collected_at__isnull=True).exists()
+
+
+def test_replies_setup_remove_of_no_such_user_is_a_404_not_a_500(admin_client, funded, other_entity):
+    url = reverse("web:messaging_replies_setup")
+    for bad in ("abc", "1.5", "-1", "99999999"):
+        assert admin_client.post(url, {"remove": bad}).status_code == 404
+    # A user of another entity is no user here either.
+    stranger = factories.make_user(entity=other_entity, rights=[Right.REPORT_REPLY_DETAIL])
+    assert admin_client.post(url, {"remove": stranger.pk}).status_code == 404

@@ -40,6 +40,7 @@ def test_api_usage_and_templates_need_rights(client, admin_client, funded):
 
 
 def test_single_sms_over_the_api_from_a_template(admin_client, funded, sms_client):
+    Client.objects.filter(pk=sms_client.pk).update(marketing_consent=True)  # a birthday greeting needs consent
     url = reverse("api:messaging-sms")
     response = admin_client.post(url, {"client_id": sms_client.pk, "template": "birthday", "idempotency_key": "tpl-1"},
                                  content_type="application/json")
@@ -57,7 +58,8 @@ def test_single_sms_api_errors_name_the_field(admin_client, funded, sms_client):
         return response.json()
 
     assert "text" in post()
-    assert "template" in post(template="crm", text="Hello")
+    assert "template" in post(template="new_loan", text="Hello")
+    assert "client" in post(template="crm")  # direct marketing to a client without consent
     assert "template" in post(template="otp")
     assert "template" in post(template="new_loan")  # a loan figure this client has no value for
     assert "text" in post(text="x" * 919)

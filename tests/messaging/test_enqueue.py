@@ -81,6 +81,7 @@ def _make_clients(entity, n):
 
 def test_bulk_enqueue_one_debit_rerun_adds_nothing(funded, admin_user):
     _make_clients(funded, 50)
+    Client.objects.update(marketing_consent=True)  # birthday greetings are direct marketing (consent_required)
     text = "Dear {^Client Name^} {^Client Surname^} happy birthday from {^Legal Entity Name^}"
     run = lambda: messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="birthday", text=text,  # noqa: E731
                                         recipients=client_recipients(entity=funded, clients=Client.objects.all(),

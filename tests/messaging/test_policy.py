@@ -216,6 +216,9 @@ def test_otp_on_a_sunday_night_goes_at_once(funded, sms_client):
 
 
 def test_batch_started_on_saturday_afternoon_waits_for_monday(funded, admin_user, sms_client):
+    from imali.clients.models import Client
+
+    Client.objects.filter(pk=sms_client.pk).update(marketing_consent=True)  # CRM needs consent (consent_required)
     saturday = local(2026, 12, 12, 13, 1)
     recipients = [BulkRecipient("crm:e1:c1", sms_client.cellphone, {}, client_id=sms_client.pk)]
     messages_enqueue_bulk(entity=funded, actor=admin_user, message_type="crm", text="Visit us", recipients=recipients,

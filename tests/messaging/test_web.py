@@ -114,6 +114,7 @@ def test_single_sms_from_the_client_screen(admin_client, funded, sms_client):
 
 
 def test_single_sms_from_a_template_merged_for_the_client(admin_client, funded, sms_client):
+    Client.objects.filter(pk=sms_client.pk).update(marketing_consent=True)  # a birthday greeting needs consent
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     response = admin_client.post(url, {"template": "birthday", "text": "", "idempotency_key": "t1", "preview": "1"})
     preview = response.context["preview"]
@@ -136,7 +137,8 @@ def test_preview_names_ucs2_and_the_cost_of_a_long_message(admin_client, funded,
     ("none", {"template": "marketing"}, "has not agreed to marketing messages"),
     ("none", {"template": "new_loan"}, "{^Loan Amount^}, which has no value for this client"),
     ("none", {}, "Choose a template or type a message."),
-    ("none", {"template": "crm", "text": "Hello"}, "not both"),
+    ("none", {"template": "crm"}, "has not agreed to marketing messages"),  # CRM needs consent too
+    ("none", {"template": "new_loan", "text": "Hello"}, "not both"),
 ])
 def test_single_sms_errors_are_named_before_anything_is_sent(admin_client, entity, operator, sms_client, setup, post, error):
     if setup != "no_credits":

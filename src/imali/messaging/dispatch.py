@@ -36,7 +36,15 @@ from .adapters.base import (
     Transport,
 )
 from .inbound import inbound_part_receive, inbound_parts_expire, inbound_receive
-from .models import DeliveryReport, Gateway, OutboxMessage, OutboxStatus, Priority, Route
+from .models import (
+    DeliveryReport,
+    Gateway,
+    MarketingOptOut,
+    OutboxMessage,
+    OutboxStatus,
+    Priority,
+    Route,
+)
 
 log = logging.getLogger("imali.messaging.dispatch")
 
@@ -93,6 +101,7 @@ class Claimed:
     created_at: dt.datetime
     key: str = ""
     due: dt.datetime | None = None  # next_attempt_at: with priority and id, its place in the claim order
+    message_type: str = ""
 
 
 def _outside_marketing_hours(later_by_id: Mapping[int, dt.datetime]) -> dict[int, dt.datetime]:
@@ -116,10 +125,28 @@ def _outside_marketing_hours(later_by_id: Mapping[int, dt.datetime]) -> dict[int
 
 
 def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None,
-                after: tuple[int, dt.datetime, int] | None = None) -> list[Claimed]:
+                after: tuple[int, dt.datetime, int] | None = None,
+                entities: dict[int, Entity] | None = None) -> list[Claimed]:
     """Lease up to `limit` queued messages that are due, in claim order (priority, due time, id);
-    `after`: only those past that place in the order (see `Dispatcher._claim`)."""
+    `after`: only those past that place in the order (see `Dispatcher._claim`).
+
+    Direct marketing is checked again here, when it is about to be sent, not only when it was
+    queued: a batch queued at 19:50 drains past 20:00, a lease that lapsed is claimed again on a
+    Sunday, a number answers STOP while its message waits. Those rows are never returned (see
+    `_hold_direct_marketing`). When a whole batch is held, the next is claimed (the held rows are
+    no longer due), so an empty answer still means nothing sendable is due. `entities`: the
+    caller's cache of entities (time zone, country) for that check, kept across claims."""
     now = now or timezone.now()
+    entities = {} if entities is None else entities
+    while True:
+        claimed = _claim_rows(limit=limit, lease_seconds=lease_seconds, now=now, after=after)
+        sendable = _hold_direct_marketing(claimed, now=now, entities=entities)
+        if sendable or len(claimed) < limit:
+            return sendable
+
+
+def _claim_rows(*, limit: int, lease_seconds: float, now: dt.datetime,
+                after: tuple[int, dt.datetime, int] | None) -> list[Claimed]:
     ops = connection.ops
     now_db = ops.adapt_datetimefield_value(now)
     until_db = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease_seconds))
@@ -132,7 +159,7 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
         # A scheduled message (direct marketing waiting for the allowed hours) ages from its schedule.
         f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, "
         f"COALESCE(scheduled_for, created_at), idempotency_key, "
-        f"next_attempt_at")
+        f"next_attempt_at, message_type")
     cursor_args = [after[0], ops.adapt_datetimefield_value(after[1]), after[2]] if after else []
     params = [until_db, OutboxStatus.QUEUED.value, now_db, now_db, *cursor_args, limit]
     rows = _claim_in_one_round_trip(sql, params) if connection.vendor == "postgresql" else None
@@ -143,9 +170,56 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
             cur.execute(sql, params)
             rows = cur.fetchall()
     convert = _datetime_converter()
-    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8]), r[9], convert(r[10])) for r in rows]
+    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], convert(r[8]), r[9], convert(r[10]), r[11])
+               for r in rows]
     claimed.sort(key=lambda c: (c.priority, c.id))
     return claimed
+
+
+def _hold_direct_marketing(claimed: list[Claimed], *, now: dt.datetime, entities: dict[int, Entity]) -> list[Claimed]:
+    """The claimed messages that may be submitted now. Direct marketing outside the CPA
+    Regulation 4 hours goes back to the queue, Scheduled for the next allowed minute (no attempt
+    counted, lease released); direct marketing to a number that answered STOP is cancelled and
+    its credits refunded. Costs nothing for a batch without direct marketing; otherwise one query
+    for the opt-outs, one for entities not yet in `entities`, one write for the held rows."""
+    from .inbound import queued_marketing_cancel_opted_out
+    from .policy import DIRECT_MARKETING_TYPES, next_allowed_send
+
+    marketing = [c for c in claimed if c.message_type in DIRECT_MARKETING_TYPES]
+    if not marketing:
+        return claimed
+    missing = {c.entity_id for c in marketing} - entities.keys()
+    if missing:
+        entities.update(Entity.objects.only("id", "time_zone", "country", "name").in_bulk(missing))
+    opted_out = set(MarketingOptOut.objects.filter(entity_id__in={c.entity_id for c in marketing},
+                                                   number__in={c.number for c in marketing})
+                    .values_list("entity_id", "number"))
+    held: dict[int, dt.datetime] = {}
+    stopped: list[int] = []
+    for c in marketing:
+        if (c.entity_id, c.number) in opted_out:
+            stopped.append(c.id)
+            continue
+        allowed = next_allowed_send(entity=entities[c.entity_id], message_type=c.message_type, at=now)
+        if allowed != now:
+            held[c.id] = allowed
+    if not (held or stopped):
+        return claimed
+    q = OutboxStatus.QUEUED.value
+    ops = connection.ops
+    with transaction.atomic(), connection.cursor() as cur:
+        _commit_without_waiting_for_disk(cur)
+        if held:
+            # Shown as Scheduled, and aged from then (like a message queued outside the hours).
+            cur.executemany(
+                f"UPDATE {OUTBOX} SET next_attempt_at = %s, scheduled_for = %s, claimed_until = NULL "
+                f"WHERE id = %s AND status = '{q}'",
+                [(ops.adapt_datetimefield_value(at), ops.adapt_datetimefield_value(at), i) for i, at in held.items()])
+        if stopped:
+            queued_marketing_cancel_opted_out(OutboxMessage.objects.filter(pk__in=stopped), now=now,
+                                              reference="dispatch:opted_out", leased_too=True)
+    skipped = held.keys() | set(stopped)
+    return [c for c in claimed if c.id not in skipped]
 
 
 # PostgreSQL: the claim must walk the claim index in order and stop after `limit` rows, whatever the
@@ -256,6 +330,8 @@ class Dispatcher:
         self._unmatched: dict[str, float] = {}
         self._cursor: tuple[int, dt.datetime, int] | None = None
         self._full_claimed = float("-inf")
+        # Entities (time zone, country) of the direct marketing claimed, for the hours check.
+        self._entities: dict[int, Entity] = {}
 
     # PostgreSQL: how often a claim looks from the start of the queue rather than past this
     # consumer's last claim. Every message sent leaves dead entries in the claim index (its claim
@@ -269,10 +345,12 @@ class Dispatcher:
     def _claim(self, lease_seconds: float) -> list[Claimed]:
         now = time.monotonic()
         cursor = self._cursor if connection.vendor == "postgresql" and now - self._full_claimed < self.FULL_CLAIM_SECONDS else None
-        claimed = claim_batch(limit=self.policy.batch, lease_seconds=lease_seconds, after=cursor)
+        claimed = claim_batch(limit=self.policy.batch, lease_seconds=lease_seconds, after=cursor,
+                              entities=self._entities)
         if cursor is None or len(claimed) < self.policy.batch:
             if cursor is not None:  # past the cursor ran dry: the rest from the start
-                claimed += claim_batch(limit=self.policy.batch - len(claimed), lease_seconds=lease_seconds)
+                claimed += claim_batch(limit=self.policy.batch - len(claimed), lease_seconds=lease_seconds,
+                                       entities=self._entities)
                 claimed.sort(key=lambda c: (c.priority, c.id))
             self._full_claimed = now
         if claimed:
@@ -284,7 +362,7 @@ class Dispatcher:
     def step(self) -> int:
         """Apply events, then claim, submit and record one batch. Returns the number claimed."""
         self.apply_events()
-        claimed = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds)
+        claimed = claim_batch(limit=self.policy.batch, lease_seconds=self.policy.lease_seconds, entities=self._entities)
         if claimed:
             self.record(claimed, self._submit(claimed)())
         return len(claimed)

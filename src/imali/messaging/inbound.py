@@ -9,15 +9,16 @@ import logging
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
-from django.db.models import Min
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
-from imali.tenancy.models import User
+from imali.tenancy.models import Entity, User
 
-from .models import InboundMessage, InboundPart, MarketingOptOut, OutboxMessage
+from . import credits
+from .models import InboundMessage, InboundPart, MarketingOptOut, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
 
@@ -140,13 +141,45 @@ def _assemble(*, gateway: str, number: str, to_address: str, reference: int, tot
     return message
 
 
+OPTED_OUT_ERROR = "opted out: the number answered STOP"
+
+
+def queued_marketing_cancel_opted_out(messages: QuerySet, *, now: dt.datetime, reference: str,
+                                      leased_too: bool = False) -> int:
+    """Cancel the queued direct-marketing messages among `messages` (their number answered STOP)
+    and give their credits back through the ledger, as `message_cancel` does. Messages a consumer
+    holds under a lease are left to it unless `leased_too` (the consumer itself cancelling what it
+    claimed): it checks opt-outs before it submits. Returns the number cancelled."""
+    from .policy import DIRECT_MARKETING_TYPES
+
+    with transaction.atomic():
+        rows = messages.filter(status=OutboxStatus.QUEUED, message_type__in=DIRECT_MARKETING_TYPES)
+        if not leased_too:
+            rows = rows.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        ids = list(rows.select_for_update().values_list("pk", flat=True))
+        if not ids:
+            return 0
+        cancelled = OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.QUEUED)
+        refunds = list(cancelled.order_by().values("entity_id", "channel").annotate(amount=Sum("credits"), count=Count("pk")))
+        changed = cancelled.update(status=OutboxStatus.CANCELLED, finished_at=now, error=OPTED_OUT_ERROR,
+                                   claimed_until=None)
+        for r in refunds:
+            credits.credits_refund(entity=Entity(pk=r["entity_id"]), channel=r["channel"], amount=r["amount"] or 0,
+                                   messages=r["count"], reference=reference)
+    return changed
+
+
 def _opt_out(message: InboundMessage) -> None:
     optout, created = MarketingOptOut.objects.get_or_create(
         entity_id=message.entity_id, number=message.number,
         defaults={"client_id": message.client_id, "inbound": message})
     clients = list(Client.objects.filter(entity_id=message.entity_id, cellphone=message.number, marketing_consent=True))
     Client.objects.filter(pk__in=[c.pk for c in clients]).update(marketing_consent=False)
-    if created or clients:
+    # Marketing already queued or scheduled for the number is withdrawn too: STOP means from now.
+    cancelled = queued_marketing_cancel_opted_out(
+        OutboxMessage.objects.filter(entity_id=message.entity_id, number=message.number),
+        now=timezone.now(), reference=f"opt_out:{message.pk}")
+    if created or clients or cancelled:
         audit_record(action=AuditAction.MARKETING_OPTED_OUT, actor=None, entity=message.entity, target=optout,
                      subject=message.number, before={"marketing_consent": [c.pk for c in clients]},
-                     after={"opted_out": True, "inbound": message.pk})
+                     after={"opted_out": True, "inbound": message.pk, "queued_marketing_cancelled": cancelled})

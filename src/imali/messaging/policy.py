@@ -9,6 +9,9 @@
   in the outbox until the next allowed minute ("Scheduled"). OTPs and account notices (arrears,
   payment received, new/repeat loan, final payment, MIS, single SMS typed by a user, replies) are
   not restricted.
+- Direct marketing goes only to clients who agreed to it (`consent_required`), unless the
+  entity's setup says no consent is needed; a number that answered STOP never gets it, and STOP
+  also cancels the marketing already queued for that number (and refunds it).
 - A direct-marketing text names the sender (the entity's name, the "Legal Entity Name" merge
   field: the lender has no separate trading name in Imali) and how to opt out ("Reply STOP to
   opt out"); both are added when the text lacks them (POPIA s69(4)).
@@ -109,6 +112,14 @@ def type_disabled_error(*, message_type: str, field: str = "message_type") -> Va
 def require_message_type_enabled(*, entity: Entity, message_type: str, field: str = "message_type") -> None:
     if not message_type_enabled(entity=entity, message_type=message_type):
         raise type_disabled_error(message_type=message_type, field=field)
+
+
+def consent_required(*, entity: Entity, message_type: str) -> bool:
+    """Whether a message of this type goes only to clients who agreed to marketing: every direct
+    marketing type (CRM, marketing, birthday greetings), whoever sends it (a batch, the single SMS
+    with a marketing or CRM template, the automatic greetings), unless the entity's setup says it
+    needs no consent. One rule, so no sender can forget it."""
+    return message_type in DIRECT_MARKETING_TYPES and not entity.marketing_consent_not_required
 
 
 def send_window_applies(*, message_type: str) -> bool:

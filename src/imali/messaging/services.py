@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from imali.clients.models import Client
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.core.phones import parse_phone
@@ -44,6 +45,7 @@ from .models import (
 )
 from .policy import (
     DIRECT_MARKETING_TYPES,
+    consent_required,
     marketing_text,
     next_allowed_send,
     require_message_type_enabled,
@@ -354,8 +356,8 @@ def _single_sms_checks(*, actor, entity: Entity, client, template: str) -> None:
     if template in DIRECT_MARKETING_TYPES and MarketingOptOut.objects.filter(entity=entity, number=client.cellphone).exists():
         raise messaging_error("client", MessagingError.OPTED_OUT,
                               f"The client answered STOP from {client.cellphone} and receives no marketing.")
-    # Marketing goes only to clients who agreed to it (STOP withdraws it), unless the entity needs no consent.
-    if template == MessageType.MARKETING and not client.marketing_consent and not entity.marketing_consent_not_required:
+    # Direct marketing goes only to clients who agreed to it (STOP withdraws it), unless the entity needs no consent.
+    if consent_required(entity=entity, message_type=template) and not client.marketing_consent:
         raise messaging_error("client", MessagingError.NO_MARKETING_CONSENT,
                               "The client has not agreed to marketing messages (see the client's consent).")
 
@@ -588,10 +590,16 @@ def _bulk_render(*, entity: Entity, message_type: str, text: str, recipients: It
     opted_out = set()
     if message_type in DIRECT_MARKETING_TYPES:
         opted_out = set(MarketingOptOut.objects.filter(entity=entity).values_list("number", flat=True))
+    # Clients who did not agree to direct marketing, in one query: whichever caller built the
+    # recipients (a batch, the automatic birthday greetings), they are dropped here.
+    no_consent: set[int] = set()
+    if consent_required(entity=entity, message_type=message_type):
+        no_consent = set(Client.objects.filter(entity=entity, marketing_consent=False).values_list("pk", flat=True))
     countries: dict[str, str] = {}
     no_cellphone, invalid_number, opted_out_reason, twice, render_failed = (
         SkipReason.NO_CELLPHONE.value, SkipReason.INVALID_NUMBER.value, SkipReason.OPTED_OUT.value,
         SkipReason.ALREADY_QUEUED.value, SkipReason.RENDER_FAILED.value)
+    no_consent_reason = SkipReason.NO_MARKETING_CONSENT.value
     seen: set[str] = set()
     spool = _Spool()
     batch: list[tuple] = []
@@ -606,6 +614,9 @@ def _bulk_render(*, entity: Entity, message_type: str, text: str, recipients: It
             continue
         if number in opted_out:
             skipped[opted_out_reason] += 1
+            continue
+        if r.client_id in no_consent:
+            skipped[no_consent_reason] += 1
             continue
         if r.idempotency_key in seen:
             skipped[twice] += 1

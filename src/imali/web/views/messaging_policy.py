@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 
@@ -103,7 +104,11 @@ def replies_setup_view(request):
     entity = request.entity
     form = ReplyNotifyForm(request.POST or None, entity=entity)
     if request.method == "POST" and request.POST.get("remove"):
-        user = get_object_or_404(User, pk=request.POST.get("remove"), entity=entity)
+        remove = request.POST["remove"]
+        # The id comes from the page's button; anything else (tampered, not a number) is no user here.
+        if not remove.isdigit():
+            raise Http404("No such user in your entity.")
+        user = get_object_or_404(User, pk=int(remove), entity=entity)
         reply_notify_set(actor=request.user, entity=entity, user=user, by_email=False, in_app=False)
         messages.success(request, f"{user} is no longer told of new replies.")
         return redirect("web:messaging_replies_setup")
