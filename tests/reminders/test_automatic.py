@@ -109,7 +109,8 @@ def test_a_run_that_dies_half_way_is_finished_by_the_next_once_its_lease_lapses(
     setup_automatic(entity, arrears_enabled=True, arrears_minimum=Decimal("1.00"), birthday_enabled=True,
                     due_enabled=True, due_days_before=1)
     day = due + dt.timedelta(days=1)
-    Client.objects.filter(pk=client.pk).update(date_of_birth=client.date_of_birth.replace(month=day.month, day=day.day))
+    Client.objects.filter(pk=client.pk).update(date_of_birth=client.date_of_birth.replace(month=day.month, day=day.day),
+                                                  marketing_consent=True)
     start = credit_balance(entity=entity)
 
     def crash_after_arrears(message_type):
@@ -196,6 +197,7 @@ def test_birthdays_of_the_day_and_29_february(entity, funded):
 
     def born(day, **fields):
         client = factories.make_client(entity=entity)
+        fields.setdefault("marketing_consent", True)  # a greeting is direct marketing: only with consent
         Client.objects.filter(pk=client.pk).update(date_of_birth=day, **fields)  # the ID number's date aside
         return client
 
@@ -203,6 +205,7 @@ def test_birthdays_of_the_day_and_29_february(entity, funded):
     leap = born(dt.date(1992, 2, 29))
     born(dt.date(1980, 3, 1))
     born(dt.date(1980, 2, 28), status="deceased")
+    born(dt.date(1980, 2, 28), marketing_consent=False)  # never agreed to marketing: no greeting
     setup_automatic(entity, birthday_enabled=True)
     services.automatic_run_day(entity=entity, business_date=dt.date(2027, 2, 28))  # not a leap year
     assert sorted(_messages(entity, MessageType.BIRTHDAY).values_list("client_id", flat=True)) == sorted([today.pk, leap.pk])
@@ -244,7 +247,8 @@ def test_caught_up_days_send_no_stale_due_reminders_or_birthdays(entity, funded,
     last_run = due - dt.timedelta(days=2)
     services.automatic_run_day(entity=entity, business_date=last_run)
     birthday = due  # a missed day
-    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, birthday.month, birthday.day))
+    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, birthday.month, birthday.day),
+                                                          marketing_consent=True)
     today = last_run + dt.timedelta(days=4)
     runs = {r.business_date: r for r in services.runs_due_execute(local_at(entity, today, 9))}
     assert sorted(runs) == [last_run + dt.timedelta(days=n) for n in (1, 2, 3, 4)]
@@ -281,7 +285,7 @@ def test_a_type_switched_off_is_left_out_and_counted(entity, funded, lender, pro
     message_type_set_enabled(actor=admin_user, entity=entity, message_type=MessageType.ARREARS, enabled=False)
     setup_automatic(entity, arrears_enabled=True, arrears_minimum=Decimal("1.00"), birthday_enabled=True)
     day = first_due(loan) + dt.timedelta(days=1)
-    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, day.month, day.day))
+    Client.objects.filter(pk=loan.client_id).update(date_of_birth=dt.date(1980, day.month, day.day), marketing_consent=True)
     run = services.automatic_run_day(entity=entity, business_date=day)
     assert run.finished_at is not None and run.error == ""
     assert run.results["arrears"]["disabled"] is True

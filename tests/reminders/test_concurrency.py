@@ -36,7 +36,8 @@ def book():
     due = first_due(loans[0])
     day = due + dt.timedelta(days=2)
     # Half of them born on the day: a second type in the same run.
-    Client.objects.filter(pk__in=[loan.client_id for loan in loans[:3]]).update(date_of_birth=dt.date(1980, day.month, day.day))
+    Client.objects.filter(pk__in=[loan.client_id for loan in loans[:3]]).update(date_of_birth=dt.date(1980, day.month, day.day),
+                                                                              marketing_consent=True)
     setup_automatic(entity, arrears_enabled=True, arrears_minimum=Decimal("1.00"), birthday_enabled=True,
                     due_enabled=True, due_days_before=1)
     return entity, day
