@@ -148,6 +148,7 @@ class CreditPaymentStatus(models.TextChoices):
     SENDING = "sending", "Sending to the stream"
     ACCEPTED = "accepted", "Accepted by the stream (validated)"
     REJECTED = "rejected", "Rejected by the stream"
+    RETURNED = "returned", "Returned by the receiving bank"
 
 
 class CreditPayment(models.Model):
@@ -167,11 +168,19 @@ class CreditPayment(models.Model):
     reference = models.CharField(max_length=40, blank=True, help_text="The stream's payment reference")
     idempotency_reference = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     rejection = models.CharField(max_length=200, blank=True)
+    problem = models.CharField(max_length=200, blank=True,
+                               help_text="What a person must resolve: paid but the loan could not be marked paid out, or returned")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # A loan is paid out through the stream at most once: only a payment the stream rejected
+            # (no money moved) leaves room for another.
+            models.UniqueConstraint(fields=["loan"], condition=~models.Q(status="rejected"),
+                                    name="paystream_one_live_payment_per_loan"),
+        ]
 
     def __str__(self) -> str:
         return f"Credit payment {self.reference or self.pk}"

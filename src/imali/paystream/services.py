@@ -33,6 +33,10 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
+from imali.loans.services import disbursement_signing_block, loan_disburse, local_today
+from imali.mobilemoney.models import OPEN_DISBURSEMENT_STATUSES
+from imali.mobilemoney.models import Disbursement as MobileDisbursement
+from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementStatus
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
@@ -478,6 +482,7 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
             return credit_payment_retry(entity=entity, actor=actor, payment=earlier)
         if earlier is not None:
             raise stream_error("loan", StreamError.PAYMENT_EXISTS, "The loan has been paid out through the stream already.")
+        _loan_payable(entity, loan)
     if not 1 <= len(parts) <= 2:
         raise stream_error("account_1", StreamError.ACCOUNTS, "Pay to one or two registered accounts.")
     cleaned = []
@@ -493,12 +498,36 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     if loan is not None and total != loan.principal:
         raise stream_error("amount_1", StreamError.ACCOUNTS,
                            f"A loan's payout is its principal, {loan.principal:,.2f}: the accounts and cash add up to {total:,.2f}.")
+    if loan is not None:
+        # The loan book marks the loan paid out to the first account once the stream accepts: it
+        # must be able to, or money would leave with the loan still "approved".
+        payout = cleaned[0][0].account
+        if not payout.is_active or payout.purpose not in (AccountPurpose.PAYOUT, AccountPurpose.BOTH):
+            raise stream_error("account_1", StreamError.ACCOUNTS,
+                               "A loan is paid out to an active account meant for payouts: choose another first account.")
+        block = disbursement_signing_block(entity=entity, loan=loan)
+        if block:
+            raise stream_error("loan", StreamError.LOAN_STATUS, block)
     stream_client = client_register(entity=entity, actor=actor, client=client)
     with transaction.atomic():
-        payment = CreditPayment.objects.create(
-            entity=entity, client=client, loan=loan, account_1=cleaned[0][0], amount_1=cleaned[0][1],
-            account_2=cleaned[1][0] if len(cleaned) == 2 else None, amount_2=cleaned[1][1] if len(cleaned) == 2 else Decimal(0),
-            cash_amount=cash, total=total, created_by=actor)
+        if loan is not None:
+            # Two clicks (or two users) at once: the second waits for the loan row, then finds the
+            # first's payment. The unique constraint backs this up.
+            locked_loan = Loan.objects.select_for_update().get(pk=loan.pk)
+            if CreditPayment.objects.filter(loan=locked_loan).exclude(status=CreditPaymentStatus.REJECTED).exists():
+                raise stream_error("loan", StreamError.PAYMENT_EXISTS,
+                                   "The loan is being paid out through the stream already (or has been).")
+            _loan_payable(entity, locked_loan)
+        try:
+            with transaction.atomic():
+                payment = CreditPayment.objects.create(
+                    entity=entity, client=client, loan=loan, account_1=cleaned[0][0], amount_1=cleaned[0][1],
+                    account_2=cleaned[1][0] if len(cleaned) == 2 else None,
+                    amount_2=cleaned[1][1] if len(cleaned) == 2 else Decimal(0),
+                    cash_amount=cash, total=total, created_by=actor)
+        except IntegrityError:
+            raise stream_error("loan", StreamError.PAYMENT_EXISTS,
+                               "The loan is being paid out through the stream already (or has been).") from None
         # The request row shares the payment's idempotency reference, written before anything is sent.
         StreamRequest.objects.create(entity=entity, function=StreamFunction.PAY_TO_CLIENT_ACCOUNT, object_type=payment._meta.label,
                                      object_id=str(payment.pk), idempotency_reference=payment.idempotency_reference,
@@ -507,6 +536,20 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
                      subject=str(client.number), after={"total": str(total), "cash_amount": str(cash), "loan_id": getattr(loan, "pk", None),
                                                         "idempotency_reference": str(payment.idempotency_reference)})
     return _send_payment(entity=entity, actor=actor, payment=payment, client_reference=stream_client.reference)
+
+
+def _loan_payable(entity: Entity, loan: Loan) -> None:
+    """Only an approved loan is paid out, and only once: not while (or after) the mobile-money
+    disbursement pays it."""
+    if loan.status != LoanStatus.APPROVED:
+        raise stream_error("loan", StreamError.LOAN_STATUS,
+                           f"Loan {loan.pk} is {loan.get_status_display().lower()}: only an approved loan is paid out.")
+    mobile = (MobileDisbursement.objects.filter(entity=entity, loan=loan)
+              .filter(status__in=[*OPEN_DISBURSEMENT_STATUSES, MobileDisbursementStatus.SUCCESSFUL]).first())
+    if mobile is not None:
+        raise stream_error("loan", StreamError.PAYMENT_EXISTS,
+                           f"Loan {loan.pk} has a mobile-money payout that is {mobile.get_status_display().lower()}: "
+                           "cancel it before paying through the stream.")
 
 
 def credit_payment_retry(*, entity: Entity, actor, payment: CreditPayment) -> CreditPayment:
@@ -542,10 +585,20 @@ def _send_payment(*, entity: Entity, actor, payment: CreditPayment, client_refer
         _done(request, reference)
         locked = CreditPayment.objects.select_for_update().get(pk=payment.pk)
         locked.status, locked.reference = CreditPaymentStatus.ACCEPTED, reference
-        locked.save(update_fields=["status", "reference"])
+        if locked.loan_id:
+            # The stream confirmed the payout: now (and only now) the loan is paid out on the book.
+            try:
+                with transaction.atomic():
+                    loan_disburse(loan=locked.loan, actor=actor, payout_account=locked.account_1.account,
+                                  disbursed_on=local_today(entity))
+            except ValidationError as exc:
+                # Money has left: keep the payment, and show a person what to resolve.
+                locked.problem = ("Paid, but the loan could not be marked paid out: " + " ".join(exc.messages))[:200]
+        locked.save(update_fields=["status", "reference", "problem"])
         audit_record(action=AuditAction.PAYSTREAM_PAYMENT_ACCEPTED, actor=actor, entity=entity, target=locked,
                      subject=str(locked.client.number), before={"status": CreditPaymentStatus.SENDING},
-                     after={"status": locked.status, "reference": reference})
+                     after={"status": locked.status, "reference": reference, "loan_id": locked.loan_id,
+                            "problem": locked.problem})
     return locked
 
 
@@ -553,15 +606,37 @@ def client_credit_print(*, entity: Entity, actor, payment: CreditPayment) -> tup
     """PrintClientCredit: the payment's status at the stream (not at the receiving bank)."""
     require_access(entity=entity, actor=actor)
     _same_entity(entity, payment)
-    if payment.status != CreditPaymentStatus.ACCEPTED:
+    if payment.status not in (CreditPaymentStatus.ACCEPTED, CreditPaymentStatus.RETURNED):
         raise stream_error("payment", StreamError.NOT_PRINTABLE, "Only a payment the stream accepted has a confirmation to print.")
     document, request = _send(entity=entity, actor=actor, function=StreamFunction.PRINT_CLIENT_CREDIT, target=payment,
                               call=lambda s, key: s.print_client_credit(key=key, payment_reference=payment.reference))
     with transaction.atomic():
         _done(request, payment.reference)
+        if document.fields.get("status", "").upper() == "RETURNED":
+            _payment_returned(entity=entity, actor=actor, payment=payment, reason=document.fields.get("returnReason", ""))
         audit_record(action=AuditAction.PAYSTREAM_DOCUMENT_PRINTED, actor=actor, entity=entity, target=payment,
                      subject=str(payment.client.number), after={"document": document.kind, "reference": payment.reference})
     return document, _printed(entity, document)
+
+
+def _payment_returned(*, entity: Entity, actor, payment: CreditPayment, reason: str) -> None:
+    """The stream reports the receiving bank returned the payment: the client did not get the
+    money. Recorded once, with the reason, for a person to resolve (pay again to another account
+    or reverse the loan): the loan book is not changed behind their back."""
+    locked = CreditPayment.objects.select_for_update().get(pk=payment.pk)
+    if locked.status == CreditPaymentStatus.RETURNED:
+        return
+    reason = reason or "no reason given"
+    problem = f"Returned by the receiving bank ({reason})."
+    if locked.loan_id:
+        problem += f" Loan {locked.loan_id} was marked paid out: the client has not received the money."
+    before = locked.status
+    locked.status, locked.problem = CreditPaymentStatus.RETURNED, problem[:200]
+    locked.save(update_fields=["status", "problem"])
+    payment.status, payment.problem = locked.status, locked.problem
+    audit_record(action=AuditAction.PAYSTREAM_PAYMENT_REJECTED, actor=actor, entity=entity, target=locked,
+                 subject=str(locked.client.number), before={"status": before},
+                 after={"status": locked.status, "problem": locked.problem})
 
 
 # -- wallets ------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class CreditPaymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = CreditPayment
         fields = ["id", "client", "loan", "account_1", "amount_1", "account_2", "amount_2", "cash_amount", "total", "status",
-                  "reference", "idempotency_reference", "rejection", "created_at"]
+                  "reference", "idempotency_reference", "rejection", "problem", "created_at"]
         read_only_fields = fields
 
 
