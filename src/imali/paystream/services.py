@@ -473,6 +473,7 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     Accepted means only that the stream validated the request. For a loan, a payment still waiting
     for the stream's answer is resent (same reference) rather than a second one made."""
     require_access(entity=entity, actor=actor)
+    _require_payout_right(actor)
     _same_entity(entity, client, loan)
     if loan is not None:
         if loan.client_id != client.pk:
@@ -495,6 +496,7 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     cash = parse_amount(cash_amount or "0", field="cash_amount", allow_zero=True)
     total = sum((a for _, a in cleaned), cash)
     parse_amount(total, field="amount_1")  # the sum too stays within the money bounds
+    _require_within_limit(actor, total)
     if loan is not None and total != loan.principal:
         raise stream_error("amount_1", StreamError.ACCOUNTS,
                            f"A loan's payout is its principal, {loan.principal:,.2f}: the accounts and cash add up to {total:,.2f}.")
@@ -538,6 +540,19 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     return _send_payment(entity=entity, actor=actor, payment=payment, client_reference=stream_client.reference)
 
 
+def _require_payout_right(actor) -> None:
+    """Paying money out is disbursing, whatever the channel: the stream's right alone is not enough."""
+    if not actor.has_right(Right.DISBURSE_LOANS):
+        raise PermissionDenied(f"You need the right '{Right.DISBURSE_LOANS.label}' to pay money out through the stream.")
+
+
+def _require_within_limit(actor, total: Decimal) -> None:
+    limit = getattr(actor, "disbursement_limit", None) or Decimal(0)
+    if total > limit:
+        raise stream_error("amount_1", StreamError.OVER_DISBURSEMENT_LIMIT,
+                           f"The payout of {total:,.2f} is above your disbursement limit of {limit:,.2f}.")
+
+
 def _loan_payable(entity: Entity, loan: Loan) -> None:
     """Only an approved loan is paid out, and only once: not while (or after) the mobile-money
     disbursement pays it."""
@@ -559,6 +574,9 @@ def credit_payment_retry(*, entity: Entity, actor, payment: CreditPayment) -> Cr
     _same_entity(entity, payment)
     if payment.status != CreditPaymentStatus.SENDING:
         return payment
+    # Resending pays the same money: the same right and limit as the first send.
+    _require_payout_right(actor)
+    _require_within_limit(actor, payment.total)
     stream_client = client_register(entity=entity, actor=actor, client=payment.client)
     return _send_payment(entity=entity, actor=actor, payment=payment, client_reference=stream_client.reference)
 
