@@ -291,6 +291,25 @@ class CollectionKind(models.TextChoices):
     UNPAID = "unpaid", "Returned unpaid"
 
 
+class CollectionProblem(models.Model):
+    """A line of the stream's results feed that could not be read: kept with the reason (and the
+    line as received) for a person to follow up with the stream; the feed moves on past it."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField(null=True, blank=True, help_text="The line's place in the feed, if readable")
+    reference = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=200)
+    raw = models.TextField(blank=True, help_text="The line as the stream sent it (shortened)")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["entity", "position"], name="collection_problem_once")]
+
+    def __str__(self) -> str:
+        return f"Unreadable result {self.position or self.reference}"
+
+
 class CollectionResult(models.Model):
     """One result from the stream, imported exactly once per (entity, stream reference): a
     collection posts a receipt, a decline keeps the bank's reason, date and amount, an unpaid

@@ -56,6 +56,7 @@ from .models import (
     AMOUNT_EDITABLE_STREAMS,
     CardIssueReceipt,
     CollectionKind,
+    CollectionProblem,
     CollectionResult,
     CreditPayment,
     CreditPaymentStatus,
@@ -764,9 +765,11 @@ class ImportSummary:
     repeated: int = 0
     problems: int = 0
     unknown: int = 0
+    malformed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("collected", "declined", "returned", "repeated", "problems", "unknown")}
+        return {k: getattr(self, k) for k in ("collected", "declined", "returned", "repeated", "problems", "unknown",
+                                              "malformed")}
 
 
 def _problem(exc: ValidationError) -> str:
@@ -861,7 +864,8 @@ def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportS
                                                    actor=actor if getattr(actor, "pk", None) else None)
             StreamRequest.objects.filter(pk=request.pk).update(attempts=1)
             try:
-                outcomes, last = stream.collection_results(key=str(request.idempotency_reference), after=after, limit=COLLECTIONS_PAGE)
+                outcomes, malformed, last = stream.collection_results(key=str(request.idempotency_reference), after=after,
+                                                                      limit=COLLECTIONS_PAGE)
             except StreamUnavailable as exc:
                 StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.UNAVAILABLE, error_message=str(exc)[:300])
                 raise stream_error("__all__", StreamError.UNAVAILABLE, "The payment stream did not answer; the results are "
@@ -871,13 +875,19 @@ def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportS
                                                                    error_message=refused.message[:300])
                 raise stream_error(refused.field or "__all__", refused.code, refused.message) from refused
             summary = collections_import(entity=entity, actor=actor, outcomes=outcomes)
+            summary.malformed = len(malformed)
             with transaction.atomic():
                 _done(request, str(last))
+                if malformed:
+                    # Kept once per feed position (a page fetched again adds nothing).
+                    CollectionProblem.objects.bulk_create(
+                        [CollectionProblem(entity=entity, position=m.position, reference=m.reference, reason=m.reason, raw=m.raw)
+                         for m in malformed], ignore_conflicts=True)
                 StreamSettings.objects.filter(entity=entity, collections_after=after).update(collections_after=last)
-                if outcomes:
+                if outcomes or malformed:
                     audit_record(action=AuditAction.PAYSTREAM_COLLECTIONS_IMPORTED, actor=actor, entity=entity,
                                  subject=f"{after + 1}-{last}", after=summary.as_dict())
             for name, value in summary.as_dict().items():
                 setattr(total, name, getattr(total, name) + value)
-            if len(outcomes) < COLLECTIONS_PAGE:
+            if len(outcomes) + len(malformed) < COLLECTIONS_PAGE:
                 return total

@@ -373,6 +373,7 @@ class ImportSummarySerializer(serializers.Serializer):
     repeated = serializers.IntegerField()
     problems = serializers.IntegerField()
     unknown = serializers.IntegerField()
+    malformed = serializers.IntegerField(help_text="Lines of the feed that could not be read, kept for follow-up")
 
 
 @extend_schema_view(list=extend_schema(summary="Collection results imported from the stream",

@@ -390,7 +390,8 @@ def collections_fetch_view(request, loan_id: int):
     except ValidationError as exc:
         return _loan_page(request, loan, errors=_messages_of(exc))
     messages.success(request, f"Collection results imported: {summary.collected} collected, {summary.declined} declined, "
-                              f"{summary.returned} returned unpaid, {summary.problems} not applied.")
+                              f"{summary.returned} returned unpaid, {summary.problems} not applied"
+                              + (f", {summary.malformed} unreadable (kept for follow-up)." if summary.malformed else "."))
     return redirect("web:paystream_loan", loan_id=loan.pk)
 
 
@@ -416,7 +417,9 @@ def settings_view(request):
 @right_required(RIGHT, methods=("GET",))
 def requests_view(request):
     page = Paginator(selectors.request_log(entity=request.entity), 50).get_page(request.GET.get("page"))
-    return render(request, "web/paystream/requests.html", {"page": page, "time_zone": request.entity.time_zone})
+    return render(request, "web/paystream/requests.html", {
+        "page": page, "time_zone": request.entity.time_zone,
+        "collection_problems": selectors.collection_problems(entity=request.entity)})
 
 
 urlpatterns = [
