@@ -38,7 +38,8 @@ def ps_entity(entity, peer):
 @pytest.fixture
 def clerk(ps_entity):
     user = factories.make_user(entity=ps_entity, rights=[Right.PAYMENT_STREAM_WEB_SERVICES, Right.VIEW_CLIENTS,
-                                                        Right.MANAGE_CLIENTS, Right.CAPTURE_LOANS, Right.APPROVE_LOANS])
+                                                        Right.MANAGE_CLIENTS, Right.CAPTURE_LOANS, Right.APPROVE_LOANS,
+                                                        Right.DISBURSE_LOANS])
     user.disbursement_limit = Decimal("100000")
     user.save(update_fields=["disbursement_limit"])
     return user

@@ -115,3 +115,40 @@ def test_fetch_from_the_loan_page_and_the_api(client, ps_entity, clerk, borrower
     listed = client.get(f"/api/payment-stream/collections/?loan={loan.pk}&kind=collected").json()
     assert listed["count"] == len(_due(note))
     assert client.post("/api/payment-stream/collections/fetch/").json()["collected"] == 0
+
+
+def test_unreadable_lines_are_kept_with_the_reason_and_the_feed_moves_on(client, ps_entity, clerk, borrower, peer):
+    from django.urls import reverse
+
+    from imali.paystream.models import CollectionProblem
+
+    loan, note = active_loan_with_note(ps_entity, clerk, borrower)
+    due = _due(note)
+    line = {"reference": "RBAD", "noteRef": note.reference, "seq": due[0].seq, "result": "collected",
+            "amount": "10.00", "date": dt.date.today().isoformat()}
+    # Placed in the feed before the stream presents the due instalments (it does so on the fetch).
+    peer.add_raw_result({**line, "reference": "RBAD-NAN", "amount": "NaN"})
+    peer.add_raw_result({**line, "reference": "RBAD-EXP", "amount": "1E+2"})
+    peer.add_raw_result({**line, "reference": "RBAD-DATE", "date": "31/01/2026"})
+    peer.add_raw_result({k: v for k, v in {**line, "reference": "RBAD-SEQ"}.items() if k != "seq"})
+    summary = services.collections_fetch(entity=ps_entity, actor=clerk)
+    # The good lines after the bad ones are imported ...
+    assert summary.collected == len(due) and summary.malformed == 4
+    assert Receipt.objects.filter(loan=loan).count() == len(due)
+    # ... the bad ones kept with why, and the feed's position is past all of them.
+    problems = {p.reference: p for p in CollectionProblem.objects.filter(entity=ps_entity)}
+    assert set(problems) == {"RBAD-NAN", "RBAD-EXP", "RBAD-DATE", "RBAD-SEQ"}
+    assert "'NaN'" in problems["RBAD-NAN"].reason and "'1E+2'" in problems["RBAD-EXP"].reason
+    assert "not a date" in problems["RBAD-DATE"].reason and "Missing seq" in problems["RBAD-SEQ"].reason
+    assert [problems[r].position for r in ("RBAD-NAN", "RBAD-EXP", "RBAD-DATE", "RBAD-SEQ")] == [1, 2, 3, 4]
+    assert StreamSettings.objects.get(entity=ps_entity).collections_after == len(peer.state.results)
+    # Reading the feed again from the start adds no second problem and posts nothing twice.
+    StreamSettings.objects.filter(entity=ps_entity).update(collections_after=0)
+    again = services.collections_fetch(entity=ps_entity, actor=clerk)
+    assert (again.collected, again.malformed) == (0, 4)
+    assert CollectionProblem.objects.filter(entity=ps_entity).count() == 4
+    assert Receipt.objects.filter(loan=loan).count() == len(due)
+    # A person sees them on the request log screen.
+    client.force_login(clerk)
+    page = client.get(reverse("web:paystream_requests")).content.decode()
+    assert 'id="collection-problems"' in page and "RBAD-DATE" in page and "not a date" in page

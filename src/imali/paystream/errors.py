@@ -21,6 +21,7 @@ class StreamError(StrEnum):
     NOT_PRINTABLE = "not_printable"
     ACCOUNTS = "accounts"
     PAYMENT_EXISTS = "payment_exists"
+    OVER_DISBURSEMENT_LIMIT = "over_disbursement_limit"
     CELLPHONE_NOT_UNIQUE = "cellphone_not_unique"
     WALLET_FIELDS = "wallet_fields"
     WALLET_EXISTS = "wallet_exists"

@@ -148,6 +148,7 @@ class CreditPaymentStatus(models.TextChoices):
     SENDING = "sending", "Sending to the stream"
     ACCEPTED = "accepted", "Accepted by the stream (validated)"
     REJECTED = "rejected", "Rejected by the stream"
+    RETURNED = "returned", "Returned by the receiving bank"
 
 
 class CreditPayment(models.Model):
@@ -167,11 +168,19 @@ class CreditPayment(models.Model):
     reference = models.CharField(max_length=40, blank=True, help_text="The stream's payment reference")
     idempotency_reference = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     rejection = models.CharField(max_length=200, blank=True)
+    problem = models.CharField(max_length=200, blank=True,
+                               help_text="What a person must resolve: paid but the loan could not be marked paid out, or returned")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # A loan is paid out through the stream at most once: only a payment the stream rejected
+            # (no money moved) leaves room for another.
+            models.UniqueConstraint(fields=["loan"], condition=~models.Q(status="rejected"),
+                                    name="paystream_one_live_payment_per_loan"),
+        ]
 
     def __str__(self) -> str:
         return f"Credit payment {self.reference or self.pk}"
@@ -280,6 +289,25 @@ class CollectionKind(models.TextChoices):
     COLLECTED = "collected", "Collected"
     FAILED = "failed", "Declined"
     UNPAID = "unpaid", "Returned unpaid"
+
+
+class CollectionProblem(models.Model):
+    """A line of the stream's results feed that could not be read: kept with the reason (and the
+    line as received) for a person to follow up with the stream; the feed moves on past it."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField(null=True, blank=True, help_text="The line's place in the feed, if readable")
+    reference = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=200)
+    raw = models.TextField(blank=True, help_text="The line as the stream sent it (shortened)")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["entity", "position"], name="collection_problem_once")]
+
+    def __str__(self) -> str:
+        return f"Unreadable result {self.position or self.reference}"
 
 
 class CollectionResult(models.Model):

@@ -10,6 +10,7 @@ from imali.tenancy.models import Entity
 
 from .models import (
     CardIssueReceipt,
+    CollectionProblem,
     CollectionResult,
     CreditPayment,
     NoteInstalment,
@@ -64,3 +65,8 @@ def request_log(*, entity: Entity) -> QuerySet[StreamRequest]:
 
 def loan_collection_results(*, entity: Entity, loan: Loan) -> list[CollectionResult]:
     return list(CollectionResult.objects.filter(entity=entity, note__loan=loan).select_related("instalment", "receipt")[:500])
+
+
+def collection_problems(*, entity: Entity, limit: int = 50) -> list[CollectionProblem]:
+    """The latest lines of the results feed that could not be read, for a person to follow up."""
+    return list(CollectionProblem.objects.filter(entity=entity).order_by("-id")[:limit])

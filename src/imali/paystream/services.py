@@ -33,6 +33,10 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
+from imali.loans.services import disbursement_signing_block, loan_disburse, local_today
+from imali.mobilemoney.models import OPEN_DISBURSEMENT_STATUSES
+from imali.mobilemoney.models import Disbursement as MobileDisbursement
+from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementStatus
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
@@ -52,6 +56,7 @@ from .models import (
     AMOUNT_EDITABLE_STREAMS,
     CardIssueReceipt,
     CollectionKind,
+    CollectionProblem,
     CollectionResult,
     CreditPayment,
     CreditPaymentStatus,
@@ -469,6 +474,7 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     Accepted means only that the stream validated the request. For a loan, a payment still waiting
     for the stream's answer is resent (same reference) rather than a second one made."""
     require_access(entity=entity, actor=actor)
+    _require_payout_right(actor)
     _same_entity(entity, client, loan)
     if loan is not None:
         if loan.client_id != client.pk:
@@ -478,6 +484,7 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
             return credit_payment_retry(entity=entity, actor=actor, payment=earlier)
         if earlier is not None:
             raise stream_error("loan", StreamError.PAYMENT_EXISTS, "The loan has been paid out through the stream already.")
+        _loan_payable(entity, loan)
     if not 1 <= len(parts) <= 2:
         raise stream_error("account_1", StreamError.ACCOUNTS, "Pay to one or two registered accounts.")
     cleaned = []
@@ -490,15 +497,40 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     cash = parse_amount(cash_amount or "0", field="cash_amount", allow_zero=True)
     total = sum((a for _, a in cleaned), cash)
     parse_amount(total, field="amount_1")  # the sum too stays within the money bounds
+    _require_within_limit(actor, total)
     if loan is not None and total != loan.principal:
         raise stream_error("amount_1", StreamError.ACCOUNTS,
                            f"A loan's payout is its principal, {loan.principal:,.2f}: the accounts and cash add up to {total:,.2f}.")
+    if loan is not None:
+        # The loan book marks the loan paid out to the first account once the stream accepts: it
+        # must be able to, or money would leave with the loan still "approved".
+        payout = cleaned[0][0].account
+        if not payout.is_active or payout.purpose not in (AccountPurpose.PAYOUT, AccountPurpose.BOTH):
+            raise stream_error("account_1", StreamError.ACCOUNTS,
+                               "A loan is paid out to an active account meant for payouts: choose another first account.")
+        block = disbursement_signing_block(entity=entity, loan=loan)
+        if block:
+            raise stream_error("loan", StreamError.LOAN_STATUS, block)
     stream_client = client_register(entity=entity, actor=actor, client=client)
     with transaction.atomic():
-        payment = CreditPayment.objects.create(
-            entity=entity, client=client, loan=loan, account_1=cleaned[0][0], amount_1=cleaned[0][1],
-            account_2=cleaned[1][0] if len(cleaned) == 2 else None, amount_2=cleaned[1][1] if len(cleaned) == 2 else Decimal(0),
-            cash_amount=cash, total=total, created_by=actor)
+        if loan is not None:
+            # Two clicks (or two users) at once: the second waits for the loan row, then finds the
+            # first's payment. The unique constraint backs this up.
+            locked_loan = Loan.objects.select_for_update().get(pk=loan.pk)
+            if CreditPayment.objects.filter(loan=locked_loan).exclude(status=CreditPaymentStatus.REJECTED).exists():
+                raise stream_error("loan", StreamError.PAYMENT_EXISTS,
+                                   "The loan is being paid out through the stream already (or has been).")
+            _loan_payable(entity, locked_loan)
+        try:
+            with transaction.atomic():
+                payment = CreditPayment.objects.create(
+                    entity=entity, client=client, loan=loan, account_1=cleaned[0][0], amount_1=cleaned[0][1],
+                    account_2=cleaned[1][0] if len(cleaned) == 2 else None,
+                    amount_2=cleaned[1][1] if len(cleaned) == 2 else Decimal(0),
+                    cash_amount=cash, total=total, created_by=actor)
+        except IntegrityError:
+            raise stream_error("loan", StreamError.PAYMENT_EXISTS,
+                               "The loan is being paid out through the stream already (or has been).") from None
         # The request row shares the payment's idempotency reference, written before anything is sent.
         StreamRequest.objects.create(entity=entity, function=StreamFunction.PAY_TO_CLIENT_ACCOUNT, object_type=payment._meta.label,
                                      object_id=str(payment.pk), idempotency_reference=payment.idempotency_reference,
@@ -509,6 +541,33 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
     return _send_payment(entity=entity, actor=actor, payment=payment, client_reference=stream_client.reference)
 
 
+def _require_payout_right(actor) -> None:
+    """Paying money out is disbursing, whatever the channel: the stream's right alone is not enough."""
+    if not actor.has_right(Right.DISBURSE_LOANS):
+        raise PermissionDenied(f"You need the right '{Right.DISBURSE_LOANS.label}' to pay money out through the stream.")
+
+
+def _require_within_limit(actor, total: Decimal) -> None:
+    limit = getattr(actor, "disbursement_limit", None) or Decimal(0)
+    if total > limit:
+        raise stream_error("amount_1", StreamError.OVER_DISBURSEMENT_LIMIT,
+                           f"The payout of {total:,.2f} is above your disbursement limit of {limit:,.2f}.")
+
+
+def _loan_payable(entity: Entity, loan: Loan) -> None:
+    """Only an approved loan is paid out, and only once: not while (or after) the mobile-money
+    disbursement pays it."""
+    if loan.status != LoanStatus.APPROVED:
+        raise stream_error("loan", StreamError.LOAN_STATUS,
+                           f"Loan {loan.pk} is {loan.get_status_display().lower()}: only an approved loan is paid out.")
+    mobile = (MobileDisbursement.objects.filter(entity=entity, loan=loan)
+              .filter(status__in=[*OPEN_DISBURSEMENT_STATUSES, MobileDisbursementStatus.SUCCESSFUL]).first())
+    if mobile is not None:
+        raise stream_error("loan", StreamError.PAYMENT_EXISTS,
+                           f"Loan {loan.pk} has a mobile-money payout that is {mobile.get_status_display().lower()}: "
+                           "cancel it before paying through the stream.")
+
+
 def credit_payment_retry(*, entity: Entity, actor, payment: CreditPayment) -> CreditPayment:
     """Resend a payment that has no recorded answer (a crash or an outage after sending), with its
     own idempotency reference: the stream answers from its record if it had acted."""
@@ -516,6 +575,9 @@ def credit_payment_retry(*, entity: Entity, actor, payment: CreditPayment) -> Cr
     _same_entity(entity, payment)
     if payment.status != CreditPaymentStatus.SENDING:
         return payment
+    # Resending pays the same money: the same right and limit as the first send.
+    _require_payout_right(actor)
+    _require_within_limit(actor, payment.total)
     stream_client = client_register(entity=entity, actor=actor, client=payment.client)
     return _send_payment(entity=entity, actor=actor, payment=payment, client_reference=stream_client.reference)
 
@@ -542,10 +604,20 @@ def _send_payment(*, entity: Entity, actor, payment: CreditPayment, client_refer
         _done(request, reference)
         locked = CreditPayment.objects.select_for_update().get(pk=payment.pk)
         locked.status, locked.reference = CreditPaymentStatus.ACCEPTED, reference
-        locked.save(update_fields=["status", "reference"])
+        if locked.loan_id:
+            # The stream confirmed the payout: now (and only now) the loan is paid out on the book.
+            try:
+                with transaction.atomic():
+                    loan_disburse(loan=locked.loan, actor=actor, payout_account=locked.account_1.account,
+                                  disbursed_on=local_today(entity))
+            except ValidationError as exc:
+                # Money has left: keep the payment, and show a person what to resolve.
+                locked.problem = ("Paid, but the loan could not be marked paid out: " + " ".join(exc.messages))[:200]
+        locked.save(update_fields=["status", "reference", "problem"])
         audit_record(action=AuditAction.PAYSTREAM_PAYMENT_ACCEPTED, actor=actor, entity=entity, target=locked,
                      subject=str(locked.client.number), before={"status": CreditPaymentStatus.SENDING},
-                     after={"status": locked.status, "reference": reference})
+                     after={"status": locked.status, "reference": reference, "loan_id": locked.loan_id,
+                            "problem": locked.problem})
     return locked
 
 
@@ -553,15 +625,37 @@ def client_credit_print(*, entity: Entity, actor, payment: CreditPayment) -> tup
     """PrintClientCredit: the payment's status at the stream (not at the receiving bank)."""
     require_access(entity=entity, actor=actor)
     _same_entity(entity, payment)
-    if payment.status != CreditPaymentStatus.ACCEPTED:
+    if payment.status not in (CreditPaymentStatus.ACCEPTED, CreditPaymentStatus.RETURNED):
         raise stream_error("payment", StreamError.NOT_PRINTABLE, "Only a payment the stream accepted has a confirmation to print.")
     document, request = _send(entity=entity, actor=actor, function=StreamFunction.PRINT_CLIENT_CREDIT, target=payment,
                               call=lambda s, key: s.print_client_credit(key=key, payment_reference=payment.reference))
     with transaction.atomic():
         _done(request, payment.reference)
+        if document.fields.get("status", "").upper() == "RETURNED":
+            _payment_returned(entity=entity, actor=actor, payment=payment, reason=document.fields.get("returnReason", ""))
         audit_record(action=AuditAction.PAYSTREAM_DOCUMENT_PRINTED, actor=actor, entity=entity, target=payment,
                      subject=str(payment.client.number), after={"document": document.kind, "reference": payment.reference})
     return document, _printed(entity, document)
+
+
+def _payment_returned(*, entity: Entity, actor, payment: CreditPayment, reason: str) -> None:
+    """The stream reports the receiving bank returned the payment: the client did not get the
+    money. Recorded once, with the reason, for a person to resolve (pay again to another account
+    or reverse the loan): the loan book is not changed behind their back."""
+    locked = CreditPayment.objects.select_for_update().get(pk=payment.pk)
+    if locked.status == CreditPaymentStatus.RETURNED:
+        return
+    reason = reason or "no reason given"
+    problem = f"Returned by the receiving bank ({reason})."
+    if locked.loan_id:
+        problem += f" Loan {locked.loan_id} was marked paid out: the client has not received the money."
+    before = locked.status
+    locked.status, locked.problem = CreditPaymentStatus.RETURNED, problem[:200]
+    locked.save(update_fields=["status", "problem"])
+    payment.status, payment.problem = locked.status, locked.problem
+    audit_record(action=AuditAction.PAYSTREAM_PAYMENT_REJECTED, actor=actor, entity=entity, target=locked,
+                 subject=str(locked.client.number), before={"status": before},
+                 after={"status": locked.status, "problem": locked.problem})
 
 
 # -- wallets ------------------------------------------------------------------------------------
@@ -671,9 +765,11 @@ class ImportSummary:
     repeated: int = 0
     problems: int = 0
     unknown: int = 0
+    malformed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("collected", "declined", "returned", "repeated", "problems", "unknown")}
+        return {k: getattr(self, k) for k in ("collected", "declined", "returned", "repeated", "problems", "unknown",
+                                              "malformed")}
 
 
 def _problem(exc: ValidationError) -> str:
@@ -768,7 +864,8 @@ def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportS
                                                    actor=actor if getattr(actor, "pk", None) else None)
             StreamRequest.objects.filter(pk=request.pk).update(attempts=1)
             try:
-                outcomes, last = stream.collection_results(key=str(request.idempotency_reference), after=after, limit=COLLECTIONS_PAGE)
+                outcomes, malformed, last = stream.collection_results(key=str(request.idempotency_reference), after=after,
+                                                                      limit=COLLECTIONS_PAGE)
             except StreamUnavailable as exc:
                 StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.UNAVAILABLE, error_message=str(exc)[:300])
                 raise stream_error("__all__", StreamError.UNAVAILABLE, "The payment stream did not answer; the results are "
@@ -778,13 +875,19 @@ def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportS
                                                                    error_message=refused.message[:300])
                 raise stream_error(refused.field or "__all__", refused.code, refused.message) from refused
             summary = collections_import(entity=entity, actor=actor, outcomes=outcomes)
+            summary.malformed = len(malformed)
             with transaction.atomic():
                 _done(request, str(last))
+                if malformed:
+                    # Kept once per feed position (a page fetched again adds nothing).
+                    CollectionProblem.objects.bulk_create(
+                        [CollectionProblem(entity=entity, position=m.position, reference=m.reference, reason=m.reason, raw=m.raw)
+                         for m in malformed], ignore_conflicts=True)
                 StreamSettings.objects.filter(entity=entity, collections_after=after).update(collections_after=last)
-                if outcomes:
+                if outcomes or malformed:
                     audit_record(action=AuditAction.PAYSTREAM_COLLECTIONS_IMPORTED, actor=actor, entity=entity,
                                  subject=f"{after + 1}-{last}", after=summary.as_dict())
             for name, value in summary.as_dict().items():
                 setattr(total, name, getattr(total, name) + value)
-            if len(outcomes) < COLLECTIONS_PAGE:
+            if len(outcomes) + len(malformed) < COLLECTIONS_PAGE:
                 return total

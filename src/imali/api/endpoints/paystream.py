@@ -118,7 +118,7 @@ class CreditPaymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = CreditPayment
         fields = ["id", "client", "loan", "account_1", "amount_1", "account_2", "amount_2", "cash_amount", "total", "status",
-                  "reference", "idempotency_reference", "rejection", "created_at"]
+                  "reference", "idempotency_reference", "rejection", "problem", "created_at"]
         read_only_fields = fields
 
 
@@ -373,6 +373,7 @@ class ImportSummarySerializer(serializers.Serializer):
     repeated = serializers.IntegerField()
     problems = serializers.IntegerField()
     unknown = serializers.IntegerField()
+    malformed = serializers.IntegerField(help_text="Lines of the feed that could not be read, kept for follow-up")
 
 
 @extend_schema_view(list=extend_schema(summary="Collection results imported from the stream",

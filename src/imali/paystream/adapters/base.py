@@ -69,6 +69,17 @@ class CollectionOutcome:
     original_reference: str = ""
 
 
+@dataclass(frozen=True)
+class MalformedResult:
+    """A line of the results feed that could not be read (a key missing, a bad date or amount):
+    kept with the reason so a person can follow it up, while the feed moves on past it."""
+
+    position: int | None
+    reference: str
+    reason: str
+    raw: str
+
+
 class PaymentStream(Protocol):
     def add_employer(self, *, key: str, employer_number: str, name: str) -> str: ...
 
@@ -103,6 +114,7 @@ class PaymentStream(Protocol):
 
     def print_card_issue_receipt(self, *, key: str, client_reference: str, card_number: str) -> Document: ...
 
-    def collection_results(self, *, key: str, after: int, limit: int) -> tuple[list[CollectionOutcome], int]:
-        """The results after feed position `after`, and the last position returned."""
+    def collection_results(self, *, key: str, after: int, limit: int) -> tuple[list[CollectionOutcome], list[MalformedResult], int]:
+        """The results after feed position `after`, the lines that could not be read, and the last
+        position returned."""
         ...

@@ -17,11 +17,15 @@ import datetime as dt
 from decimal import Decimal
 
 import httpx
+from django.core.exceptions import ValidationError
+
+from imali.core.money import parse_amount
 
 from .base import (
     CollectionOutcome,
     Document,
     Instalment,
+    MalformedResult,
     StreamRejected,
     StreamUnavailable,
     WalletState,
@@ -135,9 +139,42 @@ class HttpPaymentStream:
 
     def collection_results(self, *, key, after, limit):
         result = self._call("CollectionResults", key, {"after": after, "limit": limit})
-        rows = [CollectionOutcome(position=int(r["position"]), reference=str(r["reference"]), note_reference=str(r["noteRef"]),
-                                  seq=int(r["seq"]), result=str(r["result"]), amount=Decimal(str(r["amount"])),
-                                  on=dt.date.fromisoformat(r["date"]), reason=str(r.get("reason", "")),
-                                  original_reference=str(r.get("originalReference", "")))
-                for r in result.get("results") or []]
-        return rows, int(result.get("last", after))
+        rows: list[CollectionOutcome] = []
+        malformed: list[MalformedResult] = []
+        for raw in result.get("results") or []:
+            outcome = _outcome(raw)
+            (malformed if isinstance(outcome, MalformedResult) else rows).append(outcome)
+        return rows, malformed, int(result.get("last", after))
+
+
+def _outcome(raw) -> CollectionOutcome | MalformedResult:
+    """One line of the results feed, or why it cannot be read. One bad line must not stop the
+    feed: it is set aside with its reason and the lines after it are imported."""
+    if not isinstance(raw, dict):
+        return MalformedResult(position=None, reference="", reason="The line is not an object.", raw=repr(raw)[:500])
+    position = raw.get("position")
+    position = position if isinstance(position, int) and not isinstance(position, bool) and position > 0 else None
+    reference = str(raw.get("reference", ""))[:40]
+
+    def bad(reason: str) -> MalformedResult:
+        return MalformedResult(position=position, reference=reference, reason=reason[:200], raw=repr(raw)[:500])
+
+    missing = [name for name in ("position", "reference", "noteRef", "seq", "result", "amount", "date") if name not in raw]
+    if missing:
+        return bad(f"Missing {', '.join(missing)}.")
+    if position is None:
+        return bad(f"The position {raw['position']!r} is not a whole number above zero.")
+    if not isinstance(raw["seq"], int) or isinstance(raw["seq"], bool) or raw["seq"] < 1:
+        return bad(f"The instalment number {raw['seq']!r} is not a whole number above zero.")
+    try:
+        # Exact and bounded: two decimals, above zero, within MAX_AMOUNT (no NaN, no exponents).
+        amount = parse_amount(str(raw["amount"]), field="amount")
+    except ValidationError as exc:
+        return bad(f"Amount {raw['amount']!r}: {' '.join(exc.messages)}")
+    try:
+        on = dt.date.fromisoformat(str(raw["date"]))
+    except ValueError:
+        return bad(f"Date {raw['date']!r} is not a date (YYYY-MM-DD).")
+    return CollectionOutcome(position=position, reference=reference, note_reference=str(raw["noteRef"])[:40], seq=raw["seq"],
+                             result=str(raw["result"]), amount=amount, on=on, reason=str(raw.get("reason", ""))[:120],
+                             original_reference=str(raw.get("originalReference", ""))[:40])

@@ -241,6 +241,21 @@ class PaystreamPeer:
                     instalment["status"] = "COLLECTED" if result == "collected" else "FAILED"
                     self._result(note.ref, seq, result, instalment["amount"], reason, dt.date.fromisoformat(instalment["actionDate"]))
 
+    def add_raw_result(self, row: dict) -> dict:
+        """A failure mode for tests: a results line exactly as given (a key missing, a bad date or
+        amount), placed at the next feed position unless the row names one."""
+        with self.lock:
+            row = {"position": len(self.state.results) + 1, **row}
+            self.state.results.append(row)
+            return row
+
+    def return_payment(self, payment_ref: str, reason: str) -> None:
+        """The receiving bank returns a credit payment (closed account, wrong holder...): the stream
+        reports it in the payment's confirmation."""
+        with self.lock:
+            payment = self.state.payments[payment_ref]
+            payment["status"], payment["returnReason"] = "RETURNED", reason
+
     def set_note_status(self, note_ref: str, status: str) -> None:
         with self.lock:
             self.state.notes[note_ref].status = status
@@ -336,6 +351,10 @@ class PaystreamPeer:
                 self.preset_outcome(str(data["noteRef"]), int(data["seq"]), str(data["result"]), str(data.get("reason", "")))
             elif what == "unpaid":
                 self.unpaid(str(data["reference"]), str(data.get("reason", "Unpaid")))
+            elif what == "raw-result":
+                self.add_raw_result(dict(data["row"]))
+            elif what == "payment-return":
+                self.return_payment(str(data["paymentRef"]), str(data.get("reason", "Account closed")))
             elif what == "note-status":
                 self.set_note_status(str(data["noteRef"]), str(data["status"]))
             else:
@@ -531,7 +550,8 @@ class PaystreamPeer:
             lines.append({"to": "Cash", "amount": payment["cash"], "note": "Paid in cash at the branch."})
         return {"kind": "client_credit", "reference": str(data["paymentRef"]), "lines": lines,
                 "fields": {"client": f"{client['firstNames']} {client['surname']}".strip(), "clientNumber": client["clientNumber"],
-                           "total": payment["total"], "status": payment["status"]}}
+                           "total": payment["total"], "status": payment["status"],
+                           **({"returnReason": payment["returnReason"]} if payment.get("returnReason") else {})}}
 
     def _fn_CreateWallet(self, data: dict) -> dict:
         client = self._client(data)

@@ -6,6 +6,8 @@ every lookup is inside the signed-in user's entity, so another entity's record i
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -134,7 +136,7 @@ def _client_page(request, client: Client, **forms_given):
         "pay_form": forms_given.get("pay_form") or PayForm(accounts=selectors.stream_accounts_qs(entity=entity, client=client)),
         "card_form": forms_given.get("card_form") or CardForm(),
         "errors": forms_given.get("errors") or [],
-        "time_zone": entity.time_zone, "currency": entity.currency,
+        "time_zone": entity.time_zone, "currency": entity.currency, **_payout_context(request.user),
     }
     return render(request, "web/paystream/client.html", context, status=400 if forms_given else 200)
 
@@ -272,6 +274,13 @@ def card_receipt_view(request, client_id: int):
     return _client_page(request, client, card_form=form)
 
 
+def _payout_context(user) -> dict:
+    """Paying out is a disbursement: the form shows only to a user with the right, with their limit
+    (the service checks both again)."""
+    return {"can_pay_out": user.has_right(Right.DISBURSE_LOANS), "disburse_right_label": Right.DISBURSE_LOANS.label,
+            "disbursement_limit": getattr(user, "disbursement_limit", None) or Decimal(0)}
+
+
 # --- loan screens ----------------------------------------------------------------------------
 def _loan_page(request, loan: Loan, **forms_given):
     entity = request.entity
@@ -285,7 +294,7 @@ def _loan_page(request, loan: Loan, **forms_given):
         "pay_form": forms_given.get("pay_form") or PayForm(accounts=accounts, initial={"amount_1": loan.principal}),
         "errors": forms_given.get("errors") or [], "edited_note": forms_given.get("edited_note"),
         "printable": (NoteStatus.ACTIVE, NoteStatus.PENDING, NoteStatus.CANCELLED),
-        "time_zone": entity.time_zone, "currency": entity.currency,
+        "time_zone": entity.time_zone, "currency": entity.currency, **_payout_context(request.user),
     }
     return render(request, "web/paystream/loan.html", context, status=400 if forms_given else 200)
 
@@ -381,7 +390,8 @@ def collections_fetch_view(request, loan_id: int):
     except ValidationError as exc:
         return _loan_page(request, loan, errors=_messages_of(exc))
     messages.success(request, f"Collection results imported: {summary.collected} collected, {summary.declined} declined, "
-                              f"{summary.returned} returned unpaid, {summary.problems} not applied.")
+                              f"{summary.returned} returned unpaid, {summary.problems} not applied"
+                              + (f", {summary.malformed} unreadable (kept for follow-up)." if summary.malformed else "."))
     return redirect("web:paystream_loan", loan_id=loan.pk)
 
 
@@ -407,7 +417,9 @@ def settings_view(request):
 @right_required(RIGHT, methods=("GET",))
 def requests_view(request):
     page = Paginator(selectors.request_log(entity=request.entity), 50).get_page(request.GET.get("page"))
-    return render(request, "web/paystream/requests.html", {"page": page, "time_zone": request.entity.time_zone})
+    return render(request, "web/paystream/requests.html", {
+        "page": page, "time_zone": request.entity.time_zone,
+        "collection_problems": selectors.collection_problems(entity=request.entity)})
 
 
 urlpatterns = [
