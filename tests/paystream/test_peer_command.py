@@ -8,10 +8,13 @@ import json
 import subprocess
 import urllib.request
 
+import pytest
+
 from imali.core.stack import stack_processes
 from imali.paystream.demo_data import DEMO_PEER_PASSWORD, DEMO_PEER_USERNAME
 
 
+@pytest.mark.django_db  # the stack's processes read the gateways and provider setups they stand behind
 def test_the_demo_stack_starts_the_payment_stream_peer():
     spec = {p.name: p for p in stack_processes(host="127.0.0.1", port=8000)}["paystream-peer"]
     assert "8041" in spec.argv and DEMO_PEER_PASSWORD not in " ".join(spec.argv)  # the secret rides in the environment
