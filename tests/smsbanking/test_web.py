@@ -117,6 +117,32 @@ def test_phone_home_shows_todays_branch_status(signed_in, borrower):
     assert len(page.content) < 100_000 and "Disbursed" in text and "In arrears" in text and "SMS sent today" in text
 
 
+def test_payment_notice_confirmed_and_rejected_on_the_collections_screen(signed_in, bank, manager, officer, product):
+    from imali.smsbanking import services
+    from imali.smsbanking.models import ProviderPayment
+
+    from .conftest import make_loan
+
+    payer = make_client(bank, cellphone="+27825550166", name="Palesa", salesperson=officer,
+                        id_number=factories.SA_IDS[2][0], date_of_birth=factories.SA_IDS[2][1], gender="F")
+    make_loan(entity=bank, actor=manager, client=payer, product=product, principal="2000", days_ago=40)
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    for ref in ("GC100001", "GC100002"):
+        mo("2882", f"You have received PHP 75.00 from {payer.cellphone}. Ref: {ref}")
+    first, second = ProviderPayment.objects.order_by("id")
+    assert not Receipt.objects.exists()
+    page = signed_in.get(reverse("web:smsbank_collections")).content.decode()
+    assert "GC100001" in page and "GC100002" in page
+    signed_in.post(reverse("web:smsbank_payment_confirm", args=[first.pk]))
+    signed_in.post(reverse("web:smsbank_payment_reject", args=[second.pk]), {"reason": "Not on the statement"})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == CollectionStatus.CONFIRMED and Receipt.objects.get(pk=first.receipt_id).amount == first.amount
+    assert second.status == CollectionStatus.REJECTED and second.reject_reason == "Not on the statement"
+    assert Receipt.objects.count() == 1
+    assert signed_in.post(reverse("web:smsbank_payment_confirm", args=[999999])).status_code == 404
+
+
 def test_another_entitys_collection_is_not_found(signed_in, other_entity):
     other_admin = factories.make_admin(entity=other_entity)
     assert signed_in.post(reverse("web:smsbank_collection_confirm", args=[999999])).status_code == 404

@@ -85,6 +85,10 @@ def handle_inbound(message: InboundMessage) -> None:
     entity = conf.entity
     provider = PaymentProvider.objects.filter(entity=entity, sender__iexact=message.number, active=True).first()
     if provider is not None:
+        if conf.service_address and (message.to_address or "").casefold() != conf.service_address.casefold():
+            # A genuine notice is sent to our own number; one sent elsewhere is not even recorded.
+            _finish(entity, message, Command.NOTICE, Answer("notice_wrong_address"))
+            return
         _finish(entity, message, Command.NOTICE, notice(entity, provider, message))
         return
     officer = User.objects.filter(entity=entity, cellphone=message.number, is_active=True).order_by("id").first()
@@ -356,11 +360,8 @@ def notice(entity: Entity, provider: PaymentProvider, message: InboundMessage) -
                                                         reference=match["ref"][:60])
     if not created:
         return Answer("notice_duplicate")
-    if payment.receipt_id is None or payment.client is None:
-        return Answer(f"notice_kept: {payment.outcome}"[:40])
-    return Answer("notice_posted", [(phone, f"{entity.name}: we received {services.money(entity, amount)} by "
-                                            f"{provider.name} (ref {payment.reference}) for loan {payment.receipt.loan_id}. Thank you.",
-                                     payment.client, None)])
+    # No reply: the notice is unverified until a branch user confirms it; confirming tells the client.
+    return Answer(f"notice_unverified: {payment.outcome}"[:40])
 
 
 HANDLERS = {

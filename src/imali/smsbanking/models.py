@@ -216,7 +216,8 @@ class PaymentProvider(models.Model):
 
 
 class ProviderPayment(models.Model):
-    """A payment notice recorded once per provider reference."""
+    """A payment notice recorded once per provider reference, unverified until a branch user
+    confirms it (posting the receipt) or rejects it."""
 
     entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
     provider = models.ForeignKey(PaymentProvider, on_delete=models.PROTECT, related_name="payments")
@@ -224,8 +225,16 @@ class ProviderPayment(models.Model):
     phone = models.CharField(max_length=20)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The client's only open loan when the notice arrived: what confirming posts to.
+    loan = models.ForeignKey("loans.Loan", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     receipt = models.OneToOneField("loans.Receipt", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     outcome = models.CharField(max_length=60)
+    # A sender ID can be forged, so a notice is only a claim until a branch user has checked the
+    # provider's statement and confirmed it: then the receipt is posted.
+    status = models.CharField(max_length=12, choices=CollectionStatus.choices, default=CollectionStatus.UNVERIFIED)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from imali.clients.models import Client
 from imali.core.audit import audit_record
 from imali.core.formatting import format_money
-from imali.core.localtime import datetime_label
+from imali.core.localtime import datetime_label, local
 from imali.core.models import AuditAction
 from imali.loans import selectors as loan_selectors
 from imali.loans.models import OPEN_STATUSES, Instalment, Loan, PaybackType
@@ -497,43 +497,92 @@ def provider_save(*, actor, entity: Entity, name: str, sender: str, pattern: str
 
 def provider_payment_record(*, entity: Entity, provider: PaymentProvider, phone: str, amount: Decimal, reference: str
                             ) -> tuple[ProviderPayment, bool]:
-    """Record one notice: once per reference; posted to the client's only open loan when the phone
-    finds one client, else kept with the reason for the branch. Returns (payment, created)."""
+    """Record one notice, once per reference, UNVERIFIED: the sender ID of an SMS can be forged, so
+    nothing is posted until a branch user confirms it (provider_payment_confirm). The client and
+    their only open loan are looked up now for the branch; when they are not found the reason is
+    kept. Returns (payment, created)."""
     found = ProviderPayment.objects.filter(provider=provider, reference=reference).first()
     if found is not None:
         return found, False
     clients = list(Client.objects.filter(entity=entity, cellphone=phone)[:2])
     client = clients[0] if len(clients) == 1 else None
-    try:
-        return _provider_payment_write(entity=entity, provider=provider, phone=phone, amount=amount, reference=reference,
-                                       client=client, clients=clients), True
-    except IntegrityError:
-        # Another consumer recorded this reference first; this one's receipt went back with it.
-        return ProviderPayment.objects.get(provider=provider, reference=reference), False
-
-
-def _provider_payment_write(*, entity, provider, phone, amount, reference, client, clients) -> ProviderPayment:
-    outcome, receipt = "", None
-    with transaction.atomic():
-        if client is None:
-            outcome = "no client with that phone" if not clients else "several clients share that phone"
+    loan, outcome = None, "awaiting the branch"
+    if client is None:
+        outcome = "no client with that phone" if not clients else "several clients share that phone"
+    else:
+        loans = list(Loan.objects.filter(entity=entity, client=client, status__in=OPEN_STATUSES).order_by("id")[:2])
+        if len(loans) == 1:
+            loan = loans[0]
         else:
-            loans = list(Loan.objects.filter(entity=entity, client=client, status__in=OPEN_STATUSES).order_by("id")[:2])
-            if len(loans) != 1:
-                outcome = "client has no open loan" if not loans else "client has several open loans"
-            else:
-                try:
-                    with transaction.atomic():
-                        receipt = receipt_post(entity=entity, actor=None, loan=loans[0], amount=amount,
-                                               value_date=local_today(entity), payback_type=PaybackType.MOBILE_MONEY,
-                                               external_reference=f"{provider.name[:20]}:{reference}")
-                    outcome = "posted"
-                except ValidationError as exc:
-                    outcome = "; ".join(m for msgs in exc.message_dict.values() for m in msgs)[:60]
-        payment = ProviderPayment.objects.create(entity=entity, provider=provider, reference=reference, phone=phone,
-                                                 amount=amount, client=client, receipt=receipt, outcome=outcome,
-                                                 created_at=timezone.now())
-        audit_record(action=AuditAction.PROVIDER_PAYMENT_RECORDED, actor=None, entity=entity, target=payment,
-                     subject=reference, after={"provider": provider.name, "amount": str(amount), "client": client.pk if client else None,
-                                               "receipt": receipt.pk if receipt else None, "outcome": outcome})
-    return payment
+            outcome = "client has no open loan" if not loans else "client has several open loans"
+    try:
+        with transaction.atomic():
+            payment = ProviderPayment.objects.create(entity=entity, provider=provider, reference=reference, phone=phone,
+                                                     amount=amount, client=client, loan=loan, outcome=outcome,
+                                                     created_at=timezone.now())
+            audit_record(action=AuditAction.PROVIDER_PAYMENT_RECORDED, actor=None, entity=entity, target=payment,
+                         subject=reference, after={"provider": provider.name, "amount": str(amount),
+                                                   "client": client.pk if client else None,
+                                                   "loan": loan.pk if loan else None, "outcome": outcome})
+    except IntegrityError:  # another consumer recorded this reference first
+        return ProviderPayment.objects.get(provider=provider, reference=reference), False
+    return payment, True
+
+
+def _pending_payment(entity: Entity, payment_id: int) -> ProviderPayment:
+    row = (ProviderPayment.objects.select_for_update().select_related("provider", "client", "loan")
+           .get(entity=entity, pk=payment_id))
+    if row.status != CollectionStatus.UNVERIFIED:
+        raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
+                       f"Payment {row.reference} was {row.get_status_display().lower()} already.")
+    return row
+
+
+def provider_payment_confirm(*, actor, entity: Entity, payment_id: int) -> ProviderPayment:
+    """The money is on the provider's statement: post the receipt, once per reference. The bare
+    provider reference is the receipt's external reference, the same key mobile money's C2B
+    callback uses, so the same payment arriving by both channels is posted once."""
+    _require(actor, Right.CAPTURE_RECEIPTS)
+    with transaction.atomic():
+        row = _pending_payment(entity, payment_id)
+        if row.loan_id is None:
+            raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
+                           f"Payment {row.reference} matched no single open loan ({row.outcome}); capture it as a "
+                           "receipt on the right loan and reject this notice.")
+        from imali.loans.models import Receipt
+
+        earlier = Receipt.objects.filter(entity=entity, external_reference=row.reference).first()
+        if earlier is not None:
+            raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
+                           f"Reference {row.reference} is already receipt {earlier.pk} on loan {earlier.loan_id}; "
+                           "reject this notice as a duplicate.")
+        receipt = receipt_post(entity=entity, actor=actor, loan=row.loan, amount=row.amount,
+                               value_date=local(row.created_at, entity.time_zone).date(),
+                               payback_type=PaybackType.MOBILE_MONEY, external_reference=row.reference)
+        row.status, row.receipt, row.decided_by, row.decided_at = CollectionStatus.CONFIRMED, receipt, actor, timezone.now()
+        row.outcome = "posted"
+        row.save(update_fields=["status", "receipt", "decided_by", "decided_at", "outcome"])
+        audit_record(action=AuditAction.PROVIDER_PAYMENT_CONFIRMED, actor=actor, entity=entity, target=row,
+                     subject=row.reference, after={"receipt": receipt.pk, "amount": str(row.amount), "loan": row.loan_id})
+        if row.client and row.client.cellphone:
+            _quiet_reply(entity=entity, number=row.client.cellphone, client=row.client, key=f"pp-confirm:{row.pk}",
+                         text=f"{entity.name}: we received {money(entity, row.amount)} by {row.provider.name} "
+                              f"(ref {row.reference}) for loan {row.loan_id}. Thank you.")
+    return row
+
+
+def provider_payment_reject(*, actor, entity: Entity, payment_id: int, reason: str) -> ProviderPayment:
+    _require(actor, Right.CAPTURE_RECEIPTS)
+    reason = (reason or "").strip()
+    if not reason:
+        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Say why the payment is rejected.")
+    if len(reason) > 200:
+        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Keep the reason within 200 characters.")
+    with transaction.atomic():
+        row = _pending_payment(entity, payment_id)
+        row.status, row.reject_reason, row.decided_by, row.decided_at = CollectionStatus.REJECTED, reason, actor, timezone.now()
+        row.save(update_fields=["status", "reject_reason", "decided_by", "decided_at"])
+        audit_record(action=AuditAction.PROVIDER_PAYMENT_REJECTED, actor=actor, entity=entity, target=row,
+                     subject=row.reference, after={"reason": reason, "amount": str(row.amount)})
+    return row
+
