@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from imali.clients.models import Client
@@ -108,7 +109,25 @@ def handle_inbound(message: InboundMessage) -> None:
         answer.masked_text = _mask(message.text)
         _finish(entity, message, command, answer)
         return
-    _finish(entity, message, command, HANDLERS[command](ctx))
+    masked = None
+    if command in SECRET_COMMANDS:
+        # Mask first, outside the command's savepoint: a command that fails half-way must not
+        # leave the PIN in clear in the stored message (its own masked_text is rolled back with it).
+        masked = _mask(message.text, keep_first_number=command == Command.BALANCE)
+        InboundMessage.objects.filter(pk=message.pk).update(text=masked)
+    try:
+        with transaction.atomic():
+            _finish(entity, message, command, HANDLERS[command](ctx))
+    except Exception as exc:
+        if masked is None:
+            logger.exception("SMS banking %s failed on inbound message %s", command, message.pk)
+        else:  # the traceback's messages can quote the secret
+            logger.error("SMS banking %s failed on inbound message %s: %s", command, message.pk, type(exc).__name__)
+        _finish(entity, message, command, Answer("failed", masked_text=masked))
+
+
+# Commands whose text can carry a PIN or a one-time code (UNKNOWN: a mistyped keyword before a PIN).
+SECRET_COMMANDS = frozenset({Command.BALANCE, Command.PIN, Command.UNKNOWN})
 
 
 def _over_rate(ctx: Context) -> bool:
@@ -123,18 +142,20 @@ def _first_refusal(ctx: Context) -> bool:
                                              outcome="rate_limited").exists()
 
 
-_DIGIT_RUN = re.compile(r"\d+")
+_WORDS = re.compile(r"(\s+)")
 
 
 def _mask(text: str, *, keep_first_number: bool = False) -> str:
-    """The text with every digit run after the keyword (and the account, when kept) starred."""
-    seen = [0]
-
-    def star(m: re.Match) -> str:
-        seen[0] += 1
-        return m.group(0) if keep_first_number and seen[0] == 1 else "*" * len(m.group(0))
-
-    return _DIGIT_RUN.sub(star, text)
+    """The text with every digit starred (any script's: '²' and '١' too); with keep_first_number,
+    the word after the keyword (the account) stays when it is plain ASCII digits."""
+    out, index = [], 0
+    for part in _WORDS.split(text):
+        if part and not part.isspace():
+            index += 1
+            if not (keep_first_number and index == 2 and part.isascii() and part.isdigit()):
+                part = "".join("*" if ch.isnumeric() else ch for ch in part)
+        out.append(part)
+    return "".join(out)
 
 
 def _finish(entity: Entity, message: InboundMessage, command: str, answer: Answer) -> None:
@@ -190,7 +211,7 @@ def balance(ctx: Context) -> Answer:
                 f"{ctx.entity.name}: this phone is not registered to an account. Send BALANCE <account> <PIN>.")])
         return Answer("balance_ambiguous", [ctx.reply(
             f"{ctx.entity.name}: several accounts use this phone. Send BALANCE <account>.")])
-    if not all(w.isdigit() and len(w) <= 12 for w in words) or len(words) > 2:
+    if not all(w.isascii() and w.isdigit() and len(w) <= 12 for w in words) or len(words) > 2:
         return Answer("balance_malformed", [ctx.reply("Send BALANCE, or BALANCE <account> <PIN> (digits only).")],
                       masked_text=_mask(ctx.message.text, keep_first_number=True))
     account = int(words[0])
