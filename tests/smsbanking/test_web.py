@@ -58,6 +58,26 @@ def test_pin_set_at_the_branch(signed_in, borrower):
     assert AuditEntry.objects.filter(action="smsbanking.pin_set").exists()
 
 
+def test_pins_are_hidden_from_error_reports(signed_in, bank, manager, borrower, other_entity):
+    import sys
+
+    from django.core.exceptions import PermissionDenied
+    from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+
+    from imali.smsbanking import services
+
+    response = signed_in.post(reverse("web:smsbank_pin"), {"client_number": borrower.number, "pin": "4826", "repeat": "4826"})
+    report = SafeExceptionReporterFilter()
+    posted = report.get_post_parameters(response.wsgi_request)
+    assert posted["pin"] == report.cleansed_substitute and posted["repeat"] == report.cleansed_substitute
+    stranger = factories.make_client(entity=other_entity)
+    try:
+        services.pin_set(actor=manager, entity=bank, client=stranger, pin="4826", repeat="4826")
+    except PermissionDenied:
+        frames = ExceptionReporter(None, *sys.exc_info()).get_traceback_frames()
+    assert "4826" not in repr([f["vars"] for f in frames])
+
+
 def test_confirm_and_reject_on_the_collections_screen(signed_in, officer, borrower, django_assert_max_num_queries):
     loan_ids = sorted(borrower.loans.values_list("pk", flat=True))
     mo(OFFICER_PHONE, f"PAY {borrower.number}/{loan_ids[0]} 120, {borrower.number}/{loan_ids[1]} 30")

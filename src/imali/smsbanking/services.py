@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
@@ -142,6 +143,7 @@ def alias_delete(*, actor, entity: Entity, alias_id: int) -> None:
 
 # --- PINs ------------------------------------------------------------------------------------------
 
+@sensitive_variables("pin", "repeat")
 def pin_set(*, actor, entity: Entity, client: Client, pin: str, repeat: str | None = None, via: str = "branch") -> BankingPin:
     """Set (or replace) a client's PIN: Argon2 hash only; clears wrong tries and any lock."""
     if client.entity_id != entity.pk:
@@ -172,6 +174,7 @@ class PinCheck:
     LOCKED = "locked"
 
 
+@sensitive_variables("pin")
 def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple[str, int]:
     """Check a PIN sent by SMS. Returns (outcome, tries left). Every wrong try is audited; the try
     that reaches the entity's limit locks the PIN for its lock time (audited)."""
@@ -213,6 +216,7 @@ def pin_change_start(*, entity: Entity, client: Client) -> str:
     return code
 
 
+@sensitive_variables("code", "pin")
 def pin_change_finish(*, entity: Entity, client: Client, code: str, pin: str) -> str:
     """Set the PIN when `code` is the client's live one-time code. Returns "" or why not."""
     with transaction.atomic():

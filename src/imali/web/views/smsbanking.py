@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import Client
@@ -146,6 +147,7 @@ class PinForm(forms.Form):
                              widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
 
 
+@sensitive_post_parameters("pin", "repeat")
 @right_required(Right.MANAGE_CLIENTS)
 def pin_view(request):
     form = PinForm(request.POST or None, initial={"client_number": request.GET.get("client", "")})
