@@ -218,3 +218,29 @@ def test_provider_pattern_needs_the_named_groups(bank, manager):
         services.provider_save(actor=manager, entity=bank, name="X", sender="2882", pattern=r"(?P<amount>\d+)")
     with pytest.raises(ValidationError, match="Not a valid pattern"):
         services.provider_save(actor=manager, entity=bank, name="X", sender="2882", pattern=r"(")
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(?P<amount>[0-9]+) from (?P<phone>(?:[0-9]+)+) ref (?P<ref>\w+)",
+    r"(?P<amount>[0-9]+) from (?P<phone>[0-9]+) ref (?P<ref>(\w*-?)*)",
+    r"(?P<amount>[0-9]+) (?:from (?P<phone>[0-9]+ )*)+ref (?P<ref>\w+)",
+])
+def test_provider_pattern_with_nested_repeats_is_refused(bank, manager, pattern):
+    with pytest.raises(ValidationError, match="may not itself repeat"):
+        services.provider_save(actor=manager, entity=bank, name="X", sender="2882", pattern=pattern)
+
+
+def test_notice_with_an_optional_group_left_out_is_unreadable(bank, manager, second):
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882",
+                           pattern=r"received (?P<amount>[0-9.]+)(?: from (?P<phone>[0-9]+))?\. Ref: (?P<ref>\w+)")
+    message = mo("2882", "You have received 150.00. Ref: GC1")
+    from imali.smsbanking.models import BankingRequest
+
+    assert BankingRequest.objects.get(inbound=message).outcome == "notice_unreadable"
+    assert not ProviderPayment.objects.exists()
+
+
+def test_notice_is_read_within_its_first_characters(bank, manager, second):
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    mo("2882", "x" * services.NOTICE_SCAN + NOTICE.format(phone="0825550102", ref="4711"))
+    assert not ProviderPayment.objects.exists()

@@ -365,7 +365,7 @@ def sheet(ctx: Context) -> Answer:
 
 
 def notice(entity: Entity, provider: PaymentProvider, message: InboundMessage) -> Answer:
-    match = re.search(provider.pattern, message.text)
+    match = re.search(provider.pattern, message.text[:services.NOTICE_SCAN])
     if match is None:
         logger.warning("Payment notice %s from %s does not match its pattern", message.pk, provider.name)
         return Answer("notice_unmatched")
@@ -373,6 +373,8 @@ def notice(entity: Entity, provider: PaymentProvider, message: InboundMessage) -
         from imali.core.money import parse_amount
         from imali.core.phones import parse_phone
 
+        if not (match["amount"] and match["phone"] and match["ref"]):  # an optional group that did not take part
+            raise ValidationError("A group of the pattern is empty.")
         amount = parse_amount(match["amount"].replace(",", ""), field="amount")
         phone = parse_phone(match["phone"], country=entity.country, field="phone", mobile=True)
     except ValidationError:

@@ -458,6 +458,49 @@ SAMPLE_PATTERN = (r"(?i)you have received (?:PHP|[A-Z]{3})?\s*(?P<amount>[0-9][0
                   r"(?P<phone>\+?[0-9]{7,15})\. ?ref(?:erence)?:? ?(?P<ref>[A-Za-z0-9-]{4,40})")
 
 
+# A notice is matched against its first NOTICE_SCAN characters only (two SMS segments and more):
+# with nested quantifiers refused too, an admin's pattern cannot stall the inbound consumer.
+NOTICE_SCAN = 320
+
+
+def _repeats(items) -> bool:
+    """True when the parsed pattern has a repeat (more than once) anywhere inside."""
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[1] > 1:
+            return True
+        if _nested(op, arg, _repeats):
+            return True
+    return False
+
+
+def _nested(op, arg, check) -> bool:
+    name = str(op)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        return check(arg[2])
+    if name in ("SUBPATTERN",):
+        return check(arg[-1])
+    if name in ("ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"):
+        return check(arg[-1])
+    if name == "BRANCH":
+        return any(check(branch) for branch in arg[1])
+    if name == "GROUPREF_EXISTS":
+        return any(check(branch) for branch in arg[1:] if branch is not None)
+    return False
+
+
+def _nested_repeat(items) -> bool:
+    """True when a repeated part itself holds a repeat, like (a+)+ or (\\w*,?)*: the shape that
+    backtracks exponentially."""
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[1] > 1 and _repeats(arg[2]):
+            return True
+        if _nested(op, arg, _nested_repeat):
+            return True
+    return False
+
+
 def pattern_problem(pattern: str) -> str:
     try:
         compiled = re.compile(pattern)
@@ -466,6 +509,12 @@ def pattern_problem(pattern: str) -> str:
     missing = {"phone", "amount", "ref"} - set(compiled.groupindex)
     if missing:
         return "The pattern needs the named groups " + ", ".join(f"(?P<{g}>...)" for g in sorted(missing)) + "."
+    try:
+        from re import _parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse
+    if _nested_repeat(sre_parse.parse(pattern).data):
+        return "A repeated part may not itself repeat (like (a+)+): such a pattern can take forever on a long SMS."
     return ""
 
 
