@@ -244,3 +244,21 @@ def test_notice_is_read_within_its_first_characters(bank, manager, second):
     services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
     mo("2882", "x" * services.NOTICE_SCAN + NOTICE.format(phone="0825550102", ref="4711"))
     assert not ProviderPayment.objects.exists()
+
+
+def test_payment_seen_by_another_channel_is_not_posted_twice(bank, manager, second):
+    from imali.loans.services import local_today, receipt_post
+
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    loan = Loan.objects.get(client=second)
+    # The same payment came first through the provider's C2B callback (mobilemoney keys it by the
+    # bare provider reference).
+    earlier = receipt_post(entity=bank, actor=manager, loan=loan, amount=Decimal("150.00"), value_date=local_today(bank),
+                           payback_type=PaybackType.MOBILE_MONEY, external_reference="GC778812")
+    mo("2882", NOTICE.format(phone="0825550102", ref="778812"))
+    payment = ProviderPayment.objects.get()
+    with pytest.raises(ValidationError, match=f"already receipt {earlier.pk}"):
+        services.provider_payment_confirm(actor=manager, entity=bank, payment_id=payment.pk)
+    assert Receipt.objects.filter(loan=loan).count() == 1
+    payment.refresh_from_db()
+    assert payment.status == CollectionStatus.UNVERIFIED
