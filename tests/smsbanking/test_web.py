@@ -112,6 +112,17 @@ def test_sheet_made_on_the_screen_and_printable(signed_in, officer, borrower):
     assert AuditEntry.objects.filter(action="smsbanking.sheet_issued").exists()
 
 
+@pytest.mark.parametrize("value", ["abc", "1e3", "²", "99999999999999999999999"])
+def test_sheet_preview_with_a_bad_officer_is_no_error(signed_in, officer, borrower, value):
+    response = signed_in.get(reverse("web:smsbank_sheets"), {"officer": value})
+    assert response.status_code == 200 and response.context["preview"] is None
+
+
+def test_sheet_preview_for_an_officer(signed_in, officer, borrower):
+    response = signed_in.get(reverse("web:smsbank_sheets"), {"officer": str(officer.pk)})
+    assert response.status_code == 200 and response.context["preview"]["officer"] == officer
+
+
 def test_phone_pages_approve_and_decline_with_the_loans_services(signed_in, bank, manager, product):
     applicant = make_client(bank, cellphone="+27825550111")
     apply = lambda: loans.loan_apply(entity=bank, actor=manager, client=applicant, product=product,  # noqa: E731

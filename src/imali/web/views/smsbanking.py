@@ -267,8 +267,9 @@ def sheets_view(request):
             messages.success(request, f"Sheet {sheet.code} made; the code went to the officer by SMS.")
             return redirect("web:smsbank_sheet", collectionsheet_id=sheet.pk)
     preview = None
-    if request.method == "GET" and request.GET.get("officer"):
-        officer = selectors.officers(entity=request.entity).filter(pk=request.GET.get("officer")).first()
+    officer_id = request.GET.get("officer", "")
+    if request.method == "GET" and officer_id.isascii() and officer_id.isdigit() and len(officer_id) <= 12:
+        officer = selectors.officers(entity=request.entity).filter(pk=int(officer_id)).first()
         if officer is not None:
             preview = {"officer": officer, "lines": services.sheet_lines(entity=request.entity, officer=officer,
                                                                          due_by=today + dt.timedelta(days=7))}
