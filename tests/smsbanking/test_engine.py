@@ -216,3 +216,16 @@ def test_a_failing_command_still_masks_the_stored_pin(bank, borrower, manager, m
     assert message.text == f"BALANCE {borrower.number} ****" and message.handled
     assert BankingRequest.objects.get(inbound=message).outcome == "failed"
     assert "4826" not in caplog.text
+
+
+def test_wrong_pin_answer_does_not_tell_which_accounts_have_a_pin(bank, borrower, manager):
+    from .conftest import make_client
+
+    without_pin = make_client(bank, cellphone="+27825550188", name="Sipho", id_number=factories.SA_IDS[1][0],
+                              date_of_birth=factories.SA_IDS[1][1], gender="M")
+    services.pin_set(actor=manager, entity=bank, client=borrower, pin="4826")
+    answers = []
+    for account in (borrower.number, without_pin.number, 987654):
+        mo(OTHER_PHONE, f"BALANCE {account} 5937")
+        answers.append(last_reply(OTHER_PHONE))
+    assert len(set(answers)) == 1 and "wrong" in answers[0]

@@ -225,7 +225,7 @@ def balance(ctx: Context) -> Answer:
     wrong = f"{ctx.entity.name}: the account number or PIN is wrong."
     if client is None:
         return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
-    outcome, left = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
+    outcome, _ = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
     if outcome == services.PinCheck.OK:
         return Answer("balance_pin", [ctx.reply(services.balance_text(entity=ctx.entity, client=client, as_of=ctx.today),
                                                 client=client)], masked_text=masked)
@@ -233,8 +233,9 @@ def balance(ctx: Context) -> Answer:
         return Answer("balance_locked", [ctx.reply(
             f"{ctx.entity.name}: this account's PIN is locked after too many wrong tries. Try later or visit the branch.")],
             masked_text=masked)
-    tries = f" {left} tries left before the PIN locks." if left else ""
-    return Answer("balance_wrong_pin", [ctx.reply(wrong + tries)], masked_text=masked)
+    # No "tries left": it would tell a stranger which accounts have a PIN; the same words as an
+    # unknown account or an account without a PIN.
+    return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
 
 
 def pin(ctx: Context) -> Answer:
