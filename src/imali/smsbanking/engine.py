@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from imali.clients.models import Client
@@ -36,6 +37,7 @@ from .models import (
     CollectionSource,
     Command,
     PaymentProvider,
+    RateCounter,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,9 +133,16 @@ SECRET_COMMANDS = frozenset({Command.BALANCE, Command.PIN, Command.UNKNOWN})
 
 
 def _over_rate(ctx: Context) -> bool:
-    since = timezone.now() - dt.timedelta(hours=1)
-    return BankingRequest.objects.filter(entity=ctx.entity, number=ctx.message.number,
-                                         created_at__gte=since).count() >= ctx.conf.requests_per_hour
+    """Count this request in the number's window (an hour from its first request) unless the
+    limit is reached. Conditional UPDATEs: the row lock makes a concurrent second message of the
+    same phone re-check the condition, so the limit holds under parallel consumers."""
+    now = timezone.now()
+    mine = RateCounter.objects.filter(entity=ctx.entity, number=ctx.message.number)
+    RateCounter.objects.bulk_create([RateCounter(entity=ctx.entity, number=ctx.message.number, window_start=now, count=0)],
+                                    ignore_conflicts=True)
+    if mine.filter(window_start__lte=now - dt.timedelta(hours=1)).update(window_start=now, count=1):
+        return False  # a new window
+    return not mine.filter(count__lt=ctx.conf.requests_per_hour).update(count=F("count") + 1)
 
 
 def _first_refusal(ctx: Context) -> bool:

@@ -108,6 +108,22 @@ class BankingRequest(models.Model):
         return f"{self.number}: {self.command} ({self.outcome})"
 
 
+class RateCounter(models.Model):
+    """The per-number request count of the current hour-long window: counted by one conditional
+    UPDATE, so two messages of one phone handled at once cannot both slip under the limit."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    number = models.CharField(max_length=20)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entity", "number"], name="sms_rate_counter_once")]
+
+    def __str__(self) -> str:
+        return f"{self.number}: {self.count}"
+
+
 class CollectionStatus(models.TextChoices):
     UNVERIFIED = "unverified", "Unverified (cash not yet at the branch)"
     CONFIRMED = "confirmed", "Confirmed"
