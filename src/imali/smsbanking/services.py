@@ -583,7 +583,7 @@ def provider_payment_record(*, entity: Entity, provider: PaymentProvider, phone:
 
 
 def _pending_payment(entity: Entity, payment_id: int) -> ProviderPayment:
-    row = (ProviderPayment.objects.select_for_update().select_related("provider", "client", "loan")
+    row = (ProviderPayment.objects.select_for_update(of=("self",)).select_related("provider", "client", "loan")
            .get(entity=entity, pk=payment_id))
     if row.status != CollectionStatus.UNVERIFIED:
         raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
