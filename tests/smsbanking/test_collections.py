@@ -168,18 +168,49 @@ def test_another_officers_code_is_wrong(bank, manager, officer, borrower):
 NOTICE = "You have received PHP 150.00 from {phone}. Ref: GC{ref}"
 
 
-def test_payment_notice_records_once_per_reference(bank, manager, second):
+def test_payment_notice_is_unverified_until_the_branch_confirms(bank, manager, second):
     provider = services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
     mo("2882", NOTICE.format(phone="0825550102", ref="778812"))
     payment = ProviderPayment.objects.get()
-    assert payment.client == second and payment.outcome == "posted" and payment.receipt.amount == Decimal("150.00")
-    assert payment.receipt.payback_type == PaybackType.MOBILE_MONEY
-    assert "we received ZAR 150.00 by G-Cash" in last_reply("+27825550102")
+    # A forgeable sender ID posts nothing and tells the client nothing by itself.
+    assert payment.status == CollectionStatus.UNVERIFIED and payment.receipt is None and not Receipt.objects.exists()
+    assert payment.client == second and payment.loan is not None
+    assert not OutboxMessage.objects.filter(number="+27825550102").exists()
     mo("2882", NOTICE.format(phone="0825550102", ref="778812"))  # the same notice again
-    assert ProviderPayment.objects.count() == 1 and Receipt.objects.count() == 1
+    assert ProviderPayment.objects.count() == 1
+    done = services.provider_payment_confirm(actor=manager, entity=bank, payment_id=payment.pk)
+    assert done.status == CollectionStatus.CONFIRMED and done.receipt.amount == Decimal("150.00")
+    assert done.receipt.payback_type == PaybackType.MOBILE_MONEY and done.receipt.external_reference == "GC778812"
+    assert "we received ZAR 150.00 by G-Cash" in last_reply("+27825550102")
+    assert AuditEntry.objects.filter(action="smsbanking.provider_payment_confirmed").count() == 1
+    with pytest.raises(ValidationError, match="confirmed already"):  # once per reference
+        services.provider_payment_confirm(actor=manager, entity=bank, payment_id=payment.pk)
+    assert Receipt.objects.count() == 1
     mo("2882", NOTICE.format(phone="0825550177", ref="778813"))  # nobody's phone: kept for the branch
-    assert ProviderPayment.objects.get(reference="GC778813").outcome == "no client with that phone"
+    kept = ProviderPayment.objects.get(reference="GC778813")
+    assert kept.outcome == "no client with that phone" and kept.status == CollectionStatus.UNVERIFIED
+    with pytest.raises(ValidationError, match="no single open loan"):
+        services.provider_payment_confirm(actor=manager, entity=bank, payment_id=kept.pk)
+    services.provider_payment_reject(actor=manager, entity=bank, payment_id=kept.pk, reason="Not on the statement")
+    kept.refresh_from_db()
+    assert kept.status == CollectionStatus.REJECTED and Receipt.objects.count() == 1
     assert provider.payments.count() == 2
+
+
+def test_payment_notice_sent_elsewhere_than_the_service_address_is_ignored(bank, manager, second):
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    inbound_receive(gateway="test", provider_id=f"c{next(_ids)}", number="2882", to_address="+27820000000",
+                    text=NOTICE.format(phone="0825550102", ref="990001"))
+    assert not ProviderPayment.objects.exists() and not Receipt.objects.exists()
+
+
+def test_payment_confirm_needs_the_right(bank, manager, second):
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    mo("2882", NOTICE.format(phone="0825550102", ref="778812"))
+    clerk = factories.make_user(entity=bank, rights=[Right.VIEW_CLIENTS])
+    with pytest.raises(PermissionDenied):
+        services.provider_payment_confirm(actor=clerk, entity=bank, payment_id=ProviderPayment.objects.get().pk)
+    assert not Receipt.objects.exists()
 
 
 def test_provider_pattern_needs_the_named_groups(bank, manager):
@@ -187,3 +218,47 @@ def test_provider_pattern_needs_the_named_groups(bank, manager):
         services.provider_save(actor=manager, entity=bank, name="X", sender="2882", pattern=r"(?P<amount>\d+)")
     with pytest.raises(ValidationError, match="Not a valid pattern"):
         services.provider_save(actor=manager, entity=bank, name="X", sender="2882", pattern=r"(")
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(?P<amount>[0-9]+) from (?P<phone>(?:[0-9]+)+) ref (?P<ref>\w+)",
+    r"(?P<amount>[0-9]+) from (?P<phone>[0-9]+) ref (?P<ref>(\w*-?)*)",
+    r"(?P<amount>[0-9]+) (?:from (?P<phone>[0-9]+ )*)+ref (?P<ref>\w+)",
+])
+def test_provider_pattern_with_nested_repeats_is_refused(bank, manager, pattern):
+    with pytest.raises(ValidationError, match="may not itself repeat"):
+        services.provider_save(actor=manager, entity=bank, name="X", sender="2882", pattern=pattern)
+
+
+def test_notice_with_an_optional_group_left_out_is_unreadable(bank, manager, second):
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882",
+                           pattern=r"received (?P<amount>[0-9.]+)(?: from (?P<phone>[0-9]+))?\. Ref: (?P<ref>\w+)")
+    message = mo("2882", "You have received 150.00. Ref: GC1")
+    from imali.smsbanking.models import BankingRequest
+
+    assert BankingRequest.objects.get(inbound=message).outcome == "notice_unreadable"
+    assert not ProviderPayment.objects.exists()
+
+
+def test_notice_is_read_within_its_first_characters(bank, manager, second):
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    mo("2882", "x" * services.NOTICE_SCAN + NOTICE.format(phone="0825550102", ref="4711"))
+    assert not ProviderPayment.objects.exists()
+
+
+def test_payment_seen_by_another_channel_is_not_posted_twice(bank, manager, second):
+    from imali.loans.services import local_today, receipt_post
+
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    loan = Loan.objects.get(client=second)
+    # The same payment came first through the provider's C2B callback (mobilemoney keys it by the
+    # bare provider reference).
+    earlier = receipt_post(entity=bank, actor=manager, loan=loan, amount=Decimal("150.00"), value_date=local_today(bank),
+                           payback_type=PaybackType.MOBILE_MONEY, external_reference="GC778812")
+    mo("2882", NOTICE.format(phone="0825550102", ref="778812"))
+    payment = ProviderPayment.objects.get()
+    with pytest.raises(ValidationError, match=f"already receipt {earlier.pk}"):
+        services.provider_payment_confirm(actor=manager, entity=bank, payment_id=payment.pk)
+    assert Receipt.objects.filter(loan=loan).count() == 1
+    payment.refresh_from_db()
+    assert payment.status == CollectionStatus.UNVERIFIED

@@ -190,3 +190,42 @@ def test_other_entity_never_answers_for_this_one(bank, other_entity, borrower):
 
 def test_officer_phone_is_not_the_client_phone(officer):
     assert officer.cellphone == OFFICER_PHONE
+
+
+@pytest.mark.parametrize("text", ["BALANCE ² 4826", "BALANCE 1001 ٤٨٢٦", "BALANCE 1001 4826 9"])
+def test_odd_digits_never_leave_a_pin_in_clear(bank, borrower, text):
+    # '²'.isdigit() is True but int('²') raises: the account must be plain ASCII digits.
+    message = mo(OTHER_PHONE, text)
+    message.refresh_from_db()
+    assert "4826" not in message.text and "٤٨٢٦" not in message.text
+    assert "digits only" in last_reply(OTHER_PHONE)
+
+
+def test_a_failing_command_still_masks_the_stored_pin(bank, borrower, manager, monkeypatch, caplog):
+    from imali.smsbanking import engine
+    from imali.smsbanking.models import Command
+
+    services.pin_set(actor=manager, entity=bank, client=borrower, pin="4826", repeat="4826")
+
+    def broken(ctx):  # fault injection: any bug or database error in the command
+        raise RuntimeError("boom 4826")
+
+    monkeypatch.setitem(engine.HANDLERS, Command.BALANCE, broken)
+    message = mo(OTHER_PHONE, f"BALANCE {borrower.number} 4826")
+    message.refresh_from_db()
+    assert message.text == f"BALANCE {borrower.number} ****" and message.handled
+    assert BankingRequest.objects.get(inbound=message).outcome == "failed"
+    assert "4826" not in caplog.text
+
+
+def test_wrong_pin_answer_does_not_tell_which_accounts_have_a_pin(bank, borrower, manager):
+    from .conftest import make_client
+
+    without_pin = make_client(bank, cellphone="+27825550188", name="Sipho", id_number=factories.SA_IDS[1][0],
+                              date_of_birth=factories.SA_IDS[1][1], gender="M")
+    services.pin_set(actor=manager, entity=bank, client=borrower, pin="4826")
+    answers = []
+    for account in (borrower.number, without_pin.number, 987654):
+        mo(OTHER_PHONE, f"BALANCE {account} 5937")
+        answers.append(last_reply(OTHER_PHONE))
+    assert len(set(answers)) == 1 and "wrong" in answers[0]

@@ -58,6 +58,26 @@ def test_pin_set_at_the_branch(signed_in, borrower):
     assert AuditEntry.objects.filter(action="smsbanking.pin_set").exists()
 
 
+def test_pins_are_hidden_from_error_reports(signed_in, bank, manager, borrower, other_entity):
+    import sys
+
+    from django.core.exceptions import PermissionDenied
+    from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+
+    from imali.smsbanking import services
+
+    response = signed_in.post(reverse("web:smsbank_pin"), {"client_number": borrower.number, "pin": "4826", "repeat": "4826"})
+    report = SafeExceptionReporterFilter()
+    posted = report.get_post_parameters(response.wsgi_request)
+    assert posted["pin"] == report.cleansed_substitute and posted["repeat"] == report.cleansed_substitute
+    stranger = factories.make_client(entity=other_entity)
+    try:
+        services.pin_set(actor=manager, entity=bank, client=stranger, pin="4826", repeat="4826")
+    except PermissionDenied:
+        frames = ExceptionReporter(None, *sys.exc_info()).get_traceback_frames()
+    assert "4826" not in repr([f["vars"] for f in frames])
+
+
 def test_confirm_and_reject_on_the_collections_screen(signed_in, officer, borrower, django_assert_max_num_queries):
     loan_ids = sorted(borrower.loans.values_list("pk", flat=True))
     mo(OFFICER_PHONE, f"PAY {borrower.number}/{loan_ids[0]} 120, {borrower.number}/{loan_ids[1]} 30")
@@ -92,6 +112,17 @@ def test_sheet_made_on_the_screen_and_printable(signed_in, officer, borrower):
     assert AuditEntry.objects.filter(action="smsbanking.sheet_issued").exists()
 
 
+@pytest.mark.parametrize("value", ["abc", "1e3", "²", "99999999999999999999999"])
+def test_sheet_preview_with_a_bad_officer_is_no_error(signed_in, officer, borrower, value):
+    response = signed_in.get(reverse("web:smsbank_sheets"), {"officer": value})
+    assert response.status_code == 200 and response.context["preview"] is None
+
+
+def test_sheet_preview_for_an_officer(signed_in, officer, borrower):
+    response = signed_in.get(reverse("web:smsbank_sheets"), {"officer": str(officer.pk)})
+    assert response.status_code == 200 and response.context["preview"]["officer"] == officer
+
+
 def test_phone_pages_approve_and_decline_with_the_loans_services(signed_in, bank, manager, product):
     applicant = make_client(bank, cellphone="+27825550111")
     apply = lambda: loans.loan_apply(entity=bank, actor=manager, client=applicant, product=product,  # noqa: E731
@@ -115,6 +146,32 @@ def test_phone_home_shows_todays_branch_status(signed_in, borrower):
     page = signed_in.get(reverse("web:mobile_home"))
     text = page.content.decode()
     assert len(page.content) < 100_000 and "Disbursed" in text and "In arrears" in text and "SMS sent today" in text
+
+
+def test_payment_notice_confirmed_and_rejected_on_the_collections_screen(signed_in, bank, manager, officer, product):
+    from imali.smsbanking import services
+    from imali.smsbanking.models import ProviderPayment
+
+    from .conftest import make_loan
+
+    payer = make_client(bank, cellphone="+27825550166", name="Palesa", salesperson=officer,
+                        id_number=factories.SA_IDS[2][0], date_of_birth=factories.SA_IDS[2][1], gender="F")
+    make_loan(entity=bank, actor=manager, client=payer, product=product, principal="2000", days_ago=40)
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    for ref in ("GC100001", "GC100002"):
+        mo("2882", f"You have received PHP 75.00 from {payer.cellphone}. Ref: {ref}")
+    first, second = ProviderPayment.objects.order_by("id")
+    assert not Receipt.objects.exists()
+    page = signed_in.get(reverse("web:smsbank_collections")).content.decode()
+    assert "GC100001" in page and "GC100002" in page
+    signed_in.post(reverse("web:smsbank_payment_confirm", args=[first.pk]))
+    signed_in.post(reverse("web:smsbank_payment_reject", args=[second.pk]), {"reason": "Not on the statement"})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == CollectionStatus.CONFIRMED and Receipt.objects.get(pk=first.receipt_id).amount == first.amount
+    assert second.status == CollectionStatus.REJECTED and second.reject_reason == "Not on the statement"
+    assert Receipt.objects.count() == 1
+    assert signed_in.post(reverse("web:smsbank_payment_confirm", args=[999999])).status_code == 404
 
 
 def test_another_entitys_collection_is_not_found(signed_in, other_entity):

@@ -97,6 +97,8 @@ class AuditAction(models.TextChoices):
     COLLECTION_SHEET_ISSUED = "smsbanking.sheet_issued", "Collection sheet printed with a code"
     PAYMENT_PROVIDER_CHANGED = "smsbanking.provider_changed", "Mobile-money provider changed"
     PROVIDER_PAYMENT_RECORDED = "smsbanking.provider_payment", "Mobile-money SMS payment recorded"
+    PROVIDER_PAYMENT_CONFIRMED = "smsbanking.provider_payment_confirmed", "Mobile-money SMS payment confirmed at the branch"
+    PROVIDER_PAYMENT_REJECTED = "smsbanking.provider_payment_rejected", "Mobile-money SMS payment rejected at the branch"
     MOBILE_MONEY_SETUP_CHANGED = "mobilemoney.setup_changed", "Mobile-money provider setup changed"
     MOBILE_MONEY_URLS_REGISTERED = "mobilemoney.urls_registered", "Mobile-money callback URLs registered"
     MOBILE_PAYMENT_RECEIVED = "mobilemoney.payment_received", "Mobile-money payment received"

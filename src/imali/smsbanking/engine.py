@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from imali.clients.models import Client
@@ -35,6 +37,7 @@ from .models import (
     CollectionSource,
     Command,
     PaymentProvider,
+    RateCounter,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,6 +88,10 @@ def handle_inbound(message: InboundMessage) -> None:
     entity = conf.entity
     provider = PaymentProvider.objects.filter(entity=entity, sender__iexact=message.number, active=True).first()
     if provider is not None:
+        if conf.service_address and (message.to_address or "").casefold() != conf.service_address.casefold():
+            # A genuine notice is sent to our own number; one sent elsewhere is not even recorded.
+            _finish(entity, message, Command.NOTICE, Answer("notice_wrong_address"))
+            return
         _finish(entity, message, Command.NOTICE, notice(entity, provider, message))
         return
     officer = User.objects.filter(entity=entity, cellphone=message.number, is_active=True).order_by("id").first()
@@ -104,13 +111,38 @@ def handle_inbound(message: InboundMessage) -> None:
         answer.masked_text = _mask(message.text)
         _finish(entity, message, command, answer)
         return
-    _finish(entity, message, command, HANDLERS[command](ctx))
+    masked = None
+    if command in SECRET_COMMANDS:
+        # Mask first, outside the command's savepoint: a command that fails half-way must not
+        # leave the PIN in clear in the stored message (its own masked_text is rolled back with it).
+        masked = _mask(message.text, keep_first_number=command == Command.BALANCE)
+        InboundMessage.objects.filter(pk=message.pk).update(text=masked)
+    try:
+        with transaction.atomic():
+            _finish(entity, message, command, HANDLERS[command](ctx))
+    except Exception as exc:
+        if masked is None:
+            logger.exception("SMS banking %s failed on inbound message %s", command, message.pk)
+        else:  # the traceback's messages can quote the secret
+            logger.error("SMS banking %s failed on inbound message %s: %s", command, message.pk, type(exc).__name__)
+        _finish(entity, message, command, Answer("failed", masked_text=masked))
+
+
+# Commands whose text can carry a PIN or a one-time code (UNKNOWN: a mistyped keyword before a PIN).
+SECRET_COMMANDS = frozenset({Command.BALANCE, Command.PIN, Command.UNKNOWN})
 
 
 def _over_rate(ctx: Context) -> bool:
-    since = timezone.now() - dt.timedelta(hours=1)
-    return BankingRequest.objects.filter(entity=ctx.entity, number=ctx.message.number,
-                                         created_at__gte=since).count() >= ctx.conf.requests_per_hour
+    """Count this request in the number's window (an hour from its first request) unless the
+    limit is reached. Conditional UPDATEs: the row lock makes a concurrent second message of the
+    same phone re-check the condition, so the limit holds under parallel consumers."""
+    now = timezone.now()
+    mine = RateCounter.objects.filter(entity=ctx.entity, number=ctx.message.number)
+    RateCounter.objects.bulk_create([RateCounter(entity=ctx.entity, number=ctx.message.number, window_start=now, count=0)],
+                                    ignore_conflicts=True)
+    if mine.filter(window_start__lte=now - dt.timedelta(hours=1)).update(window_start=now, count=1):
+        return False  # a new window
+    return not mine.filter(count__lt=ctx.conf.requests_per_hour).update(count=F("count") + 1)
 
 
 def _first_refusal(ctx: Context) -> bool:
@@ -119,18 +151,20 @@ def _first_refusal(ctx: Context) -> bool:
                                              outcome="rate_limited").exists()
 
 
-_DIGIT_RUN = re.compile(r"\d+")
+_WORDS = re.compile(r"(\s+)")
 
 
 def _mask(text: str, *, keep_first_number: bool = False) -> str:
-    """The text with every digit run after the keyword (and the account, when kept) starred."""
-    seen = [0]
-
-    def star(m: re.Match) -> str:
-        seen[0] += 1
-        return m.group(0) if keep_first_number and seen[0] == 1 else "*" * len(m.group(0))
-
-    return _DIGIT_RUN.sub(star, text)
+    """The text with every digit starred (any script's: '²' and '١' too); with keep_first_number,
+    the word after the keyword (the account) stays when it is plain ASCII digits."""
+    out, index = [], 0
+    for part in _WORDS.split(text):
+        if part and not part.isspace():
+            index += 1
+            if not (keep_first_number and index == 2 and part.isascii() and part.isdigit()):
+                part = "".join("*" if ch.isnumeric() else ch for ch in part)
+        out.append(part)
+    return "".join(out)
 
 
 def _finish(entity: Entity, message: InboundMessage, command: str, answer: Answer) -> None:
@@ -186,7 +220,7 @@ def balance(ctx: Context) -> Answer:
                 f"{ctx.entity.name}: this phone is not registered to an account. Send BALANCE <account> <PIN>.")])
         return Answer("balance_ambiguous", [ctx.reply(
             f"{ctx.entity.name}: several accounts use this phone. Send BALANCE <account>.")])
-    if not all(w.isdigit() and len(w) <= 12 for w in words) or len(words) > 2:
+    if not all(w.isascii() and w.isdigit() and len(w) <= 12 for w in words) or len(words) > 2:
         return Answer("balance_malformed", [ctx.reply("Send BALANCE, or BALANCE <account> <PIN> (digits only).")],
                       masked_text=_mask(ctx.message.text, keep_first_number=True))
     account = int(words[0])
@@ -200,7 +234,7 @@ def balance(ctx: Context) -> Answer:
     wrong = f"{ctx.entity.name}: the account number or PIN is wrong."
     if client is None:
         return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
-    outcome, left = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
+    outcome, _ = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
     if outcome == services.PinCheck.OK:
         return Answer("balance_pin", [ctx.reply(services.balance_text(entity=ctx.entity, client=client, as_of=ctx.today),
                                                 client=client)], masked_text=masked)
@@ -208,8 +242,9 @@ def balance(ctx: Context) -> Answer:
         return Answer("balance_locked", [ctx.reply(
             f"{ctx.entity.name}: this account's PIN is locked after too many wrong tries. Try later or visit the branch.")],
             masked_text=masked)
-    tries = f" {left} tries left before the PIN locks." if left else ""
-    return Answer("balance_wrong_pin", [ctx.reply(wrong + tries)], masked_text=masked)
+    # No "tries left": it would tell a stranger which accounts have a PIN; the same words as an
+    # unknown account or an account without a PIN.
+    return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
 
 
 def pin(ctx: Context) -> Answer:
@@ -340,7 +375,7 @@ def sheet(ctx: Context) -> Answer:
 
 
 def notice(entity: Entity, provider: PaymentProvider, message: InboundMessage) -> Answer:
-    match = re.search(provider.pattern, message.text)
+    match = re.search(provider.pattern, message.text[:services.NOTICE_SCAN])
     if match is None:
         logger.warning("Payment notice %s from %s does not match its pattern", message.pk, provider.name)
         return Answer("notice_unmatched")
@@ -348,6 +383,8 @@ def notice(entity: Entity, provider: PaymentProvider, message: InboundMessage) -
         from imali.core.money import parse_amount
         from imali.core.phones import parse_phone
 
+        if not (match["amount"] and match["phone"] and match["ref"]):  # an optional group that did not take part
+            raise ValidationError("A group of the pattern is empty.")
         amount = parse_amount(match["amount"].replace(",", ""), field="amount")
         phone = parse_phone(match["phone"], country=entity.country, field="phone", mobile=True)
     except ValidationError:
@@ -356,11 +393,8 @@ def notice(entity: Entity, provider: PaymentProvider, message: InboundMessage) -
                                                         reference=match["ref"][:60])
     if not created:
         return Answer("notice_duplicate")
-    if payment.receipt_id is None or payment.client is None:
-        return Answer(f"notice_kept: {payment.outcome}"[:40])
-    return Answer("notice_posted", [(phone, f"{entity.name}: we received {services.money(entity, amount)} by "
-                                            f"{provider.name} (ref {payment.reference}) for loan {payment.receipt.loan_id}. Thank you.",
-                                     payment.client, None)])
+    # No reply: the notice is unverified until a branch user confirms it; confirming tells the client.
+    return Answer(f"notice_unverified: {payment.outcome}"[:40])
 
 
 HANDLERS = {

@@ -108,6 +108,22 @@ class BankingRequest(models.Model):
         return f"{self.number}: {self.command} ({self.outcome})"
 
 
+class RateCounter(models.Model):
+    """The per-number request count of the current hour-long window: counted by one conditional
+    UPDATE, so two messages of one phone handled at once cannot both slip under the limit."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    number = models.CharField(max_length=20)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entity", "number"], name="sms_rate_counter_once")]
+
+    def __str__(self) -> str:
+        return f"{self.number}: {self.count}"
+
+
 class CollectionStatus(models.TextChoices):
     UNVERIFIED = "unverified", "Unverified (cash not yet at the branch)"
     CONFIRMED = "confirmed", "Confirmed"
@@ -216,7 +232,8 @@ class PaymentProvider(models.Model):
 
 
 class ProviderPayment(models.Model):
-    """A payment notice recorded once per provider reference."""
+    """A payment notice recorded once per provider reference, unverified until a branch user
+    confirms it (posting the receipt) or rejects it."""
 
     entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
     provider = models.ForeignKey(PaymentProvider, on_delete=models.PROTECT, related_name="payments")
@@ -224,8 +241,16 @@ class ProviderPayment(models.Model):
     phone = models.CharField(max_length=20)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The client's only open loan when the notice arrived: what confirming posts to.
+    loan = models.ForeignKey("loans.Loan", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     receipt = models.OneToOneField("loans.Receipt", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     outcome = models.CharField(max_length=60)
+    # A sender ID can be forged, so a notice is only a claim until a branch user has checked the
+    # provider's statement and confirmed it: then the receipt is posted.
+    status = models.CharField(max_length=12, choices=CollectionStatus.choices, default=CollectionStatus.UNVERIFIED)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -70,7 +70,7 @@ class Entry:
     amount: Decimal
 
 
-_ENTRY = re.compile(r"^(?P<client>\d{1,12})(?:/(?P<loan>\d{1,12}))?$")
+_ENTRY = re.compile(r"^(?P<client>[0-9]{1,12})(?:/(?P<loan>[0-9]{1,12}))?$")
 
 
 class GrammarError(ValueError):

@@ -23,6 +23,7 @@ from .models import (
     FieldCollection,
     KeywordAlias,
     PaymentProvider,
+    ProviderPayment,
 )
 
 
@@ -35,6 +36,12 @@ def collection_list(*, entity: Entity, status: str | None = CollectionStatus.UNV
     if branch_id:
         qs = qs.filter(client__branch_id=branch_id)
     return qs
+
+
+def provider_payment_list(*, entity: Entity, status: str | None = CollectionStatus.UNVERIFIED) -> QuerySet[ProviderPayment]:
+    qs = (ProviderPayment.objects.filter(entity=entity).select_related("provider", "client", "decided_by")
+          .order_by("created_at", "id"))
+    return qs.filter(status=status) if status else qs
 
 
 def sheet_list(*, entity: Entity) -> QuerySet[CollectionSheet]:

@@ -13,11 +13,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
 from imali.core.formatting import format_money
-from imali.core.localtime import datetime_label
+from imali.core.localtime import datetime_label, local
 from imali.core.models import AuditAction
 from imali.loans import selectors as loan_selectors
 from imali.loans.models import OPEN_STATUSES, Instalment, Loan, PaybackType
@@ -142,6 +143,7 @@ def alias_delete(*, actor, entity: Entity, alias_id: int) -> None:
 
 # --- PINs ------------------------------------------------------------------------------------------
 
+@sensitive_variables("pin", "repeat")
 def pin_set(*, actor, entity: Entity, client: Client, pin: str, repeat: str | None = None, via: str = "branch") -> BankingPin:
     """Set (or replace) a client's PIN: Argon2 hash only; clears wrong tries and any lock."""
     if client.entity_id != entity.pk:
@@ -172,6 +174,7 @@ class PinCheck:
     LOCKED = "locked"
 
 
+@sensitive_variables("pin")
 def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple[str, int]:
     """Check a PIN sent by SMS. Returns (outcome, tries left). Every wrong try is audited; the try
     that reaches the entity's limit locks the PIN for its lock time (audited)."""
@@ -213,6 +216,7 @@ def pin_change_start(*, entity: Entity, client: Client) -> str:
     return code
 
 
+@sensitive_variables("code", "pin")
 def pin_change_finish(*, entity: Entity, client: Client, code: str, pin: str) -> str:
     """Set the PIN when `code` is the client's live one-time code. Returns "" or why not."""
     with transaction.atomic():
@@ -454,6 +458,49 @@ SAMPLE_PATTERN = (r"(?i)you have received (?:PHP|[A-Z]{3})?\s*(?P<amount>[0-9][0
                   r"(?P<phone>\+?[0-9]{7,15})\. ?ref(?:erence)?:? ?(?P<ref>[A-Za-z0-9-]{4,40})")
 
 
+# A notice is matched against its first NOTICE_SCAN characters only (two SMS segments and more):
+# with nested quantifiers refused too, an admin's pattern cannot stall the inbound consumer.
+NOTICE_SCAN = 320
+
+
+def _repeats(items) -> bool:
+    """True when the parsed pattern has a repeat (more than once) anywhere inside."""
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[1] > 1:
+            return True
+        if _nested(op, arg, _repeats):
+            return True
+    return False
+
+
+def _nested(op, arg, check) -> bool:
+    name = str(op)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        return check(arg[2])
+    if name in ("SUBPATTERN",):
+        return check(arg[-1])
+    if name in ("ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"):
+        return check(arg[-1])
+    if name == "BRANCH":
+        return any(check(branch) for branch in arg[1])
+    if name == "GROUPREF_EXISTS":
+        return any(check(branch) for branch in arg[1:] if branch is not None)
+    return False
+
+
+def _nested_repeat(items) -> bool:
+    """True when a repeated part itself holds a repeat, like (a+)+ or (\\w*,?)*: the shape that
+    backtracks exponentially."""
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[1] > 1 and _repeats(arg[2]):
+            return True
+        if _nested(op, arg, _nested_repeat):
+            return True
+    return False
+
+
 def pattern_problem(pattern: str) -> str:
     try:
         compiled = re.compile(pattern)
@@ -462,6 +509,12 @@ def pattern_problem(pattern: str) -> str:
     missing = {"phone", "amount", "ref"} - set(compiled.groupindex)
     if missing:
         return "The pattern needs the named groups " + ", ".join(f"(?P<{g}>...)" for g in sorted(missing)) + "."
+    try:
+        from re import _parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse
+    if _nested_repeat(sre_parse.parse(pattern).data):
+        return "A repeated part may not itself repeat (like (a+)+): such a pattern can take forever on a long SMS."
     return ""
 
 
@@ -497,43 +550,92 @@ def provider_save(*, actor, entity: Entity, name: str, sender: str, pattern: str
 
 def provider_payment_record(*, entity: Entity, provider: PaymentProvider, phone: str, amount: Decimal, reference: str
                             ) -> tuple[ProviderPayment, bool]:
-    """Record one notice: once per reference; posted to the client's only open loan when the phone
-    finds one client, else kept with the reason for the branch. Returns (payment, created)."""
+    """Record one notice, once per reference, UNVERIFIED: the sender ID of an SMS can be forged, so
+    nothing is posted until a branch user confirms it (provider_payment_confirm). The client and
+    their only open loan are looked up now for the branch; when they are not found the reason is
+    kept. Returns (payment, created)."""
     found = ProviderPayment.objects.filter(provider=provider, reference=reference).first()
     if found is not None:
         return found, False
     clients = list(Client.objects.filter(entity=entity, cellphone=phone)[:2])
     client = clients[0] if len(clients) == 1 else None
-    try:
-        return _provider_payment_write(entity=entity, provider=provider, phone=phone, amount=amount, reference=reference,
-                                       client=client, clients=clients), True
-    except IntegrityError:
-        # Another consumer recorded this reference first; this one's receipt went back with it.
-        return ProviderPayment.objects.get(provider=provider, reference=reference), False
-
-
-def _provider_payment_write(*, entity, provider, phone, amount, reference, client, clients) -> ProviderPayment:
-    outcome, receipt = "", None
-    with transaction.atomic():
-        if client is None:
-            outcome = "no client with that phone" if not clients else "several clients share that phone"
+    loan, outcome = None, "awaiting the branch"
+    if client is None:
+        outcome = "no client with that phone" if not clients else "several clients share that phone"
+    else:
+        loans = list(Loan.objects.filter(entity=entity, client=client, status__in=OPEN_STATUSES).order_by("id")[:2])
+        if len(loans) == 1:
+            loan = loans[0]
         else:
-            loans = list(Loan.objects.filter(entity=entity, client=client, status__in=OPEN_STATUSES).order_by("id")[:2])
-            if len(loans) != 1:
-                outcome = "client has no open loan" if not loans else "client has several open loans"
-            else:
-                try:
-                    with transaction.atomic():
-                        receipt = receipt_post(entity=entity, actor=None, loan=loans[0], amount=amount,
-                                               value_date=local_today(entity), payback_type=PaybackType.MOBILE_MONEY,
-                                               external_reference=f"{provider.name[:20]}:{reference}")
-                    outcome = "posted"
-                except ValidationError as exc:
-                    outcome = "; ".join(m for msgs in exc.message_dict.values() for m in msgs)[:60]
-        payment = ProviderPayment.objects.create(entity=entity, provider=provider, reference=reference, phone=phone,
-                                                 amount=amount, client=client, receipt=receipt, outcome=outcome,
-                                                 created_at=timezone.now())
-        audit_record(action=AuditAction.PROVIDER_PAYMENT_RECORDED, actor=None, entity=entity, target=payment,
-                     subject=reference, after={"provider": provider.name, "amount": str(amount), "client": client.pk if client else None,
-                                               "receipt": receipt.pk if receipt else None, "outcome": outcome})
-    return payment
+            outcome = "client has no open loan" if not loans else "client has several open loans"
+    try:
+        with transaction.atomic():
+            payment = ProviderPayment.objects.create(entity=entity, provider=provider, reference=reference, phone=phone,
+                                                     amount=amount, client=client, loan=loan, outcome=outcome,
+                                                     created_at=timezone.now())
+            audit_record(action=AuditAction.PROVIDER_PAYMENT_RECORDED, actor=None, entity=entity, target=payment,
+                         subject=reference, after={"provider": provider.name, "amount": str(amount),
+                                                   "client": client.pk if client else None,
+                                                   "loan": loan.pk if loan else None, "outcome": outcome})
+    except IntegrityError:  # another consumer recorded this reference first
+        return ProviderPayment.objects.get(provider=provider, reference=reference), False
+    return payment, True
+
+
+def _pending_payment(entity: Entity, payment_id: int) -> ProviderPayment:
+    row = (ProviderPayment.objects.select_for_update(of=("self",)).select_related("provider", "client", "loan")
+           .get(entity=entity, pk=payment_id))
+    if row.status != CollectionStatus.UNVERIFIED:
+        raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
+                       f"Payment {row.reference} was {row.get_status_display().lower()} already.")
+    return row
+
+
+def provider_payment_confirm(*, actor, entity: Entity, payment_id: int) -> ProviderPayment:
+    """The money is on the provider's statement: post the receipt, once per reference. The bare
+    provider reference is the receipt's external reference, the same key mobile money's C2B
+    callback uses, so the same payment arriving by both channels is posted once."""
+    _require(actor, Right.CAPTURE_RECEIPTS)
+    with transaction.atomic():
+        row = _pending_payment(entity, payment_id)
+        if row.loan_id is None:
+            raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
+                           f"Payment {row.reference} matched no single open loan ({row.outcome}); capture it as a "
+                           "receipt on the right loan and reject this notice.")
+        from imali.loans.models import Receipt
+
+        earlier = Receipt.objects.filter(entity=entity, external_reference=row.reference).first()
+        if earlier is not None:
+            raise sb_error("payment", SmsBankingError.NOT_UNVERIFIED,
+                           f"Reference {row.reference} is already receipt {earlier.pk} on loan {earlier.loan_id}; "
+                           "reject this notice as a duplicate.")
+        receipt = receipt_post(entity=entity, actor=actor, loan=row.loan, amount=row.amount,
+                               value_date=local(row.created_at, entity.time_zone).date(),
+                               payback_type=PaybackType.MOBILE_MONEY, external_reference=row.reference)
+        row.status, row.receipt, row.decided_by, row.decided_at = CollectionStatus.CONFIRMED, receipt, actor, timezone.now()
+        row.outcome = "posted"
+        row.save(update_fields=["status", "receipt", "decided_by", "decided_at", "outcome"])
+        audit_record(action=AuditAction.PROVIDER_PAYMENT_CONFIRMED, actor=actor, entity=entity, target=row,
+                     subject=row.reference, after={"receipt": receipt.pk, "amount": str(row.amount), "loan": row.loan_id})
+        if row.client and row.client.cellphone:
+            _quiet_reply(entity=entity, number=row.client.cellphone, client=row.client, key=f"pp-confirm:{row.pk}",
+                         text=f"{entity.name}: we received {money(entity, row.amount)} by {row.provider.name} "
+                              f"(ref {row.reference}) for loan {row.loan_id}. Thank you.")
+    return row
+
+
+def provider_payment_reject(*, actor, entity: Entity, payment_id: int, reason: str) -> ProviderPayment:
+    _require(actor, Right.CAPTURE_RECEIPTS)
+    reason = (reason or "").strip()
+    if not reason:
+        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Say why the payment is rejected.")
+    if len(reason) > 200:
+        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Keep the reason within 200 characters.")
+    with transaction.atomic():
+        row = _pending_payment(entity, payment_id)
+        row.status, row.reject_reason, row.decided_by, row.decided_at = CollectionStatus.REJECTED, reason, actor, timezone.now()
+        row.save(update_fields=["status", "reject_reason", "decided_by", "decided_at"])
+        audit_record(action=AuditAction.PROVIDER_PAYMENT_REJECTED, actor=actor, entity=entity, target=row,
+                     subject=row.reference, after={"reason": reason, "amount": str(row.amount)})
+    return row
+

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import Client
@@ -25,6 +26,7 @@ from imali.smsbanking.models import (
     FieldCollection,
     KeywordAlias,
     PaymentProvider,
+    ProviderPayment,
 )
 from imali.tenancy.rights import Right
 
@@ -145,6 +147,7 @@ class PinForm(forms.Form):
                              widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
 
 
+@sensitive_post_parameters("pin", "repeat")
 @right_required(Right.MANAGE_CLIENTS)
 def pin_view(request):
     form = PinForm(request.POST or None, initial={"client_number": request.GET.get("client", "")})
@@ -175,8 +178,11 @@ def collections_view(request):
     if status not in CollectionStatus.values and status != "":
         status = CollectionStatus.UNVERIFIED
     page = Paginator(selectors.collection_list(entity=request.entity, status=status or None), 100).get_page(request.GET.get("page"))
+    # Mobile-money SMS notices wait on the same screen: the newest 100 of the chosen status.
+    payments = list(selectors.provider_payment_list(entity=request.entity, status=status or None)[:100])
     return render(request, "web/smsbanking/collections.html", {
-        "page": page, "status": status, "statuses": CollectionStatus.choices, "reject_form": RejectForm()})
+        "page": page, "status": status, "statuses": CollectionStatus.choices, "reject_form": RejectForm(),
+        "payments": payments})
 
 
 def _decide(request, collection_id: int, *, reject: bool, back: str):
@@ -212,6 +218,31 @@ def collection_reject_view(request, fieldcollection_id: int):
     return _decide(request, fieldcollection_id, reject=True, back=_back(request))
 
 
+@require_POST
+@right_required(Right.CAPTURE_RECEIPTS)
+def provider_payment_confirm_view(request, providerpayment_id: int):
+    row = get_object_or_404(ProviderPayment, entity=request.entity, pk=providerpayment_id)
+    try:
+        done = services.provider_payment_confirm(actor=request.user, entity=request.entity, payment_id=row.pk)
+        messages.success(request, f"Payment {row.reference} confirmed: receipt {done.receipt_id} posted.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("web:smsbank_collections")
+
+
+@require_POST
+@right_required(Right.CAPTURE_RECEIPTS)
+def provider_payment_reject_view(request, providerpayment_id: int):
+    row = get_object_or_404(ProviderPayment, entity=request.entity, pk=providerpayment_id)
+    try:
+        services.provider_payment_reject(actor=request.user, entity=request.entity, payment_id=row.pk,
+                                         reason=request.POST.get("reason", ""))
+        messages.success(request, f"Payment {row.reference} rejected.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("web:smsbank_collections")
+
+
 # --- collection sheets -----------------------------------------------------------------------------
 class SheetForm(forms.Form):
     officer = forms.ModelChoiceField(queryset=None, help_text="Users with a cellphone on their user record")
@@ -236,8 +267,9 @@ def sheets_view(request):
             messages.success(request, f"Sheet {sheet.code} made; the code went to the officer by SMS.")
             return redirect("web:smsbank_sheet", collectionsheet_id=sheet.pk)
     preview = None
-    if request.method == "GET" and request.GET.get("officer"):
-        officer = selectors.officers(entity=request.entity).filter(pk=request.GET.get("officer")).first()
+    officer_id = request.GET.get("officer", "")
+    if request.method == "GET" and officer_id.isascii() and officer_id.isdigit() and len(officer_id) <= 12:
+        officer = selectors.officers(entity=request.entity).filter(pk=int(officer_id)).first()
         if officer is not None:
             preview = {"officer": officer, "lines": services.sheet_lines(entity=request.entity, officer=officer,
                                                                          due_by=today + dt.timedelta(days=7))}
@@ -335,6 +367,9 @@ urlpatterns = [
     path("smsbanking/collections/", collections_view, name="smsbank_collections"),
     path("smsbanking/collections/<int:fieldcollection_id>/confirm/", collection_confirm_view, name="smsbank_collection_confirm"),
     path("smsbanking/collections/<int:fieldcollection_id>/reject/", collection_reject_view, name="smsbank_collection_reject"),
+    path("smsbanking/payments/<int:providerpayment_id>/confirm/", provider_payment_confirm_view,
+         name="smsbank_payment_confirm"),
+    path("smsbanking/payments/<int:providerpayment_id>/reject/", provider_payment_reject_view, name="smsbank_payment_reject"),
     path("smsbanking/sheets/", sheets_view, name="smsbank_sheets"),
     path("smsbanking/sheets/<int:collectionsheet_id>/", sheet_view, name="smsbank_sheet"),
     path("smsbanking/requests/", requests_view, name="smsbank_requests"),
