@@ -22,6 +22,7 @@ def _specs():
     return {p.name: p for p in stack_processes(host="127.0.0.1", port=8000)}
 
 
+@pytest.mark.django_db  # the stack reads the demo's provider setups to pre-register callbacks
 def test_the_stack_runs_both_aggregator_peers_with_working_callback_urls():
     specs = _specs()
     assert {"web", "consumer", "smsc-peer", "africastalking-peer", "clickatell-peer", "sms-dispatcher"} <= set(specs)
@@ -40,6 +41,7 @@ def test_the_stack_runs_both_aggregator_peers_with_working_callback_urls():
             resolve(url.split("http://127.0.0.1:8000", 1)[1].split("?", 1)[0])  # a route the web app serves
 
 
+@pytest.mark.django_db  # the stack reads the demo's provider setups to pre-register callbacks
 def test_peers_call_back_on_the_port_the_web_app_runs_on():
     """run_stack --port 8123: the delivery and inbound callbacks follow the web app there."""
     specs = {p.name: p for p in stack_processes(host="127.0.0.1", port=8123)}
@@ -50,6 +52,7 @@ def test_peers_call_back_on_the_port_the_web_app_runs_on():
             assert env[variable].startswith("http://127.0.0.1:8123/api/callbacks/")
 
 
+@pytest.mark.django_db  # the stack reads the demo's provider setups to pre-register callbacks
 @pytest.mark.parametrize("kind", [a.kind for a in DEMO_AGGREGATORS])
 def test_each_peer_command_starts_and_answers(kind):
     """The stack's own command line, on an ephemeral port so a running demo is not disturbed."""
