@@ -4,6 +4,8 @@ pay the loan out to the account plus cash — against the local payment-stream p
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from imali.paystream.models import CreditPayment, PromissoryNote, WalletRequest, WalletStatus
@@ -27,7 +29,9 @@ def test_account_note_wallet_and_payout_in_the_browser(page, live_server, peer):
     entity = stream_entity(factories.make_entity(country="ZA"), peer)
     officer = factories.make_user(entity=entity, username="streamer", password="correct-horse-battery",
                                   rights=[Right.VIEW_CLIENTS, Right.PAYMENT_STREAM_WEB_SERVICES, Right.CAPTURE_LOANS,
-                                          Right.APPROVE_LOANS])
+                                          Right.APPROVE_LOANS, Right.DISBURSE_LOANS])
+    officer.disbursement_limit = Decimal("5000.00")  # a payout needs the Disburse right and a limit that covers it
+    officer.save(update_fields=["disbursement_limit"])
     client = factories.make_client(entity=entity, employer=factories.make_employer(entity=entity))
     loan = approved_loan(entity, officer, client, principal="3000")
 

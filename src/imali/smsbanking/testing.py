@@ -13,7 +13,7 @@ def isolation_objects(*, entity, actor, client) -> dict:
     from imali.loans.models import OPEN_STATUSES, Loan
 
     from . import rules, services
-    from .models import CollectionSheet, CollectionSheetLine, CollectionSource
+    from .models import CollectionSheet, CollectionSheetLine, CollectionSource, ProviderPayment
 
     alias = services.alias_add(actor=actor, entity=entity, word="Zqxbalance", command="balance")
     provider = services.provider_save(actor=actor, entity=entity, name="Zqx provider", sender="2882",
@@ -30,5 +30,8 @@ def isolation_objects(*, entity, actor, client) -> dict:
         sheet = CollectionSheet.objects.create(entity=entity, officer=actor, code="ZQX346", due_by=on, created_by=actor,
                                                created_at=now, expires_at=now + dt.timedelta(days=3))
         CollectionSheetLine.objects.create(sheet=sheet, client=client, loan=loan, due_date=on, amount=Decimal("10.00"))
-        found.update({"fieldcollection": rows[0], "collectionsheet": sheet})
+        notice = ProviderPayment.objects.create(entity=entity, provider=provider, reference="ZQXREF1", phone=client.cellphone,
+                                                amount=Decimal("10.00"), client=client, loan=loan, outcome="notice_recorded",
+                                                created_at=now)
+        found.update({"fieldcollection": rows[0], "collectionsheet": sheet, "providerpayment": notice})
     return found
