@@ -237,7 +237,7 @@ def test_rows_a_dead_batch_never_sent_are_recovered(entity, lender_user, mpesa, 
     rows = [disbursements.disbursement_mark(loan=loan, actor=lender_user) for loan in loans]
 
     class ProcessDied(Exception):
-        pass
+        """Stands for the process dying between committing the batch and sending it."""
 
     def die(batch):
         raise ProcessDied

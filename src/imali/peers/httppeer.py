@@ -123,7 +123,7 @@ class HttpPeer:
         return f"http://{self.host}:{self.port}"
 
     def route(self, request: Request) -> tuple[int, object, dict]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must answer its API's requests in route()")
 
     @staticmethod
     def reply(handler: BaseHTTPRequestHandler, status: int, payload, *, headers: dict | None = None) -> None:

@@ -74,7 +74,7 @@ _ENTRY = re.compile(r"^(?P<client>[0-9]{1,12})(?:/(?P<loan>[0-9]{1,12}))?$")
 
 
 class GrammarError(ValueError):
-    pass
+    """An officer's message that does not follow the collection grammar; its text is the reply."""
 
 
 def parse_collection(words: list[str]) -> list[Entry]:

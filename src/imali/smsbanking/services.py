@@ -310,7 +310,7 @@ def collections_resolve(*, entity: Entity, entries: list[rules.Entry], on: dt.da
 
 
 class Duplicate(Exception):
-    pass
+    """The same payments from the same officer on the same day: recorded once already."""
 
 
 def collections_record(*, entity: Entity, officer: User, resolved: list[Resolved], source: str, on: dt.date,
