@@ -1,15 +1,18 @@
 """Several consumers on one outbox, and receipts applied once each rather than re-run by every
 consumer on every batch."""
 
+import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from imali.messaging.adapters.base import Receipt
 from imali.messaging.credits import credits_assign
@@ -25,6 +28,20 @@ from imali.peers.smsc import SmscConfig, run_in_thread
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _read_until(process: subprocess.Popen, marker: str, *, seconds: float) -> str:
+    """The process's output up to and including the first line holding `marker`."""
+    deadline = time.monotonic() + seconds
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break  # the process ended before it got there
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    raise AssertionError(f"no {marker!r} within {seconds} s: {''.join(lines)}")
 
 
 @pytest.fixture
@@ -85,15 +102,21 @@ def test_three_consumer_processes_share_one_outbox_without_duplicates():
                                window=20)
         messages_enqueue_bulk(entity=entity, actor=operator, message_type="arrears", text="Hello from three consumers",
                               recipients=[BulkRecipient(f"c{i}", f"+2782{i:07d}") for i in range(count)])
+        # Held back until every consumer is up: a consumer that starts late on a loaded machine would
+        # otherwise find the work done by the other two, and "all three took part" would be luck.
+        held = OutboxMessage.objects.filter(entity=entity)
+        held.update(next_attempt_at=timezone.now() + dt.timedelta(hours=1))
         db = connection.settings_dict
         url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
         for _ in range(3):
             procs.append(subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "messaging_dispatch", "--until-idle", "--max-seconds", "90",
+                [sys.executable, str(ROOT / "manage.py"), "messaging_dispatch", "--until-idle", "--max-seconds", "120",
                  "--backoff-base", "0.05"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True))
-        outputs = [p.communicate(timeout=150)[0] for p in procs]
+        started = [_read_until(p, "Dispatching through", seconds=60) for p in procs]
+        held.update(next_attempt_at=timezone.now())
+        outputs = [head + p.communicate(timeout=150)[0] for head, p in zip(started, procs)]
         assert [p.returncode for p in procs] == [0, 0, 0], outputs
         by_status = dict(OutboxMessage.objects.filter(entity=entity).values("status").annotate(n=Count("id"))
                          .values_list("status", "n"))
