@@ -16,7 +16,7 @@ import schemathesis
 from django.core import signals
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
@@ -78,12 +78,28 @@ def connection_kept_between_requests():
     signals.request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(scope="module")
+def module_book(django_db_setup, django_db_blocker):
+    """One book for the whole module (it takes seconds to build, and ~140 operations use it), inside an
+    outer transaction rolled back at the end; each test's own transaction nests in it as a savepoint,
+    so what one case writes is gone before the next test, as with a book per test."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            entity = factories.make_entity(country="ZA")
+            book = build_book(entity, marker="Schemathesis")
+            credits_assign(actor=factories.make_operator(), entity=entity, channel="sms", amount=100_000)
+            headers = {"Authorization": f"Token {Token.objects.create(user=book['admin']).key}"}
+            yield headers
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
 @pytest.fixture
-def auth_headers(db):
-    entity = factories.make_entity(country="ZA")
-    book = build_book(entity, marker="Schemathesis")
-    credits_assign(actor=factories.make_operator(), entity=entity, channel="sms", amount=100_000)
-    return {"Authorization": f"Token {Token.objects.create(user=book['admin']).key}"}
+def auth_headers(db, module_book):
+    return module_book
 
 
 def test_the_schema_checked_is_the_one_served(auth_headers, client):
