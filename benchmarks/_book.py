@@ -111,9 +111,12 @@ def _pg_copy(url: str, kept: str, copy: str) -> None:
 
 
 def _pg_drop(url: str, name: str) -> None:
-    from django.db import connections
+    from django.conf import settings
 
-    connections.close_all()
+    if settings.configured:
+        from django.db import connections
+
+        connections.close_all()
     with _pg_admin(url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
