@@ -34,12 +34,16 @@ KEPT_DIR = Path("/tmp")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
 
 
-def add_book_arguments(parser: argparse.ArgumentParser, *, clients: int, seed: int) -> None:
-    """The book options every bench takes: --clients, --seed, --keep NAME, --from-book NAME."""
+def add_book_arguments(parser: argparse.ArgumentParser, *, clients: int, seed: int, keep: bool = True) -> None:
+    """The book options of a bench: --clients, --seed, --from-book NAME and, for a bench that may
+    run again on the book it leaves behind (`keep`), --keep NAME."""
     parser.add_argument("--clients", type=int, default=clients, help="clients of a book built for this run")
     parser.add_argument("--seed", type=int, default=seed)
     books = parser.add_mutually_exclusive_group()
-    books.add_argument("--keep", metavar="NAME", help="keep the book under this name and reuse it when it exists")
+    if keep:
+        books.add_argument("--keep", metavar="NAME", help="keep the book under this name and reuse it when it exists")
+    else:
+        parser.set_defaults(keep=None)
     books.add_argument("--from-book", metavar="NAME",
                        help="run on a private copy of the kept book NAME (left as it is); --clients and --seed "
                             "are the book's")

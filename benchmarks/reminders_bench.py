@@ -7,7 +7,7 @@
 The book (benchmarks/_book.py): built with the demo generator and its loan extension in a fresh
 database (SQLite: a file in a temporary directory; PostgreSQL: a database `imali_reminders_bench`,
 dropped afterwards), or `--from-book NAME`: a private copy of a book kept by
-`snapshot_bench.py --keep NAME --build-only` (the kept book is never changed), or `--keep NAME`.
+`snapshot_bench.py --keep NAME --build-only` (the kept book is never changed).
 Switches every automatic batch (payment due in 3 days, arrears from R50 every 7 days, payment
 received, birthdays) and every MIS stream on for every entity, gives each entity enough credits,
 and times, for the book's day:
@@ -90,7 +90,9 @@ def _floor(entities, process_ids) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_book_arguments(parser, clients=50_000, seed=7)
+    # No --keep: a run leaves its day's runs, setups and messages in the book, so a second run on it
+    # would measure nothing. Keep a book with snapshot_bench.py --keep NAME and use --from-book NAME.
+    add_book_arguments(parser, clients=50_000, seed=7, keep=False)
     parser.add_argument("--no-rerun", action="store_true", help="skip the timed second run of the day")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, open_book(
