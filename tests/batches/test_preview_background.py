@@ -68,6 +68,12 @@ def test_large_preview_runs_on_the_consumer_and_equals_the_direct_preview(entity
     # A task delivered twice makes it once; nothing is ever sent by a preview.
     assert services.batch_preview_run(run_id=run.pk).state == "done"
     assert not OutboxMessage.objects.exists() and not MessageBatch.objects.exists()
+    # A day later the next large preview sweeps it (it holds a client's message).
+    BatchPreviewRun.objects.filter(pk=run.pk).update(created_at=run.created_at - services.PREVIEW_KEPT)
+    with django_capture_on_commit_callbacks(execute=False):
+        newer = services.batch_preview_request(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS,
+                                               today=TODAY)
+    assert list(BatchPreviewRun.objects.values_list("pk", flat=True)) == [newer.pk]
 
 
 def test_screen_shows_progress_then_the_preview_and_sends_once(entity, book, sender, funded, large, settings, client,

@@ -322,6 +322,7 @@ def batch_preview(*, actor, entity: Entity, batch_type: str, criteria: Mapping, 
 
 
 # --- large previews, on the consumer --------------------------------------------------------------
+PREVIEW_KEPT = dt.timedelta(days=1)
 # A preview renders and counts every recipient's SMS: tens of thousands take seconds, so a preview
 # choosing BACKGROUND_FROM clients or more is made by the consumer while the page shows its progress.
 
@@ -336,6 +337,8 @@ def batch_preview_request(*, actor, entity: Entity, batch_type: str, criteria: M
     count = selectors.batch_selection(entity=entity, batch_type=batch_type, criteria=cleaned, today=today).count()
     if count < BACKGROUND_FROM:
         return batch_preview(actor=actor, entity=entity, batch_type=batch_type, criteria=cleaned, today=today)
+    # A preview is read within minutes; older ones (they hold a client's message) are swept here.
+    BatchPreviewRun.objects.filter(entity=entity, created_at__lt=timezone.now() - PREVIEW_KEPT).delete()
     run = BatchPreviewRun.objects.create(entity=entity, created_by=actor, batch_type=batch_type,
                                          criteria={**cleaned, "today": today.isoformat()}, form_key=form_key[:64],
                                          selected=count)
