@@ -1,10 +1,11 @@
 """A manual Payment Arrears batch against the bare floor of the same work, in the same run.
 
-    .venv/bin/python benchmarks/batch_bench.py [--clients 100000] [--seed 42] [--keep NAME]
+    .venv/bin/python benchmarks/batch_bench.py [--clients 100000] [--seed 42] [--keep NAME | --from-book NAME]
     DATABASE_URL=postgres://... .venv/bin/python benchmarks/batch_bench.py --clients 100000
 
 Builds a book with the demo generator and its loan extension (SQLite: a fresh file in a temporary
-directory; PostgreSQL: a fresh database `imali_batch_bench`, dropped afterwards), funds every
+directory; PostgreSQL: a fresh database `imali_batch_bench`, dropped afterwards; or `--from-book
+NAME`: a private copy of a book kept by `snapshot_bench.py --keep NAME`, see benchmarks/_book.py), funds every
 entity, then for every entity times:
 - ours: `batch_run` of an arrears batch (instalments due in the last year, any amount): the
   selection (one query over the loan book), merge values, each text rendered and its segments
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from snapshot_bench import _drop_pg, _setup_django  # noqa: E402 - the same book set-up as the snapshot bench
+from _book import add_book_arguments, bench_operator, open_book  # noqa: E402 - the benchmarks' one book set-up
 
 PG_BENCH_DB = "imali_batch_bench"
 LOAN_FIELDS_TEXT = ("Dear {^Client Name^} your loan is in arrears. Please pay {^Next Amount Due^} by {^Next Date Due^} "
@@ -160,80 +161,56 @@ def _measure(entities, actor_of, today, label, *, loan_rows: bool = False) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", help="keep the book under this name and reuse it when it exists")
+    add_book_arguments(parser, clients=100_000, seed=42)
     args = parser.parse_args()
-    import snapshot_bench
+    with tempfile.TemporaryDirectory() as tmp, open_book(
+            workdir=Path(tmp), fresh_db=PG_BENCH_DB, clients=args.clients, seed=args.seed, keep=args.keep,
+            from_book=args.from_book) as opened:
+        book = opened.facts
+        from django.db import connection
+        from tests import factories
 
-    snapshot_bench.PG_BENCH_DB = PG_BENCH_DB
-    with tempfile.TemporaryDirectory() as tmp:
-        pg_url, kept = _setup_django(Path(tmp), args.keep)
-        try:
-            from django.db import connection
-            from tests import factories
+        from imali.loans.models import Instalment, Loan
+        from imali.messaging.credits import credits_assign
+        from imali.messaging.models import MessageTemplate
+        from imali.messaging.services import template_update
+        from imali.tenancy.models import Entity, User
 
-            from imali.demo.generator import generate_book
-            from imali.loans.demo_data import add_loans
-            from imali.loans.models import Instalment, Loan
-            from imali.messaging.credits import credits_assign
-            from imali.messaging.models import MessageTemplate
-            from imali.messaging.services import template_update
-            from imali.tenancy.models import Entity, User
-
-            if kept:
-                book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
-            else:
-                operator = User.objects.create(username="bench-operator", is_operator=True)
-                started = time.perf_counter()
-                summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
-                book = {"clients": summary.clients, "entity_ids": [b.entity_id for b in summary.entities],
-                        "as_of": summary.now.date().isoformat(), "generate_seconds": time.perf_counter() - started}
-                if args.keep:
-                    Path(f"/tmp/{args.keep}.json").write_text(json.dumps(book))
-            with connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute("VACUUM ANALYZE")
-                else:
-                    cursor.execute("PRAGMA analysis_limit = 2000")
-                    cursor.execute("ANALYZE")
-            operator = User.objects.filter(is_operator=True).first()
-            entities = list(Entity.objects.filter(pk__in=book["entity_ids"]).order_by("pk"))
-            today = dt.date.fromisoformat(book["as_of"])
-            actor_of = {}
-            # A kept book may carry an earlier run's template and sender: the supplied text first, each time.
-            MessageTemplate.objects.filter(entity__in=entities, message_type="arrears").delete()
-            for entity in entities:
-                credits_assign(actor=operator, entity=entity, channel="sms", amount=50_000_000)
-                actor_of[entity.pk] = (User.objects.filter(username=f"bench-sender-{entity.pk}").first()
-                                       or factories.make_admin(entity=entity, username=f"bench-sender-{entity.pk}"))
-            load_before = os.getloadavg()[0]
-            supplied = _measure(entities, actor_of, today, "supplied")
-            for entity in entities:
-                template_update(actor=actor_of[entity.pk], entity=entity, message_type="arrears", text=LOAN_FIELDS_TEXT)
-            loan_fields = _measure(entities, actor_of, today, "loanfields", loan_rows=True)
-            load_after = os.getloadavg()[0]
-            result = {
-                "benchmark": "manual arrears batch (selection, merge values, segments, credits, outbox rows) vs a bare "
-                             "read of the same client and instalment rows plus a raw write of the same outbox rows",
-                "database": connection.vendor,
-                "clients": book["clients"], "entities": len(entities), "loans": Loan.objects.count(),
-                "instalments": Instalment.objects.count(),
-                "generate_seconds": round(book["generate_seconds"], 1),
-                "messages": supplied["rows"],
-                "ratio": supplied["ratio"],
-                "supplied_template": supplied,
-                "ratio_loan_fields": loan_fields["ratio"],
-                "loan_fields_template": {**loan_fields, "text": LOAN_FIELDS_TEXT},
-                "goal": "ratio <= 3",
-                "load_average_1min": [round(load_before, 1), round(load_after, 1)],
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-            }
-        finally:
-            if pg_url:
-                _drop_pg(pg_url)
+        operator = bench_operator()
+        entities = list(Entity.objects.filter(pk__in=book["entity_ids"]).order_by("pk"))
+        today = dt.date.fromisoformat(book["as_of"])
+        actor_of = {}
+        # A kept book may carry an earlier run's template and sender: the supplied text first, each time.
+        MessageTemplate.objects.filter(entity__in=entities, message_type="arrears").delete()
+        for entity in entities:
+            credits_assign(actor=operator, entity=entity, channel="sms", amount=50_000_000)
+            actor_of[entity.pk] = (User.objects.filter(username=f"bench-sender-{entity.pk}").first()
+                                   or factories.make_admin(entity=entity, username=f"bench-sender-{entity.pk}"))
+        load_before = os.getloadavg()[0]
+        supplied = _measure(entities, actor_of, today, "supplied")
+        for entity in entities:
+            template_update(actor=actor_of[entity.pk], entity=entity, message_type="arrears", text=LOAN_FIELDS_TEXT)
+        loan_fields = _measure(entities, actor_of, today, "loanfields", loan_rows=True)
+        load_after = os.getloadavg()[0]
+        result = {
+            "benchmark": "manual arrears batch (selection, merge values, segments, credits, outbox rows) vs a bare "
+                         "read of the same client and instalment rows plus a raw write of the same outbox rows",
+            "database": connection.vendor,
+            "clients": book["clients"], "entities": len(entities), "loans": Loan.objects.count(),
+            "instalments": Instalment.objects.count(),
+            "generate_seconds": round(book["generate_seconds"], 1),
+            **opened.describe(),
+            "messages": supplied["rows"],
+            "ratio": supplied["ratio"],
+            "supplied_template": supplied,
+            "ratio_loan_fields": loan_fields["ratio"],
+            "loan_fields_template": {**loan_fields, "text": LOAN_FIELDS_TEXT},
+            "goal": "ratio <= 3",
+            "load_average_1min": [round(load_before, 1), round(load_after, 1)],
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
     out = ROOT / "benchmarks" / "results" / f"batch_{result['database']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

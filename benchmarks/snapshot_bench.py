@@ -21,7 +21,8 @@ benchmarks/results/snapshot_<database>.json.
 
 A 1M-client book takes many minutes to build, so `--keep NAME` keeps it for later runs (SQLite:
 /tmp/NAME.sqlite3; PostgreSQL: database NAME; the book's facts in /tmp/NAME.json) and reuses it
-when it exists; `--build-only` stops after building.
+when it exists; `--build-only` stops after building. `--from-book NAME` runs on a private copy of
+the kept book NAME and leaves it as it is (benchmarks/_book.py, shared with the other benches).
 """
 
 from __future__ import annotations
@@ -37,51 +38,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _book import add_book_arguments, open_book  # noqa: E402 - the benchmarks' one book set-up
+
 PG_BENCH_DB = "imali_snapshot_bench"
-
-
-def _setup_django(workdir: Path, keep: str | None) -> tuple[str, bool]:
-    """Point Django at the bench database; returns (server URL to drop it from, whether a kept book exists)."""
-    os.environ["IMALI_VAR_DIR"] = str(workdir / "var")
-    os.environ.pop("REDIS_URL", None)
-    os.environ["IMALI_ENV"] = "development"
-    os.environ["IMALI_DEBUG"] = "0"  # DEBUG keeps every query in memory
-    os.environ["DJANGO_SETTINGS_MODULE"] = "imali.config.settings"
-    url = os.environ.get("DATABASE_URL", "")
-    kept = bool(keep) and Path(f"/tmp/{keep}.json").exists()
-    if url:
-        import psycopg
-
-        base, _, _ = url.rpartition("/")
-        name = keep or PG_BENCH_DB
-        if not kept:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name}")
-                conn.execute(f"CREATE DATABASE {name}")
-        os.environ["DATABASE_URL"] = f"{base}/{name}"
-    else:
-        path = Path(f"/tmp/{keep}.sqlite3") if keep else workdir / "bench.sqlite3"
-        if keep and not kept and path.exists():
-            path.unlink()
-        os.environ["IMALI_SQLITE_PATH"] = str(path)
-    sys.path.insert(0, str(ROOT / "src"))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return ("" if keep else url), kept
-
-
-def _drop_pg(url: str) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
 
 
 def _baseline_sql(*, vendor: str) -> dict[str, str]:
@@ -227,96 +188,72 @@ def _snapshot_read_all(entities, as_of) -> _Timer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=42)
+    add_book_arguments(parser, clients=1_000_000, seed=42)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", help="keep the book under this name and reuse it when it exists")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pg_url, kept = _setup_django(Path(tmp), args.keep)
-        try:
-            from django.db import connection
+    with tempfile.TemporaryDirectory() as tmp, open_book(
+            workdir=Path(tmp), fresh_db=PG_BENCH_DB, clients=args.clients, seed=args.seed, keep=args.keep,
+            from_book=args.from_book) as opened:
+        book = opened.facts
+        from django.db import connection
 
-            from imali.demo.generator import generate_book
-            from imali.loans.demo_data import add_loans
-            from imali.loans.models import Instalment, Loan, Receipt
-            from imali.tenancy.models import Entity, User
+        from imali.loans.models import Instalment, Loan, Receipt
+        from imali.tenancy.models import Entity
 
-            if kept:
-                book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
-            else:
-                operator = User.objects.create(username="bench-operator", is_operator=True)
-                started = time.perf_counter()
-                summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
-                book = {"clients": summary.clients, "entity_ids": [b.entity_id for b in summary.entities],
-                        "as_of": summary.now.date().isoformat(), "generate_seconds": time.perf_counter() - started}
-                if args.keep:
-                    Path(f"/tmp/{args.keep}.json").write_text(json.dumps(book))
-            with connection.cursor() as cursor:
-                # As after any bulk load: fresh statistics so both sides get the planner's best, and on
-                # PostgreSQL a vacuumed visibility map so index-only scans need not visit the heap.
-                if connection.vendor == "postgresql":
-                    cursor.execute("VACUUM ANALYZE")
-                else:
-                    cursor.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: minutes less on 1M
-                    cursor.execute("ANALYZE")
-            if args.build_only:
-                print(json.dumps(book))
-                return
-            generate_seconds = book["generate_seconds"]
-            entities = list(Entity.objects.filter(pk__in=book["entity_ids"]))
-            as_of = dt.date.fromisoformat(book["as_of"])
-            counts = {"clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
-                      "receipts": Receipt.objects.count()}
-            scans, snaps, read_alls, serial_scans = [], [], [], []
-            figures_clients = 0
-            load_before = os.getloadavg()[0]
-            for _ in range(args.repeat):
-                scans.append(_scan(entities, as_of))
-                if connection.vendor == "postgresql":
-                    serial_scans.append(_scan(entities, as_of, serial=True))
-                timer, figures_clients = _snapshot(entities, as_of)
-                snaps.append(timer)
-                read_alls.append(_snapshot_read_all(entities, as_of))
-            load_after = os.getloadavg()[0]
-            scan, snap, read_all = (min(t.wall for t in ts) for ts in (scans, snaps, read_alls))
-            cpu_scan, cpu_snap, cpu_read_all = (min(t.cpu for t in ts) for ts in (scans, snaps, read_alls))
-            cpu = {
-                # SQLite only: there the process's CPU time is all the work (PostgreSQL's is in the server).
-                "cpu_snapshot_seconds": round(cpu_snap, 3), "cpu_scan_seconds": round(cpu_scan, 3),
-                "cpu_ratio": round(cpu_snap / cpu_scan, 2),
-                "cpu_snapshot_every_figure_read_seconds": round(cpu_read_all, 3),
-                "cpu_every_figure_read_ratio": round(cpu_read_all / cpu_scan, 2),
-            } if connection.vendor == "sqlite" else {
-                # The floor without parallel workers, as the snapshot's groupings run.
-                "scan_serial_seconds": round(min(t.wall for t in serial_scans), 3),
-                "ratio_serial": round(snap / min(t.wall for t in serial_scans), 2),
-                "every_figure_read_ratio_serial": round(read_all / min(t.wall for t in serial_scans), 2),
-            }
-            result = {
-                "benchmark": "portfolio_snapshot vs a bare aggregate over the rows it reads",
-                "database": connection.vendor,
-                **counts,
-                "clients_with_figures": figures_clients,
-                "generate_seconds": round(generate_seconds, 1),
-                "snapshot_seconds": round(snap, 3),
-                "scan_seconds": round(scan, 3),
-                "ratio": round(snap / scan, 2),
-                "snapshot_every_figure_read_seconds": round(read_all, 3),
-                "every_figure_read_ratio": round(read_all / scan, 2),
-                **cpu,
-                "load_average_1min": [round(load_before, 1), round(load_after, 1)],
-                "cpus": os.cpu_count(),
-                "goal": "ratio <= 3 and every_figure_read_ratio <= 3",
-                "indexes_used": _plans(entities[0], as_of),
-                "repeat": args.repeat,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-            }
-        finally:
-            if pg_url:
-                _drop_pg(pg_url)
+        if args.build_only:
+            print(json.dumps(book))
+            return
+        generate_seconds = book["generate_seconds"]
+        entities = list(Entity.objects.filter(pk__in=book["entity_ids"]))
+        as_of = dt.date.fromisoformat(book["as_of"])
+        counts = {"clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
+                  "receipts": Receipt.objects.count()}
+        scans, snaps, read_alls, serial_scans = [], [], [], []
+        figures_clients = 0
+        load_before = os.getloadavg()[0]
+        for _ in range(args.repeat):
+            scans.append(_scan(entities, as_of))
+            if connection.vendor == "postgresql":
+                serial_scans.append(_scan(entities, as_of, serial=True))
+            timer, figures_clients = _snapshot(entities, as_of)
+            snaps.append(timer)
+            read_alls.append(_snapshot_read_all(entities, as_of))
+        load_after = os.getloadavg()[0]
+        scan, snap, read_all = (min(t.wall for t in ts) for ts in (scans, snaps, read_alls))
+        cpu_scan, cpu_snap, cpu_read_all = (min(t.cpu for t in ts) for ts in (scans, snaps, read_alls))
+        cpu = {
+            # SQLite only: there the process's CPU time is all the work (PostgreSQL's is in the server).
+            "cpu_snapshot_seconds": round(cpu_snap, 3), "cpu_scan_seconds": round(cpu_scan, 3),
+            "cpu_ratio": round(cpu_snap / cpu_scan, 2),
+            "cpu_snapshot_every_figure_read_seconds": round(cpu_read_all, 3),
+            "cpu_every_figure_read_ratio": round(cpu_read_all / cpu_scan, 2),
+        } if connection.vendor == "sqlite" else {
+            # The floor without parallel workers, as the snapshot's groupings run.
+            "scan_serial_seconds": round(min(t.wall for t in serial_scans), 3),
+            "ratio_serial": round(snap / min(t.wall for t in serial_scans), 2),
+            "every_figure_read_ratio_serial": round(read_all / min(t.wall for t in serial_scans), 2),
+        }
+        result = {
+            "benchmark": "portfolio_snapshot vs a bare aggregate over the rows it reads",
+            "database": connection.vendor,
+            **counts,
+            "clients_with_figures": figures_clients,
+            "generate_seconds": round(generate_seconds, 1),
+            "snapshot_seconds": round(snap, 3),
+            "scan_seconds": round(scan, 3),
+            "ratio": round(snap / scan, 2),
+            "snapshot_every_figure_read_seconds": round(read_all, 3),
+            "every_figure_read_ratio": round(read_all / scan, 2),
+            **cpu,
+            "load_average_1min": [round(load_before, 1), round(load_after, 1)],
+            "cpus": os.cpu_count(),
+            "goal": "ratio <= 3 and every_figure_read_ratio <= 3",
+            "indexes_used": _plans(entities[0], as_of),
+            "repeat": args.repeat,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
     out = ROOT / "benchmarks" / "results" / f"snapshot_{result['database']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

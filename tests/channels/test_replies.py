@@ -167,7 +167,7 @@ def test_reply_detail_report_lists_filters_and_exports(admin_client, funded, adm
     assert rows[0][:6] == ["Date", "Time", "Number", "Client no.", "Client", "Reply"] and len(rows) == 4
     assert rows[1][5].startswith("'Reply number") or rows[1][5].startswith("Reply number")
     assert rows[1][6] == "Yes" and rows[1][7] == "New loan"
-    xlsx = admin_client.get(url, {"export": "xlsx"})
+    xlsx = admin_client.post(url, {"export": "xlsx"})
     sheet = load_workbook(io.BytesIO(b"".join(xlsx.streaming_content))).active
     assert sheet.max_row == 13
     assert AuditEntry.objects.filter(action="report.exported", entity=funded).count() == 2

@@ -48,6 +48,18 @@ def test_load_demo_creates_the_book_and_logins_that_work(client):
     from imali.messaging.models import ReplyNotifyRecipient
 
     assert ReplyNotifyRecipient.objects.filter(entity=za, in_app=True).exists()
+    # Issue 11: every automatic batch and MIS stream is on for the demo lenders, so the consumer of
+    # `make demo` sends them; each MIS stream goes to demo logins with a cellphone.
+    from imali.reminders.models import AutomaticSetup, MisRecipient, MisSetup, MisStream
+
+    for entity in (za, na):
+        automatic, mis = AutomaticSetup.objects.get(entity=entity), MisSetup.objects.get(entity=entity)
+        assert automatic.due_enabled and automatic.arrears_enabled and automatic.received_enabled
+        assert automatic.birthday_enabled
+        for stream in MisStream.values:
+            assert mis.enabled(stream), stream
+            recipients = MisRecipient.objects.filter(entity=entity, stream=stream).select_related("user")
+            assert recipients and all(r.user.cellphone for r in recipients), stream
 
 
 @pytest.mark.django_db

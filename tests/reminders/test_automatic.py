@@ -309,3 +309,48 @@ def test_the_demo_switches_everything_on_once(entity):
     assert MisSetup.objects.get(entity=entity).any_enabled
     assert set(MisRecipient.objects.values_list("user_id", flat=True)) == {manager.pk}
     assert demo_switch_on([entity]) is False
+
+
+def test_a_days_queries_do_not_grow_with_the_clients(entity, funded, lender, product):
+    """Every type of the day (payment due, arrears, payment received, birthdays, with loan merge
+    fields) is read set-based: the same number of queries for one client of each type as for four.
+    A per-client read (an N+1) on a 1M-client book would make the day take hours."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from imali.loans.services import local_today
+    from imali.messaging.services import template_update
+
+    for message_type in (MessageType.ARREARS, MessageType.PAYMENT_DUE, MessageType.PAYMENT_RECEIVED):
+        template_update(actor=lender, entity=entity, message_type=message_type,
+                        text="Dear {^Client Name^} pay {^Next Amount Due^} by {^Next Date Due^} or settle "
+                             "{^Client Total Settlement Amount^} today, call {^Branch Telephone^}")
+    today = local_today(entity)
+
+    def borrow():
+        loan = make_loan(entity, user=lender, product=product)
+        receipt_post(entity=entity, actor=lender, loan=loan, amount="10.00", value_date=today, payback_type="cash")
+        return loan
+
+    loans = [borrow()]
+    due = first_due(loans[0])
+    day = due + dt.timedelta(days=1)  # the first instalment in arrears
+    second_due = loans[0].schedule.order_by("seq").values_list("due_date", flat=True)[1]
+    setup_automatic(entity, arrears_enabled=True, arrears_minimum=Decimal("1.00"), due_enabled=True,
+                    due_days_before=(second_due - day).days, received_enabled=True, birthday_enabled=True)
+
+    def day_queries() -> tuple[int, dict]:
+        Client.objects.filter(entity=entity).update(date_of_birth=dt.date(1980, day.month, day.day),
+                                                    marketing_consent=True)
+        OutboxMessage.objects.filter(entity=entity).delete()
+        DailyRun.objects.all().delete()
+        with CaptureQueriesContext(connection) as captured:
+            run = services.automatic_run_day(entity=entity, business_date=day)
+        return len(captured.captured_queries), {k: v.get("queued") for k, v in run.results.items()}
+
+    one, queued_one = day_queries()
+    assert queued_one == {"payment_due": 1, "arrears": 1, "payment_received": 1, "birthday": 1}
+    loans += [borrow() for _ in range(3)]
+    four, queued_four = day_queries()
+    assert queued_four == {"payment_due": 4, "arrears": 4, "payment_received": 4, "birthday": 4}
+    assert four == one

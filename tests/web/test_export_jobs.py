@@ -53,7 +53,7 @@ def test_a_big_xlsx_export_runs_in_the_background_and_is_offered_when_ready(clie
     for n in range(5):
         sms(entity, at=timezone.now(), text=f"Message {n}")
     user = login_as(entity, [Right.REPORT_SMS_DETAIL])
-    job_id = _job_id(client.get(reverse("web:messaging_outbox") + "?export=xlsx"))
+    job_id = _job_id(client.post(reverse("web:messaging_outbox"), {"export": "xlsx"}))
     page = client.get(_url("web:messaging_export_job", job_id)).content.decode()
     assert 'data-state="ready"' in page and "hx-trigger" not in page.split('id="export-progress"')[1].split(">")[0]
     download = _url("web:messaging_export_job_download", job_id)
@@ -71,7 +71,7 @@ def test_progress_page_polls_until_the_file_is_ready(client, login_as, entity, s
     for n in range(5):
         sms(entity, at=timezone.now(), text=f"Message {n}")
     login_as(entity, [Right.REPORT_SMS_DETAIL])
-    job_id = _job_id(client.get(reverse("web:messaging_outbox") + "?export=xlsx"))  # queued: no consumer ran
+    job_id = _job_id(client.post(reverse("web:messaging_outbox"), {"export": "xlsx"}))  # queued: no consumer ran
     progress = _url("web:messaging_export_job_progress", job_id)
     page = client.get(_url("web:messaging_export_job", job_id)).content.decode()
     assert f'hx-get="{progress}" hx-trigger="every 1s"' in page and 'data-state="queued"' in page
@@ -99,7 +99,7 @@ def test_export_jobs_belong_to_their_user_entity_and_right(client, login_as, ent
     for _ in range(4):
         sms(entity, at=timezone.now())
     login_as(entity, [Right.REPORT_SMS_DETAIL])
-    job_id = _job_id(client.get(reverse("web:messaging_outbox") + "?export=xlsx"))
+    job_id = _job_id(client.post(reverse("web:messaging_outbox"), {"export": "xlsx"}))
     urls = [_url(name, job_id) for name in
             ("web:messaging_export_job", "web:messaging_export_job_progress", "web:messaging_export_job_download")]
     login_as(entity, [Right.REPORT_SMS_DETAIL])  # a colleague
@@ -120,7 +120,7 @@ def test_the_starter_loses_the_job_with_the_right(client, entity, small_threshol
         sms(entity, at=timezone.now())
     user = factories.make_user(entity=entity, rights=[Right.REPORT_SMS_DETAIL])
     client.force_login(user)
-    job_id = _job_id(client.get(reverse("web:messaging_outbox") + "?export=xlsx"))
+    job_id = _job_id(client.post(reverse("web:messaging_outbox"), {"export": "xlsx"}))
     for role in Role.objects.filter(users=user):
         role.rights.clear()
     user.user_permissions.clear()
@@ -133,7 +133,7 @@ def test_a_big_process_log_export_runs_in_the_background_too(client, login_as, e
     for n in range(4):
         ProcessLog.objects.create(entity=entity, kind=f"batch {n}", queued=n)
     login_as(entity, [Right.VIEW_LOGS])
-    job_id = _job_id(client.get(reverse("web:messaging_process_log") + "?period=all&export=xlsx"))
+    job_id = _job_id(client.post(reverse("web:messaging_process_log") + "?period=all", {"export": "xlsx"}))
     response = client.get(_url("web:messaging_export_job_download", job_id))
     rows = list(load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True).worksheets[0].iter_rows(values_only=True))
     assert len(rows) == 5 and sorted(r[3] for r in rows[1:]) == [f"batch {n}" for n in range(4)]
@@ -142,5 +142,50 @@ def test_a_big_process_log_export_runs_in_the_background_too(client, login_as, e
 def test_a_small_xlsx_export_still_streams_at_once(client, login_as, entity, small_threshold):
     sms(entity, at=timezone.now())
     login_as(entity, [Right.REPORT_SMS_DETAIL])
-    response = client.get(reverse("web:messaging_outbox") + "?export=xlsx")
+    response = client.post(reverse("web:messaging_outbox"), {"export": "xlsx"})
     assert response.status_code == 200 and response.streaming
+
+
+def test_a_big_reply_detail_export_runs_in_the_background_with_its_filters(client, login_as, entity, other_entity,
+                                                                            small_threshold, consumer_inline):
+    from imali.messaging.models import InboundMessage
+
+    for n in range(5):
+        InboundMessage.objects.create(gateway="smsc", provider_id=f"mine-{n}", entity=entity, number="+27821110000",
+                                      text=f"Reply {n}", is_stop=n % 2 == 0)
+    InboundMessage.objects.create(gateway="smsc", provider_id="theirs", entity=other_entity, number="+27821110000",
+                                  text="Theirs", is_stop=True)
+    user = login_as(entity, [Right.REPORT_REPLY_DETAIL])
+    job_id = _job_id(client.post(reverse("web:messaging_reply_detail") + "?stop=yes", {"export": "xlsx"}))
+    page = client.get(_url("web:messaging_export_job", job_id)).content.decode()
+    assert 'data-state="ready"' in page
+    response = client.get(_url("web:messaging_export_job_download", job_id))
+    assert response["Content-Disposition"].startswith('attachment; filename="reply-detail-')
+    rows = list(load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True).worksheets[0]
+                .iter_rows(values_only=True))
+    assert rows[0][:6] == ("Date", "Time", "Number", "Client no.", "Client", "Reply")
+    assert sorted(r[5] for r in rows[1:]) == ["Reply 0", "Reply 2", "Reply 4"]
+    entry = AuditEntry.objects.get(action=AuditAction.REPORT_EXPORTED, actor=user)
+    assert entry.after == {"report": "reply-detail", "format": "xlsx", "filters": {"stop": "yes"}, "rows": 3}
+    # The job is the starter's, in the entity, with the report's right.
+    login_as(entity, [Right.REPORT_SMS_DETAIL])
+    assert client.get(_url("web:messaging_export_job", job_id)).status_code == 404
+
+
+def test_a_get_never_builds_an_xlsx_file_or_starts_a_job(client, login_as, entity, small_threshold, consumer_inline):
+    """XLSX is a POST (the button is a form): a GET with ?export=xlsx shows the report, starts no
+    job, builds no file and audits nothing. CSV still streams on a GET."""
+    for n in range(5):
+        sms(entity, at=timezone.now(), text=f"Message {n}")
+    login_as(entity, [Right.REPORT_SMS_DETAIL, Right.VIEW_LOGS, Right.REPORT_REPLY_DETAIL])
+    folder = settings.VAR_DIR / "exports"
+    for name, query in (("web:messaging_outbox", ""), ("web:messaging_process_log", "period=all&"),
+                        ("web:messaging_reply_detail", "")):
+        response = client.get(f"{reverse(name)}?{query}export=xlsx")
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/html"), name
+        page = response.content.decode()
+        assert 'method="post"' in page and 'name="export" value="xlsx"' in page, name
+    assert not (folder.exists() and any(folder.iterdir()))
+    assert not AuditEntry.objects.filter(action=AuditAction.REPORT_EXPORTED).exists()
+    csv = client.get(reverse("web:messaging_outbox") + "?export=csv")
+    assert csv.status_code == 200 and csv.streaming and csv["Content-Type"].startswith("text/csv")

@@ -49,3 +49,34 @@ class MessageBatch(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in (BatchState.DONE, BatchState.FAILED)
+
+
+class BatchPreviewRun(models.Model):
+    """A preview too large to make inside a request (it renders and counts every recipient's SMS):
+    made on the Huey consumer, with its progress, and kept for the user who asked to read, then
+    Send or Back. Nothing is sent from it: the send checks everything again."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    batch_type = models.CharField(max_length=20, choices=BatchType.choices)
+    criteria = models.JSONField(default=dict, blank=True)
+    # The criteria form's key, carried on to the send so a double click still sends once.
+    form_key = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=8, choices=BatchState.choices, default=BatchState.QUEUED)
+    selected = models.PositiveIntegerField(default=0)
+    prepared = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["entity", "created_at"], name="batch_preview_entity_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_batch_type_display()} preview {self.pk} ({self.get_state_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (BatchState.DONE, BatchState.FAILED)

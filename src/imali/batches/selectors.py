@@ -24,7 +24,7 @@ from imali.loans.selectors import portfolio_snapshot
 from imali.messaging.models import MarketingOptOut, OutboxMessage, ProcessLog
 from imali.tenancy.models import Entity
 
-from .models import MessageBatch
+from .models import BatchPreviewRun, MessageBatch
 from .types import BatchType
 
 # The process-log kind of a batch run; the run's criteria carry the batch id ("batch").
@@ -208,6 +208,12 @@ def batch_list(*, entity: Entity) -> QuerySet[MessageBatch]:
 
 def batch_get(*, entity: Entity, batch_id: int) -> MessageBatch:
     return MessageBatch.objects.select_related("created_by", "process").get(entity=entity, pk=batch_id)
+
+
+def preview_run_get(*, entity: Entity, run_id: int) -> BatchPreviewRun:
+    """A background preview of this entity (another entity's: DoesNotExist). As the batches, it is
+    visible to the entity's users who may send batches."""
+    return BatchPreviewRun.objects.select_related("entity", "created_by").get(entity=entity, pk=run_id)
 
 
 def batch_run_log(*, batch: MessageBatch) -> ProcessLog | None:

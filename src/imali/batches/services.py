@@ -45,7 +45,7 @@ from imali.tenancy.rights import Right
 
 from . import selectors
 from .errors import BatchError
-from .models import BatchState, MessageBatch
+from .models import BatchPreviewRun, BatchState, MessageBatch
 from .types import CRITERIA, MARKETING_TYPES, MESSAGE_TYPE, REQUIRED, BatchType, DropReason
 
 # A batch choosing more clients than this runs on the Huey consumer, with a progress bar.
@@ -285,9 +285,11 @@ class BatchPreview:
         return self.type_enabled and self.recipients > 0 and self.enough_credits
 
 
-def batch_preview(*, actor, entity: Entity, batch_type: str, criteria: Mapping, today: dt.date | None = None) -> BatchPreview:
+def batch_preview(*, actor, entity: Entity, batch_type: str, criteria: Mapping, today: dt.date | None = None,
+                  on_row=None) -> BatchPreview:
     """What a batch would send, nothing written: who it reaches, who is dropped and why, the text,
-    its segments and the credits needed against the credits left."""
+    its segments and the credits needed against the credits left. `on_row(n)` is told of each
+    recipient walked (a background preview's progress)."""
     _require(actor, entity)
     cleaned = criteria_clean(entity=entity, batch_type=batch_type, data=criteria)
     today = today or local_today(entity)
@@ -299,7 +301,7 @@ def batch_preview(*, actor, entity: Entity, batch_type: str, criteria: Mapping, 
     recipients = segments = most = 0
     sample = ""
     for r in _recipients(entity=entity, batch_type=batch_type, criteria=cleaned, text=text, key_prefix="preview",
-                         walk=walk, today=today, enabled=enabled):
+                         walk=walk, today=today, enabled=enabled, on_row=on_row):
         try:
             body = compiled.render(r.values)
         except TemplateError:
@@ -317,6 +319,83 @@ def batch_preview(*, actor, entity: Entity, batch_type: str, criteria: Mapping, 
                         enabled, walk.selected, recipients, dict(walk.dropped), text, sample, segments, most, segments,
                         credits.credit_balance(entity=entity, channel=Channel.SMS),
                         send_at.astimezone(zoneinfo.ZoneInfo(entity.time_zone)) if send_at != now else None)
+
+
+# --- large previews, on the consumer --------------------------------------------------------------
+PREVIEW_KEPT = dt.timedelta(days=1)
+# A preview renders and counts every recipient's SMS: tens of thousands take seconds, so a preview
+# choosing BACKGROUND_FROM clients or more is made by the consumer while the page shows its progress.
+
+def batch_preview_request(*, actor, entity: Entity, batch_type: str, criteria: Mapping, form_key: str = "",
+                          today: dt.date | None = None) -> BatchPreview | BatchPreviewRun:
+    """The preview at once when the criteria choose fewer than BACKGROUND_FROM clients (one count
+    query tells), else a BatchPreviewRun handed to the consumer (after the commit), whose page
+    shows its progress and then the preview."""
+    _require(actor, entity)
+    cleaned = criteria_clean(entity=entity, batch_type=batch_type, data=criteria)
+    today = today or local_today(entity)
+    count = selectors.batch_selection(entity=entity, batch_type=batch_type, criteria=cleaned, today=today).count()
+    if count < BACKGROUND_FROM:
+        return batch_preview(actor=actor, entity=entity, batch_type=batch_type, criteria=cleaned, today=today)
+    # A preview is read within minutes; older ones (they hold a client's message) are swept here.
+    BatchPreviewRun.objects.filter(entity=entity, created_at__lt=timezone.now() - PREVIEW_KEPT).delete()
+    run = BatchPreviewRun.objects.create(entity=entity, created_by=actor, batch_type=batch_type,
+                                         criteria={**cleaned, "today": today.isoformat()}, form_key=form_key[:64],
+                                         selected=count)
+    from .tasks import batch_preview_task
+
+    transaction.on_commit(lambda: batch_preview_task(run.pk))
+    return run
+
+
+def batch_preview_run(*, run_id: int) -> BatchPreviewRun:
+    """Make a queued preview (on the consumer), counting its progress; a run already started is
+    left alone, so a task delivered twice makes it once."""
+    if not BatchPreviewRun.objects.filter(pk=run_id, state=BatchState.QUEUED).update(state=BatchState.RUNNING):
+        return BatchPreviewRun.objects.get(pk=run_id)
+    run = BatchPreviewRun.objects.select_related("entity", "created_by").get(pk=run_id)
+    criteria = {k: v for k, v in run.criteria.items() if k != "today"}
+
+    def progress(n: int) -> None:
+        if n % PROGRESS_EVERY == 0:
+            BatchPreviewRun.objects.filter(pk=run_id).update(prepared=n)
+
+    try:
+        preview = batch_preview(actor=run.created_by, entity=run.entity, batch_type=run.batch_type, criteria=criteria,
+                                today=dt.date.fromisoformat(run.criteria["today"]), on_row=progress)
+    except ValidationError as exc:
+        BatchPreviewRun.objects.filter(pk=run_id).update(state=BatchState.FAILED, error="; ".join(exc.messages)[:500],
+                                                         finished_at=timezone.now())
+        return BatchPreviewRun.objects.get(pk=run_id)
+    except Exception as exc:
+        BatchPreviewRun.objects.filter(pk=run_id).update(
+            state=BatchState.FAILED, finished_at=timezone.now(),
+            error=f"The preview could not be made ({type(exc).__name__}); please try again.")
+        raise
+    BatchPreviewRun.objects.filter(pk=run_id).update(
+        state=BatchState.DONE, selected=preview.selected, prepared=preview.selected, finished_at=timezone.now(),
+        result=_preview_record(preview))
+    return BatchPreviewRun.objects.get(pk=run_id)
+
+
+def _preview_record(preview: BatchPreview) -> dict:
+    return {"recipients": preview.recipients, "dropped": preview.dropped, "template": preview.template,
+            "sample": preview.sample, "segments": preview.segments, "segments_most": preview.segments_most,
+            "credits_needed": preview.credits_needed, "type_enabled": preview.type_enabled,
+            "criteria_shown": [[label, str(value)] for label, value in preview.criteria_shown],
+            "waits_until": preview.waits_until.isoformat() if preview.waits_until else None}
+
+
+def preview_of_run(*, run: BatchPreviewRun) -> BatchPreview:
+    """The preview a finished run made; the credits left are read now (they may have changed)."""
+    r = run.result
+    waits = dt.datetime.fromisoformat(r["waits_until"]) if r.get("waits_until") else None
+    criteria = {k: v for k, v in run.criteria.items() if k != "today"}
+    return BatchPreview(run.batch_type, MESSAGE_TYPE[run.batch_type], criteria,
+                        [(label, value) for label, value in r["criteria_shown"]], r["type_enabled"], run.selected,
+                        r["recipients"], dict(r["dropped"]), r["template"], r["sample"], r["segments"],
+                        r["segments_most"], r["credits_needed"], credits.credit_balance(entity=run.entity, channel=Channel.SMS),
+                        waits)
 
 
 # --- send ----------------------------------------------------------------------------------------

@@ -8,4 +8,8 @@ def isolation_objects(*, entity, actor, client) -> dict:
 
     sent = batch_send(actor=actor, entity=entity, batch_type="crm", criteria={}, idempotency_key=f"isolation:{entity.pk}",
                       background=False)
-    return {"message_batch": sent.batch}
+    from .models import BatchPreviewRun
+
+    preview = BatchPreviewRun.objects.create(entity=entity, created_by=actor, batch_type="crm", criteria={},
+                                             selected=0)
+    return {"message_batch": sent.batch, "batch_preview_run": preview}

@@ -381,6 +381,16 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
         return None
     day = business_date
     kind = "automatic"
+    book: list[dict[int, dict[str, object]]] = []
+
+    def loan_values(text: str) -> dict[int, dict[str, object]] | None:
+        # The whole book's figures are read once per day run, whichever types' templates name them.
+        if not LOAN_FIELDS.intersection(fields_used(text)):
+            return None
+        if not book:
+            book.append(_loan_values(entity=entity, as_of=day, text=text))
+        return book[0]
+
     try:
         if setup.due_enabled:
             due_date = day + dt.timedelta(days=setup.due_days_before)
@@ -397,7 +407,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
                   criteria={"days_before": setup.due_days_before, "due_date": due_date.isoformat()},
                   result_key=MessageType.PAYMENT_DUE, stale=due_stale,
                   recipients=_recipients(
-                      entity=entity, day=day, clients=clients, loan_values=_loan_values(entity=entity, as_of=day, text=text),
+                      entity=entity, day=day, clients=clients, loan_values=loan_values(text),
                       key=lambda cid: f"auto:payment_due:c{cid}:{due_date.isoformat()}" if cid in amounts else None,
                       extra=lambda cid: {"Next Date Due": due_date.isoformat(),
                                          "Next Amount Due": _money(entity, amounts.get(cid, 0))}))
@@ -422,7 +432,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
                   criteria={"minimum_arrears": str(setup.arrears_minimum), "repeat_days": setup.arrears_repeat_days},
                   result_key=MessageType.ARREARS,
                   recipients=_recipients(entity=entity, day=day, clients=clients, key=arrears_key,
-                                         loan_values=_loan_values(entity=entity, as_of=day, text=text)))
+                                         loan_values=loan_values(text)))
             if after_each:
                 after_each(MessageType.ARREARS)
         if setup.received_enabled:
@@ -435,7 +445,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
                   result_key=MessageType.PAYMENT_RECEIVED,
                   recipients=_receipt_recipients(entity=entity, day=day, rows=selectors.received_to_notify(
                       entity=entity, now=clock, today=_local_now(entity, clock).date()),
-                      loan_values=_loan_values(entity=entity, as_of=day, text=text)))
+                      loan_values=loan_values(text)))
             if after_each:
                 after_each(MessageType.PAYMENT_RECEIVED)
         if setup.birthday_enabled:
@@ -448,7 +458,7 @@ def automatic_run_day(*, entity: Entity, business_date: dt.date, now: dt.datetim
                   criteria={"born_on": day.strftime("%m-%d")}, result_key=MessageType.BIRTHDAY, stale=birthday_stale,
                   recipients=_recipients(entity=entity, day=day, clients=selectors.birthday_clients(entity=entity, day=day),
                                          key=lambda cid: f"auto:birthday:c{cid}:{day.year}",
-                                         loan_values=_loan_values(entity=entity, as_of=day, text=text)))
+                                         loan_values=loan_values(text)))
             if after_each:
                 after_each(MessageType.BIRTHDAY)
     except ValidationError as exc:

@@ -1,7 +1,8 @@
 """Big report exports as background jobs with progress. An XLSX file is built at about 3,400 rows a
 second, so a large SMS Detail or process log would keep the browser waiting on a blank download for
 minutes: above BACKGROUND_FROM_ROWS rows the screen starts a job on the Huey consumer instead, shows
-a progress bar that updates itself (htmx), and offers the file when it is ready.
+a progress bar that updates itself (htmx), and offers the file when it is ready. An XLSX export
+is asked for with a POST (a job, or a file built, is never the effect of a GET); CSV streams on GET.
 
 A job is a small JSON state file beside its result in IMALI_VAR_DIR/exports/, named by a random id;
 only the user who started it, in the same entity and still holding the report's right, may see its
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from imali.messaging import reports
+from imali.messaging import reply_reports, reports
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
 
@@ -32,7 +33,8 @@ PROGRESS_EVERY_ROWS = 1000
 KEEP_SECONDS = 24 * 3600
 
 # The right that guards each report's screen guards its jobs too.
-REPORT_RIGHTS = {"sms-detail": Right.REPORT_SMS_DETAIL, "process-log": Right.VIEW_LOGS}
+REPORT_RIGHTS = {"sms-detail": Right.REPORT_SMS_DETAIL, "process-log": Right.VIEW_LOGS,
+                 "reply-detail": Right.REPORT_REPLY_DETAIL}
 
 
 class JobNotFound(Exception):
@@ -137,6 +139,15 @@ def _report(job: ExportJob, entity: Entity) -> tuple[list[str], Iterator[list], 
         snapshot = reports.ExportSnapshot(p["rows"], p["up_to_id"])
         rows = reports.sms_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
         return reports.SMS_DETAIL_HEADER, rows, reports.SMS_DETAIL_TEXT_COLUMNS, snapshot.rows
+    if job.report == "reply-detail":
+        values = dict(p["filters"])
+        for key in ("date_from", "date_to"):
+            if values.get(key):
+                values[key] = dt.date.fromisoformat(values[key])
+        filters = reply_reports.ReplyDetailFilters(**values)
+        snapshot = reports.ExportSnapshot(p["rows"], p["up_to_id"])
+        rows = reply_reports.reply_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
+        return reply_reports.REPLY_DETAIL_HEADER, rows, reply_reports.REPLY_DETAIL_TEXT_COLUMNS, snapshot.rows
     start = dt.datetime.fromisoformat(p["start"]) if p.get("start") else None
     end = dt.datetime.fromisoformat(p["end"]) if p.get("end") else None
     snapshot = reports.ExportSnapshot(p["rows"], p["up_to_id"])

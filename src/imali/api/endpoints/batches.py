@@ -7,9 +7,10 @@ and sends nothing more); a large batch runs on the Huey consumer and its status 
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -18,13 +19,14 @@ from rest_framework.views import APIView
 from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import MoneyField
 from imali.batches import selectors
-from imali.batches.models import BatchState, MessageBatch
+from imali.batches.models import BatchPreviewRun, BatchState, MessageBatch
 from imali.batches.services import (
-    batch_preview,
+    batch_preview_request,
     batch_refresh_if_died,
     batch_resume,
     batch_send,
     drop_label,
+    preview_of_run,
 )
 from imali.batches.types import BatchType, DropReason
 from imali.clients.models import ClientStatus
@@ -115,19 +117,53 @@ class MessageBatchSerializer(serializers.ModelSerializer):
         return [{"reason": r, "label": drop_label(r), "count": n} for r, n in (batch.dropped_reasons or {}).items()]
 
 
+class BatchPreviewRunSerializer(serializers.ModelSerializer):
+    preview = serializers.SerializerMethodField(help_text="The preview once made (state done), else null")
+
+    class Meta:
+        model = BatchPreviewRun
+        fields = ["id", "batch_type", "criteria", "state", "selected", "prepared", "error", "created_at", "finished_at",
+                  "preview"]
+        read_only_fields = fields
+
+    @extend_schema_field(BatchPreviewSerializer(allow_null=True))
+    def get_preview(self, run) -> dict | None:
+        return BatchPreviewSerializer(preview_of_run(run=run)).data if run.state == BatchState.DONE else None
+
+
 class BatchPreviewView(EntityScopedMixin, APIView):
-    """Who a batch would reach, who is left out and why, the text, segments and credits; nothing is written."""
+    """Who a batch would reach, who is left out and why, the text, segments and credits; nothing is
+    written. Criteria choosing 2,000 clients or more are previewed in the background: 202 with the
+    preview's run, to read again at its URL until its state is done."""
 
     required_rights = {"post": Right.MAXSMS_PROCESSING}
 
-    @extend_schema(request=BatchCriteriaSerializer, responses={200: BatchPreviewSerializer},
-                   summary="Preview a message batch")
+    @extend_schema(request=BatchCriteriaSerializer, summary="Preview a message batch",
+                   responses={200: BatchPreviewSerializer,
+                              202: OpenApiResponse(BatchPreviewRunSerializer, description="A large preview, being made "
+                                                   "in the background: GET /api/messaging/batches/previews/{id}/")})
     def post(self, request):
         body = BatchCriteriaSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         batch_type, criteria = body.criteria()
-        preview = batch_preview(actor=request.user, entity=self.entity, batch_type=batch_type, criteria=criteria)
+        preview = batch_preview_request(actor=request.user, entity=self.entity, batch_type=batch_type, criteria=criteria)
+        if isinstance(preview, BatchPreviewRun):
+            return Response(BatchPreviewRunSerializer(preview).data, status=status.HTTP_202_ACCEPTED)
         return Response(BatchPreviewSerializer(preview).data)
+
+
+class BatchPreviewRunView(EntityScopedMixin, APIView):
+    """A large preview's state and progress (prepared of selected) and, once made, the preview."""
+
+    required_rights = {"get": Right.MAXSMS_PROCESSING}
+
+    @extend_schema(responses={200: BatchPreviewRunSerializer}, summary="Status of a large batch preview")
+    def get(self, request, batchpreviewrun_id: int):
+        try:
+            run = selectors.preview_run_get(entity=self.entity, run_id=batchpreviewrun_id)
+        except BatchPreviewRun.DoesNotExist:
+            raise Http404("No such preview in your entity.") from None
+        return Response(BatchPreviewRunSerializer(run).data)
 
 
 class BatchListView(EntityScopedMixin, ListAPIView):
@@ -186,6 +222,8 @@ class BatchResumeView(EntityScopedMixin, APIView):
 urlpatterns = [
     path("messaging/batches/", BatchListView.as_view(), name="messaging-batches"),
     path("messaging/batches/preview/", BatchPreviewView.as_view(), name="messaging-batches-preview"),
+    path("messaging/batches/previews/<int:batchpreviewrun_id>/", BatchPreviewRunView.as_view(),
+         name="messaging-batch-preview-run"),
     path("messaging/batches/<int:messagebatch_id>/", BatchDetailView.as_view(), name="messaging-batch"),
     path("messaging/batches/<int:messagebatch_id>/resume/", BatchResumeView.as_view(), name="messaging-batch-resume"),
 ]

@@ -3,18 +3,17 @@ whole filtered selection as streamed CSV, audited), and the reply-notification s
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
+from imali.api.reports import ReportQuerySerializer, ReportView
 from imali.api.serializers.fields import EntityRelatedField
-from imali.messaging import reply_reports, reports
+from imali.messaging import reply_reports
 from imali.messaging.models import MessageType
 from imali.messaging.replies import ON_DEMAND, replies_collect, reply_notify_list, reply_notify_set
 from imali.tenancy.models import User
@@ -50,7 +49,7 @@ class RepliesCollectView(EntityScopedMixin, APIView):
             "notified_in_app": r.notified_in_app, "notified_by_email": r.notified_by_email, "errors": r.errors}).data)
 
 
-class ReplyDetailQuerySerializer(serializers.Serializer):
+class ReplyDetailQuerySerializer(ReportQuerySerializer):
     date_from = serializers.DateField(required=False, help_text="First local day (the entity's time zone), inclusive")
     date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
     number = serializers.CharField(required=False, max_length=16, help_text="Part of the phone number")
@@ -60,21 +59,6 @@ class ReplyDetailQuerySerializer(serializers.Serializer):
                                             help_text="Type of the SMS the reply answers")
     collected = serializers.ChoiceField(choices=YES_NO, required=False,
                                         help_text="yes: taken by a replies run; no: new since the last run")
-    export = serializers.ChoiceField(choices=[("csv", "CSV")], required=False,
-                                     help_text="csv: every filtered row as one streamed CSV file instead of a JSON page")
-
-    def to_internal_value(self, data):
-        # As the SMS Detail query: `?stop=` is a filter given blank, refused like any bad value
-        # (DRF would read it as "not given", which the schema does not allow).
-        blank = {name: ["This filter may not be blank."] for name in self.fields if data.get(name) == ""}
-        if blank:
-            raise serializers.ValidationError(blank)
-        return super().to_internal_value(data)
-
-    def validate(self, attrs):
-        if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
-            raise serializers.ValidationError({"date_to": ["The end date is before the start date."]})
-        return attrs
 
     def filters(self) -> reply_reports.ReplyDetailFilters:
         d = self.validated_data
@@ -104,38 +88,31 @@ class ReplyDetailRowSerializer(serializers.Serializer):
     gateway = serializers.CharField()
 
 
-class ReplyDetailReportView(EntityScopedMixin, ListAPIView):
+class ReplyDetailReportView(ReportView):
     required_rights = {"get": Right.REPORT_REPLY_DETAIL}
     serializer_class = ReplyDetailRowSerializer
+    query_serializer_class = ReplyDetailQuerySerializer
+    report = "reply-detail"
+    header = reply_reports.REPLY_DETAIL_HEADER
+    text_columns = reply_reports.REPLY_DETAIL_TEXT_COLUMNS
 
-    def _query(self) -> ReplyDetailQuerySerializer:
-        query = ReplyDetailQuerySerializer(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        return query
+    def listed(self, filters):
+        return reply_reports.reply_detail_list(entity=self.entity, filters=filters)
 
-    def get_queryset(self):
-        return reply_reports.reply_detail_list(entity=self.entity, filters=self._query().filters())
+    def page_rows(self, page) -> list:
+        return list(reply_reports.reply_detail_rows(page, entity=self.entity))
+
+    def snapshot(self, filters):
+        return reply_reports.reply_detail_snapshot(entity=self.entity, filters=filters)
+
+    def export_rows(self, filters, snapshot):
+        return reply_reports.reply_detail_export_rows(entity=self.entity, filters=filters, snapshot=snapshot)
 
     @extend_schema(parameters=[ReplyDetailQuerySerializer], summary="Reply Detail report",
                    responses={(200, "application/json"): ReplyDetailRowSerializer(many=True),
                               (200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, *args, **kwargs):
-        query = self._query()
-        filters = query.filters()
-        if query.validated_data.get("export") == "csv":
-            snapshot = reply_reports.reply_detail_snapshot(entity=self.entity, filters=filters)
-            reports.report_export_record(actor=request.user, entity=self.entity, report="reply-detail", fmt="csv",
-                                         filters=filters.as_record(), rows=snapshot.rows, ip_address=self.ip_address)
-            rows = reply_reports.reply_detail_export_rows(entity=self.entity, filters=filters, snapshot=snapshot)
-            response = StreamingHttpResponse(
-                reports.csv_stream(reply_reports.REPLY_DETAIL_HEADER, rows,
-                                   text_columns=reply_reports.REPLY_DETAIL_TEXT_COLUMNS, byte_order_mark=False),
-                content_type="text/csv; charset=utf-8")
-            response["Content-Disposition"] = 'attachment; filename="reply-detail.csv"'
-            return response
-        page = self.paginate_queryset(reply_reports.reply_detail_list(entity=self.entity, filters=filters))
-        rows = list(reply_reports.reply_detail_rows(page, entity=self.entity))
-        return self.get_paginated_response(ReplyDetailRowSerializer(rows, many=True).data)
+        return self.report_response()
 
 
 class ReplyNotifySerializer(serializers.Serializer):

@@ -3,20 +3,18 @@ whole filtered selection as a streamed CSV file (`export=csv`, audited like the 
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.generics import ListAPIView
 
-from imali.api.base import EntityScopedMixin
+from imali.api.reports import ReportQuerySerializer, ReportView
 from imali.messaging import reports
 from imali.messaging.models import MessageType, OutboxStatus
 from imali.tenancy.rights import Right
 
 
-class SmsDetailQuerySerializer(serializers.Serializer):
+class SmsDetailQuerySerializer(ReportQuerySerializer):
     type = serializers.ChoiceField(choices=MessageType.choices, required=False, help_text="Message type")
     status = serializers.ChoiceField(choices=OutboxStatus.choices, required=False)
     date_from = serializers.DateField(required=False, help_text="First local day (the entity's time zone), inclusive")
@@ -26,21 +24,6 @@ class SmsDetailQuerySerializer(serializers.Serializer):
     user = serializers.RegexField(r"^(system|[1-9][0-9]{0,17})$", required=False,
                                   help_text="Id of the user who sent it, or 'system' for automated messages")
     number = serializers.CharField(required=False, max_length=16, help_text="Part of the phone number")
-    export = serializers.ChoiceField(choices=[("csv", "CSV")], required=False,
-                                     help_text="csv: every filtered row as one streamed CSV file instead of a JSON page")
-
-    def to_internal_value(self, data):
-        # DRF reads `?user=` from a query string as "not given"; the schema says a filter, when
-        # given, is a value, so a blank one is refused like any other bad value.
-        blank = {name: ["This filter may not be blank."] for name in self.fields if data.get(name) == ""}
-        if blank:
-            raise serializers.ValidationError(blank)
-        return super().to_internal_value(data)
-
-    def validate(self, attrs):
-        if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
-            raise serializers.ValidationError({"date_to": ["The end date is before the start date."]})
-        return attrs
 
     def filters(self) -> reports.SmsDetailFilters:
         data = self.validated_data
@@ -77,39 +60,31 @@ class SmsDetailRowSerializer(serializers.Serializer):
     branch = serializers.CharField()
 
 
-class SmsDetailReportView(EntityScopedMixin, ListAPIView):
+class SmsDetailReportView(ReportView):
     required_rights = {"get": Right.REPORT_SMS_DETAIL}
     serializer_class = SmsDetailRowSerializer
+    query_serializer_class = SmsDetailQuerySerializer
+    report = "sms-detail"
+    header = reports.SMS_DETAIL_HEADER
+    text_columns = reports.SMS_DETAIL_TEXT_COLUMNS
 
-    def _query(self) -> SmsDetailQuerySerializer:
-        query = SmsDetailQuerySerializer(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        return query
+    def listed(self, filters):
+        return reports.sms_detail_list(entity=self.entity, filters=filters)
 
-    def get_queryset(self):
-        return reports.sms_detail_list(entity=self.entity, filters=self._query().filters())
+    def page_rows(self, page) -> list:
+        return list(reports.sms_detail_rows(page, entity=self.entity))
+
+    def snapshot(self, filters):
+        return reports.sms_detail_snapshot(entity=self.entity, filters=filters)
+
+    def export_rows(self, filters, snapshot):
+        return reports.sms_detail_export_rows(entity=self.entity, filters=filters, snapshot=snapshot)
 
     @extend_schema(parameters=[SmsDetailQuerySerializer], summary="SMS Detail report",
                    responses={(200, "application/json"): SmsDetailRowSerializer(many=True),
                               (200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, *args, **kwargs):
-        query = self._query()
-        if query.validated_data.get("export") == "csv":
-            return self._csv(query.filters())
-        page = self.paginate_queryset(reports.sms_detail_list(entity=self.entity, filters=query.filters()))
-        rows = list(reports.sms_detail_rows(page, entity=self.entity))
-        return self.get_paginated_response(SmsDetailRowSerializer(rows, many=True).data)
-
-    def _csv(self, filters: reports.SmsDetailFilters) -> StreamingHttpResponse:
-        snapshot = reports.sms_detail_snapshot(entity=self.entity, filters=filters)
-        reports.report_export_record(actor=self.request.user, entity=self.entity, report="sms-detail", fmt="csv",
-                                     filters=filters.as_record(), rows=snapshot.rows, ip_address=self.ip_address)
-        rows = reports.sms_detail_export_rows(entity=self.entity, filters=filters, snapshot=snapshot)
-        response = StreamingHttpResponse(
-            reports.csv_stream(reports.SMS_DETAIL_HEADER, rows, text_columns=reports.SMS_DETAIL_TEXT_COLUMNS,
-                               byte_order_mark=False), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="sms-detail.csv"'
-        return response
+        return self.report_response()
 
 
 urlpatterns = [

@@ -18,15 +18,16 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from imali.batches import selectors
-from imali.batches.models import MessageBatch
+from imali.batches.models import BatchPreviewRun, MessageBatch
 from imali.batches.services import (
-    batch_preview,
+    batch_preview_request,
     batch_refresh_if_died,
     batch_resume,
     batch_send,
     batch_text,
     criteria_description,
     dropped_rows,
+    preview_of_run,
 )
 from imali.batches.types import CRITERIA, MARKETING_TYPES, MESSAGE_TYPE, RECIPIENTS, BatchType
 from imali.clients.models import ClientStatus, Employer
@@ -134,7 +135,11 @@ def batch_new_view(request):
                     messages.success(request, f"{batch.queued} SMS{pluralize(batch.queued, 'es')} queued, "
                                               f"{batch.credits} credit{pluralize(batch.credits)} used.")
                 return redirect("web:batch_detail", messagebatch_id=batch.pk)
-            preview = batch_preview(actor=request.user, entity=entity, batch_type=batch_type, criteria=form.criteria())
+            preview = batch_preview_request(actor=request.user, entity=entity, batch_type=batch_type,
+                                            criteria=form.criteria(), form_key=form.cleaned_data["idempotency_key"])
+            if isinstance(preview, BatchPreviewRun):
+                # Many clients: the preview is made in the background; its page shows how far it is.
+                return redirect("web:batch_preview_run", batchpreviewrun_id=preview.pk)
         except ValidationError as exc:
             apply_service_errors(form, exc)
             preview = None
@@ -143,6 +148,49 @@ def batch_new_view(request):
         "form": form, "preview": preview, "batch_type": batch_type, "type_label": BatchType(batch_type).label,
         "recipients_rule": RECIPIENTS[batch_type], "template": template, "marketing": batch_type in MARKETING_TYPES,
         "message_type": MESSAGE_TYPE[batch_type], "window": policy.window_description()})
+
+
+def _preview_run(request, batchpreviewrun_id: int) -> BatchPreviewRun:
+    try:
+        return selectors.preview_run_get(entity=request.entity, run_id=batchpreviewrun_id)
+    except BatchPreviewRun.DoesNotExist:
+        raise Http404("No such preview in your entity.") from None
+
+
+def _preview_progress(run: BatchPreviewRun) -> dict:
+    total = max(run.selected, 1)
+    done = total if run.finished else min(total - 1, run.prepared)
+    url = "" if run.finished else reverse("web:batch_preview_progress", kwargs={"batchpreviewrun_id": run.pk})
+    return {"run": run, "total": total, "done": done, "percent": done * 100 // total,
+            "poll": Poll(element_id="preview-progress", url=url, seconds=1)}
+
+
+@right_required(Right.MAXSMS_PROCESSING, methods=("GET", "HEAD"))
+def batch_preview_run_view(request, batchpreviewrun_id: int):
+    """A large batch's preview: its progress while the consumer makes it, then the preview with
+    Send and Back (which post the criteria and the form's key to the criteria page)."""
+    run = _preview_run(request, batchpreviewrun_id)
+    batch_type = run.batch_type
+    context = {**_preview_progress(run), "batch_type": batch_type, "type_label": BatchType(batch_type).label,
+               "recipients_rule": RECIPIENTS[batch_type], "marketing": batch_type in MARKETING_TYPES,
+               "message_type": MESSAGE_TYPE[batch_type], "window": policy.window_description(), "preview": None}
+    if run.state == "done":
+        criteria = {k: v for k, v in run.criteria.items() if k != "today"}
+        context.update(preview=preview_of_run(run=run),
+                       form=CriteriaForm(entity=request.entity, batch_type=batch_type,
+                                         initial={**criteria, "idempotency_key": run.form_key or uuid.uuid4().hex}),
+                       form_action=f"{reverse('web:batch_new')}?type={batch_type}")
+    return render(request, "web/batches/preview_run.html", context)
+
+
+@right_required(Right.MAXSMS_PROCESSING, methods=("GET",))
+def batch_preview_progress_view(request, batchpreviewrun_id: int):
+    """The preview's progress fragment, polled (htmx); once made, the page reloads to show it."""
+    run = _preview_run(request, batchpreviewrun_id)
+    response = render(request, "web/batches/_preview_progress.html", _preview_progress(run))
+    if run.state == "done":
+        response["HX-Refresh"] = "true"
+    return response
 
 
 def _batch(request, messagebatch_id: int) -> MessageBatch:
@@ -201,6 +249,9 @@ def batch_resume_view(request, messagebatch_id: int):
 urlpatterns = [
     path("messaging/batches/", batches_view, name="batches"),
     path("messaging/batches/new/", batch_new_view, name="batch_new"),
+    path("messaging/batches/previews/<int:batchpreviewrun_id>/", batch_preview_run_view, name="batch_preview_run"),
+    path("messaging/batches/previews/<int:batchpreviewrun_id>/progress/", batch_preview_progress_view,
+         name="batch_preview_progress"),
     path("messaging/batches/<int:messagebatch_id>/", batch_detail_view, name="batch_detail"),
     path("messaging/batches/<int:messagebatch_id>/progress/", batch_progress_view, name="batch_progress"),
     path("messaging/batches/<int:messagebatch_id>/resume/", batch_resume_view, name="batch_resume"),

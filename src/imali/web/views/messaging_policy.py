@@ -37,7 +37,7 @@ from imali.tenancy.rights import Right
 
 from ..access import may_use, right_required
 from ..forms import IsoDateInput, apply_service_errors
-from .messaging_reports import export_response
+from .messaging_reports import export_format, export_or_job
 
 NAV_ITEMS = [
     ("SMS types", "web:messaging_sms_types", Right.MAXSMS_GENERAL_SETUP, "Setup"),
@@ -172,19 +172,20 @@ class ReplyDetailForm(forms.Form):
             answered_type=d.get("answered_type") or None, collected=d.get("collected") or None)
 
 
-@right_required(Right.REPORT_REPLY_DETAIL, methods=("GET", "HEAD"))
+@right_required(Right.REPORT_REPLY_DETAIL, methods=("GET", "HEAD", "POST"))
 def reply_detail_view(request):
     entity = request.entity
     form = ReplyDetailForm(request.GET)
     valid = form.is_valid()
     filters = form.filters() if valid else None
-    fmt = request.GET.get("export")
-    if fmt in ("csv", "xlsx") and valid:
+    fmt = export_format(request)
+    if fmt and valid:
         snapshot = reply_reports.reply_detail_snapshot(entity=entity, filters=filters)
         rows = reply_reports.reply_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
-        return export_response(request, report="reply-detail", fmt=fmt, header=reply_reports.REPLY_DETAIL_HEADER,
-                               rows=rows, text_columns=reply_reports.REPLY_DETAIL_TEXT_COLUMNS,
-                               filters=filters.as_record(), row_count=snapshot.rows)
+        return export_or_job(request, report="reply-detail", fmt=fmt, snapshot=snapshot,
+                             header=reply_reports.REPLY_DETAIL_HEADER, rows=rows,
+                             text_columns=reply_reports.REPLY_DETAIL_TEXT_COLUMNS, filters=filters.as_record(),
+                             job_params={"filters": filters.as_record()})
     page = None
     if valid:
         paginator = Paginator(reply_reports.reply_detail_list(entity=entity, filters=filters), PAGE_SIZE)

@@ -104,9 +104,24 @@ def export_response(request, *, report: str, fmt: str, header, rows, text_column
     return _stream(body, filename=filename, content_type=content_type, size=size)
 
 
-def _export_format(request) -> str | None:
-    fmt = request.GET.get("export")
-    return fmt if fmt in ("csv", "xlsx") else None
+def export_format(request) -> str | None:
+    """The export asked for: CSV streams on a GET (`?export=csv`); an XLSX file is built, or a job
+    started, only on a POST (`export=xlsx` in the body, the filters in the query string)."""
+    if request.method == "POST":
+        return "xlsx" if request.POST.get("export") == "xlsx" else None
+    return "csv" if request.GET.get("export") == "csv" else None
+
+
+def export_or_job(request, *, report: str, fmt: str, snapshot: reports.ExportSnapshot, header, rows, text_columns,
+                  filters: dict, job_params: dict):
+    """The one way the report screens export: CSV streamed; XLSX streamed from a spooled file when
+    small, else a background job (`job_params` are what export_jobs needs to read the rows again)
+    whose page shows its progress and offers the file."""
+    if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
+        return _start_export_job(request, report=report, total=snapshot.rows, params={
+            **job_params, "record": filters, "rows": snapshot.rows, "up_to_id": snapshot.up_to_id})
+    return export_response(request, report=report, fmt=fmt, header=header, rows=rows, text_columns=text_columns,
+                           filters=filters, row_count=snapshot.rows)
 
 
 # --- Credits and usage ------------------------------------------------------------------------
@@ -222,7 +237,7 @@ class SmsDetailForm(DateRangeForm):
             user=user if user in (None, reports.SYSTEM_USER) else int(user), number=data.get("number") or None)
 
 
-@right_required(Right.REPORT_SMS_DETAIL, methods=("GET", "HEAD"))
+@right_required(Right.REPORT_SMS_DETAIL, methods=("GET", "HEAD", "POST"))
 def outbox_view(request):
     entity = request.entity
     form = SmsDetailForm(request.GET, entity=entity)
@@ -230,17 +245,13 @@ def outbox_view(request):
     # error and no rows: never the unfiltered report, never an export of everything.
     valid = form.is_valid()
     filters = form.filters() if valid else None
-    fmt = _export_format(request)
+    fmt = export_format(request)
     if fmt and valid:
         snapshot = reports.sms_detail_snapshot(entity=entity, filters=filters)
-        if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
-            return _start_export_job(request, report="sms-detail", total=snapshot.rows, params={
-                "filters": filters.as_record(), "record": filters.as_record(), "rows": snapshot.rows,
-                "up_to_id": snapshot.up_to_id})
         rows = reports.sms_detail_export_rows(entity=entity, filters=filters, snapshot=snapshot)
-        return export_response(request, report="sms-detail", fmt=fmt, header=reports.SMS_DETAIL_HEADER, rows=rows,
-                               text_columns=reports.SMS_DETAIL_TEXT_COLUMNS, filters=filters.as_record(),
-                               row_count=snapshot.rows)
+        return export_or_job(request, report="sms-detail", fmt=fmt, snapshot=snapshot, header=reports.SMS_DETAIL_HEADER,
+                             rows=rows, text_columns=reports.SMS_DETAIL_TEXT_COLUMNS, filters=filters.as_record(),
+                             job_params={"filters": filters.as_record()})
     page = None
     if valid:
         paginator = Paginator(reports.sms_detail_list(entity=entity, filters=filters), PAGE_SIZE)
@@ -283,7 +294,7 @@ def _query_without_paging(request) -> str:
 PERIODS = (("today", "Today"), ("yesterday", "Yesterday"), ("all", "All"), ("range", "Dates"))
 
 
-@right_required(Right.VIEW_LOGS, methods=("GET", "HEAD"))
+@right_required(Right.VIEW_LOGS, methods=("GET", "HEAD", "POST"))
 def process_log_view(request):
     entity = request.entity
     today = reports.local_today(entity)
@@ -302,16 +313,14 @@ def process_log_view(request):
         start, end = reports.local_range(entity, form.cleaned_data["start"], form.cleaned_data["end"]) if valid else (None, None)
     else:
         start = end = None
-    fmt = _export_format(request)
+    fmt = export_format(request)
     if fmt and valid:
         snapshot = reports.process_log_snapshot(entity=entity, start=start, end=end)
         filters = {"period": period, "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
-        if fmt == "xlsx" and snapshot.rows >= export_jobs.BACKGROUND_FROM_ROWS:
-            return _start_export_job(request, report="process-log", total=snapshot.rows, params={
-                **filters, "record": filters, "rows": snapshot.rows, "up_to_id": snapshot.up_to_id})
         rows = reports.process_log_export_rows(entity=entity, start=start, end=end, snapshot=snapshot)
-        return export_response(request, report="process-log", fmt=fmt, header=reports.PROCESS_LOG_HEADER, rows=rows,
-                               text_columns=reports.PROCESS_LOG_TEXT_COLUMNS, filters=filters, row_count=snapshot.rows)
+        return export_or_job(request, report="process-log", fmt=fmt, snapshot=snapshot, header=reports.PROCESS_LOG_HEADER,
+                             rows=rows, text_columns=reports.PROCESS_LOG_TEXT_COLUMNS, filters=filters,
+                             job_params=filters)
     page = None
     if valid:
         logs = reports.process_log_filtered(entity=entity, start=start, end=end).select_related("actor").order_by("-started_at", "-id")
