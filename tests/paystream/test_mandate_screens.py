@@ -50,7 +50,7 @@ def test_create_sign_send_and_the_status_updates_itself(web, ps_entity, clerk, l
     assert created.status_code == 200 and f"DebiCheck mandate {mandate.contract_reference} created" in created.content.decode()
     assert reverse("web:signing_mandate", kwargs={"mandate_id": mandate.document_id}) in created.content.decode()
     signing.document_hand_sign(actor=clerk, entity=ps_entity, document=signing.Document(loan=loan, mandate=mandate.document))
-    sent = web.post(reverse("web:paystream_mandate_send", kwargs={"mandate_id": mandate.pk}), follow=True)
+    sent = web.post(reverse("web:paystream_mandate_send", kwargs={"debicheckmandate_id": mandate.pk}), follow=True)
     assert "sent to the bank" in sent.content.decode()
     panel_url = reverse("web:paystream_mandates_panel", kwargs={"loan_id": loan.pk})
     # While the bank waits for the client the panel asks to be polled again; once answered it stops.
@@ -62,10 +62,10 @@ def test_create_sign_send_and_the_status_updates_itself(web, ps_entity, clerk, l
     # The loan's stream page loads the panel.
     assert panel_url in web.get(reverse("web:paystream_loan", kwargs={"loan_id": loan.pk})).content.decode()
     # Amend: frequency stays; a bad maximum is refused on the form.
-    amend = web.post(reverse("web:paystream_mandate_amend", kwargs={"mandate_id": mandate.pk}),
+    amend = web.post(reverse("web:paystream_mandate_amend", kwargs={"debicheckmandate_id": mandate.pk}),
                      {"instalment_amount": "1000.00", "maximum_collection": "1600.00", "collection_day": "20"})
     assert amend.status_code == 400 and "at most 1.5 times it" in amend.content.decode()
-    cancel = web.post(reverse("web:paystream_mandate_cancel", kwargs={"mandate_id": mandate.pk}), {"reason": "client asked"},
+    cancel = web.post(reverse("web:paystream_mandate_cancel", kwargs={"debicheckmandate_id": mandate.pk}), {"reason": "client asked"},
                       follow=True)
     assert "cancelled" in cancel.content.decode()
     assert DebiCheckMandate.objects.get(pk=mandate.pk).status == MandateState.CANCELLED
@@ -105,5 +105,5 @@ def test_the_api(client, ps_entity, clerk, loan_account, peer):
     assert sent.status_code == 200 and sent.json()["status"] == "approved"
     again = client.post("/api/payment-stream/mandates/", body | {"collection_day": 1}, content_type="application/json")
     assert again.status_code == 400 and "never reused" in again.json()["contract_reference"][0]
-    listed = client.get(f"/api/payment-stream/mandates/?loan={loan.pk}").json()
+    listed = client.get(f"/api/payment-stream/mandates/?loan={loan.pk}").json()["results"]
     assert [m["contract_reference"] for m in listed] == ["API-1"]

@@ -48,6 +48,7 @@ from .models import (
 from .services import _done, _same_entity, _send, client_register, require_access
 
 DAYS = {MandateFrequency.WEEKLY: (1, 7), MandateFrequency.FORTNIGHTLY: (1, 14), MandateFrequency.MONTHLY: (1, 30)}
+DEFAULT_MAXIMUM_FACTOR = Decimal("1.1")
 OPEN_AMENDMENT = (MandateState.AWAITING_SIGNATURE, MandateState.SIGNED, MandateState.AUTHENTICATING)
 BANK_STATES = {"APPROVED": MandateState.APPROVED, "REJECTED": MandateState.REJECTED, "TIMED_OUT": MandateState.TIMED_OUT,
                "CANCELLED": MandateState.CANCELLED}
@@ -149,7 +150,9 @@ def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount,
                        "required" if not value else StreamError.INVALID)
         picked[field] = value
     instalment = _amount(errors, data, "instalment_amount", loan.instalment_amount)
-    maximum = _amount(errors, data, "maximum_collection", instalment)
+    # Blank: 10% above the instalment, so a schedule's rounded instalments still fit under it.
+    maximum = _amount(errors, data, "maximum_collection",
+                      (instalment * DEFAULT_MAXIMUM_FACTOR).quantize(Decimal("0.01"), ROUND_DOWN) if instalment else None)
     _maximum_rule(errors, instalment, maximum)
     day = _day(errors, picked["frequency"], data.get("collection_day") or loan.pay_day)
     first = data.get("first_collection_date")

@@ -74,7 +74,7 @@ class MandateWriteSerializer(serializers.Serializer):
     value_type = serializers.ChoiceField(choices=MandateValueType.choices, required=False, default=MandateValueType.FIXED)
     debit_sequence = serializers.ChoiceField(choices=DebitSequence.choices, required=False, default=DebitSequence.RECURRING)
     instalment_amount = MoneyField(required=False, allow_null=True, help_text="Blank: the loan's instalment")
-    maximum_collection = MoneyField(required=False, allow_null=True, help_text="At least the instalment, at most 1.5 times it")
+    maximum_collection = MoneyField(required=False, allow_null=True, help_text="At least the instalment, at most 1.5 times it; blank: 10% above the instalment")
     frequency = serializers.ChoiceField(choices=MandateFrequency.choices, required=False, default=MandateFrequency.MONTHLY)
     collection_day = serializers.IntegerField(min_value=1, max_value=99, required=False, allow_null=True,
                                               help_text="Weekly 1–7, fortnightly 1–14, monthly 1–30 or 99 (last day)")
@@ -110,7 +110,7 @@ class CancelWriteSerializer(serializers.Serializer):
 )
 class MandateViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = MandateSerializer
-    lookup_url_kwarg = "mandate_id"
+    lookup_url_kwarg = "debicheckmandate_id"
     lookup_value_regex = r"[0-9]+"
     required_rights = {a: RIGHT for a in ("list", "retrieve", "create", "send", "refresh", "amend", "send_amendment", "cancel")}
 

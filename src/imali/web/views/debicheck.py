@@ -5,6 +5,8 @@ services decide; every lookup is inside the user's entity."""
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -68,9 +70,9 @@ def _loan(request, loan_id: int) -> Loan:
     return get_object_or_404(Loan.objects.select_related("entity", "client"), entity=request.entity, pk=loan_id)
 
 
-def _mandate(request, mandate_id: int) -> DebiCheckMandate:
+def _mandate(request, debicheckmandate_id: int) -> DebiCheckMandate:
     return get_object_or_404(DebiCheckMandate.objects.select_related("loan", "client", "account", "document"),
-                             entity=request.entity, pk=mandate_id)
+                             entity=request.entity, pk=debicheckmandate_id)
 
 
 def _rows(request, loan: Loan) -> list[DebiCheckMandate]:
@@ -90,7 +92,8 @@ def _panel_context(request, loan: Loan, rows) -> dict:
 
 def _page(request, loan: Loan, *, form=None, amend_form=None, amended=None, errors=None, status=200):
     accounts = selectors.stream_accounts_qs(entity=request.entity, client=loan.client).filter(account__kind="bank")
-    initial = {"instalment_amount": loan.instalment_amount, "maximum_collection": loan.instalment_amount,
+    maximum = (loan.instalment_amount * services.DEFAULT_MAXIMUM_FACTOR).quantize(Decimal("0.01"), ROUND_DOWN)
+    initial = {"instalment_amount": loan.instalment_amount, "maximum_collection": maximum,
                "collection_day": loan.pay_day or 25, "value_type": MandateValueType.FIXED,
                "debit_sequence": DebitSequence.RECURRING, "adjustment_category": AdjustmentCategory.NEVER}
     return render(request, "web/paystream/mandates.html", {
@@ -146,8 +149,8 @@ def mandate_create_view(request, loan_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def mandate_send_view(request, mandate_id: int):
-    mandate = _mandate(request, mandate_id)
+def mandate_send_view(request, debicheckmandate_id: int):
+    mandate = _mandate(request, debicheckmandate_id)
     try:
         mandate = services.mandate_submit(entity=request.entity, actor=request.user, mandate=mandate)
     except ValidationError as exc:
@@ -158,8 +161,8 @@ def mandate_send_view(request, mandate_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def mandate_amend_view(request, mandate_id: int):
-    mandate = _mandate(request, mandate_id)
+def mandate_amend_view(request, debicheckmandate_id: int):
+    mandate = _mandate(request, debicheckmandate_id)
     form = AmendForm(request.POST)
     if form.is_valid():
         try:
@@ -174,9 +177,9 @@ def mandate_amend_view(request, mandate_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def amendment_send_view(request, amendment_id: int):
+def amendment_send_view(request, mandateamendment_id: int):
     amendment = get_object_or_404(MandateAmendment.objects.select_related("mandate__loan"), mandate__entity=request.entity,
-                                  pk=amendment_id)
+                                  pk=mandateamendment_id)
     try:
         amendment = services.amendment_submit(entity=request.entity, actor=request.user, amendment=amendment)
     except ValidationError as exc:
@@ -186,8 +189,8 @@ def amendment_send_view(request, amendment_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
-def mandate_cancel_view(request, mandate_id: int):
-    mandate = _mandate(request, mandate_id)
+def mandate_cancel_view(request, debicheckmandate_id: int):
+    mandate = _mandate(request, debicheckmandate_id)
     try:
         mandate = services.mandate_cancel(entity=request.entity, actor=request.user, mandate=mandate,
                                           reason=request.POST.get("reason", ""))
@@ -201,8 +204,8 @@ urlpatterns = [
     path("loans/<int:loan_id>/payment-stream/mandates/", mandates_view, name="paystream_mandates"),
     path("loans/<int:loan_id>/payment-stream/mandates/panel/", mandates_panel_view, name="paystream_mandates_panel"),
     path("loans/<int:loan_id>/payment-stream/mandates/new/", mandate_create_view, name="paystream_mandate_create"),
-    path("payment-stream/mandates/<int:mandate_id>/send/", mandate_send_view, name="paystream_mandate_send"),
-    path("payment-stream/mandates/<int:mandate_id>/amend/", mandate_amend_view, name="paystream_mandate_amend"),
-    path("payment-stream/mandates/<int:mandate_id>/cancel/", mandate_cancel_view, name="paystream_mandate_cancel"),
-    path("payment-stream/mandate-amendments/<int:amendment_id>/send/", amendment_send_view, name="paystream_amendment_send"),
+    path("payment-stream/mandates/<int:debicheckmandate_id>/send/", mandate_send_view, name="paystream_mandate_send"),
+    path("payment-stream/mandates/<int:debicheckmandate_id>/amend/", mandate_amend_view, name="paystream_mandate_amend"),
+    path("payment-stream/mandates/<int:debicheckmandate_id>/cancel/", mandate_cancel_view, name="paystream_mandate_cancel"),
+    path("payment-stream/mandate-amendments/<int:mandateamendment_id>/send/", amendment_send_view, name="paystream_amendment_send"),
 ]
