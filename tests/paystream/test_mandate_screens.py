@@ -107,3 +107,28 @@ def test_the_api(client, ps_entity, clerk, loan_account, peer):
     assert again.status_code == 400 and "never reused" in again.json()["contract_reference"][0]
     listed = client.get(f"/api/payment-stream/mandates/?loan={loan.pk}").json()["results"]
     assert [m["contract_reference"] for m in listed] == ["API-1"]
+
+
+def test_the_list_and_the_panel_read_a_fixed_number_of_queries(client, ps_entity, clerk, loan_account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from imali.paystream import mandates
+
+    loan, account = loan_account
+    client.force_login(clerk)
+    panel = reverse("web:paystream_mandates_panel", kwargs={"loan_id": loan.pk})
+
+    def counts() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as api_queries:
+            assert client.get(f"/api/payment-stream/mandates/?loan={loan.pk}").status_code == 200
+        with CaptureQueriesContext(connection) as panel_queries:
+            assert client.get(panel).status_code == 200
+        return len(api_queries), len(panel_queries)
+
+    data = {"authentication": "tt2", "collection_day": 25, "first_collection_date": dt.date.today().isoformat()}
+    mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account, data=data)
+    one = counts()
+    for _ in range(2):
+        mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account, data=data)
+    assert counts() == one  # no query per mandate

@@ -244,7 +244,8 @@ def test_cancel_and_the_contract_reference_is_never_reused(ps_entity, clerk, loa
 
 
 def test_the_bank_enforces_cut_off_times_and_unique_references(peer):
-    peer.configure(now=dt.datetime.combine(dt.date.today(), dt.time(20, 45), tzinfo=SAST))
+    friday = dt.date(2026, 12, 4)
+    peer.configure(now=dt.datetime.combine(friday, dt.time(20, 45), tzinfo=SAST), mandate_answer="none")
     with HttpPaymentStream(base_url=peer.base_url, username="lender", password="s3cret-stream") as stream:
         employer = stream.add_employer(key="e", employer_number="9", name="Acme")
         client = stream.add_client(key="c", employer_reference=employer, client_number="1", branch="HO", surname="X",
@@ -259,11 +260,18 @@ def test_the_bank_enforces_cut_off_times_and_unique_references(peer):
             stream.create_mandate(key="m1", authentication="tt1", **terms)
         assert (caught.value.code, caught.value.field) == ("after_cut_off", "authentication")
         with pytest.raises(StreamRejected) as caught:
+            stream.create_mandate(key="m1d", authentication="tt1_delayed", **terms)
+        assert caught.value.code == "after_cut_off"
+        # TT2 is taken until 21:00; the client has until the end of the second business day (Tuesday).
+        batch = stream.create_mandate(key="m1b", authentication="tt2", **{**terms, "contract_reference": "REF-2"})
+        assert batch.status == "AUTHENTICATING"
+        assert batch.authenticate_by == dt.datetime(2026, 12, 8, 23, 59, 59, tzinfo=SAST)
+        with pytest.raises(StreamRejected) as caught:
             stream.create_mandate(key="m2", authentication="tt3", **{**terms, "maximum_collection": Decimal("150.01")})
         assert caught.value.code == "maximum_collection"
         # Card and PIN at the terminal is taken at any hour.
         state = stream.create_mandate(key="m3", authentication="tt3", **terms)
-        assert state.status in ("AUTHENTICATING", "APPROVED")
+        assert state.status == "AUTHENTICATING"
         with pytest.raises(StreamRejected) as caught:
             stream.create_mandate(key="m4", authentication="tt3", **terms)
         assert caught.value.code == "contract_reference_used"

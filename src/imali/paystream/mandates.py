@@ -241,6 +241,16 @@ def mandate_signature_sync(*, mandate: DebiCheckMandate) -> DebiCheckMandate:
     return mandate
 
 
+def signatures_sync(*, entity: Entity, loan: Loan) -> int:
+    """The same as `mandate_signature_sync` for all of a loan's mandates and amendments in two
+    statements (the loan's mandate list does this on every draw)."""
+    signed = Signature.objects.filter(entity=entity, mandate__isnull=False).values("mandate_id")
+    moved = DebiCheckMandate.objects.filter(entity=entity, loan=loan, status=MandateState.AWAITING_SIGNATURE,
+                                            document__in=signed).update(status=MandateState.SIGNED)
+    return moved + MandateAmendment.objects.filter(mandate__entity=entity, mandate__loan=loan, status=MandateState.AWAITING_SIGNATURE,
+                                                   document__in=signed).update(status=MandateState.SIGNED)
+
+
 def mandate_submit(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiCheckMandate:
     """Send the signed mandate to the bank (CreateMandate): the client now authenticates it in the
     way chosen (TT1 on the phone within 120 s, TT1 delayed by 20:30, TT2 by the second business

@@ -91,6 +91,7 @@ def _panel_context(request, loan: Loan, rows) -> dict:
 
 
 def _page(request, loan: Loan, *, form=None, amend_form=None, amended=None, errors=None, status=200):
+    services.signatures_sync(entity=request.entity, loan=loan)
     accounts = selectors.stream_accounts_qs(entity=request.entity, client=loan.client).filter(account__kind="bank")
     maximum = (loan.instalment_amount * services.DEFAULT_MAXIMUM_FACTOR).quantize(Decimal("0.01"), ROUND_DOWN)
     initial = {"instalment_amount": loan.instalment_amount, "maximum_collection": maximum,
@@ -118,10 +119,11 @@ def mandates_panel_view(request, loan_id: int):
     """The status list, polled every 2 s while the bank waits for the client: each poll asks the
     bank about those waiting, then redraws; polling stops once every answer is in."""
     loan = _loan(request, loan_id)
+    services.signatures_sync(entity=request.entity, loan=loan)
     rows = _rows(request, loan)
     for mandate in rows:
-        if mandate.status in (MandateState.AWAITING_SIGNATURE, MandateState.AUTHENTICATING) or any(
-                a.status in (MandateState.AWAITING_SIGNATURE, MandateState.AUTHENTICATING) for a in mandate.amendments.all()):
+        if mandate.status == MandateState.AUTHENTICATING or any(a.status == MandateState.AUTHENTICATING
+                                                                 for a in mandate.amendments.all()):
             try:
                 services.mandate_refresh(entity=request.entity, actor=request.user, mandate=mandate)
             except ValidationError:
