@@ -103,6 +103,13 @@ def test_the_api(client, ps_entity, clerk, loan_account, peer):
     peer.mandate_answer("API-1", "approve")  # card and PIN at the terminal
     sent = client.post(f"/api/payment-stream/mandates/{data['id']}/send/")
     assert sent.status_code == 200 and sent.json()["status"] == "approved"
+    refused = client.post(f"/api/payment-stream/mandates/{data['id']}/amend/", {"frequency": "weekly"},
+                          content_type="application/json")
+    assert refused.status_code == 400 and "cannot be amended" in refused.json()["frequency"][0]
+    amended = client.post(f"/api/payment-stream/mandates/{data['id']}/amend/", {"collection_day": 20},
+                          content_type="application/json")
+    assert amended.status_code == 201 and amended.json()["status"] == "awaiting_signature"
+    assert amended.json()["collection_day"] == 20 and amended.json()["signing_document"] is not None
     again = client.post("/api/payment-stream/mandates/", body | {"collection_day": 1}, content_type="application/json")
     assert again.status_code == 400 and "never reused" in again.json()["contract_reference"][0]
     listed = client.get(f"/api/payment-stream/mandates/?loan={loan.pk}").json()["results"]

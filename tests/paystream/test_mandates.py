@@ -287,3 +287,17 @@ def test_every_call_needs_the_right(ps_entity, clerk, loan_account, bank):
     for call in (mandates.mandate_submit, mandates.mandate_refresh, mandates.mandate_cancel):
         with pytest.raises(PermissionDenied):
             call(entity=ps_entity, actor=nobody, mandate=mandate)
+
+
+def test_the_task_brings_in_the_banks_answer(ps_entity, clerk, loan_account, bank):
+    from imali.paystream.tasks import paystream_mandate_poll
+
+    loan, account = loan_account
+    bank.configure(mandate_answer="none")
+    mandate = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account, data=_data(loan))
+    _hand_signed(ps_entity, clerk, mandate)
+    mandates.mandate_submit(entity=ps_entity, actor=clerk, mandate=mandate)
+    bank.mandate_answer(mandate.contract_reference, "reject", "Client declined on the phone")
+    paystream_mandate_poll.call_local()
+    mandate.refresh_from_db()
+    assert (mandate.status, mandate.rejection_reason) == (MandateState.REJECTED, "Client declined on the phone")

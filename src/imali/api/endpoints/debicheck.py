@@ -94,6 +94,10 @@ class AmendWriteSerializer(serializers.Serializer):
     instalment_amount = MoneyField(required=False, allow_null=True)
     maximum_collection = MoneyField(required=False, allow_null=True)
     collection_day = serializers.IntegerField(min_value=1, max_value=99, required=False, allow_null=True)
+    # Named so that a change of them is refused with a reason rather than silently dropped.
+    frequency = serializers.CharField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
+    account = serializers.IntegerField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
+    contract_reference = serializers.CharField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
 
 
 class CancelWriteSerializer(serializers.Serializer):
