@@ -126,6 +126,11 @@ class AuditAction(models.TextChoices):
     PAYSTREAM_WALLET_REQUESTED = "paystream.wallet_requested", "Wallet requested"
     PAYSTREAM_WALLET_UPDATED = "paystream.wallet_updated", "Wallet created or failed"
     PAYSTREAM_COLLECTIONS_IMPORTED = "paystream.collections_imported", "Collection results imported"
+    PAYSTREAM_MANDATE_CREATED = "paystream.mandate_created", "DebiCheck mandate created"
+    PAYSTREAM_MANDATE_SENT = "paystream.mandate_sent", "DebiCheck mandate sent to the bank for authentication"
+    PAYSTREAM_MANDATE_DECIDED = "paystream.mandate_decided", "DebiCheck mandate approved, rejected or timed out"
+    PAYSTREAM_MANDATE_AMENDED = "paystream.mandate_amended", "DebiCheck mandate amendment requested"
+    PAYSTREAM_MANDATE_CANCELLED = "paystream.mandate_cancelled", "DebiCheck mandate cancelled"
 
 
 class AuditEntryQuerySet(models.QuerySet):

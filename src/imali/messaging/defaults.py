@@ -25,4 +25,7 @@ DEFAULT_TEXTS: dict[str, str] = {
     MessageType.REPLY: "Thank you {^Client Name^}",
     MessageType.PAYMENT_DUE: ("Dear {^Client Name^} a payment of {^Next Amount Due^} is due on {^Next Date Due^} to "
                             "{^Legal Entity Name^}"),
+    # The payment stream appends what happened: the amount, the loan, the date and the bank's reason.
+    MessageType.COLLECTION_FAILED: ("Dear {^Client Name^} your debit order to {^Legal Entity Name^} was not paid. "
+                                    "Please call us on {^Branch Telephone^}."),
 }

@@ -26,6 +26,7 @@ class MessageType(models.TextChoices):
     SINGLE = "single", "Single SMS"
     REPLY = "reply", "Reply"
     PAYMENT_DUE = "payment_due", "Payment due reminder"
+    COLLECTION_FAILED = "collection_failed", "Debit order declined or returned unpaid"
 
 
 class Priority(models.IntegerChoices):

@@ -15,6 +15,7 @@ class PaystreamConfig(AppConfig):
 
         def paystream_peer(*, host: str, port: int) -> StackProcess:
             from .demo_data import (
+                DEMO_MANDATE_ANSWER_SECONDS,
                 DEMO_PEER_PASSWORD,
                 DEMO_PEER_PORT,
                 DEMO_PEER_USERNAME,
@@ -24,8 +25,9 @@ class PaystreamConfig(AppConfig):
             return StackProcess(
                 "paystream-peer",
                 [sys.executable, "-m", "imali.peers.paystream", "--host", host, "--port", str(DEMO_PEER_PORT),
-                 "--username", DEMO_PEER_USERNAME, "--wallet-delay", str(DEMO_WALLET_DELAY)],
-                url=f"http://{host}:{DEMO_PEER_PORT}/  (payment stream: clients, notes, payments, wallets, cards)",
+                 "--username", DEMO_PEER_USERNAME, "--wallet-delay", str(DEMO_WALLET_DELAY),
+                 "--mandate-answer-seconds", str(DEMO_MANDATE_ANSWER_SECONDS)],
+                url=f"http://{host}:{DEMO_PEER_PORT}/  (payment stream: clients, notes, payments, wallets, cards, DebiCheck mandates)",
                 # The password in the environment, not on the command line (`ps` shows it).
                 env={"IMALI_PAYSTREAM_PEER_PASSWORD": DEMO_PEER_PASSWORD},
             )

@@ -9,6 +9,9 @@ DEMO_PEER_USERNAME = "imali-demo"
 # on the stream settings screen and never kept in the repository.
 DEMO_PEER_PASSWORD = "demo-stream-password"
 DEMO_WALLET_DELAY = 5
+# The demo bank's client answers a DebiCheck authentication (approves) this many seconds after the
+# request, so a person sees the mandate's status change on the loan page by itself.
+DEMO_MANDATE_ANSWER_SECONDS = 8
 
 
 def paystream_demo_ensure(*, entity_codes: list[str], host: str = "127.0.0.1") -> bool:

@@ -26,6 +26,12 @@ class StreamError(StrEnum):
     WALLET_FIELDS = "wallet_fields"
     WALLET_EXISTS = "wallet_exists"
     INVALID = "invalid"
+    CONTRACT_REFERENCE_USED = "contract_reference_used"
+    MANDATE_NOT_SIGNED = "mandate_not_signed"
+    MANDATE_STATE = "mandate_state"
+    MANDATE_REQUIRED = "debicheck_mandate_required"
+    NOT_AMENDABLE = "not_amendable"
+    ABOVE_MAXIMUM_COLLECTION = "above_maximum_collection"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

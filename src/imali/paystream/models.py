@@ -6,6 +6,7 @@ sent, each with its idempotency reference."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -23,6 +24,9 @@ class StreamSettings(models.Model):
     password = models.CharField(max_length=200)
     branch_code = models.CharField(max_length=20, blank=True, help_text="The lender's branch at the stream")
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
+    decline_sms = models.BooleanField(
+        "SMS the client on a declined or returned debit", default=False,
+        help_text="Text of the message type 'Debit order declined or returned unpaid' (Setup → SMS templates)")
     # Where Imali is in the stream's collection-results feed: the last position imported.
     collections_after = models.PositiveBigIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -104,6 +108,8 @@ class PromissoryNote(models.Model):
     reference = models.CharField(max_length=40, blank=True, help_text="The stream's note reference")
     tracking_days = models.PositiveSmallIntegerField(default=0)
     total = models.DecimalField(**MONEY)
+    mandate = models.ForeignKey("DebiCheckMandate", null=True, blank=True, on_delete=models.PROTECT, related_name="notes",
+                                help_text="The approved DebiCheck mandate the instalments are collected under")
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -231,6 +237,10 @@ class StreamFunction(models.TextChoices):
     WALLET_STATUS = "WalletStatus", "Wallet status"
     PRINT_CARD_ISSUE_RECEIPT = "PrintCardIssueReceipt", "Print card-issue receipt"
     COLLECTION_RESULTS = "CollectionResults", "Collection results"
+    CREATE_MANDATE = "CreateMandate", "Create DebiCheck mandate"
+    AMEND_MANDATE = "AmendMandate", "Amend DebiCheck mandate"
+    MANDATE_STATUS = "MandateStatus", "DebiCheck mandate status"
+    CANCEL_MANDATE = "CancelMandate", "Cancel DebiCheck mandate"
 
 
 class RequestStatus(models.TextChoices):
@@ -334,3 +344,148 @@ class CollectionResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.reference}"
+
+
+# -- DebiCheck mandates (DOMAIN §7 and §11) ---------------------------------------------------
+class AuthenticationType(models.TextChoices):
+    TT1_REALTIME = "tt1", "TT1 real time (client approves on the phone within 120 seconds)"
+    TT1_DELAYED = "tt1_delayed", "TT1 delayed (client approves by 20:30 the same day)"
+    TT2_BATCH = "tt2", "TT2 batch (client approves by the second business day)"
+    TT3_CARD = "tt3", "TT3 card and PIN (at a terminal)"
+
+
+class MandateValueType(models.TextChoices):
+    FIXED = "fixed", "Fixed"
+    VARIABLE = "variable", "Variable"
+    USAGE_BASED = "usage_based", "Usage-based"
+
+
+class DebitSequence(models.TextChoices):
+    RECURRING = "recurring", "Recurring"
+    ONCE_OFF = "once_off", "Once-off"
+
+
+class MandateFrequency(models.TextChoices):
+    WEEKLY = "weekly", "Weekly"
+    FORTNIGHTLY = "fortnightly", "Fortnightly"
+    MONTHLY = "monthly", "Monthly"
+
+
+class AdjustmentCategory(models.TextChoices):
+    NEVER = "never", "Never"
+    QUARTERLY = "quarterly", "Quarterly"
+    BIANNUALLY = "biannually", "Biannually"
+    ANNUALLY = "annually", "Annually"
+    REPO = "repo", "Repo rate"
+
+
+class MandateState(models.TextChoices):
+    AWAITING_SIGNATURE = "awaiting_signature", "Awaiting the client's signature"
+    SIGNED = "signed", "Signed: ready to send to the bank"
+    AUTHENTICATING = "authenticating", "Waiting for the client to authenticate at the bank"
+    APPROVED = "approved", "Approved by the client's bank"
+    REJECTED = "rejected", "Rejected"
+    TIMED_OUT = "timed_out", "Timed out (the client did not answer)"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# The bank decided: nothing more will happen to a mandate (or amendment) in these states.
+CLOSED_MANDATE_STATES = (MandateState.REJECTED, MandateState.TIMED_OUT, MandateState.CANCELLED)
+MAX_TRACKING_DAYS = 10
+
+
+class DebiCheckMandate(models.Model):
+    """A DebiCheck mandate: the client authorises, at their bank, collections for a loan up to a
+    maximum. The signed document of its terms is a signing.Mandate (OTP or hand, the signing rules);
+    the bank's authentication (TT1/TT2/TT3) comes after. Collections for the loan go only against
+    an approved mandate. The contract reference is never reused, also after a cancel."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="debicheck_mandates")
+    client = models.ForeignKey("clients.Client", on_delete=models.PROTECT, related_name="debicheck_mandates")
+    account = models.ForeignKey(StreamAccount, on_delete=models.PROTECT, related_name="debicheck_mandates",
+                                help_text="The debtor's bank account (cannot be amended: a new mandate)")
+    contract_reference = models.CharField(max_length=24)
+    authentication = models.CharField(max_length=12, choices=AuthenticationType.choices)
+    value_type = models.CharField(max_length=12, choices=MandateValueType.choices, default=MandateValueType.FIXED)
+    debit_sequence = models.CharField(max_length=10, choices=DebitSequence.choices, default=DebitSequence.RECURRING)
+    instalment_amount = models.DecimalField(**MONEY)
+    maximum_collection = models.DecimalField(**MONEY)
+    frequency = models.CharField(max_length=12, choices=MandateFrequency.choices, default=MandateFrequency.MONTHLY)
+    collection_day = models.PositiveSmallIntegerField(help_text="Weekly 1–7, fortnightly 1–14, monthly 1–30 or 99 (last day)")
+    first_collection_date = models.DateField()
+    date_adjustment = models.BooleanField(default=False, help_text="The bank may move a collection off a non-business day")
+    adjustment_category = models.CharField(max_length=12, choices=AdjustmentCategory.choices, default=AdjustmentCategory.NEVER)
+    adjustment_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    adjustment_rate = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True, help_text="Percent")
+    tracking_days = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=MandateState.choices, default=MandateState.AWAITING_SIGNATURE)
+    document = models.OneToOneField("signing.Mandate", null=True, blank=True, on_delete=models.PROTECT, related_name="debicheck",
+                                    help_text="The signed document of the current terms")
+    reference = models.CharField(max_length=40, blank=True, help_text="The stream's mandate reference")
+    authenticate_by = models.DateTimeField(null=True, blank=True, help_text="When the bank times the request out")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=200, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Never reused, also after a cancel: no condition on purpose.
+            models.UniqueConstraint(fields=["entity", "contract_reference"], name="debicheck_contract_reference_once"),
+            models.CheckConstraint(condition=models.Q(instalment_amount__gt=0), name="debicheck_instalment_positive"),
+            models.CheckConstraint(condition=models.Q(maximum_collection__gte=models.F("instalment_amount"))
+                                   & models.Q(maximum_collection__lte=models.F("instalment_amount") * Decimal("1.5")),
+                                   name="debicheck_maximum_collection_range"),
+            models.CheckConstraint(condition=models.Q(tracking_days__lte=MAX_TRACKING_DAYS), name="debicheck_tracking_days"),
+            models.CheckConstraint(
+                condition=(models.Q(frequency="weekly", collection_day__gte=1, collection_day__lte=7))
+                | (models.Q(frequency="fortnightly", collection_day__gte=1, collection_day__lte=14))
+                | (models.Q(frequency="monthly") & ((models.Q(collection_day__gte=1) & models.Q(collection_day__lte=30))
+                                                   | models.Q(collection_day=99))),
+                name="debicheck_collection_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"DebiCheck mandate {self.contract_reference}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in CLOSED_MANDATE_STATES
+
+
+class MandateAmendment(models.Model):
+    """A change of the instalment, maximum collection or collection day of a mandate: the client
+    signs the new terms and authenticates again at the bank; until the bank approves, the mandate
+    keeps its old terms."""
+
+    mandate = models.ForeignKey(DebiCheckMandate, on_delete=models.PROTECT, related_name="amendments")
+    number = models.PositiveSmallIntegerField()
+    instalment_amount = models.DecimalField(**MONEY)
+    maximum_collection = models.DecimalField(**MONEY)
+    collection_day = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=MandateState.choices, default=MandateState.AWAITING_SIGNATURE)
+    document = models.OneToOneField("signing.Mandate", null=True, blank=True, on_delete=models.PROTECT, related_name="amendment")
+    reference = models.CharField(max_length=40, blank=True, help_text="The stream's amendment reference")
+    authenticate_by = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mandate", "number"], name="mandate_amendment_number"),
+            models.UniqueConstraint(fields=["mandate"], condition=models.Q(status__in=["awaiting_signature", "signed", "authenticating"]),
+                                    name="mandate_one_open_amendment"),
+            models.CheckConstraint(condition=models.Q(maximum_collection__gte=models.F("instalment_amount"))
+                                   & models.Q(maximum_collection__lte=models.F("instalment_amount") * Decimal("1.5"))
+                                   & models.Q(instalment_amount__gt=0),
+                                   name="amendment_maximum_collection_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Amendment {self.number} of {self.mandate}"

@@ -40,7 +40,7 @@ from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementSta
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
-from . import cdv
+from . import cdv, notices
 from .adapters.base import (
     CollectionOutcome,
     Document,
@@ -84,7 +84,8 @@ BACKOFF_SECONDS = (0.2, 0.6)
 # event is tried again (creations and payments: acting twice would duplicate them).
 RESUMABLE = (StreamFunction.ADD_EMPLOYER, StreamFunction.ADD_CLIENT, StreamFunction.ADD_CLIENT_ACCOUNT,
              StreamFunction.CREATE_PROMISSORY, StreamFunction.CANCEL_PROMISSORY, StreamFunction.PAY_TO_CLIENT_ACCOUNT,
-             StreamFunction.CREATE_WALLET)
+             StreamFunction.CREATE_WALLET, StreamFunction.CREATE_MANDATE, StreamFunction.AMEND_MANDATE,
+             StreamFunction.CANCEL_MANDATE)
 GENDER_CODES = {"M": "M", "F": "F"}
 
 
@@ -121,7 +122,7 @@ def check_account(*, branch_code: str, account_number: str, account_type: str | 
 
 
 def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str, password: str = "",
-                         branch_code: str = "", timeout_seconds: int = 10) -> StreamSettings:
+                         branch_code: str = "", timeout_seconds: int = 10, decline_sms: bool | None = None) -> StreamSettings:
     """Save where the stream is and the credentials. A blank password keeps the stored one; the
     password never appears in the audit entry."""
     if getattr(actor, "entity_id", None) != entity.pk or not actor.has_right(Right.PAYMENT_STREAM_WEB_SERVICES):
@@ -144,14 +145,17 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
             entity=entity, defaults={"base_url": base_url, "username": username.strip(), "password": password,
                                      "branch_code": branch_code.strip(), "timeout_seconds": timeout_seconds})
         before = None if created else {"base_url": row.base_url, "username": row.username, "branch_code": row.branch_code,
-                                       "timeout_seconds": row.timeout_seconds}
+                                       "timeout_seconds": row.timeout_seconds, "decline_sms": row.decline_sms}
+        if decline_sms is not None:  # None: left as it is
+            row.decline_sms = bool(decline_sms)
         row.base_url, row.username, row.branch_code, row.timeout_seconds = base_url, username.strip(), branch_code.strip(), timeout_seconds
         if password:
             row.password = password
         row.save()
         audit_record(action=AuditAction.PAYSTREAM_SETTINGS_CHANGED, actor=actor, entity=entity, target=row, subject=entity.code,
                      before=before, after={"base_url": base_url, "username": row.username, "branch_code": row.branch_code,
-                                           "timeout_seconds": timeout_seconds, "password_changed": bool(password)})
+                                           "timeout_seconds": timeout_seconds, "decline_sms": row.decline_sms,
+                                           "password_changed": bool(password)})
     return row
 
 
@@ -356,25 +360,36 @@ def note_create(*, entity: Entity, actor, loan: Loan, stream: str, account: Stre
                    for i in _schedule_of(loan)]
     if not instalments:
         raise stream_error("loan", StreamError.NO_SCHEDULE, "The loan has no instalments left to collect.")
+    from .mandates import collection_mandate
+
+    # A DebiCheck loan is collected only under its approved mandate, from the mandate's account.
+    mandate = collection_mandate(loan=loan, instalments=instalments)
+    if mandate is not None and mandate.account_id != account.pk:
+        raise stream_error("account", StreamError.ACCOUNTS, f"Collect from the account of DebiCheck mandate {mandate.contract_reference}.")
+    if mandate is not None and int(tracking_days) > 10:
+        raise stream_error("tracking_days", StreamError.INVALID, "DebiCheck tracking is 0 to 10 days.")
     stream_client = client_register(entity=entity, actor=actor, client=loan.client)
     (reference, status), request = _send(
         entity=entity, actor=actor, function=StreamFunction.CREATE_PROMISSORY, target=loan,
         call=lambda s, key: s.create_promissory(key=key, client_reference=stream_client.reference, account_reference=account.reference,
-                                                stream=stream, instalments=instalments))
+                                                stream=stream, instalments=instalments,
+                                                mandate_reference=mandate.reference if mandate is not None else ""))
     try:
         with transaction.atomic():
             _done(request, reference)
             note = PromissoryNote.objects.create(
                 entity=entity, client=loan.client, loan=loan, stream=stream, account=account, reference=reference,
                 status=status.lower() if status.lower() in NoteStatus.values else NoteStatus.PENDING,
-                tracking_days=int(tracking_days), total=sum((i.amount for i in instalments), Decimal(0)), created_by=actor)
+                tracking_days=int(tracking_days), total=sum((i.amount for i in instalments), Decimal(0)), created_by=actor,
+                mandate=mandate)
             NoteInstalment.objects.bulk_create([
                 NoteInstalment(note=note, seq=i.seq, action_date=i.action_date, amount=i.amount, tracking_days=i.tracking_days)
                 for i in instalments])
             audit_record(action=AuditAction.PAYSTREAM_NOTE_CREATED, actor=actor, entity=entity, target=note,
                          subject=str(loan.client.number), after={
                              "loan_id": loan.pk, "stream": stream, "reference": reference, "instalments": len(instalments),
-                             "total": str(note.total), "idempotency_reference": str(request.idempotency_reference)})
+                             "total": str(note.total), "idempotency_reference": str(request.idempotency_reference),
+                             **({"debicheck_mandate": mandate.contract_reference} if mandate is not None else {})})
     except IntegrityError:
         raise stream_error("loan", StreamError.NOTE_EXISTS, "The loan has a promissory note already.") from None
     return note
@@ -443,6 +458,14 @@ def instalment_edit(*, entity: Entity, actor, note: PromissoryNote, seq: int, ac
         raise stream_error("tracking_days", StreamError.INVALID, "Tracking is 0 to 32 days.")
     if action_date is None and money is None and tracking_days is None:
         raise stream_error("__all__", StreamError.INVALID, "Give a new action date, amount or tracking.")
+    if note.mandate_id is not None:
+        # A DebiCheck collection: within the mandate's maximum, tracking up to 10 days.
+        if money is not None and money > note.mandate.maximum_collection:
+            raise stream_error("amount", StreamError.ABOVE_MAXIMUM_COLLECTION,
+                               f"The amount is above the maximum collection of {note.mandate.maximum_collection:,.2f} of "
+                               f"DebiCheck mandate {note.mandate.contract_reference}: amend the mandate first.")
+        if tracking_days is not None and int(tracking_days) > 10:
+            raise stream_error("tracking_days", StreamError.INVALID, "DebiCheck tracking is 0 to 10 days.")
     _, request = _send(entity=entity, actor=actor, function=StreamFunction.EDIT_INSTALMENT, target=note,
                        call=lambda s, key: s.edit_instalment(key=key, note_reference=note.reference, seq=seq,
                                                              action_date=action_date, amount=money, tracking_days=tracking_days))
@@ -843,6 +866,7 @@ def _import_one(*, entity: Entity, actor, outcome: CollectionOutcome, notes: dic
                     row.problem = "No posted collection with that reference to reverse."
                     summary.problems += 1
             row.save(update_fields=["receipt", "problem"])
+            notices.collection_notice(entity=entity, result=row, note=note)  # the client's SMS on a decline or unpaid
     except IntegrityError:
         summary.repeated += 1
 

@@ -41,3 +41,23 @@ def paystream_collections_fetch():
             services.collections_fetch(entity=settings_row.entity, actor=None, system=True)
         except ValidationError as exc:
             log.warning("collections of entity %s not fetched: %s", settings_row.entity_id, "; ".join(exc.messages))
+
+
+MANDATES_PER_RUN = 500
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("paystream-mandate-poll")
+def paystream_mandate_poll():
+    """Every minute: ask the bank about DebiCheck mandates (and amendments) waiting for the client
+    (approved, rejected or timed out), as the user who created each; the loan screen polls too."""
+    from .mandates import mandate_refresh
+    from .models import DebiCheckMandate, MandateState
+
+    waiting = (DebiCheckMandate.objects.filter(status=MandateState.AUTHENTICATING)
+               | DebiCheckMandate.objects.filter(amendments__status=MandateState.AUTHENTICATING))
+    for mandate in waiting.distinct().select_related("entity", "created_by").order_by("id")[:MANDATES_PER_RUN]:
+        try:
+            mandate_refresh(entity=mandate.entity, actor=mandate.created_by, mandate=mandate)
+        except (ValidationError, PermissionDenied) as exc:
+            log.warning("DebiCheck mandate %s not refreshed: %s", mandate.pk, "; ".join(getattr(exc, "messages", [str(exc)])))

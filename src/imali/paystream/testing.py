@@ -42,4 +42,36 @@ def isolation_objects(*, entity, actor, client) -> dict:
     loans.loan_approve(loan=loan, actor=actor)
     note = services.note_create(entity=entity, actor=actor, loan=loan, stream="eft", account=account)
     payment = services.credit_pay(entity=entity, actor=actor, client=client, parts=[(account, "10.00")])
-    return {"stream_account": account, "promissory_note": note, "credit_payment": payment}
+    mandate, amendment = _debicheck(entity=entity, actor=actor, loan=loan, account=account)
+    return {"stream_account": account, "promissory_note": note, "credit_payment": payment, "debicheck_mandate": mandate,
+            "mandate_amendment": amendment}
+
+
+def _sign(*, entity, actor, loan, document) -> None:
+    """The client signs: by OTP where the entity's setup requires it (read off the outbox as the
+    phone would), else by hand."""
+    from imali.signing import services as signing
+    from imali.signing.testing import code_from_outbox
+
+    doc = signing.Document(loan=loan, mandate=document)
+    if signing.document_decision(entity=entity, document=doc).requirement == "otp_required":
+        challenge = signing.document_otp_send(actor=actor, entity=entity, document=doc)
+        signing.document_otp_verify(actor=actor, entity=entity, document=doc, challenge_id=challenge.public_id,
+                                    code=code_from_outbox(challenge))
+    else:
+        signing.document_hand_sign(actor=actor, entity=entity, document=doc)
+
+
+def _debicheck(*, entity, actor, loan, account):
+    """An approved DebiCheck mandate (TT3: card and PIN, taken at any hour; the peer approves) and
+    an amendment of it waiting for the client's signature."""
+    from . import mandates
+
+    mandate = mandates.mandate_create(entity=entity, actor=actor, loan=loan, account=account, data={
+        "authentication": "tt3", "instalment_amount": str(loan.instalment_amount),
+        "maximum_collection": str(loan.instalment_amount), "collection_day": 25,
+        "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()})
+    _sign(entity=entity, actor=actor, loan=loan, document=mandate.document)
+    mandate = mandates.mandate_submit(entity=entity, actor=actor, mandate=mandate)
+    amendment = mandates.mandate_amend(entity=entity, actor=actor, mandate=mandate, data={"collection_day": 20})
+    return mandate, amendment

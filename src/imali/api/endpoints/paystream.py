@@ -138,7 +138,7 @@ class NoteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PromissoryNote
-        fields = ["id", "loan", "client", "stream", "account", "status", "reference", "tracking_days", "total", "cancelled_at",
+        fields = ["id", "loan", "client", "stream", "account", "mandate", "status", "reference", "tracking_days", "total", "cancelled_at",
                   "created_at", "instalments"]
         read_only_fields = fields
 
@@ -172,6 +172,8 @@ class SettingsSerializer(serializers.Serializer):
                                      help_text="Write-only; blank or absent keeps the stored one")
     branch_code = TextField(max_length=20, required=False, allow_blank=True, default="")
     timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, required=False, default=10)
+    decline_sms = serializers.BooleanField(required=False, default=False,
+                                           help_text="SMS the client when a debit is declined or returned unpaid")
     has_password = serializers.BooleanField(read_only=True)
 
 
@@ -404,9 +406,11 @@ class StreamSettingsView(EntityScopedMixin, APIView):
     def _data(self):
         current = StreamSettings.objects.filter(entity=self.entity).first()
         if current is None:
-            return {"base_url": "", "username": "", "branch_code": "", "timeout_seconds": 10, "has_password": False}
+            return {"base_url": "", "username": "", "branch_code": "", "timeout_seconds": 10, "decline_sms": False,
+                    "has_password": False}
         return {"base_url": current.base_url, "username": current.username, "branch_code": current.branch_code,
-                "timeout_seconds": current.timeout_seconds, "has_password": bool(current.password)}
+                "timeout_seconds": current.timeout_seconds, "decline_sms": current.decline_sms,
+                "has_password": bool(current.password)}
 
     @extend_schema(summary="The stream settings (the password is never returned)", responses={200: SettingsSerializer, 403: NO_RIGHT})
     def get(self, request):

@@ -80,6 +80,23 @@ class MalformedResult:
     raw: str
 
 
+@dataclass(frozen=True)
+class AuthenticationState:
+    """Where a DebiCheck authentication (a mandate's, or an amendment's) stands at the bank:
+    AUTHENTICATING until `authenticate_by`, then APPROVED, REJECTED or TIMED_OUT (or CANCELLED)."""
+
+    reference: str
+    status: str
+    authenticate_by: dt.datetime | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MandateStatusReply:
+    mandate: AuthenticationState
+    amendment: AuthenticationState | None = None
+
+
 class PaymentStream(Protocol):
     def add_employer(self, *, key: str, employer_number: str, name: str) -> str: ...
 
@@ -88,8 +105,8 @@ class PaymentStream(Protocol):
                    gender: str) -> str: ...
 
     def create_promissory(self, *, key: str, client_reference: str, account_reference: str, stream: str,
-                          instalments: list[Instalment]) -> tuple[str, str]:
-        """(note reference, status)."""
+                          instalments: list[Instalment], mandate_reference: str = "") -> tuple[str, str]:
+        """(note reference, status). `mandate_reference`: a DebiCheck collection, under that mandate."""
         ...
 
     def cancel_promissory(self, *, key: str, note_reference: str) -> str: ...
@@ -113,6 +130,19 @@ class PaymentStream(Protocol):
     def wallet_status(self, *, key: str, wallet_reference: str) -> WalletState: ...
 
     def print_card_issue_receipt(self, *, key: str, client_reference: str, card_number: str) -> Document: ...
+
+    def create_mandate(self, *, key: str, client_reference: str, account_reference: str, contract_reference: str,
+                       authentication: str, value_type: str, debit_sequence: str, instalment: Decimal,
+                       maximum_collection: Decimal, frequency: str, collection_day: int, first_collection_date: dt.date,
+                       date_adjustment: bool, adjustment_category: str, adjustment_amount: Decimal | None,
+                       adjustment_rate: Decimal | None, tracking_days: int) -> AuthenticationState: ...
+
+    def amend_mandate(self, *, key: str, mandate_reference: str, instalment: Decimal, maximum_collection: Decimal,
+                      collection_day: int) -> AuthenticationState: ...
+
+    def mandate_status(self, *, key: str, mandate_reference: str) -> MandateStatusReply: ...
+
+    def cancel_mandate(self, *, key: str, mandate_reference: str) -> str: ...
 
     def collection_results(self, *, key: str, after: int, limit: int) -> tuple[list[CollectionOutcome], list[MalformedResult], int]:
         """The results after feed position `after`, the lines that could not be read, and the last

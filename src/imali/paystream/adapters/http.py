@@ -22,10 +22,12 @@ from django.core.exceptions import ValidationError
 from imali.core.money import parse_amount
 
 from .base import (
+    AuthenticationState,
     CollectionOutcome,
     Document,
     Instalment,
     MalformedResult,
+    MandateStatusReply,
     StreamRejected,
     StreamUnavailable,
     WalletState,
@@ -87,11 +89,14 @@ class HttpPaymentStream:
             "firstNames": first_names, "idNumber": id_number, "cellphone": cellphone,
             "dateOfBirth": date_of_birth.isoformat() if date_of_birth else "", "gender": gender})["clientRef"]
 
-    def create_promissory(self, *, key, client_reference, account_reference, stream, instalments: list[Instalment]):
-        result = self._call("CreatePromissory", key, {
-            "clientRef": client_reference, "accountRef": account_reference, "stream": stream,
-            "instalments": [{"seq": i.seq, "actionDate": i.action_date.isoformat(), "amount": _money(i.amount),
-                             "trackingDays": i.tracking_days} for i in instalments]})
+    def create_promissory(self, *, key, client_reference, account_reference, stream, instalments: list[Instalment],
+                          mandate_reference: str = ""):
+        body = {"clientRef": client_reference, "accountRef": account_reference, "stream": stream,
+                "instalments": [{"seq": i.seq, "actionDate": i.action_date.isoformat(), "amount": _money(i.amount),
+                                 "trackingDays": i.tracking_days} for i in instalments]}
+        if mandate_reference:
+            body["mandateRef"] = mandate_reference
+        result = self._call("CreatePromissory", key, body)
         return result["noteRef"], result["status"]
 
     def cancel_promissory(self, *, key, note_reference):
@@ -137,6 +142,37 @@ class HttpPaymentStream:
     def print_card_issue_receipt(self, *, key, client_reference, card_number):
         return self._document(self._call("PrintCardIssueReceipt", key, {"clientRef": client_reference, "cardNumber": card_number}))
 
+    def create_mandate(self, *, key, client_reference, account_reference, contract_reference, authentication, value_type,
+                       debit_sequence, instalment, maximum_collection, frequency, collection_day, first_collection_date,
+                       date_adjustment, adjustment_category, adjustment_amount, adjustment_rate, tracking_days):
+        body = {"clientRef": client_reference, "accountRef": account_reference, "contractReference": contract_reference,
+                "authentication": authentication, "valueType": value_type, "debitSequence": debit_sequence,
+                "instalment": _money(instalment), "maximumCollection": _money(maximum_collection), "frequency": frequency,
+                "collectionDay": collection_day, "firstCollectionDate": first_collection_date.isoformat(),
+                "dateAdjustment": bool(date_adjustment), "adjustmentCategory": adjustment_category,
+                "trackingDays": tracking_days}
+        if adjustment_amount is not None:
+            body["adjustmentAmount"] = _money(adjustment_amount)
+        if adjustment_rate is not None:
+            body["adjustmentRate"] = f"{adjustment_rate:.3f}"
+        result = self._call("CreateMandate", key, body)
+        return _authentication(result, "mandateRef")
+
+    def amend_mandate(self, *, key, mandate_reference, instalment, maximum_collection, collection_day):
+        result = self._call("AmendMandate", key, {"mandateRef": mandate_reference, "instalment": _money(instalment),
+                                                  "maximumCollection": _money(maximum_collection),
+                                                  "collectionDay": collection_day})
+        return _authentication(result, "amendmentRef")
+
+    def mandate_status(self, *, key, mandate_reference):
+        result = self._call("MandateStatus", key, {"mandateRef": mandate_reference})
+        amendment = result.get("amendment")
+        return MandateStatusReply(mandate=_authentication({**result, "mandateRef": mandate_reference}, "mandateRef"),
+                                  amendment=_authentication(amendment, "amendmentRef") if isinstance(amendment, dict) else None)
+
+    def cancel_mandate(self, *, key, mandate_reference):
+        return self._call("CancelMandate", key, {"mandateRef": mandate_reference})["status"]
+
     def collection_results(self, *, key, after, limit):
         result = self._call("CollectionResults", key, {"after": after, "limit": limit})
         rows: list[CollectionOutcome] = []
@@ -145,6 +181,16 @@ class HttpPaymentStream:
             outcome = _outcome(raw)
             (malformed if isinstance(outcome, MalformedResult) else rows).append(outcome)
         return rows, malformed, int(result.get("last", after))
+
+
+def _authentication(result: dict, name: str) -> AuthenticationState:
+    by = result.get("authenticateBy")
+    try:
+        deadline = dt.datetime.fromisoformat(by) if by else None
+    except ValueError:
+        deadline = None
+    return AuthenticationState(reference=str(result.get(name, ""))[:40], status=str(result.get("status", "")).upper(),
+                               authenticate_by=deadline, reason=str(result.get("reason", ""))[:200])
 
 
 def _outcome(raw) -> CollectionOutcome | MalformedResult:

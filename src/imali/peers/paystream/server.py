@@ -30,6 +30,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +60,21 @@ class PeerConfig:
     slow_seconds: float = 0.0
     reject_next: int = 0
     drop_next: int = 0
+    # DebiCheck: how the client's bank answers an authentication request (mandate or amendment).
+    mandate_answer: str = "approve"  # approve | reject | none (no answer: timed out at the deadline)
+    mandate_answer_seconds: float = 0.0  # when the client answers, after the request
+    tt1_seconds: float = 120.0  # TT1 real time: the client approves on the phone within this
+    now: dt.datetime | Callable[[], dt.datetime] | None = None  # the bank's clock (cut-offs, deadlines); None: real
+
+
+SAST = dt.timezone(dt.timedelta(hours=2), "SAST")
+AUTH_TYPES = ("tt1", "tt1_delayed", "tt2", "tt3")
+# The last time of day a request of each kind is taken (DOMAIN §11): TT1 real time 20:30, TT2 21:00.
+CUT_OFF = {"tt1": dt.time(20, 30), "tt2": dt.time(21, 0)}
+TT3_SECONDS = 600.0  # card and PIN at the terminal: the client is there
+VALUE_TYPES = ("fixed", "variable", "usage_based")
+FREQUENCY_DAYS = {"weekly": range(1, 8), "fortnightly": range(1, 15), "monthly": [*range(1, 31), 99]}
+ADJUSTMENTS = ("never", "quarterly", "biannually", "annually", "repo")
 
 
 class Refused(Exception):
@@ -76,6 +92,34 @@ class _Note:
     created: float
     instalments: dict[int, dict]
     status: str = "PENDING"
+    mandate_ref: str = ""  # DebiCheck: collected only while this mandate is approved
+
+
+@dataclass
+class _Auth:
+    """One authentication request at the client's bank: the mandate's first, or an amendment's."""
+
+    ref: str
+    deadline: dt.datetime
+    answer: str
+    answer_at: dt.datetime
+    reason: str = ""
+    status: str = "AUTHENTICATING"
+    terms: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Mandate:
+    ref: str
+    client_ref: str
+    account_ref: str
+    contract_reference: str
+    authentication: str
+    frequency: str
+    terms: dict  # instalment, maximumCollection, collectionDay: the approved (or first asked) terms
+    auth: _Auth
+    amendments: list[_Auth] = field(default_factory=list)
+    status: str = "AUTHENTICATING"
 
 
 @dataclass
@@ -100,6 +144,9 @@ class PeerState:
     calls: dict[str, int] = field(default_factory=dict)  # function → times acted on (replays excluded)
     results: list[dict] = field(default_factory=list)  # the collection-results feed, in order
     outcomes: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)  # preset (result, reason)
+    mandates: dict[str, _Mandate] = field(default_factory=dict)
+    contract_references: set[str] = field(default_factory=set)  # never reused, also after a cancel
+    answers: dict[str, tuple[str, str]] = field(default_factory=dict)  # contract reference → next (answer, reason)
 
 
 def _money(value, name: str, *, allow_zero: bool = False) -> Decimal:
@@ -234,6 +281,8 @@ class PaystreamPeer:
             for note in self.state.notes.values():
                 if self._note_status(note) not in ("ACTIVE", "PENDING"):
                     continue
+                if note.mandate_ref and self._mandate_status(self.state.mandates[note.mandate_ref]) != "APPROVED":
+                    continue  # DebiCheck: nothing is collected without an approved mandate
                 for seq, instalment in sorted(note.instalments.items()):
                     if instalment["status"] != "PENDING" or dt.date.fromisoformat(instalment["actionDate"]) > today:
                         continue
@@ -267,6 +316,8 @@ class PaystreamPeer:
                     "notes": {r: self._note_status(n) for r, n in s.notes.items()},
                     "payments": {r: {"clientRef": p["clientRef"], "total": p["total"]} for r, p in s.payments.items()},
                     "wallets": {r: {"clientRef": w.client_ref, "number": w.number} for r, w in s.wallets.items()},
+                    "mandates": {r: {"contractReference": m.contract_reference, "status": self._mandate_status(m),
+                                     **m.terms} for r, m in s.mandates.items()},
                     "calls": dict(s.calls)}
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -344,7 +395,8 @@ class PaystreamPeer:
             data = json.loads(body or b"{}")
             if what == "faults":
                 self.configure(**{k: data[k] for k in ("down", "slow_seconds", "reject_next", "drop_next",
-                                                       "right_granted", "wallet_delay", "activation_delay") if k in data})
+                                                       "right_granted", "wallet_delay", "activation_delay",
+                                                       "mandate_answer", "mandate_answer_seconds", "tt1_seconds") if k in data})
             elif what == "assign-card":
                 self.assign_card(str(data["clientRef"]), str(data["cardNumber"]))
             elif what == "outcome":
@@ -355,6 +407,8 @@ class PaystreamPeer:
                 self.add_raw_result(dict(data["row"]))
             elif what == "payment-return":
                 self.return_payment(str(data["paymentRef"]), str(data.get("reason", "Account closed")))
+            elif what == "mandate-answer":
+                self.mandate_answer(str(data["contractReference"]), str(data["answer"]), str(data.get("reason", "")))
             elif what == "note-status":
                 self.set_note_status(str(data["noteRef"]), str(data["status"]))
             else:
@@ -450,9 +504,12 @@ class PaystreamPeer:
             instalments[seq] = {"actionDate": _date(item.get("actionDate"), "action_date").isoformat(),
                                 "amount": str(_money(item.get("amount"), "amount")), "trackingDays": tracking,
                                 "status": "PENDING"}
+        mandate_ref = str(data.get("mandateRef", "") or "")
+        if mandate_ref:
+            self._debicheck_collection(mandate_ref, client_ref, str(data["accountRef"]), instalments.values())
         ref = self._ref("N")
         self.state.notes[ref] = _Note(ref=ref, client_ref=client_ref, account_ref=str(data["accountRef"]), stream=stream,
-                                      created=time.monotonic(), instalments=instalments)
+                                      created=time.monotonic(), instalments=instalments, mandate_ref=mandate_ref)
         return {"noteRef": ref, "status": self._note_status(self.state.notes[ref])}
 
     def _fn_CancelPromissory(self, data: dict) -> dict:
@@ -504,6 +561,8 @@ class PaystreamPeer:
             changes["trackingDays"] = tracking
         if not changes:
             raise Refused(422, "nothing_to_change", "Give an action date, amount or tracking to change.", "")
+        if note.mandate_ref:
+            self._debicheck_collection(note.mandate_ref, note.client_ref, note.account_ref, [{**instalment, **changes}])
         instalment.update(changes)
         return {"seq": int(data["seq"])}
 
@@ -612,6 +671,200 @@ class PaystreamPeer:
                 "fields": {"client": f"{client['firstNames']} {client['surname']}".strip(), "clientNumber": client["clientNumber"],
                            "idNumber": client["idNumber"], "card": "…" + card[-4:]}}
 
+    # -- DebiCheck mandates ------------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        clock = self.config.now
+        if callable(clock):
+            return clock()
+        return clock or dt.datetime.now(SAST)
+
+    def mandate_answer(self, contract_reference: str, answer: str, reason: str = "") -> None:
+        """The client's answer at the bank (the phone for TT1/TT2, the terminal for TT3): to the
+        request now waiting for the contract, or else to its next one."""
+        if answer not in ("approve", "reject", "none"):
+            raise ValueError("answer must be approve, reject or none")
+        with self.lock:
+            for mandate in self.state.mandates.values():
+                if mandate.contract_reference != contract_reference:
+                    continue
+                pending = [a for a in (mandate.auth, *mandate.amendments) if a.status == "AUTHENTICATING"]
+                if pending and self._resolve(mandate, pending[-1]) == "AUTHENTICATING":
+                    pending[-1].answer, pending[-1].reason, pending[-1].answer_at = answer, reason, self.now()
+                    self._mandate_status(mandate)
+                    return
+            self.state.answers[contract_reference] = (answer, reason)
+
+    def _auth(self, contract_reference: str, authentication: str, terms: dict) -> _Auth:
+        now = self.now()
+        if authentication == "tt1":
+            deadline = now + dt.timedelta(seconds=self.config.tt1_seconds)
+        elif authentication == "tt1_delayed":
+            deadline = now.replace(hour=20, minute=30, second=0, microsecond=0)
+        elif authentication == "tt2":
+            deadline, business = now, 0
+            while business < 2:  # the second business day, at its end
+                deadline += dt.timedelta(days=1)
+                business += deadline.weekday() < 5
+            deadline = deadline.replace(hour=23, minute=59, second=59, microsecond=0)
+        else:
+            deadline = now + dt.timedelta(seconds=TT3_SECONDS)
+        cut_off = CUT_OFF.get(authentication, dt.time(20, 30) if authentication == "tt1_delayed" else None)
+        if cut_off is not None and now.time() >= cut_off:
+            raise Refused(422, "after_cut_off", f"The bank takes no {authentication.upper().replace('_', ' ')} requests after "
+                                                f"{cut_off:%H:%M}: send it tomorrow or choose another authentication.",
+                          "authentication")
+        answer, reason = self.state.answers.pop(contract_reference, (self.config.mandate_answer, ""))
+        return _Auth(ref=self._ref("D"), deadline=deadline, answer=answer, reason=reason,
+                     answer_at=now + dt.timedelta(seconds=self.config.mandate_answer_seconds), terms=terms)
+
+    def _resolve(self, mandate: _Mandate, auth: _Auth) -> str:
+        if auth.status != "AUTHENTICATING":
+            return auth.status
+        now = self.now()
+        if auth.answer != "none" and now >= auth.answer_at and auth.answer_at <= auth.deadline:
+            auth.status = "APPROVED" if auth.answer == "approve" else "REJECTED"
+            auth.reason = auth.reason or ("" if auth.answer == "approve" else "The client declined the mandate at the bank.")
+        elif now >= auth.deadline:
+            auth.status, auth.reason = "TIMED_OUT", "The client did not authenticate in time."
+        return auth.status
+
+    def _mandate_status(self, mandate: _Mandate) -> str:
+        if mandate.status == "AUTHENTICATING":
+            mandate.status = self._resolve(mandate, mandate.auth)
+        for amendment in mandate.amendments:
+            if amendment.status == "AUTHENTICATING" and self._resolve(mandate, amendment) == "APPROVED":
+                mandate.terms = dict(amendment.terms)
+        return mandate.status
+
+    def _terms(self, data: dict, frequency: str, *, base: dict | None = None) -> dict:
+        terms = dict(base or {})
+        for name in ("instalment", "maximumCollection"):
+            if name in data or base is None:
+                terms[name] = str(_money(data.get(name), name))
+        if "collectionDay" in data or base is None:
+            try:
+                terms["collectionDay"] = int(data.get("collectionDay"))
+            except (TypeError, ValueError):
+                raise Refused(422, "invalid_collection_day", "collectionDay must be a number.", "collection_day") from None
+        if terms["collectionDay"] not in FREQUENCY_DAYS[frequency]:
+            raise Refused(422, "invalid_collection_day", "The collection day is weekly 1–7, fortnightly 1–14, monthly 1–30 or "
+                                                         "99 (the last day).", "collection_day")
+        instalment, maximum = Decimal(terms["instalment"]), Decimal(terms["maximumCollection"])
+        if not instalment <= maximum <= instalment * Decimal("1.5"):
+            raise Refused(422, "maximum_collection", "The maximum collection is at least the instalment and at most 1.5 times it.",
+                          "maximum_collection")
+        return terms
+
+    def _mandate(self, data: dict) -> _Mandate:
+        mandate = self.state.mandates.get(str(data.get("mandateRef", "")))
+        if mandate is None:
+            raise Refused(422, "mandate_not_found", "No such DebiCheck mandate at the stream.", "mandate")
+        return mandate
+
+    def _debicheck_collection(self, mandate_ref: str, client_ref: str, account_ref: str, instalments) -> None:
+        """Collections under DebiCheck: only against an approved mandate of the client's account,
+        each no more than the mandate's maximum collection, tracking up to 10 days."""
+        mandate = self.state.mandates.get(mandate_ref)
+        if mandate is None or mandate.client_ref != client_ref:
+            raise Refused(422, "mandate_not_found", "No such DebiCheck mandate for this client.", "mandate")
+        status = self._mandate_status(mandate)
+        if status != "APPROVED":
+            raise Refused(422, "mandate_not_approved", f"Collections need an approved DebiCheck mandate; mandate "
+                                                       f"{mandate.contract_reference} is {status.lower().replace('_', ' ')}.",
+                          "mandate")
+        if mandate.account_ref != account_ref:
+            raise Refused(422, "mandate_account", "Collect from the account the mandate names.", "account")
+        maximum = Decimal(mandate.terms["maximumCollection"])
+        for instalment in instalments:
+            if Decimal(instalment["amount"]) > maximum:
+                raise Refused(422, "above_maximum_collection", f"An instalment of {instalment['amount']} is above the mandate's "
+                                                               f"maximum collection of {maximum}.", "amount")
+            if int(instalment.get("trackingDays", 0)) > 10:
+                raise Refused(422, "invalid_tracking", "DebiCheck tracking is 0 to 10 days.", "tracking_days")
+
+    def _fn_CreateMandate(self, data: dict) -> dict:
+        self._client(data)
+        client_ref = str(data["clientRef"])
+        account = self.state.accounts.get(str(data.get("accountRef", "")))
+        if account is None or account["clientRef"] != client_ref or account["kind"] != "bank":
+            raise Refused(422, "account_not_found", "The debtor account must be a bank account registered for the client.", "account")
+        contract = str(data.get("contractReference", "")).strip()
+        if not contract or len(contract) > 24:
+            raise Refused(422, "invalid_contract_reference", "The contract reference is 1 to 24 characters.", "contract_reference")
+        if contract in self.state.contract_references:
+            raise Refused(422, "contract_reference_used", f"The contract reference {contract} was used before: a contract "
+                                                          f"reference is never reused, also after a cancel.", "contract_reference")
+        authentication = str(data.get("authentication", ""))
+        if authentication not in AUTH_TYPES:
+            raise Refused(422, "invalid_authentication", "Authentication is TT1, TT1 delayed, TT2 or TT3.", "authentication")
+        frequency = str(data.get("frequency", ""))
+        if frequency not in FREQUENCY_DAYS:
+            raise Refused(422, "invalid_frequency", "The frequency is weekly, fortnightly or monthly.", "frequency")
+        if str(data.get("valueType", "")) not in VALUE_TYPES:
+            raise Refused(422, "invalid_value_type", "The value type is fixed, variable or usage-based.", "value_type")
+        if str(data.get("debitSequence", "")) not in ("once_off", "recurring"):
+            raise Refused(422, "invalid_debit_sequence", "The debit sequence is once-off or recurring.", "debit_sequence")
+        category = str(data.get("adjustmentCategory", "never"))
+        if category not in ADJUSTMENTS:
+            raise Refused(422, "invalid_adjustment", "Adjustment is never, quarterly, biannually, annually or repo.",
+                          "adjustment_category")
+        if category != "never" and not (data.get("adjustmentAmount") or data.get("adjustmentRate")):
+            raise Refused(422, "invalid_adjustment", "An adjustment needs an amount or a rate.", "adjustment_amount")
+        tracking = int(data.get("trackingDays", 0))
+        if not 0 <= tracking <= 10:
+            raise Refused(422, "invalid_tracking", "DebiCheck tracking is 0 to 10 days.", "tracking_days")
+        _date(data.get("firstCollectionDate"), "first_collection_date")
+        terms = self._terms(data, frequency)
+        auth = self._auth(contract, authentication, terms)
+        self.state.contract_references.add(contract)
+        mandate = _Mandate(ref=self._ref("M"), client_ref=client_ref, account_ref=str(data["accountRef"]),
+                           contract_reference=contract, authentication=authentication, frequency=frequency, terms=terms,
+                           auth=auth)
+        self.state.mandates[mandate.ref] = mandate
+        return {"mandateRef": mandate.ref, "status": self._mandate_status(mandate), "authenticateBy": auth.deadline.isoformat(),
+                "reason": auth.reason if auth.status != "APPROVED" else ""}
+
+    def _fn_AmendMandate(self, data: dict) -> dict:
+        mandate = self._mandate(data)
+        for fixed in ("frequency", "accountRef", "contractReference", "clientRef"):
+            if fixed in data:
+                raise Refused(422, "not_amendable", "The frequency, debtor account and contract reference cannot be amended: "
+                                                    "cancel the mandate and create a new one.", fixed)
+        if self._mandate_status(mandate) != "APPROVED":
+            raise Refused(422, "mandate_not_approved", "Only an approved mandate can be amended.", "mandate")
+        if any(a.status == "AUTHENTICATING" for a in mandate.amendments):
+            raise Refused(422, "amendment_pending", "An amendment of this mandate is waiting for the client already.", "mandate")
+        terms = self._terms(data, mandate.frequency, base=mandate.terms)
+        if terms == mandate.terms:
+            raise Refused(422, "nothing_to_change", "Give a new instalment, maximum collection or collection day.", "")
+        auth = self._auth(mandate.contract_reference, mandate.authentication, terms)
+        mandate.amendments.append(auth)
+        self._mandate_status(mandate)
+        return {"amendmentRef": auth.ref, "status": auth.status, "authenticateBy": auth.deadline.isoformat(),
+                "reason": auth.reason if auth.status != "APPROVED" else ""}
+
+    def _fn_MandateStatus(self, data: dict) -> dict:
+        mandate = self._mandate(data)
+        status = self._mandate_status(mandate)
+        reply = {"status": status, "reason": mandate.auth.reason if status in ("REJECTED", "TIMED_OUT") else "",
+                 "authenticateBy": mandate.auth.deadline.isoformat(), **mandate.terms}
+        if mandate.amendments:
+            last = mandate.amendments[-1]
+            reply["amendment"] = {"amendmentRef": last.ref, "status": last.status, "reason": last.reason if last.status != "APPROVED" else "",
+                                  "authenticateBy": last.deadline.isoformat()}
+        return reply
+
+    def _fn_CancelMandate(self, data: dict) -> dict:
+        mandate = self._mandate(data)
+        if mandate.status == "CANCELLED":
+            raise Refused(422, "already_cancelled", "The mandate is cancelled already.", "mandate")
+        self._mandate_status(mandate)
+        mandate.status = "CANCELLED"
+        for auth in (mandate.auth, *mandate.amendments):
+            if auth.status == "AUTHENTICATING":
+                auth.status = "CANCELLED"
+        return {"status": "CANCELLED"}
+
     # -- a page for people ----------------------------------------------------------------------
     def page(self) -> str:
         with self.lock:
@@ -626,6 +879,9 @@ class PaystreamPeer:
                                for r, p in s.payments.items())
             wallets = "".join(f"<tr><td>{html.escape(r)}</td><td>{html.escape(w.client_ref)}</td>"
                               f"<td>{html.escape(w.number or 'being created')}</td></tr>" for r, w in s.wallets.items())
+            mandates = "".join(f"<tr><td>{html.escape(r)}</td><td>{html.escape(m.contract_reference)}</td>"
+                               f"<td>{self._mandate_status(m)}</td><td>{html.escape(m.terms['maximumCollection'])}</td></tr>"
+                               for r, m in s.mandates.items())
         return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Local payment stream</title>"
                 "<style>body{font-family:sans-serif;max-width:60rem;margin:1rem auto}td,th{padding:.2rem .6rem;"
                 "border-bottom:1px solid #ddd}</style></head><body><h1>Local payment stream</h1>"
@@ -633,5 +889,7 @@ class PaystreamPeer:
                 f"<h2>Clients</h2><table><tr><th>Ref</th><th>Number</th><th>Surname</th><th>Accounts</th><th>Card</th></tr>{rows}</table>"
                 f"<h2>Promissory notes</h2><table><tr><th>Ref</th><th>Stream</th><th>Status</th><th>Instalments</th></tr>{notes}</table>"
                 f"<h2>Credit payments</h2><table><tr><th>Ref</th><th>Client</th><th>Total</th></tr>{payments}</table>"
-                f"<h2>Wallets</h2><table><tr><th>Request</th><th>Client</th><th>Wallet</th></tr>{wallets}</table></body></html>")
+                f"<h2>Wallets</h2><table><tr><th>Request</th><th>Client</th><th>Wallet</th></tr>{wallets}</table>"
+                f"<h2>DebiCheck mandates</h2><table><tr><th>Ref</th><th>Contract</th><th>Status</th><th>Maximum</th></tr>{mandates}"
+                "</table></body></html>")
 

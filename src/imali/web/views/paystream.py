@@ -100,6 +100,9 @@ class SettingsForm(forms.Form):
                                help_text="Stored as a secret and never shown; leave blank to keep the stored one")
     branch_code = forms.CharField(max_length=20, required=False, label="Branch at the stream")
     timeout_seconds = forms.IntegerField(min_value=1, max_value=120, initial=10, label="Time-out (seconds)")
+    decline_sms = forms.BooleanField(required=False, label="SMS the client when a debit is declined or returned unpaid",
+                                     help_text="The text is the SMS template 'Debit order declined or returned unpaid', "
+                                               "followed by the amount, loan, date and the bank's reason")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -401,7 +404,7 @@ def collections_fetch_view(request, loan_id: int):
 def settings_view(request):
     current = StreamSettings.objects.filter(entity=request.entity).first()
     initial = {"base_url": current.base_url, "username": current.username, "branch_code": current.branch_code,
-               "timeout_seconds": current.timeout_seconds} if current else {}
+               "timeout_seconds": current.timeout_seconds, "decline_sms": current.decline_sms} if current else {}
     form = SettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -1,0 +1,69 @@
+"""In a real browser: create a DebiCheck mandate for a loan, have it signed (by hand: the client is
+not enrolled), send it to the bank, and watch its status turn Approved by itself on the loan's
+payment-stream page when the local peer's bank approves it — over loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from imali.paystream import services
+from imali.paystream.models import DebiCheckMandate, MandateState
+from imali.peers.paystream import PaystreamPeer, PeerConfig
+from imali.peers.paystream.server import SAST
+from imali.tenancy.rights import Right
+from tests import factories
+from tests.browser.conftest import browser, page  # noqa: F401  (the shared Playwright fixtures)
+from tests.paystream.conftest import ABSA_OK, approved_loan, stream_entity
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def peer():
+    import datetime as dt
+    import time
+
+    base, started = dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=SAST), time.monotonic()
+    started_peer = PaystreamPeer(PeerConfig(username="lender", password="s3cret-stream", mandate_answer_seconds=2.0,
+                                            now=lambda: base + dt.timedelta(seconds=time.monotonic() - started))).start()
+    yield started_peer
+    started_peer.stop()
+
+
+def test_mandate_created_signed_sent_and_approved_in_the_browser(page, live_server, peer):  # noqa: F811
+    entity = stream_entity(factories.make_entity(country="ZA"), peer)
+    officer = factories.make_user(entity=entity, username="debicheck", password="correct-horse-battery",
+                                  rights=[Right.VIEW_CLIENTS, Right.PAYMENT_STREAM_WEB_SERVICES, Right.CAPTURE_LOANS,
+                                          Right.APPROVE_LOANS])
+    client = factories.make_client(entity=entity, employer=factories.make_employer(entity=entity))
+    services.account_register(entity=entity, actor=officer, client=client, **ABSA_OK)
+    loan = approved_loan(entity, officer, client, principal="3000")
+
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "debicheck")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+    page.goto(f"{live_server.url}/loans/{loan.pk}/payment-stream/")
+    page.click("text=Create, send, amend or cancel a mandate")
+    form = page.locator("#mandate-form")
+    form.locator("select[name=account]").select_option(index=1)
+    form.locator("select[name=authentication]").select_option("tt1")
+    form.locator("input[name=first_collection_date]").fill("2099-01-25")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
+    mandate = DebiCheckMandate.objects.get(loan=loan)
+    assert mandate.status == MandateState.AWAITING_SIGNATURE
+
+    page.click("text=Sign it (OTP or by hand)")
+    page.click("#finish-by-hand")
+    page.goto(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
+    page.click("text=Send to the bank for authentication")
+    page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
+    assert "Waiting for the client to authenticate at the bank" in page.content()
+
+    # The loan's stream page polls the bank; the client approves two seconds after the request.
+    page.goto(f"{live_server.url}/loans/{loan.pk}/payment-stream/")
+    page.locator(".mandate-row[data-status='approved']").wait_for(timeout=20_000)
+    assert DebiCheckMandate.objects.get(pk=mandate.pk).status == MandateState.APPROVED
