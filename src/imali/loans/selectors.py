@@ -71,15 +71,19 @@ NO_UNPAID = (None, 0, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
 NO_LOANS = (None, None, None, 0, None, 0, None, 0, 0)
 
 
-_PERCENTS: dict[int, Decimal] = {}
+class _Percents(dict):
+    """Every percentage from 0.00 to 100.00 by its hundredths: a constant table of 10,001 Decimals,
+    made (in C) on first use. A percentage beyond it (a client paid beyond the loans' total) is
+    made when asked for and not kept."""
+
+    def __missing__(self, hundredths: int) -> Decimal:
+        if not self:
+            self.update(zip(range(10001), map(CENT.__mul__, range(10001)), strict=True))
+            return self[hundredths]
+        return CENT * hundredths
 
 
-def _percents() -> dict[int, Decimal]:
-    """Every percentage from 0.00 to 100.00 by its hundredths (a constant table, made on first use:
-    10,001 Decimals, built in C)."""
-    if not _PERCENTS:
-        _PERCENTS.update(zip(range(10001), map(CENT.__mul__, range(10001)), strict=True))
-    return _PERCENTS
+_PERCENTS = _Percents()
 
 
 class _Lookup(dict):
@@ -197,9 +201,9 @@ class _Book:
         # (20000 × received + total) div (2 × total). Received is 0 where the total is 0 (see
         # _simple_sql), and the divisor is then taken as 1 so that it gives 0 (no percentage).
         totals = list(self._l(_L_TOTAL))
-        # Hundredths of a percent are few distinct values, 0 to 10,000 but for a loan paid beyond its
-        # total: looked up in the table of those made once per process (_PERCENTS), the others made.
-        return list(map(_Lookup(CENT.__mul__, _percents()).__getitem__,
+        # Hundredths of a percent are few distinct values, 0 to 10,000 (but for a client paid beyond
+        # the total): looked up in the constant table of them (_PERCENTS).
+        return list(map(_PERCENTS.__getitem__,
                         map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
                             map(max, map(mul, totals, repeat(2)), repeat(1)))))
 
