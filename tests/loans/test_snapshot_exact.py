@@ -83,3 +83,16 @@ def test_loan_and_debit_sums_are_exact_to_the_cent(entity, lender):
     assert got.non_loan_debt == sum(debts, D("0.00"))
     total, paid = sum(totals, D("0.01")), sum(received, D("0.00"))
     assert got.pct_of_all_capital_pd == (100 * paid / total).quantize(D("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.mark.parametrize(("total", "received"), [("300.00", "100.00"), ("100.00", "250.05"), ("0.03", "1000.00")])
+def test_percentage_of_capital_paid_within_and_beyond_the_total(entity, lender, total, received):
+    """Percentages up to 100 come from the snapshot's table of hundredths; a client paid beyond the
+    total (received above it) gets the exact figure past the table too."""
+    client, _ = make_borrower(entity)
+    loan = make_loan(entity, user=lender, product=make_product(entity, name="Monthly"), client=client,
+                     principal="2000", instalments=3)
+    Loan.objects.filter(pk=loan.pk).update(total_repayable=D(total), received_total=D(received))
+    got = selectors.client_figures(entity=entity, client_id=client.pk, as_of=AS_OF)
+    assert got.pct_of_all_capital_pd == (100 * D(received) / D(total)).quantize(D("0.01"), rounding=ROUND_HALF_UP)
+    assert got.values()[selectors.ClientFigures.FIELDS.index("pct_of_all_capital_pd")] == got.pct_of_all_capital_pd

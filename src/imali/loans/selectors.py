@@ -27,7 +27,7 @@ from operator import add, floordiv, itemgetter, mul
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet, Subquery
+from django.db.models import F, QuerySet
 
 from imali.core.money import aggregate_money
 from imali.tenancy.models import Entity
@@ -69,6 +69,21 @@ _U_PAID_BEYOND_CAPITAL = 12  # instalments not yet due with more than their capi
  _L_RECEIVED) = range(1, 9)
 NO_UNPAID = (None, 0, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0)
 NO_LOANS = (None, None, None, 0, None, 0, None, 0, 0)
+
+
+class _Percents(dict):
+    """Every percentage from 0.00 to 100.00 by its hundredths: a constant table of 10,001 Decimals,
+    made (in C) on first use. A percentage beyond it (a client paid beyond the loans' total) is
+    made when asked for and not kept."""
+
+    def __missing__(self, hundredths: int) -> Decimal:
+        if not self:
+            self.update(zip(range(10001), map(CENT.__mul__, range(10001)), strict=True))
+            return self[hundredths]
+        return CENT * hundredths
+
+
+_PERCENTS = _Percents()
 
 
 class _Lookup(dict):
@@ -186,9 +201,11 @@ class _Book:
         # (20000 × received + total) div (2 × total). Received is 0 where the total is 0 (see
         # _simple_sql), and the divisor is then taken as 1 so that it gives 0 (no percentage).
         totals = list(self._l(_L_TOTAL))
-        # Hundredths of a percent are few distinct values (mostly 0 to 10,000): the shared amounts.
-        return self._money(map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
-                               map(max, map(mul, totals, repeat(2)), repeat(1))))
+        # Hundredths of a percent are few distinct values, 0 to 10,000 (but for a client paid beyond
+        # the total): looked up in the constant table of them (_PERCENTS).
+        return list(map(_PERCENTS.__getitem__,
+                        map(floordiv, map(add, map(mul, self._l(_L_RECEIVED), repeat(20000)), totals),
+                            map(max, map(mul, totals, repeat(2)), repeat(1)))))
 
     def _last_receipt_date(self) -> list:
         return list(map(self.dates.__getitem__, self._l(_L_LAST_RECEIPT)))
@@ -421,7 +438,6 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     on different days, nothing due within 30 days) the day's rows are summed by one probe of the same
     index (96% of the clients with something due needed no probe on the 50k-client demo book)."""
     table = Instalment._meta.db_table
-    current_period = "i.due_ord > %(aso)s AND i.start_ord < %(aso)s"
     where = f"i.entity_id = %(entity)s AND {UNPAID} {client_filter.replace('client_id', 'i.client_id')}"
     def owing(condition: str) -> str:
         return _money_sum("i.amount - i.paid", vendor=vendor, where=condition)  # never negative on these rows
@@ -429,11 +445,24 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
     # Settlement (rules.settlement_amount): what is due by as_of in full; of what falls due later its
     # capital and the interest accrued so far in its period; less what was paid on either. That is
     # everything unpaid (arrears and the buckets) less, on what falls due later, the part that is not
-    # capital (interest, fees, VAT: amount − capital), plus the interest accrued: one more sum over
-    # the rows not yet due instead of a CASE on every row (the identity holds in whole cents).
+    # capital (interest, fees, VAT: amount − capital) net of the interest accrued in its period: one
+    # sum over the rows not yet due (the identity holds in whole cents), a CASE on start_ord telling
+    # the one row per loan in its current period from those after it.
     accrued = _accrued_cents_sql("i", vendor=vendor)
-    parts = " + ".join(f"COALESCE(g.{part}, 0)" for part in ("arrears", "d30", "d60", "d90", "d120", "d120p", "accrued"))
+    if vendor == "sqlite":
+        not_capital = _cents("i.amount - i.capital", vendor=vendor)
+        unearned = _sum(f"CASE WHEN i.start_ord < %(aso)s THEN {not_capital} - {accrued} ELSE {not_capital} END",
+                        vendor=vendor, where="i.due_ord > %(aso)s")
+    else:
+        # Numeric rows summed as they are (exact) and the total turned into cents once (_money_sum);
+        # the accrued cents, an integer, times 0.01 is exact numeric too.
+        unearned = _money_sum(f"CASE WHEN i.start_ord < %(aso)s THEN i.amount - i.capital - ({accrued}) * 0.01 "
+                              f"ELSE i.amount - i.capital END", vendor=vendor, where="i.due_ord > %(aso)s")
+    parts = " + ".join(f"COALESCE(g.{part}, 0)" for part in ("arrears", "d30", "d60", "d90", "d120", "d120p"))
     unpaid_rows = f"FROM {table} j WHERE j.entity_id = %(entity)s AND j.client_id = g.client_id AND j.open AND j.paid < j.amount"
+    # Each range test names its upper bound first: most unpaid rows fall due months ahead (long
+    # loans), and for them one comparison settles every nearer range.
+    within_30 = "i.due_ord <= %(aso)s + 30 AND i.due_ord >= %(aso)s"
     return f"""
         SELECT h.client_id,
           COALESCE(h.arrears, 0) + COALESCE(h.d30, 0) + COALESCE(h.d60, 0) + COALESCE(h.d90, 0) + COALESCE(h.d120, 0)
@@ -445,23 +474,22 @@ def _unpaid_sql(client_filter: str, *, vendor: str) -> str:
           COALESCE(h.d30, 0), COALESCE(h.d60, 0), COALESCE(h.d90, 0), COALESCE(h.d120, 0), COALESCE(h.d120p, 0),
           h.settlement, h.paid_beyond_capital
         FROM (
-          SELECT g.*, {parts} - COALESCE(g.not_capital, 0) AS settlement,
+          SELECT g.*, {parts} - COALESCE(g.unearned, 0) AS settlement,
             COALESCE(g.first_within_30, CASE WHEN COALESCE(g.d60, g.d90, g.d120, g.d120p) IS NOT NULL THEN
               (SELECT MIN(j.due_ord) {unpaid_rows} AND j.due_ord > %(aso)s + 30) END) AS next_day
           FROM (
             SELECT i.client_id,
               {owing("i.due_ord < %(aso)s")} AS arrears,
               MIN(i.due_ord) FILTER (WHERE i.due_ord < %(aso)s) AS oldest,
-              MIN(i.due_ord) FILTER (WHERE i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30) AS first_within_30,
-              MAX(i.due_ord) FILTER (WHERE i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30) AS last_within_30,
-              {owing("i.due_ord >= %(aso)s AND i.due_ord <= %(aso)s + 30")} AS d30,
-              {owing("i.due_ord > %(aso)s + 30 AND i.due_ord <= %(aso)s + 60")} AS d60,
-              {owing("i.due_ord > %(aso)s + 60 AND i.due_ord <= %(aso)s + 90")} AS d90,
-              {owing("i.due_ord > %(aso)s + 90 AND i.due_ord <= %(aso)s + 120")} AS d120,
+              MIN(i.due_ord) FILTER (WHERE {within_30}) AS first_within_30,
+              MAX(i.due_ord) FILTER (WHERE {within_30}) AS last_within_30,
+              {owing(within_30)} AS d30,
+              {owing("i.due_ord <= %(aso)s + 60 AND i.due_ord > %(aso)s + 30")} AS d60,
+              {owing("i.due_ord <= %(aso)s + 90 AND i.due_ord > %(aso)s + 60")} AS d90,
+              {owing("i.due_ord <= %(aso)s + 120 AND i.due_ord > %(aso)s + 90")} AS d120,
               {owing("i.due_ord > %(aso)s + 120")} AS d120p,
-              {_money_sum("i.amount - i.capital", vendor=vendor, where="i.due_ord > %(aso)s")} AS not_capital,
-              {_sum(accrued, vendor=vendor, where=current_period)} AS accrued,
-              COUNT(*) FILTER (WHERE i.due_ord > %(aso)s AND i.paid > i.capital) AS paid_beyond_capital
+              {unearned} AS unearned,
+              COUNT(*) FILTER (WHERE i.paid > i.capital AND i.due_ord > %(aso)s) AS paid_beyond_capital
             FROM {table} i WHERE {where} GROUP BY i.client_id
           ) g
         ) h
@@ -502,8 +530,11 @@ def _products(entity: Entity) -> tuple[dict[int, str], bool]:
     """The entity's product names, and whether the book's loan and product ids fit the packed
     latest-agreement key (_DAY_SHIFT): one query (the highest loan id rides on each product row;
     an entity without products has no loans)."""
-    rows = list(Product.objects.filter(entity=entity).annotate(
-        highest_loan=Subquery(Loan.objects.order_by("-pk").values("pk")[:1])).values_list("id", "name", "highest_loan"))
+    # Raw SQL: the ORM's compiling of this query cost more than running it (a millisecond a snapshot).
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, name, (SELECT MAX(id) FROM {Loan._meta.db_table}) FROM {Product._meta.db_table} "
+                       f"WHERE entity_id = %s", [entity.pk])
+        rows = cursor.fetchall()
     packed = all((highest or 0) < _PACKED_LOAN_IDS and pk < _PACKED_PRODUCT_IDS for pk, _, highest in rows)
     return {pk: name for pk, name, _ in rows}, packed
 
