@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from imali.batches import selectors as batch_selectors
 from imali.batches.selectors import batch_selection, loan_merge_values
 from imali.batches.services import batch_preview, criteria_clean
 from imali.clients.models import Client
@@ -226,7 +227,7 @@ def test_preview_text_segments_and_credits_come_from_the_entity_template(entity,
     assert preview.credits_left == 10_000
 
 
-def test_loan_merge_values_equal_the_one_client_read(entity, book):
+def test_loan_merge_values_equal_the_one_client_read(entity, book, monkeypatch):
     late = book.loan()
     paid = book.loan(instalments=1)
     book.pay(paid, paid.total_repayable + 40, on=book.dues(paid)[0])  # paid up, with change
@@ -235,7 +236,9 @@ def test_loan_merge_values_equal_the_one_client_read(entity, book):
     book.loan(both, principal="3000", disbursed_on=dt.date(2026, 2, 2))
     nobody = book.borrower()
     clients = [late.client, paid.client, both, nobody]
-    for ids in ([c.pk for c in clients], None):
+    for ids, ids_per_read in (([c.pk for c in clients], 10_000), ([c.pk for c in clients], 1), (None, 10_000)):
+        # ids_per_read 1: the latest agreement still wins when the loans are read a few ids at a time.
+        monkeypatch.setattr(batch_selectors, "_IDS_PER_READ", ids_per_read)
         values = loan_merge_values(entity=entity, today=TODAY, client_ids=ids)
         for c in clients:
             assert values.get(c.pk, {}) == {k: v for k, v in client_loan_values(entity=entity, client=c, today=TODAY).items()

@@ -31,8 +31,12 @@ from .types import BatchType
 PROCESS_KIND = "message_batch"
 
 # A selection of up to this many clients reads the loan figures of those clients only; a larger
-# one reads the whole book once (one grouped pass is cheaper than a long IN list).
-FIGURES_BY_ID_UP_TO = 2000
+# one reads the whole book once. Measured on a 200k-client entity of the 1M book (SQLite): the
+# figures of 8,500 chosen clients by id took 0.39 s, the whole book's 6.4 s, so reading by id wins
+# until the selection is a large share of the book; the cap bounds the ids held in memory.
+FIGURES_BY_ID_UP_TO = 50_000
+# Ids per loan read: under SQLite's limit of bound parameters per statement.
+_IDS_PER_READ = 10_000
 
 
 def _unpaid(entity: Entity) -> QuerySet[Instalment]:
@@ -171,9 +175,9 @@ def loan_merge_values(*, entity: Entity, today: dt.date, client_ids: Iterable[in
     if ids is not None and not ids:
         return {}
     figures = portfolio_snapshot(entity=entity, as_of=today, client_ids=ids)
-    loans = Loan.objects.filter(entity=entity, status__in=DISBURSED_STATUSES)
-    if ids is not None:
-        loans = loans.filter(client_id__in=ids)
+    disbursed = Loan.objects.filter(entity=entity, status__in=DISBURSED_STATUSES)
+    chunks = [disbursed] if ids is None else [disbursed.filter(client_id__in=ids[at:at + _IDS_PER_READ])
+                                              for at in range(0, len(ids), _IDS_PER_READ)]
     currency = entity.currency
     money: dict[Decimal, str] = {}
 
@@ -185,9 +189,11 @@ def loan_merge_values(*, entity: Entity, today: dt.date, client_ids: Iterable[in
 
     values: dict[int, dict[str, str]] = {}
     # Ordered so that each client's latest agreement (latest date, then latest id) comes last and stays.
-    for cid, principal, instalment in (loans.order_by("client_id", "disbursed_on", "id")
-                                       .values_list("client_id", "principal", "instalment_amount").iterator(chunk_size=5000)):
-        values[cid] = {"Loan Amount": fmt(principal), "Instalment Amount": fmt(instalment)}
+    for loans in chunks:
+        for cid, principal, instalment in (loans.order_by("client_id", "disbursed_on", "id")
+                                           .values_list("client_id", "principal", "instalment_amount")
+                                           .iterator(chunk_size=5000)):
+            values[cid] = {"Loan Amount": fmt(principal), "Instalment Amount": fmt(instalment)}
     for cid, f in figures.items():
         found = values.setdefault(cid, {})
         if f.open_loans:
