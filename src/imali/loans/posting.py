@@ -24,10 +24,10 @@ ZERO = Decimal("0.00")
 
 
 class HeldInstalment:
-    """An open instalment as posting sees it (the columns of `INSTALMENT_COLUMNS`)."""
+    """An open instalment as posting sees it (services.INSTALMENT_HOLD_COLUMNS)."""
 
     __slots__ = ("pk", "start_date", "due_date", "fee", "vat", "interest", "capital", "amount", "fee_paid", "vat_paid",
-                 "interest_paid", "capital_paid", "paid", "paid_on", "changed")
+                 "interest_paid", "capital_paid", "paid", "paid_on")
 
     def __init__(self, pk, start_date, due_date, fee, vat, interest, capital, amount, fee_paid, vat_paid, interest_paid,
                  capital_paid, paid, paid_on):
@@ -35,29 +35,20 @@ class HeldInstalment:
         self.fee, self.vat, self.interest, self.capital, self.amount = fee, vat, interest, capital, amount
         self.fee_paid, self.vat_paid, self.interest_paid, self.capital_paid = fee_paid, vat_paid, interest_paid, capital_paid
         self.paid, self.paid_on = paid, paid_on
-        self.changed = False
-
-
-INSTALMENT_COLUMNS = ("id", "start_date", "due_date", "fee", "vat", "interest", "capital", "amount", "fee_paid", "vat_paid",
-                      "interest_paid", "capital_paid", "paid", "paid_on")
 
 
 class HeldLoan:
-    """A loan as posting sees it (the columns of `LOAN_COLUMNS`), with its open instalments in
+    """A loan as posting sees it (services.LOAN_HOLD_COLUMNS), with its open instalments in
     allocation order (due date, then seq)."""
 
     __slots__ = ("pk", "client_id", "status", "disbursed_on", "paid_up_on", "last_receipt_on", "received_total",
-                 "change_total", "instalments", "changed")
+                 "change_total", "instalments")
 
     def __init__(self, pk, client_id, status, disbursed_on, paid_up_on, last_receipt_on, received_total, change_total):
         self.pk, self.client_id, self.status = pk, client_id, status
         self.disbursed_on, self.paid_up_on, self.last_receipt_on = disbursed_on, paid_up_on, last_receipt_on
         self.received_total, self.change_total = received_total, change_total
         self.instalments: list = []
-        self.changed = False
-
-
-LOAN_COLUMNS = ("id", "client_id", "status", "disbursed_on", "paid_up_on", "last_receipt_on", "received_total", "change_total")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +83,7 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
     """Check and post one receipt of `money` (already read by the input rules) onto `loan` and its
     open `instalments` (in due-date order), changing both in memory. Raises the ValidationError a
     person reads when the loan cannot take it; then nothing was changed."""
-    from .selectors import loan_receipt_maximum
+    from .selectors import loan_receipt_maximum, tolerance_amount
 
     require_status(loan, OPEN_STATUSES, "paid into")
     if loan.disbursed_on and value_date < loan.disbursed_on:
@@ -100,8 +91,11 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
                     f"Loan {loan.pk} was paid out on {loan.disbursed_on:%Y-%m-%d}; a receipt cannot be dated before that.")
     if reference and reference_taken:
         raise error("external_reference", LoanError.DUPLICATE_REFERENCE, f"Reference '{reference}' has been posted already.")
-    maximum = loan_receipt_maximum(loan=loan, as_of=value_date, instalments=instalments)
-    if money > maximum.amount:
+    # The maximum is at least what is left on the schedule plus the fixed tolerance: a receipt
+    # within that needs no settlement quote (most of a day's collections are one instalment).
+    outstanding = sum((i.amount - i.paid for i in instalments), ZERO)
+    if money > outstanding + tolerance_amount() and money > (maximum := loan_receipt_maximum(
+            loan=loan, as_of=value_date, instalments=instalments)).amount:
         raise error("amount", LoanError.OVER_RECEIPT_MAXIMUM,
                     f"{money:,.2f} is more than loan {loan.pk} can take: the maximum is {maximum.amount:,.2f} "
                     f"(its balance of {maximum.balance:,.2f} plus a tolerance of {maximum.tolerance:,.2f}).")

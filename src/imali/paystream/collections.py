@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from imali.core import bulk
@@ -78,6 +78,16 @@ class ImportSummary:
             setattr(self, name, getattr(self, name) + value)
 
 
+def _rows(sql: str, values: list, *leading) -> list[tuple]:
+    """`sql` with its one "IN ({})" filled for `values` (leading parameters first); no query for
+    no values."""
+    if not values:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(bulk.placeholders(len(values))), [*leading, *values])
+        return cursor.fetchall()
+
+
 def _problem(exc: ValidationError) -> str:
     return "; ".join(m for m in exc.messages)[:200]
 
@@ -114,13 +124,17 @@ def collections_import(*, entity: Entity, actor, outcomes: list[CollectionOutcom
 
 def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], today, audit: bool) -> ImportSummary:
     summary = ImportSummary()
-    # Matching: notes by the stream's reference (as the per-result path finds them), instalments
-    # by (note, seq).
-    notes = {reference: (note_id, loan_id, stream) for reference, note_id, loan_id, stream in
-             PromissoryNote.objects.filter(entity=entity, reference__in={o.note_reference for o in outcomes})
-             .order_by("-id").values_list("reference", "id", "loan_id", "stream")}
-    slots = {(note_id, seq): pk for note_id, seq, pk in
-             NoteInstalment.objects.filter(note_id__in=[n[0] for n in notes.values()]).values_list("note_id", "seq", "id")}
+    # Matching: notes by the stream's reference (the lowest id of a reference, as the per-result
+    # path finds it), instalments by (note, seq). Read without the ORM's per-value work.
+    wanted = sorted({o.note_reference for o in outcomes})
+    notes: dict[str, tuple[int, int, str]] = {}
+    for reference, note_id, loan_id, stream in _rows(
+            f"SELECT reference, id, loan_id, stream FROM {PromissoryNote._meta.db_table} WHERE entity_id = %s "
+            f"AND reference IN ({{}}) ORDER BY id DESC", wanted, entity.pk):
+        notes[reference] = (note_id, loan_id, stream)
+    slots = {(note_id, seq): pk for note_id, seq, pk in _rows(
+        f"SELECT note_id, seq, id FROM {NoteInstalment._meta.db_table} WHERE note_id IN ({{}})",
+        sorted({n[0] for n in notes.values()}))}
     matched = []
     for outcome in outcomes:
         note = notes.get(outcome.note_reference)
@@ -139,13 +153,15 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         in_order.update(by_reference[r] for r in originals if r in by_reference)
         in_order.update(CollectionResult.objects.filter(entity=entity, reference__in=originals)
                         .values_list("note__loan_id", flat=True))
+    references = [o.reference for o, _, _ in matched]
     with transaction.atomic():
         held = loans_hold(entity=entity, loan_ids={note[1] for o, note, _ in matched
                                                    if o.result == CollectionKind.COLLECTED or note[1] in in_order})
-        references = [o.reference for o, _, _ in matched]
-        seen = set(CollectionResult.objects.filter(entity=entity, reference__in=references).values_list("reference", flat=True))
-        posted_references = set(Receipt.objects.filter(entity=entity, external_reference__in=references)
-                                .values_list("external_reference", flat=True))
+        # Read after the loans are locked: a concurrent import of the same results has committed.
+        seen = {r for (r,) in _rows(f"SELECT reference FROM {CollectionResult._meta.db_table} WHERE entity_id = %s "
+                                    f"AND reference IN ({{}})", references, entity.pk)}
+        posted_references = {r for (r,) in _rows(f"SELECT external_reference FROM {Receipt._meta.db_table} "
+                                                 f"WHERE entity_id = %s AND external_reference IN ({{}})", references, entity.pk)}
         later: list[tuple[CollectionOutcome, tuple, int]] = []
         rows: list[list] = []
         receipts: list[HeldReceipt] = []
@@ -190,8 +206,10 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         bulk.insert_rows(CollectionResult, RESULT_COLUMNS, [tuple(row) for row in rows])
         for status in (NoteInstalmentStatus.COLLECTED, NoteInstalmentStatus.FAILED):
             ids = [pk for pk, s in statuses.items() if s == status]
-            for start in range(0, len(ids), 5_000):
-                NoteInstalment.objects.filter(pk__in=ids[start:start + 5_000]).update(status=status)
+            if ids:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"UPDATE {NoteInstalment._meta.db_table} SET status = %s "
+                                   f"WHERE id IN ({bulk.placeholders(len(ids))})", [status, *ids])
         for outcome, _, _ in later:
             collection_result_post(entity=entity, actor=actor, outcome=outcome, summary=summary)
         if audit and (rows or later):
