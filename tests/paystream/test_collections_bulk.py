@@ -185,3 +185,42 @@ def test_the_same_file_twice_posts_nothing_twice(db):
     assert (again.collected, again.returned, again.declined, again.repeated, again.unknown) == (0, 0, 0, 19, 1)
     assert Receipt.objects.filter(entity=entity).count() == receipts
     assert list(Loan.objects.filter(entity=entity).order_by("pk").values_list("received_total", "change_total", "status")) == figures
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_file_from_two_importers_at_once_posts_once():
+    """Two set-based imports of one file and a one-by-one import of it, started together: the
+    loan locks and the unique reference leave each collection posted once."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(("file:memorydb", ":memory:")):
+        pytest.skip("in-memory SQLite cannot be shared between threads; covered on PostgreSQL and file SQLite")
+    entity, actor, made = _book("RACE")
+    first, _ = _files(made)
+    single = _book("SOLO")
+    collections.collections_import_each(entity=single[0], actor=single[1], outcomes=first)
+    barrier = threading.Barrier(3)
+    summaries, failures = [], []
+
+    def run(importer):
+        try:
+            barrier.wait()
+            summaries.append(importer(entity=entity, actor=actor, outcomes=first).as_dict())
+        except Exception as exc:  # noqa: BLE001 - reported below, the test fails on any
+            failures.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in
+               (collections.collections_import, collections.collections_import, collections.collections_import_each)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not failures and len(summaries) == 3
+    assert sum(s["collected"] for s in summaries) == 9
+    assert sum(s["declined"] for s in summaries) == 2
+    assert sum(s["returned"] for s in summaries) == 1
+    assert _state(entity, made) == _state(single[0], single[2])

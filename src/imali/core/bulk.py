@@ -102,7 +102,13 @@ def select_sql(columns: Sequence[tuple[str, str]], connection=None) -> str:
                      else column for column, kind in columns)
 
 
+_NO_CENTS = Decimal("0.00")
+
+
 def _cents(value):
+    # Most paid columns of open instalments are nought: one shared (immutable) value for those.
+    if value == 0:
+        return _NO_CENTS
     return None if value is None else Decimal(value).scaleb(CENT_EXPONENT)
 
 

@@ -31,7 +31,7 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.loans import posting
 from imali.loans.errors import LoanError, error
-from imali.loans.models import Receipt
+from imali.loans.models import Loan, Receipt
 from imali.loans.services import (
     HeldReceipt,
     loans_hold,
@@ -86,6 +86,11 @@ def _rows(sql: str, values: list, *leading) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql.format(bulk.placeholders(len(values))), [*leading, *values])
         return cursor.fetchall()
+
+
+def _stored(entity: Entity, references: list[str]) -> set[str]:
+    return {r for (r,) in _rows(f"SELECT reference FROM {CollectionResult._meta.db_table} WHERE entity_id = %s "
+                                f"AND reference IN ({{}})", references, entity.pk)}
 
 
 def _problem(exc: ValidationError) -> str:
@@ -153,13 +158,18 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         in_order.update(by_reference[r] for r in originals if r in by_reference)
         in_order.update(CollectionResult.objects.filter(entity=entity, reference__in=originals)
                         .values_list("note__loan_id", flat=True))
-    references = [o.reference for o, _, _ in matched]
+    # Results stored already are repeats: no lock, no read of their loans (a file imported twice
+    # costs little). The rest are read again under the lock below.
+    stored = _stored(entity, [o.reference for o, _, _ in matched])
+    fresh = [m for m in matched if m[0].reference not in stored]
+    references = [o.reference for o, _, _ in fresh]
     with transaction.atomic():
-        held = loans_hold(entity=entity, loan_ids={note[1] for o, note, _ in matched
-                                                   if o.result == CollectionKind.COLLECTED or note[1] in in_order})
+        # Every fresh result's loan is locked before any row is written, declines too: a result
+        # row is only ever inserted under its loan's lock (here and in collection_result_post), so
+        # a callback and an import waiting on each other's uncommitted row cannot deadlock.
+        held = loans_hold(entity=entity, loan_ids={note[1] for _, note, _ in fresh})
         # Read after the loans are locked: a concurrent import of the same results has committed.
-        seen = {r for (r,) in _rows(f"SELECT reference FROM {CollectionResult._meta.db_table} WHERE entity_id = %s "
-                                    f"AND reference IN ({{}})", references, entity.pk)}
+        seen = stored | _stored(entity, references)
         posted_references = {r for (r,) in _rows(f"SELECT external_reference FROM {Receipt._meta.db_table} "
                                                  f"WHERE entity_id = %s AND external_reference IN ({{}})", references, entity.pk)}
         later: list[tuple[CollectionOutcome, tuple, int]] = []
@@ -237,6 +247,12 @@ def collection_result_post(*, entity: Entity, actor, outcome: CollectionOutcome,
         return summary
     try:
         with transaction.atomic():
+            # The loans first (in id order), then the result's row: as the set-based import does.
+            loan_ids = {note.loan_id}
+            if outcome.result == CollectionKind.UNPAID:
+                loan_ids.update(CollectionResult.objects.filter(entity=entity, reference=outcome.original_reference)
+                                .values_list("note__loan_id", flat=True))
+            list(Loan.objects.select_for_update().filter(pk__in=sorted(loan_ids)).order_by("pk").values_list("pk", flat=True))
             row = CollectionResult.objects.create(
                 entity=entity, note=note, instalment=instalment, reference=outcome.reference, kind=outcome.result,
                 amount=outcome.amount, result_date=outcome.on, reason=outcome.reason[:120],
