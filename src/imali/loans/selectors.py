@@ -687,6 +687,11 @@ def loan_outstanding(*, loan: Loan) -> Decimal:
     return aggregate_money(Instalment.objects.filter(loan=loan, open=True), owed=F("amount") - F("paid"))["owed"]
 
 
+def tolerance_amount() -> Decimal:
+    """The fixed part of the receipt tolerance (settings IMALI_RECEIPT_TOLERANCE_AMOUNT)."""
+    return Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_AMOUNT", rules.RECEIPT_TOLERANCE_AMOUNT)))
+
+
 def loan_receipt_maximum(*, loan: Loan, as_of: dt.date, instalments: list[Instalment] | None = None) -> rules.ReceiptMaximum:
     """The largest receipt `loan` takes on `as_of` (rules.receipt_maximum, with the tolerance of
     settings IMALI_RECEIPT_TOLERANCE_AMOUNT and _PERCENT), from its open instalments (read here
@@ -696,6 +701,5 @@ def loan_receipt_maximum(*, loan: Loan, as_of: dt.date, instalments: list[Instal
     outstanding = sum((i.amount - i.paid for i in instalments), ZERO)
     settlement = rules.settlement_amount([rules.SettlementLine.of(i) for i in instalments], as_of=as_of)
     return rules.receipt_maximum(
-        outstanding=outstanding, settlement=settlement,
-        tolerance_amount=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_AMOUNT", rules.RECEIPT_TOLERANCE_AMOUNT))),
+        outstanding=outstanding, settlement=settlement, tolerance_amount=tolerance_amount(),
         tolerance_percent=Decimal(str(getattr(settings, "IMALI_RECEIPT_TOLERANCE_PERCENT", rules.RECEIPT_TOLERANCE_PERCENT))))

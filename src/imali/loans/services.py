@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -13,13 +14,13 @@ from django.utils import timezone
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount, ClientStatus
 from imali.clients.services import client_status_apply
+from imali.core import bulk
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
 from imali.core.money import MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Entity
 
-from . import pricing, selectors
-from .allocation import Allocation, Owing, allocate
+from . import posting, pricing
 from .errors import LoanError, error, errors
 from .models import (
     OPEN_STATUSES,
@@ -312,9 +313,7 @@ def _locked_loan(loan: Loan) -> Loan:
     return Loan.objects.select_for_update().select_related("client", "product").get(pk=loan.pk, entity_id=loan.entity_id)
 
 
-def _require_status(loan: Loan, allowed: tuple[str, ...], action: str) -> None:
-    if loan.status not in allowed:
-        raise error("status", LoanError.WRONG_STATUS, f"A loan that is {loan.get_status_display()} cannot be {action}.")
+_require_status = posting.require_status
 
 
 def loan_approve(*, loan: Loan, actor) -> Loan:
@@ -445,12 +444,27 @@ def _close(*, loan, actor, reason, to, allowed, action, verb) -> Loan:
 
 
 # --- receipts ------------------------------------------------------------------------------------
-def _owing(instalments: list[Instalment]) -> list[Owing]:
-    return [
-        Owing(key=i.pk, due_date=i.due_date, fee=i.fee - i.fee_paid, vat=i.vat - i.vat_paid,
-              interest=i.interest - i.interest_paid, capital=i.capital - i.capital_paid)
-        for i in instalments
-    ]
+PAYBACK_TYPES = frozenset(PaybackType.values)
+
+
+def receipt_input(*, entity: Entity, amount: Any, payback_type: str, value_date: Any, external_reference: str = "",
+                  today: dt.date | None = None) -> tuple[Decimal, str]:
+    """The rules on a receipt's own fields (before any loan is read): the amount read strictly, a
+    known payback type, a value date not in the entity's future. Returns the amount and the
+    reference; raises the ValidationError naming each bad field. `today`: the entity's local day,
+    when the caller read it once for many receipts."""
+    found: dict[str, tuple[LoanError, str]] = {}
+    money = _positive_money(amount, found)
+    if payback_type not in PAYBACK_TYPES:
+        found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
+    if not isinstance(value_date, dt.date):
+        found["value_date"] = (LoanError.REQUIRED, "Give the date the money was received.")
+    elif value_date > (today or local_today(entity)):
+        # Money not yet received: it would mark instalments paid on a day still to come.
+        found["value_date"] = (LoanError.OUT_OF_RANGE, "The date the money was received cannot be in the future.")
+    if found:
+        raise errors(found)
+    return money, (external_reference or "").strip()
 
 
 def receipt_post(
@@ -458,51 +472,36 @@ def receipt_post(
     external_reference: str = "",
 ) -> Receipt:
     """Post a payment to a loan: allocated oldest instalment first, fees, VAT, interest, capital;
-    what is left is change available. The same external reference is never posted twice."""
+    what is left is change available. The same external reference is never posted twice. The rules
+    are `receipt_input` and `posting.post_held`, shared with the set-based `receipts_post_held`."""
     if loan.entity_id != entity.pk:
         raise error("loan", LoanError.OTHER_ENTITY)
-    found: dict[str, tuple[LoanError, str]] = {}
-    money = _positive_money(amount, found)
-    if payback_type not in PaybackType.values:
-        found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
-    if not isinstance(value_date, dt.date):
-        found["value_date"] = (LoanError.REQUIRED, "Give the date the money was received.")
-    elif value_date > local_today(entity):
-        # Money not yet received: it would mark instalments paid on a day still to come.
-        found["value_date"] = (LoanError.OUT_OF_RANGE, "The date the money was received cannot be in the future.")
-    reference = (external_reference or "").strip()
-    if found:
-        raise errors(found)
+    money, reference = receipt_input(entity=entity, amount=amount, payback_type=payback_type, value_date=value_date,
+                                     external_reference=external_reference)
     try:
         with transaction.atomic():
             locked = _locked_loan(loan)
-            _require_status(locked, OPEN_STATUSES, "paid into")
-            if locked.disbursed_on and value_date < locked.disbursed_on:
-                raise error("value_date", LoanError.OUT_OF_RANGE,
-                            f"Loan {locked.pk} was paid out on {locked.disbursed_on:%Y-%m-%d}; a receipt cannot be dated before that.")
-            if reference and Receipt.objects.filter(entity=entity, external_reference=reference).exists():
-                raise error("external_reference", LoanError.DUPLICATE_REFERENCE,
-                            f"Reference '{reference}' has been posted already.")
+            posting.require_status(locked, OPEN_STATUSES, "paid into")
+            taken = bool(reference) and Receipt.objects.filter(entity=entity, external_reference=reference).exists()
             open_instalments = list(
                 Instalment.objects.select_for_update().filter(loan=locked, open=True).order_by("due_date", "seq"))
-            _require_within_receipt_maximum(locked, open_instalments, money=money, value_date=value_date)
-            instalments = [i for i in open_instalments if i.paid < i.amount]
-            result = allocate(money, _owing(instalments))
+            posted = posting.post_held(locked, open_instalments, money=money, value_date=value_date, reference=reference,
+                                       reference_taken=taken)
             receipt = Receipt.objects.create(
-                entity=entity, client_id=locked.client_id, loan=locked, amount=money, allocated=result.allocated,
-                change=result.change, value_date=value_date, payback_type=payback_type, external_reference=reference,
-                loan_status_before=locked.status, loan_paid_up_on_before=locked.paid_up_on, captured_by=actor,
+                entity=entity, client_id=locked.client_id, loan=locked, amount=money, allocated=posted.allocated,
+                change=posted.change, value_date=value_date, payback_type=payback_type, external_reference=reference,
+                loan_status_before=posted.status_before, loan_paid_up_on_before=posted.paid_up_on_before, captured_by=actor,
             )
-            _apply(receipt, instalments, result, value_date)
+            ReceiptAllocation.objects.bulk_create([
+                ReceiptAllocation(receipt=receipt, instalment=p.instalment, fee=p.line.fee, vat=p.line.vat,
+                                  interest=p.line.interest, capital=p.line.capital, paid_on_before=p.paid_on_before)
+                for p in posted.lines])
+            Instalment.objects.bulk_update([p.instalment for p in posted.lines], INSTALMENT_PAID_FIELDS)
             Loan.objects.filter(pk=locked.pk).update(
-                received_total=F("received_total") + result.allocated, change_total=F("change_total") + result.change)
-            if locked.last_receipt_on is None or value_date > locked.last_receipt_on:
+                received_total=F("received_total") + posted.allocated, change_total=F("change_total") + posted.change)
+            if posted.last_receipt_moved:
                 Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date, last_receipt_ord=day_number(value_date))
-            if not Instalment.objects.filter(loan=locked, open=True, paid__lt=F("amount")).exists():
-                # default_since and its in-duplum cap stay: the next daily close clears them (nothing is in
-                # arrears), and a reversal of this receipt then finds the loan exactly as it was.
-                locked.status = LoanStatus.PAID_UP
-                locked.paid_up_on = value_date
+            if posted.paid_up:
                 locked.save(update_fields=["status", "paid_up_on"])
             audit_record(action=AuditAction.RECEIPT_POSTED, actor=actor, entity=entity, target=receipt,
                          subject=reference or str(locked.client.number), after=snapshot(receipt))
@@ -515,32 +514,103 @@ def receipt_post(
     return receipt
 
 
-def _require_within_receipt_maximum(loan: Loan, instalments: list[Instalment], *, money: Decimal, value_date: dt.date) -> None:
-    maximum = selectors.loan_receipt_maximum(loan=loan, as_of=value_date, instalments=instalments)
-    if money > maximum.amount:
-        raise error("amount", LoanError.OVER_RECEIPT_MAXIMUM,
-                    f"{money:,.2f} is more than loan {loan.pk} can take: the maximum is {maximum.amount:,.2f} "
-                    f"(its balance of {maximum.balance:,.2f} plus a tolerance of {maximum.tolerance:,.2f}).")
+INSTALMENT_PAID_FIELDS = ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"]
 
 
-def _apply(receipt: Receipt, instalments: list[Instalment], result: Allocation, value_date: dt.date) -> None:
-    by_id = {i.pk: i for i in instalments}
-    rows = []
-    changed = []
-    for line in result.lines:
-        inst = by_id[line.key]
-        rows.append(ReceiptAllocation(receipt=receipt, instalment=inst, fee=line.fee, vat=line.vat,
-                                      interest=line.interest, capital=line.capital, paid_on_before=inst.paid_on))
-        inst.fee_paid += line.fee
-        inst.vat_paid += line.vat
-        inst.interest_paid += line.interest
-        inst.capital_paid += line.capital
-        inst.paid += line.total
-        if inst.paid == inst.amount:
-            inst.paid_on = value_date
-        changed.append(inst)
-    ReceiptAllocation.objects.bulk_create(rows)
-    Instalment.objects.bulk_update(changed, ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"])
+# --- many receipts at once (a day's collections) -----------------------------------------------
+def loans_hold(*, entity: Entity, loan_ids) -> dict[int, posting.HeldLoan]:
+    """Lock the loans (in id order, so two posters never wait on each other crosswise) and read
+    each one's open instalments in allocation order: the state `posting.post_held` changes for many
+    receipts in the caller's transaction, to be written by `receipts_write_held`. Two queries per
+    HOLD_BATCH loans, read without the ORM's per-value work (core.bulk)."""
+    from django.db import connection
+
+    held: dict[int, posting.HeldLoan] = {}
+    ids = sorted(set(loan_ids))
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    loan_select = bulk.select_sql(LOAN_HOLD_COLUMNS)
+    inst_select = bulk.select_sql(INSTALMENT_HOLD_COLUMNS)
+    loan_kinds = [kind for _, kind in LOAN_HOLD_COLUMNS]
+    inst_kinds = [kind for _, kind in INSTALMENT_HOLD_COLUMNS]
+    for start in range(0, len(ids), HOLD_BATCH):
+        part = ids[start:start + HOLD_BATCH]
+        marks = bulk.placeholders(len(part))
+        for row in bulk.select_rows(f"SELECT {loan_select} FROM {Loan._meta.db_table} WHERE entity_id = %s AND id IN ({marks}) "
+                                    f"ORDER BY id{lock}", [entity.pk, *part], loan_kinds):
+            held[row[0]] = posting.HeldLoan(*row)
+        for loan_id, *columns in bulk.select_rows(
+                f"SELECT loan_id, {inst_select} FROM {Instalment._meta.db_table} WHERE loan_id IN ({marks}) AND open "
+                f"ORDER BY loan_id, due_date, seq", part, ["int", *inst_kinds]):
+            loan = held.get(loan_id)
+            if loan is not None:
+                loan.instalments.append(posting.HeldInstalment(*columns))
+    return held
+
+
+LOAN_HOLD_COLUMNS = (("id", "int"), ("client_id", "int"), ("status", "str"), ("disbursed_on", "date"), ("paid_up_on", "date"),
+                     ("last_receipt_on", "date"), ("received_total", "money"), ("change_total", "money"))
+INSTALMENT_HOLD_COLUMNS = (("id", "int"), ("start_date", "date"), ("due_date", "date"), ("fee", "money"), ("vat", "money"),
+                           ("interest", "money"), ("capital", "money"), ("amount", "money"), ("fee_paid", "money"),
+                           ("vat_paid", "money"), ("interest_paid", "money"), ("capital_paid", "money"), ("paid", "money"),
+                           ("paid_on", "date"))
+HOLD_BATCH = 5_000
+
+
+@dataclass
+class HeldReceipt:
+    """A receipt `posting.post_held` posted onto a held loan, waiting to be written."""
+
+    loan: posting.HeldLoan
+    amount: Decimal
+    value_date: dt.date
+    payback_type: str
+    reference: str
+    posted: posting.Posted
+    id: int | None = None
+
+
+def receipts_write_held(*, entity: Entity, actor, receipts: list[HeldReceipt]) -> None:
+    """Write receipts posted in memory on loans held by `loans_hold`, in the caller's transaction:
+    the receipt and allocation rows in bulk, then each changed instalment and loan once with its
+    final figures (core.bulk). Sets each HeldReceipt's id. What one `receipt_post` per receipt
+    writes, figure for figure; the audit is the caller's (one entry for the run, not per receipt)."""
+    if not receipts:
+        return
+    ids = bulk.new_ids(Receipt, len(receipts))
+    created = bulk.stamp(timezone.now())
+    captured_by = actor.pk if getattr(actor, "pk", None) else None
+    receipt_rows, allocation_rows = [], []
+    instalments: dict[int, posting.HeldInstalment] = {}
+    loans: dict[int, posting.HeldLoan] = {}
+    for new_id, held in zip(ids, receipts, strict=True):
+        held.id = new_id
+        posted, loan = held.posted, held.loan
+        receipt_rows.append((new_id, entity.pk, loan.client_id, loan.pk, held.amount, posted.allocated, posted.change,
+                             held.value_date, held.payback_type, held.reference, posted.status_before,
+                             posted.paid_up_on_before, False, "", captured_by, created))
+        for p in posted.lines:
+            line = p.line
+            allocation_rows.append((new_id, p.instalment.pk, line.fee, line.vat, line.interest, line.capital, p.paid_on_before))
+            instalments[p.instalment.pk] = p.instalment
+        loans[loan.pk] = loan
+    bulk.insert_rows(Receipt, RECEIPT_COLUMNS, receipt_rows)
+    bulk.insert_rows(ReceiptAllocation, ALLOCATION_COLUMNS, allocation_rows)
+    bulk.update_rows(Instalment, INSTALMENT_PAID_FIELDS,
+                     [(i.pk, i.fee_paid, i.vat_paid, i.interest_paid, i.capital_paid, i.paid, i.paid_on)
+                      for i in instalments.values()],
+                     casts=("numeric", "numeric", "numeric", "numeric", "numeric", "date"))
+    bulk.update_rows(Loan, LOAN_TOTAL_FIELDS,
+                     [(loan.pk, loan.received_total, loan.change_total, loan.last_receipt_on, day_number(loan.last_receipt_on),
+                       loan.status, loan.paid_up_on, day_number(loan.paid_up_on)) for loan in loans.values()],
+                     casts=("numeric", "numeric", "date", "integer", "text", "date", "integer"))
+
+
+RECEIPT_COLUMNS = ("id", "entity_id", "client_id", "loan_id", "amount", "allocated", "change", "value_date", "payback_type",
+                   "external_reference", "loan_status_before", "loan_paid_up_on_before", "is_reversed", "reversal_reason",
+                   "captured_by_id", "created_at")
+ALLOCATION_COLUMNS = ("receipt_id", "instalment_id", "fee", "vat", "interest", "capital", "paid_on_before")
+LOAN_TOTAL_FIELDS = ["received_total", "change_total", "last_receipt_on", "last_receipt_ord", "status", "paid_up_on",
+                     "paid_up_ord"]
 
 
 def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:

@@ -16,7 +16,6 @@ import datetime as dt
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -42,7 +41,6 @@ from imali.tenancy.rights import Right
 
 from . import cdv, notices
 from .adapters.base import (
-    CollectionOutcome,
     Document,
     Instalment,
     PaymentStream,
@@ -50,14 +48,13 @@ from .adapters.base import (
     StreamUnavailable,
 )
 from .adapters.http import HttpPaymentStream
+from .collections import ImportSummary, collection_result_post, collections_import  # noqa: F401 (the app's services)
 from .documents import render_pdf
 from .errors import StreamError, stream_error
 from .models import (
     AMOUNT_EDITABLE_STREAMS,
     CardIssueReceipt,
-    CollectionKind,
     CollectionProblem,
-    CollectionResult,
     CreditPayment,
     CreditPaymentStatus,
     NoteInstalment,
@@ -776,99 +773,8 @@ def card_issue_receipt_print(*, entity: Entity, actor, client: Client, card_numb
 
 
 # -- collections into the loan book -------------------------------------------------------------
+# The import itself (set-based, and one result at a time) lives in .collections.
 COLLECTIONS_PAGE = 1000
-IMPORT_CHUNK = 500
-
-
-@dataclass
-class ImportSummary:
-    collected: int = 0
-    declined: int = 0
-    returned: int = 0
-    repeated: int = 0
-    problems: int = 0
-    unknown: int = 0
-    malformed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("collected", "declined", "returned", "repeated", "problems", "unknown",
-                                              "malformed")}
-
-
-def _problem(exc: ValidationError) -> str:
-    return "; ".join(m for m in exc.messages)[:200]
-
-
-def collections_import(*, entity: Entity, actor, outcomes: list[CollectionOutcome]) -> ImportSummary:
-    """Apply the stream's results to the loan book, each exactly once per stream reference (a
-    unique row, written in the same transaction as its effect, so a result seen twice — a repeated
-    page, a callback and the daily file — is skipped): a collection posts a receipt (payback type
-    of the note's stream, the result's reference as the receipt's external reference); a decline
-    marks the instalment Failed and keeps the bank's reason, date and amount; an unpaid reverses
-    the receipt of the collection it returns. A result the loan book cannot take (the loan not
-    paid out, say) is kept with the reason, not lost."""
-    summary = ImportSummary()
-    notes = {n.reference: n for n in PromissoryNote.objects.filter(entity=entity, reference__in={o.note_reference for o in outcomes})
-             .select_related("loan")}
-    instalments = {(i.note_id, i.seq): i for i in NoteInstalment.objects.filter(note__in=list(notes.values()))}
-    # One commit per chunk, a savepoint per result: a result refused (a repeat) rolls back alone,
-    # and a file database does not sync to disk once per receipt.
-    for first in range(0, len(outcomes), IMPORT_CHUNK):
-        with transaction.atomic():
-            for outcome in outcomes[first:first + IMPORT_CHUNK]:
-                _import_one(entity=entity, actor=actor, outcome=outcome, notes=notes, instalments=instalments, summary=summary)
-    return summary
-
-
-def _import_one(*, entity: Entity, actor, outcome: CollectionOutcome, notes: dict, instalments: dict, summary: ImportSummary) -> None:
-    from imali.loans.models import Receipt
-    from imali.loans.services import receipt_post, receipt_reverse
-
-    note = notes.get(outcome.note_reference)
-    instalment = instalments.get((note.pk, outcome.seq)) if note is not None else None
-    if instalment is None:
-        summary.unknown += 1
-        return
-    try:
-        with transaction.atomic():
-            row = CollectionResult.objects.create(
-                entity=entity, note=note, instalment=instalment, reference=outcome.reference, kind=outcome.result,
-                amount=outcome.amount, result_date=outcome.on, reason=outcome.reason[:120],
-                original_reference=outcome.original_reference)
-            if outcome.result == CollectionKind.COLLECTED:
-                NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.COLLECTED)
-                try:
-                    with transaction.atomic():
-                        row.receipt = receipt_post(entity=entity, actor=actor, loan=note.loan, amount=outcome.amount,
-                                                   value_date=outcome.on, payback_type=note.stream,
-                                                   external_reference=outcome.reference)
-                    summary.collected += 1
-                except ValidationError as exc:
-                    row.problem = _problem(exc)
-                    summary.problems += 1
-            elif outcome.result == CollectionKind.FAILED:
-                NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
-                summary.declined += 1
-            else:
-                NoteInstalment.objects.filter(pk=instalment.pk).update(status=NoteInstalmentStatus.FAILED)
-                original = (CollectionResult.objects.filter(entity=entity, reference=outcome.original_reference,
-                                                            kind=CollectionKind.COLLECTED).select_related("receipt").first())
-                receipt = original.receipt if original is not None else None
-                if receipt is not None and not Receipt.objects.filter(pk=receipt.pk, is_reversed=True).exists():
-                    try:
-                        with transaction.atomic():
-                            receipt_reverse(receipt=receipt, actor=actor, reason=f"Returned unpaid: {outcome.reason or 'no reason given'}")
-                        summary.returned += 1
-                    except ValidationError as exc:
-                        row.problem = _problem(exc)
-                        summary.problems += 1
-                else:
-                    row.problem = "No posted collection with that reference to reverse."
-                    summary.problems += 1
-            row.save(update_fields=["receipt", "problem"])
-            notices.collection_notice(entity=entity, result=row, note=note)  # the client's SMS on a decline or unpaid
-    except IntegrityError:
-        summary.repeated += 1
 
 
 def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportSummary:
@@ -898,7 +804,8 @@ def collections_fetch(*, entity: Entity, actor, system: bool = False) -> ImportS
                 StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.REJECTED, error_code=refused.code[:40],
                                                                    error_message=refused.message[:300])
                 raise stream_error(refused.field or "__all__", refused.code, refused.message) from refused
-            summary = collections_import(entity=entity, actor=actor, outcomes=outcomes)
+            # The page's own audit entry below records the feed positions with the summary.
+            summary = collections_import(entity=entity, actor=actor, outcomes=outcomes, audit=False)
             summary.malformed = len(malformed)
             with transaction.atomic():
                 _done(request, str(last))

@@ -1,0 +1,143 @@
+"""Set-based writes behind one small seam: new primary keys, many rows inserted, many rows updated
+by id. PostgreSQL takes its fast paths (sequence values without a table lock, COPY, one UPDATE ...
+FROM (VALUES ...) per batch); SQLite prepared statements run for every row (executemany), inside
+the caller's transaction, which on SQLite holds the one write lock from its start (transactions
+begin IMMEDIATE, settings). Values are Python values (Decimal, date, str, int, bool, None);
+`stamp` turns an aware datetime into what each database stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+from django.db import connection as default_connection
+
+UPDATE_BATCH = 4_000
+
+
+def stamp(value: dt.datetime, connection=None):
+    """An aware datetime as a bulk-written column value: as it is on PostgreSQL, naive UTC text
+    on SQLite (as Django stores it there)."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
+
+
+def new_ids(model, count: int, connection=None) -> list[int]:
+    """`count` primary keys for rows inserted with explicit ids, inside the caller's transaction.
+    PostgreSQL: from the table's own sequence (no table lock: other writers keep taking theirs).
+    SQLite: past the highest used (the transaction holds the write lock, so nobody else inserts)."""
+    conn = connection or default_connection
+    table, pk = model._meta.db_table, model._meta.pk.column
+    if count <= 0:
+        return []
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, count])
+            return [row[0] for row in cursor.fetchall()]
+        qn = conn.ops.quote_name
+        cursor.execute(f"SELECT MAX({qn(pk)}) FROM {qn(table)}")
+        highest = cursor.fetchone()[0] or 0
+        cursor.execute("SELECT MAX(seq) FROM sqlite_sequence WHERE name = %s", [table])
+        first = max(highest, cursor.fetchone()[0] or 0) + 1
+        return list(range(first, first + count))
+
+
+def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple], connection=None) -> None:
+    """Insert `rows` (tuples in `columns` order) into `model`'s table: COPY on PostgreSQL, one
+    prepared INSERT per row elsewhere. Constraints hold as for any insert: a duplicate raises
+    IntegrityError and the caller's transaction rolls back."""
+    conn = connection or default_connection
+    if not rows:
+        return
+    qn = conn.ops.quote_name
+    table = qn(model._meta.db_table)
+    names = ", ".join(qn(c) for c in columns)
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
+
+
+def update_rows(model, fields: Sequence[str], rows: Sequence[tuple], *, casts: Sequence[str], connection=None) -> None:
+    """Set `fields` on each row by id; `rows` are (id, value, ...) in `fields` order, `casts` the
+    PostgreSQL type of each field (VALUES carries no column types)."""
+    conn = connection or default_connection
+    if not rows:
+        return
+    qn = conn.ops.quote_name
+    table = qn(model._meta.db_table)
+    pk = qn(model._meta.pk.column)
+    with conn.cursor() as cursor:
+        if conn.vendor != "postgresql":
+            sets = ", ".join(f"{qn(f)} = %s" for f in fields)
+            cursor.executemany(f"UPDATE {table} SET {sets} WHERE {pk} = %s", [(*row[1:], row[0]) for row in rows])
+            return
+        sets = ", ".join(f"{qn(f)} = v.column{k + 2}::{cast}" for k, (f, cast) in enumerate(zip(fields, casts, strict=True)))
+        row_sql = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
+        for start in range(0, len(rows), UPDATE_BATCH):
+            part = rows[start:start + UPDATE_BATCH]
+            cursor.execute(f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row_sql] * len(part))}) AS v "
+                           f"WHERE {table}.{pk} = v.column1::bigint", [value for row in part for value in row])
+
+
+CENT_EXPONENT = -2
+
+
+def select_sql(columns: Sequence[tuple[str, str]], connection=None) -> str:
+    """The select list for `select_rows`: (column expression, kind) pairs, kind "money" (two
+    places), "date" or anything else (as the driver gives it). On SQLite money is read as whole
+    cents (its numbers are binary floating point), so no value is ever a float."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        return ", ".join(column for column, _ in columns)
+    # Dates as text, parsed by date.fromisoformat: Django's own parsing of date columns is a
+    # regular expression per value.
+    return ", ".join(f"CAST(ROUND({column} * 100) AS INTEGER)" if kind == "money" else f"({column} || '')" if kind == "date"
+                     else column for column, kind in columns)
+
+
+_NO_CENTS = Decimal("0.00")
+
+
+def _cents(value):
+    # Most paid columns of open instalments are nought: one shared (immutable) value for those.
+    if value == 0:
+        return _NO_CENTS
+    return None if value is None else Decimal(value).scaleb(CENT_EXPONENT)
+
+
+def _date(value):
+    # Django's SQLite connection parses declared date columns itself; text only from expressions.
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def select_rows(sql: str, params: Sequence, kinds: Sequence[str], connection=None) -> list[tuple]:
+    """Run a query whose select list came from `select_sql` and return its rows with money as
+    Decimal (two places) and dates as dates on either database, without the ORM's per-value
+    machinery (a day's collections reads hundreds of thousands of values)."""
+    conn = connection or default_connection
+    with conn.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        fetched = cursor.fetchall()
+    if conn.vendor == "postgresql":
+        return fetched
+    converters = [(k, _cents if kind == "money" else _date) for k, kind in enumerate(kinds) if kind in ("money", "date")]
+    if not converters:
+        return fetched
+    out = []
+    for row in fetched:
+        row = list(row)
+        for k, convert in converters:
+            row[k] = convert(row[k])
+        out.append(tuple(row))
+    return out
+
+
+def placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
