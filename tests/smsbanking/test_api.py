@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from imali.messaging.inbound import inbound_receive
+from imali.smsbanking.answering import answer_pending
 from imali.smsbanking.models import BankingPin, CollectionStatus, FieldCollection
 from imali.tenancy.rights import Right
 from tests import factories
@@ -37,6 +38,7 @@ def test_collections_confirm_and_reject_by_api(api, bank, officer, borrower):
     loan_ids = sorted(borrower.loans.values_list("pk", flat=True))
     inbound_receive(gateway="api", provider_id="a1", number=OFFICER_PHONE, to_address="Imali",
                     text=f"PAY {borrower.number}/{loan_ids[0]} 40, {borrower.number}/{loan_ids[1]} 10")
+    answer_pending()
     first, second = FieldCollection.objects.order_by("id")
     listing = api.get("/api/field-collections/?status=unverified").json()
     assert [row["id"] for row in listing["results"]] == [first.pk, second.pk]

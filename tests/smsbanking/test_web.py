@@ -11,6 +11,7 @@ from imali.core.models import AuditEntry
 from imali.loans import services as loans
 from imali.loans.models import Loan, LoanStatus, Receipt
 from imali.messaging.inbound import inbound_receive
+from imali.smsbanking.answering import answer_pending
 from imali.smsbanking.models import BankingPin, CollectionSheet, CollectionStatus, FieldCollection
 from imali.tenancy.rights import Right
 from tests import factories
@@ -22,6 +23,7 @@ _ids = itertools.count(1)
 
 def mo(number, text):
     inbound_receive(gateway="web", provider_id=f"w{next(_ids)}", number=number, text=text, to_address="Imali")
+    answer_pending()
 
 
 @pytest.fixture
