@@ -133,7 +133,16 @@ def run(connection, peer, count: int, batch: int) -> None:
     def loop(name, body):
         def target():
             try:
-                body()
+                if os.environ.get("IMALI_BENCH_PROFILE"):  # where each loop spends its time
+                    import cProfile
+                    import pstats
+
+                    with cProfile.Profile() as prof:
+                        body()
+                    print(f"--- {name}")
+                    pstats.Stats(prof).sort_stats("cumtime").print_stats(25)
+                else:
+                    body()
             except Exception as exc:  # the figures would be wrong: say so loudly
                 print(f"{name} stopped: {exc!r}")
                 raise
