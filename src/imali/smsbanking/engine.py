@@ -6,6 +6,7 @@ that carry a PIN or a code are masked in the stored message once read."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -61,6 +62,11 @@ class Context:
     words: list[str]
     today: dt.date
     aliases: dict[str, str]
+    lookups: Lookups | None = None
+
+    def book(self, client: Client) -> list | None:
+        """The client's open loans and schedules when the batch read them already."""
+        return self.lookups.book(client) if self.lookups is not None else None
 
     def reply(self, text: str, **kw) -> tuple[str, str, Client | None, User | None]:
         client = self.clients[0] if len(self.clients) == 1 else None
@@ -83,6 +89,7 @@ class Lookups:
         self._providers: dict[int, dict[str, PaymentProvider]] = {}
         self._officers: dict[tuple[int, str], User | None] = {}
         self._clients: dict[tuple[int, str], list[Client]] = {}
+        self._books: dict[int, list] = {}  # client id -> [(loan, schedule)], read for a chunk
         self.over_rate: dict[int, bool] = {}  # inbound id -> refused by the rate limit (counted already)
         self.pending: list | None = None  # a batch's answers, finished together (`finish_many`)
         self.refused: set[tuple[int, str]] = set()  # numbers told of the rate limit in this batch
@@ -135,10 +142,13 @@ class Lookups:
             self._clients[key] = list(Client.objects.filter(entity=entity, cellphone=number).order_by("number")[:5])
         return self._clients[key]
 
+    def book(self, client: Client) -> list | None:
+        return self._books.get(client.pk)
+
     def prefetch(self, messages: list[InboundMessage]) -> None:
         """For a batch: its officers and clients in one statement each, and its rate counts (the
         non-staff requests per lender and number) in a few, under the counters' row locks."""
-        self._officers, self._clients, self.over_rate, self.refused = {}, {}, {}, set()
+        self._officers, self._clients, self._books, self.over_rate = {}, {}, {}, {}
         ours = [(m, conf) for m in messages if (conf := self.settings_for(m)) is not None
                 and self.provider(conf.entity_id, m.number) is None]
         if not ours:
@@ -156,6 +166,14 @@ class Lookups:
             mine = self._clients.get((client.entity_id, client.cellphone))
             if mine is not None and len(mine) < 5:
                 mine.append(client)
+        # What a BALANCE from a registered phone reads: the open loans and schedules of the
+        # chunk's clients, in two statements per lender.
+        asking: dict[int, list[int]] = {}
+        for m, conf in ours:
+            if rules.command_of(m.text, self.aliases(conf.entity_id))[0] == Command.BALANCE:
+                asking.setdefault(conf.entity_id, []).extend(c.pk for c in self._clients[(conf.entity_id, m.number)])
+        for entity_id, client_ids in asking.items():
+            self._books.update(services.books_of(entity=Entity(pk=entity_id), client_ids=client_ids))
         counted: dict[tuple[int, int], list[InboundMessage]] = {}
         for m, conf in ours:
             if self._officers[(conf.entity_id, m.number)] is None:
@@ -193,7 +211,7 @@ def handle_inbound(message: InboundMessage, *, lookups: Lookups | None = None) -
     elif command == Command.UNKNOWN and officer is not None and len(words) == 1 and rules.looks_like_sheet_code(words[0]):
         command = Command.SHEET
     clients = lookups.clients(entity, message.number)
-    ctx = Context(entity, conf, message, officer, clients, words, local_today(entity), aliases)
+    ctx = Context(entity, conf, message, officer, clients, words, local_today(entity), aliases, lookups)
     over = lookups.over_rate.get(message.pk)
     if officer is None and (over if over is not None else _over_rate(ctx)):
         answer = Answer("rate_limited")
@@ -212,8 +230,12 @@ def handle_inbound(message: InboundMessage, *, lookups: Lookups | None = None) -
         if masked != message.text:
             InboundMessage.objects.filter(pk=message.pk).update(text=masked)
     mark = len(out) if out is not None else 0
+    # A command that only reads (the common burst: HELP, BALANCE from the registered phone) needs
+    # no savepoint of its own inside a batch: the worker's savepoint per message covers it.
+    reads_only = out is not None and (command in (Command.HELP, Command.UNKNOWN)
+                                      or (command == Command.BALANCE and len(words) < 2))
     try:
-        with transaction.atomic():
+        with contextlib.nullcontext() if reads_only else transaction.atomic():
             _finish(entity, message, command, HANDLERS[command](ctx), out)
     except Exception as exc:
         if out is not None:
@@ -364,7 +386,8 @@ def balance(ctx: Context) -> Answer:
     words = ctx.words
     if not words:
         if len(ctx.clients) == 1:
-            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=ctx.clients[0], as_of=ctx.today))])
+            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=ctx.clients[0], as_of=ctx.today,
+                                                                          book=ctx.book(ctx.clients[0])))])
         if not ctx.clients:
             return Answer("balance_unregistered", [ctx.reply(
                 f"{ctx.entity.name}: this phone is not registered to an account. Send BALANCE <account> <PIN>.")])
@@ -377,7 +400,8 @@ def balance(ctx: Context) -> Answer:
     bound = next((c for c in ctx.clients if c.number == account), None)
     if len(words) == 1:
         if bound is not None:
-            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=bound, as_of=ctx.today), client=bound)])
+            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=bound, as_of=ctx.today,
+                                                                          book=ctx.book(bound)), client=bound)])
         return Answer("balance_needs_pin", [ctx.reply("From this phone send BALANCE <account> <PIN>.")])
     masked = _mask(ctx.message.text, keep_first_number=True)
     client = Client.objects.filter(entity=ctx.entity, number=account).first()
