@@ -252,6 +252,7 @@ SPECTACULAR_SETTINGS = {
         "AppointmentTypeEnum": "imali.clients.models.AppointmentType",
         "IdTypeEnum": "imali.core.idnumbers.IdType",
         "GenderEnum": "imali.core.idnumbers.Gender",
+        "CollectionStatusEnum": "imali.smsbanking.models.CollectionStatus",
     },
 }
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
