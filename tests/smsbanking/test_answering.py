@@ -153,3 +153,23 @@ def test_the_command_answers_what_is_queued(bank, borrowers):
     call_command("smsbanking_answer", "--until-empty", stdout=out)
     assert "Answered 4 messages" in out.getvalue()
     assert OutboxMessage.objects.filter(message_type=MessageType.REPLY).count() == 4
+
+
+def test_a_reply_is_claimed_before_a_bulk_backlog_queued_earlier(bank):
+    """The dispatcher's next claim takes the answer first, ahead of bulk messages waiting longer."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from imali.messaging.dispatch import claim_batch
+
+    earlier = timezone.now() - dt.timedelta(minutes=5)
+    OutboxMessage.objects.bulk_create([
+        OutboxMessage(entity=bank, channel="sms", number=f"+2782700{i:04d}", country="ZA",
+                      message_type=MessageType.ARREARS, text="Arrears notice", segments=1, credits=1, priority=Priority.BULK,
+                      idempotency_key=f"bulk{i}", next_attempt_at=earlier, created_at=earlier) for i in range(5)])
+    burst(["+27820000123"], "HELP")
+    answer_pending()
+    first, *rest = claim_batch(limit=3, lease_seconds=30)
+    assert first.number == "+27820000123" and first.priority == Priority.TRANSACTIONAL
+    assert [c.priority for c in rest] == [Priority.BULK, Priority.BULK]  # the backlog was claimable
