@@ -173,3 +173,24 @@ def test_a_reply_is_claimed_before_a_bulk_backlog_queued_earlier(bank):
     first, *rest = claim_batch(limit=3, lease_seconds=30)
     assert first.number == "+27820000123" and first.priority == Priority.TRANSACTIONAL
     assert [c.priority for c in rest] == [Priority.BULK, Priority.BULK]  # the backlog was claimable
+
+
+def test_credits_for_part_of_a_batch_queue_as_many_replies_as_they_pay_for(operator):
+    from imali.messaging.credits import credit_balance, credits_assign
+    from imali.messaging.segments import segment_count
+    from imali.smsbanking import services
+    from tests import factories
+
+    lender = factories.make_entity(country="ZA")
+    services.settings_update(actor=factories.make_admin(entity=lender), entity=lender,
+                             data={"enabled": True, "service_address": "Imali"})
+    cost = segment_count(engine.help_(SimpleNamespace(entity=lender, aliases={}, officer=None,
+                                                      reply=lambda text: ("", text, None, None))).replies[0][1])
+    assert cost == 2  # the HELP answer: three of them need six credits
+    credits_assign(actor=operator, entity=lender, channel="sms", amount=3)
+    burst(["+27820000302", "+27820000303", "+27820000304"], "HELP")
+    answer_pending()
+    queued = OutboxMessage.objects.filter(entity=lender, message_type=MessageType.REPLY)
+    assert queued.count() == 1 and credit_balance(entity=lender) == 1  # as many as the credits pay for
+    outcomes = sorted(BankingRequest.objects.values_list("outcome", flat=True))
+    assert outcomes == ["help", "help (reply not queued)", "help (reply not queued)"]
