@@ -6,8 +6,12 @@
 `count` clients, each with its own cellphone and a loan on the book, text BALANCE at the same
 moment: the local SMSC (in a thread of this process, so the burst can be injected in one tick of its
 event loop; its phone page, used over HTTP, spread a 200-phone burst over a minute on a loaded
-machine) delivers them over SMPP; one consumer (the dispatcher, as `manage.py messaging_dispatch` runs it) stores each
-MO, the engine answers with the loan page's figures, and the dispatcher submits the reply. Latency
+machine) delivers them over SMPP. The three loops `make demo` runs, each in a thread with its own
+database connection and with the production commands' settings: the receiver (`messaging_receive`:
+the receiver bind, a pass every 0.2 s) stores the burst and queues it for answering; the answering
+worker (`smsbanking_answer`: batches of 50, an empty queue looked at every 0.05 s) answers with the
+loan page's figures and queues the replies; the dispatcher (`messaging_dispatch`: the transmitter
+bind, an idle look every 0.2 s) submits them. Latency
 per number = the SMSC's receive time of the reply − the SMSC's time of the MO, both on the SMSC's
 clock, so it is the whole path. Baseline in the same run: the same burst from other numbers texting
 HELP (stored, logged and answered, but no loan read), so "ratio_to_help" is what the balance itself
@@ -20,6 +24,7 @@ import argparse
 import datetime as dt
 import os
 import statistics
+import threading
 import time
 
 from enqueue_bench import make_entity, setup_database, teardown_database, write_result
@@ -31,6 +36,7 @@ def send_burst(peer, numbers: list[str], text: str) -> None:
 
 
 SPREAD: dict[str, float] = {}
+LOAD: list[float] = []  # the 1-minute load average as each burst starts
 
 
 def latencies(peer, numbers: list[str]) -> list[float]:
@@ -55,27 +61,36 @@ def p95(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=50, help="The answering worker's batch (smsbanking_answer --batch).")
     args = parser.parse_args()
     connection, old = setup_database()
     from imali.peers.smsc import SmscConfig, run_in_thread
 
     peer = run_in_thread(SmscConfig())
     try:
-        run(connection, peer, args.count)
+        run(connection, peer, args.count, args.batch)
     finally:
         peer.stop()
         teardown_database(connection, old)
 
 
-def run(connection, peer, count: int) -> None:
+def run(connection, peer, count: int, batch: int) -> None:
     from decimal import Decimal
+
+    from django.db import connections
 
     from imali.clients.services import client_account_add, client_create
     from imali.loans import services as loans
     from imali.messaging.credits import credits_assign
-    from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
+    from imali.messaging.dispatch import (
+        Dispatcher,
+        DispatchPolicy,
+        Receiver,
+        transports_from_gateways,
+    )
     from imali.messaging.models import Gateway, MessageType, OutboxMessage
     from imali.smsbanking import services as banking
+    from imali.smsbanking.answering import Answerer
     from imali.tenancy.models import User
 
     entity, operator = make_entity("benchsmsbank")
@@ -106,29 +121,50 @@ def run(connection, peer, count: int) -> None:
 
     gateway = Gateway.objects.create(name="bench", host="127.0.0.1", port=peer.port, system_id="imali", password="secret",
                                      rate_per_second=1_000_000)
-    transports = transports_from_gateways([gateway])
-    transports["bench"].wait_bound(5)
-    dispatcher = Dispatcher(transports, DispatchPolicy())
+    sending = transports_from_gateways([gateway], role="send")
+    receiving = transports_from_gateways([gateway], role="receive")
+    for t in (*sending.values(), *receiving.values()):
+        t.wait_bound(5)
+    dispatcher = Dispatcher(sending, DispatchPolicy())
+    receiver = Receiver(receiving, DispatchPolicy())
+    answerer = Answerer(batch=batch)
+    done = threading.Event()
+
+    def loop(name, body):
+        def target():
+            try:
+                if os.environ.get("IMALI_BENCH_PROFILE"):  # where each loop spends its time
+                    import cProfile
+                    import pstats
+
+                    with cProfile.Profile() as prof:
+                        body()
+                    print(f"--- {name}")
+                    pstats.Stats(prof).sort_stats("cumtime").print_stats(25)
+                else:
+                    body()
+            except Exception as exc:  # the figures would be wrong: say so loudly
+                print(f"{name} stopped: {exc!r}")
+                raise
+            finally:
+                connections.close_all()
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    threads = [loop("receiver", lambda: receiver.run(stop=done.is_set)),
+               loop("answerer", lambda: answerer.run(stop=done.is_set)),
+               loop("dispatcher", lambda: dispatcher.run(stop=done.is_set))]
 
     def burst(numbers: list[str], text: str) -> tuple[list[float], float]:
         replies = OutboxMessage.objects.filter(message_type=MessageType.REPLY, number__in=numbers,
                                                status__in=["submitted", "delivered"])
+        LOAD.append(os.getloadavg()[0])
         t0 = time.perf_counter()
         send_burst(peer, numbers, text)
         deadline = time.monotonic() + 300
-
-        def consume():
-            dispatcher.run(stop=lambda: time.monotonic() > deadline or replies.count() >= len(numbers), idle_sleep=0.005)
-
-        if os.environ.get("IMALI_BENCH_PROFILE"):
-            import cProfile
-            import pstats
-
-            with cProfile.Profile() as prof:
-                consume()
-            pstats.Stats(prof).sort_stats("cumtime").print_stats(30)
-        else:
-            consume()
+        while time.monotonic() < deadline and replies.count() < len(numbers):
+            time.sleep(0.1)
         elapsed = time.perf_counter() - t0
         # The last replies' submit_sm may still be on the wire when the outbox says submitted.
         time.sleep(0.5)
@@ -139,7 +175,11 @@ def run(connection, peer, count: int) -> None:
 
     help_lat, help_elapsed = burst(helpers, "HELP")
     balance_lat, balance_elapsed = burst(borrowers, "BALANCE")
-    transports["bench"].close()
+    done.set()
+    for thread in threads:
+        thread.join(30)
+    for t in (*sending.values(), *receiving.values()):
+        t.close()
     result = {
         "benchmark": "MO BALANCE -> reply submitted, burst through the local SMSC", "database": connection.vendor,
         "count": count, "answered": len(balance_lat),
@@ -149,8 +189,10 @@ def run(connection, peer, count: int) -> None:
         "baseline": "the same burst texting HELP (no loan read), same run",
         "help_p95_s": round(p95(help_lat), 3), "help_answered": len(help_lat),
         "ratio_to_help": round(p95(balance_lat) / p95(help_lat), 3), "goal_p95_s_max": 2.0,
+        "answer_batch": batch, "pipeline": "receiver -> answering worker -> dispatcher, one thread each",
         # The machine's load while measuring: the figures scale with it on a shared box.
-        "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2), "load_average_1m_at_bursts": [round(x, 2) for x in LOAD],
+        "cpus": os.cpu_count(),
     }
     path = write_result(f"smsbanking_{connection.vendor}.json", result)
     print(result)

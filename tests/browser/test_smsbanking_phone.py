@@ -1,6 +1,7 @@
 """The branch manager's phone pages on a 360 px screen: first load under 100 KB, nothing wider than
 the screen, an application approved and another declined with a reason, a field collection
-confirmed; and a client's BALANCE answered on the SMSC's phone page."""
+confirmed and a mobile-money SMS notice confirmed and another rejected; and a client's BALANCE
+answered on the SMSC's phone page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from imali.loans import services as loans
 from imali.loans.models import Loan, LoanStatus
 from imali.messaging.credits import credits_assign
 from imali.smsbanking import services as banking
-from imali.smsbanking.models import CollectionStatus, FieldCollection
+from imali.smsbanking.answering import answer_pending
+from imali.smsbanking.models import CollectionStatus, FieldCollection, ProviderPayment
 from tests import factories
 from tests.browser.conftest import browser, page, stack  # noqa: F401  (the shared Playwright and SMSC fixtures)
 from tests.smsbanking.conftest import make_client, make_loan
@@ -90,6 +92,27 @@ def test_phone_pages_at_360_px(browser, live_server):  # noqa: F811
         page.click("button:has-text('Cash received: confirm')")
         page.wait_for_url(f"{live_server.url}/m/collections/")
         assert FieldCollection.objects.get().status == CollectionStatus.CONFIRMED
+
+        # Two mobile-money SMS notices: one confirmed, one rejected with a reason, from the phone.
+        provider = banking.provider_save(actor=manager, entity=entity, name="MoMo", sender="MOMO",
+                                         pattern=banking.SAMPLE_PATTERN)
+        for ref in ("MM200001", "MM200002"):
+            banking.provider_payment_record(entity=entity, provider=provider, phone=client.cellphone,
+                                            amount=Decimal("75.00"), reference=ref)
+        sizes.clear()
+        page.goto(f"{live_server.url}/m/collections/")
+        page.wait_for_load_state("networkidle")
+        assert 0 < sum(sizes) < 100_000
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.click("button:has-text('On the statement: confirm') >> nth=0")
+        page.wait_for_url(f"{live_server.url}/m/collections/")
+        assert "confirmed" in page.locator(".msg").inner_text()
+        page.fill("input[aria-label='Reject payment MM200002']", "Not on the statement")
+        page.locator("input[aria-label='Reject payment MM200002'] + button").click()
+        page.wait_for_url(f"{live_server.url}/m/collections/")
+        first, second = ProviderPayment.objects.order_by("reference")
+        assert first.status == CollectionStatus.CONFIRMED and first.receipt_id
+        assert second.status == CollectionStatus.REJECTED and second.reject_reason == "Not on the statement"
     finally:
         context.close()
 
@@ -105,6 +128,7 @@ def test_balance_answered_on_the_smsc_phone_page(page, live_server, stack):  # n
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         dispatcher.apply_events()
+        answer_pending()  # the answering worker (smsbanking_answer) in the demo
         dispatcher.run(until_idle=True, max_seconds=2, idle_sleep=0.02)
         page.goto(phone)
         texts = page.locator(f'section[data-number="{client.cellphone}"] .msg').all_inner_texts()

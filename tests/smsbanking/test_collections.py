@@ -14,6 +14,7 @@ from imali.loans.models import Loan, PaybackType, Receipt
 from imali.messaging.inbound import inbound_receive
 from imali.messaging.models import OutboxMessage
 from imali.smsbanking import rules, services
+from imali.smsbanking.answering import answer_pending
 from imali.smsbanking.models import (
     CollectionSheet,
     CollectionStatus,
@@ -30,6 +31,8 @@ _ids = itertools.count(1)
 
 def mo(number, text):
     message, _ = inbound_receive(gateway="test", provider_id=f"c{next(_ids)}", number=number, text=text, to_address="Imali")
+    answer_pending()  # the answering worker's pass
+    message.refresh_from_db()
     return message
 
 
@@ -201,6 +204,7 @@ def test_payment_notice_sent_elsewhere_than_the_service_address_is_ignored(bank,
     services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
     inbound_receive(gateway="test", provider_id=f"c{next(_ids)}", number="2882", to_address="+27820000000",
                     text=NOTICE.format(phone="0825550102", ref="990001"))
+    answer_pending()
     assert not ProviderPayment.objects.exists() and not Receipt.objects.exists()
 
 

@@ -17,6 +17,7 @@ from imali.messaging.models import InboundMessage, MarketingOptOut, OutboxMessag
 from imali.messaging.segments import segment_count
 from imali.signing.security import unseal_for_submit
 from imali.smsbanking import rules, services
+from imali.smsbanking.answering import answer_pending
 from imali.smsbanking.models import BankingPin, BankingRequest, PinChange
 from tests import factories
 
@@ -28,6 +29,8 @@ _ids = itertools.count(1)
 def mo(number, text, to="Imali"):
     message, created = inbound_receive(gateway="test", provider_id=f"t{next(_ids)}", number=number, text=text, to_address=to)
     assert created
+    answer_pending()  # the answering worker's pass
+    message.refresh_from_db()
     return message
 
 

@@ -1,6 +1,7 @@
 """BALANCE, an officer collection and a sheet code end to end: the phone sends through the local
-SMSC over real SMPP on 127.0.0.1, the dispatcher stores the message, the engine answers, the
-dispatcher submits the answer, and the phone receives it. Bounded in time."""
+SMSC over real SMPP on 127.0.0.1, the dispatcher's receiving side stores the message and queues it,
+the answering worker answers it, the dispatcher submits the answer, and the phone receives it.
+Bounded in time."""
 
 import datetime as dt
 import time
@@ -12,6 +13,7 @@ from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from
 from imali.messaging.models import Gateway
 from imali.peers.smsc import SmscConfig, run_in_thread
 from imali.smsbanking import services
+from imali.smsbanking.answering import Answerer
 from imali.smsbanking.models import CollectionStatus, FieldCollection
 
 from .conftest import CLIENT_PHONE, OFFICER_PHONE, OTHER_PHONE
@@ -42,6 +44,7 @@ def send_and_wait(peer, dispatcher, number, text, *, replies_to=None, count=1, s
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         dispatcher.apply_events()
+        Answerer(cache_seconds=0).run_until_empty()
         dispatcher.run(until_idle=True, max_seconds=2, idle_sleep=0.02)
         inbox = phone_inbox(peer, replies_to)
         if len(inbox) >= before + count:

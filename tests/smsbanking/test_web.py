@@ -3,6 +3,7 @@ audit, sizes, query counts."""
 
 import datetime as dt
 import itertools
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -11,6 +12,7 @@ from imali.core.models import AuditEntry
 from imali.loans import services as loans
 from imali.loans.models import Loan, LoanStatus, Receipt
 from imali.messaging.inbound import inbound_receive
+from imali.smsbanking.answering import answer_pending
 from imali.smsbanking.models import BankingPin, CollectionSheet, CollectionStatus, FieldCollection
 from imali.tenancy.rights import Right
 from tests import factories
@@ -22,6 +24,7 @@ _ids = itertools.count(1)
 
 def mo(number, text):
     inbound_receive(gateway="web", provider_id=f"w{next(_ids)}", number=number, text=text, to_address="Imali")
+    answer_pending()
 
 
 @pytest.fixture
@@ -194,3 +197,59 @@ def test_request_log_and_sheet_list_query_counts_do_not_grow(signed_in, bank, ma
     with django_assert_max_num_queries(12):
         page = signed_in.get(reverse("web:smsbank_sheets")).content.decode()
     assert all(s.code in page for s in CollectionSheet.objects.all())
+
+
+def test_payment_notices_on_the_phone_page(signed_in, bank, manager, officer, product):
+    """/m/collections lists the notices waiting, with confirm and reject through the desktop's
+    services and rights, and comes back to the phone page."""
+    from imali.smsbanking import services
+    from imali.smsbanking.models import ProviderPayment
+
+    from .conftest import make_loan
+
+    payer = make_client(bank, cellphone="+27825550166", name="Palesa", salesperson=officer,
+                        id_number=factories.SA_IDS[2][0], date_of_birth=factories.SA_IDS[2][1], gender="F")
+    make_loan(entity=bank, actor=manager, client=payer, product=product, principal="2000", days_ago=40)
+    services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882", pattern=services.SAMPLE_PATTERN)
+    for ref in ("GC300001", "GC300002"):
+        mo("2882", f"You have received PHP 75.00 from {payer.cellphone}. Ref: {ref}")
+    first, second = ProviderPayment.objects.order_by("id")
+    page = signed_in.get(reverse("web:mobile_collections")).content.decode()
+    assert "GC300001" in page and "GC300002" in page and "On the statement: confirm" in page and len(page) < 100_000
+    response = signed_in.post(reverse("web:smsbank_payment_confirm", args=[first.pk]), {"back": "m"})
+    assert response.status_code == 302 and response.url == reverse("web:mobile_collections")
+    response = signed_in.post(reverse("web:smsbank_payment_reject", args=[second.pk]), {"back": "m", "reason": ""})
+    assert response.url == reverse("web:mobile_collections")
+    second.refresh_from_db()
+    assert second.status == CollectionStatus.UNVERIFIED  # a reason is required
+    signed_in.post(reverse("web:smsbank_payment_reject", args=[second.pk]), {"back": "m", "reason": "Not on the statement"})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == CollectionStatus.CONFIRMED and Receipt.objects.filter(pk=first.receipt_id).exists()
+    assert second.status == CollectionStatus.REJECTED
+    assert AuditEntry.objects.filter(action="smsbanking.provider_payment_confirmed").count() == 1
+    page = signed_in.get(reverse("web:mobile_collections")).content.decode()
+    assert "ref GC300001" not in page and "No notices waiting." in page
+    # A user without 'Receipts: capture' cannot confirm from the phone either.
+    clerk = factories.make_user(entity=bank, rights=[Right.APPROVE_LOANS])
+    signed_in.force_login(clerk)
+    assert signed_in.get(reverse("web:mobile_collections")).status_code == 403
+
+
+def test_phone_page_notices_are_the_home_branchs(signed_in, bank, manager, officer):
+    from imali.smsbanking import services
+    from imali.tenancy.models import Branch
+
+    elsewhere = Branch.objects.create(entity=bank, code="EL", name="Elsewhere", telephone="0110000001")
+    theirs = make_client(bank, cellphone="+27825550188", name="Far", branch=elsewhere,
+                         id_number=factories.SA_IDS[2][0], date_of_birth=factories.SA_IDS[2][1], gender="F")
+    provider = services.provider_save(actor=manager, entity=bank, name="G-Cash", sender="2882",
+                                      pattern=services.SAMPLE_PATTERN)
+    services.provider_payment_record(entity=bank, provider=provider, phone=theirs.cellphone, amount=Decimal("10.00"),
+                                     reference="FAR0001")
+    services.provider_payment_record(entity=bank, provider=provider, phone="+27820009999", amount=Decimal("10.00"),
+                                     reference="NOBODY01")
+    manager.home_branch = bank.branches.exclude(pk=elsewhere.pk).first()
+    manager.save()
+    page = signed_in.get(reverse("web:mobile_collections")).content.decode()
+    assert "FAR0001" not in page and "NOBODY01" in page

@@ -253,6 +253,7 @@ SPECTACULAR_SETTINGS = {
         "IdTypeEnum": "imali.core.idnumbers.IdType",
         "GenderEnum": "imali.core.idnumbers.Gender",
         "DebiCheckMandateStatusEnum": "imali.paystream.models.MandateState",
+        "CollectionStatusEnum": "imali.smsbanking.models.CollectionStatus",
     },
 }
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))

@@ -35,7 +35,7 @@ from .adapters.base import (
     SubmitResult,
     Transport,
 )
-from .inbound import inbound_part_receive, inbound_parts_expire, inbound_receive
+from .inbound import inbound_part_receive, inbound_parts_expire, inbound_receive_many
 from .models import (
     DeliveryReport,
     Gateway,
@@ -601,6 +601,7 @@ def _receipts_come_back(transport) -> bool:
 def take_events(transports: Mapping[str, Transport], counters: dict[str, int]) -> list[Receipt]:
     """Drain every transport's events: inbound messages are stored here, receipts returned."""
     receipts: list[Receipt] = []
+    whole: list[MobileOriginated] = []
     for transport in transports.values():
         for event in transport.drain_events():
             if isinstance(event, Receipt):
@@ -611,9 +612,10 @@ def take_events(transports: Mapping[str, Transport], counters: dict[str, int]) -
                                      seq=event.seq, text=event.text)
                 counters["inbound_parts"] += 1
             elif isinstance(event, MobileOriginated):
-                inbound_receive(gateway=event.gateway, provider_id=event.provider_id, number=event.number,
-                                to_address=event.to_address, text=event.text)
-                counters["inbound"] += 1
+                whole.append(event)
+    if whole:  # a burst of MOs is stored in a few statements, not a few per message
+        inbound_receive_many(whole)
+        counters["inbound"] += len(whole)
     return receipts
 
 

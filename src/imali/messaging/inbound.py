@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from imali.clients.models import Client
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 # AppConfig.ready(). Each is called once per newly stored message, in its own savepoint: a failing
 # handler is logged (by message id only: texts may hold PINs) and never loses the message.
 INBOUND_HANDLERS: list[Callable[[InboundMessage], None]] = []
+# The same, called once with every message a pass stored (a burst of MOs is stored in one go by
+# `inbound_receive_many`): a feature that answers in a worker of its own queues them here in one
+# statement, so the receiving process never waits on the answers.
+INBOUND_BATCH_HANDLERS: list[Callable[[list[InboundMessage]], None]] = []
 
 STOP_WORDS = frozenset({"STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "END", "CANCEL", "QUIT"})
 
@@ -77,12 +81,108 @@ def inbound_receive(*, gateway: str, provider_id: str, number: str, text: str, t
 
 
 def _hand_on(message: InboundMessage) -> None:
-    for handler in INBOUND_HANDLERS:
+    _hand_on_many([message])
+
+
+def _hand_on_many(messages: list[InboundMessage]) -> None:
+    if not messages:
+        return
+    for message in messages:
+        for handler in INBOUND_HANDLERS:
+            try:
+                with transaction.atomic():
+                    handler(message)
+            except Exception:
+                logger.exception("Inbound handler %s failed on inbound message %s", getattr(handler, "__name__", handler),
+                                 message.pk)
+    for batch_handler in INBOUND_BATCH_HANDLERS:
         try:
             with transaction.atomic():
-                handler(message)
+                batch_handler(messages)
         except Exception:
-            logger.exception("Inbound handler %s failed on inbound message %s", getattr(handler, "__name__", handler), message.pk)
+            logger.exception("Inbound handler %s failed on inbound messages %s…%s",
+                             getattr(batch_handler, "__name__", batch_handler), messages[0].pk, messages[-1].pk)
+
+
+def _match_many(numbers: set[str]) -> dict[str, tuple[int | None, int | None, int | None]]:
+    """`_match` for many numbers in a handful of statements whatever their count: the latest
+    outbound message of each number, then the clients and users with those numbers."""
+    found: dict[str, tuple[int | None, int | None, int | None]] = {}
+    numbers = set(numbers)
+    if not numbers:
+        return found
+    latest_at = dict(OutboxMessage.objects.filter(number__in=numbers).order_by().values("number")
+                     .annotate(at=Max("created_at")).values_list("number", "at"))
+    if latest_at:
+        at_latest = Q()
+        for number, at in latest_at.items():
+            at_latest |= Q(number=number, created_at=at)
+        last: dict[str, tuple[int, int, int | None, int | None]] = {}
+        for pk, number, entity_id, client_id, user_id in (OutboxMessage.objects.filter(at_latest)
+                                                          .values_list("id", "number", "entity_id", "client_id", "user_id")):
+            if number not in last or pk > last[number][0]:
+                last[number] = (pk, entity_id, client_id, user_id)
+        for number, (_, entity_id, client_id, user_id) in last.items():
+            found[number] = (entity_id, client_id, user_id)
+    clients = list(Client.objects.filter(cellphone__in=numbers).order_by("id").values_list("entity_id", "cellphone", "id"))
+    for number, (entity_id, client_id, user_id) in list(found.items()):
+        if client_id is None:  # the lender's first client with the number, as `_match`
+            client_id = next((c for e, n, c in clients if e == entity_id and n == number), None)
+            found[number] = (entity_id, client_id, user_id)
+    for entity_id, number, client_id in reversed(clients):  # the newest client of any lender
+        if number not in found:
+            found[number] = (entity_id, client_id, None)
+    rest = numbers - found.keys()
+    if rest:
+        for entity_id, number, user_id in (User.objects.filter(cellphone__in=rest, entity__isnull=False).order_by("-id")
+                                           .values_list("entity_id", "cellphone", "id")):
+            found[number] = (entity_id, None, user_id)  # ordered newest first: the oldest user wins
+    return found
+
+
+def inbound_receive_many(events) -> list[InboundMessage]:
+    """Store the mobile-originated messages a receiver took in one pass (objects with gateway,
+    provider_id, number, to_address and text), as `inbound_receive` would one by one, in a
+    handful of statements for the whole burst; then hand the new ones on together. STOP messages
+    and a burst that races another consumer storing the same ids go one by one. Returns the
+    messages stored now."""
+    unique = list({(e.gateway, e.provider_id): e for e in events}.values())
+    if not unique:
+        return []
+    known = set()
+    for gateway in {e.gateway for e in unique}:
+        ids = [e.provider_id for e in unique if e.gateway == gateway]
+        known |= {(gateway, pid) for pid in InboundMessage.objects.filter(gateway=gateway, provider_id__in=ids)
+                  .values_list("provider_id", flat=True)}
+    fresh = [e for e in unique if (e.gateway, e.provider_id) not in known]
+    stops = [e for e in fresh if is_stop(e.text)]
+    plain = [e for e in fresh if not is_stop(e.text)]
+    stored: list[InboundMessage] = []
+    if plain:
+        matched = _match_many({e.number for e in plain})
+        rows = []
+        for e in plain:
+            entity_id, client_id, user_id = matched.get(e.number, (None, None, None))
+            rows.append(InboundMessage(gateway=e.gateway, provider_id=e.provider_id, entity_id=entity_id,
+                                       client_id=client_id, user_id=user_id, number=e.number,
+                                       to_address=e.to_address or "", text=e.text, is_stop=False,
+                                       incomplete=bool(getattr(e, "incomplete", False))))
+        try:
+            with transaction.atomic():
+                stored = InboundMessage.objects.bulk_create(rows)
+        except IntegrityError:  # another consumer stored some of them meanwhile: one by one
+            stored = []
+            stops = fresh
+    if stored and stored[0].pk is None:  # a database that cannot return the ids of a bulk insert
+        stored = list(InboundMessage.objects.filter(
+            gateway__in={m.gateway for m in stored}, provider_id__in=[m.provider_id for m in stored]).order_by("id"))
+    _hand_on_many(stored)
+    for e in stops:
+        message, created = inbound_receive(gateway=e.gateway, provider_id=e.provider_id, number=e.number, text=e.text,
+                                           to_address=e.to_address or "")
+        if created:
+            stored.append(message)
+    return stored
 
 
 # Where a part of a long message never arrived.

@@ -13,7 +13,7 @@ import marshal
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -258,6 +258,83 @@ def message_enqueue(*, entity: Entity, number: str, text: str, message_type: str
                 raise
             return found
     return message
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of `messages_enqueue_many`."""
+
+    number: str
+    text: str
+    idempotency_key: str
+    client: object = None
+    user: object = None
+
+
+def messages_enqueue_many(*, entity: Entity, message_type: str, messages: Sequence[Outgoing],
+                          now: dt.datetime | None = None) -> list[OutboxMessage | ValidationError]:
+    """`message_enqueue` for several messages of one entity and one type that is not direct
+    marketing (answers to a burst of inbound SMS): one ledger lock, one look-up of the keys already
+    queued, one debit for them all and one INSERT, instead of each of those per message. Returns,
+    in order, each message queued (or the one already queued with its key) or the error that
+    refused it. When the batch as a whole cannot be paid (credits, monthly limit) the messages are
+    queued one by one, so as many go as the credits allow, each refusal naming its reason."""
+    if message_type in DIRECT_MARKETING_TYPES or message_type not in MessageType.values:
+        raise ValueError("messages_enqueue_many takes one type that is not direct marketing")
+    require_message_type_enabled(entity=entity, message_type=message_type)
+    now = now or timezone.now()
+    results: list[OutboxMessage | ValidationError | None] = [None] * len(messages)
+    ready: dict[str, tuple[int, str, int]] = {}  # key -> (index, e164, segments)
+    for i, m in enumerate(messages):
+        if m.client is not None and m.client.entity_id != entity.pk:
+            raise PermissionDenied("The client belongs to another entity.")
+        if m.user is not None and m.user.entity_id not in (None, entity.pk):
+            raise PermissionDenied("The user belongs to another entity.")
+        try:
+            if not m.idempotency_key:
+                raise messaging_error("idempotency_key", MessagingError.IDEMPOTENCY_KEY_MISSING, "An idempotency key is required.")
+            if not m.text.strip():
+                raise messaging_error("text", MessagingError.TEMPLATE_EMPTY, "The message is empty.")
+            e164 = parse_phone(m.number, country=entity.country, field="number", mobile=True)
+        except ValidationError as exc:
+            results[i] = exc
+            continue
+        if m.idempotency_key not in ready:
+            ready[m.idempotency_key] = (i, e164, segment_count(m.text))
+    if ready:
+        with transaction.atomic():
+            credits.credit_account_get(entity=entity, channel=Channel.SMS)
+            credits._locked(entity, Channel.SMS)
+            found = {o.idempotency_key: o for o in OutboxMessage.objects.filter(entity=entity,
+                                                                                idempotency_key__in=list(ready))}
+            new = {k: v for k, v in ready.items() if k not in found}
+            total = sum(seg for _, _, seg in new.values())
+            try:
+                with transaction.atomic():
+                    if new:
+                        first = next(iter(new))
+                        credits.credits_debit(entity=entity, channel=Channel.SMS, amount=total, messages=len(new),
+                                              reference=f"msg:{first}"[:100] + (f" +{len(new) - 1}" if len(new) > 1 else ""),
+                                              now=now)
+                        rows = [OutboxMessage(
+                            entity=entity, client=messages[i].client, user=messages[i].user, channel=Channel.SMS,
+                            number=e164, country=_country_of(e164), message_type=message_type, text=messages[i].text,
+                            segments=seg, credits=seg, priority=priority_for(message_type), idempotency_key=key,
+                            next_attempt_at=now, created_at=now) for key, (i, e164, seg) in new.items()]
+                        found.update((o.idempotency_key, o) for o in OutboxMessage.objects.bulk_create(rows))
+            except (ValidationError, IntegrityError):
+                # Not enough credits for all of them, or a key queued meanwhile: one by one.
+                for key, (i, _, _) in new.items():
+                    m = messages[i]
+                    try:
+                        found[key] = message_enqueue(entity=entity, number=m.number, text=m.text, message_type=message_type,
+                                                     idempotency_key=key, client=m.client, user=m.user, now=now)
+                    except ValidationError as exc:
+                        results[i] = exc
+    for i, m in enumerate(messages):
+        if results[i] is None:
+            results[i] = found[m.idempotency_key]
+    return results  # type: ignore[return-value]
 
 
 _DIALLING = {"27": "ZA", "264": "NA", "267": "BW", "268": "SZ", "260": "ZM"}

@@ -6,9 +6,11 @@ that carry a PIN or a code are masked in the stored message once read."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -24,7 +26,7 @@ from imali.core.models import AuditAction
 from imali.loans.services import local_today
 from imali.messaging.inbound import _opt_out
 from imali.messaging.models import InboundMessage, MarketingOptOut, MessageType
-from imali.messaging.services import message_enqueue
+from imali.messaging.services import Outgoing, message_enqueue, messages_enqueue_many
 from imali.signing import security as otp_security
 from imali.tenancy.models import Entity, User
 from imali.tenancy.rights import Right
@@ -60,72 +62,189 @@ class Context:
     words: list[str]
     today: dt.date
     aliases: dict[str, str]
+    lookups: Lookups | None = None
+
+    def book(self, client: Client) -> list | None:
+        """The client's open loans and schedules when the batch read them already."""
+        return self.lookups.book(client) if self.lookups is not None else None
 
     def reply(self, text: str, **kw) -> tuple[str, str, Client | None, User | None]:
         client = self.clients[0] if len(self.clients) == 1 else None
         return self.message.number, text, kw.get("client", client), kw.get("user", self.officer)
 
 
+class Lookups:
+    """What the engine reads about the lenders again and again: the SMS-banking settings, keyword
+    aliases and payment providers, kept for `seconds` (the answering worker keeps them a few
+    seconds, so a change in Setup applies within seconds; 0: read for every message); and, for a
+    batch (`prefetch`), the loan officers and clients of its numbers and its rate counts, read in
+    a few statements for the whole batch instead of a few per message."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.seconds = seconds
+        self._loaded = float("-inf")
+        self._by_entity: dict[int, BankingSettings] = {}
+        self._by_address: dict[str, list[BankingSettings]] = {}
+        self._aliases: dict[int, dict[str, str]] = {}
+        self._providers: dict[int, dict[str, PaymentProvider]] = {}
+        self._officers: dict[tuple[int, str], User | None] = {}
+        self._clients: dict[tuple[int, str], list[Client]] = {}
+        self._books: dict[int, list] = {}  # client id -> [(loan, schedule)], read for a chunk
+        self.over_rate: dict[int, bool] = {}  # inbound id -> refused by the rate limit (counted already)
+        self.pending: list | None = None  # a batch's answers, finished together (`finish_many`)
+        self.refused: set[tuple[int, str]] = set()  # numbers told of the rate limit in this batch
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded < self.seconds:
+            return
+        confs = list(BankingSettings.objects.select_related("entity").filter(enabled=True, entity__is_active=True))
+        self._by_entity = {c.entity_id: c for c in confs}
+        self._by_address = {}
+        for c in confs:
+            if c.service_address:
+                self._by_address.setdefault(c.service_address.casefold(), []).append(c)
+        self._aliases.clear()
+        self._providers.clear()
+        self._loaded = time.monotonic()
+
+    def settings_for(self, message: InboundMessage) -> BankingSettings | None:
+        """The SMS-banking settings of the message's entity: the one messaging matched by number,
+        else the one whose service address the message was sent to."""
+        self._refresh()
+        if message.entity_id is not None and message.entity_id in self._by_entity:
+            return self._by_entity[message.entity_id]
+        if message.to_address:
+            found = self._by_address.get(message.to_address.casefold(), [])
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    def aliases(self, entity_id: int) -> dict[str, str]:
+        if entity_id not in self._aliases:
+            self._aliases[entity_id] = services.aliases_of(entity_id=entity_id)
+        return self._aliases[entity_id]
+
+    def provider(self, entity_id: int, number: str) -> PaymentProvider | None:
+        if entity_id not in self._providers:
+            self._providers[entity_id] = {p.sender.casefold(): p for p in
+                                          PaymentProvider.objects.filter(entity_id=entity_id, active=True)}
+        return self._providers[entity_id].get(number.casefold())
+
+    def officer(self, entity: Entity, number: str) -> User | None:
+        key = (entity.pk, number)
+        if key not in self._officers:
+            self._officers[key] = User.objects.filter(entity=entity, cellphone=number, is_active=True).order_by("id").first()
+        return self._officers[key]
+
+    def clients(self, entity: Entity, number: str) -> list[Client]:
+        key = (entity.pk, number)
+        if key not in self._clients:
+            self._clients[key] = list(Client.objects.filter(entity=entity, cellphone=number).order_by("number")[:5])
+        return self._clients[key]
+
+    def book(self, client: Client) -> list | None:
+        return self._books.get(client.pk)
+
+    def prefetch(self, messages: list[InboundMessage]) -> None:
+        """For a batch: its officers and clients in one statement each, and its rate counts (the
+        non-staff requests per lender and number) in a few, under the counters' row locks."""
+        self._officers, self._clients, self._books, self.over_rate = {}, {}, {}, {}
+        ours = [(m, conf) for m in messages if (conf := self.settings_for(m)) is not None
+                and self.provider(conf.entity_id, m.number) is None]
+        if not ours:
+            return
+        entity_ids = {conf.entity_id for _, conf in ours}
+        numbers = {m.number for m, _ in ours}
+        for key in {(conf.entity_id, m.number) for m, conf in ours}:
+            self._officers[key] = None
+            self._clients[key] = []
+        for user in (User.objects.filter(entity_id__in=entity_ids, cellphone__in=numbers, is_active=True)
+                     .select_related("entity").order_by("-id")):
+            if (user.entity_id, user.cellphone) in self._officers:
+                self._officers[(user.entity_id, user.cellphone)] = user  # newest first: the oldest wins
+        for client in Client.objects.filter(entity_id__in=entity_ids, cellphone__in=numbers).order_by("number"):
+            mine = self._clients.get((client.entity_id, client.cellphone))
+            if mine is not None and len(mine) < 5:
+                mine.append(client)
+        # What a BALANCE from a registered phone reads: the open loans and schedules of the
+        # chunk's clients, in two statements per lender.
+        asking: dict[int, list[int]] = {}
+        for m, conf in ours:
+            if rules.command_of(m.text, self.aliases(conf.entity_id))[0] == Command.BALANCE:
+                asking.setdefault(conf.entity_id, []).extend(c.pk for c in self._clients[(conf.entity_id, m.number)])
+        for entity_id, client_ids in asking.items():
+            self._books.update(services.books_of(entity=Entity(pk=entity_id), client_ids=client_ids))
+        counted: dict[tuple[int, int], list[InboundMessage]] = {}
+        for m, conf in ours:
+            if self._officers[(conf.entity_id, m.number)] is None:
+                counted.setdefault((conf.entity_id, conf.requests_per_hour), []).append(m)
+        for (entity_id, limit), batch in counted.items():
+            self.over_rate.update(_over_rate_many(entity_id=entity_id, messages=batch, limit=limit))
+
+
 def settings_for(message: InboundMessage) -> BankingSettings | None:
-    """The SMS-banking settings of the message's entity: the one messaging matched by number, else
-    the one whose service address the message was sent to."""
-    if message.entity_id is not None:
-        conf = BankingSettings.objects.select_related("entity").filter(entity_id=message.entity_id).first()
-        if conf is not None and conf.enabled and conf.entity.is_active:
-            return conf
-    if message.to_address:
-        found = list(BankingSettings.objects.select_related("entity")
-                     .filter(enabled=True, service_address__iexact=message.to_address, entity__is_active=True)[:2])
-        if len(found) == 1:
-            return found[0]
-    return None
+    return Lookups().settings_for(message)
 
 
-def handle_inbound(message: InboundMessage) -> None:
-    conf = settings_for(message)
+def handle_inbound(message: InboundMessage, *, lookups: Lookups | None = None) -> None:
+    """Answer one inbound message. With the answering worker's `lookups` (a batch under way) the
+    answer's writes that can be made together (replies, request log) wait for `finish_many`."""
+    lookups = lookups or Lookups()
+    conf = lookups.settings_for(message)
     if conf is None:
         return
     entity = conf.entity
-    provider = PaymentProvider.objects.filter(entity=entity, sender__iexact=message.number, active=True).first()
+    out = lookups.pending
+    provider = lookups.provider(entity.pk, message.number)
     if provider is not None:
         if conf.service_address and (message.to_address or "").casefold() != conf.service_address.casefold():
             # A genuine notice is sent to our own number; one sent elsewhere is not even recorded.
-            _finish(entity, message, Command.NOTICE, Answer("notice_wrong_address"))
+            _finish(entity, message, Command.NOTICE, Answer("notice_wrong_address"), out)
             return
-        _finish(entity, message, Command.NOTICE, notice(entity, provider, message))
+        _finish(entity, message, Command.NOTICE, notice(entity, provider, message), out)
         return
-    officer = User.objects.filter(entity=entity, cellphone=message.number, is_active=True).order_by("id").first()
-    aliases = services.aliases_of(entity_id=entity.pk)
+    officer = lookups.officer(entity, message.number)
+    aliases = lookups.aliases(entity.pk)
     command, words = rules.command_of(message.text, aliases)
     if message.is_stop:
         command = Command.STOP
     elif command == Command.UNKNOWN and officer is not None and len(words) == 1 and rules.looks_like_sheet_code(words[0]):
         command = Command.SHEET
-    clients = list(Client.objects.filter(entity=entity, cellphone=message.number).order_by("number")[:5])
-    ctx = Context(entity, conf, message, officer, clients, words, local_today(entity), aliases)
-    if officer is None and _over_rate(ctx):
+    clients = lookups.clients(entity, message.number)
+    ctx = Context(entity, conf, message, officer, clients, words, local_today(entity), aliases, lookups)
+    over = lookups.over_rate.get(message.pk)
+    if officer is None and (over if over is not None else _over_rate(ctx)):
         answer = Answer("rate_limited")
-        if _first_refusal(ctx):
+        if (entity.pk, message.number) not in lookups.refused and _first_refusal(ctx):
+            lookups.refused.add((entity.pk, message.number))
             answer.replies.append(ctx.reply(f"You sent more than {conf.requests_per_hour} requests in an hour. "
                                             "Please try again later."))
         answer.masked_text = _mask(message.text)
-        _finish(entity, message, command, answer)
+        _finish(entity, message, command, answer, out)
         return
     masked = None
     if command in SECRET_COMMANDS:
         # Mask first, outside the command's savepoint: a command that fails half-way must not
         # leave the PIN in clear in the stored message (its own masked_text is rolled back with it).
         masked = _mask(message.text, keep_first_number=command == Command.BALANCE)
-        InboundMessage.objects.filter(pk=message.pk).update(text=masked)
+        if masked != message.text:
+            InboundMessage.objects.filter(pk=message.pk).update(text=masked)
+    mark = len(out) if out is not None else 0
+    # A command that only reads (the common burst: HELP, BALANCE from the registered phone) needs
+    # no savepoint of its own inside a batch: the worker's savepoint per message covers it.
+    reads_only = out is not None and (command in (Command.HELP, Command.UNKNOWN)
+                                      or (command == Command.BALANCE and len(words) < 2))
     try:
-        with transaction.atomic():
-            _finish(entity, message, command, HANDLERS[command](ctx))
+        with contextlib.nullcontext() if reads_only else transaction.atomic():
+            _finish(entity, message, command, HANDLERS[command](ctx), out)
     except Exception as exc:
+        if out is not None:
+            del out[mark:]
         if masked is None:
             logger.exception("SMS banking %s failed on inbound message %s", command, message.pk)
         else:  # the traceback's messages can quote the secret
             logger.error("SMS banking %s failed on inbound message %s: %s", command, message.pk, type(exc).__name__)
-        _finish(entity, message, command, Answer("failed", masked_text=masked))
+        _finish(entity, message, command, Answer("failed", masked_text=masked), out)
 
 
 # Commands whose text can carry a PIN or a one-time code (UNKNOWN: a mistyped keyword before a PIN).
@@ -143,6 +262,33 @@ def _over_rate(ctx: Context) -> bool:
     if mine.filter(window_start__lte=now - dt.timedelta(hours=1)).update(window_start=now, count=1):
         return False  # a new window
     return not mine.filter(count__lt=ctx.conf.requests_per_hour).update(count=F("count") + 1)
+
+
+def _over_rate_many(*, entity_id: int, messages: list[InboundMessage], limit: int) -> dict[int, bool]:
+    """`_over_rate` for a batch of one lender's messages, in four statements whatever its size:
+    the counters are created, their lapsed windows restarted, then read under their row locks (a
+    second worker waits, then reads what this one wrote) and raised by what each number may still
+    send. Returns, per message, whether the limit refused it; a number's earliest messages go first."""
+    now = timezone.now()
+    numbers = sorted({m.number for m in messages})
+    mine = RateCounter.objects.filter(entity_id=entity_id, number__in=numbers)
+    RateCounter.objects.bulk_create([RateCounter(entity_id=entity_id, number=n, window_start=now, count=0) for n in numbers],
+                                    ignore_conflicts=True)
+    mine.filter(window_start__lte=now - dt.timedelta(hours=1)).update(window_start=now, count=0)
+    counts = dict(mine.select_for_update().values_list("number", "count"))
+    wanted: dict[str, int] = {}
+    over: dict[int, bool] = {}
+    for m in sorted(messages, key=lambda m: m.pk):
+        taken = wanted.get(m.number, 0)
+        over[m.pk] = counts.get(m.number, 0) + taken >= limit
+        if not over[m.pk]:
+            wanted[m.number] = taken + 1
+    by_increment: dict[int, list[str]] = {}
+    for number, n in wanted.items():
+        by_increment.setdefault(n, []).append(number)
+    for n, group in by_increment.items():
+        mine.filter(number__in=group).update(count=F("count") + n)
+    return over
 
 
 def _first_refusal(ctx: Context) -> bool:
@@ -167,25 +313,51 @@ def _mask(text: str, *, keep_first_number: bool = False) -> str:
     return "".join(out)
 
 
-def _finish(entity: Entity, message: InboundMessage, command: str, answer: Answer) -> None:
-    # Runs inside the savepoint messaging opens per handler; message_enqueue's own savepoints undo a
-    # reply that cannot be queued, so no further savepoint is needed here.
-    first = None
-    for n, (number, text, client, user) in enumerate(answer.replies):
+def _finish(entity: Entity, message: InboundMessage, command: str, answer: Answer, out: list | None = None) -> None:
+    if out is not None:  # a batch under way: finished with the others
+        out.append((entity, message, command, answer))
+        return
+    finish_many([(entity, message, command, answer)])
+
+
+def finish_many(items: list[tuple[Entity, InboundMessage, str, Answer]]) -> None:
+    """Queue the answers' replies (per lender in one go: `messages_enqueue_many`), log each request
+    and mark the messages handled, in a few statements for a whole batch. A reply that cannot be
+    queued (no credits, an unusable number) is logged with why; the request is still logged."""
+    outgoing: dict[int, list[tuple[int, Outgoing]]] = {}
+    entities: dict[int, Entity] = {}
+    for i, (entity, message, _, answer) in enumerate(items):
+        entities[entity.pk] = entity
+        for n, (number, text, client, user) in enumerate(answer.replies):
+            outgoing.setdefault(entity.pk, []).append(
+                (i, Outgoing(number=number, text=rules.fit(text), idempotency_key=f"smsbank:{message.pk}:{n}",
+                             client=client, user=user)))
+    first: dict[int, object] = {}
+    for entity_id, rows in outgoing.items():
         try:
-            out = services.reply_send(entity=entity, number=number, text=text, key=f"{message.pk}:{n}",
-                                      client=client, user=user)
-            first = first or out
-        except ValidationError as exc:
-            # No credits or an unusable number: the request is still logged, with why.
-            logger.warning("SMS banking reply to inbound %s not queued: %s", message.pk, exc.messages[0][:80])
-            answer.outcome = (answer.outcome + " (reply not queued)")[:40]
-    BankingRequest.objects.create(entity=entity, inbound=message, number=message.number, command=command,
-                                  outcome=answer.outcome[:40], reply=first, created_at=timezone.now())
-    changes = {"handled": True}
-    if answer.masked_text is not None:
-        changes["text"] = answer.masked_text
-    InboundMessage.objects.filter(pk=message.pk).update(**changes)
+            results = messages_enqueue_many(entity=entities[entity_id], message_type=MessageType.REPLY,
+                                            messages=[o for _, o in rows])
+        except ValidationError as exc:  # replies switched off for the lender
+            results = [exc] * len(rows)
+        for (i, _), result in zip(rows, results, strict=True):
+            if isinstance(result, ValidationError):
+                message, answer = items[i][1], items[i][3]
+                logger.warning("SMS banking reply to inbound %s not queued: %s", message.pk, result.messages[0][:80])
+                if not answer.outcome.endswith("(reply not queued)"):
+                    answer.outcome = (answer.outcome + " (reply not queued)")[:40]
+            else:
+                first.setdefault(i, result)
+    now = timezone.now()
+    BankingRequest.objects.bulk_create([
+        BankingRequest(entity=entity, inbound=message, number=message.number, command=command,
+                       outcome=answer.outcome[:40], reply=first.get(i), created_at=now)
+        for i, (entity, message, command, answer) in enumerate(items)])
+    plain = [message.pk for _, message, _, answer in items if answer.masked_text is None]
+    if plain:
+        InboundMessage.objects.filter(pk__in=plain).update(handled=True)
+    for _, message, _, answer in items:
+        if answer.masked_text is not None:
+            InboundMessage.objects.filter(pk=message.pk).update(handled=True, text=answer.masked_text)
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -214,7 +386,8 @@ def balance(ctx: Context) -> Answer:
     words = ctx.words
     if not words:
         if len(ctx.clients) == 1:
-            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=ctx.clients[0], as_of=ctx.today))])
+            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=ctx.clients[0], as_of=ctx.today,
+                                                                          book=ctx.book(ctx.clients[0])))])
         if not ctx.clients:
             return Answer("balance_unregistered", [ctx.reply(
                 f"{ctx.entity.name}: this phone is not registered to an account. Send BALANCE <account> <PIN>.")])
@@ -227,7 +400,8 @@ def balance(ctx: Context) -> Answer:
     bound = next((c for c in ctx.clients if c.number == account), None)
     if len(words) == 1:
         if bound is not None:
-            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=bound, as_of=ctx.today), client=bound)])
+            return Answer("balance", [ctx.reply(services.balance_text(entity=ctx.entity, client=bound, as_of=ctx.today,
+                                                                          book=ctx.book(bound)), client=bound)])
         return Answer("balance_needs_pin", [ctx.reply("From this phone send BALANCE <account> <PIN>.")])
     masked = _mask(ctx.message.text, keep_first_number=True)
     client = Client.objects.filter(entity=ctx.entity, number=account).first()

@@ -259,3 +259,20 @@ class ProviderPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.amount}"
+
+
+class AnswerJob(models.Model):
+    """An inbound message waiting for the answering worker (`manage.py smsbanking_answer`): the
+    receiving process stores the messages of a burst in one go and leaves one row each here, so it
+    never waits on the answers. The worker takes a batch in the transaction that answers it
+    (locked, skipping rows another worker holds, on PostgreSQL) and deletes the rows with their
+    answers: a worker that dies mid-batch leaves the rows to be taken again."""
+
+    inbound = models.OneToOneField("messaging.InboundMessage", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Answer inbound {self.inbound_id}"

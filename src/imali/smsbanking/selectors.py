@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from imali.core.money import aggregate_money
 from imali.loans.models import OPEN_STATUSES, Instalment, Loan, LoanStatus, Receipt
@@ -38,9 +38,14 @@ def collection_list(*, entity: Entity, status: str | None = CollectionStatus.UNV
     return qs
 
 
-def provider_payment_list(*, entity: Entity, status: str | None = CollectionStatus.UNVERIFIED) -> QuerySet[ProviderPayment]:
+def provider_payment_list(*, entity: Entity, status: str | None = CollectionStatus.UNVERIFIED,
+                          branch_id: int | None = None) -> QuerySet[ProviderPayment]:
+    """`branch_id`: the notices of that branch's clients, and those that matched no client (any
+    branch may be the one to sort them out)."""
     qs = (ProviderPayment.objects.filter(entity=entity).select_related("provider", "client", "decided_by")
           .order_by("created_at", "id"))
+    if branch_id:
+        qs = qs.filter(Q(client__branch_id=branch_id) | Q(client__isnull=True))
     return qs.filter(status=status) if status else qs
 
 

@@ -1,5 +1,6 @@
 """SMS banking over the API: set a client's PIN (branch staff), and list, confirm or reject the
-field collections loan officers recorded by SMS. Thin: imali.smsbanking.services decide; a
+field collections loan officers recorded by SMS and the mobile-money payment notices that came by
+SMS (unverified claims until a branch user has checked the provider's statement). Thin: imali.smsbanking.services decide; a
 service's ValidationError becomes a 400 naming the field. A PIN is write-only and never echoed."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from imali.api.base import EntityScopedMixin, query_choice
 from imali.api.serializers.fields import EntityRelatedField
 from imali.clients.models import Client
 from imali.smsbanking import selectors, services
-from imali.smsbanking.models import CollectionStatus, FieldCollection
+from imali.smsbanking.models import CollectionStatus, FieldCollection, ProviderPayment
 from imali.tenancy.rights import Right
 
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
@@ -113,8 +114,67 @@ class FieldCollectionViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.Re
         return Response(FieldCollectionSerializer(row).data)
 
 
+class PaymentNoticeSerializer(serializers.ModelSerializer):
+    provider = serializers.CharField(source="provider.name", read_only=True)
+    client_number = serializers.IntegerField(source="client.number", read_only=True, allow_null=True)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
+    outcome = serializers.CharField(read_only=True, help_text="What recording the notice found: the client and loan "
+                                                               "matched, or why none was")
+
+    class Meta:
+        model = ProviderPayment
+        fields = ["id", "provider", "reference", "phone", "amount", "client", "client_number", "loan", "outcome",
+                  "status", "receipt", "reject_reason", "decided_at", "created_at"]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List mobile-money payment notices received by SMS",
+                       parameters=[OpenApiParameter("status", str, enum=CollectionStatus.values,
+                                                    description="Default: all")],
+                       responses={200: PaymentNoticeSerializer(many=True), 400: BAD_INPUT, 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a payment notice",
+                           responses={200: PaymentNoticeSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+)
+class PaymentNoticeViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = PaymentNoticeSerializer
+    lookup_url_kwarg = "notice_id"
+    lookup_value_regex = r"[0-9]+"
+    required_rights = {"list": Right.CAPTURE_RECEIPTS, "retrieve": Right.CAPTURE_RECEIPTS,
+                       "confirm": Right.CAPTURE_RECEIPTS, "reject": Right.CAPTURE_RECEIPTS}
+
+    def get_queryset(self):
+        status_ = query_choice(self.request, "status", CollectionStatus.values) if self.action == "list" else None
+        return selectors.provider_payment_list(entity=self.entity, status=status_).order_by("pk")
+
+    @extend_schema(summary="Confirm a payment notice: the money is on the provider's statement",
+                   description="Posts the receipt on the loan the notice matched (payback type mobile money, external "
+                               "reference the provider's reference, so a payment that also came by a mobile-money "
+                               "callback is posted once) and SMSes the client. A notice that matched no single open "
+                               "loan can only be rejected. Needs 'Receipts: capture'.",
+                   request=None, responses={200: PaymentNoticeSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, *args, **kwargs):
+        row = self.get_object()
+        row = services.provider_payment_confirm(actor=request.user, entity=self.entity, payment_id=row.pk)
+        return Response(PaymentNoticeSerializer(row).data)
+
+    @extend_schema(summary="Reject a payment notice", description="With a reason; nothing is posted. "
+                                                                  "Needs 'Receipts: capture'.",
+                   request=RejectSerializer, responses={200: PaymentNoticeSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, *args, **kwargs):
+        row = self.get_object()
+        serializer = RejectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = services.provider_payment_reject(actor=request.user, entity=self.entity, payment_id=row.pk,
+                                               reason=serializer.validated_data["reason"])
+        return Response(PaymentNoticeSerializer(row).data)
+
+
 router = SimpleRouter()
 router.register("smsbanking/pins", PinViewSet, basename="smsbanking-pin")
 router.register("field-collections", FieldCollectionViewSet, basename="field-collection")
+router.register("payment-notices", PaymentNoticeViewSet, basename="payment-notice")
 
 urlpatterns = router.urls

@@ -202,7 +202,7 @@ def _decide(request, collection_id: int, *, reject: bool, back: str):
 
 
 def _back(request) -> str:
-    """The phone page's buttons come back to the phone page."""
+    """The phone page's buttons (collections and payment notices) come back to the phone page."""
     return "web:mobile_collections" if request.POST.get("back") == "m" else "web:smsbank_collections"
 
 
@@ -227,7 +227,7 @@ def provider_payment_confirm_view(request, providerpayment_id: int):
         messages.success(request, f"Payment {row.reference} confirmed: receipt {done.receipt_id} posted.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect("web:smsbank_collections")
+    return redirect(_back(request))
 
 
 @require_POST
@@ -240,7 +240,7 @@ def provider_payment_reject_view(request, providerpayment_id: int):
         messages.success(request, f"Payment {row.reference} rejected.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect("web:smsbank_collections")
+    return redirect(_back(request))
 
 
 # --- collection sheets -----------------------------------------------------------------------------
@@ -354,7 +354,9 @@ def mobile_application_view(request, loan_id: int):
 @right_required(Right.CAPTURE_RECEIPTS)
 def mobile_collections_view(request):
     rows = list(selectors.collection_list(entity=request.entity, branch_id=_branch_id(request))[:50])
-    return render(request, "web/smsbanking/m_collections.html", {"rows": rows})
+    # The mobile-money SMS notices waiting, as on the desktop's Field collections screen.
+    notices = list(selectors.provider_payment_list(entity=request.entity, branch_id=_branch_id(request))[:50])
+    return render(request, "web/smsbanking/m_collections.html", {"rows": rows, "notices": notices})
 
 
 urlpatterns = [
