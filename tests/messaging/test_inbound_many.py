@@ -60,7 +60,7 @@ def test_statements_do_not_grow_with_the_burst(numbers):
         inbound_receive_many(events(numbers[:2]))
     with CaptureQueriesContext(connection) as large:
         inbound_receive_many(events(numbers * 5))
-    assert len(large) <= len(small) + 1 <= 11  # + the users' look-up, which the small burst did not need
+    assert len(large) <= len(small) + 1 <= 13  # + the users' look-up, which the small burst did not need; SMS banking masks what may carry a PIN on receipt (the lender's aliases, one UPDATE)
 
 
 def test_the_same_ids_again_store_nothing_and_stop_opts_out(entity, numbers):

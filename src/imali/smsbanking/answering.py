@@ -23,16 +23,43 @@ from django.utils import timezone
 
 from imali.messaging.models import InboundMessage
 
-from . import engine
+from imali.signing import security as otp_security
+
+from . import engine, services
 from .models import AnswerJob
 
 logger = logging.getLogger(__name__)
 
 
 def queue_answers(messages: list[InboundMessage]) -> None:
-    """Called by messaging with every message a receiving pass stored: one INSERT for them all."""
+    """Called by messaging with every message a receiving pass stored, in the transaction that
+    stored them: one INSERT for them all. A message whose command can carry a PIN or a code (as
+    the engine reads it) is masked in the stored message here and now, its original sealed in the
+    job for the worker: the database never holds it in clear, not even while the worker is down."""
     now = timezone.now()
-    AnswerJob.objects.bulk_create([AnswerJob(inbound_id=m.pk, created_at=now) for m in messages], ignore_conflicts=True)
+    aliases: dict[int | None, dict[str, str]] = {}
+    jobs, masked_messages = [], []
+    for message in messages:
+        if message.entity_id not in aliases:
+            aliases[message.entity_id] = services.aliases_of(entity_id=message.entity_id) if message.entity_id else {}
+        masked = engine.mask_on_receipt(message.text, aliases[message.entity_id])
+        sealed = ""
+        if masked != message.text:
+            sealed = otp_security.seal(code=message.text, nonce=f"answer{message.pk}", offset=0)
+            masked_messages.append(InboundMessage(pk=message.pk, text=masked))
+            message.text = masked
+        jobs.append(AnswerJob(inbound_id=message.pk, created_at=now, sealed=sealed))
+    if masked_messages:
+        InboundMessage.objects.bulk_update(masked_messages, ["text"], batch_size=1000)
+    AnswerJob.objects.bulk_create(jobs, ignore_conflicts=True)
+
+
+def _unsealed(message: InboundMessage, sealed: str) -> None:
+    """The message's original text back, for the engine to read (and mask again as it decides):
+    written inside the message's savepoint, so a failed answer leaves the stored text masked."""
+    original = otp_security.unseal_for_submit(otp_security.MASK_CHAR * len(message.text), sealed)
+    InboundMessage.objects.filter(pk=message.pk).update(text=original)
+    message.text = original
 
 
 class Answerer:
@@ -64,10 +91,12 @@ class Answerer:
             return 0
         with transaction.atomic():
             started = time.monotonic()
-            jobs = list(AnswerJob.objects.select_for_update(skip_locked=skip_locked).order_by("id")
-                        .values_list("id", "inbound_id")[: self.batch])
-            if not jobs:
+            rows = list(AnswerJob.objects.select_for_update(skip_locked=skip_locked).order_by("id")
+                        .values_list("id", "inbound_id", "sealed")[: self.batch])
+            if not rows:
                 return 0
+            jobs = [(job, inbound) for job, inbound, _ in rows]
+            sealed = {inbound: blob for _, inbound, blob in rows if blob}
             messages = list(InboundMessage.objects.filter(pk__in=[i for _, i in jobs]).order_by("id"))
             lookups = self.lookups
             lookups.pending, lookups.refused = [], set()
@@ -85,6 +114,8 @@ class Answerer:
                         mark = len(lookups.pending)
                         try:
                             with transaction.atomic():
+                                if message.pk in sealed:
+                                    _unsealed(message, sealed[message.pk])
                                 engine.handle_inbound(message, lookups=lookups)
                         except Exception:
                             del lookups.pending[mark:]

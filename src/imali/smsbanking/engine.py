@@ -300,6 +300,15 @@ def _first_refusal(ctx: Context) -> bool:
 _WORDS = re.compile(r"(\s+)")
 
 
+def mask_on_receipt(text: str, aliases: dict[str, str]) -> str:
+    """The text to store the moment a message arrives: masked as the engine will mask it when its
+    command can carry a secret (BALANCE keeps the account, the rest loses every digit)."""
+    command, _ = rules.command_of(text, aliases)
+    if command not in SECRET_COMMANDS:
+        return text
+    return _mask(text, keep_first_number=command == Command.BALANCE)
+
+
 def _mask(text: str, *, keep_first_number: bool = False) -> str:
     """The text with every digit starred (any script's: '²' and '١' too); with keep_first_number,
     the word after the keyword (the account) stays when it is plain ASCII digits."""

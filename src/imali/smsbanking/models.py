@@ -270,6 +270,10 @@ class AnswerJob(models.Model):
 
     inbound = models.OneToOneField("messaging.InboundMessage", on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField()
+    # A message that may carry a PIN or a code is stored masked the moment it is received; its
+    # original waits here sealed (authenticated stream cipher keyed by the secret key, as the
+    # OTPs in the outbox), never in clear, until the worker answers it and deletes the row.
+    sealed = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["id"]

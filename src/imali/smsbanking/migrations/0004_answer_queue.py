@@ -17,6 +17,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('created_at', models.DateTimeField()),
+                ('sealed', models.TextField(blank=True, default='')),
                 ('inbound', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='messaging.inboundmessage')),
             ],
             options={
