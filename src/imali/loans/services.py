@@ -476,34 +476,24 @@ def receipt_post(
     try:
         with transaction.atomic():
             locked = _locked_loan(loan)
-            _require_status(locked, OPEN_STATUSES, "paid into")
-            if locked.disbursed_on and value_date < locked.disbursed_on:
-                raise error("value_date", LoanError.OUT_OF_RANGE,
-                            f"Loan {locked.pk} was paid out on {locked.disbursed_on:%Y-%m-%d}; a receipt cannot be dated before that.")
             if reference and Receipt.objects.filter(entity=entity, external_reference=reference).exists():
                 raise error("external_reference", LoanError.DUPLICATE_REFERENCE,
                             f"Reference '{reference}' has been posted already.")
             open_instalments = list(
                 Instalment.objects.select_for_update().filter(loan=locked, open=True).order_by("due_date", "seq"))
-            _require_within_receipt_maximum(locked, open_instalments, money=money, value_date=value_date)
-            instalments = [i for i in open_instalments if i.paid < i.amount]
-            result = allocate(money, _owing(instalments))
+            result, instalments = receipt_allocation(loan=locked, open_instalments=open_instalments, money=money,
+                                                     value_date=value_date)
             receipt = Receipt.objects.create(
                 entity=entity, client_id=locked.client_id, loan=locked, amount=money, allocated=result.allocated,
                 change=result.change, value_date=value_date, payback_type=payback_type, external_reference=reference,
                 loan_status_before=locked.status, loan_paid_up_on_before=locked.paid_up_on, captured_by=actor,
             )
-            _apply(receipt, instalments, result, value_date)
-            Loan.objects.filter(pk=locked.pk).update(
-                received_total=F("received_total") + result.allocated, change_total=F("change_total") + result.change)
-            if locked.last_receipt_on is None or value_date > locked.last_receipt_on:
-                Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date, last_receipt_ord=day_number(value_date))
-            if not Instalment.objects.filter(loan=locked, open=True, paid__lt=F("amount")).exists():
-                # default_since and its in-duplum cap stay: the next daily close clears them (nothing is in
-                # arrears), and a reversal of this receipt then finds the loan exactly as it was.
-                locked.status = LoanStatus.PAID_UP
-                locked.paid_up_on = value_date
-                locked.save(update_fields=["status", "paid_up_on"])
+            rows, changed = receipt_allocation_apply(receipt=receipt, instalments=instalments, result=result,
+                                                     value_date=value_date)
+            ReceiptAllocation.objects.bulk_create(rows)
+            Instalment.objects.bulk_update(changed, INSTALMENT_PAID_FIELDS)
+            locked.save(update_fields=receipt_loan_apply(loan=locked, open_instalments=open_instalments, result=result,
+                                                         value_date=value_date))
             audit_record(action=AuditAction.RECEIPT_POSTED, actor=actor, entity=entity, target=receipt,
                          subject=reference or str(locked.client.number), after=snapshot(receipt))
     except IntegrityError:
@@ -523,7 +513,33 @@ def _require_within_receipt_maximum(loan: Loan, instalments: list[Instalment], *
                     f"(its balance of {maximum.balance:,.2f} plus a tolerance of {maximum.tolerance:,.2f}).")
 
 
-def _apply(receipt: Receipt, instalments: list[Instalment], result: Allocation, value_date: dt.date) -> None:
+INSTALMENT_PAID_FIELDS = ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"]
+
+
+def receipt_allocation(*, loan: Loan, open_instalments: list[Instalment], money: Decimal, value_date: dt.date,
+                       today: dt.date | None = None) -> tuple[Allocation, list[Instalment]]:
+    """The rules of one receipt on a loan whose row and open instalments (oldest due first) the
+    caller holds locked, or holds in memory with every receipt before this one applied: the loan
+    must be on the book, the money received on or after the payout and within the receipt maximum.
+    Returns the allocation and the instalments it may touch. Raises ValidationError (nothing changed).
+    receipt_post and the set-based statement import (mobilemoney.bulk) both post through this;
+    `today` (the entity's local date) refuses money dated in the future, as receipt_post does first.
+    """
+    if today is not None and value_date > today:
+        raise error("value_date", LoanError.OUT_OF_RANGE, "The date the money was received cannot be in the future.")
+    _require_status(loan, OPEN_STATUSES, "paid into")
+    if loan.disbursed_on and value_date < loan.disbursed_on:
+        raise error("value_date", LoanError.OUT_OF_RANGE,
+                    f"Loan {loan.pk} was paid out on {loan.disbursed_on:%Y-%m-%d}; a receipt cannot be dated before that.")
+    _require_within_receipt_maximum(loan, open_instalments, money=money, value_date=value_date)
+    instalments = [i for i in open_instalments if i.paid < i.amount]
+    return allocate(money, _owing(instalments)), instalments
+
+
+def receipt_allocation_apply(*, receipt: Receipt, instalments: list[Instalment], result: Allocation,
+                             value_date: dt.date) -> tuple[list[ReceiptAllocation], list[Instalment]]:
+    """In memory: the allocation rows of `receipt` (not saved) and the instalments it pays, their
+    paid figures moved on (not saved: the caller writes them, INSTALMENT_PAID_FIELDS)."""
     by_id = {i.pk: i for i in instalments}
     rows = []
     changed = []
@@ -539,8 +555,27 @@ def _apply(receipt: Receipt, instalments: list[Instalment], result: Allocation, 
         if inst.paid == inst.amount:
             inst.paid_on = value_date
         changed.append(inst)
-    ReceiptAllocation.objects.bulk_create(rows)
-    Instalment.objects.bulk_update(changed, ["fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"])
+    return rows, changed
+
+
+def receipt_loan_apply(*, loan: Loan, open_instalments: list[Instalment], result: Allocation,
+                       value_date: dt.date) -> list[str]:
+    """In memory: what a receipt does to its loan (held locked): the totals received and of change,
+    the last receipt date, and paid up once no open instalment is owed. Returns the fields changed
+    (day numbers included, for a caller that writes with bulk_update rather than Loan.save)."""
+    loan.received_total += result.allocated
+    loan.change_total += result.change
+    fields = ["received_total", "change_total"]
+    if loan.last_receipt_on is None or value_date > loan.last_receipt_on:
+        loan.last_receipt_on, loan.last_receipt_ord = value_date, day_number(value_date)
+        fields += ["last_receipt_on", "last_receipt_ord"]
+    if all(i.paid >= i.amount for i in open_instalments):
+        # default_since and its in-duplum cap stay: the next daily close clears them (nothing is in
+        # arrears), and a reversal of this receipt then finds the loan exactly as it was.
+        loan.status = LoanStatus.PAID_UP
+        loan.paid_up_on, loan.paid_up_ord = value_date, day_number(value_date)
+        fields += ["status", "paid_up_on", "paid_up_ord"]
+    return fields
 
 
 def receipt_reverse(*, receipt: Receipt, actor, reason: str) -> Receipt:
