@@ -208,3 +208,58 @@ def test_a_running_import_cannot_be_confirmed_twice(entity, lender_user, setup, 
         statement_confirm(statement=preview.statement, actor=lender_user)
     with pytest.raises(ValidationError, match="being imported already"):
         statement_confirm(statement=preview.statement, actor=lender_user)
+
+
+def _book(loan):
+    """What the payments did to a loan, in terms that do not depend on ids."""
+    from imali.loans.models import Instalment, Loan
+
+    loan = Loan.objects.get(pk=loan.pk)
+    receipts = [(r.amount, r.allocated, r.change, r.value_date, r.loan_status_before,
+                 sorted((a.instalment.seq, a.fee, a.vat, a.interest, a.capital) for a in r.allocations.all()))
+                for r in Receipt.objects.filter(loan=loan).order_by("pk")]
+    instalments = list(Instalment.objects.filter(loan=loan).order_by("seq").values_list(
+        "seq", "fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"))
+    return receipts, instalments, (loan.status, loan.paid_up_on, loan.received_total, loan.change_total, loan.last_receipt_on)
+
+
+def test_set_based_posting_lands_exactly_as_payments_one_by_one(entity, lender_user, setup, confirm,
+                                                                django_capture_on_commit_callbacks):
+    """Twin loans: a statement pays one, the same payments recorded one at a time (as callbacks are)
+    pay the other — the receipts, allocations, instalments, loan and suspense reasons must agree."""
+    import zoneinfo
+
+    from imali.messaging.models import OutboxMessage
+
+    twins = [open_loan(entity, lender_user, principal="1000", cellphone=phone) for phone in ("0821111111", "0822222222")]
+    from imali.loans.models import Instalment
+
+    balance = sum((i.amount - i.paid for i in Instalment.objects.filter(loan=twins[0], open=True)), Decimal("0"))
+    amounts = [Decimal("100.00"), Decimal("250.55"), Decimal("999999.00"), balance - Decimal("350.55"), Decimal("10.00")]
+    when = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone))
+    rows = [HEADER]
+    for n, amount in enumerate(amounts):
+        reference = f"L{twins[0].pk}" if n % 2 == 0 else str(twins[0].client.number)  # loan number and client number
+        rows.append(f"ST{n:08d},{when:%Y-%m-%d %H:%M:%S},,Pay Bill,Completed,{amount},,,Pay Bill,27821111111 - A,{reference}")
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="twin.csv", content="\n".join(rows).encode(), columns={})
+    done = confirm(preview.statement, lender_user)
+    for n, amount in enumerate(amounts):
+        reference = f"L{twins[1].pk}" if n % 2 == 0 else str(twins[1].client.number)
+        with django_capture_on_commit_callbacks(execute=True):
+            payment_in_record(setup=setup, source="callback", payment=PaymentIn(
+                provider_transaction_id=f"CB{n:08d}", amount=amount, transacted_at=when, account_reference=reference))
+    assert _book(twins[0]) == _book(twins[1])
+    assert _book(twins[0])[2][0] == "paid_up"
+    by_statement = list(ProviderTransaction.objects.filter(statement=done).order_by("provider_transaction_id")
+                        .values_list("status", "suspense_reason"))
+    one_by_one = list(ProviderTransaction.objects.filter(provider_transaction_id__startswith="CB").order_by("provider_transaction_id")
+                      .values_list("status", "suspense_reason"))
+    import re
+
+    assert [(s, re.sub(r"[Ll]oan \d+", "loan #", r)) for s, r in by_statement] == \
+        [(s, re.sub(r"[Ll]oan \d+", "loan #", r)) for s, r in one_by_one]
+    assert (done.posted, done.suspense) == (3, 2)
+    # Each receipt posted by the import is confirmed to the client once, after the import.
+    for twin in twins:
+        assert OutboxMessage.objects.filter(client=twin.client, message_type="payment_received").count() == 3
+    assert not ProviderTransaction.objects.filter(confirmation_sms="pending").exists()
