@@ -510,10 +510,12 @@ def _statement_lines(statement) -> list:
 def statement_upload(*, setup: ProviderSetup, actor, file_name: str, content: bytes, columns: dict[str, str]) -> StatementPreview:
     """Read the file (refusing one that does not read, naming the line) and keep it for the confirm."""
     from .models import StatementImport
-    from .statement import DEFAULT_COLUMNS
+    from .statement import DEFAULT_COLUMNS, MAX_FILE_BYTES
 
     if not content:
         raise error("file", MobileMoneyError.BAD_FILE, "The file is empty.")
+    if len(content) > MAX_FILE_BYTES:
+        raise error("file", MobileMoneyError.BAD_FILE, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it.")
     if not file_name.lower().endswith((".csv", ".xlsx", ".txt")):
         raise error("file", MobileMoneyError.BAD_FILE, "Upload a CSV or XLSX file.")
     columns = {k: (columns.get(k) or "").strip() or v for k, v in DEFAULT_COLUMNS.items()}
@@ -526,6 +528,9 @@ def statement_upload(*, setup: ProviderSetup, actor, file_name: str, content: by
         statement.save()
         if columns != (setup.statement_columns or DEFAULT_COLUMNS):
             ProviderSetup.objects.filter(pk=setup.pk).update(statement_columns=columns)
+        audit_record(action=AuditAction.MOBILE_STATEMENT_UPLOADED, actor=actor, entity=setup.entity, target=statement,
+                     subject=statement.file_name, after={"lines": statement.lines, "sha256": statement.file_sha256,
+                                                         "setup_id": setup.pk, "columns": columns})
     return statement_preview(statement=statement, lines=lines)
 
 
@@ -579,6 +584,8 @@ def statement_confirm(*, statement, actor) -> Any:
         locked.state, locked.confirmed_at, locked.confirmed_by = ImportState.QUEUED, timezone.now(), actor
         locked.progress, locked.failure, locked.heartbeat_at = 0, "", timezone.now()
         locked.save(update_fields=["state", "confirmed_at", "confirmed_by", "progress", "failure", "heartbeat_at"])
+        audit_record(action=AuditAction.MOBILE_STATEMENT_CONFIRMED, actor=actor, entity=locked.entity, target=locked,
+                     subject=locked.file_name, after={"lines": locked.lines, "sha256": locked.file_sha256})
         statement_id = locked.pk
         transaction.on_commit(lambda: _confirm_later(statement_id))
     return locked

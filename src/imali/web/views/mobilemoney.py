@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
 from imali.mobilemoney.models import Provider, ProviderSetup, ProviderTransaction, TransactionStatus
+from imali.mobilemoney.statement import MAX_FILE_BYTES
 from imali.tenancy.rights import Right
 
 from ..access import right_required
@@ -211,7 +212,7 @@ def _statement_form_class():
 
 
 StatementForm = _statement_form_class()
-MAX_STATEMENT_BYTES = 40 * 1024 * 1024
+MAX_STATEMENT_BYTES = MAX_FILE_BYTES
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
