@@ -289,10 +289,10 @@ def _post_receipt(txn: ProviderTransaction, loan: Loan, *, actor):
     """(receipt, "") or (None, why not): a refusal by the loan book leaves the payment in suspense;
     (the earlier receipt, _BY_HAND) when the provider's number was captured by hand already."""
     try:
-        with transaction.atomic():
-            receipt = receipt_post(entity=txn.entity, actor=actor, loan=loan, amount=txn.amount,
-                                   value_date=_value_date(txn), payback_type=PaybackType.MOBILE_MONEY,
-                                   external_reference=txn.provider_transaction_id)
+        # receipt_post writes inside its own savepoint: a refusal leaves this transaction as it was.
+        receipt = receipt_post(entity=txn.entity, actor=actor, loan=loan, amount=txn.amount,
+                               value_date=_value_date(txn), payback_type=PaybackType.MOBILE_MONEY,
+                               external_reference=txn.provider_transaction_id)
     except ValidationError as exc:
         if LoanError.DUPLICATE_REFERENCE.value in _codes(exc):
             earlier = _earlier_receipt(txn.entity, txn.provider_transaction_id)
