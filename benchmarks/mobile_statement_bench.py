@@ -200,7 +200,7 @@ def main() -> None:
             import pstats
 
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         assert done.state == "done", done.failure
 
         receipts = Receipt.objects.filter(entity=entity, external_reference__startswith="BS").count()

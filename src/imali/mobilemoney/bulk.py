@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import F
 
 from imali.core.audit import snapshot
 from imali.core.models import AuditAction, AuditEntry
@@ -58,8 +59,9 @@ UPDATE_ROWS = 2000
 
 
 def update_rows(model: type[models.Model], objs: Sequence[models.Model], fields: Iterable[str]) -> None:
-    """Write `fields` of `objs` (rows the caller holds locked). PostgreSQL: one UPDATE … FROM
-    (VALUES …) per UPDATE_ROWS rows; elsewhere Django's bulk_update (a CASE per field)."""
+    """Write `fields` of `objs` (rows the caller holds locked). PostgreSQL: one
+    `UPDATE … FROM UNNEST(<one array per column>)` per UPDATE_ROWS rows — a handful of parameters
+    whatever the row count, as Django's bulk insert does; elsewhere Django's bulk_update."""
     fields = list(dict.fromkeys(fields))
     if not objs or not fields:
         return
@@ -69,20 +71,16 @@ def update_rows(model: type[models.Model], objs: Sequence[models.Model], fields:
     meta = model._meta
     concrete = [meta.get_field(name) for name in fields]
     qn = connection.ops.quote_name
-    sets = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}" for f in concrete)
-    cast = ", ".join([f"%s::{meta.pk.db_type(connection)}"] + [f"%s::{f.db_type(connection)}" for f in concrete])
-    names = ", ".join([qn("pk__")] + [qn(f.column) for f in concrete])
+    columns = [meta.pk, *concrete]
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
+    names = ", ".join(f"c{n}" for n in range(len(columns)))
+    sets = ", ".join(f"{qn(f.column)} = v.c{n}" for n, f in enumerate(concrete, start=1))
+    sql = (f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM UNNEST({arrays}) AS v({names}) "
+           f"WHERE t.{qn(meta.pk.column)} = v.c0")
     with connection.cursor() as cursor:
         for start in range(0, len(objs), UPDATE_ROWS):
             part = objs[start:start + UPDATE_ROWS]
-            values, params = [], []
-            for obj in part:
-                values.append(f"({cast})")
-                params.append(obj.pk)
-                params.extend(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in concrete)
-            cursor.execute(
-                f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM (VALUES {', '.join(values)}) AS v({names}) "
-                f"WHERE t.{qn(meta.pk.column)} = v.{qn('pk__')}", params)
+            cursor.execute(sql, [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in part] for f in columns])
 
 
 def _messages(exc: ValidationError) -> str:
@@ -138,7 +136,7 @@ def _post_chunk(*, statement, lines: list, index, actor) -> None:
     candidates = {line.transaction_id: index.candidates(line.account_reference, line.msisdn) for line in todo
                   if line.transaction_id not in by_hand}
     loan_ids = sorted({pk for found, _ in candidates.values() for pk in found})
-    loans = {loan.pk: loan for loan in Loan.objects.select_for_update(of=("self",)).select_related("client")
+    loans = {loan.pk: loan for loan in Loan.objects.select_for_update(of=("self",)).annotate(client_cellphone=F("client__cellphone"))
              .filter(entity=entity, pk__in=loan_ids).order_by("pk")}
     instalments: dict[int, list[Instalment]] = {pk: [] for pk in loans}
     for inst in (Instalment.objects.select_for_update().filter(loan_id__in=list(loans), open=True)
@@ -153,16 +151,17 @@ def _post_chunk(*, statement, lines: list, index, actor) -> None:
     changed_instalments: dict[int, Instalment] = {}
     changed_loans: dict[int, Loan] = {}
     loan_fields: set[str] = set()
+    receipt_of: dict[int, Receipt] = {}  # txns index → its receipt, whose id is known once inserted
     for line in todo:
         txn = ProviderTransaction(
-            entity=entity, setup=setup, provider_transaction_id=line.transaction_id, source=Source.STATEMENT,
+            entity_id=entity.pk, setup_id=setup.pk, provider_transaction_id=line.transaction_id, source=Source.STATEMENT,
             status=TransactionStatus.SUSPENSE, amount=line.amount, msisdn=line.msisdn[:20], payer_name=line.payer_name[:120],
-            account_reference=line.account_reference[:40], transacted_at=line.completed_at, statement=statement)
+            account_reference=line.account_reference[:40], transacted_at=line.completed_at, statement_id=statement.pk)
         txns.append(txn)
         if line.transaction_id in by_hand:
             # Captured by hand before the statement came: the same money, recorded already (not this import's).
             txn.receipt_id, txn.loan_id = by_hand[line.transaction_id]
-            txn.status, txn.statement = TransactionStatus.POSTED, None
+            txn.status, txn.statement_id = TransactionStatus.POSTED, None
             continue
         found, reason = candidates[line.transaction_id]
         loan = next((loans[pk] for pk in found if pk in loans and loans[pk].status in OPEN_STATUSES), None)
@@ -178,10 +177,10 @@ def _post_chunk(*, statement, lines: list, index, actor) -> None:
         except ValidationError as exc:
             txn.suspense_reason = _messages(exc)[:200]
             continue
-        receipt = Receipt(entity=entity, client_id=loan.client_id, loan=loan, amount=line.amount, allocated=result.allocated,
+        receipt = Receipt(entity_id=entity.pk, client_id=loan.client_id, loan_id=loan.pk, amount=line.amount, allocated=result.allocated,
                           change=result.change, value_date=value_date, payback_type=PaybackType.MOBILE_MONEY,
                           external_reference=line.transaction_id, loan_status_before=loan.status,
-                          loan_paid_up_on_before=loan.paid_up_on, captured_by=actor)
+                          loan_paid_up_on_before=loan.paid_up_on, captured_by_id=getattr(actor, "pk", None))
         rows, changed = receipt_allocation_apply(receipt=receipt, instalments=touched, result=result, value_date=value_date)
         loan_fields.update(receipt_loan_apply(loan=loan, open_instalments=instalments[loan.pk], result=result,
                                               value_date=value_date))
@@ -189,19 +188,19 @@ def _post_chunk(*, statement, lines: list, index, actor) -> None:
         allocations.extend(rows)
         changed_instalments.update((i.pk, i) for i in changed)
         changed_loans[loan.pk] = loan
-        txn.status, txn.receipt, txn.loan = TransactionStatus.POSTED, receipt, loan
-        if loan.client.cellphone:
+        txn.status, txn.loan_id = TransactionStatus.POSTED, loan.pk
+        receipt_of[len(txns) - 1] = receipt
+        if loan.client_cellphone:
             txn.confirmation_sms = ConfirmationSms.PENDING
 
     Receipt.objects.bulk_create(receipts, batch_size=1000)
     ReceiptAllocation.objects.bulk_create(allocations, batch_size=2000)
     update_rows(Instalment, list(changed_instalments.values()), INSTALMENT_PAID_FIELDS)
     update_rows(Loan, list(changed_loans.values()), sorted(loan_fields))
-    for txn in txns:
-        if txn.receipt is not None:
-            txn.receipt_id = txn.receipt.pk
+    for n, receipt in receipt_of.items():
+        txns[n].receipt_id = receipt.pk
     ProviderTransaction.objects.bulk_create(txns, batch_size=1000)
-    actor_ = actor if getattr(actor, "pk", None) else None
+    actor_id = getattr(actor, "pk", None)
     AuditEntry.objects.bulk_create([
-        AuditEntry(action=AuditAction.RECEIPT_POSTED, actor=actor_, entity=entity, object_type=Receipt._meta.label,
+        AuditEntry(action=AuditAction.RECEIPT_POSTED, actor_id=actor_id, entity_id=entity.pk, object_type=Receipt._meta.label,
                    object_id=str(r.pk), subject=r.external_reference, after=snapshot(r)) for r in receipts], batch_size=1000)
