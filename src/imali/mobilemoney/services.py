@@ -355,7 +355,7 @@ def payment_confirmation_send(*, txn_id: int) -> str:
 
 
 CONFIRMATION_SWEEP_AFTER = dt.timedelta(minutes=2)
-CONFIRMATION_SWEEP_LIMIT = 2000
+CONFIRMATION_SWEEP_LIMIT = 500
 
 
 def payment_confirmations_sweep(*, older_than: dt.timedelta = CONFIRMATION_SWEEP_AFTER,
@@ -663,14 +663,18 @@ def statement_confirmations_send(*, statement_id: int) -> int:
 
 
 def statement_confirms_resume() -> int:
-    """Start the imports whose task was lost (QUEUED for minutes) or whose worker died (RUNNING with
-    no progress for STALE_AFTER). Returns how many were started."""
+    """Queue again the imports whose task was lost (QUEUED for minutes) or whose worker died
+    (RUNNING with no progress for STALE_AFTER). Returns how many were queued."""
     from .models import ImportState, StatementImport
 
     now = timezone.now()
     ids = list(StatementImport.objects.filter(
         Q(state=ImportState.QUEUED, heartbeat_at__lt=now - CONFIRMATION_SWEEP_AFTER)
         | Q(state=ImportState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)).values_list("pk", flat=True)[:10])
+    from .tasks import statement_confirm_task
+
+    # Each on its own task: a long import must not hold up the recovery pass that called this. A
+    # second task for the same import finds it claimed and does nothing.
     for pk in ids:
-        statement_confirm_run(statement_id=pk)
+        statement_confirm_task(pk)
     return len(ids)
