@@ -1,7 +1,8 @@
 """A client pays a loan from the local M-PESA's "simulate a customer payment" page in a real
 browser: the peer calls our validation and confirmation URLs, the loan's page shows the receipt
 with the M-PESA transaction number, and the client's phone (the SMSC's page) shows the
-confirmation SMS once the dispatcher has sent it."""
+confirmation SMS once the dispatcher has sent it (queued by the Huey task the confirmation hands
+over after its commit; the consumer's work is done inline here)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from imali.peers.mpesa import MpesaConfig, MpesaPeer
 from imali.tenancy.rights import Right
 from tests import factories
 from tests.browser.conftest import browser, page, stack  # noqa: F401  (the shared Playwright and SMSC fixtures)
-from tests.mobilemoney.conftest import mpesa_setup, open_loan
+from tests.mobilemoney.conftest import consumer_inline, mpesa_setup, open_loan  # noqa: F401  (the Huey consumer's work inline)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_payment_from_the_simulate_page_lands_on_the_loan_and_the_phone(page, live_server, stack):  # noqa: F811
+def test_a_payment_from_the_simulate_page_lands_on_the_loan_and_the_phone(page, live_server, stack, consumer_inline):  # noqa: F811
     smsc, dispatcher = stack
     peer = MpesaPeer(MpesaConfig(short_code="600555", time_zone="Africa/Johannesburg")).start()
     try:

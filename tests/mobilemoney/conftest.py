@@ -80,3 +80,15 @@ def wait_for(condition, seconds=10.0):
             return True
         time.sleep(0.05)
     return condition()
+
+
+@pytest.fixture(autouse=True)
+def consumer_inline(settings):
+    """The Huey consumer's work done at once (Huey's immediate mode): a confirmation SMS is queued
+    as soon as its receipt commits, a statement import runs when confirmed. Tests of a lost task
+    switch it off."""
+    huey = settings.HUEY
+    before = huey.immediate
+    huey.immediate = True
+    yield huey
+    huey.immediate = before

@@ -55,3 +55,50 @@ def test_same_trans_id_from_two_callbacks_at_once_posts_one_receipt(entity, lend
         assert sorted(results) == [False, True]
         assert Receipt.objects.filter(external_reference=body["TransID"]).count() == 1
         assert ProviderTransaction.objects.filter(provider_transaction_id=body["TransID"]).count() == 1
+
+
+def test_a_callback_recording_a_line_while_the_import_posts_it_wins_and_the_import_posts_the_rest(
+        entity, lender_user, mpesa_peer):
+    """A callback's payment row is uncommitted when the set-based import inserts the same
+    transaction number: the import waits, is refused by the unique constraint, rolls the chunk back,
+    reads it again and posts every other line — the callback's payment is posted once, by it."""
+    from django.db import transaction
+
+    from imali.mobilemoney.models import StatementImport
+    from imali.mobilemoney.services import statement_confirm_run, statement_upload
+
+    setup = mpesa_setup(entity, lender_user, mpesa_peer, "http://127.0.0.1:1")
+    loan = open_loan(entity, lender_user)
+    when = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone)).strftime("%Y-%m-%d %H:%M:%S")
+    lines = ["Receipt No.,Completion Time,Transaction Status,Paid In,Other Party Info,A/C No."]
+    lines += [f"RC0000000{n},{when},Completed,5.00,27821234567 - A B,L{loan.pk}" for n in range(4)]
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="race.csv", content="\n".join(lines).encode(),
+                               columns={})
+    StatementImport.objects.filter(pk=preview.statement.pk).update(state="queued", confirmed_by=lender_user)
+    holding, release, failures = threading.Event(), threading.Event(), []
+
+    def callback_in_flight():
+        try:
+            with transaction.atomic():
+                ProviderTransaction.objects.create(
+                    entity=entity, setup=setup, provider_transaction_id="RC00000002", source="callback",
+                    status="suspense", amount="5.00", transacted_at=timezone.now(), suspense_reason="being posted")
+                holding.set()
+                release.wait(10)
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    caller = threading.Thread(target=callback_in_flight)
+    caller.start()
+    assert holding.wait(10)
+    threading.Timer(1.0, release.set).start()  # commits while the import waits on its row
+    done = statement_confirm_run(statement_id=preview.statement.pk)
+    caller.join(15)
+    assert not failures, failures
+    assert done.state == "done", done.failure
+    assert (done.posted, done.suspense, done.already_recorded) == (3, 0, 1)
+    assert sorted(Receipt.objects.filter(loan=loan).values_list("external_reference", flat=True)) == \
+        ["RC00000000", "RC00000001", "RC00000003"]
+    assert ProviderTransaction.objects.get(provider_transaction_id="RC00000002").source == "callback"

@@ -4,6 +4,7 @@ once (also against the real-time notifications), and a re-import that adds nothi
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from imali.mobilemoney.services import (
     PaymentIn,
     payment_in_record,
     statement_confirm,
+    statement_confirms_resume,
     statement_upload,
 )
 
@@ -50,6 +52,18 @@ def setup(entity, lender_user, mpesa_peer):
     return mpesa_setup(entity, lender_user, mpesa_peer, "http://127.0.0.1:8000/")
 
 
+@pytest.fixture
+def confirm(django_capture_on_commit_callbacks):
+    """Confirm a statement as the screen does; its task runs when the confirm commits (the
+    consumer's work inline): the finished import is returned."""
+    def run(statement, actor):
+        with django_capture_on_commit_callbacks(execute=True):
+            started = statement_confirm(statement=statement, actor=actor)
+        assert started.state == "queued"
+        return StatementImport.objects.get(pk=statement.pk)
+    return run
+
+
 def now_text(entity):
     import zoneinfo
 
@@ -71,7 +85,7 @@ def test_preview_names_each_lines_fate_with_its_line_number(entity, lender_user,
     assert not Receipt.objects.exists()  # a preview posts nothing
 
 
-def test_confirm_posts_once_and_reimport_adds_nothing(entity, lender_user, setup):
+def test_confirm_posts_once_and_reimport_adds_nothing(entity, lender_user, setup, confirm):
     loan = open_loan(entity, lender_user)
     content = csv_statement(loan, now_text(entity))
     # SA00000006 arrived by real-time notification first: the statement line must not post it again.
@@ -80,7 +94,8 @@ def test_confirm_posts_once_and_reimport_adds_nothing(entity, lender_user, setup
         account_reference=str(loan.client.number)))
     first = statement_upload(setup=setup, actor=lender_user, file_name="day.csv", content=content, columns={})
     assert first.counts["recorded"] == 2
-    done = statement_confirm(statement=first.statement, actor=lender_user)
+    done = confirm(first.statement, lender_user)
+    assert done.state == "done" and done.progress == done.lines == 7 and done.content in (b"", memoryview(b""))
     assert (done.posted, done.suspense, done.already_recorded, done.invalid, done.skipped) == (1, 1, 2, 2, 1)
     assert Receipt.objects.filter(loan=loan).count() == 2
     assert Receipt.objects.get(external_reference="SA00000001").amount == Decimal("150.00")
@@ -90,12 +105,12 @@ def test_confirm_posts_once_and_reimport_adds_nothing(entity, lender_user, setup
         statement_confirm(statement=first.statement, actor=lender_user)
     again = statement_upload(setup=setup, actor=lender_user, file_name="day-again.csv", content=content, columns={})
     assert again.counts["matched"] == 0 and again.counts["unmatched"] == 0
-    redone = statement_confirm(statement=again.statement, actor=lender_user)
+    redone = confirm(again.statement, lender_user)
     assert redone.posted == 0 and redone.suspense == 0
     assert Receipt.objects.count() == 2 and ProviderTransaction.objects.count() == 3
 
 
-def test_xlsx_with_a_custom_column_mapping(entity, lender_user, setup):
+def test_xlsx_with_a_custom_column_mapping(entity, lender_user, setup, confirm):
     from openpyxl import Workbook
 
     loan = open_loan(entity, lender_user)
@@ -111,7 +126,7 @@ def test_xlsx_with_a_custom_column_mapping(entity, lender_user, setup):
     assert preview.counts["matched"] == 1, [(line.number, line.kind, line.note) for line in preview.lines]
     setup.refresh_from_db()
     assert setup.statement_columns["transaction_id"] == "Ref"  # remembered for the next upload
-    statement_confirm(statement=preview.statement, actor=lender_user)
+    confirm(preview.statement, lender_user)
     assert Receipt.objects.get(external_reference="XL00000001").amount == Decimal("12.30")
 
 
@@ -127,7 +142,7 @@ def test_unreadable_files_are_refused_naming_the_problem(entity, lender_user, se
     assert not StatementImport.objects.exists()
 
 
-def test_upload_preview_confirm_through_the_screens(client, entity, lender_user, setup):
+def test_upload_preview_confirm_through_the_screens(client, entity, lender_user, setup, django_capture_on_commit_callbacks):
     loan = open_loan(entity, lender_user)
     client.force_login(lender_user)
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -139,10 +154,18 @@ def test_upload_preview_confirm_through_the_screens(client, entity, lender_user,
     page = client.get(response["Location"]).content.decode()
     assert "Matched to a loan: 2" in page and "Completion time &#x27;not a time&#x27;" in page
     statement = StatementImport.objects.get()
-    done = client.post(reverse("web:mm_statement_confirm", kwargs={"statementimport_id": statement.pk}))
-    assert done.status_code == 302
+    with django_capture_on_commit_callbacks(execute=False) as started:
+        done = client.post(reverse("web:mm_statement_confirm", kwargs={"statementimport_id": statement.pk}))
+    assert done.status_code == 302 and len(started) == 1
+    # The request only started the import: nothing is posted until the consumer runs it.
+    assert not Receipt.objects.exists()
+    waiting = client.get(done["Location"]).content.decode()
+    assert "Waiting to start" in waiting and "hx-get" in waiting and "in the background" in waiting
+    started[0]()  # the consumer takes the task
     assert Receipt.objects.filter(loan=loan).count() == 2
-    assert "Receipts posted" in client.get(done["Location"]).content.decode()
+    progress = client.get(reverse("web:mm_statement_progress", kwargs={"statementimport_id": statement.pk})).content.decode()
+    assert 'id="import-done"' in progress and "hx-get" not in progress and "Receipts posted" in progress
+    assert "Imported" in client.get(reverse("web:mm_statement_upload")).content.decode()
 
 
 def test_the_upload_page_lists_imports_without_loading_their_files(client, entity, lender_user, setup,
@@ -160,3 +183,83 @@ def test_the_upload_page_lists_imports_without_loading_their_files(client, entit
     assert page.status_code == 200 and "day2.csv" in page.content.decode()
     listing = [q["sql"] for q in queries.captured_queries if "mobilemoney_statementimport" in q["sql"]]
     assert listing and not any('"content"' in sql for sql in listing), listing
+
+
+def test_an_import_whose_task_was_lost_is_resumed(entity, lender_user, setup, consumer_inline,
+                                                   django_capture_on_commit_callbacks):
+    loan = open_loan(entity, lender_user)
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="day.csv", content=csv_statement(loan, now_text(entity)),
+                               columns={})
+    with django_capture_on_commit_callbacks(execute=False):  # the task never reaches the consumer
+        statement_confirm(statement=preview.statement, actor=lender_user)
+    assert statement_confirms_resume() == 0  # not yet: it may still be on its way
+    StatementImport.objects.filter(pk=preview.statement.pk).update(heartbeat_at=timezone.now() - dt.timedelta(minutes=3))
+    assert statement_confirms_resume() == 1
+    done = StatementImport.objects.get(pk=preview.statement.pk)
+    assert done.state == "done" and done.posted == 2 and Receipt.objects.filter(loan=loan).count() == 2
+    assert statement_confirms_resume() == 0
+
+
+def test_a_running_import_cannot_be_confirmed_twice(entity, lender_user, setup, django_capture_on_commit_callbacks):
+    loan = open_loan(entity, lender_user)
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="day.csv", content=csv_statement(loan, now_text(entity)),
+                               columns={})
+    with django_capture_on_commit_callbacks(execute=False):
+        statement_confirm(statement=preview.statement, actor=lender_user)
+    with pytest.raises(ValidationError, match="being imported already"):
+        statement_confirm(statement=preview.statement, actor=lender_user)
+
+
+def _book(loan):
+    """What the payments did to a loan, in terms that do not depend on ids."""
+    from imali.loans.models import Instalment, Loan
+
+    loan = Loan.objects.get(pk=loan.pk)
+    receipts = [(r.amount, r.allocated, r.change, r.value_date, r.loan_status_before,
+                 sorted((a.instalment.seq, a.fee, a.vat, a.interest, a.capital) for a in r.allocations.all()))
+                for r in Receipt.objects.filter(loan=loan).order_by("pk")]
+    instalments = list(Instalment.objects.filter(loan=loan).order_by("seq").values_list(
+        "seq", "fee_paid", "vat_paid", "interest_paid", "capital_paid", "paid", "paid_on"))
+    return receipts, instalments, (loan.status, loan.paid_up_on, loan.received_total, loan.change_total, loan.last_receipt_on)
+
+
+def test_set_based_posting_lands_exactly_as_payments_one_by_one(entity, lender_user, setup, confirm,
+                                                                django_capture_on_commit_callbacks):
+    """Twin loans: a statement pays one, the same payments recorded one at a time (as callbacks are)
+    pay the other — the receipts, allocations, instalments, loan and suspense reasons must agree."""
+    import zoneinfo
+
+    from imali.messaging.models import OutboxMessage
+
+    twins = [open_loan(entity, lender_user, principal="1000", cellphone=phone) for phone in ("0821111111", "0822222222")]
+    from imali.loans.models import Instalment
+
+    balance = sum((i.amount - i.paid for i in Instalment.objects.filter(loan=twins[0], open=True)), Decimal("0"))
+    amounts = [Decimal("100.00"), Decimal("250.55"), Decimal("999999.00"), balance - Decimal("350.55"), Decimal("10.00")]
+    when = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone))
+    rows = [HEADER]
+    for n, amount in enumerate(amounts):
+        reference = f"L{twins[0].pk}" if n % 2 == 0 else str(twins[0].client.number)  # loan number and client number
+        rows.append(f"ST{n:08d},{when:%Y-%m-%d %H:%M:%S},,Pay Bill,Completed,{amount},,,Pay Bill,27821111111 - A,{reference}")
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="twin.csv", content="\n".join(rows).encode(), columns={})
+    done = confirm(preview.statement, lender_user)
+    for n, amount in enumerate(amounts):
+        reference = f"L{twins[1].pk}" if n % 2 == 0 else str(twins[1].client.number)
+        with django_capture_on_commit_callbacks(execute=True):
+            payment_in_record(setup=setup, source="callback", payment=PaymentIn(
+                provider_transaction_id=f"CB{n:08d}", amount=amount, transacted_at=when, account_reference=reference))
+    assert _book(twins[0]) == _book(twins[1])
+    assert _book(twins[0])[2][0] == "paid_up"
+    by_statement = list(ProviderTransaction.objects.filter(statement=done).order_by("provider_transaction_id")
+                        .values_list("status", "suspense_reason"))
+    one_by_one = list(ProviderTransaction.objects.filter(provider_transaction_id__startswith="CB").order_by("provider_transaction_id")
+                      .values_list("status", "suspense_reason"))
+    import re
+
+    assert [(s, re.sub(r"[Ll]oan \d+", "loan #", r)) for s, r in by_statement] == \
+        [(s, re.sub(r"[Ll]oan \d+", "loan #", r)) for s, r in one_by_one]
+    assert (done.posted, done.suspense) == (3, 2)
+    # Each receipt posted by the import is confirmed to the client once, after the import.
+    for twin in twins:
+        assert OutboxMessage.objects.filter(client=twin.client, message_type="payment_received").count() == 3
+    assert not ProviderTransaction.objects.filter(confirmation_sms="pending").exists()

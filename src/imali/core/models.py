@@ -104,6 +104,8 @@ class AuditAction(models.TextChoices):
     MOBILE_PAYMENT_RECEIVED = "mobilemoney.payment_received", "Mobile-money payment received"
     MOBILE_PAYMENT_ALLOCATED = "mobilemoney.payment_allocated", "Mobile-money payment allocated from suspense"
     MOBILE_STATEMENT_IMPORTED = "mobilemoney.statement_imported", "Mobile-money statement imported"
+    MOBILE_STATEMENT_UPLOADED = "mobilemoney.statement_uploaded", "Mobile-money statement uploaded for preview"
+    MOBILE_STATEMENT_CONFIRMED = "mobilemoney.statement_confirmed", "Mobile-money statement import started"
     MOBILE_COLLECTION_REQUESTED = "mobilemoney.collection_requested", "Mobile-money payment requested (MoMo)"
     MOBILE_DISBURSEMENT_MARKED = "mobilemoney.disbursement_marked", "Mobile disbursement: payment pending"
     MOBILE_DISBURSEMENT_BATCH = "mobilemoney.disbursement_batch", "Mobile payments consolidated"

@@ -497,10 +497,11 @@ def receipt_post(
                                   interest=p.line.interest, capital=p.line.capital, paid_on_before=p.paid_on_before)
                 for p in posted.lines])
             Instalment.objects.bulk_update([p.instalment for p in posted.lines], INSTALMENT_PAID_FIELDS)
-            Loan.objects.filter(pk=locked.pk).update(
-                received_total=F("received_total") + posted.allocated, change_total=F("change_total") + posted.change)
+            totals = {"received_total": F("received_total") + posted.allocated,
+                      "change_total": F("change_total") + posted.change}
             if posted.last_receipt_moved:
-                Loan.objects.filter(pk=locked.pk).update(last_receipt_on=value_date, last_receipt_ord=day_number(value_date))
+                totals.update(last_receipt_on=value_date, last_receipt_ord=day_number(value_date))
+            Loan.objects.filter(pk=locked.pk).update(**totals)  # one statement for the loan's figures
             if posted.paid_up:
                 locked.save(update_fields=["status", "paid_up_on"])
             audit_record(action=AuditAction.RECEIPT_POSTED, actor=actor, entity=entity, target=receipt,

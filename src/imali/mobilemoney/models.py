@@ -73,6 +73,18 @@ class TransactionStatus(models.TextChoices):
     ALLOCATED = "allocated", "Allocated from suspense"
 
 
+class ConfirmationSms(models.TextChoices):
+    """The client's "payment received" SMS of a posted payment. It is marked PENDING in the
+    transaction that posts the receipt and queued after that commits (services.payment_confirmation_send),
+    so a burst of callbacks never queues on the entity's SMS credit ledger lock; a mark left PENDING
+    (the task lost, the consumer down) is picked up by the periodic sweep."""
+
+    NONE = "", "Not needed"
+    PENDING = "pending", "To be queued"
+    QUEUED = "queued", "Queued"
+    NOT_SENT = "not_sent", "Not sent (messaging refused it)"
+
+
 class ProviderTransaction(models.Model):
     """A payment into the entity's mobile-money account, as the provider reported it."""
 
@@ -91,6 +103,8 @@ class ProviderTransaction(models.Model):
     suspense_reason = models.CharField(max_length=200, blank=True)
     allocated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     allocated_at = models.DateTimeField(null=True, blank=True)
+    confirmation_sms = models.CharField(max_length=8, choices=ConfirmationSms.choices, default="", blank=True)
+    statement = models.ForeignKey("StatementImport", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -99,7 +113,11 @@ class ProviderTransaction(models.Model):
             models.UniqueConstraint(fields=["setup", "provider_transaction_id"], name="mm_transaction_once"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="mm_transaction_amount_positive"),
         ]
-        indexes = [models.Index(fields=["entity", "status", "transacted_at"], name="mm_txn_entity_status")]
+        indexes = [
+            models.Index(fields=["entity", "status", "transacted_at"], name="mm_txn_entity_status"),
+            # The sweep's read: only the few rows still waiting for their SMS are in it.
+            models.Index(fields=["created_at"], name="mm_txn_sms_pending", condition=Q(confirmation_sms="pending")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider_transaction_id} {self.amount}"
@@ -204,6 +222,14 @@ class Disbursement(models.Model):
         return f"Disbursement {self.pk} loan {self.loan_id} {self.amount}"
 
 
+class ImportState(models.TextChoices):
+    PREVIEW = "preview", "Previewed, not confirmed"
+    QUEUED = "queued", "Waiting to start"
+    RUNNING = "running", "Importing"
+    DONE = "done", "Imported"
+    FAILED = "failed", "Failed"
+
+
 class StatementImport(models.Model):
     """One uploaded statement: previewed first (the file kept in the row, so the confirm works on
     whichever web process it lands), then imported once; it is also the import's log with counts."""
@@ -215,6 +241,13 @@ class StatementImport(models.Model):
     content = models.BinaryField(blank=True, default=b"")
     columns = models.JSONField(default=dict, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The confirm runs on the Huey consumer: its state and how many lines it has gone through.
+    state = models.CharField(max_length=8, choices=ImportState.choices, default=ImportState.PREVIEW)
+    progress = models.PositiveIntegerField(default=0)
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=300, blank=True)
     skipped = models.PositiveIntegerField(default=0)
     lines = models.PositiveIntegerField(default=0)
     posted = models.PositiveIntegerField(default=0)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,19 +19,28 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
+from imali.loans.errors import LoanError
 from imali.loans.models import OPEN_STATUSES, Loan, PaybackType
 from imali.loans.services import receipt_post
 from imali.tenancy.models import Entity
 
 from .adapters import ProviderError, adapter_for
 from .errors import MobileMoneyError, error
-from .models import Provider, ProviderSetup, ProviderTransaction, Source, TransactionStatus
+from .models import (
+    ConfirmationSms,
+    Provider,
+    ProviderSetup,
+    ProviderTransaction,
+    Source,
+    TransactionStatus,
+)
 
 log = logging.getLogger("imali.mobilemoney")
 
@@ -191,8 +201,15 @@ class PaymentIn:
 
 def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, actor=None) -> tuple[ProviderTransaction, bool]:
     """Record one payment into the entity's account exactly once per provider transaction id:
-    matched → a receipt on the loan carrying the provider's number, and an SMS to the client;
-    otherwise it waits in suspense. Returns (the transaction, created now)."""
+    matched → a receipt on the loan carrying the provider's number; otherwise it waits in suspense.
+    Returns (the transaction, created now).
+
+    The transaction holds as few locks as it can (the unique (setup, transaction id) index entry and
+    the loan's row, through receipt_post): a burst of confirmations for different loans runs side
+    by side. The client's SMS is only *marked* here (`confirmation_sms` PENDING, durable with the
+    receipt) and queued after the commit (`payment_confirmation_send`, on the Huey consumer), because
+    queuing an SMS takes the entity's credit-ledger lock: inside this transaction it would make every
+    callback of the entity wait for the one before it."""
     entity = setup.entity
     existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
     if existing is not None:
@@ -204,27 +221,30 @@ def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, 
                 status=TransactionStatus.SUSPENSE, amount=payment.amount, msisdn=payment.msisdn[:20],
                 payer_name=payment.payer_name[:120], account_reference=payment.account_reference[:40],
                 transacted_at=payment.transacted_at)
-            from imali.loans.models import Receipt
-
-            earlier = Receipt.objects.filter(entity=entity, external_reference=payment.provider_transaction_id).first()
-            if earlier is not None:
-                # Captured by hand before the provider told us: the same money, recorded already.
-                txn.status, txn.receipt, txn.loan_id = TransactionStatus.POSTED, earlier, earlier.loan_id
-                txn.save(update_fields=["status", "receipt", "loan"])
-                return txn, False
             match = match_payment(entity=entity, reference=payment.account_reference, msisdn=payment.msisdn)
             receipt, reason = None, match.reason
             if match.loan is not None:
                 receipt, reason = _post_receipt(txn, match.loan, actor=actor)
+            else:
+                receipt = _earlier_receipt(entity, payment.provider_transaction_id)
+                reason = _BY_HAND if receipt is not None else reason
+            if reason == _BY_HAND:
+                # Captured by hand before the provider told us: the same money, recorded already.
+                return _recorded_by_hand(txn, receipt), False
             if receipt is not None:
                 txn.status, txn.receipt, txn.loan = TransactionStatus.POSTED, receipt, match.loan
+                if match.loan.client.cellphone:
+                    txn.confirmation_sms = ConfirmationSms.PENDING
             else:
                 txn.suspense_reason = reason[:200]
-            txn.save(update_fields=["status", "receipt", "loan", "suspense_reason"])
+            txn.save(update_fields=["status", "receipt", "loan", "suspense_reason", "confirmation_sms"])
             audit_record(action=AuditAction.MOBILE_PAYMENT_RECEIVED, actor=actor, entity=entity, target=txn,
                          subject=txn.provider_transaction_id,
                          after={"amount": str(txn.amount), "status": txn.status, "source": source,
                                 "loan_id": txn.loan_id, "reason": txn.suspense_reason})
+            if txn.confirmation_sms == ConfirmationSms.PENDING:
+                txn_id = txn.pk
+                transaction.on_commit(lambda: _confirmation_later(txn_id))
     except IntegrityError:
         # The same transaction id committed by a concurrent callback (or import) first.
         existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
@@ -234,34 +254,72 @@ def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, 
     return txn, True
 
 
+# receipt_post's answer when the provider's number is on a receipt already (captured by hand).
+_BY_HAND = "recorded by hand"
+
+
+def _earlier_receipt(entity: Entity, reference: str):
+    from imali.loans.models import Receipt
+
+    return Receipt.objects.filter(entity=entity, external_reference=reference).first()
+
+
+def _recorded_by_hand(txn: ProviderTransaction, receipt) -> ProviderTransaction:
+    txn.status, txn.receipt, txn.loan_id = TransactionStatus.POSTED, receipt, receipt.loan_id
+    txn.save(update_fields=["status", "receipt", "loan"])
+    return txn
+
+
+def _confirmation_later(txn_id: int) -> None:
+    """After the receipt committed: hand the SMS to the consumer. If the queue cannot take it now,
+    the PENDING mark stays and the sweep (mobile_money_recover) sends it."""
+    from .tasks import payment_confirmation_task
+
+    try:
+        payment_confirmation_task(txn_id)
+    except Exception:  # the task queue is down: the payment stands, the sweep will send the SMS
+        log.warning("payment %s: confirmation SMS left to the sweep (task queue unavailable)", txn_id, exc_info=True)
+
+
 def _value_date(txn: ProviderTransaction) -> dt.date:
     return txn.transacted_at.astimezone(zoneinfo.ZoneInfo(txn.entity.time_zone)).date()
 
 
 def _post_receipt(txn: ProviderTransaction, loan: Loan, *, actor):
-    """(receipt, "") or (None, why not): a refusal by the loan book leaves the payment in suspense."""
+    """(receipt, "") or (None, why not): a refusal by the loan book leaves the payment in suspense;
+    (the earlier receipt, _BY_HAND) when the provider's number was captured by hand already."""
     try:
-        with transaction.atomic():
-            receipt = receipt_post(entity=txn.entity, actor=actor, loan=loan, amount=txn.amount,
-                                   value_date=_value_date(txn), payback_type=PaybackType.MOBILE_MONEY,
-                                   external_reference=txn.provider_transaction_id)
+        # receipt_post writes inside its own savepoint: a refusal leaves this transaction as it was.
+        receipt = receipt_post(entity=txn.entity, actor=actor, loan=loan, amount=txn.amount,
+                               value_date=_value_date(txn), payback_type=PaybackType.MOBILE_MONEY,
+                               external_reference=txn.provider_transaction_id)
     except ValidationError as exc:
+        if LoanError.DUPLICATE_REFERENCE.value in _codes(exc):
+            earlier = _earlier_receipt(txn.entity, txn.provider_transaction_id)
+            if earlier is not None:
+                return earlier, _BY_HAND
         messages = [m for ms in getattr(exc, "message_dict", {"": exc.messages}).values() for m in ms]
         return None, " ".join(messages) or "The loan book refused the receipt."
-    _confirm_by_sms(txn, loan, receipt)
     return receipt, ""
 
 
-def _confirm_by_sms(txn: ProviderTransaction, loan: Loan, receipt) -> None:
-    """The client's confirmation SMS, in the same transaction as the receipt (the outbox rule); a
-    refusal by messaging (no credits, no cellphone) never undoes the payment, it is logged."""
+def _codes(exc: ValidationError) -> set[str]:
+    if hasattr(exc, "error_dict"):
+        return {e.code for errs in exc.error_dict.values() for e in errs if e.code}
+    return {e.code for e in exc.error_list if e.code}
+
+
+def _confirm_by_sms(txn: ProviderTransaction, loan: Loan) -> str:
+    """Queue the client's confirmation SMS (the entity's "Payment received" text + amount, loan and
+    transaction number). A refusal by messaging (no credits, a number it cannot send to) never
+    undoes the payment: it is logged, and the state says so. Returns the new confirmation_sms."""
     from imali.messaging.models import MessageType
     from imali.messaging.services import merge_values, message_enqueue, template_text
     from imali.messaging.templating import render
 
     client = loan.client
     if not client.cellphone:
-        return
+        return ConfirmationSms.NONE
     entity = txn.entity
     values = merge_values(entity=entity, client=client)
     try:
@@ -276,6 +334,38 @@ def _confirm_by_sms(txn: ProviderTransaction, loan: Loan, receipt) -> None:
                             idempotency_key=f"mm-payment:{txn.setup_id}:{txn.provider_transaction_id}", client=client)
     except (ValidationError, PermissionError) as exc:
         log.warning("payment %s: confirmation SMS not queued: %s", txn.provider_transaction_id, exc)
+        return ConfirmationSms.NOT_SENT
+    return ConfirmationSms.QUEUED
+
+
+def payment_confirmation_send(*, txn_id: int) -> str:
+    """Queue the confirmation SMS of one posted payment whose mark is PENDING, once: the row is
+    locked and the mark cleared in the same short transaction as the enqueue (whose idempotency
+    key per setup and transaction id also makes a second attempt a no-op). Returns the new state,
+    or "" when there was nothing to do."""
+    with transaction.atomic():
+        txn = (ProviderTransaction.objects.select_for_update(of=("self",))
+               .select_related("entity", "setup", "loan__client", "loan__client__branch")
+               .filter(pk=txn_id, confirmation_sms=ConfirmationSms.PENDING).first())
+        if txn is None or txn.loan is None:
+            return ""
+        state = _confirm_by_sms(txn, txn.loan)
+        ProviderTransaction.objects.filter(pk=txn.pk).update(confirmation_sms=state)
+    return state
+
+
+CONFIRMATION_SWEEP_AFTER = dt.timedelta(minutes=2)
+CONFIRMATION_SWEEP_LIMIT = 500
+
+
+def payment_confirmations_sweep(*, older_than: dt.timedelta = CONFIRMATION_SWEEP_AFTER,
+                                limit: int = CONFIRMATION_SWEEP_LIMIT) -> int:
+    """Send the confirmations still PENDING after `older_than` (their task was lost, or the queue
+    was down when the receipt committed). Returns how many were queued or refused now."""
+    cutoff = timezone.now() - older_than
+    ids = list(ProviderTransaction.objects.filter(confirmation_sms=ConfirmationSms.PENDING, created_at__lt=cutoff)
+               .order_by("created_at").values_list("pk", flat=True)[:limit])
+    return sum(1 for pk in ids if payment_confirmation_send(txn_id=pk))
 
 
 def suspense_allocate(*, txn: ProviderTransaction, actor, loan: Loan) -> ProviderTransaction:
@@ -289,10 +379,11 @@ def suspense_allocate(*, txn: ProviderTransaction, actor, loan: Loan) -> Provide
         receipt = receipt_post(entity=locked.entity, actor=actor, loan=loan, amount=locked.amount,
                                value_date=_value_date(locked), payback_type=PaybackType.MOBILE_MONEY,
                                external_reference=locked.provider_transaction_id)
-        _confirm_by_sms(locked, Loan.objects.select_related("client__branch").get(pk=loan.pk), receipt)
+        # A person's action, one at a time: the SMS is queued in the same transaction (the outbox rule).
+        sms = _confirm_by_sms(locked, Loan.objects.select_related("client__branch").get(pk=loan.pk))
         locked.status, locked.receipt, locked.loan = TransactionStatus.ALLOCATED, receipt, loan
-        locked.allocated_by, locked.allocated_at = actor, timezone.now()
-        locked.save(update_fields=["status", "receipt", "loan", "allocated_by", "allocated_at"])
+        locked.allocated_by, locked.allocated_at, locked.confirmation_sms = actor, timezone.now(), sms
+        locked.save(update_fields=["status", "receipt", "loan", "allocated_by", "allocated_at", "confirmation_sms"])
         audit_record(action=AuditAction.MOBILE_PAYMENT_ALLOCATED, actor=actor, entity=locked.entity, target=locked,
                      subject=locked.provider_transaction_id,
                      before={"status": TransactionStatus.SUSPENSE, "reason": locked.suspense_reason},
@@ -378,30 +469,35 @@ class _BookIndex:
         rows = (Loan.objects.filter(entity=entity, status__in=OPEN_STATUSES)
                 .order_by("disbursed_on", "id").values_list("pk", "client_id", "client__number", "client__cellphone"))
         self.loans: set[int] = set()
-        self.by_client_number: dict[int, int] = {}
-        self.by_cellphone: dict[str, set[int]] = {}
+        self.by_client_number: dict[int, list[int]] = {}
+        clients_by_phone: dict[str, set[int]] = {}
+        loans_by_phone: dict[str, list[int]] = {}
         for pk, client_id, number, cellphone in rows:
             self.loans.add(pk)
-            self.by_client_number.setdefault(number, pk)
+            self.by_client_number.setdefault(number, []).append(pk)
             if cellphone:
-                self.by_cellphone.setdefault(cellphone, set()).add(client_id)
-        self._first_by_phone = {}
-        for pk, _client_id, _number, cellphone in rows:
-            if cellphone and len(self.by_cellphone[cellphone]) == 1:
-                self._first_by_phone.setdefault(cellphone, pk)
+                clients_by_phone.setdefault(cellphone, set()).add(client_id)
+                loans_by_phone.setdefault(cellphone, []).append(pk)
+        self.by_phone = {phone: loans for phone, loans in loans_by_phone.items() if len(clients_by_phone[phone]) == 1}
 
-    def match(self, reference: str, msisdn: str) -> tuple[int | None, str]:
+    def candidates(self, reference: str, msisdn: str) -> tuple[list[int], str]:
+        """The loans a payment may be for, first choice first (a client's loans oldest first: the
+        first still on the book when the line is posted takes it), or ([], why none)."""
         ref = (reference or "").strip().upper().replace(" ", "")
         if ref.startswith("L") and _is_number(ref[1:]):
-            return (int(ref[1:]), "") if int(ref[1:]) in self.loans else (None, f"No loan {ref[1:]} on the book.")
+            return ([int(ref[1:])], "") if int(ref[1:]) in self.loans else ([], f"No loan {ref[1:]} on the book.")
         if _is_number(ref):
-            loan = self.by_client_number.get(int(ref))
-            return (loan, "") if loan else (None, f"No client {ref} with a loan on the book.")
+            loans = self.by_client_number.get(int(ref), [])
+            return (loans, "") if loans else ([], f"No client {ref} with a loan on the book.")
         digits = "".join(c for c in msisdn if c.isascii() and c.isdigit())
         if digits and not ref:
-            loan = self._first_by_phone.get(f"+{digits}")
-            return (loan, "") if loan else (None, "No account reference, and the phone is not one client's.")
-        return None, (f"Account reference '{reference}' is not a client or loan number." if ref else "No account reference.")
+            loans = self.by_phone.get(f"+{digits}", [])
+            return (loans, "") if loans else ([], "No account reference, and the phone is not one client's.")
+        return [], (f"Account reference '{reference}' is not a client or loan number." if ref else "No account reference.")
+
+    def match(self, reference: str, msisdn: str) -> tuple[int | None, str]:
+        loans, reason = self.candidates(reference, msisdn)
+        return (loans[0], "") if loans else (None, reason)
 
 
 def _statement_lines(statement) -> list:
@@ -414,10 +510,12 @@ def _statement_lines(statement) -> list:
 def statement_upload(*, setup: ProviderSetup, actor, file_name: str, content: bytes, columns: dict[str, str]) -> StatementPreview:
     """Read the file (refusing one that does not read, naming the line) and keep it for the confirm."""
     from .models import StatementImport
-    from .statement import DEFAULT_COLUMNS
+    from .statement import DEFAULT_COLUMNS, MAX_FILE_BYTES
 
     if not content:
         raise error("file", MobileMoneyError.BAD_FILE, "The file is empty.")
+    if len(content) > MAX_FILE_BYTES:
+        raise error("file", MobileMoneyError.BAD_FILE, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it.")
     if not file_name.lower().endswith((".csv", ".xlsx", ".txt")):
         raise error("file", MobileMoneyError.BAD_FILE, "Upload a CSV or XLSX file.")
     columns = {k: (columns.get(k) or "").strip() or v for k, v in DEFAULT_COLUMNS.items()}
@@ -430,6 +528,9 @@ def statement_upload(*, setup: ProviderSetup, actor, file_name: str, content: by
         statement.save()
         if columns != (setup.statement_columns or DEFAULT_COLUMNS):
             ProviderSetup.objects.filter(pk=setup.pk).update(statement_columns=columns)
+        audit_record(action=AuditAction.MOBILE_STATEMENT_UPLOADED, actor=actor, entity=setup.entity, target=statement,
+                     subject=statement.file_name, after={"lines": statement.lines, "sha256": statement.file_sha256,
+                                                         "setup_id": setup.pk, "columns": columns})
     return statement_preview(statement=statement, lines=lines)
 
 
@@ -469,39 +570,111 @@ def statement_preview(*, statement, lines: list | None = None) -> StatementPrevi
 
 
 def statement_confirm(*, statement, actor) -> Any:
-    """Post every line not recorded yet (each once: payment_in_record), then log the counts. A
-    statement is confirmed once; the same file uploaded again adds nothing."""
-    from .models import StatementImport
+    """Start the import of a previewed statement (or again, of one whose import failed): it runs on
+    the Huey consumer (`statement_confirm_run`), never in the web request, and the statement's page
+    shows its progress. A statement is imported once; the same file again adds nothing."""
+    from .models import ImportState, StatementImport
 
     with transaction.atomic():
-        locked = StatementImport.objects.select_for_update(of=("self",)).select_related("entity", "setup__entity").get(pk=statement.pk)
-        if locked.confirmed_at is not None:
-            raise error("statement", MobileMoneyError.INVALID, "This statement has been imported already.")
-        locked.confirmed_at = timezone.now()
-        locked.save(update_fields=["confirmed_at"])
-    counts = {"posted": 0, "suspense": 0, "already_recorded": 0, "invalid": 0, "skipped": 0}
-    for line in _statement_lines(locked):
-        if line.problem:
-            counts["invalid"] += 1
-            continue
-        if line.skip:
-            counts["skipped"] += 1
-            continue
-        txn, created = payment_in_record(setup=locked.setup, payment=PaymentIn(
-            provider_transaction_id=line.transaction_id, amount=line.amount, transacted_at=line.completed_at,
-            msisdn=line.msisdn, payer_name=line.payer_name, account_reference=line.account_reference),
-            source=Source.STATEMENT, actor=actor)
-        if not created:
-            counts["already_recorded"] += 1
-        elif txn.status == TransactionStatus.POSTED:
-            counts["posted"] += 1
-        else:
-            counts["suspense"] += 1
-    with transaction.atomic():
-        StatementImport.objects.filter(pk=locked.pk).update(
-            posted=counts["posted"], suspense=counts["suspense"], already_recorded=counts["already_recorded"],
-            invalid=counts["invalid"], skipped=counts["skipped"], content=b"")
-        locked.refresh_from_db()
-        audit_record(action=AuditAction.MOBILE_STATEMENT_IMPORTED, actor=actor, entity=locked.entity, target=locked,
-                     subject=locked.file_name, after={"lines": locked.lines, **counts, "sha256": locked.file_sha256})
+        locked = StatementImport.objects.select_for_update(of=("self",)).select_related("entity", "setup__entity").get(
+            pk=statement.pk, entity_id=statement.entity_id)
+        if locked.state not in (ImportState.PREVIEW, ImportState.FAILED):
+            raise error("statement", MobileMoneyError.INVALID, "This statement has been imported already."
+                        if locked.state == ImportState.DONE else "This statement is being imported already.")
+        locked.state, locked.confirmed_at, locked.confirmed_by = ImportState.QUEUED, timezone.now(), actor
+        locked.progress, locked.failure, locked.heartbeat_at = 0, "", timezone.now()
+        locked.save(update_fields=["state", "confirmed_at", "confirmed_by", "progress", "failure", "heartbeat_at"])
+        audit_record(action=AuditAction.MOBILE_STATEMENT_CONFIRMED, actor=actor, entity=locked.entity, target=locked,
+                     subject=locked.file_name, after={"lines": locked.lines, "sha256": locked.file_sha256})
+        statement_id = locked.pk
+        transaction.on_commit(lambda: _confirm_later(statement_id))
     return locked
+
+
+def _confirm_later(statement_id: int) -> None:
+    from .tasks import statement_confirm_task
+
+    try:
+        statement_confirm_task(statement_id)
+    except Exception:  # the queue is down: statement_confirms_resume starts it within minutes
+        log.warning("statement import %s left to the resume pass (task queue unavailable)", statement_id, exc_info=True)
+
+
+PROGRESS_EVERY_SECONDS = 1.0
+STALE_AFTER = dt.timedelta(minutes=10)
+
+
+def statement_confirm_run(*, statement_id: int) -> Any:
+    """The import itself (on the consumer): claims the statement (QUEUED, or RUNNING with no sign of
+    life for STALE_AFTER: its worker died), posts the lines set-based (mobilemoney.bulk, each line
+    once), records the counts from what was written (so a resumed run counts exactly), drops the
+    file, audits, then queues the clients' confirmation SMSs."""
+    from . import bulk
+    from .models import ImportState, StatementImport
+
+    now = timezone.now()
+    claimed = (StatementImport.objects.filter(pk=statement_id)
+               .filter(Q(state=ImportState.QUEUED) | Q(state=ImportState.RUNNING, heartbeat_at__lt=now - STALE_AFTER))
+               .update(state=ImportState.RUNNING, heartbeat_at=now))
+    statement = StatementImport.objects.select_related("entity", "setup__entity", "confirmed_by").get(pk=statement_id)
+    if not claimed:
+        return statement
+    last = [time.monotonic()]
+
+    def progress(done: int) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_SECONDS or done >= statement.lines:
+            last[0] = time.monotonic()
+            StatementImport.objects.filter(pk=statement_id).update(progress=done, heartbeat_at=timezone.now())
+
+    actor = statement.confirmed_by or statement.imported_by
+    try:
+        lines = _statement_lines(statement)
+        bulk.post_lines(statement=statement, lines=lines, index=_BookIndex(statement.entity), actor=actor,
+                        on_progress=progress)
+    except Exception as exc:
+        log.exception("statement import %s failed", statement_id)
+        StatementImport.objects.filter(pk=statement_id).update(state=ImportState.FAILED, failure=str(exc)[:300],
+                                                               finished_at=timezone.now())
+        statement.refresh_from_db()
+        return statement
+    invalid = sum(1 for line in lines if line.problem)
+    skipped = sum(1 for line in lines if not line.problem and line.skip)
+    mine = ProviderTransaction.objects.filter(statement_id=statement_id)
+    posted = mine.filter(status=TransactionStatus.POSTED).count()
+    suspense = mine.exclude(status=TransactionStatus.POSTED).count()
+    counts = {"posted": posted, "suspense": suspense, "already_recorded": len(lines) - invalid - skipped - posted - suspense,
+              "invalid": invalid, "skipped": skipped}
+    with transaction.atomic():
+        StatementImport.objects.filter(pk=statement_id).update(
+            state=ImportState.DONE, progress=len(lines), finished_at=timezone.now(), content=b"", **counts)
+        statement.refresh_from_db()
+        audit_record(action=AuditAction.MOBILE_STATEMENT_IMPORTED, actor=actor, entity=statement.entity, target=statement,
+                     subject=statement.file_name, after={"lines": statement.lines, **counts, "sha256": statement.file_sha256})
+    statement_confirmations_send(statement_id=statement_id)
+    return statement
+
+
+def statement_confirmations_send(*, statement_id: int) -> int:
+    """The confirmation SMS of every payment the import posted, each queued once (one short
+    transaction each: the credit ledger is locked only for one message at a time)."""
+    ids = list(ProviderTransaction.objects.filter(statement_id=statement_id, confirmation_sms=ConfirmationSms.PENDING)
+               .order_by("pk").values_list("pk", flat=True))
+    return sum(1 for pk in ids if payment_confirmation_send(txn_id=pk))
+
+
+def statement_confirms_resume() -> int:
+    """Queue again the imports whose task was lost (QUEUED for minutes) or whose worker died
+    (RUNNING with no progress for STALE_AFTER). Returns how many were queued."""
+    from .models import ImportState, StatementImport
+
+    now = timezone.now()
+    ids = list(StatementImport.objects.filter(
+        Q(state=ImportState.QUEUED, heartbeat_at__lt=now - CONFIRMATION_SWEEP_AFTER)
+        | Q(state=ImportState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)).values_list("pk", flat=True)[:10])
+    from .tasks import statement_confirm_task
+
+    # Each on its own task: a long import must not hold up the recovery pass that called this. A
+    # second task for the same import finds it claimed and does nothing.
+    for pk in ids:
+        statement_confirm_task(pk)
+    return len(ids)

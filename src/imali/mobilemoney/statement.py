@@ -39,6 +39,8 @@ COMPLETED = {"completed", "success", "successful", ""}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d-%m-%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
                 "%d.%m.%Y %H:%M:%S", "%Y%m%d%H%M%S")
 MAX_LINES = 200_000
+# A portal export of 200,000 lines is about 30 MB.
+MAX_FILE_BYTES = 40 * 1024 * 1024
 
 
 @dataclass(frozen=True)

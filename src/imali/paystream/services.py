@@ -39,7 +39,7 @@ from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementSta
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
-from . import cdv, notices
+from . import cdv
 from .adapters.base import (
     Document,
     Instalment,

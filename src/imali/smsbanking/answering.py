@@ -22,7 +22,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from imali.messaging.models import InboundMessage
-
 from imali.signing import security as otp_security
 
 from . import engine, services

@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
@@ -27,13 +28,16 @@ from imali.mobilemoney.models import (
     DisbursementBatch,
     ProviderSetup,
     ProviderTransaction,
+    StatementImport,
     TransactionStatus,
 )
+from imali.mobilemoney.statement import COLUMN_LABELS, DEFAULT_COLUMNS, MAX_FILE_BYTES
 from imali.tenancy.rights import Right
 
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
 NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks the right.")
 NOT_FOUND = OpenApiResponse(description="No such record in the caller's entity.")
+PREVIEW_LINES = 500
 
 
 class ProviderSetupSerializer(serializers.ModelSerializer):
@@ -62,6 +66,48 @@ class ProviderTransactionSerializer(serializers.ModelSerializer):
 
 class AllocateSerializer(serializers.Serializer):
     loan = EntityRelatedField(queryset=Loan.objects.all(), help_text="The loan to post the payment to")
+
+
+class StatementImportSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatementImport
+        fields = ["id", "setup", "file_name", "file_sha256", "columns", "lines", "state", "progress", "imported_by",
+                  "imported_at", "confirmed_by", "confirmed_at", "finished_at", "failure", "posted", "suspense",
+                  "already_recorded", "invalid", "skipped"]
+        read_only_fields = fields
+
+
+class StatementLineSerializer(serializers.Serializer):
+    line = serializers.IntegerField(source="number", help_text="The line number in the file, as a spreadsheet shows it")
+    transaction_id = serializers.CharField()
+    amount = MoneyField(allow_null=True)
+    account_reference = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["matched", "unmatched", "recorded", "invalid", "skipped"])
+    note = serializers.CharField()
+    loan = serializers.IntegerField(source="loan_id", allow_null=True)
+
+
+class StatementPreviewSerializer(serializers.Serializer):
+    statement = StatementImportSerializer()
+    counts = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="Lines by what they would become: matched, unmatched, recorded, invalid, skipped")
+    lines = StatementLineSerializer(many=True, help_text=f"The first {PREVIEW_LINES} lines that are not matched")
+
+
+def _statement_upload_serializer():
+    fields = {
+        "setup": EntityRelatedField(queryset=ProviderSetup.objects.all(), help_text="The provider account the statement is of"),
+        "file": serializers.FileField(allow_empty_file=False, max_length=200,
+                                      help_text=f"CSV or XLSX, at most {MAX_FILE_BYTES // (1024 * 1024)} MB"),
+    }
+    for key, label in COLUMN_LABELS.items():
+        fields[key] = serializers.CharField(required=False, allow_blank=True, max_length=60,
+                                            help_text=f"{label} (default: the setup's remembered mapping, else "
+                                                      f"'{DEFAULT_COLUMNS[key]}')")
+    return type("StatementUploadSerializer", (serializers.Serializer,), fields)
+
+
+StatementUploadSerializer = _statement_upload_serializer()
 
 
 class CollectionRequestSerializer(serializers.ModelSerializer):
@@ -242,11 +288,61 @@ class BatchViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMode
         return Response(BatchSerializer(disbursements.batch_approve(batch=self.get_object(), actor=request.user)).data)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List statement imports", responses={200: StatementImportSerializer(many=True), 403: NO_RIGHT}),
+    retrieve=extend_schema(summary="Read a statement import (state and progress of its import)",
+                           responses={200: StatementImportSerializer, 403: NO_RIGHT, 404: NOT_FOUND}),
+)
+class StatementImportViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = StatementImportSerializer
+    lookup_url_kwarg = "statementimport_id"
+    lookup_value_regex = r"[0-9]+"
+    parser_classes = [MultiPartParser, JSONParser]
+    required_rights = {"list": Right.CAPTURE_RECEIPTS, "retrieve": Right.CAPTURE_RECEIPTS, "create": Right.CAPTURE_RECEIPTS,
+                       "confirm": Right.CAPTURE_RECEIPTS}
+
+    def get_queryset(self):
+        return selectors.import_list(entity=self.entity).order_by("pk")
+
+    @extend_schema(summary="Upload a provider statement for preview",
+                   description="Multipart: the statement file (CSV or XLSX; preamble rows above the header are skipped) "
+                               "and, optionally, the column names (remembered per setup). Nothing is posted: the answer "
+                               "counts the lines by what they would become and lists the lines that are not matched "
+                               "with their line numbers. A file that does not read is refused naming the problem. "
+                               "Audited. Needs 'Receipts: capture'.",
+                   request={"multipart/form-data": StatementUploadSerializer},
+                   responses={201: StatementPreviewSerializer, 400: BAD_INPUT, 403: NO_RIGHT})
+    def create(self, request, *args, **kwargs):
+        serializer = StatementUploadSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        if upload.size > MAX_FILE_BYTES:
+            raise serializers.ValidationError({"file": [f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it."]})
+        preview = services.statement_upload(setup=data["setup"], actor=request.user, file_name=upload.name,
+                                            content=upload.read(), columns={k: data.get(k, "") for k in COLUMN_LABELS})
+        lines = [line for line in preview.lines if line.kind != "matched"][:PREVIEW_LINES]
+        body = StatementPreviewSerializer({"statement": preview.statement, "counts": preview.counts, "lines": lines}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Import a previewed statement (in the background)",
+                   description="Starts the import on the background worker and answers at once (202): follow its "
+                               "state and progress by reading the import. Each line is posted once (by its "
+                               "transaction number); a statement is imported once, and one whose import failed can "
+                               "be confirmed again. Audited. Needs 'Receipts: capture'.",
+                   request=None, responses={202: StatementImportSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, *args, **kwargs):
+        started = services.statement_confirm(statement=self.get_object(), actor=request.user)
+        return Response(StatementImportSerializer(started).data, status=status.HTTP_202_ACCEPTED)
+
+
 router = SimpleRouter()
 router.register("mobile-money/providers", ProviderSetupViewSet, basename="mm-provider")
 router.register("mobile-money/payments", MobilePaymentViewSet, basename="mm-payment")
 router.register("mobile-money/requests-to-pay", CollectionRequestViewSet, basename="mm-request-to-pay")
 router.register("mobile-money/disbursements", DisbursementViewSet, basename="mm-disbursement")
 router.register("mobile-money/batches", BatchViewSet, basename="mm-batch")
+router.register("mobile-money/statements", StatementImportViewSet, basename="mm-statement")
 
 urlpatterns = router.urls

@@ -8,11 +8,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
 from imali.mobilemoney.models import Provider, ProviderSetup, ProviderTransaction, TransactionStatus
+from imali.mobilemoney.statement import MAX_FILE_BYTES
 from imali.tenancy.rights import Right
 
 from ..access import right_required
@@ -211,7 +212,7 @@ def _statement_form_class():
 
 
 StatementForm = _statement_form_class()
-MAX_STATEMENT_BYTES = 40 * 1024 * 1024
+MAX_STATEMENT_BYTES = MAX_FILE_BYTES
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
@@ -245,15 +246,15 @@ def statement_upload_view(request):
 def _statement(request, statementimport_id: int):
     from imali.mobilemoney.models import StatementImport
 
-    return get_object_or_404(StatementImport.objects.select_related("entity", "setup", "imported_by"),
+    return get_object_or_404(StatementImport.objects.select_related("entity", "setup", "imported_by", "confirmed_by"),
                              entity=request.entity, pk=statementimport_id)
 
 
 @right_required(Right.CAPTURE_RECEIPTS, methods=("GET", "HEAD"))
 def statement_preview_view(request, statementimport_id: int):
     statement = _statement(request, statementimport_id)
-    if statement.confirmed_at is not None:
-        return render(request, "web/mobilemoney/statement_done.html", {"statement": statement})
+    if statement.state != "preview":
+        return render(request, "web/mobilemoney/statement_done.html", _import_progress(request, statement))
     preview = services.statement_preview(statement=statement)
     show = request.GET.get("show", "")
     lines = [line for line in preview.lines if not show or line.kind == show]
@@ -262,17 +263,30 @@ def statement_preview_view(request, statementimport_id: int):
         "statement": statement, "counts": preview.counts, "page": page, "show": show})
 
 
+def _import_progress(request, statement) -> dict:
+    running = statement.state in ("queued", "running")
+    total = max(statement.lines, 1)
+    return {"statement": statement, "percent": 100 if statement.state == "done" else min(99, statement.progress * 100 // total),
+            "poll": {"url": reverse("web:mm_statement_progress", kwargs={"statementimport_id": statement.pk}),
+                     "seconds": 2} if running else {}}
+
+
+@right_required(Right.CAPTURE_RECEIPTS, methods=("GET", "HEAD"))
+def statement_progress_view(request, statementimport_id: int):
+    """The import's progress fragment, polled (htmx) until it has finished."""
+    return render(request, "web/mobilemoney/_statement_progress.html", _import_progress(request, _statement(request, statementimport_id)))
+
+
 @right_required(Right.CAPTURE_RECEIPTS, methods=("POST",))
 def statement_confirm_view(request, statementimport_id: int):
     statement = _statement(request, statementimport_id)
     try:
-        done = services.statement_confirm(statement=statement, actor=request.user)
+        started = services.statement_confirm(statement=statement, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("web:mm_statement_upload")
-    messages.success(request, f"Imported {done.file_name}: {done.posted} posted, {done.suspense} to suspense, "
-                              f"{done.already_recorded} recorded already, {done.invalid} invalid.")
-    return redirect("web:mm_statement_preview", statementimport_id=done.pk)
+    messages.success(request, f"Importing {started.file_name} in the background: this page shows how far it is.")
+    return redirect("web:mm_statement_preview", statementimport_id=started.pk)
 
 
 # --- mobile disbursements ---------------------------------------------------------------------------
@@ -371,6 +385,7 @@ urlpatterns = [
     path("mobile-money/statements/", statement_upload_view, name="mm_statement_upload"),
     path("mobile-money/statements/<int:statementimport_id>/", statement_preview_view, name="mm_statement_preview"),
     path("mobile-money/statements/<int:statementimport_id>/confirm/", statement_confirm_view, name="mm_statement_confirm"),
+    path("mobile-money/statements/<int:statementimport_id>/progress/", statement_progress_view, name="mm_statement_progress"),
     path("mobile-money/disbursements/", disbursement_list_view, name="mm_disbursements"),
     path("mobile-money/disbursements/send/", payments_send_view, name="mm_payments_send"),
     path("mobile-money/disbursements/loan/<int:loan_id>/", disbursement_mark_view, name="mm_disbursement_mark"),
