@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "imali.mobilemoney",
     "imali.batches",
     "imali.paystream",
+    "imali.marketing",
     "imali.demo",
     "imali.web",
     "imali.api",

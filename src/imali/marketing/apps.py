@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class MarketingConfig(AppConfig):
+    name = "imali.marketing"
+    label = "marketing"
+    verbose_name = "Client marketing"
