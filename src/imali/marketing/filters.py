@@ -16,8 +16,8 @@ from imali.clients.models import (
     EconomicSector,
     Employer,
     EmployerClassification,
-    Paypoint,
     PaymentFrequency,
+    Paypoint,
 )
 from imali.loans.models import PaybackType
 from imali.tenancy.models import Branch, Entity, Region, User

@@ -131,3 +131,46 @@ class CustomMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()}: {self.name}"
+
+
+class SendState(models.TextChoices):
+    QUEUED = "queued", "Waiting to start"
+    RUNNING = "running", "Sending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class MarketingSend(models.Model):
+    """One send of a custom message to a data set's clients (all, or the rows ticked). Recorded once
+    per (entity, key), so a double click sends once; its run writes one process-log entry."""
+
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="+")
+    dataset = models.ForeignKey(DataSet, on_delete=models.PROTECT, related_name="sends")
+    message = models.ForeignKey(CustomMessage, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=5, choices=MessageChannel.choices)
+    # The rows ticked (DataSetRow ids); empty: every row of the data set.
+    row_ids = models.JSONField(default=list, blank=True)
+    idempotency_key = models.CharField(max_length=120)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=8, choices=SendState.choices, default=SendState.QUEUED)
+    background = models.BooleanField(default=False)
+    selected = models.PositiveIntegerField(default=0)
+    queued = models.PositiveIntegerField(default=0)
+    dropped = models.PositiveIntegerField(default=0)
+    dropped_reasons = models.JSONField(default=dict, blank=True)
+    credits = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    process = models.ForeignKey("messaging.ProcessLog", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["entity", "idempotency_key"], name="mkt_send_once_per_key")]
+
+    def __str__(self) -> str:
+        return f"Marketing send {self.pk} ({self.get_state_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (SendState.DONE, SendState.FAILED)

@@ -27,7 +27,14 @@ from imali.clients.models import (
     PaymentMoveDirection,
 )
 from imali.core.idnumbers import Gender, IdType
-from imali.loans.models import OPEN_STATUSES, Instalment, Loan, LoanStatus, NonLoanDebit, PaybackType
+from imali.loans.models import (
+    OPEN_STATUSES,
+    Instalment,
+    Loan,
+    LoanStatus,
+    NonLoanDebit,
+    PaybackType,
+)
 from imali.loans.selectors import ClientFigures, portfolio_snapshot
 from imali.tenancy.models import Entity
 
