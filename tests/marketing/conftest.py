@@ -21,3 +21,11 @@ def no_consent_needed(entity):
     Entity.objects.filter(pk=entity.pk).update(marketing_consent_not_required=True)
     entity.refresh_from_db()
     return entity
+
+
+@pytest.fixture
+def immediate_huey(settings):
+    """The Huey consumer's work done in the request (Huey's immediate mode)."""
+    settings.HUEY.immediate = True
+    yield settings.HUEY
+    settings.HUEY.immediate = False
