@@ -253,6 +253,8 @@ SPECTACULAR_SETTINGS = {
         "AppointmentTypeEnum": "imali.clients.models.AppointmentType",
         "IdTypeEnum": "imali.core.idnumbers.IdType",
         "GenderEnum": "imali.core.idnumbers.Gender",
+        "DataSetStateEnum": "imali.marketing.models.DataSetState",
+        "MarketingSendStateEnum": "imali.marketing.models.SendState",
     },
 }
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
