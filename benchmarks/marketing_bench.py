@@ -56,10 +56,10 @@ def _ours(entities, as_of) -> tuple[float, int]:
 
 def _floor(entities, as_of) -> tuple[float, int]:
     from django.db import connection, transaction
+    from snapshot_bench import _baseline_sql, _session
 
     from imali.clients.models import Client, ClientAccount, ClientNote, Employer, Paypoint
     from imali.tenancy.models import Branch, User
-    from snapshot_bench import _baseline_sql, _session
 
     c, b, u = Client._meta.db_table, Branch._meta.db_table, User._meta.db_table
     e, p = Employer._meta.db_table, Paypoint._meta.db_table
