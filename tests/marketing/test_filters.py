@@ -203,6 +203,7 @@ def test_each_bad_filter_is_an_error_naming_it(entity, other_entity, no_consent_
     assert set(errors_of(entity, area="Nowhere")) == {"area"}
     assert set(errors_of(entity, overdues="sometimes")) == {"overdues"}
     assert set(errors_of(entity, colour="blue")) == {"colour"}
+    assert set(errors_of(entity, created_to="9999-12-31")) == {"created_to"}
 
 
 def test_contradictory_filters_are_errors_naming_the_field(entity, no_consent_needed):
