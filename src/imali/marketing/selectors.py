@@ -287,9 +287,14 @@ def dataset_row_page(*, dataset: DataSet, sort: str = "", descending: bool = Fal
     return rows.order_by("seq")
 
 
+# Rows an export (and a send) holds at once, whatever the size of the data set.
+EXPORT_CHUNK_ROWS = 2000
+
+
 def dataset_export_rows(*, dataset: DataSet, keys: tuple[str, ...]) -> Iterator[tuple]:
     """The data set's rows as value tuples of `keys`, by collection order, streamed in chunks."""
-    return DataSetRow.objects.filter(dataset=dataset).order_by("seq").values_list(*keys).iterator(chunk_size=2000)
+    return (DataSetRow.objects.filter(dataset=dataset).order_by("seq").values_list(*keys)
+            .iterator(chunk_size=EXPORT_CHUNK_ROWS))
 
 
 def custom_message_list(*, entity: Entity, channel: str | None = None, active_only: bool = False) -> QuerySet[CustomMessage]:
