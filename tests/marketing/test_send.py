@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from imali.clients.models import Client
-from imali.marketing.models import DataSetRow, MarketingSend
+from imali.marketing.models import CustomMessage, DataSetRow, MarketingSend
 from imali.marketing.sending import send_preview, send_start
 from imali.marketing.services import custom_message_save, dataset_start
 from imali.messaging import policy
@@ -195,3 +195,22 @@ def test_send_screen_previews_then_sends(client, entity, staff, funded, consente
     assert OutboxMessage.objects.count() == 2
     ticked_none = client.post(url, {**data, "recipients": "ticked", "idempotency_key": "other", "preview": "1"})
     assert "recipients" in ticked_none.context["form"].errors
+
+
+def test_custom_message_screen_saves_and_checks(client, entity, staff):
+    client.force_login(staff)
+    url = reverse("web:marketing_messages")
+    assert client.get(url).status_code == 200
+    bad = client.post(url, {"channel": "sms", "name": "Offer", "text": "Hi {^Nmae^} there", "is_active": "on"})
+    assert bad.status_code == 200 and "text" in bad.context["form"].errors
+    saved = client.post(url, {"channel": "sms", "name": "Offer", "text": "Hi {^Client Name^} there", "is_active": "on"})
+    assert saved.status_code == 302
+    message = CustomMessage.objects.get(entity=entity, name="Offer")
+    edit = reverse("web:marketing_message_edit", kwargs={"custommessage_id": message.pk})
+    client.post(edit, {"name": "Offer two", "text": "Hi {^Client Name^} again", "is_active": "on"})
+    message.refresh_from_db()
+    assert (message.name, message.channel) == ("Offer two", "sms")
+    marketer_only = factories.make_user(entity=entity, rights=[Right.CLIENT_MARKETING])
+    client.force_login(marketer_only)
+    refused = client.post(url, {"channel": "sms", "name": "Mine", "text": "Hi {^Client Name^} x", "is_active": "on"})
+    assert refused.status_code == 403 and not CustomMessage.objects.filter(name="Mine").exists()
