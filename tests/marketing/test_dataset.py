@@ -193,7 +193,7 @@ def test_csv_and_xlsx_exports_carry_every_column_and_are_audited(client, entity,
 
 def test_export_memory_stays_bounded_as_the_data_set_grows(entity, marketer, book, no_consent_needed, monkeypatch):
     """The export reads rows in chunks and writes as they come: the memory Python allocates for a
-    data set of 3,200 rows is not much more than for 800 (a whole-list export would be 4×). The
+    data set of 1,200 rows is not much more than for 300 (a whole-list export would be 4×). The
     chunk and the XLSX file's in-memory part are made small here so that both sizes span many
     chunks (the product's are 2,000 rows and 8 MB; the benchmark measures those at scale)."""
     import tracemalloc
@@ -202,8 +202,8 @@ def test_export_memory_stays_bounded_as_the_data_set_grows(entity, marketer, boo
     from imali.messaging import reports
     from imali.web.views.marketing import export_rows
 
-    monkeypatch.setattr(selectors, "EXPORT_CHUNK_ROWS", 100)
-    monkeypatch.setattr(reports, "XLSX_SPOOL_BYTES", 32 * 1024)
+    monkeypatch.setattr(selectors, "EXPORT_CHUNK_ROWS", 50)
+    monkeypatch.setattr(reports, "XLSX_SPOOL_BYTES", 16 * 1024)
 
     client_row = book.borrower()
     dataset = run(entity, marketer)
@@ -235,9 +235,9 @@ def test_export_memory_stays_bounded_as_the_data_set_grows(entity, marketer, boo
         tracemalloc.stop()
         return top
 
-    grow(800)
+    grow(300)
     small = {fmt: peak(fmt) for fmt in ("csv", "xlsx")}
-    grow(3200)
+    grow(1200)
     large = {fmt: peak(fmt) for fmt in ("csv", "xlsx")}
     for fmt in ("csv", "xlsx"):
         assert large[fmt] < small[fmt] * 2, (fmt, small, large)
