@@ -244,6 +244,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several apps have a `status` or `kind`; name each enum after its own choices class.
     "ENUM_NAME_OVERRIDES": {
+        "DataSetStateEnum": "imali.marketing.models.DataSetState",
+        "MarketingSendStateEnum": "imali.marketing.models.SendState",
         "ClientStatusEnum": "imali.clients.models.ClientStatus",
         "ClientTitleEnum": "imali.clients.models.Title",
         "EmployerClassificationEnum": "imali.clients.models.EmployerClassification",
@@ -253,8 +255,6 @@ SPECTACULAR_SETTINGS = {
         "AppointmentTypeEnum": "imali.clients.models.AppointmentType",
         "IdTypeEnum": "imali.core.idnumbers.IdType",
         "GenderEnum": "imali.core.idnumbers.Gender",
-        "DataSetStateEnum": "imali.marketing.models.DataSetState",
-        "MarketingSendStateEnum": "imali.marketing.models.SendState",
     },
 }
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
