@@ -29,6 +29,7 @@ PAGES = {
     "reports": ("web:signing_contracts", "web:signing_otp_audit", "web:signing_login_detail"),
     "email": ("web:messaging_email_templates",),
     "batches": ("web:batches",),
+    "marketing": ("web:marketing", "web:marketing_logs", "web:marketing_messages"),
 }
 
 
@@ -89,6 +90,11 @@ def _journey(login, user: User, admin: User, n: int) -> None:
         from imali.batches.services import batch_preview
 
         assert batch_preview(actor=user, entity=entity, batch_type="crm_loan_status", criteria={"loan_status": "active"}).selected
+    if "marketing" in journeys:
+        from imali.marketing.services import dataset_start
+
+        dataset = dataset_start(actor=user, entity=entity, filters={}, background=False)
+        assert dataset.state == "done" and dataset.row_count, dataset.error
 
 
 @pytest.mark.django_db

@@ -16,7 +16,7 @@ import datetime as dt
 import itertools
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -589,3 +589,51 @@ def batch_resume(*, actor, entity: Entity, batch_id: int) -> MessageBatch:
         batch_run(batch_id=batch.pk)
         batch.refresh_from_db()
     return batch
+
+
+# --- a recipient list chosen elsewhere (client marketing) ------------------------------------------
+def recipient_list(*, entity: Entity, rows: Iterable[tuple[int, str, bool, Mapping]], key_prefix: str, walk: Walk,
+                   on_row=None) -> Iterator[BulkRecipient]:
+    """Recipients of a direct-marketing send to clients another screen chose (client marketing's
+    ticked rows), with the same drops as a CRM batch: no cellphone, a number already in the list,
+    answered STOP, no marketing consent (unless the entity needs none). `rows` are (client id,
+    cellphone, consent, merge values), in the order to send; dropped clients are counted in `walk`."""
+    consent_needed = not entity.marketing_consent_not_required
+    opted_out = selectors.opted_out_numbers(entity=entity)
+    seen: set[str] = set()
+    dropped = walk.dropped
+    for cid, cellphone, consent, values in rows:
+        walk.selected += 1
+        if on_row is not None:
+            on_row(walk.selected)
+        if not cellphone:
+            dropped[DropReason.NO_CELLPHONE.value] += 1
+        elif cellphone in seen:
+            dropped[DropReason.DUPLICATE_NUMBER.value] += 1
+        elif cellphone in opted_out:
+            dropped[DropReason.OPTED_OUT.value] += 1
+        elif consent_needed and not consent:
+            dropped[DropReason.NO_CONSENT.value] += 1
+        else:
+            seen.add(cellphone)
+            yield BulkRecipient(f"{key_prefix}:c{cid}", cellphone, values, client_id=cid)
+
+
+def recipient_list_send(*, actor, entity: Entity, text: str, recipients: Iterable[BulkRecipient], walk: Walk,
+                        kind: str, criteria: Mapping) -> ProcessLog:
+    """Queue a direct-marketing text to a recipient list through the bulk path
+    (messages_enqueue_bulk: credits reserved once, CPA hours, opt-out text, idempotent keys) and put
+    the list's own drops into the run's one process-log entry."""
+    from imali.messaging.models import MessageType
+
+    text = policy.marketing_text(entity=entity, text=text)
+    log = messages_enqueue_bulk(entity=entity, actor=actor, message_type=MessageType.MARKETING, text=text,
+                                recipients=recipients, kind=kind, criteria=dict(criteria))
+    with transaction.atomic():
+        log = ProcessLog.objects.select_for_update().get(pk=log.pk)
+        reasons = Counter(log.skipped_reasons or {})
+        reasons.update(walk.dropped)
+        log.skipped_reasons = dict(reasons)
+        log.skipped = sum(reasons.values())
+        log.save(update_fields=["skipped_reasons", "skipped"])
+    return log

@@ -110,6 +110,13 @@ class AppointmentType(models.TextChoices):
     PENSIONER = "pensioner", "Pensioner"
 
 
+def payback_type_choices():
+    """The payback (receipt) types of the loan book, one list for receipts and clients."""
+    from imali.loans.models import PaybackType
+
+    return PaybackType.choices
+
+
 class Client(models.Model):
     entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="clients")
     branch = models.ForeignKey("tenancy.Branch", on_delete=models.PROTECT, related_name="clients")
@@ -141,6 +148,9 @@ class Client(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     marketing_consent = models.BooleanField(default=False)
+    # What the lender knows of the client for marketing (the seed's "Marketing info"): how they
+    # came to the lender, what they asked about. Free text.
+    marketing_info = models.CharField(max_length=200, blank=True, default="", db_default="")
     insolvent = models.BooleanField(default=False)
     garnishee = models.BooleanField(default=False)
     historically_disadvantaged = models.BooleanField(default=False)
@@ -157,6 +167,13 @@ class Client(models.Model):
         max_length=6, choices=PaymentMoveDirection.choices, default=PaymentMoveDirection.BEFORE
     )
     credit_limit = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    # How the client pays back (cash, debit order, ...): the receipt type marketing filters by.
+    payback_type = models.CharField(max_length=16, choices=payback_type_choices, blank=True, default="", db_default="")
+    # The affordability figures: what the client detail says is free for an instalment, and what the
+    # latest budget (income less expenses) left for one.
+    available_for_instalment = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    budget_available_for_instalment = models.DecimalField(
+        "available for instalment (latest budget)", max_digits=14, decimal_places=2, null=True, blank=True)
     # Employment
     employer = models.ForeignKey(Employer, null=True, blank=True, on_delete=models.PROTECT, related_name="clients")
     paypoint = models.ForeignKey(Paypoint, null=True, blank=True, on_delete=models.PROTECT, related_name="clients")

@@ -49,7 +49,9 @@ def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | 
     if not cleaned.get("initials") and cleaned.get("full_names"):
         cleaned["initials"] = "".join(p[0].upper() for p in cleaned["full_names"].split())[:10]
 
-    for field, choices in CHOICE_FIELDS.items():
+    from imali.loans.models import PaybackType  # loans builds on clients: read here, when checking
+
+    for field, choices in {**CHOICE_FIELDS, "payback_type": PaybackType}.items():
         value = cleaned.get(field)
         if value not in (None, "") and value not in choices.values:
             allowed = ", ".join(f"{v} ({label})" for v, label in choices.choices)
@@ -102,7 +104,13 @@ def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | 
             unit = "day of the month (1–31)" if limit == 31 else "day of the week (1=Monday–7)"
             _add(errors, "payment_day", f"Payment day must be a {unit} for {frequency} pay.", "out_of_range")
 
-    for field in ("salary", "credit_limit"):
+    info = cleaned.get("marketing_info")
+    if isinstance(info, str):
+        cleaned["marketing_info"] = " ".join(info.split())
+        if len(cleaned["marketing_info"]) > 200:
+            _add(errors, "marketing_info", "Marketing info is at most 200 characters.", "too_long")
+
+    for field in ("salary", "credit_limit", "available_for_instalment", "budget_available_for_instalment"):
         value = cleaned.get(field)
         if value == "":
             cleaned[field] = None  # an amount cleared

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "imali.mobilemoney",
     "imali.batches",
     "imali.paystream",
+    "imali.marketing",
     "imali.demo",
     "imali.web",
     "imali.api",
@@ -243,6 +244,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several apps have a `status` or `kind`; name each enum after its own choices class.
     "ENUM_NAME_OVERRIDES": {
+        "DataSetStateEnum": "imali.marketing.models.DataSetState",
+        "MarketingSendStateEnum": "imali.marketing.models.SendState",
         "ClientStatusEnum": "imali.clients.models.ClientStatus",
         "ClientTitleEnum": "imali.clients.models.Title",
         "EmployerClassificationEnum": "imali.clients.models.EmployerClassification",

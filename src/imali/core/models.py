@@ -78,6 +78,10 @@ class AuditAction(models.TextChoices):
     CHANGE_REFUNDED = "change.refunded", "Change paid back to the client"
     CHANGE_REFUND_REVERSED = "change.refund_reversed", "Change refund reversed"
     REPORT_EXPORTED = "report.exported", "Report exported"
+    # Client marketing (imali.marketing).
+    MARKETING_DATASET_RUN = "marketing.dataset_run", "Client marketing data set run"
+    MARKETING_MESSAGE_SAVED = "marketing.message_saved", "Marketing custom message saved"
+    MARKETING_SENT = "marketing.sent", "Client marketing message sent"
     AUTOMATIC_SMS_CHANGED = "reminders.automatic_changed", "Automatic SMS setup changed"
     MIS_SMS_CHANGED = "reminders.mis_changed", "MIS SMS setup changed"
     DAILY_SMS_RUN = "reminders.run", "Automatic or MIS SMS run for a day"

@@ -23,6 +23,7 @@ from imali.batches.demo_data import demo_batch_templates_ensure
 from imali.core.audit import audit_record, snapshot
 from imali.core.models import AuditAction
 from imali.loans.daily_close import daily_close_run
+from imali.marketing.demo_data import demo_custom_messages_ensure
 from imali.messaging.demo import demo_reply_notify_ensure
 from imali.mobilemoney.demo_data import demo_mobile_money_ensure
 from imali.paystream.demo_data import paystream_demo_ensure
@@ -52,6 +53,7 @@ JOURNEYS: dict[str, tuple[str, tuple[Right, ...]]] = {
     "receipts": ("capture receipts", (Right.CAPTURE_RECEIPTS,)),
     "sms": ("send single SMS", (Right.SEND_SINGLE_SMS,)),
     "batches": ("send message batches", (Right.MAXSMS_PROCESSING,)),
+    "marketing": ("run client marketing data sets and send to them", (Right.CLIENT_MARKETING, Right.VIEW_LOGS)),
     "email": ("set up and send email", (Right.MAXMAIL_GENERAL_SETUP, Right.MAXMAIL_MESSAGE_SETUP)),
     "reports": ("run the reports", (Right.REPORT_SMS_DETAIL, Right.REPORT_CONTRACTS_ISSUED, Right.REPORT_LOGIN_DETAIL)),
 }
@@ -203,6 +205,7 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
         created |= demo_reply_notify_ensure(entities=entities.values())
         created |= smsbanking_demo_ensure(entities=entities.values())
         created |= demo_batch_templates_ensure(entities=entities.values())
+        created |= demo_custom_messages_ensure(entities=entities.values())
         # The gateways the demo's peers stand behind: the SMSC, and an HTTP aggregator as each country's failover.
         if demo_gateways_ensure(countries=DEMO_COUNTRIES):
             created = True

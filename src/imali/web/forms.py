@@ -123,10 +123,11 @@ CLIENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Contact", ["cellphone", "home_phone", "work_phone", "email", "physical_address", "postal_address", "area"]),
     ("Employment", ["employer", "paypoint", "employee_number", "occupation", "appointment_type",
                     "commencement_of_service", "contract_expiry_date", "other_employer_reference"]),
-    ("Income and payment", ["salary", "bonus_month", "payment_frequency", "payment_day", "payment_move_direction", "credit_limit"]),
+    ("Income and payment", ["salary", "bonus_month", "payment_frequency", "payment_day", "payment_move_direction", "credit_limit",
+                            "payback_type", "available_for_instalment", "budget_available_for_instalment"]),
     ("Administration and flags", ["branch", "status", "salesperson", "tax_number", "original_client_number",
                                   "new_loans_allowed", "marketing_consent", "insolvent", "garnishee",
-                                  "historically_disadvantaged", "notes"]),
+                                  "historically_disadvantaged", "marketing_info", "notes"]),
 ]
 LABELS = {"id_type": "ID type", "id_number": "ID number"}
 CLIENT_FORM_FIELDS = [name for _, names in CLIENT_FIELDSETS for name in names]
@@ -181,7 +182,7 @@ class ClientForm(FieldsetsMixin, forms.Form):
             label="Paypoint", widget=PaypointSelect(attrs={"data-follows": "employer"}),
         )
         self.fields["salesperson"].queryset = User.objects.filter(entity=entity, is_active=True)
-        for name in ("salary", "credit_limit"):
+        for name in ("salary", "credit_limit", "available_for_instalment", "budget_available_for_instalment"):
             self.fields[name] = MoneyFormField(allow_zero=True, required=False, label=self.fields[name].label)
         # Re-order after replacing fields so the page follows the fieldsets.
         self.order_fields(CLIENT_FORM_FIELDS)

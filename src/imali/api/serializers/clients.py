@@ -78,6 +78,8 @@ class ClientWriteSerializer(serializers.ModelSerializer):
     # Signs are the clients service's (core.money), so a negative one comes with the cross-field errors.
     salary = MoneyShapeField(allow_zero=True, required=False, allow_null=True)
     credit_limit = MoneyShapeField(allow_zero=True, required=False, allow_null=True)
+    available_for_instalment = MoneyShapeField(allow_zero=True, required=False, allow_null=True)
+    budget_available_for_instalment = MoneyShapeField(allow_zero=True, required=False, allow_null=True)
 
     class Meta:
         model = Client

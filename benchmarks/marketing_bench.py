@@ -1,0 +1,238 @@
+"""The client-marketing data set with every column against a bare read of the same rows and
+columns, in the same run; and the export of the kept data sets to CSV and XLSX, peak memory.
+
+    .venv/bin/python benchmarks/marketing_bench.py [--clients 1000000] [--seed 42] [--keep NAME]
+    DATABASE_URL=postgres://... .venv/bin/python benchmarks/marketing_bench.py --clients 1000000
+
+Builds a book with the demo generator and its loan extension (SQLite: a fresh file in a temporary
+directory; PostgreSQL: a fresh database, dropped afterwards), sets every entity "marketing consent
+not required" (so every client is in the data set), then for every entity times:
+- ours: `marketing.selectors.dataset_rows` with "Calculate settlement amount" — the selection with
+  its joined client columns, bank account and last notes (one query, streamed), the whole-book
+  loan figures (`portfolio_snapshot`) and every one of the 68 columns made for every client,
+  materialised;
+- floor: a bare read of the same rows and columns: the client columns with the same joins
+  (branch, salesperson, employer, paypoint) fetched whole, the entity's active bank accounts and
+  notes fetched whole, and the bare aggregates over the loan rows the figures read (the snapshot
+  benchmark's floor: same tables, same indexes, no grouping, no figure logic).
+The pair runs twice (floor then ours, ours then floor); "ratio" is the worse of ours ÷ floor.
+Goal: ratio <= 3. Also the full run as the screen does it (`dataset_run`: rows kept in the
+database, 2,000 per transaction), reported beside, not in the ratio.
+
+Export: every entity's kept data set is exported in a child process, once to CSV and once to
+XLSX (openpyxl write-only), the same code as the screen's and the API's; the child's peak RSS
+(its VmHWM) and seconds. Goal: peak_rss_mb < 300 at 1M rows.
+Writes benchmarks/results/marketing_<db>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+
+def _ours(entities, as_of) -> tuple[float, int]:
+    from imali.marketing.selectors import dataset_rows
+
+    started = time.perf_counter()
+    rows = 0
+    for entity in entities:
+        got = list(dataset_rows(entity=entity, filters={"calculate_settlement": True}, as_of=as_of, with_settlement=True))
+        rows += len(got)
+        del got
+    return time.perf_counter() - started, rows
+
+
+def _floor(entities, as_of) -> tuple[float, int]:
+    from django.db import connection, transaction
+    from snapshot_bench import _baseline_sql, _session
+
+    from imali.clients.models import Client, ClientAccount, ClientNote, Employer, Paypoint
+    from imali.tenancy.models import Branch, User
+
+    c, b, u = Client._meta.db_table, Branch._meta.db_table, User._meta.db_table
+    e, p = Employer._meta.db_table, Paypoint._meta.db_table
+    a, n = ClientAccount._meta.db_table, ClientNote._meta.db_table
+    columns = ", ".join(f"c.{f.column}" for f in Client._meta.concrete_fields)
+    clients = (f"SELECT {columns}, b.name, u.first_name, u.last_name, u.username, e.name, e.classification, e.telephone, "
+               f"p.number FROM {c} c JOIN {b} b ON b.id = c.branch_id LEFT JOIN {u} u ON u.id = c.salesperson_id "
+               f"LEFT JOIN {e} e ON e.id = c.employer_id LEFT JOIN {p} p ON p.id = c.paypoint_id "
+               f"WHERE c.entity_id = %(entity)s AND c.status <> 'deceased' ORDER BY c.number")
+    accounts = (f"SELECT a.client_id, a.bank_name, a.account_type, a.account_number, a.branch_code FROM {a} a "
+                f"JOIN {c} c ON c.id = a.client_id WHERE c.entity_id = %(entity)s AND a.kind = 'bank' AND a.is_active")
+    notes = (f"SELECT t.client_id, t.text, t.is_display_note, t.created_at FROM {n} t JOIN {c} c ON c.id = t.client_id "
+             f"WHERE c.entity_id = %(entity)s")
+    figures = _baseline_sql(vendor=connection.vendor)
+    started = time.perf_counter()
+    rows = 0
+    for entity in entities:
+        params = {"entity": entity.pk, "aso": as_of.toordinal()}
+        with transaction.atomic(), connection.cursor() as cursor:
+            _session(cursor)
+            cursor.execute(clients, params)
+            rows += len(cursor.fetchall())
+            for sql in (accounts, notes, *figures.values()):
+                cursor.execute(sql, params)
+                cursor.fetchall()
+    return time.perf_counter() - started, rows
+
+
+def _export_child(dataset_ids: list[int], fmt: str) -> None:
+    """In the child process: export each data set, as the screen does, to a throw-away file."""
+    from imali.marketing.columns import FREE_TEXT_KEYS, shown_columns
+    from imali.marketing.models import DataSet
+    from imali.messaging import reports
+    from imali.web.views.marketing import export_rows
+
+    for dataset in DataSet.objects.filter(pk__in=dataset_ids):
+        columns = shown_columns(with_settlement=dataset.with_settlement)
+        keys = tuple(col.key for col in columns)
+        header = [col.label for col in columns]
+        text = frozenset(i for i, k in enumerate(keys) if k in FREE_TEXT_KEYS)
+        if fmt == "csv":
+            with open(os.devnull, "wb") as sink:
+                for piece in reports.csv_stream(header, export_rows(dataset, keys), text_columns=text):
+                    sink.write(piece)
+        else:
+            handle, _size = reports.xlsx_file("Client marketing", header, export_rows(dataset, keys), text_columns=text)
+            for _ in reports.file_stream(handle):
+                pass
+
+
+def _export(dataset_ids: list[int], fmt: str) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of a child process exporting the data sets."""
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, __file__, "--export-child", fmt, "--datasets",
+                            ",".join(map(str, dataset_ids))], env=os.environ.copy(), capture_output=True, text=True)
+    if child.returncode:
+        raise SystemExit(f"export child failed ({fmt}): {child.returncode}\n{child.stderr[-2000:]}")
+    peak_kb = json.loads(child.stdout.strip().splitlines()[-1])["peak_kb"]
+    return time.perf_counter() - started, peak_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", help="keep the book under this name and reuse it when it exists")
+    parser.add_argument("--export-child", choices=["csv", "xlsx"], help=argparse.SUPPRESS)
+    parser.add_argument("--datasets", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.export_child:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imali.config.settings")
+        sys.path.insert(0, str(ROOT / "src"))
+        import django
+
+        django.setup()
+        _export_child([int(i) for i in args.datasets.split(",")], args.export_child)
+        # This process's own peak (VmHWM of its memory map): wait4's ru_maxrss would also count the
+        # parent's memory the child shared before exec.
+        peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                       if line.startswith("VmHWM:"))
+        print(json.dumps({"peak_kb": peak_kb}))
+        return
+
+    from snapshot_bench import _drop_pg, _setup_django
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pg_url, kept = _setup_django(Path(tmp), args.keep)
+        try:
+            import datetime as dt
+
+            from django.db import connection
+
+            from imali.demo.generator import generate_book
+            from imali.loans.demo_data import add_loans
+            from imali.loans.models import Instalment, Loan
+            from imali.marketing.models import DataSet, DataSetRow
+            from imali.marketing.services import dataset_run
+            from imali.tenancy.models import Entity, User
+
+            if kept:
+                book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
+            else:
+                operator = User.objects.create(username="bench-operator", is_operator=True)
+                started = time.perf_counter()
+                summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
+                book = {"clients": summary.clients, "entity_ids": [b.entity_id for b in summary.entities],
+                        "as_of": summary.now.date().isoformat(), "generate_seconds": time.perf_counter() - started}
+                if args.keep:
+                    Path(f"/tmp/{args.keep}.json").write_text(json.dumps(book))
+            Entity.objects.filter(pk__in=book["entity_ids"]).update(marketing_consent_not_required=True)
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute("VACUUM ANALYZE")
+                else:
+                    cursor.execute("PRAGMA analysis_limit = 2000")
+                    cursor.execute("ANALYZE")
+            entities = list(Entity.objects.filter(pk__in=book["entity_ids"]))
+            as_of = dt.date.fromisoformat(book["as_of"])
+            load_before = os.getloadavg()[0]
+            floor_a, floor_rows = _floor(entities, as_of)
+            ours_a, ours_rows = _ours(entities, as_of)
+            ours_b, _ = _ours(entities, as_of)
+            floor_b, _ = _floor(entities, as_of)
+            ratio = max(ours_a / floor_a, ours_b / floor_b)
+
+            # The run as the screen starts it, rows kept; then the exports of what it kept.
+            started = time.perf_counter()
+            dataset_ids = []
+            for entity in entities:
+                admin = User.objects.filter(entity=entity).order_by("pk").first()
+                dataset = DataSet.objects.create(entity=entity, created_by=admin, as_of=as_of,
+                                                 filters={"calculate_settlement": True})
+                dataset = dataset_run(dataset_id=dataset.pk)
+                assert dataset.state == "done", dataset.error
+                dataset_ids.append(dataset.pk)
+            run_seconds = time.perf_counter() - started
+            kept_rows = DataSetRow.objects.filter(dataset_id__in=dataset_ids).count()
+            from django.db import connections
+
+            connections.close_all()
+            csv_seconds, csv_mb = _export(dataset_ids, "csv")
+            xlsx_seconds, xlsx_mb = _export(dataset_ids, "xlsx")
+            load_after = os.getloadavg()[0]
+            result = {
+                "benchmark": "client-marketing data set (every column) vs a bare read of the same rows and columns",
+                "database": connection.vendor,
+                "clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
+                "entities": len(entities),
+                "data_set_rows": ours_rows, "floor_client_rows": floor_rows,
+                "generate_seconds": round(book["generate_seconds"], 1),
+                "ours_seconds": [round(ours_a, 3), round(ours_b, 3)],
+                "floor_seconds": [round(floor_a, 3), round(floor_b, 3)],
+                "ratio": round(ratio, 2),
+                "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
+                "export_csv_seconds": round(csv_seconds, 2), "export_csv_peak_rss_mb": round(csv_mb, 1),
+                "export_xlsx_seconds": round(xlsx_seconds, 2), "export_xlsx_peak_rss_mb": round(xlsx_mb, 1),
+                "peak_rss_mb": round(max(csv_mb, xlsx_mb), 1),
+                "load_average_1min": [round(load_before, 1), round(load_after, 1)],
+                "cpus": os.cpu_count(),
+                "goal": "ratio <= 3; peak_rss_mb < 300 at 1M rows",
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            }
+        finally:
+            if pg_url:
+                _drop_pg(pg_url)
+    out = ROOT / "benchmarks" / "results" / f"marketing_{result['database']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"ratio (data set ÷ floor) = {result['ratio']}, export peak_rss_mb = {result['peak_rss_mb']}")
+
+
+if __name__ == "__main__":
+    main()
