@@ -116,7 +116,7 @@ def test_three_consumer_processes_share_one_outbox_without_duplicates():
                 text=True))
         started = [_read_until(p, "Dispatching through", seconds=60) for p in procs]
         held.update(next_attempt_at=timezone.now())
-        outputs = [head + p.communicate(timeout=150)[0] for head, p in zip(started, procs)]
+        outputs = [head + p.communicate(timeout=150)[0] for head, p in zip(started, procs, strict=True)]
         assert [p.returncode for p in procs] == [0, 0, 0], outputs
         by_status = dict(OutboxMessage.objects.filter(entity=entity).values("status").annotate(n=Count("id"))
                          .values_list("status", "n"))
