@@ -107,8 +107,8 @@ def test_phone_pages_at_360_px(browser, live_server):  # noqa: F811
         page.click("button:has-text('On the statement: confirm') >> nth=0")
         page.wait_for_url(f"{live_server.url}/m/collections/")
         assert "confirmed" in page.locator(".msg").inner_text()
-        page.fill("input[aria-label='Reject payment MM200002']", "Not on the statement")
-        page.locator("input[aria-label='Reject payment MM200002'] + button").click()
+        page.fill("input[aria-label='Reason to reject payment MM200002']", "Not on the statement")
+        page.locator("input[aria-label='Reason to reject payment MM200002'] + button").click()
         page.wait_for_url(f"{live_server.url}/m/collections/")
         first, second = ProviderPayment.objects.order_by("reference")
         assert first.status == CollectionStatus.CONFIRMED and first.receipt_id

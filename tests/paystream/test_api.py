@@ -52,6 +52,18 @@ def test_settings_password_is_write_only(api, ps_entity):
     assert StreamSettings.objects.get(entity=ps_entity).password == "new-secret"
 
 
+@pytest.mark.parametrize("value", ["no", 0, "false", None])
+def test_settings_decline_sms_is_a_json_boolean(api, ps_entity, value):
+    body = {"base_url": "http://127.0.0.1:9", "username": "x", "decline_sms": value}
+    refused = api.put("/api/payment-stream/settings/", body, content_type="application/json")
+    assert refused.status_code == 400 and "decline_sms" in refused.json()
+    assert StreamSettings.objects.get(entity=ps_entity).username != "x"  # nothing written
+    # A form post is not taken at all: its "0" or "no" would be a guess.
+    assert api.put("/api/payment-stream/settings/", body).status_code == 415
+    ok = api.put("/api/payment-stream/settings/", {**body, "decline_sms": True}, content_type="application/json")
+    assert ok.status_code == 200 and StreamSettings.objects.get(entity=ps_entity).decline_sms is True
+
+
 def test_api_needs_the_right_and_isolates(client, ps_entity, borrower, peer):
     from .conftest import stream_entity
 

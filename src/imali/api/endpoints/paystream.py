@@ -17,12 +17,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice, query_int
-from imali.api.serializers.fields import EntityRelatedField, MoneyField
+from imali.api.serializers.fields import EntityRelatedField, MoneyField, StrictBooleanField
 from imali.clients.models import BankAccountType, Client, ClientAccount
 from imali.loans.models import Loan
 from imali.paystream import selectors, services
@@ -172,7 +173,7 @@ class SettingsSerializer(serializers.Serializer):
                                      help_text="Write-only; blank or absent keeps the stored one")
     branch_code = TextField(max_length=20, required=False, allow_blank=True, default="")
     timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, required=False, default=10)
-    decline_sms = serializers.BooleanField(required=False, default=False,
+    decline_sms = StrictBooleanField(required=False, default=False,
                                            help_text="SMS the client when a debit is declined or returned unpaid")
     has_password = serializers.BooleanField(read_only=True)
 
@@ -402,6 +403,7 @@ class CollectionResultViewSet(EntityScopedMixin, mixins.ListModelMixin, viewsets
 
 class StreamSettingsView(EntityScopedMixin, APIView):
     required_rights = {"get": RIGHT, "put": RIGHT}
+    parser_classes = [JSONParser]  # decline_sms is a JSON boolean: a form field's "0" or "no" would be a guess
 
     def _data(self):
         current = StreamSettings.objects.filter(entity=self.entity).first()

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
-from imali.api.serializers.fields import MoneyField
+from imali.api.serializers.fields import MoneyField, StrictBooleanField
 from imali.messaging.models import OutboxStatus
 from imali.reminders import selectors, services
 from imali.reminders.models import DailyRun, MisRecipient, MisStream
@@ -26,15 +26,6 @@ from imali.tenancy.rights import Right
 MAX_ID = 2**63 - 1
 BAD_INPUT = OpenApiResponse(description="Bad input: the body maps each field at fault to its messages.")
 NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks the right.")
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """true or false as JSON booleans only: "yes", 1 or "on" are refused, not guessed."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 TIME_PATTERN = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")

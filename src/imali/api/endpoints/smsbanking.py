@@ -138,7 +138,7 @@ class PaymentNoticeSerializer(serializers.ModelSerializer):
 )
 class PaymentNoticeViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = PaymentNoticeSerializer
-    lookup_url_kwarg = "notice_id"
+    lookup_url_kwarg = "providerpayment_id"
     lookup_value_regex = r"[0-9]+"
     required_rights = {"list": Right.CAPTURE_RECEIPTS, "retrieve": Right.CAPTURE_RECEIPTS,
                        "confirm": Right.CAPTURE_RECEIPTS, "reject": Right.CAPTURE_RECEIPTS}

@@ -104,3 +104,13 @@ class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
         return {"type": "string", "format": "decimal",
                 "pattern": rf"^{sign}[0-9]{{1,{whole}}}(\.[0-9]{{1,{field.places}}})?$",
                 "example": f"{min(field.maximum, Decimal(1250)):.{field.places}f}"}
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false as JSON booleans only: "yes", 1 or "on" are refused, not guessed (an endpoint
+    with one takes JSON only, where a boolean has a type of its own)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
