@@ -34,7 +34,8 @@ class ReportQuerySerializer(serializers.Serializer):
         return attrs
 
     def filters(self):
-        raise NotImplementedError
+        """The report's selector filters from the validated query (each report's serializer says which)."""
+        raise NotImplementedError(f"{type(self).__name__} must turn its validated query into the report's filters")
 
 
 class ReportView(EntityScopedMixin, ListAPIView):
@@ -48,17 +49,17 @@ class ReportView(EntityScopedMixin, ListAPIView):
 
     def listed(self, filters):
         """The filtered selection, in report order."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must provide listed() for its report")
 
     def page_rows(self, page) -> list:
         """One page of the selection as rows for the row serializer."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must provide page_rows() for its report")
 
     def snapshot(self, filters) -> reports.ExportSnapshot:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must provide snapshot() for its report")
 
     def export_rows(self, filters, snapshot: reports.ExportSnapshot) -> Iterator[list]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must provide export_rows() for its report")
 
     def _query(self) -> ReportQuerySerializer:
         query = self.query_serializer_class(data=self.request.query_params)
