@@ -386,13 +386,20 @@ def collection_confirm(*, actor, entity: Entity, collection_id: int) -> FieldCol
     return row
 
 
-def collection_reject(*, actor, entity: Entity, collection_id: int, reason: str) -> FieldCollection:
-    _require(actor, Right.CAPTURE_RECEIPTS)
+def _reject_reason(reason: str, *, what: str) -> str:
+    """The reason a branch gives for rejecting an unverified collection or payment: required, at
+    most 200 characters."""
     reason = (reason or "").strip()
     if not reason:
-        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Say why the collection is rejected.")
+        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, f"Say why the {what} is rejected.")
     if len(reason) > 200:
         raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Keep the reason within 200 characters.")
+    return reason
+
+
+def collection_reject(*, actor, entity: Entity, collection_id: int, reason: str) -> FieldCollection:
+    _require(actor, Right.CAPTURE_RECEIPTS)
+    reason = _reject_reason(reason, what="collection")
     with transaction.atomic():
         row = _pending(entity, collection_id)
         row.status, row.reject_reason, row.decided_by, row.decided_at = CollectionStatus.REJECTED, reason, actor, timezone.now()
@@ -644,11 +651,7 @@ def provider_payment_confirm(*, actor, entity: Entity, payment_id: int) -> Provi
 
 def provider_payment_reject(*, actor, entity: Entity, payment_id: int, reason: str) -> ProviderPayment:
     _require(actor, Right.CAPTURE_RECEIPTS)
-    reason = (reason or "").strip()
-    if not reason:
-        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Say why the payment is rejected.")
-    if len(reason) > 200:
-        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Keep the reason within 200 characters.")
+    reason = _reject_reason(reason, what="payment")
     with transaction.atomic():
         row = _pending_payment(entity, payment_id)
         row.status, row.reject_reason, row.decided_by, row.decided_at = CollectionStatus.REJECTED, reason, actor, timezone.now()
