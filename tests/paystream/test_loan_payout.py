@@ -15,6 +15,7 @@ from imali.loans.models import Instalment, LoanStatus
 from imali.mobilemoney.models import Disbursement, DisbursementStatus
 from imali.paystream import services
 from imali.paystream.models import CreditPayment, CreditPaymentStatus
+from tests import factories
 
 from .conftest import ABSA_OK, approved_loan
 
@@ -126,3 +127,38 @@ def test_double_click_pays_the_loan_out_once(ps_entity, clerk, borrower, peer):
     assert len(peer.state.payments) == 1 and CreditPayment.objects.filter(loan=loan).count() == 1
     loan.refresh_from_db()
     assert loan.status == LoanStatus.ACTIVE
+
+
+def test_the_hourly_task_finds_a_payment_return_without_printing(ps_entity, clerk, borrower, peer):
+    """A return comes days later: the task asks the stream about recent accepted payments (as the
+    user who made each) and records it once; older payments and settled ones are not asked about."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from imali.core.models import AuditAction, AuditEntry
+    from imali.paystream.tasks import paystream_payment_returns
+
+    account = services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
+    loan = approved_loan(ps_entity, clerk, borrower)
+    payment = services.credit_pay(entity=ps_entity, actor=clerk, client=borrower, loan=loan, parts=[(account, "3000.00")])
+    paystream_payment_returns.call_local()
+    payment.refresh_from_db()
+    assert payment.status == CreditPaymentStatus.ACCEPTED and payment.problem == ""
+    peer.return_payment(payment.reference, "Account closed")
+    paystream_payment_returns.call_local()
+    paystream_payment_returns.call_local()
+    payment.refresh_from_db()
+    assert payment.status == CreditPaymentStatus.RETURNED
+    assert "Account closed" in payment.problem and f"Loan {loan.pk} was marked paid out" in payment.problem
+    returned = AuditEntry.objects.filter(action=AuditAction.PAYSTREAM_PAYMENT_REJECTED, object_id=str(payment.pk))
+    assert returned.count() == 1 and returned.get().actor_id == clerk.pk
+    asked = peer.state.calls.get("PrintClientCredit", 0)
+    assert asked == 2  # the returned payment is not asked about again
+    # A payment older than the window is left alone.
+    other = factories.make_client(entity=ps_entity, employer=borrower.employer)
+    other_account = services.account_register(entity=ps_entity, actor=clerk, client=other, **ABSA_OK)
+    old = services.credit_pay(entity=ps_entity, actor=clerk, client=other, parts=[(other_account, "100.00")])
+    type(old).objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=services.RETURN_WINDOW_DAYS + 1))
+    paystream_payment_returns.call_local()
+    assert peer.state.calls.get("PrintClientCredit", 0) == asked

@@ -139,3 +139,71 @@ def test_the_list_and_the_panel_read_a_fixed_number_of_queries(client, ps_entity
     for _ in range(2):
         mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account, data=data)
     assert counts() == one  # no query per mandate
+
+
+def test_signing_screens_and_the_debicheck_mandate_link_both_ways(web, client, ps_entity, clerk, loan_account, peer):
+    """The signing module's pages of a DebiCheck mandate show the mandate at the bank (status, which
+    terms this document holds) and link to it; the mandate list links the signed document."""
+    from imali.paystream import mandates
+
+    loan, account = loan_account
+    mandate = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
+                                      data={"authentication": "tt1", "collection_day": 25, "contract_reference": "LINK-1",
+                                            "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()})
+    debicheck_page = reverse("web:paystream_mandates", kwargs={"loan_id": loan.pk})
+    signing_url = reverse("web:signing_mandate", kwargs={"mandate_id": mandate.document_id})
+    page = web.get(signing_url).content.decode()
+    assert 'id="debicheck-status" data-status="awaiting_signature"' in page
+    assert f'href="{debicheck_page}#mandate-{mandate.pk}"' in page and "The mandate's terms" in page
+    # The loan's own signing page lists the document with its DebiCheck status.
+    loan_page = web.get(reverse("web:signing_loan", kwargs={"loan_id": loan.pk})).content.decode()
+    assert "DebiCheck: Awaiting the client&#x27;s signature" in loan_page
+    # Signed by hand on the signing page: the DebiCheck mandate is signed, the signing page says so.
+    signed = web.post(signing_url, {"action": "hand"}, follow=True)
+    signature = mandate.document.signature
+    assert signed.status_code == 200 and 'id="debicheck-status" data-status="signed"' in signed.content.decode()
+    assert DebiCheckMandate.objects.get(pk=mandate.pk).status == MandateState.SIGNED
+    assert 'data-status="signed"' in web.get(signing_url).content.decode()
+    # The mandate list links the signed document and its PDF instead of the signing page.
+    panel = web.get(reverse("web:paystream_mandates_panel", kwargs={"loan_id": loan.pk})).content.decode()
+    assert reverse("web:signing_signature", kwargs={"signature_id": signature.pk}) in panel
+    assert reverse("web:signing_signature_pdf", kwargs={"signature_id": signature.pk}) in panel
+    assert 'class="sign-document"' not in panel
+    pdf = web.get(reverse("web:signing_signature_pdf", kwargs={"signature_id": signature.pk}))
+    assert pdf.status_code == 200 and bytes(pdf.content).startswith(b"%PDF")
+    # The amended terms are a new document, signed again; the first becomes the earlier terms once
+    # the bank approves the amendment.
+    peer.configure(mandate_answer="approve")
+    mandates.mandate_submit(entity=ps_entity, actor=clerk, mandate=mandate)
+    mandate = mandates.mandate_refresh(entity=ps_entity, actor=clerk, mandate=mandate)
+    assert mandate.status == MandateState.APPROVED
+    amendment = mandates.mandate_amend(entity=ps_entity, actor=clerk, mandate=mandate, data={"collection_day": 20})
+    amendment_url = reverse("web:signing_mandate", kwargs={"mandate_id": amendment.document_id})
+    page = web.get(amendment_url).content.decode()
+    assert "Amendment 1: Awaiting the client&#x27;s signature" in page and 'data-status="approved"' in page
+    panel = web.get(reverse("web:paystream_mandates_panel", kwargs={"loan_id": loan.pk})).content.decode()
+    assert amendment_url in panel and "Sign the new terms" in panel
+    web.post(amendment_url, {"action": "hand"})
+    mandates.amendment_submit(entity=ps_entity, actor=clerk, amendment=amendment)
+    assert DebiCheckMandate.objects.get(pk=mandate.pk).document_id == amendment.document_id
+    assert "earlier terms, replaced by an approved amendment" in web.get(signing_url).content.decode()
+    assert "Amendment 1: Approved by the client&#x27;s bank" in web.get(amendment_url).content.decode()
+    # The signed agreement's page names the mandate too.
+    signature_page = web.get(reverse("web:signing_signature", kwargs={"signature_id": signature.pk})).content.decode()
+    assert "mandate LINK-1" in signature_page and f"{debicheck_page}#mandate-{mandate.pk}" in signature_page
+    # Someone who may sign but not use the payment stream sees the status, not the link.
+    signer = factories.make_user(entity=ps_entity, rights=[Right.CAPTURE_LOANS])
+    client.force_login(signer)
+    page = client.get(signing_url).content.decode()
+    assert 'id="debicheck-status"' in page and 'id="debicheck-link"' not in page
+
+
+def test_a_signing_only_mandate_is_not_taken_for_a_debicheck_one(web, ps_entity, clerk, loan_account):
+    from imali.signing import services as signing_services
+
+    loan, account = loan_account
+    document = signing_services.mandate_create(actor=clerk, entity=ps_entity, loan=loan, data={
+        "kind": "debicheck", "contract_reference": "PAPER-1", "instalment_amount": loan.instalment_amount,
+        "maximum_collection": loan.instalment_amount, "collection_day": 25, "account": account.account})
+    page = web.get(reverse("web:signing_mandate", kwargs={"mandate_id": document.pk})).content.decode()
+    assert 'id="debicheck"' not in page

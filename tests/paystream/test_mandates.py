@@ -301,3 +301,43 @@ def test_the_task_brings_in_the_banks_answer(ps_entity, clerk, loan_account, ban
     paystream_mandate_poll.call_local()
     mandate.refresh_from_db()
     assert (mandate.status, mandate.rejection_reason) == (MandateState.REJECTED, "Client declined on the phone")
+
+
+@pytest.mark.parametrize(("requested", "deadline", "why"), [
+    # Thursday before Easter 2027: Good Friday (26 March) and Family Day (Monday 29 March) are no
+    # business days, so the second one after the request is Wednesday 31 March (not Monday 29).
+    (dt.datetime(2027, 3, 25, 10, 0), dt.date(2027, 3, 31), "Easter"),
+    # Human Rights Day 2027 falls on a Sunday: the Monday after is the holiday.
+    (dt.datetime(2027, 3, 19, 10, 0), dt.date(2027, 3, 24), "a Sunday holiday moved to the Monday"),
+    # Day of Reconciliation, Thursday 16 December 2027.
+    (dt.datetime(2027, 12, 15, 10, 0), dt.date(2027, 12, 20), "a weekday holiday"),
+    # No holiday in the way: Friday → Tuesday.
+    (dt.datetime(2026, 12, 4, 10, 0), dt.date(2026, 12, 8), "weekend only"),
+])
+def test_tt2_deadline_skips_the_countrys_public_holidays(ps_entity, clerk, loan_account, peer, requested, deadline, why):
+    """TT2 batch: the client approves by the end of the second business day; public holidays of
+    South Africa (the bank's country) are no business days. Through the service, over HTTP."""
+    loan, account = loan_account
+    peer.configure(now=requested.replace(tzinfo=SAST), mandate_answer="none")
+    mandate = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
+                                      data=_data(loan, authentication="tt2"))
+    _hand_signed(ps_entity, clerk, mandate)
+    sent = mandates.mandate_submit(entity=ps_entity, actor=clerk, mandate=mandate)
+    assert sent.status == MandateState.AUTHENTICATING
+    assert sent.authenticate_by == dt.datetime.combine(deadline, dt.time(23, 59, 59), tzinfo=SAST), why
+    # The bank times it out only after that day has ended.
+    peer.configure(now=dt.datetime.combine(deadline, dt.time(23, 59), tzinfo=SAST))
+    assert mandates.mandate_refresh(entity=ps_entity, actor=clerk, mandate=sent).status == MandateState.AUTHENTICATING
+    peer.configure(now=dt.datetime.combine(deadline + dt.timedelta(days=1), dt.time(0, 0), tzinfo=SAST))
+    assert mandates.mandate_refresh(entity=ps_entity, actor=clerk, mandate=sent).status == MandateState.TIMED_OUT
+
+
+def test_tt2_deadline_follows_the_peers_country():
+    from imali.peers.paystream.server import tt2_deadline
+
+    # Easter Monday is no holiday in Eswatini's neighbour... but it is in Botswana and Lesotho too;
+    # 1 July is Sir Seretse Khama Day in Botswana only.
+    monday = dt.datetime(2027, 6, 28, 9, 0, tzinfo=SAST)
+    assert tt2_deadline(monday, "ZA").date() == dt.date(2027, 6, 30)
+    assert tt2_deadline(dt.datetime(2027, 6, 30, 9, 0, tzinfo=SAST), "BW").date() == dt.date(2027, 7, 5)
+    assert tt2_deadline(dt.datetime(2027, 6, 30, 9, 0, tzinfo=SAST), "ZA").date() == dt.date(2027, 7, 2)

@@ -336,3 +336,29 @@ def test_leftover_request_for_another_body_does_not_block_a_new_one(ps_entity, c
                                     account_number="62000000008", account_type="savings")
     assert peer.state.accounts[fnb.reference]["accountNumber"] == "62000000008"
     assert len(peer.state.clients[borrower.stream_registration.reference]["accounts"]) == 3
+
+
+def test_eft_action_dates_are_business_days_of_the_entitys_country(ps_entity, clerk, borrower, peer):
+    """EFT debits go out Monday to Friday, never on a public holiday (DOMAIN §7); no action date
+    in the past. The stream is not asked when the date is refused."""
+    import holidays
+
+    from imali.loans.schedule import is_business_day
+
+    account = services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
+    loan = approved_loan(ps_entity, clerk, borrower)
+    note = services.note_create(entity=ps_entity, actor=clerk, loan=loan, stream="eft", account=account)
+    today = dt.date.today()
+    saturday = today + dt.timedelta(days=(5 - today.weekday()) % 7 or 7)
+    calendar = holidays.country_holidays(ps_entity.country, years=[today.year, today.year + 1])
+    holiday, name = next((d, n) for d, n in sorted(calendar.items()) if d > today and d.weekday() < 5)
+    edits = peer.state.calls.get("EditInstalment", 0)
+    for day, words in ((saturday, "is a Saturday"), (holiday, f"is a public holiday ({name})"),
+                       (today - dt.timedelta(days=1), "cannot be in the past")):
+        with pytest.raises(ValidationError) as caught:
+            services.instalment_edit(entity=ps_entity, actor=clerk, note=note, seq=1, action_date=day)
+        assert words in _errors(caught)["action_date"][0]
+    assert peer.state.calls.get("EditInstalment", 0) == edits
+    business = next(holiday + dt.timedelta(days=n) for n in range(1, 10)
+                    if is_business_day(holiday + dt.timedelta(days=n), ps_entity.country))
+    assert services.instalment_edit(entity=ps_entity, actor=clerk, note=note, seq=1, action_date=business).action_date == business

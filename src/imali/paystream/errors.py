@@ -32,6 +32,7 @@ class StreamError(StrEnum):
     MANDATE_REQUIRED = "debicheck_mandate_required"
     NOT_AMENDABLE = "not_amendable"
     ABOVE_MAXIMUM_COLLECTION = "above_maximum_collection"
+    NOT_A_BUSINESS_DAY = "not_a_business_day"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

@@ -435,6 +435,23 @@ def note_print(*, entity: Entity, actor, note: PromissoryNote) -> tuple[Document
     return document, _printed(entity, document)
 
 
+def _check_action_date(entity: Entity, note: PromissoryNote, action_date: dt.date) -> None:
+    """A new action date is today or later; EFT debits (EFT and Social Grant EFT) go out Monday to
+    Friday, never on a public holiday of the entity's country (DOMAIN §7)."""
+    import holidays
+
+    from imali.loans.schedule import is_business_day
+
+    if action_date < local_today(entity):
+        raise stream_error("action_date", StreamError.INVALID, "The action date cannot be in the past.")
+    if note.stream in AMOUNT_EDITABLE_STREAMS and not is_business_day(action_date, entity.country):
+        holiday = holidays.country_holidays(entity.country, years=action_date.year).get(action_date)
+        why = f"a public holiday ({holiday})" if holiday else action_date.strftime("a %A")
+        raise stream_error("action_date", StreamError.NOT_A_BUSINESS_DAY,
+                           f"{action_date.isoformat()} is {why}: {note.get_stream_display()} debits go out Monday to Friday, "
+                           "not on public holidays.")
+
+
 def instalment_edit(*, entity: Entity, actor, note: PromissoryNote, seq: int, action_date: dt.date | None = None,
                     amount: Any = None, tracking_days: int | None = None) -> NoteInstalment:
     """EditInstalment: action date, amount or tracking of a pending instalment; the amount only in
@@ -453,6 +470,8 @@ def instalment_edit(*, entity: Entity, actor, note: PromissoryNote, seq: int, ac
         money = parse_amount(amount, field="amount")
     if tracking_days is not None and not 0 <= int(tracking_days) <= 32:
         raise stream_error("tracking_days", StreamError.INVALID, "Tracking is 0 to 32 days.")
+    if action_date is not None:
+        _check_action_date(entity, note, action_date)
     if action_date is None and money is None and tracking_days is None:
         raise stream_error("__all__", StreamError.INVALID, "Give a new action date, amount or tracking.")
     if note.mandate_id is not None:
@@ -656,6 +675,28 @@ def client_credit_print(*, entity: Entity, actor, payment: CreditPayment) -> tup
         audit_record(action=AuditAction.PAYSTREAM_DOCUMENT_PRINTED, actor=actor, entity=entity, target=payment,
                      subject=str(payment.client.number), after={"document": document.kind, "reference": payment.reference})
     return document, _printed(entity, document)
+
+
+# A payment return comes "on the payment request date or a few days later": payments younger than
+# this are asked about by the task.
+RETURN_WINDOW_DAYS = 10
+
+
+def credit_payment_check(*, entity: Entity, actor, payment: CreditPayment) -> CreditPayment:
+    """Ask the stream whether an accepted payment came back from the receiving bank (the client
+    credit confirmation carries the payment's status; nothing is printed). A return is recorded
+    once, with its reason, for a person to resolve. The task asks about recent payments by itself."""
+    require_access(entity=entity, actor=actor)
+    _same_entity(entity, payment)
+    if payment.status != CreditPaymentStatus.ACCEPTED:
+        return payment
+    document, request = _send(entity=entity, actor=actor, function=StreamFunction.PRINT_CLIENT_CREDIT, target=payment,
+                              call=lambda s, key: s.print_client_credit(key=key, payment_reference=payment.reference))
+    with transaction.atomic():
+        _done(request, payment.reference)
+        if document.fields.get("status", "").upper() == "RETURNED":
+            _payment_returned(entity=entity, actor=actor, payment=payment, reason=document.fields.get("returnReason", ""))
+    return payment
 
 
 def _payment_returned(*, entity: Entity, actor, payment: CreditPayment, reason: str) -> None:

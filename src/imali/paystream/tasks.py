@@ -61,3 +61,27 @@ def paystream_mandate_poll():
             mandate_refresh(entity=mandate.entity, actor=mandate.created_by, mandate=mandate)
         except (ValidationError, PermissionDenied) as exc:
             log.warning("DebiCheck mandate %s not refreshed: %s", mandate.pk, "; ".join(getattr(exc, "messages", [str(exc)])))
+
+
+PAYMENTS_PER_RUN = 500
+
+
+@db_periodic_task(crontab(minute="7"))
+@lock_task("paystream-payment-returns")
+def paystream_payment_returns():
+    """Every hour: ask the stream about credit payments accepted in the last days, as the user who
+    made each; a payment the receiving bank returned is recorded for a person to resolve (the loan
+    book is not changed behind their back)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from .models import CreditPayment, CreditPaymentStatus
+
+    since = timezone.now() - dt.timedelta(days=services.RETURN_WINDOW_DAYS)
+    for payment in (CreditPayment.objects.filter(status=CreditPaymentStatus.ACCEPTED, created_at__gte=since)
+                    .select_related("entity", "created_by").order_by("id")[:PAYMENTS_PER_RUN]):
+        try:
+            services.credit_payment_check(entity=payment.entity, actor=payment.created_by, payment=payment)
+        except (ValidationError, PermissionDenied) as exc:
+            log.warning("credit payment %s not checked: %s", payment.pk, "; ".join(getattr(exc, "messages", [str(exc)])))

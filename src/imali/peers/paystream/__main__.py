@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="how the client answers a DebiCheck authentication (none: it times out)")
     parser.add_argument("--mandate-answer-seconds", type=float, default=8.0,
                         help="seconds until the client answers a DebiCheck authentication")
+    parser.add_argument("--country", default="ZA", help="whose public holidays are no business days (ISO code)")
     parser.add_argument("--tt1-seconds", type=float, default=120.0, help="TT1 real time: seconds before the bank times out")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "::1", "localhost"):
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
                         password=os.environ.get("IMALI_PAYSTREAM_PEER_PASSWORD", "local-password"),
                         cdv_table=args.cdv_table, wallet_delay=args.wallet_delay, activation_delay=args.activation_delay,
                         mandate_answer=args.mandate_answer, mandate_answer_seconds=args.mandate_answer_seconds,
-                        tt1_seconds=args.tt1_seconds)
+                        tt1_seconds=args.tt1_seconds, country=args.country.upper())
     peer = PaystreamPeer(config).start()
     print(f"HTTP_PORT={peer.port}", flush=True)
     stop = threading.Event()

@@ -30,10 +30,14 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import holidays
 
 from imali.paystream import cdv
 
@@ -65,6 +69,7 @@ class PeerConfig:
     mandate_answer_seconds: float = 0.0  # when the client answers, after the request
     tt1_seconds: float = 120.0  # TT1 real time: the client approves on the phone within this
     now: dt.datetime | Callable[[], dt.datetime] | None = None  # the bank's clock (cut-offs, deadlines); None: real
+    country: str = "ZA"  # whose public holidays are no business days (the TT2 deadline)
 
 
 SAST = dt.timezone(dt.timedelta(hours=2), "SAST")
@@ -75,6 +80,26 @@ TT3_SECONDS = 600.0  # card and PIN at the terminal: the client is there
 VALUE_TYPES = ("fixed", "variable", "usage_based")
 FREQUENCY_DAYS = {"weekly": range(1, 8), "fortnightly": range(1, 15), "monthly": [*range(1, 31), 99]}
 ADJUSTMENTS = ("never", "quarterly", "biannually", "annually", "repo")
+
+
+@lru_cache(maxsize=32)
+def _public_holidays(country: str, year: int) -> frozenset[dt.date]:
+    return frozenset(holidays.country_holidays(country, years=year))
+
+
+def is_business_day(day: dt.date, country: str) -> bool:
+    """Monday to Friday and no public holiday of the country (a Sunday holiday moves to the Monday,
+    as the country's calendar says)."""
+    return day.weekday() < 5 and day not in _public_holidays(country, day.year)
+
+
+def tt2_deadline(requested: dt.datetime, country: str) -> dt.datetime:
+    """TT2 batch: the client approves by the end of the second business day after the request."""
+    day, business = requested.date(), 0
+    while business < 2:
+        day += dt.timedelta(days=1)
+        business += is_business_day(day, country)
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=requested.tzinfo)
 
 
 class Refused(Exception):
@@ -201,9 +226,10 @@ class PaystreamPeer:
                 return peer._reply(self, 404, {"error": {"code": "not_found", "message": "No such function."}})
 
             def do_GET(self):
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 if path == "/":
-                    data = peer.page().encode()
+                    done = urllib.parse.parse_qs(query).get("done", [""])[-1]
+                    data = peer.page(done).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html; charset=utf-8")
                     self.send_header("Content-Length", str(len(data)))
@@ -289,6 +315,28 @@ class PaystreamPeer:
                     result, reason = self.state.outcomes.get((note.ref, seq), ("collected", ""))
                     instalment["status"] = "COLLECTED" if result == "collected" else "FAILED"
                     self._result(note.ref, seq, result, instalment["amount"], reason, dt.date.fromisoformat(instalment["actionDate"]))
+
+    def collect_next(self, note_ref: str, result: str = "collected", reason: str = "") -> dict:
+        """The demo's shortcut to a collection day: the bank presents the note's next pending
+        instalment today (not on its action date) and collects it, or declines it with `reason`.
+        The rules still hold: only a live note, and under DebiCheck only an approved mandate."""
+        if result not in ("collected", "failed"):
+            raise ValueError("result must be collected or failed")
+        with self.lock:
+            note = self.state.notes.get(note_ref)
+            if note is None:
+                raise KeyError(note_ref)
+            if self._note_status(note) not in ("ACTIVE", "PENDING"):
+                raise ValueError(f"note {note_ref} is {note.status.lower()}: nothing is presented")
+            if note.mandate_ref and self._mandate_status(self.state.mandates[note.mandate_ref]) != "APPROVED":
+                raise ValueError("DebiCheck: nothing is collected without an approved mandate")
+            pending = [seq for seq, i in sorted(note.instalments.items()) if i["status"] == "PENDING"]
+            if not pending:
+                raise ValueError(f"note {note_ref} has no pending instalment")
+            instalment = note.instalments[pending[0]]
+            instalment["status"] = "COLLECTED" if result == "collected" else "FAILED"
+            return self._result(note.ref, pending[0], result, instalment["amount"],
+                                "" if result == "collected" else (reason or "Insufficient Funds"), self.today())
 
     def add_raw_result(self, row: dict) -> dict:
         """A failure mode for tests: a results line exactly as given (a key missing, a bad date or
@@ -391,6 +439,8 @@ class PaystreamPeer:
         return self._reply(handler, status, payload)
 
     def _control(self, handler, what: str, body: bytes) -> None:
+        if handler.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return self._page_form(handler, what, body)
         try:
             data = json.loads(body or b"{}")
             if what == "faults":
@@ -409,6 +459,8 @@ class PaystreamPeer:
                 self.return_payment(str(data["paymentRef"]), str(data.get("reason", "Account closed")))
             elif what == "mandate-answer":
                 self.mandate_answer(str(data["contractReference"]), str(data["answer"]), str(data.get("reason", "")))
+            elif what == "collect-next":
+                self.collect_next(str(data["noteRef"]), str(data.get("result", "collected")), str(data.get("reason", "")))
             elif what == "note-status":
                 self.set_note_status(str(data["noteRef"]), str(data["status"]))
             else:
@@ -416,6 +468,33 @@ class PaystreamPeer:
         except (KeyError, ValueError, AttributeError, TypeError) as exc:
             return self._reply(handler, 422, {"error": {"code": "bad_control", "message": str(exc)}})
         return self._reply(handler, 200, {"result": {"ok": True}})
+
+    def _page_form(self, handler, what: str, body: bytes) -> None:
+        """A button on the page (a person at the bank's side, in the demo): acted on, then back to
+        the page with what happened."""
+        data = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+        message = ""
+        try:
+            if what == "collect-next":
+                row = self.collect_next(data.get("noteRef", ""), data.get("result", "collected"), data.get("reason", ""))
+                message = (f"Instalment {row['seq']} of note {row['noteRef']}: {row['result']} {row['amount']}"
+                           f"{' (' + row['reason'] + ')' if row['reason'] else ''}. Imali fetches it within a quarter "
+                           f"hour, or at once with 'Fetch collection results now' on the loan's payment-stream page.")
+            elif what == "unpaid":
+                self.unpaid(data.get("reference", ""), data.get("reason", "") or "Unpaid")
+                message = f"Collection {data.get('reference', '')} returned unpaid."
+            elif what == "payment-return":
+                self.return_payment(data.get("paymentRef", ""), data.get("reason", "") or "Account closed")
+                message = f"Payment {data.get('paymentRef', '')} returned by the receiving bank."
+            else:
+                message = "No such action."
+        except (KeyError, ValueError, StopIteration) as exc:
+            message = f"Not done: {exc}"
+        handler.send_response(303)
+        handler.send_header("Location", "/?" + urllib.parse.urlencode({"done": message}))
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        return None
 
     # -- the functions --------------------------------------------------------------------------
     def _ref(self, prefix: str) -> str:
@@ -701,11 +780,7 @@ class PaystreamPeer:
         elif authentication == "tt1_delayed":
             deadline = now.replace(hour=20, minute=30, second=0, microsecond=0)
         elif authentication == "tt2":
-            deadline, business = now, 0
-            while business < 2:  # the second business day, at its end
-                deadline += dt.timedelta(days=1)
-                business += deadline.weekday() < 5
-            deadline = deadline.replace(hour=23, minute=59, second=59, microsecond=0)
+            deadline = tt2_deadline(now, self.config.country)
         else:
             deadline = now + dt.timedelta(seconds=TT3_SECONDS)
         cut_off = CUT_OFF.get(authentication, dt.time(20, 30) if authentication == "tt1_delayed" else None)
@@ -866,30 +941,63 @@ class PaystreamPeer:
         return {"status": "CANCELLED"}
 
     # -- a page for people ----------------------------------------------------------------------
-    def page(self) -> str:
+    def page(self, done: str = "") -> str:
+        """The bank's side for a person: what the stream holds, and buttons for what the bank does
+        (collect an instalment now, return a collection unpaid, return a credit payment)."""
+        esc = html.escape
+
+        def button(action: str, label: str, **fields: str) -> str:
+            hidden = "".join(f"<input type='hidden' name='{esc(k)}' value='{esc(v)}'>" for k, v in fields.items())
+            return (f"<form method='post' action='/_control/{action}' style='display:inline'>{hidden}"
+                    f"<button type='submit'>{esc(label)}</button></form>")
+
         with self.lock:
             s = self.state
             rows = "".join(
-                f"<tr><td>{html.escape(ref)}</td><td>{html.escape(c['clientNumber'])}</td><td>{html.escape(c['surname'])}</td>"
+                f"<tr><td>{esc(ref)}</td><td>{esc(c['clientNumber'])}</td><td>{esc(c['surname'])}</td>"
                 f"<td>{len(c['accounts'])}</td><td>{'assigned' if s.cards.get(ref) else ''}</td></tr>"
                 for ref, c in s.clients.items())
-            notes = "".join(f"<tr><td>{html.escape(r)}</td><td>{html.escape(n.stream)}</td><td>{self._note_status(n)}</td>"
-                            f"<td>{len(n.instalments)}</td></tr>" for r, n in s.notes.items())
-            payments = "".join(f"<tr><td>{html.escape(r)}</td><td>{html.escape(p['clientRef'])}</td><td>{p['total']}</td></tr>"
-                               for r, p in s.payments.items())
-            wallets = "".join(f"<tr><td>{html.escape(r)}</td><td>{html.escape(w.client_ref)}</td>"
-                              f"<td>{html.escape(w.number or 'being created')}</td></tr>" for r, w in s.wallets.items())
-            mandates = "".join(f"<tr><td>{html.escape(r)}</td><td>{html.escape(m.contract_reference)}</td>"
-                               f"<td>{self._mandate_status(m)}</td><td>{html.escape(m.terms['maximumCollection'])}</td></tr>"
+            notes = ""
+            for r, n in s.notes.items():
+                status = self._note_status(n)
+                pending = [seq for seq, i in sorted(n.instalments.items()) if i["status"] == "PENDING"]
+                actions = ""
+                if status in ("ACTIVE", "PENDING") and pending:
+                    actions = (button("collect-next", f"Collect instalment {pending[0]} now", noteRef=r) + " "
+                               + button("collect-next", "Decline it (Insufficient Funds)", noteRef=r, result="failed",
+                                        reason="Insufficient Funds"))
+                notes += (f"<tr class='peer-note' data-note='{esc(r)}'><td>{esc(r)}</td><td>{esc(n.stream)}</td><td>{status}</td>"
+                          f"<td>{len(n.instalments) - len(pending)} of {len(n.instalments)} presented</td><td>{actions}</td></tr>")
+            unpaid_done = {x.get("originalReference") for x in s.results if x.get("result") == "unpaid"}
+            results = "".join(
+                f"<tr><td>{x['position']}</td><td>{esc(str(x.get('reference', '')))}</td><td>{esc(str(x.get('noteRef', '')))}</td>"
+                f"<td>{esc(str(x.get('seq', '')))}</td><td>{esc(str(x.get('result', '')))}</td><td>{esc(str(x.get('amount', '')))}</td>"
+                f"<td>{esc(str(x.get('reason', '')))}</td><td>"
+                + (button("unpaid", "Return it unpaid", reference=str(x["reference"]), reason="Account frozen")
+                   if x.get("result") == "collected" and x.get("reference") not in unpaid_done else "")
+                + "</td></tr>" for x in s.results[-50:])
+            payments = "".join(
+                f"<tr><td>{esc(r)}</td><td>{esc(p['clientRef'])}</td><td>{p['total']}</td><td>{esc(p['status'])}</td><td>"
+                + (button("payment-return", "Return it (account closed)", paymentRef=r) if p["status"] == "SUBMITTED" else "")
+                + "</td></tr>" for r, p in s.payments.items())
+            wallets = "".join(f"<tr><td>{esc(r)}</td><td>{esc(w.client_ref)}</td>"
+                              f"<td>{esc(w.number or 'being created')}</td></tr>" for r, w in s.wallets.items())
+            mandates = "".join(f"<tr><td>{esc(r)}</td><td>{esc(m.contract_reference)}</td>"
+                               f"<td>{self._mandate_status(m)}</td><td>{esc(m.terms['maximumCollection'])}</td></tr>"
                                for r, m in s.mandates.items())
+        notice = f"<p id='done' style='background:#eef;padding:.5rem'>{esc(done)}</p>" if done else ""
         return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Local payment stream</title>"
-                "<style>body{font-family:sans-serif;max-width:60rem;margin:1rem auto}td,th{padding:.2rem .6rem;"
-                "border-bottom:1px solid #ddd}</style></head><body><h1>Local payment stream</h1>"
-                "<p>Assign a card (what the terminal does): POST /_control/assign-card {\"clientRef\", \"cardNumber\"}.</p>"
+                "<style>body{font-family:sans-serif;max-width:70rem;margin:1rem auto}td,th{padding:.2rem .6rem;"
+                "border-bottom:1px solid #ddd}</style></head><body><h1>Local payment stream</h1>" + notice +
+                "<p>The bank's side of the demo. Instalments are presented on their action dates; the buttons collect the "
+                "next one now. Assign a card (what the terminal does): POST /_control/assign-card {\"clientRef\", "
+                "\"cardNumber\"}.</p>"
                 f"<h2>Clients</h2><table><tr><th>Ref</th><th>Number</th><th>Surname</th><th>Accounts</th><th>Card</th></tr>{rows}</table>"
-                f"<h2>Promissory notes</h2><table><tr><th>Ref</th><th>Stream</th><th>Status</th><th>Instalments</th></tr>{notes}</table>"
-                f"<h2>Credit payments</h2><table><tr><th>Ref</th><th>Client</th><th>Total</th></tr>{payments}</table>"
+                "<h2>Promissory notes</h2><table id='peer-notes'><tr><th>Ref</th><th>Stream</th><th>Status</th><th>Instalments</th>"
+                f"<th></th></tr>{notes}</table>"
+                "<h2>Collection results (latest 50)</h2><table id='peer-results'><tr><th>Position</th><th>Ref</th><th>Note</th>"
+                f"<th>No.</th><th>Result</th><th>Amount</th><th>Reason</th><th></th></tr>{results}</table>"
+                f"<h2>Credit payments</h2><table><tr><th>Ref</th><th>Client</th><th>Total</th><th>Status</th><th></th></tr>{payments}</table>"
                 f"<h2>Wallets</h2><table><tr><th>Request</th><th>Client</th><th>Wallet</th></tr>{wallets}</table>"
                 f"<h2>DebiCheck mandates</h2><table><tr><th>Ref</th><th>Contract</th><th>Status</th><th>Maximum</th></tr>{mandates}"
                 "</table></body></html>")
-

@@ -76,8 +76,7 @@ def _mandate(request, debicheckmandate_id: int) -> DebiCheckMandate:
 
 
 def _rows(request, loan: Loan) -> list[DebiCheckMandate]:
-    return list(DebiCheckMandate.objects.filter(entity=request.entity, loan=loan)
-                .select_related("account__account", "document").prefetch_related("amendments__document"))
+    return selectors.loan_debicheck_mandates(entity=request.entity, loan=loan)
 
 
 def _waiting(rows) -> bool:

@@ -26,9 +26,12 @@ from django.views.decorators.http import require_http_methods
 
 from imali.clients.models import Client
 from imali.loans.models import Loan
+from imali.paystream import mandates as debicheck
+from imali.paystream import selectors as paystream_selectors
 from imali.signing import selectors, services
 from imali.signing.models import Challenge, Mandate, MandateKind, Signature, SignatureMethod
 from imali.signing.services import Document
+from imali.tenancy.models import Module
 from imali.tenancy.rights import Right
 from imali.tenancy.services import login_record
 
@@ -243,6 +246,11 @@ def loans_view(request):
     return render(request, "web/signing/loans.html", {"loans": selectors.loans_awaiting_signature(entity=request.entity)})
 
 
+def _can_debicheck(request) -> bool:
+    """Whether the user may open the loan's DebiCheck screens (the payment stream's right, module on)."""
+    return may_use(request, Right.PAYMENT_STREAM_WEB_SERVICES) and request.entity.has_module(Module.PAYMENT_STREAMS)
+
+
 def _document_page(request, document: Document, *, this_url: str):
     user, entity, ip = request.user, request.entity, client_ip(request)
     code_form, override_form = CodeForm(), OverrideForm()
@@ -292,10 +300,17 @@ def _document_page(request, document: Document, *, this_url: str):
     state = selectors.signing_state(entity=entity, document=document)
     if state.pending is not None and not code_form.is_bound:
         code_form = CodeForm(initial={"challenge": state.pending.public_id})
+    documents = [document.mandate] if document.mandate is not None else list(document.loan.mandates.all())
+    if any(d.kind == MandateKind.DEBICHECK for d in documents):
+        # The DebiCheck mandate moves from "awaiting signature" to "signed" once its document is.
+        debicheck.signatures_sync(entity=entity, loan=document.loan)
+    links = paystream_selectors.debicheck_links(entity=entity, documents=documents)
     return render(request, "web/signing/document.html", {
         "document": document, "state": state, "code_form": code_form, "override_form": override_form,
         "loan": document.loan, "mandate": document.mandate, "this_url": this_url,
-        "mandates": list(document.loan.mandates.all()) if document.mandate is None else [],
+        "mandates": [(m, links.get(m.pk)) for m in documents] if document.mandate is None else [],
+        "debicheck": links.get(document.mandate.pk) if document.mandate is not None else None,
+        "can_debicheck": _can_debicheck(request),
         "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
                            .select_related("created_by").order_by("-created_at", "-id")[:20]),
         "live": _challenge_live(state.pending) if state.pending is not None else None,
@@ -346,7 +361,14 @@ def signature_view(request, signature_id: int):
         data = form.cleaned_data["document"].read()
         result = services.signature_document_check(actor=request.user, entity=request.entity, signature=signature,
                                                    data=data, ip=client_ip(request))
-    return render(request, "web/signing/signature.html", {"signature": signature, "form": form, "result": result})
+    debicheck_link = None
+    if signature.mandate is not None:
+        if signature.mandate.kind == MandateKind.DEBICHECK:
+            debicheck.signatures_sync(entity=request.entity, loan=signature.loan)
+        debicheck_link = paystream_selectors.debicheck_links(entity=request.entity, documents=[signature.mandate]).get(
+            signature.mandate_id)
+    return render(request, "web/signing/signature.html", {"signature": signature, "form": form, "result": result,
+                                                           "debicheck": debicheck_link, "can_debicheck": _can_debicheck(request)})
 
 
 @any_right_required(Right.CAPTURE_LOANS, Right.REPORT_CONTRACTS_ISSUED)
