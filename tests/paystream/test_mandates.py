@@ -335,8 +335,8 @@ def test_tt2_deadline_skips_the_countrys_public_holidays(ps_entity, clerk, loan_
 def test_tt2_deadline_follows_the_peers_country():
     from imali.peers.paystream.server import tt2_deadline
 
-    # Easter Monday is no holiday in Eswatini's neighbour... but it is in Botswana and Lesotho too;
-    # 1 July is Sir Seretse Khama Day in Botswana only.
+    # A peer for another country counts that country's holidays: 1 July 2027 (a Thursday) is Sir
+    # Seretse Khama Day in Botswana, an ordinary business day in South Africa.
     monday = dt.datetime(2027, 6, 28, 9, 0, tzinfo=SAST)
     assert tt2_deadline(monday, "ZA").date() == dt.date(2027, 6, 30)
     assert tt2_deadline(dt.datetime(2027, 6, 30, 9, 0, tzinfo=SAST), "BW").date() == dt.date(2027, 7, 5)

@@ -204,6 +204,9 @@ class PaystreamPeer:
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Tests: called with the payment once a credit payment is made, before the reply is sent
+        # (a test kills the caller there: the crash between sending and recording).
+        self.on_payment: Callable[[dict], None] | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> PaystreamPeer:
@@ -668,6 +671,8 @@ class PaystreamPeer:
         ref = self._ref("P")
         self.state.payments[ref] = {"clientRef": str(data["clientRef"]), "lines": lines, "cash": str(cash), "total": str(total),
                                     "status": "SUBMITTED"}
+        if self.on_payment is not None:
+            self.on_payment(self.state.payments[ref])
         return {"paymentRef": ref, "status": "SUBMITTED"}
 
     def _fn_PrintClientCredit(self, data: dict) -> dict:
