@@ -14,7 +14,14 @@ import pytest
 
 from imali.loans import services as loans
 from imali.loans.models import Loan, LoanStatus, Receipt
-from imali.paystream.models import CollectionKind, CollectionResult, CreditPayment, PromissoryNote, WalletRequest, WalletStatus
+from imali.paystream.models import (
+    CollectionKind,
+    CollectionResult,
+    CreditPayment,
+    PromissoryNote,
+    WalletRequest,
+    WalletStatus,
+)
 from imali.peers.paystream import PaystreamPeer, PeerConfig
 from imali.tenancy.rights import Right
 from tests import factories
@@ -56,11 +63,11 @@ def test_account_wallet_new_loan_note_payout_and_collections_in_the_browser(page
     form.locator("input[name=branch_code]").fill("632005")
     form.locator("input[name=account_number]").fill("4012345678")
     form.locator("button[type=submit]").click()
-    page.locator("text=fails the check digit for branch 632005").wait_for()
+    page.locator("text=fails the check digit for branch 632005").first.wait_for()
     form = page.locator("#account-form")
     form.locator("input[name=account_number]").fill("4012345679")
     form.locator("button[type=submit]").click()
-    page.locator("text=passed the check-digit test").wait_for()
+    page.locator("text=passed the check-digit test").first.wait_for()
     assert page.locator("#stream-accounts tbody tr").count() == 1
 
     # The wallet: requested, then it appears by itself once the stream has created it.
@@ -76,10 +83,10 @@ def test_account_wallet_new_loan_note_payout_and_collections_in_the_browser(page
     page.fill("input[name=instalments]", "3")
     page.fill("input[name=pay_day]", "25")
     page.get_by_role("button", name="Save").click()
-    page.locator("text=Application captured").wait_for()
+    page.locator("text=Application captured").first.wait_for()
     loan = Loan.objects.get(client=client)
     page.click("#approve-form button[type=submit]")
-    page.locator("text=Loan approved.").wait_for()
+    page.locator("text=Loan approved.").first.wait_for()
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPROVED
     page.click(f"a[href='/loans/{loan.pk}/payment-stream/']")
@@ -89,7 +96,7 @@ def test_account_wallet_new_loan_note_payout_and_collections_in_the_browser(page
     page.select_option("#note-form select[name=stream]", "naedo")
     page.locator("#note-form select[name=account]").select_option(index=1)
     page.click("#note-form button[type=submit]")
-    page.locator("article.note").wait_for()
+    page.locator("article.note").first.wait_for()
     note = PromissoryNote.objects.get(loan=loan)
     assert page.locator(f"#note-{note.pk}").is_visible()
     with page.expect_popup() as popup:
@@ -102,7 +109,7 @@ def test_account_wallet_new_loan_note_payout_and_collections_in_the_browser(page
     payout.locator("input[name=amount_1]").fill("2500.00")
     payout.locator("input[name=cash_amount]").fill("500.00")
     payout.locator("button[type=submit]").click()
-    page.locator("text=accepted by the stream").wait_for()
+    page.locator("text=accepted by the stream").first.wait_for()
     assert CreditPayment.objects.get(loan=loan).total == 3000
     assert len(peer.state.payments) == 1
     loan.refresh_from_db()
@@ -112,15 +119,15 @@ def test_account_wallet_new_loan_note_payout_and_collections_in_the_browser(page
     page.goto(f"{peer.base_url}/")
     row = page.locator(f"tr.peer-note[data-note='{note.reference}']")
     row.locator("button", has_text="Collect instalment 1 now").click()
-    page.locator("#done").wait_for()
+    page.locator("#done", has_text="Instalment 1 of note").wait_for()
     row = page.locator(f"tr.peer-note[data-note='{note.reference}']")
     row.locator("button", has_text="Decline it").click()
-    page.locator("#done").wait_for()
+    page.locator("#done", has_text="Instalment 2 of note").wait_for()
 
     # Back in Imali: the results arrive and post (the button does what the quarter-hourly task does).
     page.goto(f"{live_server.url}/loans/{loan.pk}/payment-stream/")
     page.click("text=Fetch collection results now")
-    page.locator("text=Collection results imported").wait_for()
+    page.locator("text=Collection results imported").first.wait_for()
     page.locator("#collection-results tr[data-kind='collected']").wait_for()
     assert "1 collected, 1 declined" in page.content()
     assert "Insufficient Funds" in page.locator("#collection-results tr[data-kind='failed']").inner_text()
