@@ -341,3 +341,53 @@ def test_tt2_deadline_follows_the_peers_country():
     assert tt2_deadline(monday, "ZA").date() == dt.date(2027, 6, 30)
     assert tt2_deadline(dt.datetime(2027, 6, 30, 9, 0, tzinfo=SAST), "BW").date() == dt.date(2027, 7, 5)
     assert tt2_deadline(dt.datetime(2027, 6, 30, 9, 0, tzinfo=SAST), "ZA").date() == dt.date(2027, 7, 2)
+
+
+def _approved_mandate(entity, actor, loan, account, **changes):
+    mandate = mandates.mandate_create(entity=entity, actor=actor, loan=loan, account=account, data=_data(loan, **changes))
+    _hand_signed(entity, actor, mandate)
+    mandates.mandate_submit(entity=entity, actor=actor, mandate=mandate)
+    mandate = mandates.mandate_refresh(entity=entity, actor=actor, mandate=mandate)
+    assert mandate.status == MandateState.APPROVED
+    return mandate
+
+
+def _future(day: int, accept) -> dt.date:
+    """The first `day` of a month, from next month on, that `accept` takes."""
+    month = dt.date.today().replace(day=1)
+    while True:
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+        if accept(month.replace(day=day)):
+            return month.replace(day=day)
+
+
+def test_a_debicheck_collection_moves_off_the_mandates_day_only_by_amending_it(ps_entity, clerk, loan_account, bank, borrower):
+    """A date change is a change of the mandate, which the client authenticates again: an instalment
+    edit keeps to the collection day; with date adjustment allowed, a collection day that is no
+    business day may move to the business day next to it."""
+    from imali.loans.schedule import is_business_day
+
+    loan, account = loan_account
+    mandate = _approved_mandate(ps_entity, clerk, loan, account, collection_day=25)
+    note = services.note_create(entity=ps_entity, actor=clerk, loan=loan, stream="naedo", account=account)
+    edits = bank.state.calls.get("EditInstalment", 0)
+    on_day = _future(25, lambda d: d.weekday() < 5)
+    with pytest.raises(ValidationError) as caught:
+        services.instalment_edit(entity=ps_entity, actor=clerk, note=note, seq=1, action_date=on_day - dt.timedelta(days=5))
+    assert _codes(caught) == {"action_date": ["outside_mandate"]}
+    assert f"mandate {mandate.contract_reference} collects on day 25 of each month" in _errors(caught)["action_date"][0]
+    assert bank.state.calls.get("EditInstalment", 0) == edits  # nothing sent
+    assert services.instalment_edit(entity=ps_entity, actor=clerk, note=note, seq=1, action_date=on_day).action_date == on_day
+    # Date adjustment allowed: a Saturday 25th may be collected on the Friday or the Monday, not earlier.
+    other = approved_loan(ps_entity, clerk, borrower, principal="2000")
+    _approved_mandate(ps_entity, clerk, other, account, collection_day=25, date_adjustment="on")
+    adjusted = services.note_create(entity=ps_entity, actor=clerk, loan=other, stream="naedo", account=account)
+    # A Saturday 25th whose Friday and Monday are business days (Heritage Day is 24 September).
+    saturday = _future(25, lambda d: d.weekday() == 5 and is_business_day(d - dt.timedelta(days=1), "ZA")
+                       and is_business_day(d + dt.timedelta(days=2), "ZA"))
+    for moved in (saturday - dt.timedelta(days=1), saturday + dt.timedelta(days=2)):
+        edited = services.instalment_edit(entity=ps_entity, actor=clerk, note=adjusted, seq=1, action_date=moved)
+        assert edited.action_date == moved
+    with pytest.raises(ValidationError) as caught:
+        services.instalment_edit(entity=ps_entity, actor=clerk, note=adjusted, seq=1, action_date=saturday - dt.timedelta(days=2))
+    assert _codes(caught) == {"action_date": ["outside_mandate"]}

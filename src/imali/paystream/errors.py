@@ -33,6 +33,7 @@ class StreamError(StrEnum):
     NOT_AMENDABLE = "not_amendable"
     ABOVE_MAXIMUM_COLLECTION = "above_maximum_collection"
     NOT_A_BUSINESS_DAY = "not_a_business_day"
+    OUTSIDE_MANDATE = "outside_mandate"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

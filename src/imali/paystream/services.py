@@ -435,6 +435,45 @@ def note_print(*, entity: Entity, actor, note: PromissoryNote) -> tuple[Document
     return document, _printed(entity, document)
 
 
+def _mandate_days(mandate) -> str:
+    day = mandate.collection_day
+    if mandate.frequency == "monthly":
+        return "on the last day of each month" if day == 99 else f"on day {day} of each month"
+    if mandate.frequency == "weekly":
+        return f"every {dt.date(2024, 1, day).strftime('%A')}"  # 1 January 2024 was a Monday
+    return f"every second week from {mandate.first_collection_date.isoformat()}"
+
+
+def _on_mandate_day(mandate, day: dt.date, country: str) -> bool:
+    """Whether a DebiCheck collection on `day` keeps to the mandate's frequency and collection day:
+    a change of date needs the client's authentication again (DOMAIN §7). With date adjustment
+    allowed, the collection may move off a nominal day that is no business day, to the nearest
+    business day before or after it."""
+    import calendar
+
+    from imali.loans.schedule import is_business_day, move_to_business_day
+
+    def monthly(year: int, month: int) -> dt.date:
+        last = calendar.monthrange(year, month)[1]
+        return dt.date(year, month, last if mandate.collection_day == 99 else min(mandate.collection_day, last))
+
+    if mandate.frequency == "monthly":
+        previous, following = day.replace(day=1) - dt.timedelta(days=1), day.replace(day=28) + dt.timedelta(days=4)
+        nominals = [monthly(d.year, d.month) for d in (previous, day, following)]
+    else:
+        # Weekly: the collection weekday (1 = Monday); fortnightly: every 14 days from the first collection.
+        step = 7 if mandate.frequency == "weekly" else 14
+        behind = (day.isoweekday() - mandate.collection_day) % 7 if step == 7 else (day - mandate.first_collection_date).days % 14
+        nominals = [day - dt.timedelta(days=behind), day - dt.timedelta(days=behind) + dt.timedelta(days=step)]
+    if day in nominals:
+        return True
+    if not mandate.date_adjustment:
+        return False
+    return any(day in (move_to_business_day(n, country=country, direction="before"),
+                       move_to_business_day(n, country=country, direction="after"))
+               for n in nominals if not is_business_day(n, country))
+
+
 def _check_action_date(entity: Entity, note: PromissoryNote, action_date: dt.date) -> None:
     """A new action date is today or later; EFT debits (EFT and Social Grant EFT) go out Monday to
     Friday, never on a public holiday of the entity's country (DOMAIN §7)."""
@@ -482,6 +521,11 @@ def instalment_edit(*, entity: Entity, actor, note: PromissoryNote, seq: int, ac
                                f"DebiCheck mandate {note.mandate.contract_reference}: amend the mandate first.")
         if tracking_days is not None and int(tracking_days) > 10:
             raise stream_error("tracking_days", StreamError.INVALID, "DebiCheck tracking is 0 to 10 days.")
+        if action_date is not None and not _on_mandate_day(note.mandate, action_date, entity.country):
+            raise stream_error("action_date", StreamError.OUTSIDE_MANDATE,
+                               f"DebiCheck mandate {note.mandate.contract_reference} collects {_mandate_days(note.mandate)}: "
+                               "a collection on another day changes the mandate, which the client must authenticate "
+                               "again (amend the mandate's collection day first).")
     _, request = _send(entity=entity, actor=actor, function=StreamFunction.EDIT_INSTALMENT, target=note,
                        call=lambda s, key: s.edit_instalment(key=key, note_reference=note.reference, seq=seq,
                                                              action_date=action_date, amount=money, tracking_days=tracking_days))
