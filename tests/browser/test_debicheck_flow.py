@@ -58,7 +58,12 @@ def test_mandate_created_signed_sent_and_approved_in_the_browser(page, live_serv
 
     page.click("text=Sign it (OTP or by hand)")
     page.click("#finish-by-hand")
-    page.goto(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
+    # The signed agreement names the DebiCheck mandate, now signed, and links back to it; the
+    # mandate list then links the signed document instead of the signing screen.
+    page.locator("#debicheck-status[data-status='signed']").wait_for()
+    page.click("#debicheck-link")
+    page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/#mandate-{mandate.pk}")
+    assert page.locator(f"#mandate-{mandate.pk} a.signed-document").count() == 1
     page.click("text=Send to the bank for authentication")
     page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
     assert "Waiting for the client to authenticate at the bank" in page.content()
