@@ -391,3 +391,24 @@ def test_a_debicheck_collection_moves_off_the_mandates_day_only_by_amending_it(p
     with pytest.raises(ValidationError) as caught:
         services.instalment_edit(entity=ps_entity, actor=clerk, note=adjusted, seq=1, action_date=saturday - dt.timedelta(days=2))
     assert _codes(caught) == {"action_date": ["outside_mandate"]}
+
+
+@pytest.mark.parametrize(("frequency", "day", "adjust", "date", "kept"), [
+    ("weekly", 3, False, dt.date(2027, 3, 3), True),  # a Wednesday
+    ("weekly", 3, False, dt.date(2027, 3, 4), False),
+    ("fortnightly", 1, False, dt.date(2027, 3, 15), True),  # 14 days after the first collection (1 March)
+    ("fortnightly", 1, False, dt.date(2027, 3, 8), False),
+    ("monthly", 99, False, dt.date(2027, 2, 28), True),  # the last day of February
+    ("monthly", 30, False, dt.date(2027, 2, 28), True),  # day 30 falls on February's last day
+    ("monthly", 99, True, dt.date(2027, 1, 29), True),  # 31 January 2027 is a Sunday: back to the Friday
+    ("monthly", 99, True, dt.date(2027, 2, 1), True),  # ... or on to the Monday, in the next month
+    ("monthly", 99, False, dt.date(2027, 2, 1), False),
+    ("monthly", 25, True, dt.date(2027, 3, 26), False),  # 25 March 2027 is a Thursday: no adjustment
+    ("monthly", 25, True, dt.date(2027, 3, 29), False),  # Family Day, nowhere near the 25th
+])
+def test_which_dates_keep_to_the_mandate(frequency, day, adjust, date, kept):
+    from types import SimpleNamespace
+
+    mandate = SimpleNamespace(frequency=frequency, collection_day=day, date_adjustment=adjust,
+                              first_collection_date=dt.date(2027, 3, 1))
+    assert services._on_mandate_day(mandate, date, "ZA") is kept
