@@ -15,6 +15,7 @@ from imali.loans.models import Instalment, LoanStatus
 from imali.mobilemoney.models import Disbursement, DisbursementStatus
 from imali.paystream import services
 from imali.paystream.models import CreditPayment, CreditPaymentStatus
+from imali.tenancy.rights import Right
 from tests import factories
 
 from .conftest import ABSA_OK, approved_loan
@@ -162,3 +163,29 @@ def test_the_hourly_task_finds_a_payment_return_without_printing(ps_entity, cler
     type(old).objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=services.RETURN_WINDOW_DAYS + 1))
     paystream_payment_returns.call_local()
     assert peer.state.calls.get("PrintClientCredit", 0) == asked
+
+
+def test_a_person_asks_about_a_return_from_the_loan_page(client, ps_entity, clerk, borrower, peer):
+    from django.urls import reverse
+
+    account = services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
+    loan = approved_loan(ps_entity, clerk, borrower)
+    payment = services.credit_pay(entity=ps_entity, actor=clerk, client=borrower, loan=loan, parts=[(account, "3000.00")])
+    client.force_login(clerk)
+    loan_page = reverse("web:paystream_loan", kwargs={"loan_id": loan.pk})
+    check = reverse("web:paystream_payment_check", kwargs={"creditpayment_id": payment.pk})
+    assert check in client.get(loan_page).content.decode()
+    nothing = client.post(check, {"next": "loan"}, follow=True)
+    assert nothing.redirect_chain[-1][0] == loan_page and "no return reported" in nothing.content.decode()
+    peer.return_payment(payment.reference, "Account closed")
+    returned = client.post(check, {"next": "loan"}, follow=True).content.decode()
+    assert "Returned by the receiving bank (Account closed)" in returned
+    payment.refresh_from_db()
+    assert payment.status == CreditPaymentStatus.RETURNED
+    assert check not in returned  # nothing more to ask about
+    # Another entity's user gets a 404.
+    from .conftest import stream_entity
+
+    other = stream_entity(factories.make_entity(), peer)
+    client.force_login(factories.make_user(entity=other, rights=[Right.PAYMENT_STREAM_WEB_SERVICES]))
+    assert client.post(check).status_code == 404

@@ -263,6 +263,24 @@ def payment_retry_view(request, creditpayment_id: int):
 
 
 @right_required(RIGHT, methods=POST_ONLY)
+def payment_check_view(request, creditpayment_id: int):
+    """Ask the stream now whether the receiving bank returned the payment (the hourly task asks too)."""
+    payment = get_object_or_404(CreditPayment.objects.select_related("client"), entity=request.entity, pk=creditpayment_id)
+    try:
+        payment = services.credit_payment_check(entity=request.entity, actor=request.user, payment=payment)
+    except ValidationError as exc:
+        return _client_page(request, payment.client, errors=_messages_of(exc))
+    if payment.status == CreditPaymentStatus.RETURNED:
+        messages.warning(request, f"Credit payment {payment.reference}: {payment.problem}")
+    else:
+        messages.success(request, f"Credit payment {payment.reference}: no return reported by the stream.")
+    target = request.POST.get("next", "")
+    if payment.loan_id and target == "loan":
+        return redirect("web:paystream_loan", loan_id=payment.loan_id)
+    return redirect("web:paystream_client", client_id=payment.client_id)
+
+
+@right_required(RIGHT, methods=POST_ONLY)
 def card_receipt_view(request, client_id: int):
     client = _client(request, client_id)
     form = CardForm(request.POST)
@@ -437,6 +455,7 @@ urlpatterns = [
     path("clients/<int:client_id>/payment-stream/card-receipt/", card_receipt_view, name="paystream_card_receipt"),
     path("payment-stream/payments/<int:creditpayment_id>/print/", payment_print_view, name="paystream_payment_print"),
     path("payment-stream/payments/<int:creditpayment_id>/retry/", payment_retry_view, name="paystream_payment_retry"),
+    path("payment-stream/payments/<int:creditpayment_id>/check/", payment_check_view, name="paystream_payment_check"),
     path("loans/<int:loan_id>/payment-stream/", loan_view, name="paystream_loan"),
     path("loans/<int:loan_id>/payment-stream/notes/", note_create_view, name="paystream_note_create"),
     path("loans/<int:loan_id>/payment-stream/pay/", loan_pay_view, name="paystream_loan_pay"),
