@@ -628,9 +628,11 @@ def statement_confirm_run(*, statement_id: int) -> Any:
 
     actor = statement.confirmed_by or statement.imported_by
     try:
-        lines = _statement_lines(statement)
-        bulk.post_lines(statement=statement, lines=lines, index=_BookIndex(statement.entity), actor=actor,
-                        on_progress=progress)
+        with bulk.phase("read the file"):
+            lines = _statement_lines(statement)
+        with bulk.phase("read the book"):
+            index = _BookIndex(statement.entity)
+        bulk.post_lines(statement=statement, lines=lines, index=index, actor=actor, on_progress=progress)
     except Exception as exc:
         log.exception("statement import %s failed", statement_id)
         StatementImport.objects.filter(pk=statement_id).update(state=ImportState.FAILED, failure=str(exc)[:300],
