@@ -186,8 +186,13 @@ def raw_write(rows, chunk: int, how: str) -> float:
                 bulk.insert_rows(ReceiptAllocation, ALLOCATION_COLUMNS,
                                  [(new_id, *a) for new_id, a in zip(ids, allocations[start:start + chunk], strict=True)])
     seconds = time.perf_counter() - started
-    ReceiptAllocation.objects.filter(receipt__external_reference__startswith="RAW").delete()
-    Receipt.objects.filter(external_reference__startswith="RAW").delete()
+    # Plain deletes (Django's delete() would load every row to cascade).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {ReceiptAllocation._meta.db_table} WHERE receipt_id IN "
+                       f"(SELECT id FROM {Receipt._meta.db_table} WHERE external_reference LIKE 'RAW%%')")
+        cursor.execute(f"DELETE FROM {Receipt._meta.db_table} WHERE external_reference LIKE 'RAW%%'")
     return seconds
 
 

@@ -1,7 +1,10 @@
 """Set-based posting of a confirmed statement: thousands of lines in a few statements per chunk,
 by the loan book's own rules.
 
-One chunk of lines (CHUNK_LINES) is one transaction:
+The lines are grouped by loan first (`loan_chunks`): every line that may land on a loan (naming
+it, or its client's number) goes into the same chunk, in file order, so a loan is locked, read
+and written once per import however many lines pay it. One chunk (about CHUNK_LINES lines) is one
+transaction:
 1. which transaction numbers are recorded already (a notification, an earlier import, a receipt
    captured by hand): two reads for the whole chunk;
 2. the loans the lines name, locked, with their open instalments (`loans.services.loans_hold`:
@@ -13,8 +16,8 @@ One chunk of lines (CHUNK_LINES) is one transaction:
    book's reason, and the next line for that loan sees the loan as the receipts before it left it;
 4. the writes, each one statement per table (`loans.services.receipts_write_held` for the
    receipts, allocation lines, instalments and loans; the provider transactions likewise): COPY
-   on PostgreSQL, prepared executemany on SQLite; and one audit entry for the chunk with its
-   counts and its first and last line. Each receipt carries the provider's transaction number
+   on PostgreSQL, prepared executemany on SQLite; and one audit entry for the chunk (its part
+   number, lines, first and last line and counts), not one per receipt. Each receipt carries the provider's transaction number
    (its external reference) and its provider transaction row names the import (statement_id):
    every receipt is traced to its line; the import's own entry (services) gives the totals.
 
@@ -42,7 +45,13 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.loans import posting
 from imali.loans.models import OPEN_STATUSES, Loan, LoanStatus, PaybackType, Receipt
-from imali.loans.services import HeldReceipt, local_today, loans_hold, receipt_input, receipts_write_held
+from imali.loans.services import (
+    HeldReceipt,
+    loans_hold,
+    local_today,
+    receipt_input,
+    receipts_write_held,
+)
 
 from .models import ConfirmationSms, ProviderTransaction, Source, TransactionStatus
 
@@ -87,20 +96,21 @@ def post_lines(*, statement, lines: Sequence, index, actor, on_progress: Callabl
     ProviderTransaction (statement = this import)."""
     from .services import PaymentIn, payment_in_record
 
-    chunk_lines = chunk_lines or CHUNK_LINES
     seen: set[str] = set()
-    done = 0
-    for start in range(0, len(lines), chunk_lines):
-        chunk = lines[start:start + chunk_lines]
-        payments = []
-        for line in chunk:
-            if line.problem or line.skip or line.transaction_id in seen:
-                continue
-            seen.add(line.transaction_id)
-            payments.append(line)
+    payments = []
+    for line in lines:
+        if line.problem or line.skip or line.transaction_id in seen:
+            continue
+        seen.add(line.transaction_id)
+        payments.append(line)
+    with phase("match"):
+        candidates = {line.transaction_id: index.candidates(line.account_reference, line.msisdn) for line in payments}
+        chunks = loan_chunks(payments, candidates, chunk_lines or CHUNK_LINES)
+    done = len(lines) - len(payments)
+    for part, chunk in enumerate(chunks, start=1):
         for attempt in range(RETRIES + 1):
             if attempt == RETRIES:
-                for line in payments:  # the slow path: a chunk that kept meeting concurrent callbacks
+                for line in chunk:  # the slow path: a chunk that kept meeting concurrent callbacks
                     payment_in_record(setup=statement.setup, source=Source.STATEMENT, actor=actor, payment=PaymentIn(
                         provider_transaction_id=line.transaction_id, amount=line.amount, transacted_at=line.completed_at,
                         msisdn=line.msisdn, payer_name=line.payer_name, account_reference=line.account_reference))
@@ -108,8 +118,7 @@ def post_lines(*, statement, lines: Sequence, index, actor, on_progress: Callabl
             try:
                 # COPY runs on the driver's cursor: its errors are made Django's here, as execute's are.
                 with transaction.atomic(), connection.wrap_database_errors:
-                    _post_chunk(statement=statement, lines=payments, index=index, actor=actor,
-                                span=(chunk[0].number, chunk[-1].number) if chunk else (0, 0))
+                    _post_chunk(statement=statement, lines=chunk, candidates=candidates, actor=actor, part=part)
                 break
             except IntegrityError:
                 continue
@@ -122,6 +131,45 @@ def post_lines(*, statement, lines: Sequence, index, actor, on_progress: Callabl
         done += len(chunk)
         if on_progress is not None:
             on_progress(done)
+    if on_progress is not None and not chunks:
+        on_progress(done)
+
+
+def loan_chunks(lines: Sequence, candidates: dict[str, tuple[list[int], str]], size: int) -> list[list]:
+    """The lines in chunks of about `size`, each loan's lines all in one chunk, in file order.
+    Lines that may land on the same loan (a client number may go to any of the client's loans)
+    stay together, so each loan is locked, read and written once per import, not once per chunk
+    it appears in, and posts its lines in the order they were paid. A set of loans with more than
+    `size` lines is one chunk of its own."""
+    parent: dict[int, int] = {}
+
+    def root(pk: int) -> int:
+        while parent.setdefault(pk, pk) != pk:
+            parent[pk] = parent[parent[pk]]
+            pk = parent[pk]
+        return pk
+
+    for found, _ in candidates.values():
+        for pk in found[1:]:
+            a, b = root(found[0]), root(pk)
+            if a != b:
+                parent[b] = a
+    groups: dict[object, list] = {}
+    for n, line in enumerate(lines):
+        found = candidates[line.transaction_id][0]
+        groups.setdefault(root(found[0]) if found else ("alone", n), []).append(line)
+    chunks: list[list] = []
+    current: list = []
+    for group in groups.values():
+        if current and len(current) + len(group) > size:
+            chunks.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        chunks.append(current)
+    for chunk in chunks:
+        chunk.sort(key=lambda line: line.number)
+    return chunks
 
 
 def _select(sql: str, params: list, values: list) -> list[tuple]:
@@ -135,7 +183,7 @@ def _select(sql: str, params: list, values: list) -> list[tuple]:
     return rows
 
 
-def _post_chunk(*, statement, lines: list, index, actor, span: tuple[int, int]) -> None:
+def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -> None:
     entity, setup = statement.entity, statement.setup
     with phase("read recorded"):
         ids = [line.transaction_id for line in lines]
@@ -146,10 +194,8 @@ def _post_chunk(*, statement, lines: list, index, actor, span: tuple[int, int]) 
             f"SELECT external_reference, id, loan_id FROM {Receipt._meta.db_table} "
             f"WHERE entity_id = %s AND external_reference IN ({{}})", [entity.pk], [i for i in ids if i not in recorded])}
         todo = [line for line in lines if line.transaction_id not in recorded]
-    with phase("match"):
-        candidates = {line.transaction_id: index.candidates(line.account_reference, line.msisdn) for line in todo
-                      if line.transaction_id not in by_hand}
-        loan_ids = sorted({pk for found, _ in candidates.values() for pk in found})
+        loan_ids = sorted({pk for line in todo if line.transaction_id not in by_hand
+                           for pk in candidates[line.transaction_id][0]})
     with phase("lock and read loans"):
         loans = loans_hold(entity=entity, loan_ids=loan_ids)
         # The clients to confirm to by SMS, read under the loans' locks as the callback path does.
@@ -212,5 +258,6 @@ def _post_chunk(*, statement, lines: list, index, actor, span: tuple[int, int]) 
         bulk.insert_rows(ProviderTransaction, TRANSACTION_COLUMNS, [tuple(row) for row in rows])
         if rows:
             audit_record(action=AuditAction.MOBILE_STATEMENT_IMPORTED, actor=actor, entity=entity, target=statement,
-                         subject=f"{statement.file_name} lines {span[0]} to {span[1]}",
-                         after={"part": True, "first_line": span[0], "last_line": span[1], **counts})
+                         subject=f"{statement.file_name} part {part}",
+                         after={"part": part, "lines": len(lines), "first_line": lines[0].number,
+                                "last_line": lines[-1].number, **counts})
