@@ -117,7 +117,8 @@ def post_lines(*, statement, lines: Sequence, index, actor, on_progress: Callabl
                 break
             try:
                 # COPY runs on the driver's cursor: its errors are made Django's here, as execute's are.
-                with transaction.atomic(), connection.wrap_database_errors:
+                with phase("chunk transactions in all (the phases above and the commits)"), transaction.atomic(), \
+                        connection.wrap_database_errors:
                     _post_chunk(statement=statement, lines=chunk, candidates=candidates, actor=actor, part=part)
                 break
             except IntegrityError:
@@ -173,14 +174,21 @@ def loan_chunks(lines: Sequence, candidates: dict[str, tuple[list[int], str]], s
 
 
 def _select(sql: str, params: list, values: list) -> list[tuple]:
-    """`sql` with one `{}` for an IN list, run over `values` READ_BATCH at a time."""
-    rows: list[tuple] = []
+    """`sql` with one `{}` for "<column> IN <values>": on PostgreSQL one array parameter
+    (`= ANY(%s)`: planned as cheaply for 5,000 values as for one), elsewhere READ_BATCH
+    placeholders at a time."""
+    if not values:
+        return []
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql.format("= ANY(%s)"), [*params, list(values)])
+            return cursor.fetchall()
+        rows: list[tuple] = []
         for start in range(0, len(values), READ_BATCH):
             part = values[start:start + READ_BATCH]
-            cursor.execute(sql.format(bulk.placeholders(len(part))), [*params, *part])
+            cursor.execute(sql.format(f"IN ({bulk.placeholders(len(part))})"), [*params, *part])
             rows.extend(cursor.fetchall())
-    return rows
+        return rows
 
 
 def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -> None:
@@ -189,10 +197,12 @@ def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -
         ids = [line.transaction_id for line in lines]
         recorded = {r for (r,) in _select(
             f"SELECT provider_transaction_id FROM {ProviderTransaction._meta.db_table} "
-            f"WHERE setup_id = %s AND provider_transaction_id IN ({{}})", [setup.pk], ids)}
+            f"WHERE setup_id = %s AND provider_transaction_id {{}}", [setup.pk], ids)}
         by_hand = {ref: (pk, loan_id) for ref, pk, loan_id in _select(
             f"SELECT external_reference, id, loan_id FROM {Receipt._meta.db_table} "
-            f"WHERE entity_id = %s AND external_reference IN ({{}})", [entity.pk], [i for i in ids if i not in recorded])}
+            # The empty reference excluded as the unique index is: so that (partial) index answers.
+            f"WHERE entity_id = %s AND NOT (external_reference = '') AND external_reference {{}}",
+            [entity.pk], [i for i in ids if i not in recorded])}
         todo = [line for line in lines if line.transaction_id not in recorded]
         loan_ids = sorted({pk for line in todo if line.transaction_id not in by_hand
                            for pk in candidates[line.transaction_id][0]})
@@ -201,7 +211,7 @@ def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -
         # The clients to confirm to by SMS, read under the loans' locks as the callback path does.
         with_phone = {pk for (pk,) in _select(
             f"SELECT l.id FROM {Loan._meta.db_table} l JOIN {Client._meta.db_table} c "
-            f"ON c.id = l.client_id WHERE c.cellphone <> '' AND l.id IN ({{}})", [], list(loans))}
+            f"ON c.id = l.client_id WHERE c.cellphone <> '' AND l.id {{}}", [], list(loans))}
 
     with phase("post in memory"):
         zone = zoneinfo.ZoneInfo(entity.time_zone)
