@@ -9,17 +9,22 @@ the book is real and the load is quick). A CSV in the M-PESA portal layout with 
 lines: most name a loan (L<number>), some a client number, 2 % an account nobody has (suspense).
 
 Measured:
-- import: `statement_confirm_run` — the background job a confirm starts: read the CSV from the
+- import: `statement_confirm_run`, the background job a confirm starts: read the CSV from the
   database, match every line (one read of the book), post the receipts set-based by the loan
-  book's rules (mobilemoney.bulk: locks, allocation, receipts, allocation lines, instalments, loans,
-  provider transactions, one audit entry per receipt), count and audit the import. The clients
-  have no cellphone here, so no confirmation SMS is due: those are queued after the import, one
-  short transaction each, and are not part of this figure.
+  book's rules (mobilemoney.bulk, per chunk of 5,000 lines: the recorded check, the loans locked
+  with their open instalments, allocation in memory, then receipts, allocation lines,
+  instalments, loans and provider transactions written one statement per table, one audit entry
+  per chunk), count and audit the import. The clients have no cellphone here, so no confirmation
+  SMS is due: those are queued after the import, one short transaction each, and are not part of
+  this figure. "import_phases_seconds" says where the time went.
 - raw write (baseline): the same number of receipts and one allocation line each, built in memory
-  beforehand and inserted with bulk_create in chunks of the same size, one transaction per chunk —
-  the floor of writing those rows on this machine. The rows are deleted afterwards (not timed).
+  beforehand, written in chunks of the same size, one transaction per chunk, two ways: Django's
+  bulk_create ("orm") and explicit ids plus the database's fastest plain path ("copy": COPY on
+  PostgreSQL, executemany on SQLite: the primitive the import writes with), each once before the
+  import and once after it. The rows are deleted afterwards (not timed).
 
-"ratio" = import seconds / raw write seconds (goal <= 3). Checks exactly once: every matched line
+"ratio" = import seconds / the fastest of the four raw writes (goal <= 3); "ratio_to_orm_bulk_create"
+against the faster bulk_create run. Checks exactly once: every matched line
 became one receipt, and importing the same file again adds nothing. Writes
 benchmarks/results/mobile_statement_<vendor>.json.
 """
@@ -120,34 +125,74 @@ def statement_csv(entity, book, lines: int) -> tuple[bytes, int]:
     return ("\n".join(out) + "\n").encode(), unmatched
 
 
-def raw_write(entity, book, lines: int, chunk: int) -> float:
-    """Insert `lines` receipts and one allocation each, built beforehand; the seconds of the inserts."""
-    from django.db import transaction
+def raw_rows(entity, book, lines: int):
+    """`lines` receipts and one allocation line each, as the import writes them (one loan picked
+    per line as the statement does), built beforehand: (receipt objects, receipt tuples,
+    allocation tuples without the receipt id)."""
+    from django.utils import timezone
 
-    from imali.loans.models import Instalment, Loan, Receipt, ReceiptAllocation
+    from imali.core import bulk
+    from imali.loans.models import Instalment, Loan, Receipt
 
     first_instalment = dict(Instalment.objects.filter(loan__entity=entity, seq=1).values_list("loan_id", "pk"))
     clients = dict(Loan.objects.filter(entity=entity).values_list("pk", "client_id"))
     rng = random.Random(15)
     value_date = dt.date.today()
-    receipts = []
+    created = bulk.stamp(timezone.now())
+    objects, tuples, allocations = [], [], []
+    ten, nought = Decimal("10.00"), Decimal("0.00")
     for n in range(lines):
         loan_id = rng.choice(book)[0]
-        receipts.append(Receipt(entity=entity, client_id=clients[loan_id], loan_id=loan_id, amount=Decimal("10.00"),
-                                allocated=Decimal("10.00"), change=Decimal("0.00"), value_date=value_date,
-                                payback_type="mobile_money", external_reference=f"RAW{n:08d}", loan_status_before="active"))
+        objects.append(Receipt(entity=entity, client_id=clients[loan_id], loan_id=loan_id, amount=ten, allocated=ten,
+                               change=nought, value_date=value_date, payback_type="mobile_money",
+                               external_reference=f"RAW{n:08d}", loan_status_before="active"))
+        # RECEIPT_COLUMNS order, the id filled in when written.
+        tuples.append([None, entity.pk, clients[loan_id], loan_id, ten, ten, nought, value_date, "mobile_money",
+                       f"RAW{n:08d}", "active", None, False, "", None, created])
+        allocations.append((first_instalment[loan_id], ten, nought, nought, nought, None))
+    return objects, tuples, allocations
+
+
+def raw_write(rows, chunk: int, how: str) -> float:
+    """Insert the receipts and their allocation lines in chunks of the import's size, one
+    transaction each; the seconds of the inserts. how="orm": Django's bulk_create (the usual plain
+    write); how="copy": ids from the sequence and the database's fastest plain path (COPY on
+    PostgreSQL, executemany on SQLite), the primitive the import itself writes with."""
+    from django.db import transaction
+
+    from imali.core import bulk
+    from imali.loans.models import Receipt, ReceiptAllocation
+    from imali.loans.services import ALLOCATION_COLUMNS, RECEIPT_COLUMNS
+
+    objects, tuples, allocations = rows
+    lines = len(objects)
     started = time.perf_counter()
     for start in range(0, lines, chunk):
-        part = receipts[start:start + chunk]
         with transaction.atomic():
-            Receipt.objects.bulk_create(part, batch_size=1000)
-            ReceiptAllocation.objects.bulk_create(
-                [ReceiptAllocation(receipt=r, instalment_id=first_instalment[r.loan_id], fee=Decimal("10.00"),
-                                   vat=Decimal("0.00"), interest=Decimal("0.00"), capital=Decimal("0.00")) for r in part],
-                batch_size=2000)
+            if how == "orm":
+                part = objects[start:start + chunk]
+                for receipt in part:
+                    receipt.pk = None
+                Receipt.objects.bulk_create(part, batch_size=1000)
+                ReceiptAllocation.objects.bulk_create(
+                    [ReceiptAllocation(receipt=r, instalment_id=a[0], fee=a[1], vat=a[2], interest=a[3], capital=a[4])
+                     for r, a in zip(part, allocations[start:start + chunk], strict=True)], batch_size=2000)
+            else:
+                part = tuples[start:start + chunk]
+                ids = bulk.new_ids(Receipt, len(part))
+                for new_id, row in zip(ids, part, strict=True):
+                    row[0] = new_id
+                bulk.insert_rows(Receipt, RECEIPT_COLUMNS, [tuple(row) for row in part])
+                bulk.insert_rows(ReceiptAllocation, ALLOCATION_COLUMNS,
+                                 [(new_id, *a) for new_id, a in zip(ids, allocations[start:start + chunk], strict=True)])
     seconds = time.perf_counter() - started
-    ReceiptAllocation.objects.filter(receipt__external_reference__startswith="RAW").delete()
-    Receipt.objects.filter(external_reference__startswith="RAW").delete()
+    # Plain deletes (Django's delete() would load every row to cascade).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {ReceiptAllocation._meta.db_table} WHERE receipt_id IN "
+                       f"(SELECT id FROM {Receipt._meta.db_table} WHERE external_reference LIKE 'RAW%%')")
+        cursor.execute(f"DELETE FROM {Receipt._meta.db_table} WHERE external_reference LIKE 'RAW%%'")
     return seconds
 
 
@@ -180,7 +225,8 @@ def main() -> None:
         seed_seconds = time.perf_counter() - started
         content, unmatched = statement_csv(entity, book, args.lines)
 
-        raw_seconds = raw_write(entity, book, args.lines, bulk.CHUNK_LINES)
+        rows = raw_rows(entity, book, args.lines)
+        raws = {"before": {how: raw_write(rows, bulk.CHUNK_LINES, how) for how in ("orm", "copy")}}
 
         preview_started = time.perf_counter()
         preview = statement_upload(setup=setup, actor=user, file_name="bench.csv", content=content, columns={})
@@ -193,9 +239,12 @@ def main() -> None:
 
             profiler = cProfile.Profile()
             profiler.enable()
+        bulk.timings = {}
         import_started = time.perf_counter()
         done = statement_confirm_run(statement_id=statement.pk)
         import_seconds = time.perf_counter() - import_started
+        phases = {name: round(seconds, 3) for name, seconds in bulk.timings.items()}
+        bulk.timings = None
         if profiler is not None:
             import pstats
 
@@ -204,6 +253,8 @@ def main() -> None:
         assert done.state == "done", done.failure
 
         receipts = Receipt.objects.filter(entity=entity, external_reference__startswith="BS").count()
+        raws["after"] = {how: raw_write(rows, bulk.CHUNK_LINES, how) for how in ("copy", "orm")}
+        raw_seconds = min(seconds for run in raws.values() for seconds in run.values())
         again = statement_upload(setup=setup, actor=user, file_name="bench-again.csv", content=content, columns={})
         StatementImport.objects.filter(pk=again.statement.pk).update(state="queued", confirmed_by=user)
         again_started = time.perf_counter()
@@ -220,10 +271,13 @@ def main() -> None:
             "preview_seconds": round(preview_seconds, 3),
             "import": {"seconds": round(import_seconds, 3), "lines_per_s": round(args.lines / import_seconds, 1),
                        "posted": done.posted, "suspense": done.suspense, "already_recorded": done.already_recorded},
-            "raw_write": {"seconds": round(raw_seconds, 3), "rows_per_s": round(args.lines / raw_seconds, 1)},
+            "import_phases_seconds": phases,
+            "raw_write": {"seconds": round(raw_seconds, 3), "rows_per_s": round(args.lines / raw_seconds, 1),
+                          "runs": {when: {how: round(x, 3) for how, x in run.items()} for when, run in raws.items()}},
             "reimport": {"seconds": round(again_seconds, 3), "posted": redone.posted, "already_recorded": redone.already_recorded},
             "exactly_once": exactly_once,
             "ratio": round(import_seconds / raw_seconds, 3),
+            "ratio_to_orm_bulk_create": round(import_seconds / min(run["orm"] for run in raws.values()), 3),
             "goals": {"ratio": "<= 3"},
         }
         if not args.profile:  # a profiled run is several times slower: its figures are not results

@@ -263,3 +263,67 @@ def test_set_based_posting_lands_exactly_as_payments_one_by_one(entity, lender_u
     for twin in twins:
         assert OutboxMessage.objects.filter(client=twin.client, message_type="payment_received").count() == 3
     assert not ProviderTransaction.objects.filter(confirmation_sms="pending").exists()
+
+
+def test_an_import_in_several_chunks_posts_each_line_once_traced_to_its_line_and_audited_per_chunk(
+        entity, lender_user, setup, confirm, monkeypatch):
+    """Chunks of two lines: a loan's lines are kept in one chunk and posted in file order; each
+    chunk's transaction carries one audit entry with its lines and counts (no entry per receipt),
+    the import one with the totals; every receipt is traced to its provider transaction and the
+    import; the money lands to the cent."""
+    import zoneinfo
+
+    from imali.loans.models import Instalment, Loan
+    from imali.mobilemoney import bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_LINES", 2)
+    loan = open_loan(entity, lender_user, cellphone="")
+    other = open_loan(entity, lender_user, cellphone="0823334444")
+    when = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone)).strftime("%Y-%m-%d %H:%M:%S")
+    amounts = ["0.01", "33.33", "100.10", "7.77", "12.00"]
+    rows = [HEADER]
+    for n, amount in enumerate(amounts):
+        rows.append(f"CH{n:08d},{when},,Pay Bill,Completed,{amount},,,Pay Bill,27821111111 - A,L{loan.pk}")
+    rows.append(f"CH00000099,{when},,Pay Bill,Completed,5.00,,,Pay Bill,27821111111 - A,NOBODY")
+    rows.append(f"CH00000098,{when},,Pay Bill,Completed,6.00,,,Pay Bill,27821111111 - A,L{other.pk}")
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="chunks.csv", content="\n".join(rows).encode(),
+                               columns={})
+    done = confirm(preview.statement, lender_user)
+    assert (done.posted, done.suspense, done.already_recorded) == (6, 1, 0)
+    total = sum(Decimal(a) for a in amounts)
+    loan = Loan.objects.get(pk=loan.pk)
+    assert loan.received_total + loan.change_total == total
+    paid = sum((i.paid for i in Instalment.objects.filter(loan=loan)), Decimal("0"))
+    assert paid == loan.received_total
+    for txn in ProviderTransaction.objects.filter(statement=done, status="posted"):
+        assert txn.receipt.external_reference == txn.provider_transaction_id and txn.receipt.loan_id == txn.loan_id
+        assert txn.receipt.captured_by == lender_user
+    assert ProviderTransaction.objects.get(provider_transaction_id="CH00000099").suspense_reason
+    # The SMS is due only to the client with a cellphone (sent after the import).
+    assert ProviderTransaction.objects.get(provider_transaction_id="CH00000098").confirmation_sms == "queued"
+    assert ProviderTransaction.objects.get(provider_transaction_id="CH00000000").confirmation_sms == ""
+    parts = list(AuditEntry.objects.filter(action="mobilemoney.statement_imported", after__part__isnull=False,
+                                           object_id=str(done.pk)).order_by("pk").values_list("subject", "after"))
+    # The loan's five lines stay together (one chunk, over the size of two), in file order.
+    assert [subject for subject, _ in parts] == ["chunks.csv part 1", "chunks.csv part 2"]
+    assert [(a["lines"], a["first_line"], a["last_line"], a["posted"], a["suspense"]) for _, a in parts] == \
+        [(5, 2, 6, 5, 0), (2, 7, 8, 1, 1)]
+    assert list(Receipt.objects.filter(loan=loan).order_by("pk").values_list("external_reference", flat=True)) == \
+        [f"CH{n:08d}" for n in range(5)]
+    assert AuditEntry.objects.get(action="mobilemoney.statement_imported", subject="chunks.csv").after["posted"] == 6
+
+
+def test_chunks_keep_every_loan_and_every_client_s_loans_together_in_file_order():
+    """A client number may land on any of the client's loans: its lines and the lines naming those
+    loans are one group; groups fill chunks of about the size asked, each chunk in file order."""
+    from imali.mobilemoney.bulk import loan_chunks
+    from imali.mobilemoney.statement import Line
+
+    picks = {"A1": [1], "B1": [2], "C1": [3, 4], "A2": [1], "D1": [4], "X1": [], "B2": [2], "X2": [], "E1": [5]}
+    lines = [Line(n, tid) for n, tid in enumerate(picks, start=2)]
+    candidates = {tid: (found, "" if found else "no loan") for tid, found in picks.items()}
+    chunks = loan_chunks(lines, candidates, 3)
+    assert [[line.transaction_id for line in chunk] for chunk in chunks] == [
+        ["A1", "A2"], ["B1", "B2"], ["C1", "D1", "X1"], ["X2", "E1"]]
+    assert [line.transaction_id for line in loan_chunks(lines, candidates, 1)[1]] == ["B1", "B2"]
+    assert sorted(line.number for chunk in chunks for line in chunk) == list(range(2, 11))

@@ -545,7 +545,8 @@ def statement_preview(*, statement, lines: list | None = None) -> StatementPrevi
                         .values_list("provider_transaction_id", flat=True))
         from imali.loans.models import Receipt
 
-        recorded.update(Receipt.objects.filter(entity=entity, external_reference__in=chunk)
+        # The empty reference excluded as the unique index is: so that (partial) index answers.
+        recorded.update(Receipt.objects.filter(~Q(external_reference=""), entity=entity, external_reference__in=chunk)
                         .values_list("external_reference", flat=True))
     index = _BookIndex(entity)
     seen: dict[str, int] = {}
@@ -628,15 +629,27 @@ def statement_confirm_run(*, statement_id: int) -> Any:
 
     actor = statement.confirmed_by or statement.imported_by
     try:
-        lines = _statement_lines(statement)
-        bulk.post_lines(statement=statement, lines=lines, index=_BookIndex(statement.entity), actor=actor,
-                        on_progress=progress)
+        with bulk.phase("read the file"):
+            lines = _statement_lines(statement)
+        with bulk.phase("read the book"):
+            index = _BookIndex(statement.entity)
+        bulk.post_lines(statement=statement, lines=lines, index=index, actor=actor, on_progress=progress)
     except Exception as exc:
         log.exception("statement import %s failed", statement_id)
         StatementImport.objects.filter(pk=statement_id).update(state=ImportState.FAILED, failure=str(exc)[:300],
                                                                finished_at=timezone.now())
         statement.refresh_from_db()
         return statement
+    with bulk.phase("count and audit the import"):
+        statement = _statement_done(statement, lines, actor)
+    statement_confirmations_send(statement_id=statement_id)
+    return statement
+
+
+def _statement_done(statement, lines: list, actor):
+    from .models import ImportState, StatementImport
+
+    statement_id = statement.pk
     invalid = sum(1 for line in lines if line.problem)
     skipped = sum(1 for line in lines if not line.problem and line.skip)
     mine = ProviderTransaction.objects.filter(statement_id=statement_id)
@@ -650,7 +663,6 @@ def statement_confirm_run(*, statement_id: int) -> Any:
         statement.refresh_from_db()
         audit_record(action=AuditAction.MOBILE_STATEMENT_IMPORTED, actor=actor, entity=statement.entity, target=statement,
                      subject=statement.file_name, after={"lines": statement.lines, **counts, "sha256": statement.file_sha256})
-    statement_confirmations_send(statement_id=statement_id)
     return statement
 
 

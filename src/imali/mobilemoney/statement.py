@@ -80,11 +80,20 @@ def _rows(content: bytes, file_name: str):
         yield number, row
 
 
-def _time(value, time_zone: str) -> dt.datetime | None:
-    zone = zoneinfo.ZoneInfo(time_zone)
+# The portal's own layout (TIME_FORMATS[0] and [1] with two-digit fields): read without strptime,
+# several times faster on a file of 100,000 lines; anything else goes through the formats.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?\Z")
+
+
+def _time(value, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=zone) if value.tzinfo is None else value
     text = str(value or "").strip()
+    if _ISO_TIME.match(text):
+        try:
+            return dt.datetime.fromisoformat(text).replace(tzinfo=zone)
+        except ValueError:  # a month 13 or the like: no other format reads this layout
+            return None
     for fmt in TIME_FORMATS:
         try:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=zone)
@@ -117,6 +126,7 @@ def read_statement(content: bytes, file_name: str, *, columns: dict[str, str], t
     """Every data line of the statement, each either readable or carrying its problem."""
     columns = {**DEFAULT_COLUMNS, **{k: v for k, v in (columns or {}).items() if v}}
     wanted = {k: v.strip().lower() for k, v in columns.items()}
+    zone = zoneinfo.ZoneInfo(time_zone)
     header: dict[str, int] | None = None
     lines: list[Line] = []
     for number, row in _rows(content, file_name):
@@ -158,7 +168,7 @@ def read_statement(content: bytes, file_name: str, *, columns: dict[str, str], t
         except ValidationError:
             lines.append(Line(number, trans_id, problem=f"Paid in '{paid_in}' is not an amount."))
             continue
-        completed = _time(cell("completed_at"), time_zone)
+        completed = _time(cell("completed_at"), zone)
         if completed is None:
             lines.append(Line(number, trans_id, amount, problem=f"Completion time '{cell('completed_at')}' is not a date and time."))
             continue
