@@ -22,9 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 from decimal import Decimal
-from functools import partial
-from itertools import compress, count, filterfalse, repeat
-from operator import add, floordiv, itemgetter, mul, sub
+from itertools import compress, repeat
+from operator import add, floordiv, itemgetter, mul
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -99,34 +98,20 @@ class _Lookup(dict):
         found = self[value] = self.make(value)
         return found
 
-    def each(self, values) -> list:
-        """What each of `values` stands for, in order: the values not yet known are made all at once
-        (a set difference and a map of `make`, C-level when `make` is), then every one is a hit."""
-        missing = set(values).difference(self)
-        if missing:
-            self.update(zip(missing, map(self.make, missing)))
-        return list(map(self.__getitem__, values))
-
 
 class _Book:
     """One snapshot: every client's rows as the grouped queries gave them (exact cents, day numbers,
     counts), in one order, and each figure made from them (Decimals, dates, names) a whole column at
     a time when it is first read. Reading a figure of one client makes that figure for every client
     of the snapshot, by C-level maps over the column (no Python call per client), which is what a
-    consumer of a whole book does, and cheap beside the queries for one client.
+    consumer of a whole book does, and cheap beside the queries for one client."""
 
-    The clients with unpaid instalments come first (`unpaid` holds their rows, in the book's
-    order), the others after them: a figure of the unpaid rows is made for those clients only and
-    the rest of its column is one constant (nothing owed), a list repeated rather than a value made
-    per client (about half of a book's clients owe nothing on the day)."""
-
-    __slots__ = ("aso", "ids", "owing", "unpaid", "loans", "debts", "products", "columns", "rows", "money", "dates", "days_since")
+    __slots__ = ("aso", "ids", "unpaid", "loans", "debts", "products", "columns", "rows", "money", "dates", "days_since")
 
     def __init__(self, *, as_of: dt.date, ids: list[int], unpaid: list[tuple], loans: list[tuple], debts: list[int],
                  products: dict[int, str]):
         self.aso = aso = as_of.toordinal()
         self.ids, self.unpaid, self.loans, self.debts = ids, unpaid, loans, debts
-        self.owing = len(unpaid)  # the first `owing` clients have unpaid rows
         self.products = {None: "", **products}
         self.columns: dict[str, list] = {}
         self.rows: list[tuple] | None = None  # every figure of every client, made on the first values()
@@ -135,7 +120,7 @@ class _Book:
         # many, and a client's next amount is often the 0–30 bucket and the outstanding too).
         self.money = _Lookup(CENT.__mul__, {0: ZERO})
         self.dates = _Lookup(dt.date.fromordinal, {None: None})
-        self.days_since = _Lookup(partial(sub, aso), {None: None})
+        self.days_since = _Lookup(lambda day: aso - day, {None: None})
 
     def column(self, name: str) -> list:
         found = self.columns.get(name)
@@ -158,15 +143,10 @@ class _Book:
 
     # --- each figure for every client, in the snapshot's order ---
     def _u(self, index: int) -> tuple:
-        """One value of the unpaid rows for the clients that owe (the head of its column); the
-        rows turned into columns once (one C-level pass), rather than a pass per figure."""
+        # The rows turned into columns once (one C-level pass), rather than a pass per figure.
         if "_unpaid" not in self.columns:
             self.columns["_unpaid"] = list(zip(*self.unpaid, strict=True)) or [()] * len(NO_UNPAID)
         return self.columns["_unpaid"][index]
-
-    def _owed(self, head: list, nothing) -> list:
-        """A figure's column: its values for the clients that owe, then `nothing` for the others."""
-        return head + [nothing] * (len(self.ids) - self.owing)
 
     def _l(self, index: int) -> tuple:
         if "_loans" not in self.columns:
@@ -174,50 +154,47 @@ class _Book:
         return self.columns["_loans"][index]
 
     def _money(self, cents) -> list:
-        return self.money.each(cents)
+        return list(map(self.money.__getitem__, cents))
 
     def _client_id(self) -> list:
         return self.ids
 
-    def _owed_money(self, index: int) -> list:
-        return self._owed(self._money(self._u(index)), ZERO)
-
     def _outstanding(self) -> list:
-        return self._owed_money(_U_OUTSTANDING)
+        return self._money(self._u(_U_OUTSTANDING))
 
     def _arrears_amount(self) -> list:
-        return self._owed_money(_U_ARREARS)
+        return self._money(self._u(_U_ARREARS))
 
     def _arrears_days(self) -> list:
         # The oldest unpaid day is before as_of by definition (None: nothing in arrears).
-        return self._owed(_Lookup(self.days_since.make, {None: 0}).each(self._u(_U_OLDEST)), 0)
+        return list(map(_Lookup(self.days_since.make, {None: 0}).__getitem__, self._u(_U_OLDEST)))
 
     def _arrears_months(self) -> list:
-        return _Lookup(rules.months_in_arrears, {}).each(self.column("arrears_days"))
+        return list(map(_Lookup(rules.months_in_arrears, {}).__getitem__, self.column("arrears_days")))
 
     def _next_due_date(self) -> list:
-        return self._owed(self.dates.each(self._u(_U_NEXT_DAY)), None)
+        return list(map(self.dates.__getitem__, self._u(_U_NEXT_DAY)))
 
     def _next_amount_due(self) -> list:
-        return self._owed_money(_U_NEXT_AMOUNT)
+        return self._money(self._u(_U_NEXT_AMOUNT))
 
     def _due_30(self) -> list:
-        return self._owed_money(_U_BUCKETS["due_30"])
+        return self._money(self._u(_U_BUCKETS["due_30"]))
 
     def _due_60(self) -> list:
-        return self._owed_money(_U_BUCKETS["due_60"])
+        return self._money(self._u(_U_BUCKETS["due_60"]))
 
     def _due_90(self) -> list:
-        return self._owed_money(_U_BUCKETS["due_90"])
+        return self._money(self._u(_U_BUCKETS["due_90"]))
 
     def _due_120(self) -> list:
-        return self._owed_money(_U_BUCKETS["due_120"])
+        return self._money(self._u(_U_BUCKETS["due_120"]))
 
     def _due_120_plus(self) -> list:
-        return self._owed_money(_U_BUCKETS["due_120_plus"])
+        return self._money(self._u(_U_BUCKETS["due_120_plus"]))
 
     def _settlement(self) -> list:
-        return self._owed_money(_U_SETTLEMENT)
+        return self._money(self._u(_U_SETTLEMENT))
 
     def _pct_of_all_capital_pd(self) -> list:
         # 100 × received ÷ total in hundredths of a percent, rounded half up, by integer arithmetic:
@@ -231,10 +208,10 @@ class _Book:
                             map(max, map(mul, totals, repeat(2)), repeat(1)))))
 
     def _last_receipt_date(self) -> list:
-        return self.dates.each(self._l(_L_LAST_RECEIPT))
+        return list(map(self.dates.__getitem__, self._l(_L_LAST_RECEIPT)))
 
     def _days_since_last_receipt(self) -> list:
-        return self.days_since.each(self._l(_L_LAST_RECEIPT))
+        return list(map(self.days_since.__getitem__, self._l(_L_LAST_RECEIPT)))
 
     def _change_available(self) -> list:
         return self._money(self._l(_L_CHANGE))
@@ -243,19 +220,19 @@ class _Book:
         return self._money(self.debts)
 
     def _last_agreement_date(self) -> list:
-        return self.dates.each(self._l(_L_LATEST_DAY))
+        return list(map(self.dates.__getitem__, self._l(_L_LATEST_DAY)))
 
     def _last_agreement_product(self) -> list:
         return list(map(self.products.__getitem__, self._l(_L_LATEST_PRODUCT)))
 
     def _days_since_last_loan(self) -> list:
-        return self.days_since.each(self._l(_L_LATEST_DAY))
+        return list(map(self.days_since.__getitem__, self._l(_L_LATEST_DAY)))
 
     def _open_loans(self) -> list:
         return list(self._l(_L_OPEN))
 
     def _date_totally_paid(self) -> list:
-        return self.dates.each(self._l(_L_TOTALLY_PAID))
+        return list(map(self.dates.__getitem__, self._l(_L_TOTALLY_PAID)))
 
 
 def _figure(name: str, doc: str) -> property:
@@ -636,17 +613,14 @@ def _snapshot(*, entity: Entity, as_of: dt.date, client_filter: str, simple: dic
         loan_rows = cursor.fetchall()
     if not packed:
         loan_rows = _latest_products(loan_rows)
-    loans_of = dict(zip(map(itemgetter(0), loan_rows), loan_rows, strict=True))
-    for cid in sorted(debts.keys() - loans_of.keys()):  # debtors without a loan
-        loans_of[cid] = (cid, *NO_LOANS[1:])
-    # The book's order (see _Book): the clients that owe first, as the unpaid rows came, then the
-    # others as the loan rows came; C-level filters and maps, no Python call per client.
-    owing = list(filter(loans_of.__contains__, unpaid_rows))
-    ids = owing + list(filterfalse(unpaid_rows.__contains__, loans_of))
-    book = _Book(as_of=as_of, ids=ids, unpaid=list(map(unpaid_rows.__getitem__, owing)),
-                 loans=list(map(loans_of.__getitem__, ids)), debts=list(map(debts.get, ids, repeat(0))),
-                 products=products)
-    return dict(zip(ids, map(ClientFigures, zip(ids, count(), repeat(book))), strict=True))
+    ids = list(map(itemgetter(0), loan_rows))
+    debtors_only = sorted(debts.keys() - set(ids))
+    if debtors_only:
+        ids += debtors_only
+        loan_rows += [(cid, *NO_LOANS[1:]) for cid in debtors_only]
+    book = _Book(as_of=as_of, ids=ids, unpaid=list(map(unpaid_rows.get, ids, repeat(NO_UNPAID))), loans=loan_rows,
+                 debts=list(map(debts.get, ids, repeat(0))), products=products)
+    return dict(zip(ids, map(ClientFigures, zip(ids, range(len(ids)), repeat(book))), strict=True))
 
 
 def client_figures(*, entity: Entity, client_id: int, as_of: dt.date) -> ClientFigures:
