@@ -72,6 +72,7 @@ def test_every_figure_of_a_generated_book_matches_the_definitions(operator):
     for loan in Loan.objects.filter(entity=entity, status=LoanStatus.ACTIVE).order_by("pk"):
         first_of_client.setdefault(loan.client_id, loan)
     on_book = list(first_of_client.values())[:3]
+    assert len(on_book) == 3
     for k, loan in enumerate(on_book):
         Loan.objects.filter(pk=loan.pk).update(change_total=D("12.35") * (k + 1))
         NonLoanDebit.objects.create(entity=entity, client_id=loan.client_id, description="Card fee",
@@ -102,10 +103,12 @@ def test_every_figure_of_a_generated_book_matches_the_definitions(operator):
                 "outstanding", "settlement", "due_30", "change_available", "non_loan_debt", "pct_of_all_capital_pd"))
             checked += 1
     # The book has what the definitions are about: arrears, buckets, settlements, paid-up clients.
-    figures = list(selectors.portfolio_snapshot(entity=entity, as_of=today).values())
+    on_the_day = selectors.portfolio_snapshot(entity=entity, as_of=today)
+    figures = list(on_the_day.values())
     assert sum(f.arrears_amount > 0 for f in figures) >= 5
     assert sum(f.due_60 > 0 for f in figures) >= 5
     assert sum(f.date_totally_paid is not None for f in figures) >= 5
     assert sum(f.change_available > 0 for f in figures) == 3
-    assert sum(f.non_loan_debt > 0 for f in figures) == 4 and loanless in snap
+    assert sum(f.non_loan_debt > 0 for f in figures) == 4
+    assert on_the_day[loanless].non_loan_debt == D("99.99") and on_the_day[loanless].open_loans == 0
     assert checked >= 8 * 100
