@@ -16,7 +16,8 @@ Each is the best of --repeat runs. ratio = snapshot ÷ scan (goal ≤ 3). The sn
 figure exactly (cents, day ordinals, counts) and converts to Decimal and dates when a figure is read;
 every_figure_read_ratio also times the snapshot and reading all 23 figures of every client
 (ClientFigures.values), for consumers that do (goal ≤ 3 too). `indexes_used` records each snapshot
-query's plan beside its floor's (both must read the same indexes). Writes
+query's plan beside its floor's (both must read the same indexes), and `parts` each query's time
+beside its floor's (where the snapshot's time goes). Writes
 benchmarks/results/snapshot_<database>.json.
 
 A 1M-client book takes many minutes to build, so `--keep NAME` keeps it for later runs (SQLite:
@@ -163,6 +164,51 @@ def _plans(entity, as_of) -> dict:
                        "floor": _indexes_used(cursor, baseline[name], params)} for name in baseline}
 
 
+def _parts(entities, as_of, *, repeat: int) -> dict:
+    """Each of the snapshot's queries beside its floor's, timed alone for every entity (rows fetched,
+    nothing else done with them), best of `repeat`: where the snapshot's time goes. Seconds of wall
+    time, and on SQLite of this process's CPU time. On PostgreSQL each floor query is the faster of
+    with and without parallel workers."""
+    from django.db import connection, transaction
+
+    from imali.loans import selectors
+
+    simple = selectors._simple_sql("", vendor=connection.vendor)
+    snapshot = {"instalments_unpaid": selectors._unpaid_sql("", vendor=connection.vendor),
+                "instalments_paid_ahead": selectors._paid_ahead_sql("", vendor=connection.vendor),
+                "loans": simple["loans"], "debts": simple["debts"]}
+    baseline = _baseline_sql(vendor=connection.vendor)
+
+    def best(sql: str, *, serial: bool = False) -> _Timer:
+        timers = []
+        for _ in range(repeat):
+            with _Timer() as timer, transaction.atomic(), connection.cursor() as cursor:
+                _session(cursor)
+                if serial:
+                    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                for entity in entities:
+                    cursor.execute(sql, {"entity": entity.pk, "aso": as_of.toordinal()})
+                    cursor.fetchall()
+            timers.append(timer)
+        return min(timers, key=lambda t: t.wall)
+
+    def seconds(timer: _Timer) -> dict:
+        found = {"seconds": round(timer.wall, 3)}
+        if connection.vendor == "sqlite":
+            found["cpu_seconds"] = round(timer.cpu, 3)
+        return found
+
+    def floor(sql: str) -> _Timer:
+        # PostgreSQL may run a bare aggregate with parallel workers, which on a busy machine can
+        # cost more than they bring (workers started per query): the faster of both is the floor.
+        if connection.vendor != "postgresql":
+            return best(sql)
+        return min(best(sql), best(sql, serial=True), key=lambda t: t.wall)
+
+    return {name: {"snapshot": seconds(best(snapshot[name])), "floor": seconds(floor(baseline[name]))}
+            for name in baseline}
+
+
 def _snapshot(entities, as_of) -> tuple[_Timer, int]:
     from imali.loans.selectors import portfolio_snapshot
 
@@ -249,6 +295,10 @@ def main() -> None:
             "load_average_1min": [round(load_before, 1), round(load_after, 1)],
             "cpus": os.cpu_count(),
             "goal": "ratio <= 3 and every_figure_read_ratio <= 3",
+            # Where the time goes: each query alone, the snapshot's beside its floor's; the rest of
+            # the snapshot is Python (rows into the book), and every_figure_read less snapshot is
+            # making every figure's value (Decimals, dates) for every client.
+            "parts": _parts(entities, as_of, repeat=args.repeat),
             "indexes_used": _plans(entities[0], as_of),
             "repeat": args.repeat,
             "python": platform.python_version(),
