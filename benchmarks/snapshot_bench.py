@@ -266,7 +266,9 @@ def main() -> None:
             snaps.append(timer)
             read_alls.append(_snapshot_read_all(entities, as_of))
         load_after = os.getloadavg()[0]
-        scan, snap, read_all = (min(t.wall for t in ts) for ts in (scans, snaps, read_alls))
+        # The floor is the fastest honest bare read: on PostgreSQL the faster of with and without
+        # parallel workers (a headline against the slower one would flatter the snapshot).
+        scan, snap, read_all = (min(t.wall for t in ts) for ts in (scans + serial_scans, snaps, read_alls))
         cpu_scan, cpu_snap, cpu_read_all = (min(t.cpu for t in ts) for ts in (scans, snaps, read_alls))
         cpu = {
             # SQLite only: there the process's CPU time is all the work (PostgreSQL's is in the server).
@@ -275,7 +277,9 @@ def main() -> None:
             "cpu_snapshot_every_figure_read_seconds": round(cpu_read_all, 3),
             "cpu_every_figure_read_ratio": round(cpu_read_all / cpu_scan, 2),
         } if connection.vendor == "sqlite" else {
-            # The floor without parallel workers, as the snapshot's groupings run.
+            # The floor without parallel workers, as the snapshot's groupings run (the headline's
+            # floor is the faster of this and the parallel one).
+            "scan_parallel_seconds": round(min(t.wall for t in scans), 3),
             "scan_serial_seconds": round(min(t.wall for t in serial_scans), 3),
             "ratio_serial": round(snap / min(t.wall for t in serial_scans), 2),
             "every_figure_read_ratio_serial": round(read_all / min(t.wall for t in serial_scans), 2),
