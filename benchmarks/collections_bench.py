@@ -242,10 +242,30 @@ def time_ours(facts: dict, outcomes) -> tuple[float, dict, float, dict]:
     return ours, summary.as_dict(), repeat, again.as_dict()
 
 
+def profile(template, facts: dict, outcomes) -> None:
+    import cProfile
+    import pstats
+
+    from django.db import connection
+
+    template.fresh("profile")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    ours, summary, _, _ = time_ours(facts, outcomes)
+    profiler.disable()
+    connection.close()
+    print(f"ours {ours:.2f}s {summary} (the repeat import included in the profile below)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=100_000, help="results in the day's file (one per loan)")
     parser.add_argument("--instalments", type=int, default=3, help="instalments per loan")
+    parser.add_argument("--profile", action="store_true",
+                        help="no figures written: ours once under cProfile, the top functions printed")
     args = parser.parse_args()
     connection, old = setup_database()
     template = Template(connection)
@@ -263,6 +283,9 @@ def main() -> None:
             with connection.cursor() as cur:
                 cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         connection.close()
+        if args.profile:
+            profile(template, facts, outcomes)
+            return
         runs = []
         for order in (("raw", "floor", "ours"), ("ours", "floor", "raw")):
             run = {}

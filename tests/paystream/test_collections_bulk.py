@@ -131,6 +131,16 @@ def _state(entity, made) -> dict:
             "results": results, "note_instalments": statuses}
 
 
+def _differences(part, got, want) -> str:
+    """What differs, item by item (the set-based book's item first)."""
+    lines = [f"{part}: {len(got)} against {len(want)} items"]
+    for k in range(max(len(got), len(want))):
+        a, b = (got[k] if k < len(got) else None), (want[k] if k < len(want) else None)
+        if a != b:
+            lines.append(f"  [{k}] set-based {a!r}\n  [{k}] one by one {b!r}")
+    return "\n".join(lines)
+
+
 @pytest.mark.parametrize("chunk", [2, 3, 5000])
 def test_set_based_import_equals_one_by_one(db, monkeypatch, chunk):
     one_entity, one_actor, one_loans = _book("ONE")
@@ -150,7 +160,7 @@ def test_set_based_import_equals_one_by_one(db, monkeypatch, chunk):
         assert bulk == each
     one, bulk = _state(one_entity, one_loans), _state(set_entity, set_loans)
     for part in one:
-        assert bulk[part] == one[part], part
+        assert bulk[part] == one[part], _differences(part, bulk[part], one[part])
     # The book really moved (not two empty books compared): paid up with change, a reversal, problems.
     assert one["loans"][2]["status"] == "paid_up" and one["loans"][2]["change_total"] == Decimal("50.00")
     assert sum(1 for r in one["receipts"] if r[9]) == 2

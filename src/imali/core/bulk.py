@@ -141,3 +141,63 @@ def select_rows(sql: str, params: Sequence, kinds: Sequence[str], connection=Non
 
 def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
+
+
+# -- money in SQL, in whole cents ------------------------------------------------------------------
+# Set-based statements that add and compare money do it in integer cents on both databases: SQLite
+# keeps a decimal column as a binary floating point number, so its own arithmetic on money would
+# not be exact; a value read as cents (ROUND(x * 100)) and written back as cents / 100 is.
+def cents_sql(column: str, connection=None) -> str:
+    """`column` (a two-place money column or expression) as whole cents, an integer."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        return f"CAST(({column}) * 100 AS bigint)"
+    return f"CAST(ROUND(({column}) * 100) AS INTEGER)"
+
+
+def money_sql(cents: str, connection=None) -> str:
+    """Whole cents (an integer expression) as the money value a column stores."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        return f"CAST(({cents}) AS numeric) / 100"
+    return f"(({cents}) / 100.0)"
+
+
+def least_sql(*expressions: str, connection=None) -> str:
+    conn = connection or default_connection
+    return f"{'LEAST' if conn.vendor == 'postgresql' else 'MIN'}({', '.join(expressions)})"
+
+
+def greatest_sql(*expressions: str, connection=None) -> str:
+    conn = connection or default_connection
+    return f"{'GREATEST' if conn.vendor == 'postgresql' else 'MAX'}({', '.join(expressions)})"
+
+
+def temp_table(name: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple], connection=None) -> None:
+    """A temporary table `name` of (column, PostgreSQL type) `columns` holding `rows`, for a
+    set-based statement to join; made afresh (inside the caller's transaction: dropped on commit on
+    PostgreSQL; the caller drops it on SQLite, `temp_table_drop`). COPY on PostgreSQL, executemany
+    on SQLite."""
+    conn = connection or default_connection
+    qn = conn.ops.quote_name
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            cursor.execute(f"DROP TABLE IF EXISTS {qn(name)}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {qn(name)} ({', '.join(f'{qn(c)} {t}' for c, t in columns)}) "
+                           f"ON COMMIT DROP")
+            if rows:
+                with cursor.cursor.copy(f"COPY {qn(name)} ({', '.join(qn(c) for c, _ in columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            cursor.execute(f"ANALYZE {qn(name)}")
+            return
+        cursor.execute(f"DROP TABLE IF EXISTS temp.{qn(name)}")
+        cursor.execute(f"CREATE TEMP TABLE {qn(name)} ({', '.join(qn(c) for c, _ in columns)})")
+        if rows:
+            cursor.executemany(f"INSERT INTO temp.{qn(name)} VALUES ({placeholders(len(columns))})", rows)
+
+
+def temp_table_drop(name: str, connection=None) -> None:
+    conn = connection or default_connection
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {'temp.' if conn.vendor != 'postgresql' else ''}{conn.ops.quote_name(name)}")

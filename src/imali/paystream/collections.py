@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -31,7 +32,7 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.loans import posting
 from imali.loans.errors import LoanError, error
-from imali.loans.models import Loan, Receipt
+from imali.loans.models import OPEN_STATUSES, Loan, Receipt
 from imali.loans.services import (
     HeldReceipt,
     loans_hold,
@@ -92,6 +93,27 @@ def _rows(sql: str, values: list, *leading) -> list[tuple]:
 def _stored(entity: Entity, references: list[str]) -> set[str]:
     return {r for (r,) in _rows(f"SELECT reference FROM {CollectionResult._meta.db_table} WHERE entity_id = %s "
                                 f"AND reference IN ({{}})", references, entity.pk)}
+
+
+def _loans_lock(*, entity: Entity, loan_ids) -> dict[int, tuple]:
+    """Lock the loans (in id order, as loans_hold does) and read what the set-based posting checks:
+    {loan id: (client id, status, disbursed on, paid up on)}."""
+    ids = sorted(loan_ids)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    columns = (("id", "int"), ("client_id", "int"), ("status", "str"), ("disbursed_on", "date"), ("paid_up_on", "date"))
+    out = {}
+    for start in range(0, len(ids), IMPORT_CHUNK):
+        part = ids[start:start + IMPORT_CHUNK]
+        for loan_id, *rest in bulk.select_rows(
+                f"SELECT {bulk.select_sql(columns)} FROM {Loan._meta.db_table} WHERE entity_id = %s "
+                f"AND id IN ({bulk.placeholders(len(part))}) ORDER BY id{lock}", [entity.pk, *part], [k for _, k in columns]):
+            out[loan_id] = tuple(rest)
+    return out
+
+
+def _fits(money: Decimal, balance: tuple[int, bool] | None) -> bool:
+    """The collection is within what its loan's open instalments owe, and they are regular."""
+    return balance is not None and balance[1] and int(money.scaleb(2)) <= balance[0]
 
 
 def _problem(exc: ValidationError) -> str:
@@ -168,16 +190,47 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         # Every fresh result's loan is locked before any row is written, declines too: a result
         # row is only ever inserted under its loan's lock (here and in collection_result_post), so
         # a callback and an import waiting on each other's uncommitted row cannot deadlock.
-        held = loans_hold(entity=entity, loan_ids={note[1] for _, note, _ in fresh})
+        loans = _loans_lock(entity=entity, loan_ids={note[1] for _, note, _ in fresh})
         # Read after the loans are locked: a concurrent import of the same results has committed.
         seen = stored | _stored(entity, references)
         posted_references = {r for (r,) in _rows(f"SELECT external_reference FROM {Receipt._meta.db_table} "
                                                  f"WHERE entity_id = %s AND external_reference IN ({{}})", references, entity.pk)}
+        # Which collections post set-based in SQL (posting.post_whole): the only collection of its
+        # loan in the chunk, its own fields and the loan's status, payout date and the reference
+        # passing the loan book's rules, and at most what the loan's open instalments still owe.
+        # Everything else is posted in memory by posting.post_held, which raises the errors.
+        collections_of: dict[int, int] = {}
+        for outcome, note, _ in matched:
+            if outcome.reference not in seen and outcome.result == CollectionKind.COLLECTED:
+                collections_of[note[1]] = collections_of.get(note[1], 0) + 1
+        whole_input: dict[str, Decimal] = {}
+        firsts: set[str] = set()
+        for outcome, note, _ in matched:
+            loan_id = note[1]
+            loan = loans.get(loan_id)
+            if (outcome.result != CollectionKind.COLLECTED or outcome.reference in seen or outcome.reference in firsts
+                    or loan_id in in_order or collections_of.get(loan_id) != 1 or loan is None):
+                continue
+            firsts.add(outcome.reference)
+            try:
+                money, reference = receipt_input(entity=entity, amount=outcome.amount, payback_type=note[2],
+                                                 value_date=outcome.on, external_reference=outcome.reference, today=today)
+            except ValidationError:
+                continue
+            if (loan[1] in OPEN_STATUSES and not (loan[2] and outcome.on < loan[2]) and reference
+                    and reference not in posted_references):
+                whole_input[outcome.reference] = money
+        balances = posting.open_balances(sorted({note[1] for o, note, _ in matched if o.reference in whole_input}))
+        whole: dict[str, posting.WholeReceipt] = {}
         later: list[tuple[CollectionOutcome, tuple, int]] = []
         rows: list[list] = []
         receipts: list[HeldReceipt] = []
         statuses: dict[int, str] = {}
         now = bulk.stamp(timezone.now())
+        # The loans of the other collections, read whole (their open instalments) for post_held.
+        held = loans_hold(entity=entity, loan_ids={
+            note[1] for o, note, _ in fresh if o.result == CollectionKind.COLLECTED and note[1] not in in_order
+            and (o.reference not in whole_input or not _fits(whole_input[o.reference], balances.get(note[1])))})
         for outcome, note, instalment_id in matched:
             if outcome.reference in seen:
                 summary.repeated += 1
@@ -190,30 +243,49 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
             receipt, problem = None, ""
             if outcome.result == CollectionKind.COLLECTED:
                 statuses[instalment_id] = NoteInstalmentStatus.COLLECTED
-                try:
-                    money, reference = receipt_input(entity=entity, amount=outcome.amount, payback_type=stream,
-                                                     value_date=outcome.on, external_reference=outcome.reference, today=today)
-                    loan = held.get(loan_id)
-                    if loan is None:
-                        raise error("loan", LoanError.OTHER_ENTITY)
-                    done = posting.post_held(loan, loan.instalments, money=money, value_date=outcome.on, reference=reference,
-                                             reference_taken=reference in posted_references)
-                    receipt = HeldReceipt(loan=loan, amount=money, value_date=outcome.on, payback_type=stream,
-                                          reference=reference, posted=done)
-                    receipts.append(receipt)
-                    posted_references.add(reference)
+                money = whole_input.get(outcome.reference)
+                if money is not None and _fits(money, balances.get(loan_id)):
+                    cents = int(money.scaleb(2))
+                    loan = loans[loan_id]
+                    receipt = whole[outcome.reference] = posting.WholeReceipt(
+                        id=0, loan_id=loan_id, client_id=loan[0], cents=cents, value_date=outcome.on, payback_type=stream,
+                        reference=outcome.reference.strip(), status_before=loan[1], paid_up_on_before=loan[3],
+                        paid_up=cents == balances[loan_id][0])
+                    posted_references.add(receipt.reference)
                     summary.collected += 1
-                except ValidationError as exc:
-                    problem = _problem(exc)
-                    summary.problems += 1
+                else:
+                    try:
+                        money, reference = receipt_input(entity=entity, amount=outcome.amount, payback_type=stream,
+                                                         value_date=outcome.on, external_reference=outcome.reference,
+                                                         today=today)
+                        loan = held.get(loan_id)
+                        if loan is None:
+                            raise error("loan", LoanError.OTHER_ENTITY)
+                        done = posting.post_held(loan, loan.instalments, money=money, value_date=outcome.on,
+                                                 reference=reference, reference_taken=reference in posted_references)
+                        receipt = HeldReceipt(loan=loan, amount=money, value_date=outcome.on, payback_type=stream,
+                                              reference=reference, posted=done)
+                        receipts.append(receipt)
+                        posted_references.add(reference)
+                        summary.collected += 1
+                    except ValidationError as exc:
+                        problem = _problem(exc)
+                        summary.problems += 1
             else:
                 statuses[instalment_id] = NoteInstalmentStatus.FAILED
                 summary.declined += 1
             rows.append([entity.pk, note_id, instalment_id, outcome.reference, outcome.result, outcome.amount, outcome.on,
                          outcome.reason[:120], outcome.original_reference, receipt, problem, now])
         receipts_write_held(entity=entity, actor=actor, receipts=receipts)
+        # After the in-memory ones: on SQLite new ids are counted on from the highest written.
+        ids = bulk.new_ids(Receipt, len(whole))
+        whole = {reference: replace(w, id=new_id) for new_id, (reference, w) in zip(ids, whole.items(), strict=True)}
+        posting.post_whole(entity_id=entity.pk, actor_id=getattr(actor, "pk", None), receipts=list(whole.values()),
+                           created=now)
         for row in rows:
-            row[9] = row[9].id if row[9] is not None else None
+            receipt = row[9]
+            row[9] = (None if receipt is None else whole[row[3]].id if isinstance(receipt, posting.WholeReceipt)
+                      else receipt.id)
         bulk.insert_rows(CollectionResult, RESULT_COLUMNS, [tuple(row) for row in rows])
         for status in (NoteInstalmentStatus.COLLECTED, NoteInstalmentStatus.FAILED):
             ids = [pk for pk, s in statuses.items() if s == status]
