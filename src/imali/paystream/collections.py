@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from decimal import Decimal
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -111,11 +110,6 @@ def _loans_lock(*, entity: Entity, loan_ids) -> dict[int, tuple]:
     return out
 
 
-def _fits(money: Decimal, balance: tuple[int, bool] | None) -> bool:
-    """The collection is within what its loan's open instalments owe, and they are regular."""
-    return balance is not None and balance[1] and int(money.scaleb(2)) <= balance[0]
-
-
 def _problem(exc: ValidationError) -> str:
     return "; ".join(m for m in exc.messages)[:200]
 
@@ -160,9 +154,10 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
             f"SELECT reference, id, loan_id, stream FROM {PromissoryNote._meta.db_table} WHERE entity_id = %s "
             f"AND reference IN ({{}}) ORDER BY id DESC", wanted, entity.pk):
         notes[reference] = (note_id, loan_id, stream)
+    seqs = sorted({o.seq for o in outcomes if isinstance(o.seq, int)})  # a day's file: a few
     slots = {(note_id, seq): pk for note_id, seq, pk in _rows(
-        f"SELECT note_id, seq, id FROM {NoteInstalment._meta.db_table} WHERE note_id IN ({{}})",
-        sorted({n[0] for n in notes.values()}))}
+        f"SELECT note_id, seq, id FROM {NoteInstalment._meta.db_table} WHERE seq IN ({bulk.placeholders(len(seqs))}) "
+        f"AND note_id IN ({{}})", sorted({n[0] for n in notes.values()}), *seqs)} if seqs else {}
     matched = []
     for outcome in outcomes:
         note = notes.get(outcome.note_reference)
@@ -203,7 +198,7 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         for outcome, note, _ in matched:
             if outcome.reference not in seen and outcome.result == CollectionKind.COLLECTED:
                 collections_of[note[1]] = collections_of.get(note[1], 0) + 1
-        whole_input: dict[str, Decimal] = {}
+        whole_input: dict[str, tuple[int, int]] = {}  # reference: (loan id, cents)
         firsts: set[str] = set()
         for outcome, note, _ in matched:
             loan_id = note[1]
@@ -219,9 +214,12 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
                 continue
             if (loan[1] in OPEN_STATUSES and not (loan[2] and outcome.on < loan[2]) and reference
                     and reference not in posted_references):
-                whole_input[outcome.reference] = money
-        balances = posting.open_balances(sorted({note[1] for o, note, _ in matched if o.reference in whole_input}))
-        whole: dict[str, posting.WholeReceipt] = {}
+                whole_input[outcome.reference] = (loan_id, int(money.scaleb(2)))
+        balances = posting.open_balances(sorted({loan_id for loan_id, _ in whole_input.values()}))
+        # Within what the loan's open instalments owe (and they are regular): {reference: cents}.
+        whole_cents = {reference: cents for reference, (loan_id, cents) in whole_input.items()
+                       if (balance := balances.get(loan_id)) is not None and balance[1] and cents <= balance[0]}
+        whole: dict[str, tuple] = {}  # reference: the WholeReceipt's fields but its id
         later: list[tuple[CollectionOutcome, tuple, int]] = []
         rows: list[list] = []
         receipts: list[HeldReceipt] = []
@@ -230,7 +228,7 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         # The loans of the other collections, read whole (their open instalments) for post_held.
         held = loans_hold(entity=entity, loan_ids={
             note[1] for o, note, _ in fresh if o.result == CollectionKind.COLLECTED and note[1] not in in_order
-            and (o.reference not in whole_input or not _fits(whole_input[o.reference], balances.get(note[1])))})
+            and o.reference not in whole_cents})
         for outcome, note, instalment_id in matched:
             if outcome.reference in seen:
                 summary.repeated += 1
@@ -243,15 +241,13 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
             receipt, problem = None, ""
             if outcome.result == CollectionKind.COLLECTED:
                 statuses[instalment_id] = NoteInstalmentStatus.COLLECTED
-                money = whole_input.get(outcome.reference)
-                if money is not None and _fits(money, balances.get(loan_id)):
-                    cents = int(money.scaleb(2))
+                cents = whole_cents.get(outcome.reference)
+                if cents is not None:
                     loan = loans[loan_id]
-                    receipt = whole[outcome.reference] = posting.WholeReceipt(
-                        id=0, loan_id=loan_id, client_id=loan[0], cents=cents, value_date=outcome.on, payback_type=stream,
-                        reference=outcome.reference.strip(), status_before=loan[1], paid_up_on_before=loan[3],
-                        paid_up=cents == balances[loan_id][0])
-                    posted_references.add(receipt.reference)
+                    reference = outcome.reference.strip()
+                    receipt = whole[outcome.reference] = (loan_id, loan[0], cents, outcome.on, stream, reference, loan[1],
+                                                          loan[3], cents == balances[loan_id][0])
+                    posted_references.add(reference)
                     summary.collected += 1
                 else:
                     try:
@@ -278,14 +274,12 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
                          outcome.reason[:120], outcome.original_reference, receipt, problem, now])
         receipts_write_held(entity=entity, actor=actor, receipts=receipts)
         # After the in-memory ones: on SQLite new ids are counted on from the highest written.
-        ids = bulk.new_ids(Receipt, len(whole))
-        whole = {reference: replace(w, id=new_id) for new_id, (reference, w) in zip(ids, whole.items(), strict=True)}
-        posting.post_whole(entity_id=entity.pk, actor_id=getattr(actor, "pk", None), receipts=list(whole.values()),
-                           created=now)
+        whole_ids = dict(zip(whole, bulk.new_ids(Receipt, len(whole)), strict=True))
+        posting.post_whole(entity_id=entity.pk, actor_id=getattr(actor, "pk", None), created=now,
+                           receipts=[posting.WholeReceipt(whole_ids[reference], *fields) for reference, fields in whole.items()])
         for row in rows:
             receipt = row[9]
-            row[9] = (None if receipt is None else whole[row[3]].id if isinstance(receipt, posting.WholeReceipt)
-                      else receipt.id)
+            row[9] = None if receipt is None else whole_ids[row[3]] if isinstance(receipt, tuple) else receipt.id
         bulk.insert_rows(CollectionResult, RESULT_COLUMNS, [tuple(row) for row in rows])
         for status in (NoteInstalmentStatus.COLLECTED, NoteInstalmentStatus.FAILED):
             ids = [pk for pk, s in statuses.items() if s == status]
