@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from .allocation import AllocationLine, Owing, allocate
 from .errors import LoanError, error
@@ -145,8 +146,7 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
 # it owes); the caller posts everything else through `post_held`. Money is summed in whole cents on
 # both databases (core.bulk.cents_sql).
 
-@dataclass(frozen=True, slots=True)
-class WholeReceipt:
+class WholeReceipt(NamedTuple):
     """One receipt for `post_whole`: the caller checked the loan's status, the value date, the
     reference and that `cents` is at most the loan's open balance (`open_balances`)."""
 
@@ -179,10 +179,10 @@ def open_balances(loan_ids: list[int]) -> dict[int, tuple[int, bool]]:
     parts = [f"({c(name)} - {c(name + '_paid')})" for name in ("fee", "vat", "interest", "capital")]
     irregular = f"({' OR '.join(f'{p} < 0' for p in parts)} OR {' + '.join(parts)} <> {owes})"
     out = {}
+    condition, params = bulk.among("loan_id", list(loan_ids))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT loan_id, SUM({owes}), SUM(CASE WHEN {owes} > 0 AND {irregular} THEN 1 ELSE 0 END) "
-                       f"FROM {Instalment._meta.db_table} WHERE loan_id IN ({bulk.placeholders(len(loan_ids))}) AND open "
-                       f"GROUP BY loan_id", list(loan_ids))
+                       f"FROM {Instalment._meta.db_table} WHERE {condition} AND open GROUP BY loan_id", params)
         for loan_id, owed, bad in cursor.fetchall():
             out[loan_id] = (int(owed), not bad)
     return out
@@ -242,6 +242,8 @@ def post_whole(*, entity_id: int, actor_id: int | None, receipts: list[WholeRece
             f"  FROM {stage} s JOIN {inst} i ON i.loan_id = s.loan_id "
             f"  WHERE i.open AND {c('i.paid')} < {c('i.amount')}"
             f") w WHERE w.cents > w.before")
+        if pg:
+            cursor.execute(f"ANALYZE {allocations}")  # its size, for the plans of the statements below
         m = bulk.money_sql
         cursor.execute(
             f"INSERT INTO {qn(ReceiptAllocation._meta.db_table)} (receipt_id, instalment_id, fee, vat, interest, capital, "

@@ -79,19 +79,20 @@ class ImportSummary:
             setattr(self, name, getattr(self, name) + value)
 
 
-def _rows(sql: str, values: list, *leading) -> list[tuple]:
-    """`sql` with its one "IN ({})" filled for `values` (leading parameters first); no query for
-    no values."""
+def _rows(sql: str, column: str, values: list, *leading) -> list[tuple]:
+    """`sql` with its one "{}" filled by "`column` is one of `values`" (core.bulk.among; the
+    leading parameters first); no query for no values."""
     if not values:
         return []
+    condition, params = bulk.among(column, values)
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(bulk.placeholders(len(values))), [*leading, *values])
+        cursor.execute(sql.format(condition), [*leading, *params])
         return cursor.fetchall()
 
 
 def _stored(entity: Entity, references: list[str]) -> set[str]:
     return {r for (r,) in _rows(f"SELECT reference FROM {CollectionResult._meta.db_table} WHERE entity_id = %s "
-                                f"AND reference IN ({{}})", references, entity.pk)}
+                                f"AND {{}}", "reference", references, entity.pk)}
 
 
 def _loans_lock(*, entity: Entity, loan_ids) -> dict[int, tuple]:
@@ -103,9 +104,10 @@ def _loans_lock(*, entity: Entity, loan_ids) -> dict[int, tuple]:
     out = {}
     for start in range(0, len(ids), IMPORT_CHUNK):
         part = ids[start:start + IMPORT_CHUNK]
+        condition, params = bulk.among("id", part)
         for loan_id, *rest in bulk.select_rows(
                 f"SELECT {bulk.select_sql(columns)} FROM {Loan._meta.db_table} WHERE entity_id = %s "
-                f"AND id IN ({bulk.placeholders(len(part))}) ORDER BY id{lock}", [entity.pk, *part], [k for _, k in columns]):
+                f"AND {condition} ORDER BY id{lock}", [entity.pk, *params], [k for _, k in columns]):
             out[loan_id] = tuple(rest)
     return out
 
@@ -124,6 +126,12 @@ def collections_import(*, entity: Entity, actor, outcomes: list[CollectionOutcom
     receipt of the collection it returns. A result the loan book cannot take (the loan not paid
     out, say) is kept with the reason, not lost. `audit`: one entry per chunk (the feed fetch
     writes its own per page instead). `progress(done, total)` after each committed chunk."""
+    with bulk.collector_paused():
+        return _import(entity=entity, actor=actor, outcomes=outcomes, audit=audit, progress=progress)
+
+
+def _import(*, entity: Entity, actor, outcomes: list[CollectionOutcome], audit: bool,
+            progress: Callable[[int, int], None] | None) -> ImportSummary:
     summary = ImportSummary()
     today = local_today(entity)
     total = len(outcomes)
@@ -152,12 +160,12 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
     notes: dict[str, tuple[int, int, str]] = {}
     for reference, note_id, loan_id, stream in _rows(
             f"SELECT reference, id, loan_id, stream FROM {PromissoryNote._meta.db_table} WHERE entity_id = %s "
-            f"AND reference IN ({{}}) ORDER BY id DESC", wanted, entity.pk):
+            f"AND {{}} ORDER BY id DESC", "reference", wanted, entity.pk):
         notes[reference] = (note_id, loan_id, stream)
     seqs = sorted({o.seq for o in outcomes if isinstance(o.seq, int)})  # a day's file: a few
     slots = {(note_id, seq): pk for note_id, seq, pk in _rows(
         f"SELECT note_id, seq, id FROM {NoteInstalment._meta.db_table} WHERE seq IN ({bulk.placeholders(len(seqs))}) "
-        f"AND note_id IN ({{}})", sorted({n[0] for n in notes.values()}), *seqs)} if seqs else {}
+        f"AND {{}}", "note_id", sorted({n[0] for n in notes.values()}), *seqs)} if seqs else {}
     matched = []
     for outcome in outcomes:
         note = notes.get(outcome.note_reference)
@@ -189,7 +197,8 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         # Read after the loans are locked: a concurrent import of the same results has committed.
         seen = stored | _stored(entity, references)
         posted_references = {r for (r,) in _rows(f"SELECT external_reference FROM {Receipt._meta.db_table} "
-                                                 f"WHERE entity_id = %s AND external_reference IN ({{}})", references, entity.pk)}
+                                                 f"WHERE entity_id = %s AND {{}}", "external_reference", references,
+                                                 entity.pk)}
         # Which collections post set-based in SQL (posting.post_whole): the only collection of its
         # loan in the chunk, its own fields and the loan's status, payout date and the reference
         # passing the loan book's rules, and at most what the loan's open instalments still owe.
@@ -284,9 +293,10 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         for status in (NoteInstalmentStatus.COLLECTED, NoteInstalmentStatus.FAILED):
             ids = [pk for pk, s in statuses.items() if s == status]
             if ids:
+                condition, params = bulk.among("id", ids)
                 with connection.cursor() as cursor:
-                    cursor.execute(f"UPDATE {NoteInstalment._meta.db_table} SET status = %s "
-                                   f"WHERE id IN ({bulk.placeholders(len(ids))})", [status, *ids])
+                    cursor.execute(f"UPDATE {NoteInstalment._meta.db_table} SET status = %s WHERE {condition}",
+                                   [status, *params])
         declined = [row[3] for row in rows if row[4] == CollectionKind.FAILED]
         if declined and notices.decline_sms_enabled(entity=entity):
             # The clients' SMS in the same transaction as the results they tell of (the outbox rule);
