@@ -20,6 +20,11 @@ advance (ids, amounts, allocations as ours writes them), written by the database
 path (one COPY each on PostgreSQL, executemany on SQLite), in one transaction; no matching, no
 rules, no results, no updates, no exactly-once check.
 
+Both sides run with Django's production setting (no debug cursor), on PostgreSQL after an ANALYZE
+of the built book (as autovacuum keeps a live one). `--profile`: no figures written; ours once
+with each statement's time (and on PostgreSQL with COLLECTIONS_EXPLAIN=1 the first chunk's plans)
+and the garbage collector's time, then once under cProfile.
+
 Each side runs in a fresh clone of the built database, in both orders (raw then ours, ours then
 raw); "ratio" is the worse of the two. Goal (issue 13): ratio <= 3. Also the same file imported a
 second time (everything repeated, nothing posted). Figures go to

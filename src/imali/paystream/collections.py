@@ -4,9 +4,15 @@ Two paths share every rule (the loan book's `receipt_input` and `posting.post_he
 
 - `collections_import`: a day's results set-based, in chunks of IMPORT_CHUNK, one transaction
   each: the results matched to notes and instalments in two queries, the chunk's loans locked once
-  (in id order) with their open instalments read, each collection posted in memory in file order,
-  then the receipts, allocations, results, instalments and loans written in bulk, and one audit
-  entry for the chunk. Exactly once: a result whose reference is stored already (or met earlier in
+  (in id order). A collection that is its loan's only one in the chunk, passes the receipt's own
+  rules, the loan's status, payout date and reference checks, and is at most what the loan's open
+  instalments owe (most of a day's file) is posted by the database, set-based
+  (`posting.post_whole`: the receipts staged in a temporary table, the allocation computed by a
+  window over the loans' instalments, the instalments and loans updated from it in one statement
+  each). Every other collection is posted in memory in file order by `posting.post_held` on its
+  loan read whole (which also raises the loan book's errors). Then the results and note
+  instalments are written in bulk, and one audit entry is written for the chunk (each receipt
+  carries the result's reference; each result row names its receipt). Exactly once: a result whose reference is stored already (or met earlier in
   the file) is a repeat; the unique constraint on (entity, reference) refuses a concurrent writer,
   and the chunk is then tried again, seeing what the other committed.
 - `collection_result_post`: one result through `receipt_post` / `receipt_reverse` (a callback, or
