@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -215,6 +216,7 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
                 collections_of[note[1]] = collections_of.get(note[1], 0) + 1
         whole_input: dict[str, tuple[int, int]] = {}  # reference: (loan id, cents)
         firsts: set[str] = set()
+        inputs: dict[tuple, Decimal | None] = {}
         for outcome, note, _ in matched:
             loan_id = note[1]
             loan = loans.get(loan_id)
@@ -222,11 +224,20 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
                     or loan_id in in_order or collections_of.get(loan_id) != 1 or loan is None):
                 continue
             firsts.add(outcome.reference)
-            try:
-                money, reference = receipt_input(entity=entity, amount=outcome.amount, payback_type=note[2],
-                                                 value_date=outcome.on, external_reference=outcome.reference, today=today)
-            except ValidationError:
+            # The receipt's own rules depend on the amount, the payback type and the value date
+            # only: a day's file repeats a few of each, so each combination is read once.
+            key = (type(outcome.amount), str(outcome.amount), note[2], outcome.on)
+            money = inputs.get(key, False)
+            if money is False:
+                try:
+                    money, _ = receipt_input(entity=entity, amount=outcome.amount, payback_type=note[2],
+                                             value_date=outcome.on, today=today)
+                except ValidationError:
+                    money = None
+                inputs[key] = money
+            if money is None:
                 continue
+            reference = (outcome.reference or "").strip()  # as receipt_input reads it
             if (loan[1] in OPEN_STATUSES and not (loan[2] and outcome.on < loan[2]) and reference
                     and reference not in posted_references):
                 whole_input[outcome.reference] = (loan_id, int(money.scaleb(2)))
@@ -259,7 +270,7 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
                 cents = whole_cents.get(outcome.reference)
                 if cents is not None:
                     loan = loans[loan_id]
-                    reference = outcome.reference.strip()
+                    reference = (outcome.reference or "").strip()
                     receipt = whole[outcome.reference] = (loan_id, loan[0], cents, outcome.on, stream, reference, loan[1],
                                                           loan[3], cents == balances[loan_id][0])
                     posted_references.add(reference)
