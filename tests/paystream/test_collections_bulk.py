@@ -131,6 +131,16 @@ def _state(entity, made) -> dict:
             "results": results, "note_instalments": statuses}
 
 
+def _differences(part, got, want) -> str:
+    """What differs, item by item (the set-based book's item first)."""
+    lines = [f"{part}: {len(got)} against {len(want)} items"]
+    for k in range(max(len(got), len(want))):
+        a, b = (got[k] if k < len(got) else None), (want[k] if k < len(want) else None)
+        if a != b:
+            lines.append(f"  [{k}] set-based {a!r}\n  [{k}] one by one {b!r}")
+    return "\n".join(lines)
+
+
 @pytest.mark.parametrize("chunk", [2, 3, 5000])
 def test_set_based_import_equals_one_by_one(db, monkeypatch, chunk):
     one_entity, one_actor, one_loans = _book("ONE")
@@ -150,7 +160,7 @@ def test_set_based_import_equals_one_by_one(db, monkeypatch, chunk):
         assert bulk == each
     one, bulk = _state(one_entity, one_loans), _state(set_entity, set_loans)
     for part in one:
-        assert bulk[part] == one[part], part
+        assert bulk[part] == one[part], _differences(part, bulk[part], one[part])
     # The book really moved (not two empty books compared): paid up with change, a reversal, problems.
     assert one["loans"][2]["status"] == "paid_up" and one["loans"][2]["change_total"] == Decimal("50.00")
     assert sum(1 for r in one["receipts"] if r[9]) == 2
@@ -224,3 +234,49 @@ def test_the_same_file_from_two_importers_at_once_posts_once():
     assert sum(s["declined"] for s in summaries) == 2
     assert sum(s["returned"] for s in summaries) == 1
     assert _state(entity, made) == _state(single[0], single[2])
+
+
+def test_collections_within_the_open_balance_post_set_based_as_one_by_one(db, monkeypatch):
+    """One collection per loan within what it owes posts set-based in SQL (posting.post_whole):
+    exactly the balance (paid up), part of an instalment, several instalments and part of the
+    next, after an earlier receipt; the same book as one by one. A collection beyond the balance
+    (change) in the same file takes the in-memory path."""
+    from imali.loans import posting
+
+    one_entity, one_actor, one_loans = _book("WONE")
+    set_entity, set_actor, set_loans = _book("WSET")
+    inst = {(k, s): _instalment(one_loans[k], s) for k in range(LOANS) for s in range(1, 5)}
+    owed = {k: sum((i.amount - i.paid for i in Instalment.objects.filter(loan=one_loans[k])), Decimal(0)) for k in range(LOANS)}
+    on = min(inst[0, 2].due_date, TODAY)
+    day = [
+        _out(1, 0, 1, "collected", owed[0], on),                                     # the whole balance: paid up
+        _out(2, 1, 1, "collected", "100.37", on),                                     # part of the first instalment
+        _out(3, 2, 1, "collected", inst[2, 1].amount + inst[2, 2].amount + 7, on),   # two and a bit
+        _out(4, 3, 1, "failed", inst[3, 1].amount, on, "Insufficient Funds"),
+        _out(5, 4, 1, "collected", inst[4, 1].amount, on),
+        _out(6, 5, 1, "collected", owed[5] + 5, on),                                  # beyond the balance: change
+        _out(7, 6, 1, "collected", inst[6, 1].amount, on),                            # after the receipt by hand
+    ]
+    posted_whole = []
+    real = posting.post_whole
+
+    def recording(**kwargs):
+        posted_whole.extend(r.reference for r in kwargs["receipts"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(posting, "post_whole", recording)
+    each = collections.collections_import_each(entity=one_entity, actor=one_actor, outcomes=day)
+    bulk = collections.collections_import(entity=set_entity, actor=set_actor, outcomes=day)
+    assert bulk.as_dict() == each.as_dict() == {"collected": 6, "declined": 1, "returned": 0, "repeated": 0, "problems": 0,
+                                                "unknown": 0, "malformed": 0}
+    assert sorted(posted_whole) == ["R1", "R2", "R3", "R5", "R7"]
+    one, got = _state(one_entity, one_loans), _state(set_entity, set_loans)
+    for part in one:
+        assert got[part] == one[part], _differences(part, got[part], one[part])
+    assert one["loans"][0]["status"] == "paid_up" and one["loans"][0]["paid_up_on"] == on
+    assert one["loans"][5]["change_total"] == Decimal("5.00")
+    assert [row[6] for row in one["instalments"][1]] == [Decimal("100.37"), 0, 0, 0]
+    assert [row[7] is not None for row in one["instalments"][2]] == [True, True, False, False]
+    # The same file again: nothing posted twice.
+    again = collections.collections_import(entity=set_entity, actor=set_actor, outcomes=day)
+    assert again.repeated == len(day) and _state(set_entity, set_loans) == got

@@ -8,7 +8,9 @@ begin IMMEDIATE, settings). Values are Python values (Decimal, date, str, int, b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.db import connection as default_connection
@@ -141,3 +143,89 @@ def select_rows(sql: str, params: Sequence, kinds: Sequence[str], connection=Non
 
 def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
+
+
+# -- money in SQL, in whole cents ------------------------------------------------------------------
+# Set-based statements that add and compare money do it in integer cents on both databases: SQLite
+# keeps a decimal column as a binary floating point number, so its own arithmetic on money would
+# not be exact; a value read as cents (ROUND(x * 100)) and written back as cents / 100 is.
+def cents_sql(column: str, connection=None) -> str:
+    """`column` (a two-place money column or expression) as whole cents, an integer."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        return f"CAST(({column}) * 100 AS bigint)"
+    return f"CAST(ROUND(({column}) * 100) AS INTEGER)"
+
+
+def money_sql(cents: str, connection=None) -> str:
+    """Whole cents (an integer expression) as the money value a column stores."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        return f"CAST(({cents}) AS numeric) / 100"
+    return f"(({cents}) / 100.0)"
+
+
+def least_sql(*expressions: str, connection=None) -> str:
+    conn = connection or default_connection
+    return f"{'LEAST' if conn.vendor == 'postgresql' else 'MIN'}({', '.join(expressions)})"
+
+
+def greatest_sql(*expressions: str, connection=None) -> str:
+    conn = connection or default_connection
+    return f"{'GREATEST' if conn.vendor == 'postgresql' else 'MAX'}({', '.join(expressions)})"
+
+
+def temp_table(name: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple], connection=None) -> None:
+    """A temporary table `name` of (column, PostgreSQL type) `columns` holding `rows`, for a
+    set-based statement to join; made afresh (inside the caller's transaction: dropped on commit on
+    PostgreSQL; the caller drops it on SQLite, `temp_table_drop`). COPY on PostgreSQL, executemany
+    on SQLite."""
+    conn = connection or default_connection
+    qn = conn.ops.quote_name
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            cursor.execute(f"DROP TABLE IF EXISTS {qn(name)}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {qn(name)} ({', '.join(f'{qn(c)} {t}' for c, t in columns)}) "
+                           f"ON COMMIT DROP")
+            if rows:
+                with cursor.cursor.copy(f"COPY {qn(name)} ({', '.join(qn(c) for c, _ in columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            cursor.execute(f"ANALYZE {qn(name)}")
+            return
+        cursor.execute(f"DROP TABLE IF EXISTS temp.{qn(name)}")
+        cursor.execute(f"CREATE TEMP TABLE {qn(name)} ({', '.join(qn(c) for c, _ in columns)})")
+        if rows:
+            cursor.executemany(f"INSERT INTO temp.{qn(name)} VALUES ({placeholders(len(columns))})", rows)
+
+
+def temp_table_drop(name: str, connection=None) -> None:
+    conn = connection or default_connection
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {'temp.' if conn.vendor != 'postgresql' else ''}{conn.ops.quote_name(name)}")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a set-based run that makes hundreds of thousands
+    of short-lived tuples and no reference cycles: each collection walks every live object in the
+    process, and a large run triggers hundreds of them (a tenth of a day's collections import).
+    Memory is still freed as it is released (reference counting); the collector's state is put back."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def among(column: str, values: Sequence, connection=None) -> tuple[str, list]:
+    """`column` is one of `values` (all int or all str) as (SQL, parameters): one array parameter on
+    PostgreSQL (`= ANY`: planned once, whatever the count; an IN list of thousands of parameters is
+    planned value by value), an IN list on SQLite."""
+    conn = connection or default_connection
+    if conn.vendor == "postgresql":
+        kind = "bigint" if values and isinstance(values[0], int) else "text"
+        return f"{column} = ANY(CAST(%s AS {kind}[]))", [list(values)]
+    return f"{column} IN ({placeholders(len(values))})", list(values)

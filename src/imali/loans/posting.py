@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from .allocation import AllocationLine, Owing, allocate
 from .errors import LoanError, error
@@ -131,3 +132,139 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
         loan.paid_up_on = value_date
     return Posted(lines=tuple(lines), allocated=allocated, change=result.change, status_before=status_before,
                   paid_up_on_before=paid_up_on_before, last_receipt_moved=moved, paid_up=paid_up)
+
+
+# -- the same rules as set-based SQL, for receipts that fit inside the loan's open balance ------------
+# A day's collections are mostly one receipt per loan of at most what the loan still owes. For such
+# a receipt the receipt maximum cannot refuse it (it is within the outstanding balance), there is no
+# change, and the loan is paid up exactly when the receipt equals the outstanding balance; what is
+# left is the allocation, which `allocate` does greedily (instalments by due date then id; within
+# each fee, VAT, interest, capital). Greedy allocation of R over that sequence of parts gives part
+# p = min(max(R - before(p), 0), owing(p)), where before(p) is what the parts ahead of it owe: a
+# running sum, which SQL computes for every loan at once (a window). `open_balances` finds the loans
+# for which this holds (no part owing less than nothing, every instalment's parts adding up to what
+# it owes); the caller posts everything else through `post_held`. Money is summed in whole cents on
+# both databases (core.bulk.cents_sql).
+
+class WholeReceipt(NamedTuple):
+    """One receipt for `post_whole`: the caller checked the loan's status, the value date, the
+    reference and that `cents` is at most the loan's open balance (`open_balances`)."""
+
+    id: int
+    loan_id: int
+    client_id: int
+    cents: int
+    value_date: dt.date
+    payback_type: str
+    reference: str
+    status_before: str
+    paid_up_on_before: dt.date | None
+    paid_up: bool  # cents equals the open balance: the receipt pays the loan up
+
+
+def open_balances(loan_ids: list[int]) -> dict[int, tuple[int, bool]]:
+    """{loan id: (what its open instalments still owe in cents, whether every owing instalment's
+    parts are regular)} for the loans of `loan_ids` with open instalments; one query. Regular: no
+    part owes less than nothing and the parts add up to what the instalment owes."""
+    from django.db import connection
+
+    from imali.core import bulk
+
+    from .models import Instalment
+
+    if not loan_ids:
+        return {}
+    c = bulk.cents_sql
+    owes = f"({c('amount')} - {c('paid')})"
+    parts = [f"({c(name)} - {c(name + '_paid')})" for name in ("fee", "vat", "interest", "capital")]
+    irregular = f"({' OR '.join(f'{p} < 0' for p in parts)} OR {' + '.join(parts)} <> {owes})"
+    out = {}
+    condition, params = bulk.among("loan_id", list(loan_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT loan_id, SUM({owes}), SUM(CASE WHEN {owes} > 0 AND {irregular} THEN 1 ELSE 0 END) "
+                       f"FROM {Instalment._meta.db_table} WHERE {condition} AND open GROUP BY loan_id", params)
+        for loan_id, owed, bad in cursor.fetchall():
+            out[loan_id] = (int(owed), not bad)
+    return out
+
+
+STAGE = "imali_whole_receipts"
+STAGE_ALLOCATIONS = "imali_whole_allocations"
+
+
+def post_whole(*, entity_id: int, actor_id: int | None, receipts: list[WholeReceipt], created) -> None:
+    """Post `receipts` (at most one per loan, each within its loan's open balance, the loans held
+    locked by the caller) set-based: the receipt rows in bulk, then the allocations computed by the
+    database from the staged receipts, the instalments and the loans updated from them: a handful
+    of statements however many receipts. What `post_held` and `receipts_write_held` write for the
+    same receipts, figure for figure (tests/paystream/test_collections_bulk.py)."""
+    from django.db import connection
+
+    from imali.core import bulk
+
+    from .models import Instalment, Loan, Receipt, ReceiptAllocation, day_number
+    from .services import RECEIPT_COLUMNS
+
+    if not receipts:
+        return
+    assert len({r.loan_id for r in receipts}) == len(receipts), "post_whole takes one receipt per loan"
+    bulk.insert_rows(Receipt, RECEIPT_COLUMNS, [
+        (r.id, entity_id, r.client_id, r.loan_id, Decimal(r.cents).scaleb(-2), Decimal(r.cents).scaleb(-2), ZERO,
+         r.value_date, r.payback_type, r.reference, r.status_before, r.paid_up_on_before, False, "", actor_id, created)
+        for r in receipts])
+    bulk.temp_table(STAGE, (("receipt_id", "bigint"), ("loan_id", "bigint"), ("cents", "bigint"), ("value_date", "date"),
+                            ("value_ord", "integer"), ("paid_up", "integer")),
+                    [(r.id, r.loan_id, r.cents, r.value_date, day_number(r.value_date), 1 if r.paid_up else 0)
+                     for r in receipts])
+    pg = connection.vendor == "postgresql"
+    qn = connection.ops.quote_name
+    stage = qn(STAGE) if pg else f"temp.{qn(STAGE)}"
+    allocations = qn(STAGE_ALLOCATIONS) if pg else f"temp.{qn(STAGE_ALLOCATIONS)}"
+    c, least, greatest = bulk.cents_sql, bulk.least_sql, bulk.greatest_sql
+    inst, loan = qn(Instalment._meta.db_table), qn(Loan._meta.db_table)
+    names = ("fee", "vat", "interest", "capital")
+    owing = {n: f"({c('i.' + n)} - {c('i.' + n + '_paid')})" for n in names}
+    # Each owing part's share: what the receipt has left once the parts ahead of it are paid, at
+    # most what the part owes, at least nothing.
+    shares, ahead = [], "w.before"
+    for n in names:
+        shares.append(f"{least(greatest(f'w.cents - ({ahead})', '0'), f'w.{n}')} AS {n}")
+        ahead = f"{ahead} + w.{n}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {allocations}")
+        cursor.execute(
+            f"CREATE TEMP TABLE {qn(STAGE_ALLOCATIONS)} {'ON COMMIT DROP ' if pg else ''}AS "
+            f"SELECT w.receipt_id, w.instalment_id, w.paid_on_before, w.value_date, {', '.join(shares)} FROM ("
+            f"  SELECT s.receipt_id, s.cents, s.value_date, i.id AS instalment_id, i.paid_on AS paid_on_before, "
+            f"  {', '.join(f'{owing[n]} AS {n}' for n in names)}, "
+            f"  SUM({' + '.join(owing.values())}) OVER (PARTITION BY i.loan_id ORDER BY i.due_date, i.id "
+            f"    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - ({' + '.join(owing.values())}) AS before "
+            f"  FROM {stage} s JOIN {inst} i ON i.loan_id = s.loan_id "
+            f"  WHERE i.open AND {c('i.paid')} < {c('i.amount')}"
+            f") w WHERE w.cents > w.before")
+        if pg:
+            cursor.execute(f"ANALYZE {allocations}")  # its size, for the plans of the statements below
+        m = bulk.money_sql
+        cursor.execute(
+            f"INSERT INTO {qn(ReceiptAllocation._meta.db_table)} (receipt_id, instalment_id, fee, vat, interest, capital, "
+            f"paid_on_before) SELECT receipt_id, instalment_id, {m('fee')}, {m('vat')}, {m('interest')}, {m('capital')}, "
+            f"paid_on_before FROM {allocations} WHERE fee + vat + interest + capital > 0 ORDER BY receipt_id, instalment_id")
+        total = "a.fee + a.vat + a.interest + a.capital"
+        paid = f"{c(inst + '.paid')} + {total}"
+        sets = [f"{n}_paid = {m(c(f'{inst}.{n}_paid') + ' + a.' + n)}" for n in names]
+        cursor.execute(
+            f"UPDATE {inst} SET {', '.join(sets)}, paid = {m(paid)}, "
+            f"paid_on = CASE WHEN {paid} = {c(inst + '.amount')} THEN a.value_date ELSE {inst}.paid_on END "
+            f"FROM {allocations} a WHERE {inst}.id = a.instalment_id AND {total} > 0")
+        moved = f"{loan}.last_receipt_on IS NULL OR s.value_date > {loan}.last_receipt_on"
+        cursor.execute(
+            f"UPDATE {loan} SET received_total = {m(c(loan + '.received_total') + ' + s.cents')}, "
+            f"last_receipt_on = CASE WHEN {moved} THEN s.value_date ELSE {loan}.last_receipt_on END, "
+            f"last_receipt_ord = CASE WHEN {moved} THEN s.value_ord ELSE {loan}.last_receipt_ord END, "
+            f"status = CASE WHEN s.paid_up = 1 THEN %s ELSE {loan}.status END, "
+            f"paid_up_on = CASE WHEN s.paid_up = 1 THEN s.value_date ELSE {loan}.paid_up_on END, "
+            f"paid_up_ord = CASE WHEN s.paid_up = 1 THEN s.value_ord ELSE {loan}.paid_up_ord END "
+            f"FROM {stage} s WHERE {loan}.id = s.loan_id", [LoanStatus.PAID_UP])
+    if not pg:
+        bulk.temp_table_drop(STAGE)
+        bulk.temp_table_drop(STAGE_ALLOCATIONS)

@@ -4,9 +4,15 @@ Two paths share every rule (the loan book's `receipt_input` and `posting.post_he
 
 - `collections_import`: a day's results set-based, in chunks of IMPORT_CHUNK, one transaction
   each: the results matched to notes and instalments in two queries, the chunk's loans locked once
-  (in id order) with their open instalments read, each collection posted in memory in file order,
-  then the receipts, allocations, results, instalments and loans written in bulk, and one audit
-  entry for the chunk. Exactly once: a result whose reference is stored already (or met earlier in
+  (in id order). A collection that is its loan's only one in the chunk, passes the receipt's own
+  rules, the loan's status, payout date and reference checks, and is at most what the loan's open
+  instalments owe (most of a day's file) is posted by the database, set-based
+  (`posting.post_whole`: the receipts staged in a temporary table, the allocation computed by a
+  window over the loans' instalments, the instalments and loans updated from it in one statement
+  each). Every other collection is posted in memory in file order by `posting.post_held` on its
+  loan read whole (which also raises the loan book's errors). Then the results and note
+  instalments are written in bulk, and one audit entry is written for the chunk (each receipt
+  carries the result's reference; each result row names its receipt). Exactly once: a result whose reference is stored already (or met earlier in
   the file) is a repeat; the unique constraint on (entity, reference) refuses a concurrent writer,
   and the chunk is then tried again, seeing what the other committed.
 - `collection_result_post`: one result through `receipt_post` / `receipt_reverse` (a callback, or
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -31,7 +38,7 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.loans import posting
 from imali.loans.errors import LoanError, error
-from imali.loans.models import Loan, Receipt
+from imali.loans.models import OPEN_STATUSES, Loan, Receipt
 from imali.loans.services import (
     HeldReceipt,
     loans_hold,
@@ -79,19 +86,37 @@ class ImportSummary:
             setattr(self, name, getattr(self, name) + value)
 
 
-def _rows(sql: str, values: list, *leading) -> list[tuple]:
-    """`sql` with its one "IN ({})" filled for `values` (leading parameters first); no query for
-    no values."""
+def _rows(sql: str, column: str, values: list, *leading) -> list[tuple]:
+    """`sql` with its one "{}" filled by "`column` is one of `values`" (core.bulk.among; the
+    leading parameters first); no query for no values."""
     if not values:
         return []
+    condition, params = bulk.among(column, values)
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(bulk.placeholders(len(values))), [*leading, *values])
+        cursor.execute(sql.format(condition), [*leading, *params])
         return cursor.fetchall()
 
 
 def _stored(entity: Entity, references: list[str]) -> set[str]:
     return {r for (r,) in _rows(f"SELECT reference FROM {CollectionResult._meta.db_table} WHERE entity_id = %s "
-                                f"AND reference IN ({{}})", references, entity.pk)}
+                                f"AND {{}}", "reference", references, entity.pk)}
+
+
+def _loans_lock(*, entity: Entity, loan_ids) -> dict[int, tuple]:
+    """Lock the loans (in id order, as loans_hold does) and read what the set-based posting checks:
+    {loan id: (client id, status, disbursed on, paid up on)}."""
+    ids = sorted(loan_ids)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    columns = (("id", "int"), ("client_id", "int"), ("status", "str"), ("disbursed_on", "date"), ("paid_up_on", "date"))
+    out = {}
+    for start in range(0, len(ids), IMPORT_CHUNK):
+        part = ids[start:start + IMPORT_CHUNK]
+        condition, params = bulk.among("id", part)
+        for loan_id, *rest in bulk.select_rows(
+                f"SELECT {bulk.select_sql(columns)} FROM {Loan._meta.db_table} WHERE entity_id = %s "
+                f"AND {condition} ORDER BY id{lock}", [entity.pk, *params], [k for _, k in columns]):
+            out[loan_id] = tuple(rest)
+    return out
 
 
 def _problem(exc: ValidationError) -> str:
@@ -108,6 +133,12 @@ def collections_import(*, entity: Entity, actor, outcomes: list[CollectionOutcom
     receipt of the collection it returns. A result the loan book cannot take (the loan not paid
     out, say) is kept with the reason, not lost. `audit`: one entry per chunk (the feed fetch
     writes its own per page instead). `progress(done, total)` after each committed chunk."""
+    with bulk.collector_paused():
+        return _import(entity=entity, actor=actor, outcomes=outcomes, audit=audit, progress=progress)
+
+
+def _import(*, entity: Entity, actor, outcomes: list[CollectionOutcome], audit: bool,
+            progress: Callable[[int, int], None] | None) -> ImportSummary:
     summary = ImportSummary()
     today = local_today(entity)
     total = len(outcomes)
@@ -136,11 +167,12 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
     notes: dict[str, tuple[int, int, str]] = {}
     for reference, note_id, loan_id, stream in _rows(
             f"SELECT reference, id, loan_id, stream FROM {PromissoryNote._meta.db_table} WHERE entity_id = %s "
-            f"AND reference IN ({{}}) ORDER BY id DESC", wanted, entity.pk):
+            f"AND {{}} ORDER BY id DESC", "reference", wanted, entity.pk):
         notes[reference] = (note_id, loan_id, stream)
+    seqs = sorted({o.seq for o in outcomes if isinstance(o.seq, int)})  # a day's file: a few
     slots = {(note_id, seq): pk for note_id, seq, pk in _rows(
-        f"SELECT note_id, seq, id FROM {NoteInstalment._meta.db_table} WHERE note_id IN ({{}})",
-        sorted({n[0] for n in notes.values()}))}
+        f"SELECT note_id, seq, id FROM {NoteInstalment._meta.db_table} WHERE seq IN ({bulk.placeholders(len(seqs))}) "
+        f"AND {{}}", "note_id", sorted({n[0] for n in notes.values()}), *seqs)} if seqs else {}
     matched = []
     for outcome in outcomes:
         note = notes.get(outcome.note_reference)
@@ -168,16 +200,61 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
         # Every fresh result's loan is locked before any row is written, declines too: a result
         # row is only ever inserted under its loan's lock (here and in collection_result_post), so
         # a callback and an import waiting on each other's uncommitted row cannot deadlock.
-        held = loans_hold(entity=entity, loan_ids={note[1] for _, note, _ in fresh})
+        loans = _loans_lock(entity=entity, loan_ids={note[1] for _, note, _ in fresh})
         # Read after the loans are locked: a concurrent import of the same results has committed.
         seen = stored | _stored(entity, references)
         posted_references = {r for (r,) in _rows(f"SELECT external_reference FROM {Receipt._meta.db_table} "
-                                                 f"WHERE entity_id = %s AND external_reference IN ({{}})", references, entity.pk)}
+                                                 f"WHERE entity_id = %s AND {{}}", "external_reference", references,
+                                                 entity.pk)}
+        # Which collections post set-based in SQL (posting.post_whole): the only collection of its
+        # loan in the chunk, its own fields and the loan's status, payout date and the reference
+        # passing the loan book's rules, and at most what the loan's open instalments still owe.
+        # Everything else is posted in memory by posting.post_held, which raises the errors.
+        collections_of: dict[int, int] = {}
+        for outcome, note, _ in matched:
+            if outcome.reference not in seen and outcome.result == CollectionKind.COLLECTED:
+                collections_of[note[1]] = collections_of.get(note[1], 0) + 1
+        whole_input: dict[str, tuple[int, int]] = {}  # reference: (loan id, cents)
+        firsts: set[str] = set()
+        inputs: dict[tuple, Decimal | None] = {}
+        for outcome, note, _ in matched:
+            loan_id = note[1]
+            loan = loans.get(loan_id)
+            if (outcome.result != CollectionKind.COLLECTED or outcome.reference in seen or outcome.reference in firsts
+                    or loan_id in in_order or collections_of.get(loan_id) != 1 or loan is None):
+                continue
+            firsts.add(outcome.reference)
+            # The receipt's own rules depend on the amount, the payback type and the value date
+            # only: a day's file repeats a few of each, so each combination is read once.
+            key = (type(outcome.amount), str(outcome.amount), note[2], outcome.on)
+            money = inputs.get(key, False)
+            if money is False:
+                try:
+                    money, _ = receipt_input(entity=entity, amount=outcome.amount, payback_type=note[2],
+                                             value_date=outcome.on, today=today)
+                except ValidationError:
+                    money = None
+                inputs[key] = money
+            if money is None:
+                continue
+            reference = (outcome.reference or "").strip()  # as receipt_input reads it
+            if (loan[1] in OPEN_STATUSES and not (loan[2] and outcome.on < loan[2]) and reference
+                    and reference not in posted_references):
+                whole_input[outcome.reference] = (loan_id, int(money.scaleb(2)))
+        balances = posting.open_balances(sorted({loan_id for loan_id, _ in whole_input.values()}))
+        # Within what the loan's open instalments owe (and they are regular): {reference: cents}.
+        whole_cents = {reference: cents for reference, (loan_id, cents) in whole_input.items()
+                       if (balance := balances.get(loan_id)) is not None and balance[1] and cents <= balance[0]}
+        whole: dict[str, tuple] = {}  # reference: the WholeReceipt's fields but its id
         later: list[tuple[CollectionOutcome, tuple, int]] = []
         rows: list[list] = []
         receipts: list[HeldReceipt] = []
         statuses: dict[int, str] = {}
         now = bulk.stamp(timezone.now())
+        # The loans of the other collections, read whole (their open instalments) for post_held.
+        held = loans_hold(entity=entity, loan_ids={
+            note[1] for o, note, _ in fresh if o.result == CollectionKind.COLLECTED and note[1] not in in_order
+            and o.reference not in whole_cents})
         for outcome, note, instalment_id in matched:
             if outcome.reference in seen:
                 summary.repeated += 1
@@ -190,37 +267,53 @@ def _import_chunk(*, entity: Entity, actor, outcomes: list[CollectionOutcome], t
             receipt, problem = None, ""
             if outcome.result == CollectionKind.COLLECTED:
                 statuses[instalment_id] = NoteInstalmentStatus.COLLECTED
-                try:
-                    money, reference = receipt_input(entity=entity, amount=outcome.amount, payback_type=stream,
-                                                     value_date=outcome.on, external_reference=outcome.reference, today=today)
-                    loan = held.get(loan_id)
-                    if loan is None:
-                        raise error("loan", LoanError.OTHER_ENTITY)
-                    done = posting.post_held(loan, loan.instalments, money=money, value_date=outcome.on, reference=reference,
-                                             reference_taken=reference in posted_references)
-                    receipt = HeldReceipt(loan=loan, amount=money, value_date=outcome.on, payback_type=stream,
-                                          reference=reference, posted=done)
-                    receipts.append(receipt)
+                cents = whole_cents.get(outcome.reference)
+                if cents is not None:
+                    loan = loans[loan_id]
+                    reference = (outcome.reference or "").strip()
+                    receipt = whole[outcome.reference] = (loan_id, loan[0], cents, outcome.on, stream, reference, loan[1],
+                                                          loan[3], cents == balances[loan_id][0])
                     posted_references.add(reference)
                     summary.collected += 1
-                except ValidationError as exc:
-                    problem = _problem(exc)
-                    summary.problems += 1
+                else:
+                    try:
+                        money, reference = receipt_input(entity=entity, amount=outcome.amount, payback_type=stream,
+                                                         value_date=outcome.on, external_reference=outcome.reference,
+                                                         today=today)
+                        loan = held.get(loan_id)
+                        if loan is None:
+                            raise error("loan", LoanError.OTHER_ENTITY)
+                        done = posting.post_held(loan, loan.instalments, money=money, value_date=outcome.on,
+                                                 reference=reference, reference_taken=reference in posted_references)
+                        receipt = HeldReceipt(loan=loan, amount=money, value_date=outcome.on, payback_type=stream,
+                                              reference=reference, posted=done)
+                        receipts.append(receipt)
+                        posted_references.add(reference)
+                        summary.collected += 1
+                    except ValidationError as exc:
+                        problem = _problem(exc)
+                        summary.problems += 1
             else:
                 statuses[instalment_id] = NoteInstalmentStatus.FAILED
                 summary.declined += 1
             rows.append([entity.pk, note_id, instalment_id, outcome.reference, outcome.result, outcome.amount, outcome.on,
                          outcome.reason[:120], outcome.original_reference, receipt, problem, now])
         receipts_write_held(entity=entity, actor=actor, receipts=receipts)
+        # After the in-memory ones: on SQLite new ids are counted on from the highest written.
+        whole_ids = dict(zip(whole, bulk.new_ids(Receipt, len(whole)), strict=True))
+        posting.post_whole(entity_id=entity.pk, actor_id=getattr(actor, "pk", None), created=now,
+                           receipts=[posting.WholeReceipt(whole_ids[reference], *fields) for reference, fields in whole.items()])
         for row in rows:
-            row[9] = row[9].id if row[9] is not None else None
+            receipt = row[9]
+            row[9] = None if receipt is None else whole_ids[row[3]] if isinstance(receipt, tuple) else receipt.id
         bulk.insert_rows(CollectionResult, RESULT_COLUMNS, [tuple(row) for row in rows])
         for status in (NoteInstalmentStatus.COLLECTED, NoteInstalmentStatus.FAILED):
             ids = [pk for pk, s in statuses.items() if s == status]
             if ids:
+                condition, params = bulk.among("id", ids)
                 with connection.cursor() as cursor:
-                    cursor.execute(f"UPDATE {NoteInstalment._meta.db_table} SET status = %s "
-                                   f"WHERE id IN ({bulk.placeholders(len(ids))})", [status, *ids])
+                    cursor.execute(f"UPDATE {NoteInstalment._meta.db_table} SET status = %s WHERE {condition}",
+                                   [status, *params])
         declined = [row[3] for row in rows if row[4] == CollectionKind.FAILED]
         if declined and notices.decline_sms_enabled(entity=entity):
             # The clients' SMS in the same transaction as the results they tell of (the outbox rule);

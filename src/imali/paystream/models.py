@@ -120,6 +120,8 @@ class PromissoryNote(models.Model):
             # One live note per loan: a second would collect every instalment twice.
             models.UniqueConstraint(fields=["loan"], condition=~models.Q(status="cancelled"), name="one_live_note_per_loan"),
         ]
+        # The stream's results name the note by its reference: a day's import matches thousands.
+        indexes = [models.Index(fields=["entity", "reference"], name="note_entity_reference")]
 
     def __str__(self) -> str:
         return f"{self.get_stream_display()} note {self.reference or self.pk}"
