@@ -41,6 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
+from _book import add_book_arguments, open_book  # noqa: E402 - the benchmarks' one book set-up
+
+PG_BENCH_DB = "imali_marketing_bench"
+
 
 def _ours(entities, as_of) -> tuple[float, int]:
     from imali.marketing.selectors import dataset_rows
@@ -123,15 +127,12 @@ def _export(dataset_ids: list[int], fmt: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", help="keep the book under this name and reuse it when it exists")
+    add_book_arguments(parser, clients=100_000, seed=42)
     parser.add_argument("--export-child", choices=["csv", "xlsx"], help=argparse.SUPPRESS)
     parser.add_argument("--datasets", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.export_child:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imali.config.settings")
         sys.path.insert(0, str(ROOT / "src"))
         import django
 
@@ -144,94 +145,91 @@ def main() -> None:
         print(json.dumps({"peak_kb": peak_kb}))
         return
 
-    from snapshot_bench import _drop_pg, _setup_django
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pg_url, kept = _setup_django(Path(tmp), args.keep)
-        try:
-            import datetime as dt
-
-            from django.db import connection
-
-            from imali.demo.generator import generate_book
-            from imali.loans.demo_data import add_loans
-            from imali.loans.models import Instalment, Loan
-            from imali.marketing.models import DataSet, DataSetRow
-            from imali.marketing.services import dataset_run
-            from imali.tenancy.models import Entity, User
-
-            if kept:
-                book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
-            else:
-                operator = User.objects.create(username="bench-operator", is_operator=True)
-                started = time.perf_counter()
-                summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
-                book = {"clients": summary.clients, "entity_ids": [b.entity_id for b in summary.entities],
-                        "as_of": summary.now.date().isoformat(), "generate_seconds": time.perf_counter() - started}
-                if args.keep:
-                    Path(f"/tmp/{args.keep}.json").write_text(json.dumps(book))
-            Entity.objects.filter(pk__in=book["entity_ids"]).update(marketing_consent_not_required=True)
-            with connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute("VACUUM ANALYZE")
-                else:
-                    cursor.execute("PRAGMA analysis_limit = 2000")
-                    cursor.execute("ANALYZE")
-            entities = list(Entity.objects.filter(pk__in=book["entity_ids"]))
-            as_of = dt.date.fromisoformat(book["as_of"])
-            load_before = os.getloadavg()[0]
-            floor_a, floor_rows = _floor(entities, as_of)
-            ours_a, ours_rows = _ours(entities, as_of)
-            ours_b, _ = _ours(entities, as_of)
-            floor_b, _ = _floor(entities, as_of)
-            ratio = max(ours_a / floor_a, ours_b / floor_b)
-
-            # The run as the screen starts it, rows kept; then the exports of what it kept.
-            started = time.perf_counter()
-            dataset_ids = []
-            for entity in entities:
-                admin = User.objects.filter(entity=entity).order_by("pk").first()
-                dataset = DataSet.objects.create(entity=entity, created_by=admin, as_of=as_of,
-                                                 filters={"calculate_settlement": True})
-                dataset = dataset_run(dataset_id=dataset.pk)
-                assert dataset.state == "done", dataset.error
-                dataset_ids.append(dataset.pk)
-            run_seconds = time.perf_counter() - started
-            kept_rows = DataSetRow.objects.filter(dataset_id__in=dataset_ids).count()
-            from django.db import connections
-
-            connections.close_all()
-            csv_seconds, csv_mb = _export(dataset_ids, "csv")
-            xlsx_seconds, xlsx_mb = _export(dataset_ids, "xlsx")
-            load_after = os.getloadavg()[0]
-            result = {
-                "benchmark": "client-marketing data set (every column) vs a bare read of the same rows and columns",
-                "database": connection.vendor,
-                "clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
-                "entities": len(entities),
-                "data_set_rows": ours_rows, "floor_client_rows": floor_rows,
-                "generate_seconds": round(book["generate_seconds"], 1),
-                "ours_seconds": [round(ours_a, 3), round(ours_b, 3)],
-                "floor_seconds": [round(floor_a, 3), round(floor_b, 3)],
-                "ratio": round(ratio, 2),
-                "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
-                "export_csv_seconds": round(csv_seconds, 2), "export_csv_peak_rss_mb": round(csv_mb, 1),
-                "export_xlsx_seconds": round(xlsx_seconds, 2), "export_xlsx_peak_rss_mb": round(xlsx_mb, 1),
-                "peak_rss_mb": round(max(csv_mb, xlsx_mb), 1),
-                "load_average_1min": [round(load_before, 1), round(load_after, 1)],
-                "cpus": os.cpu_count(),
-                "goal": "ratio <= 3; peak_rss_mb < 300 at 1M rows",
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-            }
-        finally:
-            if pg_url:
-                _drop_pg(pg_url)
+    with tempfile.TemporaryDirectory() as tmp, open_book(
+            workdir=Path(tmp), fresh_db=PG_BENCH_DB, clients=args.clients, seed=args.seed, keep=args.keep,
+            from_book=args.from_book) as opened:
+        result = _measure(opened)
     out = ROOT / "benchmarks" / "results" / f"marketing_{result['database']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"ratio (data set ÷ floor) = {result['ratio']}, export peak_rss_mb = {result['peak_rss_mb']}")
+
+
+def _measure(opened) -> dict:
+    import datetime as dt
+
+    from django.db import connection, connections
+
+    from imali.loans.models import Instalment, Loan
+    from imali.marketing.models import DataSet, DataSetRow
+    from imali.marketing.services import dataset_run
+    from imali.tenancy.models import Entity, User
+
+    book = opened.facts
+    Entity.objects.filter(pk__in=book["entity_ids"]).update(marketing_consent_not_required=True)
+    entities = list(Entity.objects.filter(pk__in=book["entity_ids"]).order_by("pk"))
+    as_of = dt.date.fromisoformat(book["as_of"])
+    load_before = os.getloadavg()[0]
+    _log(f"book ready ({opened.source}, copied in {opened.copy_seconds:.0f} s): {book['clients']} clients")
+    floor_a, floor_rows = _floor(entities, as_of)
+    _log(f"floor {floor_a:.1f} s")
+    ours_a, ours_rows = _ours(entities, as_of)
+    _log(f"ours {ours_a:.1f} s")
+    ours_b, _ = _ours(entities, as_of)
+    _log(f"ours {ours_b:.1f} s")
+    floor_b, _ = _floor(entities, as_of)
+    _log(f"floor {floor_b:.1f} s")
+    ratio = max(ours_a / floor_a, ours_b / floor_b)
+
+    # The run as the screen starts it, rows kept; then the exports of what it kept.
+    started = time.perf_counter()
+    dataset_ids = []
+    for entity in entities:
+        admin = User.objects.filter(entity=entity).order_by("pk").first()
+        dataset = DataSet.objects.create(entity=entity, created_by=admin, as_of=as_of,
+                                         filters={"calculate_settlement": True})
+        dataset = dataset_run(dataset_id=dataset.pk)
+        assert dataset.state == "done", dataset.error
+        dataset_ids.append(dataset.pk)
+    run_seconds = time.perf_counter() - started
+    kept_rows = DataSetRow.objects.filter(dataset_id__in=dataset_ids).count()
+    _log(f"run with rows kept {run_seconds:.1f} s ({kept_rows} rows)")
+    result = {
+        "benchmark": "client-marketing data set (every column) vs a bare read of the same rows and columns",
+        "database": connection.vendor,
+        "clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
+        "entities": len(entities),
+        **opened.describe(),
+        "data_set_rows": ours_rows, "floor_client_rows": floor_rows,
+        "generate_seconds": round(book["generate_seconds"], 1),
+        "ours_seconds": [round(ours_a, 3), round(ours_b, 3)],
+        "floor_seconds": [round(floor_a, 3), round(floor_b, 3)],
+        "ratio": round(ratio, 2),
+        "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
+    }
+    connections.close_all()  # the children open their own; a PostgreSQL copy is dropped only when none is left
+    csv_seconds, csv_mb = _export(dataset_ids, "csv")
+    _log(f"csv {csv_seconds:.1f} s, {csv_mb:.0f} MB")
+    xlsx_seconds, xlsx_mb = _export(dataset_ids, "xlsx")
+    _log(f"xlsx {xlsx_seconds:.1f} s, {xlsx_mb:.0f} MB")
+    load_after = os.getloadavg()[0]
+    result.update({
+        "export_rows": kept_rows,
+        "export_csv_seconds": round(csv_seconds, 2), "export_csv_peak_rss_mb": round(csv_mb, 1),
+        "export_xlsx_seconds": round(xlsx_seconds, 2), "export_xlsx_peak_rss_mb": round(xlsx_mb, 1),
+        "peak_rss_mb": round(max(csv_mb, xlsx_mb), 1),
+        "load_average_1min": [round(load_before, 1), round(load_after, 1)],
+        "cpus": os.cpu_count(),
+        "goal": "ratio <= 3; peak_rss_mb < 300 at 1M rows",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    })
+    return result
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
