@@ -1,12 +1,14 @@
 """The client-marketing data set with every column against a bare read of the same rows and
 columns, in the same run; and the export of the kept data sets to CSV and XLSX, peak memory.
 
-    .venv/bin/python benchmarks/marketing_bench.py [--clients 1000000] [--seed 42] [--keep NAME]
-    DATABASE_URL=postgres://... .venv/bin/python benchmarks/marketing_bench.py --clients 1000000
+    .venv/bin/python benchmarks/marketing_bench.py [--clients 100000] [--seed 42] [--keep NAME | --from-book NAME]
+    DATABASE_URL=postgres://... .venv/bin/python benchmarks/marketing_bench.py --from-book book1m_pg
 
-Builds a book with the demo generator and its loan extension (SQLite: a fresh file in a temporary
-directory; PostgreSQL: a fresh database, dropped afterwards), sets every entity "marketing consent
-not required" (so every client is in the data set), then for every entity times:
+The book (benchmarks/_book.py): built for the run (SQLite: a file in a temporary directory;
+PostgreSQL: a database `imali_marketing_bench`, dropped afterwards), kept with `--keep NAME`, or
+`--from-book NAME`: a private copy of a book kept by `snapshot_bench.py --keep NAME` (the kept
+book is never written). Every entity is set "marketing consent not required" (so every client is
+in the data set), then for every entity:
 - ours: `marketing.selectors.dataset_rows` with "Calculate settlement amount" — the selection with
   its joined client columns, bank account and last notes (one query, streamed), the whole-book
   loan figures (`portfolio_snapshot`) and every one of the 68 columns made for every client,
@@ -19,10 +21,10 @@ The pair runs twice (floor then ours, ours then floor); "ratio" is the worse of 
 Goal: ratio <= 3. Also the full run as the screen does it (`dataset_run`: rows kept in the
 database, 2,000 per transaction), reported beside, not in the ratio.
 
-Export: every entity's kept data set is exported in a child process, once to CSV and once to
-XLSX (openpyxl write-only), the same code as the screen's and the API's; the child's peak RSS
-(its VmHWM) and seconds. Goal: peak_rss_mb < 300 at 1M rows.
-Writes benchmarks/results/marketing_<db>.json.
+Export: all the kept data sets (one per entity: every client of the book) are exported in a
+child process, once to CSV and once to XLSX, by `marketing.export` (the code of the screen and the
+API) to a throw-away file; the child's peak RSS (its VmHWM) and seconds. Goal: peak_rss_mb < 300
+at 1M rows. Writes benchmarks/results/marketing_<db>.json.
 """
 
 from __future__ import annotations
@@ -92,37 +94,31 @@ def _floor(entities, as_of) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
-def _export_child(dataset_ids: list[int], fmt: str) -> None:
-    """In the child process: export each data set, as the screen does, to a throw-away file."""
-    from imali.marketing.columns import FREE_TEXT_KEYS, shown_columns
+def _export_child(dataset_ids: list[int], fmt: str) -> int:
+    """In the child process: export each data set, as the screen does, to a throw-away file; the
+    bytes written."""
+    from imali.marketing.export import dataset_csv, dataset_xlsx
     from imali.marketing.models import DataSet
     from imali.messaging import reports
-    from imali.web.views.marketing import export_rows
 
+    written = 0
     for dataset in DataSet.objects.filter(pk__in=dataset_ids):
-        columns = shown_columns(with_settlement=dataset.with_settlement)
-        keys = tuple(col.key for col in columns)
-        header = [col.label for col in columns]
-        text = frozenset(i for i, k in enumerate(keys) if k in FREE_TEXT_KEYS)
-        if fmt == "csv":
-            with open(os.devnull, "wb") as sink:
-                for piece in reports.csv_stream(header, export_rows(dataset, keys), text_columns=text):
-                    sink.write(piece)
-        else:
-            handle, _size = reports.xlsx_file("Client marketing", header, export_rows(dataset, keys), text_columns=text)
-            for _ in reports.file_stream(handle):
-                pass
+        pieces = dataset_csv(dataset) if fmt == "csv" else reports.file_stream(dataset_xlsx(dataset)[0])
+        with open(os.devnull, "wb") as sink:
+            for piece in pieces:
+                written += sink.write(piece)
+    return written
 
 
-def _export(dataset_ids: list[int], fmt: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of a child process exporting the data sets."""
+def _export(dataset_ids: list[int], fmt: str) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, file size in MB) of a child process exporting the data sets."""
     started = time.perf_counter()
     child = subprocess.run([sys.executable, __file__, "--export-child", fmt, "--datasets",
                             ",".join(map(str, dataset_ids))], env=os.environ.copy(), capture_output=True, text=True)
     if child.returncode:
         raise SystemExit(f"export child failed ({fmt}): {child.returncode}\n{child.stderr[-2000:]}")
-    peak_kb = json.loads(child.stdout.strip().splitlines()[-1])["peak_kb"]
-    return time.perf_counter() - started, peak_kb / 1024
+    said = json.loads(child.stdout.strip().splitlines()[-1])
+    return time.perf_counter() - started, said["peak_kb"] / 1024, said["bytes"] / 1024 / 1024
 
 
 def main() -> None:
@@ -137,12 +133,12 @@ def main() -> None:
         import django
 
         django.setup()
-        _export_child([int(i) for i in args.datasets.split(",")], args.export_child)
+        written = _export_child([int(i) for i in args.datasets.split(",")], args.export_child)
         # This process's own peak (VmHWM of its memory map): wait4's ru_maxrss would also count the
         # parent's memory the child shared before exec.
         peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                        if line.startswith("VmHWM:"))
-        print(json.dumps({"peak_kb": peak_kb}))
+        print(json.dumps({"peak_kb": peak_kb, "bytes": written}))
         return
 
     with tempfile.TemporaryDirectory() as tmp, open_book(
@@ -209,15 +205,16 @@ def _measure(opened) -> dict:
         "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
     }
     connections.close_all()  # the children open their own; a PostgreSQL copy is dropped only when none is left
-    csv_seconds, csv_mb = _export(dataset_ids, "csv")
-    _log(f"csv {csv_seconds:.1f} s, {csv_mb:.0f} MB")
-    xlsx_seconds, xlsx_mb = _export(dataset_ids, "xlsx")
-    _log(f"xlsx {xlsx_seconds:.1f} s, {xlsx_mb:.0f} MB")
+    csv_seconds, csv_mb, csv_size = _export(dataset_ids, "csv")
+    _log(f"csv {csv_seconds:.1f} s, peak RSS {csv_mb:.0f} MB, file {csv_size:.0f} MB")
+    xlsx_seconds, xlsx_mb, xlsx_size = _export(dataset_ids, "xlsx")
+    _log(f"xlsx {xlsx_seconds:.1f} s, peak RSS {xlsx_mb:.0f} MB, file {xlsx_size:.0f} MB")
     load_after = os.getloadavg()[0]
     result.update({
         "export_rows": kept_rows,
         "export_csv_seconds": round(csv_seconds, 2), "export_csv_peak_rss_mb": round(csv_mb, 1),
         "export_xlsx_seconds": round(xlsx_seconds, 2), "export_xlsx_peak_rss_mb": round(xlsx_mb, 1),
+        "export_csv_file_mb": round(csv_size, 1), "export_xlsx_file_mb": round(xlsx_size, 1),
         "peak_rss_mb": round(max(csv_mb, xlsx_mb), 1),
         "load_average_1min": [round(load_before, 1), round(load_after, 1)],
         "cpus": os.cpu_count(),
@@ -229,7 +226,7 @@ def _measure(opened) -> dict:
 
 
 def _log(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+    print(f"{time.strftime('%H:%M:%S', time.gmtime())} {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

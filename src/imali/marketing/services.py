@@ -12,7 +12,7 @@ import zoneinfo
 from collections.abc import Mapping
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from imali.core.audit import audit_record
@@ -91,10 +91,9 @@ def dataset_run(*, dataset_id: int) -> DataSet:
         rows = selectors.dataset_rows(
             entity=dataset.entity, filters=dataset.filters, as_of=dataset.as_of, with_settlement=dataset.with_settlement,
             on_total=lambda n: DataSet.objects.filter(pk=dataset_id).update(total=n))
-        chunk: list[DataSetRow] = []
+        chunk: list[tuple] = []
         for row in rows:
-            chunk.append(DataSetRow(dataset_id=dataset_id, client_id=row[0], seq=written + len(chunk) + 1,
-                                    **dict(zip(KEYS, row[1:], strict=True))))
+            chunk.append((dataset_id, row[0], written + len(chunk) + 1, *row[1:]))
             if len(chunk) >= CHUNK_ROWS:
                 written = _write(dataset_id, chunk, written)
                 chunk = []
@@ -114,9 +113,25 @@ def dataset_run(*, dataset_id: int) -> DataSet:
     return dataset
 
 
-def _write(dataset_id: int, chunk: list[DataSetRow], written: int) -> int:
-    with transaction.atomic():
-        DataSetRow.objects.bulk_create(chunk, batch_size=500)
+# The kept row's fields in the order of a collected row: data set, client, place, then every column.
+_ROW_FIELDS = ("dataset", "client", "seq", *KEYS)
+
+
+def _insert_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(DataSetRow._meta.get_field(name).column) for name in _ROW_FIELDS)
+    return (f"INSERT INTO {quote(DataSetRow._meta.db_table)} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(_ROW_FIELDS))})")
+
+
+def _write(dataset_id: int, chunk: list[tuple], written: int) -> int:
+    """Keep a chunk of collected rows (tuples in _ROW_FIELDS order) and move the progress, in one
+    transaction. A plain multi-row insert: the values are already what the columns hold (text,
+    integers, Decimals of the columns' places, dates, flags), which both databases' drivers take as
+    they are, so no model object is made per row (a million-row data set spends its time on its
+    figures, not on building and preparing 70-field objects)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(), chunk)
         written += len(chunk)
         DataSet.objects.filter(pk=dataset_id).update(progress=written)
     return written
