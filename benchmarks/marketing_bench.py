@@ -203,6 +203,7 @@ def _measure(opened) -> dict:
         "floor_seconds": [round(floor_a, 3), round(floor_b, 3)],
         "ratio": round(ratio, 2),
         "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
+        "selection_plan": _selection_plan(entities[0], as_of),
     }
     connections.close_all()  # the children open their own; a PostgreSQL copy is dropped only when none is left
     csv_seconds, csv_mb, csv_size = _export(dataset_ids, "csv")
@@ -223,6 +224,25 @@ def _measure(opened) -> dict:
         "machine": platform.machine(),
     })
     return result
+
+
+def _selection_plan(entity, as_of) -> list[str]:
+    """The database's plan of the data set's one selection query (clients with their joined
+    columns, bank account and last notes), as the planner states it."""
+    from django.db import connection
+
+    from imali.marketing import selectors
+
+    filters = {"calculate_settlement": True}
+    query = selectors.client_columns(selectors.dataset_selection(entity=entity, filters=filters, as_of=as_of),
+                                     filters=filters)
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("EXPLAIN " + sql, params)
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        return [row[-1] for row in cursor.fetchall()]
 
 
 def _log(message: str) -> None:
