@@ -1,12 +1,14 @@
 """The client-marketing data set with every column against a bare read of the same rows and
 columns, in the same run; and the export of the kept data sets to CSV and XLSX, peak memory.
 
-    .venv/bin/python benchmarks/marketing_bench.py [--clients 1000000] [--seed 42] [--keep NAME]
-    DATABASE_URL=postgres://... .venv/bin/python benchmarks/marketing_bench.py --clients 1000000
+    .venv/bin/python benchmarks/marketing_bench.py [--clients 100000] [--seed 42] [--keep NAME | --from-book NAME]
+    DATABASE_URL=postgres://... .venv/bin/python benchmarks/marketing_bench.py --from-book book1m_pg
 
-Builds a book with the demo generator and its loan extension (SQLite: a fresh file in a temporary
-directory; PostgreSQL: a fresh database, dropped afterwards), sets every entity "marketing consent
-not required" (so every client is in the data set), then for every entity times:
+The book (benchmarks/_book.py): built for the run (SQLite: a file in a temporary directory;
+PostgreSQL: a database `imali_marketing_bench`, dropped afterwards), kept with `--keep NAME`, or
+`--from-book NAME`: a private copy of a book kept by `snapshot_bench.py --keep NAME` (the kept
+book is never written). Every entity is set "marketing consent not required" (so every client is
+in the data set), then for every entity:
 - ours: `marketing.selectors.dataset_rows` with "Calculate settlement amount" — the selection with
   its joined client columns, bank account and last notes (one query, streamed), the whole-book
   loan figures (`portfolio_snapshot`) and every one of the 68 columns made for every client,
@@ -19,10 +21,10 @@ The pair runs twice (floor then ours, ours then floor); "ratio" is the worse of 
 Goal: ratio <= 3. Also the full run as the screen does it (`dataset_run`: rows kept in the
 database, 2,000 per transaction), reported beside, not in the ratio.
 
-Export: every entity's kept data set is exported in a child process, once to CSV and once to
-XLSX (openpyxl write-only), the same code as the screen's and the API's; the child's peak RSS
-(its VmHWM) and seconds. Goal: peak_rss_mb < 300 at 1M rows.
-Writes benchmarks/results/marketing_<db>.json.
+Export: all the kept data sets (one per entity: every client of the book) are exported in a
+child process, once to CSV and once to XLSX, by `marketing.export` (the code of the screen and the
+API) to a throw-away file; the child's peak RSS (its VmHWM) and seconds. Goal: peak_rss_mb < 300
+at 1M rows. Writes benchmarks/results/marketing_<db>.json.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
+
+from _book import add_book_arguments, open_book  # noqa: E402 - the benchmarks' one book set-up
+
+PG_BENCH_DB = "imali_marketing_bench"
 
 
 def _ours(entities, as_of) -> tuple[float, int]:
@@ -88,150 +94,159 @@ def _floor(entities, as_of) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
-def _export_child(dataset_ids: list[int], fmt: str) -> None:
-    """In the child process: export each data set, as the screen does, to a throw-away file."""
-    from imali.marketing.columns import FREE_TEXT_KEYS, shown_columns
+def _export_child(dataset_ids: list[int], fmt: str) -> int:
+    """In the child process: export each data set, as the screen does, to a throw-away file; the
+    bytes written."""
+    from imali.marketing.export import dataset_csv, dataset_xlsx
     from imali.marketing.models import DataSet
     from imali.messaging import reports
-    from imali.web.views.marketing import export_rows
 
+    written = 0
     for dataset in DataSet.objects.filter(pk__in=dataset_ids):
-        columns = shown_columns(with_settlement=dataset.with_settlement)
-        keys = tuple(col.key for col in columns)
-        header = [col.label for col in columns]
-        text = frozenset(i for i, k in enumerate(keys) if k in FREE_TEXT_KEYS)
-        if fmt == "csv":
-            with open(os.devnull, "wb") as sink:
-                for piece in reports.csv_stream(header, export_rows(dataset, keys), text_columns=text):
-                    sink.write(piece)
-        else:
-            handle, _size = reports.xlsx_file("Client marketing", header, export_rows(dataset, keys), text_columns=text)
-            for _ in reports.file_stream(handle):
-                pass
+        pieces = dataset_csv(dataset) if fmt == "csv" else reports.file_stream(dataset_xlsx(dataset)[0])
+        with open(os.devnull, "wb") as sink:
+            for piece in pieces:
+                written += sink.write(piece)
+    return written
 
 
-def _export(dataset_ids: list[int], fmt: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of a child process exporting the data sets."""
+def _export(dataset_ids: list[int], fmt: str) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, file size in MB) of a child process exporting the data sets."""
     started = time.perf_counter()
     child = subprocess.run([sys.executable, __file__, "--export-child", fmt, "--datasets",
                             ",".join(map(str, dataset_ids))], env=os.environ.copy(), capture_output=True, text=True)
     if child.returncode:
         raise SystemExit(f"export child failed ({fmt}): {child.returncode}\n{child.stderr[-2000:]}")
-    peak_kb = json.loads(child.stdout.strip().splitlines()[-1])["peak_kb"]
-    return time.perf_counter() - started, peak_kb / 1024
+    said = json.loads(child.stdout.strip().splitlines()[-1])
+    return time.perf_counter() - started, said["peak_kb"] / 1024, said["bytes"] / 1024 / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", help="keep the book under this name and reuse it when it exists")
+    add_book_arguments(parser, clients=100_000, seed=42)
     parser.add_argument("--export-child", choices=["csv", "xlsx"], help=argparse.SUPPRESS)
     parser.add_argument("--datasets", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.export_child:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imali.config.settings")
         sys.path.insert(0, str(ROOT / "src"))
         import django
 
         django.setup()
-        _export_child([int(i) for i in args.datasets.split(",")], args.export_child)
+        written = _export_child([int(i) for i in args.datasets.split(",")], args.export_child)
         # This process's own peak (VmHWM of its memory map): wait4's ru_maxrss would also count the
         # parent's memory the child shared before exec.
         peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                        if line.startswith("VmHWM:"))
-        print(json.dumps({"peak_kb": peak_kb}))
+        print(json.dumps({"peak_kb": peak_kb, "bytes": written}))
         return
 
-    from snapshot_bench import _drop_pg, _setup_django
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pg_url, kept = _setup_django(Path(tmp), args.keep)
-        try:
-            import datetime as dt
-
-            from django.db import connection
-
-            from imali.demo.generator import generate_book
-            from imali.loans.demo_data import add_loans
-            from imali.loans.models import Instalment, Loan
-            from imali.marketing.models import DataSet, DataSetRow
-            from imali.marketing.services import dataset_run
-            from imali.tenancy.models import Entity, User
-
-            if kept:
-                book = json.loads(Path(f"/tmp/{args.keep}.json").read_text())
-            else:
-                operator = User.objects.create(username="bench-operator", is_operator=True)
-                started = time.perf_counter()
-                summary = generate_book(clients=args.clients, seed=args.seed, actor=operator, extensions=[add_loans])
-                book = {"clients": summary.clients, "entity_ids": [b.entity_id for b in summary.entities],
-                        "as_of": summary.now.date().isoformat(), "generate_seconds": time.perf_counter() - started}
-                if args.keep:
-                    Path(f"/tmp/{args.keep}.json").write_text(json.dumps(book))
-            Entity.objects.filter(pk__in=book["entity_ids"]).update(marketing_consent_not_required=True)
-            with connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute("VACUUM ANALYZE")
-                else:
-                    cursor.execute("PRAGMA analysis_limit = 2000")
-                    cursor.execute("ANALYZE")
-            entities = list(Entity.objects.filter(pk__in=book["entity_ids"]))
-            as_of = dt.date.fromisoformat(book["as_of"])
-            load_before = os.getloadavg()[0]
-            floor_a, floor_rows = _floor(entities, as_of)
-            ours_a, ours_rows = _ours(entities, as_of)
-            ours_b, _ = _ours(entities, as_of)
-            floor_b, _ = _floor(entities, as_of)
-            ratio = max(ours_a / floor_a, ours_b / floor_b)
-
-            # The run as the screen starts it, rows kept; then the exports of what it kept.
-            started = time.perf_counter()
-            dataset_ids = []
-            for entity in entities:
-                admin = User.objects.filter(entity=entity).order_by("pk").first()
-                dataset = DataSet.objects.create(entity=entity, created_by=admin, as_of=as_of,
-                                                 filters={"calculate_settlement": True})
-                dataset = dataset_run(dataset_id=dataset.pk)
-                assert dataset.state == "done", dataset.error
-                dataset_ids.append(dataset.pk)
-            run_seconds = time.perf_counter() - started
-            kept_rows = DataSetRow.objects.filter(dataset_id__in=dataset_ids).count()
-            from django.db import connections
-
-            connections.close_all()
-            csv_seconds, csv_mb = _export(dataset_ids, "csv")
-            xlsx_seconds, xlsx_mb = _export(dataset_ids, "xlsx")
-            load_after = os.getloadavg()[0]
-            result = {
-                "benchmark": "client-marketing data set (every column) vs a bare read of the same rows and columns",
-                "database": connection.vendor,
-                "clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
-                "entities": len(entities),
-                "data_set_rows": ours_rows, "floor_client_rows": floor_rows,
-                "generate_seconds": round(book["generate_seconds"], 1),
-                "ours_seconds": [round(ours_a, 3), round(ours_b, 3)],
-                "floor_seconds": [round(floor_a, 3), round(floor_b, 3)],
-                "ratio": round(ratio, 2),
-                "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
-                "export_csv_seconds": round(csv_seconds, 2), "export_csv_peak_rss_mb": round(csv_mb, 1),
-                "export_xlsx_seconds": round(xlsx_seconds, 2), "export_xlsx_peak_rss_mb": round(xlsx_mb, 1),
-                "peak_rss_mb": round(max(csv_mb, xlsx_mb), 1),
-                "load_average_1min": [round(load_before, 1), round(load_after, 1)],
-                "cpus": os.cpu_count(),
-                "goal": "ratio <= 3; peak_rss_mb < 300 at 1M rows",
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-            }
-        finally:
-            if pg_url:
-                _drop_pg(pg_url)
+    with tempfile.TemporaryDirectory() as tmp, open_book(
+            workdir=Path(tmp), fresh_db=PG_BENCH_DB, clients=args.clients, seed=args.seed, keep=args.keep,
+            from_book=args.from_book) as opened:
+        result = _measure(opened)
     out = ROOT / "benchmarks" / "results" / f"marketing_{result['database']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"ratio (data set ÷ floor) = {result['ratio']}, export peak_rss_mb = {result['peak_rss_mb']}")
+
+
+def _measure(opened) -> dict:
+    import datetime as dt
+
+    from django.db import connection, connections
+
+    from imali.loans.models import Instalment, Loan
+    from imali.marketing.models import DataSet, DataSetRow
+    from imali.marketing.services import dataset_run
+    from imali.tenancy.models import Entity, User
+
+    book = opened.facts
+    Entity.objects.filter(pk__in=book["entity_ids"]).update(marketing_consent_not_required=True)
+    entities = list(Entity.objects.filter(pk__in=book["entity_ids"]).order_by("pk"))
+    as_of = dt.date.fromisoformat(book["as_of"])
+    load_before = os.getloadavg()[0]
+    _log(f"book ready ({opened.source}, copied in {opened.copy_seconds:.0f} s): {book['clients']} clients")
+    floor_a, floor_rows = _floor(entities, as_of)
+    _log(f"floor {floor_a:.1f} s")
+    ours_a, ours_rows = _ours(entities, as_of)
+    _log(f"ours {ours_a:.1f} s")
+    ours_b, _ = _ours(entities, as_of)
+    _log(f"ours {ours_b:.1f} s")
+    floor_b, _ = _floor(entities, as_of)
+    _log(f"floor {floor_b:.1f} s")
+    ratio = max(ours_a / floor_a, ours_b / floor_b)
+
+    # The run as the screen starts it, rows kept; then the exports of what it kept.
+    started = time.perf_counter()
+    dataset_ids = []
+    for entity in entities:
+        admin = User.objects.filter(entity=entity).order_by("pk").first()
+        dataset = DataSet.objects.create(entity=entity, created_by=admin, as_of=as_of,
+                                         filters={"calculate_settlement": True})
+        dataset = dataset_run(dataset_id=dataset.pk)
+        assert dataset.state == "done", dataset.error
+        dataset_ids.append(dataset.pk)
+    run_seconds = time.perf_counter() - started
+    kept_rows = DataSetRow.objects.filter(dataset_id__in=dataset_ids).count()
+    _log(f"run with rows kept {run_seconds:.1f} s ({kept_rows} rows)")
+    result = {
+        "benchmark": "client-marketing data set (every column) vs a bare read of the same rows and columns",
+        "database": connection.vendor,
+        "clients": book["clients"], "loans": Loan.objects.count(), "instalments": Instalment.objects.count(),
+        "entities": len(entities),
+        **opened.describe(),
+        "data_set_rows": ours_rows, "floor_client_rows": floor_rows,
+        "generate_seconds": round(book["generate_seconds"], 1),
+        "ours_seconds": [round(ours_a, 3), round(ours_b, 3)],
+        "floor_seconds": [round(floor_a, 3), round(floor_b, 3)],
+        "ratio": round(ratio, 2),
+        "run_with_rows_kept_seconds": round(run_seconds, 2), "rows_kept": kept_rows,
+        "selection_plan": _selection_plan(entities[0], as_of),
+    }
+    connections.close_all()  # the children open their own; a PostgreSQL copy is dropped only when none is left
+    csv_seconds, csv_mb, csv_size = _export(dataset_ids, "csv")
+    _log(f"csv {csv_seconds:.1f} s, peak RSS {csv_mb:.0f} MB, file {csv_size:.0f} MB")
+    xlsx_seconds, xlsx_mb, xlsx_size = _export(dataset_ids, "xlsx")
+    _log(f"xlsx {xlsx_seconds:.1f} s, peak RSS {xlsx_mb:.0f} MB, file {xlsx_size:.0f} MB")
+    load_after = os.getloadavg()[0]
+    result.update({
+        "export_rows": kept_rows,
+        "export_csv_seconds": round(csv_seconds, 2), "export_csv_peak_rss_mb": round(csv_mb, 1),
+        "export_xlsx_seconds": round(xlsx_seconds, 2), "export_xlsx_peak_rss_mb": round(xlsx_mb, 1),
+        "export_csv_file_mb": round(csv_size, 1), "export_xlsx_file_mb": round(xlsx_size, 1),
+        "peak_rss_mb": round(max(csv_mb, xlsx_mb), 1),
+        "load_average_1min": [round(load_before, 1), round(load_after, 1)],
+        "cpus": os.cpu_count(),
+        "goal": "ratio <= 3; peak_rss_mb < 300 at 1M rows",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    })
+    return result
+
+
+def _selection_plan(entity, as_of) -> list[str]:
+    """The database's plan of the data set's one selection query (clients with their joined
+    columns, bank account and last notes), as the planner states it."""
+    from django.db import connection
+
+    from imali.marketing import selectors
+
+    filters = {"calculate_settlement": True}
+    query = selectors.client_columns(selectors.dataset_selection(entity=entity, filters=filters, as_of=as_of),
+                                     filters=filters)
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("EXPLAIN " + sql, params)
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        return [row[-1] for row in cursor.fetchall()]
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S', time.gmtime())} {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

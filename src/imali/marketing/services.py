@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from imali.core.audit import audit_record
+from imali.core.bulk import insert_rows
 from imali.core.models import AuditAction
 from imali.tenancy.models import Entity
 from imali.tenancy.rights import Right
@@ -91,10 +92,9 @@ def dataset_run(*, dataset_id: int) -> DataSet:
         rows = selectors.dataset_rows(
             entity=dataset.entity, filters=dataset.filters, as_of=dataset.as_of, with_settlement=dataset.with_settlement,
             on_total=lambda n: DataSet.objects.filter(pk=dataset_id).update(total=n))
-        chunk: list[DataSetRow] = []
+        chunk: list[tuple] = []
         for row in rows:
-            chunk.append(DataSetRow(dataset_id=dataset_id, client_id=row[0], seq=written + len(chunk) + 1,
-                                    **dict(zip(KEYS, row[1:], strict=True))))
+            chunk.append((dataset_id, row[0], written + len(chunk) + 1, *row[1:]))
             if len(chunk) >= CHUNK_ROWS:
                 written = _write(dataset_id, chunk, written)
                 chunk = []
@@ -114,9 +114,18 @@ def dataset_run(*, dataset_id: int) -> DataSet:
     return dataset
 
 
-def _write(dataset_id: int, chunk: list[DataSetRow], written: int) -> int:
+# The kept row's columns in the order of a collected row: data set, client, place, then every column.
+_ROW_COLUMNS = tuple(DataSetRow._meta.get_field(name).column for name in ("dataset", "client", "seq", *KEYS))
+
+
+def _write(dataset_id: int, chunk: list[tuple], written: int) -> int:
+    """Keep a chunk of collected rows (tuples in _ROW_COLUMNS order) and move the progress, in one
+    transaction. The values are already what the columns hold (text, integers, Decimals of the
+    columns' places, dates, flags), so they go in as they are through the set-based insert (COPY on
+    PostgreSQL, a prepared INSERT per row on SQLite): no model object is made per row, and a
+    million-row data set spends its time on its figures, not on 70-field objects."""
     with transaction.atomic():
-        DataSetRow.objects.bulk_create(chunk, batch_size=500)
+        insert_rows(DataSetRow, _ROW_COLUMNS, chunk)
         written += len(chunk)
         DataSet.objects.filter(pk=dataset_id).update(progress=written)
     return written

@@ -29,7 +29,7 @@ from imali.clients.models import (
 )
 from imali.loans.models import PaybackType
 from imali.marketing import selectors
-from imali.marketing.columns import FREE_TEXT_KEYS, KEYS, shown_columns
+from imali.marketing.columns import KEYS
 from imali.marketing.filters import MONTHS, OVERDUES
 from imali.marketing.models import CustomMessage, DataSet, DataSetRow, MarketingSend
 from imali.marketing.sending import send_preview, send_start
@@ -203,22 +203,17 @@ class DataSetExportView(EntityScopedMixin, APIView):
                    responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, XLSX_TYPE): OpenApiTypes.BINARY},
                    summary="Export a client-marketing data set")
     def get(self, request, dataset_id: int):
-        from imali.web.views.marketing import export_rows
+        from imali.marketing.export import dataset_csv, dataset_xlsx
 
         dataset = _dataset(self, dataset_id)
         fmt = query_choice(request, "file_format", ("csv", "xlsx")) or "csv"
         if dataset.state != "done":
             raise exceptions.ValidationError({"dataset": ["The data set has not finished collecting."]})
-        columns = shown_columns(with_settlement=dataset.with_settlement)
-        keys = tuple(c.key for c in columns)
-        header = [c.label for c in columns]
-        text_columns = frozenset(i for i, k in enumerate(keys) if k in FREE_TEXT_KEYS)
         if fmt == "csv":
-            body = reports.csv_stream(header, export_rows(dataset, keys), text_columns=text_columns, byte_order_mark=False)
-            response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
+            response = StreamingHttpResponse(dataset_csv(dataset, byte_order_mark=False),
+                                             content_type="text/csv; charset=utf-8")
         else:
-            handle, size = reports.xlsx_file("Client marketing", header, export_rows(dataset, keys),
-                                             text_columns=text_columns)
+            handle, size = dataset_xlsx(dataset)
             response = StreamingHttpResponse(reports.file_stream(handle), content_type=XLSX_TYPE)
             response["Content-Length"] = str(size)
         dataset_export_record(actor=request.user, entity=self.entity, dataset=dataset, fmt=fmt, ip_address=self.ip_address)

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 
 from imali.core.formatting import format_money
 from imali.marketing import selectors
-from imali.marketing.columns import FREE_TEXT_KEYS, shown_columns
+from imali.marketing.columns import shown_columns
+from imali.marketing.export import dataset_csv, dataset_xlsx
 from imali.marketing.filters import DataSetFilterForm
 from imali.marketing.models import CustomMessage, DataSet, MessageChannel
 from imali.marketing.sending import dropped_rows, send_list, send_preview, send_start
@@ -148,37 +149,22 @@ def _shown(column, value) -> tuple[bool, str]:
     return column.kind in _NUMERIC, str(value)
 
 
-def _cell(value):
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    return value
-
-
-def export_rows(dataset: DataSet, keys: tuple[str, ...]):
-    for row in selectors.dataset_export_rows(dataset=dataset, keys=keys):
-        yield [_cell(v) for v in row]
-
-
 @right_required(Right.CLIENT_MARKETING, methods=("GET",))
 def dataset_export_view(request, dataset_id: int):
-    """The data set as CSV (streamed as rows are read) or XLSX (openpyxl write-only into a spooled
-    file): rows are read in chunks, so a million-row data set never sits in memory. Audited."""
+    """The data set as CSV (streamed as rows are read) or XLSX (written as rows are read into a
+    spooled file, marketing.export): a million-row data set never sits in memory. Audited."""
     dataset = _dataset(request, dataset_id)
     fmt = request.GET.get("format", "csv")
     if fmt not in ("csv", "xlsx"):
         raise Http404("Export as csv or xlsx.")
     if dataset.state != "done":
         raise Http404("The data set has not finished collecting.")
-    columns = shown_columns(with_settlement=dataset.with_settlement)
-    keys = tuple(c.key for c in columns)
-    header = [c.label for c in columns]
-    text_columns = frozenset(i for i, k in enumerate(keys) if k in FREE_TEXT_KEYS)
     name = f"client-marketing-{dataset.pk}"
     if fmt == "csv":
-        body, size = reports.csv_stream(header, export_rows(dataset, keys), text_columns=text_columns), None
+        body, size = dataset_csv(dataset), None
         content_type, filename = "text/csv; charset=utf-8", f"{name}.csv"
     else:
-        handle, size = reports.xlsx_file("Client marketing", header, export_rows(dataset, keys), text_columns=text_columns)
+        handle, size = dataset_xlsx(dataset)
         body, content_type, filename = reports.file_stream(handle), XLSX_TYPE, f"{name}.xlsx"
     dataset_export_record(actor=request.user, entity=request.entity, dataset=dataset, fmt=fmt, ip_address=client_ip(request))
     response = StreamingHttpResponse(body, content_type=content_type)
