@@ -538,10 +538,9 @@ class Dispatcher:
         every `sweep_seconds` run the sweeps."""
         receipts = take_events(self.transports, self.counters)
         if receipts:
+            keys = [(r.gateway, r.provider_message_id) for r in receipts]
             with transaction.atomic():  # one commit for storing and applying them
-                receipts_record(receipts)
-                keys = [(r.gateway, r.provider_message_id) for r in receipts]
-                changed, done = _receipts_apply_chunks(keys, dt.timedelta(hours=6))
+                changed, done = receipts_take(receipts)
                 self.counters["receipts_applied"] += changed
             # Those that matched nothing yet: their submission is being recorded (here, in
             # `record`, which applies them) or by another consumer (the sweep applies them).
@@ -679,9 +678,10 @@ class Receiver:
         if receipts or due:
             fresh = [(r.gateway, r.provider_message_id) for r in receipts]
             with transaction.atomic():  # one commit for storing and applying them
-                if receipts:
-                    receipts_record(receipts)
-                changed, done = _receipts_apply_chunks(fresh + due, dt.timedelta(hours=6))
+                changed, done = receipts_take(receipts)
+                if due:
+                    more, also = _receipts_apply_chunks(due, dt.timedelta(hours=6))
+                    changed, done = changed + more, done | also
             self.counters["receipts"] += len(receipts)
             self.counters["receipts_applied"] += changed
             for key in fresh + due:
@@ -759,6 +759,42 @@ def receipts_record(receipts: list[Receipt]) -> None:
         cur.executemany(
             f"INSERT INTO {table} (gateway, provider_message_id, state, error_code, received_at, applied) "
             f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (gateway, provider_message_id) DO NOTHING", rows)
+
+
+def receipts_take(receipts: list[Receipt]) -> tuple[int, set[str]]:
+    """Store receipts just taken in and apply them: (messages changed, provider ids of the
+    receipts applied). On PostgreSQL one statement: the messages they name move from Submitted
+    and the receipts are stored already marked applied (one write of each, none read back); a
+    receipt whose message is not recorded as Submitted yet (or is past it) is stored pending, for
+    `_receipts_apply_chunks` (the receiver's retries, the dispatcher's record, the sweep).
+    Elsewhere: `receipts_record`, then the pending receipts named applied."""
+    if not receipts:
+        return 0, set()
+    if connection.vendor != "postgresql":
+        receipts_record(receipts)
+        return _receipts_apply_chunks([(r.gateway, r.provider_message_id) for r in receipts], dt.timedelta(hours=6))
+    # Once per (gateway, provider id), the first copy, as receipts_record stores them.
+    fresh = list({(r.gateway, r.provider_message_id): r for r in reversed(receipts) if r.provider_message_id}.values())
+    sub, delivered, failed = OutboxStatus.SUBMITTED.value, OutboxStatus.DELIVERED.value, OutboxStatus.FAILED.value
+    reports = DeliveryReport._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS v(gateway, pid, state, err)), "
+            f"moved AS (UPDATE {OUTBOX} o SET "
+            f"status = CASE WHEN v.state = 'DELIVRD' THEN '{delivered}' ELSE '{failed}' END, "
+            f"error = CASE WHEN v.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || v.state || ' (error ' || "
+            f"COALESCE(NULLIF(v.err, ''), 'none') || ')' END, finished_at = %s "
+            f"FROM v WHERE o.provider_message_id = v.pid AND o.provider_message_id <> '' AND o.gateway = v.gateway "
+            f"AND o.status = '{sub}' RETURNING o.gateway, o.provider_message_id), "
+            f"stored AS (INSERT INTO {reports} (gateway, provider_message_id, state, error_code, received_at, applied) "
+            f"SELECT v.gateway, v.pid, v.state, v.err, %s, EXISTS (SELECT 1 FROM moved m WHERE m.gateway = v.gateway "
+            f"AND m.provider_message_id = v.pid) FROM v ON CONFLICT (gateway, provider_message_id) DO NOTHING) "
+            f"SELECT provider_message_id FROM moved",
+            [[r.gateway for r in fresh], [r.provider_message_id for r in fresh], [r.state[:10] for r in fresh],
+             [r.error_code[:10] for r in fresh], now, now])
+        moved = cur.fetchall()
+    return len(moved), {row[0] for row in moved}
 
 
 def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6), *, only: Receipt | None = None) -> int:
