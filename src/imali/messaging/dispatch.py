@@ -785,7 +785,7 @@ def receipts_take(receipts: list[Receipt]) -> tuple[int, set[str]]:
             f"status = CASE WHEN v.state = 'DELIVRD' THEN '{delivered}' ELSE '{failed}' END, "
             f"error = CASE WHEN v.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || v.state || ' (error ' || "
             f"COALESCE(NULLIF(v.err, ''), 'none') || ')' END, finished_at = %s "
-            f"FROM v WHERE o.provider_message_id = v.pid AND o.provider_message_id <> '' AND o.gateway = v.gateway "
+            f"FROM v WHERE o.provider_message_id = v.pid AND o.provider_message_id > '' AND o.gateway = v.gateway "
             f"AND o.status = '{sub}' RETURNING o.gateway, o.provider_message_id), "
             f"stored AS (INSERT INTO {reports} (gateway, provider_message_id, state, error_code, received_at, applied) "
             f"SELECT v.gateway, v.pid, v.state, v.err, %s, EXISTS (SELECT 1 FROM moved m WHERE m.gateway = v.gateway "
@@ -855,14 +855,14 @@ def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedel
             f"error = CASE WHEN d.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || d.state || ' (error ' || "
             f"COALESCE(NULLIF(d.error_code, ''), 'none') || ')' END, finished_at = %s "
             f"FROM {reports} d WHERE d.applied = %s AND d.received_at >= %s{one_d} "
-            f"AND {OUTBOX}.provider_message_id = d.provider_message_id AND {OUTBOX}.provider_message_id <> '' "
+            f"AND {OUTBOX}.provider_message_id = d.provider_message_id AND {OUTBOX}.provider_message_id > '' "
             f"AND {OUTBOX}.gateway = d.gateway "
             f"AND {OUTBOX}.status = %s", [now_db, False, since, *one_args, sub])
         changed = cur.rowcount
         # A report is done once its message is past Submitted (just now, or by an earlier copy).
         cur.execute(
             f"UPDATE {reports} SET applied = %s WHERE applied = %s AND received_at >= %s{one_r} AND EXISTS ("
-            f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id AND o.provider_message_id <> '' "
+            f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id AND o.provider_message_id > '' "
             f"AND o.gateway = {reports}.gateway AND o.status <> %s) RETURNING provider_message_id",
             [True, False, since, *one_args, sub])
         done = {row[0] for row in cur.fetchall()}

@@ -249,7 +249,7 @@ class OutboxMessage(models.Model):
             models.Index(fields=["priority", "next_attempt_at", "id"], condition=models.Q(status="queued"),
                          name="outbox_queue"),
             # Receipts find their message by it: only messages a gateway accepted have one.
-            models.Index(fields=["provider_message_id"], condition=~models.Q(provider_message_id=""),
+            models.Index(fields=["provider_message_id"], condition=models.Q(provider_message_id__gt=""),
                          name="outbox_provider_ref"),
             models.Index(fields=["client"], condition=models.Q(client__isnull=False), name="outbox_client"),
             models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="outbox_user"),

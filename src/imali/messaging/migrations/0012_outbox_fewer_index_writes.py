@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='outboxmessage',
-            index=models.Index(condition=models.Q(('provider_message_id', ''), _negated=True), fields=['provider_message_id'], name='outbox_provider_ref'),
+            index=models.Index(condition=models.Q(('provider_message_id__gt', '')), fields=['provider_message_id'], name='outbox_provider_ref'),
         ),
         migrations.AddIndex(
             model_name='outboxmessage',
