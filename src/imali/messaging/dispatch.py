@@ -126,7 +126,8 @@ def _outside_marketing_hours(later_by_id: Mapping[int, dt.datetime]) -> dict[int
 
 def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = None,
                 after: tuple[int, dt.datetime, int] | None = None,
-                entities: dict[int, Entity] | None = None) -> list[Claimed]:
+                entities: dict[int, Entity] | None = None,
+                before: tuple[str, list] | None = None) -> list[Claimed]:
     """Lease up to `limit` queued messages that are due, in claim order (priority, due time, id);
     `after`: only those past that place in the order (see `Dispatcher._claim`).
 
@@ -135,18 +136,20 @@ def claim_batch(*, limit: int, lease_seconds: float, now: dt.datetime | None = N
     Sunday, a number answers STOP while its message waits. Those rows are never returned (see
     `_hold_direct_marketing`). When a whole batch is held, the next is claimed (the held rows are
     no longer due), so an empty answer still means nothing sendable is due. `entities`: the
-    caller's cache of entities (time zone, country) for that check, kept across claims."""
+    caller's cache of entities (time zone, country) for that check, kept across claims. `before`: a
+    statement (SQL, parameters) run first in the claim's transaction (see `Dispatcher.record`)."""
     now = now or timezone.now()
     entities = {} if entities is None else entities
     while True:
-        claimed = _claim_rows(limit=limit, lease_seconds=lease_seconds, now=now, after=after)
+        claimed = _claim_rows(limit=limit, lease_seconds=lease_seconds, now=now, after=after, before=before)
+        before = None
         sendable = _hold_direct_marketing(claimed, now=now, entities=entities)
         if sendable or len(claimed) < limit:
             return sendable
 
 
 def _claim_rows(*, limit: int, lease_seconds: float, now: dt.datetime,
-                after: tuple[int, dt.datetime, int] | None) -> list[Claimed]:
+                after: tuple[int, dt.datetime, int] | None, before: tuple[str, list] | None = None) -> list[Claimed]:
     ops = connection.ops
     now_db = ops.adapt_datetimefield_value(now)
     until_db = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease_seconds))
@@ -162,9 +165,12 @@ def _claim_rows(*, limit: int, lease_seconds: float, now: dt.datetime,
         f"next_attempt_at, message_type")
     cursor_args = [after[0], ops.adapt_datetimefield_value(after[1]), after[2]] if after else []
     params = [until_db, OutboxStatus.QUEUED.value, now_db, now_db, *cursor_args, limit]
-    rows = _claim_in_one_round_trip(sql, params) if connection.vendor == "postgresql" else None
+    rows = _claim_in_one_round_trip(sql, params, before) if connection.vendor == "postgresql" else None
     if rows is None:
         with transaction.atomic(), connection.cursor() as cur:
+            if before is not None:
+                _commit_without_waiting_for_disk(cur)
+                cur.execute(*before)
             if connection.vendor == "postgresql":
                 cur.execute(_CLAIM_SETTINGS)
             cur.execute(sql, params)
@@ -232,9 +238,9 @@ _CLAIM_SETTINGS = ("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = o
                    "SET LOCAL enable_seqscan = off; SET LOCAL synchronous_commit = off")
 
 
-def _claim_in_one_round_trip(sql: str, params: list) -> list[tuple] | None:
+def _claim_in_one_round_trip(sql: str, params: list, before: tuple[str, list] | None = None) -> list[tuple] | None:
     """PostgreSQL, outside any transaction of the caller: the claim's transaction (BEGIN, its
-    settings, the UPDATE, COMMIT) in one round trip instead of four, through the client-side
+    settings, `before` if given, the UPDATE, COMMIT) in one round trip, through the client-side
     binding cursor Django uses with psycopg 3. On a loaded machine each round trip costs
     milliseconds, and the claim of the next batch is what a consumer waits on once the window's
     submits are answered. None when that cannot be done here (the caller's transaction is open,
@@ -248,7 +254,11 @@ def _claim_in_one_round_trip(sql: str, params: list) -> list[tuple] | None:
         if not isinstance(raw, psycopg.ClientCursor):
             return None
         try:
-            raw.execute(f"BEGIN; {_CLAIM_SETTINGS}; {sql}; COMMIT", params)
+            if before is None:
+                raw.execute(f"BEGIN; {_CLAIM_SETTINGS}; {sql}; COMMIT", params)
+            else:  # before the claim's plan settings, which are for the claim alone
+                raw.execute(f"BEGIN; SET LOCAL synchronous_commit = off; {before[0]}; {_CLAIM_SETTINGS}; {sql}; COMMIT",
+                            [*before[1], *params])
         except Exception:
             # A statement failed inside the explicit transaction: end it before anything else runs.
             with contextlib.suppress(Exception):
@@ -342,11 +352,11 @@ class Dispatcher:
     # that lapsed): an OTP enqueued during a bulk run waits this much longer at most.
     FULL_CLAIM_SECONDS = 0.5
 
-    def _claim(self, lease_seconds: float) -> list[Claimed]:
+    def _claim(self, lease_seconds: float, *, before: tuple[str, list] | None = None) -> list[Claimed]:
         now = time.monotonic()
         cursor = self._cursor if connection.vendor == "postgresql" and now - self._full_claimed < self.FULL_CLAIM_SECONDS else None
         claimed = claim_batch(limit=self.policy.batch, lease_seconds=lease_seconds, after=cursor,
-                              entities=self._entities)
+                              entities=self._entities, before=before)
         if cursor is None or len(claimed) < self.policy.batch:
             if cursor is not None:  # past the cursor ran dry: the rest from the start
                 claimed += claim_batch(limit=self.policy.batch - len(claimed), lease_seconds=lease_seconds,
@@ -407,13 +417,11 @@ class Dispatcher:
     def _wait_per_gateway(self) -> float:
         return max(30.0, self.policy.lease_seconds / 2)
 
-    def _lease_ahead(self) -> int:
-        """The lease of a batch claimed while another is on the wire: its own lease plus the
-        longest the current batch may still wait (each gateway's results are waited for in turn),
-        so it cannot lapse, and be claimed and sent by another consumer, before it is recorded."""
-        return int(self.policy.lease_seconds + self._wait_per_gateway() * max(1, len(self.transports)))
-
-    def record(self, claimed: list[Claimed], results: Mapping[int, tuple[str, SubmitResult]]) -> None:
+    def record(self, claimed: list[Claimed], results: Mapping[int, tuple[str, SubmitResult]], *,
+               claim_next: bool = False) -> list[Claimed]:
+        """Record the outcome of a submitted batch; `claim_next`: then claim the next batch and
+        return it (on PostgreSQL in the same round trip when every message was accepted: the
+        next batch goes on the wire as soon as this one is recorded, one round trip later)."""
         now = timezone.now()
         ops = connection.ops
         now_db = ops.adapt_datetimefield_value(now)
@@ -461,10 +469,13 @@ class Dispatcher:
                 and not connection.in_atomic_block):
             # The common round (every message accepted, no receipt to look up): one statement, its
             # own transaction, committed without waiting for the disk. One round trip instead of
-            # three (BEGIN, UPDATE, COMMIT) on the path every batch waits on.
+            # three (BEGIN, UPDATE, COMMIT) on the path every batch waits on, and the claim of the
+            # next batch in that same round trip and transaction.
+            if claim_next:
+                return self._claim(self.policy.lease_seconds, before=self._record_submitted_sql(submitted, now))
             with connection.cursor() as cur:
                 self._record_submitted_pg(cur, submitted, now)
-            return
+            return []
         with transaction.atomic(), connection.cursor() as cur:
             if not (submitted and connection.vendor == "postgresql"):
                 _commit_without_waiting_for_disk(cur)
@@ -499,21 +510,26 @@ class Dispatcher:
                 self.counters["receipts_applied"] += receipts_apply(keys=waiting)
                 for _, pid in waiting:
                     self._unmatched.pop(pid, None)
+        return self._claim(self.policy.lease_seconds) if claim_next else []
 
     @staticmethod
-    def _record_submitted_pg(cur, submitted: list[tuple], now: dt.datetime) -> None:
-        """One statement for the whole batch (a round trip per row would cost more than the SMPP
-        submits), committing without waiting for the disk (`_commit_without_waiting_for_disk`)."""
+    def _record_submitted_sql(submitted: list[tuple], now: dt.datetime, *, sync_off: str = "") -> tuple[str, list]:
+        """One statement for the whole batch (a round trip per row would cost more than the SMPP submits)."""
         q = OutboxStatus.QUEUED.value
         gateways, provider_ids, _, attempts, ids = (list(col) for col in zip(*submitted, strict=True))
-        cur.execute(
+        return (
             f"UPDATE {OUTBOX} AS o SET status = '{OutboxStatus.SUBMITTED.value}', gateway = v.gateway, "
             f"provider_message_id = v.pid, submitted_at = %s, attempts = v.attempts, claimed_until = NULL, error = '' "
             f"FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::text[]) AS gateway, unnest(%s::text[]) AS pid, "
-            f"unnest(%s::int[]) AS attempts) AS v, "
-            f"(SELECT set_config('synchronous_commit', 'off', true) AS sync_off) AS cfg "
-            f"WHERE o.id = v.id AND o.status = '{q}'",
+            f"unnest(%s::int[]) AS attempts) AS v{sync_off} WHERE o.id = v.id AND o.status = '{q}'",
             [now, ids, gateways, provider_ids, attempts])
+
+    @classmethod
+    def _record_submitted_pg(cls, cur, submitted: list[tuple], now: dt.datetime) -> None:
+        """The batch's record in one statement, committing without waiting for the disk
+        (`_commit_without_waiting_for_disk`): in the caller's transaction or its own."""
+        cur.execute(*cls._record_submitted_sql(
+            submitted, now, sync_off=", (SELECT set_config('synchronous_commit', 'off', true) AS sync_off) AS cfg"))
 
     # -- receipts and inbound -----------------------------------------------------------------
     def apply_events(self) -> None:
@@ -522,10 +538,9 @@ class Dispatcher:
         every `sweep_seconds` run the sweeps."""
         receipts = take_events(self.transports, self.counters)
         if receipts:
+            keys = [(r.gateway, r.provider_message_id) for r in receipts]
             with transaction.atomic():  # one commit for storing and applying them
-                receipts_record(receipts)
-                keys = [(r.gateway, r.provider_message_id) for r in receipts]
-                changed, done = _receipts_apply_chunks(keys, dt.timedelta(hours=6))
+                changed, done = receipts_take(receipts)
                 self.counters["receipts_applied"] += changed
             # Those that matched nothing yet: their submission is being recorded (here, in
             # `record`, which applies them) or by another consumer (the sweep applies them).
@@ -556,10 +571,11 @@ class Dispatcher:
         """Dispatch until stopped (or, `until_idle`, until nothing is queued or awaiting a receipt;
         `until_empty`, until nothing is queued).
 
-        While a batch is on the wire the consumer applies the receipts that came in and claims the
-        next batch, so the database work of one round overlaps the submissions of the other. The
-        next batch is submitted only after the current one is recorded: a consumer killed at any
-        point has at most one batch submitted and not recorded (what a restart may send twice)."""
+        While a batch is on the wire the consumer applies the receipts that came in. The next batch
+        is claimed when the current one is recorded (on PostgreSQL in the same round trip: see
+        `record`) and goes on the wire right after: a consumer killed at any point has at most one
+        batch submitted and not recorded (what a restart may send twice), and a claimed batch is
+        submitted at once, well within its lease."""
         claimed: list[Claimed] = []
         statistics_refresh()
         try:
@@ -588,8 +604,7 @@ class Dispatcher:
             claimed.clear()
             wait = self._submit(current)
             self.apply_events()
-            claimed[:] = self._claim(self._lease_ahead())
-            self.record(current, wait())
+            claimed[:] = self.record(current, wait(), claim_next=True)
 
 
 def _receipts_come_back(transport) -> bool:
@@ -663,9 +678,10 @@ class Receiver:
         if receipts or due:
             fresh = [(r.gateway, r.provider_message_id) for r in receipts]
             with transaction.atomic():  # one commit for storing and applying them
-                if receipts:
-                    receipts_record(receipts)
-                changed, done = _receipts_apply_chunks(fresh + due, dt.timedelta(hours=6))
+                changed, done = receipts_take(receipts)
+                if due:
+                    more, also = _receipts_apply_chunks(due, dt.timedelta(hours=6))
+                    changed, done = changed + more, done | also
             self.counters["receipts"] += len(receipts)
             self.counters["receipts_applied"] += changed
             for key in fresh + due:
@@ -745,6 +761,42 @@ def receipts_record(receipts: list[Receipt]) -> None:
             f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (gateway, provider_message_id) DO NOTHING", rows)
 
 
+def receipts_take(receipts: list[Receipt]) -> tuple[int, set[str]]:
+    """Store receipts just taken in and apply them: (messages changed, provider ids of the
+    receipts applied). On PostgreSQL one statement: the messages they name move from Submitted
+    and the receipts are stored already marked applied (one write of each, none read back); a
+    receipt whose message is not recorded as Submitted yet (or is past it) is stored pending, for
+    `_receipts_apply_chunks` (the receiver's retries, the dispatcher's record, the sweep).
+    Elsewhere: `receipts_record`, then the pending receipts named applied."""
+    if not receipts:
+        return 0, set()
+    if connection.vendor != "postgresql":
+        receipts_record(receipts)
+        return _receipts_apply_chunks([(r.gateway, r.provider_message_id) for r in receipts], dt.timedelta(hours=6))
+    # Once per (gateway, provider id), the first copy, as receipts_record stores them.
+    fresh = list({(r.gateway, r.provider_message_id): r for r in reversed(receipts) if r.provider_message_id}.values())
+    sub, delivered, failed = OutboxStatus.SUBMITTED.value, OutboxStatus.DELIVERED.value, OutboxStatus.FAILED.value
+    reports = DeliveryReport._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS v(gateway, pid, state, err)), "
+            f"moved AS (UPDATE {OUTBOX} o SET "
+            f"status = CASE WHEN v.state = 'DELIVRD' THEN '{delivered}' ELSE '{failed}' END, "
+            f"error = CASE WHEN v.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || v.state || ' (error ' || "
+            f"COALESCE(NULLIF(v.err, ''), 'none') || ')' END, finished_at = %s "
+            f"FROM v WHERE o.provider_message_id = v.pid AND o.provider_message_id > '' AND o.gateway = v.gateway "
+            f"AND o.status = '{sub}' RETURNING o.gateway, o.provider_message_id), "
+            f"stored AS (INSERT INTO {reports} (gateway, provider_message_id, state, error_code, received_at, applied) "
+            f"SELECT v.gateway, v.pid, v.state, v.err, %s, EXISTS (SELECT 1 FROM moved m WHERE m.gateway = v.gateway "
+            f"AND m.provider_message_id = v.pid) FROM v ON CONFLICT (gateway, provider_message_id) DO NOTHING) "
+            f"SELECT provider_message_id FROM moved",
+            [[r.gateway for r in fresh], [r.provider_message_id for r in fresh], [r.state[:10] for r in fresh],
+             [r.error_code[:10] for r in fresh], now, now])
+        moved = cur.fetchall()
+    return len(moved), {row[0] for row in moved}
+
+
 def receipts_apply_pending(window: dt.timedelta = dt.timedelta(hours=6), *, only: Receipt | None = None) -> int:
     """Apply stored receipts: every pending one of the last `window` (the sweep), or `only` that
     one (an HTTP callback: each callback locks its own rows, never the whole pending set, so
@@ -803,13 +855,14 @@ def _receipts_apply_chunk(keys: list[tuple[str, str]] | None, window: dt.timedel
             f"error = CASE WHEN d.state = 'DELIVRD' THEN '' ELSE 'delivery receipt: ' || d.state || ' (error ' || "
             f"COALESCE(NULLIF(d.error_code, ''), 'none') || ')' END, finished_at = %s "
             f"FROM {reports} d WHERE d.applied = %s AND d.received_at >= %s{one_d} "
-            f"AND {OUTBOX}.provider_message_id = d.provider_message_id AND {OUTBOX}.gateway = d.gateway "
+            f"AND {OUTBOX}.provider_message_id = d.provider_message_id AND {OUTBOX}.provider_message_id > '' "
+            f"AND {OUTBOX}.gateway = d.gateway "
             f"AND {OUTBOX}.status = %s", [now_db, False, since, *one_args, sub])
         changed = cur.rowcount
         # A report is done once its message is past Submitted (just now, or by an earlier copy).
         cur.execute(
             f"UPDATE {reports} SET applied = %s WHERE applied = %s AND received_at >= %s{one_r} AND EXISTS ("
-            f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id "
+            f"SELECT 1 FROM {OUTBOX} o WHERE o.provider_message_id = {reports}.provider_message_id AND o.provider_message_id > '' "
             f"AND o.gateway = {reports}.gateway AND o.status <> %s) RETURNING provider_message_id",
             [True, False, since, *one_args, sub])
         done = {row[0] for row in cur.fetchall()}

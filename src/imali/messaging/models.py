@@ -204,9 +204,15 @@ class CreditReservation(models.Model):
 
 
 class OutboxMessage(models.Model):
-    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="outbox_messages")
-    client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Every index of this table is written again by each claim, record and receipt of every message
+    # (the status changes, so PostgreSQL cannot update in place): no index without a reader, and
+    # partial ones where most rows have nothing to find. The entity's own index is the prefix of
+    # the (entity, ...) ones below; client and user are indexed where set (their PROTECT checks).
+    entity = models.ForeignKey("tenancy.Entity", on_delete=models.PROTECT, related_name="outbox_messages", db_index=False)
+    client = models.ForeignKey("clients.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             db_index=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
     number = models.CharField(max_length=16, help_text="E.164")
@@ -239,8 +245,14 @@ class OutboxMessage(models.Model):
             models.UniqueConstraint(fields=["entity", "idempotency_key"], name="outbox_idempotency_key"),
         ]
         indexes = [
-            models.Index(fields=["status", "priority", "next_attempt_at", "id"], name="outbox_claim"),
-            models.Index(fields=["provider_message_id"], name="outbox_provider_id"),
+            # The queue alone, in claim order: a message leaves it when it is submitted (or ends).
+            models.Index(fields=["priority", "next_attempt_at", "id"], condition=models.Q(status="queued"),
+                         name="outbox_queue"),
+            # Receipts find their message by it: only messages a gateway accepted have one.
+            models.Index(fields=["provider_message_id"], condition=models.Q(provider_message_id__gt=""),
+                         name="outbox_provider_ref"),
+            models.Index(fields=["client"], condition=models.Q(client__isnull=False), name="outbox_client"),
+            models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="outbox_user"),
             models.Index(fields=["entity", "created_at"], name="outbox_entity_created"),
             models.Index(fields=["entity", "client", "created_at"], name="outbox_entity_client"),
             models.Index(fields=["number", "created_at"], name="outbox_number"),
