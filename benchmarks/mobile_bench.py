@@ -295,6 +295,78 @@ class CpuMeter:
                 "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
 
+def queries_per_call(confirmation_path: str, confirmation_request, token: str) -> dict:
+    """The SQL statements one call of each endpoint sends (in this process, through the same
+    middleware, on one probe payment whose TransID the checks below do not count); BEGIN and COMMIT
+    of the confirmation's transaction come on top. Each is a round trip to PostgreSQL: on a busy
+    machine every round trip waits to be scheduled twice (the backend, then the worker)."""
+    from django.db import connection
+    from django.test import Client
+
+    counts = {}
+    client = Client()
+    _, _, body, _ = confirmation_request
+    body = body.replace("BENCH", "PROBE")
+    for name, call in (
+            ("trivial_authenticated", lambda: client.get("/api/mobile-money/providers/", HTTP_AUTHORIZATION=f"Token {token}")),
+            ("confirmation", lambda: client.post(confirmation_path, body, content_type="application/json"))):
+        sql: list[str] = []
+
+        def record(execute, query, params, many, context, sql=sql):
+            sql.append(query)
+            return execute(query, params, many, context)
+
+        with connection.execute_wrapper(record):
+            answer = call()
+        assert answer.status_code == 200, answer.content
+        counts[name] = len(sql)
+    from imali.mobilemoney.services import payment_confirmations_sweep
+
+    payment_confirmations_sweep(older_than=dt.timedelta(0))  # the probe's SMS, before the run's are counted
+    return counts
+
+
+class WaitSampler:
+    """What the bench database's busy backends are doing, sampled every 50 ms on a connection of
+    its own during a phase: `running` (on or waiting for a CPU), or PostgreSQL's wait event (e.g.
+    Lock:transactionid, a row another transaction holds; IO:WALSync, the commit's flush to disk;
+    Client:ClientRead, waiting for the worker's next statement). Shares of all samples."""
+
+    def __init__(self, dsn: str | None):
+        self.dsn, self.counts, self.stop, self.thread = dsn, {}, threading.Event(), None
+
+    def __enter__(self):
+        if self.dsn:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self):
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(0.05):
+                for state, kind, event in conn.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"):
+                    if state == "idle":
+                        key = "idle (between transactions)"
+                    elif kind is None:
+                        key = "running"
+                    else:
+                        key = f"{kind}:{event}"
+                    self.counts[key] = self.counts.get(key, 0) + 1
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def shares(self) -> dict:
+        total = sum(self.counts.values())
+        return {k: round(v / total, 3) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])} if total else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=3000)
@@ -366,6 +438,7 @@ def main() -> None:
         def trivial(n: int):
             return "GET", "/api/mobile-money/providers/", None, {"Authorization": f"Token {token}"}
 
+        queries = queries_per_call(path, confirmation(0), token)
         callers = run_callers_asyncio if args.client == "asyncio" else run_callers
         meter = CpuMeter(server.pid, db["NAME"] if connection.vendor == "postgresql" else None)
         callers(port, args.concurrency, min(200, args.calls), trivial)  # warm every worker and connection
@@ -375,9 +448,11 @@ def main() -> None:
             for name, make in (("trivial_authenticated", trivial), ("confirmations", confirmation)):
                 offset = r * args.calls
                 before = meter.sample()
-                figures = callers(port, args.concurrency, args.calls,
-                                  (lambda n, m=make, o=offset: m(o + n)) if make is confirmation else make)
-                round_[name] = {**figures, **meter.phase(before, meter.sample(), figures["calls"])}
+                with WaitSampler(env.get("DATABASE_URL") if connection.vendor == "postgresql" else None) as waits:
+                    figures = callers(port, args.concurrency, args.calls,
+                                      (lambda n, m=make, o=offset: m(o + n)) if make is confirmation else make)
+                round_[name] = {**figures, **meter.phase(before, meter.sample(), figures["calls"]),
+                                "database_backends_sampled": waits.shares()}
             base, conf = round_["trivial_authenticated"], round_["confirmations"]
             round_["ratio"] = round(conf["rate_per_s"] / base["rate_per_s"], 3) if base["rate_per_s"] else None
             rounds.append(round_)
@@ -397,7 +472,7 @@ def main() -> None:
         sms_started = time.perf_counter()
         payment_confirmations_sweep(older_than=dt.timedelta(0), limit=args.calls * args.rounds)
         sms_seconds = time.perf_counter() - sms_started
-        sms = OutboxMessage.objects.filter(entity=entity, idempotency_key__startswith="mm-payment:")
+        sms = OutboxMessage.objects.filter(entity=entity, idempotency_key__startswith=f"mm-payment:{setup.pk}:BENCH")
         sms_count = sms.count()
         confirmed = sum(x["confirmations"]["calls"] for x in rounds)
         sms_exact = (sms_count == receipts
@@ -409,7 +484,7 @@ def main() -> None:
             "worker_class": args.worker_class, "threads": args.threads, "load_generator": args.client,
             "concurrency": args.concurrency, "loans": args.loans, "calls_per_phase": args.calls,
             "confirmations": confirmations, "trivial_authenticated": baseline, "best_of_rounds": len(rounds),
-            "rounds": rounds, "load_average": load, "receipts_posted": receipts,
+            "rounds": rounds, "load_average": load, "sql_statements_per_call": queries, "receipts_posted": receipts,
             "exactly_once": receipts == confirmed and not any(x["confirmations"]["failures"] for x in rounds),
             "confirmation_sms": {"queued": sms_count, "credits_exact": sms_exact, "seconds": round(sms_seconds, 3)},
             "ratio": round(confirmations["rate_per_s"] / baseline["rate_per_s"], 3) if baseline["rate_per_s"] else None,
