@@ -59,6 +59,9 @@ def test_a_confirmation_is_a_fixed_number_of_queries_and_never_touches_the_credi
         assert not [q for q in sql if "messaging_" in q], "the callback's transaction touched messaging"
         locked = [q for q in sql if "FOR UPDATE" in q]
         assert all('FROM "loans_loan"' in q or 'FROM "loans_instalment"' in q for q in locked), locked
+        # A bare FOR UPDATE over a join locks every joined row: the product's would be shared by all its loans.
+        assert not [q for q in locked if "JOIN" in q and "FOR UPDATE OF" not in q], locked
+        assert not [q for q in locked if "loans_product" in q.rsplit("FOR UPDATE", 1)[1]], locked
         txn = ProviderTransaction.objects.get(provider_transaction_id=f"QC{n:08d}")
         assert txn.status == "posted" and txn.confirmation_sms == "pending"
         assert len(after_commit) == 1
