@@ -4,6 +4,8 @@ call on the same server in the same run.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python benchmarks/mobile_bench.py [--calls 1000] [--rounds 3] [--workers 2 --worker-class gthread --threads 8]
 
+(results/mobile_postgresql.json: `--workers 12 --loans 150 --calls 600 --rounds 3`.)
+
 A fresh migrated database with one lender, its M-PESA setup and `--loans` loans on the book; one
 gunicorn with the production settings (imali.config.gunicorn: app preloaded; `--workers`,
 `--worker-class`, `--threads`) on loopback. 50 callers (`--concurrency`), a closed loop each on its
