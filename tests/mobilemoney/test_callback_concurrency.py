@@ -102,3 +102,64 @@ def test_a_callback_recording_a_line_while_the_import_posts_it_wins_and_the_impo
     assert sorted(Receipt.objects.filter(loan=loan).values_list("external_reference", flat=True)) == \
         ["RC00000000", "RC00000001", "RC00000003"]
     assert ProviderTransaction.objects.get(provider_transaction_id="RC00000002").source == "callback"
+
+
+def test_confirmations_for_two_loans_of_one_product_do_not_wait_for_each_other(entity, lender_user, mpesa_peer):
+    """Every loan of a lender shares one of a few products (and the entity): a confirmation that
+    locked any shared row would make every callback of the product wait for the one before it. One
+    confirmation's transaction is held open while another, for another client's loan of the same
+    product, must finish without waiting (lock_timeout turns a wait into an error)."""
+    import datetime as dt
+
+    from django.db import transaction
+
+    from tests.loans.conftest import make_loan, make_product
+
+    setup = mpesa_setup(entity, lender_user, mpesa_peer, "http://127.0.0.1:1")
+    product = make_product(entity, name="Shared")
+    disbursed = dt.date.today() - dt.timedelta(days=3)
+    first, second = (make_loan(entity, user=lender_user, product=product, disbursed_on=disbursed) for _ in range(2))
+    assert first.client_id != second.client_id and first.product_id == second.product_id
+    now = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone)).strftime("%Y%m%d%H%M%S")
+
+    def body(loan, trans_id):
+        return {"TransactionType": "Pay Bill", "TransID": trans_id, "TransTime": now, "TransAmount": "25.00",
+                "BusinessShortCode": setup.short_code, "BillRefNumber": f"L{loan.pk}", "MSISDN": "27821234567",
+                "FirstName": "A", "MiddleName": "", "LastName": "B"}
+
+    holding, release, failures, done = threading.Event(), threading.Event(), [], []
+
+    def hold_first():
+        try:
+            with transaction.atomic():
+                mpesa_confirm(setup=setup, body=body(first, "HOLD000001"))
+                holding.set()
+                release.wait(20)
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            holding.set()
+            connections.close_all()
+
+    def confirm_second():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '3s'")
+            mpesa_confirm(setup=setup, body=body(second, "FREE000001"))
+            done.append(True)
+        except Exception as exc:  # a lock wait past the timeout lands here
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    assert holding.wait(20)
+    other = threading.Thread(target=confirm_second)
+    other.start()
+    other.join(30)
+    release.set()
+    holder.join(30)
+    assert not failures, failures
+    assert done == [True]
+    assert Receipt.objects.filter(external_reference__in=["HOLD000001", "FREE000001"]).count() == 2

@@ -20,11 +20,14 @@ from .conftest import open_loan
 
 pytestmark = pytest.mark.django_db
 
-# The setup (1), the replay check (1), the payment row (1), the loan matched (1), receipt_post (the
-# loan locked, its reference, its instalments locked, the receipt, its allocation, the instalment,
-# the loan, its audit: 8, in one savepoint: 2), the payment's outcome and audit (2), and the
-# callback's savepoint inside the test's transaction (2).
-CONFIRMATION_QUERIES = 18
+# The setup (1), the payment row (1: no look-up before it, the unique index refuses a replay), the
+# loan matched (1), receipt_post (the loan locked, its reference, its instalments locked, the
+# receipt, its allocation, the instalment, the loan, its audit: 8, in one savepoint: 2), the
+# payment's outcome and audit (2), and the callback's savepoint inside the test's transaction (2).
+CONFIRMATION_QUERIES = 17
+# A replay: the setup (1), the insert the unique index refuses, in its savepoint (4: savepoint,
+# insert, rollback to and release it), the payment recorded before (1).
+REPLAY_QUERIES = 6
 
 
 @pytest.fixture
@@ -56,6 +59,9 @@ def test_a_confirmation_is_a_fixed_number_of_queries_and_never_touches_the_credi
         assert not [q for q in sql if "messaging_" in q], "the callback's transaction touched messaging"
         locked = [q for q in sql if "FOR UPDATE" in q]
         assert all('FROM "loans_loan"' in q or 'FROM "loans_instalment"' in q for q in locked), locked
+        # A bare FOR UPDATE over a join locks every joined row: the product's would be shared by all its loans.
+        assert not [q for q in locked if "JOIN" in q and "FOR UPDATE OF" not in q], locked
+        assert not [q for q in locked if "loans_product" in q.rsplit("FOR UPDATE", 1)[1]], locked
         txn = ProviderTransaction.objects.get(provider_transaction_id=f"QC{n:08d}")
         assert txn.status == "posted" and txn.confirmation_sms == "pending"
         assert len(after_commit) == 1
@@ -99,3 +105,30 @@ def test_a_confirmation_messaging_refuses_leaves_the_payment_posted(
     txn = ProviderTransaction.objects.get(provider_transaction_id="NOCRED0001")
     assert txn.status == "posted" and txn.receipt is not None and txn.confirmation_sms == "not_sent"
     assert not OutboxMessage.objects.exists()
+
+
+def test_a_replayed_confirmation_is_refused_by_the_unique_index_and_writes_nothing(
+        client, entity, lender_user, setup, django_capture_on_commit_callbacks):
+    from imali.core.models import AuditEntry
+    from imali.loans.models import Receipt
+
+    loan = open_loan(entity, lender_user)
+    url = callback_url(setup, "confirmation").replace("http://testserver", "")
+    body = json.dumps(confirmation(setup, loan, "REPLAY0001"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, body, content_type="application/json").status_code == 200
+    loan.refresh_from_db()
+    state = (Receipt.objects.count(), AuditEntry.objects.count(), OutboxMessage.objects.count(), loan.received_total,
+             list(ProviderTransaction.objects.values_list("pk", "status", "receipt_id", "confirmation_sms")))
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True) as after_commit, \
+                CaptureQueriesContext(connection) as queries:
+            answer = client.post(url, body, content_type="application/json")
+        assert answer.status_code == 200 and answer.json()["ResultCode"] == 0  # M-PESA need not send it again
+        sql = [q["sql"] for q in queries.captured_queries]
+        assert len(sql) == REPLAY_QUERIES, "\n".join(sql)
+        assert not [q for q in sql if "loans_" in q or "core_auditentry" in q or q.startswith("UPDATE")], sql
+        assert not after_commit
+    loan.refresh_from_db()
+    assert (Receipt.objects.count(), AuditEntry.objects.count(), OutboxMessage.objects.count(), loan.received_total,
+            list(ProviderTransaction.objects.values_list("pk", "status", "receipt_id", "confirmation_sms"))) == state

@@ -310,7 +310,11 @@ def _require_borrower(client: Client) -> None:
 
 
 def _locked_loan(loan: Loan) -> Loan:
-    return Loan.objects.select_for_update().select_related("client", "product").get(pk=loan.pk, entity_id=loan.entity_id)
+    # The loan and its client locked, never the product: a bare FOR UPDATE locks every joined row,
+    # and one product row shared by all its loans made every receipt, approval and payout of the
+    # product wait for the one before it (a burst of mobile-money callbacks ran one at a time).
+    return (Loan.objects.select_for_update(of=("self", "client")).select_related("client", "product")
+            .get(pk=loan.pk, entity_id=loan.entity_id))
 
 
 _require_status = posting.require_status

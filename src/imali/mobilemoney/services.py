@@ -211,10 +211,10 @@ def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, 
     queuing an SMS takes the entity's credit-ledger lock: inside this transaction it would make every
     callback of the entity wait for the one before it."""
     entity = setup.entity
-    existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
-    if existing is not None:
-        return existing, False
     try:
+        # No look-up first: the unique (setup, transaction id) index refuses a replay at the insert
+        # (one query less for every new payment, which is nearly all of them), and is the lock a
+        # concurrent callback with the same id waits on.
         with transaction.atomic():
             txn = ProviderTransaction.objects.create(
                 entity=entity, setup=setup, provider_transaction_id=payment.provider_transaction_id, source=source,
@@ -246,7 +246,7 @@ def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, 
                 txn_id = txn.pk
                 transaction.on_commit(lambda: _confirmation_later(txn_id))
     except IntegrityError:
-        # The same transaction id committed by a concurrent callback (or import) first.
+        # The same transaction id recorded before (a replay) or by a concurrent callback (or import) first.
         existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
         if existing is None:
             raise
