@@ -166,6 +166,27 @@ def test_allocation_conserves_money_and_reverses_exactly(owing, amount):
     assert alloc.reverse_allocation(after, a) == owing
 
 
+@settings(max_examples=200)
+@given(owing=owing_lists, amount=st.decimals(min_value=D("0"), max_value=D("20000"), places=2))
+def test_allocation_in_order_takes_items_only_until_the_money_runs_out(owing, amount):
+    ordered = sorted(owing, key=alloc.allocation_order)
+    taken = []
+
+    def one_at_a_time():
+        for item in ordered:
+            taken.append(item)
+            yield item
+
+    assert alloc.allocate_in_order(amount, one_at_a_time()) == alloc.allocate(amount, owing)
+    # Each item taken before the last was reached with money left: at most one item (the one
+    # that finds the money gone) is built beyond what the receipt pays.
+    left = amount
+    for item in taken[:-1]:
+        assert left > 0
+        left -= min(left, item.total)
+    assert len(taken) == len(ordered) or left <= 0
+
+
 def test_allocation_order_oldest_first_fees_interest_capital():
     owing = [
         alloc.Owing(key=2, due_date=dt.date(2026, 2, 25), fee=D("60"), vat=D("9"), interest=D("100"), capital=D("500")),

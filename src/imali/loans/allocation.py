@@ -9,7 +9,7 @@ then interest, then capital. Whatever is left once the whole loan is paid is "ch
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -56,12 +56,24 @@ class Allocation:
         return sum((line.total for line in self.lines), ZERO)
 
 
+def allocation_order(item) -> tuple:
+    """The order receipts pay instalments in: due date, then key (the instalment's id)."""
+    return item.due_date, item.key
+
+
 def allocate(amount: Decimal, owing: Sequence[Owing]) -> Allocation:
+    return allocate_in_order(amount, sorted(owing, key=allocation_order))
+
+
+def allocate_in_order(amount: Decimal, owing: Iterable[Owing]) -> Allocation:
+    """`allocate` for `owing` already in allocation order. The items are taken one at a time and
+    none after the money runs out, so `owing` may be a generator that builds each item only when
+    it is reached (most receipts pay one instalment of a long schedule)."""
     if amount < 0:
         raise ValueError("A receipt amount cannot be negative.")
     left = amount
     lines = []
-    for item in sorted(owing, key=lambda o: (o.due_date, o.key)):
+    for item in owing:
         if left <= 0:
             break
         parts = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from .allocation import AllocationLine, Owing, allocate
+from .allocation import AllocationLine, Owing, allocate_in_order
 from .errors import LoanError, error
 from .models import OPEN_STATUSES, LoanStatus
 
@@ -100,11 +100,13 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
         raise error("amount", LoanError.OVER_RECEIPT_MAXIMUM,
                     f"{money:,.2f} is more than loan {loan.pk} can take: the maximum is {maximum.amount:,.2f} "
                     f"(its balance of {maximum.balance:,.2f} plus a tolerance of {maximum.tolerance:,.2f}).")
-    unpaid = [i for i in instalments if i.paid < i.amount]
-    result = allocate(money, [
+    unpaid = sorted((i for i in instalments if i.paid < i.amount), key=lambda i: (i.due_date, i.pk))
+    # What each instalment owes is worked out only for those the money reaches (allocate_in_order
+    # stops there): a receipt of one instalment on a long schedule does not price the whole schedule.
+    result = allocate_in_order(money, (
         Owing(key=i.pk, due_date=i.due_date, fee=i.fee - i.fee_paid, vat=i.vat - i.vat_paid,
               interest=i.interest - i.interest_paid, capital=i.capital - i.capital_paid)
-        for i in unpaid])
+        for i in unpaid))
     by_id = {i.pk: i for i in unpaid}
     lines = []
     for line in result.lines:
