@@ -136,7 +136,8 @@ class NoteInstalmentStatus(models.TextChoices):
 
 
 class NoteInstalment(models.Model):
-    note = models.ForeignKey(PromissoryNote, on_delete=models.CASCADE, related_name="instalments")
+    # No index of its own: the unique (note, seq) starts with it.
+    note = models.ForeignKey(PromissoryNote, on_delete=models.CASCADE, related_name="instalments", db_index=False)
     seq = models.PositiveSmallIntegerField()
     action_date = models.DateField()
     amount = models.DecimalField(**MONEY)
