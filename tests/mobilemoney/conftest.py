@@ -23,8 +23,10 @@ SHORT_CODE = "600123"
 @pytest.fixture
 def mpesa_peer():
     # Results come 0.3 s after the answer: on SQLite the live server shares the test's connection, so
-    # a result must not land while the test thread is still inside its own send transaction.
-    peer = MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg", validation_deadline=3.0,
+    # a result must not land while the test thread is still inside its own send transaction. The
+    # validation deadline is the peer's default (Daraja's, about 8 s), not a shorter one: on a loaded
+    # CI machine a first validation call can take over 3 s, and a late answer is treated as none.
+    peer = MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg", validation_deadline=8.0,
                                  result_delay=0.3)).start()
     yield peer
     peer.stop()
