@@ -261,8 +261,8 @@ class CpuMeter:
     and workers, and the PostgreSQL backends serving the bench database; the machine's load
     average at the end. Workers or backends that exit mid-phase are missed (reported as restarts)."""
 
-    def __init__(self, server_pid: int, db_name: str | None):
-        self.server_pid, self.db_name = server_pid, db_name
+    def __init__(self, server_pid: int, db_name: str | None, consumer_pid: int | None = None):
+        self.server_pid, self.db_name, self.consumer_pid = server_pid, db_name, consumer_pid
 
     def _backends(self) -> list[int]:
         if not self.db_name:
@@ -277,8 +277,9 @@ class CpuMeter:
         workers = _children(self.server_pid)
         backends = self._backends()
         usage = os.times()
+        consumer = [self.consumer_pid, *_children(self.consumer_pid)] if self.consumer_pid else []
         return {"client": usage.user + usage.system, "workers": set(workers), "master": _cpu_seconds(self.server_pid),
-                "wall": time.perf_counter(),
+                "wall": time.perf_counter(), "per_consumer": {p: _cpu_seconds(p) for p in consumer},
                 "per_worker": {p: _cpu_seconds(p) for p in workers}, "per_backend": {p: _cpu_seconds(p) for p in backends}}
 
     def phase(self, before: dict, after: dict, calls: int) -> dict:
@@ -286,12 +287,13 @@ class CpuMeter:
         server = after["master"] - before["master"] + sum(
             after["per_worker"][p] - before["per_worker"].get(p, 0.0) for p in after["per_worker"])
         database = sum(after["per_backend"][p] - before["per_backend"].get(p, 0.0) for p in after["per_backend"])
+        consumer = sum(after["per_consumer"][p] - before["per_consumer"].get(p, 0.0) for p in after["per_consumer"])
         client = after["client"] - before["client"]
         wall = after["wall"] - before["wall"]
         per_call = (lambda s: round(s / calls * 1000, 2)) if calls else (lambda s: None)
         return {"cpu_ms_per_call": {"load_generator": per_call(client), "gunicorn_workers": per_call(server),
-                                    "postgresql": per_call(database)},
-                "cpu_share_of_machine": round((client + server + database) / (wall * (os.cpu_count() or 1)), 3),
+                                    "huey_consumer": per_call(consumer), "postgresql": per_call(database)},
+                "cpu_share_of_machine": round((client + server + consumer + database) / (wall * (os.cpu_count() or 1)), 3),
                 "worker_restarts": len(before["workers"] - after["workers"]),
                 "database_connections": len(after["per_backend"]),
                 "load_average_after": [round(x, 2) for x in os.getloadavg()]}
@@ -380,6 +382,7 @@ def main() -> None:
     parser.add_argument("--client", default="asyncio", choices=["asyncio", "threads"],
                         help="load generator: one asyncio thread (default) or one http.client thread per caller")
     parser.add_argument("--rounds", type=int, default=3, help="baseline then confirmations, this many times")
+    parser.add_argument("--consumer-workers", type=int, default=1, help="worker threads of the Huey consumer")
     parser.add_argument("--out", default="", help="results file (default benchmarks/results/mobile_<vendor>.json)")
     args = parser.parse_args()
 
@@ -395,7 +398,7 @@ def main() -> None:
     else:
         test["NAME"] = os.environ.get("IMALI_PG_TEST_DB", "imali_bench_mobile")
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    server = None
+    server = consumer = None
     try:
         entity, setup, loan_ids, token = seed(args.loans)
         from imali.loans.models import Receipt
@@ -415,6 +418,11 @@ def main() -> None:
             [sys.executable, "-m", "gunicorn", "-c", "python:imali.config.gunicorn", "imali.config.wsgi",
              "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", args.worker_class,
              "--threads", str(args.threads), "--log-level", "warning"], env=env, cwd=ROOT)
+        # The Huey consumer that posts the stored confirmations and queues their SMSs (periodic
+        # tasks off: the recovery pass is for lost tasks, and none is lost here).
+        consumer = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_huey", "--workers", str(args.consumer_workers), "--no-periodic",
+             "--quiet"], env=env, cwd=ROOT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -440,9 +448,31 @@ def main() -> None:
         def trivial(n: int):
             return "GET", "/api/mobile-money/providers/", None, {"Authorization": f"Token {token}"}
 
+        def drain(answered: dict) -> dict:
+            """Sustained means posted: the phase lasts until the consumer has posted every
+            confirmation answered (none left RECEIVED), and its rate counts to there; then until
+            their SMSs are queued (none left pending), so that work does not spill into the next phase."""
+            from imali.mobilemoney.models import ProviderTransaction
+
+            started = time.perf_counter()
+            while ProviderTransaction.objects.filter(entity=entity, status="received").exists():
+                time.sleep(0.02)
+            posted_after = time.perf_counter() - started
+            while ProviderTransaction.objects.filter(entity=entity, confirmation_sms="pending").exists():
+                time.sleep(0.02)
+            sms_after = time.perf_counter() - started
+            until_posted = answered["seconds"] + posted_after
+            return {"answered_rate_per_s": answered["rate_per_s"], "posted_after_last_answer_s": round(posted_after, 3),
+                    "sms_queued_after_last_answer_s": round(sms_after, 3), "seconds_until_posted": round(until_posted, 3),
+                    "rate_per_s": round(answered["calls"] / until_posted, 1) if until_posted else 0.0}
+
         queries = queries_per_call(path, confirmation(0), token)
+        from imali.messaging.credits import credit_balance
+
+        drain({"seconds": 0.0, "rate_per_s": 0.0, "calls": 0})  # the probe's payment posted and its SMS queued
+        credits_before = credit_balance(entity=entity)
         callers = run_callers_asyncio if args.client == "asyncio" else run_callers
-        meter = CpuMeter(server.pid, db["NAME"] if connection.vendor == "postgresql" else None)
+        meter = CpuMeter(server.pid, db["NAME"] if connection.vendor == "postgresql" else None, consumer.pid)
         callers(port, args.concurrency, min(200, args.calls), trivial)  # warm every worker and connection
         rounds = []
         for r in range(args.rounds):
@@ -453,6 +483,8 @@ def main() -> None:
                 with WaitSampler(env.get("DATABASE_URL") if connection.vendor == "postgresql" else None) as waits:
                     figures = callers(port, args.concurrency, args.calls,
                                       (lambda n, m=make, o=offset: m(o + n)) if make is confirmation else make)
+                    if make is confirmation:
+                        figures.update(drain(figures))
                 round_[name] = {**figures, **meter.phase(before, meter.sample(), figures["calls"]),
                                 "database_backends_sampled": waits.shares()}
             base, conf = round_["trivial_authenticated"], round_["confirmations"]
@@ -466,11 +498,9 @@ def main() -> None:
         confirmations, baseline = best["confirmations"], best["trivial_authenticated"]
         load = [round(x, 2) for x in os.getloadavg()]
         receipts = Receipt.objects.filter(entity=entity, external_reference__startswith="BENCH").count()
-        from imali.messaging.credits import credit_balance
         from imali.messaging.models import OutboxMessage
         from imali.mobilemoney.services import payment_confirmations_sweep
 
-        credits_before = credit_balance(entity=entity)
         sms_started = time.perf_counter()
         payment_confirmations_sweep(older_than=dt.timedelta(0), limit=args.calls * args.rounds)
         sms_seconds = time.perf_counter() - sms_started
@@ -484,6 +514,7 @@ def main() -> None:
             "benchmark": "mobile", "vendor": connection.vendor, "python": platform.python_version(),
             "machine": platform.machine(), "cpus": os.cpu_count(), "workers": args.workers,
             "worker_class": args.worker_class, "threads": args.threads, "load_generator": args.client,
+            "consumer_workers": args.consumer_workers,
             "concurrency": args.concurrency, "loans": args.loans, "calls_per_phase": args.calls,
             "confirmations": confirmations, "trivial_authenticated": baseline, "best_of_rounds": len(rounds),
             "rounds": rounds, "load_average": load, "sql_statements_per_call": queries, "receipts_posted": receipts,
@@ -496,12 +527,13 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        for process in (server, consumer):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 

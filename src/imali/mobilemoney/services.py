@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -265,19 +265,26 @@ def payment_in_receive(*, setup: ProviderSetup, payment: PaymentIn, source: str)
     stored now)."""
     from . import received
 
+    row = ProviderTransaction(
+        entity=setup.entity, setup=setup, provider_transaction_id=payment.provider_transaction_id, source=source,
+        status=TransactionStatus.RECEIVED, amount=payment.amount, msisdn=payment.msisdn[:20],
+        payer_name=payment.payer_name[:120], account_reference=payment.account_reference[:40],
+        transacted_at=payment.transacted_at)
     try:
-        with transaction.atomic():
-            txn = ProviderTransaction.objects.create(
-                entity=setup.entity, setup=setup, provider_transaction_id=payment.provider_transaction_id, source=source,
-                status=TransactionStatus.RECEIVED, amount=payment.amount, msisdn=payment.msisdn[:20],
-                payer_name=payment.payer_name[:120], account_reference=payment.account_reference[:40],
-                transacted_at=payment.transacted_at)
-            transaction.on_commit(received.post_soon)
+        if connection.in_atomic_block:
+            # Inside the caller's transaction: a savepoint, so a refused replay leaves it usable.
+            with transaction.atomic():
+                row.save(force_insert=True)
+        else:
+            # The web request: one INSERT that commits itself (no BEGIN and COMMIT round trips).
+            row.save(force_insert=True)
+        txn = row
     except IntegrityError:
         existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
         if existing is None:
             raise
         return existing, False
+    transaction.on_commit(received.post_soon)  # at once when the insert committed itself
     return txn, True
 
 
