@@ -1,37 +1,46 @@
 """M-PESA confirmation callbacks through the real web stack, against a trivial authenticated API
 call on the same server in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/13 \
         .venv/bin/python benchmarks/mobile_bench.py [--calls 1000] [--rounds 3] [--workers 2 --worker-class gthread --threads 8]
 
-(results/mobile_postgresql.json: `--workers 12 --loans 150 --calls 600 --rounds 3`.)
+(results/mobile_postgresql.json: `--workers 12 --loans 150 --calls 600 --rounds 3`.) Give the bench
+a Redis database of its own (`/13` above): it runs a Huey consumer on it and flushes it at the end.
 
 A fresh migrated database with one lender, its M-PESA setup and `--loans` loans on the book; one
 gunicorn with the production settings (imali.config.gunicorn: app preloaded; `--workers`,
-`--worker-class`, `--threads`) on loopback. 50 callers (`--concurrency`), a closed loop each on its
-own HTTP/1.1 keep-alive connection (reopened when a sync worker closes it, the connect counted in
-the call), POST confirmations (unique TransIDs, each for a random loan: the payment recorded and
-its receipt posted in one transaction that locks only the loan; the client's SMS marked there and
-queued after the commit — a Huey task, on Redis when REDIS_URL is set) to the callback URL; before
-that, the same 50 callers GET /api/mobile-money/providers/ with a token (the same middleware,
-token authentication, the rights check, one entity-scoped query, JSON) as the baseline. The load
-generator is one asyncio thread (`--client threads`: one http.client thread per caller); both
-endpoints get the same load from the same generator.
+`--worker-class`, `--threads`) on loopback, and one Huey consumer (`manage.py run_huey`,
+`--consumer-workers` threads, periodic tasks off) as production runs beside it. 50 callers
+(`--concurrency`), a closed loop each on its own HTTP/1.1 keep-alive connection (reopened when a
+sync worker closes it, the connect counted in the call), POST confirmations (unique TransIDs, each
+for a random loan) to the callback URL: the callback stores the payment (RECEIVED) and answers; the
+consumer posts the stored payments set-based (receipts, allocations, audit) and queues the clients'
+SMSs (mobilemoney/received.py). Before that, the same 50 callers GET /api/mobile-money/providers/
+with a token (the same middleware, token authentication, the rights check, one entity-scoped query,
+JSON) as the baseline. The load generator is one asyncio thread (`--client threads`: one
+http.client thread per caller); both endpoints get the same load from the same generator.
+
+Sustained means posted: a confirmation phase lasts until the last call is answered *and* the
+consumer has posted every payment (none left RECEIVED); its `rate_per_s` counts to there
+(`seconds_until_posted`; `answered_rate_per_s` is the web's rate alone, `posted_after_last_answer_s`
+the consumer's lag). The phase then also waits for the SMSs to be queued
+(`sms_queued_after_last_answer_s`), so that work is in the phase's CPU and does not spill into the
+next one. p50/p99 are the callers' answer latencies.
 
 `--rounds` times baseline then confirmations; every round is reported, and the figures on top are
 the round with the lowest confirmation p99, its ratio against its own baseline. Each phase also
-reports the CPU milliseconds per call of the load generator, the gunicorn processes and the
-PostgreSQL backends of the bench database (from /proc), the share of the machine's cores they used
-together, and the load average: on a shared machine a phase that used a small share was waiting
-(for the CPU other processes hold, or for the disk: each confirmation commits, and waits for the
-WAL flush; the baseline writes nothing).
+reports the CPU milliseconds per call of the load generator, the gunicorn processes, the Huey
+consumer and the PostgreSQL backends of the bench database (from /proc), the share of the
+machine's cores they used together, and the load average: on a shared machine a phase that used a
+small share was waiting (for the CPU other processes hold, or for the disk: each confirmation
+commits, and waits for the WAL flush; the baseline writes nothing).
 
 Figures: rate (calls/s) and p50/p99 latency of each; "ratio" = confirmation rate / baseline rate
 (goal >= 0.5), "p99_ms" the confirmations' p99 (goal <= 200 ms; with 50 callers in a closed loop
 p99 >= 50 / rate, Little's law, so it needs about 250 confirmations/s). Checks that every
-confirmation became exactly one receipt; then queues every confirmation SMS still marked (no
-consumer runs here: the sweep does the consumer's work) and checks one SMS per receipt and the
-credit ledger down by exactly their cost. Writes benchmarks/results/mobile_<vendor>.json (`--out`).
+confirmation became exactly one receipt, one SMS per receipt and the credit ledger down by exactly
+their cost (a sweep first queues any SMS still marked: none, when the consumer kept up). Writes
+benchmarks/results/mobile_<vendor>.json (`--out`).
 """
 
 from __future__ import annotations
