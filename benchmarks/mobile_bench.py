@@ -1,37 +1,46 @@
 """M-PESA confirmation callbacks through the real web stack, against a trivial authenticated API
 call on the same server in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/13 \
         .venv/bin/python benchmarks/mobile_bench.py [--calls 1000] [--rounds 3] [--workers 2 --worker-class gthread --threads 8]
 
-(results/mobile_postgresql.json: `--workers 12 --loans 150 --calls 600 --rounds 3`.)
+(results/mobile_postgresql.json: `--workers 12 --loans 150 --calls 600 --rounds 3`.) Give the bench
+a Redis database of its own (`/13` above): it runs a Huey consumer on it and flushes it at the end.
 
 A fresh migrated database with one lender, its M-PESA setup and `--loans` loans on the book; one
 gunicorn with the production settings (imali.config.gunicorn: app preloaded; `--workers`,
-`--worker-class`, `--threads`) on loopback. 50 callers (`--concurrency`), a closed loop each on its
-own HTTP/1.1 keep-alive connection (reopened when a sync worker closes it, the connect counted in
-the call), POST confirmations (unique TransIDs, each for a random loan: the payment recorded and
-its receipt posted in one transaction that locks only the loan; the client's SMS marked there and
-queued after the commit — a Huey task, on Redis when REDIS_URL is set) to the callback URL; before
-that, the same 50 callers GET /api/mobile-money/providers/ with a token (the same middleware,
-token authentication, the rights check, one entity-scoped query, JSON) as the baseline. The load
-generator is one asyncio thread (`--client threads`: one http.client thread per caller); both
-endpoints get the same load from the same generator.
+`--worker-class`, `--threads`) on loopback, and one Huey consumer (`manage.py run_huey`,
+`--consumer-workers` threads, periodic tasks off) as production runs beside it. 50 callers
+(`--concurrency`), a closed loop each on its own HTTP/1.1 keep-alive connection (reopened when a
+sync worker closes it, the connect counted in the call), POST confirmations (unique TransIDs, each
+for a random loan) to the callback URL: the callback stores the payment (RECEIVED) and answers; the
+consumer posts the stored payments set-based (receipts, allocations, audit) and queues the clients'
+SMSs (mobilemoney/received.py). Before that, the same 50 callers GET /api/mobile-money/providers/
+with a token (the same middleware, token authentication, the rights check, one entity-scoped query,
+JSON) as the baseline. The load generator is one asyncio thread (`--client threads`: one
+http.client thread per caller); both endpoints get the same load from the same generator.
+
+Sustained means posted: a confirmation phase lasts until the last call is answered *and* the
+consumer has posted every payment (none left RECEIVED); its `rate_per_s` counts to there
+(`seconds_until_posted`; `answered_rate_per_s` is the web's rate alone, `posted_after_last_answer_s`
+the consumer's lag). The phase then also waits for the SMSs to be queued
+(`sms_queued_after_last_answer_s`), so that work is in the phase's CPU and does not spill into the
+next one. p50/p99 are the callers' answer latencies.
 
 `--rounds` times baseline then confirmations; every round is reported, and the figures on top are
 the round with the lowest confirmation p99, its ratio against its own baseline. Each phase also
-reports the CPU milliseconds per call of the load generator, the gunicorn processes and the
-PostgreSQL backends of the bench database (from /proc), the share of the machine's cores they used
-together, and the load average: on a shared machine a phase that used a small share was waiting
-(for the CPU other processes hold, or for the disk: each confirmation commits, and waits for the
-WAL flush; the baseline writes nothing).
+reports the CPU milliseconds per call of the load generator, the gunicorn processes, the Huey
+consumer and the PostgreSQL backends of the bench database (from /proc), the share of the
+machine's cores they used together, and the load average: on a shared machine a phase that used a
+small share was waiting (for the CPU other processes hold, or for the disk: each confirmation
+commits, and waits for the WAL flush; the baseline writes nothing).
 
 Figures: rate (calls/s) and p50/p99 latency of each; "ratio" = confirmation rate / baseline rate
 (goal >= 0.5), "p99_ms" the confirmations' p99 (goal <= 200 ms; with 50 callers in a closed loop
 p99 >= 50 / rate, Little's law, so it needs about 250 confirmations/s). Checks that every
-confirmation became exactly one receipt; then queues every confirmation SMS still marked (no
-consumer runs here: the sweep does the consumer's work) and checks one SMS per receipt and the
-credit ledger down by exactly their cost. Writes benchmarks/results/mobile_<vendor>.json (`--out`).
+confirmation became exactly one receipt, one SMS per receipt and the credit ledger down by exactly
+their cost (a sweep first queues any SMS still marked: none, when the consumer kept up). Writes
+benchmarks/results/mobile_<vendor>.json (`--out`).
 """
 
 from __future__ import annotations
@@ -261,8 +270,8 @@ class CpuMeter:
     and workers, and the PostgreSQL backends serving the bench database; the machine's load
     average at the end. Workers or backends that exit mid-phase are missed (reported as restarts)."""
 
-    def __init__(self, server_pid: int, db_name: str | None):
-        self.server_pid, self.db_name = server_pid, db_name
+    def __init__(self, server_pid: int, db_name: str | None, consumer_pid: int | None = None):
+        self.server_pid, self.db_name, self.consumer_pid = server_pid, db_name, consumer_pid
 
     def _backends(self) -> list[int]:
         if not self.db_name:
@@ -277,8 +286,9 @@ class CpuMeter:
         workers = _children(self.server_pid)
         backends = self._backends()
         usage = os.times()
+        consumer = [self.consumer_pid, *_children(self.consumer_pid)] if self.consumer_pid else []
         return {"client": usage.user + usage.system, "workers": set(workers), "master": _cpu_seconds(self.server_pid),
-                "wall": time.perf_counter(),
+                "wall": time.perf_counter(), "per_consumer": {p: _cpu_seconds(p) for p in consumer},
                 "per_worker": {p: _cpu_seconds(p) for p in workers}, "per_backend": {p: _cpu_seconds(p) for p in backends}}
 
     def phase(self, before: dict, after: dict, calls: int) -> dict:
@@ -286,12 +296,13 @@ class CpuMeter:
         server = after["master"] - before["master"] + sum(
             after["per_worker"][p] - before["per_worker"].get(p, 0.0) for p in after["per_worker"])
         database = sum(after["per_backend"][p] - before["per_backend"].get(p, 0.0) for p in after["per_backend"])
+        consumer = sum(after["per_consumer"][p] - before["per_consumer"].get(p, 0.0) for p in after["per_consumer"])
         client = after["client"] - before["client"]
         wall = after["wall"] - before["wall"]
         per_call = (lambda s: round(s / calls * 1000, 2)) if calls else (lambda s: None)
         return {"cpu_ms_per_call": {"load_generator": per_call(client), "gunicorn_workers": per_call(server),
-                                    "postgresql": per_call(database)},
-                "cpu_share_of_machine": round((client + server + database) / (wall * (os.cpu_count() or 1)), 3),
+                                    "huey_consumer": per_call(consumer), "postgresql": per_call(database)},
+                "cpu_share_of_machine": round((client + server + consumer + database) / (wall * (os.cpu_count() or 1)), 3),
                 "worker_restarts": len(before["workers"] - after["workers"]),
                 "database_connections": len(after["per_backend"]),
                 "load_average_after": [round(x, 2) for x in os.getloadavg()]}
@@ -380,6 +391,7 @@ def main() -> None:
     parser.add_argument("--client", default="asyncio", choices=["asyncio", "threads"],
                         help="load generator: one asyncio thread (default) or one http.client thread per caller")
     parser.add_argument("--rounds", type=int, default=3, help="baseline then confirmations, this many times")
+    parser.add_argument("--consumer-workers", type=int, default=1, help="worker threads of the Huey consumer")
     parser.add_argument("--out", default="", help="results file (default benchmarks/results/mobile_<vendor>.json)")
     args = parser.parse_args()
 
@@ -395,7 +407,7 @@ def main() -> None:
     else:
         test["NAME"] = os.environ.get("IMALI_PG_TEST_DB", "imali_bench_mobile")
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    server = None
+    server = consumer = None
     try:
         entity, setup, loan_ids, token = seed(args.loans)
         from imali.loans.models import Receipt
@@ -415,6 +427,11 @@ def main() -> None:
             [sys.executable, "-m", "gunicorn", "-c", "python:imali.config.gunicorn", "imali.config.wsgi",
              "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", args.worker_class,
              "--threads", str(args.threads), "--log-level", "warning"], env=env, cwd=ROOT)
+        # The Huey consumer that posts the stored confirmations and queues their SMSs (periodic
+        # tasks off: the recovery pass is for lost tasks, and none is lost here).
+        consumer = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_huey", "--workers", str(args.consumer_workers), "--no-periodic",
+             "--quiet"], env=env, cwd=ROOT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -440,9 +457,31 @@ def main() -> None:
         def trivial(n: int):
             return "GET", "/api/mobile-money/providers/", None, {"Authorization": f"Token {token}"}
 
+        def drain(answered: dict) -> dict:
+            """Sustained means posted: the phase lasts until the consumer has posted every
+            confirmation answered (none left RECEIVED), and its rate counts to there; then until
+            their SMSs are queued (none left pending), so that work does not spill into the next phase."""
+            from imali.mobilemoney.models import ProviderTransaction
+
+            started = time.perf_counter()
+            while ProviderTransaction.objects.filter(entity=entity, status="received").exists():
+                time.sleep(0.02)
+            posted_after = time.perf_counter() - started
+            while ProviderTransaction.objects.filter(entity=entity, confirmation_sms="pending").exists():
+                time.sleep(0.02)
+            sms_after = time.perf_counter() - started
+            until_posted = answered["seconds"] + posted_after
+            return {"answered_rate_per_s": answered["rate_per_s"], "posted_after_last_answer_s": round(posted_after, 3),
+                    "sms_queued_after_last_answer_s": round(sms_after, 3), "seconds_until_posted": round(until_posted, 3),
+                    "rate_per_s": round(answered["calls"] / until_posted, 1) if until_posted else 0.0}
+
         queries = queries_per_call(path, confirmation(0), token)
+        from imali.messaging.credits import credit_balance
+
+        drain({"seconds": 0.0, "rate_per_s": 0.0, "calls": 0})  # the probe's payment posted and its SMS queued
+        credits_before = credit_balance(entity=entity)
         callers = run_callers_asyncio if args.client == "asyncio" else run_callers
-        meter = CpuMeter(server.pid, db["NAME"] if connection.vendor == "postgresql" else None)
+        meter = CpuMeter(server.pid, db["NAME"] if connection.vendor == "postgresql" else None, consumer.pid)
         callers(port, args.concurrency, min(200, args.calls), trivial)  # warm every worker and connection
         rounds = []
         for r in range(args.rounds):
@@ -453,6 +492,8 @@ def main() -> None:
                 with WaitSampler(env.get("DATABASE_URL") if connection.vendor == "postgresql" else None) as waits:
                     figures = callers(port, args.concurrency, args.calls,
                                       (lambda n, m=make, o=offset: m(o + n)) if make is confirmation else make)
+                    if make is confirmation:
+                        figures.update(drain(figures))
                 round_[name] = {**figures, **meter.phase(before, meter.sample(), figures["calls"]),
                                 "database_backends_sampled": waits.shares()}
             base, conf = round_["trivial_authenticated"], round_["confirmations"]
@@ -466,11 +507,9 @@ def main() -> None:
         confirmations, baseline = best["confirmations"], best["trivial_authenticated"]
         load = [round(x, 2) for x in os.getloadavg()]
         receipts = Receipt.objects.filter(entity=entity, external_reference__startswith="BENCH").count()
-        from imali.messaging.credits import credit_balance
         from imali.messaging.models import OutboxMessage
         from imali.mobilemoney.services import payment_confirmations_sweep
 
-        credits_before = credit_balance(entity=entity)
         sms_started = time.perf_counter()
         payment_confirmations_sweep(older_than=dt.timedelta(0), limit=args.calls * args.rounds)
         sms_seconds = time.perf_counter() - sms_started
@@ -484,6 +523,7 @@ def main() -> None:
             "benchmark": "mobile", "vendor": connection.vendor, "python": platform.python_version(),
             "machine": platform.machine(), "cpus": os.cpu_count(), "workers": args.workers,
             "worker_class": args.worker_class, "threads": args.threads, "load_generator": args.client,
+            "consumer_workers": args.consumer_workers,
             "concurrency": args.concurrency, "loans": args.loans, "calls_per_phase": args.calls,
             "confirmations": confirmations, "trivial_authenticated": baseline, "best_of_rounds": len(rounds),
             "rounds": rounds, "load_average": load, "sql_statements_per_call": queries, "receipts_posted": receipts,
@@ -496,12 +536,13 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        for process in (server, consumer):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 

@@ -163,3 +163,71 @@ def test_confirmations_for_two_loans_of_one_product_do_not_wait_for_each_other(e
     assert not failures, failures
     assert done == [True]
     assert Receipt.objects.filter(external_reference__in=["HOLD000001", "FREE000001"]).count() == 2
+
+
+def test_two_consumers_posting_at_once_post_each_stored_confirmation_once(entity, lender_user, mpesa_peer, settings):
+    """Two consumers run the posting task at the same moment: SKIP LOCKED splits the stored
+    payments between them (neither waits for the other's rows), and each payment becomes one
+    receipt, one SMS."""
+    from imali.messaging.models import OutboxMessage
+    from imali.mobilemoney.received import payments_received_post
+
+    settings.HUEY.immediate = False  # stored only: the two posters below do the consumer's work
+    setup = mpesa_setup(entity, lender_user, mpesa_peer, "http://127.0.0.1:1")
+    loans = [open_loan(entity, lender_user, cellphone=f"08212345{n:02d}") for n in range(4)]
+    now = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone)).strftime("%Y%m%d%H%M%S")
+    for n in range(40):
+        mpesa_confirm(setup=setup, body={
+            "TransactionType": "Pay Bill", "TransID": f"TWO{n:07d}", "TransTime": now, "TransAmount": "3.00",
+            "BusinessShortCode": setup.short_code, "BillRefNumber": f"L{loans[n % 4].pk}", "MSISDN": "27821234567",
+            "FirstName": "A", "MiddleName": "", "LastName": "B"})
+    assert ProviderTransaction.objects.filter(status="received").count() == 40
+    barrier, counts, failures = threading.Barrier(2), [], []
+
+    def poster():
+        try:
+            barrier.wait(5)
+            counts.append(payments_received_post(batch=7))
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=poster) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures
+    assert sum(counts) == 40
+    assert ProviderTransaction.objects.filter(status="posted", confirmation_sms="queued").count() == 40
+    assert Receipt.objects.filter(external_reference__startswith="TWO").count() == 40
+    assert OutboxMessage.objects.filter(idempotency_key__contains=":TWO").count() == 40
+
+
+def test_a_stored_confirmation_and_its_statement_line_post_once(entity, lender_user, mpesa_peer, settings):
+    """The callback stored the payment (not yet posted) when the statement with the same
+    transaction number is imported: the import counts it recorded already, the consumer posts it."""
+    from imali.mobilemoney.models import StatementImport
+    from imali.mobilemoney.received import payments_received_post
+    from imali.mobilemoney.services import statement_confirm_run, statement_upload
+
+    settings.HUEY.immediate = False
+    setup = mpesa_setup(entity, lender_user, mpesa_peer, "http://127.0.0.1:1")
+    loan = open_loan(entity, lender_user)
+    local = timezone.now().astimezone(zoneinfo.ZoneInfo(entity.time_zone))
+    mpesa_confirm(setup=setup, body={
+        "TransactionType": "Pay Bill", "TransID": "BOTH000001", "TransTime": local.strftime("%Y%m%d%H%M%S"),
+        "TransAmount": "7.00", "BusinessShortCode": setup.short_code, "BillRefNumber": f"L{loan.pk}",
+        "MSISDN": "27821234567", "FirstName": "A", "MiddleName": "", "LastName": "B"})
+    lines = ["Receipt No.,Completion Time,Transaction Status,Paid In,Other Party Info,A/C No.",
+             f"BOTH000001,{local:%Y-%m-%d %H:%M:%S},Completed,7.00,27821234567 - A B,L{loan.pk}",
+             f"BOTH000002,{local:%Y-%m-%d %H:%M:%S},Completed,8.00,27821234567 - A B,L{loan.pk}"]
+    preview = statement_upload(setup=setup, actor=lender_user, file_name="both.csv", content="\n".join(lines).encode(),
+                               columns={})
+    StatementImport.objects.filter(pk=preview.statement.pk).update(state="queued", confirmed_by=lender_user)
+    done = statement_confirm_run(statement_id=preview.statement.pk)
+    assert (done.posted, done.already_recorded) == (1, 1)
+    assert payments_received_post() == 1
+    assert Receipt.objects.filter(external_reference="BOTH000001").count() == 1
+    assert ProviderTransaction.objects.get(provider_transaction_id="BOTH000001").status == "posted"

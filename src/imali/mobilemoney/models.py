@@ -68,6 +68,9 @@ class Source(models.TextChoices):
 
 
 class TransactionStatus(models.TextChoices):
+    # A confirmation callback stored and answered, its receipt posted within moments by the
+    # consumer (services.payments_received_post, set-based): see docs/mobilemoney.md.
+    RECEIVED = "received", "Received, being posted"
     POSTED = "posted", "Receipt posted"
     SUSPENSE = "suspense", "In suspense (not matched)"
     ALLOCATED = "allocated", "Allocated from suspense"
@@ -117,6 +120,8 @@ class ProviderTransaction(models.Model):
             models.Index(fields=["entity", "status", "transacted_at"], name="mm_txn_entity_status"),
             # The sweep's read: only the few rows still waiting for their SMS are in it.
             models.Index(fields=["created_at"], name="mm_txn_sms_pending", condition=Q(confirmation_sms="pending")),
+            # The poster's read: only the confirmations stored and not yet posted are in it.
+            models.Index(fields=["id"], name="mm_txn_received", condition=Q(status="received")),
         ]
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -254,6 +254,40 @@ def payment_in_record(*, setup: ProviderSetup, payment: PaymentIn, source: str, 
     return txn, True
 
 
+def payment_in_receive(*, setup: ProviderSetup, payment: PaymentIn, source: str) -> tuple[ProviderTransaction, bool]:
+    """Store one payment a provider confirmed, exactly once per provider transaction id, and have
+    it posted in the background: one INSERT (RECEIVED), committed before the provider is answered,
+    so the payment is durable; the unique (setup, transaction id) index refuses a replay or a
+    concurrent callback with the same id (which then changes nothing), and a statement line for it
+    later finds it recorded. After the commit the consumer is asked to post (received.post_soon):
+    the match, the receipt on the loan or the suspense queue, the audit and then the client's SMS,
+    set-based for every payment waiting (received.payments_received_post). Returns (the payment,
+    stored now)."""
+    from . import received
+
+    row = ProviderTransaction(
+        entity=setup.entity, setup=setup, provider_transaction_id=payment.provider_transaction_id, source=source,
+        status=TransactionStatus.RECEIVED, amount=payment.amount, msisdn=payment.msisdn[:20],
+        payer_name=payment.payer_name[:120], account_reference=payment.account_reference[:40],
+        transacted_at=payment.transacted_at)
+    try:
+        if connection.in_atomic_block:
+            # Inside the caller's transaction: a savepoint, so a refused replay leaves it usable.
+            with transaction.atomic():
+                row.save(force_insert=True)
+        else:
+            # The web request: one INSERT that commits itself (no BEGIN and COMMIT round trips).
+            row.save(force_insert=True)
+        txn = row
+    except IntegrityError:
+        existing = ProviderTransaction.objects.filter(setup=setup, provider_transaction_id=payment.provider_transaction_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    transaction.on_commit(received.post_soon)  # at once when the insert committed itself
+    return txn, True
+
+
 # receipt_post's answer when the provider's number is on a receipt already (captured by hand).
 _BY_HAND = "recorded by hand"
 
@@ -309,25 +343,37 @@ def _codes(exc: ValidationError) -> set[str]:
     return {e.code for e in exc.error_list if e.code}
 
 
+def _confirmation_text(txn: ProviderTransaction, loan: Loan, *, template: str | None = None) -> str:
+    """The client's confirmation: the entity's "Payment received" text (`template`, when the caller
+    read it once for many) + amount, loan and transaction number."""
+    from imali.messaging.models import MessageType
+    from imali.messaging.services import merge_values, template_text
+    from imali.messaging.templating import render
+
+    entity = txn.entity
+    values = merge_values(entity=entity, client=loan.client)
+    if template is None:
+        template = template_text(entity=entity, message_type=MessageType.PAYMENT_RECEIVED)
+    try:
+        greeting = render(template, values, missing="")
+    except Exception:  # an entity template naming loan fields we do not fill here
+        greeting = f"Dear {values.get('Client Name', '')} thank you, your payment was received."
+    return (f"{greeting} {entity.currency} {txn.amount:,.2f} for loan {loan.pk}, "
+            f"{txn.setup.get_provider_display().split(' ')[0]} ref {txn.provider_transaction_id}.")
+
+
 def _confirm_by_sms(txn: ProviderTransaction, loan: Loan) -> str:
     """Queue the client's confirmation SMS (the entity's "Payment received" text + amount, loan and
     transaction number). A refusal by messaging (no credits, a number it cannot send to) never
     undoes the payment: it is logged, and the state says so. Returns the new confirmation_sms."""
     from imali.messaging.models import MessageType
-    from imali.messaging.services import merge_values, message_enqueue, template_text
-    from imali.messaging.templating import render
+    from imali.messaging.services import message_enqueue
 
     client = loan.client
     if not client.cellphone:
         return ConfirmationSms.NONE
     entity = txn.entity
-    values = merge_values(entity=entity, client=client)
-    try:
-        greeting = render(template_text(entity=entity, message_type=MessageType.PAYMENT_RECEIVED), values, missing="")
-    except Exception:  # an entity template naming loan fields we do not fill here
-        greeting = f"Dear {values.get('Client Name', '')} thank you, your payment was received."
-    text = (f"{greeting} {entity.currency} {txn.amount:,.2f} for loan {loan.pk}, "
-            f"{txn.setup.get_provider_display().split(' ')[0]} ref {txn.provider_transaction_id}.")
+    text = _confirmation_text(txn, loan)
     try:
         with transaction.atomic():
             message_enqueue(entity=entity, number=client.cellphone, text=text, message_type=MessageType.PAYMENT_RECEIVED,
@@ -431,9 +477,11 @@ def mpesa_validate(*, setup: ProviderSetup, body: dict) -> dict:
 
 
 def mpesa_confirm(*, setup: ProviderSetup, body: dict) -> tuple[ProviderTransaction, bool]:
+    """A confirmation callback: stored (RECEIVED) and answered; its receipt is posted within
+    moments by the consumer (`received.payments_received_post`). Returns (the payment, stored now)."""
     if str(body.get("BusinessShortCode", "")) != setup.short_code:
         raise error("BusinessShortCode", MobileMoneyError.INVALID, "The short code is not this setup's.")
-    return payment_in_record(setup=setup, payment=mpesa_payment(setup, body), source=Source.CALLBACK)
+    return payment_in_receive(setup=setup, payment=mpesa_payment(setup, body), source=Source.CALLBACK)
 
 
 # --- statement import ------------------------------------------------------------------------------

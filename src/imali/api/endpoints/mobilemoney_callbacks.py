@@ -41,7 +41,9 @@ REFUSED = {"ResultCode": "C2B00016", "ResultDesc": "Unknown setup or wrong token
 def _setup(request: HttpRequest, provider: str) -> ProviderSetup | None:
     raw = request.GET.get("setup", "")
     token = request.GET.get("token", "")
-    setup = (ProviderSetup.objects.select_related("entity").filter(pk=int(raw), provider=provider, is_active=True).first()
+    # A primary-key look-up: no ORDER BY (what .first() would add from the model's ordering).
+    setup = (next(iter(ProviderSetup.objects.select_related("entity").filter(pk=int(raw), provider=provider, is_active=True)
+                       .order_by()[:1]), None)
              if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None)
     # Compared even for an unknown setup, so the timing tells nothing about which ids exist.
     expected = services.callback_token(setup) if setup is not None else "0" * 40
