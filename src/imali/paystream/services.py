@@ -130,6 +130,12 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
         errors["base_url"] = [ValidationError("Enter the stream's address, starting http:// or https://.", code="invalid")]
     if not (username or "").strip():
         errors["username"] = [ValidationError("This field is required.", code="required")]
+    # The columns' lengths, checked here: PostgreSQL refuses a longer value (a 500), SQLite keeps it.
+    for name, value in (("base_url", base_url), ("username", (username or "").strip()), ("password", password or ""),
+                        ("branch_code", (branch_code or "").strip())):
+        limit = StreamSettings._meta.get_field(name).max_length
+        if name not in errors and len(value) > limit:
+            errors[name] = [ValidationError(f"At most {limit} characters.", code="max_length")]
     existing = StreamSettings.objects.filter(entity=entity).first()
     if not password and existing is None:
         errors["password"] = [ValidationError("This field is required.", code="required")]
@@ -140,12 +146,12 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
     with transaction.atomic():
         row, created = StreamSettings.objects.select_for_update().get_or_create(
             entity=entity, defaults={"base_url": base_url, "username": username.strip(), "password": password,
-                                     "branch_code": branch_code.strip(), "timeout_seconds": timeout_seconds})
+                                     "branch_code": (branch_code or "").strip(), "timeout_seconds": timeout_seconds})
         before = None if created else {"base_url": row.base_url, "username": row.username, "branch_code": row.branch_code,
                                        "timeout_seconds": row.timeout_seconds, "decline_sms": row.decline_sms}
         if decline_sms is not None:  # None: left as it is
             row.decline_sms = bool(decline_sms)
-        row.base_url, row.username, row.branch_code, row.timeout_seconds = base_url, username.strip(), branch_code.strip(), timeout_seconds
+        row.base_url, row.username, row.branch_code, row.timeout_seconds = base_url, username.strip(), (branch_code or "").strip(), timeout_seconds
         if password:
             row.password = password
         row.save()

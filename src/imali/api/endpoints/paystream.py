@@ -167,7 +167,7 @@ class RequestSerializer(serializers.ModelSerializer):
 
 
 class SettingsSerializer(serializers.Serializer):
-    base_url = serializers.URLField()
+    base_url = serializers.URLField(max_length=StreamSettings._meta.get_field("base_url").max_length)
     username = TextField(max_length=80)
     password = TextField(max_length=200, write_only=True, required=False, allow_blank=True,
                                      help_text="Write-only; blank or absent keeps the stored one")

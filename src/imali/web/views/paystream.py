@@ -93,7 +93,8 @@ class InstalmentForm(forms.Form):
 
 
 class SettingsForm(forms.Form):
-    base_url = forms.URLField(assume_scheme="https", label="Base URL", help_text="The payment stream's web-service address")
+    base_url = forms.URLField(assume_scheme="https", max_length=StreamSettings._meta.get_field("base_url").max_length,
+                              label="Base URL", help_text="The payment stream's web-service address")
     username = forms.CharField(max_length=80, label="User name")
     password = forms.CharField(max_length=200, required=False, label="Password",
                                widget=forms.PasswordInput(render_value=False),

@@ -1,0 +1,67 @@
+"""Hostile input to the payment stream's API and screens (the probes of a QA pass): values longer
+than their columns, dates far in the future, references in other scripts, a second amount with no
+second account, edits of instalments the stream would refuse. Each is a 400 or a form error naming
+the field, nothing is written and nothing is sent to the stream."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from imali.paystream import services
+from imali.paystream.models import (
+    CreditPayment,
+    DebiCheckMandate,
+    NoteInstalment,
+    StreamFunction,
+    StreamRequest,
+    StreamSettings,
+)
+
+from .conftest import ABSA_OK, approved_loan
+
+pytestmark = pytest.mark.django_db
+
+LONG_URL = "http://stream.example.com/" + "v1/" * 70  # 236 characters: a valid URL, longer than the column
+
+
+@pytest.fixture
+def api(client, clerk):
+    client.force_login(clerk)
+    return client
+
+
+@pytest.fixture
+def account(ps_entity, clerk, borrower):
+    return services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
+
+
+def _stored(entity) -> tuple:
+    return tuple(StreamSettings.objects.filter(entity=entity).values_list("base_url", "username").get())
+
+
+# --- settings: a value longer than its column -----------------------------------------------------
+def test_a_base_url_longer_than_its_column_is_a_400_and_nothing_is_saved(api, ps_entity):
+    before = _stored(ps_entity)
+    refused = api.put("/api/payment-stream/settings/", {"base_url": LONG_URL, "username": "x"}, content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"base_url"}
+    assert _stored(ps_entity) == before
+
+
+def test_the_settings_screen_names_a_base_url_too_long(api, ps_entity):
+    before = _stored(ps_entity)
+    shown = api.post(reverse("web:paystream_settings"), {"base_url": LONG_URL, "username": "x", "timeout_seconds": 10})
+    assert shown.status_code == 200 and "base_url" in shown.context["form"].errors
+    assert _stored(ps_entity) == before
+
+
+def test_the_service_refuses_values_longer_than_their_columns(ps_entity, clerk):
+    before = _stored(ps_entity)
+    with pytest.raises(ValidationError) as refused:
+        services.stream_settings_save(entity=ps_entity, actor=clerk, base_url=LONG_URL, username="u" * 81,
+                                      password="p" * 201, branch_code="b" * 21)
+    assert set(refused.value.error_dict) == {"base_url", "username", "password", "branch_code"}
+    assert _stored(ps_entity) == before
