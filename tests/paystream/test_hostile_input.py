@@ -65,3 +65,51 @@ def test_the_service_refuses_values_longer_than_their_columns(ps_entity, clerk):
                                       password="p" * 201, branch_code="b" * 21)
     assert set(refused.value.error_dict) == {"base_url", "username", "password", "branch_code"}
     assert _stored(ps_entity) == before
+
+
+# --- instalment edits -------------------------------------------------------------------------------
+@pytest.fixture
+def note(api, ps_entity, clerk, borrower, account):
+    loan = approved_loan(ps_entity, clerk, borrower)
+    return services.note_create(entity=ps_entity, actor=clerk, loan=loan, stream="eft", account=account)
+
+
+def _edits() -> int:
+    return StreamRequest.objects.filter(function=StreamFunction.EDIT_INSTALMENT).count()
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "2200-01-01"])
+def test_an_action_date_years_ahead_is_refused_naming_it(api, note, day):
+    before = list(NoteInstalment.objects.filter(note=note).values_list("action_date", flat=True))
+    refused = api.post(f"/api/payment-stream/notes/{note.pk}/instalment/", {"seq": 1, "action_date": day},
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"action_date"}
+    assert list(NoteInstalment.objects.filter(note=note).values_list("action_date", flat=True)) == before
+    assert _edits() == 0  # refused here, not sent to the stream
+
+
+def test_an_action_date_within_a_year_of_the_last_instalment_is_taken(api, note):
+    last = max(NoteInstalment.objects.filter(note=note).values_list("action_date", flat=True))
+    day = last + dt.timedelta(days=300)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    taken = api.post(f"/api/payment-stream/notes/{note.pk}/instalment/", {"seq": 1, "action_date": day.isoformat()},
+                     content_type="application/json")
+    assert taken.status_code == 200, taken.content
+
+
+def test_a_cancelled_notes_instalments_are_not_edited_nor_sent(api, ps_entity, clerk, note):
+    services.note_cancel(entity=ps_entity, actor=clerk, note=note)
+    refused = api.post(f"/api/payment-stream/notes/{note.pk}/instalment/", {"seq": 1, "tracking_days": 3},
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"note"}
+    assert _edits() == 0
+
+
+def test_an_instalment_no_longer_pending_is_not_edited_nor_sent(api, note):
+    NoteInstalment.objects.filter(note=note, seq=1).update(status="collected")
+    refused = api.post(f"/api/payment-stream/notes/{note.pk}/instalment/", {"seq": 1, "tracking_days": 3},
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"seq"}
+    assert NoteInstalment.objects.get(note=note, seq=1).tracking_days == 0
+    assert _edits() == 0

@@ -480,15 +480,27 @@ def _on_mandate_day(mandate, day: dt.date, country: str) -> bool:
                for n in nominals if not is_business_day(n, country))
 
 
+# How far past the note's last instalment (or today, if later) an instalment may be moved: a typo
+# such as 9999-12-31 is refused, naming the field, instead of being sent to the stream.
+ACTION_DATE_HORIZON = dt.timedelta(days=366)
+
+
 def _check_action_date(entity: Entity, note: PromissoryNote, action_date: dt.date) -> None:
-    """A new action date is today or later; EFT debits (EFT and Social Grant EFT) go out Monday to
-    Friday, never on a public holiday of the entity's country (DOMAIN §7)."""
+    """A new action date is today or later, and at most a year after the note's last instalment;
+    EFT debits (EFT and Social Grant EFT) go out Monday to Friday, never on a public holiday of the
+    entity's country (DOMAIN §7)."""
     import holidays
 
     from imali.loans.schedule import is_business_day
 
-    if action_date < local_today(entity):
+    today = local_today(entity)
+    if action_date < today:
         raise stream_error("action_date", StreamError.INVALID, "The action date cannot be in the past.")
+    last = max([today, *note.instalments.values_list("action_date", flat=True)])
+    if action_date > last + ACTION_DATE_HORIZON:
+        raise stream_error("action_date", StreamError.TOO_FAR_AHEAD,
+                           f"The action date is at most a year after the note's last instalment: "
+                           f"{(last + ACTION_DATE_HORIZON).isoformat()} at the latest.")
     if note.stream in AMOUNT_EDITABLE_STREAMS and not is_business_day(action_date, entity.country):
         holiday = holidays.country_holidays(entity.country, years=action_date.year).get(action_date)
         why = f"a public holiday ({holiday})" if holiday else action_date.strftime("a %A")
@@ -503,9 +515,17 @@ def instalment_edit(*, entity: Entity, actor, note: PromissoryNote, seq: int, ac
     the EFT and Social Grant EFT streams."""
     require_access(entity=entity, actor=actor)
     _same_entity(entity, note)
+    if note.status not in (NoteStatus.ACTIVE, NoteStatus.PENDING):
+        raise stream_error("note", StreamError.NOTE_NOT_EDITABLE,
+                           f"Only an active or pending note's instalments can be changed; this note is "
+                           f"{note.get_status_display().lower()}.")
     instalment = note.instalments.filter(seq=seq).first()
     if instalment is None:
         raise stream_error("seq", StreamError.INVALID, f"The note has no instalment number {seq}.")
+    if instalment.status != NoteInstalmentStatus.PENDING:
+        raise stream_error("seq", StreamError.INSTALMENT_NOT_PENDING,
+                           f"Only a pending instalment can be changed; instalment {seq} is "
+                           f"{instalment.get_status_display().lower()}.")
     money = None
     if amount not in (None, ""):
         if note.stream not in AMOUNT_EDITABLE_STREAMS:
