@@ -113,3 +113,30 @@ def test_an_instalment_no_longer_pending_is_not_edited_nor_sent(api, note):
     assert refused.status_code == 400 and set(refused.json()) == {"seq"}
     assert NoteInstalment.objects.get(note=note, seq=1).tracking_days == 0
     assert _edits() == 0
+
+
+# --- DebiCheck mandates -------------------------------------------------------------------------------
+def _mandate_body(loan, account, **changes) -> dict:
+    return {"loan": loan.pk, "account": account.pk, "authentication": "tt3", "collection_day": 25,
+            "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat(), **changes}
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "2100-01-25"])
+def test_a_first_collection_years_ahead_is_refused_naming_it(api, ps_entity, clerk, borrower, account, day):
+    loan = approved_loan(ps_entity, clerk, borrower)
+    refused = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account, first_collection_date=day),
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"first_collection_date"}
+    assert not DebiCheckMandate.objects.exists()
+
+
+@pytest.mark.parametrize("reference", ["١٢٣-AB", "ÄB-1", "straße", "ＡＢ１"])
+def test_a_contract_reference_outside_a_z_0_9_and_dashes_is_refused(api, ps_entity, clerk, borrower, account, reference):
+    loan = approved_loan(ps_entity, clerk, borrower)
+    refused = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account, contract_reference=reference),
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"contract_reference"}
+    assert not DebiCheckMandate.objects.exists()
+    taken = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account, contract_reference="dc-7a"),
+                     content_type="application/json")
+    assert taken.status_code == 201 and taken.json()["contract_reference"] == "DC-7A"
