@@ -140,3 +140,12 @@ def test_a_contract_reference_outside_a_z_0_9_and_dashes_is_refused(api, ps_enti
     taken = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account, contract_reference="dc-7a"),
                      content_type="application/json")
     assert taken.status_code == 201 and taken.json()["contract_reference"] == "DC-7A"
+
+
+# --- pay to client accounts (the screen) ------------------------------------------------------------
+def test_a_second_amount_without_a_second_account_is_a_form_error_not_dropped(api, borrower, account):
+    shown = api.post(reverse("web:paystream_pay", kwargs={"client_id": borrower.pk}),
+                     {"account_1": account.pk, "amount_1": "10.00", "amount_2": "500.00"})
+    assert shown.status_code == 400 and "account_2" in shown.context["pay_form"].errors
+    assert not CreditPayment.objects.exists()
+    assert not StreamRequest.objects.filter(function=StreamFunction.PAY_TO_CLIENT_ACCOUNT).exists()

@@ -63,6 +63,13 @@ class PayForm(forms.Form):
         self.fields["account_1"].queryset = accounts
         self.fields["account_2"].queryset = accounts
 
+    def clean(self):
+        data = super().clean()
+        # An amount for a second account with no account chosen would be dropped, and less paid than typed.
+        if data.get("amount_2") and not data.get("account_2") and not self.has_error("account_2"):
+            self.add_error("account_2", "Choose the second account, or leave the second amount blank.")
+        return data
+
     def parts(self) -> list:
         data = self.cleaned_data
         parts = [(data["account_1"], data["amount_1"])]
