@@ -149,3 +149,25 @@ def test_a_second_amount_without_a_second_account_is_a_form_error_not_dropped(ap
     assert shown.status_code == 400 and "account_2" in shown.context["pay_form"].errors
     assert not CreditPayment.objects.exists()
     assert not StreamRequest.objects.filter(function=StreamFunction.PAY_TO_CLIENT_ACCOUNT).exists()
+
+
+# --- DebiCheck mandates over the API: numbers and flags read one way ---------------------------------
+@pytest.mark.parametrize("rate", ["1e1", "1E1", "١٠", 1e1, "10.0001", True])
+def test_an_adjustment_rate_is_plain_digits_with_up_to_three_places(api, ps_entity, clerk, borrower, account, rate):
+    loan = approved_loan(ps_entity, clerk, borrower)
+    refused = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account, adjustment_category="annually",
+                                                                      adjustment_rate=rate), content_type="application/json")
+    if rate == 1e1:  # a JSON number 10.0 is the rate 10
+        assert refused.status_code == 201, refused.content
+        return
+    assert refused.status_code == 400 and set(refused.json()) == {"adjustment_rate"}
+    assert not DebiCheckMandate.objects.exists()
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, "true", "on"])
+def test_date_adjustment_is_a_json_boolean(api, ps_entity, clerk, borrower, account, flag):
+    loan = approved_loan(ps_entity, clerk, borrower)
+    refused = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account, date_adjustment=flag),
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"date_adjustment"}
+    assert not DebiCheckMandate.objects.exists()
