@@ -171,3 +171,15 @@ def test_date_adjustment_is_a_json_boolean(api, ps_entity, clerk, borrower, acco
                        content_type="application/json")
     assert refused.status_code == 400 and set(refused.json()) == {"date_adjustment"}
     assert not DebiCheckMandate.objects.exists()
+
+
+@pytest.mark.parametrize("rate", ["1e1", "١٠", "１０"])
+def test_the_mandate_screen_reads_an_adjustment_rate_as_plain_digits(api, ps_entity, clerk, borrower, account, rate):
+    loan = approved_loan(ps_entity, clerk, borrower)
+    form = {"account": account.pk, "authentication": "tt3", "value_type": "fixed", "debit_sequence": "recurring",
+            "instalment_amount": str(loan.instalment_amount), "maximum_collection": str(loan.instalment_amount),
+            "frequency": "monthly", "collection_day": "25", "adjustment_category": "annually", "adjustment_rate": rate,
+            "tracking_days": "0", "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()}
+    shown = api.post(reverse("web:paystream_mandate_create", kwargs={"loan_id": loan.pk}), form)
+    assert shown.status_code == 400 and "adjustment_rate" in shown.context["form"].errors
+    assert not DebiCheckMandate.objects.exists()
