@@ -482,11 +482,11 @@ def _on_mandate_day(mandate, day: dt.date, country: str) -> bool:
 
 # How far past the note's last instalment (or today, if later) an instalment may be moved: a typo
 # such as 9999-12-31 is refused, naming the field, instead of being sent to the stream.
-ACTION_DATE_HORIZON = dt.timedelta(days=366)
+ACTION_DATE_HORIZON = dt.timedelta(days=731)
 
 
 def _check_action_date(entity: Entity, note: PromissoryNote, action_date: dt.date) -> None:
-    """A new action date is today or later, and at most a year after the note's last instalment;
+    """A new action date is today or later, and at most two years after the note's last instalment;
     EFT debits (EFT and Social Grant EFT) go out Monday to Friday, never on a public holiday of the
     entity's country (DOMAIN §7)."""
     import holidays
@@ -499,7 +499,7 @@ def _check_action_date(entity: Entity, note: PromissoryNote, action_date: dt.dat
     last = max([today, *note.instalments.values_list("action_date", flat=True)])
     if action_date > last + ACTION_DATE_HORIZON:
         raise stream_error("action_date", StreamError.TOO_FAR_AHEAD,
-                           f"The action date is at most a year after the note's last instalment: "
+                           f"The action date is at most two years after the note's last instalment: "
                            f"{(last + ACTION_DATE_HORIZON).isoformat()} at the latest.")
     if note.stream in AMOUNT_EDITABLE_STREAMS and not is_business_day(action_date, entity.country):
         holiday = holidays.country_holidays(entity.country, years=action_date.year).get(action_date)
