@@ -183,3 +183,51 @@ def test_the_mandate_screen_reads_an_adjustment_rate_as_plain_digits(api, ps_ent
     shown = api.post(reverse("web:paystream_mandate_create", kwargs={"loan_id": loan.pk}), form)
     assert shown.status_code == 400 and "adjustment_rate" in shown.context["form"].errors
     assert not DebiCheckMandate.objects.exists()
+
+
+# --- the stream's collection-results feed ---------------------------------------------------------
+def _feed_line(note, **changes) -> dict:
+    from .test_collections import _due
+
+    return {"reference": "RODD", "noteRef": note.reference, "seq": _due(note)[0].seq, "result": "collected",
+            "amount": "10.00", "date": dt.date.today().isoformat(), **changes}
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"position": 2**40, "amount": "NaN"}, "position"),  # beyond the column: PostgreSQL refused the whole page
+    ({"result": "collected-and-then-some"}, "result"),  # longer than the kind column; not a kind either
+    ({"result": "paid"}, "result"),
+])
+def test_a_feed_line_out_of_the_columns_range_is_set_aside_and_the_feed_moves_on(ps_entity, clerk, borrower, peer, changes,
+                                                                                 reason):
+    from imali.paystream.models import CollectionProblem, CollectionResult
+
+    from .conftest import active_loan_with_note
+    from .test_collections import _due
+
+    loan, note = active_loan_with_note(ps_entity, clerk, borrower)
+    due = _due(note)
+    peer.add_raw_result(_feed_line(note, **changes))
+    summary = services.collections_fetch(entity=ps_entity, actor=clerk)
+    assert (summary.collected, summary.malformed) == (len(due), 1)
+    problem = CollectionProblem.objects.get(entity=ps_entity, reference="RODD")
+    assert reason in problem.reason
+    assert not CollectionResult.objects.filter(reference="RODD").exists()
+    assert set(CollectionResult.objects.values_list("kind", flat=True)) == {"collected"}
+
+
+@pytest.mark.parametrize("last", [-1, "12", 2**64, None])
+def test_a_feed_position_that_is_not_one_is_refused_and_the_place_kept(ps_entity, clerk, peer, monkeypatch, last):
+    from imali.paystream.adapters.http import HttpPaymentStream
+
+    original = HttpPaymentStream._call
+
+    def call(self, function, key, body):
+        answer = original(self, function, key, body)
+        return {**answer, "last": last} if function == "CollectionResults" else answer
+
+    monkeypatch.setattr(HttpPaymentStream, "_call", call)
+    with pytest.raises(ValidationError) as refused:
+        services.collections_fetch(entity=ps_entity, actor=clerk)
+    assert "__all__" in refused.value.error_dict
+    assert StreamSettings.objects.get(entity=ps_entity).collections_after == 0

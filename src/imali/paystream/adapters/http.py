@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 
 from imali.core.money import parse_amount
 
+from ..models import CollectionKind
 from .base import (
     AuthenticationState,
     CollectionOutcome,
@@ -180,7 +181,12 @@ class HttpPaymentStream:
         for raw in result.get("results") or []:
             outcome = _outcome(raw)
             (malformed if isinstance(outcome, MalformedResult) else rows).append(outcome)
-        return rows, malformed, int(result.get("last", after))
+        last = result.get("last", after)
+        if not isinstance(last, int) or isinstance(last, bool) or not after <= last <= MAX_FEED_POSITION:
+            # Kept as the place to read on from: a position that is not one would stop (or skip) the feed.
+            raise StreamRejected("invalid_feed_position", f"The stream's feed position {last!r} is not a whole number "
+                                                          f"from {after} to {MAX_FEED_POSITION}.")
+        return rows, malformed, last
 
 
 def _authentication(result: dict, name: str) -> AuthenticationState:
@@ -193,13 +199,20 @@ def _authentication(result: dict, name: str) -> AuthenticationState:
                                authenticate_by=deadline, reason=str(result.get("reason", ""))[:200])
 
 
+# The feed's positions as the columns keep them: a line's (CollectionProblem.position, a positive
+# integer) and the place read up to (StreamSettings.collections_after, a positive big integer).
+MAX_LINE_POSITION = 2**31 - 1
+MAX_FEED_POSITION = 2**63 - 1
+
+
 def _outcome(raw) -> CollectionOutcome | MalformedResult:
     """One line of the results feed, or why it cannot be read. One bad line must not stop the
     feed: it is set aside with its reason and the lines after it are imported."""
     if not isinstance(raw, dict):
         return MalformedResult(position=None, reference="", reason="The line is not an object.", raw=repr(raw)[:500])
     position = raw.get("position")
-    position = position if isinstance(position, int) and not isinstance(position, bool) and position > 0 else None
+    position = (position if isinstance(position, int) and not isinstance(position, bool) and 0 < position <= MAX_LINE_POSITION
+                else None)
     reference = str(raw.get("reference", ""))[:40]
 
     def bad(reason: str) -> MalformedResult:
@@ -209,7 +222,9 @@ def _outcome(raw) -> CollectionOutcome | MalformedResult:
     if missing:
         return bad(f"Missing {', '.join(missing)}.")
     if position is None:
-        return bad(f"The position {raw['position']!r} is not a whole number above zero.")
+        return bad(f"The position {raw['position']!r} is not a whole number from 1 to {MAX_LINE_POSITION}.")
+    if raw["result"] not in CollectionKind.values:
+        return bad(f"The result {str(raw['result'])[:40]!r} is not one of {', '.join(CollectionKind.values)}.")
     if not isinstance(raw["seq"], int) or isinstance(raw["seq"], bool) or raw["seq"] < 1:
         return bad(f"The instalment number {raw['seq']!r} is not a whole number above zero.")
     try:
