@@ -231,3 +231,19 @@ def test_a_feed_position_that_is_not_one_is_refused_and_the_place_kept(ps_entity
         services.collections_fetch(entity=ps_entity, actor=clerk)
     assert "__all__" in refused.value.error_dict
     assert StreamSettings.objects.get(entity=ps_entity).collections_after == 0
+
+
+# --- a closed account, reached by its id over the API ------------------------------------------------
+def test_no_note_or_mandate_collects_from_a_closed_account(api, ps_entity, clerk, borrower, account):
+    from imali.clients.models import ClientAccount
+    from imali.paystream.models import PromissoryNote
+
+    ClientAccount.objects.filter(pk=account.account_id).update(is_active=False)  # the account was closed
+    loan = approved_loan(ps_entity, clerk, borrower)
+    note = api.post("/api/payment-stream/notes/", {"loan": loan.pk, "stream": "eft", "account": account.pk},
+                    content_type="application/json")
+    assert note.status_code == 400 and set(note.json()) == {"account"}
+    mandate = api.post("/api/payment-stream/mandates/", _mandate_body(loan, account), content_type="application/json")
+    assert mandate.status_code == 400 and set(mandate.json()) == {"account"}
+    assert not PromissoryNote.objects.exists() and not DebiCheckMandate.objects.exists()
+    assert not StreamRequest.objects.filter(function=StreamFunction.CREATE_PROMISSORY).exists()

@@ -138,8 +138,9 @@ def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount,
     errors = _Errors()
     if loan.status not in (LoanStatus.APPLICATION, LoanStatus.APPROVED, LoanStatus.ACTIVE):
         errors.add("loan", "A mandate is made for a loan being applied for, approved or active.", StreamError.LOAN_STATUS)
-    if account.client_id != loan.client_id or account.account.kind != "bank":
-        errors.add("account", "Choose a bank account of the loan's client registered at the stream.", StreamError.ACCOUNTS)
+    if account.client_id != loan.client_id or account.account.kind != "bank" or not account.account.is_active:
+        errors.add("account", "Choose an active bank account of the loan's client registered at the stream.",
+                   StreamError.ACCOUNTS)
     choices = {"authentication": AuthenticationType, "value_type": MandateValueType, "debit_sequence": DebitSequence,
                "frequency": MandateFrequency, "adjustment_category": AdjustmentCategory}
     defaults = {"value_type": MandateValueType.FIXED, "debit_sequence": DebitSequence.RECURRING,

@@ -353,8 +353,9 @@ def note_create(*, entity: Entity, actor, loan: Loan, stream: str, account: Stre
     _same_entity(entity, loan, account)
     if stream not in PaymentStreamKind.values:
         raise stream_error("stream", StreamError.INVALID, "Choose NAEDO, EFT or Social Grant EFT.")
-    if account.client_id != loan.client_id or account.account.kind != AccountKind.BANK:
-        raise stream_error("account", StreamError.ACCOUNTS, "Choose a bank account of the loan's client registered at the stream.")
+    if account.client_id != loan.client_id or account.account.kind != AccountKind.BANK or not account.account.is_active:
+        raise stream_error("account", StreamError.ACCOUNTS,
+                           "Choose an active bank account of the loan's client registered at the stream.")
     if not 0 <= int(tracking_days) <= 32:
         raise stream_error("tracking_days", StreamError.INVALID, "Tracking is 0 to 32 days.")
     if PromissoryNote.objects.filter(loan=loan).exclude(status=NoteStatus.CANCELLED).exists():
