@@ -197,6 +197,7 @@ def _feed_line(note, **changes) -> dict:
     ({"position": 2**40, "amount": "NaN"}, "position"),  # beyond the column: PostgreSQL refused the whole page
     ({"result": "collected-and-then-some"}, "result"),  # longer than the kind column; not a kind either
     ({"result": "paid"}, "result"),
+    ({"reference": "RODD" + "9" * 40}, "longer than 40"),  # cut to 40, it would have been another result's reference
 ])
 def test_a_feed_line_out_of_the_columns_range_is_set_aside_and_the_feed_moves_on(ps_entity, clerk, borrower, peer, changes,
                                                                                  reason):
@@ -210,9 +211,9 @@ def test_a_feed_line_out_of_the_columns_range_is_set_aside_and_the_feed_moves_on
     peer.add_raw_result(_feed_line(note, **changes))
     summary = services.collections_fetch(entity=ps_entity, actor=clerk)
     assert (summary.collected, summary.malformed) == (len(due), 1)
-    problem = CollectionProblem.objects.get(entity=ps_entity, reference="RODD")
+    problem = CollectionProblem.objects.get(entity=ps_entity, reference__startswith="RODD")
     assert reason in problem.reason
-    assert not CollectionResult.objects.filter(reference="RODD").exists()
+    assert not CollectionResult.objects.filter(reference__startswith="RODD").exists()
     assert set(CollectionResult.objects.values_list("kind", flat=True)) == {"collected"}
 
 
@@ -247,3 +248,28 @@ def test_no_note_or_mandate_collects_from_a_closed_account(api, ps_entity, clerk
     assert mandate.status_code == 400 and set(mandate.json()) == {"account"}
     assert not PromissoryNote.objects.exists() and not DebiCheckMandate.objects.exists()
     assert not StreamRequest.objects.filter(function=StreamFunction.CREATE_PROMISSORY).exists()
+
+
+# --- a printed document the stream sends malformed ---------------------------------------------------
+@pytest.mark.parametrize("spoil", [
+    lambda doc: {**doc, "kind": "invoice"},
+    lambda doc: {**doc, "lines": [{k: v for k, v in line.items() if k != "status"} for line in doc["lines"]]},
+    lambda doc: {**doc, "fields": {**doc["fields"], "total": "NaN"}},
+    lambda doc: {**doc, "lines": [{**doc["lines"][0], "amount": "1e3"}]},
+    lambda doc: {**doc, "lines": "none"},
+], ids=["kind", "line-column", "total", "line-amount", "lines-type"])
+def test_a_malformed_document_from_the_stream_is_a_400_not_a_500(api, note, monkeypatch, spoil):
+    from imali.paystream.adapters.http import HttpPaymentStream
+
+    original = HttpPaymentStream._call
+
+    def call(self, function, key, body):
+        answer = original(self, function, key, body)
+        return spoil(answer) if function == "PrintPromissory" else answer
+
+    monkeypatch.setattr(HttpPaymentStream, "_call", call)
+    refused = api.post(f"/api/payment-stream/notes/{note.pk}/print/")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert StreamRequest.objects.get(function=StreamFunction.PRINT_PROMISSORY).error_code == "invalid_document"
+    monkeypatch.setattr(HttpPaymentStream, "_call", original)
+    assert api.post(f"/api/payment-stream/notes/{note.pk}/print/").content.startswith(b"%PDF")
