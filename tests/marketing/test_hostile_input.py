@@ -52,3 +52,33 @@ def test_json_booleans_are_taken(api, no_consent_needed):
     taken = api.post("/api/marketing/datasets/", {"calculate_settlement": True, "only_change_and_debt": False},
                      format="json")
     assert taken.status_code == 202 and taken.json()["filters"] == {"calculate_settlement": True}
+
+
+def test_an_idempotency_key_used_for_another_send_is_refused_not_answered_with_that_send(entity, signed_in, book, funded,  # noqa: F811
+                                                                                         no_consent_needed):
+    from imali.marketing.models import MarketingSend
+    from imali.marketing.services import custom_message_save, dataset_start
+    from imali.messaging.models import OutboxMessage
+
+    from .conftest import TODAY
+
+    api = signed_in(entity, [Right.CLIENT_MARKETING, Right.MAXSMS_MESSAGE_SETUP])
+    for _ in range(2):
+        book.loan()
+    first = dataset_start(actor=api.user, entity=entity, filters={}, as_of=TODAY, background=False)
+    second = dataset_start(actor=api.user, entity=entity, filters={"calculate_settlement": True}, as_of=TODAY,
+                           background=False)
+    offer = custom_message_save(actor=api.user, entity=entity, channel="sms", name="Offer", text="Hello {^Client Name^} an offer")
+    other = custom_message_save(actor=api.user, entity=entity, channel="sms", name="Other", text="Hi {^Client Name^} another")
+    sent = api.post(f"/api/marketing/datasets/{first.pk}/send/", {"message": offer.pk, "idempotency_key": "k1"}, format="json")
+    assert sent.status_code == 201
+    queued = OutboxMessage.objects.count()
+    row = first.rows.order_by("seq").first()
+    for dataset, body in ((second, {"message": offer.pk}), (first, {"message": other.pk}),
+                          (first, {"message": offer.pk, "rows": [row.pk]})):
+        refused = api.post(f"/api/marketing/datasets/{dataset.pk}/send/", {**body, "idempotency_key": "k1"}, format="json")
+        assert refused.status_code == 400 and set(refused.json()) == {"idempotency_key"}, body
+    # The same send asked again is still answered with the send made (a retried call, a double click).
+    again = api.post(f"/api/marketing/datasets/{first.pk}/send/", {"message": offer.pk, "idempotency_key": "k1"}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == sent.json()["id"]
+    assert MarketingSend.objects.count() == 1 and OutboxMessage.objects.count() == queued
