@@ -273,3 +273,15 @@ def test_a_malformed_document_from_the_stream_is_a_400_not_a_500(api, note, monk
     assert StreamRequest.objects.get(function=StreamFunction.PRINT_PROMISSORY).error_code == "invalid_document"
     monkeypatch.setattr(HttpPaymentStream, "_call", original)
     assert api.post(f"/api/payment-stream/notes/{note.pk}/print/").content.startswith(b"%PDF")
+
+
+def test_registering_an_existing_account_names_client_account_when_refused(api, ps_entity, borrower, account):
+    from imali.clients.services import client_account_add
+
+    url = f"/api/payment-stream/clients/{borrower.pk}/accounts/"
+    twice = api.post(url, {"client_account": account.account_id}, content_type="application/json")
+    assert twice.status_code == 400 and set(twice.json()) == {"client_account"}
+    wallet = client_account_add(client=borrower, actor=None, data={"kind": "wallet", "purpose": "payout",
+                                                                    "wallet_provider": "M-Pesa", "wallet_number": "+27825550100"})
+    not_bank = api.post(url, {"client_account": wallet.pk}, content_type="application/json")
+    assert not_bank.status_code == 400 and set(not_bank.json()) == {"client_account"}
