@@ -285,3 +285,11 @@ def test_registering_an_existing_account_names_client_account_when_refused(api, 
                                                                     "wallet_provider": "M-Pesa", "wallet_number": "+27825550100"})
     not_bank = api.post(url, {"client_account": wallet.pk}, content_type="application/json")
     assert not_bank.status_code == 400 and set(not_bank.json()) == {"client_account"}
+
+
+@pytest.mark.parametrize("count", [0, 3, 20000])
+def test_a_payment_to_no_or_many_accounts_is_refused_naming_accounts(api, borrower, account, count):
+    body = {"client": borrower.pk, "accounts": [{"account": account.pk, "amount": "10.00"}] * count}
+    refused = api.post("/api/payment-stream/payments/", body, content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"accounts"}
+    assert not CreditPayment.objects.exists()

@@ -113,7 +113,7 @@ class PayWriteSerializer(serializers.Serializer):
     client = EntityRelatedField(queryset=Client.objects.all())
     loan = EntityRelatedField(queryset=Loan.objects.all(), required=False, allow_null=True,
                               help_text="A loan's payout: the total must equal its principal")
-    accounts = PartSerializer(many=True, help_text="One or two registered accounts")
+    accounts = PartSerializer(many=True, min_length=1, max_length=2, help_text="One or two registered accounts")
     cash_amount = MoneyField(allow_zero=True, required=False, default="0")
 
 
