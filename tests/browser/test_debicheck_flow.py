@@ -4,6 +4,8 @@ payment-stream page when the local peer's bank approves it — over loopback."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from imali.paystream import services
@@ -20,7 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def peer():
-    import datetime as dt
     import time
 
     base, started = dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=SAST), time.monotonic()
@@ -50,7 +51,9 @@ def test_mandate_created_signed_sent_and_approved_in_the_browser(page, live_serv
     form = page.locator("#mandate-form")
     form.locator("select[name=account]").select_option(index=1)
     form.locator("select[name=authentication]").select_option("tt1")
-    form.locator("input[name=first_collection_date]").fill("2099-01-25")
+    # The 25th of the month after next (a first collection is at most a year ahead).
+    first = (dt.date.today().replace(day=1) + dt.timedelta(days=40)).replace(day=25)
+    form.locator("input[name=first_collection_date]").fill(first.isoformat())
     form.locator("button[type=submit]").click()
     page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
     mandate = DebiCheckMandate.objects.get(loan=loan)

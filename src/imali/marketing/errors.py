@@ -22,3 +22,4 @@ class MarketingError(StrEnum):
     TOO_LONG = "too_long"
     TEMPLATE = "template_invalid"
     INSUFFICIENT_CREDITS = "insufficient_credits"
+    KEY_REUSED = "idempotency_key_reused"

@@ -253,7 +253,7 @@ def send_start(*, actor, entity: Entity, dataset_id: int, message_id, idempotenc
         raise _error("idempotency_key", MarketingError.REQUIRED, "An idempotency key is required.")
     found = MarketingSend.objects.filter(entity=entity, idempotency_key=idempotency_key).first()
     if found is not None:
-        return found, True
+        return _same_send(found, dataset_id=dataset_id, message_id=message_id, row_ids=row_ids), True
     dataset = _dataset(entity, dataset_id)
     message = _message(entity, message_id)
     ids = _row_ids(dataset, row_ids)
@@ -269,7 +269,8 @@ def send_start(*, actor, entity: Entity, dataset_id: int, message_id, idempotenc
                          after={"stage": "send requested", "dataset": dataset.pk, "message": message.pk,
                                 "rows": len(ids) or "all", "background": background})
     except IntegrityError:
-        return MarketingSend.objects.get(entity=entity, idempotency_key=idempotency_key), True
+        found = MarketingSend.objects.get(entity=entity, idempotency_key=idempotency_key)
+        return _same_send(found, dataset_id=dataset.pk, message_id=message.pk, row_ids=ids), True
     if background:
         from .tasks import send_run_task
 
@@ -278,6 +279,21 @@ def send_start(*, actor, entity: Entity, dataset_id: int, message_id, idempotenc
         send_run(send_id=send.pk)
         send.refresh_from_db()
     return send, False
+
+
+def _same_send(found: MarketingSend, *, dataset_id, message_id, row_ids) -> MarketingSend:
+    """The send made under a key, when asked again for the same one; a key used for another data
+    set, message or rows is refused rather than answered with that other send (nothing would go,
+    and the caller would read it as sent)."""
+    try:
+        asked = (int(dataset_id), int(message_id), sorted({int(r) for r in row_ids or ()}))
+    except (TypeError, ValueError):
+        asked = None
+    if asked != (found.dataset_id, found.message_id, sorted(found.row_ids or ())):
+        raise _error("idempotency_key", MarketingError.KEY_REUSED,
+                     "This idempotency key was used for another send (another data set, message or rows): "
+                     "use a new key for a new send.")
+    return found
 
 
 def send_run(*, send_id: int) -> MarketingSend:

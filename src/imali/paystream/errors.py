@@ -19,6 +19,8 @@ class StreamError(StrEnum):
     NOTE_EXISTS = "note_exists"
     AMOUNT_NOT_EDITABLE = "amount_not_editable"
     NOT_PRINTABLE = "not_printable"
+    NOTE_NOT_EDITABLE = "note_not_editable"
+    INSTALMENT_NOT_PENDING = "instalment_not_pending"
     ACCOUNTS = "accounts"
     PAYMENT_EXISTS = "payment_exists"
     OVER_DISBURSEMENT_LIMIT = "over_disbursement_limit"
@@ -34,6 +36,7 @@ class StreamError(StrEnum):
     ABOVE_MAXIMUM_COLLECTION = "above_maximum_collection"
     NOT_A_BUSINESS_DAY = "not_a_business_day"
     OUTSIDE_MANDATE = "outside_mandate"
+    TOO_FAR_AHEAD = "too_far_ahead"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

@@ -49,6 +49,8 @@ from .services import _done, _same_entity, _send, client_register, require_acces
 
 DAYS = {MandateFrequency.WEEKLY: (1, 7), MandateFrequency.FORTNIGHTLY: (1, 14), MandateFrequency.MONTHLY: (1, 30)}
 DEFAULT_MAXIMUM_FACTOR = Decimal("1.1")
+# How far ahead a first collection may be: a typo such as 9999-12-31 is refused, naming the field.
+FIRST_COLLECTION_HORIZON = dt.timedelta(days=366)
 OPEN_AMENDMENT = (MandateState.AWAITING_SIGNATURE, MandateState.SIGNED, MandateState.AUTHENTICATING)
 BANK_STATES = {"APPROVED": MandateState.APPROVED, "REJECTED": MandateState.REJECTED, "TIMED_OUT": MandateState.TIMED_OUT,
                "CANCELLED": MandateState.CANCELLED}
@@ -136,8 +138,9 @@ def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount,
     errors = _Errors()
     if loan.status not in (LoanStatus.APPLICATION, LoanStatus.APPROVED, LoanStatus.ACTIVE):
         errors.add("loan", "A mandate is made for a loan being applied for, approved or active.", StreamError.LOAN_STATUS)
-    if account.client_id != loan.client_id or account.account.kind != "bank":
-        errors.add("account", "Choose a bank account of the loan's client registered at the stream.", StreamError.ACCOUNTS)
+    if account.client_id != loan.client_id or account.account.kind != "bank" or not account.account.is_active:
+        errors.add("account", "Choose an active bank account of the loan's client registered at the stream.",
+                   StreamError.ACCOUNTS)
     choices = {"authentication": AuthenticationType, "value_type": MandateValueType, "debit_sequence": DebitSequence,
                "frequency": MandateFrequency, "adjustment_category": AdjustmentCategory}
     defaults = {"value_type": MandateValueType.FIXED, "debit_sequence": DebitSequence.RECURRING,
@@ -168,6 +171,10 @@ def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount,
             errors.add("first_collection_date", "This field is required.", "required")
     elif first < timezone.localdate():
         errors.add("first_collection_date", "The first collection cannot be in the past.", "out_of_range")
+    elif first > timezone.localdate() + FIRST_COLLECTION_HORIZON:
+        errors.add("first_collection_date", "The first collection is at most a year ahead: "
+                                            f"{(timezone.localdate() + FIRST_COLLECTION_HORIZON).isoformat()} at the latest.",
+                   StreamError.TOO_FAR_AHEAD)
     date_adjustment = str(data.get("date_adjustment", "")).lower() in ("1", "true", "on", "yes")
     adjustment_amount = _amount(errors, data, "adjustment_amount", required=False)
     adjustment_rate = None
@@ -192,10 +199,12 @@ def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount,
     except (TypeError, ValueError):
         tracking = 0
         errors.add("tracking_days", f"DebiCheck tracking is 0 to {MAX_TRACKING_DAYS} days.", "out_of_range")
-    reference = str(data.get("contract_reference") or "").strip().upper()
+    given = str(data.get("contract_reference") or "").strip()
+    # ASCII only, checked before upper-casing ("ß" would become "SS"): the bank reads A-Z, 0-9 and dashes.
+    reference = given.upper() if given.isascii() else given
     if reference:
-        if len(reference) > 20 or not reference.replace("-", "").isalnum():
-            errors.add("contract_reference", "A contract reference is up to 20 letters, digits or dashes.")
+        if len(reference) > 20 or not (reference.isascii() and reference.replace("-", "").isalnum()):
+            errors.add("contract_reference", "A contract reference is up to 20 letters A-Z, digits 0-9 or dashes.")
         elif not _reference_free(entity, reference):
             errors.add("contract_reference", f"The contract reference {reference} was used before: a contract reference is "
                                              "never reused, also after a cancel.", StreamError.CONTRACT_REFERENCE_USED)

@@ -130,6 +130,12 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
         errors["base_url"] = [ValidationError("Enter the stream's address, starting http:// or https://.", code="invalid")]
     if not (username or "").strip():
         errors["username"] = [ValidationError("This field is required.", code="required")]
+    # The columns' lengths, checked here: PostgreSQL refuses a longer value (a 500), SQLite keeps it.
+    for name, value in (("base_url", base_url), ("username", (username or "").strip()), ("password", password or ""),
+                        ("branch_code", (branch_code or "").strip())):
+        limit = StreamSettings._meta.get_field(name).max_length
+        if name not in errors and len(value) > limit:
+            errors[name] = [ValidationError(f"At most {limit} characters.", code="max_length")]
     existing = StreamSettings.objects.filter(entity=entity).first()
     if not password and existing is None:
         errors["password"] = [ValidationError("This field is required.", code="required")]
@@ -140,12 +146,12 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
     with transaction.atomic():
         row, created = StreamSettings.objects.select_for_update().get_or_create(
             entity=entity, defaults={"base_url": base_url, "username": username.strip(), "password": password,
-                                     "branch_code": branch_code.strip(), "timeout_seconds": timeout_seconds})
+                                     "branch_code": (branch_code or "").strip(), "timeout_seconds": timeout_seconds})
         before = None if created else {"base_url": row.base_url, "username": row.username, "branch_code": row.branch_code,
                                        "timeout_seconds": row.timeout_seconds, "decline_sms": row.decline_sms}
         if decline_sms is not None:  # None: left as it is
             row.decline_sms = bool(decline_sms)
-        row.base_url, row.username, row.branch_code, row.timeout_seconds = base_url, username.strip(), branch_code.strip(), timeout_seconds
+        row.base_url, row.username, row.branch_code, row.timeout_seconds = base_url, username.strip(), (branch_code or "").strip(), timeout_seconds
         if password:
             row.password = password
         row.save()
@@ -347,8 +353,9 @@ def note_create(*, entity: Entity, actor, loan: Loan, stream: str, account: Stre
     _same_entity(entity, loan, account)
     if stream not in PaymentStreamKind.values:
         raise stream_error("stream", StreamError.INVALID, "Choose NAEDO, EFT or Social Grant EFT.")
-    if account.client_id != loan.client_id or account.account.kind != AccountKind.BANK:
-        raise stream_error("account", StreamError.ACCOUNTS, "Choose a bank account of the loan's client registered at the stream.")
+    if account.client_id != loan.client_id or account.account.kind != AccountKind.BANK or not account.account.is_active:
+        raise stream_error("account", StreamError.ACCOUNTS,
+                           "Choose an active bank account of the loan's client registered at the stream.")
     if not 0 <= int(tracking_days) <= 32:
         raise stream_error("tracking_days", StreamError.INVALID, "Tracking is 0 to 32 days.")
     if PromissoryNote.objects.filter(loan=loan).exclude(status=NoteStatus.CANCELLED).exists():
@@ -474,15 +481,27 @@ def _on_mandate_day(mandate, day: dt.date, country: str) -> bool:
                for n in nominals if not is_business_day(n, country))
 
 
+# How far past the note's last instalment (or today, if later) an instalment may be moved: a typo
+# such as 9999-12-31 is refused, naming the field, instead of being sent to the stream.
+ACTION_DATE_HORIZON = dt.timedelta(days=731)
+
+
 def _check_action_date(entity: Entity, note: PromissoryNote, action_date: dt.date) -> None:
-    """A new action date is today or later; EFT debits (EFT and Social Grant EFT) go out Monday to
-    Friday, never on a public holiday of the entity's country (DOMAIN §7)."""
+    """A new action date is today or later, and at most two years after the note's last instalment;
+    EFT debits (EFT and Social Grant EFT) go out Monday to Friday, never on a public holiday of the
+    entity's country (DOMAIN §7)."""
     import holidays
 
     from imali.loans.schedule import is_business_day
 
-    if action_date < local_today(entity):
+    today = local_today(entity)
+    if action_date < today:
         raise stream_error("action_date", StreamError.INVALID, "The action date cannot be in the past.")
+    last = max([today, *note.instalments.values_list("action_date", flat=True)])
+    if action_date > last + ACTION_DATE_HORIZON:
+        raise stream_error("action_date", StreamError.TOO_FAR_AHEAD,
+                           f"The action date is at most two years after the note's last instalment: "
+                           f"{(last + ACTION_DATE_HORIZON).isoformat()} at the latest.")
     if note.stream in AMOUNT_EDITABLE_STREAMS and not is_business_day(action_date, entity.country):
         holiday = holidays.country_holidays(entity.country, years=action_date.year).get(action_date)
         why = f"a public holiday ({holiday})" if holiday else action_date.strftime("a %A")
@@ -497,9 +516,17 @@ def instalment_edit(*, entity: Entity, actor, note: PromissoryNote, seq: int, ac
     the EFT and Social Grant EFT streams."""
     require_access(entity=entity, actor=actor)
     _same_entity(entity, note)
+    if note.status not in (NoteStatus.ACTIVE, NoteStatus.PENDING):
+        raise stream_error("note", StreamError.NOTE_NOT_EDITABLE,
+                           f"Only an active or pending note's instalments can be changed; this note is "
+                           f"{note.get_status_display().lower()}.")
     instalment = note.instalments.filter(seq=seq).first()
     if instalment is None:
         raise stream_error("seq", StreamError.INVALID, f"The note has no instalment number {seq}.")
+    if instalment.status != NoteInstalmentStatus.PENDING:
+        raise stream_error("seq", StreamError.INSTALMENT_NOT_PENDING,
+                           f"Only a pending instalment can be changed; instalment {seq} is "
+                           f"{instalment.get_status_display().lower()}.")
     money = None
     if amount not in (None, ""):
         if note.stream not in AMOUNT_EDITABLE_STREAMS:

@@ -18,7 +18,12 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin, query_int
-from imali.api.serializers.fields import EntityRelatedField, MoneyField
+from imali.api.serializers.fields import (
+    EntityRelatedField,
+    MoneyField,
+    RateField,
+    StrictBooleanField,
+)
 from imali.loans.models import Loan
 from imali.paystream import mandates as services
 from imali.paystream.models import (
@@ -79,12 +84,11 @@ class MandateWriteSerializer(serializers.Serializer):
     collection_day = serializers.IntegerField(min_value=1, max_value=99, required=False, allow_null=True,
                                               help_text="Weekly 1–7, fortnightly 1–14, monthly 1–30 or 99 (last day)")
     first_collection_date = serializers.DateField()
-    date_adjustment = serializers.BooleanField(required=False, default=False)
+    date_adjustment = StrictBooleanField(required=False, default=False)
     adjustment_category = serializers.ChoiceField(choices=AdjustmentCategory.choices, required=False,
                                                   default=AdjustmentCategory.NEVER)
     adjustment_amount = MoneyField(required=False, allow_null=True)
-    adjustment_rate = serializers.DecimalField(max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False,
-                                               allow_null=True, help_text="Percent")
+    adjustment_rate = RateField(places=3, required=False, allow_null=True, help_text="Percent")
     tracking_days = serializers.IntegerField(min_value=0, max_value=MAX_TRACKING_DAYS, required=False, default=0)
     contract_reference = serializers.CharField(max_length=20, required=False, allow_blank=True,
                                                help_text="Blank: Imali makes one. Never reused, also after a cancel")

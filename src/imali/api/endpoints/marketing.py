@@ -5,6 +5,8 @@ message (preview first). The same services as the screens (imali.marketing); eve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -16,11 +18,14 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice
+from imali.api.serializers.fields import StrictBooleanField
 from imali.clients.models import (
     ClientStatus,
     EconomicSector,
@@ -30,6 +35,7 @@ from imali.clients.models import (
 from imali.loans.models import PaybackType
 from imali.marketing import selectors
 from imali.marketing.columns import KEYS
+from imali.marketing.errors import MarketingError
 from imali.marketing.filters import MONTHS, OVERDUES
 from imali.marketing.models import CustomMessage, DataSet, DataSetRow, MarketingSend
 from imali.marketing.sending import send_preview, send_start
@@ -42,7 +48,9 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 class DataSetFiltersSerializer(serializers.Serializer):
     """The filters of seed 002; every one optional, every one that is given must hold. The values are
-    checked again by the same form as the screen's, so a bad one is a 400 naming it."""
+    checked again by the same form as the screen's, so a bad one is a 400 naming it. A name that is
+    not a filter is a 400 naming it too: dropped, a misspelt filter would run the data set over the
+    whole book (and a send from it reach every client)."""
 
     branch = serializers.IntegerField(required=False, min_value=1, help_text="Branch id")
     region = serializers.IntegerField(required=False, min_value=1, help_text="Region id")
@@ -62,12 +70,26 @@ class DataSetFiltersSerializer(serializers.Serializer):
     paid_from = serializers.DateField(required=False, help_text="Totally paid from (with paid_to)")
     paid_to = serializers.DateField(required=False)
     months_outstanding = serializers.ChoiceField(choices=[v for v, _ in MONTHS if v], required=False)
-    calculate_settlement = serializers.BooleanField(required=False)
-    only_change_and_debt = serializers.BooleanField(required=False)
+    calculate_settlement = StrictBooleanField(required=False)
+    only_change_and_debt = StrictBooleanField(required=False)
     employer = serializers.IntegerField(required=False, min_value=1)
     paypoint = serializers.IntegerField(required=False, min_value=1)
     employer_classification = serializers.ChoiceField(choices=EmployerClassification.choices, required=False)
     economic_sector = serializers.ChoiceField(choices=EconomicSector.choices, required=False)
+
+    def to_internal_value(self, data):
+        unknown = sorted(str(k) for k in data if k not in self.fields) if isinstance(data, Mapping) else []
+        errors = {name: [ErrorDetail("Not a filter of client marketing.", code=MarketingError.NOT_A_FILTER.value)]
+                  for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if errors and isinstance(exc.detail, dict):
+                exc.detail.update(errors)
+            raise
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
 
 
 class DataSetSerializer(serializers.ModelSerializer):
@@ -147,6 +169,7 @@ class DataSetListView(EntityScopedMixin, ListAPIView):
 
     required_rights = {"get": Right.CLIENT_MARKETING, "post": Right.CLIENT_MARKETING}
     serializer_class = DataSetSerializer
+    parser_classes = [JSONParser]  # the flags are JSON booleans: a form field's "yes" or "1" would be a guess
 
     def get_queryset(self):
         return selectors.dataset_list(entity=self.entity)

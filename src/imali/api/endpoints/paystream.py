@@ -6,6 +6,7 @@ services"; the services in imali.paystream decide, a ValidationError becomes a 4
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -23,6 +24,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice, query_int
+from imali.api.errors import validation_detail
 from imali.api.serializers.fields import EntityRelatedField, MoneyField, StrictBooleanField
 from imali.clients.models import BankAccountType, Client, ClientAccount
 from imali.loans.models import Loan
@@ -111,7 +113,7 @@ class PayWriteSerializer(serializers.Serializer):
     client = EntityRelatedField(queryset=Client.objects.all())
     loan = EntityRelatedField(queryset=Loan.objects.all(), required=False, allow_null=True,
                               help_text="A loan's payout: the total must equal its principal")
-    accounts = PartSerializer(many=True, help_text="One or two registered accounts")
+    accounts = PartSerializer(many=True, min_length=1, max_length=2, help_text="One or two registered accounts")
     cash_amount = MoneyField(allow_zero=True, required=False, default="0")
 
 
@@ -167,7 +169,7 @@ class RequestSerializer(serializers.ModelSerializer):
 
 
 class SettingsSerializer(serializers.Serializer):
-    base_url = serializers.URLField()
+    base_url = serializers.URLField(max_length=StreamSettings._meta.get_field("base_url").max_length)
     username = TextField(max_length=80)
     password = TextField(max_length=200, write_only=True, required=False, allow_blank=True,
                                      help_text="Write-only; blank or absent keeps the stored one")
@@ -218,9 +220,16 @@ class StreamClientViewSet(EntityScopedMixin, viewsets.GenericViewSet):
         existing = data.pop("client_account", None)
         if existing is not None and existing.client_id != client.pk:
             raise serializers.ValidationError({"client_account": ["No such account of this client."]})
-        if existing is not None:
-            data = {"account": existing, "account_type": existing.account_type, "bank_name": data.get("bank_name", "")}
-        registered = services.account_register(entity=self.entity, actor=request.user, client=client, **data)
+        if existing is None:
+            registered = services.account_register(entity=self.entity, actor=request.user, client=client, **data)
+        else:
+            try:
+                registered = services.account_register(entity=self.entity, actor=request.user, client=client, account=existing,
+                                                       account_type=existing.account_type, bank_name=data.get("bank_name", ""))
+            except DjangoValidationError as exc:
+                # The service names its argument `account`; the caller sent `client_account`.
+                raise serializers.ValidationError({"client_account" if field == "account" else field: errors
+                                                   for field, errors in validation_detail(exc).items()}) from None
         return Response(StreamAccountSerializer(registered).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="CreateWallet: the stream creates it later (normally within 10 minutes)", request=None,

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 
 from imali.core.money import parse_amount
 
+from ..models import CollectionKind
 from .base import (
     AuthenticationState,
     CollectionOutcome,
@@ -75,9 +76,30 @@ class HttpPaymentStream:
 
     @staticmethod
     def _document(result: dict) -> Document:
-        return Document(kind=result["kind"], reference=result.get("reference", ""),
-                        fields={str(k): str(v) for k, v in (result.get("fields") or {}).items()},
-                        lines=[{str(k): str(v) for k, v in line.items()} for line in result.get("lines") or []])
+        """A printed document as the stream sent it, checked before it is drawn: a kind Imali
+        draws, each line with the columns of its kind, every amount an amount. A document that is
+        not one is refused (a 400 naming the stream's fault), not drawn into a 500."""
+        kind = result.get("kind") if isinstance(result, dict) else None
+        if kind not in DOCUMENT_LINE_KEYS:
+            raise StreamRejected("invalid_document", f"The stream sent a document of an unknown kind ({str(kind)[:40]!r}).")
+        fields, lines = result.get("fields") or {}, result.get("lines") or []
+        if not isinstance(fields, dict) or not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+            raise StreamRejected("invalid_document", "The stream sent a document whose fields or lines are not readable.")
+        document = Document(kind=kind, reference=str(result.get("reference", ""))[:40],
+                            fields={str(k): str(v) for k, v in fields.items()},
+                            lines=[{str(k): str(v) for k, v in line.items()} for line in lines])
+        amounts = [document.fields[name] for name in ("total", "amount") if name in document.fields]
+        for line in document.lines:
+            missing = [key for key in DOCUMENT_LINE_KEYS[kind] if key not in line]
+            if missing:
+                raise StreamRejected("invalid_document", f"A line of the stream's document has no {', '.join(missing)}.")
+            amounts.append(line["amount"])
+        for amount in amounts:
+            try:
+                parse_amount(amount, field="amount", allow_zero=True)
+            except ValidationError:
+                raise StreamRejected("invalid_document", f"The stream's document holds {amount[:40]!r} as an amount.") from None
+        return document
 
     def add_employer(self, *, key, employer_number, name):
         return self._call("AddEmployer", key, {"employerNumber": employer_number, "name": name})["employerRef"]
@@ -180,7 +202,12 @@ class HttpPaymentStream:
         for raw in result.get("results") or []:
             outcome = _outcome(raw)
             (malformed if isinstance(outcome, MalformedResult) else rows).append(outcome)
-        return rows, malformed, int(result.get("last", after))
+        last = result.get("last", after)
+        if not isinstance(last, int) or isinstance(last, bool) or not after <= last <= MAX_FEED_POSITION:
+            # Kept as the place to read on from: a position that is not one would stop (or skip) the feed.
+            raise StreamRejected("invalid_feed_position", f"The stream's feed position {last!r} is not a whole number "
+                                                          f"from {after} to {MAX_FEED_POSITION}.")
+        return rows, malformed, last
 
 
 def _authentication(result: dict, name: str) -> AuthenticationState:
@@ -193,13 +220,24 @@ def _authentication(result: dict, name: str) -> AuthenticationState:
                                authenticate_by=deadline, reason=str(result.get("reason", ""))[:200])
 
 
+# The documents Imali draws (imali.paystream.documents) and the columns of each one's lines.
+DOCUMENT_LINE_KEYS = {"promissory_note": ("seq", "actionDate", "amount", "status"),
+                      "cancellation": ("seq", "actionDate", "amount", "status"),
+                      "client_credit": ("to", "amount", "note"), "card_issue_receipt": ("to", "amount", "note")}
+# The feed's positions as the columns keep them: a line's (CollectionProblem.position, a positive
+# integer) and the place read up to (StreamSettings.collections_after, a positive big integer).
+MAX_LINE_POSITION = 2**31 - 1
+MAX_FEED_POSITION = 2**63 - 1
+
+
 def _outcome(raw) -> CollectionOutcome | MalformedResult:
     """One line of the results feed, or why it cannot be read. One bad line must not stop the
     feed: it is set aside with its reason and the lines after it are imported."""
     if not isinstance(raw, dict):
         return MalformedResult(position=None, reference="", reason="The line is not an object.", raw=repr(raw)[:500])
     position = raw.get("position")
-    position = position if isinstance(position, int) and not isinstance(position, bool) and position > 0 else None
+    position = (position if isinstance(position, int) and not isinstance(position, bool) and 0 < position <= MAX_LINE_POSITION
+                else None)
     reference = str(raw.get("reference", ""))[:40]
 
     def bad(reason: str) -> MalformedResult:
@@ -209,7 +247,13 @@ def _outcome(raw) -> CollectionOutcome | MalformedResult:
     if missing:
         return bad(f"Missing {', '.join(missing)}.")
     if position is None:
-        return bad(f"The position {raw['position']!r} is not a whole number above zero.")
+        return bad(f"The position {raw['position']!r} is not a whole number from 1 to {MAX_LINE_POSITION}.")
+    for name in ("reference", "noteRef", "originalReference"):
+        # Cut to the column, two references alike in their first 40 characters would be one result.
+        if len(str(raw.get(name, ""))) > 40:
+            return bad(f"The {name} {str(raw[name])[:40]!r}... is longer than 40 characters.")
+    if raw["result"] not in CollectionKind.values:
+        return bad(f"The result {str(raw['result'])[:40]!r} is not one of {', '.join(CollectionKind.values)}.")
     if not isinstance(raw["seq"], int) or isinstance(raw["seq"], bool) or raw["seq"] < 1:
         return bad(f"The instalment number {raw['seq']!r} is not a whole number above zero.")
     try:

@@ -29,7 +29,7 @@ from imali.paystream.models import (
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, RateFormField, apply_service_errors
 
 RIGHT = Right.PAYMENT_STREAM_WEB_SERVICES
 POST_ONLY = ("POST",)
@@ -49,8 +49,7 @@ class MandateForm(forms.Form):
     date_adjustment = forms.BooleanField(required=False, label="Allow date adjustment")
     adjustment_category = forms.ChoiceField(choices=AdjustmentCategory.choices, label="Instalment adjustment")
     adjustment_amount = MoneyFormField(required=False, label="Adjustment amount")
-    adjustment_rate = forms.DecimalField(required=False, max_digits=6, decimal_places=3, min_value=0, max_value=100,
-                                         label="Adjustment rate (%)")
+    adjustment_rate = RateFormField(places=3, required=False, label="Adjustment rate (%)")
     tracking_days = forms.IntegerField(min_value=0, max_value=10, initial=0, label="Tracking (days)")
     contract_reference = forms.CharField(max_length=20, required=False, label="Contract reference",
                                          help_text="Blank: Imali makes one. Never reused, also after a cancel")

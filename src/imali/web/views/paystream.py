@@ -63,6 +63,13 @@ class PayForm(forms.Form):
         self.fields["account_1"].queryset = accounts
         self.fields["account_2"].queryset = accounts
 
+    def clean(self):
+        data = super().clean()
+        # An amount for a second account with no account chosen would be dropped, and less paid than typed.
+        if data.get("amount_2") and not data.get("account_2") and not self.has_error("account_2"):
+            self.add_error("account_2", "Choose the second account, or leave the second amount blank.")
+        return data
+
     def parts(self) -> list:
         data = self.cleaned_data
         parts = [(data["account_1"], data["amount_1"])]
@@ -93,7 +100,8 @@ class InstalmentForm(forms.Form):
 
 
 class SettingsForm(forms.Form):
-    base_url = forms.URLField(assume_scheme="https", label="Base URL", help_text="The payment stream's web-service address")
+    base_url = forms.URLField(assume_scheme="https", max_length=StreamSettings._meta.get_field("base_url").max_length,
+                              label="Base URL", help_text="The payment stream's web-service address")
     username = forms.CharField(max_length=80, label="User name")
     password = forms.CharField(max_length=200, required=False, label="Password",
                                widget=forms.PasswordInput(render_value=False),
