@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
-from imali.api.serializers.fields import MoneyField
+from imali.api.serializers.fields import MoneyField, StrictIntegerField
 from imali.batches import selectors
 from imali.batches.models import BatchPreviewRun, BatchState, MessageBatch
 from imali.batches.services import (
@@ -47,8 +47,8 @@ class BatchCriteriaSerializer(serializers.Serializer):
     paid_from = serializers.DateField(required=False, help_text="Payment received: payments from")
     paid_to = serializers.DateField(required=False, help_text="Payment received: payments to")
     min_payment = MoneyField(required=False, allow_zero=True, help_text="Payment received: a payment at least this")
-    employer = serializers.IntegerField(required=False, min_value=1, help_text="Employer id (blank: all)")
-    branch = serializers.IntegerField(required=False, min_value=1, help_text="CRM: branch id (blank: all)")
+    employer = StrictIntegerField(required=False, min_value=1, help_text="Employer id (blank: all)")
+    branch = StrictIntegerField(required=False, min_value=1, help_text="CRM: branch id (blank: all)")
     client_status = serializers.ChoiceField(choices=ClientStatus.choices, required=False, help_text="CRM: client status")
     has_open_loan = serializers.ChoiceField(choices=["yes", "no"], required=False, help_text="CRM: a loan on the book or not")
     loan_status = serializers.ChoiceField(choices=LoanStatus.choices, required=False,
@@ -67,7 +67,7 @@ class BatchSendSerializer(BatchCriteriaSerializer):
 class DroppedSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="One of: " + ", ".join(DropReason.values) + " (or invalid_number, already_queued)")
     label = serializers.CharField()
-    count = serializers.IntegerField()
+    count = StrictIntegerField()
 
 
 class CriterionShownSerializer(serializers.Serializer):
@@ -81,14 +81,14 @@ class BatchPreviewSerializer(serializers.Serializer):
     criteria = serializers.DictField(help_text="The criteria as checked")
     criteria_shown = serializers.SerializerMethodField()
     type_enabled = serializers.BooleanField(help_text="False: the SMS type is switched off and nothing can be sent")
-    selected = serializers.IntegerField(help_text="Clients the rules chose")
-    recipients = serializers.IntegerField(help_text="SMSs that would be sent")
+    selected = StrictIntegerField(help_text="Clients the rules chose")
+    recipients = StrictIntegerField(help_text="SMSs that would be sent")
     dropped = serializers.SerializerMethodField()
     template = serializers.CharField(help_text="The text as written, with its merge fields")
     sample = serializers.CharField(help_text="The first recipient's message ('' when nobody is reached)")
-    segments = serializers.IntegerField()
-    credits_needed = serializers.IntegerField()
-    credits_left = serializers.IntegerField()
+    segments = StrictIntegerField()
+    credits_needed = StrictIntegerField()
+    credits_left = StrictIntegerField()
     can_send = serializers.BooleanField()
 
     @extend_schema(responses=CriterionShownSerializer(many=True))
@@ -103,7 +103,7 @@ class BatchPreviewSerializer(serializers.Serializer):
 class MessageBatchSerializer(serializers.ModelSerializer):
     dropped_reasons = serializers.SerializerMethodField()
     sent_by = serializers.CharField(source="created_by.username", read_only=True)
-    process_log = serializers.IntegerField(source="process_id", read_only=True, allow_null=True)
+    process_log = StrictIntegerField(source="process_id", read_only=True, allow_null=True)
 
     class Meta:
         model = MessageBatch

@@ -23,6 +23,7 @@ from imali.api.serializers.fields import (
     MoneyField,
     RateField,
     StrictBooleanField,
+    StrictIntegerField,
 )
 from imali.loans.models import Loan
 from imali.paystream import mandates as services
@@ -47,7 +48,7 @@ NOT_FOUND = OpenApiResponse(description="No such record in the caller's entity."
 
 
 class AmendmentSerializer(serializers.ModelSerializer):
-    signing_document = serializers.IntegerField(source="document_id", read_only=True,
+    signing_document = StrictIntegerField(source="document_id", read_only=True,
                                                 help_text="The signing module's mandate id: sign it under /api/signing/mandates/")
 
     class Meta:
@@ -58,7 +59,7 @@ class AmendmentSerializer(serializers.ModelSerializer):
 
 
 class MandateSerializer(serializers.ModelSerializer):
-    signing_document = serializers.IntegerField(source="document_id", read_only=True,
+    signing_document = StrictIntegerField(source="document_id", read_only=True,
                                                 help_text="The signing module's mandate id: sign it under /api/signing/mandates/")
     amendments = AmendmentSerializer(many=True, read_only=True)
 
@@ -81,7 +82,7 @@ class MandateWriteSerializer(serializers.Serializer):
     instalment_amount = MoneyField(required=False, allow_null=True, help_text="Blank: the loan's instalment")
     maximum_collection = MoneyField(required=False, allow_null=True, help_text="At least the instalment, at most 1.5 times it; blank: 10% above the instalment")
     frequency = serializers.ChoiceField(choices=MandateFrequency.choices, required=False, default=MandateFrequency.MONTHLY)
-    collection_day = serializers.IntegerField(min_value=1, max_value=99, required=False, allow_null=True,
+    collection_day = StrictIntegerField(min_value=1, max_value=99, required=False, allow_null=True,
                                               help_text="Weekly 1–7, fortnightly 1–14, monthly 1–30 or 99 (last day)")
     first_collection_date = serializers.DateField()
     date_adjustment = StrictBooleanField(required=False, default=False)
@@ -89,7 +90,7 @@ class MandateWriteSerializer(serializers.Serializer):
                                                   default=AdjustmentCategory.NEVER)
     adjustment_amount = MoneyField(required=False, allow_null=True)
     adjustment_rate = RateField(places=3, required=False, allow_null=True, help_text="Percent")
-    tracking_days = serializers.IntegerField(min_value=0, max_value=MAX_TRACKING_DAYS, required=False, default=0)
+    tracking_days = StrictIntegerField(min_value=0, max_value=MAX_TRACKING_DAYS, required=False, default=0)
     contract_reference = serializers.CharField(max_length=20, required=False, allow_blank=True,
                                                help_text="Blank: Imali makes one. Never reused, also after a cancel")
 
@@ -97,10 +98,10 @@ class MandateWriteSerializer(serializers.Serializer):
 class AmendWriteSerializer(serializers.Serializer):
     instalment_amount = MoneyField(required=False, allow_null=True)
     maximum_collection = MoneyField(required=False, allow_null=True)
-    collection_day = serializers.IntegerField(min_value=1, max_value=99, required=False, allow_null=True)
+    collection_day = StrictIntegerField(min_value=1, max_value=99, required=False, allow_null=True)
     # Named so that a change of them is refused with a reason rather than silently dropped.
     frequency = serializers.CharField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
-    account = serializers.IntegerField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
+    account = StrictIntegerField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
     contract_reference = serializers.CharField(required=False, allow_null=True, help_text="Cannot be amended: a new mandate")
 
 

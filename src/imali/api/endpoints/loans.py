@@ -18,7 +18,12 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin, query_bool, query_choice, query_int
-from imali.api.serializers.fields import EntityRelatedField, MoneyField, RateField
+from imali.api.serializers.fields import (
+    EntityRelatedField,
+    MoneyField,
+    RateField,
+    StrictIntegerField,
+)
 from imali.clients.models import (
     Client,
     ClientAccount,
@@ -71,8 +76,8 @@ class ProductWriteSerializer(serializers.Serializer):
     frequency = serializers.CharField()
     min_principal = MoneyField()
     max_principal = MoneyField()
-    min_instalments = serializers.IntegerField(required=False, default=1)
-    max_instalments = serializers.IntegerField()
+    min_instalments = StrictIntegerField(required=False, default=1)
+    max_instalments = StrictIntegerField()
     interest_rate_pm = RateField(help_text="Percent per month")
     charge_initiation_fee = serializers.BooleanField(required=False, default=True)
     service_fee_pm = MoneyField(allow_zero=True, required=False, default="0")
@@ -107,8 +112,8 @@ class LoanFiguresSerializer(serializers.Serializer):
     as_of = serializers.DateField()
     outstanding = serializers.DecimalField(max_digits=14, decimal_places=2)
     arrears_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
-    arrears_days = serializers.IntegerField()
-    arrears_months = serializers.IntegerField()
+    arrears_days = StrictIntegerField()
+    arrears_months = StrictIntegerField()
     next_due_date = serializers.DateField(allow_null=True)
     next_amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
     settlement = serializers.DecimalField(max_digits=14, decimal_places=2)
@@ -166,8 +171,8 @@ class LoanApplySerializer(serializers.Serializer):
     client = EntityRelatedField(queryset=Client.objects.all())
     product = EntityRelatedField(queryset=Product.objects.all())
     principal = MoneyField(help_text="Within the product's minimum and maximum principal")
-    instalments = serializers.IntegerField()
-    pay_day = serializers.IntegerField(required=False, allow_null=True)
+    instalments = StrictIntegerField()
+    pay_day = StrictIntegerField(required=False, allow_null=True)
 
 
 class DisburseSerializer(serializers.Serializer):
@@ -243,13 +248,13 @@ class ClientFiguresSerializer(serializers.Serializer):
     """Every derived figure of the book for one client on a day (the snapshot selector's)."""
 
     as_of = serializers.DateField()
-    client_id = serializers.IntegerField()
+    client_id = StrictIntegerField()
     client_status = serializers.CharField(help_text=_choices_text(ClientStatus.choices))
     new_loans_allowed = serializers.BooleanField()
     outstanding = serializers.DecimalField(max_digits=14, decimal_places=2)
     arrears_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
-    arrears_days = serializers.IntegerField()
-    arrears_months = serializers.IntegerField()
+    arrears_days = StrictIntegerField()
+    arrears_months = StrictIntegerField()
     next_due_date = serializers.DateField(allow_null=True)
     next_amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
     due_30 = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="Falls due 0–30 days after as_of")
@@ -260,13 +265,13 @@ class ClientFiguresSerializer(serializers.Serializer):
     settlement = serializers.DecimalField(max_digits=14, decimal_places=2)
     pct_of_all_capital_pd = serializers.DecimalField(max_digits=9, decimal_places=2)
     last_receipt_date = serializers.DateField(allow_null=True)
-    days_since_last_receipt = serializers.IntegerField(allow_null=True)
+    days_since_last_receipt = StrictIntegerField(allow_null=True)
     change_available = serializers.DecimalField(max_digits=14, decimal_places=2)
     non_loan_debt = serializers.DecimalField(max_digits=14, decimal_places=2)
     last_agreement_date = serializers.DateField(allow_null=True)
     last_agreement_product = serializers.CharField()
-    days_since_last_loan = serializers.IntegerField(allow_null=True)
-    open_loans = serializers.IntegerField()
+    days_since_last_loan = StrictIntegerField(allow_null=True)
+    open_loans = StrictIntegerField()
     date_totally_paid = serializers.DateField(allow_null=True)
 
 

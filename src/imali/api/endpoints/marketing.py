@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice
-from imali.api.serializers.fields import StrictBooleanField
+from imali.api.serializers.fields import StrictBooleanField, StrictIntegerField
 from imali.clients.models import (
     ClientStatus,
     EconomicSector,
@@ -52,12 +52,12 @@ class DataSetFiltersSerializer(serializers.Serializer):
     not a filter is a 400 naming it too: dropped, a misspelt filter would run the data set over the
     whole book (and a send from it reach every client)."""
 
-    branch = serializers.IntegerField(required=False, min_value=1, help_text="Branch id")
-    region = serializers.IntegerField(required=False, min_value=1, help_text="Region id")
-    created_by = serializers.IntegerField(required=False, min_value=1, help_text="Id of the user who created the client")
-    salesperson = serializers.IntegerField(required=False, min_value=1, help_text="Salesperson's user id")
-    number_from = serializers.IntegerField(required=False, min_value=1, max_value=10**15, help_text="Client number from")
-    number_to = serializers.IntegerField(required=False, min_value=1, max_value=10**15, help_text="Client number to")
+    branch = StrictIntegerField(required=False, min_value=1, help_text="Branch id")
+    region = StrictIntegerField(required=False, min_value=1, help_text="Region id")
+    created_by = StrictIntegerField(required=False, min_value=1, help_text="Id of the user who created the client")
+    salesperson = StrictIntegerField(required=False, min_value=1, help_text="Salesperson's user id")
+    number_from = StrictIntegerField(required=False, min_value=1, max_value=10**15, help_text="Client number from")
+    number_to = StrictIntegerField(required=False, min_value=1, max_value=10**15, help_text="Client number to")
     client_status = serializers.ChoiceField(choices=ClientStatus.choices, required=False)
     payment_frequency = serializers.ChoiceField(choices=PaymentFrequency.choices, required=False)
     area = serializers.CharField(required=False, max_length=60, help_text="A client area of the entity")
@@ -72,8 +72,8 @@ class DataSetFiltersSerializer(serializers.Serializer):
     months_outstanding = serializers.ChoiceField(choices=[v for v, _ in MONTHS if v], required=False)
     calculate_settlement = StrictBooleanField(required=False)
     only_change_and_debt = StrictBooleanField(required=False)
-    employer = serializers.IntegerField(required=False, min_value=1)
-    paypoint = serializers.IntegerField(required=False, min_value=1)
+    employer = StrictIntegerField(required=False, min_value=1)
+    paypoint = StrictIntegerField(required=False, min_value=1)
     employer_classification = serializers.ChoiceField(choices=EmployerClassification.choices, required=False)
     economic_sector = serializers.ChoiceField(choices=EconomicSector.choices, required=False)
 
@@ -94,7 +94,7 @@ class DataSetFiltersSerializer(serializers.Serializer):
 
 class DataSetSerializer(serializers.ModelSerializer):
     run_by = serializers.CharField(source="created_by.username", read_only=True)
-    percent = serializers.IntegerField(read_only=True)
+    percent = StrictIntegerField(read_only=True)
 
     class Meta:
         model = DataSet
@@ -111,8 +111,8 @@ class DataSetRowSerializer(serializers.ModelSerializer):
 
 
 class SendRequestSerializer(serializers.Serializer):
-    message = serializers.IntegerField(min_value=1, help_text="A custom message id (GET /api/marketing/messages/)")
-    rows = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=5000,
+    message = StrictIntegerField(min_value=1, help_text="A custom message id (GET /api/marketing/messages/)")
+    rows = serializers.ListField(child=StrictIntegerField(min_value=1), required=False, max_length=5000,
                                  help_text="Row ids to send to; empty or absent: every row")
 
 
@@ -123,18 +123,18 @@ class SendSerializer(SendRequestSerializer):
 class DroppedSerializer(serializers.Serializer):
     reason = serializers.CharField()
     label = serializers.CharField()
-    count = serializers.IntegerField()
+    count = StrictIntegerField()
 
 
 class SendPreviewSerializer(serializers.Serializer):
     channel = serializers.CharField()
     text = serializers.CharField(help_text="The text as it goes out")
-    selected = serializers.IntegerField(help_text="Rows chosen")
-    recipients = serializers.IntegerField(help_text="Messages that would go")
+    selected = StrictIntegerField(help_text="Rows chosen")
+    recipients = StrictIntegerField(help_text="Messages that would go")
     dropped = serializers.SerializerMethodField()
     sample = serializers.CharField(help_text="The first recipient's message ('' when nobody is reached)")
-    credits_needed = serializers.IntegerField()
-    credits_left = serializers.IntegerField()
+    credits_needed = StrictIntegerField()
+    credits_left = StrictIntegerField()
     can_send = serializers.BooleanField()
 
     @extend_schema_field(DroppedSerializer(many=True))
@@ -144,7 +144,7 @@ class SendPreviewSerializer(serializers.Serializer):
 
 class MarketingSendSerializer(serializers.ModelSerializer):
     sent_by = serializers.CharField(source="created_by.username", read_only=True)
-    process_log = serializers.IntegerField(source="process_id", read_only=True, allow_null=True)
+    process_log = StrictIntegerField(source="process_id", read_only=True, allow_null=True)
 
     class Meta:
         model = MarketingSend

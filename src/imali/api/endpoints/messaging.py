@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
+from imali.api.serializers.fields import StrictIntegerField
 from imali.clients.models import Client
 from imali.messaging.credits import credit_usage
 from imali.messaging.models import Channel, MessageType, OutboxMessage, OutboxStatus
@@ -31,10 +32,10 @@ from imali.tenancy.rights import Right
 
 class CreditUsageSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
-    balance = serializers.IntegerField()
-    used_this_month = serializers.IntegerField()
-    monthly_limit = serializers.IntegerField(allow_null=True)
-    low_warning_amount = serializers.IntegerField()
+    balance = StrictIntegerField()
+    used_this_month = StrictIntegerField()
+    monthly_limit = StrictIntegerField(allow_null=True)
+    low_warning_amount = StrictIntegerField()
 
 
 class OutboxMessageSerializer(serializers.ModelSerializer):
@@ -46,7 +47,7 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
 
 
 class SingleSmsPreviewRequestSerializer(serializers.Serializer):
-    client_id = serializers.IntegerField()
+    client_id = StrictIntegerField()
     template = serializers.ChoiceField(choices=[(t, MessageType(t).label) for t in SINGLE_SMS_TEMPLATE_TYPES], required=False,
                                        allow_blank=True, help_text="A message type whose template is merged for the client; "
                                                                    "give this or `text`, not both.")
@@ -61,17 +62,17 @@ class SingleSmsSerializer(SingleSmsPreviewRequestSerializer):
 class SingleSmsPreviewSerializer(serializers.Serializer):
     text = serializers.CharField(help_text="The final text, merged for the client")
     number = serializers.CharField()
-    segments = serializers.IntegerField()
+    segments = StrictIntegerField()
     encoding = serializers.ChoiceField(choices=["gsm7", "ucs2"])
     ucs2_characters = serializers.ListField(child=serializers.CharField(), help_text="The characters that forced UCS-2")
-    credits = serializers.IntegerField(help_text="SMS credits the send will cost")
-    balance = serializers.IntegerField(help_text="SMS credits left now")
+    credits = StrictIntegerField(help_text="SMS credits the send will cost")
+    balance = StrictIntegerField(help_text="SMS credits left now")
 
 
 class SmsHistorySerializer(serializers.Serializer):
     """One line of a client's SMS history: the columns of the client screen."""
 
-    id = serializers.IntegerField()
+    id = StrictIntegerField()
     date = serializers.CharField(help_text="YYYY-MM-DD in the entity's time zone")
     time = serializers.CharField(help_text="HH:MM:SS in the entity's time zone")
     type = serializers.CharField()

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
 from imali.api.reports import ReportQuerySerializer, ReportView
-from imali.api.serializers.fields import EntityRelatedField
+from imali.api.serializers.fields import EntityRelatedField, StrictIntegerField
 from imali.messaging import reply_reports
 from imali.messaging.models import MessageType
 from imali.messaging.replies import ON_DEMAND, replies_collect, reply_notify_list, reply_notify_set
@@ -23,15 +23,15 @@ YES_NO = [(reply_reports.YES, "Yes"), (reply_reports.NO, "No")]
 
 
 class ReplyRunSerializer(serializers.Serializer):
-    process_id = serializers.IntegerField(allow_null=True, help_text="The process-log entry of the run")
-    collected = serializers.IntegerField(help_text="New replies taken by this run")
-    matched_clients = serializers.IntegerField()
-    matched_messages = serializers.IntegerField(help_text="Replies matched to the SMS they answer")
-    stops = serializers.IntegerField()
-    fetched = serializers.IntegerField(help_text="Messages fetched from aggregators that list them")
+    process_id = StrictIntegerField(allow_null=True, help_text="The process-log entry of the run")
+    collected = StrictIntegerField(help_text="New replies taken by this run")
+    matched_clients = StrictIntegerField()
+    matched_messages = StrictIntegerField(help_text="Replies matched to the SMS they answer")
+    stops = StrictIntegerField()
+    fetched = StrictIntegerField(help_text="Messages fetched from aggregators that list them")
     fetched_from = serializers.ListField(child=serializers.CharField())
-    notified_in_app = serializers.IntegerField()
-    notified_by_email = serializers.IntegerField()
+    notified_in_app = StrictIntegerField()
+    notified_by_email = StrictIntegerField()
     errors = serializers.ListField(child=serializers.CharField())
 
 
@@ -69,17 +69,17 @@ class ReplyDetailQuerySerializer(ReportQuerySerializer):
 
 
 class ReplyDetailRowSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = StrictIntegerField()
     received_at = serializers.DateTimeField()
     date = serializers.DateField(help_text="Local date")
     time = serializers.RegexField(r"^[0-2][0-9]:[0-5][0-9]:[0-5][0-9]$", help_text="Local time, HH:MM:SS")
     number = serializers.CharField()
-    client_id = serializers.IntegerField(allow_null=True)
-    client_number = serializers.IntegerField(allow_null=True)
+    client_id = StrictIntegerField(allow_null=True)
+    client_number = StrictIntegerField(allow_null=True)
     client = serializers.CharField()
     reply = serializers.CharField()
     stop = serializers.BooleanField()
-    answered_id = serializers.IntegerField(allow_null=True, help_text="The SMS the reply answers")
+    answered_id = StrictIntegerField(allow_null=True, help_text="The SMS the reply answers")
     answered_type = serializers.CharField(help_text="Its message type (empty when none was matched)")
     answered_type_label = serializers.CharField()
     answered_text = serializers.CharField()

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from imali.api.reports import ReportQuerySerializer, ReportView
+from imali.api.serializers.fields import StrictIntegerField
 from imali.messaging import reports
 from imali.messaging.models import MessageType, OutboxStatus
 from imali.tenancy.rights import Right
@@ -19,7 +20,7 @@ class SmsDetailQuerySerializer(ReportQuerySerializer):
     status = serializers.ChoiceField(choices=OutboxStatus.choices, required=False)
     date_from = serializers.DateField(required=False, help_text="First local day (the entity's time zone), inclusive")
     date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
-    branch = serializers.IntegerField(required=False, min_value=1, help_text="Branch id: the client's branch, or the "
+    branch = StrictIntegerField(required=False, min_value=1, help_text="Branch id: the client's branch, or the "
                                       "home branch of the user a message went to")
     user = serializers.RegexField(r"^(system|[1-9][0-9]{0,17})$", required=False,
                                   help_text="Id of the user who sent it, or 'system' for automated messages")
@@ -35,14 +36,14 @@ class SmsDetailQuerySerializer(ReportQuerySerializer):
 
 
 class SmsDetailRowSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = StrictIntegerField()
     created_at = serializers.DateTimeField()
     date = serializers.DateField(help_text="Local date")
     # OpenAPI's `format: time` is RFC 3339's full-time, with an offset; a local wall-clock time
     # has none, so it is described by a pattern instead.
     time = serializers.RegexField(r"^[0-2][0-9]:[0-5][0-9]:[0-5][0-9]$", help_text="Local time, HH:MM:SS")
-    client_id = serializers.IntegerField(allow_null=True)
-    client_number = serializers.IntegerField(allow_null=True)
+    client_id = StrictIntegerField(allow_null=True)
+    client_number = StrictIntegerField(allow_null=True)
     client = serializers.CharField()
     number = serializers.CharField()
     message_type = serializers.ChoiceField(choices=MessageType.choices)
@@ -52,10 +53,10 @@ class SmsDetailRowSerializer(serializers.Serializer):
     # schema's enum names collide.
     status = serializers.CharField(help_text="One of: " + ", ".join(OutboxStatus.values))
     status_label = serializers.CharField()
-    segments = serializers.IntegerField()
-    credits = serializers.IntegerField()
+    segments = StrictIntegerField()
+    credits = StrictIntegerField()
     response = serializers.CharField(help_text="The gateway's refusal or failure reason, if any")
-    user_id = serializers.IntegerField(allow_null=True)
+    user_id = StrictIntegerField(allow_null=True)
     user = serializers.CharField(help_text="Who sent it; 'System' for automated messages")
     branch = serializers.CharField()
 

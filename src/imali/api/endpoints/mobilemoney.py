@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin, query_choice
-from imali.api.serializers.fields import EntityRelatedField, MoneyField
+from imali.api.serializers.fields import EntityRelatedField, MoneyField, StrictIntegerField
 from imali.loans.models import Loan
 from imali.mobilemoney import collections, disbursements, selectors, services
 from imali.mobilemoney.models import (
@@ -78,18 +78,18 @@ class StatementImportSerializer(serializers.ModelSerializer):
 
 
 class StatementLineSerializer(serializers.Serializer):
-    line = serializers.IntegerField(source="number", help_text="The line number in the file, as a spreadsheet shows it")
+    line = StrictIntegerField(source="number", help_text="The line number in the file, as a spreadsheet shows it")
     transaction_id = serializers.CharField()
     amount = MoneyField(allow_null=True)
     account_reference = serializers.CharField()
     kind = serializers.ChoiceField(choices=["matched", "unmatched", "recorded", "invalid", "skipped"])
     note = serializers.CharField()
-    loan = serializers.IntegerField(source="loan_id", allow_null=True)
+    loan = StrictIntegerField(source="loan_id", allow_null=True)
 
 
 class StatementPreviewSerializer(serializers.Serializer):
     statement = StatementImportSerializer()
-    counts = serializers.DictField(child=serializers.IntegerField(),
+    counts = serializers.DictField(child=StrictIntegerField(),
                                    help_text="Lines by what they would become: matched, unmatched, recorded, invalid, skipped")
     lines = StatementLineSerializer(many=True, help_text=f"The first {PREVIEW_LINES} lines that are not matched")
 

@@ -25,7 +25,12 @@ from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice, query_int
 from imali.api.errors import validation_detail
-from imali.api.serializers.fields import EntityRelatedField, MoneyField, StrictBooleanField
+from imali.api.serializers.fields import (
+    EntityRelatedField,
+    MoneyField,
+    StrictBooleanField,
+    StrictIntegerField,
+)
 from imali.clients.models import BankAccountType, Client, ClientAccount
 from imali.loans.models import Loan
 from imali.paystream import selectors, services
@@ -71,7 +76,7 @@ class TextField(serializers.CharField):
 class StreamAccountSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="account.kind", read_only=True)
     description = serializers.CharField(source="account.__str__", read_only=True)
-    client_account = serializers.IntegerField(source="account_id", read_only=True)
+    client_account = StrictIntegerField(source="account_id", read_only=True)
 
     class Meta:
         model = StreamAccount
@@ -87,7 +92,7 @@ class WalletSerializer(serializers.ModelSerializer):
 
 
 class StreamClientSerializer(serializers.Serializer):
-    client = serializers.IntegerField()
+    client = StrictIntegerField()
     reference = serializers.CharField(allow_blank=True, help_text="The stream's client reference; blank until registered")
     accounts = StreamAccountSerializer(many=True)
     wallets = WalletSerializer(many=True)
@@ -105,7 +110,7 @@ class AccountWriteSerializer(serializers.Serializer):
 
 
 class PartSerializer(serializers.Serializer):
-    account = serializers.IntegerField(help_text="A stream account id (GET the client's stream page)")
+    account = StrictIntegerField(help_text="A stream account id (GET the client's stream page)")
     amount = MoneyField()
 
 
@@ -150,14 +155,14 @@ class NoteWriteSerializer(serializers.Serializer):
     loan = EntityRelatedField(queryset=Loan.objects.all())
     stream = serializers.ChoiceField(choices=PaymentStreamKind.choices)
     account = EntityRelatedField(queryset=StreamAccount.objects.all(), help_text="A registered bank account of the loan's client")
-    tracking_days = serializers.IntegerField(min_value=0, max_value=32, required=False, default=0)
+    tracking_days = StrictIntegerField(min_value=0, max_value=32, required=False, default=0)
 
 
 class InstalmentWriteSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=1)
+    seq = StrictIntegerField(min_value=1)
     action_date = serializers.DateField(required=False, allow_null=True)
     amount = MoneyField(required=False, allow_null=True, help_text="EFT and Social Grant EFT notes only")
-    tracking_days = serializers.IntegerField(min_value=0, max_value=32, required=False, allow_null=True)
+    tracking_days = StrictIntegerField(min_value=0, max_value=32, required=False, allow_null=True)
 
 
 class RequestSerializer(serializers.ModelSerializer):
@@ -174,7 +179,7 @@ class SettingsSerializer(serializers.Serializer):
     password = TextField(max_length=200, write_only=True, required=False, allow_blank=True,
                                      help_text="Write-only; blank or absent keeps the stored one")
     branch_code = TextField(max_length=20, required=False, allow_blank=True, default="")
-    timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, required=False, default=10)
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=120, required=False, default=10)
     decline_sms = StrictBooleanField(required=False, default=False,
                                            help_text="SMS the client when a debit is declined or returned unpaid")
     has_password = serializers.BooleanField(read_only=True)
@@ -379,13 +384,13 @@ class CollectionResultSerializer(serializers.ModelSerializer):
 
 
 class ImportSummarySerializer(serializers.Serializer):
-    collected = serializers.IntegerField()
-    declined = serializers.IntegerField()
-    returned = serializers.IntegerField()
-    repeated = serializers.IntegerField()
-    problems = serializers.IntegerField()
-    unknown = serializers.IntegerField()
-    malformed = serializers.IntegerField(help_text="Lines of the feed that could not be read, kept for follow-up")
+    collected = StrictIntegerField()
+    declined = StrictIntegerField()
+    returned = StrictIntegerField()
+    repeated = StrictIntegerField()
+    problems = StrictIntegerField()
+    unknown = StrictIntegerField()
+    malformed = StrictIntegerField(help_text="Lines of the feed that could not be read, kept for follow-up")
 
 
 @extend_schema_view(list=extend_schema(summary="Collection results imported from the stream",

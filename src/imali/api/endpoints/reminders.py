@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
-from imali.api.serializers.fields import MoneyField, StrictBooleanField
+from imali.api.serializers.fields import MoneyField, StrictBooleanField, StrictIntegerField
 from imali.messaging.models import OutboxStatus
 from imali.reminders import selectors, services
 from imali.reminders.models import DailyRun, MisRecipient, MisStream
@@ -50,7 +50,7 @@ class LocalTimeField(serializers.Field):
 class AutomaticGeneralSerializer(serializers.Serializer):
     run_at = LocalTimeField(required=False, help_text="Local time (the entity's zone), HH:MM")
     due_enabled = StrictBooleanField(required=False, help_text="Payment-due reminders on")
-    due_days_before = serializers.IntegerField(required=False, min_value=1, max_value=30)
+    due_days_before = StrictIntegerField(required=False, min_value=1, max_value=30)
     received_enabled = StrictBooleanField(required=False, help_text="Payment received messages on")
     birthday_enabled = StrictBooleanField(required=False, help_text="Birthday greetings on")
 
@@ -58,7 +58,7 @@ class AutomaticGeneralSerializer(serializers.Serializer):
 class AutomaticArrearsSerializer(serializers.Serializer):
     arrears_enabled = StrictBooleanField(required=False)
     arrears_minimum = MoneyField(required=False, help_text="Clients owing less in arrears get no message")
-    arrears_repeat_days = serializers.IntegerField(required=False, min_value=1, max_value=90,
+    arrears_repeat_days = StrictIntegerField(required=False, min_value=1, max_value=90,
                                                    help_text="Remind a client still in arrears again after this many days")
 
 
@@ -68,13 +68,13 @@ class MisSetupSerializer(serializers.Serializer):
     cash_flow_enabled = StrictBooleanField(required=False)
     branch_enabled = StrictBooleanField(required=False)
     monthly_enabled = StrictBooleanField(required=False)
-    management_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+    management_recipients = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False,
                                                   max_length=200, help_text="User ids")
-    cash_flow_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+    cash_flow_recipients = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False,
                                                  max_length=200, help_text="User ids")
-    branch_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+    branch_recipients = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False,
                                               max_length=200, help_text="User ids; each gets their home branch's figures")
-    monthly_recipients = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+    monthly_recipients = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False,
                                                max_length=200, help_text="User ids")
 
 
@@ -89,7 +89,7 @@ class MisDetailQuerySerializer(serializers.Serializer):
     date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
     stream = serializers.ChoiceField(choices=MisStream.choices, required=False)
     status = serializers.ChoiceField(choices=OutboxStatus.choices, required=False)
-    user = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Recipient user id")
+    user = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Recipient user id")
 
     def to_internal_value(self, data):
         # DRF reads `?stream=` as "not given"; a filter, when given, is a value, so blank is refused.
@@ -110,16 +110,16 @@ class MisDetailQuerySerializer(serializers.Serializer):
 
 
 class MisDetailRowSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = StrictIntegerField()
     created_at = serializers.DateTimeField()
     stream = serializers.CharField()
-    user_id = serializers.IntegerField(allow_null=True)
+    user_id = StrictIntegerField(allow_null=True)
     user = serializers.CharField()
     number = serializers.CharField()
     text = serializers.CharField()
     status = serializers.CharField(help_text="One of: " + ", ".join(OutboxStatus.values))
-    segments = serializers.IntegerField()
-    credits = serializers.IntegerField()
+    segments = StrictIntegerField()
+    credits = StrictIntegerField()
 
 
 def _valid(request, serializer_class) -> dict:

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_int
-from imali.api.serializers.fields import MoneyField
+from imali.api.serializers.fields import MoneyField, StrictIntegerField
 from imali.clients.models import Client
 from imali.loans.models import Loan
 from imali.signing import selectors, services
@@ -41,9 +41,9 @@ class OtpSetupSerializer(serializers.Serializer):
     esign_loan_otp = serializers.BooleanField(required=False)
     loan_otp = serializers.BooleanField(required=False)
     threshold = MoneyField(allow_zero=True, required=False)
-    code_length = serializers.IntegerField(required=False)
-    validity_minutes = serializers.IntegerField(required=False)
-    tries_per_code = serializers.IntegerField(required=False)
+    code_length = StrictIntegerField(required=False)
+    validity_minutes = StrictIntegerField(required=False)
+    tries_per_code = StrictIntegerField(required=False)
 
 
 class OtpChallengeSerializer(serializers.Serializer):
@@ -51,7 +51,7 @@ class OtpChallengeSerializer(serializers.Serializer):
     purpose = serializers.CharField()
     cellphone = serializers.CharField()
     expires_at = serializers.DateTimeField()
-    tries_left = serializers.IntegerField()
+    tries_left = StrictIntegerField()
 
 
 class OtpCodeSerializer(serializers.Serializer):
@@ -64,8 +64,8 @@ class EnrolmentClearSerializer(serializers.Serializer):
 
 
 class CellphoneEnrolmentSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    client = serializers.IntegerField(source="client_id")
+    id = StrictIntegerField()
+    client = StrictIntegerField(source="client_id")
     cellphone = serializers.CharField()
     is_active = serializers.BooleanField()
     enrolled_at = serializers.DateTimeField()
@@ -74,9 +74,9 @@ class CellphoneEnrolmentSerializer(serializers.Serializer):
 
 
 class DocumentSignatureSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    loan = serializers.IntegerField(source="loan_id")
-    mandate = serializers.IntegerField(source="mandate_id", allow_null=True)
+    id = StrictIntegerField()
+    loan = StrictIntegerField(source="loan_id")
+    mandate = StrictIntegerField(source="mandate_id", allow_null=True)
     method = serializers.CharField(help_text="otp, override or hand")
     hand_signature_required = serializers.BooleanField()
     hand_reason = serializers.CharField()
@@ -120,19 +120,19 @@ class DebitMandateWriteSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=MandateKind.choices)
     instalment_amount = MoneyField(required=False)
     maximum_collection = MoneyField(required=False)
-    collection_day = serializers.IntegerField()
-    account = serializers.IntegerField(help_text="Id of an active account of the loan's client")
+    collection_day = StrictIntegerField()
+    account = StrictIntegerField(help_text="Id of an active account of the loan's client")
 
 
 class DebitMandateSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    loan = serializers.IntegerField(source="loan_id")
+    id = StrictIntegerField()
+    loan = StrictIntegerField(source="loan_id")
     kind = serializers.CharField()
     contract_reference = serializers.CharField()
     instalment_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
     maximum_collection = serializers.DecimalField(max_digits=14, decimal_places=2)
-    collection_day = serializers.IntegerField()
-    account = serializers.IntegerField(source="account_id")
+    collection_day = StrictIntegerField()
+    account = StrictIntegerField(source="account_id")
     status = serializers.CharField(source="get_status_display")
 
 

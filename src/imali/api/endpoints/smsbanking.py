@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin, query_choice
-from imali.api.serializers.fields import EntityRelatedField
+from imali.api.serializers.fields import EntityRelatedField, StrictIntegerField
 from imali.clients.models import Client
 from imali.smsbanking import selectors, services
 from imali.smsbanking.models import CollectionStatus, FieldCollection, ProviderPayment
@@ -35,13 +35,13 @@ class PinWriteSerializer(serializers.Serializer):
 
 
 class PinSerializer(serializers.Serializer):
-    client = serializers.IntegerField(source="client_id")
+    client = StrictIntegerField(source="client_id")
     set_at = serializers.DateTimeField()
     set_via = serializers.CharField()
 
 
 class FieldCollectionSerializer(serializers.ModelSerializer):
-    client_number = serializers.IntegerField(source="client.number", read_only=True)
+    client_number = StrictIntegerField(source="client.number", read_only=True)
     officer = serializers.CharField(source="officer.username", read_only=True)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
 
@@ -116,7 +116,7 @@ class FieldCollectionViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.Re
 
 class PaymentNoticeSerializer(serializers.ModelSerializer):
     provider = serializers.CharField(source="provider.name", read_only=True)
-    client_number = serializers.IntegerField(source="client.number", read_only=True, allow_null=True)
+    client_number = StrictIntegerField(source="client.number", read_only=True, allow_null=True)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     outcome = serializers.CharField(read_only=True, help_text="What recording the notice found: the client and loan "
                                                                "matched, or why none was")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -11,6 +12,33 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
+
+ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def _strict_integer(data):
+    """`data` as an int when it is a JSON integer or a string of ASCII digits (an optional minus
+    sign); None otherwise. Python's int() also reads "١٢" (Arabic-Indic digits), "１２" and " 12 ",
+    and DRF's IntegerField strips a trailing ".0": an id or a count typed so is refused, not guessed."""
+    if isinstance(data, bool):
+        return None
+    if isinstance(data, int):
+        return data
+    if isinstance(data, str) and ASCII_INTEGER.fullmatch(data):
+        return int(data)
+    return None
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A whole number given as a JSON integer or a string of ASCII digits; "1.0", 1.5, true,
+    "١٢" and "1e3" are a 400 naming the field. Bounds as DRF's IntegerField (min_value,
+    max_value). Model serializers use it for every integer column (ApiConfig.ready)."""
+
+    def to_internal_value(self, data):
+        value = _strict_integer(data)
+        if value is None:
+            self.fail("invalid")
+        return super().to_internal_value(value)
 
 
 class EntityRelatedField(serializers.PrimaryKeyRelatedField):
@@ -28,6 +56,12 @@ class EntityRelatedField(serializers.PrimaryKeyRelatedField):
     def __init__(self, *, scope: Callable[[QuerySet, object], QuerySet] | None = None, **kwargs):
         self.scope = scope or (lambda queryset, entity: queryset.filter(entity=entity))
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        # An id is a JSON integer or ASCII digits: the database's int() would read "١٢" as 12.
+        if _strict_integer(data) is None:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
 
     def get_queryset(self):
         queryset = super().get_queryset()
