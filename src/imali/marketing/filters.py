@@ -20,6 +20,7 @@ from imali.clients.models import (
     PaymentFrequency,
     Paypoint,
 )
+from imali.core.forms import StrictIntegerFormField
 from imali.loans.models import PaybackType
 from imali.tenancy.models import Branch, Entity, Region, User
 
@@ -52,8 +53,8 @@ class DataSetFilterForm(forms.Form):
     created_by = forms.ModelChoiceField(queryset=User.objects.none(), required=False, empty_label="Any user",
                                         label="User who created the client")
     salesperson = forms.ModelChoiceField(queryset=User.objects.none(), required=False, empty_label="Any salesperson")
-    number_from = forms.IntegerField(required=False, min_value=1, max_value=MAX_CLIENT_NUMBER, label="Client number from")
-    number_to = forms.IntegerField(required=False, min_value=1, max_value=MAX_CLIENT_NUMBER, label="Client number to")
+    number_from = StrictIntegerFormField(required=False, min_value=1, max_value=MAX_CLIENT_NUMBER, label="Client number from")
+    number_to = StrictIntegerFormField(required=False, min_value=1, max_value=MAX_CLIENT_NUMBER, label="Client number to")
     client_status = forms.ChoiceField(choices=_blank(ClientStatus.choices), required=False)
     payment_frequency = forms.ChoiceField(choices=_blank(PaymentFrequency.choices), required=False)
     area = forms.ChoiceField(choices=[("", "Any")], required=False, label="Client area")

@@ -15,6 +15,7 @@ from django.forms.models import fields_for_model, model_to_dict
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
 from imali.core.countries import COUNTRY_FACTS, Country
+from imali.core.forms import strict_formfield
 from imali.core.models import AuditAction
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
@@ -164,7 +165,8 @@ class ClientForm(FieldsetsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         widgets = {name: _date_widget() for name in ("date_of_birth", "commencement_of_service", "contract_expiry_date")}
         widgets.update({name: forms.Textarea(attrs={"rows": 2}) for name in ("physical_address", "postal_address", "notes")})
-        self.fields.update(fields_for_model(Client, fields=CLIENT_FORM_FIELDS, widgets=widgets, labels=LABELS))
+        self.fields.update(fields_for_model(Client, fields=CLIENT_FORM_FIELDS, widgets=widgets, labels=LABELS,
+                                             formfield_callback=strict_formfield))
         # Phones are parsed by the service for the entity's country; let people type spaces.
         for name in _PHONE_FIELDS:
             self.fields[name] = forms.CharField(
@@ -218,7 +220,7 @@ class ClientAccountForm(FieldsetsMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields.update(fields_for_model(ClientAccount, fields=ACCOUNT_FIELDS))
+        self.fields.update(fields_for_model(ClientAccount, fields=ACCOUNT_FIELDS, formfield_callback=strict_formfield))
         self.fields["wallet_number"] = forms.CharField(required=False, max_length=30, label="Wallet number",
                                                        widget=forms.TextInput(attrs={"type": "tel"}))
 
@@ -238,7 +240,8 @@ class EmployerForm(forms.Form):
         if instance is not None:
             kwargs.setdefault("initial", model_to_dict(instance, fields=EMPLOYER_FIELDS))
         super().__init__(*args, **kwargs)
-        self.fields.update(fields_for_model(Employer, fields=EMPLOYER_FIELDS, widgets={"address": forms.Textarea(attrs={"rows": 2})}))
+        self.fields.update(fields_for_model(Employer, fields=EMPLOYER_FIELDS, widgets={"address": forms.Textarea(attrs={"rows": 2})},
+                                             formfield_callback=strict_formfield))
         self.fields["telephone"] = forms.CharField(required=False, max_length=30, label="Telephone",
                                                    widget=forms.TextInput(attrs={"type": "tel"}))
         self.order_fields(EMPLOYER_FIELDS)

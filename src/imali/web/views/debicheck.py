@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
+from imali.core.forms import StrictIntegerFormField
 from imali.loans.models import Loan
 from imali.paystream import mandates as services
 from imali.paystream import selectors
@@ -43,14 +44,14 @@ class MandateForm(forms.Form):
     instalment_amount = MoneyFormField(label="Instalment")
     maximum_collection = MoneyFormField(label="Maximum collection", help_text="At least the instalment, at most 1.5 times it")
     frequency = forms.ChoiceField(choices=MandateFrequency.choices, initial=MandateFrequency.MONTHLY, label="Frequency")
-    collection_day = forms.IntegerField(min_value=1, max_value=99, label="Collection day",
+    collection_day = StrictIntegerFormField(min_value=1, max_value=99, label="Collection day",
                                         help_text="Weekly 1–7, fortnightly 1–14, monthly 1–30 or 99 for the last day")
     first_collection_date = forms.DateField(widget=IsoDateInput(), label="First collection")
     date_adjustment = forms.BooleanField(required=False, label="Allow date adjustment")
     adjustment_category = forms.ChoiceField(choices=AdjustmentCategory.choices, label="Instalment adjustment")
     adjustment_amount = MoneyFormField(required=False, label="Adjustment amount")
     adjustment_rate = RateFormField(places=3, required=False, label="Adjustment rate (%)")
-    tracking_days = forms.IntegerField(min_value=0, max_value=10, initial=0, label="Tracking (days)")
+    tracking_days = StrictIntegerFormField(min_value=0, max_value=10, initial=0, label="Tracking (days)")
     contract_reference = forms.CharField(max_length=20, required=False, label="Contract reference",
                                          help_text="Blank: Imali makes one. Never reused, also after a cancel")
 
@@ -62,7 +63,7 @@ class MandateForm(forms.Form):
 class AmendForm(forms.Form):
     instalment_amount = MoneyFormField(label="New instalment")
     maximum_collection = MoneyFormField(label="New maximum collection")
-    collection_day = forms.IntegerField(min_value=1, max_value=99, label="New collection day")
+    collection_day = StrictIntegerFormField(min_value=1, max_value=99, label="New collection day")
 
 
 def _loan(request, loan_id: int) -> Loan:

@@ -19,6 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount
+from imali.core.forms import StrictIntegerFormField, strict_formfield
 from imali.loans import queries, selectors, services
 from imali.loans.models import (
     OPEN_STATUSES,
@@ -60,6 +61,7 @@ class ProductForm(forms.ModelForm):
     class Meta:
         model = Product
         fields = list(services.PRODUCT_FIELDS)
+        formfield_callback = strict_formfield
 
 
 ARREARS_SEEN_LABEL = "I have seen that the client is in arrears"
@@ -78,8 +80,8 @@ def _arrears_field(standing: ClientStanding | None) -> forms.BooleanField | None
 class ApplicationForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.none())
     principal = MoneyFormField()
-    instalments = forms.IntegerField(min_value=1)
-    pay_day = forms.IntegerField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
+    instalments = StrictIntegerFormField(min_value=1)
+    pay_day = StrictIntegerFormField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
 
     def __init__(self, *args, entity, standing: ClientStanding | None = None, **kwargs):
         super().__init__(*args, **kwargs)

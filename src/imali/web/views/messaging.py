@@ -15,6 +15,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 
 from imali.clients.models import Client
+from imali.core.forms import StrictIntegerFormField
 from imali.messaging.credits import (
     credits_assign,
 )
@@ -54,7 +55,7 @@ NAV_ITEMS = [
 class TemplateForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), help_text=(
         "Merge fields are written {^Field Name^}, with a space on each side; a message may not start with one."))
-    preview_client = forms.IntegerField(required=False, label="Preview for client number")
+    preview_client = StrictIntegerFormField(required=False, label="Preview for client number")
 
 
 def _preview_or_save(request, form, *, message_type: str, channel: str, saved: str):
@@ -109,7 +110,7 @@ def template_edit_view(request):
 class EmailTestSendForm(forms.Form):
     to_address = forms.EmailField(label="Send the test to", help_text="Any address: yours, to see what clients will get.")
     subject = forms.CharField(max_length=MAX_SUBJECT_LENGTH, help_text="Merge fields may be used here too.")
-    client = forms.IntegerField(required=False, label="Merge for client number",
+    client = StrictIntegerFormField(required=False, label="Merge for client number",
                                 help_text="Empty: the fields show as [Field Name].")
     attachment = forms.FileField(required=False, help_text="Optional; at most 7 MB.")
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
@@ -255,7 +256,7 @@ def replies_view(request):
 class AssignCreditsForm(forms.Form):
     entity = forms.ModelChoiceField(queryset=Entity.objects.filter(is_active=True))
     channel = forms.ChoiceField(choices=Channel.choices)
-    amount = forms.IntegerField(help_text="Credits to add; a negative number corrects a mistake.")
+    amount = StrictIntegerFormField(help_text="Credits to add; a negative number corrects a mistake.")
     note = forms.CharField(max_length=200, required=False, help_text="E.g. the invoice number")
 
 

@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from imali.core.forms import StrictIntegerFormField
 from imali.messaging import reports
 from imali.messaging.credits import (
     credit_account_get,
@@ -48,8 +49,8 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class CreditSettingsForm(forms.Form):
-    monthly_limit = forms.IntegerField(required=False, min_value=0, help_text="Empty: no monthly limit")
-    low_warning_amount = forms.IntegerField(min_value=0, initial=0, label="Low-credit warning amount")
+    monthly_limit = StrictIntegerFormField(required=False, min_value=0, help_text="Empty: no monthly limit")
+    low_warning_amount = StrictIntegerFormField(min_value=0, initial=0, label="Low-credit warning amount")
     low_warning_user = forms.ModelChoiceField(queryset=User.objects.none(), required=False, label="Low-credit email user")
 
     def __init__(self, *args, entity: Entity, **kwargs):

@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters
 
 from imali.clients.models import AccountKind, BankAccountType, Client
+from imali.core.forms import StrictIntegerFormField
 from imali.loans.models import Loan
 from imali.paystream import selectors, services
 from imali.paystream.models import (
@@ -85,7 +86,7 @@ class CardForm(forms.Form):
 class NoteForm(forms.Form):
     stream = forms.ChoiceField(choices=PaymentStreamKind.choices, label="Payment stream")
     account = forms.ModelChoiceField(queryset=None, label="Collect from")
-    tracking_days = forms.IntegerField(min_value=0, max_value=32, initial=0, label="Tracking (days)")
+    tracking_days = StrictIntegerFormField(min_value=0, max_value=32, initial=0, label="Tracking (days)")
 
     def __init__(self, *args, accounts, **kwargs):
         super().__init__(*args, **kwargs)
@@ -93,10 +94,10 @@ class NoteForm(forms.Form):
 
 
 class InstalmentForm(forms.Form):
-    seq = forms.IntegerField(min_value=1, label="Instalment number")
+    seq = StrictIntegerFormField(min_value=1, label="Instalment number")
     action_date = forms.DateField(required=False, widget=IsoDateInput(), label="New action date")
     amount = MoneyFormField(required=False, label="New amount (EFT and Social Grant EFT only)")
-    tracking_days = forms.IntegerField(min_value=0, max_value=32, required=False, label="New tracking (days)")
+    tracking_days = StrictIntegerFormField(min_value=0, max_value=32, required=False, label="New tracking (days)")
 
 
 class SettingsForm(forms.Form):
@@ -107,7 +108,7 @@ class SettingsForm(forms.Form):
                                widget=forms.PasswordInput(render_value=False),
                                help_text="Stored as a secret and never shown; leave blank to keep the stored one")
     branch_code = forms.CharField(max_length=20, required=False, label="Branch at the stream")
-    timeout_seconds = forms.IntegerField(min_value=1, max_value=120, initial=10, label="Time-out (seconds)")
+    timeout_seconds = StrictIntegerFormField(min_value=1, max_value=120, initial=10, label="Time-out (seconds)")
     decline_sms = forms.BooleanField(required=False, label="SMS the client when a debit is declined or returned unpaid",
                                      help_text="The text is the SMS template 'Debit order declined or returned unpaid', "
                                                "followed by the amount, loan, date and the bank's reason")

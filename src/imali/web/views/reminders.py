@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from imali.core.forms import StrictIntegerFormField
 from imali.messaging import reports
 from imali.messaging.models import MessageType, OutboxStatus
 from imali.reminders import selectors, services
@@ -43,7 +44,7 @@ class TimeInput(forms.TimeInput):
 class AutomaticGeneralForm(forms.Form):
     run_at = forms.TimeField(label="Send at (local time)", widget=TimeInput())
     due_enabled = forms.BooleanField(required=False, label="Payment-due reminders")
-    due_days_before = forms.IntegerField(min_value=1, max_value=30, label="Days before the due date")
+    due_days_before = StrictIntegerFormField(min_value=1, max_value=30, label="Days before the due date")
     received_enabled = forms.BooleanField(required=False, label="Payment received")
     birthday_enabled = forms.BooleanField(required=False, label="Birthday greetings")
 
@@ -51,7 +52,7 @@ class AutomaticGeneralForm(forms.Form):
 class AutomaticArrearsForm(forms.Form):
     arrears_enabled = forms.BooleanField(required=False, label="Payment arrears")
     arrears_minimum = MoneyFormField(label="Minimum arrears amount")
-    arrears_repeat_days = forms.IntegerField(min_value=1, max_value=90, label="Remind again after (days)")
+    arrears_repeat_days = StrictIntegerFormField(min_value=1, max_value=90, label="Remind again after (days)")
 
 
 def _part_label(part: str) -> str:

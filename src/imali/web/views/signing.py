@@ -25,6 +25,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from imali.clients.models import Client
+from imali.core.forms import StrictIntegerFormField
 from imali.loans.models import Loan
 from imali.paystream import mandates as debicheck
 from imali.paystream import selectors as paystream_selectors
@@ -76,9 +77,9 @@ class SetupForm(forms.Form):
     esign_loan_otp = forms.BooleanField(label="eSign Loan OTP (optional: the user may finish without it)", required=False)
     loan_otp = forms.BooleanField(label="Loan OTP (mandatory for enrolled clients)", required=False)
     threshold = MoneyFormField(allow_zero=True, label="Loan OTP amount (loans at or above it need the OTP)")
-    code_length = forms.IntegerField(label="Code length (digits)", min_value=6, max_value=10)
-    validity_minutes = forms.IntegerField(label="Code valid for (minutes)", min_value=1, max_value=10)
-    tries_per_code = forms.IntegerField(label="Tries per code", min_value=1, max_value=5)
+    code_length = StrictIntegerFormField(label="Code length (digits)", min_value=6, max_value=10)
+    validity_minutes = StrictIntegerFormField(label="Code valid for (minutes)", min_value=1, max_value=10)
+    tries_per_code = StrictIntegerFormField(label="Tries per code", min_value=1, max_value=5)
 
 
 class CodeForm(forms.Form):
@@ -105,7 +106,7 @@ class MandateForm(forms.Form):
     kind = forms.ChoiceField(choices=MandateKind.choices)
     instalment_amount = MoneyFormField(required=False, help_text="Empty: the loan's instalment")
     maximum_collection = MoneyFormField(required=False, help_text="At most 1.5 × the instalment; empty: the instalment")
-    collection_day = forms.IntegerField(help_text="1–30, or 99 for the last day of the month")
+    collection_day = StrictIntegerFormField(help_text="1–30, or 99 for the last day of the month")
     account = forms.ModelChoiceField(queryset=None)
 
     def __init__(self, *args, client: Client, **kwargs):

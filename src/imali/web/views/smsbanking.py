@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import Client
+from imali.core.forms import StrictIntegerFormField
 from imali.loans import services as loan_services
 from imali.loans.models import Loan, LoanStatus
 from imali.smsbanking import selectors, services
@@ -49,10 +50,10 @@ class SettingsForm(forms.Form):
     enabled = forms.BooleanField(required=False, label="SMS banking on")
     service_address = forms.CharField(max_length=20, required=False, label="Number or short code clients text",
                                       help_text="Finds the lender of a message from a phone no client or user has")
-    pin_max_failures = forms.IntegerField(min_value=1, max_value=10, label="Wrong PINs before the lock")
-    pin_lock_minutes = forms.IntegerField(min_value=1, max_value=10080, label="Lock time (minutes)")
-    requests_per_hour = forms.IntegerField(min_value=1, max_value=1000, label="Requests per phone per hour")
-    sheet_code_days = forms.IntegerField(min_value=1, max_value=30, label="Collection-sheet code valid for (days)")
+    pin_max_failures = StrictIntegerFormField(min_value=1, max_value=10, label="Wrong PINs before the lock")
+    pin_lock_minutes = StrictIntegerFormField(min_value=1, max_value=10080, label="Lock time (minutes)")
+    requests_per_hour = StrictIntegerFormField(min_value=1, max_value=1000, label="Requests per phone per hour")
+    sheet_code_days = StrictIntegerFormField(min_value=1, max_value=30, label="Collection-sheet code valid for (days)")
 
 
 class AliasForm(forms.Form):
@@ -140,7 +141,7 @@ def provider_edit_view(request, paymentprovider_id: int):
 
 # --- PINs ------------------------------------------------------------------------------------------
 class PinForm(forms.Form):
-    client_number = forms.IntegerField(min_value=1, label="Client number")
+    client_number = StrictIntegerFormField(min_value=1, label="Client number")
     pin = forms.CharField(max_length=6, min_length=4, label="New PIN",
                           widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
     repeat = forms.CharField(max_length=6, label="New PIN again",
