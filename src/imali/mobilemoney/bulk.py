@@ -191,6 +191,36 @@ def _select(sql: str, params: list, values: list) -> list[tuple]:
         return rows
 
 
+def loans_with_phone(loan_ids) -> set[int]:
+    """The loans among `loan_ids` whose client has a cellphone (a confirmation SMS is due)."""
+    return {pk for (pk,) in _select(
+        f"SELECT l.id FROM {Loan._meta.db_table} l JOIN {Client._meta.db_table} c "
+        f"ON c.id = l.client_id WHERE c.cellphone <> '' AND l.id {{}}", [], list(loan_ids))}
+
+
+def payment_post_held(*, entity, loans: dict, found: list[int], reason: str, amount, value_date, reference: str,
+                      today) -> tuple[HeldReceipt | None, str]:
+    """One mobile payment posted in memory onto the first of its candidate loans `found` still on
+    the book (`loans`: held by loans_hold, changed in place), by the loan book's rules
+    (receipt_input, posting.post_held): (its receipt, "") or (None, why it waits in suspense).
+    The statement import and the posting of stored confirmations both post through this."""
+    loan = next((loans[pk] for pk in found if pk in loans and loans[pk].status in OPEN_STATUSES), None)
+    if loan is None:
+        gone = loans.get(found[0]) if found else None
+        return None, (f"Loan {gone.pk} is {LoanStatus(gone.status).label}, not on the book." if gone is not None
+                      else reason)[:200]
+    try:
+        money, reference = receipt_input(entity=entity, amount=amount, payback_type=PaybackType.MOBILE_MONEY,
+                                         value_date=value_date, external_reference=reference, today=today)
+        # Recorded references were set aside by the caller (captured by hand), so none is taken here.
+        done = posting.post_held(loan, loan.instalments, money=money, value_date=value_date, reference=reference,
+                                 reference_taken=False)
+    except ValidationError as exc:
+        return None, _messages(exc)[:200]
+    return HeldReceipt(loan=loan, amount=money, value_date=value_date, payback_type=PaybackType.MOBILE_MONEY,
+                       reference=reference, posted=done), ""
+
+
 def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -> None:
     entity, setup = statement.entity, statement.setup
     with phase("read recorded"):
@@ -209,9 +239,7 @@ def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -
     with phase("lock and read loans"):
         loans = loans_hold(entity=entity, loan_ids=loan_ids)
         # The clients to confirm to by SMS, read under the loans' locks as the callback path does.
-        with_phone = {pk for (pk,) in _select(
-            f"SELECT l.id FROM {Loan._meta.db_table} l JOIN {Client._meta.db_table} c "
-            f"ON c.id = l.client_id WHERE c.cellphone <> '' AND l.id {{}}", [], list(loans))}
+        with_phone = loans_with_phone(loans)
 
     with phase("post in memory"):
         zone = zoneinfo.ZoneInfo(entity.time_zone)
@@ -233,26 +261,14 @@ def _post_chunk(*, statement, lines: list, candidates: dict, actor, part: int) -
                 counts["recorded by hand"] += 1
                 continue
             found, reason = candidates[line.transaction_id]
-            loan = next((loans[pk] for pk in found if pk in loans and loans[pk].status in OPEN_STATUSES), None)
-            if loan is None:
-                gone = loans.get(found[0]) if found else None
-                row[12] = (f"Loan {gone.pk} is {LoanStatus(gone.status).label}, not on the book." if gone is not None
-                           else reason)[:200]
+            receipt, refusal = payment_post_held(entity=entity, loans=loans, found=found, reason=reason,
+                                                 amount=line.amount, value_date=line.completed_at.astimezone(zone).date(),
+                                                 reference=line.transaction_id, today=today)
+            if receipt is None:
+                row[12] = refusal
                 counts["suspense"] += 1
                 continue
-            value_date = line.completed_at.astimezone(zone).date()
-            try:
-                money, reference = receipt_input(entity=entity, amount=line.amount, payback_type=PaybackType.MOBILE_MONEY,
-                                                 value_date=value_date, external_reference=line.transaction_id, today=today)
-                # Recorded references were set aside above (by_hand), so none is taken here.
-                done = posting.post_held(loan, loan.instalments, money=money, value_date=value_date, reference=reference,
-                                         reference_taken=False)
-            except ValidationError as exc:
-                row[12] = _messages(exc)[:200]
-                counts["suspense"] += 1
-                continue
-            receipt = HeldReceipt(loan=loan, amount=money, value_date=value_date, payback_type=PaybackType.MOBILE_MONEY,
-                                  reference=reference, posted=done)
+            loan = receipt.loan
             receipts.append(receipt)
             receipt_row.append((row, receipt))
             row[4], row[11] = TransactionStatus.POSTED, loan.pk

@@ -44,17 +44,16 @@ from imali.clients.models import Client
 from imali.core import bulk
 from imali.core.audit import snapshot
 from imali.core.models import AuditAction, AuditEntry
-from imali.loans import posting
-from imali.loans.models import OPEN_STATUSES, Loan, LoanStatus, PaybackType, Receipt
+from imali.loans.models import OPEN_STATUSES, Loan, LoanStatus, Receipt
 from imali.loans.services import (
     HeldReceipt,
     loans_hold,
     local_today,
-    receipt_input,
     receipts_write_held,
 )
 from imali.tenancy.models import Entity
 
+from .bulk import loans_with_phone, payment_post_held
 from .models import ConfirmationSms, ProviderTransaction, TransactionStatus
 
 log = logging.getLogger("imali.mobilemoney")
@@ -142,27 +141,16 @@ def _post_batch(batch: int) -> list[int]:
 def _candidates(entity: Entity, payments: list[dict]) -> dict[int, tuple[list[int], str]]:
     """{payment id: (the loans it may be for, first choice first; or [], why none)} by the rules
     of services.match_payment, in a few queries for the whole batch."""
-    from .services import _is_number
+    from .services import NOT_ONE_CLIENTS_PHONE, reference_read
 
-    wanted_loans: set[int] = set()
-    numbers: set[int] = set()
-    phones: set[str] = set()
+    wanted: dict[str, set] = {"loan": set(), "client": set(), "phone": set()}
     kinds: dict[int, tuple[str, object]] = {}
     for p in payments:
-        ref = (p["account_reference"] or "").strip().upper().replace(" ", "")
-        digits = "".join(c for c in p["msisdn"] if c.isascii() and c.isdigit())
-        if ref.startswith("L") and _is_number(ref[1:]):
-            kinds[p["pk"]] = ("loan", int(ref[1:]))
-            wanted_loans.add(int(ref[1:]))
-        elif _is_number(ref):
-            kinds[p["pk"]] = ("client", int(ref))
-            numbers.add(int(ref))
-        elif digits and not ref:
-            kinds[p["pk"]] = ("phone", f"+{digits}")
-            phones.add(f"+{digits}")
-        else:
-            kinds[p["pk"]] = ("none", f"Account reference '{p['account_reference']}' is not a client or loan number."
-                              if ref else "No account reference.")
+        read = reference_read(p["account_reference"], p["msisdn"])
+        kinds[p["pk"]] = (read.kind, read.value)
+        if read.kind in wanted:
+            wanted[read.kind].add(read.value)
+    wanted_loans, numbers, phones = wanted["loan"], wanted["client"], wanted["phone"]
     loan_status = dict(Loan.objects.filter(entity=entity, pk__in=wanted_loans).values_list("pk", "status")) if wanted_loans else {}
     client_by_number = dict(Client.objects.filter(entity=entity, number__in=numbers).values_list("number", "pk")) if numbers else {}
     clients_by_phone: dict[str, list[int]] = defaultdict(list)
@@ -195,7 +183,7 @@ def _candidates(entity: Entity, payments: list[dict]) -> dict[int, tuple[list[in
         elif kind == "phone":
             found = clients_by_phone.get(value, [])
             if len(found) != 1:
-                out[pk] = ([], "No account reference, and the phone is not one client's.")
+                out[pk] = ([], NOT_ONE_CLIENTS_PHONE)
             else:
                 loans = open_loans.get(found[0], [])
                 out[pk] = (loans, "" if loans else "The paying phone's client has no loan on the book.")
@@ -211,12 +199,11 @@ def _post_entity(entity: Entity, payments: list[dict], updates: list[tuple], aud
             "external_reference", "pk", "loan_id")}
     candidates = _candidates(entity, [p for p in payments if p["provider_transaction_id"] not in by_hand])
     loans = loans_hold(entity=entity, loan_ids=sorted({pk for found, _ in candidates.values() for pk in found}))
-    with_phone = set(Loan.objects.filter(pk__in=list(loans)).exclude(client__cellphone="").values_list("pk", flat=True)) \
-        if loans else set()
+    with_phone = loans_with_phone(loans)
     zone = zoneinfo.ZoneInfo(entity.time_zone)
     today = local_today(entity)
     receipts: list[HeldReceipt] = []
-    outcome: dict[int, list] = {}  # payment id -> [status, receipt id | HeldReceipt | None, loan id, reason, sms]
+    outcome: dict[int, list] = {}  # payment id -> [status, receipt id | HeldReceipt | None, loan id, reason, sms, audited]
     posted_here: dict[str, HeldReceipt] = {}  # reference -> its receipt in this batch (another setup, same number)
     for p in payments:
         ref = p["provider_transaction_id"]
@@ -230,29 +217,15 @@ def _post_entity(entity: Entity, payments: list[dict], updates: list[tuple], aud
             outcome[p["pk"]] = [TransactionStatus.POSTED, held, held.loan.pk, "", ConfirmationSms.NONE, False]
             continue
         found, reason = candidates[p["pk"]]
-        loan = next((loans[pk] for pk in found if pk in loans and loans[pk].status in OPEN_STATUSES), None)
-        if loan is None:
-            gone = loans.get(found[0]) if found else None
-            reason = f"Loan {gone.pk} is {LoanStatus(gone.status).label}, not on the book." if gone is not None else reason
-            outcome[p["pk"]] = [TransactionStatus.SUSPENSE, None, None, reason[:200], ConfirmationSms.NONE, True]
+        held, refusal = payment_post_held(entity=entity, loans=loans, found=found, reason=reason, amount=p["amount"],
+                                          value_date=p["transacted_at"].astimezone(zone).date(), reference=ref, today=today)
+        if held is None:
+            outcome[p["pk"]] = [TransactionStatus.SUSPENSE, None, None, refusal, ConfirmationSms.NONE, True]
             continue
-        value_date = p["transacted_at"].astimezone(zone).date()
-        try:
-            money, reference = receipt_input(entity=entity, amount=p["amount"], payback_type=PaybackType.MOBILE_MONEY,
-                                             value_date=value_date, external_reference=ref, today=today)
-            done = posting.post_held(loan, loan.instalments, money=money, value_date=value_date, reference=reference,
-                                     reference_taken=False)
-        except ValidationError as exc:
-            messages = [m for ms in getattr(exc, "message_dict", {"": exc.messages}).values() for m in ms]
-            reason = " ".join(messages) or "The loan book refused the receipt."
-            outcome[p["pk"]] = [TransactionStatus.SUSPENSE, None, None, reason[:200], ConfirmationSms.NONE, True]
-            continue
-        held = HeldReceipt(loan=loan, amount=money, value_date=value_date, payback_type=PaybackType.MOBILE_MONEY,
-                           reference=reference, posted=done)
         receipts.append(held)
         posted_here[ref] = held
-        sms = ConfirmationSms.PENDING if loan.pk in with_phone else ConfirmationSms.NONE
-        outcome[p["pk"]] = [TransactionStatus.POSTED, held, loan.pk, "", sms, True]
+        sms = ConfirmationSms.PENDING if held.loan.pk in with_phone else ConfirmationSms.NONE
+        outcome[p["pk"]] = [TransactionStatus.POSTED, held, held.loan.pk, "", sms, True]
     receipts_write_held(entity=entity, actor=None, receipts=receipts)
     written = {r.pk: r for r in Receipt.objects.filter(pk__in=[h.id for h in receipts])} if receipts else {}
     for held in receipts:

@@ -161,31 +161,57 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What a payer's account reference names, read one way for every matcher (one payment,
+    a batch of callbacks, a whole statement): kind "loan" (value: the loan number), "client" (the
+    client number), "phone" (no reference: the paying cellphone, "+<digits>") or "none" (value:
+    why nothing can be matched)."""
+
+    kind: str
+    value: int | str
+
+
+def reference_read(reference: str, msisdn: str = "") -> Reference:
+    ref = (reference or "").strip().upper().replace(" ", "")
+    if ref.startswith("L") and _is_number(ref[1:]):
+        return Reference("loan", int(ref[1:]))
+    if _is_number(ref):
+        return Reference("client", int(ref))
+    digits = "".join(c for c in msisdn if c.isascii() and c.isdigit())
+    if digits and not ref:
+        return Reference("phone", f"+{digits}")
+    return Reference("none", f"Account reference '{reference}' is not a client or loan number." if ref
+                     else "No account reference.")
+
+
+NOT_ONE_CLIENTS_PHONE = "No account reference, and the phone is not one client's."
+
+
 def match_payment(*, entity: Entity, reference: str, msisdn: str = "") -> Match:
     """The loan a payment is for: "L<loan number>" is that loan; a client number is the client's
     oldest loan on the book; with no usable reference, the one client whose cellphone paid."""
-    ref = (reference or "").strip().upper().replace(" ", "")
-    if ref.startswith("L") and _is_number(ref[1:]):
-        loan = Loan.objects.filter(entity=entity, pk=int(ref[1:])).select_related("client").first()
+    read = reference_read(reference, msisdn)
+    if read.kind == "loan":
+        loan = Loan.objects.filter(entity=entity, pk=read.value).select_related("client").first()
         if loan is None:
-            return Match(None, f"No loan {ref[1:]}.")
+            return Match(None, f"No loan {read.value}.")
         if loan.status not in OPEN_STATUSES:
             return Match(None, f"Loan {loan.pk} is {loan.get_status_display()}, not on the book.")
         return Match(loan)
-    if _is_number(ref):
-        client = Client.objects.filter(entity=entity, number=int(ref)).only("pk").first()
+    if read.kind == "client":
+        client = Client.objects.filter(entity=entity, number=read.value).only("pk").first()
         if client is None:
-            return Match(None, f"No client number {ref}.")
+            return Match(None, f"No client number {read.value}.")
         loan = _oldest_open_loan(entity, [client.pk])
-        return Match(loan, "" if loan else f"Client {ref} has no loan on the book.")
-    digits = "".join(c for c in msisdn if c.isascii() and c.isdigit())
-    if digits and not ref:
-        clients = list(Client.objects.filter(entity=entity, cellphone=f"+{digits}").values_list("pk", flat=True)[:2])
+        return Match(loan, "" if loan else f"Client {read.value} has no loan on the book.")
+    if read.kind == "phone":
+        clients = list(Client.objects.filter(entity=entity, cellphone=read.value).values_list("pk", flat=True)[:2])
         if len(clients) == 1:
             loan = _oldest_open_loan(entity, clients)
             return Match(loan, "" if loan else "The paying phone's client has no loan on the book.")
-        return Match(None, "No account reference, and the phone is not one client's.")
-    return Match(None, f"Account reference '{reference}' is not a client or loan number." if ref else "No account reference.")
+        return Match(None, NOT_ONE_CLIENTS_PHONE)
+    return Match(None, read.value)
 
 
 # --- payments in ----------------------------------------------------------------------------------
@@ -531,17 +557,16 @@ class _BookIndex:
     def candidates(self, reference: str, msisdn: str) -> tuple[list[int], str]:
         """The loans a payment may be for, first choice first (a client's loans oldest first: the
         first still on the book when the line is posted takes it), or ([], why none)."""
-        ref = (reference or "").strip().upper().replace(" ", "")
-        if ref.startswith("L") and _is_number(ref[1:]):
-            return ([int(ref[1:])], "") if int(ref[1:]) in self.loans else ([], f"No loan {ref[1:]} on the book.")
-        if _is_number(ref):
-            loans = self.by_client_number.get(int(ref), [])
-            return (loans, "") if loans else ([], f"No client {ref} with a loan on the book.")
-        digits = "".join(c for c in msisdn if c.isascii() and c.isdigit())
-        if digits and not ref:
-            loans = self.by_phone.get(f"+{digits}", [])
-            return (loans, "") if loans else ([], "No account reference, and the phone is not one client's.")
-        return [], (f"Account reference '{reference}' is not a client or loan number." if ref else "No account reference.")
+        read = reference_read(reference, msisdn)
+        if read.kind == "loan":
+            return ([read.value], "") if read.value in self.loans else ([], f"No loan {read.value} on the book.")
+        if read.kind == "client":
+            loans = self.by_client_number.get(read.value, [])
+            return (loans, "") if loans else ([], f"No client {read.value} with a loan on the book.")
+        if read.kind == "phone":
+            loans = self.by_phone.get(read.value, [])
+            return (loans, "") if loans else ([], NOT_ONE_CLIENTS_PHONE)
+        return [], read.value
 
     def match(self, reference: str, msisdn: str) -> tuple[int | None, str]:
         loans, reason = self.candidates(reference, msisdn)
