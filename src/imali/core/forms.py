@@ -10,21 +10,33 @@ from django.core.exceptions import ValidationError
 ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
+def ascii_integer(value) -> int | None:
+    """`value` as an int when it is an int (not a bool) or a text of ASCII digits with an optional
+    minus sign; None otherwise. Python's int() also reads "١٢" (Arabic-Indic) and "１２"
+    (fullwidth) as 12, and Django's and DRF's integer fields drop a trailing ".0": a whole number
+    typed so is refused, not guessed (the API's and the screens' rule)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and ASCII_INTEGER.fullmatch(value):
+        return int(value)
+    return None
+
+
 class StrictIntegerFormField(forms.IntegerField):
-    """A whole number typed as ASCII digits (an optional minus sign; spaces around it trimmed).
-    Django's IntegerField reads "١٢" (Arabic-Indic) and "１２" (fullwidth) as 12 and drops a
-    trailing ".0"; this one refuses them with the field's own error, as the API does
-    (api.serializers.fields.StrictIntegerField). Bounds as IntegerField's (min_value, max_value)."""
+    """A whole number typed as ASCII digits (`ascii_integer`), refused with the field's own error
+    otherwise, as the API does (api.serializers.fields.StrictIntegerField). Bounds as
+    IntegerField's (min_value, max_value)."""
 
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        text = str(value).strip()
-        if not ASCII_INTEGER.fullmatch(text):
+        # Typed into a box: spaces around the digits are the browser's, not the person's.
+        number = ascii_integer(value.strip() if isinstance(value, str) else value)
+        if number is None:
             raise ValidationError("Enter a whole number using the digits 0-9.", code="invalid")
-        return int(text)
+        return number
 
 
 def strict_formfield(db_field, **kwargs):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -11,22 +10,8 @@ from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from imali.core.forms import ascii_integer
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
-
-ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
-
-
-def _strict_integer(data):
-    """`data` as an int when it is a JSON integer or a string of ASCII digits (an optional minus
-    sign); None otherwise. Python's int() also reads "١٢" (Arabic-Indic digits), "１２" and " 12 ",
-    and DRF's IntegerField strips a trailing ".0": an id or a count typed so is refused, not guessed."""
-    if isinstance(data, bool):
-        return None
-    if isinstance(data, int):
-        return data
-    if isinstance(data, str) and ASCII_INTEGER.fullmatch(data):
-        return int(data)
-    return None
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -35,7 +20,7 @@ class StrictIntegerField(serializers.IntegerField):
     max_value). Model serializers use it for every integer column (ApiConfig.ready)."""
 
     def to_internal_value(self, data):
-        value = _strict_integer(data)
+        value = ascii_integer(data)
         if value is None:
             self.fail("invalid")
         return super().to_internal_value(value)
@@ -59,7 +44,7 @@ class EntityRelatedField(serializers.PrimaryKeyRelatedField):
 
     def to_internal_value(self, data):
         # An id is a JSON integer or ASCII digits: the database's int() would read "١٢" as 12.
-        if _strict_integer(data) is None:
+        if ascii_integer(data) is None:
             self.fail("incorrect_type", data_type=type(data).__name__)
         return super().to_internal_value(data)
 
