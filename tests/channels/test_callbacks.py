@@ -210,6 +210,46 @@ def test_rate_limited_gateway_backs_off_and_loses_nothing(funded, live_server, c
     assert OutboxMessage.objects.filter(attempts__gt=1).exists()
 
 
+def test_a_report_arriving_while_its_submission_is_recorded_is_applied(funded, live_server, at_peer, at_transport,
+                                                                         monkeypatch):
+    """The race of a callback with the record of its submission: the report is committed after
+    the record looked for it and before the record commits. Both sides used to miss it (the message
+    stayed Submitted until the minute's sweep)."""
+    import threading
+
+    from imali.messaging import dispatch
+
+    if connection.vendor != "postgresql":
+        pytest.skip("in-memory SQLite cannot be shared between threads; runs on PostgreSQL (make test runs both)")
+
+    http_gateway("at", at_peer)  # not wired: the only report is the one sent below
+    (message,) = enqueue(funded, 1)
+    delivery = callback_url(base_url=live_server.url, kind="africastalking", event="delivery", gateway_name="at")
+    answers = []
+    real_apply = dispatch.receipts_apply
+    dispatching = threading.current_thread()
+
+    def apply_then_a_callback_arrives(*, keys=None, **kwargs):
+        changed = real_apply(keys=keys, **kwargs)
+        if keys and not answers and threading.current_thread() is dispatching:
+            # The record's look-up (the callback's own look-up goes through here too, on the live
+            # server's thread): the callback comes now, on its own connection.
+            (_, pid), = keys
+            body = urllib.parse.urlencode({"id": pid, "status": "Success"}).encode()
+            caller = threading.Thread(target=lambda: answers.append(post(delivery, body)))
+            caller.start()
+            caller.join(10)
+        return changed
+
+    monkeypatch.setattr(dispatch, "receipts_apply", apply_then_a_callback_arrives)
+    dispatcher = Dispatcher({"at": at_transport()}, FAST)
+    dispatcher.run(until_empty=True, max_seconds=20, idle_sleep=0.05)
+    assert answers and answers[0][0] == 200
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert DeliveryReport.objects.get(provider_message_id=message.provider_message_id).applied
+
+
 def test_replies_fetched_from_africastalking_are_stored_once(funded, live_server, at_peer, at_transport):
     http_gateway("at", at_peer)
     borrower = factories.make_client(entity=funded, name="Sipho")

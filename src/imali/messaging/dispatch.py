@@ -465,17 +465,20 @@ class Dispatcher:
         # the receiver process, which retries those that overtook their record: nothing to look up.
         waiting = [(g, pid) for g, pid, *_ in submitted
                    if pid in self._unmatched or not _receipts_come_back(self.transports.get(g))]
-        if (connection.vendor == "postgresql" and submitted and not (throttled or retry or finished or waiting)
+        if (connection.vendor == "postgresql" and submitted and not (throttled or retry or finished)
                 and not connection.in_atomic_block):
-            # The common round (every message accepted, no receipt to look up): one statement, its
-            # own transaction, committed without waiting for the disk. One round trip instead of
-            # three (BEGIN, UPDATE, COMMIT) on the path every batch waits on, and the claim of the
-            # next batch in that same round trip and transaction.
+            # The common round (every message accepted): one statement, its own transaction,
+            # committed without waiting for the disk. One round trip instead of three (BEGIN,
+            # UPDATE, COMMIT) on the path every batch waits on, and the claim of the next batch in
+            # that same round trip and transaction.
             if claim_next:
-                return self._claim(self.policy.lease_seconds, before=self._record_submitted_sql(submitted, now))
-            with connection.cursor() as cur:
-                self._record_submitted_pg(cur, submitted, now)
-            return []
+                following = self._claim(self.policy.lease_seconds, before=self._record_submitted_sql(submitted, now))
+            else:
+                with connection.cursor() as cur:
+                    self._record_submitted_pg(cur, submitted, now)
+                following = []
+            self._apply_waiting(waiting)
+            return following
         with transaction.atomic(), connection.cursor() as cur:
             if not (submitted and connection.vendor == "postgresql"):
                 _commit_without_waiting_for_disk(cur)
@@ -505,12 +508,22 @@ class Dispatcher:
             for entity_id, (amount, count) in refunds.items():
                 credits.credits_refund(entity=Entity(pk=entity_id), channel="sms", amount=amount, messages=count,
                                        reference="dispatch:not_sent")
-            if waiting:
-                # A receipt that overtook the record of its submission is waiting: apply it now.
-                self.counters["receipts_applied"] += receipts_apply(keys=waiting)
-                for _, pid in waiting:
-                    self._unmatched.pop(pid, None)
+        self._apply_waiting(waiting)
         return self._claim(self.policy.lease_seconds) if claim_next else []
+
+    def _apply_waiting(self, waiting: list[tuple[str, str]]) -> None:
+        """Apply the receipts that overtook the record of their submission, once that record is
+        committed. Looked up inside the record's transaction, a receipt arriving by HTTP callback
+        while it is open is missed by both sides: the callback commits its report and then looks
+        for the message, which it cannot see submitted yet; the record looked for the report before
+        the callback committed it. After the commit the two cannot both miss: the callback's look-up
+        starts after its report is committed, this one after the submission is, so whichever comes
+        second sees the other's row."""
+        if not waiting:
+            return
+        self.counters["receipts_applied"] += receipts_apply(keys=waiting)
+        for _, pid in waiting:
+            self._unmatched.pop(pid, None)
 
     @staticmethod
     def _record_submitted_sql(submitted: list[tuple], now: dt.datetime, *, sync_off: str = "") -> tuple[str, list]:
