@@ -178,10 +178,10 @@ def test_allocation_in_order_takes_items_only_until_the_money_runs_out(owing, am
             yield item
 
     assert alloc.allocate_in_order(amount, one_at_a_time()) == alloc.allocate(amount, owing)
-    # Each item taken before the last was reached with money left: at most one item (the one
-    # that finds the money gone) is built beyond what the receipt pays.
+    # Every item taken was reached with money left: none is built beyond what the receipt pays
+    # (the loop stops once the money is gone, before asking for the next item).
     left = amount
-    for item in taken[:-1]:
+    for item in taken:
         assert left > 0
         left -= min(left, item.total)
     assert len(taken) == len(ordered) or left <= 0
@@ -278,3 +278,28 @@ def test_client_status_rules():
     assert f(status="bad", new_loans_allowed=False, has_open_loans=True, oldest_arrears_days=0, has_written_off=False) == ("good", True)
     assert f(status="good", new_loans_allowed=True, has_open_loans=False, oldest_arrears_days=0, has_written_off=False) == ("inactive", True)
     assert f(status="deceased", new_loans_allowed=True, has_open_loans=True, oldest_arrears_days=0, has_written_off=False) == ("deceased", False)
+
+
+def test_post_held_pays_the_oldest_instalment_first_whatever_order_it_is_given():
+    """post_held takes the instalments in allocation order from its callers; given them in another
+    order it still pays the oldest first (due date, then id)."""
+    from imali.loans.posting import HeldInstalment, HeldLoan, post_held
+
+    def instalment(pk, due):
+        return HeldInstalment(pk, dt.date(2026, 1, 1), due, D("10.00"), D("1.50"), D("20.00"), D("100.00"), D("131.50"),
+                              D("0.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"), None)
+
+    for order in ([3, 2, 1], [2, 3, 1], [1, 2, 3]):
+        by_pk = {1: instalment(1, dt.date(2026, 2, 1)), 2: instalment(2, dt.date(2026, 3, 1)),
+                 3: instalment(3, dt.date(2026, 3, 1))}
+        loan = HeldLoan(7, 1, "active", dt.date(2026, 1, 1), None, None, D("0.00"), D("0.00"))
+        loan.instalments = [by_pk[pk] for pk in order]
+        done = post_held(loan, loan.instalments, money=D("150.00"), value_date=dt.date(2026, 2, 2), reference="",
+                         reference_taken=False)
+        assert [(line.instalment.pk, line.line.total) for line in done.lines] == [(1, D("131.50")), (2, D("18.50"))]
+        assert by_pk[1].paid_on == dt.date(2026, 2, 2) and by_pk[2].fee_paid == D("10.00") and by_pk[3].paid == 0
+        assert not done.paid_up and done.change == 0
+        # The rest pays the loan up: the change is what is left over.
+        done = post_held(loan, loan.instalments, money=D("300.00"), value_date=dt.date(2026, 2, 3), reference="",
+                         reference_taken=False)
+        assert done.paid_up and done.change == D("300.00") - D("131.50") * 2 + D("18.50") and loan.status == "paid_up"

@@ -49,15 +49,9 @@ def _error(field: str, message: str, code: str):
     return field_error(field, message, code=code)
 
 
-def parse_decimal(value: object, *, field: str, places: int = DECIMAL_PLACES, minimum: Decimal = Decimal(0),
-                  allow_minimum: bool = True, maximum: Decimal = MAX_AMOUNT) -> Decimal:
-    """A typed or sent number (str, int or Decimal) as a Decimal with `places` decimal places,
-    within [minimum, maximum] (or (minimum, maximum] when not `allow_minimum`). Raises a Django
-    ValidationError naming `field` (codes: invalid_amount, too_many_places, out_of_range)."""
-    if isinstance(value, bool) or value is None:
-        raise _error(field, "Enter a number.", "invalid_amount")
-    if isinstance(value, float):
-        raise TypeError("money must not be a float; pass a str or Decimal")
+def _parsed_text(value: object, *, field: str, places: int) -> Decimal:
+    """`value` as a Decimal by the strict reading of its text (digits 0-9, a decimal point, at
+    most `places` places); the bounds are the caller's."""
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise _error(field, "Enter a finite number.", "invalid_amount")
@@ -75,7 +69,26 @@ def parse_decimal(value: object, *, field: str, places: int = DECIMAL_PLACES, mi
     if len(fraction.rstrip("0")) > places:
         raise _error(field, f"Use at most {places} decimal places.", "too_many_places")
     # A number with more whole digits than any bound is out of range; 1E20 stands in for it.
-    amount = Decimal(text) if len(whole) <= MAX_WHOLE_DIGITS else Decimal(f"{text[0] if text[0] == '-' else ''}1E{MAX_WHOLE_DIGITS}")
+    return Decimal(text) if len(whole) <= MAX_WHOLE_DIGITS else Decimal(f"{text[0] if text[0] == '-' else ''}1E{MAX_WHOLE_DIGITS}")
+
+
+def parse_decimal(value: object, *, field: str, places: int = DECIMAL_PLACES, minimum: Decimal = Decimal(0),
+                  allow_minimum: bool = True, maximum: Decimal = MAX_AMOUNT) -> Decimal:
+    """A typed or sent number (str, int or Decimal) as a Decimal with `places` decimal places,
+    within [minimum, maximum] (or (minimum, maximum] when not `allow_minimum`). Raises a Django
+    ValidationError naming `field` (codes: invalid_amount, too_many_places, out_of_range)."""
+    if isinstance(value, bool) or value is None:
+        raise _error(field, "Enter a number.", "invalid_amount")
+    if isinstance(value, float):
+        raise TypeError("money must not be a float; pass a str or Decimal")
+    if (isinstance(value, Decimal) and value.is_finite() and value.as_tuple().exponent >= -places
+            and value.adjusted() < MAX_WHOLE_DIGITS):
+        # A Decimal already (a parsed file's or a form's): its digits are digits, and it has no
+        # more places than allowed, so only the bounds are left to check (a bank file's 100,000
+        # amounts skip the text round trip).
+        amount = value
+    else:
+        amount = _parsed_text(value, field=field, places=places)
     if amount < minimum or (amount == minimum and not allow_minimum):
         bound = "zero" if minimum == 0 else f"{minimum:,.{places}f}"
         raise _error(field, f"Must be {'at least' if allow_minimum else 'more than'} {bound}.", "out_of_range")

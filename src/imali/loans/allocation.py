@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 COMPONENTS = ("fee", "vat", "interest", "capital")
 ZERO = Decimal("0.00")
 
 
-@dataclass(frozen=True)
-class Owing:
+# Named tuples rather than frozen dataclasses: as immutable and as readable, and a statement of
+# 100,000 receipts builds a few hundred thousand of each (a frozen dataclass sets every field
+# through object.__setattr__, several times the cost).
+class Owing(NamedTuple):
     """What is still owed on one instalment, per component."""
 
     key: int
@@ -33,8 +36,7 @@ class Owing:
         return self.fee + self.vat + self.interest + self.capital
 
 
-@dataclass(frozen=True)
-class AllocationLine:
+class AllocationLine(NamedTuple):
     key: int
     fee: Decimal = ZERO
     vat: Decimal = ZERO
@@ -73,17 +75,20 @@ def allocate_in_order(amount: Decimal, owing: Iterable[Owing]) -> Allocation:
         raise ValueError("A receipt amount cannot be negative.")
     left = amount
     lines = []
-    for item in owing:
-        if left <= 0:
-            break
-        parts = {}
-        for component in COMPONENTS:
-            take = min(left, getattr(item, component))
-            parts[component] = take
-            left -= take
-        line = AllocationLine(key=item.key, **parts)
-        if line.total > 0:
-            lines.append(line)
+    if left > 0:
+        for item in owing:
+            fee = min(left, item.fee)
+            left -= fee
+            vat = min(left, item.vat)
+            left -= vat
+            interest = min(left, item.interest)
+            left -= interest
+            capital = min(left, item.capital)
+            left -= capital
+            if fee + vat + interest + capital > 0:
+                lines.append(AllocationLine(item.key, fee, vat, interest, capital))
+            if left <= 0:  # before the next item is asked for: a generator builds no item the money does not reach
+                break
     return Allocation(lines=tuple(lines), change=left)
 
 
@@ -98,7 +103,7 @@ def _shift(owing: Sequence[Owing], allocation: Allocation, sign: int) -> list[Ow
         changes = {c: getattr(item, c) - sign * getattr(line, c) for c in COMPONENTS}
         if any(v < 0 for v in changes.values()):
             raise ValueError(f"Allocation to instalment {item.key} exceeds what is owed on it.")
-        result.append(replace(item, **changes))
+        result.append(item._replace(**changes))
     return result
 
 

@@ -92,25 +92,39 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
                     f"Loan {loan.pk} was paid out on {loan.disbursed_on:%Y-%m-%d}; a receipt cannot be dated before that.")
     if reference and reference_taken:
         raise error("external_reference", LoanError.DUPLICATE_REFERENCE, f"Reference '{reference}' has been posted already.")
+    # One pass: what is left on the schedule, and the instalments still owing (in allocation
+    # order; the callers hold them in that order, so the sort is only a safeguard).
+    outstanding = ZERO
+    unpaid = []
+    in_order, last = True, None
+    for i in instalments:
+        outstanding += i.amount - i.paid
+        if i.paid < i.amount:
+            if last is not None and (i.due_date, i.pk) < last:
+                in_order = False
+            last = (i.due_date, i.pk)
+            unpaid.append(i)
+    if not in_order:
+        unpaid.sort(key=lambda i: (i.due_date, i.pk))
     # The maximum is at least what is left on the schedule plus the fixed tolerance: a receipt
     # within that needs no settlement quote (most of a day's collections are one instalment).
-    outstanding = sum((i.amount - i.paid for i in instalments), ZERO)
-    if money > outstanding + tolerance_amount() and money > (maximum := loan_receipt_maximum(
-            loan=loan, as_of=value_date, instalments=instalments)).amount:
+    if money > outstanding + tolerance_amount() and money > (
+            maximum := loan_receipt_maximum(loan=loan, as_of=value_date, instalments=instalments)).amount:
         raise error("amount", LoanError.OVER_RECEIPT_MAXIMUM,
                     f"{money:,.2f} is more than loan {loan.pk} can take: the maximum is {maximum.amount:,.2f} "
                     f"(its balance of {maximum.balance:,.2f} plus a tolerance of {maximum.tolerance:,.2f}).")
-    unpaid = sorted((i for i in instalments if i.paid < i.amount), key=lambda i: (i.due_date, i.pk))
     # What each instalment owes is worked out only for those the money reaches (allocate_in_order
     # stops there): a receipt of one instalment on a long schedule does not price the whole schedule.
     result = allocate_in_order(money, (
         Owing(key=i.pk, due_date=i.due_date, fee=i.fee - i.fee_paid, vat=i.vat - i.vat_paid,
               interest=i.interest - i.interest_paid, capital=i.capital - i.capital_paid)
         for i in unpaid))
-    by_id = {i.pk: i for i in unpaid}
     lines = []
-    for line in result.lines:
-        inst = by_id[line.key]
+    position = 0
+    for line in result.lines:  # in the order of `unpaid`, skipping any the money took nothing from
+        while unpaid[position].pk != line.key:
+            position += 1
+        inst = unpaid[position]
         lines.append(PostedLine(instalment=inst, line=line, paid_on_before=inst.paid_on))
         inst.fee_paid += line.fee
         inst.vat_paid += line.vat
@@ -128,7 +142,8 @@ def post_held(loan, instalments: list, *, money: Decimal, value_date: dt.date, r
         loan.last_receipt_on = value_date
     # default_since and its in-duplum cap stay: the next daily close clears them (nothing is in
     # arrears), and a reversal of this receipt then finds the loan exactly as it was.
-    paid_up = all(i.paid >= i.amount for i in instalments)
+    # Only those that owed before the receipt can still owe (a paid instalment stays paid).
+    paid_up = all(i.paid >= i.amount for i in unpaid)
     if paid_up:
         loan.status = LoanStatus.PAID_UP
         loan.paid_up_on = value_date
