@@ -52,7 +52,7 @@ def statuses(entity):
     return dict(OutboxMessage.objects.filter(entity=entity).values("status").annotate(n=Count("id")).values_list("status", "n"))
 
 
-def wait_for(condition, seconds=15):
+def wait_for(condition, seconds=60):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
