@@ -81,7 +81,7 @@ def test_sigkill_mid_batch_loses_nothing(env, tmp_path):
     peer = run_in_thread(SmscConfig(throttle_per_second=400))
     procs = []
     try:
-        _manage(env, "migrate", "--noinput", timeout=300)
+        _manage(env, "migrate", "--noinput", timeout=900)  # a fresh SQLite file: over 300 s was seen at a load average of 12
         _manage(env, "shell", "-c", SEED.format(count=COUNT, port=peer.port))
 
         def consumer(*extra):
