@@ -125,7 +125,7 @@ def test_balance_answered_on_the_smsc_phone_page(page, live_server, stack):  # n
     page.locator("form").last.locator("input[name=number]").fill(client.cellphone)
     page.locator("form").last.locator("[name=text]").fill("BALANCE")
     page.locator("form").last.locator("button").click()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # bounded; ends at the answer
     while time.monotonic() < deadline:
         dispatcher.apply_events()
         answer_pending()  # the answering worker (smsbanking_answer) in the demo

@@ -103,15 +103,24 @@ def test_claims_past_the_last_claim_and_from_the_start_now_and_then(funded):
     # start of the queue every FULL_CLAIM_SECONDS; SQLite always from the start. Either way every
     # message is claimed once, and a more urgent one enqueued meanwhile is claimed within that time
     # (more bulk messages wait than the claims of that time take, so the cursor alone never gets to it).
+    # Timed from the claims themselves, not from the test's clock: on a loaded machine one claim may
+    # take longer than the allowance, and "claimed within 0.7 s of the enqueue" failed for that.
     enqueue(funded, 300, message_type="new_loan")
     dispatcher = Dispatcher({}, DispatchPolicy(batch=10))
     seen = [c.id for c in dispatcher._claim(30)]
+    from_start = time.monotonic()  # the first claim looked from the start no later than this
     otp = message_enqueue(entity=funded, number="+27829999999", text="PIN 1234", message_type="otp",
                           idempotency_key="urgent")
-    enqueued = time.monotonic()
+    claims = 0
     while otp.pk not in seen:
-        assert time.monotonic() - enqueued < Dispatcher.FULL_CLAIM_SECONDS + 0.2, "the urgent message waited too long"
-        seen += [c.id for c in dispatcher._claim(30)]
+        claims += 1
+        assert claims <= 300, "the urgent message was never claimed"
+        begun = time.monotonic()
+        batch = [c.id for c in dispatcher._claim(30)]
+        seen += batch
+        # A claim begun FULL_CLAIM_SECONDS after the last look from the start looks from the start:
+        # it finds the urgent message, first in the queue.
+        assert otp.pk in batch or begun - from_start < Dispatcher.FULL_CLAIM_SECONDS, "the urgent message waited too long"
         time.sleep(0.02)
     while batch := dispatcher._claim(30):
         seen += [c.id for c in batch]
@@ -185,12 +194,14 @@ def test_outage_past_max_age_expires_and_refunds(funded, smsc, transports):
     gateway_for(smsc)
     opened = transports()
     enqueue(funded, 5)
-    smsc.outage(5)
+    # Down for longer than the test can take (it returns once the peer is down), so the messages
+    # expire during it however slowly a loaded machine gets there, instead of being delivered
+    # when a short outage ended first.
+    smsc.outage(300)
     policy = DispatchPolicy(batch=50, lease_seconds=30, backoff_base=0.05, backoff_max=0.1,
                             max_age={Priority.TRANSACTIONAL: dt.timedelta(seconds=0.5)})
-    import time
     time.sleep(0.2)
-    run(Dispatcher(opened, policy), 4)
+    run(Dispatcher(opened, policy), 60)  # until nothing is left to try: all expired
     assert statuses(funded) == {"expired": 5}
     assert "expired after" in OutboxMessage.objects.first().error
     assert credit_balance(entity=funded) == 1000
@@ -251,7 +262,7 @@ def test_mobile_originated_stop_opts_out_once(funded, sms_client, smsc, transpor
     mo_id = smsc.inject_mo(number=sms_client.cellphone, text="stop")
     smsc.inject_mo(number=sms_client.cellphone, text="What is my balance?")
     import time
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while InboundMessage.objects.count() < 2 and time.monotonic() < deadline:
         d.apply_events()
         time.sleep(0.02)

@@ -345,7 +345,7 @@ def test_bulk_run_killed_mid_write_leaves_the_ledger_exact_after_rerun_and_sweep
     env.update(IMALI_VAR_DIR=str(tmp_path), IMALI_SQLITE_PATH=str(db_file), PYTHONPATH=str(root / "src"))
 
     def manage(*args):
-        return subprocess.run([sys.executable, str(root / "manage.py"), *args], env=env, cwd=root, timeout=300,
+        return subprocess.run([sys.executable, str(root / "manage.py"), *args], env=env, cwd=root, timeout=900,
                               capture_output=True, text=True, check=True)
 
     def query(sql):

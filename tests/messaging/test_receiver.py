@@ -49,7 +49,7 @@ def _enqueue(entity, count, prefix="m"):
                             idempotency_key=f"{prefix}{i}").pk for i in range(count)]
 
 
-def _until(predicate, receiver, seconds=15):
+def _until(predicate, receiver, seconds=60):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         receiver.step()
@@ -126,7 +126,7 @@ def test_a_consumer_dying_between_submit_and_record(funded, smsc, split_transpor
     assert _until(lambda: receiver.counters["receipts"] == 2, receiver)
     # Nothing recorded will ever match those receipts: the receiver gives up retrying them after
     # `retry_seconds` (the sweep still looks, and finds nothing to apply either).
-    assert _until(lambda: receiver.waiting == 0, receiver, seconds=5)
+    assert _until(lambda: receiver.waiting == 0, receiver, seconds=30)
     assert set(_statuses(ids)) == {"queued"}
     # The lease lapses; another consumer claims the messages and sends them again (the kill
     # window's duplicate), and their new receipts are applied.

@@ -50,7 +50,7 @@ def _gateway(peer, **fields):
                                   system_id="imali", password="secret", **fields)
 
 
-def _collect(dispatcher, *, count, seconds=10):
+def _collect(dispatcher, *, count, seconds=60):
     deadline = time.monotonic() + seconds
     while InboundMessage.objects.count() < count and time.monotonic() < deadline:
         dispatcher.apply_events()
@@ -79,7 +79,7 @@ def test_parts_survive_a_restart_and_may_reach_different_consumers(entity, smsc,
     gateway = _gateway(smsc)
     first = Dispatcher(gateway_transports(gateway), DispatchPolicy())
     smsc.inject_mo(number="+27821234567", text=LONG_UCS2, concat="udh8", order=[2])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not InboundPart.objects.exists() and time.monotonic() < deadline:
         first.apply_events()
         time.sleep(0.02)

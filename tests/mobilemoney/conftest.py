@@ -75,7 +75,7 @@ def open_loan(entity, user, *, principal="2000", cellphone="0821234567"):
                      product=make_product(entity, name=f"P{time.monotonic_ns()}"))
 
 
-def wait_for(condition, seconds=10.0):
+def wait_for(condition, seconds=30.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():

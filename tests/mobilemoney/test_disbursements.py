@@ -135,7 +135,7 @@ def recover_until_final(d, progress, passes: int = 4) -> None:
         Disbursement.objects.filter(pk=d.pk).update(sent_at=timezone.now() - dt.timedelta(minutes=10))
         before = progress()
         disbursements.disbursements_recover()
-        wait_for(lambda before=before: progress() != before or status_of(d) == DisbursementStatus.SUCCESSFUL, seconds=3)
+        wait_for(lambda before=before: progress() != before or status_of(d) == DisbursementStatus.SUCCESSFUL, seconds=10)
     assert status_of(d) == DisbursementStatus.SUCCESSFUL
 
 

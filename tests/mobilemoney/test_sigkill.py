@@ -50,7 +50,7 @@ def test_sigkill_between_send_and_record_never_pays_twice(entity, lender_user, m
            "DJANGO_SETTINGS_MODULE": "imali.config.settings"}
     child["proc"] = subprocess.Popen([sys.executable, "-c", SEND.format(entity=entity.pk, user=lender_user.pk)],
                                      env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = child["proc"].communicate(timeout=120)
+    out, err = child["proc"].communicate(timeout=300)
     assert child["proc"].returncode == -signal.SIGKILL, (out, err)
     assert "RECORDED" not in out
     d.refresh_from_db()

@@ -36,7 +36,7 @@ def phone_inbox(peer, number):
     return peer.call(lambda: [m.text for m in peer.peer.phones.get(number, []) if not m.mo])
 
 
-def send_and_wait(peer, dispatcher, number, text, *, replies_to=None, count=1, seconds=15):
+def send_and_wait(peer, dispatcher, number, text, *, replies_to=None, count=1, seconds=60):  # returns at the answer
     """The phone sends `text`; run the dispatcher until `replies_to` has `count` more messages."""
     replies_to = replies_to or number
     before = len(phone_inbox(peer, replies_to))
@@ -75,7 +75,7 @@ def test_officer_collection_and_sheet_over_smpp(wire, officer, borrower, manager
 
     sheet = services.sheet_issue(actor=manager, entity=borrower.entity, officer=officer,
                                  due_by=timezone.localdate() + dt.timedelta(days=40))
-    dispatcher.run(until_idle=True, max_seconds=5, idle_sleep=0.02)
+    dispatcher.run(until_idle=True, max_seconds=60, idle_sleep=0.02)  # returns once the sheet's SMS is out
     assert sheet.code in phone_inbox(peer, OFFICER_PHONE)[-1]
     [answer] = send_and_wait(peer, dispatcher, OFFICER_PHONE, sheet.code)
     assert f"sheet {sheet.code} recorded 2 payments" in answer

@@ -117,12 +117,18 @@ class SmscPeer:
 
     async def outage(self, seconds: float) -> None:
         """Go down: drop every session and refuse connections, then come back on the same port."""
+        await self.go_down(seconds)
+        await self.come_back(seconds)
+
+    async def go_down(self, seconds: float) -> None:
         self.stats["outages"] += 1
         self._down_until = self.loop.time() + seconds
         await self._close_listener()
         for s in list(self._sessions):
             s.writer.transport.abort()
-        await asyncio.sleep(seconds)
+
+    async def come_back(self, after: float) -> None:
+        await asyncio.sleep(after)
         self._server = await asyncio.start_server(self._serve, self.config.host, self.port)
 
     # -- SMPP ---------------------------------------------------------------------------------
@@ -338,6 +344,7 @@ class PeerThread:
         self.peer = SmscPeer(config)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._coming_back: asyncio.Future | None = None
         self._thread = threading.Thread(target=self._run, name="smsc-peer", daemon=True)
 
     def _run(self) -> None:
@@ -370,8 +377,14 @@ class PeerThread:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(60)
 
     def outage(self, seconds: float) -> None:
-        """Start an outage of `seconds` and return at once; the peer comes back by itself."""
-        asyncio.run_coroutine_threadsafe(self.peer.outage(seconds), self._loop)
+        """Start an outage of `seconds` and return as soon as the peer is down (sessions dropped,
+        connections refused); it comes back by itself. Returning before it is down left the caller
+        racing the peer's thread: on a loaded machine a submit could still get through."""
+        async def begin():
+            await self.peer.go_down(seconds)
+            self._coming_back = asyncio.ensure_future(self.peer.come_back(seconds))
+
+        asyncio.run_coroutine_threadsafe(begin(), self._loop).result(60)
 
     def configure(self, **changes) -> None:
         def apply():
@@ -384,6 +397,8 @@ class PeerThread:
 
     def stop(self) -> None:
         if self._loop.is_running():
+            if self._coming_back is not None:
+                self.call(self._coming_back.cancel)  # stopped during an outage: it stays down
             self.call(self.peer.stop)
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
