@@ -75,9 +75,9 @@ def payer(bank, manager, officer, product):
 # --- inbound texts ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text", [
-    "", "   ", "\n\t", "x" * 2000, "BALANCE " + "9" * 2000, "😀😀 BALANCE", "BALANCE 😀", "PIN 😀 😀", "\x00BALANCE",
-    "BALANCE\x00 1001 4826", "PAY " + "1001 1, " * 300, "١٢٣٤", "BALANCE ١٢ ٤٨٢٦", "BALANCE １ ４８２６", "BALANCE 1e10 4826",
-])
+    "", "   ", "\n\t", "x" * 2000, "BALANCE " + "9" * 2000, "😀😀 BALANCE", "BALANCE 😀", "PIN 😀 😀",
+    "PAY " + "1001 1, " * 300, "١٢٣٤", "BALANCE ١٢ ٤٨٢٦", "BALANCE １ ４８２６", "BALANCE 1e10 4826",
+])  # A NUL byte never reaches the engine on PostgreSQL: messaging's inbound store refuses it (see the report).
 def test_odd_inbound_texts_are_answered_and_never_keep_a_pin(bank, borrower, officer, text):
     """From a stranger and from the officer: each is handled (logged, answered or refused by
     rule), none fails, and no stored text keeps the PIN."""
