@@ -69,13 +69,20 @@ def _require(actor, entity: Entity) -> None:
 
 
 # --- criteria ------------------------------------------------------------------------------------
+# The days a criterion may name: a year 0001 or 9999 is a slip of the keyboard, not a date of the book.
+EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+
+
 def _date(value, field: str) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise _error(field, BatchError.INVALID_DATE, f"'{value}' is not a date; write it as YYYY-MM-DD.") from None
+    if not isinstance(value, dt.date):
+        try:
+            value = dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise _error(field, BatchError.INVALID_DATE, f"'{str(value)[:20]}' is not a date; write it as YYYY-MM-DD.") from None
+    if not EARLIEST_DAY <= value <= LATEST_DAY:
+        raise _error(field, BatchError.INVALID_DATE,
+                     f"Give a date from {EARLIEST_DAY:%Y-%m-%d} to {LATEST_DAY:%Y-%m-%d}.")
+    return value
 
 
 def _range(found: dict, errors: dict, start: str, end: str) -> None:

@@ -25,7 +25,7 @@ from imali.loans.models import DISBURSED_STATUSES, Instalment, Loan, Receipt
 from imali.messaging.models import Channel, MessageType, OutboxMessage
 from imali.tenancy.models import Entity
 
-from .models import DailyRun, MisRecipient
+from .models import AutomaticSetup, DailyRun, MisRecipient, MisSetup
 
 
 def _unpaid_instalments(entity: Entity) -> QuerySet[Instalment]:
@@ -199,8 +199,25 @@ def recent_runs(*, entity: Entity, limit: int = 20) -> QuerySet[DailyRun]:
     return DailyRun.objects.filter(entity=entity).order_by("-business_date", "kind")[:limit]
 
 
+def automatic_setup_of(*, entity: Entity) -> AutomaticSetup:
+    """The entity's automatic SMS setup for reading (a screen, the API): its row, or the defaults
+    unsaved. Reading writes nothing; the row is made by the first change (services)."""
+    return AutomaticSetup.objects.filter(entity=entity).select_related("updated_by").first() or AutomaticSetup(entity=entity)
+
+
+def mis_setup_of(*, entity: Entity) -> MisSetup:
+    """The entity's MIS SMS setup for reading: its row, or the defaults unsaved (see automatic_setup_of)."""
+    return MisSetup.objects.filter(entity=entity).select_related("updated_by").first() or MisSetup(entity=entity)
+
+
 def mis_recipients(*, entity: Entity, stream: str) -> QuerySet:
     return MisRecipient.objects.filter(entity=entity, stream=stream, user__entity=entity, user__is_active=True)
+
+
+# The days the MIS Detail report may be asked about: beyond them a day's local midnight is no
+# datetime at all (9999-12-31's next day), and nothing was sent outside them anyway.
+EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+DAY_RANGE_MESSAGE = f"Give a date from {EARLIEST_DAY:%Y-%m-%d} to {LATEST_DAY:%Y-%m-%d}."
 
 
 @dataclass(frozen=True)

@@ -108,15 +108,18 @@ class Lookups:
         self._loaded = time.monotonic()
 
     def settings_for(self, message: InboundMessage) -> BankingSettings | None:
-        """The SMS-banking settings of the message's entity: the one messaging matched by number,
-        else the one whose service address the message was sent to."""
+        """The SMS-banking settings of the lender the message was sent to: the one whose service
+        address it was sent to, when exactly one lender has that address; else the one messaging
+        matched by number. The address comes first: a number can belong to clients of two lenders
+        (or be a recycled number), and messaging's match by number picks one of them, which must
+        not answer a message sent to the other with its own client's balance."""
         self._refresh()
-        if message.entity_id is not None and message.entity_id in self._by_entity:
-            return self._by_entity[message.entity_id]
         if message.to_address:
             found = self._by_address.get(message.to_address.casefold(), [])
             if len(found) == 1:
                 return found[0]
+        if message.entity_id is not None and message.entity_id in self._by_entity:
+            return self._by_entity[message.entity_id]
         return None
 
     def aliases(self, entity_id: int) -> dict[str, str]:
@@ -247,8 +250,9 @@ def handle_inbound(message: InboundMessage, *, lookups: Lookups | None = None) -
         _finish(entity, message, command, Answer("failed", masked_text=masked), out)
 
 
-# Commands whose text can carry a PIN or a one-time code (UNKNOWN: a mistyped keyword before a PIN).
-SECRET_COMMANDS = frozenset({Command.BALANCE, Command.PIN, Command.UNKNOWN})
+# Commands whose text can carry a PIN or a one-time code (UNKNOWN: a mistyped keyword before a PIN;
+# HELP, STOP and START take no digits, so digits after them are a half-remembered "BALANCE 1001 4826").
+SECRET_COMMANDS = frozenset({Command.BALANCE, Command.PIN, Command.UNKNOWN, Command.HELP, Command.STOP, Command.START})
 
 
 def _over_rate(ctx: Context) -> bool:
@@ -497,7 +501,7 @@ def _recorded(ctx: Context, rows, resolved, *, label: str) -> Answer:
     total = sum((r.entry.amount for r in resolved), start=resolved[0].entry.amount * 0)
     listed = ", ".join(f"{r.client.number} {format_money(r.entry.amount)}" for r in resolved)
     replies = [ctx.reply(services.rules.fit(
-        f"{ctx.entity.name}: {label} recorded {len(rows)} payments, {services.money(ctx.entity, total)}, unverified until "
+        f"{ctx.entity.name}: {label + ' ' if label else ''}recorded {len(rows)} payments, {services.money(ctx.entity, total)}, unverified until "
         f"the cash is at the branch: {listed}", more="..."), client=None)]
     for r in resolved:
         if r.client.cellphone:
@@ -512,7 +516,7 @@ def pay(ctx: Context) -> Answer:
     if refusal:
         return refusal
     try:
-        entries = rules.parse_collection(ctx.words)
+        entries = rules.parse_collection(rules.after_keyword(ctx.message.text))
         resolved = services.collections_resolve(entity=ctx.entity, entries=entries, on=ctx.today)
     except ValueError as exc:
         return Answer("pay_malformed", [ctx.reply(f"Nothing recorded. {exc}", client=None)])

@@ -20,6 +20,7 @@ class SmsBankingError(StrEnum):
     NO_OFFICER_PHONE = "no_officer_phone"
     NOTHING_DUE = "nothing_due"
     OTHER_ENTITY = "other_entity"
+    INVALID_DATE = "invalid_date"
 
 
 def sb_error(field: str, code: SmsBankingError, message: str) -> ValidationError:

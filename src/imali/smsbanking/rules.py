@@ -3,6 +3,7 @@ collection grammar, PIN rules, sheet codes, and keeping a reply within two SMS s
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ MAX_ENTRIES = 20  # one officer SMS; more entries would not fit the confirmation
 # Sheet codes: no 0/O, 1/I/L, 5/S, 2/Z (read aloud and retyped on a small keypad).
 SHEET_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
 SHEET_CODE_LENGTH = 6
+# The days a sheet may be made for (a typed year 0001 or 9999 is a slip, not a date).
+EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 
 
 def words_of(text: str) -> list[str]:
@@ -77,11 +80,21 @@ class GrammarError(ValueError):
     """An officer's message that does not follow the collection grammar; its text is the reply."""
 
 
-def parse_collection(words: list[str]) -> list[Entry]:
+def after_keyword(text: str) -> str:
+    """The text after its first word, line breaks kept (an officer's entries may be one a line)."""
+    parts = text.strip().split(None, 1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def parse_collection(words: list[str] | str) -> list[Entry]:
     """The entries of `PAY <client>[/<loan>] <amount>[, <client>[/<loan>] <amount>]...`
-    (`words`: what follows PAY). Raises GrammarError with a message for the officer."""
-    text = " ".join(words)
-    chunks = [c.strip() for c in re.split(r"[,;\n]", text)]
+    (`words`: what follows PAY, as words or as the text with its line breaks, which separate
+    entries like ',' and ';'). Raises GrammarError with a message for the officer."""
+    text = words if isinstance(words, str) else " ".join(words)
+    # A line break ends an entry like ',' does; a blank line or a ',' before the break adds none.
+    lines = [line.strip().rstrip(",;").strip() for line in text.splitlines()]
+    text = ", ".join(line for line in lines if line)
+    chunks = [c.strip() for c in re.split(r"[,;]", text)]
     if not any(chunks):
         raise GrammarError("Nothing to record. Send PAY <client> <amount>, e.g. PAY 1001 250, 1002/17 100.50")
     entries: list[Entry] = []

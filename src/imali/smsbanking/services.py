@@ -305,6 +305,7 @@ def collections_resolve(*, entity: Entity, entries: list[rules.Entry], on: dt.da
     for loan in Loan.objects.filter(entity=entity, client__in=clients.values(), status__in=OPEN_STATUSES).order_by("id"):
         loans_by_client.setdefault(loan.client_id, []).append(loan)
     resolved = []
+    seen_loans: set[int] = set()
     for position, entry in enumerate(entries, start=1):
         client = clients.get(entry.client_number)
         if client is None:
@@ -319,6 +320,10 @@ def collections_resolve(*, entity: Entity, entries: list[rules.Entry], on: dt.da
             loan = next((x for x in open_loans if x.pk == entry.loan_id), None)
             if loan is None:
                 raise ValueError(f"Payment {position}: loan {entry.loan_id} is not an open loan of client {client.number}.")
+        if loan.pk in seen_loans:
+            # '1001 250, 1001/17 100': the same loan through the client's only loan and by its id.
+            raise ValueError(f"Payment {position}: loan {loan.pk} of client {client.number} is in the message twice.")
+        seen_loans.add(loan.pk)
         maximum = loan_selectors.loan_receipt_maximum(loan=loan, as_of=on)
         if entry.amount > maximum.amount:
             raise ValueError(f"Payment {position}: {format_money(entry.amount)} is more than loan {loan.pk} takes "
@@ -394,6 +399,8 @@ def _reject_reason(reason: str, *, what: str) -> str:
         raise sb_error("reason", SmsBankingError.REASON_REQUIRED, f"Say why the {what} is rejected.")
     if len(reason) > 200:
         raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "Keep the reason within 200 characters.")
+    if "\x00" in reason:  # it is stored and sent by SMS
+        raise sb_error("reason", SmsBankingError.REASON_REQUIRED, "The reason may not hold NUL characters.")
     return reason
 
 
@@ -451,6 +458,9 @@ def sheet_issue(*, actor, entity: Entity, officer: User, due_by: dt.date) -> Col
         raise PermissionDenied("The officer belongs to another entity.")
     if not officer.cellphone:
         raise sb_error("officer", SmsBankingError.NO_OFFICER_PHONE, f"{officer} has no cellphone on their user record.")
+    if not rules.EARLIEST_DAY <= due_by <= rules.LATEST_DAY:
+        raise sb_error("due_by", SmsBankingError.INVALID_DATE,
+                       f"Give a date from {rules.EARLIEST_DAY:%Y-%m-%d} to {rules.LATEST_DAY:%Y-%m-%d}.")
     lines = sheet_lines(entity=entity, officer=officer, due_by=due_by)
     if not lines:
         raise sb_error("due_by", SmsBankingError.NOTHING_DUE, f"{officer}'s clients owe nothing due by {due_by:%Y-%m-%d}.")

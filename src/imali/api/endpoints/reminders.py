@@ -98,6 +98,18 @@ class MisDetailQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError(blank)
         return super().to_internal_value(data)
 
+    @staticmethod
+    def _day(day):
+        if day is not None and not selectors.EARLIEST_DAY <= day <= selectors.LATEST_DAY:
+            raise serializers.ValidationError(selectors.DAY_RANGE_MESSAGE)
+        return day
+
+    def validate_date_from(self, value):
+        return self._day(value)
+
+    def validate_date_to(self, value):
+        return self._day(value)
+
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["The end date is before the start date."]})
@@ -139,7 +151,7 @@ class AutomaticGeneralView(EntityScopedMixin, APIView):
 
     @extend_schema(summary="Read the automatic SMS setup", responses={200: AutomaticGeneralSerializer, 403: NO_RIGHT})
     def get(self, request):
-        setup = services.automatic_setup_get(entity=self.entity)
+        setup = selectors.automatic_setup_of(entity=self.entity)
         return Response(AutomaticGeneralSerializer(_automatic(setup, services.GENERAL_FIELDS)).data)
 
     @extend_schema(summary="Change the automatic SMS setup",
@@ -158,7 +170,7 @@ class AutomaticArrearsView(EntityScopedMixin, APIView):
 
     @extend_schema(summary="Read the automatic arrears SMS setup", responses={200: AutomaticArrearsSerializer, 403: NO_RIGHT})
     def get(self, request):
-        setup = services.automatic_setup_get(entity=self.entity)
+        setup = selectors.automatic_setup_of(entity=self.entity)
         return Response(AutomaticArrearsSerializer(_automatic(setup, services.ARREARS_FIELDS)).data)
 
     @extend_schema(summary="Change the automatic arrears SMS setup",
@@ -172,7 +184,7 @@ class AutomaticArrearsView(EntityScopedMixin, APIView):
 
 
 def _mis(entity) -> dict:
-    setup = services.mis_setup_get(entity=entity)
+    setup = selectors.mis_setup_of(entity=entity)
     data: dict = {"run_at": setup.run_at}
     for stream in MisStream.values:
         data[f"{stream}_enabled"] = setup.enabled(stream)

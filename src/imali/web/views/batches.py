@@ -80,9 +80,15 @@ class CriteriaForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if "idempotency_key" in self.errors:
-            # A hidden field's error is shown nowhere by itself: say it where the form's errors are.
-            self.add_error(None, f"The form's key (idempotency_key) must be at most {IDEMPOTENCY_KEY_MAX} characters: "
-                                 "open the batch type again and send from there.")
+            # A hidden field's error is shown nowhere by itself: say it where the form's errors are,
+            # with the field's own reason (missing, too long, a NUL byte), not always "too long".
+            codes = {e.code for e in self.errors.as_data()["idempotency_key"]}
+            if codes == {"max_length"}:
+                problem = f"must be at most {IDEMPOTENCY_KEY_MAX} characters"
+            else:
+                problem = "is missing or not usable (" + " ".join(self.errors["idempotency_key"]) + ")"
+            self.add_error(None, f"The form's key (idempotency_key) {problem}: open the batch type again and send "
+                                 "from there.")
         return cleaned
 
     def criteria(self) -> dict:

@@ -76,7 +76,7 @@ def _runs(request, kind: str):
 
 
 def _automatic_page(request, *, form_class, fields, right_label: str, done: str, title: str):
-    setup = services.automatic_setup_get(entity=request.entity)
+    setup = selectors.automatic_setup_of(entity=request.entity)
     form = form_class(request.POST or None, initial={f: getattr(setup, f) for f in fields})
     if request.method == "POST" and form.is_valid():
         try:
@@ -132,7 +132,7 @@ class MisForm(forms.Form):
 @right_required(Right.MAXSMS_GENERAL_SETUP)
 def mis_view(request):
     entity = request.entity
-    setup = services.mis_setup_get(entity=entity)
+    setup = selectors.mis_setup_of(entity=entity)
     chosen: dict[str, list[int]] = {}
     for stream, user_id in MisRecipient.objects.filter(entity=entity).values_list("stream", "user_id"):
         chosen.setdefault(stream, []).append(user_id)
@@ -166,6 +166,18 @@ class MisDetailForm(forms.Form):
     def __init__(self, *args, entity, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["user"].queryset = User.objects.filter(entity=entity).order_by("first_name", "last_name", "username")
+
+    def _day(self, name: str):
+        day = self.cleaned_data.get(name)
+        if day is not None and not selectors.EARLIEST_DAY <= day <= selectors.LATEST_DAY:
+            raise forms.ValidationError(selectors.DAY_RANGE_MESSAGE, code="out_of_range")
+        return day
+
+    def clean_start(self):
+        return self._day("start")
+
+    def clean_end(self):
+        return self._day("end")
 
     def clean(self):
         data = super().clean()

@@ -8,7 +8,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -186,13 +186,21 @@ def collections_view(request):
         "payments": payments})
 
 
+def _reason(request) -> str:
+    """The reject reason through the form's field (length, NUL bytes), its error raised as the
+    service's own error for `reason` so both screens show it the same way."""
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        raise ValidationError({"reason": [f"Reason: {m}" for m in form.errors["reason"]]})
+    return form.cleaned_data["reason"]
+
+
 def _decide(request, collection_id: int, *, reject: bool, back: str):
     row = get_object_or_404(FieldCollection, entity=request.entity, pk=collection_id)
     try:
         if reject:
-            form = RejectForm(request.POST)
-            reason = form.data.get("reason", "")
-            services.collection_reject(actor=request.user, entity=request.entity, collection_id=row.pk, reason=reason)
+            services.collection_reject(actor=request.user, entity=request.entity, collection_id=row.pk,
+                                       reason=_reason(request))
             messages.success(request, f"Collection {row.pk} rejected; the officer is told why.")
         else:
             done = services.collection_confirm(actor=request.user, entity=request.entity, collection_id=row.pk)
@@ -237,7 +245,7 @@ def provider_payment_reject_view(request, providerpayment_id: int):
     row = get_object_or_404(ProviderPayment, entity=request.entity, pk=providerpayment_id)
     try:
         services.provider_payment_reject(actor=request.user, entity=request.entity, payment_id=row.pk,
-                                         reason=request.POST.get("reason", ""))
+                                         reason=_reason(request))
         messages.success(request, f"Payment {row.reference} rejected.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -336,17 +344,17 @@ def mobile_application_view(request, loan_id: int):
         elif request.POST.get("action") == "decline":
             # Declining is the desktop's cancel: the same service and the same right.
             if not may_use(request, Right.CAPTURE_LOANS):
-                decline_form.add_error(None, "You do not have the right to cancel applications.")
-            else:
-                decline_form = DeclineForm(request.POST)
-                if decline_form.is_valid():
-                    try:
-                        loan_services.loan_cancel(loan=loan, actor=request.user, reason=decline_form.cleaned_data["reason"])
-                    except ValidationError as exc:
-                        apply_service_errors(decline_form, exc)
-                    else:
-                        messages.success(request, f"Loan {loan.pk} declined.")
-                        return redirect("web:mobile_applications")
+                # The page offers no Decline button then; a forged POST is refused like any missing right.
+                raise PermissionDenied("You do not have the right to cancel applications.")
+            decline_form = DeclineForm(request.POST)
+            if decline_form.is_valid():
+                try:
+                    loan_services.loan_cancel(loan=loan, actor=request.user, reason=decline_form.cleaned_data["reason"])
+                except ValidationError as exc:
+                    apply_service_errors(decline_form, exc)
+                else:
+                    messages.success(request, f"Loan {loan.pk} declined.")
+                    return redirect("web:mobile_applications")
     return render(request, "web/smsbanking/m_application.html", {
         "loan": loan, "standing": standing, "approve_form": approve_form, "decline_form": decline_form,
         "may_decline": may_use(request, Right.CAPTURE_LOANS)})
