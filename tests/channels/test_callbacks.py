@@ -170,6 +170,21 @@ def test_callbacks_refuse_a_wrong_token_or_gateway_and_name_missing_fields(funde
     assert exc.value.code == 405
 
 
+def test_a_nul_character_from_the_aggregator_is_stored_shown_as_a_replacement(funded, live_server, at_peer):
+    """PostgreSQL text cannot hold NUL: a reply or receipt carrying one is kept with U+FFFD in its
+    place (answered 200, stored once), not a 500 that has the aggregator send it again forever."""
+    http_gateway("at", at_peer)
+    inbound = callback_url(base_url=live_server.url, kind="africastalking", event="inbound", gateway_name="at")
+    body = urllib.parse.urlencode({"id": "m\x001", "from": "+27821234567", "to": "40\x00123", "text": "BAL\x00ANCE"}).encode()
+    assert post(inbound, body)[0] == 200
+    assert post(inbound, body)[0] == 200  # the same reply again: stored once
+    stored = InboundMessage.objects.get()
+    assert (stored.provider_id, stored.to_address, stored.text) == ("m\ufffd1", "40\ufffd123", "BAL\ufffdANCE")
+    delivery = callback_url(base_url=live_server.url, kind="africastalking", event="delivery", gateway_name="at")
+    assert post(delivery, urllib.parse.urlencode({"id": "x\x00y", "status": "Success"}).encode())[0] == 200
+    assert DeliveryReport.objects.get().provider_message_id == "x\ufffdy"
+
+
 def test_failover_from_a_dead_smpp_gateway_to_an_http_one(funded, live_server, at_peer, at_transport):
     from imali.messaging.dispatch import transports_from_gateways
 

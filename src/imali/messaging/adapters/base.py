@@ -7,6 +7,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+# What an outside system sends may hold NUL characters (a UCS-2 SMS can carry U+0000, an HTTP
+# body anything); PostgreSQL text cannot store them, so one in a reply, receipt or error would
+# fail the whole batch being stored. Every event a gateway hands over is cleaned as it is made.
+NUL, NUL_SHOWN_AS = "\x00", "\ufffd"
+
+
+def _without_nul(event, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(event, name)
+        if isinstance(value, str) and NUL in value:
+            object.__setattr__(event, name, value.replace(NUL, NUL_SHOWN_AS))
+
 
 class Outcome(StrEnum):
     SUBMITTED = "submitted"
@@ -33,6 +45,9 @@ class SubmitResult:
     error: str = ""
     parts_submitted: int = 0
 
+    def __post_init__(self) -> None:
+        _without_nul(self, ("provider_message_id", "error"))
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -40,6 +55,9 @@ class Receipt:
     provider_message_id: str
     state: str  # DELIVRD, UNDELIV, EXPIRED, REJECTD, ...
     error_code: str = ""
+
+    def __post_init__(self) -> None:
+        _without_nul(self, ("gateway", "provider_message_id", "state", "error_code"))
 
     @property
     def delivered(self) -> bool:
@@ -53,6 +71,9 @@ class MobileOriginated:
     number: str
     to_address: str
     text: str
+
+    def __post_init__(self) -> None:
+        _without_nul(self, ("gateway", "provider_id", "number", "to_address", "text"))
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,9 @@ class MobileOriginatedPart:
     total: int
     seq: int
     text: str
+
+    def __post_init__(self) -> None:
+        _without_nul(self, ("gateway", "provider_id", "number", "to_address", "text"))
 
 
 class Transport(Protocol):
