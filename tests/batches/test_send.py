@@ -393,3 +393,58 @@ def test_an_overlong_idempotency_key_is_refused_naming_the_field(entity, book, s
     answer = client.post(reverse("web:batch_new") + "?type=arrears", {**ARREARS, "idempotency_key": "u" * 64, "send": "1"})
     assert answer.status_code == 302
     assert MessageBatch.objects.filter(entity=entity).count() == 2
+
+
+def test_the_batch_page_shows_its_smss_by_status_and_updates_until_each_has_its_final_status(
+        entity, other_entity, book, sender, funded, client, django_assert_max_num_queries):
+    """Staff see how the batch's SMSs stand with the gateways (waiting, sent, delivered, failed),
+    counted over the batch's own messages only, refreshed by itself until every one is final."""
+    arrears_book(book, 4)
+    batch = batch_send(actor=sender, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="d1",
+                       today=TODAY).batch
+    # Another message of the same type, not of this batch, is not counted.
+    from imali.messaging.services import message_enqueue
+
+    message_enqueue(entity=entity, number="+27820000001", text="Your loan is in arrears", message_type="arrears",
+                    idempotency_key="single")
+    mine = OutboxMessage.objects.filter(process_id=batch.process_id).order_by("id")
+    assert mine.count() == 4
+    OutboxMessage.objects.filter(pk__in=[m.pk for m in mine[:2]]).update(status="delivered")
+    OutboxMessage.objects.filter(pk=mine[2].pk).update(status="submitted")
+    OutboxMessage.objects.filter(pk=mine[3].pk).update(status="failed")
+    client.force_login(sender)
+    page = client.get(reverse("web:batch_detail", kwargs={"messagebatch_id": batch.pk})).content.decode()
+    assert 'id="batch-delivery"' in page and "1 of 4 still on their way" in page
+    rows = [(status, n) for status, _, n in services.selectors.batch_delivery(batch=batch)]
+    assert rows == [("submitted", 1), ("delivered", 2), ("failed", 1)]
+    assert '<tr data-status="delivered"><td>Delivered</td><td class="num">2</td>' in page
+    fragment_url = reverse("web:batch_delivery", kwargs={"messagebatch_id": batch.pk})
+    assert f'hx-get="{fragment_url}"' in page
+    # The sender has no SMS Detail right: no link to a page that would refuse them.
+    assert 'id="batch-delivery-detail"' not in page
+    # The last report comes in: the fragment stops polling.
+    OutboxMessage.objects.filter(pk=mine[2].pk).update(status="delivered")
+    with django_assert_max_num_queries(8):
+        fragment = client.get(fragment_url).content.decode()
+    assert "Every SMS of the batch has its final status" in fragment and "hx-get" not in fragment
+    assert '<td>Delivered</td><td class="num">3</td>' in fragment
+    # Another entity's batch's fragment is not found.
+    theirs = MessageBatch.objects.create(entity=other_entity, batch_type="crm", idempotency_key="t2",
+                                         created_by=factories.make_admin(entity=other_entity))
+    assert client.get(reverse("web:batch_delivery", kwargs={"messagebatch_id": theirs.pk})).status_code == 404
+    # Without the processing right the fragment is refused.
+    client.force_login(factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS]))
+    assert client.get(fragment_url).status_code == 403
+
+
+def test_the_batch_page_links_each_sms_in_sms_detail_for_who_may_read_it(entity, book, funded, client):
+    arrears_book(book, 1)
+    reader = factories.make_user(entity=entity, rights=[Right.MAXSMS_PROCESSING, Right.REPORT_SMS_DETAIL])
+    batch = batch_send(actor=reader, entity=entity, batch_type="arrears", criteria=ARREARS, idempotency_key="d2",
+                       today=TODAY).batch
+    client.force_login(reader)
+    page = client.get(reverse("web:batch_detail", kwargs={"messagebatch_id": batch.pk})).content.decode()
+    link = reverse("web:messaging_outbox") + "?message_type=arrears&amp;start="
+    assert 'id="batch-delivery-detail"' in page and link in page
+    report = client.get(reverse("web:messaging_outbox"), {"message_type": "arrears", "start": page.split("start=")[1][:10]})
+    assert report.status_code == 200 and f'id="sms-status-{OutboxMessage.objects.get().pk}"'.encode() in report.content

@@ -21,7 +21,7 @@ from imali.loans.models import (
     Receipt,
 )
 from imali.loans.selectors import portfolio_snapshot
-from imali.messaging.models import MarketingOptOut, OutboxMessage, ProcessLog
+from imali.messaging.models import MarketingOptOut, OutboxMessage, OutboxStatus, ProcessLog
 from imali.tenancy.models import Entity
 
 from .models import BatchPreviewRun, MessageBatch
@@ -240,3 +240,17 @@ def batch_written(*, batch: MessageBatch) -> int:
     if log is None:
         return batch.queued
     return batch.queued + OutboxMessage.objects.filter(process_id=log.pk).count()
+
+
+# Messages still on their way: waiting for the gateway, or sent and waiting for the handset's report.
+DELIVERY_PENDING = (OutboxStatus.QUEUED, OutboxStatus.SUBMITTED)
+
+
+def batch_delivery(*, batch: MessageBatch) -> list[tuple[str, str, int]]:
+    """How the batch's SMSs stand with the gateways, over every run (a resumed batch has one
+    process log per run): (status, its label, count) in OutboxStatus order, statuses with none
+    left out. One query, by the outbox's process index."""
+    runs = ProcessLog.objects.filter(entity_id=batch.entity_id, kind=PROCESS_KIND, criteria__batch=batch.pk).values("pk")
+    counts = dict(OutboxMessage.objects.filter(entity_id=batch.entity_id, process_id__in=runs).order_by()
+                  .values("status").annotate(n=Count("id")).values_list("status", "n"))
+    return [(status.value, status.label, counts[status.value]) for status in OutboxStatus if counts.get(status.value)]

@@ -6,6 +6,8 @@ progress bar that updates itself."""
 from __future__ import annotations
 
 import uuid
+import zoneinfo
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -15,6 +17,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from imali.batches import selectors
@@ -221,14 +224,39 @@ def batch_detail_view(request, messagebatch_id: int):
     batch = _batch(request, messagebatch_id)
     criteria = {k: v for k, v in batch.criteria.items() if k != "today"}
     return render(request, "web/batches/detail.html", {
-        **_progress(batch), "criteria": criteria_description(entity=request.entity, batch_type=batch.batch_type,
-                                                             criteria=criteria)})
+        **_progress(batch), **_delivery(batch, request.user),
+        "criteria": criteria_description(entity=request.entity, batch_type=batch.batch_type, criteria=criteria)})
 
 
 @right_required(Right.MAXSMS_PROCESSING, methods=("GET",))
 def batch_progress_view(request, messagebatch_id: int):
     """The progress bar's fragment, polled (htmx) until the batch has finished."""
     return render(request, "web/batches/_progress.html", _progress(_batch(request, messagebatch_id)))
+
+
+DELIVERY_POLL_SECONDS = 5
+
+
+def _delivery(batch: MessageBatch, user) -> dict:
+    """The batch's SMSs by status; polled while any is still on its way (or the batch is still
+    queuing them), every few seconds: a large batch's count is one grouped read of its messages."""
+    rows = selectors.batch_delivery(batch=batch)
+    pending = sum(n for status, _, n in rows if status in selectors.DELIVERY_PENDING)
+    live = pending or not batch.finished
+    url = reverse("web:batch_delivery", kwargs={"messagebatch_id": batch.pk}) if live else ""
+    day = timezone.localtime(batch.created_at, zoneinfo.ZoneInfo(batch.entity.time_zone)).date().isoformat()
+    detail = "" if not user.has_right(Right.REPORT_SMS_DETAIL) else reverse("web:messaging_outbox") + "?" + urlencode(
+        {"message_type": MESSAGE_TYPE[batch.batch_type], "start": day})
+    return {"delivery": rows, "delivery_total": sum(n for _, _, n in rows), "delivery_pending": pending,
+            "delivery_poll": Poll(element_id="batch-delivery", url=url, seconds=DELIVERY_POLL_SECONDS),
+            "delivery_detail_url": detail}
+
+
+@right_required(Right.MAXSMS_PROCESSING, methods=("GET",))
+def batch_delivery_view(request, messagebatch_id: int):
+    """The delivery fragment, polled (htmx) while the batch's SMSs are on their way."""
+    batch = _batch(request, messagebatch_id)
+    return render(request, "web/batches/_delivery.html", {"batch": batch, **_delivery(batch, request.user)})
 
 
 @require_POST
@@ -261,4 +289,5 @@ urlpatterns = [
     path("messaging/batches/<int:messagebatch_id>/", batch_detail_view, name="batch_detail"),
     path("messaging/batches/<int:messagebatch_id>/progress/", batch_progress_view, name="batch_progress"),
     path("messaging/batches/<int:messagebatch_id>/resume/", batch_resume_view, name="batch_resume"),
+    path("messaging/batches/<int:messagebatch_id>/delivery/", batch_delivery_view, name="batch_delivery"),
 ]
