@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import Loan
 from imali.paystream import mandates as services
 from imali.paystream import selectors
@@ -37,7 +37,7 @@ POST_ONLY = ("POST",)
 
 
 class MandateForm(forms.Form):
-    account = forms.ModelChoiceField(queryset=None, label="Debtor bank account")
+    account = StrictModelChoiceField(queryset=None, label="Debtor bank account")
     authentication = forms.ChoiceField(choices=AuthenticationType.choices, label="How the client authenticates")
     value_type = forms.ChoiceField(choices=MandateValueType.choices, label="Value type")
     debit_sequence = forms.ChoiceField(choices=DebitSequence.choices, label="Debit sequence")

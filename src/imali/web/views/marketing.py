@@ -18,12 +18,13 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from imali.core.formatting import format_money
+from imali.core.forms import StrictModelChoiceField, request_ids
 from imali.marketing import selectors
 from imali.marketing.columns import shown_columns
 from imali.marketing.export import dataset_csv, dataset_xlsx
 from imali.marketing.filters import DataSetFilterForm
 from imali.marketing.models import CustomMessage, DataSet, MessageChannel
-from imali.marketing.sending import dropped_rows, send_list, send_preview, send_start
+from imali.marketing.sending import MAX_TICKED, dropped_rows, send_list, send_preview, send_start
 from imali.marketing.services import (
     custom_message_save,
     dataset_export_record,
@@ -79,7 +80,7 @@ def _progress(dataset: DataSet) -> dict:
 
 
 class SendForm(forms.Form):
-    message = forms.ModelChoiceField(queryset=CustomMessage.objects.none(), empty_label=None, label="Custom message")
+    message = StrictModelChoiceField(queryset=CustomMessage.objects.none(), empty_label=None, label="Custom message")
     recipients = forms.ChoiceField(choices=[("all", "Every row of the data set"), ("ticked", "Only the rows ticked")],
                                    initial="all", widget=forms.RadioSelect)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
@@ -181,7 +182,7 @@ def dataset_send_view(request, dataset_id: int):
     Send or Back. The key made with the form travels to the send: a double click sends once."""
     dataset = _dataset(request, dataset_id)
     form = SendForm(request.POST, entity=request.entity)
-    row_ids = request.POST.getlist("row") if request.POST.get("recipients") == "ticked" else []
+    row_ids = request_ids(request.POST, "row", limit=MAX_TICKED) if request.POST.get("recipients") == "ticked" else []
     if "back" in request.POST:
         return redirect("web:marketing_dataset", dataset_id=dataset.pk)
     preview = None

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters
 
 from imali.clients.models import AccountKind, BankAccountType, Client
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import Loan
 from imali.paystream import selectors, services
 from imali.paystream.models import (
@@ -53,9 +53,9 @@ class AccountForm(forms.Form):
 
 
 class PayForm(forms.Form):
-    account_1 = forms.ModelChoiceField(queryset=None, label="First account")
+    account_1 = StrictModelChoiceField(queryset=None, label="First account")
     amount_1 = MoneyFormField(label="Amount to the first account")
-    account_2 = forms.ModelChoiceField(queryset=None, required=False, label="Second account (optional)")
+    account_2 = StrictModelChoiceField(queryset=None, required=False, label="Second account (optional)")
     amount_2 = MoneyFormField(required=False, label="Amount to the second account")
     cash_amount = MoneyFormField(allow_zero=True, required=False, label="Cash part")
 
@@ -85,7 +85,7 @@ class CardForm(forms.Form):
 
 class NoteForm(forms.Form):
     stream = forms.ChoiceField(choices=PaymentStreamKind.choices, label="Payment stream")
-    account = forms.ModelChoiceField(queryset=None, label="Collect from")
+    account = StrictModelChoiceField(queryset=None, label="Collect from")
     tracking_days = StrictIntegerFormField(min_value=0, max_value=32, initial=0, label="Tracking (days)")
 
     def __init__(self, *args, accounts, **kwargs):
