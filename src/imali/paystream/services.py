@@ -39,7 +39,7 @@ from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementSta
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
-from . import cdv
+from . import cdv, destination
 from .adapters.base import (
     Document,
     Instalment,
@@ -118,6 +118,11 @@ def check_account(*, branch_code: str, account_number: str, account_type: str | 
         raise stream_error(error.field, f"cdv_{error.code.value}", error.message) from None
 
 
+def _destination_rules() -> dict:
+    return {"allow_loopback": bool(getattr(django_settings, "PAYSTREAM_ALLOW_LOOPBACK", False)),
+            "allowed_hosts": list(getattr(django_settings, "PAYSTREAM_ALLOWED_HOSTS", ()))}
+
+
 def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str, password: str = "",
                          branch_code: str = "", timeout_seconds: int = 10, decline_sms: bool | None = None) -> StreamSettings:
     """Save where the stream is and the credentials. A blank password keeps the stored one; the
@@ -126,8 +131,9 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
         raise PermissionDenied(f"You need the right '{Right.PAYMENT_STREAM_WEB_SERVICES.label}'.")
     errors: dict[str, list[ValidationError]] = {}
     base_url = (base_url or "").strip()
-    if not base_url.startswith(("http://", "https://")):
-        errors["base_url"] = [ValidationError("Enter the stream's address, starting http:// or https://.", code="invalid")]
+    problem = destination.base_url_problem(base_url, **_destination_rules())
+    if problem:
+        errors["base_url"] = [ValidationError(problem, code=StreamError.DESTINATION_REFUSED.value)]
     if not (username or "").strip():
         errors["username"] = [ValidationError("This field is required.", code="required")]
     # The columns' lengths, checked here: PostgreSQL refuses a longer value (a 500), SQLite keeps it.
@@ -167,6 +173,12 @@ def stream_for(entity: Entity) -> HttpPaymentStream:
     if found is None:
         raise stream_error("__all__", StreamError.NO_SETTINGS,
                            "The payment stream is not set up for this entity: enter its address and log-on under Setup.")
+    # Checked again before each call: a row saved under older rules or settings, or a name that
+    # resolves somewhere private now, is not connected to.
+    problem = destination.resolved_problem(found.base_url, **_destination_rules())
+    if problem:
+        raise stream_error("base_url", StreamError.DESTINATION_REFUSED,
+                           f"The payment stream's base URL is refused (Setup → Payment stream): {problem}")
     return HttpPaymentStream(base_url=found.base_url, username=found.username, password=found.password,
                              timeout=float(found.timeout_seconds))
 
@@ -208,7 +220,13 @@ def _send(*, entity: Entity, actor, function: StreamFunction, target: Any, call:
 
 def _send_with(*, entity: Entity, request: StreamRequest, call: Callable[[PaymentStream, str], T]) -> tuple[T, StreamRequest]:
     key = str(request.idempotency_reference)
-    with stream_for(entity) as stream:
+    try:
+        stream = stream_for(entity)
+    except ValidationError as refused:  # nothing went out: the request says why
+        StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.UNAVAILABLE, error_code="destination_refused",
+                                                           error_message="; ".join(refused.messages)[:300])
+        raise
+    with stream:
         for attempt in range(ATTEMPTS):
             StreamRequest.objects.filter(pk=request.pk).update(attempts=F("attempts") + 1)
             try:

@@ -441,7 +441,8 @@ def settings_view(request):
         else:
             messages.success(request, "Payment-stream settings saved.")
             return redirect("web:paystream_settings")
-    return render(request, "web/paystream/settings.html", {"form": form, "has_password": bool(current and current.password)})
+    return render(request, "web/paystream/settings.html", {"form": form, "has_password": bool(current and current.password)},
+                  status=400 if form.errors else 200)
 
 
 @right_required(RIGHT, methods=("GET",))
