@@ -38,6 +38,7 @@ class StreamError(StrEnum):
     OUTSIDE_MANDATE = "outside_mandate"
     TOO_FAR_AHEAD = "too_far_ahead"
     DESTINATION_REFUSED = "destination_refused"
+    ASKED_RECENTLY = "asked_recently"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from imali.clients.models import AccountKind, AccountPurpose, Client, ClientAccount
 from imali.clients.services import client_account_add
 from imali.core.audit import audit_record
-from imali.core.models import AuditAction
+from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
 from imali.loans.services import disbursement_signing_block, loan_disburse, local_today
@@ -841,9 +841,58 @@ def wallet_create(*, entity: Entity, actor, client: Client) -> WalletRequest:
                                                   created_by=actor)
             audit_record(action=AuditAction.PAYSTREAM_WALLET_REQUESTED, actor=actor, entity=entity, target=wallet,
                          subject=str(client.number), after={"reference": reference})
+            transaction.on_commit(lambda: follow_later("wallet", wallet.pk))
     except IntegrityError:
         raise stream_error("client", StreamError.WALLET_EXISTS, "A wallet is being created for the client already.") from None
     return wallet
+
+
+# -- status asked by a person, and followed in the background ----------------------------------
+# The screens' polls only read the database; what changes at the stream is brought in by the
+# consumer (a follow-up every FOLLOW_SECONDS for a while after the request, then the per-minute
+# sweep) or by a person's explicit "Ask the stream now" — at most once per ASK_MIN_SECONDS for the
+# same client or loan, whoever asks, so a page left open or a button pressed repeatedly cannot
+# hammer the stream.
+ASK_MIN_SECONDS = 15
+FOLLOW_SECONDS = 5
+FOLLOW_ROUNDS = 36  # three minutes of follow-ups; the per-minute sweep covers the rest
+
+
+def follow_later(kind: str, pk: int, round_: int = 0) -> None:
+    """Have the consumer ask the stream about a wallet or mandate in FOLLOW_SECONDS (tasks.py)."""
+    from . import tasks
+
+    task = tasks.paystream_wallet_follow if kind == "wallet" else tasks.paystream_mandate_follow
+    task.schedule(args=(pk, round_), delay=FOLLOW_SECONDS)
+
+
+def status_ask_begin(*, entity: Entity, actor, target: Any, subject: str, function: StreamFunction, asked: list) -> None:
+    """Inside the caller's transaction, holding the rows asked about locked: refuse when someone
+    asked about `target` within ASK_MIN_SECONDS, else write the audit entry that also marks the
+    time (a concurrent second ask waits on the lock, then sees it)."""
+    since = timezone.now() - dt.timedelta(seconds=ASK_MIN_SECONDS)
+    if AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
+                                 object_id=str(target.pk), created_at__gte=since).exists():
+        raise stream_error("__all__", StreamError.ASKED_RECENTLY,
+                           f"The stream was asked less than {ASK_MIN_SECONDS} seconds ago; its answer shows here by itself. "
+                           "Ask again in a moment if it has not.")
+    audit_record(action=AuditAction.PAYSTREAM_STATUS_ASKED, actor=actor, entity=entity, target=target, subject=subject,
+                 after={"function": str(function), "asked": asked})
+
+
+def wallets_ask(*, entity: Entity, actor, client: Client) -> list[WalletRequest]:
+    """A person's "Ask the stream now" about the client's wallets being created (a POST: the
+    client page's poll only reads). Needs the stream's right; rate-limited and audited."""
+    require_access(entity=entity, actor=actor)
+    _same_entity(entity, client)
+    with transaction.atomic():
+        waiting = list(WalletRequest.objects.select_for_update().filter(entity=entity, client=client, status=WalletStatus.REQUESTED)
+                       .order_by("id"))
+        if not waiting:
+            return []
+        status_ask_begin(entity=entity, actor=actor, target=client, subject=str(client.number),
+                         function=StreamFunction.WALLET_STATUS, asked=[w.reference for w in waiting])
+    return [wallet_refresh(entity=entity, actor=actor, wallet=wallet) for wallet in waiting]
 
 
 def wallet_refresh(*, entity: Entity, actor, wallet: WalletRequest) -> WalletRequest:

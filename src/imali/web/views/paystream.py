@@ -28,7 +28,6 @@ from imali.paystream.models import (
     PaymentStreamKind,
     PromissoryNote,
     StreamSettings,
-    WalletRequest,
     WalletStatus,
 )
 from imali.tenancy.rights import Right
@@ -218,13 +217,10 @@ def wallet_create_view(request, client_id: int):
 
 @right_required(RIGHT, methods=("GET",))
 def wallets_fragment_view(request, client_id: int):
-    """Polled by the client page while a wallet is being created: asks the stream, then redraws."""
+    """Polled by the client page while a wallet is being created: reads the database only (the
+    consumer asks the stream, tasks.paystream_wallet_follow), so a page left open costs the stream
+    nothing."""
     client = _client(request, client_id)
-    for wallet in WalletRequest.objects.filter(entity=request.entity, client=client, status=WalletStatus.REQUESTED):
-        try:
-            services.wallet_refresh(entity=request.entity, actor=request.user, wallet=wallet)
-        except ValidationError:
-            pass  # the stream is unreachable now: the next poll asks again
     wallets = selectors.wallet_requests(entity=request.entity, client=client)
     response = render(request, "web/paystream/_wallets.html", {"client": client, "wallets": wallets,
                                                                 "wallet_poll": _wallet_poll(client, wallets)})
@@ -425,6 +421,19 @@ def collections_fetch_view(request, loan_id: int):
     return redirect("web:paystream_loan", loan_id=loan.pk)
 
 
+@right_required(RIGHT, methods=POST_ONLY)
+def wallets_ask_view(request, client_id: int):
+    """"Ask the stream now" about the client's wallets being created: a person's explicit call,
+    rate-limited and audited by the service."""
+    client = _client(request, client_id)
+    try:
+        asked = services.wallets_ask(entity=request.entity, actor=request.user, client=client)
+    except ValidationError as exc:
+        return _client_page(request, client, errors=_messages_of(exc))
+    messages.info(request, "The stream was asked." if asked else "No wallet is waiting to be created.")
+    return redirect("web:paystream_client", client_id=client.pk)
+
+
 # --- setup and log ---------------------------------------------------------------------------
 @sensitive_post_parameters("password")
 @right_required(RIGHT)
@@ -461,6 +470,7 @@ urlpatterns = [
          name="paystream_account_register"),
     path("clients/<int:client_id>/payment-stream/wallet/", wallet_create_view, name="paystream_wallet_create"),
     path("clients/<int:client_id>/payment-stream/wallets/", wallets_fragment_view, name="paystream_wallets"),
+    path("clients/<int:client_id>/payment-stream/wallets/ask/", wallets_ask_view, name="paystream_wallets_ask"),
     path("clients/<int:client_id>/payment-stream/pay/", pay_view, name="paystream_pay"),
     path("clients/<int:client_id>/payment-stream/card-receipt/", card_receipt_view, name="paystream_card_receipt"),
     path("payment-stream/payments/<int:creditpayment_id>/print/", payment_print_view, name="paystream_payment_print"),
