@@ -68,6 +68,13 @@ class RateFormField(StrictDecimalFormField):
         super().__init__(places=places, maximum=Decimal(100), **kwargs)
 
 
+def form_status(*given: forms.Form | None) -> int:
+    """The status of a page that shows forms: 400 when a submitted one is refused (its errors on
+    the page, nothing written), 200 otherwise — as the payment-stream screens answer. htmx swaps a
+    400 answer to a form it sent too (static/web/imali.js), so the errors still show there."""
+    return 400 if any(form is not None and form.is_bound and form.errors for form in given) else 200
+
+
 def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: Mapping[str, str] | None = None) -> None:
     """Attach a service's ValidationError to `form`: each field's errors on that field; an error
     about a field the form does not show goes to the top of the form, still naming the field."""

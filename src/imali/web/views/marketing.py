@@ -37,7 +37,7 @@ from imali.messaging.templating import MERGE_FIELDS
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, may_use, right_required
-from ..forms import apply_service_errors
+from ..forms import apply_service_errors, form_status
 from ..live import Poll
 from .messaging_reports import XLSX_TYPE
 
@@ -71,7 +71,7 @@ def marketing_view(request):
             return redirect("web:marketing_dataset", dataset_id=dataset.pk)
     recent = selectors.dataset_list(entity=entity).filter(created_by=request.user)[:10]
     return render(request, "web/marketing/index.html", {
-        "form": form, "recent": recent, "consent_ignored": entity.marketing_consent_not_required})
+        "form": form, "recent": recent, "consent_ignored": entity.marketing_consent_not_required}, status=form_status(form))
 
 
 def _progress(dataset: DataSet) -> dict:
@@ -210,7 +210,8 @@ def dataset_send_view(request, dataset_id: int):
             except ValidationError as exc:
                 apply_service_errors(form, exc)
     return render(request, "web/marketing/send.html", {
-        "dataset": dataset, "form": form, "preview": preview, "row_ids": row_ids, "window": policy.window_description()})
+        "dataset": dataset, "form": form, "preview": preview, "row_ids": row_ids, "window": policy.window_description()},
+        status=form_status(form))
 
 
 @right_required(Right.VIEW_LOGS, methods=("GET", "HEAD"))
@@ -261,7 +262,8 @@ def messages_view(request, custommessage_id: int | None = None):
             messages.success(request, f"Custom message '{saved.name}' saved.")
             return redirect("web:marketing_messages")
     return render(request, "web/marketing/messages.html", {
-        "form": form, "instance": instance, "messages_list": selectors.custom_message_list(entity=entity)})
+        "form": form, "instance": instance, "messages_list": selectors.custom_message_list(entity=entity)},
+        status=form_status(form))
 
 
 urlpatterns = [
