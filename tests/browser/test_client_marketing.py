@@ -90,3 +90,36 @@ def test_filters_to_data_set_to_send_delivered(page, live_server, stack, consume
     while time.monotonic() < deadline and OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists():
         dispatcher.run(max_seconds=0.3, idle_sleep=0.02)
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {OutboxStatus.DELIVERED}
+
+
+def test_a_refused_filter_shows_its_error_as_a_page_and_through_htmx(page, live_server):  # noqa: F811
+    """A refused form answers 400; the browser shows the page, and htmx (which swaps only 2xx by
+    default) swaps it too (static/web/imali.js), so the error shows either way. Nothing is run."""
+    entity = factories.make_entity(country="ZA")
+    factories.make_user(entity=entity, username="marketer", password="correct-horse-battery",
+                        rights=[Right.CLIENT_MARKETING, Right.VIEW_LOGS])
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "marketer")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    error = "The last client number is before the first."
+
+    page.goto(f"{live_server.url}/marketing/")
+    page.fill("input[name=number_from]", "9")
+    page.fill("input[name=number_to]", "2")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/marketing/")) as answer:
+        page.click("#collect-data")
+    assert answer.value.status == 400
+    page.locator(f"text={error}").first.wait_for()
+
+    page.goto(f"{live_server.url}/marketing/")
+    assert page.locator(f"text={error}").count() == 0
+    page.fill("input[name=number_from]", "9")
+    page.fill("input[name=number_to]", "2")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/marketing/")) as answer:
+        page.evaluate("""() => htmx.ajax("POST", "/marketing/", {source: "#marketing-filters", target: "#marketing-filters",
+                                                              select: "#marketing-filters", swap: "outerHTML"})""")
+    assert answer.value.status == 400 and answer.value.request.headers.get("hx-request") == "true"
+    page.locator(f"#marketing-filters >> text={error}").first.wait_for()
+    assert not DataSet.objects.filter(entity=entity).exists()

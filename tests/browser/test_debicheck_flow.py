@@ -10,6 +10,7 @@ import pytest
 
 from imali.paystream import services
 from imali.paystream.models import DebiCheckMandate, MandateState
+from imali.paystream.tasks import paystream_mandate_poll
 from imali.peers.paystream import PaystreamPeer, PeerConfig
 from imali.peers.paystream.server import SAST
 from imali.tenancy.rights import Right
@@ -71,7 +72,14 @@ def test_mandate_created_signed_sent_and_approved_in_the_browser(page, live_serv
     page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
     assert "Waiting for the client to authenticate at the bank" in page.content()
 
-    # The loan's stream page polls the bank; the client approves two seconds after the request.
+    # The loan's stream page polls the database; the consumer asks the bank (here the test runs its
+    # task), where the client approves two seconds after the request.
     page.goto(f"{live_server.url}/loans/{loan.pk}/payment-stream/")
+    page.locator(".mandate-row[data-status='authenticating']").wait_for()
+    for _ in range(80):
+        paystream_mandate_poll.call_local()
+        if DebiCheckMandate.objects.get(pk=mandate.pk).status != MandateState.AUTHENTICATING:
+            break
+        page.wait_for_timeout(250)
     page.locator(".mandate-row[data-status='approved']").wait_for(timeout=20_000)
     assert DebiCheckMandate.objects.get(pk=mandate.pk).status == MandateState.APPROVED

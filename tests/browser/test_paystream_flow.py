@@ -22,6 +22,7 @@ from imali.paystream.models import (
     WalletRequest,
     WalletStatus,
 )
+from imali.paystream.tasks import paystream_wallet_poll
 from imali.peers.paystream import PaystreamPeer, PeerConfig
 from imali.tenancy.rights import Right
 from tests import factories
@@ -70,8 +71,15 @@ def test_account_wallet_new_loan_note_payout_and_collections_in_the_browser(page
     page.locator("text=passed the check-digit test").first.wait_for()
     assert page.locator("#stream-accounts tbody tr").count() == 1
 
-    # The wallet: requested, then it appears by itself once the stream has created it.
+    # The wallet: requested, then it appears by itself once the stream has created it: the consumer
+    # asks the stream (here the test runs its task) and the page's poll, which only reads, shows it.
     page.click("text=Create a wallet")
+    page.locator(".wallet-row[data-status='requested']").wait_for()
+    for _ in range(80):
+        paystream_wallet_poll.call_local()
+        if WalletRequest.objects.get(client=client).status != WalletStatus.REQUESTED:
+            break
+        page.wait_for_timeout(250)
     page.locator(".wallet-row[data-status='created']").wait_for(timeout=15_000)
     assert WalletRequest.objects.get(client=client).status == WalletStatus.CREATED
 

@@ -276,8 +276,9 @@ def test_two_runs_at_once_collect_each_reply_once():
 
 def test_replies_setup_remove_of_no_such_user_is_a_404_not_a_500(admin_client, funded, other_entity):
     url = reverse("web:messaging_replies_setup")
-    for bad in ("abc", "1.5", "-1", "99999999"):
-        assert admin_client.post(url, {"remove": bad}).status_code == 404
+    for bad in ("abc", "1.5", "-1", "²"):  # not an id at all: a 400 naming the parameter
+        assert admin_client.post(url, {"remove": bad}).status_code == 400
+    assert admin_client.post(url, {"remove": "99999999"}).status_code == 404
     # A user of another entity is no user here either.
     stranger = factories.make_user(entity=other_entity, rights=[Right.REPORT_REPLY_DETAIL])
     assert admin_client.post(url, {"remove": stranger.pk}).status_code == 404

@@ -156,8 +156,14 @@ def test_the_screens_run_show_sort_and_page_a_data_set(client, entity, marketer,
 def test_bad_filters_on_the_screen_name_the_field(client, entity, marketer):
     client.force_login(marketer)
     response = client.post(reverse("web:marketing"), {"number_from": "9", "number_to": "2", "overdues": "include"})
-    assert response.status_code == 200
+    assert response.status_code == 400  # a refused form is a 400, as on the payment-stream screens
     assert response.context["form"].errors["number_to"] == ["The last client number is before the first."]
+    assert not DataSet.objects.exists()
+    # Sent by htmx: the same 400 with the form and its error (htmx is told to swap it: imali.js).
+    htmx = client.post(reverse("web:marketing"), {"number_from": "9", "number_to": "2", "overdues": "include"},
+                       HTTP_HX_REQUEST="true")
+    assert htmx.status_code == 400 and "The last client number is before the first." in htmx.content.decode()
+    assert client.get(reverse("web:marketing")).status_code == 200
     assert not DataSet.objects.exists()
 
 

@@ -194,7 +194,7 @@ def test_send_screen_previews_then_sends(client, entity, staff, funded, consente
     client.post(url, {**data, "send": "1"})  # a double click
     assert OutboxMessage.objects.count() == 2
     ticked_none = client.post(url, {**data, "recipients": "ticked", "idempotency_key": "other", "preview": "1"})
-    assert "recipients" in ticked_none.context["form"].errors
+    assert ticked_none.status_code == 400 and "recipients" in ticked_none.context["form"].errors
 
 
 def test_custom_message_screen_saves_and_checks(client, entity, staff):
@@ -202,7 +202,7 @@ def test_custom_message_screen_saves_and_checks(client, entity, staff):
     url = reverse("web:marketing_messages")
     assert client.get(url).status_code == 200
     bad = client.post(url, {"channel": "sms", "name": "Offer", "text": "Hi {^Nmae^} there", "is_active": "on"})
-    assert bad.status_code == 200 and "text" in bad.context["form"].errors
+    assert bad.status_code == 400 and "text" in bad.context["form"].errors
     saved = client.post(url, {"channel": "sms", "name": "Offer", "text": "Hi {^Client Name^} there", "is_active": "on"})
     assert saved.status_code == 302
     message = CustomMessage.objects.get(entity=entity, name="Offer")
@@ -214,3 +214,20 @@ def test_custom_message_screen_saves_and_checks(client, entity, staff):
     client.force_login(marketer_only)
     refused = client.post(url, {"channel": "sms", "name": "Mine", "text": "Hi {^Client Name^} x", "is_active": "on"})
     assert refused.status_code == 403 and not CustomMessage.objects.filter(name="Mine").exists()
+
+
+def test_send_screen_reads_ticked_rows_as_ascii_ids(client, entity, staff, funded, consented_book, sms_message):
+    """A ticked row's id in other digits ('١٢', '１２') or shapes ('12.0') is a 400 naming `row`,
+    and nothing is sent."""
+    dataset = collect(entity, staff)
+    client.force_login(staff)
+    row = DataSetRow.objects.filter(dataset=dataset).order_by("pk").first()
+    url = reverse("web:marketing_dataset_send", kwargs={"dataset_id": dataset.pk})
+    data = {"message": sms_message.pk, "recipients": "ticked", "idempotency_key": "rows1", "send": "1"}
+    for shape in (str(row.pk).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+                  str(row.pk).translate(str.maketrans("0123456789", "０１２３４５６７８９")), f"{row.pk}.0"):
+        refused = client.post(url, {**data, "row": [shape]})
+        assert refused.status_code == 400 and "row" in refused.content.decode(), shape
+    assert not OutboxMessage.objects.exists()
+    assert client.post(url, {**data, "row": [str(row.pk)]}).status_code == 302
+    assert OutboxMessage.objects.count() == 1

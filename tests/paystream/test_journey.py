@@ -28,6 +28,7 @@ from imali.paystream.models import (
     WalletRequest,
     WalletStatus,
 )
+from imali.paystream.tasks import paystream_wallet_poll
 from imali.tenancy.rights import Right
 from tests import factories
 
@@ -94,8 +95,9 @@ def test_register_note_wallet_payout_and_collections_as_a_person(client, ps_enti
     assert "Wallet requested" in requested.content.decode() and f'hx-get="{poll}"' in requested.content.decode()
     deadline = time.monotonic() + 60  # bounded; ends as soon as the wallet exists
     while WalletRequest.objects.get(client=borrower).status == WalletStatus.REQUESTED and time.monotonic() < deadline:
-        fragment = client.get(poll, HTTP_HX_REQUEST="true")
         time.sleep(0.2)
+        paystream_wallet_poll.call_local()  # the consumer asks the stream; the page's poll only reads
+        fragment = client.get(poll, HTTP_HX_REQUEST="true")
     assert WalletRequest.objects.get(client=borrower).status == WalletStatus.CREATED
     assert fragment["HX-Refresh"] == "true" and "data-status=\"created\"" in fragment.content.decode()
     wallet_account = StreamAccount.objects.get(client=borrower, account__kind="wallet")

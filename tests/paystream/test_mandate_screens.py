@@ -57,6 +57,10 @@ def test_create_sign_send_and_the_status_updates_itself(web, ps_entity, clerk, l
     waiting = web.get(panel_url, HTTP_HX_REQUEST="true").content.decode()
     assert f'hx-get="{panel_url}"' in waiting and "Waiting for the client to authenticate at the bank" in waiting
     peer.mandate_answer(mandate.contract_reference, "approve")
+    # The poll only reads (tests/paystream/test_polling.py); the consumer's follow-up asks the bank.
+    from imali.paystream.tasks import paystream_mandate_follow
+
+    paystream_mandate_follow.call_local(mandate.pk)
     answered = web.get(panel_url, HTTP_HX_REQUEST="true").content.decode()
     assert "Approved by the client&#x27;s bank" in answered and "hx-get" not in answered
     # The loan's stream page loads the panel.

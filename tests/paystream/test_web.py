@@ -61,6 +61,8 @@ def test_payout_from_the_loan_page_must_add_up_to_the_principal(web, ps_entity, 
 def test_wallet_appears_through_the_polled_fragment(web, ps_entity, borrower, peer):
     peer.configure(wallet_delay=0)
     web.post(reverse("web:paystream_wallet_create", kwargs={"client_id": borrower.pk}))
+    # The poll only reads; "Ask the stream now" (or the consumer) brings the wallet in.
+    web.post(reverse("web:paystream_wallets_ask", kwargs={"client_id": borrower.pk}))
     fragment = web.get(reverse("web:paystream_wallets", kwargs={"client_id": borrower.pk}), HTTP_HX_REQUEST="true")
     assert fragment.status_code == 200 and fragment["HX-Refresh"] == "true"
     assert 'data-status="created"' in fragment.content.decode()

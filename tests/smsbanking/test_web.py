@@ -115,9 +115,14 @@ def test_sheet_made_on_the_screen_and_printable(signed_in, officer, borrower):
     assert AuditEntry.objects.filter(action="smsbanking.sheet_issued").exists()
 
 
-@pytest.mark.parametrize("value", ["abc", "1e3", "²", "99999999999999999999999"])
-def test_sheet_preview_with_a_bad_officer_is_no_error(signed_in, officer, borrower, value):
+@pytest.mark.parametrize("value", ["abc", "1e3", "²", "99999999999999999999999", "١", "１"])
+def test_sheet_preview_with_a_bad_officer_is_a_400_naming_it(signed_in, officer, borrower, value):
     response = signed_in.get(reverse("web:smsbank_sheets"), {"officer": value})
+    assert response.status_code == 400 and "officer" in response.content.decode()
+
+
+def test_sheet_preview_of_no_such_officer_shows_none(signed_in, officer, borrower):
+    response = signed_in.get(reverse("web:smsbank_sheets"), {"officer": "999999999"})
     assert response.status_code == 200 and response.context["preview"] is None
 
 

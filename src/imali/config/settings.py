@@ -261,6 +261,13 @@ SPECTACULAR_SETTINGS = {
 }
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
 
+# --- Payment stream: where its adapter may connect (paystream/destination.py, docs/paystream.md) --
+# Plain http to a loopback peer (the local stream of `make demo` and the tests): development only,
+# unless the operator turns it on.
+PAYSTREAM_ALLOW_LOOPBACK = _env_bool("IMALI_PAYSTREAM_ALLOW_LOOPBACK", not PRODUCTION)
+# Hosts (names, addresses or networks) a stream may be at although private, e.g. a bank over a VPN.
+PAYSTREAM_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("IMALI_PAYSTREAM_ALLOWED_HOSTS", "").split(",") if h.strip()]
+
 # --- Logging: never log secrets or codes; audit goes to the database, not the log. -----------
 # Credentials that travel in URLs (the aggregators' callback token, see imali.core.logging) are
 # redacted on the loggers that print request lines — the development server's access log and

@@ -137,6 +137,7 @@ class AuditAction(models.TextChoices):
     PAYSTREAM_MANDATE_DECIDED = "paystream.mandate_decided", "DebiCheck mandate approved, rejected or timed out"
     PAYSTREAM_MANDATE_AMENDED = "paystream.mandate_amended", "DebiCheck mandate amendment requested"
     PAYSTREAM_MANDATE_CANCELLED = "paystream.mandate_cancelled", "DebiCheck mandate cancelled"
+    PAYSTREAM_STATUS_ASKED = "paystream.status_asked", "Payment stream asked for a status by a person"
 
 
 class AuditEntryQuerySet(models.QuerySet):

@@ -20,7 +20,7 @@ from imali.clients.models import (
     PaymentFrequency,
     Paypoint,
 )
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import PaybackType
 from imali.tenancy.models import Branch, Entity, Region, User
 
@@ -48,11 +48,11 @@ def _blank(choices) -> list[tuple[str, str]]:
 
 
 class DataSetFilterForm(forms.Form):
-    branch = forms.ModelChoiceField(queryset=Branch.objects.none(), required=False, empty_label="All branches")
-    region = forms.ModelChoiceField(queryset=Region.objects.none(), required=False, empty_label="All regions")
-    created_by = forms.ModelChoiceField(queryset=User.objects.none(), required=False, empty_label="Any user",
+    branch = StrictModelChoiceField(queryset=Branch.objects.none(), required=False, empty_label="All branches")
+    region = StrictModelChoiceField(queryset=Region.objects.none(), required=False, empty_label="All regions")
+    created_by = StrictModelChoiceField(queryset=User.objects.none(), required=False, empty_label="Any user",
                                         label="User who created the client")
-    salesperson = forms.ModelChoiceField(queryset=User.objects.none(), required=False, empty_label="Any salesperson")
+    salesperson = StrictModelChoiceField(queryset=User.objects.none(), required=False, empty_label="Any salesperson")
     number_from = StrictIntegerFormField(required=False, min_value=1, max_value=MAX_CLIENT_NUMBER, label="Client number from")
     number_to = StrictIntegerFormField(required=False, min_value=1, max_value=MAX_CLIENT_NUMBER, label="Client number to")
     client_status = forms.ChoiceField(choices=_blank(ClientStatus.choices), required=False)
@@ -69,8 +69,8 @@ class DataSetFilterForm(forms.Form):
     months_outstanding = forms.ChoiceField(choices=MONTHS, required=False, label="Months outstanding")
     calculate_settlement = forms.BooleanField(required=False, label="Calculate settlement amount")
     only_change_and_debt = forms.BooleanField(required=False, label="Only change available and non-loan debt")
-    employer = forms.ModelChoiceField(queryset=Employer.objects.none(), required=False, empty_label="All employers")
-    paypoint = forms.ModelChoiceField(queryset=Paypoint.objects.none(), required=False, empty_label="All paypoints")
+    employer = StrictModelChoiceField(queryset=Employer.objects.none(), required=False, empty_label="All employers")
+    paypoint = StrictModelChoiceField(queryset=Paypoint.objects.none(), required=False, empty_label="All paypoints")
     employer_classification = forms.ChoiceField(choices=_blank(EmployerClassification.choices), required=False)
     economic_sector = forms.ChoiceField(choices=_blank(EconomicSector.choices), required=False,
                                         label="Employer economic sector")

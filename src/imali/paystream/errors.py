@@ -37,6 +37,8 @@ class StreamError(StrEnum):
     NOT_A_BUSINESS_DAY = "not_a_business_day"
     OUTSIDE_MANDATE = "outside_mandate"
     TOO_FAR_AHEAD = "too_far_ahead"
+    DESTINATION_REFUSED = "destination_refused"
+    ASKED_RECENTLY = "asked_recently"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from imali.core.audit import audit_record
@@ -45,7 +46,15 @@ from .models import (
     StreamAccount,
     StreamFunction,
 )
-from .services import _done, _same_entity, _send, client_register, require_access
+from .services import (
+    _done,
+    _same_entity,
+    _send,
+    client_register,
+    follow_later,
+    require_access,
+    status_ask_begin,
+)
 
 DAYS = {MandateFrequency.WEEKLY: (1, 7), MandateFrequency.FORTNIGHTLY: (1, 14), MandateFrequency.MONTHLY: (1, 30)}
 DEFAULT_MAXIMUM_FACTOR = Decimal("1.1")
@@ -298,6 +307,7 @@ def mandate_submit(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiC
                          "idempotency_reference": str(request.idempotency_reference)})
         # The client may have answered at once (card and PIN at the terminal).
         _mandate_decided(entity=entity, actor=actor, mandate=locked, state=state)
+        transaction.on_commit(lambda: follow_later("mandate", locked.pk))
     return locked
 
 
@@ -310,6 +320,26 @@ def _mandate_decided(*, entity: Entity, actor, mandate: DebiCheckMandate, state)
     audit_record(action=AuditAction.PAYSTREAM_MANDATE_DECIDED, actor=actor, entity=entity, target=mandate,
                  subject=mandate.contract_reference, before={"status": MandateState.AUTHENTICATING},
                  after={"status": mandate.status, "reason": mandate.rejection_reason})
+
+
+def _waiting_q() -> Q:
+    return Q(status=MandateState.AUTHENTICATING) | Q(amendments__status=MandateState.AUTHENTICATING)
+
+
+def mandates_ask(*, entity: Entity, actor, loan: Loan) -> list[DebiCheckMandate]:
+    """A person's "Ask the bank now" about the loan's mandates (and amendments) waiting for the
+    client (a POST: the loan page's poll only reads). Needs the stream's right; rate-limited per
+    loan (services.ASK_MIN_SECONDS) and audited."""
+    require_access(entity=entity, actor=actor)
+    _same_entity(entity, loan)
+    with transaction.atomic():
+        ids = sorted(set(DebiCheckMandate.objects.filter(_waiting_q(), entity=entity, loan=loan).values_list("pk", flat=True)))
+        waiting = list(DebiCheckMandate.objects.select_for_update().filter(pk__in=ids).order_by("id"))
+        if not waiting:
+            return []
+        status_ask_begin(entity=entity, actor=actor, target=loan, subject=str(loan.pk), function=StreamFunction.MANDATE_STATUS,
+                         asked=[m.contract_reference for m in waiting])
+    return [mandate_refresh(entity=entity, actor=actor, mandate=mandate) for mandate in waiting]
 
 
 def mandate_refresh(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiCheckMandate:
@@ -434,6 +464,7 @@ def amendment_submit(*, entity: Entity, actor, amendment: MandateAmendment) -> M
                          "idempotency_reference": str(request.idempotency_reference)})
         locked = DebiCheckMandate.objects.select_for_update().get(pk=mandate.pk)
         _amendment_decided(entity=entity, actor=actor, mandate=locked, amendment=row, state=state)
+        transaction.on_commit(lambda: follow_later("mandate", locked.pk))
     row.refresh_from_db()
     return row
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 from imali.clients.models import AccountKind, AccountPurpose, Client, ClientAccount
 from imali.clients.services import client_account_add
 from imali.core.audit import audit_record
-from imali.core.models import AuditAction
+from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
 from imali.loans.services import disbursement_signing_block, loan_disburse, local_today
@@ -39,7 +39,7 @@ from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementSta
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
-from . import cdv
+from . import cdv, destination
 from .adapters.base import (
     Document,
     Instalment,
@@ -118,6 +118,11 @@ def check_account(*, branch_code: str, account_number: str, account_type: str | 
         raise stream_error(error.field, f"cdv_{error.code.value}", error.message) from None
 
 
+def _destination_rules() -> dict:
+    return {"allow_loopback": bool(getattr(django_settings, "PAYSTREAM_ALLOW_LOOPBACK", False)),
+            "allowed_hosts": list(getattr(django_settings, "PAYSTREAM_ALLOWED_HOSTS", ()))}
+
+
 def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str, password: str = "",
                          branch_code: str = "", timeout_seconds: int = 10, decline_sms: bool | None = None) -> StreamSettings:
     """Save where the stream is and the credentials. A blank password keeps the stored one; the
@@ -126,8 +131,9 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
         raise PermissionDenied(f"You need the right '{Right.PAYMENT_STREAM_WEB_SERVICES.label}'.")
     errors: dict[str, list[ValidationError]] = {}
     base_url = (base_url or "").strip()
-    if not base_url.startswith(("http://", "https://")):
-        errors["base_url"] = [ValidationError("Enter the stream's address, starting http:// or https://.", code="invalid")]
+    problem = destination.base_url_problem(base_url, **_destination_rules())
+    if problem:
+        errors["base_url"] = [ValidationError(problem, code=StreamError.DESTINATION_REFUSED.value)]
     if not (username or "").strip():
         errors["username"] = [ValidationError("This field is required.", code="required")]
     # The columns' lengths, checked here: PostgreSQL refuses a longer value (a 500), SQLite keeps it.
@@ -167,6 +173,12 @@ def stream_for(entity: Entity) -> HttpPaymentStream:
     if found is None:
         raise stream_error("__all__", StreamError.NO_SETTINGS,
                            "The payment stream is not set up for this entity: enter its address and log-on under Setup.")
+    # Checked again before each call: a row saved under older rules or settings, or a name that
+    # resolves somewhere private now, is not connected to.
+    problem = destination.resolved_problem(found.base_url, **_destination_rules())
+    if problem:
+        raise stream_error("base_url", StreamError.DESTINATION_REFUSED,
+                           f"The payment stream's base URL is refused (Setup → Payment stream): {problem}")
     return HttpPaymentStream(base_url=found.base_url, username=found.username, password=found.password,
                              timeout=float(found.timeout_seconds))
 
@@ -208,7 +220,13 @@ def _send(*, entity: Entity, actor, function: StreamFunction, target: Any, call:
 
 def _send_with(*, entity: Entity, request: StreamRequest, call: Callable[[PaymentStream, str], T]) -> tuple[T, StreamRequest]:
     key = str(request.idempotency_reference)
-    with stream_for(entity) as stream:
+    try:
+        stream = stream_for(entity)
+    except ValidationError as refused:  # nothing went out: the request says why
+        StreamRequest.objects.filter(pk=request.pk).update(status=RequestStatus.UNAVAILABLE, error_code="destination_refused",
+                                                           error_message="; ".join(refused.messages)[:300])
+        raise
+    with stream:
         for attempt in range(ATTEMPTS):
             StreamRequest.objects.filter(pk=request.pk).update(attempts=F("attempts") + 1)
             try:
@@ -823,9 +841,58 @@ def wallet_create(*, entity: Entity, actor, client: Client) -> WalletRequest:
                                                   created_by=actor)
             audit_record(action=AuditAction.PAYSTREAM_WALLET_REQUESTED, actor=actor, entity=entity, target=wallet,
                          subject=str(client.number), after={"reference": reference})
+            transaction.on_commit(lambda: follow_later("wallet", wallet.pk))
     except IntegrityError:
         raise stream_error("client", StreamError.WALLET_EXISTS, "A wallet is being created for the client already.") from None
     return wallet
+
+
+# -- status asked by a person, and followed in the background ----------------------------------
+# The screens' polls only read the database; what changes at the stream is brought in by the
+# consumer (a follow-up every FOLLOW_SECONDS for a while after the request, then the per-minute
+# sweep) or by a person's explicit "Ask the stream now" — at most once per ASK_MIN_SECONDS for the
+# same client or loan, whoever asks, so a page left open or a button pressed repeatedly cannot
+# hammer the stream.
+ASK_MIN_SECONDS = 15
+FOLLOW_SECONDS = 5
+FOLLOW_ROUNDS = 36  # three minutes of follow-ups; the per-minute sweep covers the rest
+
+
+def follow_later(kind: str, pk: int, round_: int = 0) -> None:
+    """Have the consumer ask the stream about a wallet or mandate in FOLLOW_SECONDS (tasks.py)."""
+    from . import tasks
+
+    task = tasks.paystream_wallet_follow if kind == "wallet" else tasks.paystream_mandate_follow
+    task.schedule(args=(pk, round_), delay=FOLLOW_SECONDS)
+
+
+def status_ask_begin(*, entity: Entity, actor, target: Any, subject: str, function: StreamFunction, asked: list) -> None:
+    """Inside the caller's transaction, holding the rows asked about locked: refuse when someone
+    asked about `target` within ASK_MIN_SECONDS, else write the audit entry that also marks the
+    time (a concurrent second ask waits on the lock, then sees it)."""
+    since = timezone.now() - dt.timedelta(seconds=ASK_MIN_SECONDS)
+    if AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
+                                 object_id=str(target.pk), created_at__gte=since).exists():
+        raise stream_error("__all__", StreamError.ASKED_RECENTLY,
+                           f"The stream was asked less than {ASK_MIN_SECONDS} seconds ago; its answer shows here by itself. "
+                           "Ask again in a moment if it has not.")
+    audit_record(action=AuditAction.PAYSTREAM_STATUS_ASKED, actor=actor, entity=entity, target=target, subject=subject,
+                 after={"function": str(function), "asked": asked})
+
+
+def wallets_ask(*, entity: Entity, actor, client: Client) -> list[WalletRequest]:
+    """A person's "Ask the stream now" about the client's wallets being created (a POST: the
+    client page's poll only reads). Needs the stream's right; rate-limited and audited."""
+    require_access(entity=entity, actor=actor)
+    _same_entity(entity, client)
+    with transaction.atomic():
+        waiting = list(WalletRequest.objects.select_for_update().filter(entity=entity, client=client, status=WalletStatus.REQUESTED)
+                       .order_by("id"))
+        if not waiting:
+            return []
+        status_ask_begin(entity=entity, actor=actor, target=client, subject=str(client.number),
+                         function=StreamFunction.WALLET_STATUS, asked=[w.reference for w in waiting])
+    return [wallet_refresh(entity=entity, actor=actor, wallet=wallet) for wallet in waiting]
 
 
 def wallet_refresh(*, entity: Entity, actor, wallet: WalletRequest) -> WalletRequest:

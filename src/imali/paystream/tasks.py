@@ -6,7 +6,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, lock_task
+from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
 from . import services
 from .models import WalletRequest, WalletStatus
@@ -20,7 +20,8 @@ WALLETS_PER_RUN = 500
 def paystream_wallet_poll():
     """Every minute: ask the stream about requested wallets (it creates them asynchronously,
     normally within 10 minutes); a created wallet joins the client's accounts. Asked as the user
-    who requested it, whose right is checked like any call. The client screen polls too."""
+    who requested it, whose right is checked like any call. (The client screen's poll only reads;
+    paystream_wallet_follow asks every few seconds for a while after the request.)"""
     for wallet in (WalletRequest.objects.filter(status=WalletStatus.REQUESTED).select_related("entity", "created_by")
                    .order_by("id")[:WALLETS_PER_RUN]):
         try:
@@ -50,7 +51,8 @@ MANDATES_PER_RUN = 500
 @lock_task("paystream-mandate-poll")
 def paystream_mandate_poll():
     """Every minute: ask the bank about DebiCheck mandates (and amendments) waiting for the client
-    (approved, rejected or timed out), as the user who created each; the loan screen polls too."""
+    (approved, rejected or timed out), as the user who created each. (The loan screen's poll only
+    reads; paystream_mandate_follow asks every few seconds for a while after each is sent.)"""
     from .mandates import mandate_refresh
     from .models import DebiCheckMandate, MandateState
 
@@ -85,3 +87,40 @@ def paystream_payment_returns():
             services.credit_payment_check(entity=payment.entity, actor=payment.created_by, payment=payment)
         except (ValidationError, PermissionDenied) as exc:
             log.warning("credit payment %s not checked: %s", payment.pk, "; ".join(getattr(exc, "messages", [str(exc)])))
+
+
+@db_task()
+def paystream_wallet_follow(wallet_id: int, round_: int = 0):
+    """A few seconds after a wallet is requested, and every few seconds for a while: ask the stream
+    about it (services.follow_later), so the client page — whose poll only reads the database —
+    shows it soon after the stream makes it. One call per wallet per round, however many pages
+    are open."""
+    wallet = WalletRequest.objects.filter(pk=wallet_id, status=WalletStatus.REQUESTED).select_related("entity", "created_by").first()
+    if wallet is None:
+        return
+    try:
+        wallet = services.wallet_refresh(entity=wallet.entity, actor=wallet.created_by, wallet=wallet)
+    except (ValidationError, PermissionDenied) as exc:
+        log.warning("wallet request %s not refreshed: %s", wallet_id, "; ".join(getattr(exc, "messages", [str(exc)])))
+    if wallet.status == WalletStatus.REQUESTED and round_ + 1 < services.FOLLOW_ROUNDS:
+        services.follow_later("wallet", wallet_id, round_ + 1)
+
+
+@db_task()
+def paystream_mandate_follow(mandate_id: int, round_: int = 0):
+    """As paystream_wallet_follow, for a DebiCheck mandate (or its amendment) sent to the bank."""
+    from .mandates import mandate_refresh
+    from .models import DebiCheckMandate, MandateState
+
+    def waiting(mandate) -> bool:
+        return mandate.status == MandateState.AUTHENTICATING or mandate.amendments.filter(status=MandateState.AUTHENTICATING).exists()
+
+    mandate = DebiCheckMandate.objects.filter(pk=mandate_id).select_related("entity", "created_by").first()
+    if mandate is None or not waiting(mandate):
+        return
+    try:
+        mandate = mandate_refresh(entity=mandate.entity, actor=mandate.created_by, mandate=mandate)
+    except (ValidationError, PermissionDenied) as exc:
+        log.warning("DebiCheck mandate %s not refreshed: %s", mandate_id, "; ".join(getattr(exc, "messages", [str(exc)])))
+    if waiting(mandate) and round_ + 1 < services.FOLLOW_ROUNDS:
+        services.follow_later("mandate", mandate_id, round_ + 1)

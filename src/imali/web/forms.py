@@ -15,7 +15,11 @@ from django.forms.models import fields_for_model, model_to_dict
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
 from imali.core.countries import COUNTRY_FACTS, Country
-from imali.core.forms import strict_formfield
+from imali.core.forms import (
+    StrictModelChoiceField,
+    StrictModelMultipleChoiceField,
+    strict_formfield,
+)
 from imali.core.models import AuditAction
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
@@ -62,6 +66,13 @@ class RateFormField(StrictDecimalFormField):
 
     def __init__(self, *, places: int = 4, **kwargs):
         super().__init__(places=places, maximum=Decimal(100), **kwargs)
+
+
+def form_status(*given: forms.Form | None) -> int:
+    """The status of a page that shows forms: 400 when a submitted one is refused (its errors on
+    the page, nothing written), 200 otherwise — as the payment-stream screens answer. htmx swaps a
+    400 answer to a form it sent too (static/web/imali.js), so the errors still show there."""
+    return 400 if any(form is not None and form.is_bound and form.errors for form in given) else 200
 
 
 def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: Mapping[str, str] | None = None) -> None:
@@ -146,7 +157,7 @@ class PaypointSelect(forms.Select):
         return option
 
 
-class PaypointChoiceField(forms.ModelChoiceField):
+class PaypointChoiceField(StrictModelChoiceField):
     widget = PaypointSelect
 
     def label_from_instance(self, obj):
@@ -275,8 +286,8 @@ class UserForm(FieldsetsMixin, forms.Form):
     email = forms.EmailField(required=False)
     cellphone = forms.CharField(max_length=30, help_text="Needed for sign-in codes and MIS SMS.",
                                 widget=forms.TextInput(attrs={"type": "tel"}))
-    home_branch = forms.ModelChoiceField(queryset=Branch.objects.none(), required=False)
-    roles = forms.ModelMultipleChoiceField(queryset=Role.objects.none(), required=False, widget=forms.CheckboxSelectMultiple)
+    home_branch = StrictModelChoiceField(queryset=Branch.objects.none(), required=False)
+    roles = StrictModelMultipleChoiceField(queryset=Role.objects.none(), required=False, widget=forms.CheckboxSelectMultiple)
     is_active = forms.BooleanField(required=False, initial=True, label="Active (may sign in)")
     disbursement_limit = MoneyFormField(allow_zero=True, initial=0, help_text="Largest total this user may disburse.")
 
@@ -372,7 +383,7 @@ BRANCH_FIELDS = ["code", "name", "region", "telephone", "address", "is_active"]
 class BranchForm(forms.Form):
     code = forms.CharField(max_length=10)
     name = forms.CharField(max_length=80)
-    region = forms.ModelChoiceField(queryset=Region.objects.none(), required=False)
+    region = StrictModelChoiceField(queryset=Region.objects.none(), required=False)
     telephone = forms.CharField(max_length=30, required=False, widget=forms.TextInput(attrs={"type": "tel"}))
     address = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     is_active = forms.BooleanField(required=False, initial=True, label="Active")

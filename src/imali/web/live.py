@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from imali.core.forms import request_ids
 from imali.messaging.models import OutboxStatus
 
 POLL_SECONDS = 3
@@ -24,12 +25,9 @@ class Poll:
 
 
 def polled_ids(request) -> list[int]:
-    """The ids the poller asks about (?id=1&id=2), whole positive numbers only, at most MAX_POLLED."""
-    ids: list[int] = []
-    for raw in request.GET.getlist("id")[:MAX_POLLED]:
-        if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63:
-            ids.append(int(raw))
-    return ids
+    """The ids the poller asks about (?id=1&id=2), whole positive numbers in ASCII digits, at most
+    MAX_POLLED; anything else is not from our pages: a 400 naming `id` (core.forms.BadParameter)."""
+    return request_ids(request.GET, "id", limit=MAX_POLLED)
 
 
 def poll_for(element_id: str, base_url: str, pending_ids) -> Poll:

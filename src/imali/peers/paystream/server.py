@@ -207,6 +207,8 @@ class PaystreamPeer:
         # Tests: called with the payment once a credit payment is made, before the reply is sent
         # (a test kills the caller there: the crash between sending and recording).
         self.on_payment: Callable[[dict], None] | None = None
+        # Tests: the function of every web-service call received (/v1/<Function>), in order.
+        self.received: list[str] = []
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> PaystreamPeer:
@@ -225,6 +227,8 @@ class PaystreamPeer:
                 if path.startswith("/_control/"):
                     return peer._control(self, path.removeprefix("/_control/"), body)
                 if path.startswith("/v1/"):
+                    with peer.lock:
+                        peer.received.append(path.removeprefix("/v1/"))
                     return peer._api(self, path.removeprefix("/v1/"), body)
                 return peer._reply(self, 404, {"error": {"code": "not_found", "message": "No such function."}})
 

@@ -34,6 +34,7 @@ from imali.batches.services import (
 )
 from imali.batches.types import CRITERIA, MARKETING_TYPES, MESSAGE_TYPE, RECIPIENTS, BatchType
 from imali.clients.models import ClientStatus, Employer
+from imali.core.forms import StrictModelChoiceField
 from imali.loans.models import LoanStatus
 from imali.messaging import policy
 from imali.messaging.models import MessageType
@@ -60,8 +61,8 @@ class CriteriaForm(forms.Form):
     paid_to = forms.DateField(label="Payments to", widget=IsoDateInput())
     min_payment = MoneyFormField(allow_zero=True, required=False, label="Minimum payment",
                                  help_text="Empty: any payment.")
-    employer = forms.ModelChoiceField(queryset=Employer.objects.none(), required=False, empty_label="All employers")
-    branch = forms.ModelChoiceField(queryset=Branch.objects.none(), required=False, empty_label="All branches")
+    employer = StrictModelChoiceField(queryset=Employer.objects.none(), required=False, empty_label="All employers")
+    branch = StrictModelChoiceField(queryset=Branch.objects.none(), required=False, empty_label="All branches")
     client_status = forms.ChoiceField(choices=[("", "Any status"), *ClientStatus.choices], required=False)
     has_open_loan = forms.ChoiceField(choices=[("", "Either"), ("yes", "Yes"), ("no", "No")], required=False,
                                       label="Loan on the book")

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import Loan
 from imali.paystream import mandates as services
 from imali.paystream import selectors
@@ -37,7 +37,7 @@ POST_ONLY = ("POST",)
 
 
 class MandateForm(forms.Form):
-    account = forms.ModelChoiceField(queryset=None, label="Debtor bank account")
+    account = StrictModelChoiceField(queryset=None, label="Debtor bank account")
     authentication = forms.ChoiceField(choices=AuthenticationType.choices, label="How the client authenticates")
     value_type = forms.ChoiceField(choices=MandateValueType.choices, label="Value type")
     debit_sequence = forms.ChoiceField(choices=DebitSequence.choices, label="Debit sequence")
@@ -115,19 +115,25 @@ def mandates_view(request, loan_id: int):
 
 @right_required(RIGHT, methods=("GET",))
 def mandates_panel_view(request, loan_id: int):
-    """The status list, polled every 2 s while the bank waits for the client: each poll asks the
-    bank about those waiting, then redraws; polling stops once every answer is in."""
+    """The status list, polled every 2 s while the bank waits for the client: reads the database
+    only (the consumer asks the bank, tasks.paystream_mandate_follow), so a page left open costs
+    the bank nothing; polling stops once every answer is in."""
     loan = _loan(request, loan_id)
     services.signatures_sync(entity=request.entity, loan=loan)
-    rows = _rows(request, loan)
-    for mandate in rows:
-        if mandate.status == MandateState.AUTHENTICATING or any(a.status == MandateState.AUTHENTICATING
-                                                                 for a in mandate.amendments.all()):
-            try:
-                services.mandate_refresh(entity=request.entity, actor=request.user, mandate=mandate)
-            except ValidationError:
-                pass  # the stream is unreachable now: the next poll asks again
     return render(request, "web/paystream/_mandates.html", _panel_context(request, loan, _rows(request, loan)))
+
+
+@right_required(RIGHT, methods=POST_ONLY)
+def mandates_ask_view(request, loan_id: int):
+    """"Ask the bank now" about the loan's mandates waiting for the client: a person's explicit
+    call, rate-limited and audited by the service."""
+    loan = _loan(request, loan_id)
+    try:
+        asked = services.mandates_ask(entity=request.entity, actor=request.user, loan=loan)
+    except ValidationError as exc:
+        return _page(request, loan, errors=_messages_of(exc), status=400)
+    messages.info(request, "The bank was asked." if asked else "No mandate is waiting for the client.")
+    return redirect("web:paystream_mandates", loan_id=loan.pk)
 
 
 @right_required(RIGHT, methods=POST_ONLY)
@@ -204,6 +210,7 @@ def mandate_cancel_view(request, debicheckmandate_id: int):
 urlpatterns = [
     path("loans/<int:loan_id>/payment-stream/mandates/", mandates_view, name="paystream_mandates"),
     path("loans/<int:loan_id>/payment-stream/mandates/panel/", mandates_panel_view, name="paystream_mandates_panel"),
+    path("loans/<int:loan_id>/payment-stream/mandates/ask/", mandates_ask_view, name="paystream_mandates_ask"),
     path("loans/<int:loan_id>/payment-stream/mandates/new/", mandate_create_view, name="paystream_mandate_create"),
     path("payment-stream/mandates/<int:debicheckmandate_id>/send/", mandate_send_view, name="paystream_mandate_send"),
     path("payment-stream/mandates/<int:debicheckmandate_id>/amend/", mandate_amend_view, name="paystream_mandate_amend"),

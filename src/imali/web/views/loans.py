@@ -19,7 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import AccountPurpose, Client, ClientAccount
-from imali.core.forms import StrictIntegerFormField, strict_formfield
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField, strict_formfield
 from imali.loans import queries, selectors, services
 from imali.loans.models import (
     OPEN_STATUSES,
@@ -78,7 +78,7 @@ def _arrears_field(standing: ClientStanding | None) -> forms.BooleanField | None
 
 
 class ApplicationForm(forms.Form):
-    product = forms.ModelChoiceField(queryset=Product.objects.none())
+    product = StrictModelChoiceField(queryset=Product.objects.none())
     principal = MoneyFormField()
     instalments = StrictIntegerFormField(min_value=1)
     pay_day = StrictIntegerFormField(required=False, help_text="Day of month, or weekday 1=Mon–7=Sun; blank: the client's")
@@ -110,7 +110,7 @@ class ApplicationForm(forms.Form):
 
 
 class DisburseForm(forms.Form):
-    payout_account = forms.ModelChoiceField(queryset=ClientAccount.objects.none())
+    payout_account = StrictModelChoiceField(queryset=ClientAccount.objects.none())
     disbursed_on = forms.DateField(widget=_date_input())
 
     def __init__(self, *args, loan, standing: ClientStanding | None = None, **kwargs):

@@ -18,12 +18,13 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from imali.core.formatting import format_money
+from imali.core.forms import StrictModelChoiceField, request_ids
 from imali.marketing import selectors
 from imali.marketing.columns import shown_columns
 from imali.marketing.export import dataset_csv, dataset_xlsx
 from imali.marketing.filters import DataSetFilterForm
 from imali.marketing.models import CustomMessage, DataSet, MessageChannel
-from imali.marketing.sending import dropped_rows, send_list, send_preview, send_start
+from imali.marketing.sending import MAX_TICKED, dropped_rows, send_list, send_preview, send_start
 from imali.marketing.services import (
     custom_message_save,
     dataset_export_record,
@@ -36,7 +37,7 @@ from imali.messaging.templating import MERGE_FIELDS
 from imali.tenancy.rights import Right
 
 from ..access import client_ip, may_use, right_required
-from ..forms import apply_service_errors
+from ..forms import apply_service_errors, form_status
 from ..live import Poll
 from .messaging_reports import XLSX_TYPE
 
@@ -70,7 +71,7 @@ def marketing_view(request):
             return redirect("web:marketing_dataset", dataset_id=dataset.pk)
     recent = selectors.dataset_list(entity=entity).filter(created_by=request.user)[:10]
     return render(request, "web/marketing/index.html", {
-        "form": form, "recent": recent, "consent_ignored": entity.marketing_consent_not_required})
+        "form": form, "recent": recent, "consent_ignored": entity.marketing_consent_not_required}, status=form_status(form))
 
 
 def _progress(dataset: DataSet) -> dict:
@@ -79,7 +80,7 @@ def _progress(dataset: DataSet) -> dict:
 
 
 class SendForm(forms.Form):
-    message = forms.ModelChoiceField(queryset=CustomMessage.objects.none(), empty_label=None, label="Custom message")
+    message = StrictModelChoiceField(queryset=CustomMessage.objects.none(), empty_label=None, label="Custom message")
     recipients = forms.ChoiceField(choices=[("all", "Every row of the data set"), ("ticked", "Only the rows ticked")],
                                    initial="all", widget=forms.RadioSelect)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
@@ -181,7 +182,7 @@ def dataset_send_view(request, dataset_id: int):
     Send or Back. The key made with the form travels to the send: a double click sends once."""
     dataset = _dataset(request, dataset_id)
     form = SendForm(request.POST, entity=request.entity)
-    row_ids = request.POST.getlist("row") if request.POST.get("recipients") == "ticked" else []
+    row_ids = request_ids(request.POST, "row", limit=MAX_TICKED) if request.POST.get("recipients") == "ticked" else []
     if "back" in request.POST:
         return redirect("web:marketing_dataset", dataset_id=dataset.pk)
     preview = None
@@ -209,7 +210,8 @@ def dataset_send_view(request, dataset_id: int):
             except ValidationError as exc:
                 apply_service_errors(form, exc)
     return render(request, "web/marketing/send.html", {
-        "dataset": dataset, "form": form, "preview": preview, "row_ids": row_ids, "window": policy.window_description()})
+        "dataset": dataset, "form": form, "preview": preview, "row_ids": row_ids, "window": policy.window_description()},
+        status=form_status(form))
 
 
 @right_required(Right.VIEW_LOGS, methods=("GET", "HEAD"))
@@ -260,7 +262,8 @@ def messages_view(request, custommessage_id: int | None = None):
             messages.success(request, f"Custom message '{saved.name}' saved.")
             return redirect("web:marketing_messages")
     return render(request, "web/marketing/messages.html", {
-        "form": form, "instance": instance, "messages_list": selectors.custom_message_list(entity=entity)})
+        "form": form, "instance": instance, "messages_list": selectors.custom_message_list(entity=entity)},
+        status=form_status(form))
 
 
 urlpatterns = [

@@ -15,7 +15,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 
 from imali.clients.models import Client
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.messaging.credits import (
     credits_assign,
 )
@@ -254,7 +254,7 @@ def replies_view(request):
 
 
 class AssignCreditsForm(forms.Form):
-    entity = forms.ModelChoiceField(queryset=Entity.objects.filter(is_active=True))
+    entity = StrictModelChoiceField(queryset=Entity.objects.filter(is_active=True))
     channel = forms.ChoiceField(choices=Channel.choices)
     amount = StrictIntegerFormField(help_text="Credits to add; a negative number corrects a mistake.")
     note = forms.CharField(max_length=200, required=False, help_text="E.g. the invoice number")

@@ -10,10 +10,10 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 
+from imali.core.forms import StrictModelChoiceField, request_id
 from imali.messaging import reply_reports
 from imali.messaging.models import MessageType
 from imali.messaging.policy import (
@@ -86,7 +86,7 @@ def sms_types_view(request):
 
 
 class ReplyNotifyForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=User.objects.none(), label="User",
+    user = StrictModelChoiceField(queryset=User.objects.none(), label="User",
                                   help_text="Must hold the right 'Reports: Reply Detail'.")
     in_app = forms.BooleanField(required=False, initial=True, label="In the app",
                                 help_text="A notice under Messaging → Reply notices")
@@ -104,11 +104,8 @@ def replies_setup_view(request):
     entity = request.entity
     form = ReplyNotifyForm(request.POST or None, entity=entity)
     if request.method == "POST" and request.POST.get("remove"):
-        remove = request.POST["remove"]
-        # The id comes from the page's button; anything else (tampered, not a number) is no user here.
-        if not remove.isdigit():
-            raise Http404("No such user in your entity.")
-        user = get_object_or_404(User, pk=int(remove), entity=entity)
+        # The id comes from the page's button; anything else (tampered, not a number) is a 400.
+        user = get_object_or_404(User, pk=request_id(request.POST, "remove", required=True), entity=entity)
         reply_notify_set(actor=request.user, entity=entity, user=user, by_email=False, in_app=False)
         messages.success(request, f"{user} is no longer told of new replies.")
         return redirect("web:messaging_replies_setup")

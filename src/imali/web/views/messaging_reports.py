@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.messaging import reports
 from imali.messaging.credits import (
     credit_account_get,
@@ -51,7 +51,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 class CreditSettingsForm(forms.Form):
     monthly_limit = StrictIntegerFormField(required=False, min_value=0, help_text="Empty: no monthly limit")
     low_warning_amount = StrictIntegerFormField(min_value=0, initial=0, label="Low-credit warning amount")
-    low_warning_user = forms.ModelChoiceField(queryset=User.objects.none(), required=False, label="Low-credit email user")
+    low_warning_user = StrictModelChoiceField(queryset=User.objects.none(), required=False, label="Low-credit email user")
 
     def __init__(self, *args, entity: Entity, **kwargs):
         super().__init__(*args, **kwargs)
@@ -215,7 +215,7 @@ def email_credits_view(request):
 class SmsDetailForm(DateRangeForm):
     message_type = forms.ChoiceField(required=False, label="Type", choices=[("", "Any type"), *MessageType.choices])
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *OutboxStatus.choices])
-    branch = forms.ModelChoiceField(required=False, queryset=None, empty_label="Any branch")
+    branch = StrictModelChoiceField(required=False, queryset=None, empty_label="Any branch")
     user = forms.ChoiceField(required=False, choices=())
     number = forms.CharField(required=False, max_length=16)
 

@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
+from imali.core.forms import StrictModelChoiceField
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
 from imali.mobilemoney.models import Provider, ProviderSetup, ProviderTransaction, TransactionStatus
@@ -204,7 +205,7 @@ def request_to_pay_view(request):
 def _statement_form_class():
     from imali.mobilemoney.statement import COLUMN_LABELS
 
-    fields = {"setup": forms.ModelChoiceField(queryset=ProviderSetup.objects.none(), label="Provider account"),
+    fields = {"setup": StrictModelChoiceField(queryset=ProviderSetup.objects.none(), label="Provider account"),
               "file": forms.FileField(label="Statement file (CSV or XLSX)")}
     for key, label in COLUMN_LABELS.items():
         fields[key] = forms.CharField(label=label, max_length=60, required=False)

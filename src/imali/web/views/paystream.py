@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters
 
 from imali.clients.models import AccountKind, BankAccountType, Client
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import Loan
 from imali.paystream import selectors, services
 from imali.paystream.models import (
@@ -28,7 +28,6 @@ from imali.paystream.models import (
     PaymentStreamKind,
     PromissoryNote,
     StreamSettings,
-    WalletRequest,
     WalletStatus,
 )
 from imali.tenancy.rights import Right
@@ -53,9 +52,9 @@ class AccountForm(forms.Form):
 
 
 class PayForm(forms.Form):
-    account_1 = forms.ModelChoiceField(queryset=None, label="First account")
+    account_1 = StrictModelChoiceField(queryset=None, label="First account")
     amount_1 = MoneyFormField(label="Amount to the first account")
-    account_2 = forms.ModelChoiceField(queryset=None, required=False, label="Second account (optional)")
+    account_2 = StrictModelChoiceField(queryset=None, required=False, label="Second account (optional)")
     amount_2 = MoneyFormField(required=False, label="Amount to the second account")
     cash_amount = MoneyFormField(allow_zero=True, required=False, label="Cash part")
 
@@ -85,7 +84,7 @@ class CardForm(forms.Form):
 
 class NoteForm(forms.Form):
     stream = forms.ChoiceField(choices=PaymentStreamKind.choices, label="Payment stream")
-    account = forms.ModelChoiceField(queryset=None, label="Collect from")
+    account = StrictModelChoiceField(queryset=None, label="Collect from")
     tracking_days = StrictIntegerFormField(min_value=0, max_value=32, initial=0, label="Tracking (days)")
 
     def __init__(self, *args, accounts, **kwargs):
@@ -218,13 +217,10 @@ def wallet_create_view(request, client_id: int):
 
 @right_required(RIGHT, methods=("GET",))
 def wallets_fragment_view(request, client_id: int):
-    """Polled by the client page while a wallet is being created: asks the stream, then redraws."""
+    """Polled by the client page while a wallet is being created: reads the database only (the
+    consumer asks the stream, tasks.paystream_wallet_follow), so a page left open costs the stream
+    nothing."""
     client = _client(request, client_id)
-    for wallet in WalletRequest.objects.filter(entity=request.entity, client=client, status=WalletStatus.REQUESTED):
-        try:
-            services.wallet_refresh(entity=request.entity, actor=request.user, wallet=wallet)
-        except ValidationError:
-            pass  # the stream is unreachable now: the next poll asks again
     wallets = selectors.wallet_requests(entity=request.entity, client=client)
     response = render(request, "web/paystream/_wallets.html", {"client": client, "wallets": wallets,
                                                                 "wallet_poll": _wallet_poll(client, wallets)})
@@ -425,6 +421,19 @@ def collections_fetch_view(request, loan_id: int):
     return redirect("web:paystream_loan", loan_id=loan.pk)
 
 
+@right_required(RIGHT, methods=POST_ONLY)
+def wallets_ask_view(request, client_id: int):
+    """"Ask the stream now" about the client's wallets being created: a person's explicit call,
+    rate-limited and audited by the service."""
+    client = _client(request, client_id)
+    try:
+        asked = services.wallets_ask(entity=request.entity, actor=request.user, client=client)
+    except ValidationError as exc:
+        return _client_page(request, client, errors=_messages_of(exc))
+    messages.info(request, "The stream was asked." if asked else "No wallet is waiting to be created.")
+    return redirect("web:paystream_client", client_id=client.pk)
+
+
 # --- setup and log ---------------------------------------------------------------------------
 @sensitive_post_parameters("password")
 @right_required(RIGHT)
@@ -441,7 +450,8 @@ def settings_view(request):
         else:
             messages.success(request, "Payment-stream settings saved.")
             return redirect("web:paystream_settings")
-    return render(request, "web/paystream/settings.html", {"form": form, "has_password": bool(current and current.password)})
+    return render(request, "web/paystream/settings.html", {"form": form, "has_password": bool(current and current.password)},
+                  status=400 if form.errors else 200)
 
 
 @right_required(RIGHT, methods=("GET",))
@@ -460,6 +470,7 @@ urlpatterns = [
          name="paystream_account_register"),
     path("clients/<int:client_id>/payment-stream/wallet/", wallet_create_view, name="paystream_wallet_create"),
     path("clients/<int:client_id>/payment-stream/wallets/", wallets_fragment_view, name="paystream_wallets"),
+    path("clients/<int:client_id>/payment-stream/wallets/ask/", wallets_ask_view, name="paystream_wallets_ask"),
     path("clients/<int:client_id>/payment-stream/pay/", pay_view, name="paystream_pay"),
     path("clients/<int:client_id>/payment-stream/card-receipt/", card_receipt_view, name="paystream_card_receipt"),
     path("payment-stream/payments/<int:creditpayment_id>/print/", payment_print_view, name="paystream_payment_print"),

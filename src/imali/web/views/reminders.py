@@ -12,7 +12,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import path
 
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import (
+    StrictIntegerFormField,
+    StrictModelChoiceField,
+    StrictModelMultipleChoiceField,
+)
 from imali.messaging import reports
 from imali.messaging.models import MessageType, OutboxStatus
 from imali.reminders import selectors, services
@@ -105,7 +109,7 @@ def arrears_view(request):
                            title="Automatic arrears SMS setup")
 
 
-class UserChoices(forms.ModelMultipleChoiceField):
+class UserChoices(StrictModelMultipleChoiceField):
     def label_from_instance(self, obj: User) -> str:
         return f"{obj} ({obj.cellphone})" if obj.cellphone else f"{obj} (no cellphone)"
 
@@ -161,7 +165,7 @@ class MisDetailForm(forms.Form):
     end = forms.DateField(required=False, label="To", widget=IsoDateInput())
     stream = forms.ChoiceField(required=False, choices=[("", "Any stream"), *MisStream.choices])
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *OutboxStatus.choices])
-    user = forms.ModelChoiceField(required=False, queryset=None, empty_label="Any recipient", label="Recipient")
+    user = StrictModelChoiceField(required=False, queryset=None, empty_label="Any recipient", label="Recipient")
 
     def __init__(self, *args, entity, **kwargs):
         super().__init__(*args, **kwargs)

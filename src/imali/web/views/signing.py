@@ -25,7 +25,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from imali.clients.models import Client
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import Loan
 from imali.paystream import mandates as debicheck
 from imali.paystream import selectors as paystream_selectors
@@ -107,7 +107,7 @@ class MandateForm(forms.Form):
     instalment_amount = MoneyFormField(required=False, help_text="Empty: the loan's instalment")
     maximum_collection = MoneyFormField(required=False, help_text="At most 1.5 × the instalment; empty: the instalment")
     collection_day = StrictIntegerFormField(help_text="1–30, or 99 for the last day of the month")
-    account = forms.ModelChoiceField(queryset=None)
+    account = StrictModelChoiceField(queryset=None)
 
     def __init__(self, *args, client: Client, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,8 +122,8 @@ class ReportForm(forms.Form):
     date_from = forms.DateField(required=False, widget=IsoDateInput())
     date_to = forms.DateField(required=False, widget=IsoDateInput())
     method = forms.ChoiceField(required=False, choices=[("", "All")] + list(SignatureMethod.choices))
-    user = forms.ModelChoiceField(required=False, queryset=None)
-    branch = forms.ModelChoiceField(required=False, queryset=None)
+    user = StrictModelChoiceField(required=False, queryset=None)
+    branch = StrictModelChoiceField(required=False, queryset=None)
 
     def __init__(self, *args, entity, **kwargs):
         super().__init__(*args, **kwargs)

@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from imali.clients.models import Client
-from imali.core.forms import StrictIntegerFormField
+from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField, request_id
 from imali.loans import services as loan_services
 from imali.loans.models import Loan, LoanStatus
 from imali.smsbanking import selectors, services
@@ -254,7 +254,7 @@ def provider_payment_reject_view(request, providerpayment_id: int):
 
 # --- collection sheets -----------------------------------------------------------------------------
 class SheetForm(forms.Form):
-    officer = forms.ModelChoiceField(queryset=None, help_text="Users with a cellphone on their user record")
+    officer = StrictModelChoiceField(queryset=None, help_text="Users with a cellphone on their user record")
     due_by = forms.DateField(widget=IsoDateInput(), label="Instalments due by")
 
     def __init__(self, *args, entity, **kwargs):
@@ -276,9 +276,9 @@ def sheets_view(request):
             messages.success(request, f"Sheet {sheet.code} made; the code went to the officer by SMS.")
             return redirect("web:smsbank_sheet", collectionsheet_id=sheet.pk)
     preview = None
-    officer_id = request.GET.get("officer", "")
-    if request.method == "GET" and officer_id.isascii() and officer_id.isdigit() and len(officer_id) <= 12:
-        officer = selectors.officers(entity=request.entity).filter(pk=int(officer_id)).first()
+    officer_id = request_id(request.GET, "officer") if request.method == "GET" else None
+    if officer_id is not None:
+        officer = selectors.officers(entity=request.entity).filter(pk=officer_id).first()
         if officer is not None:
             preview = {"officer": officer, "lines": services.sheet_lines(entity=request.entity, officer=officer,
                                                                          due_by=today + dt.timedelta(days=7))}

@@ -55,3 +55,15 @@
     open.querySelector("summary").focus();
   });
 })();
+
+// A form sent by htmx that the server refuses answers 400 with the form and its errors; htmx swaps
+// only 2xx answers by default, so the errors would not show. Swap those (not a poll's GET: a poll
+// answered 400 asked for something our pages never ask, and keeps what it shows).
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var detail = event.detail;
+  var verb = detail.requestConfig && detail.requestConfig.verb;
+  if (detail.xhr && detail.xhr.status === 400 && verb && verb.toLowerCase() !== "get") {
+    detail.shouldSwap = true;
+    detail.isError = false;
+  }
+});
