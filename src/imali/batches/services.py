@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from imali.clients.models import ClientStatus, Employer
 from imali.core.audit import audit_record
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.core.models import AuditAction
 from imali.core.money import MAX_AMOUNT, parse_amount
 from imali.loans.models import LoanStatus
@@ -69,8 +70,6 @@ def _require(actor, entity: Entity) -> None:
 
 
 # --- criteria ------------------------------------------------------------------------------------
-# The days a criterion may name: a year 0001 or 9999 is a slip of the keyboard, not a date of the book.
-EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 
 
 def _date(value, field: str) -> dt.date:
@@ -79,9 +78,8 @@ def _date(value, field: str) -> dt.date:
             value = dt.date.fromisoformat(str(value))
         except ValueError:
             raise _error(field, BatchError.INVALID_DATE, f"'{str(value)[:20]}' is not a date; write it as YYYY-MM-DD.") from None
-    if not EARLIEST_DAY <= value <= LATEST_DAY:
-        raise _error(field, BatchError.INVALID_DATE,
-                     f"Give a date from {EARLIEST_DAY:%Y-%m-%d} to {LATEST_DAY:%Y-%m-%d}.")
+    if not day_in_range(value):
+        raise _error(field, BatchError.INVALID_DATE, DAY_RANGE_MESSAGE)
     return value
 
 

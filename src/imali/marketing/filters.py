@@ -6,7 +6,6 @@ object of another entity is "not one of the choices", as if it did not exist."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 from django import forms
@@ -20,6 +19,7 @@ from imali.clients.models import (
     PaymentFrequency,
     Paypoint,
 )
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import PaybackType
 from imali.tenancy.models import Branch, Entity, Region, User
@@ -28,7 +28,6 @@ from . import selectors
 
 MAX_CLIENT_NUMBER = 10**15
 # Dates a lender's book can hold: a typo such as 0226-03-01 or 9999-12-31 is refused, naming the field.
-EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 
 OVERDUES = [("include", "Include clients with overdue payments"), ("exclude", "Exclude clients with overdue payments"),
             ("only", "Only clients with overdue payments")]
@@ -97,8 +96,8 @@ class DataSetFilterForm(forms.Form):
         data = super().clean()
         for name in ("created_from", "created_to", "paid_from", "paid_to"):
             day = data.get(name)
-            if day is not None and not (EARLIEST_DAY <= day <= LATEST_DAY):
-                self.add_error(name, f"Give a date from {EARLIEST_DAY} to {LATEST_DAY}.")
+            if day is not None and not day_in_range(day):
+                self.add_error(name, DAY_RANGE_MESSAGE)
                 data.pop(name, None)
         for start, end, what in (("number_from", "number_to", "client number"), ("created_from", "created_to", "date"),
                                  ("paid_from", "paid_to", "date")):

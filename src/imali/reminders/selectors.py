@@ -214,12 +214,6 @@ def mis_recipients(*, entity: Entity, stream: str) -> QuerySet:
     return MisRecipient.objects.filter(entity=entity, stream=stream, user__entity=entity, user__is_active=True)
 
 
-# The days the MIS Detail report may be asked about: beyond them a day's local midnight is no
-# datetime at all (9999-12-31's next day), and nothing was sent outside them anyway.
-EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
-DAY_RANGE_MESSAGE = f"Give a date from {EARLIEST_DAY:%Y-%m-%d} to {LATEST_DAY:%Y-%m-%d}."
-
-
 @dataclass(frozen=True)
 class MisDetailFilters:
     date_from: dt.date | None = None

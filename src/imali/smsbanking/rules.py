@@ -3,7 +3,6 @@ collection grammar, PIN rules, sheet codes, and keeping a reply within two SMS s
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ MAX_ENTRIES = 20  # one officer SMS; more entries would not fit the confirmation
 # Sheet codes: no 0/O, 1/I/L, 5/S, 2/Z (read aloud and retyped on a small keypad).
 SHEET_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
 SHEET_CODE_LENGTH = 6
-# The days a sheet may be made for (a typed year 0001 or 9999 is a slip, not a date).
-EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 
 
 def words_of(text: str) -> list[str]:

@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.core.formatting import format_money
 from imali.core.localtime import datetime_label, local
 from imali.core.models import AuditAction
@@ -458,9 +459,8 @@ def sheet_issue(*, actor, entity: Entity, officer: User, due_by: dt.date) -> Col
         raise PermissionDenied("The officer belongs to another entity.")
     if not officer.cellphone:
         raise sb_error("officer", SmsBankingError.NO_OFFICER_PHONE, f"{officer} has no cellphone on their user record.")
-    if not rules.EARLIEST_DAY <= due_by <= rules.LATEST_DAY:
-        raise sb_error("due_by", SmsBankingError.INVALID_DATE,
-                       f"Give a date from {rules.EARLIEST_DAY:%Y-%m-%d} to {rules.LATEST_DAY:%Y-%m-%d}.")
+    if not day_in_range(due_by):
+        raise sb_error("due_by", SmsBankingError.INVALID_DATE, DAY_RANGE_MESSAGE)
     lines = sheet_lines(entity=entity, officer=officer, due_by=due_by)
     if not lines:
         raise sb_error("due_by", SmsBankingError.NOTHING_DUE, f"{officer}'s clients owe nothing due by {due_by:%Y-%m-%d}.")

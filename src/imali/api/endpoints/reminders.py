@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
 from imali.api.serializers.fields import MoneyField, StrictBooleanField, StrictIntegerField
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.messaging.models import OutboxStatus
 from imali.reminders import selectors, services
 from imali.reminders.models import DailyRun, MisRecipient, MisStream
@@ -100,8 +101,8 @@ class MisDetailQuerySerializer(serializers.Serializer):
 
     @staticmethod
     def _day(day):
-        if day is not None and not selectors.EARLIEST_DAY <= day <= selectors.LATEST_DAY:
-            raise serializers.ValidationError(selectors.DAY_RANGE_MESSAGE)
+        if day is not None and not day_in_range(day):
+            raise serializers.ValidationError(DAY_RANGE_MESSAGE)
         return day
 
     def validate_date_from(self, value):

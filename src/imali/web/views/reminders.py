@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.core.forms import (
     StrictIntegerFormField,
     StrictModelChoiceField,
@@ -173,8 +174,8 @@ class MisDetailForm(forms.Form):
 
     def _day(self, name: str):
         day = self.cleaned_data.get(name)
-        if day is not None and not selectors.EARLIEST_DAY <= day <= selectors.LATEST_DAY:
-            raise forms.ValidationError(selectors.DAY_RANGE_MESSAGE, code="out_of_range")
+        if day is not None and not day_in_range(day):
+            raise forms.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")
         return day
 
     def clean_start(self):
