@@ -6,7 +6,6 @@ progress bar that updates itself."""
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from urllib.parse import urlencode
 
 from django import forms
@@ -17,7 +16,6 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from imali.batches import selectors
@@ -35,6 +33,7 @@ from imali.batches.services import (
 from imali.batches.types import CRITERIA, MARKETING_TYPES, MESSAGE_TYPE, RECIPIENTS, BatchType
 from imali.clients.models import ClientStatus, Employer
 from imali.core.forms import StrictModelChoiceField
+from imali.core.localtime import local
 from imali.loans.models import LoanStatus
 from imali.messaging import policy
 from imali.messaging.models import MessageType
@@ -245,7 +244,7 @@ def _delivery(batch: MessageBatch, user) -> dict:
     pending = sum(n for status, _, n in rows if status in selectors.DELIVERY_PENDING)
     live = pending or not batch.finished
     url = reverse("web:batch_delivery", kwargs={"messagebatch_id": batch.pk}) if live else ""
-    day = timezone.localtime(batch.created_at, zoneinfo.ZoneInfo(batch.entity.time_zone)).date().isoformat()
+    day = local(batch.created_at, batch.entity.time_zone).date().isoformat()
     detail = "" if not user.has_right(Right.REPORT_SMS_DETAIL) else reverse("web:messaging_outbox") + "?" + urlencode(
         {"message_type": MESSAGE_TYPE[batch.batch_type], "start": day})
     return {"delivery": rows, "delivery_total": sum(n for _, _, n in rows), "delivery_pending": pending,
