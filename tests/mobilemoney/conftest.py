@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from imali.clients.services import client_account_add
 from imali.messaging.credits import credits_assign
@@ -20,22 +21,42 @@ from tests.loans.conftest import make_loan, make_product
 SHORT_CODE = "600123"
 
 
+# On the in-memory SQLite test database the live server shares the test thread's one connection,
+# which cannot be used by both at once: a provider's result handled while the test thread is inside
+# a send transaction, or mid-query, breaks one of them ("no such savepoint", "SQL statements in
+# progress"). There the peers hold their background callbacks while the test acts, and `wait_for`
+# lets them through only between its checks. PostgreSQL gets them as production does, at any moment.
+_HELD_PEERS: list = []
+
+
+def _held_on_sqlite(peer):
+    if connection.vendor == "sqlite":
+        peer.hold_callbacks()
+        _HELD_PEERS.append(peer)
+    return peer
+
+
 @pytest.fixture
 def mpesa_peer():
-    # Results come 0.3 s after the answer: on SQLite the live server shares the test's connection, so
-    # a result must not land while the test thread is still inside its own send transaction. The
-    # validation deadline is the peer's default (Daraja's, about 8 s), not a shorter one: on a loaded
-    # CI machine a first validation call can take over 3 s, and a late answer is treated as none.
-    peer = MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg", validation_deadline=8.0,
-                                 result_delay=0.3)).start()
+    # The validation deadline is the peer's default (Daraja's, about 8 s), not a shorter one: on a
+    # loaded CI machine a first validation call can take over 3 s, and a late answer is treated as none.
+    peer = _held_on_sqlite(MpesaPeer(MpesaConfig(short_code=SHORT_CODE, time_zone="Africa/Johannesburg",
+                                                 validation_deadline=8.0, result_delay=0.3)).start())
     yield peer
+    if peer in _HELD_PEERS:
+        _HELD_PEERS.remove(peer)
+    peer.release_callbacks()
     peer.stop()
 
 
 @pytest.fixture
 def momo_peer():
-    peer = MomoPeer(MomoConfig(currency="ZAR", target_environment="mtnsouthafrica", transfer_delay=0.3)).start()
+    peer = _held_on_sqlite(MomoPeer(MomoConfig(currency="ZAR", target_environment="mtnsouthafrica",
+                                               transfer_delay=0.3)).start())
     yield peer
+    if peer in _HELD_PEERS:
+        _HELD_PEERS.remove(peer)
+    peer.release_callbacks()
     peer.stop()
 
 
@@ -76,12 +97,19 @@ def open_loan(entity, user, *, principal="2000", cellphone="0821234567"):
 
 
 def wait_for(condition, seconds=30.0):
+    """Poll `condition` until it holds or `seconds` pass. Held callbacks (SQLite) go through only
+    between the checks, and are held again when the wait ends."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while True:
+        for peer in _HELD_PEERS:
+            peer.hold_callbacks()
         if condition():
             return True
+        if time.monotonic() >= deadline:
+            return False
+        for peer in _HELD_PEERS:
+            peer.release_callbacks()
         time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture(autouse=True)

@@ -67,6 +67,9 @@ class HttpPeer:
         self.faults = Faults()
         self.lock = threading.RLock()
         self.callbacks_sent: list[tuple[str, int, dict]] = []  # (url, HTTP status or 0, body)
+        self._callback_gate = threading.Condition()
+        self._callbacks_held = False
+        self._callbacks_delivering = 0
         self.log = logging.getLogger(f"imali.peers.{self.kind}")
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -170,9 +173,33 @@ class HttpPeer:
         def send() -> None:
             time.sleep(self.faults.callback_delay)
             for _ in range(repeats):
-                self.call_now(url, body, method=method)
+                with self._callback_gate:
+                    while self._callbacks_held:
+                        self._callback_gate.wait()
+                    self._callbacks_delivering += 1
+                try:
+                    self.call_now(url, body, method=method)
+                finally:
+                    with self._callback_gate:
+                        self._callbacks_delivering -= 1
+                        self._callback_gate.notify_all()
 
         threading.Thread(target=send, daemon=True, name=f"{self.kind}-callback").start()
+
+    def hold_callbacks(self) -> None:
+        """From now on background callbacks wait (after their delay) until `release_callbacks`;
+        returns once none is being delivered. A test on the in-memory SQLite database needs this:
+        the live server shares the test thread's one connection, so a callback must not be handled
+        while the test thread uses it."""
+        with self._callback_gate:
+            self._callbacks_held = True
+            while self._callbacks_delivering:
+                self._callback_gate.wait()
+
+    def release_callbacks(self) -> None:
+        with self._callback_gate:
+            self._callbacks_held = False
+            self._callback_gate.notify_all()
 
 
 def page(title: str, body: str) -> str:
