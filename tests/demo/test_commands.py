@@ -60,6 +60,14 @@ def test_load_demo_creates_the_book_and_logins_that_work(client):
             assert mis.enabled(stream), stream
             recipients = MisRecipient.objects.filter(entity=entity, stream=stream).select_related("user")
             assert recipients and all(r.user.cellphone for r in recipients), stream
+    # Mobile disbursements can be tried at once: every approved loan of the M-PESA demo lender has
+    # a payout wallet, so "Make mobile disbursement" is offered on each.
+    from imali.loans.models import Loan, LoanStatus
+    from imali.mobilemoney.selectors import loans_to_pay_out
+
+    approved = Loan.objects.filter(entity=za, status=LoanStatus.APPROVED).count()
+    to_pay = list(loans_to_pay_out(entity=za))
+    assert approved and len(to_pay) == approved and all(loan.payout_wallet for loan in to_pay)
 
 
 @pytest.mark.django_db

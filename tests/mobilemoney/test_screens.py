@@ -113,3 +113,30 @@ def test_payment_dated_before_the_loan_stays_in_suspense_with_the_reason(entity,
         transacted_at=timezone.now() - dt.timedelta(days=30)))
     assert created and txn.status == TransactionStatus.SUSPENSE
     assert "paid out on" in txn.suspense_reason
+
+
+def test_disbursement_page_shows_each_loans_payout_wallet_or_how_to_add_one(signed_in, entity, lender_user,
+                                                                           django_assert_max_num_queries):
+    from imali.mobilemoney import disbursements
+
+    from .test_disbursements import approved_loan
+
+    _setup(signed_in)
+    with_wallet = approved_loan(entity, lender_user, cellphone="0821234567", wallet="0827654321")
+    without = approved_loan(entity, lender_user, cellphone="0821234568", wallet="0821234568")
+    without.client.accounts.update(is_active=False)
+    with django_assert_max_num_queries(12):  # one read of the loans with their wallets, however many
+        page = signed_in.get(reverse("web:mm_disbursements")).content.decode()
+    row_with = page[page.index(f">{with_wallet.pk}</a>"):]
+    row_with = row_with[:row_with.index("</tr>")]
+    assert "082 765 4321" in row_with  # the wallet number as people read it
+    assert "Make mobile disbursement" in row_with
+    row_without = page[page.index(f">{without.pk}</a>"):]
+    row_without = row_without[:row_without.index("</tr>")]
+    assert "add a payout wallet" in row_without and "Make mobile disbursement" not in row_without
+    assert reverse("web:client_account_create", kwargs={"client_id": without.client_id}) in row_without
+    # Posting anyway (an old page) names the loan and the client, and says what to do.
+    response = signed_in.post(reverse("web:mm_disbursement_mark", kwargs={"loan_id": without.pk}), follow=True)
+    text = response.content.decode()
+    assert f"Loan {without.pk}: client" in text and "Add a wallet account for payouts" in text
+    assert not disbursements.Disbursement.objects.filter(loan=without).exists()

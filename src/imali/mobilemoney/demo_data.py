@@ -18,14 +18,36 @@ def demo_mobile_money_ensure() -> bool:
     from imali.tenancy.models import Entity
 
     entity = Entity.objects.filter(code=DEMO_ENTITY_CODE).first()
-    if entity is None or ProviderSetup.objects.filter(entity=entity, provider=Provider.MPESA).exists():
+    if entity is None:
         return False
+    created = demo_payout_wallets_ensure(entity)
+    if ProviderSetup.objects.filter(entity=entity, provider=Provider.MPESA).exists():
+        return created
     peer = MpesaConfig()
     setup_save(entity=entity, actor=None, data={
         "provider": Provider.MPESA, "base_url": f"http://127.0.0.1:{DEMO_MPESA_PORT}", "short_code": peer.short_code,
         "consumer_key": peer.consumer_key, "consumer_secret": peer.consumer_secret, "initiator_name": peer.initiator_name,
         "security_credential": peer.security_credential, "callback_base_url": DEMO_WEB})
     return True
+
+
+def demo_payout_wallets_ensure(entity) -> bool:
+    """Each client of the demo lender's approved loans gets an M-PESA payout wallet on their
+    cellphone, through the client services (audited), unless they have a wallet already: a person
+    trying "Mobile disbursements" can pay a loan out through the peer at once."""
+    from imali.clients.models import AccountKind, AccountPurpose, Client
+    from imali.clients.services import client_account_add
+    from imali.loans.models import LoanStatus
+
+    clients = (Client.objects.filter(entity=entity, loans__status=LoanStatus.APPROVED).exclude(cellphone="")
+               .exclude(accounts__kind=AccountKind.WALLET).distinct().order_by("id"))
+    created = False
+    for client in clients:
+        client_account_add(client=client, actor=None, data={
+            "kind": AccountKind.WALLET, "purpose": AccountPurpose.PAYOUT, "wallet_provider": "M-PESA",
+            "wallet_number": client.cellphone})
+        created = True
+    return created
 
 
 def demo_peer_environment(*, web: str) -> dict[str, str]:

@@ -70,7 +70,9 @@ def disbursement_mark(*, loan: Loan, actor) -> Disbursement:
         raise error("loan", MobileMoneyError.NO_SETUP, "Set up M-PESA or MTN MoMo first.")
     wallet = payout_wallet(loan)
     if wallet is None:
-        raise error("payout_account", MobileMoneyError.NO_WALLET)
+        raise error("payout_account", MobileMoneyError.NO_WALLET,
+                    f"Loan {loan.pk}: client {loan.client} has no active mobile-money payout wallet. Add a wallet "
+                    f"account for payouts on the client's page, then make the disbursement.")
     block = disbursement_signing_block(entity=entity, loan=loan)
     if block:
         raise error("loan", MobileMoneyError.WRONG_STATUS, block)

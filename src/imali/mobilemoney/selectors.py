@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from .models import (
     Disbursement,
@@ -38,3 +38,22 @@ def import_list(*, entity) -> QuerySet[StatementImport]:
     # The uploaded file (up to 40 MB each) is only read to preview and confirm one import, never to list them.
     return (StatementImport.objects.filter(entity=entity).select_related("imported_by", "setup").defer("content")
             .order_by("-imported_at"))
+
+
+def loans_to_pay_out(*, entity, limit: int = 200):
+    """The entity's approved loans not yet marked for a mobile payout (a failed or cancelled
+    disbursement frees its loan again), oldest approval first, each with `payout_wallet`: the
+    number its payout would go to (disbursements.payout_wallet's rule), or None when the client
+    has none yet. One query."""
+    from imali.clients.models import AccountKind, AccountPurpose, ClientAccount
+    from imali.loans.models import Loan, LoanStatus
+
+    from .models import DisbursementStatus
+
+    marked = Disbursement.objects.filter(entity=entity).exclude(
+        status__in=(DisbursementStatus.FAILED, DisbursementStatus.CANCELLED)).values("loan_id")
+    wallet = (ClientAccount.objects.filter(client_id=OuterRef("client_id"), kind=AccountKind.WALLET, is_active=True,
+                                           purpose__in=(AccountPurpose.PAYOUT, AccountPurpose.BOTH))
+              .exclude(wallet_number="").order_by("id").values("wallet_number")[:1])
+    return (Loan.objects.filter(entity=entity, status=LoanStatus.APPROVED).exclude(pk__in=marked)
+            .select_related("client").annotate(payout_wallet=Subquery(wallet)).order_by("approved_at", "id")[:limit])

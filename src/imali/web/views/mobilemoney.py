@@ -293,16 +293,12 @@ def statement_confirm_view(request, statementimport_id: int):
 # --- mobile disbursements ---------------------------------------------------------------------------
 @right_required(Right.DISBURSE_LOANS, methods=("GET", "HEAD"))
 def disbursement_list_view(request):
-    from imali.loans.models import LoanStatus
-    from imali.mobilemoney.models import Disbursement, DisbursementStatus
+    from imali.mobilemoney.models import DisbursementStatus
 
     entity = request.entity
     pending = list(selectors.disbursement_list(entity=entity, statuses=(DisbursementStatus.PAYMENT_PENDING,)))
     waiting = list(selectors.batches_awaiting_approval(entity=entity))
-    marked = Disbursement.objects.filter(entity=entity).exclude(
-        status__in=(DisbursementStatus.FAILED, DisbursementStatus.CANCELLED)).values("loan_id")
-    approved = (Loan.objects.filter(entity=entity, status=LoanStatus.APPROVED).exclude(pk__in=marked)
-                .select_related("client").order_by("approved_at", "id")[:200])
+    approved = list(selectors.loans_to_pay_out(entity=entity))
     page = Paginator(selectors.disbursement_list(entity=entity).exclude(status=DisbursementStatus.PAYMENT_PENDING),
                      PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "web/mobilemoney/disbursements.html", {
