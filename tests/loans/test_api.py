@@ -25,7 +25,7 @@ def test_api_life_cycle(entity, lender):
     r = api.post("/api/loan-products/", {"name": "ST", "credit_type": "short_term", "frequency": "monthly",
                                           "min_principal": "500", "max_principal": "8000", "max_instalments": 6,
                                           "interest_rate_pm": "5.5", "service_fee_pm": "60"}, format="json")
-    assert r.status_code == 400 and "cap: short_term_first_loan_rate" in r.json()["interest_rate_pm"][0]
+    assert r.status_code == 400 and "(Short-term credit: interest on a first loan)" in r.json()["interest_rate_pm"][0]
     r = api.post("/api/loan-products/", {"name": "ST", "credit_type": "short_term", "frequency": "monthly",
                                           "min_principal": "500", "max_principal": "8000", "max_instalments": 6,
                                           "interest_rate_pm": "5", "service_fee_pm": "60"}, format="json")

@@ -60,3 +60,52 @@ def test_same_seed_same_loans(operator):
                     .values_list("status", "principal", "instalments", "total_repayable"))
     assert amounts("sa") == amounts("sb")
     assert random.Random(1) is not None and D("1")
+
+
+def test_generated_applications_and_approved_loans_can_be_paid_out_today(operator):
+    """A later short-term loan in the year is charged at most the repeat cap, as loan_apply lowers
+    it: else the loan book refuses to pay it out (the demo's one approved loan once could not be)."""
+    from django.core.exceptions import ValidationError
+
+    from imali.clients.models import AccountPurpose, ClientAccount
+    from imali.loans.services import borrower_refusal, loan_payout_check
+
+    summary = generate_book(clients=200, seed=11, actor=operator, countries=("ZA",), extensions=[add_loans],
+                            code_prefix="lp")
+    entity_id = summary.entities[0].entity_id
+    waiting = (Loan.objects.filter(entity_id=entity_id, status__in=("application", "approved"))
+               .select_related("entity", "client", "product"))
+    today = summary.now.date()
+    checked = repeats = 0
+    for loan in waiting:
+        repeats += Loan.objects.filter(client_id=loan.client_id, product__credit_type="short_term", status="active",
+                                       disbursed_on__year=today.year).exists() and loan.product.credit_type == "short_term"
+        account = ClientAccount.objects.filter(client_id=loan.client_id, is_active=True,
+                                               purpose__in=(AccountPurpose.PAYOUT, AccountPurpose.BOTH)).first()
+        if account is None or borrower_refusal(loan.client):
+            continue  # refused for its own reason (a client who died since applying may not be paid)
+        loan.status = "approved"  # an application is checked as it will be once approved
+        Loan.objects.filter(pk=loan.pk).update(status="approved")
+        try:
+            loan_payout_check(loan=loan, payout_account=account, on=today)
+        except ValidationError as exc:
+            raise AssertionError(f"loan {loan.pk}: {exc.messages}") from None
+        checked += 1
+    assert checked >= 3 and repeats >= 1, (checked, repeats)
+
+
+def test_a_cap_refusal_names_the_cap_in_words(entity, lender):
+    """Not an internal key such as short_term_first_loan_rate."""
+    from django.core.exceptions import ValidationError
+
+    from imali.loans.services import loan_apply
+
+    from .conftest import make_borrower, make_product
+
+    client, _ = make_borrower(entity)
+    with pytest.raises(ValidationError) as refused:
+        loan_apply(entity=entity, actor=lender, client=client, product=make_product(entity), principal="2000",
+                   instalments=3, interest_rate_pm="6")
+    message = " ".join(refused.value.messages)
+    assert "Interest may be at most 5.00% per month on this loan (Short-term credit: interest on a first loan)." in message
+    assert "_rate" not in message and "cap:" not in message

@@ -59,7 +59,7 @@ def test_example_2_unsecured_loan(entity, lender):
     with pytest.raises(Exception) as exc:
         make_product(entity, name="Too dear", credit_type="unsecured", max_principal="50000", max_instalments=24,
                      interest_rate_pm="2.3126")
-    assert "unsecured_rate" in str(exc.value)
+    assert "(Unsecured credit: repo rate plus margin)" in str(exc.value)
 
 
 def test_example_3_settlement_quote(entity, lender):

@@ -200,7 +200,7 @@ def test_api_client_figures_and_product_change(entity, other_entity, lender):
     # A product is changed field by field, checked against the caps, audited; loans keep their terms.
     product = loan.product
     r = api.patch(f"/api/loan-products/{product.pk}/", {"interest_rate_pm": "5.01"}, format="json")
-    assert r.status_code == 400 and "short_term_first_loan_rate" in r.json()["interest_rate_pm"][0]
+    assert r.status_code == 400 and "(Short-term credit: interest on a first loan)" in r.json()["interest_rate_pm"][0]
     r = api.patch(f"/api/loan-products/{product.pk}/", {"interest_rate_pm": "4.5", "name": "Cheaper"}, format="json")
     assert r.status_code == 200 and r.json()["interest_rate_pm"] == "4.5000" and r.json()["name"] == "Cheaper"
     assert r.json()["max_principal"] == "8000.00"

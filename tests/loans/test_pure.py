@@ -52,7 +52,7 @@ def test_short_term_caps_are_named():
         pricing.CapCode.SHORT_TERM_MAX_PRINCIPAL, pricing.CapCode.SHORT_TERM_MAX_TERM,
         pricing.CapCode.SHORT_TERM_FIRST_LOAN_RATE, pricing.CapCode.SERVICE_FEE,
     }
-    assert all(c.cap.value in c.message for c in found)
+    assert all(f"({c.cap.label})" in c.message and c.cap.value not in c.message for c in found)  # in words, not keys
 
 
 def test_repeat_short_term_loan_capped_at_three_percent():

@@ -29,7 +29,7 @@ def test_product_over_caps_is_refused_naming_each_cap(entity):
         "max_principal": ["cap_short_term_max_principal"], "max_instalments": ["cap_short_term_max_term"],
         "interest_rate_pm": ["cap_short_term_first_loan_rate"], "service_fee_pm": ["cap_service_fee"],
     }
-    assert "short_term_max_principal" in str(exc.value)
+    assert "(Short-term credit: maximum principal)" in str(exc.value)  # the cap in words; its key is the code
 
 
 def test_unsecured_product_over_repo_plus_21_refused(entity):

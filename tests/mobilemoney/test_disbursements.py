@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from imali.clients.services import client_account_add
 from imali.loans.models import Loan, LoanStatus
-from imali.loans.services import loan_apply, loan_approve
+from imali.loans.services import loan_apply, loan_approve, loan_disburse
 from imali.mobilemoney import disbursements
 from imali.mobilemoney.adapters import adapter_for
 from imali.mobilemoney.models import Disbursement, DisbursementStatus
@@ -327,3 +327,35 @@ def test_mark_refuses_what_cannot_be_paid_out(entity, lender_user, mpesa):
     disbursements.disbursement_cancel(disbursement=Disbursement.objects.get(loan=ok), actor=lender_user)
     with pytest.raises(ValidationError, match="no mobile payments pending"):
         disbursements.payments_send(entity=entity, actor=lender_user)
+
+
+def _another_loan_paid_out(loan, user):
+    """Another short-term loan of the same client is paid out today: `loan` becomes a later loan in
+    the same year, whose interest is capped lower (3 % in South Africa, against the product's 5 %)."""
+    other = loan_apply(entity=loan.entity, actor=user, client=loan.client, product=loan.product, principal="1000",
+                       instalments=2, applied_on=dt.date.today())
+    loan_approve(loan=other, actor=user)
+    loan_disburse(loan=other, actor=user, payout_account=loan.client.accounts.get())
+
+
+def test_a_loan_the_book_would_not_mark_paid_out_is_not_marked(entity, lender_user, mpesa, mpesa_peer):
+    loan = approved_loan(entity, lender_user)
+    _another_loan_paid_out(loan, lender_user)
+    with pytest.raises(ValidationError) as refused:
+        disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    assert f"Loan {loan.pk} cannot be paid out: Interest may be at most 3.00% per month" in str(refused.value)
+    assert not Disbursement.objects.filter(loan=loan).exists() and not mpesa_peer.payments
+
+
+def test_no_money_leaves_for_a_loan_the_book_would_refuse_once_paid(entity, lender_user, mpesa, mpesa_peer):
+    """Marked while it could be paid out; by the send another loan made it a repeat loan: the row
+    fails with the reason before anything is sent (money sent is final, and the book would then
+    refuse to mark the loan paid out), and the loan stays approved, free to be marked again."""
+    loan = approved_loan(entity, lender_user)
+    d = disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    _another_loan_paid_out(loan, lender_user)
+    disbursements.payments_send(entity=entity, actor=lender_user)
+    d.refresh_from_db()
+    assert d.status == DisbursementStatus.FAILED and d.failure_reason.startswith(f"Not sent. Loan {loan.pk} cannot be paid out")
+    assert not mpesa_peer.payments
+    assert Loan.objects.get(pk=loan.pk).status == LoanStatus.APPROVED

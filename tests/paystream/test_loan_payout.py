@@ -189,3 +189,20 @@ def test_a_person_asks_about_a_return_from_the_loan_page(client, ps_entity, cler
     other = stream_entity(factories.make_entity(), peer)
     client.force_login(factories.make_user(entity=other, rights=[Right.PAYMENT_STREAM_WEB_SERVICES]))
     assert client.post(check).status_code == 404
+
+
+def test_a_loan_the_book_would_refuse_to_mark_paid_out_is_not_paid(ps_entity, clerk, borrower, peer):
+    """The client may no longer borrow since the loan was approved (new loans stopped): the stream
+    is not asked to pay (money sent is final, and the loan book would then refuse to mark the loan
+    paid out)."""
+    from imali.clients.models import Client
+
+    account = services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
+    loan = approved_loan(ps_entity, clerk, borrower)
+    Client.objects.filter(pk=borrower.pk).update(new_loans_allowed=False)
+    with pytest.raises(ValidationError) as caught:
+        services.credit_pay(entity=ps_entity, actor=clerk, client=borrower, loan=loan, parts=[(account, "3000.00")])
+    assert f"Loan {loan.pk} cannot be paid out: The client may not take a new loan" in _messages(caught)
+    assert peer.state.payments == {} and not CreditPayment.objects.filter(loan=loan).exists()
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.APPROVED

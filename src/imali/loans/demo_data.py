@@ -68,15 +68,16 @@ class _Schedules:
         self.amounts: dict = {}
         self.caps = pricing.caps_for(country)
 
-    def terms(self, product, principal: Decimal, count: int):
-        key = (product.pk, principal, count)
+    def terms(self, product, principal: Decimal, count: int, rate: Decimal | None = None):
+        rate = product.interest_rate_pm if rate is None else rate
+        key = (product.pk, principal, count, rate)
         if key not in self.amounts:
             # As loan_apply charges it: the cap's maximum where caps are recorded, none elsewhere.
             fee = pricing.max_initiation_fee(principal, self.caps.initiation_fee) if self.caps else ZERO
             start = dt.date(2026, 1, 5)
             dates = [start + dt.timedelta(days=30 * (k + 1)) for k in range(count)]
             schedule = build_schedule(
-                principal=principal, rate_pm=product.interest_rate_pm, frequency=product.frequency, dates=dates,
+                principal=principal, rate_pm=rate, frequency=product.frequency, dates=dates,
                 start=start, initiation_fee=fee,
                 service_fee_per_instalment=pricing.service_fee_per_instalment(product.service_fee_pm, product.frequency),
                 vat_rate=product.vat_rate,
@@ -149,6 +150,9 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
     first_loan = reserve_ids(connection, Loan, len(loans))
     loan_rows, receipt_rows, alloc_rows = [], [], []
     pending_insts, pending_receipts = [], []
+    # Clients with a short-term loan paid out this year: a later one is a repeat loan, charged at
+    # most the repeat cap, as loan_apply lowers it (else the loan book refuses to pay it out).
+    paid_out_this_year: set[int] = set()
     for offset, loan in enumerate(loans):
         loan_id = first_loan + offset
         start = loan["applied_on"]
@@ -163,6 +167,17 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
             status = LoanStatus.CANCELLED
         else:
             status = LoanStatus.ACTIVE
+        if credit_type == "short_term" and status == LoanStatus.ACTIVE and start.year == today.year:
+            paid_out_this_year.add(loan["client_id"])
+        elif (credit_type == "short_term" and schedules.caps and loan["client_id"] in paid_out_this_year
+              and status in (LoanStatus.APPLICATION, LoanStatus.APPROVED)):
+            cap, _ = pricing.max_rate_per_month(caps=schedules.caps, credit_type=credit_type, on=today, is_repeat_in_year=True)
+            rate = min(loan["interest_rate_pm"], cap.quantize(Decimal("0.0001"), rounding="ROUND_DOWN"))
+            if rate != loan["interest_rate_pm"]:
+                product = next(p for group in products.values() for p in group if p.pk == loan["product_id"])
+                _, schedule = schedules.terms(product, loan["principal"], loan["instalments"], rate=rate)
+                loan.update(interest_rate_pm=rate, total_repayable=schedule.total_repayable,
+                            instalment_amount=schedule.instalment_amount)
         loan.update(id=loan_id, created_at=now, status=status, disbursed_on=None, paid_up_on=None, closed_on=None, status_reason="",
                     next_charge_on=None, received_total=ZERO, change_total=ZERO, last_receipt_on=None)
         if status != LoanStatus.ACTIVE:

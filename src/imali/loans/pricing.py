@@ -142,6 +142,13 @@ def _money(value: Decimal) -> str:
     return f"{value:,.2f}"
 
 
+def _percent(rate: Decimal) -> str:
+    """A rate as people write it: 3.00, 2.4583 (two to four decimals)."""
+    text = f"{rate.quantize(Decimal('0.0001')):f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
 def check_product_terms(
     *,
     country: str,
@@ -164,25 +171,25 @@ def check_product_terms(
             found.append(CapExceeded(
                 cap=CapCode.SHORT_TERM_MAX_PRINCIPAL, field="max_principal", limit=caps.short_term_max_principal,
                 value=max_principal,
-                message=f"Short-term credit is capped at {_money(caps.short_term_max_principal)} (cap: short_term_max_principal).",
+                message=f"Short-term credit is capped at {_money(caps.short_term_max_principal)} ({CapCode.SHORT_TERM_MAX_PRINCIPAL.label}).",
             ))
         limit = max_instalments_in_months(caps.short_term_max_term_months, frequency)
         if max_instalments > limit:
             found.append(CapExceeded(
                 cap=CapCode.SHORT_TERM_MAX_TERM, field="max_instalments", limit=Decimal(limit), value=Decimal(max_instalments),
                 message=(f"Short-term credit is repayable within {caps.short_term_max_term_months} months: "
-                         f"at most {limit} {frequency} instalments (cap: short_term_max_term)."),
+                         f"at most {limit} {frequency} instalments ({CapCode.SHORT_TERM_MAX_TERM.label})."),
             ))
     rate_cap, code = max_rate_per_month(caps=caps, credit_type=credit_type, on=on, is_repeat_in_year=False)
     if interest_rate_pm > rate_cap:
         found.append(CapExceeded(
             cap=code, field="interest_rate_pm", limit=rate_cap, value=interest_rate_pm,
-            message=f"Interest may be at most {rate_cap.quantize(Decimal('0.0001'))}% per month (cap: {code.value}).",
+            message=f"Interest may be at most {_percent(rate_cap)}% per month ({code.label}).",
         ))
     if service_fee_pm > caps.service_fee_max_per_month:
         found.append(CapExceeded(
             cap=CapCode.SERVICE_FEE, field="service_fee_pm", limit=caps.service_fee_max_per_month, value=service_fee_pm,
-            message=f"The service fee may be at most {_money(caps.service_fee_max_per_month)} per month (cap: service_fee).",
+            message=f"The service fee may be at most {_money(caps.service_fee_max_per_month)} per month ({CapCode.SERVICE_FEE.label}).",
         ))
     return found
 
@@ -209,30 +216,30 @@ def check_loan_terms(
         if principal > caps.short_term_max_principal:
             found.append(CapExceeded(
                 cap=CapCode.SHORT_TERM_MAX_PRINCIPAL, field="principal", limit=caps.short_term_max_principal, value=principal,
-                message=f"Short-term credit is capped at {_money(caps.short_term_max_principal)} (cap: short_term_max_principal).",
+                message=f"Short-term credit is capped at {_money(caps.short_term_max_principal)} ({CapCode.SHORT_TERM_MAX_PRINCIPAL.label}).",
             ))
         if months_to_last_due is not None and months_to_last_due > caps.short_term_max_term_months:
             found.append(CapExceeded(
                 cap=CapCode.SHORT_TERM_MAX_TERM, field="instalments", limit=Decimal(caps.short_term_max_term_months),
                 value=Decimal(months_to_last_due),
-                message=f"Short-term credit must be repaid within {caps.short_term_max_term_months} months (cap: short_term_max_term).",
+                message=f"Short-term credit must be repaid within {caps.short_term_max_term_months} months ({CapCode.SHORT_TERM_MAX_TERM.label}).",
             ))
     rate_cap, code = max_rate_per_month(caps=caps, credit_type=credit_type, on=on, is_repeat_in_year=is_repeat_in_year)
     if interest_rate_pm > rate_cap:
         found.append(CapExceeded(
             cap=code, field="interest_rate_pm", limit=rate_cap, value=interest_rate_pm,
-            message=f"Interest may be at most {rate_cap.quantize(Decimal('0.0001'))}% per month on this loan (cap: {code.value}).",
+            message=f"Interest may be at most {_percent(rate_cap)}% per month on this loan ({code.label}).",
         ))
     fee_cap = max_initiation_fee(principal, caps.initiation_fee)
     if initiation_fee > fee_cap:
         found.append(CapExceeded(
             cap=CapCode.INITIATION_FEE, field="initiation_fee", limit=fee_cap, value=initiation_fee,
-            message=f"The initiation fee on {_money(principal)} may be at most {_money(fee_cap)} (cap: initiation_fee).",
+            message=f"The initiation fee on {_money(principal)} may be at most {_money(fee_cap)} ({CapCode.INITIATION_FEE.label}).",
         ))
     if service_fee_pm > caps.service_fee_max_per_month:
         found.append(CapExceeded(
             cap=CapCode.SERVICE_FEE, field="service_fee_pm", limit=caps.service_fee_max_per_month, value=service_fee_pm,
-            message=f"The service fee may be at most {_money(caps.service_fee_max_per_month)} per month (cap: service_fee).",
+            message=f"The service fee may be at most {_money(caps.service_fee_max_per_month)} per month ({CapCode.SERVICE_FEE.label}).",
         ))
     return found
 

@@ -136,18 +136,18 @@ def _clean_product(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
             interest_rate_pm=cleaned["interest_rate_pm"], service_fee_pm=cleaned["service_fee_pm"],
             on=local_today(entity),
         ):
-            found.setdefault(cap.field, (LoanError.OUT_OF_RANGE, cap.message))
+            found.setdefault(cap.field, (LoanError.OUT_OF_RANGE, cap.message, cap.cap))
     if found:
         raise _cap_errors(found)
     return cleaned
 
 
-def _cap_errors(found: dict[str, tuple[LoanError, str]]) -> ValidationError:
-    """Cap messages carry the cap's code in the error code, so an API client can tell which cap."""
+def _cap_errors(found: dict[str, tuple]) -> ValidationError:
+    """{field: (code, message) or (code, message, the cap it breaks)}. A cap's message names it in
+    words (what a person reads); its code, "cap_<cap>", tells an API client which cap."""
     out = {}
-    for field, (code, message) in found.items():
-        cap_code = next((c.value for c in pricing.CapCode if f"(cap: {c.value})" in message), None)
-        out[field] = [ValidationError(message, code=f"cap_{cap_code}" if cap_code else code.value)]
+    for field, (code, message, *cap) in found.items():
+        out[field] = [ValidationError(message, code=f"cap_{cap[0].value}" if cap else code.value)]
     return ValidationError(out)
 
 
@@ -218,7 +218,7 @@ def _check_caps(loan: Loan, *, credit_type: str, country: str, on: dt.date, sche
         is_repeat_in_year=_is_repeat_in_year(loan.client, on, exclude=loan.pk), months_to_last_due=months,
     )
     if found:
-        raise _cap_errors({c.field: (LoanError.OUT_OF_RANGE, c.message) for c in found})
+        raise _cap_errors({c.field: (LoanError.OUT_OF_RANGE, c.message, c.cap) for c in found})
 
 
 def loan_apply(
@@ -340,17 +340,11 @@ def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, di
     if loan.principal > (getattr(actor, "disbursement_limit", None) or ZERO):
         raise error("principal", LoanError.OVER_DISBURSEMENT_LIMIT,
                     f"{loan.principal:,.2f} is above your disbursement limit of {getattr(actor, 'disbursement_limit', ZERO) or ZERO:,.2f}.")
-    if (payout_account is None or payout_account.client_id != loan.client_id or not payout_account.is_active
-            or payout_account.purpose not in (AccountPurpose.PAYOUT, AccountPurpose.BOTH)):
-        raise error("payout_account", LoanError.PAYOUT_ACCOUNT)
+    _require_payout_account(loan, payout_account)
     disbursed_on = disbursed_on or local_today(entity)
     with transaction.atomic():
         locked = _locked_loan(loan)
-        _require_status(locked, (LoanStatus.APPROVED,), "disbursed")
-        _require_borrower(locked.client)
-        _require_signed(entity, locked)
-        schedule = loan_schedule(loan=locked, start=disbursed_on, country=entity.country)
-        _check_caps(locked, credit_type=locked.product.credit_type, country=entity.country, on=disbursed_on, schedule=schedule)
+        schedule = _payout_schedule(locked, entity=entity, on=disbursed_on)
         Instalment.objects.bulk_create([
             Instalment(
                 entity=entity, client_id=locked.client_id, loan=locked, seq=row.seq, start_date=row.start_date,
@@ -376,6 +370,36 @@ def loan_disburse(*, loan: Loan, actor, payout_account: ClientAccount | None, di
                      after={"status": locked.status, "disbursed_on": disbursed_on.isoformat(),
                             "payout_account_id": payout_account.pk, "total_repayable": str(locked.total_repayable)})
     return locked
+
+
+def _require_payout_account(loan: Loan, payout_account: ClientAccount | None) -> None:
+    if (payout_account is None or payout_account.client_id != loan.client_id or not payout_account.is_active
+            or payout_account.purpose not in (AccountPurpose.PAYOUT, AccountPurpose.BOTH)):
+        raise error("payout_account", LoanError.PAYOUT_ACCOUNT)
+
+
+def _payout_schedule(loan: Loan, *, entity: Entity, on: dt.date) -> Schedule:
+    """The checks of paying `loan` out on `on` (status, borrower, signature, the caps as of that
+    day, which depend on the client's other loans then) and, when it may be, its schedule."""
+    _require_status(loan, (LoanStatus.APPROVED,), "disbursed")
+    _require_borrower(loan.client)
+    _require_signed(entity, loan)
+    schedule = loan_schedule(loan=loan, start=on, country=entity.country)
+    _check_caps(loan, credit_type=loan.product.credit_type, country=entity.country, on=on, schedule=schedule)
+    return schedule
+
+
+def loan_payout_check(*, loan: Loan, payout_account: ClientAccount | None, on: dt.date | None = None) -> None:
+    """Raise the ValidationError `loan_disburse` would raise for paying `loan` out to
+    `payout_account` on `on` (the entity's today), writing nothing; the disbursing user's limit
+    is the caller's to check. A payout made outside the loan book (a mobile-money transfer, a
+    payment-stream credit payment) checks this before any money leaves: the book marks the loan
+    paid out only once the money has gone, and must not refuse it then. (A cap can start to apply
+    after approval: another loan of the client paid out this year makes this one a repeat loan.)"""
+    entity = loan.entity
+    _require_payout_account(loan, payout_account)
+    current = Loan.objects.select_related("client", "product").get(pk=loan.pk, entity_id=loan.entity_id)
+    _payout_schedule(current, entity=entity, on=on or local_today(entity))
 
 
 def disbursement_signing_block(*, entity: Entity, loan: Loan) -> str:

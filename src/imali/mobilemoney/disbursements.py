@@ -27,7 +27,7 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.core.money import from_cents, sum_cents
 from imali.loans.models import Loan, LoanStatus
-from imali.loans.services import disbursement_signing_block, loan_disburse
+from imali.loans.services import disbursement_signing_block, loan_disburse, loan_payout_check
 
 from .adapters import ProviderError, ProviderUnavailable, adapter_for
 from .adapters.base import PaymentResult, PaymentState
@@ -60,6 +60,16 @@ def payout_wallet(loan: Loan) -> ClientAccount | None:
             .exclude(wallet_number="").order_by("id").first())
 
 
+def payout_refusal(loan: Loan, wallet: ClientAccount | None) -> str:
+    """Why the loan book would not mark `loan` paid out to `wallet` today, or "": asked before the
+    loan is marked and again just before its money is sent, since a payment made is final."""
+    try:
+        loan_payout_check(loan=loan, payout_account=wallet)
+    except ValidationError as exc:
+        return f"Loan {loan.pk} cannot be paid out: {' '.join(exc.messages)}"
+    return ""
+
+
 def disbursement_mark(*, loan: Loan, actor) -> Disbursement:
     """"Make mobile disbursement": the approved loan waits, payment pending, for the next send."""
     loan = Loan.objects.select_related("client", "entity").get(pk=loan.pk, entity_id=loan.entity_id)
@@ -76,6 +86,9 @@ def disbursement_mark(*, loan: Loan, actor) -> Disbursement:
     block = disbursement_signing_block(entity=entity, loan=loan)
     if block:
         raise error("loan", MobileMoneyError.WRONG_STATUS, block)
+    refusal = payout_refusal(loan, wallet)
+    if refusal:
+        raise error("loan", MobileMoneyError.WRONG_STATUS, refusal)
     try:
         with transaction.atomic():
             disbursement = Disbursement.objects.create(entity=entity, loan=loan, payout_account=wallet, msisdn=wallet.wallet_number,
@@ -182,6 +195,12 @@ def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (Disbursemen
     if claimed is None:
         return disbursement
     setup = claimed.batch.setup
+    if refusal := payout_refusal(claimed.loan, claimed.payout_account):
+        # Nothing has left for this row (a resend comes only after the provider said it has none):
+        # the loan book would refuse to mark the loan paid out (a cap that applies since it was
+        # marked, a client no longer allowed to borrow, a payout wallet closed), so no money goes.
+        return _set(claimed, DisbursementStatus.FAILED, reason=f"Not sent. {refusal}"[:200],
+                    only_from=(DisbursementStatus.SENDING,))
     extra = {"originator": str(claimed.originator_id)}
     try:
         answer = adapter_for(setup).send_payment(

@@ -32,7 +32,12 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
-from imali.loans.services import disbursement_signing_block, loan_disburse, local_today
+from imali.loans.services import (
+    disbursement_signing_block,
+    loan_disburse,
+    loan_payout_check,
+    local_today,
+)
 from imali.mobilemoney.models import OPEN_DISBURSEMENT_STATUSES
 from imali.mobilemoney.models import Disbursement as MobileDisbursement
 from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementStatus
@@ -639,6 +644,11 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
         block = disbursement_signing_block(entity=entity, loan=loan)
         if block:
             raise stream_error("loan", StreamError.LOAN_STATUS, block)
+        try:  # and every other rule of paying it out (the caps as of today, the borrower): money sent is final
+            loan_payout_check(loan=loan, payout_account=payout)
+        except ValidationError as exc:
+            raise stream_error("loan", StreamError.LOAN_STATUS,
+                               f"Loan {loan.pk} cannot be paid out: {' '.join(exc.messages)}") from None
     stream_client = client_register(entity=entity, actor=actor, client=client)
     with transaction.atomic():
         if loan is not None:
