@@ -38,7 +38,7 @@ from imali.tenancy.services import login_record
 
 from .. import wording
 from ..access import client_ip, may_use, right_required
-from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, apply_service_errors, form_status
 
 NAV_ITEMS = [
     ("Loan signing", "web:signing_loans", Right.CAPTURE_LOANS, "Loans"),
@@ -186,7 +186,7 @@ def setup_view(request):
         else:
             messages.success(request, "OTP setup saved.")
             return redirect("web:signing_setup")
-    return render(request, "web/signing/setup.html", {"form": form, "setup": current})
+    return render(request, "web/signing/setup.html", {"form": form, "setup": current}, status=form_status(form))
 
 
 # --- Enrolment -----------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def enrolment_view(request, client_id: int):
         "history": client.enrolments.select_related("enrolled_by", "cleared_by")[:20],
         "setup": services.otp_setup_get(entity=request.entity), "pending": pending, "code_form": code_form,
         "clear_form": clear_form, "can_clear": request.user.has_right(Right.CLEAR_ENROLMENT),
-    })
+    }, status=form_status(code_form, clear_form))
 
 
 # --- Signing a loan or a mandate ---------------------------------------------------------------
@@ -315,7 +315,7 @@ def _document_page(request, document: Document, *, this_url: str):
         "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
                            .select_related("created_by").order_by("-created_at", "-id")[:20]),
         "live": _challenge_live(state.pending) if state.pending is not None else None,
-    })
+    }, status=form_status(code_form, override_form))
 
 
 @right_required(Right.CAPTURE_LOANS)
@@ -338,7 +338,7 @@ def mandate_create_view(request, loan_id: int):
         else:
             messages.success(request, f"Mandate {mandate.contract_reference} created: now have the client sign it.")
             return redirect("web:signing_mandate", mandate_id=mandate.pk)
-    return render(request, "web/signing/mandate_form.html", {"form": form, "loan": loan})
+    return render(request, "web/signing/mandate_form.html", {"form": form, "loan": loan}, status=form_status(form))
 
 
 @right_required(Right.CAPTURE_LOANS)
@@ -369,7 +369,7 @@ def signature_view(request, signature_id: int):
         debicheck_link = paystream_selectors.debicheck_links(entity=request.entity, documents=[signature.mandate]).get(
             signature.mandate_id)
     return render(request, "web/signing/signature.html", {"signature": signature, "form": form, "result": result,
-                                                           "debicheck": debicheck_link, "can_debicheck": _can_debicheck(request)})
+                                                           "debicheck": debicheck_link, "can_debicheck": _can_debicheck(request)}, status=form_status(form))
 
 
 @any_right_required(Right.CAPTURE_LOANS, Right.REPORT_CONTRACTS_ISSUED)
@@ -419,7 +419,7 @@ def login_otp_view(request):
             login_record(username=user.username, user=user, succeeded=True, ip_address=client_ip(request))
             return redirect(next_url)
     masked = f"…{user.cellphone[-3:]}" if user.cellphone else ""
-    return render(request, "web/signing/login_otp.html", {"form": form, "masked_cellphone": masked})
+    return render(request, "web/signing/login_otp.html", {"form": form, "masked_cellphone": masked}, status=form_status(form))
 
 
 def login_otp_begin(request, user, next_url: str):

@@ -32,7 +32,7 @@ from imali.smsbanking.models import (
 from imali.tenancy.rights import Right
 
 from ..access import may_use, right_required
-from ..forms import IsoDateInput, apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors, form_status
 from .loans import ApproveForm, client_standing
 
 NAV_ITEMS = [
@@ -85,7 +85,7 @@ def settings_view(request):
             return redirect("web:smsbank_settings")
     return render(request, "web/smsbanking/settings.html", {
         "form": form, "alias_form": AliasForm(), "aliases": selectors.alias_list(entity=request.entity),
-        "providers": selectors.provider_list(entity=request.entity), "defaults": services.DEFAULT_KEYWORDS})
+        "providers": selectors.provider_list(entity=request.entity), "defaults": services.DEFAULT_KEYWORDS}, status=form_status(form))
 
 
 @require_POST
@@ -126,7 +126,7 @@ def _provider_form_view(request, provider: PaymentProvider | None):
             messages.success(request, "Provider saved.")
             return redirect("web:smsbank_settings")
     return render(request, "web/form.html", {"form": form, "title": f"Provider {provider.name}" if provider else "New mobile-money provider",
-                                             "cancel_url": "web:smsbank_settings"})
+                                             "cancel_url": "web:smsbank_settings"}, status=form_status(form))
 
 
 @right_required(Right.MAXSMS_REPLIES_SETUP)
@@ -165,7 +165,7 @@ def pin_view(request):
             else:
                 messages.success(request, f"SMS banking PIN set for client {client.number} ({client}).")
                 return redirect("web:smsbank_pin")
-    return render(request, "web/smsbanking/pin.html", {"form": form})
+    return render(request, "web/smsbanking/pin.html", {"form": form}, status=form_status(form))
 
 
 # --- field collections -----------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def sheets_view(request):
                                                                          due_by=today + dt.timedelta(days=7))}
     page = Paginator(selectors.sheet_list(entity=request.entity), 50).get_page(request.GET.get("page"))
     return render(request, "web/smsbanking/sheets.html", {"form": form, "page": page, "preview": preview,
-                                                           "officers": selectors.officers(entity=request.entity)})
+                                                           "officers": selectors.officers(entity=request.entity)}, status=form_status(form))
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
@@ -357,7 +357,7 @@ def mobile_application_view(request, loan_id: int):
                     return redirect("web:mobile_applications")
     return render(request, "web/smsbanking/m_application.html", {
         "loan": loan, "standing": standing, "approve_form": approve_form, "decline_form": decline_form,
-        "may_decline": may_use(request, Right.CAPTURE_LOANS)})
+        "may_decline": may_use(request, Right.CAPTURE_LOANS)}, status=form_status(approve_form, decline_form))
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
