@@ -189,10 +189,12 @@ def test_a_client_in_arrears_is_shown_and_confirmed_at_application_approval_and_
     detail = reverse("web:loan_detail", kwargs={"loan_id": loan.pk})
     page = client.get(detail).content.decode()
     assert 'id="client-standing"' in page and 'name="arrears_seen"' in page
-    client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}))
+    refused = client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}))
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPLICATION
-    assert "Tick the box to confirm" in client.get(detail).content.decode()
+    # Refused: the loan's page again with the box's error beside it, a 400 (web.forms.form_status).
+    assert refused.status_code == 400 and "Tick the box to confirm" in refused.content.decode()
+    assert 'id="client-standing"' in refused.content.decode()
     client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}), {"arrears_seen": "on"})
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPROVED

@@ -217,3 +217,35 @@ def test_the_status_follows_the_form_not_the_user(client, entity, rights):
     client.force_login(user)
     response = client.post(reverse("web:client_create"), {"surname": ""})
     assert response.status_code == 400 and "surname" in response.context["form"].errors
+
+
+def test_a_refused_keyword_alias_shows_the_settings_page_with_its_error_and_a_400(client, world):
+    """The alias form posts to its own address and lives on the SMS-banking settings page: refused,
+    that page answers again with the alias form's error beside the settings form (unbound)."""
+    client.force_login(world["user"])
+    url = reverse("web:smsbank_alias_add")
+    before = _row_counts()
+    for data, field in (({"word": "BALANCE", "command": "balance"}, "word"),
+                        ({"word": "two words", "command": "balance"}, "word"),
+                        ({"word": "TSHALELO", "command": "nonsense"}, "command")):
+        response = client.post(url, data)
+        assert response.status_code == 400, data
+        alias_form = response.context["alias_form"]
+        assert field in alias_form.errors and not response.context["form"].is_bound
+        assert escape(alias_form.errors[field][0]) in response.content.decode()
+    assert _row_counts() == before
+    assert client.post(url, {"word": "TSHALELO", "command": "balance"}).status_code == 302
+
+
+def test_a_refused_approval_shows_the_loans_page_with_the_error_and_a_400(client, world):
+    """Approving a loan already approved (a second click) is refused on the loan's page, saying why."""
+    client.force_login(world["user"])
+    url = reverse("web:loan_approve", kwargs={"loan_id": world["application"].pk})
+    # The client's first loan, paid out in January, is in arrears: the box must be ticked.
+    assert client.post(url, {"arrears_seen": "on"}).status_code == 302
+    before = _row_counts()
+    again = client.post(url, {"arrears_seen": "on"})
+    assert again.status_code == 400 and again.context["approve_form"].errors
+    message = again.context["approve_form"].non_field_errors()[0]
+    assert escape(message) in again.content.decode()
+    assert _row_counts() == before

@@ -285,7 +285,11 @@ def loan_apply_view(request, client_id: int):
 
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def loan_detail_view(request, loan_id: int):
-    loan = _loan(request, loan_id)
+    return _detail_page(request, _loan(request, loan_id))
+
+
+def _detail_page(request, loan: Loan, approve_form: ApproveForm | None = None):
+    """The loan's page; with `approve_form` the approval posted and refused, its errors on the page (400)."""
     as_of, as_of_error = _as_of(request)
     user = request.user
     page = queries.loan_page(loan=loan, as_of=as_of)
@@ -316,11 +320,11 @@ def loan_detail_view(request, loan_id: int):
         "can_write_off": loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER) and user.has_right(Right.APPROVE_LOANS),
         "can_hand_over": loan.status == LoanStatus.ACTIVE and user.has_right(Right.APPROVE_LOANS),
         "standing": standing,
-        "approve_form": ApproveForm(standing=standing) if loan.status == LoanStatus.APPLICATION else None,
+        "approve_form": approve_form or (ApproveForm(standing=standing) if loan.status == LoanStatus.APPLICATION else None),
         "signature": signature,
         "signature_summary": wording.signature_summary(signature, request.entity.time_zone) if signature else "",
         "can_open_agreement": user.has_right(Right.CAPTURE_LOANS) or user.has_right(Right.REPORT_CONTRACTS_ISSUED),
-    })
+    }, status=form_status(approve_form))
 
 
 @require_POST
@@ -328,15 +332,15 @@ def loan_detail_view(request, loan_id: int):
 def loan_approve_view(request, loan_id: int):
     loan = _loan(request, loan_id)
     form = ApproveForm(request.POST, standing=client_standing(entity=request.entity, client=loan.client))
-    if not form.is_valid():
-        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
-        return redirect("web:loan_detail", loan_id=loan.pk)
-    try:
-        services.loan_approve(loan=loan, actor=request.user)
-        messages.success(request, "Loan approved.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("web:loan_detail", loan_id=loan.pk)
+    if form.is_valid():
+        try:
+            services.loan_approve(loan=loan, actor=request.user)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Loan approved.")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return _detail_page(request, loan, approve_form=form)
 
 
 @right_required(Right.CAPTURE_LOANS)

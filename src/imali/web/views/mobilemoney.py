@@ -122,6 +122,11 @@ def setup_rotate_view(request, providersetup_id: int):
 # --- payments in and suspense ---------------------------------------------------------------------
 @right_required(Right.CAPTURE_RECEIPTS, methods=("GET", "HEAD"))
 def transaction_list_view(request):
+    return _transactions_page(request, RequestToPayForm())
+
+
+def _transactions_page(request, request_form: forms.Form):
+    """The payments-in list with the request-to-pay form: empty, or the one posted and refused (400)."""
     status = request.GET.get("status", "")
     if status not in TransactionStatus.values:
         status = ""
@@ -129,7 +134,7 @@ def transaction_list_view(request):
     return render(request, "web/mobilemoney/transactions.html", {
         "page": page, "status": status, "statuses": TransactionStatus.choices,
         "has_momo": ProviderSetup.objects.filter(entity=request.entity, provider=Provider.MOMO, is_active=True).exists(),
-        "request_form": RequestToPayForm()})
+        "request_form": request_form}, status=form_status(request_form))
 
 
 def loan_number(value: str) -> int:
@@ -181,34 +186,36 @@ class RequestToPayForm(forms.Form):
     loan_reference = forms.CharField(label="Loan number", max_length=20)
     amount = forms.CharField(max_length=16)
 
+    def clean_loan_reference(self):
+        return loan_number(self.cleaned_data["loan_reference"])
 
-@right_required(Right.CAPTURE_RECEIPTS, methods=("POST",))
+
+@right_required(Right.CAPTURE_RECEIPTS)
 def request_to_pay_view(request):
+    """The request-to-pay form lives on the payments-in page; a GET just shows that page, and a
+    refused request shows it again with the form's errors (400)."""
     from imali.mobilemoney.collections import collection_request
 
+    if request.method != "POST":
+        return _transactions_page(request, RequestToPayForm())
     form = RequestToPayForm(request.POST)
     setup = ProviderSetup.objects.filter(entity=request.entity, provider=Provider.MOMO, is_active=True).select_related("entity").first()
     if setup is None:
         messages.error(request, "Set up MTN MoMo first.")
         return redirect("web:mm_transactions")
     if form.is_valid():
-        try:
-            number = loan_number(form.cleaned_data["loan_reference"])
-        except ValidationError:
-            number = None
-        loan = Loan.objects.filter(entity=request.entity, pk=number).select_related("client").first() if number else None
+        loan = Loan.objects.filter(entity=request.entity, pk=form.cleaned_data["loan_reference"]).select_related("client").first()
         if loan is None:
-            messages.error(request, "Loan number: no such loan in your entity.")
+            form.add_error("loan_reference", "No such loan in your entity.")
         else:
             try:
                 collection_request(setup=setup, loan=loan, amount=form.cleaned_data["amount"], actor=request.user)
             except ValidationError as exc:
-                messages.error(request, " ".join(exc.messages))
+                apply_service_errors(form, exc, {"loan": "loan_reference"})
             else:
                 messages.success(request, f"Payment requested from the client of loan {loan.pk}; it shows here once approved.")
-    else:
-        messages.error(request, "Give the loan number and the amount.")
-    return redirect("web:mm_transactions")
+                return redirect("web:mm_transactions")
+    return _transactions_page(request, form)
 
 
 # --- statement import ------------------------------------------------------------------------------
