@@ -249,3 +249,31 @@ def test_a_refused_approval_shows_the_loans_page_with_the_error_and_a_400(client
     message = again.context["approve_form"].non_field_errors()[0]
     assert escape(message) in again.content.decode()
     assert _row_counts() == before
+
+
+def test_a_refused_button_action_on_the_signing_screens_is_a_400_saying_why(client, world):
+    """Send code is a form of one button: the service's refusal (Enrol Client switched off here) is
+    said on the page, as a 400 like any refused form, and no code is made."""
+    from imali.signing.models import Challenge
+
+    client.force_login(world["user"])
+    url = reverse("web:signing_enrolment", kwargs={"client_id": world["client"].pk})
+    assert client.get(url).status_code == 200
+    before = _row_counts()
+    response = client.post(url, {"action": "send"})
+    assert response.status_code == 400
+    assert [str(m) for m in response.context["messages"]]  # the refusal, on this page
+    assert not Challenge.objects.exists() and _row_counts() == before
+
+
+def test_a_refused_send_on_the_loan_signing_page_is_a_400_saying_why(client, world):
+    from imali.signing.models import Challenge
+
+    client.force_login(world["user"])
+    url = reverse("web:signing_loan", kwargs={"loan_id": world["application"].pk})
+    assert client.get(url).status_code == 200
+    before = _row_counts()
+    response = client.post(url, {"action": "send"})  # the client is not enrolled: no code can go
+    assert response.status_code == 400
+    assert [str(m) for m in response.context["messages"]]
+    assert not Challenge.objects.exists() and _row_counts() == before

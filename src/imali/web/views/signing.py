@@ -201,6 +201,7 @@ def enrolment_view(request, client_id: int):
         raise Http404("No such client.") from None
     code_form, clear_form = CodeForm(), ClearForm()
     action = request.POST.get("action") if request.method == "POST" else None
+    refused = False  # a button's action the service refused (Send code): a 400 like a refused form
     try:
         if action == "send":
             challenge = services.enrolment_send(actor=request.user, entity=request.entity, client=client, ip=client_ip(request))
@@ -223,10 +224,14 @@ def enrolment_view(request, client_id: int):
                 messages.success(request, "The enrolment was cleared; the client's new cellphone can be enrolled.")
                 return redirect("web:signing_enrolment", client_id=client.pk)
     except ValidationError as exc:
-        apply_service_errors(clear_form if action == "clear" else code_form, exc)
-        _forget_code(code_form)
         if action == "send":
+            # Said above the page: the code form is not the one posted (putting the error on it,
+            # unbound, was a 500).
             messages.error(request, " ".join(exc.messages))
+            refused = True
+        else:
+            apply_service_errors(clear_form if action == "clear" else code_form, exc)
+            _forget_code(code_form)
     pending = Challenge.objects.filter(entity=request.entity, subject_key=f"enrol:client:{client.pk}",
                                                  status="pending").first()
     if pending is not None and not code_form.is_bound:
@@ -236,7 +241,7 @@ def enrolment_view(request, client_id: int):
         "history": client.enrolments.select_related("enrolled_by", "cleared_by")[:20],
         "setup": services.otp_setup_get(entity=request.entity), "pending": pending, "code_form": code_form,
         "clear_form": clear_form, "can_clear": request.user.has_right(Right.CLEAR_ENROLMENT),
-    }, status=form_status(code_form, clear_form))
+    }, status=400 if refused else form_status(code_form, clear_form))
 
 
 # --- Signing a loan or a mandate ---------------------------------------------------------------
@@ -256,6 +261,7 @@ def _document_page(request, document: Document, *, this_url: str):
     user, entity, ip = request.user, request.entity, client_ip(request)
     code_form, override_form = CodeForm(), OverrideForm()
     action = request.POST.get("action") if request.method == "POST" else None
+    refused = False  # a button's action the service refused (send, hand): a 400 like a refused form
     try:
         if action in ("send", "resend"):
             challenge = services.document_otp_send(actor=user, entity=entity, document=document, ip=ip)
@@ -295,6 +301,7 @@ def _document_page(request, document: Document, *, this_url: str):
         target = override_form if action in ("override", "override_send") else code_form
         if action in ("send", "resend", "hand"):
             messages.error(request, " ".join(exc.messages))
+            refused = True
         else:
             apply_service_errors(target, exc)
             _forget_code(target)
@@ -315,7 +322,7 @@ def _document_page(request, document: Document, *, this_url: str):
         "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
                            .select_related("created_by").order_by("-created_at", "-id")[:20]),
         "live": _challenge_live(state.pending) if state.pending is not None else None,
-    }, status=form_status(code_form, override_form))
+    }, status=400 if refused else form_status(code_form, override_form))
 
 
 @right_required(Right.CAPTURE_LOANS)
