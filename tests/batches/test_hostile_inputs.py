@@ -74,7 +74,7 @@ def test_screen_refuses_bad_criteria_naming_the_field_and_writes_nothing(entity,
     batch_type = data.pop("batch_type")
     for extra in ({}, {"send": "1"}):
         response = client.post(f"{reverse('web:batch_new')}?type={batch_type}", {**data, "idempotency_key": "k1", **extra})
-        assert response.status_code == 200 and field in response.context["form"].errors
+        assert response.status_code == 400 and field in response.context["form"].errors
     assert counts() == before
 
 
@@ -104,9 +104,9 @@ def test_another_entitys_employer_or_branch_is_refused_naming_the_field(entity, 
     client.force_login(sender)
     response = client.post(f"{reverse('web:batch_new')}?type=new_loan",
                            {"employer": employer.pk, "idempotency_key": "k", "send": "1"})
-    assert response.status_code == 200 and "employer" in response.context["form"].errors
+    assert response.status_code == 400 and "employer" in response.context["form"].errors
     response = client.post(f"{reverse('web:batch_new')}?type=crm", {"branch": branch.pk, "idempotency_key": "k", "send": "1"})
-    assert response.status_code == 200 and "branch" in response.context["form"].errors
+    assert response.status_code == 400 and "branch" in response.context["form"].errors
     assert counts() == before
 
 
@@ -117,7 +117,7 @@ def test_an_unusable_form_key_says_what_is_wrong_with_it(entity, sender, funded,
     client.force_login(sender)
     response = client.post(f"{reverse('web:batch_new')}?type=payment_final", {"idempotency_key": key, "send": "1"})
     errors = " ".join(response.context["form"].non_field_errors())
-    assert response.status_code == 200 and "idempotency_key" in errors and "at most 64" not in errors
+    assert response.status_code == 400 and "idempotency_key" in errors and "at most 64" not in errors
     assert counts() == before
 
 

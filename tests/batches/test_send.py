@@ -166,7 +166,7 @@ def test_screen_shows_field_errors(entity, sender, client):
     client.force_login(sender)
     answer = client.post(reverse("web:batch_new") + "?type=arrears",
                          {"due_from": "2026-03-01", "due_to": "2026-01-01", "idempotency_key": "x", "continue": "1"})
-    assert answer.status_code == 200 and b"The end date is before the start date." in answer.content
+    assert answer.status_code == 400 and b"The end date is before the start date." in answer.content
 
 
 def test_screens_need_the_processing_right_and_nav_offers_them(entity, client, sender):
@@ -377,7 +377,7 @@ def test_an_overlong_idempotency_key_is_refused_naming_the_field(entity, book, s
     client.force_login(sender)
     answer = client.post(reverse("web:batch_new") + "?type=arrears",
                          {**ARREARS, "idempotency_key": "k" * 150, "send": "1"})
-    assert answer.status_code == 200
+    assert answer.status_code == 400
     assert "idempotency_key" in answer.context["form"].errors
     assert b"idempotency_key) must be at most 64 characters" in answer.content
     api = APIClient()

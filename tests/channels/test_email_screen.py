@@ -46,7 +46,7 @@ def test_test_send_errors_name_the_field(admin_client, entity, operator, smtp):
     def send(**fields):
         response = admin_client.post(URL, {"test_send": "1", "to_address": "me@lender.test", "subject": "Test",
                                            "idempotency_key": "k", **fields})
-        assert response.status_code == 200
+        assert response.status_code == 400
         return response.context["test_form"]
 
     assert "Not enough EMAIL credits" in str(send().non_field_errors())

@@ -45,7 +45,7 @@ def test_closing_screens_show_the_effect_reason_and_audit_trail(client, entity, 
     page = client.get(hand_over).content.decode()
     assert "stays on the book" in page and "Audit trail" in page and "Loan disbursed" in page
     r = client.post(hand_over, {"reason": ""})
-    assert r.status_code == 200 and "This field is required" in r.content.decode()
+    assert r.status_code == 400 and "This field is required" in r.content.decode()
     assert client.post(hand_over, {"reason": "Passed to Acme Collections"}).status_code == 302
 
     write_off = reverse("web:loan_write_off", kwargs={"loan_id": loan.pk})

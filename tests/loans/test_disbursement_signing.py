@@ -114,7 +114,7 @@ def test_disburse_screen_and_api_say_why_and_link_to_signing(client, funded, len
     page = client.get(disburse_url).content.decode()
     assert f"Loan {loan.pk}&#x27;s agreement is not signed yet" in page and signing_url in page
     r = client.post(disburse_url, {"payout_account": account.pk, "disbursed_on": DAY.isoformat()})
-    assert r.status_code == 200 and "Signature: Loan" in r.content.decode()
+    assert r.status_code == 400 and "Signature: Loan" in r.content.decode()
 
     api = APIClient()
     api.force_login(lender)

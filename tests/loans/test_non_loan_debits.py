@@ -70,9 +70,9 @@ def test_screen_linked_from_the_client_page_add_and_settle(client, entity, lende
     assert "No non-loan debits" in page and add_url in page
 
     r = client.post(add_url, {"description": "", "amount": "12", "debit_date": "2026-03-02"})
-    assert r.status_code == 200 and "This field is required" in r.content.decode()
+    assert r.status_code == 400 and "This field is required" in r.content.decode()
     r = client.post(add_url, {"description": "Fee", "amount": "-3", "debit_date": "2026-03-02"})
-    assert r.status_code == 200 and "more than zero" in r.content.decode()
+    assert r.status_code == 400 and "more than zero" in r.content.decode()
     assert not NonLoanDebit.objects.filter(client=borrower).exists()
     r = client.post(add_url, {"description": "Insurance premium", "amount": "120.00", "debit_date": "2026-03-02"})
     assert r.status_code == 302 and r["Location"] == debits_url
@@ -82,12 +82,12 @@ def test_screen_linked_from_the_client_page_add_and_settle(client, entity, lende
     assert "Insurance premium" in page and "120.00" in page and settle_url in page
 
     r = client.post(settle_url, {"settled_on": "2026-03-01"})
-    assert r.status_code == 200 and "cannot be settled before" in r.content.decode()
+    assert r.status_code == 400 and "cannot be settled before" in r.content.decode()
     assert client.post(settle_url, {"settled_on": "2026-03-04"}).status_code == 302
     page = client.get(debits_url).content.decode()
     assert "2026-03-04" in page and settle_url not in page
     r = client.post(settle_url, {"settled_on": "2026-03-05"})
-    assert r.status_code == 200 and "settled on 2026-03-04 already" in r.content.decode()
+    assert r.status_code == 400 and "settled on 2026-03-04 already" in r.content.decode()
 
 
 def test_screen_rights(client, entity, lender):

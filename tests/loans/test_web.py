@@ -23,7 +23,7 @@ def test_product_application_approval_disbursement_receipt_reversal(client, enti
         "name": "Payday 5", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",
         "max_principal": "9000", "min_instalments": "1", "max_instalments": "6", "interest_rate_pm": "5",
         "charge_initiation_fee": "on", "service_fee_pm": "60", "vat_rate": "15", "is_active": "on"})
-    assert r.status_code == 200 and "(Short-term credit: maximum principal)" in r.content.decode()
+    assert r.status_code == 400 and "(Short-term credit: maximum principal)" in r.content.decode()
     r = client.post(reverse("web:product_create"), {
         "name": "Payday 5", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",
         "max_principal": "8000", "min_instalments": "1", "max_instalments": "6", "interest_rate_pm": "5",
@@ -51,7 +51,7 @@ def test_product_application_approval_disbursement_receipt_reversal(client, enti
     assert r.status_code == 302
     r = client.post(reverse("web:receipt_create", kwargs={"loan_id": loan.pk}),
                     {"amount": "905.01", "value_date": "2026-01-23", "payback_type": "debit_order", "external_reference": "DO-1"})
-    assert r.status_code == 200 and "has been posted already" in r.content.decode()
+    assert r.status_code == 400 and "has been posted already" in r.content.decode()
     receipt = Receipt.objects.get(loan=loan)
     r = client.post(reverse("web:receipt_reverse", kwargs={"receipt_id": receipt.pk}), {"reason": "Debit order returned"})
     assert r.status_code == 302
@@ -87,7 +87,7 @@ def test_disbursement_over_limit_shows_error(client, entity, lender):
     client.force_login(clerk)
     r = client.post(reverse("web:loan_disburse", kwargs={"loan_id": loan.pk}),
                     {"payout_account": account.pk, "disbursed_on": dt.date(2026, 1, 5).isoformat()})
-    assert r.status_code == 200 and "disbursement limit" in r.content.decode()
+    assert r.status_code == 400 and "disbursement limit" in r.content.decode()
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPROVED
 
@@ -98,7 +98,7 @@ def test_hand_over_then_write_off_screens(client, entity, lender):
     page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
     assert reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}) in page
     r = client.post(reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}), {"reason": ""})
-    assert r.status_code == 200 and "reason" in r.context["form"].errors
+    assert r.status_code == 400 and "reason" in r.context["form"].errors
     r = client.post(reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}), {"reason": "No payment for 90 days"})
     assert r.status_code == 302
     loan.refresh_from_db()
@@ -112,7 +112,7 @@ def test_hand_over_then_write_off_screens(client, entity, lender):
     assert AuditEntry.objects.filter(entity=entity, action=AuditAction.LOAN_WRITTEN_OFF).count() == 1
     # Once written off, a hand-over is refused on the form, and a clerk without the right gets 403.
     r = client.post(reverse("web:loan_hand_over", kwargs={"loan_id": loan.pk}), {"reason": "again"})
-    assert r.status_code == 200 and r.context["form"].errors
+    assert r.status_code == 400 and r.context["form"].errors
     other = make_loan(entity, user=lender)
     client.force_login(factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS, Right.CAPTURE_LOANS]))
     assert client.post(reverse("web:loan_write_off", kwargs={"loan_id": other.pk}), {"reason": "x"}).status_code == 403
@@ -151,7 +151,7 @@ def test_application_shows_every_error_at_once(client, entity, lender):
     borrower, _ = make_borrower(entity)
     url = reverse("web:loan_apply", kwargs={"client_id": borrower.pk})
     r = client.post(url, {"product": product.pk, "principal": "99999", "instalments": "", "pay_day": "40"})
-    assert r.status_code == 200
+    assert r.status_code == 400
     errors = r.context["form"].errors
     assert set(errors) == {"principal", "instalments", "pay_day"}, errors
     page = r.content.decode()
@@ -180,7 +180,7 @@ def test_a_client_in_arrears_is_shown_and_confirmed_at_application_approval_and_
     assert "I have seen that the client is in arrears" in page
     data = {"product": product.pk, "principal": "1000", "instalments": "2"}
     r = client.post(url, data)
-    assert r.status_code == 200 and "Tick the box to confirm" in r.content.decode()
+    assert r.status_code == 400 and "Tick the box to confirm" in r.content.decode()
     assert Loan.objects.filter(client=borrower).count() == 1
     r = client.post(url, {**data, "arrears_seen": "on"})
     assert r.status_code == 302
@@ -189,10 +189,12 @@ def test_a_client_in_arrears_is_shown_and_confirmed_at_application_approval_and_
     detail = reverse("web:loan_detail", kwargs={"loan_id": loan.pk})
     page = client.get(detail).content.decode()
     assert 'id="client-standing"' in page and 'name="arrears_seen"' in page
-    client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}))
+    refused = client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}))
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPLICATION
-    assert "Tick the box to confirm" in client.get(detail).content.decode()
+    # Refused: the loan's page again with the box's error beside it, a 400 (web.forms.form_status).
+    assert refused.status_code == 400 and "Tick the box to confirm" in refused.content.decode()
+    assert 'id="client-standing"' in refused.content.decode()
     client.post(reverse("web:loan_approve", kwargs={"loan_id": loan.pk}), {"arrears_seen": "on"})
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPROVED
@@ -201,7 +203,7 @@ def test_a_client_in_arrears_is_shown_and_confirmed_at_application_approval_and_
     assert "The client is in arrears." in client.get(disburse).content.decode()
     account = borrower.accounts.first()
     r = client.post(disburse, {"payout_account": account.pk, "disbursed_on": "2026-11-02"})
-    assert r.status_code == 200 and "Tick the box to confirm" in r.content.decode()
+    assert r.status_code == 400 and "Tick the box to confirm" in r.content.decode()
     loan.refresh_from_db()
     assert loan.status == LoanStatus.APPROVED
     r = client.post(disburse, {"payout_account": account.pk, "disbursed_on": "2026-11-02", "arrears_seen": "on"})

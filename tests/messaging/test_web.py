@@ -150,7 +150,7 @@ def test_single_sms_errors_are_named_before_anything_is_sent(admin_client, entit
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     for step in ("preview", "confirm"):
         response = admin_client.post(url, {"template": "", "text": "", "idempotency_key": "e", step: "1", **post})
-        assert response.status_code == 200 and response.context["preview"] is None
+        assert response.status_code == 400 and response.context["preview"] is None
         assert error in response.content.decode(), step
     assert not OutboxMessage.objects.exists()
 

@@ -87,7 +87,7 @@ def test_automatic_screens_save_and_are_guarded(client, entity, admin_user):
     assert response.status_code == 302
     response = client.post(reverse("web:reminders_arrears"), {
         "arrears_enabled": "on", "arrears_minimum": "100.005", "arrears_repeat_days": "7"})
-    assert response.status_code == 200 and b"arrears_minimum" in response.content  # three decimals: refused
+    assert response.status_code == 400 and b"arrears_minimum" in response.content  # three decimals: refused
     client.post(reverse("web:reminders_arrears"), {"arrears_enabled": "on", "arrears_minimum": "100.00",
                                                    "arrears_repeat_days": "7"})
     setup = AutomaticSetup.objects.get(entity=entity)

@@ -27,7 +27,7 @@ def test_password_then_code(client, admin, setup, officer):
     challenge = Challenge.objects.get(purpose="login", user=officer, status="pending")
     assert challenge.outbox_message.number == officer.cellphone
     wrong = client.post(reverse("web:signing_login_otp"), {"challenge": challenge.public_id, "code": "0000000"})
-    assert wrong.status_code == 200 and "tries left" in wrong.content.decode()
+    assert wrong.status_code == 400 and "tries left" in wrong.content.decode()
     done = client.post(reverse("web:signing_login_otp"), {"challenge": challenge.public_id, "code": code_sent(challenge)})
     assert done.status_code == 302
     assert client.get(reverse("web:signing_loans")).status_code == 200
@@ -48,5 +48,5 @@ def test_without_user_otp_the_password_signs_in(client, setup, officer):
 def test_a_wrong_password_sends_no_code(client, admin, setup, officer):
     otp_setup_update(actor=admin, entity=setup.entity, data={"user_otp": True})
     response = sign_in(client, "officer", "wrong-password-here")
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert not Challenge.objects.filter(purpose="login").exists()

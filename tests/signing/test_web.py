@@ -26,7 +26,7 @@ def test_setup_screen_saves_and_refuses_both_switches(client, admin, funded):
     data = {"enrol_client": "on", "loan_otp": "on", "esign_loan_otp": "on", "threshold": "500", "code_length": "6",
             "validity_minutes": "5", "tries_per_code": "5"}
     response = client.post(url, data)
-    assert response.status_code == 200 and "may not both be on" in response.content.decode()
+    assert response.status_code == 400 and "may not both be on" in response.content.decode()
     data.pop("esign_loan_otp")
     assert client.post(url, data).status_code == 302
     assert funded.otp_setup.loan_otp and not funded.otp_setup.esign_loan_otp
@@ -48,7 +48,7 @@ def test_enrol_and_sign_a_loan_on_the_web(officer_client, setup, borrower, appli
     officer_client.post(loan_url, {"action": "send"})
     challenge = Challenge.objects.get(subject_key=f"loan:{application.pk}", status="pending")
     wrong = officer_client.post(loan_url, {"action": "verify", "challenge": challenge.public_id, "code": "000001"})
-    assert wrong.status_code == 200 and "tries left" in wrong.content.decode()
+    assert wrong.status_code == 400 and "tries left" in wrong.content.decode()
     assert "000001" not in wrong.content.decode()  # the typed code is not echoed back
     response = officer_client.post(loan_url, {"action": "verify", "challenge": challenge.public_id,
                                               "code": code_sent(challenge)})
@@ -76,7 +76,7 @@ def test_override_on_the_web(officer_client, setup, supervisor, borrower, applic
     loan_url = reverse("web:signing_loan", kwargs={"loan_id": application.pk})
     bad = officer_client.post(loan_url, {"action": "override", "authoriser": "supervisor", "reason": "lost phone",
                                          "password": "nope"})
-    assert bad.status_code == 200 and "password or code is not correct" in bad.content.decode()
+    assert bad.status_code == 400 and "password or code is not correct" in bad.content.decode()
     good = officer_client.post(loan_url, {"action": "override", "authoriser": "supervisor", "reason": "lost phone",
                                           "password": "supervisor-pass-123"})
     assert good.status_code == 302

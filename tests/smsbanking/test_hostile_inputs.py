@@ -175,7 +175,7 @@ def test_phone_page_decline_with_a_huge_or_blank_reason_is_the_fields_error(sign
     before = counts()
     for reason in ("x" * 1_000_000, "   ", "a\x00b"):
         response = signed_in.post(reverse("web:mobile_application", args=[loan.pk]), {"action": "decline", "reason": reason})
-        assert response.status_code == 200 and response.context["decline_form"].errors["reason"]
+        assert response.status_code == 400 and response.context["decline_form"].errors["reason"]
     response = signed_in.post(reverse("web:mobile_application", args=[loan.pk]), {"action": "nonsense"})
     assert response.status_code == 200
     loan.refresh_from_db()
@@ -217,7 +217,7 @@ def test_a_payment_notice_reject_reason_with_a_nul_byte_is_refused(signed_in, ba
 def test_a_sheet_due_date_outside_1900_to_2100_is_the_fields_error(signed_in, bank, officer, borrower, due_by):
     before = counts()
     response = signed_in.post(reverse("web:smsbank_sheets"), {"officer": officer.pk, "due_by": due_by})
-    assert response.status_code == 200 and "due_by" in response.context["form"].errors
+    assert response.status_code == 400 and "due_by" in response.context["form"].errors
     assert counts() == before
 
 
@@ -244,7 +244,7 @@ def test_settings_bad_values_are_the_fields_error(signed_in, bank, data):
     before = counts()
     base = {"pin_max_failures": 3, "pin_lock_minutes": 60, "requests_per_hour": 10, "sheet_code_days": 3, "enabled": "on"}
     response = signed_in.post(reverse("web:smsbank_settings"), {**base, **data})
-    assert response.status_code == 200 and set(response.context["form"].errors) == set(data)
+    assert response.status_code == 400 and set(response.context["form"].errors) == set(data)
     assert counts() == before
 
 
@@ -256,7 +256,7 @@ def test_provider_bad_values_are_the_fields_error(signed_in, bank, data):
     before = counts()
     form = {"name": "G", "sender": "2882", "pattern": services.SAMPLE_PATTERN, "active": "on", **data}
     response = signed_in.post(reverse("web:smsbank_provider_create"), form)
-    assert response.status_code == 200 and set(response.context["form"].errors) == set(data)
+    assert response.status_code == 400 and set(response.context["form"].errors) == set(data)
     assert counts() == before
 
 
@@ -266,7 +266,7 @@ def test_pin_screen_refuses_bad_pins_and_never_echoes_them(signed_in, bank, borr
     caplog.set_level(logging.DEBUG)
     before = counts()
     response = signed_in.post(reverse("web:smsbank_pin"), {"client_number": borrower.number, "pin": pin, "repeat": repeat})
-    assert response.status_code == 200 and response.context["form"].errors
+    assert response.status_code == 400 and response.context["form"].errors
     assert f'value="{pin}"' not in response.content.decode()
     assert counts() == before
 

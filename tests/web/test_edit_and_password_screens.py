@@ -30,7 +30,7 @@ def test_rename_a_region_from_the_list(client, login_as, entity):
     assert url in client.get(reverse("web:region_list")).content.decode()
     assert client.get(url).context["form"]["name"].value() == "Gauteng"
     taken = client.post(url, {"name": "limpopo"})
-    assert taken.status_code == 200 and "exists already" in taken.context["form"].errors["name"][0]
+    assert taken.status_code == 400 and "exists already" in taken.context["form"].errors["name"][0]
     assert client.post(url, {"name": "Gauteng North"})["Location"] == reverse("web:region_list")
     assert Region.objects.get(pk=gauteng.pk).name == "Gauteng North"
     assert AuditEntry.objects.filter(action=AuditAction.REGION_UPDATED, object_id=str(gauteng.pk)).exists()

@@ -51,7 +51,7 @@ def test_add_paypoints_on_the_employer_page(client, entity, manager):
     url = reverse("web:paypoint_create", kwargs={"employer_id": employer.pk})
     assert client.post(url, {"number": "P1", "name": "Shaft 1"}).status_code == 302
     duplicate = client.post(url, {"number": "P1", "name": "Shaft 1 again"})
-    assert duplicate.status_code == 200 and "number" in duplicate.context["paypoint_form"].errors
+    assert duplicate.status_code == 400 and "number" in duplicate.context["paypoint_form"].errors
     page = client.get(reverse("web:employer_detail", kwargs={"employer_id": employer.pk})).content.decode()
     assert "Shaft 1" in page and "Add paypoint" in page
     assert Paypoint.objects.filter(employer=employer).count() == 1

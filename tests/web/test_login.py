@@ -26,7 +26,7 @@ def test_login_success_is_audited_with_ip_and_lands_on_home(client, entity):
 def test_login_failure_is_audited_and_says_so(client, entity):
     factories.make_user(entity=entity, username="thandi")
     response = _login(client, "thandi", "wrong-password")
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Username or password is wrong." in response.content.decode()
     entry = AuditEntry.objects.get(action=AuditAction.LOGIN_FAILED)
     assert (entry.subject, entry.actor_id, entry.ip_address) == ("thandi", None, "10.1.2.3")
@@ -44,7 +44,7 @@ def test_lock_out_after_max_failures_refuses_even_the_right_password(client, ent
     for _ in range(3):
         _login(client, "thandi", "wrong-password")
     response = _login(client, "thandi", PASSWORD)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Too many failed sign-ins" in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert AuditEntry.objects.filter(action=AuditAction.LOGIN_LOCKED, subject="thandi").count() == 1
@@ -101,7 +101,7 @@ def test_user_of_a_switched_off_entity_cannot_sign_in(client, entity, operator):
     factories.make_user(entity=entity, username="thandi")
     entity_update(actor=operator, entity=entity, data={"is_active": False})
     response = _login(client, "thandi", PASSWORD)
-    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert response.status_code == 400 and "_auth_user_id" not in client.session
 
 
 def test_an_expired_form_gets_a_plain_explanation(entity):

@@ -38,7 +38,7 @@ def test_onboarding_errors_name_their_fields_and_create_nothing(client, operator
     client.force_login(operator)
     response = client.post(reverse("web:entity_create"), _onboard_post(
         code=entity.code, admin_cellphone="12", admin_password="short", admin_password_confirm="short"))
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "code" in response.context["form"].errors
     response = client.post(reverse("web:entity_create"), _onboard_post(admin_cellphone="12"))
     assert "admin_cellphone" in response.context["form"].errors

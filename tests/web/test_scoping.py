@@ -71,7 +71,7 @@ def test_posting_another_entitys_employer_is_refused_by_the_form(client, login_a
     login_as(entity, list(Right))
     data = {**_client_post(entity), "employer": theirs["employer"].pk}
     response = client.post(reverse("web:client_create"), data)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "employer" in response.context["form"].errors
     assert not Client.objects.filter(entity=entity).exists()
 

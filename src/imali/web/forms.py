@@ -70,8 +70,9 @@ class RateFormField(StrictDecimalFormField):
 
 def form_status(*given: forms.Form | None) -> int:
     """The status of a page that shows forms: 400 when a submitted one is refused (its errors on
-    the page, nothing written), 200 otherwise — as the payment-stream screens answer. htmx swaps a
-    400 answer to a form it sent too (static/web/imali.js), so the errors still show there."""
+    the page, nothing written), 200 otherwise. Every screen's `render` passes it the forms bound to
+    the POST (not a filter form bound to request.GET: a GET stays a 200). htmx swaps a 400 answer
+    to a form it sent too (static/web/imali.js), so the errors still show there."""
     return 400 if any(form is not None and form.is_bound and form.errors for form in given) else 200
 
 

@@ -38,6 +38,7 @@ from ..forms import (
     RoleForm,
     UserForm,
     apply_service_errors,
+    form_status,
 )
 
 NAV_ITEMS = [
@@ -71,7 +72,7 @@ def user_create_view(request):
         else:
             messages.success(request, f"User {user.username} created.")
             return redirect("web:user_list")
-    return render(request, "web/form.html", {"form": form, "title": "New user", "cancel_url": "web:user_list"})
+    return render(request, "web/form.html", {"form": form, "title": "New user", "cancel_url": "web:user_list"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_USERS)
@@ -87,7 +88,7 @@ def user_edit_view(request, user_id: int):
         else:
             messages.success(request, f"User {user.username} saved.")
             return redirect("web:user_list")
-    return render(request, "web/form.html", {"form": form, "title": f"Edit user {user.username}", "cancel_url": "web:user_list"})
+    return render(request, "web/form.html", {"form": form, "title": f"Edit user {user.username}", "cancel_url": "web:user_list"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_USERS)
@@ -107,7 +108,7 @@ def user_password_view(request, user_id: int):
             messages.success(request, f"Password of {user.username} set.")
             return redirect("web:user_list")
     return render(request, "web/form.html", {"form": form, "title": f"Set the password of {user.username}",
-                                             "cancel_url": "web:user_list"})
+                                             "cancel_url": "web:user_list"}, status=form_status(form))
 
 
 # --- Roles ----------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def role_create_view(request):
         else:
             messages.success(request, f"Role {role.name} created.")
             return redirect("web:role_list")
-    return render(request, "web/administration/role_form.html", {"form": form, "title": "New role"})
+    return render(request, "web/administration/role_form.html", {"form": form, "title": "New role"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_USERS)
@@ -148,7 +149,7 @@ def role_edit_view(request, role_id: int):
         else:
             messages.success(request, f"Role {form.cleaned_data['name']} saved.")
             return redirect("web:role_list")
-    return render(request, "web/administration/role_form.html", {"form": form, "role": role, "title": f"Edit role {role.name}"})
+    return render(request, "web/administration/role_form.html", {"form": form, "role": role, "title": f"Edit role {role.name}"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_USERS)
@@ -182,7 +183,7 @@ def branch_create_view(request):
         else:
             messages.success(request, f"Branch {branch} created.")
             return redirect("web:branch_list")
-    return render(request, "web/form.html", {"form": form, "title": "New branch", "cancel_url": "web:branch_list"})
+    return render(request, "web/form.html", {"form": form, "title": "New branch", "cancel_url": "web:branch_list"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_BRANCHES)
@@ -198,7 +199,7 @@ def branch_edit_view(request, branch_id: int):
         else:
             messages.success(request, "Branch saved.")
             return redirect("web:branch_list")
-    return render(request, "web/form.html", {"form": form, "title": f"Edit branch {branch}", "cancel_url": "web:branch_list"})
+    return render(request, "web/form.html", {"form": form, "title": f"Edit branch {branch}", "cancel_url": "web:branch_list"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_BRANCHES)
@@ -213,7 +214,7 @@ def region_list_view(request):
         else:
             messages.success(request, f"Region {region.name} created.")
             return redirect("web:region_list")
-    return render(request, "web/administration/region_list.html", {"regions": regions, "form": form})
+    return render(request, "web/administration/region_list.html", {"regions": regions, "form": form}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_BRANCHES)
@@ -229,7 +230,7 @@ def region_edit_view(request, region_id: int):
         else:
             messages.success(request, "Region saved.")
             return redirect("web:region_list")
-    return render(request, "web/form.html", {"form": form, "title": f"Edit region {region.name}", "cancel_url": "web:region_list"})
+    return render(request, "web/form.html", {"form": form, "title": f"Edit region {region.name}", "cancel_url": "web:region_list"}, status=form_status(form))
 
 
 # --- Audit log ------------------------------------------------------------------------------------

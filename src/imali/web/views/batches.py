@@ -41,7 +41,7 @@ from imali.tenancy.models import Branch
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, apply_service_errors, form_status
 from ..live import Poll
 
 IDEMPOTENCY_KEY_MAX = 64
@@ -156,7 +156,7 @@ def batch_new_view(request):
     return render(request, "web/batches/new.html", {
         "form": form, "preview": preview, "batch_type": batch_type, "type_label": BatchType(batch_type).label,
         "recipients_rule": RECIPIENTS[batch_type], "template": template, "marketing": batch_type in MARKETING_TYPES,
-        "message_type": MESSAGE_TYPE[batch_type], "window": policy.window_description()})
+        "message_type": MESSAGE_TYPE[batch_type], "window": policy.window_description()}, status=form_status(form))
 
 
 def _preview_run(request, batchpreviewrun_id: int) -> BatchPreviewRun:

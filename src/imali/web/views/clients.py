@@ -28,6 +28,7 @@ from ..forms import (
     ClientNoteForm,
     ClientSearchForm,
     apply_service_errors,
+    form_status,
 )
 
 NAV_ITEMS = [
@@ -73,7 +74,7 @@ def client_create_view(request):
         else:
             messages.success(request, f"Client {client.number} {client.display_name} created.")
             return redirect("web:client_detail", client_id=client.pk)
-    return render(request, "web/clients/form.html", {"form": form, "title": "New client"})
+    return render(request, "web/clients/form.html", {"form": form, "title": "New client"}, status=form_status(form))
 
 
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
@@ -114,7 +115,7 @@ def client_edit_view(request, client_id: int):
         else:
             messages.success(request, f"Client {client.number} saved.")
             return redirect("web:client_detail", client_id=client.pk)
-    return render(request, "web/clients/form.html", {"form": form, "client": client, "title": f"Edit client {client.number}"})
+    return render(request, "web/clients/form.html", {"form": form, "client": client, "title": f"Edit client {client.number}"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_CLIENTS)
@@ -129,7 +130,7 @@ def client_account_create_view(request, client_id: int):
         else:
             messages.success(request, "Account added.")
             return redirect("web:client_detail", client_id=client.pk)
-    return render(request, "web/clients/account_form.html", {"form": form, "client": client})
+    return render(request, "web/clients/account_form.html", {"form": form, "client": client}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_CLIENTS)
@@ -145,7 +146,7 @@ def client_note_create_view(request, client_id: int):
         else:
             messages.success(request, "Note added.")
             return redirect("web:client_detail", client_id=client.pk)
-    return render(request, "web/clients/note_form.html", {"form": form, "client": client})
+    return render(request, "web/clients/note_form.html", {"form": form, "client": client}, status=form_status(form))
 
 
 urlpatterns = [

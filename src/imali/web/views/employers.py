@@ -20,7 +20,7 @@ from imali.tenancy.rights import Right
 
 from ..access import right_required
 from ..display import fieldsets_display
-from ..forms import EMPLOYER_FIELDS, EmployerForm, PaypointForm, apply_service_errors
+from ..forms import EMPLOYER_FIELDS, EmployerForm, PaypointForm, apply_service_errors, form_status
 
 NAV_ITEMS = [("Employers", "web:employer_list", Right.VIEW_CLIENTS, "Clients")]
 
@@ -50,7 +50,7 @@ def employer_create_view(request):
         else:
             messages.success(request, f"Employer {employer.name} created.")
             return redirect("web:employer_detail", employer_id=employer.pk)
-    return render(request, "web/form.html", {"form": form, "title": "New employer", "cancel_url": "web:employer_list"})
+    return render(request, "web/form.html", {"form": form, "title": "New employer", "cancel_url": "web:employer_list"}, status=form_status(form))
 
 
 def _detail(request, employer: Employer, paypoint_form: PaypointForm, status: int = 200):
@@ -82,7 +82,7 @@ def employer_edit_view(request, employer_id: int):
             messages.success(request, "Employer saved.")
             return redirect("web:employer_detail", employer_id=employer.pk)
     return render(request, "web/form.html", {"form": form, "title": f"Edit employer {employer.name}",
-                                             "cancel_url": "web:employer_detail", "cancel_arg": employer.pk})
+                                             "cancel_url": "web:employer_detail", "cancel_arg": employer.pk}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_EMPLOYERS)
@@ -98,7 +98,7 @@ def paypoint_create_view(request, employer_id: int):
         else:
             messages.success(request, f"Paypoint {paypoint.number} added.")
             return redirect("web:employer_detail", employer_id=employer.pk)
-    return _detail(request, employer, form)
+    return _detail(request, employer, form, status=form_status(form))
 
 
 @right_required(Right.MANAGE_EMPLOYERS)
@@ -115,7 +115,7 @@ def paypoint_edit_view(request, paypoint_id: int):
             messages.success(request, "Paypoint saved.")
             return redirect("web:employer_detail", employer_id=employer.pk)
     return render(request, "web/form.html", {"form": form, "title": f"Edit paypoint {paypoint.number} of {employer.name}",
-                                             "cancel_url": "web:employer_detail", "cancel_arg": employer.pk})
+                                             "cancel_url": "web:employer_detail", "cancel_arg": employer.pk}, status=form_status(form))
 
 
 urlpatterns = [

@@ -22,7 +22,7 @@ from imali.tenancy.services import user_set_password
 
 from ..access import is_operator, may_use
 from ..charts import bar_chart_svg
-from ..forms import ClientSearchForm, PasswordChangeForm, apply_service_errors
+from ..forms import ClientSearchForm, PasswordChangeForm, apply_service_errors, form_status
 from ..selectors import book_morning, messaging_morning
 
 NAV_ITEMS = [("Home", "web:home", None, "")]
@@ -93,7 +93,7 @@ def password_change_view(request):
             update_session_auth_hash(request, user)
             messages.success(request, "Your password is changed.")
             return redirect("web:home")
-    return render(request, "web/form.html", {"form": form, "title": "Change my password", "cancel_url": "web:home"})
+    return render(request, "web/form.html", {"form": form, "title": "Change my password", "cancel_url": "web:home"}, status=form_status(form))
 
 
 urlpatterns = [

@@ -39,7 +39,7 @@ from imali.tenancy.rights import Right
 
 from .. import wording
 from ..access import right_required
-from ..forms import IsoDateInput, MoneyFormField, RateFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, RateFormField, apply_service_errors, form_status
 
 NAV_ITEMS = [
     ("Loans", "web:loan_list", Right.VIEW_CLIENTS, "Loans"),
@@ -229,7 +229,7 @@ def product_create_view(request):
         else:
             messages.success(request, f"Product {product.name} created.")
             return redirect("web:product_list")
-    return render(request, "web/form.html", {"form": form, "title": "New loan product", "cancel_url": "web:product_list"})
+    return render(request, "web/form.html", {"form": form, "title": "New loan product", "cancel_url": "web:product_list"}, status=form_status(form))
 
 
 @right_required(Right.MANAGE_PRODUCTS)
@@ -244,7 +244,7 @@ def product_edit_view(request, product_id: int):
         else:
             messages.success(request, "Product saved.")
             return redirect("web:product_list")
-    return render(request, "web/form.html", {"form": form, "title": f"Edit product {product.name}", "cancel_url": "web:product_list"})
+    return render(request, "web/form.html", {"form": form, "title": f"Edit product {product.name}", "cancel_url": "web:product_list"}, status=form_status(form))
 
 
 # --- loans ---------------------------------------------------------------------------------------
@@ -280,12 +280,16 @@ def loan_apply_view(request, client_id: int):
             return redirect("web:loan_detail", loan_id=loan.pk)
     return render(request, "web/loans/apply.html", {"form": form, "title": f"Loan application for {client}",
                                                     "client": client, "standing": standing,
-                                                    "cancel_url": "web:client_detail", "cancel_arg": client.pk})
+                                                    "cancel_url": "web:client_detail", "cancel_arg": client.pk}, status=form_status(form))
 
 
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))
 def loan_detail_view(request, loan_id: int):
-    loan = _loan(request, loan_id)
+    return _detail_page(request, _loan(request, loan_id))
+
+
+def _detail_page(request, loan: Loan, approve_form: ApproveForm | None = None):
+    """The loan's page; with `approve_form` the approval posted and refused, its errors on the page (400)."""
     as_of, as_of_error = _as_of(request)
     user = request.user
     page = queries.loan_page(loan=loan, as_of=as_of)
@@ -316,11 +320,11 @@ def loan_detail_view(request, loan_id: int):
         "can_write_off": loan.status in (LoanStatus.ACTIVE, LoanStatus.HANDED_OVER) and user.has_right(Right.APPROVE_LOANS),
         "can_hand_over": loan.status == LoanStatus.ACTIVE and user.has_right(Right.APPROVE_LOANS),
         "standing": standing,
-        "approve_form": ApproveForm(standing=standing) if loan.status == LoanStatus.APPLICATION else None,
+        "approve_form": approve_form or (ApproveForm(standing=standing) if loan.status == LoanStatus.APPLICATION else None),
         "signature": signature,
         "signature_summary": wording.signature_summary(signature, request.entity.time_zone) if signature else "",
         "can_open_agreement": user.has_right(Right.CAPTURE_LOANS) or user.has_right(Right.REPORT_CONTRACTS_ISSUED),
-    })
+    }, status=form_status(approve_form))
 
 
 @require_POST
@@ -328,15 +332,15 @@ def loan_detail_view(request, loan_id: int):
 def loan_approve_view(request, loan_id: int):
     loan = _loan(request, loan_id)
     form = ApproveForm(request.POST, standing=client_standing(entity=request.entity, client=loan.client))
-    if not form.is_valid():
-        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
-        return redirect("web:loan_detail", loan_id=loan.pk)
-    try:
-        services.loan_approve(loan=loan, actor=request.user)
-        messages.success(request, "Loan approved.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("web:loan_detail", loan_id=loan.pk)
+    if form.is_valid():
+        try:
+            services.loan_approve(loan=loan, actor=request.user)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, "Loan approved.")
+            return redirect("web:loan_detail", loan_id=loan.pk)
+    return _detail_page(request, loan, approve_form=form)
 
 
 @right_required(Right.CAPTURE_LOANS)
@@ -352,7 +356,7 @@ def loan_cancel_view(request, loan_id: int):
             messages.success(request, "Loan cancelled.")
             return redirect("web:loan_detail", loan_id=loan.pk)
     return render(request, "web/form.html", {"form": form, "title": f"Cancel loan {loan.pk}",
-                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk}, status=form_status(form))
 
 
 def _close_view(request, loan_id: int, *, close, title: str, done: str, effect: str):
@@ -370,7 +374,7 @@ def _close_view(request, loan_id: int, *, close, title: str, done: str, effect: 
         "form": form, "title": f"{title} loan {loan.pk}", "loan": loan, "effect": effect,
         "outstanding": selectors.loan_outstanding(loan=loan),
         "audit_trail": queries.loan_audit_trail(entity=request.entity, loan=loan, limit=30),
-    })
+    }, status=form_status(form))
 
 
 # Taking a loan off the book or passing it to collectors is an approver's decision.
@@ -407,7 +411,7 @@ def loan_disburse_view(request, loan_id: int):
     block = services.disbursement_signing_block(entity=request.entity, loan=loan) if loan.status == LoanStatus.APPROVED else ""
     return render(request, "web/loans/disburse.html", {"form": form, "loan": loan, "signing_block": block,
                                                        "standing": standing, "client": loan.client,
-                                                       "title": f"Disburse loan {loan.pk} ({loan.principal:,.2f})"})
+                                                       "title": f"Disburse loan {loan.pk} ({loan.principal:,.2f})"}, status=form_status(form))
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
@@ -432,7 +436,7 @@ def receipt_create_view(request, loan_id: int):
             messages.success(request, f"Receipt of {receipt.amount:,.2f} posted.{note}")
             return redirect("web:loan_detail", loan_id=loan.pk)
     return render(request, "web/form.html", {"form": form, "title": f"Receipt on loan {loan.pk}",
-                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk})
+                                             "cancel_url": "web:loan_detail", "cancel_arg": loan.pk}, status=form_status(form))
 
 
 @right_required(Right.REVERSE_RECEIPTS)
@@ -448,7 +452,7 @@ def receipt_reverse_view(request, receipt_id: int):
             messages.success(request, "Receipt reversed.")
             return redirect("web:loan_detail", loan_id=receipt.loan_id)
     return render(request, "web/form.html", {"form": form, "title": f"Reverse receipt {receipt.pk} ({receipt.amount:,.2f})",
-                                             "cancel_url": "web:loan_detail", "cancel_arg": receipt.loan_id})
+                                             "cancel_url": "web:loan_detail", "cancel_arg": receipt.loan_id}, status=form_status(form))
 
 
 # --- change refunds ------------------------------------------------------------------------------
@@ -472,7 +476,7 @@ def change_refund_create_view(request, loan_id: int):
             return redirect("web:loan_detail", loan_id=loan.pk)
     loan.refresh_from_db(fields=["change_total"])
     return render(request, "web/loans/change_refund.html", {"form": form, "loan": loan,
-                                                            "title": f"Pay back change on loan {loan.pk}"})
+                                                            "title": f"Pay back change on loan {loan.pk}"}, status=form_status(form))
 
 
 @right_required(Right.REVERSE_RECEIPTS)
@@ -488,7 +492,7 @@ def change_refund_reverse_view(request, changerefund_id: int):
             messages.success(request, f"Change refund reversed: {refund.amount:,.2f} is change available again.")
             return redirect("web:loan_detail", loan_id=refund.loan_id)
     return render(request, "web/form.html", {"form": form, "title": f"Reverse change refund {refund.pk} ({refund.amount:,.2f})",
-                                             "cancel_url": "web:loan_detail", "cancel_arg": refund.loan_id})
+                                             "cancel_url": "web:loan_detail", "cancel_arg": refund.loan_id}, status=form_status(form))
 
 
 # --- non-loan debits -----------------------------------------------------------------------------
@@ -524,7 +528,7 @@ def non_loan_debit_create_view(request, client_id: int):
             messages.success(request, f"Debit of {debit.amount:,.2f} added.")
             return redirect("web:client_debits", client_id=client.pk)
     return render(request, "web/form.html", {"form": form, "title": f"New non-loan debit for {client}",
-                                             "cancel_url": "web:client_debits", "cancel_arg": client.pk})
+                                             "cancel_url": "web:client_debits", "cancel_arg": client.pk}, status=form_status(form))
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
@@ -541,7 +545,7 @@ def non_loan_debit_settle_view(request, nonloandebit_id: int):
             return redirect("web:client_debits", client_id=debit.client_id)
     return render(request, "web/form.html", {
         "form": form, "title": f"Settle '{debit.description}' ({debit.amount:,.2f}, {debit.debit_date:%Y-%m-%d})",
-        "cancel_url": "web:client_debits", "cancel_arg": debit.client_id})
+        "cancel_url": "web:client_debits", "cancel_arg": debit.client_id}, status=form_status(form))
 
 
 @right_required(Right.VIEW_CLIENTS, methods=("GET", "HEAD"))

@@ -42,7 +42,7 @@ from imali.tenancy.models import Entity
 from imali.tenancy.rights import Right
 
 from ..access import OPERATOR, operator_required, right_required
-from ..forms import apply_service_errors
+from ..forms import apply_service_errors, form_status
 from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
 
 NAV_ITEMS = [
@@ -104,7 +104,7 @@ def template_edit_view(request):
                .select_related("changed_by")[:20])
     return render(request, "web/messaging/template_edit.html", {
         "form": form, "preview": preview, "history": history, "message_type": message_type,
-        "type_label": MessageType(message_type).label})
+        "type_label": MessageType(message_type).label}, status=form_status(form))
 
 
 class EmailTestSendForm(forms.Form):
@@ -174,7 +174,7 @@ def email_template_edit_view(request):
                .select_related("changed_by")[:20])
     return render(request, "web/messaging/email_template_edit.html", {
         "form": form, "test_form": test_form, "preview": preview, "history": history, "message_type": message_type,
-        "type_label": label, "saved_text": saved, "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024)})
+        "type_label": label, "saved_text": saved, "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024)}, status=form_status(form, test_form))
 
 
 class SingleSmsForm(forms.Form):
@@ -224,7 +224,7 @@ def client_sms_view(request, client_id: int):
     rows = sms_history_rows(entity=entity, messages=page.object_list)
     return render(request, "web/messaging/client_sms.html", {
         "client": client, "form": form, "preview": preview, "may_send": may_send, "page": page,
-        "rows": rows, "time_zone": entity.time_zone, "poll": _history_poll(client, rows)})
+        "rows": rows, "time_zone": entity.time_zone, "poll": _history_poll(client, rows)}, status=form_status(form))
 
 
 # The history's words for a message still on its way (live.SMS_NOT_FINAL in its vocabulary).
@@ -272,7 +272,7 @@ def operator_credits_view(request):
             messages.success(request, f"{form.cleaned_data['entity'].name}: {form.cleaned_data['amount']} "
                                       f"{form.cleaned_data['channel'].upper()} credits; balance {entry.balance_after}.")
             return redirect("web:messaging_operator_credits")
-    return render(request, "web/messaging/operator_credits.html", {"form": form, "balances": balances_by_entity()})
+    return render(request, "web/messaging/operator_credits.html", {"form": form, "balances": balances_by_entity()}, status=form_status(form))
 
 
 urlpatterns = [

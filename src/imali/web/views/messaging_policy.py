@@ -36,7 +36,7 @@ from imali.tenancy.models import User
 from imali.tenancy.rights import Right
 
 from ..access import may_use, right_required
-from ..forms import IsoDateInput, apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors, form_status
 from .messaging_reports import export_format, export_or_job
 
 NAV_ITEMS = [
@@ -79,7 +79,7 @@ def sms_types_view(request):
             return redirect("web:messaging_sms_types")
     return render(request, "web/messaging/sms_types.html", {
         "form": form, "window": window_description(), "opt_out": OPT_OUT_TEXT,
-        "marketing_labels": [MessageType(t).label for t in sorted(DIRECT_MARKETING_TYPES)]})
+        "marketing_labels": [MessageType(t).label for t in sorted(DIRECT_MARKETING_TYPES)]}, status=form_status(form))
 
 
 # --- Replies --------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def replies_setup_view(request):
             return redirect("web:messaging_replies_setup")
     return render(request, "web/messaging/replies_setup.html", {
         "form": form, "recipients": reply_notify_list(entity=entity),
-        "pullable": [g.name for g in pullable_gateways()]})
+        "pullable": [g.name for g in pullable_gateways()]}, status=form_status(form))
 
 
 @right_required(Right.MAXSMS_PROCESSING, methods=("POST",))

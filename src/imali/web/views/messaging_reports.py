@@ -33,7 +33,7 @@ from imali.tenancy.rights import Right
 from .. import export_jobs
 from ..access import client_ip, may_use, right_required
 from ..charts import stacked_bar_chart_svg
-from ..forms import IsoDateInput, apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors, form_status
 from ..live import SMS_NOT_FINAL, Poll, poll_for, polled_ids
 from ..tasks import run_export_job
 
@@ -170,7 +170,7 @@ def credits_view(request):
     return render(request, "web/messaging/credits.html", {
         "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries,
         "daily": daily, "sent_this_month": sent_this_month, "chart": _usage_chart(daily), "series": reports.SERIES,
-        "rate_definition": reports.DELIVERY_RATE_DEFINITION})
+        "rate_definition": reports.DELIVERY_RATE_DEFINITION}, status=form_status(form))
 
 
 # Told apart also by people with red-green colour blindness (Okabe-Ito); the legend uses the same.
@@ -207,7 +207,7 @@ def email_credits_view(request):
     entries = (CreditEntry.objects.filter(entity=entity, account__channel=Channel.EMAIL)
                .select_related("actor").order_by("-id")[:50])
     return render(request, "web/messaging/email_credits.html", {
-        "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries})
+        "form": form, "period": period, "first": first, "last": last, "usage": usage, "entries": entries}, status=form_status(form))
 
 
 # --- SMS Detail -------------------------------------------------------------------------------

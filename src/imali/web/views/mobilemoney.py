@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
-from imali.core.forms import StrictModelChoiceField
+from imali.core.forms import MAX_ID, StrictModelChoiceField, ascii_integer
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
 from imali.mobilemoney.models import Provider, ProviderSetup, ProviderTransaction, TransactionStatus
@@ -18,7 +18,7 @@ from imali.mobilemoney.statement import MAX_FILE_BYTES
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import apply_service_errors
+from ..forms import apply_service_errors, form_status
 
 NAV_ITEMS = [
     ("Mobile payments in", "web:mm_transactions", Right.CAPTURE_RECEIPTS, "Loans"),
@@ -80,7 +80,7 @@ def setup_create_view(request):
         else:
             messages.success(request, "Provider set up.")
             return redirect("web:mm_setups")
-    return render(request, "web/form.html", {"form": form, "title": "New mobile-money provider", "cancel_url": "web:mm_setups"})
+    return render(request, "web/form.html", {"form": form, "title": "New mobile-money provider", "cancel_url": "web:mm_setups"}, status=form_status(form))
 
 
 @right_required(Right.MOBILE_MONEY_SETUP)
@@ -97,7 +97,7 @@ def setup_edit_view(request, providersetup_id: int):
         else:
             messages.success(request, "Provider setup saved.")
             return redirect("web:mm_setups")
-    return render(request, "web/form.html", {"form": form, "title": f"Edit {setup}", "cancel_url": "web:mm_setups"})
+    return render(request, "web/form.html", {"form": form, "title": f"Edit {setup}", "cancel_url": "web:mm_setups"}, status=form_status(form))
 
 
 @right_required(Right.MOBILE_MONEY_SETUP, methods=("POST",))
@@ -122,6 +122,11 @@ def setup_rotate_view(request, providersetup_id: int):
 # --- payments in and suspense ---------------------------------------------------------------------
 @right_required(Right.CAPTURE_RECEIPTS, methods=("GET", "HEAD"))
 def transaction_list_view(request):
+    return _transactions_page(request, RequestToPayForm())
+
+
+def _transactions_page(request, request_form: forms.Form):
+    """The payments-in list with the request-to-pay form: empty, or the one posted and refused (400)."""
     status = request.GET.get("status", "")
     if status not in TransactionStatus.values:
         status = ""
@@ -129,17 +134,24 @@ def transaction_list_view(request):
     return render(request, "web/mobilemoney/transactions.html", {
         "page": page, "status": status, "statuses": TransactionStatus.choices,
         "has_momo": ProviderSetup.objects.filter(entity=request.entity, provider=Provider.MOMO, is_active=True).exists(),
-        "request_form": RequestToPayForm()})
+        "request_form": request_form}, status=form_status(request_form))
+
+
+def loan_number(value: str) -> int:
+    """A loan number as typed: 1234 or L1234, read by the shared `ascii_integer` (ASCII digits
+    only: "١٢٣" and "１２３" are refused, not read as 123), a loan id above zero."""
+    number = ascii_integer(value.strip().upper().removeprefix("L"))
+    if number is None or not 0 < number <= MAX_ID:
+        raise forms.ValidationError("Loan number: give the loan number in the digits 0-9, e.g. 1234 or L1234.",
+                                    code="invalid")
+    return number
 
 
 class AllocateForm(forms.Form):
     loan_reference = forms.CharField(label="Loan number (or L + loan number)", max_length=20)
 
     def clean_loan_reference(self):
-        value = self.cleaned_data["loan_reference"].strip().upper().removeprefix("L")
-        if not (value.isascii() and value.isdigit() and len(value) <= 18):
-            raise forms.ValidationError("Give the loan number, e.g. 1234 or L1234.")
-        return int(value)
+        return loan_number(self.cleaned_data["loan_reference"])
 
 
 @right_required(Right.CAPTURE_RECEIPTS, methods=("GET", "HEAD"))
@@ -167,38 +179,43 @@ def suspense_allocate_view(request, providertransaction_id: int):
             else:
                 messages.success(request, f"{txn.provider_transaction_id} allocated to loan {loan.pk}.")
                 return redirect("web:mm_suspense")
-    return render(request, "web/mobilemoney/allocate.html", {"txn": txn, "form": form})
+    return render(request, "web/mobilemoney/allocate.html", {"txn": txn, "form": form}, status=form_status(form))
 
 
 class RequestToPayForm(forms.Form):
     loan_reference = forms.CharField(label="Loan number", max_length=20)
     amount = forms.CharField(max_length=16)
 
+    def clean_loan_reference(self):
+        return loan_number(self.cleaned_data["loan_reference"])
 
-@right_required(Right.CAPTURE_RECEIPTS, methods=("POST",))
+
+@right_required(Right.CAPTURE_RECEIPTS)
 def request_to_pay_view(request):
+    """The request-to-pay form lives on the payments-in page; a GET just shows that page, and a
+    refused request shows it again with the form's errors (400)."""
     from imali.mobilemoney.collections import collection_request
 
+    if request.method != "POST":
+        return _transactions_page(request, RequestToPayForm())
     form = RequestToPayForm(request.POST)
     setup = ProviderSetup.objects.filter(entity=request.entity, provider=Provider.MOMO, is_active=True).select_related("entity").first()
     if setup is None:
         messages.error(request, "Set up MTN MoMo first.")
         return redirect("web:mm_transactions")
     if form.is_valid():
-        number = form.cleaned_data["loan_reference"].strip().upper().removeprefix("L")
-        loan = Loan.objects.filter(entity=request.entity, pk=int(number)).select_related("client").first() if number.isascii() and number.isdigit() and len(number) <= 18 else None
+        loan = Loan.objects.filter(entity=request.entity, pk=form.cleaned_data["loan_reference"]).select_related("client").first()
         if loan is None:
-            messages.error(request, "Loan number: no such loan in your entity.")
+            form.add_error("loan_reference", "No such loan in your entity.")
         else:
             try:
                 collection_request(setup=setup, loan=loan, amount=form.cleaned_data["amount"], actor=request.user)
             except ValidationError as exc:
-                messages.error(request, " ".join(exc.messages))
+                apply_service_errors(form, exc, {"loan": "loan_reference"})
             else:
                 messages.success(request, f"Payment requested from the client of loan {loan.pk}; it shows here once approved.")
-    else:
-        messages.error(request, "Give the loan number and the amount.")
-    return redirect("web:mm_transactions")
+                return redirect("web:mm_transactions")
+    return _transactions_page(request, form)
 
 
 # --- statement import ------------------------------------------------------------------------------
@@ -241,7 +258,7 @@ def statement_upload_view(request):
             else:
                 return redirect("web:mm_statement_preview", statementimport_id=preview.statement.pk)
     return render(request, "web/mobilemoney/statement_upload.html", {
-        "form": form, "imports": selectors.import_list(entity=request.entity)[:20], "has_setup": first is not None})
+        "form": form, "imports": selectors.import_list(entity=request.entity)[:20], "has_setup": first is not None}, status=form_status(form))
 
 
 def _statement(request, statementimport_id: int):

@@ -13,7 +13,7 @@ from imali.tenancy.selectors import entities_all
 from imali.tenancy.services import entity_onboard, entity_update
 
 from ..access import OPERATOR, operator_required
-from ..forms import EntityEditForm, EntityOnboardForm, apply_service_errors
+from ..forms import EntityEditForm, EntityOnboardForm, apply_service_errors, form_status
 
 NAV_ITEMS = [
     ("Entities", "web:entity_list", OPERATOR, "Platform"),
@@ -39,7 +39,7 @@ def entity_create_view(request):
         else:
             messages.success(request, f"Entity {entity.name} created; its administrator is {admin.username}.")
             return redirect("web:entity_list")
-    return render(request, "web/form.html", {"form": form, "title": "New entity", "cancel_url": "web:entity_list"})
+    return render(request, "web/form.html", {"form": form, "title": "New entity", "cancel_url": "web:entity_list"}, status=form_status(form))
 
 
 @operator_required
@@ -54,7 +54,7 @@ def entity_edit_view(request, entity_id: int):
         else:
             messages.success(request, f"Entity {form.cleaned_data['name']} saved.")
             return redirect("web:entity_list")
-    return render(request, "web/form.html", {"form": form, "title": f"Edit entity {entity.name}", "cancel_url": "web:entity_list"})
+    return render(request, "web/form.html", {"form": form, "title": f"Edit entity {entity.name}", "cancel_url": "web:entity_list"}, status=form_status(form))
 
 
 urlpatterns = [

@@ -33,7 +33,7 @@ from imali.paystream.models import (
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, apply_service_errors, form_status
 
 RIGHT = Right.PAYMENT_STREAM_WEB_SERVICES
 NAV_ITEMS = [
@@ -451,7 +451,7 @@ def settings_view(request):
             messages.success(request, "Payment-stream settings saved.")
             return redirect("web:paystream_settings")
     return render(request, "web/paystream/settings.html", {"form": form, "has_password": bool(current and current.password)},
-                  status=400 if form.errors else 200)
+                  status=form_status(form))
 
 
 @right_required(RIGHT, methods=("GET",))

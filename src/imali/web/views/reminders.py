@@ -27,7 +27,7 @@ from imali.tenancy.models import User
 from imali.tenancy.rights import Right
 
 from ..access import right_required
-from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, apply_service_errors, form_status
 
 NAV_ITEMS = [
     ("Automatic SMS", "web:reminders_automatic", Right.MAXSMS_GENERAL_SETUP, "Messaging"),
@@ -93,7 +93,7 @@ def _automatic_page(request, *, form_class, fields, right_label: str, done: str,
             return redirect(done)
     return render(request, "web/reminders/automatic.html", {
         "form": form, "setup": setup, "title": title, "right_label": right_label,
-        "runs": _runs(request, RunKind.AUTOMATIC)})
+        "runs": _runs(request, RunKind.AUTOMATIC)}, status=form_status(form))
 
 
 @right_required(Right.MAXSMS_GENERAL_SETUP)
@@ -158,7 +158,7 @@ def mis_view(request):
         else:
             messages.success(request, "MIS SMS setup saved.")
             return redirect("web:reminders_mis")
-    return render(request, "web/reminders/mis.html", {"form": form, "setup": setup, "runs": _runs(request, RunKind.MIS)})
+    return render(request, "web/reminders/mis.html", {"form": form, "setup": setup, "runs": _runs(request, RunKind.MIS)}, status=form_status(form))
 
 
 class MisDetailForm(forms.Form):

@@ -21,7 +21,7 @@ from imali.signing.services import login_otp_required
 from imali.tenancy.services import login_is_locked, login_record
 
 from ..access import client_ip
-from ..forms import LoginForm
+from ..forms import LoginForm, form_status
 from .signing import login_otp_begin
 
 
@@ -56,14 +56,14 @@ def login_view(request):
                     return login_otp_begin(request, user, _next_url(request))
                 except ValidationError as exc:
                     form.add_error(None, exc.messages)
-                    return render(request, "web/login.html", {"form": form, "next": request.GET.get("next", "")})
+                    return render(request, "web/login.html", {"form": form, "next": request.GET.get("next", "")}, status=form_status(form))
             if user is not None:
                 login(request, user)
                 login_record(username=username, user=user, succeeded=True, ip_address=ip)
                 return redirect(_next_url(request))
             login_record(username=username, user=None, succeeded=False, ip_address=ip)
             form.add_error(None, "Username or password is wrong.")
-    return render(request, "web/login.html", {"form": form, "next": request.GET.get("next", "")})
+    return render(request, "web/login.html", {"form": form, "next": request.GET.get("next", "")}, status=form_status(form))
 
 
 @require_POST

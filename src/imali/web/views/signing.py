@@ -38,7 +38,7 @@ from imali.tenancy.services import login_record
 
 from .. import wording
 from ..access import client_ip, may_use, right_required
-from ..forms import IsoDateInput, MoneyFormField, apply_service_errors
+from ..forms import IsoDateInput, MoneyFormField, apply_service_errors, form_status
 
 NAV_ITEMS = [
     ("Loan signing", "web:signing_loans", Right.CAPTURE_LOANS, "Loans"),
@@ -186,7 +186,7 @@ def setup_view(request):
         else:
             messages.success(request, "OTP setup saved.")
             return redirect("web:signing_setup")
-    return render(request, "web/signing/setup.html", {"form": form, "setup": current})
+    return render(request, "web/signing/setup.html", {"form": form, "setup": current}, status=form_status(form))
 
 
 # --- Enrolment -----------------------------------------------------------------------------
@@ -201,6 +201,7 @@ def enrolment_view(request, client_id: int):
         raise Http404("No such client.") from None
     code_form, clear_form = CodeForm(), ClearForm()
     action = request.POST.get("action") if request.method == "POST" else None
+    refused = False  # a button's action the service refused (Send code): a 400 like a refused form
     try:
         if action == "send":
             challenge = services.enrolment_send(actor=request.user, entity=request.entity, client=client, ip=client_ip(request))
@@ -223,10 +224,14 @@ def enrolment_view(request, client_id: int):
                 messages.success(request, "The enrolment was cleared; the client's new cellphone can be enrolled.")
                 return redirect("web:signing_enrolment", client_id=client.pk)
     except ValidationError as exc:
-        apply_service_errors(clear_form if action == "clear" else code_form, exc)
-        _forget_code(code_form)
         if action == "send":
+            # Said above the page: the code form is not the one posted (putting the error on it,
+            # unbound, was a 500).
             messages.error(request, " ".join(exc.messages))
+            refused = True
+        else:
+            apply_service_errors(clear_form if action == "clear" else code_form, exc)
+            _forget_code(code_form)
     pending = Challenge.objects.filter(entity=request.entity, subject_key=f"enrol:client:{client.pk}",
                                                  status="pending").first()
     if pending is not None and not code_form.is_bound:
@@ -236,7 +241,7 @@ def enrolment_view(request, client_id: int):
         "history": client.enrolments.select_related("enrolled_by", "cleared_by")[:20],
         "setup": services.otp_setup_get(entity=request.entity), "pending": pending, "code_form": code_form,
         "clear_form": clear_form, "can_clear": request.user.has_right(Right.CLEAR_ENROLMENT),
-    })
+    }, status=400 if refused else form_status(code_form, clear_form))
 
 
 # --- Signing a loan or a mandate ---------------------------------------------------------------
@@ -256,6 +261,7 @@ def _document_page(request, document: Document, *, this_url: str):
     user, entity, ip = request.user, request.entity, client_ip(request)
     code_form, override_form = CodeForm(), OverrideForm()
     action = request.POST.get("action") if request.method == "POST" else None
+    refused = False  # a button's action the service refused (send, hand): a 400 like a refused form
     try:
         if action in ("send", "resend"):
             challenge = services.document_otp_send(actor=user, entity=entity, document=document, ip=ip)
@@ -295,6 +301,7 @@ def _document_page(request, document: Document, *, this_url: str):
         target = override_form if action in ("override", "override_send") else code_form
         if action in ("send", "resend", "hand"):
             messages.error(request, " ".join(exc.messages))
+            refused = True
         else:
             apply_service_errors(target, exc)
             _forget_code(target)
@@ -315,7 +322,7 @@ def _document_page(request, document: Document, *, this_url: str):
         "challenges": list(Challenge.objects.filter(entity=entity, subject_key=document.key)
                            .select_related("created_by").order_by("-created_at", "-id")[:20]),
         "live": _challenge_live(state.pending) if state.pending is not None else None,
-    })
+    }, status=400 if refused else form_status(code_form, override_form))
 
 
 @right_required(Right.CAPTURE_LOANS)
@@ -338,7 +345,7 @@ def mandate_create_view(request, loan_id: int):
         else:
             messages.success(request, f"Mandate {mandate.contract_reference} created: now have the client sign it.")
             return redirect("web:signing_mandate", mandate_id=mandate.pk)
-    return render(request, "web/signing/mandate_form.html", {"form": form, "loan": loan})
+    return render(request, "web/signing/mandate_form.html", {"form": form, "loan": loan}, status=form_status(form))
 
 
 @right_required(Right.CAPTURE_LOANS)
@@ -369,7 +376,7 @@ def signature_view(request, signature_id: int):
         debicheck_link = paystream_selectors.debicheck_links(entity=request.entity, documents=[signature.mandate]).get(
             signature.mandate_id)
     return render(request, "web/signing/signature.html", {"signature": signature, "form": form, "result": result,
-                                                           "debicheck": debicheck_link, "can_debicheck": _can_debicheck(request)})
+                                                           "debicheck": debicheck_link, "can_debicheck": _can_debicheck(request)}, status=form_status(form))
 
 
 @any_right_required(Right.CAPTURE_LOANS, Right.REPORT_CONTRACTS_ISSUED)
@@ -419,7 +426,7 @@ def login_otp_view(request):
             login_record(username=user.username, user=user, succeeded=True, ip_address=client_ip(request))
             return redirect(next_url)
     masked = f"…{user.cellphone[-3:]}" if user.cellphone else ""
-    return render(request, "web/signing/login_otp.html", {"form": form, "masked_cellphone": masked})
+    return render(request, "web/signing/login_otp.html", {"form": form, "masked_cellphone": masked}, status=form_status(form))
 
 
 def login_otp_begin(request, user, next_url: str):

@@ -32,7 +32,7 @@ from imali.smsbanking.models import (
 from imali.tenancy.rights import Right
 
 from ..access import may_use, right_required
-from ..forms import IsoDateInput, apply_service_errors
+from ..forms import IsoDateInput, apply_service_errors, form_status
 from .loans import ApproveForm, client_standing
 
 NAV_ITEMS = [
@@ -70,11 +70,22 @@ class ProviderForm(forms.Form):
     active = forms.BooleanField(required=False, initial=True)
 
 
+def _settings_form(request, data=None) -> SettingsForm:
+    current = services.settings_get(entity=request.entity)
+    return SettingsForm(data, initial={f: getattr(current, f) for f in SettingsForm.base_fields})
+
+
+def _settings_page(request, form: SettingsForm, alias_form: AliasForm):
+    """The settings page with its two forms; a refused one (posted here or to the alias add) is a 400."""
+    return render(request, "web/smsbanking/settings.html", {
+        "form": form, "alias_form": alias_form, "aliases": selectors.alias_list(entity=request.entity),
+        "providers": selectors.provider_list(entity=request.entity), "defaults": services.DEFAULT_KEYWORDS},
+        status=form_status(form, alias_form))
+
+
 @right_required(Right.MAXSMS_REPLIES_SETUP)
 def settings_view(request):
-    current = services.settings_get(entity=request.entity)
-    initial = {f: getattr(current, f) for f in SettingsForm.base_fields}
-    form = SettingsForm(request.POST or None, initial=initial)
+    form = _settings_form(request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             services.settings_update(actor=request.user, entity=request.entity, data=form.cleaned_data)
@@ -83,9 +94,7 @@ def settings_view(request):
         else:
             messages.success(request, "SMS banking settings saved.")
             return redirect("web:smsbank_settings")
-    return render(request, "web/smsbanking/settings.html", {
-        "form": form, "alias_form": AliasForm(), "aliases": selectors.alias_list(entity=request.entity),
-        "providers": selectors.provider_list(entity=request.entity), "defaults": services.DEFAULT_KEYWORDS})
+    return _settings_page(request, form, AliasForm())
 
 
 @require_POST
@@ -95,12 +104,12 @@ def alias_add_view(request):
     if form.is_valid():
         try:
             services.alias_add(actor=request.user, entity=request.entity, **form.cleaned_data)
-            messages.success(request, f"'{form.cleaned_data['word'].upper()}' added.")
         except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-    else:
-        messages.error(request, " ".join(m for errs in form.errors.values() for m in errs))
-    return redirect("web:smsbank_settings")
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"'{form.cleaned_data['word'].upper()}' added.")
+            return redirect("web:smsbank_settings")
+    return _settings_page(request, _settings_form(request), form)
 
 
 @require_POST
@@ -126,7 +135,7 @@ def _provider_form_view(request, provider: PaymentProvider | None):
             messages.success(request, "Provider saved.")
             return redirect("web:smsbank_settings")
     return render(request, "web/form.html", {"form": form, "title": f"Provider {provider.name}" if provider else "New mobile-money provider",
-                                             "cancel_url": "web:smsbank_settings"})
+                                             "cancel_url": "web:smsbank_settings"}, status=form_status(form))
 
 
 @right_required(Right.MAXSMS_REPLIES_SETUP)
@@ -165,7 +174,7 @@ def pin_view(request):
             else:
                 messages.success(request, f"SMS banking PIN set for client {client.number} ({client}).")
                 return redirect("web:smsbank_pin")
-    return render(request, "web/smsbanking/pin.html", {"form": form})
+    return render(request, "web/smsbanking/pin.html", {"form": form}, status=form_status(form))
 
 
 # --- field collections -----------------------------------------------------------------------------
@@ -284,7 +293,7 @@ def sheets_view(request):
                                                                          due_by=today + dt.timedelta(days=7))}
     page = Paginator(selectors.sheet_list(entity=request.entity), 50).get_page(request.GET.get("page"))
     return render(request, "web/smsbanking/sheets.html", {"form": form, "page": page, "preview": preview,
-                                                           "officers": selectors.officers(entity=request.entity)})
+                                                           "officers": selectors.officers(entity=request.entity)}, status=form_status(form))
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
@@ -357,7 +366,7 @@ def mobile_application_view(request, loan_id: int):
                     return redirect("web:mobile_applications")
     return render(request, "web/smsbanking/m_application.html", {
         "loan": loan, "standing": standing, "approve_form": approve_form, "decline_form": decline_form,
-        "may_decline": may_use(request, Right.CAPTURE_LOANS)})
+        "may_decline": may_use(request, Right.CAPTURE_LOANS)}, status=form_status(approve_form, decline_form))
 
 
 @right_required(Right.CAPTURE_RECEIPTS)
