@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from imali.clients.models import AccountKind, AccountPurpose, Client, ClientAccount
 from imali.clients.services import client_account_add
+from imali.core import destination
 from imali.core.audit import audit_record
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
@@ -39,7 +40,7 @@ from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementSta
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
-from . import cdv, destination
+from . import cdv
 from .adapters.base import (
     Document,
     Instalment,
@@ -118,11 +119,6 @@ def check_account(*, branch_code: str, account_number: str, account_type: str | 
         raise stream_error(error.field, f"cdv_{error.code.value}", error.message) from None
 
 
-def _destination_rules() -> dict:
-    return {"allow_loopback": bool(getattr(django_settings, "PAYSTREAM_ALLOW_LOOPBACK", False)),
-            "allowed_hosts": list(getattr(django_settings, "PAYSTREAM_ALLOWED_HOSTS", ()))}
-
-
 def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str, password: str = "",
                          branch_code: str = "", timeout_seconds: int = 10, decline_sms: bool | None = None) -> StreamSettings:
     """Save where the stream is and the credentials. A blank password keeps the stored one; the
@@ -131,7 +127,7 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
         raise PermissionDenied(f"You need the right '{Right.PAYMENT_STREAM_WEB_SERVICES.label}'.")
     errors: dict[str, list[ValidationError]] = {}
     base_url = (base_url or "").strip()
-    problem = destination.base_url_problem(base_url, **_destination_rules())
+    problem = destination.base_url_problem(base_url, **destination.rules())
     if problem:
         errors["base_url"] = [ValidationError(problem, code=StreamError.DESTINATION_REFUSED.value)]
     if not (username or "").strip():
@@ -175,7 +171,7 @@ def stream_for(entity: Entity) -> HttpPaymentStream:
                            "The payment stream is not set up for this entity: enter its address and log-on under Setup.")
     # Checked again before each call: a row saved under older rules or settings, or a name that
     # resolves somewhere private now, is not connected to.
-    problem = destination.resolved_problem(found.base_url, **_destination_rules())
+    problem = destination.resolved_problem(found.base_url, **destination.rules())
     if problem:
         raise stream_error("base_url", StreamError.DESTINATION_REFUSED,
                            f"The payment stream's base URL is refused (Setup → Payment stream): {problem}")
