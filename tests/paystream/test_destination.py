@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 from django.urls import reverse
 
+from imali.core.destination import base_url_problem, resolved_problem
 from imali.core.models import AuditEntry
 from imali.paystream import services
-from imali.core.destination import base_url_problem, resolved_problem
 from imali.paystream.models import StreamRequest, StreamSettings
 from tests import factories
 
