@@ -13,6 +13,7 @@ record instead of acting twice (the peer enforces this)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from imali.clients.models import AccountKind, AccountPurpose, Client, ClientAcco
 from imali.clients.services import client_account_add
 from imali.core import destination
 from imali.core.audit import audit_record
+from imali.core.errors import TooSoon
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
@@ -866,12 +868,14 @@ def status_ask_begin(*, entity: Entity, actor, target: Any, subject: str, functi
     """Inside the caller's transaction, holding the rows asked about locked: refuse when someone
     asked about `target` within ASK_MIN_SECONDS, else write the audit entry that also marks the
     time (a concurrent second ask waits on the lock, then sees it)."""
-    since = timezone.now() - dt.timedelta(seconds=ASK_MIN_SECONDS)
-    if AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
-                                 object_id=str(target.pk), created_at__gte=since).exists():
-        raise stream_error("__all__", StreamError.ASKED_RECENTLY,
-                           f"The stream was asked less than {ASK_MIN_SECONDS} seconds ago; its answer shows here by itself. "
-                           "Ask again in a moment if it has not.")
+    now = timezone.now()
+    last = (AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
+                                      object_id=str(target.pk), created_at__gte=now - dt.timedelta(seconds=ASK_MIN_SECONDS))
+            .order_by("-created_at").values_list("created_at", flat=True).first())
+    if last is not None:
+        wait = math.ceil(ASK_MIN_SECONDS - (now - last).total_seconds())
+        raise TooSoon("__all__", f"The stream was asked less than {ASK_MIN_SECONDS} seconds ago; its answer shows here by itself. "
+                                 "Ask again in a moment if it has not.", code=StreamError.ASKED_RECENTLY.value, retry_after=wait)
     audit_record(action=AuditAction.PAYSTREAM_STATUS_ASKED, actor=actor, entity=entity, target=target, subject=subject,
                  after={"function": str(function), "asked": asked})
 
