@@ -31,7 +31,7 @@ def _resolving_to(address: str):
 
 
 METADATA = ["169.254.169.254", "169.254.170.2", "100.100.100.200", "168.63.129.16", "[fd00:ec2::254]",
-            "[::ffff:169.254.169.254]", "metadata", "metadata.google.internal", "METADATA.goog."]
+            "[::ffff:169.254.169.254]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]", "metadata", "metadata.google.internal", "METADATA.goog."]
 
 
 @pytest.mark.parametrize("trust", list(Trust))

@@ -52,6 +52,16 @@ def test_an_edit_to_an_internal_address_writes_nothing(client, lender_user):
 
 
 @pytest.mark.django_db
+def test_a_refused_address_is_named_beside_the_other_missing_fields(entity, lender_user):
+    with pytest.raises(ValidationError) as refused:
+        services.setup_save(entity=entity, actor=lender_user, data={
+            "provider": "mpesa", "base_url": "https://169.254.169.254/", "consumer_key": "k", "consumer_secret": "s",
+            "callback_base_url": "http://127.0.0.1:8000/"})
+    assert refused.value.message_dict.keys() == {"base_url", "short_code"}
+    assert not ProviderSetup.objects.filter(entity=entity).exists()
+
+
+@pytest.mark.django_db
 def test_loopback_only_where_allowed_and_the_operators_allowance(entity, lender_user):
     data = {"provider": "mpesa", "base_url": "http://localhost:8051", "short_code": "600998", "consumer_key": "k",
             "consumer_secret": "s", "callback_base_url": "http://127.0.0.1:8000/"}

@@ -43,9 +43,7 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from django.core.exceptions import ValidationError
-
-CODE = "destination_refused"
+CODE = "destination_refused"  # the error code of a refusal, wherever it is reported
 INTERNAL_SUFFIXES = (".internal", ".local", ".localdomain", ".localhost", ".home.arpa", ".intranet", ".lan")
 NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
 HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$",
@@ -94,6 +92,12 @@ def _is_loopback_name(host: str) -> bool:
 
 
 def _address_problem(address: IpAddress, *, allow_loopback: bool, trust: Trust) -> str | None:
+    # An IPv6 form that carries an IPv4 address (6to4, Teredo) is judged by that address as well.
+    embedded = [a for a in (getattr(address, "sixtofour", None), *(getattr(address, "teredo", None) or ())) if a is not None]
+    for inner in embedded:
+        problem = _address_problem(inner, allow_loopback=allow_loopback, trust=trust)
+        if problem:
+            return problem
     if address in METADATA_ADDRESSES:
         return "a cloud metadata service address is not allowed"
     if address.is_loopback:
@@ -222,26 +226,3 @@ def rules() -> dict:
 
     return {"allow_loopback": bool(getattr(settings, "OUTBOUND_ALLOW_LOOPBACK", False)),
             "allowed_hosts": list(getattr(settings, "OUTBOUND_ALLOWED_HOSTS", ()))}
-
-
-def refused(field: str, problem: str) -> ValidationError:
-    return ValidationError({field: [ValidationError(problem, code=CODE)]})
-
-
-def url_check(url: str, *, field: str, trust: Trust = Trust.TENANT, resolve: bool = False) -> None:
-    """Raise a ValidationError naming `field` (code `destination_refused`) when `url` is refused;
-    `resolve` also checks where its name points now (before a connection)."""
-    check = resolved_problem if resolve else base_url_problem
-    problem = check(url, trust=trust, **rules())
-    if problem:
-        raise refused(field, problem)
-
-
-def host_check(host: str, port: int, *, field: str, trust: Trust = Trust.TENANT, resolve: bool = False) -> None:
-    """`url_check` for a bare host and port (SMPP)."""
-    if resolve:
-        problem = resolved_host_problem(host, port, trust=trust, **rules())
-    else:
-        problem = host_problem(host, port=port, trust=trust, **rules())
-    if problem:
-        raise refused(field, problem)

@@ -421,10 +421,12 @@ class Gateway(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
+        from imali.core import destination
+
         refused = self.destination_problem()
         if refused:
             field, problem = refused
-            raise ValidationError({field: [ValidationError(problem, code="destination_refused")]})
+            raise ValidationError({field: [ValidationError(problem, code=destination.CODE)]})
 
 
 class Route(models.Model):

@@ -87,11 +87,14 @@ def setup_save(*, entity: Entity, actor, data: dict[str, Any], setup: ProviderSe
         found["target_environment"] = "MoMo needs the target environment (e.g. mtnzambia)."
     if setup is None and not str(data.get("consumer_secret") or "").strip():
         found["consumer_secret"] = "This field is required."
-    if found:
-        raise ValidationError({k: [ValidationError(v, code=MobileMoneyError.REQUIRED)] for k, v in found.items()})
-    if "base_url" in data:
+    errors = {k: [ValidationError(v, code=MobileMoneyError.REQUIRED)] for k, v in found.items()}
+    if "base_url" in data and "base_url" not in errors:
         # The server connects to it with the setup's credentials: not to an internal address (SSRF).
-        destination.url_check(str(data["base_url"]).strip(), field="base_url")
+        problem = destination.base_url_problem(str(data["base_url"]).strip(), **destination.rules())
+        if problem:
+            errors["base_url"] = [ValidationError(problem, code=MobileMoneyError.DESTINATION_REFUSED)]
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         if setup is None:
             if ProviderSetup.objects.filter(entity=entity, provider=provider).exists():
