@@ -120,8 +120,8 @@ class RateField(StrictDecimalField):
 
 class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
     """The OpenAPI schema of each StrictDecimalField as it reads: a decimal string whose pattern
-    states its sign, whole digits and places (the bounds themselves are in its messages). A JSON
-    integer is taken too, but the schema names the string only: that is the form to send."""
+    states its sign, whole digits and places (the bounds themselves are in its messages), or, in a
+    request, a JSON integer within the bounds; a JSON number with a fraction is neither."""
 
     target_class = StrictDecimalField
     match_subclasses = True
@@ -130,9 +130,16 @@ class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
         field = self.target
         sign = "-?" if field.minimum < 0 else ""
         whole = len(str(int(field.maximum)))
-        return {"type": "string", "format": "decimal",
+        text = {"type": "string", "format": "decimal",
                 "pattern": rf"^{sign}[0-9]{{1,{whole}}}(\.[0-9]{{1,{field.places}}})?$",
                 "example": f"{min(field.maximum, Decimal(1250)):.{field.places}f}"}
+        if direction != "request":
+            return text  # always written back as a string
+        whole_number = {"type": "integer", "minimum": int(field.minimum), "maximum": int(field.maximum)}
+        if not field.allow_minimum:
+            whole_number["exclusiveMinimum"] = True
+        return {"oneOf": [text, whole_number],
+                "description": "A decimal string; a JSON integer is taken too, a JSON number with a fraction is not."}
 
 
 class StrictBooleanField(serializers.BooleanField):
