@@ -37,7 +37,7 @@ BAD_AMOUNTS = [
     "-5",
     "",
     "12,50",
-    1e20,  # a JSON number too large
+    1e20,  # a JSON number too large (and a float: see JSON_FLOATS)
     True,
 ]
 
@@ -157,6 +157,33 @@ def test_a_good_amount_is_taken(book, name):
     assert D(str(response.json().get(field) or GOOD[name])) == D(GOOD[name])
 
 
-def test_a_json_number_is_read_by_its_text(book):
-    response, _ = _send(book, "non-loan debit", 20.1)
+# JSON numbers with a fraction or an exponent reach the field as binary floats: 9999999.999999999999
+# arrives as 10000000.0 and 123456789.129999999999999 as 123456789.13, amounts never sent, which
+# were taken before ("read by their shortest text"). Refused, naming the field, with the remedy.
+JSON_FLOATS = [20.1, 0.1, 1e20, 1.0, 9999999.999999999999, 123456789.129999999999999, -0.0]
+
+
+@pytest.mark.parametrize("name", ENDPOINTS)
+def test_a_json_number_with_a_fraction_is_refused_with_the_remedy_and_writes_nothing(book, name):
+    before = _state(book["entity"])
+    for value in JSON_FLOATS:
+        response, field = _send(book, name, value)
+        assert response.status_code == 400, (value, response.status_code, response.content[:300])
+        assert response.json()[field] == ['Send money as a string, e.g. "12.50".'], (value, response.json())
+        assert _state(book["entity"]) == before, value
+
+
+def test_a_json_integer_and_a_string_are_taken_exactly(book):
+    response, _ = _send(book, "non-loan debit", 20)
+    assert response.status_code == 201 and response.json()["amount"] == "20.00"
+    response, _ = _send(book, "non-loan debit", "20.10")
     assert response.status_code == 201 and response.json()["amount"] == "20.10"
+
+
+def test_a_rate_as_a_json_number_with_a_fraction_is_refused_naming_the_field(book):
+    before = _state(book["entity"])
+    response = book["api"].post("/api/loan-products/", _product_body(min_principal="500", max_principal="8000",
+                                                                     interest_rate_pm=3.5), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"interest_rate_pm": ['Send the rate as a string, e.g. "3.5".']}
+    assert _state(book["entity"]) == before

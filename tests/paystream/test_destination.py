@@ -1,6 +1,6 @@
 """The payment stream's base URL may not point the web app at any host (SSRF): https only (plain
 http only to a loopback peer where allowed), no credentials in the URL, no private, link-local or
-metadata address unless the operator allows the host (paystream/destination.py). Checked on save
+metadata address unless the operator allows the host (core/destination.py). Checked on save
 (screen and API, naming the field, nothing written) and before every call."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 from django.urls import reverse
 
+from imali.core.destination import base_url_problem, resolved_problem
 from imali.core.models import AuditEntry
 from imali.paystream import services
-from imali.paystream.destination import base_url_problem, resolved_problem
 from imali.paystream.models import StreamRequest, StreamSettings
 from tests import factories
 
@@ -103,11 +103,11 @@ def test_a_change_of_address_is_audited_with_before_and_after(admin, ps_entity):
 
 
 def test_loopback_is_refused_where_not_allowed(admin, ps_entity, peer):
-    with override_settings(PAYSTREAM_ALLOW_LOOPBACK=False):
+    with override_settings(OUTBOUND_ALLOW_LOOPBACK=False):
         with pytest.raises(ValidationError) as refused:
             services.stream_settings_save(entity=ps_entity, actor=admin, base_url=peer.base_url, username="lender")
         assert "base_url" in refused.value.message_dict
-    with override_settings(PAYSTREAM_ALLOW_LOOPBACK=False, PAYSTREAM_ALLOWED_HOSTS=["127.0.0.1"]):
+    with override_settings(OUTBOUND_ALLOW_LOOPBACK=False, OUTBOUND_ALLOWED_HOSTS=["127.0.0.1"]):
         # The operator's allowance names the host, but plain http still only goes to a loopback
         # peer where loopback is allowed.
         with pytest.raises(ValidationError):
@@ -122,7 +122,7 @@ def test_a_row_saved_before_the_rule_is_not_connected_to(admin, ps_entity, borro
     assert refused.value.message_dict.keys() == {"base_url"}
     assert peer.received == []
     assert StreamRequest.objects.filter(entity=ps_entity, error_code="destination_refused").exists()
-    with override_settings(PAYSTREAM_ALLOW_LOOPBACK=False):
+    with override_settings(OUTBOUND_ALLOW_LOOPBACK=False):
         StreamSettings.objects.filter(entity=ps_entity).update(base_url=peer.base_url)
         with pytest.raises(ValidationError):
             services.client_register(entity=ps_entity, actor=admin, client=borrower)

@@ -4,7 +4,8 @@ A service raises ``ValidationError({"cellphone": [ValidationError("...", code="i
 the caller receives ``{"cellphone": ["..."]}`` with status 400, the same shape DRF serializers
 give, so a client handles one error format whatever layer found the problem. Error codes are
 kept on each ErrorDetail (visible through ``exc.get_codes()``). A missing row raised by a
-selector is a 404, and Django's PermissionDenied a 403.
+selector is a 404, and Django's PermissionDenied a 403. A ``core.errors.TooSoon`` (the same
+thing asked for too recently) is a 429 with ``Retry-After`` and ``{"detail", "code", "retry_after"}``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rest_framework import exceptions
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from imali.core.errors import TooSoon
 
 
 def _details(errors: list[DjangoValidationError]) -> list[ErrorDetail]:
@@ -35,7 +38,23 @@ def validation_detail(exc: DjangoValidationError) -> dict[str, list[ErrorDetail]
     return {api_settings.NON_FIELD_ERRORS_KEY: _details(exc.error_list)}
 
 
+class TooManyRequests(exceptions.Throttled):
+    """429 with Retry-After; the body is {"detail": why, "code": the refusal's code, "retry_after": seconds}."""
+
+    def __init__(self, *, detail: str, code: str, wait: int):
+        super().__init__(wait=wait)
+        self.detail = ErrorDetail(detail, code=code)
+        self.refusal_code = code
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, TooSoon):
+        error = exc.error_dict and next(iter(exc.error_dict.values()))[0]
+        exc = TooManyRequests(detail=" ".join(error.messages), code=error.code or "too_soon", wait=exc.retry_after)
+    if isinstance(exc, TooManyRequests):
+        response = drf_exception_handler(exc, context)
+        response.data = {"detail": str(exc.detail), "code": exc.refusal_code, "retry_after": exc.wait}
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(validation_detail(exc))
     elif isinstance(exc, DjangoPermissionDenied):

@@ -18,6 +18,24 @@ class ErrorDetailSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class TooManyRequestsSerializer(serializers.Serializer):
+    """429: the same thing was asked for too recently (api.errors.TooManyRequests)."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="e.g. asked_recently")
+    retry_after = serializers.IntegerField(min_value=1, help_text="Seconds to wait, as in the Retry-After header")
+
+
+def too_many_requests(description: str):
+    """The 429 response of an operation that is rate-limited, and its Retry-After header, for
+    `extend_schema(responses={..., 429: ...}, parameters=[...])`."""
+    from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+    return (OpenApiResponse(response=TooManyRequestsSerializer, description=description),
+            OpenApiParameter("Retry-After", int, location=OpenApiParameter.HEADER, response=[429], required=True,
+                             description="Seconds until the operation may be asked again"))
+
+
 # A 400 names each bad field (or `non_field_errors`) with its messages; nested bodies nest.
 VALIDATION_ERROR_SCHEMA = {
     "type": "object",

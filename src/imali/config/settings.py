@@ -261,12 +261,21 @@ SPECTACULAR_SETTINGS = {
 }
 IMALI_API_TOKEN_HOURS = int(os.environ.get("IMALI_API_TOKEN_HOURS", "24"))
 
-# --- Payment stream: where its adapter may connect (paystream/destination.py, docs/paystream.md) --
-# Plain http to a loopback peer (the local stream of `make demo` and the tests): development only,
-# unless the operator turns it on.
-PAYSTREAM_ALLOW_LOOPBACK = _env_bool("IMALI_PAYSTREAM_ALLOW_LOOPBACK", not PRODUCTION)
-# Hosts (names, addresses or networks) a stream may be at although private, e.g. a bank over a VPN.
-PAYSTREAM_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("IMALI_PAYSTREAM_ALLOWED_HOSTS", "").split(",") if h.strip()]
+# --- Outbound destinations: where the adapters may connect (core/destination.py) -----------------
+# Plain http to a loopback peer (the local peers of `make demo` and the tests): development only,
+# unless the operator turns it on. IMALI_PAYSTREAM_* are the earlier names, read when the
+# IMALI_OUTBOUND_* ones are not set.
+def _env_hosts(*names: str) -> list[str]:
+    for name in names:
+        if name in os.environ:
+            return [h.strip() for h in os.environ[name].split(",") if h.strip()]
+    return []
+
+
+OUTBOUND_ALLOW_LOOPBACK = _env_bool("IMALI_OUTBOUND_ALLOW_LOOPBACK",
+                                    _env_bool("IMALI_PAYSTREAM_ALLOW_LOOPBACK", not PRODUCTION))
+# Hosts (names, addresses or networks) a destination may be at although internal, e.g. a bank over a VPN.
+OUTBOUND_ALLOWED_HOSTS = _env_hosts("IMALI_OUTBOUND_ALLOWED_HOSTS", "IMALI_PAYSTREAM_ALLOWED_HOSTS")
 
 # --- Logging: never log secrets or codes; audit goes to the database, not the log. -----------
 # Credentials that travel in URLs (the aggregators' callback token, see imali.core.logging) are

@@ -105,6 +105,8 @@ class AuditAction(models.TextChoices):
     PROVIDER_PAYMENT_REJECTED = "smsbanking.provider_payment_rejected", "Mobile-money SMS payment rejected at the branch"
     MOBILE_MONEY_SETUP_CHANGED = "mobilemoney.setup_changed", "Mobile-money provider setup changed"
     MOBILE_MONEY_URLS_REGISTERED = "mobilemoney.urls_registered", "Mobile-money callback URLs registered"
+    GATEWAY_DESTINATION_REFUSED = "messaging.gateway_destination_refused", "SMS gateway address refused: not connected"
+    MOBILE_MONEY_DESTINATION_REFUSED = "mobilemoney.destination_refused", "Mobile-money provider address refused: nothing sent"
     MOBILE_PAYMENT_RECEIVED = "mobilemoney.payment_received", "Mobile-money payment received"
     MOBILE_PAYMENT_ALLOCATED = "mobilemoney.payment_allocated", "Mobile-money payment allocated from suspense"
     MOBILE_STATEMENT_IMPORTED = "mobilemoney.statement_imported", "Mobile-money statement imported"

@@ -890,6 +890,31 @@ def default_batch(gateways=None) -> int:
     return min(windows) if windows else Gateway._meta.get_field("window").default
 
 
+def gateway_guard(gateway: Gateway) -> Callable[[], str | None]:
+    """What a gateway's transport asks before each connection: why its address may not be connected
+    to now (Gateway.destination_problem, names resolved), or None. It runs on the transports' own
+    threads, so it only reads: the audit entry is written by `gateway_destination_refused`."""
+    def guard() -> str | None:
+        refused = gateway.destination_problem(resolve=True)
+        return f"{refused[0]}: {refused[1]}" if refused else None
+    return guard
+
+
+def gateway_destination_refused(gateway: Gateway) -> str | None:
+    """Why the gateway's address is refused now, or None; a refusal is logged and audited
+    (messaging.gateway_destination_refused: the operator's setting names an address the server may
+    not connect to)."""
+    from imali.core.audit import audit_record
+    from imali.core.models import AuditAction
+
+    problem = gateway_guard(gateway)()
+    if problem:
+        log.warning("gateway %s: destination refused: %s", gateway.name, problem)
+        audit_record(action=AuditAction.GATEWAY_DESTINATION_REFUSED, target=gateway, subject=gateway.name,
+                     after={"field": problem.split(":", 1)[0], "reason": problem})
+    return problem
+
+
 def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, Transport]:
     """A transport per gateway, by the protocol the gateway speaks (SMPP or an HTTP aggregator).
 
@@ -905,15 +930,18 @@ def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, 
         split = g.kind not in HTTP_KINDS and g.bind_mode == BindMode.TRANSMITTER_RECEIVER
         if role == Role.RECEIVE and not split:
             continue
+        # A refused address gets its transport all the same, one that never connects (its guard
+        # refuses each connection): the gateway is down, and its routes fail over.
+        gateway_destination_refused(g)
         if g.kind in HTTP_KINDS:
-            transports[g.name] = http_transport_for(g)
+            transports[g.name] = http_transport_for(g, guard=gateway_guard(g))
         else:
             transports[g.name] = SmppTransport(
                 name=g.name, host=g.host, port=g.port, system_id=g.system_id, password=g.password,
                 source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
                 source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
                 dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode,
-                role=role if split else Role.BOTH)
+                role=role if split else Role.BOTH, guard=gateway_guard(g))
     return transports
 
 

@@ -394,6 +394,40 @@ class Gateway(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_http(self) -> bool:
+        return self.kind in (GatewayKind.AFRICASTALKING, GatewayKind.CLICKATELL)
+
+    def destination_problem(self, *, resolve: bool = False) -> tuple[str, str] | None:
+        """(field, why) when the gateway's address is not one the server may connect to
+        (core/destination.py, with the operator's trust: gateways are written only by the operator's
+        commands, so a private network is allowed, the metadata service and loopback outside
+        development are not); `resolve` also checks where the name points now."""
+        from imali.core import destination
+
+        rules = {"trust": destination.Trust.OPERATOR, **destination.rules()}
+        if self.is_http:
+            check = destination.resolved_problem if resolve else destination.base_url_problem
+            problem = check(self.base_url, **rules)
+            return ("base_url", problem) if problem else None
+        if not 1 <= (self.port or 0) <= 65535:
+            return ("port", "Enter a port between 1 and 65535.")
+        if resolve:
+            problem = destination.resolved_host_problem(self.host, self.port, **rules)
+        else:
+            problem = destination.host_problem(self.host, **rules)
+        return ("host", problem) if problem else None
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from imali.core import destination
+
+        refused = self.destination_problem()
+        if refused:
+            field, problem = refused
+            raise ValidationError({field: [ValidationError(problem, code=destination.CODE)]})
+
 
 class Route(models.Model):
     """Which gateway carries an entity's messages to a country; lower rank is tried first.

@@ -124,13 +124,18 @@ def replies_pull(*, gateways=None, timeout: float = 15.0) -> PullResult:
     """Fetch the incoming messages each pullable gateway holds after its cursor and store them.
     A gateway that cannot be reached is an error of this run (named in the result), never a stop."""
     from .adapters.africastalking import AfricasTalkingTransport, GatewayUnavailable
+    from .dispatch import gateway_destination_refused, gateway_guard
 
     result = PullResult()
     for gateway in (pullable_gateways() if gateways is None else gateways):
+        refused = gateway_destination_refused(gateway)
+        if refused:
+            result.errors.append(f"{gateway.name}: the incoming messages were not fetched (destination refused: {refused})")
+            continue
         cursor, _ = InboundCursor.objects.get_or_create(gateway=gateway.name)
         transport = AfricasTalkingTransport(name=gateway.name, base_url=gateway.base_url, api_key=gateway.api_key,
                                             username=gateway.account, window=1, rate_per_second=gateway.rate_per_second,
-                                            timeout=timeout)
+                                            timeout=timeout, guard=gateway_guard(gateway))
         try:
             messages = transport.fetch_inbound(cursor.last_received_id)
         except (GatewayUnavailable, ValueError, KeyError, TypeError) as exc:

@@ -16,11 +16,11 @@ from imali.core.models import AuditAction
 from imali.core.money import parse_amount
 from imali.loans.models import OPEN_STATUSES, Loan
 
-from .adapters import ProviderError, ProviderUnavailable, adapter_for
+from .adapters import ProviderError, ProviderUnavailable
 from .adapters.base import PaymentState
 from .errors import MobileMoneyError, error
 from .models import CollectionRequest, Provider, ProviderSetup, Source
-from .services import PaymentIn, callback_url, payment_in_record
+from .services import PaymentIn, callback_url, payment_in_record, provider_adapter
 
 log = logging.getLogger("imali.mobilemoney")
 
@@ -48,7 +48,7 @@ def collection_request(*, setup: ProviderSetup, loan: Loan, amount, actor) -> Co
 def _send(request: CollectionRequest) -> None:
     setup = request.setup
     try:
-        adapter_for(setup).request_to_pay(
+        provider_adapter(setup).request_to_pay(
             reference_id=str(request.reference_id), msisdn=request.msisdn, amount=request.amount,
             external_id=f"L{request.loan_id}", message=f"Loan {request.loan_id} payment to {setup.entity.name}"[:160],
             callback_url=callback_url(setup, "collection", reference=str(request.reference_id)))
@@ -67,7 +67,7 @@ def collection_refresh(*, setup: ProviderSetup, reference_id: str) -> Collection
     if request is None or request.status != "PENDING":
         return request
     try:
-        result = adapter_for(setup).request_status(reference_id=str(request.reference_id))
+        result = provider_adapter(setup).request_status(reference_id=str(request.reference_id))
     except ProviderError as exc:
         log.warning("request to pay %s: status not read: %s", reference_id, exc)
         return request

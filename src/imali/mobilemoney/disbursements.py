@@ -29,7 +29,7 @@ from imali.core.money import from_cents, sum_cents
 from imali.loans.models import Loan, LoanStatus
 from imali.loans.services import disbursement_signing_block, loan_disburse, loan_payout_check
 
-from .adapters import ProviderError, ProviderUnavailable, adapter_for
+from .adapters import ProviderError, ProviderUnavailable
 from .adapters.base import PaymentResult, PaymentState
 from .adapters.mpesa import STATUS_NOT_FOUND_CODES
 from .errors import MobileMoneyError, error
@@ -41,7 +41,7 @@ from .models import (
     Provider,
     ProviderSetup,
 )
-from .services import callback_url
+from .services import callback_url, provider_adapter
 
 log = logging.getLogger("imali.mobilemoney")
 
@@ -203,7 +203,7 @@ def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (Disbursemen
                     only_from=(DisbursementStatus.SENDING,))
     extra = {"originator": str(claimed.originator_id)}
     try:
-        answer = adapter_for(setup).send_payment(
+        answer = provider_adapter(setup).send_payment(
             originator_id=str(claimed.originator_id), msisdn=claimed.msisdn, amount=claimed.amount,
             remarks=f"Loan {claimed.loan_id} payout", result_url=result_url(setup, claimed),
             timeout_url=callback_url(setup, "timeout", **extra))
@@ -415,7 +415,7 @@ def disbursement_check(*, disbursement: Disbursement) -> Disbursement:
     extra = {"originator": str(disbursement.originator_id)}
     try:
         # `status=1`: this result URL answers a status query, not the payment itself.
-        result: PaymentResult = adapter_for(setup).payment_status(
+        result: PaymentResult = provider_adapter(setup).payment_status(
             originator_id=str(disbursement.originator_id), result_url=callback_url(setup, "result", status="1", **extra),
             timeout_url=callback_url(setup, "timeout", **extra))
     except ProviderError as exc:

@@ -20,6 +20,7 @@ class MobileMoneyError(models.TextChoices):
     NOTHING_TO_SEND = "nothing_to_send", "There are no mobile payments pending."
     SELF_APPROVAL = "self_approval", "Another user must approve."
     BAD_FILE = "bad_file", "The file could not be read."
+    DESTINATION_REFUSED = "destination_refused", "The provider's address is not one this system may connect to."
 
 
 def error(field: str, code: MobileMoneyError, message: str | None = None) -> ValidationError:

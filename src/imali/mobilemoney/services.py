@@ -14,7 +14,7 @@ import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from imali.clients.models import Client
+from imali.core import destination
 from imali.core.audit import audit_record, changed_only, snapshot
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
@@ -31,7 +32,7 @@ from imali.loans.models import OPEN_STATUSES, Loan, PaybackType
 from imali.loans.services import receipt_post
 from imali.tenancy.models import Entity
 
-from .adapters import ProviderError, adapter_for
+from .adapters import DestinationRefused, MobileMoneyAdapter, ProviderError, adapter_for
 from .errors import MobileMoneyError, error
 from .models import (
     ConfirmationSms,
@@ -86,8 +87,14 @@ def setup_save(*, entity: Entity, actor, data: dict[str, Any], setup: ProviderSe
         found["target_environment"] = "MoMo needs the target environment (e.g. mtnzambia)."
     if setup is None and not str(data.get("consumer_secret") or "").strip():
         found["consumer_secret"] = "This field is required."
-    if found:
-        raise ValidationError({k: [ValidationError(v, code=MobileMoneyError.REQUIRED)] for k, v in found.items()})
+    errors = {k: [ValidationError(v, code=MobileMoneyError.REQUIRED)] for k, v in found.items()}
+    if "base_url" in data and "base_url" not in errors:
+        # The server connects to it with the setup's credentials: not to an internal address (SSRF).
+        problem = destination.base_url_problem(str(data["base_url"]).strip(), **destination.rules())
+        if problem:
+            errors["base_url"] = [ValidationError(problem, code=MobileMoneyError.DESTINATION_REFUSED)]
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         if setup is None:
             if ProviderSetup.objects.filter(entity=entity, provider=provider).exists():
@@ -118,6 +125,29 @@ def setup_save(*, entity: Entity, actor, data: dict[str, Any], setup: ProviderSe
     return setup
 
 
+def provider_adapter(setup: ProviderSetup, *, timeout: float = 10.0) -> MobileMoneyAdapter:
+    """The adapter for `setup`, once its base URL passes the destination rule as it resolves now (a
+    row saved under older rules or settings, a name that points somewhere internal since). A refusal
+    sends nothing: it is logged, audited and raised as DestinationRefused, which the callers treat
+    as any refusal by the provider."""
+    problem = destination.resolved_problem(setup.base_url, **destination.rules())
+    if problem:
+        host = _host(setup.base_url) or "?"
+        log.warning("mobile-money setup %s: base URL refused (%s): %s", setup.pk, host, problem)
+        audit_record(action=AuditAction.MOBILE_MONEY_DESTINATION_REFUSED, entity=setup.entity, target=setup,
+                     subject=setup.get_provider_display(), after={"field": "base_url", "host": host, "reason": problem})
+        raise DestinationRefused(f"The provider's address is refused (Setup → Mobile money): {problem}",
+                                 code=MobileMoneyError.DESTINATION_REFUSED.value)
+    return adapter_for(setup, timeout=timeout)
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
 def setup_rotate_callback_token(*, setup: ProviderSetup, actor) -> ProviderSetup:
     """A new callback token: every URL registered before stops working (register again)."""
     with transaction.atomic():
@@ -131,8 +161,10 @@ def setup_rotate_callback_token(*, setup: ProviderSetup, actor) -> ProviderSetup
 def setup_register_urls(*, setup: ProviderSetup, actor) -> ProviderSetup:
     """Tell M-PESA where to send validation and confirmation callbacks (C2B register URL)."""
     try:
-        adapter_for(setup).register_urls(validation_url=callback_url(setup, "validation"),
-                                          confirmation_url=callback_url(setup, "confirmation"))
+        provider_adapter(setup).register_urls(validation_url=callback_url(setup, "validation"),
+                                              confirmation_url=callback_url(setup, "confirmation"))
+    except DestinationRefused as exc:
+        raise error("base_url", MobileMoneyError.DESTINATION_REFUSED, str(exc)) from None
     except ProviderError as exc:
         raise error("provider", MobileMoneyError.PROVIDER_REFUSED, str(exc)) from None
     with transaction.atomic():

@@ -342,6 +342,22 @@ def mandates_ask(*, entity: Entity, actor, loan: Loan) -> list[DebiCheckMandate]
     return [mandate_refresh(entity=entity, actor=actor, mandate=mandate) for mandate in waiting]
 
 
+def mandate_ask(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiCheckMandate:
+    """A person's "ask the bank now" about one mandate (the API's refresh): the same limit as the
+    loan page's button — once per ASK_MIN_SECONDS per loan, whether asked here or there — and the
+    same audit entry. A mandate (or amendment) not waiting for the client asks nobody."""
+    require_access(entity=entity, actor=actor)
+    _same_entity(entity, mandate)
+    with transaction.atomic():
+        waiting = (DebiCheckMandate.objects.select_for_update().filter(pk=mandate.pk).first()
+                   if DebiCheckMandate.objects.filter(_waiting_q(), pk=mandate.pk, entity=entity).exclude(reference="").exists()
+                   else None)
+        if waiting is not None:
+            status_ask_begin(entity=entity, actor=actor, target=waiting.loan, subject=str(waiting.loan_id),
+                             function=StreamFunction.MANDATE_STATUS, asked=[waiting.contract_reference])
+    return mandate_refresh(entity=entity, actor=actor, mandate=mandate)
+
+
 def mandate_refresh(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiCheckMandate:
     """Ask the bank (MandateStatus) where the client's authentication stands: approved, rejected or
     timed out; likewise an amendment's, whose terms the mandate takes when the bank approves it."""

@@ -13,6 +13,7 @@ record instead of acting twice (the peer enforces this)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import time
 from collections.abc import Callable
@@ -28,7 +29,9 @@ from django.utils import timezone
 
 from imali.clients.models import AccountKind, AccountPurpose, Client, ClientAccount
 from imali.clients.services import client_account_add
+from imali.core import destination
 from imali.core.audit import audit_record
+from imali.core.errors import TooSoon
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
@@ -44,7 +47,7 @@ from imali.mobilemoney.models import DisbursementStatus as MobileDisbursementSta
 from imali.tenancy.models import Entity, Module
 from imali.tenancy.rights import Right
 
-from . import cdv, destination
+from . import cdv
 from .adapters.base import (
     Document,
     Instalment,
@@ -123,11 +126,6 @@ def check_account(*, branch_code: str, account_number: str, account_type: str | 
         raise stream_error(error.field, f"cdv_{error.code.value}", error.message) from None
 
 
-def _destination_rules() -> dict:
-    return {"allow_loopback": bool(getattr(django_settings, "PAYSTREAM_ALLOW_LOOPBACK", False)),
-            "allowed_hosts": list(getattr(django_settings, "PAYSTREAM_ALLOWED_HOSTS", ()))}
-
-
 def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str, password: str = "",
                          branch_code: str = "", timeout_seconds: int = 10, decline_sms: bool | None = None) -> StreamSettings:
     """Save where the stream is and the credentials. A blank password keeps the stored one; the
@@ -136,7 +134,7 @@ def stream_settings_save(*, entity: Entity, actor, base_url: str, username: str,
         raise PermissionDenied(f"You need the right '{Right.PAYMENT_STREAM_WEB_SERVICES.label}'.")
     errors: dict[str, list[ValidationError]] = {}
     base_url = (base_url or "").strip()
-    problem = destination.base_url_problem(base_url, **_destination_rules())
+    problem = destination.base_url_problem(base_url, **destination.rules())
     if problem:
         errors["base_url"] = [ValidationError(problem, code=StreamError.DESTINATION_REFUSED.value)]
     if not (username or "").strip():
@@ -180,7 +178,7 @@ def stream_for(entity: Entity) -> HttpPaymentStream:
                            "The payment stream is not set up for this entity: enter its address and log-on under Setup.")
     # Checked again before each call: a row saved under older rules or settings, or a name that
     # resolves somewhere private now, is not connected to.
-    problem = destination.resolved_problem(found.base_url, **_destination_rules())
+    problem = destination.resolved_problem(found.base_url, **destination.rules())
     if problem:
         raise stream_error("base_url", StreamError.DESTINATION_REFUSED,
                            f"The payment stream's base URL is refused (Setup → Payment stream): {problem}")
@@ -880,12 +878,14 @@ def status_ask_begin(*, entity: Entity, actor, target: Any, subject: str, functi
     """Inside the caller's transaction, holding the rows asked about locked: refuse when someone
     asked about `target` within ASK_MIN_SECONDS, else write the audit entry that also marks the
     time (a concurrent second ask waits on the lock, then sees it)."""
-    since = timezone.now() - dt.timedelta(seconds=ASK_MIN_SECONDS)
-    if AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
-                                 object_id=str(target.pk), created_at__gte=since).exists():
-        raise stream_error("__all__", StreamError.ASKED_RECENTLY,
-                           f"The stream was asked less than {ASK_MIN_SECONDS} seconds ago; its answer shows here by itself. "
-                           "Ask again in a moment if it has not.")
+    now = timezone.now()
+    last = (AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
+                                      object_id=str(target.pk), created_at__gte=now - dt.timedelta(seconds=ASK_MIN_SECONDS))
+            .order_by("-created_at").values_list("created_at", flat=True).first())
+    if last is not None:
+        wait = math.ceil(ASK_MIN_SECONDS - (now - last).total_seconds())
+        raise TooSoon("__all__", f"The stream was asked less than {ASK_MIN_SECONDS} seconds ago; its answer shows here by itself. "
+                                 "Ask again in a moment if it has not.", code=StreamError.ASKED_RECENTLY.value, retry_after=wait)
     audit_record(action=AuditAction.PAYSTREAM_STATUS_ASKED, actor=actor, entity=entity, target=target, subject=subject,
                  after={"function": str(function), "asked": asked})
 

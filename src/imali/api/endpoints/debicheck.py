@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin, query_int
+from imali.api.openapi import too_many_requests
 from imali.api.serializers.fields import (
     EntityRelatedField,
     MoneyField,
@@ -38,6 +39,7 @@ from imali.paystream.models import (
     MandateValueType,
     StreamAccount,
 )
+from imali.paystream.services import ASK_MIN_SECONDS
 from imali.tenancy.rights import Right
 
 RIGHT = Right.PAYMENT_STREAM_WEB_SERVICES
@@ -45,6 +47,8 @@ BAD_INPUT = OpenApiResponse(description="Bad input, a rule refused (e.g. contrac
                                         "not_amendable) or refused by the stream: each field at fault with its messages.")
 NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks 'Allow access to payment-stream web services'.")
 NOT_FOUND = OpenApiResponse(description="No such record in the caller's entity.")
+ASKED_RECENTLY = too_many_requests("The bank was asked about this loan's mandates moments ago (code asked_recently): "
+                                   "wait Retry-After seconds.")
 
 
 class AmendmentSerializer(serializers.ModelSerializer):
@@ -146,10 +150,13 @@ class MandateViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return self._out(services.mandate_submit(entity=self.entity, actor=request.user, mandate=self.get_object()))
 
     @extend_schema(summary="Ask the bank where the authentication stands (approved, rejected, timed out)", request=None,
-                   responses={200: MandateSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+                   description=f"Like the loan page's \"Ask the bank now\": at most once per {ASK_MIN_SECONDS} seconds "
+                               "per loan (screen or API), audited; a mandate not waiting for the client asks nobody.",
+                   parameters=[ASKED_RECENTLY[1]],
+                   responses={200: MandateSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND, 429: ASKED_RECENTLY[0]})
     @action(detail=True, methods=["post"])
     def refresh(self, request, *args, **kwargs):
-        return self._out(services.mandate_refresh(entity=self.entity, actor=request.user, mandate=self.get_object()))
+        return self._out(services.mandate_ask(entity=self.entity, actor=request.user, mandate=self.get_object()))
 
     @extend_schema(summary="Amend the instalment, maximum collection or collection day (signed and authenticated again)",
                    request=AmendWriteSerializer, responses={201: AmendmentSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})

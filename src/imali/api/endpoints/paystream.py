@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice, query_int
 from imali.api.errors import validation_detail
+from imali.api.openapi import too_many_requests
 from imali.api.serializers.fields import (
     EntityRelatedField,
     MoneyField,
@@ -53,6 +54,8 @@ BAD_INPUT = OpenApiResponse(description="Bad input or refused by the stream: the
                                         "(the stream's own refusals keep its code, e.g. cdv_090, not_printable).")
 NO_RIGHT = OpenApiResponse(description="Not signed in, no entity, or the caller lacks 'Allow access to payment-stream web services'.")
 NOT_FOUND = OpenApiResponse(description="No such record in the caller's entity.")
+ASKED_RECENTLY = too_many_requests("The stream was asked about this client's wallets moments ago (code asked_recently): "
+                                   "wait Retry-After seconds.")
 PDF = {(200, "application/pdf"): OpenApiTypes.BINARY, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND}
 
 
@@ -245,13 +248,17 @@ class StreamClientViewSet(EntityScopedMixin, viewsets.GenericViewSet):
         return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Ask the stream about the client's requested wallets; a created one joins the accounts",
-                   request=None, responses={200: WalletSerializer(many=True), 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
+                   description=f"The client's wallet requests, after asking the stream about those still being made. "
+                               f"Like the client page's \"Ask the stream now\": at most once per "
+                               f"{services.ASK_MIN_SECONDS} seconds per client (screen or API), audited.",
+                   request=None, parameters=[ASKED_RECENTLY[1]],
+                   responses={200: WalletSerializer(many=True), 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND,
+                              429: ASKED_RECENTLY[0]})
     @action(detail=True, methods=["post"], url_path="wallet-refresh")
     def wallet_refresh(self, request, *args, **kwargs):
         client = self.get_object()
-        wallets = [services.wallet_refresh(entity=self.entity, actor=request.user, wallet=w)
-                   for w in selectors.wallet_requests(entity=self.entity, client=client)]
-        return Response(WalletSerializer(wallets, many=True).data)
+        services.wallets_ask(entity=self.entity, actor=request.user, client=client)
+        return Response(WalletSerializer(selectors.wallet_requests(entity=self.entity, client=client), many=True).data)
 
     @extend_schema(summary="PrintCardIssueReceipt: only for a card assigned to the client", request=CardWriteSerializer,
                    responses=PDF)

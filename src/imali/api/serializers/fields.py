@@ -60,9 +60,14 @@ class EntityRelatedField(serializers.PrimaryKeyRelatedField):
 class StrictDecimalField(serializers.DecimalField):
     """A decimal read exactly as the web forms and the services read it (core.money.parse_decimal):
     ASCII digits, at most `places` decimal places, no exponent, finite, from `minimum` (excluded
-    unless `allow_minimum`) to `maximum`. A JSON number is read by its shortest text (100.5 as
-    "100.5"). Anything else is a 400 naming the field, before any service runs. Written back as a
-    string with `places` places, like every money figure of the API."""
+    unless `allow_minimum`) to `maximum`. A JSON string or a JSON integer; a JSON number with a
+    fraction or an exponent (12.5, 0.1, 1e20) is refused with `float_message`: the JSON parser has
+    already made it a binary float by then, so 9999999.999999999999 would arrive as 10000000.0 —
+    an amount the caller never sent — and the field cannot tell. Anything else is a 400 naming
+    the field, before any service runs. Written back as a string with `places` places, like
+    every money figure of the API."""
+
+    float_message = 'Send the number as a string, e.g. "12.5": a JSON number with a fraction is not exact.'
 
     def __init__(self, *, places: int, maximum: Decimal, minimum: Decimal = Decimal(0), allow_minimum: bool = True,
                  **kwargs):
@@ -72,8 +77,8 @@ class StrictDecimalField(serializers.DecimalField):
 
     def to_internal_value(self, data):
         if isinstance(data, float):
-            data = repr(data)
-        elif isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            raise serializers.ValidationError(self.float_message, code="json_number")
+        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
             self.fail("invalid")
         try:
             return parse_decimal(data, field="value", places=self.places, minimum=self.minimum,
@@ -86,6 +91,8 @@ class StrictDecimalField(serializers.DecimalField):
 class MoneyField(StrictDecimalField):
     """An amount of money (core.money.parse_amount): above zero, or zero too where `allow_zero`;
     at most `maximum` (MAX_AMOUNT unless the caller knows a smaller bound)."""
+
+    float_message = 'Send money as a string, e.g. "12.50".'
 
     def __init__(self, *, allow_zero: bool = False, maximum: Decimal = MAX_AMOUNT, **kwargs):
         super().__init__(places=DECIMAL_PLACES, maximum=maximum, allow_minimum=allow_zero, **kwargs)
@@ -105,13 +112,16 @@ class MoneyShapeField(MoneyField):
 class RateField(StrictDecimalField):
     """A percentage (an interest rate per month, a VAT rate): zero to 100 with up to four places."""
 
+    float_message = 'Send the rate as a string, e.g. "3.5".'
+
     def __init__(self, *, places: int = 4, **kwargs):
         super().__init__(places=places, maximum=Decimal(100), **kwargs)
 
 
 class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
     """The OpenAPI schema of each StrictDecimalField as it reads: a decimal string whose pattern
-    states its sign, whole digits and places (the bounds themselves are in its messages)."""
+    states its sign, whole digits and places (the bounds themselves are in its messages), or, in a
+    request, a JSON integer within the bounds; a JSON number with a fraction is neither."""
 
     target_class = StrictDecimalField
     match_subclasses = True
@@ -120,9 +130,16 @@ class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
         field = self.target
         sign = "-?" if field.minimum < 0 else ""
         whole = len(str(int(field.maximum)))
-        return {"type": "string", "format": "decimal",
+        text = {"type": "string", "format": "decimal",
                 "pattern": rf"^{sign}[0-9]{{1,{whole}}}(\.[0-9]{{1,{field.places}}})?$",
                 "example": f"{min(field.maximum, Decimal(1250)):.{field.places}f}"}
+        if direction != "request":
+            return text  # always written back as a string
+        whole_number = {"type": "integer", "minimum": int(field.minimum), "maximum": int(field.maximum)}
+        if not field.allow_minimum:
+            whole_number["exclusiveMinimum"] = True
+        return {"oneOf": [text, whole_number],
+                "description": "A decimal string; a JSON integer is taken too, a JSON number with a fraction is not."}
 
 
 class StrictBooleanField(serializers.BooleanField):

@@ -66,10 +66,16 @@ class GatewayUnavailable(Exception):
     """No answer from the gateway: refused, reset, timed out."""
 
 
-class HttpPool:
-    """Kept-alive HTTP(S) connections to one base URL, one per concurrent request."""
+class DestinationRefused(GatewayUnavailable):
+    """The gateway's address is not one this system may connect to (the guard said why): nothing
+    was sent; the gateway pauses like one that cannot be reached, and the route fails over."""
 
-    def __init__(self, base_url: str, *, timeout: float, size: int):
+
+class HttpPool:
+    """Kept-alive HTTP(S) connections to one base URL, one per concurrent request. `guard`, when
+    given, is asked before each new connection and answers why not (core/destination.py), or None."""
+
+    def __init__(self, base_url: str, *, timeout: float, size: int, guard: Callable[[], str | None] | None = None):
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
@@ -79,8 +85,13 @@ class HttpPool:
         self.timeout = timeout
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(maxsize=size)
         self.opened = 0  # connections made, to show reuse
+        self.guard = guard
 
     def _connect(self) -> http.client.HTTPConnection:
+        problem = self.guard() if self.guard is not None else None
+        if problem:
+            log.warning("HTTP gateway %s: not connecting: %s", self.host, problem)
+            raise DestinationRefused(f"destination refused: {problem}")
         self.opened += 1
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
         return cls(self.host, self.port, timeout=self.timeout)
@@ -164,13 +175,14 @@ class HttpAggregatorTransport(ABC):
     path = "/"
 
     def __init__(self, *, name: str, base_url: str, api_key: str, sender: str = "", window: int = 10,
-                 rate_per_second: float = 20.0, timeout: float = 15.0, pause_max: float = 60.0):
+                 rate_per_second: float = 20.0, timeout: float = 15.0, pause_max: float = 60.0,
+                 guard: Callable[[], str | None] | None = None):
         self.name = name
         self.base_url = base_url
         self.api_key = api_key
         self.sender = sender
         self.window = max(int(window), 1)
-        self.pool = HttpPool(base_url, timeout=timeout, size=self.window)
+        self.pool = HttpPool(base_url, timeout=timeout, size=self.window, guard=guard)
         self.limiter = TokenBucket(rate_per_second)
         self.pause_max = pause_max
         self._paused_until = 0.0
@@ -456,13 +468,14 @@ class HttpGatewaySettings:
     rate_per_second: int = 20
 
 
-def http_transport_for(gateway) -> HttpAggregatorTransport:
-    """The transport for a gateway whose `kind` is one of HTTP_KINDS (a Gateway row or HttpGatewaySettings)."""
+def http_transport_for(gateway, *, guard: Callable[[], str | None] | None = None) -> HttpAggregatorTransport:
+    """The transport for a gateway whose `kind` is one of HTTP_KINDS (a Gateway row or HttpGatewaySettings);
+    `guard` is asked before each connection (see HttpPool)."""
     from .clickatell import ClickatellTransport
 
     common = {"name": gateway.name, "base_url": gateway.base_url, "api_key": gateway.api_key,
               "sender": gateway.source_addr, "window": min(max(gateway.window, 1), MAX_HTTP_WINDOW),
-              "rate_per_second": gateway.rate_per_second}
+              "rate_per_second": gateway.rate_per_second, "guard": guard}
     if gateway.kind == "africastalking":
         return AfricasTalkingTransport(username=gateway.account, **common)
     if gateway.kind == "clickatell":

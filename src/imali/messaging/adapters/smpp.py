@@ -178,8 +178,10 @@ class SmppTransport:
                  window: int = 50, rate_per_second: float = 5000, reconnect_max: float = 30.0, receipts: bool = True,
                  source_addr_ton: int | None = None, source_addr_npi: int | None = None,
                  dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER,
-                 role: str = Role.BOTH):
+                 role: str = Role.BOTH, guard: Callable[[], str | None] | None = None):
         self.name = name
+        # Asked before each connection: why the host may not be connected to (core/destination.py), or None.
+        self.guard = guard
         self.host, self.port = host, port
         self.system_id, self.password = system_id, password
         self.source_addr = source_addr
@@ -216,6 +218,13 @@ class SmppTransport:
         delay = 0.2
         sends, receives = bind_type in ("trx", "tx"), bind_type in ("trx", "rx")
         while not self._stopping:
+            problem = await asyncio.to_thread(self.guard) if self.guard is not None else None
+            if problem:
+                log.warning("SMPP %s: not connecting to %s:%s: %s; checking again in %.1fs", self.name, self.host,
+                            self.port, problem, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_max)
+                continue
             try:
                 client = smpp34.Client(self.host, self.port, self.system_id, self.password, bind_type=bind_type,
                                        window_size=self.window, connect_timeout_ms=2000, inbound_capacity=65536)

@@ -3,7 +3,13 @@ builds the real HTTP implementation for a stored setup."""
 
 from __future__ import annotations
 
-from .base import MobileMoneyAdapter, PaymentResult, ProviderError, ProviderUnavailable
+from .base import (
+    DestinationRefused,
+    MobileMoneyAdapter,
+    PaymentResult,
+    ProviderError,
+    ProviderUnavailable,
+)
 
 
 def adapter_for(setup, *, timeout: float = 10.0) -> MobileMoneyAdapter:
@@ -18,4 +24,4 @@ def adapter_for(setup, *, timeout: float = 10.0) -> MobileMoneyAdapter:
     return MomoAdapter.from_setup(setup, timeout=timeout)
 
 
-__all__ = ["MobileMoneyAdapter", "PaymentResult", "ProviderError", "ProviderUnavailable", "adapter_for"]
+__all__ = ["DestinationRefused", "MobileMoneyAdapter", "PaymentResult", "ProviderError", "ProviderUnavailable", "adapter_for"]

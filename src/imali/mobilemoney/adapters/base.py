@@ -21,6 +21,11 @@ class ProviderUnavailable(ProviderError):
     so only a status query tells whether to send again."""
 
 
+class DestinationRefused(ProviderError):
+    """The setup's base URL is not one this system may connect to (core.destination): nothing was
+    sent, and retrying will not help until the address or the operator's settings change."""
+
+
 class PaymentState:
     PENDING = "PENDING"
     SUCCESSFUL = "SUCCESSFUL"

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from imali.core.stack import manage
@@ -51,11 +51,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if not Gateway.objects.exists():
-            Gateway.objects.create(
+            gateway = Gateway(
                 name="local-smsc", host=os.environ.get("IMALI_SMPP_HOST", "127.0.0.1"),
                 port=int(os.environ.get("IMALI_SMPP_PORT", "2775")),
                 system_id=os.environ.get("IMALI_SMPP_SYSTEM_ID", "imali"),
                 password=os.environ.get("IMALI_SMPP_PASSWORD", "secret"))
+            refused = gateway.destination_problem()
+            if refused:
+                variable = {"host": "IMALI_SMPP_HOST", "port": "IMALI_SMPP_PORT"}[refused[0]]
+                raise CommandError(f"{variable}: {refused[1]}")
+            gateway.save()
             self.stdout.write("Added gateway local-smsc for the local SMSC.")
         receiving = options["receiver"]
         transports = transports_from_gateways(role="both" if receiving == "in-process" else "send")
