@@ -115,3 +115,20 @@ def migrated_sqlite_file(tmp_path_factory):
         return path
 
     return copy_to
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """PostgreSQL test connections commit without waiting for the WAL to reach the disk
+    (synchronous_commit=off, for these connections only). What a commit makes visible, the locks,
+    isolation and constraints are unchanged; only a crash of the server itself could lose the last
+    commits, which no test makes. The transactional tests commit thousands of times and flush the
+    database after each test; on a machine whose disk is busy each of those waited on an fsync."""
+    from django.db import connections
+
+    for alias in connections:
+        settings_dict = connections[alias].settings_dict
+        if settings_dict["ENGINE"].endswith("postgresql"):
+            options = settings_dict.setdefault("OPTIONS", {})
+            options["options"] = f"{options.get('options', '')} -c synchronous_commit=off".strip()
+    return django_db_modify_db_settings
