@@ -3,11 +3,14 @@ on a developer's machine the tests that need it skip with a one-line reason."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -88,21 +91,57 @@ def admin_client(client, admin_user):
 
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_FIXTURE = "migrated_sqlite_file"
+
+
+class _Template:
+    """One SQLite file migrated by `manage.py migrate` in a process of its own, started as soon as
+    the run is known to need it, so the migration overlaps the first tests instead of holding one up."""
+
+    folder: Path | None = None
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls):
+        if cls.process is not None:
+            return
+        cls.folder = Path(tempfile.mkdtemp(prefix="imali-migrated-sqlite-"))
+        atexit.register(shutil.rmtree, cls.folder, True)
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(IMALI_VAR_DIR=str(cls.folder), IMALI_SQLITE_PATH=str(cls.folder / "template.sqlite3"),
+                   PYTHONPATH=str(ROOT / "src"))
+        with open(cls.folder / "migrate.log", "w") as log:
+            cls.process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env,
+                                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        atexit.register(cls.stop)
+
+    @classmethod
+    def stop(cls):
+        if cls.process is not None and cls.process.poll() is None:
+            cls.process.kill()
+            cls.process.wait(10)
+
+    @classmethod
+    def ready(cls) -> Path:
+        cls.start()
+        # A fresh SQLite file: over 300 s was seen at a load average of 12.
+        returncode = cls.process.wait(timeout=900)
+        assert returncode == 0, (cls.folder / "migrate.log").read_text()
+        return cls.folder / "template.sqlite3"
+
+
+def pytest_collection_modifyitems(items):
+    if any(TEMPLATE_FIXTURE in getattr(item, "fixturenames", ()) for item in items):
+        _Template.start()
 
 
 @pytest.fixture(scope="session")
-def migrated_sqlite_file(tmp_path_factory):
-    """copy_to(path): a fresh copy of one SQLite file migrated by `manage.py migrate` in a process of
-    its own, once per run. The tests of real processes on a throw-away SQLite file (the consumer
-    and bulk-run kills, Huey on Redis) each migrated their own file: ~15 s of CPU apiece, 40 s and
-    more of wall time on a loaded machine. Each test still gets its own file, as before."""
-    folder = tmp_path_factory.mktemp("migrated-sqlite")
-    template = folder / "template.sqlite3"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(IMALI_VAR_DIR=str(folder), IMALI_SQLITE_PATH=str(template), PYTHONPATH=str(ROOT / "src"))
-    # A fresh SQLite file: over 300 s was seen at a load average of 12.
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env, cwd=ROOT, timeout=900,
-                   capture_output=True, text=True, check=True)
+def migrated_sqlite_file():
+    """copy_to(path): a fresh copy of one SQLite file migrated by `manage.py migrate`, once per run.
+    The tests of real processes on a throw-away SQLite file (the consumer and bulk-run kills, Huey
+    on Redis) each migrated their own file: ~15 s of CPU apiece, 40 s and more of wall time on a
+    loaded machine. Each test still gets its own file, as before."""
+    template = _Template.ready()
 
     def copy_to(path: Path) -> Path:
         # SQLite's own backup: whole even if rows were still in the template's write-ahead log.
