@@ -40,11 +40,11 @@ def _run(code: str, env: dict[str, str]) -> str:
     return done.stdout.strip()
 
 
-def test_consumer_on_redis_runs_an_enqueued_task(tmp_path):
+def test_consumer_on_redis_runs_an_enqueued_task(tmp_path, migrated_sqlite_file):
     parsed = urlparse(REDIS_URL)
     require_service("Redis", service_reachable(parsed.hostname or "127.0.0.1", parsed.port or 6379), f"nothing answers at {REDIS_URL}")
     env = _env(tmp_path)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True, timeout=900)
+    migrated_sqlite_file(tmp_path / "huey-it.sqlite3")
     _run(
         """
         import datetime as dt

@@ -76,12 +76,12 @@ def _manage(env, *args, timeout=120):
                           capture_output=True, text=True, check=True)
 
 
-def test_sigkill_mid_batch_loses_nothing(env, tmp_path):
+def test_sigkill_mid_batch_loses_nothing(env, tmp_path, migrated_sqlite_file):
     # Slow enough that each kill lands with a batch in flight.
     peer = run_in_thread(SmscConfig(throttle_per_second=400))
     procs = []
     try:
-        _manage(env, "migrate", "--noinput", timeout=900)  # a fresh SQLite file: over 300 s was seen at a load average of 12
+        migrated_sqlite_file(tmp_path / "kill.sqlite3")
         _manage(env, "shell", "-c", SEED.format(count=COUNT, port=peer.port))
 
         def consumer(*extra):

@@ -328,7 +328,7 @@ print("settled", bulk_reservations_settle_stale(stale_after=dt.timedelta(0)))
 """
 
 
-def test_bulk_run_killed_mid_write_leaves_the_ledger_exact_after_rerun_and_sweeper(tmp_path):
+def test_bulk_run_killed_mid_write_leaves_the_ledger_exact_after_rerun_and_sweeper(tmp_path, migrated_sqlite_file):
     """A real process killed with SIGKILL while it writes its chunks: its reservation stays open
     (nothing settles it), the rerun writes only the rest and pays only for it, and the sweeper
     gives back the dead run's unused credits. Throw-away SQLite file; bounded in time."""
@@ -355,7 +355,7 @@ def test_bulk_run_killed_mid_write_leaves_the_ledger_exact_after_rerun_and_sweep
         finally:
             db.close()
 
-    manage("migrate", "--noinput")
+    migrated_sqlite_file(db_file)
     manage("shell", "-c", KILL_SEED)
     bulk = subprocess.Popen([sys.executable, str(root / "manage.py"), "shell", "-c", KILL_BULK], env=env, cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
