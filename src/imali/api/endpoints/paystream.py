@@ -18,13 +18,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice, query_int
 from imali.api.errors import validation_detail
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import (
     EntityRelatedField,
     MoneyField,

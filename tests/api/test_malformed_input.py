@@ -1,0 +1,62 @@
+"""Huge and malformed request bodies: each a clear 400 or 413 in JSON naming the problem, nothing
+written, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import get_resolver
+from rest_framework import parsers as drf_parsers
+from rest_framework.views import APIView
+
+from imali.api import parsers
+from imali.clients.models import Employer
+from imali.tenancy.rights import Right
+
+
+@pytest.fixture
+def employer_clerk(entity, signed_in):
+    return signed_in(entity, [Right.VIEW_CLIENTS, Right.MANAGE_EMPLOYERS])
+
+
+def post_raw(api, path: str, body: bytes, content_type: str = "application/json"):
+    return api.generic("POST", path, body, content_type=content_type)
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 10_000 + "]" * 10_000,
+    '{"name": ' * 10_000 + "1" + "}" * 10_000,
+    # Under Python's own recursion limit, but deeper than any body of ours.
+    '{"name": ' + "[" * 500 + "]" * 500 + "}",
+], ids=["array-10000", "object-10000", "array-500"])
+def test_a_deeply_nested_body_is_a_400_not_a_500(employer_clerk, body):
+    response = post_raw(employer_clerk, "/api/employers/", body.encode())
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert f"nested more than {parsers.MAX_DEPTH} levels" in response.json()["detail"]
+    assert not Employer.objects.exists()
+
+
+def test_a_body_nested_a_few_levels_is_read(employer_clerk):
+    nested = '{"name": "Acme", "x": ' + "[" * (parsers.MAX_DEPTH - 1) + "]" * (parsers.MAX_DEPTH - 1) + "}"
+    response = post_raw(employer_clerk, "/api/employers/", nested.encode())
+    assert response.status_code in (201, 400)
+    assert "nested" not in str(response.json())
+
+
+def _api_views():
+    def walk(patterns):
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                yield from walk(pattern.url_patterns)
+            else:
+                view = getattr(pattern.callback, "cls", None)
+                if view is not None and issubclass(view, APIView):
+                    yield view
+
+    return set(walk(get_resolver().url_patterns))
+
+
+def test_every_api_view_reads_json_through_the_bounded_parser():
+    lax = sorted(view.__name__ for view in _api_views() for parser in view.parser_classes
+                 if issubclass(parser, drf_parsers.JSONParser) and not issubclass(parser, parsers.JSONParser))
+    assert lax == []
