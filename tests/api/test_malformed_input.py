@@ -43,6 +43,25 @@ def test_a_body_nested_a_few_levels_is_read(employer_clerk):
     assert "nested" not in str(response.json())
 
 
+def test_a_body_over_the_upload_limit_is_a_413_in_json(employer_clerk, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    body = b'{"name": "' + b"x" * (65 * 1024) + b'"}'
+    response = post_raw(employer_clerk, "/api/employers/", body)
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "larger than 0.1 MB" in response.json()["detail"]
+    assert not Employer.objects.exists()
+
+
+def test_a_form_with_too_many_fields_is_a_400_in_json(employer_clerk, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    body = "&".join(f"f{i}=1" for i in range(20)).encode()
+    response = post_raw(employer_clerk, "/api/employers/", body, "application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
 def _api_views():
     def walk(patterns):
         for pattern in patterns:
