@@ -52,6 +52,17 @@ def test_enrol_and_sign_through_the_api(api, setup, borrower, application):
     assert check.json()["matches"] is False
 
 
+def test_the_enrolments_are_the_plain_list_their_schema_says(api, setup, borrower):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/signing/clients/{client_id}/enrolments/"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert not {"limit", "offset"} & {parameter["name"] for parameter in operation.get("parameters", [])}
+    listed = api.get(f"/api/signing/clients/{borrower.pk}/enrolments/")
+    assert listed.status_code == 200 and listed.json() == []
+
+
 def test_override_send_and_override_with_the_authorisers_code(api, setup, supervisor, borrower, application):
     from imali.signing import services
 

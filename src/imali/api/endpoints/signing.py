@@ -250,6 +250,7 @@ class EnrolmentClearView(SigningView):
 
 class EnrolmentView(SigningView):
     required_rights = {"get": Right.VIEW_CLIENTS}
+    pagination_class = None  # a client's few enrolments: a plain list, and the schema says so
 
     @extend_schema(summary="The client's enrolments, newest first", responses={200: CellphoneEnrolmentSerializer(many=True), 403: NO_RIGHT, 404: NOT_FOUND})
     def get(self, request, client_id: int):
