@@ -36,6 +36,10 @@ def test_good_paging_still_pages_and_a_huge_limit_is_cut_to_the_ceiling(reader):
     ("/api/receipts/?loan=null", "loan"), ("/api/change-refunds/?client=-1", "client"),
     ("/api/non-loan-debits/?open=null", "open"), ("/api/signing/reports/contracts/?user=null", "user"),
     ("/api/signing/reports/logins/?date_to=", "date_to"), ("/api/messaging/reports/sms-detail/?user=", "user"),
+    # Past a database id: the filter overflowed the database driver, a 500.
+    ("/api/receipts/?client=99999999999999999999999", "client"), ("/api/loans/?client=9223372036854775808", "client"),
+    ("/api/payment-stream/mandates/?loan=99999999999999999999999", "loan"),
+    ("/api/signing/reports/contracts/?branch=99999999999999999999999", "branch"),
 ])
 def test_bad_filters_are_a_400_naming_the_filter(reader, url, name):
     response = reader.get(url)
@@ -67,3 +71,21 @@ def test_the_schema_documents_refusals_plain_lists_and_blank_values(reader):
     assert offset["schema"]["minimum"] == 0
     email = components["Client"]["properties"]["email"]
     assert {"type": "string", "maxLength": 0} in email["oneOf"]
+
+
+def _served(reader) -> dict:
+    return reader.get("/api/schema/?format=json").json()
+
+
+def test_every_id_filter_says_its_range_and_the_largest_is_read(reader):
+    schema = _served(reader)
+    ids = [(path, method, parameter["name"], parameter["schema"])
+           for path, operations in schema["paths"].items() for method, operation in operations.items()
+           for parameter in operation.get("parameters", [])
+           if parameter["in"] == "query" and parameter["schema"].get("type") == "integer"]
+    assert ids
+    unbounded = [(path, method, name) for path, method, name, bounds in ids
+                 if "minimum" not in bounds or (name not in ("limit", "offset") and "maximum" not in bounds)]
+    assert unbounded == []
+    assert reader.get("/api/receipts/?client=9223372036854775807").json()["results"] == []
+

@@ -30,6 +30,7 @@ VALIDATION_ERROR_SCHEMA = {
 class ImaliAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, made true to what the views answer.
 
+    - An integer in the query is 0 to MAX_QUERY_ID (ids: `api.base.query_int`).
     - Every operation documents its refusals: 400 when it takes a body or query parameters,
       413 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
     - A text field that may be blank says so: `""` joins an enum, a `format` (email, uri) that
@@ -41,8 +42,17 @@ class ImaliAutoSchema(AutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
+        from .base import MAX_QUERY_ID  # base is read while DRF's generics load: not at import
+
         responses = operation.setdefault("responses", {})
         parameters = operation.get("parameters", [])
+        for parameter in parameters:
+            # Ids in the query (client, loan, user, branch) are read by `api.base.query_int`: digits
+            # only, at most a database id. (Paging parameters say their own bounds.)
+            if (parameter.get("in") == "query" and parameter.get("schema", {}).get("type") == "integer"
+                    and parameter["name"] not in ("limit", "offset")):
+                parameter["schema"].setdefault("minimum", 0)
+                parameter["schema"].setdefault("maximum", MAX_QUERY_ID)
         takes_input = "requestBody" in operation or any(p.get("in") == "query" for p in parameters)
         if takes_input:
             responses.setdefault("400", {"content": {"application/json": {"schema": VALIDATION_ERROR_SCHEMA}},
