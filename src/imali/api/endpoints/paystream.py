@@ -394,7 +394,7 @@ class ImportSummarySerializer(serializers.Serializer):
 
 
 @extend_schema_view(list=extend_schema(summary="Collection results imported from the stream",
-                                       parameters=[OpenApiParameter("loan", int), OpenApiParameter("kind", str)],
+                                       parameters=[OpenApiParameter("loan", int), OpenApiParameter("kind", str, enum=CollectionKind.values)],
                                        responses={200: CollectionResultSerializer(many=True), 403: NO_RIGHT}))
 class CollectionResultViewSet(EntityScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = CollectionResultSerializer
