@@ -111,3 +111,23 @@ def test_the_schema_says_the_choices_dates_and_ranges_the_api_keeps(reader, enti
     # The ranges keep the service's words.
     refused = reader.put("/api/signing/setup/", {"code_length": 11}, format="json")
     assert refused.status_code == 400 and refused.json() == {"code_length": ["Choose 6 to 10."]}
+
+
+def test_every_write_documents_its_400_and_only_lists_answer_pages(reader):
+    schema = _served(reader)
+    operations = [(method.upper(), path, operation) for path, operations in schema["paths"].items()
+                  for method, operation in operations.items() if isinstance(operation, dict) and "responses" in operation]
+    writes_without_400 = [(method, path) for method, path, operation in operations
+                          if method in ("POST", "PUT", "PATCH", "DELETE") and "400" not in operation["responses"]]
+    assert writes_without_400 == []
+    # A batch resumed when it is not failed is a 400 from the service, with no body in the request.
+    assert "400" in schema["paths"]["/api/messaging/batches/{messagebatch_id}/resume/"]["post"]["responses"]
+    pages_from_writes = [(method, path) for method, path, operation in operations
+                         if method != "GET" and "Paginated" in str(operation["responses"].get("200", ""))]
+    assert pages_from_writes == []
+
+
+def test_a_report_export_still_refuses_bad_paging(reader):
+    response = reader.get("/api/messaging/reports/sms-detail/?export=csv&offset=-1")
+    assert response.status_code == 400 and list(response.json()) == ["offset"]
+    assert reader.get("/api/messaging/reports/sms-detail/?export=csv&offset=0").status_code == 200

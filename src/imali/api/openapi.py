@@ -31,7 +31,7 @@ class ImaliAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, made true to what the views answer.
 
     - An integer in the query is 0 to MAX_QUERY_ID (ids: `api.base.query_int`).
-    - Every operation documents its refusals: 400 when it takes a body or query parameters,
+    - Every operation documents its refusals: 400 when it takes a body or query parameters or writes,
       413 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
     - A text field that may be blank says so: `""` joins an enum, a `format` (email, uri) that
       "" cannot meet is dropped, and a nullable model column is `nullable` even where the
@@ -53,7 +53,9 @@ class ImaliAutoSchema(AutoSchema):
                     and parameter["name"] not in ("limit", "offset")):
                 parameter["schema"].setdefault("minimum", 0)
                 parameter["schema"].setdefault("maximum", MAX_QUERY_ID)
-        takes_input = "requestBody" in operation or any(p.get("in") == "query" for p in parameters)
+        # A write may be refused by its service (a state, a rule) with a 400 even without a body.
+        takes_input = ("requestBody" in operation or any(p.get("in") == "query" for p in parameters)
+                       or method.upper() in ("POST", "PUT", "PATCH", "DELETE"))
         if takes_input:
             responses.setdefault("400", {"content": {"application/json": {"schema": VALIDATION_ERROR_SCHEMA}},
                                          "description": "The request is not valid; each field says why."})

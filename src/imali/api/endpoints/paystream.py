@@ -246,7 +246,7 @@ class StreamClientViewSet(EntityScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(summary="Ask the stream about the client's requested wallets; a created one joins the accounts",
                    request=None, responses={200: WalletSerializer(many=True), 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
-    @action(detail=True, methods=["post"], url_path="wallet-refresh")
+    @action(detail=True, methods=["post"], url_path="wallet-refresh", pagination_class=None)  # a plain list
     def wallet_refresh(self, request, *args, **kwargs):
         client = self.get_object()
         wallets = [services.wallet_refresh(entity=self.entity, actor=request.user, wallet=w)
