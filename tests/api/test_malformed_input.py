@@ -79,3 +79,49 @@ def test_every_api_view_reads_json_through_the_bounded_parser():
     lax = sorted(view.__name__ for view in _api_views() for parser in view.parser_classes
                  if issubclass(parser, drf_parsers.JSONParser) and not issubclass(parser, parsers.JSONParser))
     assert lax == []
+
+
+@pytest.fixture
+def everything(entity, signed_in):
+    return signed_in(entity, list(Right))
+
+
+@pytest.mark.parametrize(("method", "path", "field"), [
+    ("POST", "/api/receipts/", "amount"),
+    ("POST", "/api/receipts/", "payback_type"),
+    ("PUT", "/api/signing/setup/", "threshold"),
+    ("PUT", "/api/reminders/automatic/arrears/", "arrears_minimum"),
+    ("POST", "/api/employers/", "name"),
+])
+def test_a_lone_surrogate_is_a_400_naming_the_field(everything, method, path, field):
+    # Quoted back in a refusal ("'\ud800' is not an amount"), it could not be encoded: a 500.
+    body = b'{"' + field.encode() + b'": "12\\ud800"}'
+    response = everything.generic(method, path, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "surrogate" in " ".join(response.json()[field])
+
+
+def test_a_lone_surrogate_in_a_key_or_deep_in_a_list_is_a_400(everything):
+    in_key = everything.generic("PUT", "/api/reminders/mis/", b'{"x\\udfff": 1}', content_type="application/json")
+    assert in_key.status_code == 400 and "surrogate" in str(in_key.json())
+    deep = everything.generic("PUT", "/api/reminders/mis/", b'{"monthly_recipients": [["\\ud800"]]}',
+                              content_type="application/json")
+    assert deep.status_code == 400 and "surrogate" in " ".join(deep.json()["monthly_recipients"])
+
+
+def test_a_nul_byte_in_a_text_field_is_a_400_naming_it(employer_clerk):
+    response = employer_clerk.post("/api/employers/", {"name": "Acme\x00Ltd"}, format="json")
+    assert response.status_code == 400 and "name" in response.json()
+    assert not Employer.objects.exists()
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b'{"name": "\xff\xfe"}', "application/json", 400),  # not UTF-8
+    (b"<employer><name>Acme</name></employer>", "application/xml", 415),
+    (b"name: Acme", "text/plain", 415),
+])
+def test_bodies_that_are_not_json_are_refused_in_json(employer_clerk, body, content_type, status):
+    response = post_raw(employer_clerk, "/api/employers/", body, content_type)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json" and response.json()["detail"]
+    assert not Employer.objects.exists()
