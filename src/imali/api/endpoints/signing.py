@@ -393,6 +393,9 @@ class SignaturePdfView(SigningView):
         return HttpResponse(bytes(signature.document_pdf), content_type="application/pdf")
 
 
+MAX_CHECKED_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
 class SignatureCheckView(SigningView):
     required_rights = {"post": Right.CAPTURE_LOANS}
     parser_classes = [MultiPartParser, FileUploadParser]
@@ -407,8 +410,11 @@ class SignatureCheckView(SigningView):
         if signature is None:
             raise Http404
         upload = request.data.get("document") or request.data.get("file")
-        if upload is None:
-            return Response({"document": ["Upload the PDF to check."]}, status=status.HTTP_400_BAD_REQUEST)
+        if not hasattr(upload, "read"):  # absent, or sent as a text field rather than a file
+            return Response({"document": ["Upload the PDF to check, as a file."]}, status=status.HTTP_400_BAD_REQUEST)
+        if upload.size > MAX_CHECKED_DOCUMENT_BYTES:  # read whole below: no agreement is near this
+            return Response({"document": [f"The file is larger than {MAX_CHECKED_DOCUMENT_BYTES // (1024 * 1024)} MB: "
+                                          "not a signed agreement."]}, status=status.HTTP_400_BAD_REQUEST)
         data = upload.read()
         matches = services.signature_document_check(actor=request.user, entity=self.entity, signature=signature,
                                                     data=data, ip=self.ip_address)
