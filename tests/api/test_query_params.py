@@ -111,6 +111,9 @@ def test_the_schema_says_the_choices_dates_and_ranges_the_api_keeps(reader, enti
     # The ranges keep the service's words.
     refused = reader.put("/api/signing/setup/", {"code_length": 11}, format="json")
     assert refused.status_code == 400 and refused.json() == {"code_length": ["Choose 6 to 10."]}
+    # JSON only, as the other settings: a form's blank threshold was taken as "not given".
+    assert list(schema["paths"]["/api/signing/setup/"]["put"]["requestBody"]["content"]) == ["application/json"]
+    assert reader.put("/api/signing/setup/", {"threshold": ""}, format="multipart").status_code == 415
 
 
 def test_every_write_documents_its_400_and_only_lists_answer_pages(reader):

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_int
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import MoneyField, StrictIntegerField
 from imali.clients.models import Client
 from imali.loans.models import Loan
@@ -210,6 +211,9 @@ def _authoriser(entity, username: str) -> User | None:
 
 class SetupView(SigningView):
     required_rights = {"get": Right.MAXSMS_GENERAL_SETUP, "put": Right.MAXSMS_GENERAL_SETUP}
+    # JSON only, as the other settings: in a form a blank amount is "not given" and "0" or "no" a
+    # guess at a boolean, so a form's threshold "" would quietly keep the old one.
+    parser_classes = [JSONParser]
 
     @extend_schema(summary="Read the OTP setup", responses={200: OtpSetupSerializer, 403: NO_RIGHT})
     def get(self, request):
