@@ -100,15 +100,11 @@ def test_the_schema_says_the_choices_dates_and_ranges_the_api_keeps(reader, enti
     assert query("/api/payment-stream/collections/", "kind")["enum"] == ["collected", "failed", "unpaid"]
     for path in ("/api/loans/{loan_id}/", "/api/loans/{loan_id}/settlement/", "/api/client-figures/{client_id}/"):
         assert query(path, "as_of") == {"type": "string", "format": "date"}
-    otp = components["OtpSetupRequest"]["properties"]
-    assert (otp["code_length"]["minimum"], otp["code_length"]["maximum"]) == (6, 10)
-    assert (otp["validity_minutes"]["minimum"], otp["tries_per_code"]["maximum"]) == (1, 5)
     assert components["ProductWriteRequest"]["properties"]["max_instalments"]["minimum"] == 1
     # "" is no date either, as everywhere else; before, it was read as today.
     client = factories.make_client(entity=entity)
     blank = reader.get(f"/api/client-figures/{client.pk}/?as_of=")
     assert blank.status_code == 400 and list(blank.json()) == ["as_of"]
-    # The ranges keep the service's words.
     refused = reader.put("/api/signing/setup/", {"code_length": 11}, format="json")
     assert refused.status_code == 400 and refused.json() == {"code_length": ["Choose 6 to 10."]}
     # JSON only, as the other settings: a form's blank threshold was taken as "not given".

@@ -24,14 +24,11 @@ from imali.clients.models import Client
 from imali.loans.models import Loan
 from imali.signing import selectors, services
 from imali.signing.models import (
-    MAX_TRIES_PER_CODE,
-    MAX_VALIDITY_MINUTES,
     Enrolment,
     Mandate,
     MandateKind,
     Signature,
 )
-from imali.signing.security import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 from imali.signing.services import Document
 from imali.tenancy.models import User
 from imali.tenancy.rights import Right
@@ -44,22 +41,15 @@ NOT_FOUND = OpenApiResponse(description="No such record in the caller's entity."
 # --- Serializers ---------------------------------------------------------------------------------
 
 
-def _ranged(low: int, high: int) -> StrictIntegerField:
-    words = f"Choose {low} to {high}."
-    return StrictIntegerField(required=False, min_value=low, max_value=high,
-                              error_messages={"min_value": words, "max_value": words})
-
-
 class OtpSetupSerializer(serializers.Serializer):
     user_otp = serializers.BooleanField(required=False)
     enrol_client = serializers.BooleanField(required=False)
     esign_loan_otp = serializers.BooleanField(required=False)
     loan_otp = serializers.BooleanField(required=False)
     threshold = MoneyField(allow_zero=True, required=False)
-    # The service's ranges, here too so the schema says them (with the service's words).
-    code_length = _ranged(MIN_CODE_LENGTH, MAX_CODE_LENGTH)
-    validity_minutes = _ranged(1, MAX_VALIDITY_MINUTES)
-    tries_per_code = _ranged(1, MAX_TRIES_PER_CODE)
+    code_length = StrictIntegerField(required=False)
+    validity_minutes = StrictIntegerField(required=False)
+    tries_per_code = StrictIntegerField(required=False)
 
 
 class OtpChallengeSerializer(serializers.Serializer):
