@@ -3,6 +3,9 @@ written, never a 500."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from django.urls import get_resolver
 from rest_framework import parsers as drf_parsers
@@ -125,3 +128,42 @@ def test_bodies_that_are_not_json_are_refused_in_json(employer_clerk, body, cont
     assert response.status_code == status
     assert response["Content-Type"] == "application/json" and response.json()["detail"]
     assert not Employer.objects.exists()
+
+
+def _json_operations():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json") if isinstance(operation, dict) else None
+            if body is None or path == "/api/auth/token/":
+                continue
+            ref = body["schema"].get("$ref", "")
+            properties = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}) if ref else {}
+            texts = [name for name, field in properties.items() if not field.get("readOnly")]
+            yield method.upper(), re.sub(r"\{[a-z_]+\}", "1", path), texts
+
+
+HOSTILE = {
+    "nested": lambda texts: b"[" * 10_000 + b"]" * 10_000,
+    "surrogates": lambda texts: ("{" + ",".join(f'"{name}": "x\\ud800"' for name in texts) + "}").encode(),
+    "nul": lambda texts: json.dumps({name: "x\x00y" for name in texts}).encode(),
+    "not-utf-8": lambda texts: b'{"a": "\xff\xfe"}',
+}
+
+
+def test_every_json_operation_refuses_hostile_bodies_in_json_never_a_500(everything):
+    """Every operation taking JSON, with every field of its body at once: never a 500, always a
+    JSON answer (a 400, or the 403/404/405 it gives before reading a body)."""
+    operations = list(_json_operations())
+    assert len(operations) > 40
+    wrong = []
+    for method, path, texts in operations:
+        for label, make in HOSTILE.items():
+            response = everything.generic(method, path, make(texts), content_type="application/json")
+            if response.status_code >= 500 or response.status_code < 400 \
+                    or response.get("Content-Type") != "application/json":
+                wrong.append((method, path, label, response.status_code))
+    assert wrong == []
