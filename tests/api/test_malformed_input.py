@@ -167,3 +167,15 @@ def test_every_json_operation_refuses_hostile_bodies_in_json_never_a_500(everyth
                     or response.get("Content-Type") != "application/json":
                 wrong.append((method, path, label, response.status_code))
     assert wrong == []
+
+
+def test_a_huge_address_is_refused_naming_it_and_nothing_is_written(employer_clerk, entity, clerk):
+    from tests.api.conftest import client_payload
+
+    huge = "A" * 2_000_000  # under the 2.5 MB body limit: the field's own ceiling refuses it
+    employer = employer_clerk.post("/api/employers/", {"name": "Acme", "classification": "government",
+                                                       "economic_sector": "agriculture", "address": huge}, format="json")
+    assert employer.status_code == 400 and "At most 500 characters" in employer.json()["address"][0]
+    assert not Employer.objects.exists()
+    made = clerk.post("/api/clients/", client_payload(entity, physical_address=huge, notes="n" * 4001), format="json")
+    assert made.status_code == 400 and set(made.json()) == {"physical_address", "notes"}
