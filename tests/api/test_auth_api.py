@@ -35,6 +35,13 @@ def test_token_sign_in_gives_a_token_that_authenticates(api, entity):
     assert AuditEntry.objects.filter(action=AuditAction.API_TOKEN_ISSUED, actor=user, entity=entity).exists()
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "TRACE"])
+def test_a_method_the_token_view_does_not_take_is_405_even_signed_out(api, method):
+    response = api.generic(method, TOKEN)
+    assert response.status_code == 405
+    assert "POST" in response["Allow"] and method not in response["Allow"]
+
+
 def test_signing_in_twice_hands_out_the_same_token(api, entity):
     user = factories.make_user(entity=entity)
     assert sign_in(api, user.username).json() == sign_in(api, user.username).json()

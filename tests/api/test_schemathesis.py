@@ -31,6 +31,9 @@ pytestmark = [pytest.mark.schemathesis, pytest.mark.django_db]
 MAX_EXAMPLES = 4
 # Not `positive_data_acceptance`: a schema cannot say that an ID number's check digit must be
 # right or that a loan must exist, so schema-valid bodies are often (rightly) refused with a 400.
+# `unsupported_method`, `allow_header_conformance` and `missing_required_header` judge the coverage
+# phase's undeclared methods and missing headers; `use_after_free` and `ensure_resource_availability`
+# act when a run chains calls (a deleted or created object read back) and cost nothing otherwise.
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -39,6 +42,11 @@ CHECKS = [
     checks.response_schema_conformance,
     checks.negative_data_rejection,
     checks.ignored_auth,
+    checks.unsupported_method,
+    checks.allow_header_conformance,
+    checks.missing_required_header,
+    checks.use_after_free,
+    checks.ensure_resource_availability,
 ]
 
 

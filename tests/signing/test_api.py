@@ -52,6 +52,31 @@ def test_enrol_and_sign_through_the_api(api, setup, borrower, application):
     assert check.json()["matches"] is False
 
 
+def test_checking_a_document_needs_a_file_of_a_sane_size(api, setup, officer, application):
+    from imali.api.endpoints import signing as signing_api
+    from imali.signing import services
+
+    signature = services.document_hand_sign(actor=officer, entity=setup.entity, document=services.Document(loan=application))
+    url = f"/api/signing/signatures/{signature.pk}/check/"
+    as_text = api.post(url, {"document": "not a file"}, format="multipart")  # was an AttributeError: a 500
+    assert as_text.status_code == 400 and as_text.json() == {"document": ["Upload the PDF to check, as a file."]}
+    assert api.post(url, {}, format="multipart").status_code == 400
+    big = b"%PDF" + b"0" * signing_api.MAX_CHECKED_DOCUMENT_BYTES
+    too_big = api.post(url, {"document": SimpleUploadedFile("a.pdf", big, content_type="application/pdf")}, format="multipart")
+    assert too_big.status_code == 400 and "larger than 20 MB" in too_big.json()["document"][0]
+
+
+def test_the_enrolments_are_the_plain_list_their_schema_says(api, setup, borrower):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/signing/clients/{client_id}/enrolments/"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert not {"limit", "offset"} & {parameter["name"] for parameter in operation.get("parameters", [])}
+    listed = api.get(f"/api/signing/clients/{borrower.pk}/enrolments/")
+    assert listed.status_code == 200 and listed.json() == []
+
+
 def test_override_send_and_override_with_the_authorisers_code(api, setup, supervisor, borrower, application):
     from imali.signing import services
 

@@ -150,3 +150,21 @@ def test_contracts_issued_exports_xlsx(client, admin, setup, officer, borrower, 
     assert rows[0][0] == "Signed" and rows[1][5] == borrower.id_number and len(rows) == 2
     audit = client.get(reverse("web:signing_otp_audit") + "?export=xlsx")
     assert audit["Content-Type"].startswith("application/vnd.openxmlformats")
+
+
+def test_report_exports_write_typed_text_as_text_never_a_formula(client, admin, setup, officer, borrower, application):
+    import io
+
+    from openpyxl import load_workbook
+
+    from imali.signing import services
+
+    formula = '=HYPERLINK("http://evil.invalid","x")'
+    type(borrower).objects.filter(pk=borrower.pk).update(full_names=formula, surname="@SUM(1+1)")
+    services.document_hand_sign(actor=officer, entity=setup.entity, document=services.Document(loan=application))
+    client.force_login(admin)
+    body = b"".join(client.get(reverse("web:signing_contracts") + "?export=csv").streaming_content).decode()
+    assert f"'{formula} @SUM(1+1)".replace('"', '""') in body
+    book = load_workbook(io.BytesIO(client.get(reverse("web:signing_contracts") + "?export=xlsx").content))
+    name = book.active.cell(row=2, column=5)
+    assert name.data_type == "s" and name.value == f"{formula} @SUM(1+1)"

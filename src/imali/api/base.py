@@ -11,15 +11,20 @@ from imali.tenancy.models import Entity
 from .authentication import ExpiringTokenAuthentication
 from .permissions import HasRight
 
+# The largest id a database column holds (a signed 64-bit integer): a larger number in a filter
+# overflowed the database driver (a 500) rather than matching nothing.
+MAX_QUERY_ID = 2**63 - 1
+
 
 def query_int(request, name: str) -> int | None:
     """A whole-number query parameter (an id filter), or None when absent; anything else given
-    ("", "null", "-1", "1.5") is a 400 naming the parameter, as its schema (integer) says."""
+    ("", "null", "-1", "1.5", a number past MAX_QUERY_ID) is a 400 naming the parameter, as its
+    schema (integer, 0 to MAX_QUERY_ID) says."""
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise exceptions.ValidationError({name: ["A whole number is needed."]})
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_QUERY_ID:
+        raise exceptions.ValidationError({name: [f"A whole number from 0 to {MAX_QUERY_ID} is needed."]})
     return int(raw)
 
 

@@ -6,16 +6,25 @@ give, so a client handles one error format whatever layer found the problem. Err
 kept on each ErrorDetail (visible through ``exc.get_codes()``). A missing row raised by a
 selector is a 404, and Django's PermissionDenied a 403. A ``core.errors.TooSoon`` (the same
 thing asked for too recently) is a 429 with ``Retry-After`` and ``{"detail", "code", "retry_after"}``.
+A body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 saying how large a body may be, and a
+form with too many fields or files a 400: Django's own answer to those is an HTML page.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import (
+    NON_FIELD_ERRORS,
+    ObjectDoesNotExist,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,6 +56,15 @@ class TooManyRequests(exceptions.Throttled):
         self.refusal_code = code
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+def body_limit_text() -> str:
+    return f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024):.1f} MB"
+
+
 def exception_handler(exc, context):
     if isinstance(exc, TooSoon):
         error = exc.error_dict and next(iter(exc.error_dict.values()))[0]
@@ -55,7 +73,11 @@ def exception_handler(exc, context):
         response = drf_exception_handler(exc, context)
         response.data = {"detail": str(exc.detail), "code": exc.refusal_code, "retry_after": exc.wait}
         return response
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(f"The request body is larger than {body_limit_text()} (files aside): send less.")
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = exceptions.ParseError(f"{exc} Send fewer.")
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(validation_detail(exc))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)

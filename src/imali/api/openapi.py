@@ -6,6 +6,7 @@ defined, so the two in one module would import each other.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from drf_spectacular.openapi import AutoSchema
@@ -47,8 +48,9 @@ VALIDATION_ERROR_SCHEMA = {
 class ImaliAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, made true to what the views answer.
 
-    - Every operation documents its refusals: 400 when it takes a body or query parameters,
-      401 and 403 when it needs a caller, 404 when it looks an object up by path.
+    - An integer in the query is 0 to MAX_QUERY_ID (ids: `api.base.query_int`).
+    - Every operation documents its refusals: 400 when it takes a body or query parameters or writes,
+      413 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
     - A text field that may be blank says so: `""` joins an enum, a `format` (email, uri) that
       "" cannot meet is dropped, and a nullable model column is `nullable` even where the
       serializer field is read-only (DRF drops `allow_blank`/`allow_null` from those).
@@ -58,12 +60,26 @@ class ImaliAutoSchema(AutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
+        from .base import MAX_QUERY_ID  # base is read while DRF's generics load: not at import
+
         responses = operation.setdefault("responses", {})
         parameters = operation.get("parameters", [])
-        takes_input = "requestBody" in operation or any(p.get("in") == "query" for p in parameters)
+        for parameter in parameters:
+            # Ids in the query (client, loan, user, branch) are read by `api.base.query_int`: digits
+            # only, at most a database id. (Paging parameters say their own bounds.)
+            if (parameter.get("in") == "query" and parameter.get("schema", {}).get("type") == "integer"
+                    and parameter["name"] not in ("limit", "offset")):
+                parameter["schema"].setdefault("minimum", 0)
+                parameter["schema"].setdefault("maximum", MAX_QUERY_ID)
+        # A write may be refused by its service (a state, a rule) with a 400 even without a body.
+        takes_input = ("requestBody" in operation or any(p.get("in") == "query" for p in parameters)
+                       or method.upper() in ("POST", "PUT", "PATCH", "DELETE"))
         if takes_input:
             responses.setdefault("400", {"content": {"application/json": {"schema": VALIDATION_ERROR_SCHEMA}},
                                          "description": "The request is not valid; each field says why."})
+        if "requestBody" in operation:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+            responses.setdefault("413", self._error_response(f"The body is larger than {limit:.1f} MB (files aside)."))
         needs_caller = any(requirement for requirement in operation.get("security", []))
         refusals = {"401": "No valid credentials (a bad or expired token).",
                     "403": "Not signed in, no right for this operation, or a switched-off entity."}

@@ -14,7 +14,7 @@ from imali.core.phones import parse_phone
 from imali.tenancy.models import Entity
 
 from .models import AccountKind, Client, ClientAccount, ClientNote, Employer, Paypoint
-from .validation import clean_client_fields
+from .validation import ADDRESS_MAX_LENGTH, clean_client_fields, text_too_long
 
 CLIENT_EDITABLE_FIELDS = frozenset(
     f.name
@@ -161,6 +161,7 @@ def _clean_employer(entity: Entity, data: dict[str, Any], *, instance: Employer 
             cleaned["telephone"] = parse_phone(cleaned["telephone"], country=entity.country, field="telephone")
         except ValidationError as exc:
             errors.update(exc.error_dict)
+    text_too_long(errors, cleaned, {"address": ADDRESS_MAX_LENGTH})
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -194,8 +195,10 @@ def employer_update(*, employer: Employer, actor, data: dict[str, Any]) -> Emplo
 _PAYPOINT_DUPLICATE = "This employer has a paypoint with this number already."
 
 
-def _clean_paypoint(employer: Employer, *, number: str, name: str, instance: Paypoint | None = None) -> None:
+def _clean_paypoint(employer: Employer, *, number: str, name: str, address: str = "",
+                    instance: Paypoint | None = None) -> None:
     errors = {}
+    text_too_long(errors, {"address": address}, {"address": ADDRESS_MAX_LENGTH})
     if not (number or "").strip():
         errors["number"] = [ValidationError("This field is required.", code="required")]
     else:
@@ -211,7 +214,7 @@ def _clean_paypoint(employer: Employer, *, number: str, name: str, instance: Pay
 
 
 def paypoint_create(*, employer: Employer, actor, number: str, name: str, address: str = "") -> Paypoint:
-    _clean_paypoint(employer, number=number, name=name)
+    _clean_paypoint(employer, number=number, name=name, address=address)
     with transaction.atomic():
         paypoint = Paypoint.objects.create(employer=employer, number=number.strip(), name=name.strip(), address=address)
         audit_record(action=AuditAction.PAYPOINT_CREATED, actor=actor, entity=employer.entity, target=paypoint, subject=paypoint.number)
@@ -221,7 +224,7 @@ def paypoint_create(*, employer: Employer, actor, number: str, name: str, addres
 def paypoint_update(*, paypoint: Paypoint, actor, number: str, name: str, address: str = "") -> Paypoint:
     """Renumber, rename or re-address a paypoint; numbers are unique within the employer."""
     employer = paypoint.employer
-    _clean_paypoint(employer, number=number, name=name, instance=paypoint)
+    _clean_paypoint(employer, number=number, name=name, address=address, instance=paypoint)
     try:
         with transaction.atomic():
             locked = Paypoint.objects.select_for_update().get(pk=paypoint.pk)

@@ -28,6 +28,19 @@ CHOICE_FIELDS = {"title": Title, "id_type": IdType, "gender": Gender, "payment_f
                  "payment_move_direction": PaymentMoveDirection, "appointment_type": AppointmentType}
 
 
+# Free-text columns (TEXT in the database, so unbounded there): a sane ceiling, so a 2 MB address
+# from the API is refused by name rather than stored, copied into the audit log and every export.
+ADDRESS_MAX_LENGTH = 500
+TEXT_LIMITS = {"physical_address": ADDRESS_MAX_LENGTH, "postal_address": ADDRESS_MAX_LENGTH, "notes": 4000}
+
+
+def text_too_long(errors: dict, data: dict[str, Any], limits: dict[str, int]) -> None:
+    for field, limit in limits.items():
+        value = data.get(field)
+        if isinstance(value, str) and len(value) > limit:
+            _add(errors, field, f"At most {limit:,} characters (this has {len(value):,}).", "too_long")
+
+
 def _add(errors: dict, field: str, message: str, code: str) -> None:
     errors.setdefault(field, []).append(ValidationError(message, code=code))
 
@@ -103,6 +116,8 @@ def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | 
         if not (1 <= int(day) <= limit):
             unit = "day of the month (1–31)" if limit == 31 else "day of the week (1=Monday–7)"
             _add(errors, "payment_day", f"Payment day must be a {unit} for {frequency} pay.", "out_of_range")
+
+    text_too_long(errors, cleaned, TEXT_LIMITS)
 
     info = cleaned.get("marketing_info")
     if isinstance(info, str):

@@ -228,6 +228,11 @@ REST_FRAMEWORK = {
         "imali.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "imali.api.parsers.JSONParser",  # DRF's, refusing bodies nested too deeply with a 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "imali.api.openapi.ImaliAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "imali.api.base.EntityPagination",
     "PAGE_SIZE": 50,

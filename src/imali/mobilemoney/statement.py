@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,6 +42,31 @@ TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d-%m-%Y %H:%M:%S", "%d/
 MAX_LINES = 200_000
 # A portal export of 200,000 lines is about 30 MB.
 MAX_FILE_BYTES = 40 * 1024 * 1024
+# Blank rows count too, so a file of millions of empty rows is refused rather than walked.
+MAX_ROWS = MAX_LINES + 10_000
+# An XLSX is a zip: its parts unpacked may be far larger than the file (a "zip bomb" is 40 MB that
+# unpacks to terabytes). A 200,000-line portal export unpacks to well under 100 MB; the shared
+# strings are read into memory whole, so they have a tighter bound. The sizes are the zip's own
+# headers, which also bound what zipfile will unpack.
+MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_XLSX_SHARED_STRINGS_BYTES = 50 * 1024 * 1024
+
+
+def _refuse(message: str):
+    return ValidationError({"file": [message]})
+
+
+def _check_workbook_size(content: bytes) -> None:
+    try:
+        parts = zipfile.ZipFile(io.BytesIO(content)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # openpyxl names the problem
+    limit = MAX_XLSX_UNPACKED_BYTES // (1024 * 1024)
+    if sum(part.file_size for part in parts) > MAX_XLSX_UNPACKED_BYTES:
+        raise _refuse(f"The workbook unpacks to more than {limit} MB: save the statement as CSV, or split it.")
+    if any(part.filename.endswith("sharedStrings.xml") and part.file_size > MAX_XLSX_SHARED_STRINGS_BYTES for part in parts):
+        raise _refuse(f"The workbook's text cells hold more than {MAX_XLSX_SHARED_STRINGS_BYTES // (1024 * 1024)} MB: "
+                      "save the statement as CSV, or split it.")
 
 
 @dataclass(frozen=True)
@@ -57,27 +83,43 @@ class Line:
 
 
 def _rows(content: bytes, file_name: str):
-    """(row number, list of cell values) for every row of the first sheet / the CSV."""
+    """(row number, list of cell values) for every row of the first sheet / the CSV; a file that
+    does not read as either is refused naming the problem (and the row, where there is one)."""
+    number = 0
     if file_name.lower().endswith(".xlsx"):
         from openpyxl import load_workbook
 
+        _check_workbook_size(content)
         try:
             book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
-            raise ValidationError({"file": [f"The file is not a readable XLSX workbook ({type(exc).__name__})."]}) from None
-        sheet = book.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(row)
-        book.close()
+            sheet = book.worksheets[0]
+            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+                if number > MAX_ROWS:
+                    raise _refuse(f"The file has more than {MAX_ROWS:,} rows: split it.")
+                yield number, list(row)
+            book.close()
+        except ValidationError:
+            raise
+        except Exception as exc:  # openpyxl and zipfile raise many kinds for a file that is not a workbook
+            where = f" at row {number + 1}" if number else ""
+            raise _refuse(f"The file is not a readable XLSX workbook{where} ({type(exc).__name__}).") from None
         return
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = content.decode("latin-1")
+    if "\x00" in text:
+        raise _refuse("The file holds NUL bytes: it is not a CSV text file. Upload the statement as CSV or XLSX.")
     sample = text[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1):
-        yield number, row
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for number, row in enumerate(reader, start=1):
+            if number > MAX_ROWS:
+                raise _refuse(f"The file has more than {MAX_ROWS:,} rows: split it.")
+            yield number, row
+    except csv.Error as exc:
+        raise _refuse(f"Line {reader.line_num}: the file does not read as CSV ({exc}).") from None
 
 
 # The portal's own layout (TIME_FORMATS[0] and [1] with two-digit fields): read without strptime,

@@ -52,8 +52,14 @@ class AuthTokenView(APIView):
             return []
         return [SessionAuthentication(), ExpiringTokenAuthentication()]
 
+    def _answered(self) -> bool:
+        """Whether the view has a handler for the request's method: for one it has not (TRACE, PUT)
+        no caller is needed, so the answer is the 405 the schema implies rather than a 403."""
+        method = getattr(getattr(self, "request", None), "method", None)
+        return method is None or (method.lower() in self.http_method_names and hasattr(self, method.lower()))
+
     def get_permissions(self):
-        if self._signing_in():
+        if self._signing_in() or not self._answered():
             return []
         return [IsAuthenticated()]
 

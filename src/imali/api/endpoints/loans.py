@@ -5,6 +5,7 @@ ValidationError becomes a 400 naming the field."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -76,8 +77,9 @@ class ProductWriteSerializer(serializers.Serializer):
     frequency = serializers.CharField()
     min_principal = MoneyField()
     max_principal = MoneyField()
-    min_instalments = StrictIntegerField(required=False, default=1)
-    max_instalments = StrictIntegerField()
+    # At least 1, as the service says (and in its words), so the schema says it too.
+    min_instalments = StrictIntegerField(required=False, default=1, min_value=1, error_messages={"min_value": "Must be at least 1."})
+    max_instalments = StrictIntegerField(min_value=1, error_messages={"min_value": "Must be at least 1."})
     interest_rate_pm = RateField(help_text="Percent per month")
     charge_initiation_fee = serializers.BooleanField(required=False, default=True)
     service_fee_pm = MoneyField(allow_zero=True, required=False, default="0")
@@ -333,7 +335,7 @@ class ProductViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         responses={200: LoanSerializer(many=True), 403: NO_RIGHT}),
     retrieve=extend_schema(
         summary="Read a loan with its schedule and figures",
-        parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD: the day of the figures and instalment statuses; default today")],
+        parameters=[OpenApiParameter("as_of", OpenApiTypes.DATE, description="YYYY-MM-DD: the day of the figures and instalment statuses; default today")],
         responses={200: LoanSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND}),
     create=extend_schema(
         summary="Capture a loan application",
@@ -364,7 +366,7 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     def _as_of(self):
         """The day of the figures and instalment statuses: ?as_of= on a read, else the entity's today."""
         raw = self.request.query_params.get("as_of") if self.action in ("retrieve", "settlement") else None
-        if not raw:
+        if raw is None:  # "" is no date either: a 400, as the schema (format date) says
             return services.local_today(self.entity)
         try:
             return serializers.DateField().to_internal_value(raw)
@@ -430,7 +432,7 @@ class LoanViewSet(EntityScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return self._loan_response(services.loan_hand_over(loan=loan, actor=request.user,
                                                            reason=reason))
 
-    @extend_schema(summary="Settlement quote", parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
+    @extend_schema(summary="Settlement quote", parameters=[OpenApiParameter("as_of", OpenApiTypes.DATE, description="YYYY-MM-DD; default today")],
                    responses={200: SettlementSerializer, 400: BAD_INPUT, 404: NOT_FOUND})
     @action(detail=True, methods=["get"])
     def settlement(self, request, *args, **kwargs):
@@ -581,13 +583,13 @@ class ClientFiguresViewSet(EntityScopedMixin, viewsets.GenericViewSet):
         description="Outstanding, arrears, next due, obligation buckets, settlement, %OfAllCapitalPD, last receipt, "
                     "change available, non-loan debt, last agreement, date totally paid; with the client's status "
                     "and New Loans Allowed. Needs 'Clients: view'.",
-        parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default the entity's today")],
+        parameters=[OpenApiParameter("as_of", OpenApiTypes.DATE, description="YYYY-MM-DD; default the entity's today")],
         responses={200: ClientFiguresSerializer, 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND})
     def retrieve(self, request, *args, **kwargs):
         client = self.get_object()
         raw = request.query_params.get("as_of")
         try:
-            as_of = serializers.DateField().to_internal_value(raw) if raw else services.local_today(self.entity)
+            as_of = serializers.DateField().to_internal_value(raw) if raw is not None else services.local_today(self.entity)
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({"as_of": exc.detail}) from None
         figures = selectors.client_figures(entity=self.entity, client_id=client.pk, as_of=as_of)

@@ -20,11 +20,11 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_choice
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import StrictBooleanField, StrictIntegerField
 from imali.clients.models import (
     ClientStatus,

@@ -14,11 +14,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from imali.api.base import EntityScopedMixin, query_choice
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import EntityRelatedField, MoneyField, StrictIntegerField
 from imali.loans.models import Loan
 from imali.mobilemoney import collections, disbursements, selectors, services

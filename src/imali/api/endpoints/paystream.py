@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
@@ -26,6 +25,7 @@ from rest_framework.views import APIView
 from imali.api.base import EntityScopedMixin, query_choice, query_int
 from imali.api.errors import validation_detail
 from imali.api.openapi import too_many_requests
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import (
     EntityRelatedField,
     MoneyField,
@@ -254,7 +254,7 @@ class StreamClientViewSet(EntityScopedMixin, viewsets.GenericViewSet):
                    request=None, parameters=[ASKED_RECENTLY[1]],
                    responses={200: WalletSerializer(many=True), 400: BAD_INPUT, 403: NO_RIGHT, 404: NOT_FOUND,
                               429: ASKED_RECENTLY[0]})
-    @action(detail=True, methods=["post"], url_path="wallet-refresh")
+    @action(detail=True, methods=["post"], url_path="wallet-refresh", pagination_class=None)  # a plain list
     def wallet_refresh(self, request, *args, **kwargs):
         client = self.get_object()
         services.wallets_ask(entity=self.entity, actor=request.user, client=client)
@@ -401,7 +401,7 @@ class ImportSummarySerializer(serializers.Serializer):
 
 
 @extend_schema_view(list=extend_schema(summary="Collection results imported from the stream",
-                                       parameters=[OpenApiParameter("loan", int), OpenApiParameter("kind", str)],
+                                       parameters=[OpenApiParameter("loan", int), OpenApiParameter("kind", str, enum=CollectionKind.values)],
                                        responses={200: CollectionResultSerializer(many=True), 403: NO_RIGHT}))
 class CollectionResultViewSet(EntityScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = CollectionResultSerializer

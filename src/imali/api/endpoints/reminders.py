@@ -11,11 +11,11 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import MoneyField, StrictBooleanField, StrictIntegerField
 from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.messaging.models import OutboxStatus

@@ -18,11 +18,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin, query_int
+from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import MoneyField, StrictIntegerField
 from imali.clients.models import Client
 from imali.loans.models import Loan
 from imali.signing import selectors, services
-from imali.signing.models import Enrolment, Mandate, MandateKind, Signature
+from imali.signing.models import (
+    Enrolment,
+    Mandate,
+    MandateKind,
+    Signature,
+)
 from imali.signing.services import Document
 from imali.tenancy.models import User
 from imali.tenancy.rights import Right
@@ -195,6 +201,9 @@ def _authoriser(entity, username: str) -> User | None:
 
 class SetupView(SigningView):
     required_rights = {"get": Right.MAXSMS_GENERAL_SETUP, "put": Right.MAXSMS_GENERAL_SETUP}
+    # JSON only, as the other settings: in a form a blank amount is "not given" and "0" or "no" a
+    # guess at a boolean, so a form's threshold "" would quietly keep the old one.
+    parser_classes = [JSONParser]
 
     @extend_schema(summary="Read the OTP setup", responses={200: OtpSetupSerializer, 403: NO_RIGHT})
     def get(self, request):
@@ -250,6 +259,7 @@ class EnrolmentClearView(SigningView):
 
 class EnrolmentView(SigningView):
     required_rights = {"get": Right.VIEW_CLIENTS}
+    pagination_class = None  # a client's few enrolments: a plain list, and the schema says so
 
     @extend_schema(summary="The client's enrolments, newest first", responses={200: CellphoneEnrolmentSerializer(many=True), 403: NO_RIGHT, 404: NOT_FOUND})
     def get(self, request, client_id: int):
@@ -377,6 +387,9 @@ class SignaturePdfView(SigningView):
         return HttpResponse(bytes(signature.document_pdf), content_type="application/pdf")
 
 
+MAX_CHECKED_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
 class SignatureCheckView(SigningView):
     required_rights = {"post": Right.CAPTURE_LOANS}
     parser_classes = [MultiPartParser, FileUploadParser]
@@ -391,8 +404,11 @@ class SignatureCheckView(SigningView):
         if signature is None:
             raise Http404
         upload = request.data.get("document") or request.data.get("file")
-        if upload is None:
-            return Response({"document": ["Upload the PDF to check."]}, status=status.HTTP_400_BAD_REQUEST)
+        if not hasattr(upload, "read"):  # absent, or sent as a text field rather than a file
+            return Response({"document": ["Upload the PDF to check, as a file."]}, status=status.HTTP_400_BAD_REQUEST)
+        if upload.size > MAX_CHECKED_DOCUMENT_BYTES:  # read whole below: no agreement is near this
+            return Response({"document": [f"The file is larger than {MAX_CHECKED_DOCUMENT_BYTES // (1024 * 1024)} MB: "
+                                          "not a signed agreement."]}, status=status.HTTP_400_BAD_REQUEST)
         data = upload.read()
         matches = services.signature_document_check(actor=request.user, entity=self.entity, signature=signature,
                                                     data=data, ip=self.ip_address)

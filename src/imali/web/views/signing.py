@@ -7,9 +7,7 @@ hold no rules: they call imali.signing.services and selectors."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from functools import wraps
 
 from django import forms
@@ -27,6 +25,7 @@ from django.views.decorators.http import require_http_methods
 from imali.clients.models import Client
 from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
 from imali.loans.models import Loan
+from imali.messaging import reports as message_reports
 from imali.paystream import mandates as debicheck
 from imali.paystream import selectors as paystream_selectors
 from imali.signing import selectors, services
@@ -443,35 +442,26 @@ def login_otp_begin(request, user, next_url: str):
 # --- Reports -------------------------------------------------------------------------------
 
 
+def _text_columns(header: list[str]) -> frozenset[int]:
+    # Names, reasons and usernames are typed by people (a sign-in's username by anyone): each is
+    # written as text, never a formula a spreadsheet would run ("=HYPERLINK(…)", "@SUM(…)"). The
+    # cellphone is E.164, whose "+" is no formula.
+    return frozenset(i for i, name in enumerate(header) if name != "Cellphone")
+
+
 def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpResponse:
-    class Echo:
-        def write(self, value):
-            return value
-
-    writer = csv.writer(Echo())
-
-    def lines():
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response = StreamingHttpResponse(
+        message_reports.csv_stream(header, rows, text_columns=_text_columns(header), byte_order_mark=False),
+        content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
 def _xlsx_response(filename: str, header: list[str], rows) -> HttpResponse:
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(filename.rsplit(".", 1)[0][:31])
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    response = HttpResponse(buffer.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    handle, _size = message_reports.xlsx_file(filename.rsplit(".", 1)[0], header, rows, text_columns=_text_columns(header))
+    with handle:
+        response = HttpResponse(handle.read(),
+                                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
