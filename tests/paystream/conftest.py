@@ -76,3 +76,21 @@ def active_loan_with_note(entity, actor, client, *, stream="naedo", days_ago=75)
     loan = loans.loan_disburse(loan=loan, actor=actor, payout_account=account.account, disbursed_on=start)
     note = services.note_create(entity=entity, actor=actor, loan=loan, stream=stream, account=account)
     return loan, note
+
+
+def submitted_mandate_awaiting_the_bank(entity, actor, client, peer):
+    """A TT1 mandate of a new approved loan, hand-signed and submitted, that the bank has not
+    answered yet (the peer's clock at 10:00 local, its answer "none"): (loan, mandate)."""
+    from imali.paystream import mandates
+    from imali.signing import services as signing
+
+    peer.configure(now=dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=dt.timezone(dt.timedelta(hours=2))),
+                   mandate_answer="none")
+    account = services.account_register(entity=entity, actor=actor, client=client, **ABSA_OK)
+    loan = approved_loan(entity, actor, client)
+    mandate = mandates.mandate_create(entity=entity, actor=actor, loan=loan, account=account,
+                                      data={"authentication": "tt1", "collection_day": 25,
+                                            "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()})
+    signing.document_hand_sign(actor=actor, entity=entity, document=signing.Document(loan=loan, mandate=mandate.document))
+    mandates.mandate_submit(entity=entity, actor=actor, mandate=mandate)
+    return loan, mandate

@@ -5,17 +5,14 @@ that says why, and calls nobody."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from django.urls import reverse
 
 from imali.core.models import AuditEntry
-from imali.paystream import mandates, services
+from imali.paystream import services
 from imali.paystream.models import MandateState, WalletRequest, WalletStatus
-from imali.signing import services as signing
 
-from .conftest import ABSA_OK, approved_loan
+from .conftest import submitted_mandate_awaiting_the_bank
 
 ASKED = "paystream.status_asked"
 
@@ -60,15 +57,7 @@ def test_wallet_refresh_with_nothing_waiting_asks_nobody_and_is_not_limited(api,
 
 
 def test_mandate_refresh_is_limited_per_loan_and_audited_like_the_screen(api, ps_entity, clerk, borrower, peer):
-    peer.configure(now=dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=dt.timezone(dt.timedelta(hours=2))),
-                   mandate_answer="none")
-    account = services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
-    loan = approved_loan(ps_entity, clerk, borrower)
-    mandate = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
-                                      data={"authentication": "tt1", "collection_day": 25,
-                                            "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()})
-    signing.document_hand_sign(actor=clerk, entity=ps_entity, document=signing.Document(loan=loan, mandate=mandate.document))
-    mandates.mandate_submit(entity=ps_entity, actor=clerk, mandate=mandate)
+    loan, mandate = submitted_mandate_awaiting_the_bank(ps_entity, clerk, borrower, peer)
     url = f"/api/payment-stream/mandates/{mandate.pk}/refresh/"
     calls = len(peer.received)
     first = api.post(url)

@@ -5,21 +5,18 @@ few seconds after each request, then the per-minute sweep) or a person's explici
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from imali.core.models import AuditEntry
-from imali.paystream import mandates, services
+from imali.paystream import services
 from imali.paystream.models import DebiCheckMandate, MandateState, WalletRequest, WalletStatus
 from imali.paystream.tasks import paystream_mandate_follow, paystream_wallet_follow
-from imali.signing import services as signing
 from imali.tenancy.rights import Right
 from tests import factories
 
-from .conftest import ABSA_OK, approved_loan
+from .conftest import submitted_mandate_awaiting_the_bank
 
 ASKED = "paystream.status_asked"
 
@@ -86,15 +83,7 @@ def test_ask_the_stream_now_is_a_post_with_the_right_audited_and_rate_limited(we
 
 def test_the_mandate_poll_calls_nobody_and_the_follow_up_or_a_person_brings_the_answer(web, ps_entity, clerk, borrower, peer,
                                                                                        huey_in_memory):
-    peer.configure(now=dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=dt.timezone(dt.timedelta(hours=2))),
-                   mandate_answer="none")
-    account = services.account_register(entity=ps_entity, actor=clerk, client=borrower, **ABSA_OK)
-    loan = approved_loan(ps_entity, clerk, borrower)
-    mandate = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
-                                      data={"authentication": "tt1", "collection_day": 25,
-                                            "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()})
-    signing.document_hand_sign(actor=clerk, entity=ps_entity, document=signing.Document(loan=loan, mandate=mandate.document))
-    mandates.mandate_submit(entity=ps_entity, actor=clerk, mandate=mandate)
+    loan, mandate = submitted_mandate_awaiting_the_bank(ps_entity, clerk, borrower, peer)
     panel = reverse("web:paystream_mandates_panel", kwargs={"loan_id": loan.pk})
     ask = reverse("web:paystream_mandates_ask", kwargs={"loan_id": loan.pk})
     calls = len(peer.received)
