@@ -7,6 +7,7 @@ from decimal import Decimal as D
 import pytest
 from rest_framework.test import APIClient
 
+from imali.loans.models import Product
 from imali.tenancy.rights import Right
 from tests import factories
 from tests.loans.conftest import make_borrower, make_loan
@@ -94,3 +95,18 @@ def test_api_write_off_and_hand_over(entity, other_entity, lender):
     assert stranger.post(f"/api/loans/{other.pk}/hand-over/", {"reason": "x"}, format="json").status_code == 404
     other.refresh_from_db()
     assert other.status == "active"
+
+
+def test_product_credit_type_and_frequency_are_choices_in_the_schema_and_refused_by_name(entity, lender):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    write = schema["components"]["schemas"]["ProductWriteRequest"]["properties"]
+    assert write["credit_type"] == {"$ref": "#/components/schemas/CreditTypeEnum"}
+    assert write["frequency"] == {"$ref": "#/components/schemas/PaymentFrequencyEnum"}
+    api = api_for(lender)
+    r = api.post("/api/loan-products/", {"name": "ST", "credit_type": "payday", "frequency": "hourly",
+                                          "min_principal": "500", "max_principal": "8000", "max_instalments": 6,
+                                          "interest_rate_pm": "5", "service_fee_pm": "60"}, format="json")
+    assert r.status_code == 400 and set(r.json()) == {"credit_type", "frequency"}
+    assert not Product.objects.filter(name="ST").exists()

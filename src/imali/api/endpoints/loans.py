@@ -44,6 +44,7 @@ from imali.loans.models import (
     Receipt,
     RefundMethod,
 )
+from imali.loans.pricing import CreditType
 from imali.loans.rules import InstalmentStatus
 from imali.tenancy.rights import Right
 
@@ -73,8 +74,9 @@ class ProductSerializer(serializers.ModelSerializer):
 
 class ProductWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
-    credit_type = serializers.CharField()
-    frequency = serializers.CharField()
+    # Choice fields, so the schema lists the values (the same enums the product's read side has).
+    credit_type = serializers.ChoiceField(choices=CreditType.choices)
+    frequency = serializers.ChoiceField(choices=PaymentFrequency.choices)
     min_principal = MoneyField()
     max_principal = MoneyField()
     # At least 1, as the service says (and in its words), so the schema says it too.
