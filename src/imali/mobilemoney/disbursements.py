@@ -27,7 +27,7 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.core.money import from_cents, sum_cents
 from imali.loans.models import Loan, LoanStatus
-from imali.loans.services import disbursement_signing_block, loan_disburse, loan_payout_check
+from imali.loans.services import loan_disburse, loan_payout_check
 
 from .adapters import ProviderError, ProviderUnavailable
 from .adapters.base import PaymentResult, PaymentState
@@ -83,10 +83,7 @@ def disbursement_mark(*, loan: Loan, actor) -> Disbursement:
         raise error("payout_account", MobileMoneyError.NO_WALLET,
                     f"Loan {loan.pk}: client {loan.client} has no active mobile-money payout wallet. Add a wallet "
                     f"account for payouts on the client's page, then make the disbursement.")
-    block = disbursement_signing_block(entity=entity, loan=loan)
-    if block:
-        raise error("loan", MobileMoneyError.WRONG_STATUS, block)
-    refusal = payout_refusal(loan, wallet)
+    refusal = payout_refusal(loan, wallet)  # the loan book's payout rules, its signature among them
     if refusal:
         raise error("loan", MobileMoneyError.WRONG_STATUS, refusal)
     try:

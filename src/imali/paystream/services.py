@@ -36,7 +36,6 @@ from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
 from imali.loans.services import (
-    disbursement_signing_block,
     loan_disburse,
     loan_payout_check,
     local_today,
@@ -639,10 +638,7 @@ def credit_pay(*, entity: Entity, actor, client: Client, parts: list[tuple[Strea
         if not payout.is_active or payout.purpose not in (AccountPurpose.PAYOUT, AccountPurpose.BOTH):
             raise stream_error("account_1", StreamError.ACCOUNTS,
                                "A loan is paid out to an active account meant for payouts: choose another first account.")
-        block = disbursement_signing_block(entity=entity, loan=loan)
-        if block:
-            raise stream_error("loan", StreamError.LOAN_STATUS, block)
-        try:  # and every other rule of paying it out (the caps as of today, the borrower): money sent is final
+        try:  # every rule of paying it out (signature, the caps as of today, the borrower): money sent is final
             loan_payout_check(loan=loan, payout_account=payout)
         except ValidationError as exc:
             raise stream_error("loan", StreamError.LOAN_STATUS,
