@@ -26,40 +26,27 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def _surrogate_field(data) -> str | None:
-    """The top-level field (or "non_field_errors") holding a string, or a key, with a lone surrogate."""
-    pending = [(data, None)]
+def _problem(data, *, limit: int) -> tuple[str, str] | None:
+    """One walk of a parsed body (iteratively: no recursion to overflow): ("depth", "") when lists or
+    objects nest more than `limit` levels, ("surrogate", the top-level field or "non_field_errors")
+    for a string or key holding a lone surrogate, else None."""
+    pending = [(data, 1, None)]
     while pending:
-        value, field = pending.pop()
+        value, depth, field = pending.pop()
         if isinstance(value, str):
             if _has_surrogate(value):
-                return field or "non_field_errors"
-        elif isinstance(value, dict):
+                return "surrogate", field or "non_field_errors"
+        elif isinstance(value, dict | list):
+            if depth > limit:
+                return "depth", ""
+            if isinstance(value, list):
+                pending.extend((child, depth + 1, field) for child in value)
+                continue
             for key, child in value.items():
-                inner = field or (key if isinstance(key, str) and not _has_surrogate(key) else None)
                 if _has_surrogate(key):
-                    return inner or "non_field_errors"
-                pending.append((child, inner))
-        elif isinstance(value, list):
-            pending.extend((child, field) for child in value)
+                    return "surrogate", field or "non_field_errors"
+                pending.append((child, depth + 1, field or key))
     return None
-
-
-def _too_deep(data, *, limit: int) -> bool:
-    """Whether lists/objects nest more than `limit` levels (iteratively: no recursion to overflow)."""
-    pending = [(data, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
 
 
 class JSONParser(parsers.JSONParser):
@@ -68,9 +55,9 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep.") from None
-        if _too_deep(data, limit=MAX_DEPTH):
+        problem = _problem(data, limit=MAX_DEPTH)
+        if problem is not None and problem[0] == "depth":
             raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep.")
-        field = _surrogate_field(data)
-        if field is not None:
-            raise ValidationError({field: ["Holds a lone surrogate (such as \\ud800): not valid Unicode text."]})
+        if problem is not None:
+            raise ValidationError({problem[1]: ["Holds a lone surrogate (such as \\ud800): not valid Unicode text."]})
         return data
