@@ -6,14 +6,15 @@ from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import LimitOffsetPagination
 
+from imali.core.forms import MAX_ID
 from imali.tenancy.models import Entity
 
 from .authentication import ExpiringTokenAuthentication
 from .permissions import HasRight
 
-# The largest id a database column holds (a signed 64-bit integer): a larger number in a filter
-# overflowed the database driver (a 500) rather than matching nothing.
-MAX_QUERY_ID = 2**63 - 1
+# A number in a filter past the largest id a column holds (core.forms.MAX_ID, a signed 64-bit
+# integer) overflowed the database driver (a 500) rather than matching nothing.
+MAX_QUERY_ID = MAX_ID
 
 
 def query_int(request, name: str) -> int | None:

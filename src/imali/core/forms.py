@@ -107,6 +107,12 @@ class BadParameter(BadRequest):
 MAX_ID = 2**63 - 1
 
 
+def ascii_id(value) -> int | None:
+    """`value` read by `ascii_integer` as a row id (1 to MAX_ID, what the databases hold), or None."""
+    number = ascii_integer(value)
+    return number if number is not None and 0 < number <= MAX_ID else None
+
+
 def request_id(params, name: str, *, required: bool = False) -> int | None:
     """The id in `params[name]` (request.GET or request.POST) read by `ascii_integer`: a positive
     whole number in ASCII digits. Missing or blank: None (BadParameter when required); anything
@@ -116,8 +122,8 @@ def request_id(params, name: str, *, required: bool = False) -> int | None:
         if required:
             raise BadParameter(name, "is required.")
         return None
-    number = ascii_integer(raw)
-    if number is None or not 0 < number <= MAX_ID:
+    number = ascii_id(raw)
+    if number is None:
         raise BadParameter(name, "must be an id: a whole number in the digits 0-9.")
     return number
 
@@ -129,11 +135,7 @@ def request_ids(params, name: str, *, limit: int | None = None) -> list[int]:
     values = params.getlist(name)
     if limit is not None and len(values) > limit:
         raise BadParameter(name, f"may name at most {limit} ids.")
-    ids: list[int] = []
-    for raw in values:
-        number = ascii_integer(raw)
-        if number is None or not 0 < number <= MAX_ID:
-            raise BadParameter(name, "must be ids: whole numbers in the digits 0-9.")
-        if number not in ids:
-            ids.append(number)
-    return ids
+    ids = [ascii_id(raw) for raw in values]
+    if None in ids:
+        raise BadParameter(name, "must be ids: whole numbers in the digits 0-9.")
+    return list(dict.fromkeys(ids))

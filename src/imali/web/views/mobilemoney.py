@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
-from imali.core.forms import MAX_ID, StrictModelChoiceField, ascii_integer
+from imali.core.forms import StrictModelChoiceField, ascii_id
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
 from imali.mobilemoney.models import Provider, ProviderSetup, ProviderTransaction, TransactionStatus
@@ -138,10 +138,10 @@ def _transactions_page(request, request_form: forms.Form):
 
 
 def loan_number(value: str) -> int:
-    """A loan number as typed: 1234 or L1234, read by the shared `ascii_integer` (ASCII digits
+    """A loan number as typed: 1234 or L1234, read by the shared `ascii_id` (ASCII digits
     only: "١٢٣" and "１２３" are refused, not read as 123), a loan id above zero."""
-    number = ascii_integer(value.strip().upper().removeprefix("L"))
-    if number is None or not 0 < number <= MAX_ID:
+    number = ascii_id(value.strip().upper().removeprefix("L"))
+    if number is None:
         raise forms.ValidationError("Loan number: give the loan number in the digits 0-9, e.g. 1234 or L1234.",
                                     code="invalid")
     return number
