@@ -112,3 +112,14 @@ def test_the_replies_pull_skips_a_refused_gateway_with_the_reason(at_peer):
     assert result.gateways == [] and "destination refused" in result.errors[0]
     assert at_peer.stats["requests"] == 0
     assert replies_pull().gateways == ["at"]
+
+
+def test_a_dispatcher_restarted_in_a_loop_audits_a_refused_gateway_once_an_hour(at_peer):
+    gateway = Gateway.objects.create(name="at", kind="africastalking", base_url=at_peer.base_url, api_key=API_KEY,
+                                     account="lender", rate_per_second=1000)
+    with override_settings(OUTBOUND_ALLOW_LOOPBACK=False):
+        for _ in range(4):
+            for transport in transports_from_gateways([gateway]).values():
+                transport.close()
+            replies_pull()
+    assert AuditEntry.objects.filter(action="messaging.gateway_destination_refused", subject="at").count() == 1

@@ -104,3 +104,27 @@ def test_the_local_peer_is_refused_where_loopback_is_not_allowed(entity, lender_
     assert ProviderSetup.objects.get(pk=setup.pk).registered_at is None
     services.setup_register_urls(setup=setup, actor=lender_user)  # loopback allowed again
     assert ProviderSetup.objects.get(pk=setup.pk).registered_at is not None
+
+
+@pytest.mark.django_db
+def test_a_refusal_met_again_and_again_is_audited_once_an_hour(entity, lender_user):
+    """The recovery of stuck payments asks for the adapter on every row it retries: each refusal is
+    refused (nothing sent) but the same reason is audited once an hour, and a new reason at once."""
+    from imali.mobilemoney.adapters import DestinationRefused
+
+    setup = services.setup_save(entity=entity, actor=lender_user, data={
+        "provider": "mpesa", "base_url": "https://mpesa.example.co.ke/", "short_code": "600123",
+        "consumer_key": "k", "consumer_secret": "s", "callback_base_url": "http://127.0.0.1:1/"})
+    ProviderSetup.objects.filter(pk=setup.pk).update(base_url="http://169.254.169.254")
+    setup = ProviderSetup.objects.get(pk=setup.pk)
+    refused = AuditEntry.objects.filter(action="mobilemoney.destination_refused", object_id=str(setup.pk))
+    for _ in range(5):
+        with pytest.raises(DestinationRefused):
+            services.provider_adapter(setup)
+    assert refused.count() == 1
+    ProviderSetup.objects.filter(pk=setup.pk).update(base_url="http://10.0.0.7")
+    setup = ProviderSetup.objects.get(pk=setup.pk)
+    with pytest.raises(DestinationRefused):
+        services.provider_adapter(setup)
+    assert refused.count() == 2
+    assert sorted(e["host"] for e in refused.values_list("after", flat=True)) == ["10.0.0.7", "169.254.169.254"]

@@ -60,6 +60,23 @@ def audit_record(
     )
 
 
+def audit_record_once(*, within: dt.timedelta, action: AuditAction, entity=None, target: models.Model | None = None,
+                      subject: str = "", after: dict | None = None) -> AuditEntry | None:
+    """An entry for something the system refused by itself, written once per `within` for the same
+    action, object and details: a retry loop meeting the same refusal every few seconds (the
+    recovery of a batch of payments, a dispatcher's restarts) leaves one entry an hour, not one
+    per attempt, and a new reason is recorded at once. Returns the entry written, or None."""
+    from django.utils import timezone
+
+    object_type = target._meta.label if target is not None else ""
+    object_id = str(target.pk) if target is not None else ""
+    recent = AuditEntry.objects.filter(action=action, object_type=object_type, object_id=object_id,
+                                       created_at__gte=timezone.now() - within)
+    if any(entry == after for entry in recent.values_list("after", flat=True)[:50]):
+        return None
+    return audit_record(action=action, entity=entity, target=target, subject=subject, after=after)
+
+
 def apply_changes(locked: models.Model, changes: dict[str, Any], *, exclude: tuple[str, ...] = ()) -> tuple[dict, dict]:
     """Set `changes` on a row the caller holds locked, save it, and return the before and after
     of only the fields that really changed — what an edit's audit entry records."""

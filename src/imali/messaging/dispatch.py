@@ -904,14 +904,15 @@ def gateway_destination_refused(gateway: Gateway) -> str | None:
     """Why the gateway's address is refused now, or None; a refusal is logged and audited
     (messaging.gateway_destination_refused: the operator's setting names an address the server may
     not connect to)."""
-    from imali.core.audit import audit_record
+    from imali.core.audit import audit_record_once
     from imali.core.models import AuditAction
 
     problem = gateway_guard(gateway)()
     if problem:
         log.warning("gateway %s: destination refused: %s", gateway.name, problem)
-        audit_record(action=AuditAction.GATEWAY_DESTINATION_REFUSED, target=gateway, subject=gateway.name,
-                     after={"field": problem.split(":", 1)[0], "reason": problem})
+        # Once an hour for the same reason: a dispatcher restarted in a loop does not fill the log.
+        audit_record_once(within=dt.timedelta(hours=1), action=AuditAction.GATEWAY_DESTINATION_REFUSED, target=gateway,
+                          subject=gateway.name, after={"field": problem.split(":", 1)[0], "reason": problem})
     return problem
 
 

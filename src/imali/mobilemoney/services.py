@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from imali.clients.models import Client
 from imali.core import destination
-from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.audit import audit_record, audit_record_once, changed_only, snapshot
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
 from imali.loans.errors import LoanError
@@ -125,6 +125,11 @@ def setup_save(*, entity: Entity, actor, data: dict[str, Any], setup: ProviderSe
     return setup
 
 
+# A refused address is audited once an hour per setup and reason (each refusal is still logged): the
+# recovery of stuck payments meets it on every row it retries.
+REFUSAL_AUDITED_EVERY = dt.timedelta(hours=1)
+
+
 def provider_adapter(setup: ProviderSetup, *, timeout: float = 10.0) -> MobileMoneyAdapter:
     """The adapter for `setup`, once its base URL passes the destination rule as it resolves now (a
     row saved under older rules or settings, a name that points somewhere internal since). A refusal
@@ -134,8 +139,9 @@ def provider_adapter(setup: ProviderSetup, *, timeout: float = 10.0) -> MobileMo
     if problem:
         host = _host(setup.base_url) or "?"
         log.warning("mobile-money setup %s: base URL refused (%s): %s", setup.pk, host, problem)
-        audit_record(action=AuditAction.MOBILE_MONEY_DESTINATION_REFUSED, entity=setup.entity, target=setup,
-                     subject=setup.get_provider_display(), after={"field": "base_url", "host": host, "reason": problem})
+        audit_record_once(within=REFUSAL_AUDITED_EVERY, action=AuditAction.MOBILE_MONEY_DESTINATION_REFUSED,
+                          entity=setup.entity, target=setup, subject=setup.get_provider_display(),
+                          after={"field": "base_url", "host": host, "reason": problem})
         raise DestinationRefused(f"The provider's address is refused (Setup → Mobile money): {problem}",
                                  code=MobileMoneyError.DESTINATION_REFUSED.value)
     return adapter_for(setup, timeout=timeout)
