@@ -41,6 +41,7 @@ from .models import (
     PaymentProvider,
     RateCounter,
 )
+from .security import secret_matches_none
 
 logger = logging.getLogger(__name__)
 
@@ -420,6 +421,7 @@ def balance(ctx: Context) -> Answer:
     client = Client.objects.filter(entity=ctx.entity, number=account).first()
     wrong = f"{ctx.entity.name}: the account number or PIN is wrong."
     if client is None:
+        secret_matches_none(words[1])  # as long as a wrong PIN takes: the delay must not tell which accounts exist
         return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
     outcome, _ = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
     if outcome == services.PinCheck.OK:

@@ -46,7 +46,7 @@ from .models import (
     PinChange,
     ProviderPayment,
 )
-from .security import hash_secret, new_code, secret_matches
+from .security import hash_secret, new_code, secret_matches, secret_matches_none
 
 PIN_CHANGE_MINUTES = 10
 PIN_CHANGE_TRIES = 3
@@ -183,6 +183,7 @@ def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple
     with transaction.atomic():
         row = BankingPin.objects.select_for_update().filter(client=client).first()
         if row is None:
+            secret_matches_none(pin)  # as long as a wrong PIN takes
             return PinCheck.WRONG, 0
         now = timezone.now()
         if row.locked_until and row.locked_until > now:
