@@ -24,6 +24,8 @@ OPEN_TO_ANY_USER = {
     "web:login", "web:logout", "web:home", "web:password_change", "web:signing_login_otp",
 }
 OPEN_PREFIXES = ("api/callbacks/", "api/auth/")
+# The platform operator's own screens (entities and their credits).
+OPERATOR_SCREENS = {"web:entity_list", "web:entity_create", "web:entity_edit", "web:messaging_operator_credits"}
 
 
 @pytest.fixture
@@ -62,6 +64,35 @@ def test_a_user_without_rights_gets_403_everywhere_and_changes_nothing(client, t
     assert _changes(mine) == before, [e.action for e in AuditEntry.objects.filter(entity=mine).order_by("-pk")[:5]]
 
 
+def test_the_platform_operator_reaches_no_lenders_data(client, two_books):
+    """Operators run the platform and hold no entity: every lender route answers 403 (or 404/405)
+    and no page shows a lender's data; only the operator's own screens and sign-in pages answer."""
+    from tests.isolation_book import MARKER
+
+    mine, theirs, my_book, their_book = two_books
+    client.force_login(factories.make_operator())
+    before = _changes(theirs)
+    answered = {}
+    for route, name, kwargs in _routes():
+        if route.startswith(SKIP_PREFIXES) or route.startswith(OPEN_PREFIXES) or name in OPEN_TO_ANY_USER:
+            continue
+        values = {"format": "json"}
+        for kwarg in [k for k in kwargs if k != "format"]:
+            values[kwarg] = str(_object_of(_model_for_kwarg(kwarg), theirs).pk)
+        url = _url_for(route, name, values)
+        responses = {m: getattr(client, m)(url) for m in ("get", "post")}
+        for response in responses.values():
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            assert MARKER.lower().encode() not in body.lower(), f"{url} ({name}) shows a lender's data to the operator"
+        statuses = {m: r.status_code for m, r in responses.items()}
+        if name in OPERATOR_SCREENS:
+            continue
+        if not set(statuses.values()) <= {403, 404, 405} or set(statuses.values()) == {405}:
+            answered[f"{url} ({name})"] = statuses
+    assert not answered, "lender routes that answered the operator:\n" + "\n".join(f"{k}: {v}" for k, v in answered.items())
+    assert _changes(theirs) == before
+
+
 def _their_ids(theirs, my_book, their_book) -> dict:
     from imali.loans.models import Loan
     from imali.paystream.models import StreamAccount
@@ -72,6 +103,7 @@ def _their_ids(theirs, my_book, their_book) -> dict:
         "product": their_book["product"].pk, "user": their_book["admin"].pk,
         "stream_account": StreamAccount.objects.filter(client__entity=theirs).order_by("pk").first().pk,
         "setup": their_book["providersetup"].pk, "custommessage": their_book["custommessage"].pk,
+        "employer": their_book["employer"].pk, "region": theirs.regions.order_by("pk").first().pk,
         "branch": theirs.branches.first().pk, "role": theirs.roles.order_by("pk").first().pk, "outbox": their_book["outbox_message"].pk,
         "dataset_row": their_book["dataset"].rows.order_by("pk").first().pk if their_book["dataset"].rows.exists() else 1,
     }
@@ -144,6 +176,12 @@ def _api_probes(mine, my_book, ids) -> list[tuple[str, str, dict]]:
          {"message": my_book["custommessage"].pk, "rows": [ids["dataset_row"]]}),
         ("post", reverse("api:marketing-datasets"), {"branch": ids["branch"]}),
         ("post", reverse("api:marketing-datasets"), {"salesperson": ids["user"]}),
+        ("post", reverse("api:marketing-datasets"), {"created_by": ids["user"]}),
+        ("post", reverse("api:marketing-datasets"), {"employer": ids["employer"]}),
+        ("post", reverse("api:marketing-datasets"), {"region": ids["region"]}),
+        ("post", reverse("api:messaging-batches-preview"), {"batch_type": "crm", "branch": ids["branch"]}),
+        ("post", reverse("api:messaging-batches-preview"), {"batch_type": "new_loan", "employer": ids["employer"]}),
+        ("post", reverse("api:messaging-batches"), {"batch_type": "crm", "branch": ids["branch"], "idempotency_key": "probe-b"}),
         ("put", reverse("api:reminders-mis"), {"run_at": "07:00", "management_enabled": True, "management_recipients": [ids["user"]]}),
         ("post", reverse("api:signing_mandate_create", kwargs={"loan_id": my_loan.pk}), {"account": ids["stream_account"]}),
     ]
