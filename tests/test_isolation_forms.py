@@ -55,11 +55,14 @@ def test_a_user_without_rights_gets_403_everywhere_and_changes_nothing(client, t
             values[kwarg] = str(_object_of(_model_for_kwarg(kwarg), mine).pk)
         url = _url_for(route, name, values)
         statuses = {m: getattr(client, m)(url).status_code for m in ("get", "post")}
+        statuses.update({m: getattr(client, m)(url, data="{}", content_type="application/json").status_code
+                         for m in ("put", "patch", "delete")})
         if not set(statuses.values()) <= {403, 405} or set(statuses.values()) == {405}:
             answered[f"{url} ({name})"] = statuses
     # The export pages serve one's own job only: without one (none here) they answer 404.
     for name in ("web:messaging_export_job", "web:messaging_export_job_progress", "web:messaging_export_job_download"):
-        assert answered.pop(f"{reverse(name)} ({name})", None) in (None, {"get": 404, "post": 405})
+        assert answered.pop(f"{reverse(name)} ({name})", None) in (
+            None, {"get": 404, "post": 405, "put": 405, "patch": 405, "delete": 405})
     assert not answered, "routes that answered a user holding no right:\n" + "\n".join(f"{k}: {v}" for k, v in answered.items())
     assert _changes(mine) == before, [e.action for e in AuditEntry.objects.filter(entity=mine).order_by("-pk")[:5]]
 
