@@ -1,7 +1,8 @@
-"""BALANCE <account> <PIN> from a stranger's phone takes the same work whether the account exists,
-has no PIN, or has one: an unknown account or one without a PIN answering at once (no Argon2
-check) while a real PIN takes an Argon2 check tells a stranger, by the answer's delay, which
-accounts have a PIN worth guessing."""
+"""BALANCE <account> <PIN> from a stranger's phone tells nothing about which accounts have a PIN
+worth guessing: the same work (one Argon2 check) and the same answer whether the account is
+unknown, has no PIN, has one, or has one locked. An unknown account or one without a PIN answered
+at once while a real PIN took an Argon2 check (the delay told); and after three wrong tries an
+account with a PIN answered "locked", which one without never does."""
 
 import itertools
 
@@ -50,3 +51,19 @@ def test_an_unknown_account_and_one_without_a_pin_cost_an_argon2_check_like_a_wr
         assert _balance(account, "1357") == "balance_wrong_pin"
         work[label] = len(argon2_checks)
     assert work == {"with a PIN": 1, "without a PIN": 1, "unknown": 1}
+
+
+def test_a_stranger_cannot_tell_a_locked_pin_from_an_account_without_one(bank, borrower, manager, argon2_checks):
+    from imali.messaging.models import OutboxMessage
+
+    services.pin_set(actor=manager, entity=bank, client=borrower, pin="4826")
+    without_pin = make_client(bank, cellphone="+27825550111")
+    answers = {}
+    for label, account in (("with a PIN", borrower.number), ("without a PIN", without_pin.number)):
+        for _ in range(5):  # past the lock-out of the account with a PIN
+            argon2_checks.clear()
+            _balance(account, "1357")
+            assert len(argon2_checks) == 1, label
+        answers[label] = OutboxMessage.objects.filter(number=OTHER_PHONE).order_by("-id").first().text
+    assert answers["with a PIN"] == answers["without a PIN"] == f"{bank.name}: the account number or PIN is wrong."
+    assert BankingRequest.objects.filter(outcome="balance_locked").count() == 3  # the request log tells staff
