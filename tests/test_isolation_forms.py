@@ -505,3 +505,32 @@ def test_ids_in_query_strings_show_nothing_of_another_entity(client, two_books):
         assert str(ids["outbox"]).encode() not in theirs_answer.content
     assert asked > 100
     assert not leaks, "pages that showed another entity's data for an id in the query string:\n" + "\n".join(leaks)
+
+
+def test_a_statement_of_our_setup_naming_their_loans_matches_nothing_of_theirs(client, two_books):
+    """Statement import (the API's upload and the screen's confirm): lines naming another entity's
+    loan (L<number>) or paid from its client's phone are unmatched here, and post nothing there.
+    (A bare number is a client number of our own entity, rightly matched here.)"""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from imali.loans.models import Loan, Receipt
+
+    mine, theirs, my_book, their_book = two_books
+    client.force_login(factories.make_admin(entity=mine))
+    their_loan = Loan.objects.filter(entity=theirs).order_by("pk").first()
+    content = ("Receipt No.,Completion Time,Transaction Status,Paid In,Other Party Info,A/C No.\n"
+               f"PROBE00001,2026-01-05 10:00:00,Completed,10.00,27820000000 - A B,L{their_loan.pk}\n"
+               f"PROBE00002,2026-01-05 10:05:00,Completed,11.00,{their_loan.client.cellphone.lstrip('+')} - A B,\n").encode()
+    receipts_before, theirs_before = Receipt.objects.filter(loan__entity=theirs).count(), _changes(theirs)
+    response = client.post(reverse("api:mm-statement-list"), data={
+        "setup": my_book["providersetup"].pk, "file": SimpleUploadedFile("probe.csv", content, content_type="text/csv")})
+    assert response.status_code == 201, response.content
+    assert response.json()["counts"].get("matched", 0) == 0
+    statement_id = response.json()["statement"]["id"]
+    # Their setup named in the upload is refused as unknown.
+    refused = client.post(reverse("api:mm-statement-list"), data={
+        "setup": their_book["providersetup"].pk, "file": SimpleUploadedFile("probe.csv", content, content_type="text/csv")})
+    assert refused.status_code == 400 and "setup" in refused.json()
+    client.post(reverse("web:mm_statement_confirm", kwargs={"statementimport_id": statement_id}))
+    assert Receipt.objects.filter(loan__entity=theirs).count() == receipts_before
+    assert _changes(theirs) == theirs_before
