@@ -534,3 +534,33 @@ def test_a_statement_of_our_setup_naming_their_loans_matches_nothing_of_theirs(c
     client.post(reverse("web:mm_statement_confirm", kwargs={"statementimport_id": statement_id}))
     assert Receipt.objects.filter(loan__entity=theirs).count() == receipts_before
     assert _changes(theirs) == theirs_before
+
+
+def test_one_clients_enrolment_code_does_not_enrol_another(client, two_books, roomy_send_limit):
+    from imali.signing import services as signing
+    from imali.signing.models import Enrolment
+    from imali.signing.testing import code_from_outbox
+
+    mine, theirs, my_book, their_book = two_books
+    me = factories.make_admin(entity=mine)
+    client.force_login(me)
+    first = factories.make_client(entity=mine, actor=me, cellphone="0825550141")
+    second = factories.make_client(entity=mine, actor=me, cellphone="0825550142")
+    sent = signing.enrolment_send(actor=me, entity=mine, client=first)
+    signing.enrolment_send(actor=me, entity=mine, client=second)
+    code = code_from_outbox(sent)
+    for response in (
+        client.post(reverse("web:signing_enrolment", kwargs={"client_id": second.pk}),
+                    {"action": "verify", "challenge": sent.public_id, "code": code}),
+        client.post(reverse("api:signing_enrolment_verify", kwargs={"client_id": second.pk}),
+                    data={"challenge": sent.public_id, "code": code}, content_type="application/json"),
+        # Their client's page with our code: not even theirs to look at.
+        client.post(reverse("web:signing_enrolment", kwargs={"client_id": their_book["client"].pk}),
+                    {"action": "verify", "challenge": sent.public_id, "code": code}),
+    ):
+        assert response.status_code in (400, 404)
+    assert not Enrolment.objects.filter(client=second).exists()
+    # The code still enrols the client it was sent for.
+    assert client.post(reverse("web:signing_enrolment", kwargs={"client_id": first.pk}),
+                       {"action": "verify", "challenge": sent.public_id, "code": code}).status_code == 302
+    assert Enrolment.objects.get(client=first, is_active=True).cellphone == first.cellphone
