@@ -117,7 +117,12 @@ def test_brute_force_stops_at_the_lock_out_and_is_audited(bank, borrower, manage
         outcomes.append(BankingRequest.objects.latest("id").outcome)
     # Three wrong tries lock the PIN: even the right PIN is then refused.
     assert outcomes == ["balance_wrong_pin", "balance_wrong_pin", "balance_locked", "balance_locked", "balance_locked"]
-    assert "locked" in last_reply(OTHER_PHONE)
+    # The stranger's phone is told what an unknown account is told (a lock would say the account
+    # has a PIN); the client's registered phone hears of the lock, once.
+    assert set(replies_to(OTHER_PHONE)) == {f"{bank.name}: the account number or PIN is wrong."}
+    assert [t for t in replies_to(CLIENT_PHONE) if "locked" in t] == [
+        f"{bank.name}: your SMS banking PIN is locked for 60 minutes after 3 wrong tries from another phone. "
+        "If that was not you, call your branch."]
     assert AuditEntry.objects.filter(action="smsbanking.pin_failed").count() == 3
     assert AuditEntry.objects.filter(action="smsbanking.pin_locked").count() == 1
     # The PIN is nowhere in clear: not in logs, messages, the request log or the audit.

@@ -41,6 +41,7 @@ from .models import (
     PaymentProvider,
     RateCounter,
 )
+from .security import secret_matches_none
 
 logger = logging.getLogger(__name__)
 
@@ -420,17 +421,23 @@ def balance(ctx: Context) -> Answer:
     client = Client.objects.filter(entity=ctx.entity, number=account).first()
     wrong = f"{ctx.entity.name}: the account number or PIN is wrong."
     if client is None:
+        secret_matches_none(words[1])  # as long as a wrong PIN takes: the delay must not tell which accounts exist
         return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
     outcome, _ = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
     if outcome == services.PinCheck.OK:
         return Answer("balance_pin", [ctx.reply(services.balance_text(entity=ctx.entity, client=client, as_of=ctx.today),
                                                 client=client)], masked_text=masked)
-    if outcome == services.PinCheck.LOCKED:
-        return Answer("balance_locked", [ctx.reply(
-            f"{ctx.entity.name}: this account's PIN is locked after too many wrong tries. Try later or visit the branch.")],
-            masked_text=masked)
-    # No "tries left": it would tell a stranger which accounts have a PIN; the same words as an
-    # unknown account or an account without a PIN.
+    # No "tries left", and no "locked" to the sender either: either would tell a stranger which
+    # accounts have a PIN (an unknown account or one without a PIN never locks). The sender gets
+    # the words of an unknown account; the client hears of the lock on the registered phone.
+    if outcome in (services.PinCheck.LOCKED, services.PinCheck.LOCKED_NOW):
+        replies = [ctx.reply(wrong)]
+        if outcome == services.PinCheck.LOCKED_NOW and client.cellphone and client.cellphone != ctx.message.number:
+            replies.append((client.cellphone, f"{ctx.entity.name}: your SMS banking PIN is locked for "
+                                              f"{ctx.conf.pin_lock_minutes} minutes after {ctx.conf.pin_max_failures} "
+                                              f"wrong tries from another phone. If that was not you, call your branch.",
+                            client, None))
+        return Answer("balance_locked", replies, masked_text=masked)
     return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
 
 

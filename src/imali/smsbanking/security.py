@@ -3,6 +3,7 @@ lock-out after a few wrong tries does the rest; nothing here ever logs a PIN or 
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -20,6 +21,19 @@ def secret_matches(stored_hash: str, secret: str) -> bool:
         return _hasher.verify(stored_hash, secret)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    return _hasher.hash(secrets.token_hex(16))
+
+
+def secret_matches_none(secret: str) -> bool:
+    """The work of `secret_matches` where there is no stored hash (an unknown account, an account
+    without a PIN): without it the answer comes back at once, and its delay tells a stranger which
+    accounts have a PIN worth guessing. Always False."""
+    secret_matches(_stand_in_hash(), secret)
+    return False
 
 
 def new_code() -> str:

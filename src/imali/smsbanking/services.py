@@ -46,7 +46,7 @@ from .models import (
     PinChange,
     ProviderPayment,
 )
-from .security import hash_secret, new_code, secret_matches
+from .security import hash_secret, new_code, secret_matches, secret_matches_none
 
 PIN_CHANGE_MINUTES = 10
 PIN_CHANGE_TRIES = 3
@@ -172,7 +172,8 @@ def pin_set(*, actor, entity: Entity, client: Client, pin: str, repeat: str | No
 class PinCheck:
     OK = "ok"
     WRONG = "wrong"
-    LOCKED = "locked"
+    LOCKED = "locked"  # locked before this try
+    LOCKED_NOW = "locked_now"  # this wrong try reached the limit and locked it
 
 
 @sensitive_variables("pin")
@@ -183,9 +184,11 @@ def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple
     with transaction.atomic():
         row = BankingPin.objects.select_for_update().filter(client=client).first()
         if row is None:
+            secret_matches_none(pin)  # as long as a wrong PIN takes
             return PinCheck.WRONG, 0
         now = timezone.now()
         if row.locked_until and row.locked_until > now:
+            secret_matches_none(pin)  # as long as a wrong PIN takes: the delay must not tell it is locked
             return PinCheck.LOCKED, 0
         if row.locked_until:  # the lock ran out: a fresh set of tries
             row.failures, row.locked_until = 0, None
@@ -202,7 +205,7 @@ def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple
             audit_record(action=AuditAction.SMS_PIN_LOCKED, actor=None, entity=entity, target=client, subject=number,
                          after={"failures": row.failures, "locked_until": row.locked_until.isoformat()})
             row.save(update_fields=["failures", "locked_until"])
-            return PinCheck.LOCKED, 0
+            return PinCheck.LOCKED_NOW, 0
         row.save(update_fields=["failures", "locked_until"])
         return PinCheck.WRONG, conf.pin_max_failures - row.failures
 
