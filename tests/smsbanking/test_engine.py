@@ -134,6 +134,52 @@ def test_brute_force_stops_at_the_lock_out_and_is_audited(bank, borrower, manage
     assert row.pin_hash.startswith("$argon2") and "4826" not in row.pin_hash
 
 
+def test_a_lock_that_ran_out_gives_one_try_and_the_next_lock_is_twice_as_long(bank, borrower, manager):
+    """Without this a guesser got a fresh set of tries every lock period for ever. Once a lock has
+    run out the next wrong PIN locks again at once, for twice as long; the right PIN clears it all."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    services.pin_set(actor=manager, entity=bank, client=borrower, pin="4826")
+
+    def run_out():
+        BankingPin.objects.filter(client=borrower).update(locked_until=timezone.now() - timedelta(seconds=1))
+
+    for guess in ("1111", "2222", "3333"):
+        mo(OTHER_PHONE, f"BALANCE {borrower.number} {guess}")
+    locks = AuditEntry.objects.filter(action="smsbanking.pin_locked").order_by("id")
+    assert [e["minutes"] for e in locks.values_list("after", flat=True)] == [60]
+    run_out()
+    mo(OTHER_PHONE, f"BALANCE {borrower.number} 5555")
+    run_out()
+    mo(OTHER_PHONE, f"BALANCE {borrower.number} 6666")
+    assert [e["minutes"] for e in locks.values_list("after", flat=True)] == [60, 120, 240]
+    row = BankingPin.objects.get(client=borrower)
+    assert timedelta(minutes=239) < row.locked_until - timezone.now() <= timedelta(minutes=240)
+    # The client's phone is told each lock's real length, in words.
+    notices = [t for t in replies_to(CLIENT_PHONE) if "locked" in t]
+    assert [n.split("locked for ")[1].split(" after")[0] for n in notices] == ["60 minutes", "120 minutes", "4 hours"]
+    # While locked even the right PIN is refused; once it runs out the right PIN answers and clears the count.
+    mo(OTHER_PHONE, f"BALANCE {borrower.number} 4826")
+    assert BankingRequest.objects.latest("id").outcome == "balance_locked"
+    run_out()
+    mo(CLIENT_PHONE, f"BALANCE {borrower.number} 4826")
+    assert BankingRequest.objects.latest("id").outcome == "balance_pin"
+    row = BankingPin.objects.get(client=borrower)
+    assert (row.failures, row.locked_until) == (0, None)
+    # A later wrong try starts from the first of the entity's tries again.
+    mo(OTHER_PHONE, f"BALANCE {borrower.number} 7777")
+    assert BankingRequest.objects.latest("id").outcome == "balance_wrong_pin"
+
+
+def test_a_lock_is_said_in_hours_and_days_rounded_up():
+    from imali.smsbanking.engine import _duration
+
+    assert [_duration(m) for m in (60, 179, 180, 181, 4319, 4320, 61440)] == [
+        "60 minutes", "179 minutes", "3 hours", "4 hours", "72 hours", "3 days", "43 days"]
+
+
 def test_rate_limit_per_number(bank, manager):
     services.settings_update(actor=manager, entity=bank, data={"requests_per_hour": 3})
     for _ in range(6):

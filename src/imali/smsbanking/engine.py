@@ -423,7 +423,7 @@ def balance(ctx: Context) -> Answer:
     if client is None:
         secret_matches_none(words[1])  # as long as a wrong PIN takes: the delay must not tell which accounts exist
         return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
-    outcome, _ = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
+    outcome, locked_minutes = services.pin_check(entity=ctx.entity, client=client, pin=words[1], number=ctx.message.number)
     if outcome == services.PinCheck.OK:
         return Answer("balance_pin", [ctx.reply(services.balance_text(entity=ctx.entity, client=client, as_of=ctx.today),
                                                 client=client)], masked_text=masked)
@@ -434,11 +434,21 @@ def balance(ctx: Context) -> Answer:
         replies = [ctx.reply(wrong)]
         if outcome == services.PinCheck.LOCKED_NOW and client.cellphone and client.cellphone != ctx.message.number:
             replies.append((client.cellphone, f"{ctx.entity.name}: your SMS banking PIN is locked for "
-                                              f"{ctx.conf.pin_lock_minutes} minutes after {ctx.conf.pin_max_failures} "
+                                              f"{_duration(locked_minutes)} after {ctx.conf.pin_max_failures} "
                                               f"wrong tries from another phone. If that was not you, call your branch.",
                             client, None))
         return Answer("balance_locked", replies, masked_text=masked)
     return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
+
+
+def _duration(minutes: int) -> str:
+    """A lock's length as people say it: 60 minutes, 4 hours, 6 days (rounded up: never shorter
+    than the lock, so the client does not try while it still holds)."""
+    if minutes < 180:
+        return f"{minutes} minutes"
+    if minutes < 3 * 24 * 60:
+        return f"{-(-minutes // 60)} hours"
+    return f"{-(-minutes // (24 * 60))} days"
 
 
 def pin(ctx: Context) -> Answer:

@@ -176,10 +176,18 @@ class PinCheck:
     LOCKED_NOW = "locked_now"  # this wrong try reached the limit and locked it
 
 
+# Each lock after the first lasts twice as long as the one before, up to 2**LOCK_DOUBLINGS_MAX
+# times the entity's lock time: without that, a lock that simply ran out gave a guesser a fresh
+# set of tries every lock period for ever (3 tries an hour finds a 4-digit PIN in about 70 days).
+LOCK_DOUBLINGS_MAX = 10
+
+
 @sensitive_variables("pin")
 def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple[str, int]:
-    """Check a PIN sent by SMS. Returns (outcome, tries left). Every wrong try is audited; the try
-    that reaches the entity's limit locks the PIN for its lock time (audited)."""
+    """Check a PIN sent by SMS. Returns (outcome, minutes): for LOCKED_NOW how long the PIN is now
+    locked, else 0. Every wrong try is audited. The try that reaches the entity's limit locks the
+    PIN for its lock time; once a lock runs out the count is not reset (only the right PIN or a new
+    PIN resets it), so the next wrong try locks it again at once, for twice as long (audited)."""
     conf = settings_get(entity=entity)
     with transaction.atomic():
         row = BankingPin.objects.select_for_update().filter(client=client).first()
@@ -190,24 +198,23 @@ def pin_check(*, entity: Entity, client: Client, pin: str, number: str) -> tuple
         if row.locked_until and row.locked_until > now:
             secret_matches_none(pin)  # as long as a wrong PIN takes: the delay must not tell it is locked
             return PinCheck.LOCKED, 0
-        if row.locked_until:  # the lock ran out: a fresh set of tries
-            row.failures, row.locked_until = 0, None
         if secret_matches(row.pin_hash, pin):
-            if row.failures:
-                row.failures = 0
-            row.save(update_fields=["failures", "locked_until"])
-            return PinCheck.OK, conf.pin_max_failures
+            if row.failures or row.locked_until:
+                row.failures, row.locked_until = 0, None
+                row.save(update_fields=["failures", "locked_until"])
+            return PinCheck.OK, 0
         row.failures += 1
         audit_record(action=AuditAction.SMS_PIN_FAILED, actor=None, entity=entity, target=client, subject=number,
                      after={"failures": row.failures})
         if row.failures >= conf.pin_max_failures:
-            row.locked_until = now + dt.timedelta(minutes=conf.pin_lock_minutes)
+            minutes = conf.pin_lock_minutes * 2 ** min(row.failures - conf.pin_max_failures, LOCK_DOUBLINGS_MAX)
+            row.locked_until = now + dt.timedelta(minutes=minutes)
             audit_record(action=AuditAction.SMS_PIN_LOCKED, actor=None, entity=entity, target=client, subject=number,
-                         after={"failures": row.failures, "locked_until": row.locked_until.isoformat()})
+                         after={"failures": row.failures, "minutes": minutes, "locked_until": row.locked_until.isoformat()})
             row.save(update_fields=["failures", "locked_until"])
-            return PinCheck.LOCKED_NOW, 0
+            return PinCheck.LOCKED_NOW, minutes
         row.save(update_fields=["failures", "locked_until"])
-        return PinCheck.WRONG, conf.pin_max_failures - row.failures
+        return PinCheck.WRONG, 0
 
 
 def pin_change_start(*, entity: Entity, client: Client) -> str:
