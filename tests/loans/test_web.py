@@ -217,3 +217,13 @@ def test_a_client_not_in_arrears_needs_no_confirmation(client, entity, lender):
     borrower, _ = make_borrower(entity)
     page = client.get(reverse("web:loan_apply", kwargs={"client_id": borrower.pk})).content.decode()
     assert 'id="client-standing"' in page and "arrears_seen" not in page
+
+
+def test_the_client_standing_shows_the_outstanding_balance_with_separators(client, entity, lender):
+    # A client owing more than a thousand: the standing box reads "1,234.56" like every other
+    # amount on the screens, not the bare Decimal "1234.56".
+    old = make_loan(entity, user=lender, principal="4000", disbursed_on=dt.date(2026, 11, 2))
+    client.force_login(lender)
+    page = client.get(reverse("web:loan_apply", kwargs={"client_id": old.client.pk})).content.decode()
+    shown = page.split('class="standing-outstanding">', 1)[1].split("</dd>", 1)[0]
+    assert "," in shown and shown.replace(",", "").replace(".", "").isdigit()
