@@ -227,3 +227,14 @@ def test_the_client_standing_shows_the_outstanding_balance_with_separators(clien
     page = client.get(reverse("web:loan_apply", kwargs={"client_id": old.client.pk})).content.decode()
     shown = page.split('class="standing-outstanding">', 1)[1].split("</dd>", 1)[0]
     assert "," in shown and shown.replace(",", "").replace(".", "").isdigit()
+
+
+def test_the_loan_audit_trail_names_the_record_and_status_in_words(client, entity, lender):
+    # The trail on the loan's page said "loans.Loan 12" and "Status paid_up": the model's label and
+    # the stored key. Staff read "Loan 12" and the status as the loan's own screens name it.
+    loan = make_loan(entity, user=lender)
+    client.force_login(lender)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    trail = page.split("<h2>Audit trail</h2>", 1)[1]
+    assert f"<td>Loan {loan.pk}</td>" in trail and "loans.Loan" not in trail
+    assert "Status Active" in trail and "Status active" not in trail

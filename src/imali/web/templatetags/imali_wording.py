@@ -34,6 +34,16 @@ def audit_words(entry) -> str:
 
 
 @register.filter
+def record_words(entry) -> str:
+    return wording.audit_record(entry)
+
+
+@register.filter
+def status_words(entry) -> str:
+    return wording.audit_status(entry)
+
+
+@register.filter
 def subject_words(subject: str) -> str:
     return wording.audit_subject(subject)
 
