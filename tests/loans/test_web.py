@@ -238,3 +238,19 @@ def test_the_loan_audit_trail_names_the_record_and_status_in_words(client, entit
     trail = page.split("<h2>Audit trail</h2>", 1)[1]
     assert f"<td>Loan {loan.pk}</td>" in trail and "loans.Loan" not in trail
     assert "Status Active" in trail and "Status active" not in trail
+
+
+def test_an_unsigned_application_links_to_its_signing_from_the_loan_page(client, entity, lender):
+    # The loan's page said "Agreement not signed electronically." and offered no way to sign: the
+    # signing screen was reachable only from the list of agreements to sign.
+    borrower, _ = make_borrower(entity)
+    product = make_product_for_web(entity)
+    client.force_login(lender)
+    client.post(reverse("web:loan_apply", kwargs={"client_id": borrower.pk}),
+                {"product": product.pk, "principal": "1000", "instalments": "2"})
+    loan = Loan.objects.get(client=borrower)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    assert reverse("web:signing_loan", kwargs={"loan_id": loan.pk}) in page
+    paid_out = make_loan(entity, user=lender)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": paid_out.pk})).content.decode()
+    assert reverse("web:signing_loan", kwargs={"loan_id": paid_out.pk}) not in page
