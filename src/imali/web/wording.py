@@ -178,6 +178,21 @@ def audit_status(entry) -> str:
         return str(value)
     return str(dict(field.flatchoices).get(value, value))
 
+
+# --- the process log -----------------------------------------------------------------------------
+
+_PROCESS_KINDS = {
+    "message_batch": "Message batch", "client_marketing": "Client marketing", "automatic": "Automatic SMS",
+    "mis": "MIS SMS", "bulk_send": "Bulk send", "get_sms_responses": "SMS replies fetched",
+    "reply_notification": "Reply notification", "email_test": "Test email",
+}
+
+
+def process_kind(kind: str) -> str:
+    """A process-log run's kind in words ("Message batch", not "message_batch"); a kind not named
+    here reads as its words rather than its key."""
+    return _PROCESS_KINDS.get(kind) or (kind or "").replace("_", " ").capitalize()
+
 # --- the SMS credit ledger --------------------------------------------------------
 
 _SEALED_OTP_PREFIX = "msg:otp-sealed:"

@@ -44,6 +44,11 @@ def status_words(entry) -> str:
 
 
 @register.filter
+def process_words(kind: str) -> str:
+    return wording.process_kind(kind)
+
+
+@register.filter
 def subject_words(subject: str) -> str:
     return wording.audit_subject(subject)
 
