@@ -429,3 +429,11 @@ def test_process_log_names_each_run_in_words(admin_client, entity, admin_user):
     for words in ("<td>Message batch</td>", "<td>Client marketing</td>", "<td>Automatic SMS</td>", "<td>MIS SMS</td>"):
         assert words in page
     assert "message_batch" not in page and "client_marketing" not in page
+
+
+def test_process_log_names_each_criterion_in_words(admin_client, entity, admin_user):
+    # The criteria read "business_date: 2026-12-07, days_before: 3": the stored keys.
+    ProcessLog.objects.create(entity=entity, actor=None, kind="automatic", message_type="crm",
+                              criteria={"days_before": 3, "business_date": "2026-12-07"})
+    page = admin_client.get(reverse("web:messaging_process_log") + "?period=all").content.decode()
+    assert "Days before: 3, Business date: 2026-12-07" in page and "business_date" not in page

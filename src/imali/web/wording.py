@@ -193,6 +193,11 @@ def process_kind(kind: str) -> str:
     here reads as its words rather than its key."""
     return _PROCESS_KINDS.get(kind) or (kind or "").replace("_", " ").capitalize()
 
+
+def criteria_key(key: str) -> str:
+    """A run's criterion named in words ("Business date", not "business_date")."""
+    return str(key).replace("_", " ").capitalize()
+
 # --- the SMS credit ledger --------------------------------------------------------
 
 _SEALED_OTP_PREFIX = "msg:otp-sealed:"

@@ -49,6 +49,11 @@ def process_words(kind: str) -> str:
 
 
 @register.filter
+def criteria_words(key: str) -> str:
+    return wording.criteria_key(key)
+
+
+@register.filter
 def subject_words(subject: str) -> str:
     return wording.audit_subject(subject)
 
