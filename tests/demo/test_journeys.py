@@ -145,3 +145,21 @@ def test_the_demo_book_has_run_its_daily_close_so_statuses_are_true():
         allowed = dict(Client.objects.filter(pk__in=in_long_arrears).values_list("pk", "new_loans_allowed"))
         assert all(s != ClientStatus.GOOD for s in statuses.values()), statuses
         assert not any(allowed.values())
+
+
+@pytest.mark.django_db
+def test_the_demo_clients_bank_accounts_pass_the_check_digit_test_of_the_demos_table():
+    # Every demo bank account failed the table the demo runs with (the numbers were drawn without a
+    # check digit), so "Register at the stream" on a demo client was refused every time.
+    from imali.clients.models import AccountKind, ClientAccount
+    from imali.paystream import cdv
+    from imali.paystream.services import cdv_table
+
+    _load()
+    table = cdv_table()
+    accounts = list(ClientAccount.objects.filter(client__entity__code="demo-za1", kind=AccountKind.BANK))
+    assert accounts
+    for account in accounts:
+        cdv.verify(table, branch_code=account.branch_code, account_number=account.account_number,
+                   account_type=account.account_type)
+    assert "nothing changed" in _load()

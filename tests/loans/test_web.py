@@ -217,3 +217,40 @@ def test_a_client_not_in_arrears_needs_no_confirmation(client, entity, lender):
     borrower, _ = make_borrower(entity)
     page = client.get(reverse("web:loan_apply", kwargs={"client_id": borrower.pk})).content.decode()
     assert 'id="client-standing"' in page and "arrears_seen" not in page
+
+
+def test_the_client_standing_shows_the_outstanding_balance_with_separators(client, entity, lender):
+    # A client owing more than a thousand: the standing box reads "1,234.56" like every other
+    # amount on the screens, not the bare Decimal "1234.56".
+    old = make_loan(entity, user=lender, principal="4000", disbursed_on=dt.date(2026, 11, 2))
+    client.force_login(lender)
+    page = client.get(reverse("web:loan_apply", kwargs={"client_id": old.client.pk})).content.decode()
+    shown = page.split('class="standing-outstanding">', 1)[1].split("</dd>", 1)[0]
+    assert "," in shown and shown.replace(",", "").replace(".", "").isdigit()
+
+
+def test_the_loan_audit_trail_names_the_record_and_status_in_words(client, entity, lender):
+    # The trail on the loan's page said "loans.Loan 12" and "Status paid_up": the model's label and
+    # the stored key. Staff read "Loan 12" and the status as the loan's own screens name it.
+    loan = make_loan(entity, user=lender)
+    client.force_login(lender)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    trail = page.split("<h2>Audit trail</h2>", 1)[1]
+    assert f"<td>Loan {loan.pk}</td>" in trail and "loans.Loan" not in trail
+    assert "Status Active" in trail and "Status active" not in trail
+
+
+def test_an_unsigned_application_links_to_its_signing_from_the_loan_page(client, entity, lender):
+    # The loan's page said "Agreement not signed electronically." and offered no way to sign: the
+    # signing screen was reachable only from the list of agreements to sign.
+    borrower, _ = make_borrower(entity)
+    product = make_product_for_web(entity)
+    client.force_login(lender)
+    client.post(reverse("web:loan_apply", kwargs={"client_id": borrower.pk}),
+                {"product": product.pk, "principal": "1000", "instalments": "2"})
+    loan = Loan.objects.get(client=borrower)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": loan.pk})).content.decode()
+    assert reverse("web:signing_loan", kwargs={"loan_id": loan.pk}) in page
+    paid_out = make_loan(entity, user=lender)
+    page = client.get(reverse("web:loan_detail", kwargs={"loan_id": paid_out.pk})).content.decode()
+    assert reverse("web:signing_loan", kwargs={"loan_id": paid_out.pk}) not in page

@@ -419,3 +419,21 @@ def test_usage_table_folds_the_days_without_messages(admin_client, funded):
     assert "Wed 2026-11-04 – Thu 2026-11-19</th>" in table and "16 days" in table
     assert "<th scope=\"row\">Tue 2026-11-03</th>" in table
     assert '<tfoot><tr><th scope="row">Total</th>' in table
+
+
+def test_process_log_names_each_run_in_words(admin_client, entity, admin_user):
+    # The Run column showed the stored key ("message_batch", "client_marketing").
+    for kind in ("message_batch", "client_marketing", "automatic", "mis"):
+        ProcessLog.objects.create(entity=entity, actor=admin_user, kind=kind, message_type="crm")
+    page = admin_client.get(reverse("web:messaging_process_log") + "?period=all").content.decode()
+    for words in ("<td>Message batch</td>", "<td>Client marketing</td>", "<td>Automatic SMS</td>", "<td>MIS SMS</td>"):
+        assert words in page
+    assert "message_batch" not in page and "client_marketing" not in page
+
+
+def test_process_log_names_each_criterion_in_words(admin_client, entity, admin_user):
+    # The criteria read "business_date: 2026-12-07, days_before: 3": the stored keys.
+    ProcessLog.objects.create(entity=entity, actor=None, kind="automatic", message_type="crm",
+                              criteria={"days_before": 3, "business_date": "2026-12-07"})
+    page = admin_client.get(reverse("web:messaging_process_log") + "?period=all").content.decode()
+    assert "Days before: 3, Business date: 2026-12-07" in page and "business_date" not in page

@@ -237,3 +237,19 @@ def test_single_sms_template_with_loan_fields_merges_the_clients_loan_book(admin
     assert preview is not None, response.context["form"].errors
     assert preview.text.startswith(f"Dear Lindiwe your loan of {entity.currency} 2,000.00 is paid out. Pay {entity.currency} ")
     assert values["Next Date Due"] in preview.text and values["Client Total Settlement Amount"] in preview.text
+
+
+def test_single_sms_preview_shows_the_credits_left_with_separators(admin_client, funded, sms_client):
+    # "1 credit of 4968 left": every other count of credits reads "4,968".
+    url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
+    page = admin_client.post(url, {"text": "Please call the branch", "idempotency_key": "k-sep", "preview": "1"}).content.decode()
+    assert "of 1,000 left" in page
+
+
+def test_email_credits_show_counts_with_separators(client, entity, operator):
+    # The email credits screen read "5000" where the SMS one reads "4,967".
+    credits_assign(actor=operator, entity=entity, channel="email", amount=5000)
+    setup = factories.make_user(entity=entity, rights=[Right.MAXMAIL_GENERAL_SETUP])
+    login(client, setup)
+    page = client.get(reverse("web:messaging_email_credits")).content.decode()
+    assert '<td class="num">5,000</td>' in page and ">5000<" not in page

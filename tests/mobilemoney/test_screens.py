@@ -140,3 +140,28 @@ def test_disbursement_page_shows_each_loans_payout_wallet_or_how_to_add_one(sign
     text = response.content.decode()
     assert f"Loan {without.pk}: client" in text and "Add a wallet account for payouts" in text
     assert not disbursements.Disbursement.objects.filter(loan=without).exists()
+
+
+def test_the_sent_list_updates_itself_while_a_payment_waits_for_the_provider(signed_in, entity, lender_user):
+    # After "Send mobile payments" the row said "Sent, awaiting the provider" until the user
+    # reloaded; the confirmation number came in meanwhile. The list now asks again by itself while
+    # a row waits, and stops once every answer is in.
+    from imali.mobilemoney import disbursements
+    from imali.mobilemoney.models import DisbursementStatus
+
+    from .test_disbursements import approved_loan
+
+    _setup(signed_in)
+    loan = approved_loan(entity, lender_user)
+    sent = disbursements.disbursement_mark(loan=loan, actor=lender_user)
+    type(sent).objects.filter(pk=sent.pk).update(status=DisbursementStatus.SENT, sent_at=timezone.now())
+    url = reverse("web:mm_disbursements")
+    page = signed_in.get(url).content.decode()
+    sent_list = page[page.index('id="mm-sent"'):]
+    assert 'data-polling="yes"' in sent_list[:300] and f'hx-get="{url}"' in sent_list[:300]
+    # What the poll fetches carries the answer once it is in, and no further poll.
+    type(sent).objects.filter(pk=sent.pk).update(status=DisbursementStatus.SUCCESSFUL, confirmation_number="SXIB707ZDL",
+                                                 completed_at=timezone.now())
+    page = signed_in.get(url, HTTP_HX_REQUEST="true").content.decode()
+    sent_list = page[page.index('id="mm-sent"'):]
+    assert "SXIB707ZDL" in sent_list and "Payment made" in sent_list and "data-polling" not in sent_list[:300]

@@ -211,3 +211,17 @@ def test_a_signing_only_mandate_is_not_taken_for_a_debicheck_one(web, ps_entity,
         "maximum_collection": loan.instalment_amount, "collection_day": 25, "account": account.account})
     page = web.get(reverse("web:signing_mandate", kwargs={"mandate_id": document.pk})).content.decode()
     assert 'id="debicheck"' not in page
+
+
+def test_the_mandate_signing_page_shows_the_maximum_collection_as_money(web, ps_entity, clerk, loan_account):
+    # "1,310.54 (maximum 1441.59)": the instalment had separators, the maximum the bare Decimal.
+    from imali.paystream import mandates
+
+    loan, account = loan_account
+    mandate = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
+                                      data={"authentication": "tt3", "collection_day": 25,
+                                            "maximum_collection": str(loan.instalment_amount + 100),
+                                            "first_collection_date": (dt.date.today() + dt.timedelta(days=30)).isoformat()})
+    assert mandate.maximum_collection >= 1000
+    page = web.get(reverse("web:signing_mandate", kwargs={"mandate_id": mandate.document_id})).content.decode()
+    assert f"(maximum {mandate.maximum_collection:,.2f})" in page

@@ -258,3 +258,13 @@ def test_phone_page_notices_are_the_home_branchs(signed_in, bank, manager, offic
     manager.save()
     page = signed_in.get(reverse("web:mobile_collections")).content.decode()
     assert "FAR0001" not in page and "NOBODY01" in page
+
+
+@pytest.mark.parametrize("name", ["smsbank_collections", "mobile_collections"])
+def test_a_field_collection_names_its_client_once(signed_in, officer, borrower, name):
+    # The client's name already carries the client number ("9 Pravin Venter"); the screens put the
+    # number in front again and read "9 9 Pravin Venter".
+    loan_id = borrower.loans.values_list("pk", flat=True).first()
+    mo(OFFICER_PHONE, f"PAY {borrower.number}/{loan_id} 120")
+    page = signed_in.get(reverse(f"web:{name}")).content.decode()
+    assert str(borrower) in page and f"{borrower.number} {borrower}" not in page

@@ -68,3 +68,19 @@ def test_operator_edits_an_entity(client, operator, entity, other_entity):
     assert AuditEntry.objects.filter(action=AuditAction.ENTITY_UPDATED, entity=entity).exists()
     duplicate = client.post(url, {"name": other_entity.name, "time_zone": "Africa/Windhoek"})
     assert "name" in duplicate.context["form"].errors
+
+
+def test_the_operator_reads_modules_by_name_and_credit_balances_with_separators(client, operator, entity):
+    # The entity list showed the module keys ("maxsms, loan_otp") and Assign credits the balances
+    # as bare numbers ("4959"), where the home page says "4,959".
+    from imali.messaging.credits import credits_assign
+    from imali.tenancy.models import Module
+
+    entity.modules = [Module.MAXSMS, Module.LOAN_OTP]
+    entity.save()
+    credits_assign(actor=operator, entity=entity, channel="sms", amount=12345)
+    client.force_login(operator)
+    page = client.get(reverse("web:entity_list")).content.decode()
+    assert "MAXSMS (SMS), Loan OTP and e-signing" in page and "maxsms" not in page
+    page = client.get(reverse("web:messaging_operator_credits")).content.decode()
+    assert ">12,345<" in page and ">12345<" not in page

@@ -26,7 +26,7 @@ from imali.loans.daily_close import daily_close_run
 from imali.marketing.demo_data import demo_custom_messages_ensure
 from imali.messaging.demo import demo_reply_notify_ensure
 from imali.mobilemoney.demo_data import demo_mobile_money_ensure
-from imali.paystream.demo_data import paystream_demo_ensure
+from imali.paystream.demo_data import demo_bank_accounts_cdv_ensure, paystream_demo_ensure
 from imali.reminders.demo import demo_switch_on as reminders_demo_switch_on
 from imali.smsbanking.demo_data import demo_ensure as smsbanking_demo_ensure
 from imali.tenancy.models import Entity, Role, User
@@ -211,4 +211,5 @@ def load_demo(*, now: dt.datetime | None = None) -> tuple[bool, list[DemoLogin]]
             created = True
         created |= demo_mobile_money_ensure()
         created |= paystream_demo_ensure(entity_codes=codes)
+        created |= demo_bank_accounts_cdv_ensure(entity_codes=codes)
     return created, list(DEMO_LOGINS)

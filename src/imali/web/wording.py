@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import phonenumbers
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 
 from imali.core import localtime
 from imali.core.models import AuditAction
@@ -155,6 +157,46 @@ def audit_subject(subject: str) -> str:
         return masked_phone(subject)
     return subject
 
+
+
+def audit_record(entry) -> str:
+    """The record an audit entry is about as people say it: "Loan 578", not "loans.Loan 578"."""
+    try:
+        name = str(apps.get_model(entry.object_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        name = entry.object_type or ""
+    return f"{name[:1].upper()}{name[1:]} {entry.object_id}".strip()
+
+
+def audit_status(entry) -> str:
+    """The status an audit entry recorded, by its label on the record's model ("Paid up", not
+    "paid_up"); the stored value when the model has no such choice."""
+    value = (entry.after or {}).get("status") or ""
+    try:
+        field = apps.get_model(entry.object_type)._meta.get_field("status")
+    except (LookupError, ValueError, FieldDoesNotExist):
+        return str(value)
+    return str(dict(field.flatchoices).get(value, value))
+
+
+# --- the process log -----------------------------------------------------------------------------
+
+_PROCESS_KINDS = {
+    "message_batch": "Message batch", "client_marketing": "Client marketing", "automatic": "Automatic SMS",
+    "mis": "MIS SMS", "bulk_send": "Bulk send", "get_sms_responses": "SMS replies fetched",
+    "reply_notification": "Reply notification", "email_test": "Test email",
+}
+
+
+def process_kind(kind: str) -> str:
+    """A process-log run's kind in words ("Message batch", not "message_batch"); a kind not named
+    here reads as its words rather than its key."""
+    return _PROCESS_KINDS.get(kind) or (kind or "").replace("_", " ").capitalize()
+
+
+def criteria_key(key: str) -> str:
+    """A run's criterion named in words ("Business date", not "business_date")."""
+    return str(key).replace("_", " ").capitalize()
 
 # --- the SMS credit ledger --------------------------------------------------------
 

@@ -27,6 +27,15 @@ def thousands(value) -> str:
 
 
 @register.filter
+def module_names(modules) -> str:
+    """An entity's enabled modules by their names ("MAXSMS (SMS), Mobile money"), not their keys."""
+    from imali.tenancy.models import Module
+
+    labels = dict(Module.choices)
+    return ", ".join(str(labels.get(m, m)) for m in modules or ())
+
+
+@register.filter
 def isodate(value) -> str:
     """A date as YYYY-MM-DD (an aware datetime: its date in the page's zone, the entity's)."""
     return display.iso_date(value)

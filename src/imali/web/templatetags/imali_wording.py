@@ -34,6 +34,26 @@ def audit_words(entry) -> str:
 
 
 @register.filter
+def record_words(entry) -> str:
+    return wording.audit_record(entry)
+
+
+@register.filter
+def status_words(entry) -> str:
+    return wording.audit_status(entry)
+
+
+@register.filter
+def process_words(kind: str) -> str:
+    return wording.process_kind(kind)
+
+
+@register.filter
+def criteria_words(key: str) -> str:
+    return wording.criteria_key(key)
+
+
+@register.filter
 def subject_words(subject: str) -> str:
     return wording.audit_subject(subject)
 

@@ -34,6 +34,7 @@ from imali.loans.models import (
 )
 from imali.loans.pricing import caps_for
 from imali.loans.statement import client_statement_pdf
+from imali.signing.rules import AGREEMENT_SIGNABLE_STATUSES
 from imali.signing.selectors import agreement_signature
 from imali.tenancy.rights import Right
 
@@ -312,6 +313,9 @@ def _detail_page(request, loan: Loan, approve_form: ApproveForm | None = None):
         "can_refund": loan.change_total > 0 and user.has_right(Right.CAPTURE_RECEIPTS),
         "outstanding": page.figures.outstanding,
         "settlement": page.settlement,
+        # The way to e-sign from the loan itself (else only Loans → Agreements to sign leads there).
+        "can_sign": (signature is None and loan.status in AGREEMENT_SIGNABLE_STATUSES and loan.disbursed_on is None
+                     and user.has_right(Right.CAPTURE_LOANS)),
         "can_approve": loan.status == LoanStatus.APPLICATION and user.has_right(Right.APPROVE_LOANS),
         "can_disburse": loan.status == LoanStatus.APPROVED and user.has_right(Right.DISBURSE_LOANS),
         "can_cancel": loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED) and user.has_right(Right.CAPTURE_LOANS),

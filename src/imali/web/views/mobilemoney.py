@@ -318,9 +318,13 @@ def disbursement_list_view(request):
     approved = list(selectors.loans_to_pay_out(entity=entity))
     page = Paginator(selectors.disbursement_list(entity=entity).exclude(status=DisbursementStatus.PAYMENT_PENDING),
                      PAGE_SIZE).get_page(request.GET.get("page"))
+    # While a payment sent waits for the provider's answer the list asks again by itself (htmx),
+    # so the confirmation number appears without a reload; it stops once every answer is in.
+    in_flight = (DisbursementStatus.SENDING, DisbursementStatus.SENT, DisbursementStatus.UNKNOWN)
     return render(request, "web/mobilemoney/disbursements.html", {
         "pending": pending, "pending_total": sum((d.amount for d in pending), 0), "waiting": waiting,
-        "approved": approved, "page": page, "limit": request.user.disbursement_limit})
+        "approved": approved, "page": page, "limit": request.user.disbursement_limit,
+        "sent_poll": any(d.status in in_flight for d in page.object_list)})
 
 
 @right_required(Right.DISBURSE_LOANS, methods=("POST",))
