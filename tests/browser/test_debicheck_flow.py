@@ -22,10 +22,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def peer():
+def peer(monkeypatch):
     import time
 
+    from imali.paystream import mandates
+
     base, started = dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=SAST), time.monotonic()
+    # Our side reads the banks' cut-offs against the same morning as the local bank.
+    monkeypatch.setattr(mandates, "bank_now", lambda: base + dt.timedelta(seconds=time.monotonic() - started))
     started_peer = PaystreamPeer(PeerConfig(username="lender", password="s3cret-stream", mandate_answer_seconds=2.0,
                                             now=lambda: base + dt.timedelta(seconds=time.monotonic() - started))).start()
     yield started_peer

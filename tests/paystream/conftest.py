@@ -13,6 +13,17 @@ from imali.tenancy.models import Module
 from imali.tenancy.rights import Right
 from tests import factories
 
+BANK_MORNING = dt.datetime.combine(dt.date.today(), dt.time(10, 0), tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+@pytest.fixture(autouse=True)
+def banks_open(monkeypatch):
+    """The banks' cut-offs (TT1 20:30, TT2 21:00 South African time) read against a morning, so a
+    test does not depend on the hour it runs; tests of the cut-offs set their own time."""
+    from imali.paystream import mandates
+
+    monkeypatch.setattr(mandates, "bank_now", lambda: BANK_MORNING)
+
 
 @pytest.fixture
 def peer():

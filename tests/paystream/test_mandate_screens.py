@@ -225,3 +225,18 @@ def test_the_mandate_signing_page_shows_the_maximum_collection_as_money(web, ps_
     assert mandate.maximum_collection >= 1000
     page = web.get(reverse("web:signing_mandate", kwargs={"mandate_id": mandate.document_id})).content.decode()
     assert f"(maximum {mandate.maximum_collection:,.2f})" in page
+
+
+def test_after_the_tt1_cut_off_the_form_offers_tt2_and_a_tt1_post_names_the_field(web, ps_entity, clerk, loan_account,
+                                                                                   monkeypatch):
+    from imali.paystream import mandates
+
+    loan, account = loan_account
+    monkeypatch.setattr(mandates, "bank_now", lambda: dt.datetime.combine(
+        dt.date.today(), dt.time(20, 40), tzinfo=dt.timezone(dt.timedelta(hours=2))))
+    page = web.get(reverse("web:paystream_mandates", kwargs={"loan_id": loan.pk}))
+    assert page.context["form"]["authentication"].value() == "tt2"
+    refused = web.post(reverse("web:paystream_mandate_create", kwargs={"loan_id": loan.pk}), _form(loan, account))
+    assert refused.status_code == 400
+    assert "after 20:30 South African time" in refused.content.decode()
+    assert not DebiCheckMandate.objects.filter(loan=loan).exists()

@@ -412,3 +412,45 @@ def test_which_dates_keep_to_the_mandate(frequency, day, adjust, date, kept):
     mandate = SimpleNamespace(frequency=frequency, collection_day=day, date_adjustment=adjust,
                               first_collection_date=dt.date(2027, 3, 1))
     assert services._on_mandate_day(mandate, date, "ZA") is kept
+
+
+def _at(monkeypatch, hour: int, minute: int) -> None:
+    when = dt.datetime.combine(dt.date.today(), dt.time(hour, minute), tzinfo=SAST)
+    monkeypatch.setattr(mandates, "bank_now", lambda: when)
+
+
+def test_after_the_banks_cut_off_a_tt1_mandate_is_refused_when_made_not_once_signed(
+        ps_entity, clerk, loan_account, bank, monkeypatch):
+    """The banks take no TT1 request after 20:30 and no TT2 after 21:00 (South African time): staff
+    hear it when they create the mandate, naming the field and the ways still open, and nothing is
+    written; a mandate made before the cut-off and signed after it is refused before it is sent."""
+    loan, account = loan_account
+    _at(monkeypatch, 20, 45)
+    for authentication in ("tt1", "tt1_delayed"):
+        with pytest.raises(ValidationError) as caught:
+            mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
+                                    data=_data(loan, authentication=authentication))
+        assert _codes(caught) == {"authentication": ["after_cut_off"]}
+        message = caught.value.message_dict["authentication"][0]
+        assert "after 20:30 South African time (it is 20:45)" in message and "TT2 batch or TT3 card and PIN" in message
+    assert not DebiCheckMandate.objects.filter(loan=loan).exists()
+    assert mandates.authentication_open_now() == "tt2"
+    _at(monkeypatch, 21, 5)
+    with pytest.raises(ValidationError) as caught:
+        mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account, data=_data(loan, authentication="tt2"))
+    assert _codes(caught) == {"authentication": ["after_cut_off"]}
+    assert mandates.authentication_open_now() == "tt3"
+    # TT3 (card and PIN at a terminal) has no cut-off.
+    assert mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
+                                   data=_data(loan, authentication="tt3")).authentication == "tt3"
+    # Made at 20:25, signed at 20:35: refused before anything is sent.
+    _at(monkeypatch, 20, 25)
+    late = mandates.mandate_create(entity=ps_entity, actor=clerk, loan=loan, account=account,
+                                   data=_data(loan, contract_reference="LATE-1"))
+    _hand_signed(ps_entity, clerk, late)
+    _at(monkeypatch, 20, 35)
+    with pytest.raises(ValidationError) as caught:
+        mandates.mandate_submit(entity=ps_entity, actor=clerk, mandate=late)
+    assert _codes(caught) == {"authentication": ["after_cut_off"]}
+    assert bank.summary()["mandates"] == {}
+    assert DebiCheckMandate.objects.get(pk=late.pk).status == MandateState.SIGNED

@@ -39,6 +39,7 @@ class StreamError(StrEnum):
     TOO_FAR_AHEAD = "too_far_ahead"
     DESTINATION_REFUSED = "destination_refused"
     ASKED_RECENTLY = "asked_recently"
+    AFTER_CUT_OFF = "after_cut_off"
 
 
 def stream_error(field: str, code: StreamError | str, message: str) -> ValidationError:

@@ -138,6 +138,43 @@ def _signed(document: SigningMandate | None) -> bool:
 
 
 # -- create ------------------------------------------------------------------------------------
+# The banks' last time of day for a new authentication request (DOMAIN §7), in South African
+# time: TT1 real time and TT1 delayed 20:30, TT2 batch 21:00; TT3 (card and PIN) has none. Known
+# here so that staff hear it when they create or send a mandate, not from the bank after the
+# client has signed.
+BANK_ZONE = dt.timezone(dt.timedelta(hours=2), "SAST")
+CUT_OFF = {AuthenticationType.TT1_REALTIME: dt.time(20, 30), AuthenticationType.TT1_DELAYED: dt.time(20, 30),
+           AuthenticationType.TT2_BATCH: dt.time(21, 0)}
+
+
+def _short(authentication: str) -> str:
+    return str(AuthenticationType(authentication).label).split(" (")[0]  # "TT2 batch"
+
+
+def bank_now() -> dt.datetime:
+    """The time the cut-offs are read against (the tests pin it, as they pin the local bank's)."""
+    return timezone.now()
+
+
+def authentication_closed(authentication: str, *, now: dt.datetime | None = None) -> str:
+    """Why the banks take no request of `authentication` now (after its cut-off), or ""."""
+    cut_off = CUT_OFF.get(authentication)
+    local = (now or bank_now()).astimezone(BANK_ZONE)
+    if cut_off is None or local.time() < cut_off:
+        return ""
+    open_now = [_short(a) for a in AuthenticationType.values if a not in CUT_OFF or local.time() < CUT_OFF[a]]
+    return (f"The banks take no {_short(authentication)} requests after {cut_off:%H:%M} South African "
+            f"time (it is {local:%H:%M}): choose {' or '.join(open_now)}, or send it tomorrow.")
+
+
+def authentication_open_now(*, now: dt.datetime | None = None) -> str:
+    """The first authentication the banks take now, in the order TT1, TT2, TT3 (a form's default)."""
+    for choice in (AuthenticationType.TT1_REALTIME, AuthenticationType.TT2_BATCH, AuthenticationType.TT3_CARD):
+        if not authentication_closed(choice, now=now):
+            return choice
+    return AuthenticationType.TT3_CARD
+
+
 def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount, data: Mapping[str, Any]) -> DebiCheckMandate:
     """A DebiCheck mandate for the loan, collected from a bank account registered at the stream.
     Nothing is sent yet: the client signs the terms first (`signing` screens), then
@@ -161,6 +198,8 @@ def mandate_create(*, entity: Entity, actor, loan: Loan, account: StreamAccount,
             errors.add(field, f"Choose one of: {', '.join(str(label) for label in kind.labels)}.",
                        "required" if not value else StreamError.INVALID)
         picked[field] = value
+    if closed := authentication_closed(picked["authentication"]):
+        errors.add("authentication", closed, StreamError.AFTER_CUT_OFF)
     instalment = _amount(errors, data, "instalment_amount", loan.instalment_amount)
     # Blank: 10% above the instalment, so a schedule's rounded instalments still fit under it.
     maximum = _amount(errors, data, "maximum_collection",
@@ -282,6 +321,8 @@ def mandate_submit(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiC
     if mandate.status != MandateState.SIGNED:
         raise stream_error("mandate", StreamError.MANDATE_STATE, f"The mandate is {mandate.get_status_display().lower()}: "
                                                                   "only a signed mandate is sent to the bank.")
+    if closed := authentication_closed(mandate.authentication):
+        raise stream_error("authentication", StreamError.AFTER_CUT_OFF, closed)
     stream_client = client_register(entity=entity, actor=actor, client=mandate.client)
     state, request = _send(
         entity=entity, actor=actor, function=StreamFunction.CREATE_MANDATE, target=mandate,

@@ -95,7 +95,9 @@ def _page(request, loan: Loan, *, form=None, amend_form=None, amended=None, erro
     maximum = (loan.instalment_amount * services.DEFAULT_MAXIMUM_FACTOR).quantize(Decimal("0.01"), ROUND_DOWN)
     initial = {"instalment_amount": loan.instalment_amount, "maximum_collection": maximum,
                "collection_day": loan.pay_day or 25, "value_type": MandateValueType.FIXED,
-               "debit_sequence": DebitSequence.RECURRING, "adjustment_category": AdjustmentCategory.NEVER}
+               "debit_sequence": DebitSequence.RECURRING, "adjustment_category": AdjustmentCategory.NEVER,
+               # The first way the banks take now: after 20:30 TT1 would only be refused once signed.
+               "authentication": services.authentication_open_now()}
     return render(request, "web/paystream/mandates.html", {
         **_panel_context(request, loan, _rows(request, loan)),
         "form": form or MandateForm(accounts=accounts, initial=initial), "amend_form": amend_form or AmendForm(),
