@@ -105,7 +105,7 @@ def test_credits_and_rights_are_checked(entity, operator, admin_user):
     with pytest.raises(ValidationError) as exc:
         emails_send(actor=admin_user, entity=entity, message_type="arrears", subject="Hi", text="Hello",
                     recipients=recipients(entity, 2), idempotency_key="poor")
-    assert "Not enough EMAIL credits: 1 left, this send needs 2." in exc.value.message_dict["credits"]
+    assert "Not enough email credits: 1 left, this send needs 2." in exc.value.message_dict["credits"]
     clerk = factories.make_user(entity=entity, rights=[Right.VIEW_CLIENTS])
     with pytest.raises(PermissionDenied):
         emails_send(actor=clerk, entity=entity, message_type="arrears", subject="Hi", text="Hello",

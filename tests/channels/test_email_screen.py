@@ -49,7 +49,7 @@ def test_test_send_errors_name_the_field(admin_client, entity, operator, smtp):
         assert response.status_code == 400
         return response.context["test_form"]
 
-    assert "Not enough EMAIL credits" in str(send().non_field_errors())
+    assert "Not enough email credits" in str(send().non_field_errors())
     from imali.messaging.credits import credits_assign
 
     credits_assign(actor=operator, entity=entity, channel="email", amount=5)

@@ -45,7 +45,7 @@ def test_debit_refused_when_short_naming_the_reason(funded):
     with pytest.raises(ValidationError) as exc, transaction.atomic():
         credits_debit(entity=funded, channel="sms", amount=1001, messages=1, reference="x")
     assert exc.value.error_dict["credits"][0].code == "insufficient_credits"
-    assert "1000 left" in exc.value.message_dict["credits"][0]
+    assert "1,000 left" in exc.value.message_dict["credits"][0]
     assert credit_balance(entity=funded) == 1000
 
 

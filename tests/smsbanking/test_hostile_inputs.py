@@ -101,7 +101,7 @@ def test_pay_entries_on_separate_lines_are_read_as_separate_payments(bank, offic
 
 def test_pay_confirmation_reads_without_a_double_space(bank, officer, payer):
     mo(OFFICER_PHONE, f"PAY {payer.number} 20")
-    assert f"{bank.name}: recorded 1 payments" in last_reply(OFFICER_PHONE)
+    assert f"{bank.name}: recorded 1 payment, " in last_reply(OFFICER_PHONE)
 
 
 def test_the_same_loan_twice_in_one_message_records_nothing(bank, officer, payer):

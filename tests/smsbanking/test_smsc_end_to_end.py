@@ -68,7 +68,7 @@ def test_officer_collection_and_sheet_over_smpp(wire, officer, borrower, manager
     peer, dispatcher = wire
     loan_ids = sorted(borrower.loans.values_list("pk", flat=True))
     [answer] = send_and_wait(peer, dispatcher, OFFICER_PHONE, f"PAY {borrower.number}/{loan_ids[0]} 120")
-    assert "recorded 1 payments" in answer
+    assert "recorded 1 payment," in answer
     assert "recorded your payment of ZAR 120.00" in phone_inbox(peer, CLIENT_PHONE)[-1]
     [answer] = send_and_wait(peer, dispatcher, OFFICER_PHONE, f"PAY {borrower.number}/{loan_ids[0]} 120")
     assert "Nothing recorded" in answer and FieldCollection.objects.count() == 1

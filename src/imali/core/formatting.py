@@ -9,6 +9,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 CENT = Decimal("0.01")
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """A count with its noun as people write it: "1 payment", "2 payments", "1,250 credits"."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def format_money(value, currency: str = "") -> str:
     """12345.6 → "12,345.60"; with `currency`, "ZAR 12,345.60". None and "" give ""; a value that
     is not a number is shown as it is."""

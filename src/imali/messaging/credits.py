@@ -126,13 +126,13 @@ def credits_debit(*, entity: Entity, channel: str, amount: int, messages: int, r
         if used + amount > account.monthly_limit:
             raise messaging_error(
                 "credits", MessagingError.MONTHLY_LIMIT_REACHED,
-                f"The monthly limit of {account.monthly_limit} {channel.upper()} credits would be exceeded: "
-                f"{used} used this month, this send needs {amount}.")
+                f"The monthly limit of {account.monthly_limit:,} {_channel_word(channel)} credits would be exceeded: "
+                f"{used:,} used this month, this send needs {amount:,}.")
     balance = _balance_of(account.pk)
     if balance < amount:
         raise messaging_error(
             "credits", MessagingError.INSUFFICIENT_CREDITS,
-            f"Not enough {channel.upper()} credits: {balance} left, this send needs {amount}.")
+            f"Not enough {_channel_word(channel)} credits: {balance:,} left, this send needs {amount:,}.")
     return _write(account, kind=CreditEntryKind.DEBIT, amount=-amount, messages=messages, reference=reference, note="", actor=actor)
 
 
@@ -268,3 +268,8 @@ def credit_usage(*, entity: Entity, channel: str = Channel.SMS, start: dt.dateti
     if start is not None:
         usage["used_between"] = credits_used_between(entity=entity, channel=channel, start=start, end=end)
     return usage
+
+
+def _channel_word(channel: str) -> str:
+    """As people write it: "SMS", "email"."""
+    return "SMS" if channel == "sms" else channel.lower()

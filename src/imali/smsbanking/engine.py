@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
-from imali.core.formatting import format_money
+from imali.core.formatting import counted, format_money
 from imali.core.localtime import datetime_label
 from imali.core.models import AuditAction
 from imali.loans.services import local_today
@@ -518,7 +518,7 @@ def _recorded(ctx: Context, rows, resolved, *, label: str) -> Answer:
     total = sum((r.entry.amount for r in resolved), start=resolved[0].entry.amount * 0)
     listed = ", ".join(f"{r.client.number} {format_money(r.entry.amount)}" for r in resolved)
     replies = [ctx.reply(services.rules.fit(
-        f"{ctx.entity.name}: {label + ' ' if label else ''}recorded {len(rows)} payments, {services.money(ctx.entity, total)}, unverified until "
+        f"{ctx.entity.name}: {label + ' ' if label else ''}recorded {counted(len(rows), 'payment')}, {services.money(ctx.entity, total)}, unverified until "
         f"the cash is at the branch: {listed}", more="..."), client=None)]
     for r in resolved:
         if r.client.cellphone:

@@ -27,6 +27,18 @@ def thousands(value) -> str:
 
 
 @register.filter
+def counted(value, nouns: str) -> str:
+    """{{ n|counted:"credit" }} → "1 credit", "2 credits"; {{ n|counted:"SMS,SMSes" }} names both."""
+    from imali.core.formatting import counted as counted_text
+
+    one, _, many = nouns.partition(",")
+    try:
+        return counted_text(int(value), one, many or None)
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+
+
+@register.filter
 def module_names(modules) -> str:
     """An entity's enabled modules by their names ("MAXSMS (SMS), Mobile money"), not their keys."""
     from imali.tenancy.models import Module

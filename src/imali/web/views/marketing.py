@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from imali.core.formatting import format_money
+from imali.core.formatting import counted, format_money
 from imali.core.forms import StrictModelChoiceField, request_ids
 from imali.marketing import selectors
 from imali.marketing.columns import shown_columns
@@ -202,8 +202,8 @@ def dataset_send_view(request, dataset_id: int):
                     elif send.background:
                         messages.success(request, "Sending in the background; the sends below show how far it is.")
                     else:
-                        messages.success(request, f"{send.queued} {send.get_channel_display()} message(s) queued, "
-                                                  f"{send.credits} credit(s) used.")
+                        messages.success(request, f"{counted(send.queued, send.get_channel_display() + ' message')} queued, "
+                                                  f"{counted(send.credits, 'credit')} used.")
                     return redirect("web:marketing_dataset", dataset_id=dataset.pk)
                 preview = send_preview(actor=request.user, entity=request.entity, dataset_id=dataset.pk,
                                        message_id=form.cleaned_data["message"].pk, row_ids=row_ids)

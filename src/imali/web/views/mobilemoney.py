@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
+from imali.core.formatting import counted
 from imali.core.forms import StrictModelChoiceField, ascii_id
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
@@ -366,10 +367,10 @@ def payments_send_view(request):
         messages.error(request, " ".join(exc.messages))
     else:
         if batch.approved_by_id:
-            messages.success(request, f"{batch.count} payments ({batch.total:,.2f}) sent; results show below as they arrive.")
+            messages.success(request, f"{counted(batch.count, 'payment')} ({batch.total:,.2f}) sent; results show below as they arrive.")
         else:
             messages.warning(request, f"The total {batch.total:,.2f} is above your disbursement limit: a user whose "
-                                      f"limit covers it must approve the {batch.count} payments.")
+                                      f"limit covers it must approve the {counted(batch.count, 'payment')}.")
     return redirect("web:mm_disbursements")
 
 
