@@ -224,3 +224,19 @@ def test_formulas_are_read_as_text_never_evaluated(upload):
     status, body = upload("day.csv", content)
     assert status in (201, 302), body
     assert StatementImport.objects.get().lines == 1
+
+
+@pytest.mark.parametrize("when", ["0001-01-01 00:00:00", "1899-12-31 23:59", "9999-12-31 23:59:59", "20991231235959"])
+def test_a_completion_time_no_payment_can_have_is_the_lines_problem_and_the_rest_imports(api, setup, when,
+                                                                                          django_capture_on_commit_callbacks):
+    # Year 1 in Johannesburg is before the earliest UTC time: the whole import failed on saving it.
+    content = CSV_HEADER + CSV_LINE + f"SA00000002,{when},Completed,75.50\n".encode()
+    status, body = via_api(api, setup, "day.csv", content)
+    assert status == 201, body
+    assert body["counts"]["invalid"] == 1
+    [bad] = [line for line in body["lines"] if line["kind"] == "invalid"]
+    assert bad["line"] == 3 and f"Completion time '{when}'" in bad["note"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(f"/api/mobile-money/statements/{body['statement']['id']}/confirm/").status_code == 202
+    done = api.get(f"/api/mobile-money/statements/{body['statement']['id']}/").json()
+    assert (done["state"], done["invalid"], done["suspense"]) == ("done", 1, 1)

@@ -56,6 +56,11 @@ MAX_XLSX_SHARED_STRINGS_BYTES = 50 * 1024 * 1024
 MAX_HEADER_ROW = 100
 MAX_COLUMNS = 16_384  # a spreadsheet's own limit
 MAX_LINE_CHARS = 1024 * 1024
+# A completion time outside these is a typing or export error, not a payment: year 1 in the
+# entity's zone cannot even be stored (before the earliest UTC time), and a payment from the future
+# would post a receipt dated then. A day of slack for a provider's clock and zones.
+EARLIEST_PAYMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+FUTURE_SLACK = dt.timedelta(days=1)
 
 
 def _refuse(message: str):
@@ -247,6 +252,7 @@ def read_statement(content: bytes, file_name: str, *, columns: dict[str, str], t
     columns = {**DEFAULT_COLUMNS, **{k: v for k, v in (columns or {}).items() if v}}
     wanted = {k: v.strip().lower() for k, v in columns.items()}
     zone = zoneinfo.ZoneInfo(time_zone)
+    latest = dt.datetime.now(dt.UTC) + FUTURE_SLACK
     header: dict[str, int] | None = None
     lines: list[Line] = []
     number = 0
@@ -299,6 +305,10 @@ def read_statement(content: bytes, file_name: str, *, columns: dict[str, str], t
         completed = _time(cell("completed_at"), zone)
         if completed is None:
             lines.append(Line(number, trans_id, amount, problem=f"Completion time '{cell('completed_at')}' is not a date and time."))
+            continue
+        if not EARLIEST_PAYMENT <= completed <= latest:
+            lines.append(Line(number, trans_id, amount, problem=f"Completion time '{cell('completed_at')}' is not when a "
+                                                                 "payment can have been made (before 2000 or in the future)."))
             continue
         msisdn, name = _party(cell("other_party"))
         lines.append(Line(number, trans_id, amount, completed, msisdn, name[:120], str(cell("account_reference")).strip()[:40]))
