@@ -240,3 +240,18 @@ def test_a_completion_time_no_payment_can_have_is_the_lines_problem_and_the_rest
         assert api.post(f"/api/mobile-money/statements/{body['statement']['id']}/confirm/").status_code == 202
     done = api.get(f"/api/mobile-money/statements/{body['statement']['id']}/").json()
     assert (done["state"], done["invalid"], done["suspense"]) == ("done", 1, 1)
+
+
+def test_an_upload_over_the_limit_is_a_413_in_json_before_it_is_read(api, setup, settings):
+    settings.UPLOAD_MAX_BYTES = 2**20
+    response = api.post("/api/mobile-money/statements/", {
+        "setup": setup.pk, "file": SimpleUploadedFile("day.csv", CSV_HEADER + CSV_LINE * 30_000)}, format="multipart")
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The upload is larger than 1 MB: send a smaller file."
+    assert not StatementImport.objects.exists()
+
+
+def test_the_upload_limit_leaves_room_for_the_largest_statement():
+    from django.conf import settings
+
+    assert settings.UPLOAD_MAX_BYTES > statement.MAX_FILE_BYTES + 64 * 1024
