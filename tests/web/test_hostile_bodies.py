@@ -88,3 +88,25 @@ def test_an_upload_larger_than_any_the_app_takes_is_refused_before_it_is_read(cl
     assert response.status_code == 413
     assert "larger than 41 MB" in _page_problem(response)
     assert not StatementImport.objects.exists()
+
+
+@pytest.mark.parametrize("text", ["{^" * 20_000, "Hi {^Client Name^} " * 2_000])
+def test_template_text_that_was_slow_to_check_is_checked_in_linear_time(text):
+    # "{^" after "{^" scanned to the text's end each (quadratic); so did the "field at the start"
+    # check, once per field. 40,000 characters took seconds; each now takes milliseconds.
+    from imali.messaging.templating import template_problems
+
+    started = time.monotonic()
+    template_problems(text * 5)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_pasted_document_as_a_template_is_refused_naming_the_text_before_it_is_previewed(client, login_as, entity):
+    login_as(entity, [Right.MAXSMS_MESSAGE_SETUP])
+    started = time.monotonic()
+    response = client.post(reverse("web:messaging_template_edit") + "?type=birthday",
+                           {"text": "{^" * 1_000_000, "preview": "1"})
+    assert time.monotonic() - started < 5
+    assert response.status_code == 400
+    assert list(response.context["form"].errors) == ["text"]
+    assert "at most 918 characters" in response.context["form"].errors["text"][0]
