@@ -6,7 +6,8 @@ give, so a client handles one error format whatever layer found the problem. Err
 kept on each ErrorDetail (visible through ``exc.get_codes()``). A missing row raised by a
 selector is a 404, and Django's PermissionDenied a 403. A ``core.errors.TooSoon`` (the same
 thing asked for too recently) is a 429 with ``Retry-After`` and ``{"detail", "code", "retry_after"}``.
-A body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 saying how large a body may be, and a
+A body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (files aside) or a multipart body over
+UPLOAD_MAX_BYTES (core/uploads.py) is a 413 saying how large it may be, and a
 form with too many fields or files a 400: Django's own answer to those is an HTML page.
 """
 
@@ -30,6 +31,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from imali.core.errors import TooSoon
+from imali.core.uploads import UploadTooLarge
 
 
 def _details(errors: list[DjangoValidationError]) -> list[ErrorDetail]:
@@ -73,7 +75,9 @@ def exception_handler(exc, context):
         response = drf_exception_handler(exc, context)
         response.data = {"detail": str(exc.detail), "code": exc.refusal_code, "retry_after": exc.wait}
         return response
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, UploadTooLarge):
+        exc = RequestTooLarge(str(exc))
+    elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(f"The request body is larger than {body_limit_text()} (files aside): send less.")
     elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         exc = exceptions.ParseError(f"{exc} Send fewer.")

@@ -186,6 +186,16 @@ IMALI_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("IMALI_LOGIN_LOCKOUT_MINUTES", 
 IMALI_RECEIPT_TOLERANCE_AMOUNT = os.environ.get("IMALI_RECEIPT_TOLERANCE_AMOUNT", "1000.00")
 IMALI_RECEIPT_TOLERANCE_PERCENT = os.environ.get("IMALI_RECEIPT_TOLERANCE_PERCENT", "10")
 
+# A multipart body (a file upload) over this is refused before it is read (core/uploads.py): the
+# largest file the app takes is a 40 MB mobile-money statement. Form fields, files aside, stay
+# within Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) and DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000).
+UPLOAD_MAX_BYTES = int(os.environ.get("IMALI_UPLOAD_MAX_MB", "41")) * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "imali.core.uploads.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("IMALI_SESSION_SECONDS", str(8 * 3600)))

@@ -5,6 +5,7 @@ Reason Type, Other Party Info, A/C No.). Pure reading here; services decide what
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -50,6 +51,16 @@ MAX_ROWS = MAX_LINES + 10_000
 # headers, which also bound what zipfile will unpack.
 MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_XLSX_SHARED_STRINGS_BYTES = 50 * 1024 * 1024
+# The header is looked for in the first rows only (the portal's preamble is a few lines), and rows
+# are cut to its width: a file of wide rows and no header is not walked cell by cell to the end.
+MAX_HEADER_ROW = 100
+MAX_COLUMNS = 16_384  # a spreadsheet's own limit
+MAX_LINE_CHARS = 1024 * 1024
+# A completion time outside these is a typing or export error, not a payment: year 1 in the
+# entity's zone cannot even be stored (before the earliest UTC time), and a payment from the future
+# would post a receipt dated then. A day of slack for a provider's clock and zones.
+EARLIEST_PAYMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+FUTURE_SLACK = dt.timedelta(days=1)
 
 
 def _refuse(message: str):
@@ -82,44 +93,116 @@ class Line:
     skip: str = ""  # a line that is not a payment in (withdrawal, charge)
 
 
-def _rows(content: bytes, file_name: str):
-    """(row number, list of cell values) for every row of the first sheet / the CSV; a file that
-    does not read as either is refused naming the problem (and the row, where there is one)."""
-    number = 0
-    if file_name.lower().endswith(".xlsx"):
-        from openpyxl import load_workbook
+def _preamble(rows, header_of):
+    """The rows up to and including the header (the first row `header_of` reads as one: at most
+    MAX_HEADER_ROW down, at most MAX_COLUMNS wide); returns (the header's row number, its width:
+    one past its last named column), or None when there is no header."""
+    for number, row in rows:
+        if number > MAX_HEADER_ROW:
+            break
+        if len(row) > MAX_COLUMNS:
+            raise _refuse(f"Line {number} has more than {MAX_COLUMNS:,} columns.")
+        row = list(row)
+        yield number, row
+        header = header_of(row)
+        if header is not None:
+            return number, max(header.values()) + 1
+    return None
 
-        _check_workbook_size(content)
-        try:
-            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-            sheet = book.worksheets[0]
-            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-                if number > MAX_ROWS:
-                    raise _refuse(f"The file has more than {MAX_ROWS:,} rows: split it.")
-                yield number, list(row)
-            book.close()
-        except ValidationError:
-            raise
-        except Exception as exc:  # openpyxl and zipfile raise many kinds for a file that is not a workbook
-            where = f" at row {number + 1}" if number else ""
-            raise _refuse(f"The file is not a readable XLSX workbook{where} ({type(exc).__name__}).") from None
-        return
+
+def _xlsx_rows(content: bytes, header_of):
+    from openpyxl import load_workbook
+
+    _check_workbook_size(content)
+    number = 0
     try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = content.decode("latin-1")
-    if "\x00" in text:
-        raise _refuse("The file holds NUL bytes: it is not a CSV text file. Upload the statement as CSV or XLSX.")
-    sample = text[:4096]
-    delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        for number, row in enumerate(reader, start=1):
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        # The sheet's <dimension> is its writer's claim: believed, rows below it were dropped
+        # unread, and a five-kilobyte file claiming A1:XFD1048576 was walked as a million rows of
+        # 16,384 cells.
+        sheet.reset_dimensions()
+        found = yield from _preamble(enumerate(sheet.iter_rows(values_only=True), start=1), header_of)
+        if found is None:
+            return
+        header_row, width = found
+        number = header_row
+        # A second pass from below the header with each row cut to the header's width by openpyxl
+        # itself: a stray cell far to the right does not make every row 16,384 cells.
+        for number, row in enumerate(sheet.iter_rows(min_row=header_row + 1, max_col=width, values_only=True),
+                                     start=header_row + 1):
             if number > MAX_ROWS:
                 raise _refuse(f"The file has more than {MAX_ROWS:,} rows: split it.")
             yield number, row
+        book.close()
+    except ValidationError:
+        raise
+    except Exception as exc:  # openpyxl and zipfile raise many kinds for a file that is not a workbook
+        where = f" at row {number + 1}" if number else ""
+        raise _refuse(f"The file is not a readable XLSX workbook{where} ({type(exc).__name__}).") from None
+
+
+def _encoding(content: bytes) -> str:
+    """UTF-16 by its byte-order mark (Excel's "Unicode text"), else UTF-8 (a BOM dropped) when
+    every byte reads as it, else Latin-1. Checked in pieces: no second copy of the file."""
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(content)
+    try:
+        for start in range(0, len(content), 1 << 20):
+            decoder.decode(view[start:start + (1 << 20)])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8-sig"
+
+
+def _csv_rows(content: bytes, header_of):
+    encoding = _encoding(content)
+    if encoding != "utf-16" and b"\x00" in content:
+        raise _refuse("The file holds NUL bytes: it is not a CSV text file. Upload the statement as CSV or XLSX.")
+    text = io.TextIOWrapper(io.BytesIO(content), encoding=encoding, newline="")
+    sample = text.read(4096)
+    text.seek(0)
+    counts = {d: sample.count(d) for d in (",", ";", "\t")}
+    delimiter = max(counts, key=lambda d: (counts[d], d == ","))
+    physical = 0
+
+    def lines():
+        # Read a bounded piece at a time: one 40 MB line of commas was 40 million cells in memory.
+        nonlocal physical
+        while line := text.readline(MAX_LINE_CHARS + 1):
+            physical += 1
+            if len(line) > MAX_LINE_CHARS:
+                raise _refuse(f"Line {physical} is longer than {MAX_LINE_CHARS:,} characters: it is not a statement line.")
+            if "\x00" in line:
+                raise _refuse("The file holds NUL bytes: it is not a CSV text file. Upload the statement as CSV or XLSX.")
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    try:
+        found = yield from _preamble(enumerate(reader, start=1), header_of)
+        if found is None:
+            return
+        header_row, width = found
+        for number, row in enumerate(reader, start=header_row + 1):
+            if number > MAX_ROWS:
+                raise _refuse(f"The file has more than {MAX_ROWS:,} rows: split it.")
+            yield number, row[:width]
     except csv.Error as exc:
         raise _refuse(f"Line {reader.line_num}: the file does not read as CSV ({exc}).") from None
+    except UnicodeDecodeError:
+        raise _refuse(f"Line {physical + 1}: the file does not read as {encoding.upper()} text.") from None
+
+
+def _rows(content: bytes, file_name: str, header_of):
+    """(row number, cell values) for every row of the first sheet / the CSV down to the header and
+    below it, cut to the header's width; a file that does not read as either is refused naming the
+    problem (and the row, where there is one)."""
+    if file_name.lower().endswith(".xlsx"):
+        return _xlsx_rows(content, header_of)
+    return _csv_rows(content, header_of)
 
 
 # The portal's own layout (TIME_FORMATS[0] and [1] with two-digit fields): read without strptime,
@@ -169,18 +252,27 @@ def read_statement(content: bytes, file_name: str, *, columns: dict[str, str], t
     columns = {**DEFAULT_COLUMNS, **{k: v for k, v in (columns or {}).items() if v}}
     wanted = {k: v.strip().lower() for k, v in columns.items()}
     zone = zoneinfo.ZoneInfo(time_zone)
+    latest = dt.datetime.now(dt.UTC) + FUTURE_SLACK
     header: dict[str, int] | None = None
     lines: list[Line] = []
-    for number, row in _rows(content, file_name):
-        cells = ["" if c is None else c for c in row]
+    number = 0
+
+    def header_of(row) -> dict[str, int] | None:
+        nonlocal header
+        names = ["" if c is None else str(c).strip().lower() for c in row]
+        if wanted["transaction_id"] not in names:
+            return None
+        found = {k: names.index(v) for k, v in wanted.items() if v in names}
+        missing = [COLUMN_LABELS[k] for k in REQUIRED if k not in found]
+        if missing:
+            raise _refuse(f"Line {number}: no column for {', '.join(missing)}.")
+        header = found
+        return header
+
+    for number, row in _rows(content, file_name, header_of):
         if header is None:
-            names = [str(c).strip().lower() for c in cells]
-            if wanted["transaction_id"] in names:
-                header = {k: names.index(v) for k, v in wanted.items() if v in names}
-                missing = [COLUMN_LABELS[k] for k in REQUIRED if k not in header]
-                if missing:
-                    raise ValidationError({"file": [f"Line {number}: no column for {', '.join(missing)}."]})
-            continue
+            continue  # the preamble above the header (the header row itself is read by header_of)
+        cells = ["" if c is None else c for c in row]
         if not any(str(c).strip() for c in cells):
             continue
         if len(lines) >= MAX_LINES:
@@ -214,8 +306,13 @@ def read_statement(content: bytes, file_name: str, *, columns: dict[str, str], t
         if completed is None:
             lines.append(Line(number, trans_id, amount, problem=f"Completion time '{cell('completed_at')}' is not a date and time."))
             continue
+        if not EARLIEST_PAYMENT <= completed <= latest:
+            lines.append(Line(number, trans_id, amount, problem=f"Completion time '{cell('completed_at')}' is not when a "
+                                                                 "payment can have been made (before 2000 or in the future)."))
+            continue
         msisdn, name = _party(cell("other_party"))
         lines.append(Line(number, trans_id, amount, completed, msisdn, name[:120], str(cell("account_reference")).strip()[:40]))
     if header is None:
-        raise ValidationError({"file": [f"No header line with a '{columns['transaction_id']}' column was found."]})
+        raise ValidationError({"file": [f"No header line with a '{columns['transaction_id']}' column was found "
+                                        f"in the first {MAX_HEADER_ROW} lines."]})
     return lines

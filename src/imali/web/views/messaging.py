@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.core.validators import MaxLengthValidator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
@@ -38,6 +39,7 @@ from imali.messaging.services import (
     template_text,
     template_update,
 )
+from imali.messaging.templating import TEMPLATE_MAX_LENGTH
 from imali.tenancy.models import Entity
 from imali.tenancy.rights import Right
 
@@ -56,6 +58,15 @@ class TemplateForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), help_text=(
         "Merge fields are written {^Field Name^}, with a space on each side; a message may not start with one."))
     preview_client = StrictIntegerFormField(required=False, label="Preview for client number")
+
+    def __init__(self, *args, channel: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The channel's bound on the field itself: a pasted document is refused naming the text
+        # before it is previewed (a preview of two megabytes took seconds and quoted it all back).
+        text = self.fields["text"]
+        text.max_length = TEMPLATE_MAX_LENGTH[channel]
+        text.validators.append(MaxLengthValidator(text.max_length))
+        text.widget.attrs["maxlength"] = str(text.max_length)
 
 
 def _preview_or_save(request, form, *, message_type: str, channel: str, saved: str):
@@ -93,7 +104,8 @@ def template_edit_view(request):
     message_type = request.GET.get("type", "")
     if message_type not in MessageType.values:
         return redirect("web:messaging_templates")
-    form = TemplateForm(request.POST or None, initial={"text": template_text(entity=entity, message_type=message_type)})
+    form = TemplateForm(request.POST or None, initial={"text": template_text(entity=entity, message_type=message_type)},
+                        channel=Channel.SMS)
     preview = None
     if request.method == "POST" and form.is_valid():
         preview, saved = _preview_or_save(request, form, message_type=message_type, channel=Channel.SMS,
@@ -135,7 +147,8 @@ def email_template_edit_view(request):
     label = MessageType(message_type).label
     saved = template_text(entity=entity, message_type=message_type, channel=Channel.EMAIL)
     testing = "test_send" in request.POST
-    form = TemplateForm(request.POST if request.method == "POST" and not testing else None, initial={"text": saved})
+    form = TemplateForm(request.POST if request.method == "POST" and not testing else None, initial={"text": saved},
+                        channel=Channel.EMAIL)
     test_form = EmailTestSendForm(request.POST if testing else None, request.FILES if testing else None, initial={
         "idempotency_key": uuid.uuid4().hex, "subject": f"{label} from {{^Legal Entity Name^}}",
         "to_address": request.user.email})
