@@ -60,6 +60,9 @@ def test_a_customer_payment_posts_one_receipt_with_the_transaction_number_and_an
     assert txn.status == TransactionStatus.POSTED and txn.receipt_id == receipt.pk
     sms = OutboxMessage.objects.get(entity=entity, client=loan.client, message_type="payment_received")
     assert paid.trans_id in sms.text and "150.00" in sms.text
+    # The figures first, then the lender's text, whose last words (the lender's name) end the SMS.
+    assert sms.text.startswith(f"{entity.currency} 150.00 received for loan {loan.pk} (M-PESA ref {paid.trans_id}). Dear ")
+    assert sms.text.endswith(entity.name)
     assert AuditEntry.objects.filter(action="mobilemoney.payment_received", subject=paid.trans_id).exists()
 
 

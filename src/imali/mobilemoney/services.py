@@ -408,8 +408,10 @@ def _codes(exc: ValidationError) -> set[str]:
 
 
 def _confirmation_text(txn: ProviderTransaction, loan: Loan, *, template: str | None = None) -> str:
-    """The client's confirmation: the entity's "Payment received" text (`template`, when the caller
-    read it once for many) + amount, loan and transaction number."""
+    """The client's confirmation: amount, loan and transaction number, then the entity's "Payment
+    received" text (`template`, when the caller read it once for many), which ends with the lender's
+    name as a signature does: "ZAR 500.00 received for loan 578 (M-PESA ref SB12). Dear Thabo thank
+    you, your payment was received. Thuso Finance"."""
     from imali.messaging.models import MessageType
     from imali.messaging.services import merge_values, template_text
     from imali.messaging.templating import render
@@ -422,8 +424,8 @@ def _confirmation_text(txn: ProviderTransaction, loan: Loan, *, template: str | 
         greeting = render(template, values, missing="")
     except Exception:  # an entity template naming loan fields we do not fill here
         greeting = f"Dear {values.get('Client Name', '')} thank you, your payment was received."
-    return (f"{greeting} {entity.currency} {txn.amount:,.2f} for loan {loan.pk}, "
-            f"{txn.setup.get_provider_display().split(' ')[0]} ref {txn.provider_transaction_id}.")
+    return (f"{entity.currency} {txn.amount:,.2f} received for loan {loan.pk} "
+            f"({txn.setup.get_provider_display().split(' ')[0]} ref {txn.provider_transaction_id}). {greeting}").strip()
 
 
 def _confirm_by_sms(txn: ProviderTransaction, loan: Loan) -> str:
