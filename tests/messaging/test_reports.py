@@ -358,12 +358,13 @@ def test_process_log_bad_dates_show_nothing(admin_client, runs):
 def test_process_log_exports(admin_client, runs, admin_user):
     rows = csv_rows(admin_client.get(reverse("web:messaging_process_log") + "?period=all&export=csv"))
     assert rows[0] == reports.PROCESS_LOG_HEADER
-    assert [r[3] for r in rows[1:]] == ["bulk-today", "bulk-yesterday", "bulk-old"]
+    # The run's kind and criteria in words, as the screen shows them (a kind not named reads as its words).
+    assert [r[3] for r in rows[1:]] == ["Bulk-today", "Bulk-yesterday", "Bulk-old"]
     today = rows[1]
-    assert today[2] == str(admin_user) and today[5] == "employer: Acme" and today[8] == "no cellphone: 2"
+    assert today[2] == str(admin_user) and today[5] == "Employer: Acme" and today[8] == "No cellphone: 2"
     assert today[6] == "10" and today[9] == "12" and today[10] == "one bad" and today[1] == "00:00:00"
     sheet = xlsx_rows(admin_client.post(reverse("web:messaging_process_log") + "?period=yesterday", {"export": "xlsx"}))
-    assert len(sheet) == 2 and sheet[1][3] == "bulk-yesterday" and sheet[1][2] == "System"
+    assert len(sheet) == 2 and sheet[1][3] == "Bulk-yesterday" and sheet[1][2] == "System"
     entries = AuditEntry.objects.filter(action=AuditAction.REPORT_EXPORTED).order_by("id")
     assert [(e.after["report"], e.after["format"], e.after["rows"], e.after["filters"]["period"]) for e in entries] == [
         ("process-log", "csv", 3, "all"), ("process-log", "xlsx", 1, "yesterday")]
@@ -437,3 +438,11 @@ def test_process_log_names_each_criterion_in_words(admin_client, entity, admin_u
                               criteria={"days_before": 3, "business_date": "2026-12-07"})
     page = admin_client.get(reverse("web:messaging_process_log") + "?period=all").content.decode()
     assert "Days before: 3, Business date: 2026-12-07" in page and "business_date" not in page
+
+
+def test_the_process_log_export_names_runs_and_criteria_in_words(admin_client, entity, admin_user):
+    ProcessLog.objects.create(entity=entity, actor=admin_user, kind="message_batch", message_type="arrears",
+                              criteria={"business_date": "2026-12-07", "days_before": 3}, skipped_reasons={"no_cellphone": 1})
+    rows = csv_rows(admin_client.get(reverse("web:messaging_process_log") + "?period=all&export=csv"))
+    run = next(r for r in rows[1:] if r[3] == "Message batch")
+    assert run[5] == "Business date: 2026-12-07; Days before: 3" and run[8] == "No cellphone: 1"

@@ -141,6 +141,24 @@ class OutboxStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# A run's kind as staff read it, on the screen and in its exports ("Message batch", not the key).
+PROCESS_KINDS = {
+    "message_batch": "Message batch", "client_marketing": "Client marketing", "automatic": "Automatic SMS",
+    "mis": "MIS SMS", "bulk_send": "Bulk send", "get_sms_responses": "SMS replies fetched",
+    "reply_notification": "Reply notification", "email_test": "Test email",
+}
+
+
+def process_kind_label(kind: str) -> str:
+    """A run's kind in words; a kind not named above reads as its words rather than its key."""
+    return PROCESS_KINDS.get(kind) or (kind or "").replace("_", " ").capitalize()
+
+
+def criteria_label(key: str) -> str:
+    """A run's criterion in words ("Business date", not "business_date")."""
+    return str(key).replace("_", " ").capitalize()
+
+
 class ProcessLog(models.Model):
     """One entry per send or import run (DOMAIN §3)."""
 

@@ -26,7 +26,15 @@ from imali.core.audit import audit_record
 from imali.core.models import AuditAction
 from imali.tenancy.models import Entity
 
-from .models import Channel, MessageType, OutboxMessage, OutboxStatus, ProcessLog
+from .models import (
+    Channel,
+    MessageType,
+    OutboxMessage,
+    OutboxStatus,
+    ProcessLog,
+    criteria_label,
+    process_kind_label,
+)
 from .selectors import SCHEDULED, is_scheduled, scheduled_response
 
 # Rows an export reads per round trip: large enough to keep the round trips few, small enough
@@ -360,10 +368,10 @@ def process_log_snapshot(*, entity: Entity, start: dt.datetime | None, end: dt.d
     return ExportSnapshot(agg["rows"], agg["last"] if agg["last"] is not None else 0)
 
 
-def _pairs(mapping) -> str:
+def _pairs(mapping, *, words: bool = False) -> str:
     if not isinstance(mapping, dict):
         return str(mapping or "")
-    return "; ".join(f"{k}: {v}" for k, v in mapping.items())
+    return "; ".join(f"{criteria_label(k) if words else k}: {v}" for k, v in mapping.items())
 
 
 def process_log_export_rows(*, entity: Entity, start: dt.datetime | None, end: dt.datetime | None,
@@ -375,9 +383,10 @@ def process_log_export_rows(*, entity: Entity, start: dt.datetime | None, end: d
     for log in qs.iterator(chunk_size=EXPORT_CHUNK_ROWS):
         local = log.started_at.astimezone(zone)
         errors = log.errors if isinstance(log.errors, list) else [log.errors]
-        yield [local.date(), local.strftime("%H:%M:%S"), str(log.actor) if log.actor_id else "System", log.kind,
-               labels.get(log.message_type, log.message_type), _pairs(log.criteria), log.queued, log.skipped,
-               _pairs(log.skipped_reasons), log.credits, "; ".join(str(e) for e in errors if e)]
+        yield [local.date(), local.strftime("%H:%M:%S"), str(log.actor) if log.actor_id else "System",
+               process_kind_label(log.kind), labels.get(log.message_type, log.message_type), _pairs(log.criteria, words=True),
+               log.queued, log.skipped,
+               _pairs(log.skipped_reasons, words=True), log.credits, "; ".join(str(e) for e in errors if e)]
 
 
 # --- Exports ----------------------------------------------------------------------------------

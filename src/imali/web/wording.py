@@ -181,22 +181,17 @@ def audit_status(entry) -> str:
 
 # --- the process log -----------------------------------------------------------------------------
 
-_PROCESS_KINDS = {
-    "message_batch": "Message batch", "client_marketing": "Client marketing", "automatic": "Automatic SMS",
-    "mis": "MIS SMS", "bulk_send": "Bulk send", "get_sms_responses": "SMS replies fetched",
-    "reply_notification": "Reply notification", "email_test": "Test email",
-}
-
-
+# The words live beside the model (messaging.models), so the screen and the exports say the same.
 def process_kind(kind: str) -> str:
-    """A process-log run's kind in words ("Message batch", not "message_batch"); a kind not named
-    here reads as its words rather than its key."""
-    return _PROCESS_KINDS.get(kind) or (kind or "").replace("_", " ").capitalize()
+    from imali.messaging.models import process_kind_label
+
+    return process_kind_label(kind)
 
 
 def criteria_key(key: str) -> str:
-    """A run's criterion named in words ("Business date", not "business_date")."""
-    return str(key).replace("_", " ").capitalize()
+    from imali.messaging.models import criteria_label
+
+    return criteria_label(key)
 
 # --- the SMS credit ledger --------------------------------------------------------
 
