@@ -244,6 +244,12 @@ def test_single_sms_preview_shows_the_credits_left_with_separators(admin_client,
     url = reverse("web:messaging_client_sms", kwargs={"client_id": sms_client.pk})
     page = admin_client.post(url, {"text": "Please call the branch", "idempotency_key": "k-sep", "preview": "1"}).content.decode()
     assert "of 1,000 left" in page
+    # The client's number as people read it, on the page and in the preview, not +27...
+    from imali.core.phones import display_phone
+
+    shown = display_phone(sms_client.cellphone)
+    assert f"Cellphone: {shown}" in page and f'<strong id="preview-number">{shown}</strong>' in page
+    assert sms_client.cellphone not in page
 
 
 def test_email_credits_show_counts_with_separators(client, entity, operator):

@@ -141,6 +141,11 @@ def test_mis_detail_lists_the_entitys_mis_sms_with_filters(client, entity, other
     assert page.context["page"].paginator.count == 31
     only_branch = client.get(reverse("web:reminders_mis_detail") + "?stream=branch")
     assert only_branch.context["page"].paginator.count == 1 and b"Daily (per branch)" in only_branch.content
+    # The number as people read it on the screen (the export keeps E.164 for machines).
+    from imali.core.phones import display_phone
+
+    number = manager.cellphone or "+27820000000"
+    assert f"<td>{display_phone(number)}</td>".encode() in only_branch.content and number.encode() not in only_branch.content
     csv = client.get(reverse("web:reminders_mis_detail") + "?stream=branch&export=csv")
     body = b"".join(csv.streaming_content).decode()
     assert "Daily (per branch)" in body and body.count("\n") == 2
