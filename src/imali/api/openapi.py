@@ -50,7 +50,7 @@ class ImaliAutoSchema(AutoSchema):
 
     - An integer in the query is 0 to MAX_QUERY_ID (ids: `api.base.query_int`).
     - Every operation documents its refusals: 400 when it takes a body or query parameters or writes,
-      413 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
+      413 and 415 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
     - A text field that may be blank says so: `""` joins an enum, a `format` (email, uri) that
       "" cannot meet is dropped, and a nullable model column is `nullable` even where the
       serializer field is read-only (DRF drops `allow_blank`/`allow_null` from those).
@@ -80,6 +80,8 @@ class ImaliAutoSchema(AutoSchema):
         if "requestBody" in operation:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
             responses.setdefault("413", self._error_response(f"The body is larger than {limit:.1f} MB (files aside)."))
+            # DRF answers a body of a media type the operation does not read (or none named) with 415.
+            responses.setdefault("415", self._error_response("The body is not of a media type this operation reads."))
         needs_caller = any(requirement for requirement in operation.get("security", []))
         refusals = {"401": "No valid credentials (a bad or expired token).",
                     "403": "Not signed in, no right for this operation, or a switched-off entity."}
