@@ -156,3 +156,15 @@ def test_the_contracts_report_lists_its_methods_and_still_filters_by_one(reader)
     parameters = schema["paths"]["/api/signing/reports/contracts/"]["get"]["parameters"]
     assert next(p for p in parameters if p["name"] == "method")["schema"]["enum"] == ["hand", "otp", "override"]
     assert reader.get("/api/signing/reports/contracts/?method=hand").status_code == 200
+
+
+def test_a_patch_that_validates_the_whole_body_says_what_it_requires(reader):
+    """Schemathesis (deep run, positive data): the schema offered PATCH /api/messaging/sms-types/ a
+    partial body (nothing required), but `{}` is refused: both fields are needed."""
+    schema = reader.get("/api/schema/?format=json").json()
+    body = schema["paths"]["/api/messaging/sms-types/"]["patch"]["requestBody"]
+    name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert body["required"] is True
+    assert sorted(schema["components"]["schemas"][name]["required"]) == ["enabled", "message_type"]
+    refused = reader.patch("/api/messaging/sms-types/", {}, format="json")
+    assert refused.status_code == 400 and set(refused.json()) == {"enabled", "message_type"}

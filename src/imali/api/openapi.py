@@ -93,6 +93,18 @@ class ImaliAutoSchema(AutoSchema):
             responses.setdefault("404", self._error_response("No such object in your entity."))
         return operation
 
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        # drf-spectacular makes every PATCH body partial (nothing required), as a viewset's
+        # partial_update reads it; a view whose PATCH validates the whole body says so with
+        # `patch_takes_whole_body`, and its schema then requires what it requires.
+        if self.method == "PATCH" and getattr(self.view, "patch_takes_whole_body", False):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
+
     def _error_response(self, description: str) -> dict:
         component = self.resolve_serializer(ErrorDetailSerializer, "response")
         return {"content": {"application/json": {"schema": component.ref}}, "description": description}
