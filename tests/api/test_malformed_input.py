@@ -179,3 +179,18 @@ def test_a_huge_address_is_refused_naming_it_and_nothing_is_written(employer_cle
     assert not Employer.objects.exists()
     made = clerk.post("/api/clients/", client_payload(entity, physical_address=huge, notes="n" * 4001), format="json")
     assert made.status_code == 400 and set(made.json()) == {"physical_address", "notes"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", ""])
+def test_a_body_of_another_media_type_is_a_415_every_body_taking_operation_documents(employer_clerk, content_type):
+    """Schemathesis (deep run): a garbled multipart body came as no media type at all, and the 415
+    DRF answers was in no operation's responses."""
+    response = post_raw(employer_clerk, "/api/employers/", b"name=Acme", content_type=content_type)
+    assert response.status_code == 415
+    assert response["Content-Type"] == "application/json" and "detail" in response.json()
+    assert not Employer.objects.exists()
+    schema = employer_clerk.get("/api/schema/?format=json").json()
+    taking_bodies = [(path, method, operation) for path, item in schema["paths"].items()
+                     for method, operation in item.items() if "requestBody" in operation]
+    assert taking_bodies
+    assert [(path, method) for path, method, operation in taking_bodies if "415" not in operation["responses"]] == []

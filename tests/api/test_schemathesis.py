@@ -130,3 +130,23 @@ def test_every_operation_answers_as_its_schema_says(case, auth_headers):
 @HYPOTHESIS
 def test_the_client_writes_answer_as_their_schema_says(case, auth_headers):
     case.call_and_validate(headers=auth_headers, checks=CHECKS)
+
+
+def test_chained_calls_follow_the_links_between_operations(auth_headers):
+    """The stateful run over the links schemathesis infers (a created object's id into its reads,
+    changes and actions): a few short derandomised scenarios, with the checks above. `ignored_auth`
+    is left to the operation tests, which send the token as explicit auth; here it rides on each case."""
+    base = schema.as_state_machine()
+    assert base.bundles, "schemathesis inferred no links between operations"
+    chained_checks = [check for check in CHECKS if check is not checks.ignored_auth]
+
+    class Chained(base):
+        def before_call(self, case):
+            case.headers = {**(case.headers or {}), **auth_headers}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=chained_checks, transport_kwargs=kwargs or None,
+                                   recorder=getattr(self, "recorder", None))
+
+    Chained.run(settings=settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                                  stateful_step_count=5, suppress_health_check=list(HealthCheck)))

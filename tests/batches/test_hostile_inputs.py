@@ -178,3 +178,20 @@ def test_resume_of_another_entitys_or_a_done_batch_writes_nothing(entity, other_
     theirs.refresh_from_db()
     mine.refresh_from_db()
     assert (theirs.state, mine.state) == ("failed", "done") and counts() == before
+
+
+def test_a_batch_is_sent_and_previewed_from_json_only_so_a_blank_criterion_is_never_dropped(entity):
+    """Schemathesis (deep run): a form's `client_status=&due_from=` was read as no criteria at all and
+    the crm batch went to every client (201). JSON's "" is a refusal naming the field."""
+    from imali.tenancy.rights import Right
+
+    sender = factories.make_user(entity=entity, rights=list(Right))
+    factories.make_client(entity=entity)
+    api = APIClient()
+    api.force_login(sender)
+    form = {"batch_type": "crm", "client_status": "", "idempotency_key": "blank"}
+    assert api.post("/api/messaging/batches/", form).status_code == 415
+    assert api.post("/api/messaging/batches/preview/", {"batch_type": "crm", "client_status": ""}).status_code == 415
+    refused = api.post("/api/messaging/batches/", form, format="json")
+    assert refused.status_code == 400 and "client_status" in refused.json()
+    assert not MessageBatch.objects.filter(entity=entity).exists()

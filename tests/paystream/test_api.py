@@ -76,3 +76,16 @@ def test_api_needs_the_right_and_isolates(client, ps_entity, borrower, peer):
     assert client.post("/api/payment-stream/payments/", {"client": borrower.pk, "accounts": []},
                        content_type="application/json").status_code == 400
     assert not CreditPayment.objects.exists() and not PromissoryNote.objects.exists()
+
+
+@pytest.mark.parametrize("username", ["\x1e" + "u" * 80, " " + "u" * 80])
+def test_settings_text_is_bounded_as_sent_not_as_trimmed(api, ps_entity, username):
+    """Schemathesis (deep run): 81 characters, the first a control character Python counts as space,
+    were trimmed to 80 and saved, though the schema says at most 80."""
+    body = {"base_url": "http://127.0.0.1:9", "username": username}
+    refused = api.put("/api/payment-stream/settings/", body, content_type="application/json")
+    assert refused.status_code == 400
+    assert refused.json() == {"username": ["Ensure this field has no more than 80 characters."]}
+    assert StreamSettings.objects.get(entity=ps_entity).username != username.strip()  # nothing written
+    ok = api.put("/api/payment-stream/settings/", {**body, "username": username[1:]}, content_type="application/json")
+    assert ok.status_code == 200

@@ -50,7 +50,7 @@ class ImaliAutoSchema(AutoSchema):
 
     - An integer in the query is 0 to MAX_QUERY_ID (ids: `api.base.query_int`).
     - Every operation documents its refusals: 400 when it takes a body or query parameters or writes,
-      413 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
+      413 and 415 when it takes a body, 401 and 403 when it needs a caller, 404 when it looks an object up by path.
     - A text field that may be blank says so: `""` joins an enum, a `format` (email, uri) that
       "" cannot meet is dropped, and a nullable model column is `nullable` even where the
       serializer field is read-only (DRF drops `allow_blank`/`allow_null` from those).
@@ -80,6 +80,8 @@ class ImaliAutoSchema(AutoSchema):
         if "requestBody" in operation:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
             responses.setdefault("413", self._error_response(f"The body is larger than {limit:.1f} MB (files aside)."))
+            # DRF answers a body of a media type the operation does not read (or none named) with 415.
+            responses.setdefault("415", self._error_response("The body is not of a media type this operation reads."))
         needs_caller = any(requirement for requirement in operation.get("security", []))
         refusals = {"401": "No valid credentials (a bad or expired token).",
                     "403": "Not signed in, no right for this operation, or a switched-off entity."}
@@ -90,6 +92,18 @@ class ImaliAutoSchema(AutoSchema):
         if any(p.get("in") == "path" for p in parameters) or (needs_caller and "requestBody" in operation):
             responses.setdefault("404", self._error_response("No such object in your entity."))
         return operation
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        # drf-spectacular makes every PATCH body partial (nothing required), as a viewset's
+        # partial_update reads it; a view whose PATCH validates the whole body says so with
+        # `patch_takes_whole_body`, and its schema then requires what it requires.
+        if self.method == "PATCH" and getattr(self.view, "patch_takes_whole_body", False):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
 
     def _error_response(self, description: str) -> dict:
         component = self.resolve_serializer(ErrorDetailSerializer, "response")

@@ -50,6 +50,8 @@ class SmsTypeListView(EntityScopedMixin, APIView):
     """GET every type with its state; PATCH switches one type (a route per type would name no object)."""
 
     pagination_class = None  # one row per message type
+    # The PATCH names the type and its state, both required (api.openapi: not a partial body).
+    patch_takes_whole_body = True
     required_rights = {"get": Right.MAXSMS_GENERAL_SETUP, "patch": Right.MAXSMS_GENERAL_SETUP}
 
     @extend_schema(responses=SmsTypeSerializer(many=True), summary="The entity's SMS types and whether each is on")

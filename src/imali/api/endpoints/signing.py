@@ -17,10 +17,11 @@ from rest_framework.parsers import FileUploadParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from imali.api.base import EntityScopedMixin, query_int
+from imali.api.base import EntityScopedMixin, query_choice, query_int
 from imali.api.parsers import JSONParser
 from imali.api.serializers.fields import MoneyField, StrictIntegerField
 from imali.clients.models import Client
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.loans.models import Loan
 from imali.signing import selectors, services
 from imali.signing.models import (
@@ -28,6 +29,7 @@ from imali.signing.models import (
     Mandate,
     MandateKind,
     Signature,
+    SignatureMethod,
 )
 from imali.signing.services import Document
 from imali.tenancy.models import User
@@ -432,6 +434,8 @@ def _dates(request) -> dict:
                 found[name] = field.to_internal_value(raw)
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({name: exc.detail}) from None
+            if not day_in_range(found[name]):  # 0001-01-01's local midnight overflowed (a 500)
+                raise serializers.ValidationError({name: [DAY_RANGE_MESSAGE]})
     return found
 
 
@@ -439,12 +443,14 @@ class ContractsIssuedView(SigningView):
     required_rights = {"get": Right.REPORT_CONTRACTS_ISSUED}
 
     @extend_schema(summary="Contracts issued: every signing, by method, user, branch and dates",
-                   parameters=[*DATE_PARAMS, OpenApiParameter("method", str, description="otp, override or hand"),
+                   parameters=[*DATE_PARAMS, OpenApiParameter("method", str, enum=SignatureMethod.values,
+                                                                description="otp, override or hand"),
                                OpenApiParameter("user", int), OpenApiParameter("branch", int)],
                    responses={200: DocumentSignatureSerializer(many=True), 400: BAD_INPUT, 403: NO_RIGHT})
     def get(self, request):
-        params = request.query_params
-        rows = selectors.contracts_issued(entity=self.entity, **_dates(request), method=params.get("method", ""),
+        # Any other method matched nothing, and a NUL in it was a 500 on PostgreSQL: one of the methods or a 400.
+        method = query_choice(request, "method", SignatureMethod.values) or ""
+        rows = selectors.contracts_issued(entity=self.entity, **_dates(request), method=method,
                                           user_id=query_int(request, "user"), branch_id=query_int(request, "branch"))
         page = self.paginator.paginate_queryset(rows, request, view=self)
         return self.paginator.get_paginated_response(DocumentSignatureSerializer(page, many=True).data)
