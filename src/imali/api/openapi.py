@@ -79,7 +79,9 @@ class ImaliAutoSchema(AutoSchema):
                                          "description": "The request is not valid; each field says why."})
         if "requestBody" in operation:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
-            responses.setdefault("413", self._error_response(f"The body is larger than {limit:.1f} MB (files aside)."))
+            uploads = settings.UPLOAD_MAX_BYTES / (1024 * 1024)
+            responses.setdefault("413", self._error_response(
+                f"The body is larger than {limit:.1f} MB (files aside), or a multipart upload larger than {uploads:.0f} MB."))
             # DRF answers a body of a media type the operation does not read (or none named) with 415.
             responses.setdefault("415", self._error_response("The body is not of a media type this operation reads."))
         needs_caller = any(requirement for requirement in operation.get("security", []))
