@@ -41,19 +41,25 @@ def _changes(entity) -> int:
     return AuditEntry.objects.filter(entity=entity).count()
 
 
+def _lender_route_urls(owner):
+    """(url, name) of every lender route outside the open and skipped ones, each object in its
+    path taken from `owner`'s book."""
+    for route, name, kwargs in _routes():
+        if route.startswith(SKIP_PREFIXES) or route.startswith(OPEN_PREFIXES) or name in OPEN_TO_ANY_USER:
+            continue
+        values = {"format": "json"}
+        for kwarg in [k for k in kwargs if k != "format"]:
+            values[kwarg] = str(_object_of(_model_for_kwarg(kwarg), owner).pk)
+        yield _url_for(route, name, values), name
+
+
 def test_a_user_without_rights_gets_403_everywhere_and_changes_nothing(client, two_books):
     mine, theirs, my_book, their_book = two_books
     nobody = factories.make_user(entity=mine, rights=[])
     client.force_login(nobody)
     before = _changes(mine)
     answered = {}
-    for route, name, kwargs in _routes():
-        if route.startswith(SKIP_PREFIXES) or route.startswith(OPEN_PREFIXES) or name in OPEN_TO_ANY_USER:
-            continue
-        values = {"format": "json"}
-        for kwarg in [k for k in kwargs if k != "format"]:
-            values[kwarg] = str(_object_of(_model_for_kwarg(kwarg), mine).pk)
-        url = _url_for(route, name, values)
+    for url, name in _lender_route_urls(mine):
         statuses = {m: getattr(client, m)(url).status_code for m in ("get", "post")}
         statuses.update({m: getattr(client, m)(url, data="{}", content_type="application/json").status_code
                          for m in ("put", "patch", "delete")})
@@ -76,13 +82,7 @@ def test_the_platform_operator_reaches_no_lenders_data(client, two_books):
     client.force_login(factories.make_operator())
     before = _changes(theirs)
     answered = {}
-    for route, name, kwargs in _routes():
-        if route.startswith(SKIP_PREFIXES) or route.startswith(OPEN_PREFIXES) or name in OPEN_TO_ANY_USER:
-            continue
-        values = {"format": "json"}
-        for kwarg in [k for k in kwargs if k != "format"]:
-            values[kwarg] = str(_object_of(_model_for_kwarg(kwarg), theirs).pk)
-        url = _url_for(route, name, values)
+    for url, name in _lender_route_urls(theirs):
         responses = {m: getattr(client, m)(url) for m in ("get", "post")}
         for response in responses.values():
             body = b"".join(response.streaming_content) if response.streaming else response.content

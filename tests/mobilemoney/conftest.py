@@ -77,6 +77,39 @@ def mpesa_setup(entity, actor, peer, callback_base: str):
         "security_credential": c.security_credential, "callback_base_url": callback_base})
 
 
+def offline_setup(entity, actor, *, callback_base: str = "http://127.0.0.1:8000/"):
+    """An M-PESA setup whose provider address nothing listens on (port 9): what a test needs that
+    sends nothing (a call there is "unavailable", so nothing leaves)."""
+    return setup_save(entity=entity, actor=actor, data={
+        "provider": "mpesa", "base_url": "http://127.0.0.1:9", "short_code": "600777", "consumer_key": "k",
+        "consumer_secret": "the-secret", "initiator_name": "i", "security_credential": "cred",
+        "callback_base_url": callback_base})
+
+
+@pytest.fixture
+def api(lender_user):
+    """The API as the lender's administrator (DRF's client, authenticated)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(lender_user)
+    return client
+
+
+def workbook(rows) -> bytes:
+    """An XLSX file holding `rows` on its first sheet."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 def momo_setup(entity, actor, peer, callback_base: str):
     c = peer.config
     return setup_save(entity=entity, actor=actor, data={

@@ -18,25 +18,16 @@ from imali.mobilemoney.services import PaymentIn, payment_in_record, setup_save
 from imali.tenancy.rights import Right
 from tests import factories
 
-from .conftest import open_loan
+from .conftest import offline_setup, open_loan
 from .test_disbursements import approved_loan
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(lender_user):
-    client = APIClient()
-    client.force_authenticate(lender_user)
-    return client
-
-
-@pytest.fixture
 def setup(entity, lender_user):
     # Nothing listens on port 9: a send here is "unavailable", which is what the over-limit case needs (nothing leaves).
-    return setup_save(entity=entity, actor=lender_user, data={
-        "provider": "mpesa", "base_url": "http://127.0.0.1:9", "short_code": "600777", "consumer_key": "k",
-        "consumer_secret": "the-secret", "security_credential": "cred", "callback_base_url": "http://127.0.0.1:8000/"})
+    return offline_setup(entity, lender_user)
 
 
 def test_providers_list_names_stored_secrets_without_values(api, setup):

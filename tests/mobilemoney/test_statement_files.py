@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from imali.mobilemoney import statement
 from imali.mobilemoney.statement import read_statement
 
+from .conftest import workbook
+
 HEADER = b"Receipt No.,Completion Time,Transaction Status,Paid In\n"
 LINE = b"SA00000001,2026-01-05 10:00:00,Completed,150.00\n"
 
@@ -89,15 +91,7 @@ def test_a_workbook_whose_text_cells_are_huge_is_refused():
     assert "text cells hold more than 50 MB" in refusal(book, "day.xlsx")
 
 
-def _workbook(rows) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+_workbook = workbook
 
 
 def test_a_workbook_of_blank_rows_is_refused_without_walking_them(monkeypatch):

@@ -14,12 +14,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils.html import escape
-from rest_framework.test import APIClient
 
 from imali.core.models import AuditEntry
 from imali.mobilemoney import statement
 from imali.mobilemoney.models import StatementImport
-from imali.mobilemoney.services import setup_save
+
+from .conftest import offline_setup, workbook
 
 pytestmark = pytest.mark.django_db
 
@@ -30,17 +30,7 @@ CSV_LINE = b"SA00000001,2026-01-05 10:00:00,Completed,150.00\n"
 
 @pytest.fixture
 def setup(entity, lender_user):
-    return setup_save(entity=entity, actor=lender_user, data={
-        "provider": "mpesa", "base_url": "http://127.0.0.1:9", "short_code": "600777", "consumer_key": "k",
-        "consumer_secret": "s", "initiator_name": "i", "security_credential": "c",
-        "callback_base_url": "http://127.0.0.1:8000/"})
-
-
-@pytest.fixture
-def api(lender_user):
-    client = APIClient()
-    client.force_authenticate(lender_user)
-    return client
+    return offline_setup(entity, lender_user)
 
 
 @pytest.fixture
@@ -99,15 +89,7 @@ def refused(upload, name: str, content: bytes, *, seconds: float = 10, megabytes
     return message
 
 
-def _workbook(rows) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+_workbook = workbook
 
 
 def _with_sheet(content: bytes, change) -> bytes:
