@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zoneinfo
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
@@ -22,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from imali.core.audit import audit_record
+from imali.core.countries import Country, time_zone_for
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
 from imali.loans.models import Loan, LoanStatus
@@ -142,7 +144,7 @@ def _signed(document: SigningMandate | None) -> bool:
 # time: TT1 real time and TT1 delayed 20:30, TT2 batch 21:00; TT3 (card and PIN) has none. Known
 # here so that staff hear it when they create or send a mandate, not from the bank after the
 # client has signed.
-BANK_ZONE = dt.timezone(dt.timedelta(hours=2), "SAST")
+BANK_ZONE = zoneinfo.ZoneInfo(time_zone_for(Country.ZA))  # the banks' own zone, from core.countries
 CUT_OFF = {AuthenticationType.TT1_REALTIME: dt.time(20, 30), AuthenticationType.TT1_DELAYED: dt.time(20, 30),
            AuthenticationType.TT2_BATCH: dt.time(21, 0)}
 
