@@ -174,9 +174,9 @@ def test_a_lock_that_ran_out_gives_one_try_and_the_next_lock_is_twice_as_long(ba
 
 
 def test_a_lock_is_said_in_hours_and_days_rounded_up():
-    from imali.smsbanking.engine import _duration
+    from imali.core.formatting import duration_text
 
-    assert [_duration(m) for m in (60, 179, 180, 181, 4319, 4320, 61440)] == [
+    assert [duration_text(m) for m in (60, 179, 180, 181, 4319, 4320, 61440)] == [
         "60 minutes", "179 minutes", "3 hours", "4 hours", "72 hours", "3 days", "43 days"]
 
 

@@ -14,6 +14,16 @@ def counted(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
+def duration_text(minutes: int) -> str:
+    """A length of time as people say it: "60 minutes", "4 hours", "6 days"; rounded up, so it is
+    never shorter than what it tells of (a lock: the client does not try while it still holds)."""
+    if minutes < 180:
+        return counted(minutes, "minute")
+    if minutes < 3 * 24 * 60:
+        return counted(-(-minutes // 60), "hour")
+    return counted(-(-minutes // (24 * 60)), "day")
+
+
 def format_money(value, currency: str = "") -> str:
     """12345.6 → "12,345.60"; with `currency`, "ZAR 12,345.60". None and "" give ""; a value that
     is not a number is shown as it is."""

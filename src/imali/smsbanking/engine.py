@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from imali.clients.models import Client
 from imali.core.audit import audit_record
-from imali.core.formatting import counted, format_money
+from imali.core.formatting import counted, duration_text, format_money
 from imali.core.localtime import datetime_label
 from imali.core.models import AuditAction
 from imali.loans.services import local_today
@@ -434,21 +434,11 @@ def balance(ctx: Context) -> Answer:
         replies = [ctx.reply(wrong)]
         if outcome == services.PinCheck.LOCKED_NOW and client.cellphone and client.cellphone != ctx.message.number:
             replies.append((client.cellphone, f"{ctx.entity.name}: your SMS banking PIN is locked for "
-                                              f"{_duration(locked_minutes)} after {ctx.conf.pin_max_failures} "
+                                              f"{duration_text(locked_minutes)} after {ctx.conf.pin_max_failures} "
                                               f"wrong tries from another phone. If that was not you, call your branch.",
                             client, None))
         return Answer("balance_locked", replies, masked_text=masked)
     return Answer("balance_wrong_pin", [ctx.reply(wrong)], masked_text=masked)
-
-
-def _duration(minutes: int) -> str:
-    """A lock's length as people say it: 60 minutes, 4 hours, 6 days (rounded up: never shorter
-    than the lock, so the client does not try while it still holds)."""
-    if minutes < 180:
-        return f"{minutes} minutes"
-    if minutes < 3 * 24 * 60:
-        return f"{-(-minutes // 60)} hours"
-    return f"{-(-minutes // (24 * 60))} days"
 
 
 def pin(ctx: Context) -> Answer:
