@@ -179,20 +179,6 @@ def audit_status(entry) -> str:
     return str(dict(field.flatchoices).get(value, value))
 
 
-# --- the process log -----------------------------------------------------------------------------
-
-# The words live beside the model (messaging.models), so the screen and the exports say the same.
-def process_kind(kind: str) -> str:
-    from imali.messaging.models import process_kind_label
-
-    return process_kind_label(kind)
-
-
-def criteria_key(key: str) -> str:
-    from imali.messaging.models import criteria_label
-
-    return criteria_label(key)
-
 # --- the SMS credit ledger --------------------------------------------------------
 
 _SEALED_OTP_PREFIX = "msg:otp-sealed:"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django import template
 
+from imali.messaging.models import criteria_label, process_kind_label
+
 from .. import wording
 
 register = template.Library()
@@ -45,12 +47,12 @@ def status_words(entry) -> str:
 
 @register.filter
 def process_words(kind: str) -> str:
-    return wording.process_kind(kind)
+    return process_kind_label(kind)  # the words beside ProcessLog, as its exports use
 
 
 @register.filter
 def criteria_words(key: str) -> str:
-    return wording.criteria_key(key)
+    return criteria_label(key)
 
 
 @register.filter
