@@ -70,9 +70,8 @@ def audit_record_once(*, within: dt.timedelta, action: AuditAction, entity=None,
 
     object_type = target._meta.label if target is not None else ""
     object_id = str(target.pk) if target is not None else ""
-    recent = AuditEntry.objects.filter(action=action, object_type=object_type, object_id=object_id,
-                                       created_at__gte=timezone.now() - within)
-    if any(entry == after for entry in recent.values_list("after", flat=True)[:50]):
+    if AuditEntry.objects.filter(action=action, object_type=object_type, object_id=object_id, after=after,
+                                 created_at__gte=timezone.now() - within).exists():
         return None
     return audit_record(action=action, entity=entity, target=target, subject=subject, after=after)
 

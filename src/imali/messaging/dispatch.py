@@ -907,12 +907,15 @@ def gateway_destination_refused(gateway: Gateway) -> str | None:
     from imali.core.audit import audit_record_once
     from imali.core.models import AuditAction
 
-    problem = gateway_guard(gateway)()
-    if problem:
-        log.warning("gateway %s: destination refused: %s", gateway.name, problem)
-        # Once an hour for the same reason: a dispatcher restarted in a loop does not fill the log.
-        audit_record_once(within=dt.timedelta(hours=1), action=AuditAction.GATEWAY_DESTINATION_REFUSED, target=gateway,
-                          subject=gateway.name, after={"field": problem.split(":", 1)[0], "reason": problem})
+    refused = gateway.destination_problem(resolve=True)
+    if refused is None:
+        return None
+    field, why = refused
+    problem = f"{field}: {why}"
+    log.warning("gateway %s: destination refused: %s", gateway.name, problem)
+    # Once an hour for the same reason: a dispatcher restarted in a loop does not fill the log.
+    audit_record_once(within=dt.timedelta(hours=1), action=AuditAction.GATEWAY_DESTINATION_REFUSED, target=gateway,
+                      subject=gateway.name, after={"field": field, "reason": problem})
     return problem
 
 
@@ -922,19 +925,19 @@ def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, 
     `role` "both": every session in this process. "send" (the dispatcher when a receiver process
     runs beside it): a transmitter + receiver gateway binds its transmitter only. "receive" (that
     receiver process): the receiver sessions of the transmitter + receiver gateways, nothing else."""
-    from .adapters.africastalking import HTTP_KINDS, http_transport_for
+    from .adapters.africastalking import http_transport_for
     from .adapters.smpp import BindMode, Role, SmppTransport
 
     gateways = gateways if gateways is not None else Gateway.objects.filter(is_active=True)
     transports: dict[str, Transport] = {}
     for g in gateways:
-        split = g.kind not in HTTP_KINDS and g.bind_mode == BindMode.TRANSMITTER_RECEIVER
+        split = not g.is_http and g.bind_mode == BindMode.TRANSMITTER_RECEIVER
         if role == Role.RECEIVE and not split:
             continue
         # A refused address gets its transport all the same, one that never connects (its guard
         # refuses each connection): the gateway is down, and its routes fail over.
         gateway_destination_refused(g)
-        if g.kind in HTTP_KINDS:
+        if g.is_http:
             transports[g.name] = http_transport_for(g, guard=gateway_guard(g))
         else:
             transports[g.name] = SmppTransport(

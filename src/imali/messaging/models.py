@@ -414,7 +414,9 @@ class Gateway(models.Model):
 
     @property
     def is_http(self) -> bool:
-        return self.kind in (GatewayKind.AFRICASTALKING, GatewayKind.CLICKATELL)
+        from .adapters.africastalking import HTTP_KINDS
+
+        return self.kind in HTTP_KINDS
 
     def destination_problem(self, *, resolve: bool = False) -> tuple[str, str] | None:
         """(field, why) when the gateway's address is not one the server may connect to

@@ -368,10 +368,11 @@ def process_log_snapshot(*, entity: Entity, start: dt.datetime | None, end: dt.d
     return ExportSnapshot(agg["rows"], agg["last"] if agg["last"] is not None else 0)
 
 
-def _pairs(mapping, *, words: bool = False) -> str:
+def _pairs(mapping) -> str:
+    """A run's criteria or skip reasons in words: "Business date: 2026-12-07; Days before: 3"."""
     if not isinstance(mapping, dict):
         return str(mapping or "")
-    return "; ".join(f"{criteria_label(k) if words else k}: {v}" for k, v in mapping.items())
+    return "; ".join(f"{criteria_label(k)}: {v}" for k, v in mapping.items())
 
 
 def process_log_export_rows(*, entity: Entity, start: dt.datetime | None, end: dt.datetime | None,
@@ -384,9 +385,9 @@ def process_log_export_rows(*, entity: Entity, start: dt.datetime | None, end: d
         local = log.started_at.astimezone(zone)
         errors = log.errors if isinstance(log.errors, list) else [log.errors]
         yield [local.date(), local.strftime("%H:%M:%S"), str(log.actor) if log.actor_id else "System",
-               process_kind_label(log.kind), labels.get(log.message_type, log.message_type), _pairs(log.criteria, words=True),
+               process_kind_label(log.kind), labels.get(log.message_type, log.message_type), _pairs(log.criteria),
                log.queued, log.skipped,
-               _pairs(log.skipped_reasons, words=True), log.credits, "; ".join(str(e) for e in errors if e)]
+               _pairs(log.skipped_reasons), log.credits, "; ".join(str(e) for e in errors if e)]
 
 
 # --- Exports ----------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ from imali.core.formatting import counted
 from imali.core.forms import StrictModelChoiceField, ascii_id
 from imali.loans.models import Loan
 from imali.mobilemoney import selectors, services
-from imali.mobilemoney.models import Provider, ProviderSetup, ProviderTransaction, TransactionStatus
+from imali.mobilemoney.models import (
+    IN_FLIGHT_STATUSES,
+    Provider,
+    ProviderSetup,
+    ProviderTransaction,
+    TransactionStatus,
+)
 from imali.mobilemoney.statement import MAX_FILE_BYTES
 from imali.tenancy.rights import Right
 
@@ -321,11 +327,10 @@ def disbursement_list_view(request):
                      PAGE_SIZE).get_page(request.GET.get("page"))
     # While a payment sent waits for the provider's answer the list asks again by itself (htmx),
     # so the confirmation number appears without a reload; it stops once every answer is in.
-    in_flight = (DisbursementStatus.SENDING, DisbursementStatus.SENT, DisbursementStatus.UNKNOWN)
     return render(request, "web/mobilemoney/disbursements.html", {
         "pending": pending, "pending_total": sum((d.amount for d in pending), 0), "waiting": waiting,
         "approved": approved, "page": page, "limit": request.user.disbursement_limit,
-        "sent_poll": any(d.status in in_flight for d in page.object_list)})
+        "sent_poll": any(d.status in IN_FLIGHT_STATUSES for d in page.object_list)})
 
 
 @right_required(Right.DISBURSE_LOANS, methods=("POST",))
