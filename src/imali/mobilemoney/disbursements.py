@@ -170,14 +170,26 @@ def batch_approve(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
 
 def _send_batch(batch: DisbursementBatch) -> None:
     DisbursementBatch.objects.filter(pk=batch.pk).update(sent_at=timezone.now())
+    # One adapter (and one check of the provider's address) for the batch, not one per row; a
+    # refusal is not kept, so each row meets it and fails with the reason as before.
+    adapters: dict[int, object] = {}
+
+    def adapter_of(setup: ProviderSetup):
+        if setup.pk not in adapters:
+            adapters[setup.pk] = provider_adapter(setup)
+        return adapters[setup.pk]
+
     for disbursement in Disbursement.objects.filter(batch=batch, status=DisbursementStatus.SENDING).order_by("id"):
-        _send(disbursement)
+        _send(disbursement, adapter_of=adapter_of)
 
 
 def _claim(disbursement: Disbursement, *, allowed: tuple[str, ...]) -> Disbursement | None:
     """Commit SENDING (and the attempt) before anything leaves: what a crash leaves behind."""
     with transaction.atomic():
-        locked = Disbursement.objects.select_for_update(of=("self",)).select_related("batch__setup__entity").get(pk=disbursement.pk)
+        # What the send reads next (the payout check, the provider call), in this one query.
+        locked = (Disbursement.objects.select_for_update(of=("self",))
+                  .select_related("batch__setup__entity", "loan__entity", "loan__client", "payout_account")
+                  .get(pk=disbursement.pk))
         if locked.status not in allowed:
             return None
         locked.status = DisbursementStatus.SENDING
@@ -187,7 +199,8 @@ def _claim(disbursement: Disbursement, *, allowed: tuple[str, ...]) -> Disbursem
     return locked
 
 
-def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (DisbursementStatus.SENDING,)) -> Disbursement:
+def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (DisbursementStatus.SENDING,),
+          adapter_of=provider_adapter) -> Disbursement:
     claimed = _claim(disbursement, allowed=allowed)
     if claimed is None:
         return disbursement
@@ -200,7 +213,7 @@ def _send(disbursement: Disbursement, *, allowed: tuple[str, ...] = (Disbursemen
                     only_from=(DisbursementStatus.SENDING,))
     extra = {"originator": str(claimed.originator_id)}
     try:
-        answer = provider_adapter(setup).send_payment(
+        answer = adapter_of(setup).send_payment(
             originator_id=str(claimed.originator_id), msisdn=claimed.msisdn, amount=claimed.amount,
             remarks=f"Loan {claimed.loan_id} payout", result_url=result_url(setup, claimed),
             timeout_url=callback_url(setup, "timeout", **extra))
