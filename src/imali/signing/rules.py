@@ -13,6 +13,12 @@ SIGNABLE_LOAN_STATUSES = ("application", "approved", "active")
 AGREEMENT_SIGNABLE_STATUSES = ("application", "approved")
 
 
+def agreement_signable(*, status: str, paid_out: bool) -> bool:
+    """Whether a loan's agreement can still be signed (signing.selectors.loans_awaiting_signature
+    lists the loans for which this holds and that have no signature yet)."""
+    return status in AGREEMENT_SIGNABLE_STATUSES and not paid_out
+
+
 class Requirement(StrEnum):
     OTP_REQUIRED = "otp_required"      # Loan OTP: only the client's code, or an override, will do
     OTP_OPTIONAL = "otp_optional"      # eSign Loan OTP: the user may finish without it (hand signature)

@@ -34,7 +34,7 @@ from imali.loans.models import (
 )
 from imali.loans.pricing import caps_for
 from imali.loans.statement import client_statement_pdf
-from imali.signing.rules import AGREEMENT_SIGNABLE_STATUSES
+from imali.signing.rules import agreement_signable
 from imali.signing.selectors import agreement_signature
 from imali.tenancy.rights import Right
 
@@ -128,6 +128,7 @@ class ApproveForm(forms.Form):
 
     def __init__(self, *args, standing: ClientStanding | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.standing = standing  # the page shows it beside the refused form (not worked out again)
         field = _arrears_field(standing)
         if field is not None:
             self.fields["arrears_seen"] = field
@@ -295,8 +296,12 @@ def _detail_page(request, loan: Loan, approve_form: ApproveForm | None = None):
     user = request.user
     page = queries.loan_page(loan=loan, as_of=as_of)
     # Before a new loan goes ahead, the client's standing is shown beside it.
-    standing = (client_standing(entity=request.entity, client=loan.client)
-                if loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED) else None)
+    if approve_form is not None:
+        standing = approve_form.standing
+    elif loan.status in (LoanStatus.APPLICATION, LoanStatus.APPROVED):
+        standing = client_standing(entity=request.entity, client=loan.client)
+    else:
+        standing = None
     signature = agreement_signature(entity=request.entity, loan=loan)
     return render(request, "web/loans/detail.html", {
         "loan": loan,
@@ -314,7 +319,7 @@ def _detail_page(request, loan: Loan, approve_form: ApproveForm | None = None):
         "outstanding": page.figures.outstanding,
         "settlement": page.settlement,
         # The way to e-sign from the loan itself (else only Loans → Agreements to sign leads there).
-        "can_sign": (signature is None and loan.status in AGREEMENT_SIGNABLE_STATUSES and loan.disbursed_on is None
+        "can_sign": (signature is None and agreement_signable(status=loan.status, paid_out=loan.disbursed_on is not None)
                      and user.has_right(Right.CAPTURE_LOANS)),
         "can_approve": loan.status == LoanStatus.APPLICATION and user.has_right(Right.APPROVE_LOANS),
         "can_disburse": loan.status == LoanStatus.APPROVED and user.has_right(Right.DISBURSE_LOANS),
