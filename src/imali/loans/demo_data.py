@@ -143,7 +143,7 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
                 interest_rate_pm=product.interest_rate_pm, initiation_fee=fee, service_fee_pm=product.service_fee_pm,
                 vat_rate=product.vat_rate, total_repayable=schedule.total_repayable,
                 instalment_amount=schedule.instalment_amount, applied_on=start, last=index == len(starts) - 1,
-                schedule=schedule, credit_type=product.credit_type,
+                schedule=schedule, product=product,
             ))
     if not loans:
         return
@@ -157,7 +157,8 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
         loan_id = first_loan + offset
         start = loan["applied_on"]
         schedule = loan.pop("schedule")
-        credit_type = loan.pop("credit_type")
+        product = loan.pop("product")
+        credit_type = product.credit_type
         is_last = loan.pop("last")
         roll = rng.random()
         recent = (today - start).days < 10
@@ -171,10 +172,9 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
             paid_out_this_year.add(loan["client_id"])
         elif (credit_type == "short_term" and schedules.caps and loan["client_id"] in paid_out_this_year
               and status in (LoanStatus.APPLICATION, LoanStatus.APPROVED)):
-            cap, _ = pricing.max_rate_per_month(caps=schedules.caps, credit_type=credit_type, on=today, is_repeat_in_year=True)
-            rate = min(loan["interest_rate_pm"], cap.quantize(Decimal("0.0001"), rounding="ROUND_DOWN"))
+            rate = pricing.capped_rate(loan["interest_rate_pm"], caps=schedules.caps, credit_type=credit_type, on=today,
+                                       is_repeat_in_year=True)
             if rate != loan["interest_rate_pm"]:
-                product = next(p for group in products.values() for p in group if p.pk == loan["product_id"])
                 _, schedule = schedules.terms(product, loan["principal"], loan["instalments"], rate=rate)
                 loan.update(interest_rate_pm=rate, total_repayable=schedule.total_repayable,
                             instalment_amount=schedule.instalment_amount)

@@ -130,6 +130,13 @@ def max_rate_per_month(
     return (repo_rate_on(caps, on) + caps.unsecured_margin_pa) / 12, CapCode.UNSECURED_RATE
 
 
+def capped_rate(rate: Decimal, *, caps: CountryCaps, credit_type: str, on: dt.date, is_repeat_in_year: bool) -> Decimal:
+    """`rate` (percent per month) lowered to the cap that applies, cut to the rate's four places
+    (down: never above the cap): what a new loan is charged when no rate is typed."""
+    cap, _ = max_rate_per_month(caps=caps, credit_type=credit_type, on=on, is_repeat_in_year=is_repeat_in_year)
+    return min(rate, cap.quantize(Decimal("0.0001"), rounding=ROUND_DOWN))
+
+
 def periods_per_year(frequency: str) -> int:
     return {"monthly": 12, "fortnightly": 26, "weekly": 52}[frequency]
 

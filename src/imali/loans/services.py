@@ -261,8 +261,7 @@ def loan_apply(
     if interest_rate_pm in (None, ""):
         rate = product.interest_rate_pm
         if caps is not None:
-            cap, _ = pricing.max_rate_per_month(caps=caps, credit_type=product.credit_type, on=applied_on, is_repeat_in_year=repeat)
-            rate = min(rate, cap.quantize(Decimal("0.0001"), rounding="ROUND_DOWN"))
+            rate = pricing.capped_rate(rate, caps=caps, credit_type=product.credit_type, on=applied_on, is_repeat_in_year=repeat)
     else:
         rate = _decimal({"interest_rate_pm": interest_rate_pm}, "interest_rate_pm", found, places=4, maximum=PERCENT_MAX)
     if initiation_fee in (None, ""):
