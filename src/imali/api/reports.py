@@ -11,7 +11,6 @@ from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 
 from imali.api.base import EntityScopedMixin
-from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.messaging import reports
 
 
@@ -30,11 +29,6 @@ class ReportQuerySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def validate(self, attrs):
-        # A day's local midnight must be a datetime: ?date_from=0001-01-01 overflowed (a 500).
-        far = {name: [DAY_RANGE_MESSAGE] for name, field in self.fields.items()
-               if isinstance(field, serializers.DateField) and attrs.get(name) and not day_in_range(attrs[name])}
-        if far:
-            raise serializers.ValidationError(far)
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["The end date is before the start date."]})
         return attrs

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
 from imali.api.reports import ReportQuerySerializer, ReportView
-from imali.api.serializers.fields import EntityRelatedField, StrictIntegerField
+from imali.api.serializers.fields import DayField, EntityRelatedField, StrictIntegerField
 from imali.messaging import reply_reports
 from imali.messaging.models import MessageType
 from imali.messaging.replies import ON_DEMAND, replies_collect, reply_notify_list, reply_notify_set
@@ -50,8 +50,8 @@ class RepliesCollectView(EntityScopedMixin, APIView):
 
 
 class ReplyDetailQuerySerializer(ReportQuerySerializer):
-    date_from = serializers.DateField(required=False, help_text="First local day (the entity's time zone), inclusive")
-    date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
+    date_from = DayField(required=False, help_text="First local day (the entity's time zone), inclusive")
+    date_to = DayField(required=False, help_text="Last local day, inclusive")
     number = serializers.CharField(required=False, max_length=16, help_text="Part of the phone number")
     client_matched = serializers.ChoiceField(choices=YES_NO, required=False, help_text="Whether the client is known")
     stop = serializers.ChoiceField(choices=YES_NO, required=False, help_text="STOP replies only (yes) or none (no)")

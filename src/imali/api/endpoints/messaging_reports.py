@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from imali.api.reports import ReportQuerySerializer, ReportView
-from imali.api.serializers.fields import StrictIntegerField
+from imali.api.serializers.fields import DayField, StrictIntegerField
 from imali.messaging import reports
 from imali.messaging.models import MessageType, OutboxStatus
 from imali.tenancy.rights import Right
@@ -18,8 +18,8 @@ from imali.tenancy.rights import Right
 class SmsDetailQuerySerializer(ReportQuerySerializer):
     type = serializers.ChoiceField(choices=MessageType.choices, required=False, help_text="Message type")
     status = serializers.ChoiceField(choices=OutboxStatus.choices, required=False)
-    date_from = serializers.DateField(required=False, help_text="First local day (the entity's time zone), inclusive")
-    date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
+    date_from = DayField(required=False, help_text="First local day (the entity's time zone), inclusive")
+    date_to = DayField(required=False, help_text="Last local day, inclusive")
     branch = StrictIntegerField(required=False, min_value=1, help_text="Branch id: the client's branch, or the "
                                       "home branch of the user a message went to")
     user = serializers.RegexField(r"^(system|[1-9][0-9]{0,17})$", required=False,

@@ -16,8 +16,12 @@ from rest_framework.views import APIView
 
 from imali.api.base import EntityScopedMixin
 from imali.api.parsers import JSONParser
-from imali.api.serializers.fields import MoneyField, StrictBooleanField, StrictIntegerField
-from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
+from imali.api.serializers.fields import (
+    DayField,
+    MoneyField,
+    StrictBooleanField,
+    StrictIntegerField,
+)
 from imali.messaging.models import OutboxStatus
 from imali.reminders import selectors, services
 from imali.reminders.models import DailyRun, MisRecipient, MisStream
@@ -86,8 +90,8 @@ class DailyRunSerializer(serializers.ModelSerializer):
 
 
 class MisDetailQuerySerializer(serializers.Serializer):
-    date_from = serializers.DateField(required=False, help_text="First local day, inclusive")
-    date_to = serializers.DateField(required=False, help_text="Last local day, inclusive")
+    date_from = DayField(required=False, help_text="First local day, inclusive")
+    date_to = DayField(required=False, help_text="Last local day, inclusive")
     stream = serializers.ChoiceField(choices=MisStream.choices, required=False)
     status = serializers.ChoiceField(choices=OutboxStatus.choices, required=False)
     user = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Recipient user id")
@@ -98,18 +102,6 @@ class MisDetailQuerySerializer(serializers.Serializer):
         if blank:
             raise serializers.ValidationError(blank)
         return super().to_internal_value(data)
-
-    @staticmethod
-    def _day(day):
-        if day is not None and not day_in_range(day):
-            raise serializers.ValidationError(DAY_RANGE_MESSAGE)
-        return day
-
-    def validate_date_from(self, value):
-        return self._day(value)
-
-    def validate_date_to(self, value):
-        return self._day(value)
 
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from imali.core.dates import DAY_RANGE_MESSAGE, day_in_range
 from imali.core.forms import ascii_integer
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
 
@@ -140,6 +141,17 @@ class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
             whole_number["exclusiveMinimum"] = True
         return {"oneOf": [text, whole_number],
                 "description": "A decimal string; a JSON integer is taken too, a JSON number with a fraction is not."}
+
+
+class DayField(serializers.DateField):
+    """A day the product can work with (core.dates.day_in_range, 1900-2100): a filter's local
+    midnight of 0001-01-01 overflowed (a 500). Every date filter of the API reads through it."""
+
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if not day_in_range(day):
+            raise serializers.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")
+        return day
 
 
 class StrictBooleanField(serializers.BooleanField):
