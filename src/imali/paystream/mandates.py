@@ -376,8 +376,7 @@ def mandates_ask(*, entity: Entity, actor, loan: Loan) -> list[DebiCheckMandate]
     require_access(entity=entity, actor=actor)
     _same_entity(entity, loan)
     with transaction.atomic():
-        ids = sorted(set(DebiCheckMandate.objects.filter(_waiting_q(), entity=entity, loan=loan).values_list("pk", flat=True)))
-        waiting = list(DebiCheckMandate.objects.select_for_update().filter(pk__in=ids).order_by("id"))
+        waiting = list(DebiCheckMandate.objects.filter(_waiting_q(), entity=entity, loan=loan).order_by("id"))
         if not waiting:
             return []
         status_ask_begin(entity=entity, actor=actor, target=loan, subject=str(loan.pk), function=StreamFunction.MANDATE_STATUS,
@@ -392,9 +391,8 @@ def mandate_ask(*, entity: Entity, actor, mandate: DebiCheckMandate) -> DebiChec
     require_access(entity=entity, actor=actor)
     _same_entity(entity, mandate)
     with transaction.atomic():
-        waiting = (DebiCheckMandate.objects.select_for_update().filter(pk=mandate.pk).first()
-                   if DebiCheckMandate.objects.filter(_waiting_q(), pk=mandate.pk, entity=entity).exclude(reference="").exists()
-                   else None)
+        waiting = (DebiCheckMandate.objects.filter(_waiting_q(), pk=mandate.pk, entity=entity).exclude(reference="")
+                   .select_related("loan").first())
         if waiting is not None:
             status_ask_begin(entity=entity, actor=actor, target=waiting.loan, subject=str(waiting.loan_id),
                              function=StreamFunction.MANDATE_STATUS, asked=[waiting.contract_reference])

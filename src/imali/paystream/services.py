@@ -871,9 +871,11 @@ def follow_later(kind: str, pk: int, round_: int = 0) -> None:
 
 
 def status_ask_begin(*, entity: Entity, actor, target: Any, subject: str, function: StreamFunction, asked: list) -> None:
-    """Inside the caller's transaction, holding the rows asked about locked: refuse when someone
-    asked about `target` within ASK_MIN_SECONDS, else write the audit entry that also marks the
-    time (a concurrent second ask waits on the lock, then sees it)."""
+    """Inside the caller's transaction: lock `target` (the loan or client the limit is counted
+    for), then refuse when someone asked about it within ASK_MIN_SECONDS, else write the audit
+    entry that also marks the time. A concurrent second ask about the same target, whichever of
+    its rows it names, waits on that lock and then sees the entry."""
+    type(target).objects.select_for_update().filter(pk=target.pk).exists()
     now = timezone.now()
     last = (AuditEntry.objects.filter(entity=entity, action=AuditAction.PAYSTREAM_STATUS_ASKED, object_type=target._meta.label,
                                       object_id=str(target.pk), created_at__gte=now - dt.timedelta(seconds=ASK_MIN_SECONDS))
@@ -892,8 +894,7 @@ def wallets_ask(*, entity: Entity, actor, client: Client) -> list[WalletRequest]
     require_access(entity=entity, actor=actor)
     _same_entity(entity, client)
     with transaction.atomic():
-        waiting = list(WalletRequest.objects.select_for_update().filter(entity=entity, client=client, status=WalletStatus.REQUESTED)
-                       .order_by("id"))
+        waiting = list(WalletRequest.objects.filter(entity=entity, client=client, status=WalletStatus.REQUESTED).order_by("id"))
         if not waiting:
             return []
         status_ask_begin(entity=entity, actor=actor, target=client, subject=str(client.number),
