@@ -69,6 +69,10 @@ def test_phone_pages_at_360_px(browser, live_server):  # noqa: F811
             assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], f"{path} scrolls sideways"
         page.goto(f"{live_server.url}/m/applications/")
         page.click(f"a[href='/m/applications/{first.pk}/']")
+        # Wait for the application's page itself: count() below does not wait, and asked on the list
+        # page it finds no confirmation box, so the approval would be refused for want of it.
+        page.wait_for_url(f"{live_server.url}/m/applications/{first.pk}/")
+        page.wait_for_selector("button:has-text('Approve')")
         # The client's loan is in arrears: approving needs the same confirmation as on the desktop.
         if page.locator("input[name=arrears_seen]").count():
             page.check("input[name=arrears_seen]")
@@ -76,6 +80,7 @@ def test_phone_pages_at_360_px(browser, live_server):  # noqa: F811
         page.wait_for_url(f"{live_server.url}/m/applications/")
         assert "approved" in page.locator(".msg").inner_text()
         page.click(f"a[href='/m/applications/{second.pk}/']")
+        page.wait_for_url(f"{live_server.url}/m/applications/{second.pk}/")
         page.fill("textarea[name=reason]", "Affordability not shown")
         page.click("button:has-text('Decline')")
         page.wait_for_url(f"{live_server.url}/m/applications/")
@@ -89,8 +94,9 @@ def test_phone_pages_at_360_px(browser, live_server):  # noqa: F811
         banking.collections_record(entity=entity, officer=manager, resolved=entries, source="officer_sms",
                                    on=loans.local_today(entity))
         page.goto(f"{live_server.url}/m/collections/")
-        page.click("button:has-text('Cash received: confirm')")
-        page.wait_for_url(f"{live_server.url}/m/collections/")
+        # The form posts back to the page it is on: wait for the new page, not for a URL that already matches.
+        with page.expect_navigation(url=f"{live_server.url}/m/collections/"):
+            page.click("button:has-text('Cash received: confirm')")
         assert FieldCollection.objects.get().status == CollectionStatus.CONFIRMED
 
         # Two mobile-money SMS notices: one confirmed, one rejected with a reason, from the phone.
@@ -104,12 +110,12 @@ def test_phone_pages_at_360_px(browser, live_server):  # noqa: F811
         page.wait_for_load_state("networkidle")
         assert 0 < sum(sizes) < 100_000
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        page.click("button:has-text('On the statement: confirm') >> nth=0")
-        page.wait_for_url(f"{live_server.url}/m/collections/")
+        with page.expect_navigation(url=f"{live_server.url}/m/collections/"):
+            page.click("button:has-text('On the statement: confirm') >> nth=0")
         assert "confirmed" in page.locator(".msg").inner_text()
         page.fill("input[aria-label='Reason to reject payment MM200002']", "Not on the statement")
-        page.locator("input[aria-label='Reason to reject payment MM200002'] + button").click()
-        page.wait_for_url(f"{live_server.url}/m/collections/")
+        with page.expect_navigation(url=f"{live_server.url}/m/collections/"):
+            page.locator("input[aria-label='Reason to reject payment MM200002'] + button").click()
         first, second = ProviderPayment.objects.order_by("reference")
         assert first.status == CollectionStatus.CONFIRMED and first.receipt_id
         assert second.status == CollectionStatus.REJECTED and second.reject_reason == "Not on the statement"
