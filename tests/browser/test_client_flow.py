@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from imali.clients.models import Client
@@ -34,7 +36,9 @@ def test_sign_in_create_a_client_and_find_them(page, live_server):
     page.select_option("select[name=gender]", "M")
     page.fill("input[name=cellphone]", "082 555 0101")
     page.click("form#client-form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/clients/*/")
+    # The new client's own page (a number): the glob /clients/*/ matches /clients/new/ as well, where
+    # the page already is, so it would not wait for the client to be created.
+    page.wait_for_url(re.compile(rf"^{re.escape(live_server.url)}/clients/\d+/$"))
     client = Client.objects.get(entity=entity, surname="Ndlovu")
     assert client.cellphone == "+27825550101"
     assert AuditEntry.objects.filter(action=AuditAction.CLIENT_CREATED, object_id=str(client.pk)).exists()
@@ -65,6 +69,9 @@ def test_a_bad_id_number_is_shown_next_to_its_field(page, live_server):
     page.fill("input[name=id_number]", "8503305044089")
     page.fill("input[name=date_of_birth]", "1985-03-30")
     page.select_option("select[name=gender]", "M")
-    page.click("form#client-form button[type=submit]")
+    # The refused form comes back on the same URL: wait for that new page, or the form read below
+    # is the one just filled in, before the answer.
+    with page.expect_navigation(url=f"{live_server.url}/clients/new/"):
+        page.click("form#client-form button[type=submit]")
     assert "checksum" in page.locator("#client-form").inner_text().lower()
     assert not Client.objects.filter(surname="Khumalo").exists()
