@@ -59,8 +59,10 @@ def test_mandate_created_signed_sent_and_approved_in_the_browser(page, live_serv
     # The 25th of the month after next (a first collection is at most a year ahead).
     first = (dt.date.today().replace(day=1) + dt.timedelta(days=40)).replace(day=25)
     form.locator("input[name=first_collection_date]").fill(first.isoformat())
-    form.locator("button[type=submit]").click()
-    page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
+    # The form is on the mandates page and comes back to it: wait for the new page, not for a URL
+    # that already matches, or the mandate is asked for before it is created.
+    with page.expect_navigation(url=f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/"):
+        form.locator("button[type=submit]").click()
     mandate = DebiCheckMandate.objects.get(loan=loan)
     assert mandate.status == MandateState.AWAITING_SIGNATURE
 
@@ -72,8 +74,9 @@ def test_mandate_created_signed_sent_and_approved_in_the_browser(page, live_serv
     page.click("#debicheck-link")
     page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/#mandate-{mandate.pk}")
     assert page.locator(f"#mandate-{mandate.pk} a.signed-document").count() == 1
-    page.click("text=Send to the bank for authentication")
-    page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/")
+    # Back to the same page too; only the #mandate fragment tells the URLs apart, so wait for the new page.
+    with page.expect_navigation(url=f"{live_server.url}/loans/{loan.pk}/payment-stream/mandates/"):
+        page.click("text=Send to the bank for authentication")
     assert "Waiting for the client to authenticate at the bank" in page.content()
 
     # The loan's stream page polls the database; the consumer asks the bank (here the test runs its
