@@ -20,7 +20,7 @@ from tests import factories
 from tests.batches.conftest import Book
 from tests.browser.conftest import browser, page, stack  # noqa: F401  (the shared Playwright and SMSC fixtures)
 from tests.loans.conftest import make_product
-from tests.marketing.test_send import _zone_open_now
+from tests.marketing.test_send import _zone_open_now, weekday_calendar  # noqa: F401  (the CPA calendar pinned to a weekday)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,17 +31,6 @@ def consumer_inline():
     settings.HUEY.immediate = True
     yield
     settings.HUEY.immediate = False
-
-
-@pytest.fixture
-def weekday_calendar(monkeypatch):
-    """Every day counts as an ordinary weekday (08:00-20:00) for the direct-marketing hours, as
-    tests/paystream/conftest.py's banks_open pins the banks' clock. Otherwise, on a Sunday or a
-    South African public holiday, no zone from UTC-12 to UTC+12 is inside the hours for much of the
-    day (e.g. Sundays 00:50-20:00 UTC, 16 December 07:50-20:00 UTC) and _zone_open_now fails."""
-    from imali.messaging import policy
-
-    monkeypatch.setattr(policy, "_hours", lambda day, country: policy._WEEKDAY_HOURS)
 
 
 def test_filters_to_data_set_to_send_delivered(page, live_server, stack, consumer_inline, weekday_calendar):  # noqa: F811

@@ -150,8 +150,18 @@ def test_rows_of_another_data_set_and_other_entities_messages_are_refused(entity
     assert not MarketingSend.objects.exists()
 
 
+@pytest.fixture
+def weekday_calendar(monkeypatch):
+    """Every day counts as an ordinary weekday (08:00-20:00) for the direct-marketing hours, as
+    tests/paystream/conftest.py's banks_open pins the banks' clock. Otherwise, on a Sunday or a
+    South African public holiday, no zone from UTC-12 to UTC+12 is inside the hours for much of the
+    day (e.g. Sundays 00:50-20:00 UTC, 16 December 07:50-20:00 UTC) and _zone_open_now fails."""
+    monkeypatch.setattr(policy, "_hours", lambda day, country: policy._WEEKDAY_HOURS)
+
+
 def _zone_open_now() -> str:
-    """A time zone in which direct marketing may go out now and for the next minutes (CPA hours)."""
+    """A time zone in which direct marketing may go out now and for the next minutes (CPA hours);
+    on a Sunday or a public holiday there may be none unless the test pins `weekday_calendar`."""
     probe = Entity(country="ZA", name="probe")
     now = timezone.now()
     for hours in range(-12, 13):
@@ -163,7 +173,7 @@ def _zone_open_now() -> str:
 
 
 def test_email_send_goes_through_the_email_path(entity, operator, staff, consented_book, smtp,  # noqa: F811
-                                               django_capture_on_commit_callbacks):
+                                               django_capture_on_commit_callbacks, weekday_calendar):
     Entity.objects.filter(pk=entity.pk).update(time_zone=_zone_open_now())
     entity.refresh_from_db()
     credits_assign(actor=operator, entity=entity, channel="email", amount=10)
