@@ -154,6 +154,12 @@ def _claim_rows(*, limit: int, lease_seconds: float, now: dt.datetime,
     now_db = ops.adapt_datetimefield_value(now)
     until_db = ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease_seconds))
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    postgresql = connection.vendor == "postgresql"
+    # PostgreSQL: the two times as microseconds since the epoch (exact). Read as timestamptz they go
+    # through Django's Python time-zone loader, measured 8.5 µs a row more than a bigint and the
+    # conversion below: about a twentieth of the consumer's CPU per message.
+    aged_from = _epoch_us("COALESCE(scheduled_for, created_at)") if postgresql else "COALESCE(scheduled_for, created_at)"
+    due = _epoch_us("next_attempt_at") if postgresql else "next_attempt_at"
     sql = (
         f"UPDATE {OUTBOX} SET claimed_until = %s WHERE id IN ("
         f"SELECT id FROM {OUTBOX} WHERE status = %s AND next_attempt_at <= %s "
@@ -161,17 +167,16 @@ def _claim_rows(*, limit: int, lease_seconds: float, now: dt.datetime,
         f"ORDER BY priority, next_attempt_at, id LIMIT %s{skip_locked}) "
         # A scheduled message (direct marketing waiting for the allowed hours) ages from its schedule.
         f"RETURNING id, entity_id, number, country, text, priority, credits, attempts, "
-        f"COALESCE(scheduled_for, created_at), idempotency_key, "
-        f"next_attempt_at, message_type")
+        f"{aged_from}, idempotency_key, {due}, message_type")
     cursor_args = [after[0], ops.adapt_datetimefield_value(after[1]), after[2]] if after else []
     params = [until_db, OutboxStatus.QUEUED.value, now_db, now_db, *cursor_args, limit]
-    rows = _claim_in_one_round_trip(sql, params, before) if connection.vendor == "postgresql" else None
+    rows = _claim_in_one_round_trip(sql, params, before) if postgresql else None
     if rows is None:
         with transaction.atomic(), connection.cursor() as cur:
             if before is not None:
                 _commit_without_waiting_for_disk(cur)
                 cur.execute(*before)
-            if connection.vendor == "postgresql":
+            if postgresql:
                 cur.execute(_CLAIM_SETTINGS)
             cur.execute(sql, params)
             rows = cur.fetchall()
@@ -285,7 +290,16 @@ def _commit_without_waiting_for_disk(cur) -> None:
         cur.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def _epoch_us(column: str) -> str:
+    return f"(EXTRACT(EPOCH FROM {column}) * 1000000)::bigint"
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _datetime_converter() -> Callable:
+    if connection.vendor == "postgresql":  # microseconds since the epoch (see _claim_rows)
+        return lambda us: _EPOCH + dt.timedelta(microseconds=us)
     if connection.vendor == "sqlite":
         from django.utils.dateparse import parse_datetime
 
