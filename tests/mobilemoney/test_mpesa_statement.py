@@ -22,7 +22,7 @@ import pytest
 
 from imali.loans.models import Receipt
 from imali.mobilemoney.models import ProviderTransaction, StatementImport, TransactionStatus
-from imali.mobilemoney.services import setup_register_urls, statement_confirm, statement_upload
+from imali.mobilemoney.services import setup_register_urls, statement_preview, statement_upload
 from imali.mobilemoney.statement import read_statement
 from imali.peers.mpesa import MpesaConfig, MpesaPeer
 from imali.peers.mpesa.server import STATEMENT_HEADER
@@ -196,8 +196,13 @@ def test_the_page_offers_the_statement_and_a_restarted_peer_has_no_history(lende
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_downloaded_statement_imports_the_missed_payments_and_skips_the_recorded(entity, lender_user, mpesa_peer,
-                                                                                  live_server):
+def test_a_downloaded_statement_imports_the_missed_payments_and_skips_the_recorded(client, entity, lender_user,
+                                                                                  mpesa_peer, live_server):
+    """The demo's job end to end: pay on the peer's page (two confirmations missed), download the
+    statement, and import it through the screens a lender's staff member uses."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
     setup = mpesa_setup(entity, lender_user, mpesa_peer, live_server.url)
     setup_register_urls(setup=setup, actor=lender_user)
     loan = open_loan(entity, lender_user)
@@ -208,12 +213,21 @@ def test_a_downloaded_statement_imports_the_missed_payments_and_skips_the_record
 
     _status, headers, content = download(mpesa_peer)
     name = re.search(r'filename="([^"]+)"', headers["Content-Disposition"]).group(1)
-    preview = statement_upload(setup=setup, actor=lender_user, file_name=name, content=content, columns={})
-    kinds = {line.transaction_id: line.kind for line in preview.lines}
+    client.force_login(lender_user)
+    uploaded = client.post(reverse("web:mm_statement_upload"), {
+        "setup": setup.pk, "file": SimpleUploadedFile(name, content, content_type="text/csv"),
+        "transaction_id": "Receipt No.", "completed_at": "Completion Time", "status": "Transaction Status",
+        "paid_in": "Paid In", "other_party": "Other Party Info", "account_reference": "A/C No."})
+    assert uploaded.status_code == 302, uploaded.content.decode()[:2000]
+    preview = client.get(uploaded["Location"]).content.decode()
+    assert "Matched to a loan: 2" in preview and "Recorded already: 1" in preview and "Invalid: 0" in preview
+    statement = StatementImport.objects.get()
+    kinds = {line.transaction_id: line.kind for line in statement_preview(statement=statement).lines}
     assert kinds == {told: "recorded", missed: "matched", missed_by_client_number: "matched"}
-    statement_confirm(statement=preview.statement, actor=lender_user)  # the import runs when the confirm commits
+    confirmed = client.post(reverse("web:mm_statement_confirm", kwargs={"statementimport_id": statement.pk}))
+    assert confirmed.status_code == 302  # the import runs when the confirm commits (the consumer inline)
 
-    done = StatementImport.objects.get(pk=preview.statement.pk)
+    done = StatementImport.objects.get(pk=statement.pk)
     assert done.state == "done", done.state
     assert (done.lines, done.posted, done.already_recorded, done.suspense, done.invalid) == (3, 2, 1, 0, 0)
     receipts = dict(Receipt.objects.filter(loan=loan).values_list("external_reference", "amount"))
