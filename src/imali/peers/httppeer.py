@@ -54,8 +54,8 @@ class Request:
 
 
 class HttpPeer:
-    """Subclasses implement `route(request) -> (status, payload)` (payload: dict, str for HTML, or
-    None for an empty body) and name the paths that are the peer's own pages (not the API)."""
+    """Subclasses implement `route(request) -> (status, payload, headers)` (payload: dict, str for
+    HTML, bytes for a file whose Content-Type the headers give, or None for an empty body) and name the paths that are the peer's own pages (not the API)."""
 
     kind = "peer"
     page_prefixes: tuple[str, ...] = ("/", )
@@ -130,8 +130,11 @@ class HttpPeer:
 
     @staticmethod
     def reply(handler: BaseHTTPRequestHandler, status: int, payload, *, headers: dict | None = None) -> None:
+        headers = dict(headers or {})
         if payload is None:
             data, content_type = b"", "application/json"
+        elif isinstance(payload, bytes):  # a file download: the route names its type
+            data, content_type = payload, headers.pop("Content-Type", "application/octet-stream")
         elif isinstance(payload, str):
             data, content_type = payload.encode(), "text/html; charset=utf-8"
         else:
@@ -139,7 +142,7 @@ class HttpPeer:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             handler.send_header(key, value)
         handler.end_headers()
         handler.wfile.write(data)

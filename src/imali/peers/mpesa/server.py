@@ -11,6 +11,12 @@
   POSTed to ResultURL later, or, with `timeout_results`, the QueueTimeOutURL is hit instead.
 - `POST /mpesa/transactionstatus/v1/query` — the result (found: ReceiptNo, TransactionStatus...;
   not found: ResultCode NOT_FOUND) is POSTed to the query's ResultURL.
+- `GET /statement?short_code=&from=YYYY-MM-DD&to=YYYY-MM-DD&format=csv|xlsx` (and the form on the
+  page): the organisation portal's statement download — the account's lines completed on those
+  days (the peer's zone), newest first, under the portal's preamble, in the export's columns
+  (STATEMENT_HEADER). It lists only what the peer's ledger holds: the paybill payments it
+  completed (whether or not their confirmation reached the lender) and the B2C payments it made.
+  The ledger lives in memory: a restarted peer's statement starts empty.
 
 Peer conventions where Daraja's documents are silent (DOMAIN "?"): receivers whose number starts
 with a `failing_prefixes` entry fail with ResultCode 2001; a status query for an unknown id
@@ -20,8 +26,10 @@ TransactionStatus "Pending" (still being processed)."""
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
 import html
+import io
 import itertools
 import re
 import secrets
@@ -38,6 +46,16 @@ from ..httppeer import HttpPeer, Request, page
 NOT_FOUND = "R000001"
 RECEIVER_FAILED = "2001"
 COMMANDS = ("BusinessPayment", "SalaryPayment", "PromotionPayment")
+# The organisation portal's export (DOMAIN §8): the columns in its order, and its Completion Time
+# layout (what the import reads first, mobilemoney.statement.TIME_FORMATS[0]).
+STATEMENT_HEADER = ("Receipt No.", "Completion Time", "Initiation Time", "Details", "Transaction Status", "Paid In",
+                    "Withdrawn", "Balance", "Reason Type", "Other Party Info", "A/C No.")
+STATEMENT_TIME = "%Y-%m-%d %H:%M:%S"
+STATEMENT_FORMATS = {"csv": "text/csv; charset=utf-8",
+                     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+B2C_REASONS = {"BusinessPayment": "Business Payment to Customer", "SalaryPayment": "Salary Payment",
+               "PromotionPayment": "Promotion Payment"}
+OPENING_BALANCE = Decimal("1000000.00")
 
 
 @dataclass
@@ -70,6 +88,7 @@ class Payment:
     result_url: str
     timeout_url: str
     requests: int = 1
+    command: str = "BusinessPayment"
 
 
 @dataclass
@@ -82,6 +101,35 @@ class Customer:
     note: str
     at: dt.datetime
     confirmations: list[int] = field(default_factory=list)
+    first_name: str = ""
+    # Accepted, but the confirmation was kept back (the page's "the lender misses it"): M-PESA has
+    # the money, the lender was never told — what the statement import is for.
+    confirmation_withheld: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the organisation's M-PESA account, written when the money moves: the ledger the
+    statement download lists. `balance` is the account's balance after the line."""
+    receipt: str
+    initiated_at: dt.datetime
+    completed_at: dt.datetime
+    details: str
+    reason_type: str
+    paid_in: Decimal
+    withdrawn: Decimal
+    balance: Decimal
+    other_party: str
+    account: str
+
+
+class StatementRefused(Exception):
+    """A statement request the portal would not serve: `field` names the input at fault."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
 
 
 class MpesaPeer(HttpPeer):
@@ -106,7 +154,8 @@ class MpesaPeer(HttpPeer):
                 "ResponseType": self.config.response_type}
         self.payments: dict[str, Payment] = {}
         self.customers: list[Customer] = []
-        self.balance = Decimal("1000000.00")
+        self.balance = OPENING_BALANCE
+        self.ledger: list[Entry] = []  # every completed money movement, in the order it happened
         self._ids = itertools.count(1)
         self._pay_lock = threading.Lock()
 
@@ -141,7 +190,7 @@ class MpesaPeer(HttpPeer):
         return amount
 
     def is_page(self, path: str) -> bool:
-        return path in ("/", "/simulate", "/state.json")
+        return path in ("/", "/simulate", "/state.json", "/statement")
 
     # -- routing --------------------------------------------------------------------------------
     def route(self, request: Request):
@@ -153,8 +202,11 @@ class MpesaPeer(HttpPeer):
         if path == "/simulate" and method == "POST":
             form = request.form()
             result = self.customer_pays(msisdn=form.get("msisdn", ""), amount=form.get("amount", ""),
-                                        reference=form.get("reference", ""), first_name=form.get("first_name", ""))
+                                        reference=form.get("reference", ""), first_name=form.get("first_name", ""),
+                                        send_confirmation=not form.get("withhold_confirmation"))
             return 200, self.page(result), {}
+        if path == "/statement" and method == "GET":
+            return self.statement_download(request.query())
         if path == "/oauth/v1/generate" and method == "GET":
             return self.generate_token(request)
         if not self._bearer_ok(request):
@@ -218,8 +270,12 @@ class MpesaPeer(HttpPeer):
                      "ResponseDescription": result.note, "TransID": result.trans_id}, {}
 
     # -- a customer pays the paybill -------------------------------------------------------------
-    def customer_pays(self, *, msisdn: str, amount: str, reference: str, first_name: str = "Jane") -> Customer:
+    def customer_pays(self, *, msisdn: str, amount: str, reference: str, first_name: str = "Jane",
+                      send_confirmation: bool = True) -> Customer:
+        """`send_confirmation=False`: the payment completes but its confirmation never reaches the
+        lender (its server was down when M-PESA called): only the statement shows it."""
         msisdn = msisdn.strip().lstrip("+")
+        first_name = first_name.strip() or "Jane"
         money = self._amount(amount)
         now = self._now()
         trans_id = self._receipt_no()
@@ -232,18 +288,23 @@ class MpesaPeer(HttpPeer):
         body = {
             "TransactionType": "Pay Bill", "TransID": trans_id, "TransTime": now.strftime("%Y%m%d%H%M%S"),
             "TransAmount": f"{money:.2f}", "BusinessShortCode": self.config.short_code, "BillRefNumber": reference,
-            "InvoiceNumber": "", "MSISDN": msisdn, "FirstName": first_name or "Jane", "MiddleName": "", "LastName": "",
+            "InvoiceNumber": "", "MSISDN": msisdn, "FirstName": first_name, "MiddleName": "", "LastName": "",
         }
         if registration is None:
             customer = Customer(trans_id, money, msisdn, reference, False, "No URLs registered for the short code", now)
         else:
             accepted, note = self._validate(registration, body)
-            customer = Customer(trans_id, money, msisdn, reference, accepted, note, now)
+            customer = Customer(trans_id, money, msisdn, reference, accepted, note, now, first_name=first_name,
+                                confirmation_withheld=accepted and not send_confirmation)
             if accepted:
                 with self.lock:
                     self.balance += money
-                confirmation = {**body, "OrgAccountBalance": f"{self.balance:.2f}", "ThirdPartyTransID": ""}
-                if not self.faults.lose_callbacks:
+                    self.ledger.append(Entry(
+                        trans_id, now, self._now(), f"Pay Bill from {msisdn} - {first_name.upper()} Acc. {reference}",
+                        "Pay Bill Online", money, Decimal(0), self.balance, f"{msisdn} - {first_name.upper()}", reference))
+                    balance = self.balance
+                confirmation = {**body, "OrgAccountBalance": f"{balance:.2f}", "ThirdPartyTransID": ""}
+                if send_confirmation and not self.faults.lose_callbacks:
                     for _ in range(2 if self.faults.duplicate_callbacks else 1):
                         status, _answer = self.call_now(registration["ConfirmationURL"], confirmation)
                         customer.confirmations.append(status)
@@ -298,9 +359,15 @@ class MpesaPeer(HttpPeer):
                 receipt="" if failed else self._receipt_no(), amount=amount, party_b=party_b,
                 result_code=RECEIVER_FAILED if failed else "0",
                 result_desc="The receiver could not be paid." if failed else "The service request is processed successfully.",
-                completed_at=self._now(), result_url=str(body["ResultURL"]), timeout_url=str(body["QueueTimeOutURL"]))
+                completed_at=self._now(), result_url=str(body["ResultURL"]), timeout_url=str(body["QueueTimeOutURL"]),
+                command=str(body["CommandID"]))
             if not failed:
-                self.balance -= amount
+                with self.lock:  # the paybill's payments in move the balance under this lock too
+                    self.balance -= amount
+                    self.ledger.append(Entry(
+                        payment.receipt, payment.completed_at, payment.completed_at,
+                        f"{B2C_REASONS[payment.command]} to {party_b} - Customer", B2C_REASONS[payment.command],
+                        Decimal(0), amount, self.balance, f"{party_b} - Customer", ""))
             self.payments[originator] = payment
         if self.on_payment is not None:
             self.on_payment(payment)
@@ -379,6 +446,85 @@ class MpesaPeer(HttpPeer):
         return 200, {"OriginatorConversationID": query_id, "ConversationID": query_id, "ResponseCode": "0",
                      "ResponseDescription": "Accept the service request successfully."}, {}
 
+    # -- the organisation portal's statement -----------------------------------------------------
+    def statement_lines(self, *, first: dt.date, last: dt.date) -> tuple[Decimal, Decimal, list[Entry]]:
+        """(opening balance, closing balance, the ledger's lines completed from `first` to `last`
+        inclusive in the peer's zone, newest first)."""
+        zone = zoneinfo.ZoneInfo(self.config.time_zone)
+        with self.lock:
+            ledger = list(self.ledger)
+        opening = OPENING_BALANCE
+        lines = []
+        for entry in ledger:
+            day = entry.completed_at.astimezone(zone).date()
+            if day < first:
+                opening = entry.balance
+            elif day <= last:
+                lines.append(entry)
+        closing = lines[-1].balance if lines else opening
+        return opening, closing, lines[::-1]
+
+    def statement_file(self, *, short_code: str, first: str, last: str, file_format: str) -> tuple[str, bytes, str]:
+        """(file name, content, content type) of the statement the portal would export; raises
+        StatementRefused naming the input at fault."""
+        if not short_code.strip():
+            raise StatementRefused("short_code", "Short code: give the organisation's short code.")
+        if short_code.strip() != self.config.short_code:
+            raise StatementRefused("short_code", f"Short code: {short_code.strip()} is not an organisation on this "
+                                                 f"M-PESA (this one is {self.config.short_code}).")
+        dates = {}
+        for name, label, value in (("from", "From", first), ("to", "To", last)):
+            try:
+                dates[name] = dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise StatementRefused(name, f"{label}: give a date as YYYY-MM-DD.") from None
+        if dates["to"] < dates["from"]:
+            raise StatementRefused("to", "To: the period ends before it starts.")
+        if file_format not in STATEMENT_FORMATS:
+            raise StatementRefused("format", "Format: choose CSV or XLSX.")
+        opening, closing, lines = self.statement_lines(first=dates["from"], last=dates["to"])
+        zone = zoneinfo.ZoneInfo(self.config.time_zone)
+
+        def when(moment: dt.datetime) -> str:
+            return moment.astimezone(zone).strftime(STATEMENT_TIME)
+
+        # Amounts are text with two decimals in both formats: a spreadsheet number would be a float.
+        rows = [
+            ["Short Code:", self.config.short_code],
+            ["Time Period:", f"From {dates['from']:%d-%m-%Y} 00:00:00 To {dates['to']:%d-%m-%Y} 23:59:59"],
+            ["Opening Balance:", f"{opening:.2f}"],
+            ["Closing Balance:", f"{closing:.2f}"],
+            [],
+            list(STATEMENT_HEADER),
+        ]
+        rows += [[e.receipt, when(e.completed_at), when(e.initiated_at), e.details, "Completed",
+                  f"{e.paid_in:.2f}" if e.paid_in else "", f"-{e.withdrawn:.2f}" if e.withdrawn else "",
+                  f"{e.balance:.2f}", e.reason_type, e.other_party, e.account] for e in lines]
+        name = f"Statement_{self.config.short_code}_{dates['from']:%Y%m%d}_{dates['to']:%Y%m%d}.{file_format}"
+        if file_format == "csv":
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(rows)
+            return name, buffer.getvalue().encode(), STATEMENT_FORMATS["csv"]
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "Statement"
+        for row in rows:
+            sheet.append(row)
+        out = io.BytesIO()
+        book.save(out)
+        return name, out.getvalue(), STATEMENT_FORMATS["xlsx"]
+
+    def statement_download(self, query: dict[str, str]):
+        try:
+            name, content, content_type = self.statement_file(
+                short_code=query.get("short_code", ""), first=query.get("from", ""), last=query.get("to", ""),
+                file_format=query.get("format", "csv"))
+        except StatementRefused as refused:
+            return 400, self.page(error=refused.message), {}
+        return 200, content, {"Content-Type": content_type, "Content-Disposition": f'attachment; filename="{name}"'}
+
     # -- pages ----------------------------------------------------------------------------------
     def state(self) -> dict:
         with self.lock:
@@ -388,20 +534,37 @@ class MpesaPeer(HttpPeer):
                 "customers": [{"trans_id": c.trans_id, "amount": f"{c.amount:.2f}", "msisdn": c.msisdn,
                                "reference": c.reference, "accepted": c.accepted, "note": c.note,
                                "confirmations": c.confirmations} for c in self.customers],
+                "ledger": [{"receipt": e.receipt, "completed_at": e.completed_at.isoformat(), "paid_in": f"{e.paid_in:.2f}",
+                            "withdrawn": f"{e.withdrawn:.2f}", "balance": f"{e.balance:.2f}"} for e in self.ledger],
                 "b2c": {k: {"receipt": p.receipt, "amount": f"{p.amount:.2f}", "party_b": p.party_b,
                             "result_code": p.result_code, "requests": p.requests} for k, p in self.payments.items()},
             }
 
-    def page(self, result: Customer | None = None) -> str:
+    @staticmethod
+    def _confirmation_text(customer: Customer) -> str:
+        if not customer.accepted:
+            return "—"
+        if customer.confirmation_withheld:
+            return "not sent (the lender missed it)"
+        if not customer.confirmations:
+            return "not sent"
+        return ", ".join("delivered" if code == 200 else f"failed ({code or 'no answer'})" for code in customer.confirmations)
+
+    def page(self, result: Customer | None = None, *, error: str = "") -> str:
         notice = ""
         if result is not None:
             css = "ok" if result.accepted else "bad"
+            withheld = " Confirmation not sent: the lender does not know of it." if result.confirmation_withheld else ""
             notice = (f'<p class="{css}" id="result">{html.escape(result.trans_id)}: {html.escape(result.note)}'
-                      f' — {result.amount:.2f} from {html.escape(result.msisdn)} for "{html.escape(result.reference)}"</p>')
+                      f' — {result.amount:.2f} from {html.escape(result.msisdn)} for "{html.escape(result.reference)}".'
+                      f'{withheld}</p>')
+        if error:
+            notice = f'<p class="bad" id="error">{html.escape(error)}</p>'
         with self.lock:
             rows = "".join(
                 f"<tr><td>{c.at:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(c.trans_id)}</td><td>{html.escape(c.msisdn)}</td>"
-                f"<td>{c.amount:.2f}</td><td>{html.escape(c.reference)}</td><td>{html.escape(c.note)}</td></tr>"
+                f"<td>{c.amount:.2f}</td><td>{html.escape(c.reference)}</td><td>{html.escape(c.note)}</td>"
+                f"<td>{html.escape(self._confirmation_text(c))}</td></tr>"
                 for c in reversed(self.customers[-50:]))
             registered = self.config.short_code in self.registrations
         form = (
@@ -410,10 +573,25 @@ class MpesaPeer(HttpPeer):
             '<label>Amount <input name="amount" value="100.00" required></label>'
             '<label>Account number (client number, or L + loan number) <input name="reference" required></label>'
             '<label>First name <input name="first_name" value="Jane"></label>'
+            '<label><input type="checkbox" name="withhold_confirmation" value="1"> The lender misses the confirmation '
+            "(as when its server is down): M-PESA takes the money but the lender is not told</label>"
             '<button type="submit">Pay the paybill</button></form>')
+        today = self._now().date().isoformat()
+        statement = (
+            '<form method="get" action="/statement" id="statement">'
+            f'<label>Short code <input name="short_code" value="{html.escape(self.config.short_code)}" required></label>'
+            f'<label>From <input type="date" name="from" value="{today}" required></label>'
+            f'<label>To <input type="date" name="to" value="{today}" required></label>'
+            '<label>Format <select name="format"><option value="csv">CSV</option>'
+            '<option value="xlsx">Excel (XLSX)</option></select></label>'
+            '<button type="submit">Download statement</button></form>'
+            f"<p>Dates are days in {html.escape(self.config.time_zone)}. The statement lists what this M-PESA "
+            "completed since it started (it keeps nothing across a restart), newest first, as the organisation "
+            "portal exports it; import it in Imali under Loans → Mobile-money statement import.</p>")
         status = ("URLs registered for short code " + html.escape(self.config.short_code)) if registered else \
             "No URLs registered yet: register them from the lender's mobile-money setup."
         return page(f"Local M-PESA — paybill {html.escape(self.config.short_code)}",
                     f"<p>{status}</p>{notice}<h2>Simulate a customer payment</h2>{form}"
+                    f"<h2>Download statement</h2>{statement}"
                     f"<h2>Payments in</h2><table><tr><th>Time</th><th>Receipt</th><th>Phone</th><th>Amount</th>"
-                    f"<th>Account</th><th>Result</th></tr>{rows}</table>")
+                    f"<th>Account</th><th>Result</th><th>Confirmation</th></tr>{rows}</table>")
