@@ -945,7 +945,7 @@ def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, 
                 source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
                 source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
                 dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode,
-                role=role if split else Role.BOTH, guard=gateway_guard(g))
+                role=role if split else Role.BOTH, guard=gateway_guard(g), receipt_id_format=g.receipt_id_format)
     return transports
 
 

@@ -37,22 +37,31 @@ from .base import (
 log = logging.getLogger("imali.messaging.smpp")
 
 ESME_ROK = 0x00
-# Statuses that mean "not now": retried with back-off. Everything else is permanent.
+# What staff read when an SMSC refuses a submit_sm: people's words first, the SMPP name after for
+# whoever takes it up with the SMSC's operator. Split as SMPP 3.4 §5.1.3 and common SMSCs mean them.
+# Transient: "not now", retried with back-off (the line, the SMSC's own trouble, its queue, its pace).
 TRANSIENT_STATUSES = {
-    0x08: "system error (ESME_RSYSERR)",
-    0x14: "message queue full (ESME_RMSGQFUL)",
-    0x58: "throttled (ESME_RTHROTTLED)",
-    0x64: "submit failed (ESME_RX_T_APPN)",
-    0xFE: "delivery failure (ESME_RDELIVERYFAILURE)",
-    0xFF: "unknown error (ESME_RUNKNOWNERR)",
+    0x08: "the SMSC had a system error; trying again (ESME_RSYSERR)",
+    0x14: "the SMSC's queue is full; trying again (ESME_RMSGQFUL)",
+    0x58: "the SMSC asked us to send more slowly; trying again (ESME_RTHROTTLED)",
+    0x64: "the SMSC could not take it for now; trying again (ESME_RX_T_APPN)",
+    0xFE: "the SMSC could not deliver it for now; trying again (ESME_RDELIVERYFAILURE)",
+    0xFF: "the SMSC gave an unknown error; trying again (ESME_RUNKNOWNERR)",
 }
+# Permanent: the SMSC will never take this message as it is; sending it again changes nothing.
 PERMANENT_NAMES = {
-    0x01: "invalid message length (ESME_RINVMSGLEN)",
-    0x0A: "invalid source address (ESME_RINVSRCADR)",
-    0x0B: "invalid destination address (ESME_RINVDSTADR)",
-    0x45: "submit_sm failed (ESME_RSUBMITFAIL)",
-    0x48: "invalid source TON (ESME_RINVSRCTON)",
-    0x50: "invalid destination TON (ESME_RINVDSTTON)",
+    0x01: "the SMSC refused the message's length (ESME_RINVMSGLEN)",
+    0x0A: "the SMSC refused the sender name or number (ESME_RINVSRCADR)",
+    0x0B: "the SMSC says the phone number is not valid (ESME_RINVDSTADR)",
+    0x33: "the SMSC refused the number of recipients (ESME_RINVNUMDESTS)",
+    0x45: "the SMSC refused the message (ESME_RSUBMITFAIL)",
+    0x48: "the SMSC refused the sender's number type (ESME_RINVSRCTON)",
+    0x49: "the SMSC refused the sender's numbering plan (ESME_RINVSRCNPI)",
+    0x50: "the SMSC refused the phone number's type (ESME_RINVDSTTON)",
+    0x51: "the SMSC refused the phone number's numbering plan (ESME_RINVDSTNPI)",
+    0x62: "the SMSC refused the message's expiry time (ESME_RINVEXPIRY)",
+    0x65: "the SMSC refused the message for good (ESME_RX_P_APPN)",
+    0x66: "the SMSC rejected the message (ESME_RX_R_APPN)",
 }
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
@@ -62,7 +71,45 @@ TLV_SAR_TOTAL_SEGMENTS = 0x020E
 TLV_SAR_SEGMENT_SEQNUM = 0x020F
 TLV_MESSAGE_PAYLOAD = 0x0424
 _MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
-_RECEIPT_RE = re.compile(r"id:(?P<id>\S+).*?stat:(?P<stat>\w+)(?:.*?err:(?P<err>\w+))?", re.S)
+# Appendix B of SMPP 3.4 gives the receipt text as an example, not a rule: SMSCs vary the case
+# ("Id:", "Stat:") and what comes between.
+_RECEIPT_RE = re.compile(r"\bid:(?P<id>[^\s\0]+).*?\bstat:(?P<stat>\w+)(?:.*?\berr:(?P<err>\w+))?", re.S | re.I)
+# States an SMSC reports on the way (accepted, still trying): a later receipt says how it ended.
+# Kept out of the receipt store, which holds one receipt per message: a first receipt "ENROUTE"
+# would finish the message as failed and shut out the final "DELIVRD" after it.
+INTERMEDIATE_STATES = frozenset({"ENROUTE", "ACCEPTD"})
+
+
+class ReceiptIdFormat:
+    """How an SMSC's receipts name the message its submit_sm_resp named (Gateway.receipt_id_format).
+
+    SMSCs disagree: some answer submit_sm with a hexadecimal id and write the receipt's id in
+    decimal (or the reverse), in another case, or zero-padded. AUTO folds what is unambiguous
+    (case, leading zeros, padding); a change of base is not (a hex "10" and a decimal "10" are
+    different messages), so it is named per gateway. EXACT compares as written, for an SMSC whose
+    ids tell upper from lower case."""
+
+    AUTO = "auto"
+    EXACT = "exact"
+    HEX_DEC = "hex_dec"  # hex in submit_sm_resp, decimal in the receipt
+    DEC_HEX = "dec_hex"  # decimal in submit_sm_resp, hex in the receipt
+    ALL = (AUTO, EXACT, HEX_DEC, DEC_HEX)
+
+
+def message_id_key(value: str, *, id_format: str, receipt: bool) -> str:
+    """The form a message id is stored and matched in: `receipt` for the id a receipt names,
+    otherwise the id submit_sm_resp gave."""
+    text = value.replace("\0", "").strip()
+    if id_format == ReceiptIdFormat.EXACT:
+        return text
+    if receipt and id_format in (ReceiptIdFormat.HEX_DEC, ReceiptIdFormat.DEC_HEX):
+        try:
+            number = int(text, 10 if id_format == ReceiptIdFormat.HEX_DEC else 16)
+        except ValueError:
+            pass  # not a number after all: matched as it is
+        else:
+            text = f"{number:x}" if id_format == ReceiptIdFormat.HEX_DEC else str(number)
+    return text.lower().lstrip("0") or text[:1]
 
 
 THROTTLE_STATUSES = frozenset({0x14, 0x58})  # ESME_RMSGQFUL, ESME_RTHROTTLED: "slower", not "broken"
@@ -178,8 +225,12 @@ class SmppTransport:
                  window: int = 50, rate_per_second: float = 5000, reconnect_max: float = 30.0, receipts: bool = True,
                  source_addr_ton: int | None = None, source_addr_npi: int | None = None,
                  dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER,
-                 role: str = Role.BOTH, guard: Callable[[], str | None] | None = None):
+                 role: str = Role.BOTH, guard: Callable[[], str | None] | None = None,
+                 receipt_id_format: str = ReceiptIdFormat.AUTO):
         self.name = name
+        if receipt_id_format not in ReceiptIdFormat.ALL:
+            raise ValueError(f"receipt_id_format: {receipt_id_format!r} is not one of {', '.join(ReceiptIdFormat.ALL)}.")
+        self.receipt_id_format = receipt_id_format
         # Asked before each connection: why the host may not be connected to (core/destination.py), or None.
         self.guard = guard
         self.host, self.port = host, port
@@ -269,19 +320,7 @@ class SmppTransport:
     def _parse_deliver(self, event, *, session: str, arrival: int) -> Receipt | MobileOriginated | MobileOriginatedPart | None:
         tlvs = {t.tag: t.value for t in event.tlvs}
         if event.esm_class & 0x3C == 0x04:  # SMSC delivery receipt
-            message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1")
-            state = _MESSAGE_STATES.get(tlvs[TLV_MESSAGE_STATE][0], "") if TLV_MESSAGE_STATE in tlvs else ""
-            error = ""
-            if not message_id or state != "DELIVRD":
-                # The receipt text (SMPP 3.4 appendix B) carries what the optional parameters did not.
-                match = _RECEIPT_RE.search(event.short_message.decode("latin-1", errors="replace"))
-                if match:
-                    message_id = message_id or match["id"]
-                    state = state or match["stat"]
-                    error = match["err"] or ""
-            if not message_id:
-                return None
-            return Receipt(self.name, message_id, state or "UNKNOWN", error)
+            return self._parse_receipt(event, tlvs)
         payload = event.short_message
         if not payload and TLV_MESSAGE_PAYLOAD in tlvs:
             payload = tlvs[TLV_MESSAGE_PAYLOAD]
@@ -293,7 +332,7 @@ class SmppTransport:
         elif TLV_SAR_MSG_REF_NUM in tlvs and TLV_SAR_TOTAL_SEGMENTS in tlvs and TLV_SAR_SEGMENT_SEQNUM in tlvs:
             concat = (int.from_bytes(tlvs[TLV_SAR_MSG_REF_NUM], "big"), tlvs[TLV_SAR_TOTAL_SEGMENTS][0],
                       tlvs[TLV_SAR_SEGMENT_SEQNUM][0])
-        text = decode_payload(payload, event.data_coding)
+        text = decode_payload(payload, event.data_coding, part=concat is not None and concat[1] > 1)
         provider_id = tlvs.get(TLV_PEER_MO_ID, b"").rstrip(b"\0").decode("latin-1")
         if not provider_id:
             # No id from the SMSC. Every deliver_sm that reaches us is a message the SMSC sends
@@ -306,6 +345,25 @@ class SmppTransport:
             reference, total, seq = concat
             return MobileOriginatedPart(self.name, provider_id, number, event.destination_addr, reference, total, seq, text)
         return MobileOriginated(self.name, provider_id, number, event.destination_addr, text)
+
+    def _parse_receipt(self, event, tlvs: dict[int, bytes]) -> Receipt | None:
+        message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").replace(b"\0", b"").decode("latin-1").strip()
+        state = _MESSAGE_STATES.get(tlvs[TLV_MESSAGE_STATE][0], "") if tlvs.get(TLV_MESSAGE_STATE) else ""
+        error = ""
+        if not message_id or state != "DELIVRD":
+            # The receipt text (SMPP 3.4 appendix B) carries what the optional parameters did not.
+            match = _RECEIPT_RE.search(event.short_message.decode("latin-1", errors="replace"))
+            if match:
+                message_id = message_id or match["id"]
+                state = state or match["stat"].upper()
+                error = match["err"] or ""
+        if not message_id or not state:
+            # Says nothing we can act on: the message stays Sent rather than finish on a guess.
+            log.warning("SMPP %s: receipt without %s ignored", self.name, "a message id" if not message_id else "a state")
+            return None
+        if state in INTERMEDIATE_STATES:
+            return None
+        return Receipt(self.name, message_id_key(message_id, id_format=self.receipt_id_format, receipt=True), state, error)
 
     @property
     def bind_types(self) -> list[str]:
@@ -414,7 +472,7 @@ class SmppTransport:
                     reason = PERMANENT_NAMES.get(status, f"refused with status {status:#04x}")
                     return SubmitResult(item.outbox_id, Outcome.PERMANENT, error=reason, parts_submitted=seq - 1)
                 return SubmitResult(item.outbox_id, Outcome.RETRY, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
-            message_id = resp.message_id or ""
+            message_id = message_id_key(resp.message_id or "", id_format=self.receipt_id_format, receipt=False)
         return SubmitResult(item.outbox_id, Outcome.SUBMITTED, provider_message_id=message_id, parts_submitted=len(parts))
 
     def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]:
