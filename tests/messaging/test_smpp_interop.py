@@ -201,3 +201,39 @@ def test_mobile_originated_in_every_data_coding(funded, smsc, transports):
         smsc.inject_mo_raw(number="+27821234567", **options)
         _collect(dispatcher, count=InboundMessage.objects.count() + 1)
     assert _collect(dispatcher, count=len(sent)) == [text for _, text in sent]
+
+
+# -- binds refused ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("status", "words"), [
+    (P.ESME_RINVPASWD, "the SMSC refused the password (ESME_RINVPASWD)"),
+    (P.ESME_RBINDFAIL, "the SMSC refused the bind (ESME_RBINDFAIL)"),
+    (P.ESME_RALYBND, "this account is bound already (ESME_RALYBND)"),
+])
+def test_refused_bind_is_retried_and_its_reason_shown_on_the_messages(funded, smsc, transports, status, words):
+    smsc.configure(bind_status=status)
+    gateway = gateway_for(smsc, bind_mode="trx")
+    opened = transports(gateway, bound=False)
+    transport = opened["local"]
+    deadline = time.monotonic() + 15
+    while (not transport.problem or smsc.peer.stats["bind_refused"] < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert words in transport.problem and not transport.is_up
+    enqueue(funded, 1)
+    dispatcher = Dispatcher(opened, FAST)
+    dispatcher.step()
+    message = OutboxMessage.objects.get()
+    assert message.status == "queued" and words in message.error
+    smsc.configure(bind_status=0)  # the SMSC's operator fixed the account
+    assert transport.wait_bound(15) and transport.problem == ""
+    run(dispatcher)
+    assert statuses(funded) == {"delivered": 1}
+
+
+def test_nothing_listening_is_named(funded, transports):
+    gateway = Gateway.objects.create(name="local", host="127.0.0.1", port=1, system_id="imali", password="secret",
+                                     bind_mode="trx")
+    transport = transports(gateway, bound=False)["local"]
+    deadline = time.monotonic() + 10
+    while not transport.problem and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert transport.problem == "the SMSC at 127.0.0.1:1 refused the connection (nothing listening there, or a firewall)"

@@ -386,6 +386,10 @@ class Dispatcher:
             up = next((n for n in names if self.transports[n].is_up), None)
             if up is None:
                 reason = "no gateway up for this route" if names else "no gateway routes to this country"
+                # Why each is down (a refused password, nothing listening), so staff know whom to call.
+                why = "; ".join(f"{n}: {self.transports[n].problem}" for n in names
+                                if getattr(self.transports[n], "problem", ""))
+                reason = f"{reason} ({why})"[:200] if why else reason
                 results[c.id] = ("", SubmitResult(c.id, Outcome.RETRY, error=reason))
             else:
                 by_gateway[up].append(c)

@@ -16,6 +16,7 @@ import itertools
 import logging
 import queue
 import re
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,16 @@ PERMANENT_NAMES = {
     0x65: "the SMSC refused the message for good (ESME_RX_P_APPN)",
     0x66: "the SMSC rejected the message (ESME_RX_R_APPN)",
 }
+# Why an SMSC refused a bind (its bind_resp command_status), as staff read it.
+BIND_REFUSALS = {
+    0x05: "the SMSC says this account is bound already (ESME_RALYBND): another session or server holds it",
+    0x08: "the SMSC had a system error on the bind (ESME_RSYSERR)",
+    0x0D: "the SMSC refused the bind (ESME_RBINDFAIL): ask its operator to check the account and the allowed addresses",
+    0x0E: "the SMSC refused the password (ESME_RINVPASWD)",
+    0x0F: "the SMSC does not know the system id (ESME_RINVSYSID)",
+}
+_BIND_COMMANDS = {"rx": 0x00000001, "tx": 0x00000002, "trx": 0x00000009}
+_UNBIND = 0x00000006
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 TLV_PEER_MO_ID = 0x1401
@@ -257,6 +268,10 @@ class SmppTransport:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"smpp-{name}", daemon=True)
         self.binds = 0
+        # Why the gateway is not bound, in people's words ("" while bound): shown with every message
+        # it cannot take and logged when it changes.
+        self.problem = ""
+        self._probed_at = float("-inf")
         self._thread.start()
 
     # -- connection ---------------------------------------------------------------------------
@@ -281,11 +296,16 @@ class SmppTransport:
                                        window_size=self.window, connect_timeout_ms=2000, inbound_capacity=65536)
                 smsc = await client.connect()
             except Exception as exc:  # refused, timed out, bind rejected: all mean "down for now"
+                problem = await self._why_not_bound(bind_type, exc)
+                if problem != self.problem:
+                    log.warning("SMPP %s: %s bind failed: %s; retrying with back-off", self.name, bind_type, problem)
+                self.problem = problem
                 log.info("SMPP %s: %s bind failed (%s); retrying in %.1fs", self.name, bind_type, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.2
+            self.problem = ""
             self._clients[bind_type], self._sessions[bind_type] = client, smsc
             self.binds += 1
             if sends:
@@ -304,6 +324,48 @@ class SmppTransport:
             self._clients.pop(bind_type, None)
             with contextlib.suppress(Exception):  # the session is already gone; nothing to release
                 await client.stop()
+
+    async def _why_not_bound(self, bind_type: str, exc: Exception) -> str:
+        where = f"{self.host}:{self.port}"
+        text = str(exc)
+        if "refused" in text.lower() and "tcp" in text.lower():
+            return f"the SMSC at {where} refused the connection (nothing listening there, or a firewall)"
+        if "bind timed out" not in text:
+            return f"could not connect to the SMSC at {where} ({text[:120]})"
+        # smpp34 reports a refused bind as "bind timed out", losing the SMSC's command_status:
+        # ask once more, by hand, to read it. At most once a minute, as some SMSCs lock an account
+        # after a number of failed binds.
+        if time.monotonic() - self._probed_at < 60 and self.problem:
+            return self.problem
+        self._probed_at = time.monotonic()
+        status = await self._bind_status(bind_type)
+        if status is None:
+            return f"the SMSC at {where} did not answer the bind"
+        if status == ESME_ROK:  # bound this time: a passing trouble, the library's next try binds
+            return f"the SMSC at {where} did not answer the bind in time"
+        return BIND_REFUSALS.get(status, f"the SMSC refused the bind (status {status:#04x})")
+
+    async def _bind_status(self, bind_type: str) -> int | None:
+        """The command_status of a bind_resp, from one bind sent by hand (unbound again at once
+        when it succeeds); None when the SMSC does not answer."""
+        body = (self.system_id.encode("latin-1") + b"\0" + self.password.encode("latin-1") + b"\0" + b"\0"
+                + bytes([0x34, 0, 0]) + b"\0")
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 2)
+            writer.write(struct.pack(">IIII", 16 + len(body), _BIND_COMMANDS[bind_type], 0, 1) + body)
+            header = await asyncio.wait_for(reader.readexactly(16), 5)
+            length, _, status, _ = struct.unpack(">IIII", header)
+            if status == ESME_ROK:
+                await asyncio.wait_for(reader.readexactly(max(length - 16, 0)), 2)
+                writer.write(struct.pack(">IIII", 16, _UNBIND, 0, 2))
+                await asyncio.wait_for(reader.readexactly(16), 2)
+            return status
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            return None
+        finally:
+            if writer is not None:
+                writer.close()
 
     async def _read_events(self, smsc) -> None:
         session = str(getattr(smsc, "session_id", "") or id(smsc))
@@ -383,6 +445,10 @@ class SmppTransport:
         return self.role == Role.SEND
 
     @property
+    def down_reason(self) -> str:
+        return f"gateway {self.name} is down: {self.problem}"[:200] if self.problem else f"gateway {self.name} is down"
+
+    @property
     def is_up(self) -> bool:
         return self._connected.is_set()
 
@@ -404,7 +470,7 @@ class SmppTransport:
         if not items:
             return lambda timeout: []
         if not self.is_up:
-            down = [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down") for i in items]
+            down = [SubmitResult(i.outbox_id, Outcome.RETRY, error=self.down_reason) for i in items]
             return lambda timeout: down
         future = asyncio.run_coroutine_threadsafe(self._submit_all(items), self._loop)
 
