@@ -44,7 +44,7 @@ ESME_ROK = 0x00
 TRANSIENT_STATUSES = {
     0x08: "the SMSC had a system error; trying again (ESME_RSYSERR)",
     0x14: "the SMSC's queue is full; trying again (ESME_RMSGQFUL)",
-    0x58: "the SMSC asked us to send more slowly; trying again (ESME_RTHROTTLED)",
+    0x58: "the SMSC throttled us, asking to send more slowly; trying again (ESME_RTHROTTLED)",
     0x64: "the SMSC could not take it for now; trying again (ESME_RX_T_APPN)",
     0xFE: "the SMSC could not deliver it for now; trying again (ESME_RDELIVERYFAILURE)",
     0xFF: "the SMSC gave an unknown error; trying again (ESME_RUNKNOWNERR)",
@@ -535,7 +535,7 @@ class SmppTransport:
                     return SubmitResult(item.outbox_id, Outcome.THROTTLED, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
             if status != ESME_ROK:
                 if status in PERMANENT_NAMES or status not in TRANSIENT_STATUSES:
-                    reason = PERMANENT_NAMES.get(status, f"refused with status {status:#04x}")
+                    reason = PERMANENT_NAMES.get(status, f"the SMSC refused the message (status {status:#04x})")
                     return SubmitResult(item.outbox_id, Outcome.PERMANENT, error=reason, parts_submitted=seq - 1)
                 return SubmitResult(item.outbox_id, Outcome.RETRY, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
             message_id = message_id_key(resp.message_id or "", id_format=self.receipt_id_format, receipt=False)
