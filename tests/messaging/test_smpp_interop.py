@@ -103,6 +103,20 @@ def test_intermediate_receipts_leave_the_message_for_its_final_receipt(funded, s
     assert smsc.peer.stats["receipts"] == 9
 
 
+def test_intermediate_notifications_are_not_taken_for_replies(funded, smsc, transports):
+    """esm_class 0x20 (intermediate delivery notification), as some SMSCs send them: neither a
+    receipt nor a message from the phone."""
+    smsc.configure(intermediate_receipts=("ENROUTE",), intermediate_esm_class=0x20, receipt_delay=0.5)
+    gateway = gateway_for(smsc)
+    enqueue(funded, 2)
+    dispatcher = Dispatcher(transports(gateway), FAST)
+    run(dispatcher)
+    time.sleep(0.2)
+    dispatcher.apply_events()
+    assert statuses(funded) == {"delivered": 2}
+    assert smsc.peer.stats["receipts"] == 4 and InboundMessage.objects.count() == 0
+
+
 @pytest.mark.parametrize(("state", "style"), [("EXPIRED", "tlv"), ("REJECTD", "text"), ("DELETED", "both"),
                                               ("UNKNOWN", "tlv")])
 def test_final_receipt_states_fail_the_message_naming_the_state(funded, smsc, transports, state, style):
@@ -148,6 +162,25 @@ def test_transient_refusals_are_retried_in_peoples_words(funded, smsc, transport
     smsc.configure(submit_status=0)
     run(dispatcher)
     assert statuses(funded) == {"delivered": 1}
+
+
+def test_generic_nack_to_a_submit_is_judged_by_its_status_not_as_a_lost_line(funded, smsc, transports):
+    smsc.configure(submit_nack=0x02)  # ESME_RINVCMDLEN: the same request would be refused again
+    gateway = gateway_for(smsc)
+    opened = transports(gateway)
+    enqueue(funded, 1)
+    Dispatcher(opened, FAST).step()
+    message = OutboxMessage.objects.get()
+    assert message.status == "failed" and message.error == "the SMSC could not read our request (ESME_RINVCMDLEN)"
+    smsc.configure(submit_nack=0x58)  # throttling by generic_nack, as some SMSCs do
+    enqueue(funded, 1, start=10)
+    dispatcher = Dispatcher(opened, FAST)
+    dispatcher.step()
+    assert smsc.peer.stats["nacked_0x58"] == 1 + opened["local"].THROTTLE_RETRIES
+    assert dispatcher.counters["throttled"] == 1 and opened["local"].is_up
+    smsc.configure(submit_nack=0)
+    run(dispatcher)
+    assert statuses(funded) == {"failed": 1, "delivered": 1}
 
 
 # -- the SMSC's own PDUs ------------------------------------------------------------------------

@@ -52,6 +52,8 @@ TRANSIENT_STATUSES = {
 # Permanent: the SMSC will never take this message as it is; sending it again changes nothing.
 PERMANENT_NAMES = {
     0x01: "the SMSC refused the message's length (ESME_RINVMSGLEN)",
+    0x02: "the SMSC could not read our request (ESME_RINVCMDLEN)",
+    0x03: "the SMSC does not take this request (ESME_RINVCMDID)",
     0x0A: "the SMSC refused the sender name or number (ESME_RINVSRCADR)",
     0x0B: "the SMSC says the phone number is not valid (ESME_RINVDSTADR)",
     0x33: "the SMSC refused the number of recipients (ESME_RINVNUMDESTS)",
@@ -89,6 +91,9 @@ _RECEIPT_RE = re.compile(r"\bid:(?P<id>[^\s\0]+).*?\bstat:(?P<stat>\w+)(?:.*?\be
 # Kept out of the receipt store, which holds one receipt per message: a first receipt "ENROUTE"
 # would finish the message as failed and shut out the final "DELIVRD" after it.
 INTERMEDIATE_STATES = frozenset({"ENROUTE", "ACCEPTD"})
+# deliver_sm message types that are about a message we sent, not a message from a phone.
+_NOT_FROM_A_PHONE = {0x08: "SME delivery acknowledgement", 0x10: "SME manual/user acknowledgement",
+                     0x20: "intermediate delivery notification"}
 
 
 class ReceiptIdFormat:
@@ -381,8 +386,15 @@ class SmppTransport:
 
     def _parse_deliver(self, event, *, session: str, arrival: int) -> Receipt | MobileOriginated | MobileOriginatedPart | None:
         tlvs = {t.tag: t.value for t in event.tlvs}
-        if event.esm_class & 0x3C == 0x04:  # SMSC delivery receipt
+        kind = event.esm_class & 0x3C  # the message type bits (SMPP 3.4 §5.2.12)
+        if kind == 0x04:  # SMSC delivery receipt
             return self._parse_receipt(event, tlvs)
+        if kind in _NOT_FROM_A_PHONE:
+            # Not something the phone's owner wrote: stored as a reply it would show staff receipt
+            # text as the client's words, and SMS banking would answer it. An intermediate
+            # notification says only "still trying"; the final receipt follows.
+            log.debug("SMPP %s: %s ignored", self.name, _NOT_FROM_A_PHONE[kind])
+            return None
         payload = event.short_message
         if not payload and TLV_MESSAGE_PAYLOAD in tlvs:
             payload = tlvs[TLV_MESSAGE_PAYLOAD]
@@ -516,7 +528,7 @@ class SmppTransport:
             for attempt in range(self.THROTTLE_RETRIES + 1):
                 smsc = self._smsc
                 if smsc is None:
-                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down", parts_submitted=seq - 1)
+                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=self.down_reason, parts_submitted=seq - 1)
                 await self.limiter.acquire()
                 try:
                     # A receipt is asked for the last part only: one receipt per message.
@@ -525,9 +537,15 @@ class SmppTransport:
                                                 dest_addr_ton=self.dest_addr_ton, dest_addr_npi=self.dest_addr_npi,
                                                 esm_class=esm_class, data_coding=coding,
                                                 registered_delivery=1 if self.receipts and seq == len(parts) else 0)
-                except Exception as exc:  # connection lost mid-flight: the SMSC may or may not have it
-                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200], parts_submitted=seq - 1)
-                status = resp.command_status
+                    status = resp.command_status
+                except Exception as exc:
+                    status = _nacked_status(exc)
+                    if status is None:  # connection lost mid-flight: the SMSC may or may not have it
+                        return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200],
+                                            parts_submitted=seq - 1)
+                    # A generic_nack: the SMSC answered, so the line is fine and its status says what
+                    # was wrong (some SMSCs throttle this way too): judged as a submit_sm_resp's.
+                    resp = None
                 if status not in THROTTLE_STATUSES:
                     break
                 self.limiter.throttled()
@@ -538,7 +556,7 @@ class SmppTransport:
                     reason = PERMANENT_NAMES.get(status, f"the SMSC refused the message (status {status:#04x})")
                     return SubmitResult(item.outbox_id, Outcome.PERMANENT, error=reason, parts_submitted=seq - 1)
                 return SubmitResult(item.outbox_id, Outcome.RETRY, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
-            message_id = message_id_key(resp.message_id or "", id_format=self.receipt_id_format, receipt=False)
+            message_id = message_id_key(getattr(resp, "message_id", "") or "", id_format=self.receipt_id_format, receipt=False)
         return SubmitResult(item.outbox_id, Outcome.SUBMITTED, provider_message_id=message_id, parts_submitted=len(parts))
 
     def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]:
@@ -566,6 +584,18 @@ class SmppTransport:
                 asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+_NACK_STATUS_RE = re.compile(r"\(0x([0-9a-fA-F]{8})\)")
+
+
+def _nacked_status(exc: Exception) -> int | None:
+    """The command_status of the generic_nack smpp34 raised as SmppError("ESME_RINVCMDLEN
+    (0x00000002)"); None for any other failure (a lost connection, a timeout)."""
+    if not isinstance(exc, smpp34.SmppError):
+        return None
+    match = _NACK_STATUS_RE.search(str(exc))
+    return int(match[1], 16) if match else None
 
 
 def _e164(address: str) -> str:

@@ -56,9 +56,14 @@ class SmscConfig:
     receipt_style: str = "both"
     # Intermediate receipts sent before the final one, in order (e.g. ("ACCEPTD", "ENROUTE")).
     intermediate_receipts: tuple[str, ...] = ()
+    # esm_class of those: 0x04 (as a delivery receipt) or 0x20 (intermediate delivery notification).
+    intermediate_esm_class: int = 0x04
     first_message_id: int = 1  # where this SMSC's message ids start (a real one is long past 9)
     # Answer every submit_sm with this command_status (e.g. 0x65 ESME_RX_P_APPN); 0: answer as above.
     submit_status: int = 0
+    # Answer every submit_sm with a generic_nack of this command_status (0x02 ESME_RINVCMDLEN, or
+    # 0x58 as some SMSCs throttle); 0: a submit_sm_resp.
+    submit_nack: int = 0
     # Refuse every bind with this command_status (ESME_RBINDFAIL 0x0D, ESME_RINVPASWD 0x0E ...); 0: bind.
     bind_status: int = 0
     final_state: str | None = None  # the final receipt's state, e.g. "EXPIRED"; None: DELIVRD / UNDELIV by failure_share
@@ -211,6 +216,10 @@ class SmscPeer:
             if session.bound == "rx":  # a receiver only receives (SMPP 3.4 §2.2)
                 w.write(P.pdu(P.SUBMIT_SM | P.RESP, P.ESME_RINVBNDSTS, seq, P.cstr("")))
                 return True
+            if self.config.submit_nack:
+                self.stats[f"nacked_{self.config.submit_nack:#x}"] += 1
+                w.write(P.pdu(P.GENERIC_NACK, self.config.submit_nack, seq))
+                return True
             w.write(self._submit(session, seq, body))
             return True
         w.write(P.pdu(P.GENERIC_NACK, P.ESME_RINVCMDID, seq))
@@ -271,7 +280,8 @@ class SmscPeer:
             # Intermediate receipts go at once (an SMSC reports acceptance as it accepts), the final
             # one after the delay; call_soon / call_later keep them in order.
             for state in self.config.intermediate_receipts:
-                self.loop.call_soon(self._send_receipt, session, receipt_id, sm, state)
+                self.loop.call_soon(self._send_receipt, session, receipt_id, sm, state,
+                                    self.config.intermediate_esm_class)
             if self.config.receipt_delay:
                 self.loop.call_later(self.config.receipt_delay, self._send_receipt, session, receipt_id, sm, stat)
             else:
@@ -304,7 +314,8 @@ class SmscPeer:
         if len(inbox) > 50:
             del inbox[0]
 
-    def _send_receipt(self, session: _Session | None, message_id: str, sm: P.ShortMessage, stat: str) -> None:
+    def _send_receipt(self, session: _Session | None, message_id: str, sm: P.ShortMessage, stat: str,
+                      esm_class: int = 0x04) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%y%m%d%H%M")
         ok = stat in ("DELIVRD", "ENROUTE", "ACCEPTD")
         text = (f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} submit date:{now} "
@@ -313,7 +324,7 @@ class SmscPeer:
         tlvs = {}
         if style in ("both", "tlv"):
             tlvs = {P.TLV_RECEIPTED_MESSAGE_ID: P.cstr(message_id), P.TLV_MESSAGE_STATE: bytes([P.MESSAGE_STATES[stat]])}
-        receipt = P.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr, esm_class=0x04,
+        receipt = P.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr, esm_class=esm_class,
                                  short_message=b"" if style == "tlv" else text.encode("ascii"), tlvs=tlvs)
         self.stats["receipts"] += 1
         self._deliver(session, receipt.encode())
