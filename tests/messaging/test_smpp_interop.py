@@ -10,10 +10,18 @@ import pytest
 from django.db.models import Count
 
 from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
-from imali.messaging.models import DeliveryReport, Gateway, InboundMessage, OutboxMessage
+from imali.messaging.models import (
+    DeliveryReport,
+    Gateway,
+    InboundMessage,
+    MarketingOptOut,
+    OutboxMessage,
+    Route,
+)
 from imali.messaging.services import message_enqueue
 from imali.peers.smsc import SmscConfig, run_in_thread
 from imali.peers.smsc import pdu as P
+from tests import factories
 
 FAST = DispatchPolicy(batch=50, lease_seconds=30, backoff_base=0.05, backoff_max=0.2)
 # Ids well past 9, so hexadecimal and decimal differ (0xabcde is 703710).
@@ -270,3 +278,24 @@ def test_nothing_listening_is_named(funded, transports):
     while not transport.problem and time.monotonic() < deadline:
         time.sleep(0.05)
     assert transport.problem == "the SMSC at 127.0.0.1:1 refused the connection (nothing listening there, or a firewall)"
+
+
+@pytest.mark.parametrize(("written", "ton", "country", "stored"), [
+    ("0821234567", 2, "ZA", "+27821234567"),  # national, trunk 0
+    ("821234567", 2, "ZA", "+27821234567"),  # national, no trunk 0
+    ("0821234567", 0, "ZA", "+27821234567"),  # TON "unknown", but no country code starts with 0
+    ("27821234567", 0, "ZA", "+27821234567"),  # TON "unknown", international digits
+    ("0821234567", 2, "", "0821234567"),  # no country to read it in: kept as written, not "+0821234567"
+])
+def test_a_reply_from_a_nationally_written_number_reaches_its_client(funded, smsc, transports, written, ton, country,
+                                                                      stored):
+    client = factories.make_client(entity=funded, cellphone="+27821234567")
+    gateway = gateway_for(smsc)
+    Route.objects.create(gateway=gateway, country=country)
+    dispatcher = Dispatcher(transports(gateway), FAST)
+    smsc.inject_mo_raw(number=written, source_ton=ton, parts=[b"STOP"], data_coding=0x00)
+    _collect(dispatcher, count=1)
+    message = InboundMessage.objects.get()
+    assert message.number == stored
+    assert (message.client_id == client.id) == (stored == "+27821234567")
+    assert MarketingOptOut.objects.filter(number="+27821234567").exists() == (stored == "+27821234567")

@@ -949,8 +949,16 @@ def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, 
                 source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
                 source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
                 dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode,
-                role=role if split else Role.BOTH, guard=gateway_guard(g), receipt_id_format=g.receipt_id_format)
+                role=role if split else Role.BOTH, guard=gateway_guard(g), receipt_id_format=g.receipt_id_format,
+                home_country=_home_country(g))
     return transports
+
+
+def _home_country(gateway: Gateway) -> str:
+    """The one country the gateway's routes name, whose numbers its SMSC may write nationally in
+    replies; "" when they name none or several (a national number is then kept as written)."""
+    countries = set(Route.objects.filter(gateway=gateway).values_list("country", flat=True))
+    return countries.pop() if len(countries) == 1 else ""
 
 
 def receiver_needed(gateways=None) -> bool:

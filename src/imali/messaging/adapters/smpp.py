@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable
 
 import smpp34
+from django.core.exceptions import ValidationError
 
+from imali.core.phones import parse_phone
 from imali.messaging.segments import Encoding, decode_payload, encode_part, split
 
 from .base import (
@@ -242,8 +244,10 @@ class SmppTransport:
                  source_addr_ton: int | None = None, source_addr_npi: int | None = None,
                  dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER,
                  role: str = Role.BOTH, guard: Callable[[], str | None] | None = None,
-                 receipt_id_format: str = ReceiptIdFormat.AUTO):
+                 receipt_id_format: str = ReceiptIdFormat.AUTO, home_country: str = ""):
         self.name = name
+        # The country whose numbers this gateway's SMSC may write nationally ("0821234567"): ISO code or "".
+        self.home_country = home_country
         if receipt_id_format not in ReceiptIdFormat.ALL:
             raise ValueError(f"receipt_id_format: {receipt_id_format!r} is not one of {', '.join(ReceiptIdFormat.ALL)}.")
         self.receipt_id_format = receipt_id_format
@@ -414,7 +418,7 @@ class SmppTransport:
             # place in this session's stream names it: the same text twice is two messages, in the
             # same minute or not. Session ids are UUIDs: unique across consumers and restarts.
             provider_id = f"s{session}:{arrival}"
-        number = _e164(event.source_addr)
+        number = _e164(event.source_addr, ton=event.source_addr_ton, country=self.home_country)
         if concat is not None and concat[1] > 1:
             reference, total, seq = concat
             return MobileOriginatedPart(self.name, provider_id, number, event.destination_addr, reference, total, seq, text)
@@ -598,11 +602,22 @@ def _nacked_status(exc: Exception) -> int | None:
     return int(match[1], 16) if match else None
 
 
-def _e164(address: str) -> str:
+def _e164(address: str, *, ton: int = 1, country: str = "") -> str:
+    """A phone's number as clients' numbers are stored (E.164). SMSCs send international digits
+    without the "+" (TON 1, or 0 "unknown"), but some write a local phone nationally: TON 2, or a
+    trunk 0 whatever the TON (no country code starts with 0). That is read as a number of the
+    gateway's country; without one it is kept as written, since "+0821234567" is no number."""
     digits = address.strip()
-    if digits.startswith("+"):
-        return digits
-    return "+" + digits if digits.isdigit() else digits
+    if digits.startswith("+") or not digits.isdigit():
+        return digits  # already international, or an alphanumeric sender
+    if ton == 2 or digits.startswith("0"):
+        if not country:
+            return digits
+        try:
+            return parse_phone(digits, country=country, field="source_addr")
+        except ValidationError:
+            return digits
+    return "+" + digits
 
 
 def _concatenation(udh: bytes) -> tuple[int, int, int] | None:

@@ -355,10 +355,12 @@ class SmscPeer:
                 s.writer.write(P.pdu(command_id, status, next(s.seq), body))
 
     def inject_mo_raw(self, *, number: str, parts: list[bytes], data_coding: int, to: str = "Imali",
-                      in_payload_tlv: bool = False) -> None:
+                      in_payload_tlv: bool = False, source_ton: int = 1) -> None:
         """A phone sends these bytes as they are (one short_message, or the parts of a long one with
         UDH): a data coding this SMSC would not choose, a character split between two parts, or the
-        text in the message_payload optional parameter with an empty short_message."""
+        text in the message_payload optional parameter with an empty short_message. `number` is
+        sent as written with `source_ton` (e.g. "0821234567" with TON 2, national, as some SMSCs
+        write a local phone)."""
         reference = next(self._mo_refs) & 0xFF
         self.stats["mo"] += 1
         for seq, data in enumerate(parts, start=1):
@@ -367,7 +369,8 @@ class SmscPeer:
                 payload, esm_class = bytes([5, 0x00, 3, reference, len(parts), seq]) + data, 0x40
             sm = P.ShortMessage(source_addr=number.lstrip("+"), destination_addr=to, esm_class=esm_class,
                                 data_coding=data_coding, short_message=b"" if in_payload_tlv else payload,
-                                tlvs={P.TLV_MESSAGE_PAYLOAD: payload} if in_payload_tlv else {})
+                                tlvs={P.TLV_MESSAGE_PAYLOAD: payload} if in_payload_tlv else {},
+                                source_addr_ton=source_ton)
             self._deliver(None, sm.encode())
 
     def inject_mo(self, *, number: str, text: str, to: str = "Imali", with_id: bool = True, concat: str = "udh8",
