@@ -599,7 +599,8 @@ def _nacked_status(exc: Exception) -> int | None:
     if not isinstance(exc, smpp34.SmppError):
         return None
     match = _NACK_STATUS_RE.search(str(exc))
-    return int(match[1], 16) if match else None
+    status = int(match[1], 16) if match else 0
+    return status or None  # a nack "OK" says nothing: treated as a lost answer
 
 
 def _e164(address: str, *, ton: int = 1, country: str = "") -> str:
