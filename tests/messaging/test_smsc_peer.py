@@ -93,3 +93,18 @@ def test_policer_spaces_submits_and_keeps_the_long_run_rate(smsc):
             sock.sendall(P.pdu(P.SUBMIT_SM, 0, seq, sm.encode()))
         statuses = [_read(sock)[1] for _ in range(10)]
     assert statuses.count(P.ESME_ROK) == 3 and statuses.count(P.ESME_RTHROTTLED) == 7
+
+
+def test_refused_bind_has_no_body_and_the_smscs_unbind_ends_on_the_answer(smsc):
+    smsc.configure(bind_status=P.ESME_RBINDFAIL)
+    with socket.create_connection(("127.0.0.1", smsc.port), timeout=5) as sock:
+        command_id, status, _, body = _bind(sock)
+        assert (command_id, status, body) == (P.BIND_TRANSCEIVER | P.RESP, P.ESME_RBINDFAIL, b"")
+    smsc.configure(bind_status=0)
+    with socket.create_connection(("127.0.0.1", smsc.port), timeout=5) as sock:
+        assert _bind(sock)[1] == P.ESME_ROK
+        smsc.send_to_sessions(P.UNBIND)
+        command_id, _, seq, _ = _read(sock)
+        assert command_id == P.UNBIND
+        sock.sendall(P.pdu(P.UNBIND | P.RESP, 0, seq))
+        assert sock.recv(16) == b""  # the SMSC closed the session

@@ -400,6 +400,10 @@ class Dispatcher:
             up = next((n for n in names if self.transports[n].is_up), None)
             if up is None:
                 reason = "no gateway up for this route" if names else "no gateway routes to this country"
+                # Why each is down (a refused password, nothing listening), so staff know whom to call.
+                why = "; ".join(f"{n}: {self.transports[n].problem}" for n in names
+                                if getattr(self.transports[n], "problem", ""))
+                reason = f"{reason} ({why})"[:200] if why else reason
                 results[c.id] = ("", SubmitResult(c.id, Outcome.RETRY, error=reason))
             else:
                 by_gateway[up].append(c)
@@ -959,8 +963,16 @@ def transports_from_gateways(gateways=None, *, role: str = "both") -> dict[str, 
                 source_addr=g.source_addr, window=g.window, rate_per_second=g.rate_per_second,
                 source_addr_ton=g.source_addr_ton, source_addr_npi=g.source_addr_npi,
                 dest_addr_ton=g.dest_addr_ton, dest_addr_npi=g.dest_addr_npi, bind_mode=g.bind_mode,
-                role=role if split else Role.BOTH, guard=gateway_guard(g))
+                role=role if split else Role.BOTH, guard=gateway_guard(g), receipt_id_format=g.receipt_id_format,
+                home_country=_home_country(g))
     return transports
+
+
+def _home_country(gateway: Gateway) -> str:
+    """The one country the gateway's routes name, whose numbers its SMSC may write nationally in
+    replies; "" when they name none or several (a national number is then kept as written)."""
+    countries = set(Route.objects.filter(gateway=gateway).values_list("country", flat=True))
+    return countries.pop() if len(countries) == 1 else ""
 
 
 def receiver_needed(gateways=None) -> bool:

@@ -19,6 +19,7 @@ from imali.tenancy.models import Entity, User
 
 from . import credits
 from .models import InboundMessage, InboundPart, MarketingOptOut, OutboxMessage, OutboxStatus
+from .segments import join_parts
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ def _assemble(*, gateway: str, number: str, to_address: str, reference: int, tot
         if not parts or (len(parts) < total and not incomplete_ok):
             return None
         by_seq = {p.seq: p for p in parts}
-        text = "".join(by_seq[i].text if i in by_seq else MISSING_PART for i in range(1, total + 1))
+        text = join_parts([by_seq[i].text if i in by_seq else MISSING_PART for i in range(1, total + 1)])
         # The same parts give the same id whichever consumer assembles them.
         naming = "|".join([gateway, number, to_address, str(reference), str(total), *sorted(p.provider_id for p in parts)])
         provider_id = "c" + hashlib.sha256(naming.encode()).hexdigest()[:40]

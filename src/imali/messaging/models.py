@@ -380,6 +380,14 @@ class BindMode(models.TextChoices):
     TRANSMITTER_RECEIVER = "tx_rx", "Transmitter + receiver (two sessions)"
 
 
+class ReceiptIdFormat(models.TextChoices):
+    # Mirrors adapters.smpp.ReceiptIdFormat (the transport takes the value).
+    AUTO = "auto", "Automatic: the same id, whatever its case, leading zeros or padding"
+    EXACT = "exact", "Exactly as written (ids that tell upper from lower case)"
+    HEX_DEC = "hex_dec", "Hexadecimal when sent, decimal in receipts"
+    DEC_HEX = "dec_hex", "Decimal when sent, hexadecimal in receipts"
+
+
 class Gateway(models.Model):
     """An SMS gateway: an SMSC over SMPP, or an HTTP aggregator. Routes choose among them per
     entity and country, and the dispatcher fails over between them."""
@@ -405,6 +413,9 @@ class Gateway(models.Model):
     # receiver process takes the receipts (one per message) on the receiver session, off the
     # submitting path. Transceiver for an SMSC that allows one session only.
     bind_mode = models.CharField(max_length=5, choices=BindMode.choices, default=BindMode.TRANSMITTER_RECEIVER)
+    # How the SMSC's receipts name a message, next to the id its submit_sm_resp gave: a receipt
+    # that matches no message leaves that message Sent for ever (docs/messaging.md, Receipt ids).
+    receipt_id_format = models.CharField(max_length=8, choices=ReceiptIdFormat.choices, default=ReceiptIdFormat.AUTO)
     window = models.PositiveSmallIntegerField(default=50)
     rate_per_second = models.PositiveIntegerField(default=5000)
     is_active = models.BooleanField(default=True)

@@ -165,10 +165,54 @@ def encode_part(text: str, encoding: Encoding) -> bytes:
     return encode_gsm7(text) if encoding is Encoding.GSM7 else text.encode("utf-16-be")
 
 
-def decode_payload(data: bytes, data_coding: int) -> str:
-    """Text of an SMPP short_message: UCS-2 for data_coding 8, Latin-1 for 3, GSM-7 otherwise."""
-    if data_coding == 0x08:
-        return data.decode("utf-16-be", errors="replace")
-    if data_coding == 0x03:
-        return data.decode("latin-1")
+# A lone UTF-16 surrogate (a phone that split a character such as an emoji between two parts of a
+# long message) is kept in a part's text as a code point of plane 15's private use area, which a
+# database can store (a surrogate cannot be written as UTF-8) and no SMS carries; `join_parts`
+# puts the halves together again.
+_LONE_SURROGATE_BASE = 0xF0000
+_LONE_RE = re.compile("[\ud800-\udfff]")
+_PARKED_PAIR_RE = re.compile("([\U000f0000-\U000f03ff])([\U000f0400-\U000f07ff])")
+_PARKED_RE = re.compile("[\U000f0000-\U000f07ff]")
+
+
+def _sms_alphabet(data_coding: int) -> str:
+    """The alphabet an SMPP data_coding names (SMPP 3.4 §5.2.19; the GSM 03.38 coding groups an
+    SMSC may pass through from the network)."""
+    if data_coding in (0x02, 0x04):
+        return "binary"
+    fixed = {0x00: "gsm7", 0x01: "ascii", 0x03: "latin-1", 0x06: "iso8859-5", 0x07: "iso8859-8", 0x08: "ucs2"}
+    if data_coding in fixed:
+        return fixed[data_coding]
+    if data_coding & 0xF0 == 0xF0:  # data coding / message class group
+        return "binary" if data_coding & 0x04 else "gsm7"
+    if data_coding & 0xC0 == 0x00 and not data_coding & 0x20:  # general data coding, uncompressed
+        return ("gsm7", "binary", "ucs2", "gsm7")[(data_coding >> 2) & 0x03]
+    return "gsm7"
+
+
+def decode_payload(data: bytes, data_coding: int, *, part: bool = False) -> str:
+    """Text of an SMPP short_message by its data_coding. `part`: one part of a long message, whose
+    split characters `join_parts` mends. Binary data (a ringtone, a SIM update) has no text: staff
+    see that it came and its size, not bytes read as letters."""
+    alphabet = _sms_alphabet(data_coding)
+    if alphabet == "ucs2":
+        text = data[: len(data) // 2 * 2].decode("utf-16-be", errors="surrogatepass")
+        if part:
+            text = _LONE_RE.sub(lambda m: chr(_LONE_SURROGATE_BASE + ord(m[0]) - 0xD800), text)
+        else:
+            text = _LONE_RE.sub("\ufffd", text)
+        return text + ("\ufffd" if len(data) % 2 else "")
+    if alphabet == "binary":
+        return f"[binary message, {len(data)} bytes]"
+    if alphabet != "gsm7":
+        return data.decode(alphabet, errors="replace")
     return decode_gsm7(data)
+
+
+def join_parts(texts: list[str]) -> str:
+    """A long message's text from its parts' (`decode_payload(..., part=True)`), with a character
+    split between two parts whole again; a half whose other half never came shows as U+FFFD."""
+    text = _PARKED_PAIR_RE.sub(lambda m: (chr(ord(m[1]) - _LONE_SURROGATE_BASE + 0xD800)
+                                          + chr(ord(m[2]) - _LONE_SURROGATE_BASE + 0xD800))
+                               .encode("utf-16-le", "surrogatepass").decode("utf-16-le"), "".join(texts))
+    return _PARKED_RE.sub("\ufffd", text)

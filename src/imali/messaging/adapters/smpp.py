@@ -16,12 +16,15 @@ import itertools
 import logging
 import queue
 import re
+import struct
 import threading
 import time
 from collections.abc import Callable
 
 import smpp34
+from django.core.exceptions import ValidationError
 
+from imali.core.phones import parse_phone
 from imali.messaging.segments import Encoding, decode_payload, encode_part, split
 
 from .base import (
@@ -37,23 +40,44 @@ from .base import (
 log = logging.getLogger("imali.messaging.smpp")
 
 ESME_ROK = 0x00
-# Statuses that mean "not now": retried with back-off. Everything else is permanent.
+# What staff read when an SMSC refuses a submit_sm: people's words first, the SMPP name after for
+# whoever takes it up with the SMSC's operator. Split as SMPP 3.4 §5.1.3 and common SMSCs mean them.
+# Transient: "not now", retried with back-off (the line, the SMSC's own trouble, its queue, its pace).
 TRANSIENT_STATUSES = {
-    0x08: "system error (ESME_RSYSERR)",
-    0x14: "message queue full (ESME_RMSGQFUL)",
-    0x58: "throttled (ESME_RTHROTTLED)",
-    0x64: "submit failed (ESME_RX_T_APPN)",
-    0xFE: "delivery failure (ESME_RDELIVERYFAILURE)",
-    0xFF: "unknown error (ESME_RUNKNOWNERR)",
+    0x08: "the SMSC had a system error; trying again (ESME_RSYSERR)",
+    0x14: "the SMSC's queue is full; trying again (ESME_RMSGQFUL)",
+    0x58: "the SMSC throttled us, asking to send more slowly; trying again (ESME_RTHROTTLED)",
+    0x64: "the SMSC could not take it for now; trying again (ESME_RX_T_APPN)",
+    0xFE: "the SMSC could not deliver it for now; trying again (ESME_RDELIVERYFAILURE)",
+    0xFF: "the SMSC gave an unknown error; trying again (ESME_RUNKNOWNERR)",
 }
+# Permanent: the SMSC will never take this message as it is; sending it again changes nothing.
 PERMANENT_NAMES = {
-    0x01: "invalid message length (ESME_RINVMSGLEN)",
-    0x0A: "invalid source address (ESME_RINVSRCADR)",
-    0x0B: "invalid destination address (ESME_RINVDSTADR)",
-    0x45: "submit_sm failed (ESME_RSUBMITFAIL)",
-    0x48: "invalid source TON (ESME_RINVSRCTON)",
-    0x50: "invalid destination TON (ESME_RINVDSTTON)",
+    0x01: "the SMSC refused the message's length (ESME_RINVMSGLEN)",
+    0x02: "the SMSC could not read our request (ESME_RINVCMDLEN)",
+    0x03: "the SMSC does not take this request (ESME_RINVCMDID)",
+    0x0A: "the SMSC refused the sender name or number (ESME_RINVSRCADR)",
+    0x0B: "the SMSC says the phone number is not valid (ESME_RINVDSTADR)",
+    0x33: "the SMSC refused the number of recipients (ESME_RINVNUMDESTS)",
+    0x45: "the SMSC refused the message (ESME_RSUBMITFAIL)",
+    0x48: "the SMSC refused the sender's number type (ESME_RINVSRCTON)",
+    0x49: "the SMSC refused the sender's numbering plan (ESME_RINVSRCNPI)",
+    0x50: "the SMSC refused the phone number's type (ESME_RINVDSTTON)",
+    0x51: "the SMSC refused the phone number's numbering plan (ESME_RINVDSTNPI)",
+    0x62: "the SMSC refused the message's expiry time (ESME_RINVEXPIRY)",
+    0x65: "the SMSC refused the message for good (ESME_RX_P_APPN)",
+    0x66: "the SMSC rejected the message (ESME_RX_R_APPN)",
 }
+# Why an SMSC refused a bind (its bind_resp command_status), as staff read it.
+BIND_REFUSALS = {
+    0x05: "the SMSC says this account is bound already (ESME_RALYBND): another session or server holds it",
+    0x08: "the SMSC had a system error on the bind (ESME_RSYSERR)",
+    0x0D: "the SMSC refused the bind (ESME_RBINDFAIL): ask its operator to check the account and the allowed addresses",
+    0x0E: "the SMSC refused the password (ESME_RINVPASWD)",
+    0x0F: "the SMSC does not know the system id (ESME_RINVSYSID)",
+}
+_BIND_COMMANDS = {"rx": 0x00000001, "tx": 0x00000002, "trx": 0x00000009}
+_UNBIND = 0x00000006
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 TLV_PEER_MO_ID = 0x1401
@@ -62,7 +86,48 @@ TLV_SAR_TOTAL_SEGMENTS = 0x020E
 TLV_SAR_SEGMENT_SEQNUM = 0x020F
 TLV_MESSAGE_PAYLOAD = 0x0424
 _MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
-_RECEIPT_RE = re.compile(r"id:(?P<id>\S+).*?stat:(?P<stat>\w+)(?:.*?err:(?P<err>\w+))?", re.S)
+# Appendix B of SMPP 3.4 gives the receipt text as an example, not a rule: SMSCs vary the case
+# ("Id:", "Stat:") and what comes between.
+_RECEIPT_RE = re.compile(r"\bid:(?P<id>[^\s\0]+).*?\bstat:(?P<stat>\w+)(?:.*?\berr:(?P<err>\w+))?", re.S | re.I)
+# States an SMSC reports on the way (accepted, still trying): a later receipt says how it ended.
+# Kept out of the receipt store, which holds one receipt per message: a first receipt "ENROUTE"
+# would finish the message as failed and shut out the final "DELIVRD" after it.
+INTERMEDIATE_STATES = frozenset({"ENROUTE", "ACCEPTD"})
+# deliver_sm message types that are about a message we sent, not a message from a phone.
+_NOT_FROM_A_PHONE = {0x08: "SME delivery acknowledgement", 0x10: "SME manual/user acknowledgement",
+                     0x20: "intermediate delivery notification"}
+
+
+class ReceiptIdFormat:
+    """How an SMSC's receipts name the message its submit_sm_resp named (Gateway.receipt_id_format).
+
+    SMSCs disagree: some answer submit_sm with a hexadecimal id and write the receipt's id in
+    decimal (or the reverse), in another case, or zero-padded. AUTO folds what is unambiguous
+    (case, leading zeros, padding); a change of base is not (a hex "10" and a decimal "10" are
+    different messages), so it is named per gateway. EXACT compares as written, for an SMSC whose
+    ids tell upper from lower case."""
+
+    AUTO = "auto"
+    EXACT = "exact"
+    HEX_DEC = "hex_dec"  # hex in submit_sm_resp, decimal in the receipt
+    DEC_HEX = "dec_hex"  # decimal in submit_sm_resp, hex in the receipt
+    ALL = (AUTO, EXACT, HEX_DEC, DEC_HEX)
+
+
+def message_id_key(value: str, *, id_format: str, receipt: bool) -> str:
+    """The form a message id is stored and matched in: `receipt` for the id a receipt names,
+    otherwise the id submit_sm_resp gave."""
+    text = value.replace("\0", "").strip()
+    if id_format == ReceiptIdFormat.EXACT:
+        return text
+    if receipt and id_format in (ReceiptIdFormat.HEX_DEC, ReceiptIdFormat.DEC_HEX):
+        try:
+            number = int(text, 10 if id_format == ReceiptIdFormat.HEX_DEC else 16)
+        except ValueError:
+            pass  # not a number after all: matched as it is
+        else:
+            text = f"{number:x}" if id_format == ReceiptIdFormat.HEX_DEC else str(number)
+    return text.lower().lstrip("0") or text[:1]
 
 
 THROTTLE_STATUSES = frozenset({0x14, 0x58})  # ESME_RMSGQFUL, ESME_RTHROTTLED: "slower", not "broken"
@@ -178,8 +243,14 @@ class SmppTransport:
                  window: int = 50, rate_per_second: float = 5000, reconnect_max: float = 30.0, receipts: bool = True,
                  source_addr_ton: int | None = None, source_addr_npi: int | None = None,
                  dest_addr_ton: int = 1, dest_addr_npi: int = 1, bind_mode: str = BindMode.TRANSCEIVER,
-                 role: str = Role.BOTH, guard: Callable[[], str | None] | None = None):
+                 role: str = Role.BOTH, guard: Callable[[], str | None] | None = None,
+                 receipt_id_format: str = ReceiptIdFormat.AUTO, home_country: str = ""):
         self.name = name
+        # The country whose numbers this gateway's SMSC may write nationally ("0821234567"): ISO code or "".
+        self.home_country = home_country
+        if receipt_id_format not in ReceiptIdFormat.ALL:
+            raise ValueError(f"receipt_id_format: {receipt_id_format!r} is not one of {', '.join(ReceiptIdFormat.ALL)}.")
+        self.receipt_id_format = receipt_id_format
         # Asked before each connection: why the host may not be connected to (core/destination.py), or None.
         self.guard = guard
         self.host, self.port = host, port
@@ -206,6 +277,10 @@ class SmppTransport:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"smpp-{name}", daemon=True)
         self.binds = 0
+        # Why the gateway is not bound, in people's words ("" while bound): shown with every message
+        # it cannot take and logged when it changes.
+        self.problem = ""
+        self._probed_at = float("-inf")
         self._thread.start()
 
     # -- connection ---------------------------------------------------------------------------
@@ -230,11 +305,16 @@ class SmppTransport:
                                        window_size=self.window, connect_timeout_ms=2000, inbound_capacity=65536)
                 smsc = await client.connect()
             except Exception as exc:  # refused, timed out, bind rejected: all mean "down for now"
+                problem = await self._why_not_bound(bind_type, exc)
+                if problem != self.problem:
+                    log.warning("SMPP %s: %s bind failed: %s; retrying with back-off", self.name, bind_type, problem)
+                self.problem = problem
                 log.info("SMPP %s: %s bind failed (%s); retrying in %.1fs", self.name, bind_type, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.2
+            self.problem = ""
             self._clients[bind_type], self._sessions[bind_type] = client, smsc
             self.binds += 1
             if sends:
@@ -254,6 +334,48 @@ class SmppTransport:
             with contextlib.suppress(Exception):  # the session is already gone; nothing to release
                 await client.stop()
 
+    async def _why_not_bound(self, bind_type: str, exc: Exception) -> str:
+        where = f"{self.host}:{self.port}"
+        text = str(exc)
+        if "refused" in text.lower() and "tcp" in text.lower():
+            return f"the SMSC at {where} refused the connection (nothing listening there, or a firewall)"
+        if "bind timed out" not in text:
+            return f"could not connect to the SMSC at {where} ({text[:120]})"
+        # smpp34 reports a refused bind as "bind timed out", losing the SMSC's command_status:
+        # ask once more, by hand, to read it. At most once a minute, as some SMSCs lock an account
+        # after a number of failed binds.
+        if time.monotonic() - self._probed_at < 60 and self.problem:
+            return self.problem
+        self._probed_at = time.monotonic()
+        status = await self._bind_status(bind_type)
+        if status is None:
+            return f"the SMSC at {where} did not answer the bind"
+        if status == ESME_ROK:  # bound this time: a passing trouble, the library's next try binds
+            return f"the SMSC at {where} did not answer the bind in time"
+        return BIND_REFUSALS.get(status, f"the SMSC refused the bind (status {status:#04x})")
+
+    async def _bind_status(self, bind_type: str) -> int | None:
+        """The command_status of a bind_resp, from one bind sent by hand (unbound again at once
+        when it succeeds); None when the SMSC does not answer."""
+        body = (self.system_id.encode("latin-1") + b"\0" + self.password.encode("latin-1") + b"\0" + b"\0"
+                + bytes([0x34, 0, 0]) + b"\0")
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 2)
+            writer.write(struct.pack(">IIII", 16 + len(body), _BIND_COMMANDS[bind_type], 0, 1) + body)
+            header = await asyncio.wait_for(reader.readexactly(16), 5)
+            length, _, status, _ = struct.unpack(">IIII", header)
+            if status == ESME_ROK:
+                await asyncio.wait_for(reader.readexactly(max(length - 16, 0)), 2)
+                writer.write(struct.pack(">IIII", 16, _UNBIND, 0, 2))
+                await asyncio.wait_for(reader.readexactly(16), 2)
+            return status
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            return None
+        finally:
+            if writer is not None:
+                writer.close()
+
     async def _read_events(self, smsc) -> None:
         session = str(getattr(smsc, "session_id", "") or id(smsc))
         arrivals = itertools.count(1)
@@ -268,20 +390,15 @@ class SmppTransport:
 
     def _parse_deliver(self, event, *, session: str, arrival: int) -> Receipt | MobileOriginated | MobileOriginatedPart | None:
         tlvs = {t.tag: t.value for t in event.tlvs}
-        if event.esm_class & 0x3C == 0x04:  # SMSC delivery receipt
-            message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1")
-            state = _MESSAGE_STATES.get(tlvs[TLV_MESSAGE_STATE][0], "") if TLV_MESSAGE_STATE in tlvs else ""
-            error = ""
-            if not message_id or state != "DELIVRD":
-                # The receipt text (SMPP 3.4 appendix B) carries what the optional parameters did not.
-                match = _RECEIPT_RE.search(event.short_message.decode("latin-1", errors="replace"))
-                if match:
-                    message_id = message_id or match["id"]
-                    state = state or match["stat"]
-                    error = match["err"] or ""
-            if not message_id:
-                return None
-            return Receipt(self.name, message_id, state or "UNKNOWN", error)
+        kind = event.esm_class & 0x3C  # the message type bits (SMPP 3.4 §5.2.12)
+        if kind == 0x04:  # SMSC delivery receipt
+            return self._parse_receipt(event, tlvs)
+        if kind in _NOT_FROM_A_PHONE:
+            # Not something the phone's owner wrote: stored as a reply it would show staff receipt
+            # text as the client's words, and SMS banking would answer it. An intermediate
+            # notification says only "still trying"; the final receipt follows.
+            log.debug("SMPP %s: %s ignored", self.name, _NOT_FROM_A_PHONE[kind])
+            return None
         payload = event.short_message
         if not payload and TLV_MESSAGE_PAYLOAD in tlvs:
             payload = tlvs[TLV_MESSAGE_PAYLOAD]
@@ -293,7 +410,7 @@ class SmppTransport:
         elif TLV_SAR_MSG_REF_NUM in tlvs and TLV_SAR_TOTAL_SEGMENTS in tlvs and TLV_SAR_SEGMENT_SEQNUM in tlvs:
             concat = (int.from_bytes(tlvs[TLV_SAR_MSG_REF_NUM], "big"), tlvs[TLV_SAR_TOTAL_SEGMENTS][0],
                       tlvs[TLV_SAR_SEGMENT_SEQNUM][0])
-        text = decode_payload(payload, event.data_coding)
+        text = decode_payload(payload, event.data_coding, part=concat is not None and concat[1] > 1)
         provider_id = tlvs.get(TLV_PEER_MO_ID, b"").rstrip(b"\0").decode("latin-1")
         if not provider_id:
             # No id from the SMSC. Every deliver_sm that reaches us is a message the SMSC sends
@@ -301,11 +418,30 @@ class SmppTransport:
             # place in this session's stream names it: the same text twice is two messages, in the
             # same minute or not. Session ids are UUIDs: unique across consumers and restarts.
             provider_id = f"s{session}:{arrival}"
-        number = _e164(event.source_addr)
+        number = _e164(event.source_addr, ton=event.source_addr_ton, country=self.home_country)
         if concat is not None and concat[1] > 1:
             reference, total, seq = concat
             return MobileOriginatedPart(self.name, provider_id, number, event.destination_addr, reference, total, seq, text)
         return MobileOriginated(self.name, provider_id, number, event.destination_addr, text)
+
+    def _parse_receipt(self, event, tlvs: dict[int, bytes]) -> Receipt | None:
+        message_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").replace(b"\0", b"").decode("latin-1").strip()
+        state = _MESSAGE_STATES.get(tlvs[TLV_MESSAGE_STATE][0], "") if tlvs.get(TLV_MESSAGE_STATE) else ""
+        error = ""
+        if not message_id or state != "DELIVRD":
+            # The receipt text (SMPP 3.4 appendix B) carries what the optional parameters did not.
+            match = _RECEIPT_RE.search(event.short_message.decode("latin-1", errors="replace"))
+            if match:
+                message_id = message_id or match["id"]
+                state = state or match["stat"].upper()
+                error = match["err"] or ""
+        if not message_id or not state:
+            # Says nothing we can act on: the message stays Sent rather than finish on a guess.
+            log.warning("SMPP %s: receipt without %s ignored", self.name, "a message id" if not message_id else "a state")
+            return None
+        if state in INTERMEDIATE_STATES:
+            return None
+        return Receipt(self.name, message_id_key(message_id, id_format=self.receipt_id_format, receipt=True), state, error)
 
     @property
     def bind_types(self) -> list[str]:
@@ -323,6 +459,10 @@ class SmppTransport:
     @property
     def receipts_retried_by_receiver(self) -> bool:
         return self.role == Role.SEND
+
+    @property
+    def down_reason(self) -> str:
+        return f"gateway {self.name} is down: {self.problem}"[:200] if self.problem else f"gateway {self.name} is down"
 
     @property
     def is_up(self) -> bool:
@@ -346,7 +486,7 @@ class SmppTransport:
         if not items:
             return lambda timeout: []
         if not self.is_up:
-            down = [SubmitResult(i.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down") for i in items]
+            down = [SubmitResult(i.outbox_id, Outcome.RETRY, error=self.down_reason) for i in items]
             return lambda timeout: down
         future = asyncio.run_coroutine_threadsafe(self._submit_all(items), self._loop)
 
@@ -392,7 +532,7 @@ class SmppTransport:
             for attempt in range(self.THROTTLE_RETRIES + 1):
                 smsc = self._smsc
                 if smsc is None:
-                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"gateway {self.name} is down", parts_submitted=seq - 1)
+                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=self.down_reason, parts_submitted=seq - 1)
                 await self.limiter.acquire()
                 try:
                     # A receipt is asked for the last part only: one receipt per message.
@@ -401,9 +541,15 @@ class SmppTransport:
                                                 dest_addr_ton=self.dest_addr_ton, dest_addr_npi=self.dest_addr_npi,
                                                 esm_class=esm_class, data_coding=coding,
                                                 registered_delivery=1 if self.receipts and seq == len(parts) else 0)
-                except Exception as exc:  # connection lost mid-flight: the SMSC may or may not have it
-                    return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200], parts_submitted=seq - 1)
-                status = resp.command_status
+                    status = resp.command_status
+                except Exception as exc:
+                    status = _nacked_status(exc)
+                    if status is None:  # connection lost mid-flight: the SMSC may or may not have it
+                        return SubmitResult(item.outbox_id, Outcome.RETRY, error=f"connection lost: {exc}"[:200],
+                                            parts_submitted=seq - 1)
+                    # A generic_nack: the SMSC answered, so the line is fine and its status says what
+                    # was wrong (some SMSCs throttle this way too): judged as a submit_sm_resp's.
+                    resp = None
                 if status not in THROTTLE_STATUSES:
                     break
                 self.limiter.throttled()
@@ -411,10 +557,10 @@ class SmppTransport:
                     return SubmitResult(item.outbox_id, Outcome.THROTTLED, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
             if status != ESME_ROK:
                 if status in PERMANENT_NAMES or status not in TRANSIENT_STATUSES:
-                    reason = PERMANENT_NAMES.get(status, f"refused with status {status:#04x}")
+                    reason = PERMANENT_NAMES.get(status, f"the SMSC refused the message (status {status:#04x})")
                     return SubmitResult(item.outbox_id, Outcome.PERMANENT, error=reason, parts_submitted=seq - 1)
                 return SubmitResult(item.outbox_id, Outcome.RETRY, error=TRANSIENT_STATUSES[status], parts_submitted=seq - 1)
-            message_id = resp.message_id or ""
+            message_id = message_id_key(getattr(resp, "message_id", "") or "", id_format=self.receipt_id_format, receipt=False)
         return SubmitResult(item.outbox_id, Outcome.SUBMITTED, provider_message_id=message_id, parts_submitted=len(parts))
 
     def drain_events(self, limit: int = 10000) -> list[Receipt | MobileOriginated]:
@@ -444,11 +590,35 @@ class SmppTransport:
         self._thread.join(5)
 
 
-def _e164(address: str) -> str:
+_NACK_STATUS_RE = re.compile(r"\(0x([0-9a-fA-F]{8})\)")
+
+
+def _nacked_status(exc: Exception) -> int | None:
+    """The command_status of the generic_nack smpp34 raised as SmppError("ESME_RINVCMDLEN
+    (0x00000002)"); None for any other failure (a lost connection, a timeout)."""
+    if not isinstance(exc, smpp34.SmppError):
+        return None
+    match = _NACK_STATUS_RE.search(str(exc))
+    status = int(match[1], 16) if match else 0
+    return status or None  # a nack "OK" says nothing: treated as a lost answer
+
+
+def _e164(address: str, *, ton: int = 1, country: str = "") -> str:
+    """A phone's number as clients' numbers are stored (E.164). SMSCs send international digits
+    without the "+" (TON 1, or 0 "unknown"), but some write a local phone nationally: TON 2, or a
+    trunk 0 whatever the TON (no country code starts with 0). That is read as a number of the
+    gateway's country; without one it is kept as written, since "+0821234567" is no number."""
     digits = address.strip()
-    if digits.startswith("+"):
-        return digits
-    return "+" + digits if digits.isdigit() else digits
+    if digits.startswith("+") or not digits.isdigit():
+        return digits  # already international, or an alphanumeric sender
+    if ton == 2 or digits.startswith("0"):
+        if not country:
+            return digits
+        try:
+            return parse_phone(digits, country=country, field="source_addr")
+        except ValidationError:
+            return digits
+    return "+" + digits
 
 
 def _concatenation(udh: bytes) -> tuple[int, int, int] | None:

@@ -35,9 +35,23 @@ TLV_SAR_TOTAL_SEGMENTS = 0x020E
 TLV_SAR_SEGMENT_SEQNUM = 0x020F
 # Vendor-specific tag (SMPP 3.4 reserves 0x1400-0x3FFF) carrying this SMSC's id of a mobile-originated message.
 TLV_PEER_MO_ID = 0x1401
+TLV_MESSAGE_PAYLOAD = 0x0424
 
 STATE_DELIVERED = 2
 STATE_UNDELIVERABLE = 5
+# message_state values (SMPP 3.4 §5.2.28) by the receipt text's `stat:` word.
+MESSAGE_STATES = {"ENROUTE": 1, "DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5, "ACCEPTD": 6, "UNKNOWN": 7,
+                  "REJECTD": 8}
+ID_FORMATS = ("hex", "HEX", "dec", "hex0", "dec0")
+
+
+def format_id(number: int, style: str) -> str:
+    """A message id as an SMSC of that style writes it (SmscConfig.resp_id_format)."""
+    text = {"hex": f"{number:x}", "HEX": f"{number:X}", "dec": f"{number}", "hex0": f"{number:010x}",
+            "dec0": f"{number:010d}"}.get(style)
+    if text is None:
+        raise ValueError(f"message id format: {style!r} is not one of {', '.join(ID_FORMATS)}")
+    return text
 
 
 def pdu(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:

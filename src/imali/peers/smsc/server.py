@@ -46,6 +46,27 @@ class SmscConfig:
     throttle_share: float = 0.0  # share of submit_sm answered ESME_RTHROTTLED regardless of rate
     queue_full_share: float = 0.0  # share answered ESME_RMSGQFUL
     invalid_prefixes: tuple[str, ...] = ("+99",)  # destinations answered ESME_RINVDSTADR (a permanent error)
+    # How message ids are written, as SMSCs differ: in submit_sm_resp and in the receipt (its `id:`
+    # text and receipted_message_id). "hex" (this SMSC's own form, e.g. 1f), "HEX" (1F), "dec" (31),
+    # "hex0" / "dec0" (zero-padded to 10 characters). Many SMSCs answer hex and report decimal.
+    resp_id_format: str = "hex"
+    receipt_id_format: str = "hex"
+    # What a receipt carries: "both" (text and the receipted_message_id / message_state optional
+    # parameters), "text" (appendix B text only) or "tlv" (the optional parameters, empty text).
+    receipt_style: str = "both"
+    # Intermediate receipts sent before the final one, in order (e.g. ("ACCEPTD", "ENROUTE")).
+    intermediate_receipts: tuple[str, ...] = ()
+    # esm_class of those: 0x04 (as a delivery receipt) or 0x20 (intermediate delivery notification).
+    intermediate_esm_class: int = 0x04
+    first_message_id: int = 1  # where this SMSC's message ids start (a real one is long past 9)
+    # Answer every submit_sm with this command_status (e.g. 0x65 ESME_RX_P_APPN); 0: answer as above.
+    submit_status: int = 0
+    # Answer every submit_sm with a generic_nack of this command_status (0x02 ESME_RINVCMDLEN, or
+    # 0x58 as some SMSCs throttle); 0: a submit_sm_resp.
+    submit_nack: int = 0
+    # Refuse every bind with this command_status (ESME_RBINDFAIL 0x0D, ESME_RINVPASWD 0x0E ...); 0: bind.
+    bind_status: int = 0
+    final_state: str | None = None  # the final receipt's state, e.g. "EXPIRED"; None: DELIVRD / UNDELIV by failure_share
     seed: int = 7
 
 
@@ -67,6 +88,7 @@ class _Session:
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
     # deliver_sm sent and not yet answered: handed to the next receiver if this session dies.
     unacked: dict[int, bytes] = field(default_factory=dict)
+    unbinding: bool = False  # this SMSC sent unbind and waits for unbind_resp
 
     @property
     def receives(self) -> bool:
@@ -80,7 +102,7 @@ class SmscPeer:
         self.http_port: int | None = None
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[_Session] = set()
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(self.config.first_message_id)
         self._mo_ids = itertools.count(1)
         self._rng = random.Random(self.config.seed)
         self._mo_refs = itertools.count(self._rng.randrange(1, 200))
@@ -160,11 +182,12 @@ class SmscPeer:
         if command_id in (P.BIND_TRANSCEIVER, P.BIND_TRANSMITTER, P.BIND_RECEIVER):
             system_id, pos = P.read_cstr(body, 0)
             password, pos = P.read_cstr(body, pos)
+            # A refused bind's response has no body (SMPP 3.4 §4.1.2).
             if session.bound:
-                w.write(P.pdu(command_id | P.RESP, P.ESME_RALYBND, seq, P.cstr("smsc")))
-            elif system_id != self.config.system_id or password != self.config.password:
+                w.write(P.pdu(command_id | P.RESP, P.ESME_RALYBND, seq))
+            elif system_id != self.config.system_id or password != self.config.password or self.config.bind_status:
                 self.stats["bind_refused"] += 1
-                w.write(P.pdu(command_id | P.RESP, P.ESME_RINVPASWD, seq, P.cstr("smsc")))
+                w.write(P.pdu(command_id | P.RESP, self.config.bind_status or P.ESME_RINVPASWD, seq))
             else:
                 session.bound = {P.BIND_TRANSCEIVER: "trx", P.BIND_TRANSMITTER: "tx", P.BIND_RECEIVER: "rx"}[command_id]
                 self.stats["binds"] += 1
@@ -181,6 +204,8 @@ class SmscPeer:
             w.write(P.pdu(P.UNBIND | P.RESP, P.ESME_ROK, seq))
             session.bound = ""
             return False
+        if command_id == P.UNBIND | P.RESP and session.unbinding:
+            return False  # the ESME answered our unbind: the session ends here
         if command_id & P.RESP:  # deliver_sm_resp and the like
             session.unacked.pop(seq, None)
             return True
@@ -191,6 +216,10 @@ class SmscPeer:
             if session.bound == "rx":  # a receiver only receives (SMPP 3.4 §2.2)
                 w.write(P.pdu(P.SUBMIT_SM | P.RESP, P.ESME_RINVBNDSTS, seq, P.cstr("")))
                 return True
+            if self.config.submit_nack:
+                self.stats[f"nacked_{self.config.submit_nack:#x}"] += 1
+                w.write(P.pdu(P.GENERIC_NACK, self.config.submit_nack, seq))
+                return True
             w.write(self._submit(session, seq, body))
             return True
         w.write(P.pdu(P.GENERIC_NACK, P.ESME_RINVCMDID, seq))
@@ -198,6 +227,8 @@ class SmscPeer:
 
     def _refusal(self, destination: str) -> int:
         cfg = self.config
+        if cfg.submit_status:
+            return cfg.submit_status
         if destination.startswith(cfg.invalid_prefixes):
             return P.ESME_RINVDSTADR
         if cfg.throttle_per_second is not None and self._over_rate(cfg.throttle_per_second, cfg.throttle_tolerance):
@@ -232,7 +263,8 @@ class SmscPeer:
         if refusal:
             self.stats[f"refused_{refusal:#x}"] += 1
             return P.pdu(P.SUBMIT_SM | P.RESP, refusal, seq, P.cstr(""))
-        message_id = f"{next(self._ids):x}"
+        number = next(self._ids)
+        message_id = P.format_id(number, self.config.resp_id_format)
         self.stats["accepted"] += 1
         self.accepted_parts.append((message_id, sm.destination_addr))
         payload = sm.short_message
@@ -243,11 +275,17 @@ class SmscPeer:
             self._deliver_to_phone(sm.destination_addr, sm.source_addr, decode_payload(payload, sm.data_coding), [message_id])
         if sm.registered_delivery & 0x01:
             failed = self.config.failure_share and self._rng.random() < self.config.failure_share
-            stat = "UNDELIV" if failed else "DELIVRD"
+            stat = self.config.final_state or ("UNDELIV" if failed else "DELIVRD")
+            receipt_id = P.format_id(number, self.config.receipt_id_format)
+            # Intermediate receipts go at once (an SMSC reports acceptance as it accepts), the final
+            # one after the delay; call_soon / call_later keep them in order.
+            for state in self.config.intermediate_receipts:
+                self.loop.call_soon(self._send_receipt, session, receipt_id, sm, state,
+                                    self.config.intermediate_esm_class)
             if self.config.receipt_delay:
-                self.loop.call_later(self.config.receipt_delay, self._send_receipt, session, message_id, sm, stat)
+                self.loop.call_later(self.config.receipt_delay, self._send_receipt, session, receipt_id, sm, stat)
             else:
-                self.loop.call_soon(self._send_receipt, session, message_id, sm, stat)
+                self.loop.call_soon(self._send_receipt, session, receipt_id, sm, stat)
         return P.pdu(P.SUBMIT_SM | P.RESP, P.ESME_ROK, seq, P.cstr(message_id))
 
     def _assemble(self, sm: P.ShortMessage, message_id: str, udh: bytes, data: bytes) -> None:
@@ -276,14 +314,18 @@ class SmscPeer:
         if len(inbox) > 50:
             del inbox[0]
 
-    def _send_receipt(self, session: _Session | None, message_id: str, sm: P.ShortMessage, stat: str) -> None:
+    def _send_receipt(self, session: _Session | None, message_id: str, sm: P.ShortMessage, stat: str,
+                      esm_class: int = 0x04) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%y%m%d%H%M")
+        ok = stat in ("DELIVRD", "ENROUTE", "ACCEPTD")
         text = (f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} submit date:{now} "
-                f"done date:{now} stat:{stat} err:{'000' if stat == 'DELIVRD' else '001'} text:")
-        state = P.STATE_DELIVERED if stat == "DELIVRD" else P.STATE_UNDELIVERABLE
-        receipt = P.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr, esm_class=0x04,
-                                 short_message=text.encode("ascii"),
-                                 tlvs={P.TLV_RECEIPTED_MESSAGE_ID: P.cstr(message_id), P.TLV_MESSAGE_STATE: bytes([state])})
+                f"done date:{now} stat:{stat} err:{'000' if ok else '001'} text:")
+        style = self.config.receipt_style
+        tlvs = {}
+        if style in ("both", "tlv"):
+            tlvs = {P.TLV_RECEIPTED_MESSAGE_ID: P.cstr(message_id), P.TLV_MESSAGE_STATE: bytes([P.MESSAGE_STATES[stat]])}
+        receipt = P.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr, esm_class=esm_class,
+                                 short_message=b"" if style == "tlv" else text.encode("ascii"), tlvs=tlvs)
         self.stats["receipts"] += 1
         self._deliver(session, receipt.encode())
 
@@ -302,6 +344,34 @@ class SmscPeer:
         pending, self._pending = self._pending, []
         for _, body in pending:
             self._deliver(None, body)
+
+    def send_to_sessions(self, command_id: int, status: int = 0, body: bytes = b"") -> None:
+        """Send a PDU of the SMSC's own to every bound session: an enquire_link, an unbind (an SMSC
+        going down for maintenance), a generic_nack."""
+        for s in list(self._sessions):
+            if s.bound:
+                if command_id == P.UNBIND:
+                    s.bound, s.unbinding = "", True  # nothing more goes to it
+                s.writer.write(P.pdu(command_id, status, next(s.seq), body))
+
+    def inject_mo_raw(self, *, number: str, parts: list[bytes], data_coding: int, to: str = "Imali",
+                      in_payload_tlv: bool = False, source_ton: int = 1) -> None:
+        """A phone sends these bytes as they are (one short_message, or the parts of a long one with
+        UDH): a data coding this SMSC would not choose, a character split between two parts, or the
+        text in the message_payload optional parameter with an empty short_message. `number` is
+        sent as written with `source_ton` (e.g. "0821234567" with TON 2, national, as some SMSCs
+        write a local phone)."""
+        reference = next(self._mo_refs) & 0xFF
+        self.stats["mo"] += 1
+        for seq, data in enumerate(parts, start=1):
+            payload, esm_class = data, 0x00
+            if len(parts) > 1:
+                payload, esm_class = bytes([5, 0x00, 3, reference, len(parts), seq]) + data, 0x40
+            sm = P.ShortMessage(source_addr=number.lstrip("+"), destination_addr=to, esm_class=esm_class,
+                                data_coding=data_coding, short_message=b"" if in_payload_tlv else payload,
+                                tlvs={P.TLV_MESSAGE_PAYLOAD: payload} if in_payload_tlv else {},
+                                source_addr_ton=source_ton)
+            self._deliver(None, sm.encode())
 
     def inject_mo(self, *, number: str, text: str, to: str = "Imali", with_id: bool = True, concat: str = "udh8",
                   order: list[int] | None = None) -> str:
@@ -394,6 +464,12 @@ class PeerThread:
 
     def inject_mo(self, *, number: str, text: str, to: str = "Imali", **options) -> str:
         return self.call(self.peer.inject_mo, number=number, text=text, to=to, **options)
+
+    def inject_mo_raw(self, **options) -> None:
+        self.call(self.peer.inject_mo_raw, **options)
+
+    def send_to_sessions(self, command_id: int, status: int = 0, body: bytes = b"") -> None:
+        self.call(self.peer.send_to_sessions, command_id, status, body)
 
     def stop(self) -> None:
         if self._loop.is_running():
