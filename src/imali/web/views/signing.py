@@ -111,6 +111,9 @@ class MandateForm(forms.Form):
     def __init__(self, *args, client: Client, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["account"].queryset = client.accounts.filter(is_active=True)
+        # DebiCheck only where the payment stream is: a lender elsewhere is offered SEFT alone.
+        kinds = services.mandate_kinds(entity=client.entity)
+        self.fields["kind"].choices = [(k, label) for k, label in MandateKind.choices if k in kinds]
 
 
 class VerifyDocumentForm(forms.Form):
