@@ -81,3 +81,12 @@ def test_the_demo_switches_the_stream_on_for_its_south_african_lender_only(opera
     na.refresh_from_db()
     assert STREAM in za.modules and StreamSettings.objects.filter(entity=za).exists()
     assert STREAM not in na.modules and not StreamSettings.objects.filter(entity=na).exists()
+
+
+def test_the_entity_edit_form_of_a_namibian_lender_offers_no_stream(na_with_an_older_row):
+    from imali.web.forms import EntityEditForm
+
+    entity, _ = na_with_an_older_row
+    assert STREAM not in {m for m, _ in EntityEditForm(instance=entity).fields["modules"].choices}
+    za = factories.make_entity(country="ZA")
+    assert STREAM in {m for m, _ in EntityEditForm(instance=za).fields["modules"].choices}

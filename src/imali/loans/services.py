@@ -35,6 +35,7 @@ from .models import (
     ReceiptAllocation,
     RefundMethod,
     day_number,
+    payback_type_refusal,
 )
 from .schedule import Schedule, add_months, build_schedule, due_dates, months_between
 
@@ -484,6 +485,8 @@ def receipt_input(*, entity: Entity, amount: Any, payback_type: str, value_date:
     money = _positive_money(amount, found)
     if payback_type not in PAYBACK_TYPES:
         found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
+    elif refusal := payback_type_refusal(payback_type, country=entity.country):
+        found["payback_type"] = (LoanError.INVALID, refusal)
     if not isinstance(value_date, dt.date):
         found["value_date"] = (LoanError.REQUIRED, "Give the date the money was received.")
     elif value_date > (today or local_today(entity)):

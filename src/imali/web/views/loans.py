@@ -31,6 +31,7 @@ from imali.loans.models import (
     Product,
     Receipt,
     RefundMethod,
+    payback_types_for,
 )
 from imali.loans.pricing import caps_for
 from imali.loans.statement import client_statement_pdf
@@ -139,6 +140,11 @@ class ReceiptForm(forms.Form):
     value_date = forms.DateField(widget=_date_input())
     payback_type = forms.ChoiceField(choices=PaybackType.choices)
     external_reference = forms.CharField(max_length=64, required=False)
+
+    def __init__(self, *args, country: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the types a lender in this country collects by (no NAEDO or DebiCheck outside ZA).
+        self.fields["payback_type"].choices = payback_types_for(country)
 
 
 class ReasonForm(forms.Form):
@@ -427,7 +433,7 @@ def loan_disburse_view(request, loan_id: int):
 def receipt_create_view(request, loan_id: int):
     loan = _loan(request, loan_id)
     today = services.local_today(request.entity)
-    form = ReceiptForm(request.POST or None, initial={"value_date": today})
+    form = ReceiptForm(request.POST or None, initial={"value_date": today}, country=request.entity.country)
     if loan.status in OPEN_STATUSES:
         maximum = selectors.loan_receipt_maximum(loan=loan, as_of=today)
         form.fields["amount"].help_text = (f"At most {maximum.amount:,.2f} today (the balance of {maximum.balance:,.2f} "
