@@ -18,7 +18,7 @@ from imali.web.forms import ClientForm
 from imali.web.views.loans import ReceiptForm
 from tests import factories
 
-from .conftest import make_loan
+from .conftest import make_borrower, make_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +91,47 @@ def test_the_receipt_screen_of_a_namibian_loan_offers_no_naedo(client, na_lender
     client.force_login(user)
     page = client.get(reverse("web:receipt_create", kwargs={"loan_id": loan.pk})).content.decode()
     assert 'value="debit_order"' in page and 'value="naedo"' not in page and 'value="debicheck"' not in page
+
+
+# --- initiation fee where no cap is recorded --------------------------------------------------------
+PRODUCT = {"name": "Monthly", "credit_type": "unsecured", "frequency": "monthly", "min_principal": "500",
+           "max_principal": "20000", "min_instalments": 1, "max_instalments": 12, "interest_rate_pm": "4",
+           "service_fee_pm": "50", "vat_rate": "14"}
+
+
+def test_a_botswana_product_that_charges_an_initiation_fee_must_say_which():
+    # No cap is recorded for Botswana: "charge the highest fee the caps allow" charged nothing and
+    # said nothing. Now the lender states the fee (DOMAIN §10 gives no Botswana rule to apply).
+    entity = factories.make_entity(country="BW")
+    with pytest.raises(ValidationError) as exc:
+        services.product_create(entity=entity, actor=None, data={**PRODUCT, "charge_initiation_fee": True})
+    assert "No initiation-fee cap is recorded for Botswana" in exc.value.error_dict["initiation_fee"][0].message
+    assert not entity.loan_products.exists()
+    product = services.product_create(entity=entity, actor=None, data={**PRODUCT, "charge_initiation_fee": True,
+                                                                        "initiation_fee": "150"})
+    client, _ = make_borrower(entity)
+    loan = services.loan_apply(entity=entity, actor=None, client=client, product=product, principal="2000",
+                               instalments=3, applied_on=dt.date(2026, 11, 2))
+    assert loan.initiation_fee == Decimal("150.00") and loan.vat_rate == Decimal("14.00")
+
+
+def test_a_product_without_a_fee_charges_none_outside_south_africa():
+    entity = factories.make_entity(country="ZM")
+    product = services.product_create(entity=entity, actor=None, data=PRODUCT)
+    assert product.charge_initiation_fee is False and product.initiation_fee is None
+
+
+def test_a_south_african_product_takes_its_fee_from_the_cap_not_the_lender(entity):
+    with pytest.raises(ValidationError) as exc:
+        services.product_create(entity=entity, actor=None, data={**PRODUCT, "vat_rate": "15", "interest_rate_pm": "2", "initiation_fee": "150"})
+    assert "leave this blank" in exc.value.error_dict["initiation_fee"][0].message
+    product = services.product_create(entity=entity, actor=None, data={**PRODUCT, "vat_rate": "15", "interest_rate_pm": "2"})
+    assert product.charge_initiation_fee is True
+
+
+@pytest.mark.parametrize(("country", "vat"), [("BW", "14"), ("ZM", "16"), ("NA", "15")])
+def test_the_new_product_form_shows_the_countrys_vat_rate(client, country, vat):
+    entity = factories.make_entity(country=country)
+    client.force_login(factories.make_admin(entity=entity))
+    page = client.get(reverse("web:product_create")).content.decode()
+    assert f'name="vat_rate" value="{vat}"' in page and 'name="initiation_fee"' in page

@@ -59,6 +59,8 @@ def _products(entity: Entity, actor) -> dict[str, list]:
             "name": name, "credit_type": credit_type, "frequency": frequency, "min_principal": "500",
             "max_principal": str(max_principal), "min_instalments": 1, "max_instalments": max_instalments,
             "interest_rate_pm": rate, "service_fee_pm": fee, "vat_rate": str(pricing.DEFAULT_VAT_RATES[entity.country]),
+            # No initiation fee where no cap is recorded (the demo's loans are priced so: _Schedules).
+            "charge_initiation_fee": pricing.caps_for(entity.country) is not None,
         })
         made.setdefault(frequency, []).append(product)
     return made

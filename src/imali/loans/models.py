@@ -26,7 +26,15 @@ class Product(models.Model):
     min_instalments = models.PositiveSmallIntegerField(default=1)
     max_instalments = models.PositiveSmallIntegerField()
     interest_rate_pm = models.DecimalField("interest rate (% per month)", max_digits=7, decimal_places=4)
-    charge_initiation_fee = models.BooleanField(default=True, help_text="Charge the highest initiation fee the caps allow")
+    charge_initiation_fee = models.BooleanField(
+        default=True, help_text="Charge an initiation fee: the highest the country's caps allow (South Africa), or "
+                                "where no cap is recorded, the product's initiation fee")
+    # Lender-set, for countries without a recorded cap (loans.pricing.PRICING_CAPS): there the law is
+    # not encoded here, so the lender states the fee rather than Imali guessing one (or charging none
+    # while the product says it charges one). Blank where a cap decides.
+    initiation_fee = models.DecimalField("initiation fee (before VAT)", **MONEY, null=True, blank=True,
+                                         help_text="Only where no cap is recorded for the country: the fee each loan "
+                                                   "of this product is charged. Blank where the cap decides.")
     service_fee_pm = models.DecimalField("service fee per month", **MONEY, default=0)
     vat_rate = models.DecimalField("VAT on fees (%)", max_digits=5, decimal_places=2)
     is_active = models.BooleanField(default=True)

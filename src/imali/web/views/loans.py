@@ -33,7 +33,7 @@ from imali.loans.models import (
     RefundMethod,
     payback_types_for,
 )
-from imali.loans.pricing import caps_for
+from imali.loans.pricing import DEFAULT_VAT_RATES, caps_for
 from imali.loans.statement import client_statement_pdf
 from imali.signing.rules import agreement_signable
 from imali.signing.selectors import agreement_signature
@@ -57,6 +57,8 @@ class ProductForm(forms.ModelForm):
     min_principal = MoneyFormField()
     max_principal = MoneyFormField()
     service_fee_pm = MoneyFormField(allow_zero=True, label="Service fee per month")
+    initiation_fee = MoneyFormField(allow_zero=True, required=False, label="Initiation fee (before VAT)",
+                                    help_text=Product._meta.get_field("initiation_fee").help_text)
     interest_rate_pm = RateFormField(label="Interest rate (% per month)")
     vat_rate = RateFormField(places=2, label="VAT on fees (%)")
 
@@ -228,7 +230,8 @@ def product_list_view(request):
 
 @right_required(Right.MANAGE_PRODUCTS)
 def product_create_view(request):
-    form = ProductForm(request.POST or None)
+    # The country's standard VAT rate shown, not left to be typed (the service's default when none is sent).
+    form = ProductForm(request.POST or None, initial={"vat_rate": DEFAULT_VAT_RATES.get(request.entity.country)})
     if request.method == "POST" and form.is_valid():
         try:
             product = services.product_create(entity=request.entity, actor=request.user, data=form.cleaned_data)
