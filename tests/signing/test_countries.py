@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from imali.messaging.credits import credits_assign
 from imali.signing import security, services
 from imali.signing.services import Document
+from imali.tenancy.rights import Right
+from imali.tenancy.services import rights_permissions
 from imali.web.views.signing import MandateForm
 from tests import factories
 
@@ -59,3 +62,12 @@ def test_a_namibian_lender_is_offered_seft_mandates_but_not_debicheck(na_setup):
 def test_a_south_african_lender_is_still_offered_debicheck(entity):
     borrower = make_borrower(entity)
     assert [k for k, _ in MandateForm(client=borrower).fields["kind"].choices] == ["debicheck", "seft"]
+
+
+def test_the_enrolment_screen_tells_a_namibian_number_as_people_read_it(client, na_setup):
+    entity, officer, borrower, _ = na_setup
+    officer.roles.first().rights.add(*rights_permissions([Right.MANAGE_CLIENTS]))
+    client.force_login(officer)
+    page = client.post(reverse("web:signing_enrolment", kwargs={"client_id": borrower.pk}), {"action": "send"},
+                       follow=True).content.decode()
+    assert "A code was sent to 081 123 4567." in page and "+264811234567" not in page
