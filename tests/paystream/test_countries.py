@@ -90,3 +90,14 @@ def test_the_entity_edit_form_of_a_namibian_lender_offers_no_stream(na_with_an_o
     assert STREAM not in {m for m, _ in EntityEditForm(instance=entity).fields["modules"].choices}
     za = factories.make_entity(country="ZA")
     assert STREAM in {m for m, _ in EntityEditForm(instance=za).fields["modules"].choices}
+
+
+def test_a_namibian_role_is_not_offered_the_streams_right(na_with_an_older_row):
+    from imali.web.forms import RoleForm
+
+    entity, _ = na_with_an_older_row
+    offered = {v for _, rights in RoleForm(entity=entity).fields["rights"].choices for v, _ in rights}
+    assert Right.PAYMENT_STREAM_WEB_SERVICES.value not in offered and Right.APPROVE_LOANS.value in offered
+    za = factories.make_entity(country="ZA")
+    offered = {v for _, rights in RoleForm(entity=za).fields["rights"].choices for v, _ in rights}
+    assert Right.PAYMENT_STREAM_WEB_SERVICES.value in offered

@@ -14,7 +14,7 @@ from django.forms.models import fields_for_model, model_to_dict
 
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
-from imali.core.countries import COUNTRY_FACTS, Country
+from imali.core.countries import COUNTRY_FACTS, Country, payment_streams_offered
 from imali.core.forms import (
     StrictModelChoiceField,
     StrictModelMultipleChoiceField,
@@ -381,11 +381,16 @@ class RoleForm(forms.Form):
     description = forms.CharField(max_length=200, required=False)
     rights = forms.MultipleChoiceField(choices=right_choices, required=False, widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, instance: Role | None = None, **kwargs):
+    def __init__(self, *args, entity: Entity, instance: Role | None = None, **kwargs):
         if instance is not None:
             kwargs.setdefault("initial", {"name": instance.name, "description": instance.description,
                                           "rights": [p.codename for p in instance.rights.all()]})
         super().__init__(*args, **kwargs)
+        if not payment_streams_offered(entity.country):
+            # The stream's right opens nothing outside South Africa (tenancy.backends): not offered.
+            stream = Right.PAYMENT_STREAM_WEB_SERVICES.value
+            self.fields["rights"].choices = [(heading, [(v, label) for v, label in rights if v != stream])
+                                             for heading, rights in right_choices()]
 
 
 BRANCH_FIELDS = ["code", "name", "region", "telephone", "address", "is_active"]
