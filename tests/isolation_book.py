@@ -12,15 +12,17 @@ from tests import factories
 MARKER = "Zqxisolation"  # appears in the other entity's data and must never show to the first
 
 
-def build_book(entity: Entity, *, marker: str = MARKER) -> dict:
-    """Objects of every kind for `entity`, their names carrying `marker`."""
+def build_book(entity: Entity, *, marker: str = MARKER, cellphone: str | None = None) -> dict:
+    """Objects of every kind for `entity`, their names carrying `marker`; `cellphone`: the client's,
+    when two books of one country must not share the factory's number."""
     MARKER = marker  # noqa: N806 - the same name as the module default it overrides
     admin = factories.make_admin(entity=entity, username=f"{MARKER.lower()}admin")
     Region.objects.create(entity=entity, name=f"{MARKER} region")
     Role.objects.create(entity=entity, name=f"{MARKER} role")
     employer = factories.make_employer(entity=entity, actor=admin, name=f"{MARKER} Employer")
     paypoint_create(employer=employer, actor=admin, number="PP1", name=f"{MARKER} paypoint")
-    client = factories.make_client(entity=entity, actor=admin, surname=MARKER, employer=employer)
+    client = factories.make_client(entity=entity, actor=admin, surname=MARKER, employer=employer,
+                                   **({"cellphone": cellphone} if cellphone else {}))
     client_account_add(client=client, actor=admin, data={
         "kind": "bank", "bank_name": "FNB", "branch_code": "250655", "account_number": "62000000001",
         "account_type": "cheque"})

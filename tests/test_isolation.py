@@ -95,8 +95,10 @@ def _url_for(route: str, name: str, values: dict[str, str]) -> str:
 @pytest.fixture
 def setting(client):
     mine = factories.make_entity(country="ZA")
-    theirs = factories.make_entity(country="NA")
-    book = build_book(theirs)
+    # South African too: the book holds payment-stream objects (DebiCheck, NAEDO notes), which only a
+    # South African lender has; their client has a number of its own, as another lender's would.
+    theirs = factories.make_entity(country="ZA")
+    book = build_book(theirs, cellphone="083 987 6543")
     build_book(mine, marker="Mineowned")
     me = factories.make_admin(entity=mine)
     client.force_login(me)

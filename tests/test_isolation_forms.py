@@ -31,8 +31,10 @@ OPERATOR_SCREENS = {"web:entity_list", "web:entity_create", "web:entity_edit", "
 @pytest.fixture
 def two_books(client):
     mine = factories.make_entity(country="ZA")
-    theirs = factories.make_entity(country="NA")
-    their_book = build_book(theirs)
+    # South African too: the book holds payment-stream objects (DebiCheck, NAEDO notes), which only a
+    # South African lender has; their client has a number of its own, as another lender's would.
+    theirs = factories.make_entity(country="ZA")
+    their_book = build_book(theirs, cellphone="083 987 6543")
     my_book = build_book(mine, marker="Mineowned")
     return mine, theirs, my_book, their_book
 

@@ -176,3 +176,36 @@ def test_client_validation_refuses_an_extension_on_the_work_phone():
         clean_client_fields({"work_phone": "011 555 1234 ext 12", "cellphone": "+27821234567;ext=5"}, country="ZA")
     assert err.value.error_dict["work_phone"][0].code == "phone_extension"
     assert err.value.error_dict["cellphone"][0].code == "phone_extension"
+
+
+@pytest.mark.parametrize(("country", "raw", "said"), [
+    ("NA", "+27 82 555 1234", "'+27 82 555 1234' is a number in South Africa, not in Namibia: give a number in Namibia like "
+                              "081 123 4567 or +264 81 123 4567."),
+    ("BW", "+264 81 123 4567", "is a number in Namibia, not in Botswana: give a number in Botswana like 71 123 456 or "
+                               "+267 71 123 456."),
+    ("SZ", "+260 97 1234567", "is a number in Zambia, not in Eswatini"),
+    ("ZM", "+268 7612 3456", "is a number in Eswatini, not in Zambia"),
+    ("ZA", "+264811234567", "is a number in Namibia, not in South Africa: give a number in South Africa like 071 123 4567"),
+])
+def test_a_number_of_another_country_is_refused_in_words_with_an_example(country, raw, said):
+    # Staff read country names and how to write the number, not "not a NA number (it reads as ZA)".
+    with pytest.raises(ValidationError) as err:
+        parse_phone(raw, country=country, field="cellphone", mobile=True)
+    assert said in err.value.error_dict["cellphone"][0].message
+
+
+def test_a_landline_is_refused_as_a_cellphone_of_that_country():
+    with pytest.raises(ValidationError) as err:
+        parse_phone("0211 234567", country="ZM", field="cellphone", mobile=True)
+    assert err.value.error_dict["cellphone"][0].message == (
+        "'0211 234567' is not a cellphone number in Zambia: give one like 095 5123456 or +260 95 5123456.")
+
+
+@pytest.mark.parametrize(("country", "forms", "e164"), [
+    ("NA", ["081 234 5678", "0812345678", "+264 81 234 5678", "264812345678", "00264812345678"], "+264812345678"),
+    ("BW", ["71 234 567", "71234567", "+267 71 234 567", "26771234567"], "+26771234567"),
+    ("SZ", ["7612 3456", "76123456", "+268 7612 3456", "26876123456"], "+26876123456"),
+    ("ZM", ["097 1234567", "0971234567", "+260 97 1234567", "260971234567"], "+260971234567"),
+])
+def test_national_and_international_forms_of_each_countrys_cellphones(country, forms, e164):
+    assert {parse_phone(raw, country=country, field="cellphone", mobile=True) for raw in forms} == {e164}

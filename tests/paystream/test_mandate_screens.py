@@ -76,13 +76,14 @@ def test_create_sign_send_and_the_status_updates_itself(web, ps_entity, clerk, l
     assert web.get(page_url).status_code == 200
 
 
-def test_screens_need_the_right_and_the_entity(client, ps_entity, clerk, loan_account, other_entity, peer):
+def test_screens_need_the_right_and_the_entity(client, ps_entity, clerk, loan_account, peer):
     loan, account = loan_account
     nobody = factories.make_user(entity=ps_entity, rights=[Right.CAPTURE_LOANS])
     client.force_login(nobody)
     assert client.get(reverse("web:paystream_mandates", kwargs={"loan_id": loan.pk})).status_code == 403
-    stream_entity(other_entity, peer)
-    stranger = factories.make_user(entity=other_entity, rights=[Right.PAYMENT_STREAM_WEB_SERVICES])
+    # Another South African lender with a stream (the shared other_entity is Namibian: it has none).
+    other = stream_entity(factories.make_entity(), peer)
+    stranger = factories.make_user(entity=other, rights=[Right.PAYMENT_STREAM_WEB_SERVICES])
     client.force_login(stranger)
     assert client.get(reverse("web:paystream_mandates", kwargs={"loan_id": loan.pk})).status_code == 404
     assert client.post(reverse("web:paystream_mandate_create", kwargs={"loan_id": loan.pk}), _form(loan, account)).status_code == 404

@@ -85,7 +85,7 @@ def test_the_loan_otp_sms_reads_naturally_and_its_expiry_agrees_with_the_banner(
     challenge = Challenge.objects.get(subject_key=f"loan:{application.pk}", status="pending")
     text = _sms_text(challenge)
     code = code_sent(challenge)
-    assert text == (f"{entity.name}: your OTP to sign loan {borrower.number}-{application.pk} of R3,000.00 is {code}. "
+    assert text == (f"{entity.name}: your OTP to sign loan {borrower.number}-{application.pk} of ZAR 3,000.00 is {code}. "
                     f"Valid 5 min, until {wording.time_label(challenge.expires_at, entity.time_zone)}. Do not share it.")
     until = wording.time_label(challenge.expires_at, entity.time_zone)
     assert until.endswith(" SAST")

@@ -124,7 +124,7 @@ def test_loan_signed_with_the_otp_bound_to_its_terms(setup, officer, borrower, a
     challenge = services.document_otp_send(actor=officer, entity=setup.entity, document=document)
     message = OutboxMessage.objects.get(pk=challenge.outbox_message_id)
     sent = security.unseal_for_submit(message.text, message.idempotency_key)
-    assert sent.startswith(f"{setup.entity.name}: your OTP to sign loan {borrower.number}-{application.pk} of R3,000.00 is ")
+    assert sent.startswith(f"{setup.entity.name}: your OTP to sign loan {borrower.number}-{application.pk} of ZAR 3,000.00 is ")
     assert sent.endswith(" SAST. Do not share it.") and "Valid 5 min, until " in sent
     assert challenge.terms_digest == services.loan_digest(application)
     signature = services.document_otp_verify(actor=officer, entity=setup.entity, document=document,

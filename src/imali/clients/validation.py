@@ -62,13 +62,16 @@ def clean_client_fields(data: dict[str, Any], *, country: str, today: dt.date | 
     if not cleaned.get("initials") and cleaned.get("full_names"):
         cleaned["initials"] = "".join(p[0].upper() for p in cleaned["full_names"].split())[:10]
 
-    from imali.loans.models import PaybackType  # loans builds on clients: read here, when checking
+    # loans builds on clients: read here, when checking
+    from imali.loans.models import PaybackType, payback_type_refusal
 
     for field, choices in {**CHOICE_FIELDS, "payback_type": PaybackType}.items():
         value = cleaned.get(field)
         if value not in (None, "") and value not in choices.values:
             allowed = ", ".join(f"{v} ({label})" for v, label in choices.choices)
             _add(errors, field, f"'{value}' is not one of {allowed}.", "invalid_choice")
+    if refusal := payback_type_refusal(cleaned.get("payback_type") or "", country=country):
+        _add(errors, "payback_type", refusal, "wrong_country")
 
     dob = cleaned.get("date_of_birth")
     if isinstance(dob, dt.date):

@@ -32,6 +32,22 @@ COUNTRY_FACTS: dict[str, CountryFacts] = {
 }
 
 
+# The payment stream (NAEDO and EFT promissory notes, DebiCheck mandates, the check-digit table of
+# the banks' branch codes, Social Grant EFT) rides on South Africa's interbank system
+# (BankservAfrica, PASA rules): a lender in another country has no such stream to reach, so its
+# screens, rights and services are not offered there (DOMAIN §7 describes South Africa only).
+PAYMENT_STREAM_COUNTRIES = frozenset({Country.ZA.value})
+
+
+def payment_streams_offered(country: str) -> bool:
+    return country in PAYMENT_STREAM_COUNTRIES
+
+
+def country_name(country: str) -> str:
+    """The country as people say it ("Namibia"), or the code itself when it is not one of ours."""
+    return Country(country).label if country in Country.values else (country or "unknown")
+
+
 def currency_for(country: str) -> str:
     return COUNTRY_FACTS[country].currency
 

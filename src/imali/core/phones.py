@@ -7,6 +7,7 @@ import re
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from .countries import COUNTRY_FACTS, country_name
 from .errors import field_error
 
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -36,22 +37,36 @@ def parse_phone(raw: str, *, country: str, field: str, mobile: bool = False) -> 
     except phonenumbers.NumberParseException:
         raise field_error(field, f"'{text}' is not a phone number.", code="invalid_phone") from None
     region = phonenumbers.region_code_for_number(number)
+    place = country_name(country)
+    like = _written_as(country, mobile=mobile)
     if region != country:
-        raise field_error(
-            field,
-            f"'{text}' is not a {country} number (it reads as {region or 'unknown'}).",
-            code="wrong_country",
-        )
+        found = f"a number in {_region_name(region)}, not in {place}" if region else f"not a number in {place}"
+        raise field_error(field, f"'{text}' is {found}: give a number in {place}{like}.", code="wrong_country")
     if not phonenumbers.is_valid_number(number):
-        raise field_error(field, f"'{text}' is not a valid {country} number.", code="invalid_phone")
+        raise field_error(field, f"'{text}' is not a valid number in {place}: give one{like}.", code="invalid_phone")
     expected = _NATIONAL_LENGTH.get(country)
     if expected and len(str(number.national_number)) != expected:
         raise field_error(
             field, f"'{text}' must have {expected} digits after the trunk 0.", code="invalid_phone"
         )
     if mobile and phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise field_error(field, f"'{text}' is not a cellphone number.", code="not_mobile")
+        raise field_error(field, f"'{text}' is not a cellphone number in {place}: give one{like}.", code="not_mobile")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _region_name(region: str) -> str:
+    # Our five countries by their names; any other by its code ("a GB number"), as phonenumbers gives it.
+    return country_name(region) if region in COUNTRY_FACTS else region
+
+
+def _written_as(country: str, *, mobile: bool) -> str:
+    """How a number of `country` is written, as a hint: " like 081 123 4567 or +264 81 123 4567"."""
+    example = phonenumbers.example_number_for_type(country, PhoneNumberType.MOBILE if mobile else PhoneNumberType.FIXED_LINE)
+    if example is None:
+        return ""
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    international = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return f" like {national} or {international}"
 
 
 def display_phone(e164: str) -> str:

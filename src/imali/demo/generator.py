@@ -325,7 +325,7 @@ def _build_entity(*, actor: User, country: str, index: int, code_prefix: str, cl
         "name": _unique_value(Entity, "name", name, max_length=120, sep=" "),
         "code": _unique_value(Entity, "code", f"{code_prefix}-{country.lower()}{index}", max_length=30),
         "country": country,
-        "modules": list(Module.values),
+        "modules": [m for m in Module.values if Module(m).offered_in(country)],  # no payment stream outside ZA
         "registration_number": registration,
         "ncr_number": ncr,
         "marketing_consent_not_required": False,

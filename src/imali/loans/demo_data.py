@@ -27,6 +27,7 @@ from .models import (
     Instalment,
     Loan,
     LoanStatus,
+    PaybackType,
     Receipt,
     ReceiptAllocation,
     day_number,
@@ -38,6 +39,9 @@ ZERO = Decimal("0.00")
 BATCH_CLIENTS = 20_000
 PAYBACK_TYPES = ("debit_order", "debicheck", "naedo", "eft", "cash", "mobile_money", "social_grant_eft")
 PAYBACK_WEIGHTS = (30, 25, 15, 12, 8, 7, 3)
+# Outside South Africa its debit streams are not offered (PaybackType.offered_in): a drawn one is
+# read as the country's nearest kind, so the random draws (and with them the book) stay the same.
+PAYBACK_ELSEWHERE = {"debicheck": "debit_order", "naedo": "debit_order", "social_grant_eft": "eft"}
 
 # (name, credit type, frequency, max principal, max instalments, rate % pm, service fee pm)
 PRODUCTS = (
@@ -55,6 +59,8 @@ def _products(entity: Entity, actor) -> dict[str, list]:
             "name": name, "credit_type": credit_type, "frequency": frequency, "min_principal": "500",
             "max_principal": str(max_principal), "min_instalments": 1, "max_instalments": max_instalments,
             "interest_rate_pm": rate, "service_fee_pm": fee, "vat_rate": str(pricing.DEFAULT_VAT_RATES[entity.country]),
+            # No initiation fee where no cap is recorded (the demo's loans are priced so: _Schedules).
+            "charge_initiation_fee": pricing.caps_for(entity.country) is not None,
         })
         made.setdefault(frequency, []).append(product)
     return made
@@ -211,6 +217,8 @@ def _write_batch(connection, entity, clients, products, schedules, rng, today, r
             })
             previous = due
         payback = rng.choices(PAYBACK_TYPES, weights=PAYBACK_WEIGHTS)[0]
+        if not PaybackType(payback).offered_in(entity.country):
+            payback = PAYBACK_ELSEWHERE[payback]
         for k, inst in enumerate(loan_insts):
             if inst["due_date"] > today or k > stop_at:
                 break

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from imali.clients.models import PaymentFrequency, PaymentMoveDirection
+from imali.core.countries import country_name, payment_streams_offered
 
 from .pricing import CreditType
 
@@ -25,7 +26,15 @@ class Product(models.Model):
     min_instalments = models.PositiveSmallIntegerField(default=1)
     max_instalments = models.PositiveSmallIntegerField()
     interest_rate_pm = models.DecimalField("interest rate (% per month)", max_digits=7, decimal_places=4)
-    charge_initiation_fee = models.BooleanField(default=True, help_text="Charge the highest initiation fee the caps allow")
+    charge_initiation_fee = models.BooleanField(
+        default=True, help_text="Charge an initiation fee: the highest the country's caps allow (South Africa), or "
+                                "where no cap is recorded, the product's initiation fee")
+    # Lender-set, for countries without a recorded cap (loans.pricing.PRICING_CAPS): there the law is
+    # not encoded here, so the lender states the fee rather than Imali guessing one (or charging none
+    # while the product says it charges one). Blank where a cap decides.
+    initiation_fee = models.DecimalField("initiation fee (before VAT)", **MONEY, null=True, blank=True,
+                                         help_text="Only where no cap is recorded for the country: the fee each loan "
+                                                   "of this product is charged. Blank where the cap decides.")
     service_fee_pm = models.DecimalField("service fee per month", **MONEY, default=0)
     vat_rate = models.DecimalField("VAT on fees (%)", max_digits=5, decimal_places=2)
     is_active = models.BooleanField(default=True)
@@ -217,6 +226,27 @@ class PaybackType(models.TextChoices):
     NAEDO = "naedo", "NAEDO"
     SOCIAL_GRANT_EFT = "social_grant_eft", "Social-grant EFT"
     MOBILE_MONEY = "mobile_money", "Mobile money"
+
+    def offered_in(self, country: str) -> bool:
+        """DebiCheck, NAEDO and Social-grant EFT are South Africa's debit streams (PASA rules, SASSA
+        grants): a lender elsewhere collects by debit order, EFT, cash or mobile money."""
+        return self not in SA_ONLY_PAYBACK_TYPES or payment_streams_offered(country)
+
+
+SA_ONLY_PAYBACK_TYPES = frozenset({PaybackType.DEBICHECK, PaybackType.NAEDO, PaybackType.SOCIAL_GRANT_EFT})
+
+
+def payback_types_for(country: str) -> list[tuple[str, str]]:
+    """(value, label) of the payback types a lender in `country` may record, in the usual order."""
+    return [(value, label) for value, label in PaybackType.choices if PaybackType(value).offered_in(country)]
+
+
+def payback_type_refusal(payback_type: str, *, country: str) -> str:
+    """Why `payback_type` is not for a lender in `country`, or "" when it is."""
+    if payback_type in PaybackType.values and not PaybackType(payback_type).offered_in(country):
+        return (f"{PaybackType(payback_type).label} is South Africa's; a lender in {country_name(country)} records "
+                f"{', '.join(label for _, label in payback_types_for(country))}.")
+    return ""
 
 
 class Receipt(models.Model):

@@ -16,6 +16,7 @@ from imali.clients.models import AccountPurpose, Client, ClientAccount, ClientSt
 from imali.clients.services import client_status_apply
 from imali.core import bulk
 from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.countries import country_name
 from imali.core.models import AuditAction
 from imali.core.money import MAX_AMOUNT, parse_decimal
 from imali.tenancy.models import Entity
@@ -35,6 +36,7 @@ from .models import (
     ReceiptAllocation,
     RefundMethod,
     day_number,
+    payback_type_refusal,
 )
 from .schedule import Schedule, add_months, build_schedule, due_dates, months_between
 
@@ -50,7 +52,7 @@ def local_today(entity: Entity) -> dt.date:
 # --- products ------------------------------------------------------------------------------------
 PRODUCT_FIELDS = (
     "name", "credit_type", "frequency", "min_principal", "max_principal", "min_instalments", "max_instalments",
-    "interest_rate_pm", "charge_initiation_fee", "service_fee_pm", "vat_rate", "is_active",
+    "interest_rate_pm", "charge_initiation_fee", "initiation_fee", "service_fee_pm", "vat_rate", "is_active",
 )
 
 
@@ -121,7 +123,20 @@ def _clean_product(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
     cleaned["vat_rate"] = _decimal({"vat_rate": default_vat, **data}, "vat_rate", found, maximum=PERCENT_MAX)
     cleaned["min_instalments"] = _int({"min_instalments": 1, **data}, "min_instalments", found)
     cleaned["max_instalments"] = _int(data, "max_instalments", found)
-    cleaned["charge_initiation_fee"] = bool(data.get("charge_initiation_fee", True))
+    cleaned["initiation_fee"] = None
+    if data.get("initiation_fee") not in (None, ""):
+        cleaned["initiation_fee"] = _decimal(data, "initiation_fee", found)
+    caps = pricing.caps_for(entity.country)
+    # Not said: charged where a cap sets it, or where the lender gave its own fee.
+    charge_default = caps is not None or cleaned["initiation_fee"] is not None
+    cleaned["charge_initiation_fee"] = bool(data.get("charge_initiation_fee", charge_default))
+    place = country_name(entity.country)
+    if caps is not None and cleaned["initiation_fee"] is not None:
+        found["initiation_fee"] = (LoanError.INVALID, f"In {place} the initiation fee is the highest the statutory cap "
+                                                      f"allows on each loan: leave this blank.")
+    elif caps is None and cleaned["charge_initiation_fee"] and cleaned["initiation_fee"] is None and "initiation_fee" not in found:
+        found["initiation_fee"] = (LoanError.REQUIRED, f"No initiation-fee cap is recorded for {place}: enter the fee "
+                                                       f"this product charges (before VAT), or do not charge one.")
     cleaned["is_active"] = bool(data.get("is_active", True))
     if not found:
         if cleaned["min_principal"] <= 0:
@@ -268,6 +283,8 @@ def loan_apply(
         fee = ZERO
         if product.charge_initiation_fee and caps is not None:
             fee = pricing.max_initiation_fee(amount, caps.initiation_fee)
+        elif product.charge_initiation_fee:
+            fee = product.initiation_fee or ZERO  # the lender's own fee where no cap is recorded
     else:
         fee = _decimal({"initiation_fee": initiation_fee}, "initiation_fee", found)
     if found:
@@ -484,6 +501,8 @@ def receipt_input(*, entity: Entity, amount: Any, payback_type: str, value_date:
     money = _positive_money(amount, found)
     if payback_type not in PAYBACK_TYPES:
         found["payback_type"] = (LoanError.INVALID, "Choose a payback type.")
+    elif refusal := payback_type_refusal(payback_type, country=entity.country):
+        found["payback_type"] = (LoanError.INVALID, refusal)
     if not isinstance(value_date, dt.date):
         found["value_date"] = (LoanError.REQUIRED, "Give the date the money was received.")
     elif value_date > (today or local_today(entity)):

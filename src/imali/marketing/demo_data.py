@@ -41,15 +41,21 @@ def add_marketing_fields(connection, summary, rng) -> None:
     from imali.clients.models import Client
 
     table = Client._meta.db_table
-    payback = ("CASE id %% 10 WHEN 0 THEN 'debit_order' WHEN 1 THEN 'debit_order' WHEN 2 THEN 'debit_order' "
-               "WHEN 3 THEN 'debicheck' WHEN 4 THEN 'eft' WHEN 5 THEN 'eft' WHEN 6 THEN 'cash' WHEN 7 THEN 'naedo' "
-               "WHEN 8 THEN 'social_grant_eft' ELSE 'mobile_money' END")
+    from imali.loans.demo_data import PAYBACK_ELSEWHERE
+    from imali.loans.models import PaybackType
+
+    def payback_for(country: str) -> str:
+        # South Africa's debit streams (DebiCheck, NAEDO, Social-grant EFT) only for its lenders.
+        kinds = ("debit_order", "debit_order", "debit_order", "debicheck", "eft", "eft", "cash", "naedo", "social_grant_eft")
+        kinds = tuple(k if PaybackType(k).offered_in(country) else PAYBACK_ELSEWHERE[k] for k in kinds)
+        return f"CASE id %% 10 {' '.join(f'WHEN {n} THEN {k!r}' for n, k in enumerate(kinds))} ELSE 'mobile_money' END"
+
     info = ("CASE id %% 7 WHEN 0 THEN 'Referred by a friend' WHEN 1 THEN 'Walk-in' WHEN 2 THEN 'Radio advert' "
             "WHEN 3 THEN 'Pamphlet at the paypoint' ELSE '' END")
     with connection.cursor() as cursor:
         for book in summary.entities:
             cursor.execute(
-                f"UPDATE {table} SET payback_type = {payback}, marketing_info = {info}, "
+                f"UPDATE {table} SET payback_type = {payback_for(book.country)}, marketing_info = {info}, "
                 f"available_for_instalment = CASE WHEN salary IS NULL THEN NULL "
                 f"ELSE ROUND(salary * (15 + id %% 16) / 100, 2) END, "
                 f"budget_available_for_instalment = CASE WHEN salary IS NULL OR id %% 3 <> 0 THEN NULL "

@@ -87,7 +87,16 @@ def setup_save(*, entity: Entity, actor, data: dict[str, Any], setup: ProviderSe
         found["target_environment"] = "MoMo needs the target environment (e.g. mtnzambia)."
     if setup is None and not str(data.get("consumer_secret") or "").strip():
         found["consumer_secret"] = "This field is required."
-    errors = {k: [ValidationError(v, code=MobileMoneyError.REQUIRED)] for k, v in found.items()}
+    currency = str(data.get("currency") or "").strip().upper()
+    if currency and currency != entity.currency:
+        # The loan book is kept in the entity's currency: a provider account in another one would
+        # post its amounts as if they were the entity's (a ZMW receipt for EUR 100).
+        found["currency"] = (f"The provider account must be in {entity.currency}, the currency of this lender's loan "
+                             f"book; leave it blank for {entity.currency}.")
+    errors = {k: [ValidationError(v, code=MobileMoneyError.INVALID if k == "currency" else MobileMoneyError.REQUIRED)]
+              for k, v in found.items()}
+    if "currency" in data:
+        data = {**data, "currency": currency}  # stored as the code is sent: "ZMW", not "zmw"
     if "base_url" in data and "base_url" not in errors:
         # The server connects to it with the setup's credentials: not to an internal address (SSRF).
         problem = destination.base_url_problem(str(data["base_url"]).strip(), **destination.rules())

@@ -15,7 +15,7 @@ DEMO_MANDATE_ANSWER_SECONDS = 8
 
 
 def paystream_demo_ensure(*, entity_codes: list[str], host: str = "127.0.0.1") -> bool:
-    """Switch the payment stream on for the demo lenders and point them at the local peer, so a
+    """Switch the payment stream on for the demo lenders in South Africa and point them at the local peer, so a
     person can register an account, create and print a promissory note, pay a loan out and create
     a wallet. The Administrator role holds every right, the stream's included. Idempotent: returns
     whether anything changed."""
@@ -26,6 +26,8 @@ def paystream_demo_ensure(*, entity_codes: list[str], host: str = "127.0.0.1") -
 
     changed = False
     for entity in Entity.objects.filter(code__in=entity_codes):
+        if not Module.PAYMENT_STREAMS.offered_in(entity.country):
+            continue  # the stream is South Africa's: the Namibian demo lender has none
         if not entity.has_module(Module.PAYMENT_STREAMS):
             entity.modules = [*entity.modules, Module.PAYMENT_STREAMS.value]
             entity.save(update_fields=["modules"])

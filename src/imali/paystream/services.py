@@ -31,6 +31,7 @@ from imali.clients.models import AccountKind, AccountPurpose, Client, ClientAcco
 from imali.clients.services import client_account_add
 from imali.core import destination
 from imali.core.audit import audit_record
+from imali.core.countries import country_name, payment_streams_offered
 from imali.core.errors import TooSoon
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
@@ -99,6 +100,10 @@ def require_access(*, entity: Entity, actor) -> None:
     the module on: checked on every call to the stream."""
     if actor is None or getattr(actor, "entity_id", None) != entity.pk:
         raise PermissionDenied("Only a user of this entity may use its payment stream.")
+    if not payment_streams_offered(entity.country):
+        raise stream_error("__all__", StreamError.MODULE_OFF,
+                           f"The payment stream is South Africa's (DebiCheck, NAEDO, the banks' branch codes): it is not "
+                           f"offered to a lender in {country_name(entity.country)}.")
     if not actor.has_right(Right.PAYMENT_STREAM_WEB_SERVICES):
         raise PermissionDenied(f"You need the right '{Right.PAYMENT_STREAM_WEB_SERVICES.label}'.")
     if not entity.has_module(Module.PAYMENT_STREAMS):

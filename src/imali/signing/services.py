@@ -24,6 +24,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from imali.clients.models import Client, ClientAccount
 from imali.core.audit import audit_record, changed_only, snapshot
+from imali.core.countries import country_name, payment_streams_offered
+from imali.core.formatting import format_money
 from imali.core.localtime import time_label
 from imali.core.models import AuditAction
 from imali.core.money import parse_amount
@@ -61,7 +63,7 @@ T = TypeVar("T")
 
 # DOMAIN §4: the loan OTP text, with the amount in it (what you see is what you sign). Read as a
 # sentence: which loan (the client's account number and the loan's number: "98-12"), the amount
-# with its currency sign, the code, how long it lasts and until when in the entity's zone (the
+# with its currency code, the code, how long it lasts and until when in the entity's zone (the
 # same time, labelled the same way, as the signing screen shows).
 LOAN_OTP_TEMPLATE = (
     "{^Legal Entity Name^}: your OTP to sign loan {^Loan Reference^} of {^Loan Amount^} is {^OTP^}. "
@@ -71,8 +73,6 @@ MANDATE_OTP_TEMPLATE = (
     "{^Legal Entity Name^}: your OTP to sign the {^Mandate Type^} debit mandate for loan {^Loan Reference^}, "
     "instalment {^Instalment Amount^}, is {^OTP^}. Valid {^OTP Validity^}, until {^OTP Expiry^}. Do not share it."
 )
-# Currency signs as the lenders' clients write them; any other currency is written by its code.
-CURRENCY_SIGNS = {"ZAR": "R", "NAD": "N$", "BWP": "P", "SZL": "E", "ZMW": "K"}
 
 
 def loan_reference(loan: Loan) -> str:
@@ -513,8 +513,9 @@ def document_decision(*, entity: Entity, document: Document) -> Decision:
 
 
 def _money_text(entity: Entity, amount: Decimal) -> str:
-    sign = CURRENCY_SIGNS.get(entity.currency)
-    return f"{sign}{amount:,.2f}" if sign else f"{entity.currency} {amount:,.2f}"
+    # The one money format (core.formatting): the code text the loan's other SMS, screens and
+    # statement use, so "NAD 3,000.00" in the OTP is the figure the client sees everywhere else.
+    return format_money(amount, entity.currency)
 
 
 def document_otp_send(*, actor, entity: Entity, document: Document, ip: str | None = None,
@@ -756,6 +757,11 @@ def signature_document_check(*, actor, entity: Entity, signature: Signature, dat
 # Mandates
 
 
+def mandate_kinds(*, entity: Entity) -> list[str]:
+    """The mandate kinds a lender may create: DebiCheck only where the payment stream is (South Africa)."""
+    return [k for k in MandateKind.values if k != MandateKind.DEBICHECK or payment_streams_offered(entity.country)]
+
+
 def mandate_create(*, actor, entity: Entity, loan: Loan, data: Mapping[str, Any]) -> Mandate:
     _same_entity(entity, loan)
     errors: dict[str, list[ValidationError]] = {}
@@ -766,8 +772,13 @@ def mandate_create(*, actor, entity: Entity, loan: Loan, data: Mapping[str, Any]
     if loan.status not in ("application", "approved", "active"):
         bad("loan", "A mandate is for an application, approved or active loan.", SigningError.NOT_SIGNABLE)
     kind = data.get("kind")
-    if kind not in MandateKind.values:
-        bad("kind", "Choose DebiCheck or SEFT.")
+    if kind not in mandate_kinds(entity=entity):
+        if kind == MandateKind.DEBICHECK:
+            bad("kind", f"DebiCheck is South Africa's debit-order system: a lender in {country_name(entity.country)} "
+                        f"uses an SEFT (EFT debit order) mandate.")
+        else:
+            offered = " or ".join(MandateKind(k).label for k in mandate_kinds(entity=entity))
+            bad("kind", f"Choose {offered}.")
     amounts: dict[str, Decimal] = {}
     for field, default in (("instalment_amount", loan.instalment_amount), ("maximum_collection", None)):
         raw = data.get(field)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser, Permission
 from django.db import models
 
-from imali.core.countries import Country
+from imali.core.countries import Country, payment_streams_offered
 
 from .rights import Right
 
@@ -18,6 +18,10 @@ class Module(models.TextChoices):
     PAYMENT_STREAMS = "payment_streams", "Payment streams and collections"
     MOBILE_MONEY = "mobile_money", "Mobile money"
     SMS_BANKING = "sms_banking", "SMS banking"
+
+    def offered_in(self, country: str) -> bool:
+        """Whether a lender in `country` may have this module (the payment stream is South Africa's)."""
+        return self != Module.PAYMENT_STREAMS or payment_streams_offered(country)
 
 
 class Entity(models.Model):
@@ -45,7 +49,8 @@ class Entity(models.Model):
         return self.name
 
     def has_module(self, module: Module) -> bool:
-        return module in self.modules
+        # A module its country does not offer is off even if an older row lists it.
+        return module in self.modules and Module(module).offered_in(self.country)
 
 
 class Region(models.Model):

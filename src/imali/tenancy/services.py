@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from imali.core.audit import apply_changes, audit_record, snapshot
-from imali.core.countries import COUNTRY_FACTS
+from imali.core.countries import COUNTRY_FACTS, country_name
 from imali.core.models import AuditAction, AuditEntry
 from imali.core.money import parse_amount
 from imali.core.phones import parse_phone
@@ -74,6 +74,13 @@ def _clean_entity(data: dict[str, Any], *, instance: Entity | None = None) -> di
     bad = [m for m in modules if m not in Module.values]
     if bad:
         errors["modules"] = [ValidationError(f"Unknown module: {', '.join(bad)}.", code="invalid_choice")]
+    elif country in COUNTRY_FACTS:
+        not_here = [Module(m).label for m in modules if not Module(m).offered_in(country)]
+        if not_here:
+            errors["modules"] = [ValidationError(
+                f"{', '.join(not_here)} is offered to lenders in South Africa only (DebiCheck, NAEDO and the "
+                f"banks' branch codes are South Africa's); not to a lender in {country_name(country)}.",
+                code="not_offered")]
     for field in ("name", "code"):
         if field in cleaned and not str(cleaned[field]).strip():
             errors[field] = [ValidationError("This field is required.", code="required")]

@@ -14,14 +14,16 @@ from django.forms.models import fields_for_model, model_to_dict
 
 from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
-from imali.core.countries import COUNTRY_FACTS, Country
+from imali.core.countries import COUNTRY_FACTS, Country, payment_streams_offered
 from imali.core.forms import (
     StrictModelChoiceField,
     StrictModelMultipleChoiceField,
     strict_formfield,
 )
+from imali.core.idnumbers import IdType
 from imali.core.models import AuditAction
 from imali.core.money import DECIMAL_PLACES, MAX_AMOUNT, parse_decimal
+from imali.loans.models import payback_types_for
 from imali.tenancy.models import Branch, Entity, Module, Region, Role, User
 from imali.tenancy.rights import Right
 
@@ -196,6 +198,14 @@ class ClientForm(FieldsetsMixin, forms.Form):
             label="Paypoint", widget=PaypointSelect(attrs={"data-follows": "employer"}),
         )
         self.fields["salesperson"].queryset = User.objects.filter(entity=entity, is_active=True)
+        # Outside South Africa neither its ID number nor its debit streams (NAEDO, DebiCheck,
+        # Social-grant EFT) are offered; a stored one stays listed, so saving says why it must change.
+        kept = {getattr(instance, "id_type", ""), getattr(instance, "payback_type", "")}
+        if entity.country != Country.ZA:
+            self.fields["id_type"].choices = [(v, label) for v, label in self.fields["id_type"].choices
+                                              if v != IdType.SA_ID or v in kept]
+        offered = {v for v, _ in payback_types_for(entity.country)} | kept | {""}
+        self.fields["payback_type"].choices = [(v, label) for v, label in self.fields["payback_type"].choices if v in offered]
         for name in ("salary", "credit_limit", "available_for_instalment", "budget_available_for_instalment"):
             self.fields[name] = MoneyFormField(allow_zero=True, required=False, label=self.fields[name].label)
         # Re-order after replacing fields so the page follows the fieldsets.
@@ -371,11 +381,16 @@ class RoleForm(forms.Form):
     description = forms.CharField(max_length=200, required=False)
     rights = forms.MultipleChoiceField(choices=right_choices, required=False, widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, instance: Role | None = None, **kwargs):
+    def __init__(self, *args, entity: Entity, instance: Role | None = None, **kwargs):
         if instance is not None:
             kwargs.setdefault("initial", {"name": instance.name, "description": instance.description,
                                           "rights": [p.codename for p in instance.rights.all()]})
         super().__init__(*args, **kwargs)
+        if not payment_streams_offered(entity.country):
+            # The stream's right opens nothing outside South Africa (tenancy.backends): not offered.
+            stream = Right.PAYMENT_STREAM_WEB_SERVICES.value
+            self.fields["rights"].choices = [(heading, [(v, label) for v, label in rights if v != stream])
+                                             for heading, rights in right_choices()]
 
 
 BRANCH_FIELDS = ["code", "name", "region", "telephone", "address", "is_active"]
@@ -435,7 +450,9 @@ ENTITY_FIELDS = ["name", "code", "country", "time_zone", "modules", "registratio
 
 class EntityFieldsMixin(forms.Form):
     name = forms.CharField(max_length=120)
-    modules = forms.MultipleChoiceField(choices=Module.choices, required=False, widget=forms.CheckboxSelectMultiple)
+    modules = forms.MultipleChoiceField(choices=Module.choices, required=False, widget=forms.CheckboxSelectMultiple,
+                                        help_text="Payment streams and collections (DebiCheck, NAEDO) are for lenders in "
+                                                  "South Africa only.")
     registration_number = forms.CharField(max_length=40, required=False)
     ncr_number = forms.CharField(max_length=40, required=False, label="NCR registration number")
     marketing_consent_not_required = forms.BooleanField(
@@ -509,6 +526,10 @@ class EntityEditForm(EntityFieldsMixin):
         if instance.time_zone not in dict(choices):
             choices.insert(0, (instance.time_zone, instance.time_zone))
         self.fields["time_zone"].choices = choices
+        # Only the modules the lender's country offers: an older row's payment stream outside South
+        # Africa is not shown, so the next save drops it.
+        self.fields["modules"].choices = [(m, label) for m, label in Module.choices if Module(m).offered_in(instance.country)]
+        self.fields["modules"].help_text = ""
         self.order_fields(ENTITY_EDIT_FIELDS)
 
     def clean_name(self):

@@ -83,7 +83,10 @@ class ProductWriteSerializer(serializers.Serializer):
     min_instalments = StrictIntegerField(required=False, default=1, min_value=1, error_messages={"min_value": "Must be at least 1."})
     max_instalments = StrictIntegerField(min_value=1, error_messages={"min_value": "Must be at least 1."})
     interest_rate_pm = RateField(help_text="Percent per month")
-    charge_initiation_fee = serializers.BooleanField(required=False, default=True)
+    charge_initiation_fee = serializers.BooleanField(
+        required=False, help_text="Default: yes where the country's cap sets the fee or initiation_fee is given")
+    initiation_fee = MoneyField(allow_zero=True, required=False, allow_null=True,
+                                help_text="Before VAT; only where no cap is recorded for the entity's country")
     service_fee_pm = MoneyField(allow_zero=True, required=False, default="0")
     vat_rate = RateField(places=2, required=False, help_text="Percent; default the country's")
     is_active = serializers.BooleanField(required=False, default=True)

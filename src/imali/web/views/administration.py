@@ -122,7 +122,7 @@ def role_list_view(request):
 
 @right_required(Right.MANAGE_USERS)
 def role_create_view(request):
-    form = RoleForm(request.POST or None)
+    form = RoleForm(request.POST or None, entity=request.entity)
     if request.method == "POST" and form.is_valid():
         try:
             role = role_create(actor=request.user, entity=request.entity, name=form.cleaned_data["name"],
@@ -139,7 +139,7 @@ def role_create_view(request):
 def role_edit_view(request, role_id: int):
     role = get_object_or_404(Role, entity=request.entity, pk=role_id)
     role.entity = request.entity
-    form = RoleForm(request.POST or None, instance=role)
+    form = RoleForm(request.POST or None, entity=request.entity, instance=role)
     if request.method == "POST" and form.is_valid():
         try:
             role_set_rights(actor=request.user, role=role, rights=form.cleaned_data["rights"],

@@ -31,8 +31,9 @@ from imali.loans.models import (
     Product,
     Receipt,
     RefundMethod,
+    payback_types_for,
 )
-from imali.loans.pricing import caps_for
+from imali.loans.pricing import DEFAULT_VAT_RATES, caps_for
 from imali.loans.statement import client_statement_pdf
 from imali.signing.rules import agreement_signable
 from imali.signing.selectors import agreement_signature
@@ -56,6 +57,8 @@ class ProductForm(forms.ModelForm):
     min_principal = MoneyFormField()
     max_principal = MoneyFormField()
     service_fee_pm = MoneyFormField(allow_zero=True, label="Service fee per month")
+    initiation_fee = MoneyFormField(allow_zero=True, required=False, label="Initiation fee (before VAT)",
+                                    help_text=Product._meta.get_field("initiation_fee").help_text)
     interest_rate_pm = RateFormField(label="Interest rate (% per month)")
     vat_rate = RateFormField(places=2, label="VAT on fees (%)")
 
@@ -140,6 +143,11 @@ class ReceiptForm(forms.Form):
     payback_type = forms.ChoiceField(choices=PaybackType.choices)
     external_reference = forms.CharField(max_length=64, required=False)
 
+    def __init__(self, *args, country: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the types a lender in this country collects by (no NAEDO or DebiCheck outside ZA).
+        self.fields["payback_type"].choices = payback_types_for(country)
+
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=200)
@@ -222,7 +230,8 @@ def product_list_view(request):
 
 @right_required(Right.MANAGE_PRODUCTS)
 def product_create_view(request):
-    form = ProductForm(request.POST or None)
+    # The country's standard VAT rate shown, not left to be typed (the service's default when none is sent).
+    form = ProductForm(request.POST or None, initial={"vat_rate": DEFAULT_VAT_RATES.get(request.entity.country)})
     if request.method == "POST" and form.is_valid():
         try:
             product = services.product_create(entity=request.entity, actor=request.user, data=form.cleaned_data)
@@ -427,7 +436,7 @@ def loan_disburse_view(request, loan_id: int):
 def receipt_create_view(request, loan_id: int):
     loan = _loan(request, loan_id)
     today = services.local_today(request.entity)
-    form = ReceiptForm(request.POST or None, initial={"value_date": today})
+    form = ReceiptForm(request.POST or None, initial={"value_date": today}, country=request.entity.country)
     if loan.status in OPEN_STATUSES:
         maximum = selectors.loan_receipt_maximum(loan=loan, as_of=today)
         form.fields["amount"].help_text = (f"At most {maximum.amount:,.2f} today (the balance of {maximum.balance:,.2f} "

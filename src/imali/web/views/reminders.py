@@ -18,6 +18,7 @@ from imali.core.forms import (
     StrictModelChoiceField,
     StrictModelMultipleChoiceField,
 )
+from imali.core.phones import display_phone
 from imali.messaging import reports
 from imali.messaging.models import MessageType, OutboxStatus
 from imali.reminders import selectors, services
@@ -112,7 +113,7 @@ def arrears_view(request):
 
 class UserChoices(StrictModelMultipleChoiceField):
     def label_from_instance(self, obj: User) -> str:
-        return f"{obj} ({obj.cellphone})" if obj.cellphone else f"{obj} (no cellphone)"
+        return f"{obj} ({display_phone(obj.cellphone)})" if obj.cellphone else f"{obj} (no cellphone)"
 
 
 class MisForm(forms.Form):

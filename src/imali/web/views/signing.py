@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 
 from imali.clients.models import Client
 from imali.core.forms import StrictIntegerFormField, StrictModelChoiceField
+from imali.core.phones import display_phone
 from imali.loans.models import Loan
 from imali.messaging import reports as message_reports
 from imali.paystream import mandates as debicheck
@@ -111,6 +112,9 @@ class MandateForm(forms.Form):
     def __init__(self, *args, client: Client, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["account"].queryset = client.accounts.filter(is_active=True)
+        # DebiCheck only where the payment stream is: a lender elsewhere is offered SEFT alone.
+        kinds = services.mandate_kinds(entity=client.entity)
+        self.fields["kind"].choices = [(k, label) for k, label in MandateKind.choices if k in kinds]
 
 
 class VerifyDocumentForm(forms.Form):
@@ -204,7 +208,7 @@ def enrolment_view(request, client_id: int):
     try:
         if action == "send":
             challenge = services.enrolment_send(actor=request.user, entity=request.entity, client=client, ip=client_ip(request))
-            messages.success(request, f"A code was sent to {challenge.cellphone}. It is valid until "
+            messages.success(request, f"A code was sent to {display_phone(challenge.cellphone)}. It is valid until "
                                       f"{wording.time_label(challenge.expires_at, request.entity.time_zone)}.")
             return redirect("web:signing_enrolment", client_id=client.pk)
         if action == "verify":
@@ -213,7 +217,7 @@ def enrolment_view(request, client_id: int):
                 services.enrolment_verify(actor=request.user, entity=request.entity, client=client,
                                           challenge_id=code_form.cleaned_data["challenge"],
                                           code=code_form.cleaned_data["code"], ip=client_ip(request))
-                messages.success(request, f"{client.cellphone} is enrolled for {client.display_name}.")
+                messages.success(request, f"{display_phone(client.cellphone)} is enrolled for {client.display_name}.")
                 return redirect("web:signing_enrolment", client_id=client.pk)
         if action == "clear":
             clear_form = ClearForm(request.POST)
@@ -264,7 +268,7 @@ def _document_page(request, document: Document, *, this_url: str):
     try:
         if action in ("send", "resend"):
             challenge = services.document_otp_send(actor=user, entity=entity, document=document, ip=ip)
-            messages.success(request, f"A code was sent to the client's enrolled cellphone {challenge.cellphone}; "
+            messages.success(request, f"A code was sent to the client's enrolled cellphone {display_phone(challenge.cellphone)}; "
                                       f"valid until {wording.time_label(challenge.expires_at, entity.time_zone)}.")
             return redirect(this_url)
         if action == "verify":
