@@ -107,7 +107,7 @@ def gateway_create_view(request):
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
-            messages.success(request, f"Gateway {gateway.name} created. Add its routes below.")
+            messages.success(request, f"Gateway {gateway.name} created. Add its routes below; the dispatchers connect it when they restart.")
             return redirect("web:gateway_edit", gateway_id=gateway.pk)
     return render(request, "web/form.html", {"form": form, "title": "New SMS gateway", "cancel_url": "web:gateway_list"},
                   status=form_status(form))
