@@ -276,3 +276,21 @@ def test_a_state_no_process_reports_any_more_is_not_shown_as_current(client, ope
     client.force_login(operator)
     cell = _state_cell(client, gateway)
     assert "Not seen lately" in cell and "Connected" not in cell
+
+
+def test_an_address_the_server_may_not_connect_to_shows_as_down(client, operator):
+    # Saved before the rules refused it (the screen would not save it now): the transport never
+    # connects, and the screen says why rather than "Not seen yet" for ever.
+    gateway = Gateway.objects.create(name="metadata", host="169.254.169.254", port=2775, system_id="imali",
+                                     password="pw", bind_mode="trx")
+    transport = transports_from_gateways([gateway])["metadata"]
+    try:
+        deadline = time.monotonic() + 10
+        while not transport.problem and time.monotonic() < deadline:
+            time.sleep(0.05)
+        Dispatcher({"metadata": transport}).apply_events()
+    finally:
+        transport.close()
+    client.force_login(operator)
+    cell = _state_cell(client, gateway)
+    assert "Down: the server may not connect to 169.254.169.254:2775" in cell
