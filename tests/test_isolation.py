@@ -71,7 +71,23 @@ def _entity_path(model: type[models.Model], depth: int = 0) -> str | None:
     return None
 
 
+# The platform's own rows, which no entity owns (the operator's SMS gateways and their routes):
+# the same object whoever asks; only the operator's screens show them.
+PLATFORM_OWNED = {"messaging.Gateway", "messaging.Route"}
+
+
+def _platform_object(model: type[models.Model]) -> models.Model:
+    from imali.messaging.models import Gateway, Route
+
+    gateway, _ = Gateway.objects.get_or_create(name="isolation", defaults={"host": "10.0.0.5", "port": 2775,
+                                                                           "system_id": "imali", "password": "secret"})
+    route = Route.objects.filter(gateway=gateway).first() or Route.objects.create(gateway=gateway, country="ZA")
+    return gateway if model is Gateway else route
+
+
 def _object_of(model: type[models.Model], entity) -> models.Model:
+    if model._meta.label in PLATFORM_OWNED:
+        return _platform_object(model)
     path = _entity_path(model)
     assert path, f"{model._meta.label} has no foreign-key path to an entity"
     obj = model._default_manager.filter(**{path: entity.pk}).order_by("pk").first()

@@ -24,8 +24,10 @@ OPEN_TO_ANY_USER = {
     "web:login", "web:logout", "web:home", "web:password_change", "web:signing_login_otp",
 }
 OPEN_PREFIXES = ("api/callbacks/", "api/auth/")
-# The platform operator's own screens (entities and their credits).
-OPERATOR_SCREENS = {"web:entity_list", "web:entity_create", "web:entity_edit", "web:messaging_operator_credits"}
+# The platform operator's own screens (entities and their credits, the SMS gateways).
+OPERATOR_SCREENS = {"web:entity_list", "web:entity_create", "web:entity_edit", "web:messaging_operator_credits",
+                    "web:gateway_list", "web:gateway_states", "web:gateway_create", "web:gateway_edit",
+                    "web:gateway_route_add", "web:gateway_route_remove"}
 
 
 @pytest.fixture

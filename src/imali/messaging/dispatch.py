@@ -35,6 +35,7 @@ from .adapters.base import (
     SubmitResult,
     Transport,
 )
+from .gateways import HealthReporter
 from .inbound import inbound_part_receive, inbound_parts_expire, inbound_receive_many
 from .models import (
     DeliveryReport,
@@ -356,6 +357,8 @@ class Dispatcher:
         self._full_claimed = float("-inf")
         # Entities (time zone, country) of the direct marketing claimed, for the hours check.
         self._entities: dict[int, Entity] = {}
+        # Each gateway's state, for the operator's screen (web process): on change and once a minute.
+        self.health = HealthReporter(self.transports)
 
     # PostgreSQL: how often a claim looks from the start of the queue rather than past this
     # consumer's last claim. Every message sent leaves dead entries in the claim index (its claim
@@ -567,6 +570,7 @@ class Dispatcher:
         """Store and apply the receipts that arrived since the last pass (those only: a pass
         costs the same however many receipts wait in the table), store inbound messages, and
         every `sweep_seconds` run the sweeps."""
+        self.health.report()
         receipts = take_events(self.transports, self.counters)
         if receipts:
             keys = [(r.gateway, r.provider_message_id) for r in receipts]
@@ -692,6 +696,7 @@ class Receiver:
         # Stored, not applied yet: (gateway, provider id) -> (first seen, next try).
         self._unmatched: dict[tuple[str, str], tuple[float, float]] = {}
         self._swept = time.monotonic()
+        self.health = HealthReporter(self.transports)
 
     @property
     def waiting(self) -> int:
@@ -702,6 +707,7 @@ class Receiver:
         """Take the events that came in, store and apply the receipts among them together with the
         earlier unmatched ones now due (`last`: all of them, the receiver is stopping); every
         `sweep_seconds` the sweeps. Returns the receipts taken."""
+        self.health.report()
         receipts = take_events(self.transports, self.counters)
         now = time.monotonic()
         self._unmatched = {k: v for k, v in self._unmatched.items() if now - v[0] < self.retry_seconds}

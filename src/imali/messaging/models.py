@@ -476,6 +476,27 @@ class Route(models.Model):
         return f"{self.entity_id or 'any'}/{self.country or 'any'} → {self.gateway_id} (rank {self.rank})"
 
 
+class GatewayHealth(models.Model):
+    """What a dispatcher or receiver process last saw of a gateway: bound (connected) or why not,
+    so the operator's screen, in the web process, can show it. One row per gateway and process
+    role (the dispatcher's sessions, the receiver's): written when the state changes and every
+    `messaging.health.HEARTBEAT_SECONDS` otherwise, never per message. Several dispatchers share
+    the "send" row: the last one to report wins, and a stale `seen_at` says none reports any more."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="health")
+    role = models.CharField(max_length=8)  # adapters.smpp.Role: both, send, receive
+    connected = models.BooleanField(default=False)
+    problem = models.CharField(max_length=200, blank=True)
+    changed_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "role"], name="gateway_health_per_role")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway_id}/{self.role}: {'connected' if self.connected else self.problem or 'down'}"
+
+
 class EntityMessageType(models.Model):
     """An entity's switch for one message type (DOMAIN §3 "Enable SMS types"). No row means the
     type is enabled: a new entity, or a type added later, sends until someone switches it off."""

@@ -153,3 +153,58 @@ def balances_by_entity() -> list[dict]:
 
     rows = Entity.objects.filter(is_active=True).annotate(sms=latest("sms"), email=latest("email")).values("id", "name", "code", "sms", "email")
     return [{**r, "sms": r["sms"] or 0, "email": r["email"] or 0} for r in rows]
+
+
+# -- the operator's SMS gateways ----------------------------------------------------------------
+@dataclass(frozen=True)
+class GatewayState:
+    """A gateway's live state in people's words: "connected", "down" (with `problem`), "stale"
+    (no process has reported it lately: last seen `seen_at`) or "unseen"."""
+
+    state: str
+    problem: str = ""
+    seen_at: dt.datetime | None = None
+    since: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class GatewayRow:
+    gateway: object
+    address: str
+    routes: list[tuple[int, str]]  # (route id, in words)
+    live: GatewayState
+
+
+def gateway_state(health_rows, *, now: dt.datetime) -> GatewayState:
+    """One state from the rows the processes wrote (the dispatcher's sessions, the receiver's):
+    down when any current one is down, so a transmitter bound beside a refused receiver shows the
+    refusal."""
+    from .gateways import STALE_SECONDS
+
+    rows = list(health_rows)
+    if not rows:
+        return GatewayState("unseen")
+    seen = max(r.seen_at for r in rows)
+    current = [r for r in rows if (now - r.seen_at).total_seconds() <= STALE_SECONDS]
+    if not current:
+        return GatewayState("stale", seen_at=seen)
+    down = [r for r in current if not r.connected]
+    if down:
+        worst = min(down, key=lambda r: r.changed_at)
+        return GatewayState("down", problem=worst.problem or "not bound", seen_at=seen, since=worst.changed_at)
+    return GatewayState("connected", seen_at=seen, since=max(r.changed_at for r in current))
+
+
+def gateways_overview(*, now: dt.datetime | None = None) -> list[GatewayRow]:
+    """Every gateway with its routes and live state: three queries whatever the number."""
+    from .gateways import route_words
+    from .models import Gateway
+
+    now = now or timezone.now()
+    gateways = Gateway.objects.order_by("-is_active", "name").prefetch_related("health", "routes__entity")
+    out = []
+    for g in gateways:
+        routes = [(r.pk, route_words(r)) for r in sorted(g.routes.all(), key=lambda r: (r.rank, r.id))]
+        address = g.base_url if g.is_http else f"{g.host}:{g.port}"
+        out.append(GatewayRow(g, address, routes, gateway_state(g.health.all(), now=now)))
+    return out

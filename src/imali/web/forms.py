@@ -541,3 +541,81 @@ class EntityEditForm(EntityFieldsMixin):
 
     def service_data(self) -> dict:
         return {name: self.cleaned_data[name] for name in ENTITY_EDIT_FIELDS}
+
+
+# --- The operator's SMS gateways --------------------------------------------------------------------
+
+
+class GatewayForm(FieldsetsMixin, forms.ModelForm):
+    """An SMS gateway's settings. The SMPP password and the API key are write-only: the page never
+    carries them back, and an empty field leaves the stored one unchanged. The name is set once
+    (messages and receipts carry it); the service holds every rule and names the field it refuses."""
+
+    FIELDSETS = [
+        ("Gateway", ["name", "kind", "is_active"]),
+        ("SMPP (an SMSC)", ["host", "port", "system_id", "password", "bind_mode", "receipt_id_format"]),
+        ("HTTP aggregator", ["base_url", "api_key", "account"]),
+        ("Addresses", ["source_addr", "source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi"]),
+        ("Throughput", ["window", "rate_per_second"]),
+    ]
+
+    password = forms.CharField(required=False, strip=False, max_length=9, label="SMPP password",
+                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+    base_url = forms.URLField(required=False, max_length=200, assume_scheme="https", label="Base URL")
+    api_key = forms.CharField(required=False, strip=False, max_length=200, label="API key",
+                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+
+    class Meta:
+        from imali.messaging.gateways import GATEWAY_FIELDS
+        from imali.messaging.models import Gateway
+
+        model = Gateway
+        fields = list(GATEWAY_FIELDS)
+        formfield_callback = strict_formfield
+        labels = {"name": "Name (letters, digits, - and _; set once)", "kind": "Kind", "host": "SMSC host",
+                  "port": "SMSC port", "system_id": "SMPP system id", "base_url": "Base URL",
+                  "account": "Account (Africa's Talking username)", "source_addr": "Sender address",
+                  "source_addr_ton": "Sender type of number (empty: from the sender)",
+                  "source_addr_npi": "Sender numbering plan (empty: from the sender)",
+                  "dest_addr_ton": "Recipient type of number", "dest_addr_npi": "Recipient numbering plan",
+                  "bind_mode": "Bind mode", "receipt_id_format": "Receipt ids", "window": "Window (messages in flight)",
+                  "rate_per_second": "Rate (messages a second)", "is_active": "Active (the dispatchers use it)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        editing = self.instance.pk is not None
+        if editing:
+            del self.fields["name"]
+            for field, what in (("password", "password"), ("api_key", "API key")):
+                if getattr(self.instance, field):
+                    self.fields[field].help_text = f"A {what} is stored; leave this empty to keep it."
+        # The service validates everything (with the rules that depend on the kind); the form only
+        # parses, so an HTTP gateway need not fill the SMPP fields and the reverse.
+        for field in self.fields.values():
+            if not isinstance(field, forms.BooleanField):
+                field.required = False
+
+    def _post_clean(self):
+        # No model validation here: the service validates, and names each field it refuses.
+        pass
+
+    def service_data(self) -> dict:
+        data = dict(self.cleaned_data)
+        for field in ("host", "system_id", "base_url", "account", "source_addr", "kind", "bind_mode", "receipt_id_format"):
+            if data.get(field) is None:
+                data[field] = ""
+        for field in ("port", "window", "rate_per_second", "dest_addr_ton", "dest_addr_npi"):
+            if data.get(field) is None:
+                data[field] = 0 if field in ("port", "window", "rate_per_second") else None
+        return data
+
+
+class RouteForm(forms.Form):
+    entity = StrictModelChoiceField(queryset=Entity.objects.none(), required=False, empty_label="Every lender",
+                                    label="Lender")
+    country = forms.ChoiceField(required=False, choices=[("", "Every country"), *Country.choices], label="Country")
+    rank = forms.IntegerField(min_value=0, max_value=1000, initial=0, label="Rank (lower is tried first)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["entity"].queryset = Entity.objects.filter(is_active=True).order_by("name")

@@ -297,6 +297,7 @@ class SmppTransport:
             if problem:
                 log.warning("SMPP %s: not connecting to %s:%s: %s; checking again in %.1fs", self.name, self.host,
                             self.port, problem, delay)
+                self.problem = f"the server may not connect to {self.host}:{self.port} ({problem})"
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
                 continue
