@@ -110,3 +110,29 @@ def test_product_credit_type_and_frequency_are_choices_in_the_schema_and_refused
                                           "interest_rate_pm": "5", "service_fee_pm": "60"}, format="json")
     assert r.status_code == 400 and set(r.json()) == {"credit_type", "frequency"}
     assert not Product.objects.filter(name="ST").exists()
+
+
+PRODUCT_FORM = {"name": "ST form", "credit_type": "short_term", "frequency": "monthly", "min_principal": "500",
+                "max_principal": "8000", "max_instalments": "6", "interest_rate_pm": "5", "service_fee_pm": "60"}
+
+
+def test_a_form_encoded_product_without_the_fee_box_keeps_the_south_african_fee(entity, lender):
+    # A form body leaves a box it does not mention out, as JSON does: the service's default decides
+    # (in South Africa, the NCA cap's fee), not DRF's "an absent checkbox is unticked".
+    assert entity.country == "ZA"
+    api = api_for(lender)
+    r = api.post("/api/loan-products/", PRODUCT_FORM)  # multipart, as a form posts
+    assert r.status_code == 201, r.json()
+    assert r.json()["charge_initiation_fee"] is True
+    product = Product.objects.get(pk=r.json()["id"])
+    assert product.charge_initiation_fee is True
+
+
+def test_a_form_encoded_product_change_leaves_the_boxes_it_does_not_name(entity, lender):
+    api = api_for(lender)
+    product_id = api.post("/api/loan-products/", PRODUCT_FORM, format="json").json()["id"]
+    assert api.patch(f"/api/loan-products/{product_id}/", {"is_active": False}, format="json").status_code == 200
+    r = api.patch(f"/api/loan-products/{product_id}/", {"name": "ST renamed"})  # multipart, naming one field
+    assert r.status_code == 200, r.json()
+    product = Product.objects.get(pk=product_id)
+    assert (product.name, product.charge_initiation_fee, product.is_active) == ("ST renamed", True, False)

@@ -22,6 +22,7 @@ from imali.api.base import EntityScopedMixin, query_bool, query_choice, query_in
 from imali.api.serializers.fields import (
     EntityRelatedField,
     MoneyField,
+    OptionalBooleanField,
     RateField,
     StrictIntegerField,
 )
@@ -83,7 +84,7 @@ class ProductWriteSerializer(serializers.Serializer):
     min_instalments = StrictIntegerField(required=False, default=1, min_value=1, error_messages={"min_value": "Must be at least 1."})
     max_instalments = StrictIntegerField(min_value=1, error_messages={"min_value": "Must be at least 1."})
     interest_rate_pm = RateField(help_text="Percent per month")
-    charge_initiation_fee = serializers.BooleanField(
+    charge_initiation_fee = OptionalBooleanField(
         required=False, help_text="Default: yes where the country's cap sets the fee or initiation_fee is given")
     initiation_fee = MoneyField(allow_zero=True, required=False, allow_null=True,
                                 help_text="Before VAT; only where no cap is recorded for the entity's country")
@@ -100,6 +101,8 @@ class ProductUpdateSerializer(ProductWriteSerializer):
         for field in self.fields.values():
             field.required = False
             field.default = serializers.empty
+            # A form body's absent box too (DRF fills it from the default, or False): only what is sent changes.
+            field.default_empty_html = serializers.empty
 
 
 class InstalmentSerializer(serializers.ModelSerializer):

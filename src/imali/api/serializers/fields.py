@@ -154,6 +154,14 @@ class DayField(serializers.DateField):
         return day
 
 
+class OptionalBooleanField(serializers.BooleanField):
+    """A box a form-encoded body does not name is not given, as in JSON: DRF reads an absent
+    checkbox as unticked (False), which would decide for the caller what the service's default is
+    for (a South African product's initiation fee switched off by a form POST that never mentioned it)."""
+
+    default_empty_html = serializers.empty
+
+
 class StrictBooleanField(serializers.BooleanField):
     """true or false as JSON booleans only: "yes", 1 or "on" are refused, not guessed (an endpoint
     with one takes JSON only, where a boolean has a type of its own)."""
