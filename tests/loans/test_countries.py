@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from imali.clients.services import client_update
 from imali.loans import services
-from imali.loans.models import Receipt
+from imali.loans.models import Product, Receipt
 from imali.web.forms import ClientForm
 from imali.web.views.loans import ReceiptForm
 from tests import factories
@@ -135,3 +135,29 @@ def test_the_new_product_form_shows_the_countrys_vat_rate(client, country, vat):
     client.force_login(factories.make_admin(entity=entity))
     page = client.get(reverse("web:product_create")).content.decode()
     assert f'name="vat_rate" value="{vat}"' in page and 'name="initiation_fee"' in page
+
+
+def test_a_namibian_product_made_before_the_initiation_fee_can_still_be_changed():
+    # Made before loans/0011: "charges an initiation fee", no fee of its own, and charged nothing
+    # (no cap is recorded for Namibia). Switching it off or renaming it must not demand a fee.
+    import importlib
+
+    from django.apps import apps
+
+    entity = factories.make_entity(country="NA")
+    product = services.product_create(entity=entity, actor=None, data={**PRODUCT, "vat_rate": "15"})
+    Product.objects.filter(pk=product.pk).update(charge_initiation_fee=True, initiation_fee=None)
+    za = services.product_create(entity=factories.make_entity(country="ZA"), actor=None,
+                                 data={**PRODUCT, "vat_rate": "15", "interest_rate_pm": "2"})
+    importlib.import_module("imali.loans.migrations.0012_product_fee_flag_where_no_cap").say_what_was_charged(apps, None)
+    product.refresh_from_db()
+    product = services.product_update(product=product, actor=None, data={"name": "Monthly (old)"})
+    client, _ = make_borrower(entity)
+    loan = services.loan_apply(entity=entity, actor=None, client=client, product=product, principal="2000",
+                               instalments=3, applied_on=dt.date(2026, 11, 2))
+    assert loan.initiation_fee == Decimal("0.00")  # what it charged before
+    services.product_update(product=product, actor=None, data={"is_active": False})
+    product.refresh_from_db()
+    assert (product.name, product.is_active, product.charge_initiation_fee) == ("Monthly (old)", False, False)
+    za.refresh_from_db()
+    assert za.charge_initiation_fee is True  # a South African product keeps the cap's fee
