@@ -209,3 +209,15 @@ def test_a_landline_is_refused_as_a_cellphone_of_that_country():
 ])
 def test_national_and_international_forms_of_each_countrys_cellphones(country, forms, e164):
     assert {parse_phone(raw, country=country, field="cellphone", mobile=True) for raw in forms} == {e164}
+
+
+def test_an_accepted_number_is_not_given_a_how_to_write_it_hint(monkeypatch):
+    # The hint ("like 081 123 4567 or ...") is for a refusal. Built for every number, it cost each
+    # accepted one an example lookup and two formattings: about 110 of 190 µs, on the paths that parse
+    # a number per message (a bulk send's queue, each SMPP MO's sender).
+    def no_example(*args, **kwargs):
+        raise AssertionError("an example number was looked up for an accepted number")
+
+    monkeypatch.setattr(phonenumbers, "example_number_for_type", no_example)
+    assert parse_phone("082 123 4567", country="ZA", field="cellphone", mobile=True) == "+27821234567"
+    assert parse_phone("+264 81 123 4567", country="NA", field="cellphone", mobile=True) == "+264811234567"

@@ -38,19 +38,23 @@ def parse_phone(raw: str, *, country: str, field: str, mobile: bool = False) -> 
         raise field_error(field, f"'{text}' is not a phone number.", code="invalid_phone") from None
     region = phonenumbers.region_code_for_number(number)
     place = country_name(country)
-    like = _written_as(country, mobile=mobile)
+    # The hint is built only for a refusal: every accepted number would pay for it (an example
+    # lookup and two formattings, more than the parse itself), and some paths parse one per message.
     if region != country:
         found = f"a number in {_region_name(region)}, not in {place}" if region else f"not a number in {place}"
-        raise field_error(field, f"'{text}' is {found}: give a number in {place}{like}.", code="wrong_country")
+        raise field_error(field, f"'{text}' is {found}: give a number in {place}{_written_as(country, mobile=mobile)}.",
+                          code="wrong_country")
     if not phonenumbers.is_valid_number(number):
-        raise field_error(field, f"'{text}' is not a valid number in {place}: give one{like}.", code="invalid_phone")
+        raise field_error(field, f"'{text}' is not a valid number in {place}: give one{_written_as(country, mobile=mobile)}.",
+                          code="invalid_phone")
     expected = _NATIONAL_LENGTH.get(country)
     if expected and len(str(number.national_number)) != expected:
         raise field_error(
             field, f"'{text}' must have {expected} digits after the trunk 0.", code="invalid_phone"
         )
     if mobile and phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise field_error(field, f"'{text}' is not a cellphone number in {place}: give one{like}.", code="not_mobile")
+        raise field_error(field, f"'{text}' is not a cellphone number in {place}: give one{_written_as(country, mobile=mobile)}.",
+                          code="not_mobile")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
