@@ -101,3 +101,17 @@ def test_a_namibian_role_is_not_offered_the_streams_right(na_with_an_older_row):
     za = factories.make_entity(country="ZA")
     offered = {v for _, rights in RoleForm(entity=za).fields["rights"].choices for v, _ in rights}
     assert Right.PAYMENT_STREAM_WEB_SERVICES.value in offered
+
+
+def test_an_older_namibian_row_can_be_renamed_without_being_told_about_its_stream(operator, na_with_an_older_row):
+    # The row lists the stream from before the rule (it is off: has_module). A change that does not
+    # touch the modules or the country is not refused for it; adding it, or moving a ZA lender with
+    # a stream to Namibia, still is.
+    entity, _ = na_with_an_older_row
+    entity_update(actor=operator, entity=entity, data={"name": "Renamed lender"})
+    entity.refresh_from_db()
+    assert entity.name == "Renamed lender" and not entity.has_module(Module.PAYMENT_STREAMS)
+    za = entity_create(actor=operator, data={"name": "Lender ZA", "code": "l-za", "country": "ZA", "modules": [STREAM]})
+    with pytest.raises(ValidationError) as exc:
+        entity_update(actor=operator, entity=za, data={"country": "NA"})
+    assert "not to a lender in Namibia" in exc.value.error_dict["modules"][0].message
