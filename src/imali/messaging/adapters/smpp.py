@@ -123,10 +123,10 @@ def message_id_key(value: str, *, id_format: str, receipt: bool) -> str:
     if receipt and id_format in (ReceiptIdFormat.HEX_DEC, ReceiptIdFormat.DEC_HEX):
         try:
             number = int(text, 10 if id_format == ReceiptIdFormat.HEX_DEC else 16)
-        except ValueError:
-            pass  # not a number after all: matched as it is
-        else:
+            # Inside the try: str() of a number past sys.get_int_max_str_digits() raises too.
             text = f"{number:x}" if id_format == ReceiptIdFormat.HEX_DEC else str(number)
+        except ValueError:
+            pass  # not a number after all (or none any message has): matched as it is
     return text.lower().lstrip("0") or text[:1]
 
 
@@ -385,7 +385,14 @@ class SmppTransport:
             if isinstance(event, smpp34.Disconnected):
                 log.info("SMPP %s: disconnected", self.name)
                 return
-            parsed = self._parse_deliver(event, session=session, arrival=next(arrivals))
+            try:
+                parsed = self._parse_deliver(event, session=session, arrival=next(arrivals))
+            except Exception:
+                # One PDU we cannot read (the library acknowledged it already) must not end this
+                # reader: the session would stay bound and sending while every later receipt and
+                # reply of the gateway went unread.
+                log.exception("SMPP %s: a deliver_sm that could not be read was dropped", self.name)
+                continue
             if parsed is not None:
                 self.events.put(parsed)
 
