@@ -331,3 +331,16 @@ def test_a_decimal_id_too_long_to_write_is_matched_as_written():
 
     assert message_id_key("F" * 4000, id_format="dec_hex", receipt=True) == "f" * 4000
     assert message_id_key("1F", id_format="dec_hex", receipt=True) == "31"
+
+
+def test_a_password_an_smsc_cannot_read_is_named_and_the_bind_retried(funded, smsc, transports):
+    # Before: the bind-reason probe raised UnicodeEncodeError writing the password, which ended the
+    # task that keeps the gateway bound: no reason shown, and never another bind.
+    gateway = Gateway.objects.create(name="local", host="127.0.0.1", port=smsc.port, system_id="imali",
+                                     password="pw€", bind_mode="trx")
+    transport = transports(gateway, bound=False)["local"]
+    deadline = time.monotonic() + 15
+    while (not transport.problem or smsc.peer.stats["bind_refused"] < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert transport.problem == "the system id or password has characters an SMSC cannot read (SMPP takes ASCII only)"
+    assert smsc.peer.stats["bind_refused"] >= 3 and not transport.is_up

@@ -342,6 +342,10 @@ class SmppTransport:
             return f"the SMSC at {where} refused the connection (nothing listening there, or a firewall)"
         if "bind timed out" not in text:
             return f"could not connect to the SMSC at {where} ({text[:120]})"
+        if not (self.system_id + self.password).isascii():
+            # SMPP's C-Octet strings are ASCII: the probe could not even write them (and raising
+            # here would end the task that keeps the gateway bound).
+            return "the system id or password has characters an SMSC cannot read (SMPP takes ASCII only)"
         # smpp34 reports a refused bind as "bind timed out", losing the SMSC's command_status:
         # ask once more, by hand, to read it. At most once a minute, as some SMSCs lock an account
         # after a number of failed binds.
