@@ -80,6 +80,8 @@ def test_the_menu_leads_the_operator_to_the_gateways(client, operator):
     ({"bind_mode": "both"}, "bind_mode"),
     ({"dest_addr_ton": "9"}, "dest_addr_ton"),
     ({"system_id": "x" * 17}, "system_id"),
+    ({"password": "pw€s3cr3t"[:9]}, "password"),  # SMPP carries ASCII only: no SMSC reads it as typed
+    ({"system_id": "imalí"}, "system_id"),
     ({"kind": "clickatell", "base_url": ""}, "base_url"),
     ({"kind": "clickatell", "base_url": "ftp://files.example/"}, "base_url"),
     ({"kind": "clickatell", "base_url": "https://sms.example/"}, "api_key"),
