@@ -296,3 +296,29 @@ def test_an_address_the_server_may_not_connect_to_shows_as_down(client, operator
     client.force_login(operator)
     cell = _state_cell(client, gateway)
     assert "Down: the server may not connect to 169.254.169.254:2775" in cell
+
+
+def test_the_gateway_list_costs_the_same_queries_whatever_the_number_of_gateways(
+        client, operator, entity, django_assert_num_queries):
+    # Pinned: a route's lender or a gateway's state read per row would grow with the list.
+    client.force_login(operator)
+    now = timezone.now()
+
+    def add(n):
+        for i in range(n):
+            g = Gateway.objects.create(name=f"smsc-{Gateway.objects.count()}", host="10.0.0.5", port=2775,
+                                       system_id="imali", password="pw")
+            Route.objects.create(gateway=g, entity=entity, country="ZA", rank=i)
+            Route.objects.create(gateway=g, country="", rank=i + 1)
+            GatewayHealth.objects.create(gateway=g, role="send", connected=True, changed_at=now, seen_at=now)
+            GatewayHealth.objects.create(gateway=g, role="receive", connected=False, problem="refused",
+                                         changed_at=now, seen_at=now)
+
+    add(1)
+    client.get(reverse("web:gateway_states"))  # the session and the user, cached as on any later poll
+    with django_assert_num_queries(6) as one:
+        client.get(reverse("web:gateway_states"))
+    add(5)
+    with django_assert_num_queries(len(one.captured_queries)):
+        page = client.get(reverse("web:gateway_states")).content.decode()
+    assert page.count("Down: refused") == 6
