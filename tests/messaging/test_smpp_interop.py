@@ -324,6 +324,8 @@ def test_a_deliver_sm_that_cannot_be_read_is_dropped_and_the_session_reads_on(fu
     _raw_deliver(smsc, unreadable)
     smsc.inject_mo_raw(number="+27821234567", parts=[b"HELLO"], data_coding=0x00)
     assert _collect(dispatcher, count=1) == ["HELLO"]
+    # An id longer than any message's (80) matches none; stored, PostgreSQL refuses the whole batch.
+    assert all(len(pid) <= 80 for pid in DeliveryReport.objects.values_list("provider_message_id", flat=True))
 
 
 def test_a_decimal_id_too_long_to_write_is_matched_as_written():

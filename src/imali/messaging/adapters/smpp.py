@@ -93,6 +93,7 @@ _RECEIPT_RE = re.compile(r"\bid:(?P<id>[^\s\0]+).*?\bstat:(?P<stat>\w+)(?:.*?\be
 # Kept out of the receipt store, which holds one receipt per message: a first receipt "ENROUTE"
 # would finish the message as failed and shut out the final "DELIVRD" after it.
 INTERMEDIATE_STATES = frozenset({"ENROUTE", "ACCEPTD"})
+MAX_MESSAGE_ID = 80  # OutboxMessage.provider_message_id and DeliveryReport.provider_message_id
 # deliver_sm message types that are about a message we sent, not a message from a phone.
 _NOT_FROM_A_PHONE = {0x08: "SME delivery acknowledgement", 0x10: "SME manual/user acknowledgement",
                      0x20: "intermediate delivery notification"}
@@ -453,7 +454,13 @@ class SmppTransport:
             return None
         if state in INTERMEDIATE_STATES:
             return None
-        return Receipt(self.name, message_id_key(message_id, id_format=self.receipt_id_format, receipt=True), state, error)
+        key = message_id_key(message_id, id_format=self.receipt_id_format, receipt=True)
+        if len(key) > MAX_MESSAGE_ID:
+            # No message has such an id (OutboxMessage.provider_message_id), and storing it would
+            # overflow the receipt table's column: PostgreSQL then refuses the whole batch of receipts.
+            log.warning("SMPP %s: receipt for an id of %d characters ignored", self.name, len(key))
+            return None
+        return Receipt(self.name, key, state, error)
 
     @property
     def bind_types(self) -> list[str]:
