@@ -53,6 +53,24 @@ def test_a_lenders_administrator_is_refused_and_changes_nothing(client, login_as
     assert f'href="{reverse("web:gateway_list")}"' not in client.get(reverse("web:home")).content.decode()
 
 
+def test_every_post_needs_the_csrf_token(operator, entity):
+    from django.test import Client
+
+    gateway = Gateway.objects.create(name="local", host="10.0.0.5", port=2775, system_id="imali", password="pw")
+    route = Route.objects.create(gateway=gateway, country="ZA")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator)
+    for url, data in ((reverse("web:gateway_create"), SMPP),
+                      (reverse("web:gateway_edit", kwargs={"gateway_id": gateway.pk}), {**SMPP, "host": "10.0.0.9"}),
+                      (reverse("web:gateway_route_add", kwargs={"gateway_id": gateway.pk}),
+                       {"entity": entity.pk, "country": "NA", "rank": "0"}),
+                      (reverse("web:gateway_route_remove", kwargs={"gateway_id": gateway.pk, "route_id": route.pk}), {})):
+        assert browser.post(url, data).status_code == 403, url
+    assert list(Gateway.objects.values_list("name", "host")) == [("local", "10.0.0.5")]
+    assert list(Route.objects.values_list("pk", flat=True)) == [route.pk]
+    assert not AuditEntry.objects.filter(action=AuditAction.GATEWAY_CHANGED).exists()
+
+
 def test_anonymous_is_sent_to_sign_in(client):
     response = client.get(reverse("web:gateway_list"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("web:login"))
