@@ -299,3 +299,50 @@ def test_a_reply_from_a_nationally_written_number_reaches_its_client(funded, sms
     assert message.number == stored
     assert (message.client_id == client.id) == (stored == "+27821234567")
     assert MarketingOptOut.objects.filter(number="+27821234567").exists() == (stored == "+27821234567")
+
+
+# -- what an SMSC sends that cannot be read ------------------------------------------------------
+def _raw_deliver(peer, sm: P.ShortMessage) -> None:
+    """One deliver_sm as the SMSC wrote it, whatever it holds."""
+    peer.call(peer.peer._deliver, None, sm.encode())
+
+
+@pytest.mark.parametrize("unreadable", [
+    # A part of a long MO whose SAR total and sequence parameters are empty.
+    P.ShortMessage(source_addr="27821234567", destination_addr="Imali", short_message=b"BAL",
+                   tlvs={P.TLV_SAR_MSG_REF_NUM: b"\x00\x01", P.TLV_SAR_TOTAL_SEGMENTS: b"",
+                         P.TLV_SAR_SEGMENT_SEQNUM: b""}),
+    # A receipt whose receipted_message_id is hexadecimal digits past what a decimal string may hold.
+    P.ShortMessage(source_addr="27821234567", destination_addr="Imali", esm_class=0x04,
+                   tlvs={P.TLV_RECEIPTED_MESSAGE_ID: b"f" * 4000 + b"\0", P.TLV_MESSAGE_STATE: bytes([2])}),
+])
+def test_a_deliver_sm_that_cannot_be_read_is_dropped_and_the_session_reads_on(funded, smsc, transports, unreadable):
+    # Before: the exception ended the session's reader task, so every later receipt and reply of
+    # that gateway was lost while the session stayed bound and kept sending.
+    gateway = gateway_for(smsc, receipt_id_format="dec_hex")
+    dispatcher = Dispatcher(transports(gateway), FAST)
+    _raw_deliver(smsc, unreadable)
+    smsc.inject_mo_raw(number="+27821234567", parts=[b"HELLO"], data_coding=0x00)
+    assert _collect(dispatcher, count=1) == ["HELLO"]
+    # An id longer than any message's (80) matches none; stored, PostgreSQL refuses the whole batch.
+    assert all(len(pid) <= 80 for pid in DeliveryReport.objects.values_list("provider_message_id", flat=True))
+
+
+def test_a_decimal_id_too_long_to_write_is_matched_as_written():
+    from imali.messaging.adapters.smpp import message_id_key
+
+    assert message_id_key("F" * 4000, id_format="dec_hex", receipt=True) == "f" * 4000
+    assert message_id_key("1F", id_format="dec_hex", receipt=True) == "31"
+
+
+def test_a_password_an_smsc_cannot_read_is_named_and_the_bind_retried(funded, smsc, transports):
+    # Before: the bind-reason probe raised UnicodeEncodeError writing the password, which ended the
+    # task that keeps the gateway bound: no reason shown, and never another bind.
+    gateway = Gateway.objects.create(name="local", host="127.0.0.1", port=smsc.port, system_id="imali",
+                                     password="pw€", bind_mode="trx")
+    transport = transports(gateway, bound=False)["local"]
+    deadline = time.monotonic() + 15
+    while (not transport.problem or smsc.peer.stats["bind_refused"] < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert transport.problem == "the system id or password has characters an SMSC cannot read (SMPP takes ASCII only)"
+    assert smsc.peer.stats["bind_refused"] >= 3 and not transport.is_up

@@ -53,6 +53,24 @@ def test_a_lenders_administrator_is_refused_and_changes_nothing(client, login_as
     assert f'href="{reverse("web:gateway_list")}"' not in client.get(reverse("web:home")).content.decode()
 
 
+def test_every_post_needs_the_csrf_token(operator, entity):
+    from django.test import Client
+
+    gateway = Gateway.objects.create(name="local", host="10.0.0.5", port=2775, system_id="imali", password="pw")
+    route = Route.objects.create(gateway=gateway, country="ZA")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator)
+    for url, data in ((reverse("web:gateway_create"), SMPP),
+                      (reverse("web:gateway_edit", kwargs={"gateway_id": gateway.pk}), {**SMPP, "host": "10.0.0.9"}),
+                      (reverse("web:gateway_route_add", kwargs={"gateway_id": gateway.pk}),
+                       {"entity": entity.pk, "country": "NA", "rank": "0"}),
+                      (reverse("web:gateway_route_remove", kwargs={"gateway_id": gateway.pk, "route_id": route.pk}), {})):
+        assert browser.post(url, data).status_code == 403, url
+    assert list(Gateway.objects.values_list("name", "host")) == [("local", "10.0.0.5")]
+    assert list(Route.objects.values_list("pk", flat=True)) == [route.pk]
+    assert not AuditEntry.objects.filter(action=AuditAction.GATEWAY_CHANGED).exists()
+
+
 def test_anonymous_is_sent_to_sign_in(client):
     response = client.get(reverse("web:gateway_list"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("web:login"))
@@ -80,6 +98,8 @@ def test_the_menu_leads_the_operator_to_the_gateways(client, operator):
     ({"bind_mode": "both"}, "bind_mode"),
     ({"dest_addr_ton": "9"}, "dest_addr_ton"),
     ({"system_id": "x" * 17}, "system_id"),
+    ({"password": "pw€s3cr3t"[:9]}, "password"),  # SMPP carries ASCII only: no SMSC reads it as typed
+    ({"system_id": "imalí"}, "system_id"),
     ({"kind": "clickatell", "base_url": ""}, "base_url"),
     ({"kind": "clickatell", "base_url": "ftp://files.example/"}, "base_url"),
     ({"kind": "clickatell", "base_url": "https://sms.example/"}, "api_key"),
@@ -294,3 +314,29 @@ def test_an_address_the_server_may_not_connect_to_shows_as_down(client, operator
     client.force_login(operator)
     cell = _state_cell(client, gateway)
     assert "Down: the server may not connect to 169.254.169.254:2775" in cell
+
+
+def test_the_gateway_list_costs_the_same_queries_whatever_the_number_of_gateways(
+        client, operator, entity, django_assert_num_queries):
+    # Pinned: a route's lender or a gateway's state read per row would grow with the list.
+    client.force_login(operator)
+    now = timezone.now()
+
+    def add(n):
+        for i in range(n):
+            g = Gateway.objects.create(name=f"smsc-{Gateway.objects.count()}", host="10.0.0.5", port=2775,
+                                       system_id="imali", password="pw")
+            Route.objects.create(gateway=g, entity=entity, country="ZA", rank=i)
+            Route.objects.create(gateway=g, country="", rank=i + 1)
+            GatewayHealth.objects.create(gateway=g, role="send", connected=True, changed_at=now, seen_at=now)
+            GatewayHealth.objects.create(gateway=g, role="receive", connected=False, problem="refused",
+                                         changed_at=now, seen_at=now)
+
+    add(1)
+    client.get(reverse("web:gateway_states"))  # the session and the user, cached as on any later poll
+    with django_assert_num_queries(6) as one:
+        client.get(reverse("web:gateway_states"))
+    add(5)
+    with django_assert_num_queries(len(one.captured_queries)):
+        page = client.get(reverse("web:gateway_states")).content.decode()
+    assert page.count("Down: refused") == 6

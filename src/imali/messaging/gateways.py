@@ -71,6 +71,12 @@ def _validate(gateway: Gateway, *, exclude: tuple[str, ...] = ()) -> None:
     else:
         need("system_id", "Enter the system id the SMSC gave you.")
         need("password", "Enter the SMPP password the SMSC gave you.")
+        for field, what in (("system_id", "system id"), ("password", "password")):
+            value = getattr(gateway, field) or ""
+            # SMPP writes both as C-Octet strings of ASCII: anything else no SMSC reads as typed.
+            if field not in errors and not (value.isascii() and value.isprintable()):
+                errors[field] = [ValidationError(f"Write the {what} in letters, digits and signs a keyboard types "
+                                                 "without accents (ASCII): SMPP carries nothing else.", code="invalid")]
     if not 1 <= (gateway.window or 0) <= MAX_WINDOW and "window" not in errors:
         errors["window"] = [ValidationError(f"Enter a window between 1 and {MAX_WINDOW}.", code="invalid")]
     if not (gateway.rate_per_second or 0) >= 1 and "rate_per_second" not in errors:

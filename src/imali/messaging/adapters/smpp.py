@@ -93,6 +93,7 @@ _RECEIPT_RE = re.compile(r"\bid:(?P<id>[^\s\0]+).*?\bstat:(?P<stat>\w+)(?:.*?\be
 # Kept out of the receipt store, which holds one receipt per message: a first receipt "ENROUTE"
 # would finish the message as failed and shut out the final "DELIVRD" after it.
 INTERMEDIATE_STATES = frozenset({"ENROUTE", "ACCEPTD"})
+MAX_MESSAGE_ID = 80  # OutboxMessage.provider_message_id and DeliveryReport.provider_message_id
 # deliver_sm message types that are about a message we sent, not a message from a phone.
 _NOT_FROM_A_PHONE = {0x08: "SME delivery acknowledgement", 0x10: "SME manual/user acknowledgement",
                      0x20: "intermediate delivery notification"}
@@ -123,10 +124,10 @@ def message_id_key(value: str, *, id_format: str, receipt: bool) -> str:
     if receipt and id_format in (ReceiptIdFormat.HEX_DEC, ReceiptIdFormat.DEC_HEX):
         try:
             number = int(text, 10 if id_format == ReceiptIdFormat.HEX_DEC else 16)
-        except ValueError:
-            pass  # not a number after all: matched as it is
-        else:
+            # Inside the try: str() of a number past sys.get_int_max_str_digits() raises too.
             text = f"{number:x}" if id_format == ReceiptIdFormat.HEX_DEC else str(number)
+        except ValueError:
+            pass  # not a number after all (or none any message has): matched as it is
     return text.lower().lstrip("0") or text[:1]
 
 
@@ -342,6 +343,10 @@ class SmppTransport:
             return f"the SMSC at {where} refused the connection (nothing listening there, or a firewall)"
         if "bind timed out" not in text:
             return f"could not connect to the SMSC at {where} ({text[:120]})"
+        if not (self.system_id + self.password).isascii():
+            # SMPP's C-Octet strings are ASCII: the probe could not even write them (and raising
+            # here would end the task that keeps the gateway bound).
+            return "the system id or password has characters an SMSC cannot read (SMPP takes ASCII only)"
         # smpp34 reports a refused bind as "bind timed out", losing the SMSC's command_status:
         # ask once more, by hand, to read it. At most once a minute, as some SMSCs lock an account
         # after a number of failed binds.
@@ -385,7 +390,14 @@ class SmppTransport:
             if isinstance(event, smpp34.Disconnected):
                 log.info("SMPP %s: disconnected", self.name)
                 return
-            parsed = self._parse_deliver(event, session=session, arrival=next(arrivals))
+            try:
+                parsed = self._parse_deliver(event, session=session, arrival=next(arrivals))
+            except Exception:
+                # One PDU we cannot read (the library acknowledged it already) must not end this
+                # reader: the session would stay bound and sending while every later receipt and
+                # reply of the gateway went unread.
+                log.exception("SMPP %s: a deliver_sm that could not be read was dropped", self.name)
+                continue
             if parsed is not None:
                 self.events.put(parsed)
 
@@ -442,7 +454,13 @@ class SmppTransport:
             return None
         if state in INTERMEDIATE_STATES:
             return None
-        return Receipt(self.name, message_id_key(message_id, id_format=self.receipt_id_format, receipt=True), state, error)
+        key = message_id_key(message_id, id_format=self.receipt_id_format, receipt=True)
+        if len(key) > MAX_MESSAGE_ID:
+            # No message has such an id (OutboxMessage.provider_message_id), and storing it would
+            # overflow the receipt table's column: PostgreSQL then refuses the whole batch of receipts.
+            log.warning("SMPP %s: receipt for an id of %d characters ignored", self.name, len(key))
+            return None
+        return Receipt(self.name, key, state, error)
 
     @property
     def bind_types(self) -> list[str]:
