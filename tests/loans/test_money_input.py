@@ -145,7 +145,7 @@ def test_api_refuses_a_receipt_of_ten_billion(entity, lender, amount):
 # --- the web forms --------------------------------------------------------------------------------
 def _forms(entity, lender, loan):
     return {
-        "receipt": (lambda d: ReceiptForm(d), {"value_date": "2026-01-20", "payback_type": "eft"}, "amount"),
+        "receipt": (lambda d: ReceiptForm(d, country=entity.country), {"value_date": "2026-01-20", "payback_type": "eft"}, "amount"),
         "debit": (lambda d: NonLoanDebitForm(d), {"description": "Fee", "debit_date": "2026-01-20"}, "amount"),
         "refund": (lambda d: ChangeRefundForm(d), {"paid_on": "2026-01-20", "method": "cash", "reason": "x"}, "amount"),
         "application": (lambda d: ApplicationForm(d, entity=entity),

@@ -57,7 +57,7 @@ def test_enrol_and_sign_a_loan_with_the_code_from_the_phone(page, live_server, s
     page.goto(f"{live_server.url}/signing/loans/{loan.pk}/")
     page.click("#send-code")
     dispatcher.run(until_idle=True, max_seconds=20, idle_sleep=0.02)
-    code = read_phone(phone, phone_url, borrower.cellphone, r"of R[\d,.]+ is (\d{6,10})\.")
+    code = read_phone(phone, phone_url, borrower.cellphone, r"of ZAR [\d,.]+ is (\d{6,10})\.")
     assert f"your OTP to sign loan {borrower.number}-{loan.pk} of ZAR 3,000.00 is " in phone.content()
     page.fill("input[name=code]", code)
     page.click("#verify-code")
