@@ -16,6 +16,7 @@ from imali.clients.models import Client, ClientAccount, Employer, Paypoint
 from imali.clients.validation import clean_client_fields
 from imali.core.countries import COUNTRY_FACTS, Country, payment_streams_offered
 from imali.core.forms import (
+    StrictIntegerFormField,
     StrictModelChoiceField,
     StrictModelMultipleChoiceField,
     strict_formfield,
@@ -614,7 +615,7 @@ class RouteForm(forms.Form):
     entity = StrictModelChoiceField(queryset=Entity.objects.none(), required=False, empty_label="Every lender",
                                     label="Lender")
     country = forms.ChoiceField(required=False, choices=[("", "Every country"), *Country.choices], label="Country")
-    rank = forms.IntegerField(min_value=0, max_value=1000, initial=0, label="Rank (lower is tried first)")
+    rank = StrictIntegerFormField(min_value=0, max_value=1000, initial=0, label="Rank (lower is tried first)")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
