@@ -14,3 +14,23 @@ def funded(entity, operator):
 @pytest.fixture
 def sms_client(entity):
     return factories.make_client(entity=entity, name="Thabo")
+
+
+@pytest.fixture
+def gateway_transports():
+    """Transports built from Gateway rows as the dispatcher builds them, closed after the test;
+    `bound`: first wait (up to 5 s) for the SMSC to accept the bind."""
+    from imali.messaging.dispatch import transports_from_gateways
+
+    opened = []
+
+    def open_(gateway, *, bound=True):
+        transports = transports_from_gateways([gateway])
+        opened.extend(transports.values())
+        if bound:
+            assert transports[gateway.name].wait_bound(5)
+        return transports
+
+    yield open_
+    for transport in opened:
+        transport.close()

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
+from imali.messaging.dispatch import Dispatcher, DispatchPolicy
 from imali.messaging.inbound import MISSING_PART, inbound_part_receive, inbound_parts_expire
 from imali.messaging.models import Gateway, InboundMessage, InboundPart, OutboxMessage
 from imali.messaging.segments import split
@@ -28,21 +28,6 @@ def smsc():
     peer = run_in_thread(SmscConfig())
     yield peer
     peer.stop()
-
-
-@pytest.fixture
-def gateway_transports():
-    opened = []
-
-    def open_(gateway):
-        transports = transports_from_gateways([gateway])
-        opened.extend(transports.values())
-        assert transports[gateway.name].wait_bound(5)
-        return transports
-
-    yield open_
-    for t in opened:
-        t.close()
 
 
 def _gateway(peer, **fields):

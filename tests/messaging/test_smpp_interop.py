@@ -9,7 +9,7 @@ import time
 import pytest
 from django.db.models import Count
 
-from imali.messaging.dispatch import Dispatcher, DispatchPolicy, transports_from_gateways
+from imali.messaging.dispatch import Dispatcher, DispatchPolicy
 from imali.messaging.models import (
     DeliveryReport,
     Gateway,
@@ -33,22 +33,6 @@ def smsc():
     peer = run_in_thread(SmscConfig(first_message_id=FIRST_ID))
     yield peer
     peer.stop()
-
-
-@pytest.fixture
-def transports():
-    opened = []
-
-    def open_(gateway, *, bound=True):
-        t = transports_from_gateways([gateway])
-        opened.extend(t.values())
-        if bound:
-            assert t[gateway.name].wait_bound(5)
-        return t
-
-    yield open_
-    for t in opened:
-        t.close()
 
 
 def gateway_for(peer, **fields):
@@ -79,22 +63,22 @@ def run(dispatcher, seconds=15):
     ("dec", "HEX", "tlv", "dec_hex"),
     ("hex", "hex", "both", "exact"),
 ])
-def test_receipt_naming_the_message_in_another_form_still_finds_it(funded, smsc, transports, resp_id, receipt_id,
+def test_receipt_naming_the_message_in_another_form_still_finds_it(funded, smsc, gateway_transports, resp_id, receipt_id,
                                                                    style, id_format):
     smsc.configure(resp_id_format=resp_id, receipt_id_format=receipt_id, receipt_style=style)
     gateway = gateway_for(smsc, receipt_id_format=id_format)
     enqueue(funded, 3)
-    run(Dispatcher(transports(gateway), FAST))
+    run(Dispatcher(gateway_transports(gateway), FAST))
     assert statuses(funded) == {"delivered": 3}
 
 
-def test_automatic_ids_do_not_guess_a_change_of_base(funded, smsc, transports):
+def test_automatic_ids_do_not_guess_a_change_of_base(funded, smsc, gateway_transports):
     """Hex "10" and decimal "10" are different messages: without the gateway saying so, a receipt
     in another base stays unmatched (the message Sent) rather than finish the wrong message."""
     smsc.configure(resp_id_format="hex", receipt_id_format="dec", receipt_style="text")
     gateway = gateway_for(smsc)
     enqueue(funded, 2)
-    run(Dispatcher(transports(gateway), FAST), seconds=3)
+    run(Dispatcher(gateway_transports(gateway), FAST), seconds=3)
     assert statuses(funded) == {"submitted": 2}
     assert set(DeliveryReport.objects.values_list("provider_message_id", "applied")) == {
         (str(FIRST_ID), False), (str(FIRST_ID + 1), False)}
@@ -102,22 +86,22 @@ def test_automatic_ids_do_not_guess_a_change_of_base(funded, smsc, transports):
 
 # -- receipts -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("style", ["both", "text", "tlv"])
-def test_intermediate_receipts_leave_the_message_for_its_final_receipt(funded, smsc, transports, style):
+def test_intermediate_receipts_leave_the_message_for_its_final_receipt(funded, smsc, gateway_transports, style):
     smsc.configure(intermediate_receipts=("ACCEPTD", "ENROUTE"), receipt_delay=0.5, receipt_style=style)
     gateway = gateway_for(smsc)
     enqueue(funded, 3)
-    run(Dispatcher(transports(gateway), FAST))
+    run(Dispatcher(gateway_transports(gateway), FAST))
     assert statuses(funded) == {"delivered": 3}
     assert smsc.peer.stats["receipts"] == 9
 
 
-def test_intermediate_notifications_are_not_taken_for_replies(funded, smsc, transports):
+def test_intermediate_notifications_are_not_taken_for_replies(funded, smsc, gateway_transports):
     """esm_class 0x20 (intermediate delivery notification), as some SMSCs send them: neither a
     receipt nor a message from the phone."""
     smsc.configure(intermediate_receipts=("ENROUTE",), intermediate_esm_class=0x20, receipt_delay=0.5)
     gateway = gateway_for(smsc)
     enqueue(funded, 2)
-    dispatcher = Dispatcher(transports(gateway), FAST)
+    dispatcher = Dispatcher(gateway_transports(gateway), FAST)
     run(dispatcher)
     time.sleep(0.2)
     dispatcher.apply_events()
@@ -127,11 +111,11 @@ def test_intermediate_notifications_are_not_taken_for_replies(funded, smsc, tran
 
 @pytest.mark.parametrize(("state", "style"), [("EXPIRED", "tlv"), ("REJECTD", "text"), ("DELETED", "both"),
                                               ("UNKNOWN", "tlv")])
-def test_final_receipt_states_fail_the_message_naming_the_state(funded, smsc, transports, state, style):
+def test_final_receipt_states_fail_the_message_naming_the_state(funded, smsc, gateway_transports, state, style):
     smsc.configure(final_state=state, receipt_style=style)
     gateway = gateway_for(smsc)
     enqueue(funded, 2)
-    run(Dispatcher(transports(gateway), FAST))
+    run(Dispatcher(gateway_transports(gateway), FAST))
     assert statuses(funded) == {"failed": 2}
     assert state in OutboxMessage.objects.first().error
 
@@ -142,11 +126,11 @@ def test_final_receipt_states_fail_the_message_naming_the_state(funded, smsc, tr
     (0x65, "refused the message for good"),
     (0x66, "rejected the message"),
 ])
-def test_permanent_refusals_fail_at_once_in_peoples_words(funded, smsc, transports, status, words):
+def test_permanent_refusals_fail_at_once_in_peoples_words(funded, smsc, gateway_transports, status, words):
     smsc.configure(submit_status=status)
     gateway = gateway_for(smsc)
     enqueue(funded, 2)
-    dispatcher = Dispatcher(transports(gateway), FAST)
+    dispatcher = Dispatcher(gateway_transports(gateway), FAST)
     dispatcher.step()
     assert statuses(funded) == {"failed": 2}
     error = OutboxMessage.objects.first().error
@@ -159,11 +143,11 @@ def test_permanent_refusals_fail_at_once_in_peoples_words(funded, smsc, transpor
     (0x14, "queue is full; trying again"),
     (0x58, "send more slowly; trying again"),
 ])
-def test_transient_refusals_are_retried_in_peoples_words(funded, smsc, transports, status, words):
+def test_transient_refusals_are_retried_in_peoples_words(funded, smsc, gateway_transports, status, words):
     smsc.configure(submit_status=status)
     gateway = gateway_for(smsc)
     enqueue(funded, 1)
-    dispatcher = Dispatcher(transports(gateway), FAST)
+    dispatcher = Dispatcher(gateway_transports(gateway), FAST)
     dispatcher.step()
     message = OutboxMessage.objects.get()
     assert message.status == "queued" and words in message.error
@@ -172,10 +156,10 @@ def test_transient_refusals_are_retried_in_peoples_words(funded, smsc, transport
     assert statuses(funded) == {"delivered": 1}
 
 
-def test_generic_nack_to_a_submit_is_judged_by_its_status_not_as_a_lost_line(funded, smsc, transports):
+def test_generic_nack_to_a_submit_is_judged_by_its_status_not_as_a_lost_line(funded, smsc, gateway_transports):
     smsc.configure(submit_nack=0x02)  # ESME_RINVCMDLEN: the same request would be refused again
     gateway = gateway_for(smsc)
-    opened = transports(gateway)
+    opened = gateway_transports(gateway)
     enqueue(funded, 1)
     Dispatcher(opened, FAST).step()
     message = OutboxMessage.objects.get()
@@ -192,9 +176,9 @@ def test_generic_nack_to_a_submit_is_judged_by_its_status_not_as_a_lost_line(fun
 
 
 # -- the SMSC's own PDUs ------------------------------------------------------------------------
-def test_smsc_enquire_link_generic_nack_and_unbind_keep_the_gateway_sending(funded, smsc, transports):
+def test_smsc_enquire_link_generic_nack_and_unbind_keep_the_gateway_sending(funded, smsc, gateway_transports):
     gateway = gateway_for(smsc, bind_mode="trx")
-    opened = transports(gateway)
+    opened = gateway_transports(gateway)
     transport = opened["local"]
     smsc.send_to_sessions(P.ENQUIRE_LINK)
     smsc.send_to_sessions(P.GENERIC_NACK, P.ESME_RINVCMDID)
@@ -223,9 +207,9 @@ def _collect(dispatcher, *, count, seconds=10):
     return list(InboundMessage.objects.order_by("id").values_list("text", flat=True))
 
 
-def test_mobile_originated_in_every_data_coding(funded, smsc, transports):
+def test_mobile_originated_in_every_data_coding(funded, smsc, gateway_transports):
     gateway = gateway_for(smsc)
-    dispatcher = Dispatcher(transports(gateway), FAST)
+    dispatcher = Dispatcher(gateway_transports(gateway), FAST)
     smile = "Ke a leboga 😀 thank you".encode("utf-16-be")
     split_at = smile.index("😀".encode("utf-16-be")) + 2  # between the emoji's two surrogates
     sent = [
@@ -250,10 +234,10 @@ def test_mobile_originated_in_every_data_coding(funded, smsc, transports):
     (P.ESME_RBINDFAIL, "the SMSC refused the bind (ESME_RBINDFAIL)"),
     (P.ESME_RALYBND, "this account is bound already (ESME_RALYBND)"),
 ])
-def test_refused_bind_is_retried_and_its_reason_shown_on_the_messages(funded, smsc, transports, status, words):
+def test_refused_bind_is_retried_and_its_reason_shown_on_the_messages(funded, smsc, gateway_transports, status, words):
     smsc.configure(bind_status=status)
     gateway = gateway_for(smsc, bind_mode="trx")
-    opened = transports(gateway, bound=False)
+    opened = gateway_transports(gateway, bound=False)
     transport = opened["local"]
     deadline = time.monotonic() + 15
     while (not transport.problem or smsc.peer.stats["bind_refused"] < 3) and time.monotonic() < deadline:
@@ -270,10 +254,10 @@ def test_refused_bind_is_retried_and_its_reason_shown_on_the_messages(funded, sm
     assert statuses(funded) == {"delivered": 1}
 
 
-def test_nothing_listening_is_named(funded, transports):
+def test_nothing_listening_is_named(funded, gateway_transports):
     gateway = Gateway.objects.create(name="local", host="127.0.0.1", port=1, system_id="imali", password="secret",
                                      bind_mode="trx")
-    transport = transports(gateway, bound=False)["local"]
+    transport = gateway_transports(gateway, bound=False)["local"]
     deadline = time.monotonic() + 10
     while not transport.problem and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -287,12 +271,12 @@ def test_nothing_listening_is_named(funded, transports):
     ("27821234567", 0, "ZA", "+27821234567"),  # TON "unknown", international digits
     ("0821234567", 2, "", "0821234567"),  # no country to read it in: kept as written, not "+0821234567"
 ])
-def test_a_reply_from_a_nationally_written_number_reaches_its_client(funded, smsc, transports, written, ton, country,
+def test_a_reply_from_a_nationally_written_number_reaches_its_client(funded, smsc, gateway_transports, written, ton, country,
                                                                       stored):
     client = factories.make_client(entity=funded, cellphone="+27821234567")
     gateway = gateway_for(smsc)
     Route.objects.create(gateway=gateway, country=country)
-    dispatcher = Dispatcher(transports(gateway), FAST)
+    dispatcher = Dispatcher(gateway_transports(gateway), FAST)
     smsc.inject_mo_raw(number=written, source_ton=ton, parts=[b"STOP"], data_coding=0x00)
     _collect(dispatcher, count=1)
     message = InboundMessage.objects.get()
@@ -316,11 +300,11 @@ def _raw_deliver(peer, sm: P.ShortMessage) -> None:
     P.ShortMessage(source_addr="27821234567", destination_addr="Imali", esm_class=0x04,
                    tlvs={P.TLV_RECEIPTED_MESSAGE_ID: b"f" * 4000 + b"\0", P.TLV_MESSAGE_STATE: bytes([2])}),
 ])
-def test_a_deliver_sm_that_cannot_be_read_is_dropped_and_the_session_reads_on(funded, smsc, transports, unreadable):
+def test_a_deliver_sm_that_cannot_be_read_is_dropped_and_the_session_reads_on(funded, smsc, gateway_transports, unreadable):
     # Before: the exception ended the session's reader task, so every later receipt and reply of
     # that gateway was lost while the session stayed bound and kept sending.
     gateway = gateway_for(smsc, receipt_id_format="dec_hex")
-    dispatcher = Dispatcher(transports(gateway), FAST)
+    dispatcher = Dispatcher(gateway_transports(gateway), FAST)
     _raw_deliver(smsc, unreadable)
     smsc.inject_mo_raw(number="+27821234567", parts=[b"HELLO"], data_coding=0x00)
     assert _collect(dispatcher, count=1) == ["HELLO"]
@@ -335,12 +319,12 @@ def test_a_decimal_id_too_long_to_write_is_matched_as_written():
     assert message_id_key("1F", id_format="dec_hex", receipt=True) == "31"
 
 
-def test_a_password_an_smsc_cannot_read_is_named_and_the_bind_retried(funded, smsc, transports):
+def test_a_password_an_smsc_cannot_read_is_named_and_the_bind_retried(funded, smsc, gateway_transports):
     # Before: the bind-reason probe raised UnicodeEncodeError writing the password, which ended the
     # task that keeps the gateway bound: no reason shown, and never another bind.
     gateway = Gateway.objects.create(name="local", host="127.0.0.1", port=smsc.port, system_id="imali",
                                      password="pw€", bind_mode="trx")
-    transport = transports(gateway, bound=False)["local"]
+    transport = gateway_transports(gateway, bound=False)["local"]
     deadline = time.monotonic() + 15
     while (not transport.problem or smsc.peer.stats["bind_refused"] < 3) and time.monotonic() < deadline:
         time.sleep(0.05)
