@@ -547,10 +547,11 @@ class EntityEditForm(EntityFieldsMixin):
 # --- The operator's SMS gateways --------------------------------------------------------------------
 
 
-class GatewayForm(FieldsetsMixin, forms.ModelForm):
+class GatewayForm(FieldsetsMixin, forms.Form):
     """An SMS gateway's settings. The SMPP password and the API key are write-only: the page never
     carries them back, and an empty field leaves the stored one unchanged. The name is set once
-    (messages and receipts carry it); the service holds every rule and names the field it refuses."""
+    (messages and receipts carry it). A plain form built from the model's fields (as ClientForm is):
+    it only parses, and the service holds every rule and names the field it refuses."""
 
     FIELDSETS = [
         ("Gateway", ["name", "kind", "is_active"]),
@@ -559,46 +560,43 @@ class GatewayForm(FieldsetsMixin, forms.ModelForm):
         ("Addresses", ["source_addr", "source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi"]),
         ("Throughput", ["window", "rate_per_second"]),
     ]
+    LABELS = {"name": "Name (letters, digits, - and _; set once)", "kind": "Kind", "host": "SMSC host",
+              "port": "SMSC port", "system_id": "SMPP system id", "account": "Account (Africa's Talking username)",
+              "source_addr": "Sender address", "source_addr_ton": "Sender type of number (empty: from the sender)",
+              "source_addr_npi": "Sender numbering plan (empty: from the sender)",
+              "dest_addr_ton": "Recipient type of number", "dest_addr_npi": "Recipient numbering plan",
+              "bind_mode": "Bind mode", "receipt_id_format": "Receipt ids", "window": "Window (messages in flight)",
+              "rate_per_second": "Rate (messages a second)", "is_active": "Active (the dispatchers use it)"}
+    SECRETS = {"password": "password", "api_key": "API key"}
 
-    password = forms.CharField(required=False, strip=False, max_length=9, label="SMPP password",
-                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
-    base_url = forms.URLField(required=False, max_length=200, assume_scheme="https", label="Base URL")
-    api_key = forms.CharField(required=False, strip=False, max_length=200, label="API key",
-                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
-
-    class Meta:
+    def __init__(self, *args, instance=None, **kwargs):
         from imali.messaging.gateways import GATEWAY_FIELDS
         from imali.messaging.models import Gateway
 
-        model = Gateway
-        fields = list(GATEWAY_FIELDS)
-        formfield_callback = strict_formfield
-        labels = {"name": "Name (letters, digits, - and _; set once)", "kind": "Kind", "host": "SMSC host",
-                  "port": "SMSC port", "system_id": "SMPP system id", "base_url": "Base URL",
-                  "account": "Account (Africa's Talking username)", "source_addr": "Sender address",
-                  "source_addr_ton": "Sender type of number (empty: from the sender)",
-                  "source_addr_npi": "Sender numbering plan (empty: from the sender)",
-                  "dest_addr_ton": "Recipient type of number", "dest_addr_npi": "Recipient numbering plan",
-                  "bind_mode": "Bind mode", "receipt_id_format": "Receipt ids", "window": "Window (messages in flight)",
-                  "rate_per_second": "Rate (messages a second)", "is_active": "Active (the dispatchers use it)"}
-
-    def __init__(self, *args, **kwargs):
+        model_fields = [f for f in GATEWAY_FIELDS if f not in ("password", "base_url", "api_key")]
+        if instance is not None:
+            kwargs.setdefault("initial", model_to_dict(instance, fields=[f for f in GATEWAY_FIELDS if f not in self.SECRETS]))
         super().__init__(*args, **kwargs)
-        editing = self.instance.pk is not None
-        if editing:
+        self.fields.update(fields_for_model(Gateway, fields=model_fields, labels=self.LABELS,
+                                             formfield_callback=strict_formfield))
+        self.fields["password"] = forms.CharField(
+            required=False, strip=False, max_length=9, label="SMPP password",
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        self.fields["base_url"] = forms.URLField(required=False, max_length=200, assume_scheme="https", label="Base URL")
+        self.fields["api_key"] = forms.CharField(
+            required=False, strip=False, max_length=200, label="API key",
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        self.order_fields(GATEWAY_FIELDS)
+        if instance is not None:
             del self.fields["name"]
-            for field, what in (("password", "password"), ("api_key", "API key")):
-                if getattr(self.instance, field):
+            for field, what in self.SECRETS.items():
+                if getattr(instance, field):
                     self.fields[field].help_text = f"A {what} is stored; leave this empty to keep it."
-        # The service validates everything (with the rules that depend on the kind); the form only
-        # parses, so an HTTP gateway need not fill the SMPP fields and the reverse.
+        # The service validates everything (with the rules that depend on the kind), so an HTTP
+        # gateway need not fill the SMPP fields and the reverse.
         for field in self.fields.values():
             if not isinstance(field, forms.BooleanField):
                 field.required = False
-
-    def _post_clean(self):
-        # No model validation here: the service validates, and names each field it refuses.
-        pass
 
     def service_data(self) -> dict:
         data = dict(self.cleaned_data)
